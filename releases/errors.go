@@ -1,0 +1,90 @@
+package releases
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Doors map them to their own vocabulary: the CLI to exit
+// statuses, the HTTP API to status codes, Slack to ephemeral replies.
+const (
+	ECONFLICT     = "conflict"     // the action conflicts with the current state
+	EINTERNAL     = "internal"     // something broke that the user cannot fix
+	EINVALID      = "invalid"      // the request itself is malformed
+	ENOTFOUND     = "not_found"    // the thing named does not exist
+	EUNAUTHORIZED = "unauthorized" // the actor may not do this
+)
+
+// Error is a domain error: a code for programs and a message for people.
+// Err, when set, is the underlying cause and is reachable with errors.Is/As.
+type Error struct {
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" && e.Err != nil {
+		return e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message. A %w
+// verb in format keeps the wrapped error reachable.
+func Errorf(code, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Code: code, Message: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, or
+// EINTERNAL for any other non-nil error.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	var l *LockedError
+	if errors.As(err, &l) {
+		return ECONFLICT
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the message meant for people: the domain message when
+// there is one, else a generic text (internal details go to logs, not users).
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var l *LockedError
+	if errors.As(err, &l) {
+		return l.Error()
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Error()
+	}
+	return "internal error: " + err.Error()
+}
+
+// LockedError says a site is locked. It is a normal outcome, not a failure:
+// the doors show who holds the lock and why.
+type LockedError struct {
+	Lock Lock
+}
+
+func (e *LockedError) Error() string {
+	l := e.Lock
+	if l.DeployID != "" {
+		return fmt.Sprintf("site %s is busy: deploy %s by %s (%s) is running since %s",
+			l.Site, l.DeployID, l.Holder, l.Reason, l.Since.UTC().Format("2006-01-02 15:04:05Z"))
+	}
+	return fmt.Sprintf("site %s is locked by %s since %s: %s",
+		l.Site, l.Holder, l.Since.UTC().Format("2006-01-02 15:04:05Z"), l.Reason)
+}

@@ -1,0 +1,102 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Store keeps history (releases, deploys), the live pointer and locks. The
+// bucket and the distribution are the truth for what exists and what is
+// live; the store records who did what, and caches the rest.
+type Store interface {
+	// PutRelease records r; created is false when that version was already
+	// recorded (the record is then left as it was).
+	PutRelease(ctx context.Context, r Release) (created bool, err error)
+	// Release returns one release, ENOTFOUND when it is not recorded.
+	Release(ctx context.Context, site, version string) (Release, error)
+	// Releases returns the site's releases, newest first.
+	Releases(ctx context.Context, site string) ([]Release, error)
+
+	// Live returns the live pointer; ok is false when none is recorded.
+	Live(ctx context.Context, site string) (live Live, ok bool, err error)
+	// SetLive moves the live pointer outside a deploy (reconcile).
+	SetLive(ctx context.Context, site string, live Live) error
+
+	// StartDeploy takes the site's lock for d and records d in one
+	// transaction. A held lock gives a *LockedError naming its holder.
+	StartDeploy(ctx context.Context, d Deploy, lock Lock) error
+	// SaveDeploy records d's progress; d must have been started.
+	SaveDeploy(ctx context.Context, d Deploy) error
+	// FinishDeploy records d in its final phase, moves the live pointer to
+	// live when live is non-nil, and frees the lock d holds, in one
+	// transaction.
+	FinishDeploy(ctx context.Context, d Deploy, live *Live) error
+	// Deploy returns one deploy, ENOTFOUND when unknown.
+	Deploy(ctx context.Context, site, id string) (Deploy, error)
+	// Deploys returns up to limit deploys of the site, newest first
+	// (limit <= 0: all).
+	Deploys(ctx context.Context, site string, limit int) ([]Deploy, error)
+
+	// Lock returns the site's lock, nil when the site is free.
+	Lock(ctx context.Context, site string) (*Lock, error)
+}
+
+// ErrNoManifest is wrapped by Bucket errors when a version has no manifest:
+// it was never published, its upload is unfinished, or it was pruned.
+var ErrNoManifest = errors.New("no manifest")
+
+// Bucket is the objects of a site's releases.
+type Bucket interface {
+	// ReadManifest returns the manifest of version; an ENOTFOUND error
+	// wrapping ErrNoManifest when there is none.
+	ReadManifest(ctx context.Context, site Site, version string) (*Manifest, error)
+	// ListVersions returns the versions that have a manifest, in no
+	// particular order.
+	ListVersions(ctx context.Context, site Site) ([]string, error)
+	// WriteManifest creates the manifest, refusing (ECONFLICT) when one
+	// exists: a published release is never overwritten.
+	WriteManifest(ctx context.Context, site Site, m *Manifest) error
+	// PutFile uploads one file of a release.
+	PutFile(ctx context.Context, site Site, version string, f File) error
+}
+
+// File is one file to upload into a release folder.
+type File struct {
+	Path         string // relative to the release folder, forward slashes
+	Body         io.ReadSeeker
+	Size         int64
+	ContentType  string
+	CacheControl string
+	SHA256       string // hex, for integrity checks where the server supports them
+}
+
+// CDN is a flip strategy: how a site's live release is read and changed.
+// Callers see only steps, so a strategy with other steps (a key-value store
+// write instead of a distribution update) needs no change in them.
+type CDN interface {
+	// Strategy names the strategy ("origin-path").
+	Strategy() string
+	// Current reads what the site serves now, from the CDN itself.
+	Current(ctx context.Context, site Site) (Current, error)
+	// Plan returns the ordered steps that move site from cur to version to.
+	// deployID identifies the deploy to the CDN (idempotency keys).
+	Plan(site Site, cur Current, to, deployID string) []Step
+}
+
+// Current is what the CDN serves: Version when the path names a release of
+// the site, Path always (it may be a hand-made value).
+type Current struct {
+	Version string
+	Path    string
+}
+
+// Step is one phase of a flip.
+type Step struct {
+	Phase Phase
+	Title string // for people: "Updating the distribution's origin path"
+	// Flips is true for the step after which the CDN points at the new
+	// release (visitors start to get it as it propagates).
+	Flips bool
+	Run   func(ctx context.Context) error
+}

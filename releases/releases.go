@@ -1,0 +1,179 @@
+// Package releases is deploybot's domain: sites, releases, deploys and locks,
+// the interfaces the outside world is reached through (Store, Bucket, CDN),
+// and the services that promote, roll back and record releases. It imports no
+// Slack, AWS or bbolt package; adapters at the edges implement its interfaces.
+package releases
+
+import (
+	"path"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Site is one static site: a bucket and prefix holding its releases and the
+// distribution that serves one of them.
+type Site struct {
+	Name           string
+	Bucket         string
+	Prefix         string // "www/": releases live at <Prefix><version>/
+	DistributionID string
+	OriginID       string // empty: the distribution's only S3 origin
+	Strategy       string // flip strategy, "" = DefaultStrategy
+	Channel        string
+	Deployers      []string
+}
+
+// ReleasePath is the folder of a release inside the bucket, "www/v42/".
+func (s Site) ReleasePath(version string) string { return s.Prefix + version + "/" }
+
+// ManifestKey is where the manifest of version lives. Manifests sit outside
+// every release folder so that no release can contain another's manifest.
+func (s Site) ManifestKey(version string) string {
+	return s.ManifestPrefix() + version + ".json"
+}
+
+// ManifestPrefix is the key prefix that all manifests of the site share.
+func (s Site) ManifestPrefix() string { return s.Prefix + ".deploybot/releases/" }
+
+// OriginPath is the CloudFront origin path that serves version: a leading
+// slash and no trailing one, as CloudFront requires.
+func (s Site) OriginPath(version string) string {
+	return "/" + strings.TrimSuffix(s.Prefix+version, "/")
+}
+
+// VersionFromOriginPath is the inverse of OriginPath. ok is false when the
+// path does not point at a release folder of this site (a hand-made change,
+// an empty origin path, another site's folder).
+func (s Site) VersionFromOriginPath(p string) (version string, ok bool) {
+	p = strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/")
+	prefix := s.Prefix
+	if !strings.HasPrefix(p, prefix) {
+		return "", false
+	}
+	v := p[len(prefix):]
+	if ValidateVersion(v) != nil || path.Base(v) != v {
+		return "", false
+	}
+	return v, true
+}
+
+var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidateVersion refuses version names that cannot safely be a folder name,
+// a key and an origin path. The same rule holds at every door.
+func ValidateVersion(v string) error {
+	if !versionRE.MatchString(v) {
+		return Errorf(EINVALID, "invalid version %q: a version is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", v)
+	}
+	return nil
+}
+
+// Release is one immutable build of a site. It exists once its manifest
+// exists in the bucket.
+type Release struct {
+	Site        string    `json:"site"`
+	Version     string    `json:"version"`
+	Commit      string    `json:"commit,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	PublishedAt time.Time `json:"published_at"`
+	Files       int       `json:"files"`
+	Bytes       int64     `json:"bytes"`
+	RecordedAt  time.Time `json:"recorded_at"`
+}
+
+// Manifest is the release's record in the bucket, written last: the list of
+// every file of the release. Its presence is what makes a release exist.
+type Manifest struct {
+	Version     string         `json:"version"`
+	Commit      string         `json:"commit,omitempty"`
+	Message     string         `json:"message,omitempty"`
+	PublishedAt time.Time      `json:"published_at"`
+	Files       []ManifestFile `json:"files"`
+}
+
+// ManifestFile is one file of a release, its path relative to the release
+// folder with forward slashes.
+type ManifestFile struct {
+	Path         string `json:"path"`
+	Size         int64  `json:"size"`
+	SHA256       string `json:"sha256"`
+	ContentType  string `json:"content_type,omitempty"`
+	CacheControl string `json:"cache_control,omitempty"`
+}
+
+// Release summarises the manifest for the store.
+func (m *Manifest) Release(site string) Release {
+	r := Release{Site: site, Version: m.Version, Commit: m.Commit, Message: m.Message,
+		PublishedAt: m.PublishedAt, Files: len(m.Files)}
+	for _, f := range m.Files {
+		r.Bytes += f.Size
+	}
+	return r
+}
+
+// Kind says what a deploy does.
+type Kind string
+
+const (
+	KindPromote  Kind = "promote"
+	KindRollback Kind = "rollback"
+)
+
+// Phase is where a deploy is. The CDN strategy names the steps in between;
+// pending, done and failed are common to all.
+type Phase string
+
+const (
+	PhasePending Phase = "pending"
+	PhaseDone    Phase = "done"
+	PhaseFailed  Phase = "failed"
+)
+
+// Final reports whether a deploy in phase p will not change again.
+func (p Phase) Final() bool { return p == PhaseDone || p == PhaseFailed }
+
+// PhaseRecord is one step of a deploy with its timing; Ended is zero while it runs.
+type PhaseRecord struct {
+	Phase   Phase     `json:"phase"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Deploy is one promote or rollback. It is written to the store at every
+// phase change, before the step acts, so after a crash it says exactly what
+// to check in AWS.
+type Deploy struct {
+	ID         string        `json:"id"`
+	Site       string        `json:"site"`
+	Kind       Kind          `json:"kind"`
+	Actor      string        `json:"actor"`
+	Reason     string        `json:"reason,omitempty"`
+	From       string        `json:"from"` // version live before, "" if none or unknown
+	FromPath   string        `json:"from_path"`
+	To         string        `json:"to"`
+	Strategy   string        `json:"strategy"`
+	Phase      Phase         `json:"phase"`
+	Phases     []PhaseRecord `json:"phases"`
+	Error      string        `json:"error,omitempty"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt time.Time     `json:"finished_at,omitzero"`
+}
+
+// Lock keeps other deploys off a site. A running deploy holds one (DeployID
+// set); a person may hold one to freeze the site (DeployID empty).
+type Lock struct {
+	Site     string    `json:"site"`
+	Holder   string    `json:"holder"`
+	Reason   string    `json:"reason,omitempty"`
+	DeployID string    `json:"deploy_id,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// Live is the store's record of what a site serves.
+type Live struct {
+	Version  string    `json:"version"`
+	Since    time.Time `json:"since"`
+	DeployID string    `json:"deploy_id,omitempty"`
+}

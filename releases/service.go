@@ -1,0 +1,530 @@
+package releases
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+)
+
+// EventType says what happened in a deploy.
+type EventType string
+
+const (
+	EventDeployStarted  EventType = "deploy_started"
+	EventPhaseStarted   EventType = "phase_started"
+	EventPhaseFinished  EventType = "phase_finished"
+	EventPhaseFailed    EventType = "phase_failed"
+	EventDeployFinished EventType = "deploy_finished"
+	EventDeployFailed   EventType = "deploy_failed"
+)
+
+// Event is one progress report of a deploy. Deploy is a snapshot taken when
+// the event happened.
+type Event struct {
+	Type    EventType
+	Deploy  Deploy
+	Phase   Phase
+	Title   string
+	Elapsed time.Duration // of the phase for phase events, of the deploy for deploy events
+	Err     error
+}
+
+// Progress receives a deploy's events, in order, on the deploy's goroutine.
+// It must not block for long: the flip waits for it.
+type Progress func(Event)
+
+// Service runs deploybot's operations. Every door (CLI, Slack, API,
+// console) calls the same methods.
+type Service struct {
+	Store  Store
+	Bucket Bucket
+	// CDNs holds the flip strategies by name; a site's Strategy picks one.
+	CDNs   map[string]CDN
+	Sites  []Site
+	Logger *slog.Logger
+	// Now and NewID are injected so tests control time and ids.
+	Now   func() time.Time
+	NewID func() string
+	// Timeout bounds a whole flip (all phases). Zero: 30 minutes, which
+	// covers CloudFront's usual few minutes of propagation with room.
+	Timeout time.Duration
+}
+
+// DefaultStrategy is the flip strategy of a site that names none.
+const DefaultStrategy = "origin-path"
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// NewDeployID returns a time-sortable id, unique enough to be an
+// invalidation caller reference: 20261128T101800Z-3f9c1b2a.
+func NewDeployID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func (s *Service) newID() string {
+	if s.NewID != nil {
+		return s.NewID()
+	}
+	return NewDeployID(s.now())
+}
+
+// Site returns the configured site by name.
+func (s *Service) Site(name string) (Site, error) {
+	for _, site := range s.Sites {
+		if site.Name == name {
+			return site, nil
+		}
+	}
+	return Site{}, Errorf(ENOTFOUND, "unknown site %q", name)
+}
+
+func (s *Service) cdn(site Site) (CDN, error) {
+	name := site.Strategy
+	if name == "" {
+		name = DefaultStrategy
+	}
+	c, ok := s.CDNs[name]
+	if !ok {
+		return nil, Errorf(EINVALID, "site %s: flip strategy %q is not available", site.Name, name)
+	}
+	return c, nil
+}
+
+// Record records a published release from its manifest in the bucket. It is
+// idempotent: created is false when the release was already recorded.
+func (s *Service) Record(ctx context.Context, siteName, version string) (rel Release, created bool, err error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return Release{}, false, err
+	}
+	if err := ValidateVersion(version); err != nil {
+		return Release{}, false, err
+	}
+	m, err := s.Bucket.ReadManifest(ctx, site, version)
+	if err != nil {
+		return Release{}, false, err
+	}
+	if m.Version != version {
+		return Release{}, false, Errorf(EINVALID, "manifest %s names version %q", site.ManifestKey(version), m.Version)
+	}
+	rel = m.Release(site.Name)
+	rel.RecordedAt = s.now()
+	created, err = s.Store.PutRelease(ctx, rel)
+	if err != nil {
+		return Release{}, false, err
+	}
+	if created {
+		s.logger().InfoContext(ctx, "release recorded", "site", site.Name, "version", version,
+			"files", rel.Files, "bytes", rel.Bytes, "commit", rel.Commit)
+	}
+	return rel, created, nil
+}
+
+// Sync records every release whose manifest is in the bucket but not in
+// the store. Manifests are read only for unknown versions.
+func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, err error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	versions, err := s.Bucket.ListVersions(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	known, err := s.Store.Releases(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(known))
+	for _, r := range known {
+		have[r.Version] = true
+	}
+	for _, v := range versions {
+		if have[v] || ValidateVersion(v) != nil {
+			continue
+		}
+		rel, created, err := s.Record(ctx, site.Name, v)
+		if errors.Is(err, ErrNoManifest) {
+			continue // deleted between list and read
+		}
+		if err != nil {
+			return added, err
+		}
+		if created {
+			added = append(added, rel)
+		}
+	}
+	return added, nil
+}
+
+// VersionInfo is a release as listed to people.
+type VersionInfo struct {
+	Release
+	Live bool `json:"live"`
+}
+
+// Versions returns the site's releases, newest first, after recording the
+// ones found in the bucket. Live is the store's live pointer.
+func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo, error) {
+	if _, err := s.Sync(ctx, siteName); err != nil {
+		return nil, err
+	}
+	rels, err := s.Store.Releases(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
+	live, _, err := s.Store.Live(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VersionInfo, len(rels))
+	for i, r := range rels {
+		out[i] = VersionInfo{Release: r, Live: r.Version == live.Version}
+	}
+	return out, nil
+}
+
+// Status is what a site serves and what is happening to it.
+type Status struct {
+	Site       string  `json:"site"`
+	Live       *string `json:"live"`
+	LiveSince  *time.Time `json:"live_since"`
+	OriginPath string  `json:"origin_path"`
+	Deploy     *Deploy `json:"deploy"`
+	Lock       *Lock   `json:"lock"`
+	// Recorded is the store's live pointer, which may disagree with the
+	// CDN after a hand-made change; Drift says so.
+	Recorded string `json:"recorded_live"`
+	Drift    bool   `json:"drift"`
+	// LastDeploy is the newest deploy, running or not.
+	LastDeploy *Deploy `json:"last_deploy"`
+}
+
+// Status reads the live release from the CDN and the deploy and lock from
+// the store.
+func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Site: site.Name, OriginPath: cur.Path}
+	if cur.Version != "" {
+		v := cur.Version
+		st.Live = &v
+	}
+	live, ok, err := s.Store.Live(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		st.Recorded = live.Version
+		if live.Version == cur.Version {
+			since := live.Since
+			st.LiveSince = &since
+		}
+	}
+	st.Drift = st.Recorded != cur.Version
+	if st.Lock, err = s.Store.Lock(ctx, site.Name); err != nil {
+		return nil, err
+	}
+	deploys, err := s.Store.Deploys(ctx, site.Name, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(deploys) > 0 {
+		d := deploys[0]
+		st.LastDeploy = &d
+		if !d.Phase.Final() {
+			st.Deploy = &d
+		}
+	}
+	return st, nil
+}
+
+// PromoteRequest asks for version to go live. Kind is promote unless a
+// rollback passes through Promote.
+type PromoteRequest struct {
+	Site    string
+	Version string
+	Actor   string
+	Reason  string
+	Kind    Kind
+}
+
+// Outcome is the result of a promote or rollback. AlreadyLive means nothing
+// was done because the version is live already; Deploy is then nil.
+type Outcome struct {
+	Deploy      *Deploy
+	AlreadyLive bool
+	Version     string
+}
+
+// Promote makes req.Version live: it checks the release, takes the site's
+// lock, and runs the CDN's steps, recording each phase before it acts and
+// reporting it to progress (which may be nil).
+func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Progress) (*Outcome, error) {
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	if req.Kind == "" {
+		req.Kind = KindPromote
+	}
+	site, err := s.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if req.Actor == "" {
+		return nil, Errorf(EINVALID, "a deploy needs an actor")
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return nil, err
+	}
+	// A release is promotable only while its manifest is in the bucket:
+	// that is what says its upload finished (and that it was not pruned).
+	if _, _, err := s.Record(ctx, site.Name, req.Version); err != nil {
+		if errors.Is(err, ErrNoManifest) {
+			return nil, Errorf(ENOTFOUND, "site %s has no release %s: no manifest in the bucket (never published, upload unfinished, or pruned)", site.Name, req.Version)
+		}
+		return nil, err
+	}
+	if l, err := s.Store.Lock(ctx, site.Name); err != nil {
+		return nil, err
+	} else if l != nil {
+		return nil, &LockedError{Lock: *l}
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Version == req.Version {
+		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
+	}
+
+	now := s.now()
+	d := Deploy{
+		ID: s.newID(), Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
+		From: cur.Version, FromPath: cur.Path, To: req.Version, Strategy: cdn.Strategy(),
+		Phase: PhasePending, StartedAt: now,
+	}
+	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now}
+	if err := s.Store.StartDeploy(ctx, d, lock); err != nil {
+		return nil, err
+	}
+	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
+	log.InfoContext(ctx, "deploy started", "kind", d.Kind, "from", d.From, "to", d.To, "actor", d.Actor, "reason", d.Reason)
+	progress(Event{Type: EventDeployStarted, Deploy: d})
+
+	err = s.run(ctx, &d, cdn.Plan(site, cur, req.Version, d.ID), log, progress)
+	return &Outcome{Deploy: &d, Version: req.Version}, err
+}
+
+// run executes the steps of d and finishes it. The final store write uses a
+// context that outlives cancellation, so an interrupted deploy is still
+// recorded truthfully as failed, with the phase it stopped in.
+func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, log *slog.Logger, progress Progress) error {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
+	}
+	flipCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	flipped := false
+	for _, step := range steps {
+		started := s.now()
+		d.Phase = step.Phase
+		d.Phases = append(d.Phases, PhaseRecord{Phase: step.Phase, Started: started})
+		if err := s.Store.SaveDeploy(flipCtx, *d); err != nil {
+			return s.fail(ctx, d, flipped, fmt.Errorf("recording phase %s: %w", step.Phase, err), log, progress)
+		}
+		log.InfoContext(ctx, "phase started", "phase", step.Phase)
+		progress(Event{Type: EventPhaseStarted, Deploy: d.clone(), Phase: step.Phase, Title: step.Title})
+
+		err := step.Run(flipCtx)
+		ended := s.now()
+		rec := &d.Phases[len(d.Phases)-1]
+		rec.Ended = ended
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = Errorf(EINTERNAL, "deploy timed out after %s in phase %s: %w", timeout, step.Phase, err)
+			}
+			rec.Error = ErrorMessage(err)
+			log.ErrorContext(ctx, "phase failed", "phase", step.Phase, "seconds", ended.Sub(started).Seconds(), "err", err)
+			progress(Event{Type: EventPhaseFailed, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started), Err: err})
+			return s.fail(ctx, d, flipped, err, log, progress)
+		}
+		if step.Flips {
+			flipped = true
+		}
+		log.InfoContext(ctx, "phase finished", "phase", step.Phase, "seconds", ended.Sub(started).Seconds())
+		progress(Event{Type: EventPhaseFinished, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started)})
+	}
+
+	d.Phase = PhaseDone
+	d.FinishedAt = s.now()
+	live := &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
+	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
+		log.ErrorContext(ctx, "recording finished deploy", "err", err)
+		return Errorf(EINTERNAL, "%s is live, but recording the deploy failed: %w", d.To, err)
+	}
+	log.InfoContext(ctx, "deploy finished", "to", d.To, "seconds", d.FinishedAt.Sub(d.StartedAt).Seconds())
+	progress(Event{Type: EventDeployFinished, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt)})
+	return nil
+}
+
+func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {
+	d.Phase = PhaseFailed
+	d.FinishedAt = s.now()
+	d.Error = ErrorMessage(cause)
+	// Once the CDN points at the new release, that release is what visitors
+	// get (or will, as it propagates), so the live pointer follows the truth
+	// even though the deploy did not finish.
+	var live *Live
+	if flipped {
+		live = &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
+	}
+	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
+		log.ErrorContext(ctx, "recording failed deploy", "err", err)
+		cause = fmt.Errorf("%w (and recording the failure failed: %v)", cause, err)
+	}
+	log.ErrorContext(ctx, "deploy failed", "err", cause, "flipped", flipped)
+	progress(Event{Type: EventDeployFailed, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt), Err: cause})
+	nowLive := d.From
+	if flipped {
+		nowLive = d.To
+	}
+	if nowLive == "" {
+		nowLive = "(no release)"
+	}
+	if ErrorCode(cause) == EINTERNAL {
+		return Errorf(EINTERNAL, "deploy %s failed in phase %s; live now: %s: %w", d.ID, d.Phases[len(d.Phases)-1].Phase, nowLive, cause)
+	}
+	var e *Error
+	if errors.As(cause, &e) {
+		return Errorf(e.Code, "deploy %s failed in phase %s; live now: %s: %w", d.ID, d.Phases[len(d.Phases)-1].Phase, nowLive, cause)
+	}
+	return cause
+}
+
+func (d Deploy) clone() Deploy {
+	d.Phases = slices.Clone(d.Phases)
+	return d
+}
+
+// RollbackRequest asks to go back to the previous good release, or to
+// Version when set.
+type RollbackRequest struct {
+	Site    string
+	Version string
+	Actor   string
+	Reason  string
+}
+
+// Rollback makes the previous good release live again. Without a version
+// it walks finished deploys back from the newest: versions that were rolled
+// back away from are skipped, so repeated rollbacks keep going back rather
+// than toggling between two releases. Failed deploys are never targets.
+func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Progress) (*Outcome, error) {
+	site, err := s.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	target := req.Version
+	if target == "" {
+		if target, err = s.RollbackTarget(ctx, site.Name); err != nil {
+			return nil, err
+		}
+	}
+	return s.Promote(ctx, PromoteRequest{Site: site.Name, Version: target, Actor: req.Actor, Reason: req.Reason, Kind: KindRollback}, progress)
+}
+
+// RollbackTarget returns the version Rollback goes to without a version.
+func (s *Service) RollbackTarget(ctx context.Context, siteName string) (string, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return "", err
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return "", err
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		return "", err
+	}
+	deploys, err := s.Store.Deploys(ctx, site.Name, 0)
+	if err != nil {
+		return "", err
+	}
+	abandoned := map[string]bool{}
+	for _, d := range deploys {
+		if d.Phase != PhaseDone {
+			continue
+		}
+		if d.Kind == KindRollback {
+			abandoned[d.From] = true
+		}
+		for _, v := range []string{d.To, d.From} {
+			if v == "" || v == cur.Version || abandoned[v] {
+				continue
+			}
+			if _, err := s.Bucket.ReadManifest(ctx, site, v); errors.Is(err, ErrNoManifest) {
+				continue // pruned since
+			} else if err != nil {
+				return "", err
+			}
+			return v, nil
+		}
+	}
+	return "", Errorf(ENOTFOUND, "site %s has no earlier release to roll back to (live: %s)", site.Name, orNone(cur.Version))
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
+}
+
+// SortReleases orders releases newest first: by publish time, then by
+// version name so that equal times still sort stably.
+func SortReleases(rs []Release) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		if !rs[i].PublishedAt.Equal(rs[j].PublishedAt) {
+			return rs[i].PublishedAt.After(rs[j].PublishedAt)
+		}
+		return rs[i].Version > rs[j].Version
+	})
+}

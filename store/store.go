@@ -1,0 +1,361 @@
+// Package store keeps deploybot's records in a bbolt file: releases,
+// deploys, live pointers and locks. It implements releases.Store.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Bucket names. Releases and deploys are nested per site so a site's
+// records are one cursor walk; deploy ids sort by time.
+var (
+	bucketMeta     = []byte("meta")
+	bucketReleases = []byte("releases")
+	bucketDeploys  = []byte("deploys")
+	bucketLive     = []byte("live")
+	bucketLocks    = []byte("locks")
+
+	keySchema = []byte("schema")
+)
+
+// SchemaVersion is the layout this code reads and writes. A file written by
+// a newer deploybot is refused rather than misread.
+const SchemaVersion = 1
+
+// Options tune Open.
+type Options struct {
+	// Timeout is how long Open waits for the file lock another process
+	// holds. Zero: 2 seconds.
+	Timeout time.Duration
+	// Transient opens the file for each operation and closes it after, so
+	// that several command-line processes can share a store and see each
+	// other's locks. A long-running server keeps it open instead.
+	Transient bool
+}
+
+// DB is the bbolt store.
+type DB struct {
+	path string
+	opts Options
+	db   *bolt.DB // nil in transient mode
+}
+
+var _ releases.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the store at path.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	s := &DB{path: path, opts: opts}
+	db, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	if err := initSchema(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opts.Transient {
+		if err := db.Close(); err != nil {
+			return nil, fmt.Errorf("store: closing %s: %w", path, err)
+		}
+		return s, nil
+	}
+	s.db = db
+	return s, nil
+}
+
+func (s *DB) open() (*bolt.DB, error) {
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.opts.Timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, releases.Errorf(releases.ECONFLICT,
+			"store %s is held by another deploybot process (is `deploybot serve` running? then use --server): %w", s.path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", s.path, err)
+	}
+	return db, nil
+}
+
+func initSchema(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: creating bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keySchema); v != nil {
+			var n int
+			if _, err := fmt.Sscan(string(v), &n); err != nil || n > SchemaVersion {
+				return fmt.Errorf("store: schema version %q is newer than this deploybot understands (%d)", v, SchemaVersion)
+			}
+			return nil
+		}
+		return meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion)))
+	})
+}
+
+// Close closes the file.
+func (s *DB) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Path is the file the store lives in.
+func (s *DB) Path() string { return s.path }
+
+func (s *DB) with(ctx context.Context, write bool, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db := s.db
+	if db == nil {
+		var err error
+		if db, err = s.open(); err != nil {
+			return err
+		}
+		defer db.Close()
+	}
+	if write {
+		return db.Update(fn)
+	}
+	return db.View(fn)
+}
+
+// siteBucket returns the per-site sub-bucket of parent, created when write.
+func siteBucket(tx *bolt.Tx, parent []byte, site string, write bool) (*bolt.Bucket, error) {
+	p := tx.Bucket(parent)
+	if b := p.Bucket([]byte(site)); b != nil || !write {
+		return b, nil
+	}
+	return p.CreateBucket([]byte(site))
+}
+
+func getJSON(b *bolt.Bucket, key string, v any) (bool, error) {
+	if b == nil {
+		return false, nil
+	}
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	// json.Unmarshal copies what it keeps, so nothing refers to the mmap
+	// after the transaction ends.
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("store: decoding %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+// PutRelease records r unless its version is recorded.
+func (s *DB) PutRelease(ctx context.Context, r releases.Release) (created bool, err error) {
+	err = s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketReleases, r.Site, true)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(r.Version)) != nil {
+			return nil
+		}
+		created = true
+		return putJSON(b, r.Version, r)
+	})
+	return created, err
+}
+
+// Release returns one recorded release.
+func (s *DB) Release(ctx context.Context, site, version string) (releases.Release, error) {
+	var r releases.Release
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketReleases, site, false)
+		ok, err := getJSON(b, version, &r)
+		if err == nil && !ok {
+			err = releases.Errorf(releases.ENOTFOUND, "site %s has no recorded release %s", site, version)
+		}
+		return err
+	})
+	return r, err
+}
+
+// Releases returns the site's releases, newest first.
+func (s *DB) Releases(ctx context.Context, site string) ([]releases.Release, error) {
+	var out []releases.Release
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketReleases, site, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r releases.Release
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("store: decoding release %s: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	releases.SortReleases(out)
+	return out, err
+}
+
+// Live returns the site's live pointer.
+func (s *DB) Live(ctx context.Context, site string) (live releases.Live, ok bool, err error) {
+	err = s.with(ctx, false, func(tx *bolt.Tx) error {
+		ok, err = getJSON(tx.Bucket(bucketLive), site, &live)
+		return err
+	})
+	return live, ok, err
+}
+
+// SetLive moves the live pointer.
+func (s *DB) SetLive(ctx context.Context, site string, live releases.Live) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketLive), site, live)
+	})
+}
+
+// StartDeploy takes the lock and records d, atomically.
+func (s *DB) StartDeploy(ctx context.Context, d releases.Deploy, lock releases.Lock) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		var held releases.Lock
+		ok, err := getJSON(tx.Bucket(bucketLocks), d.Site, &held)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return &releases.LockedError{Lock: held}
+		}
+		b, err := siteBucket(tx, bucketDeploys, d.Site, true)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(d.ID)) != nil {
+			return releases.Errorf(releases.ECONFLICT, "deploy %s exists", d.ID)
+		}
+		if err := putJSON(b, d.ID, d); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketLocks), d.Site, lock)
+	})
+}
+
+// SaveDeploy records d's progress.
+func (s *DB) SaveDeploy(ctx context.Context, d releases.Deploy) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketDeploys, d.Site, false)
+		if b == nil || b.Get([]byte(d.ID)) == nil {
+			return releases.Errorf(releases.ENOTFOUND, "deploy %s of site %s was never started", d.ID, d.Site)
+		}
+		return putJSON(b, d.ID, d)
+	})
+}
+
+// FinishDeploy records the final deploy, the live pointer and frees the
+// lock in one transaction, so no reader sees one without the others.
+func (s *DB) FinishDeploy(ctx context.Context, d releases.Deploy, live *releases.Live) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketDeploys, d.Site, false)
+		if b == nil || b.Get([]byte(d.ID)) == nil {
+			return releases.Errorf(releases.ENOTFOUND, "deploy %s of site %s was never started", d.ID, d.Site)
+		}
+		if err := putJSON(b, d.ID, d); err != nil {
+			return err
+		}
+		if live != nil {
+			if err := putJSON(tx.Bucket(bucketLive), d.Site, live); err != nil {
+				return err
+			}
+		}
+		locks := tx.Bucket(bucketLocks)
+		var held releases.Lock
+		if ok, err := getJSON(locks, d.Site, &held); err != nil {
+			return err
+		} else if ok && held.DeployID == d.ID {
+			return locks.Delete([]byte(d.Site))
+		}
+		return nil
+	})
+}
+
+// Deploy returns one deploy.
+func (s *DB) Deploy(ctx context.Context, site, id string) (releases.Deploy, error) {
+	var d releases.Deploy
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketDeploys, site, false)
+		ok, err := getJSON(b, id, &d)
+		if err == nil && !ok {
+			err = releases.Errorf(releases.ENOTFOUND, "site %s has no deploy %s", site, id)
+		}
+		return err
+	})
+	return d, err
+}
+
+// Deploys returns the newest deploys first, walking the time-sorted keys
+// backwards so a limit reads only what it returns.
+func (s *DB) Deploys(ctx context.Context, site string, limit int) ([]releases.Deploy, error) {
+	var out []releases.Deploy
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketDeploys, site, false)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var d releases.Deploy
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("store: decoding deploy %s: %w", k, err)
+			}
+			out = append(out, d)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Lock returns the site's lock, nil when free.
+func (s *DB) Lock(ctx context.Context, site string) (*releases.Lock, error) {
+	var l releases.Lock
+	var ok bool
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx.Bucket(bucketLocks), site, &l)
+		return err
+	})
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &l, nil
+}
+
