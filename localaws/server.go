@@ -1,0 +1,208 @@
+// Package localaws is a stand-in for the parts of AWS deploybot uses: an S3
+// API (path-style), a CloudFront API (distributions and invalidations) on
+// the same listener, and an edge that serves each distribution's current
+// origin path over plain HTTP. It behaves as AWS documents where deploybot
+// depends on it: ETags change on every update, a stale If-Match gets 412,
+// distributions are InProgress for a propagation delay before Deployed,
+// invalidations InProgress before Completed, and the XML is the shape the
+// SDK parses. Fault injection (errors, throttling, latency) exercises the
+// callers' retry paths.
+//
+// It is for tests and `deploybot dev`; it checks no signatures and keeps
+// everything under one data directory.
+package localaws
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Server.
+type Options struct {
+	// DataDir holds buckets and distributions; it survives restarts.
+	DataDir string
+	// Propagation is how long a distribution stays InProgress after a
+	// change (CloudFront: minutes; tests: milliseconds).
+	Propagation time.Duration
+	// Invalidation is how long an invalidation stays InProgress.
+	Invalidation time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	Faults Faults
+}
+
+// Faults make API calls fail or slow down at random, to exercise retries.
+// The edge is never faulted.
+type Faults struct {
+	ErrorRate    float64       `json:"error_rate"`    // share of calls answered 500/503
+	ThrottleRate float64       `json:"throttle_rate"` // share of calls answered SlowDown/Throttling
+	Latency      time.Duration `json:"latency"`       // added to every faulted-or-not call
+	// Only limits faults to requests whose "service op" ("s3 PutObject",
+	// "cloudfront UpdateDistribution") contains this text; empty: all.
+	Only string `json:"only,omitempty"`
+}
+
+// Server is the stand-in. Handler serves the APIs, Edge the sites.
+type Server struct {
+	opts   Options
+	s3     *s3Service
+	cf     *cfService
+	mu     sync.Mutex
+	faults Faults
+	rng    *mrand.Rand
+	calls  map[string]int
+}
+
+// New opens (or creates) the stand-in's state under opts.DataDir.
+func New(opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, fmt.Errorf("localaws: a data directory is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, faults: opts.Faults, rng: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), calls: map[string]int{}}
+	var err error
+	if s.s3, err = newS3(opts.DataDir, opts.Now); err != nil {
+		return nil, err
+	}
+	if s.cf, err = newCloudFront(opts.DataDir, opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetFaults replaces the fault settings.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Calls returns how many API calls of each "service op" were received,
+// faulted or not (for tests that check retries happened).
+func (s *Server) Calls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// Handler serves the S3 and CloudFront APIs and the admin endpoints under
+// /_localaws/. Requests signed for the "cloudfront" service, or unsigned
+// requests under /2020-05-31/, go to CloudFront; the rest to S3.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_localaws/") {
+			s.admin(w, r)
+			return
+		}
+		if isCloudFront(r) {
+			op := s.cf.opName(r)
+			if s.fault(w, r, "cloudfront "+op, cfFaultWriter) {
+				return
+			}
+			s.cf.ServeHTTP(w, r)
+			return
+		}
+		op := s3OpName(r)
+		if s.fault(w, r, "s3 "+op, s3FaultWriter) {
+			return
+		}
+		s.s3.ServeHTTP(w, r)
+	})
+}
+
+func isCloudFront(r *http.Request) bool {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		return strings.Contains(auth, "/cloudfront/aws4_request")
+	}
+	return strings.HasPrefix(r.URL.Path, "/2020-05-31/")
+}
+
+// fault applies the fault settings to one call; true means it answered.
+func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write func(http.ResponseWriter, *http.Request, bool)) bool {
+	s.mu.Lock()
+	s.calls[op]++
+	f := s.faults
+	roll := s.rng.Float64()
+	s.mu.Unlock()
+	if f.Only != "" && !strings.Contains(op, f.Only) {
+		return false
+	}
+	if f.Latency > 0 {
+		select {
+		case <-time.After(f.Latency):
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	switch {
+	case roll < f.ErrorRate:
+		write(w, r, false)
+		return true
+	case roll < f.ErrorRate+f.ThrottleRate:
+		write(w, r, true)
+		return true
+	}
+	return false
+}
+
+func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/_localaws/faults" && r.Method == http.MethodPut:
+		var f Faults
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.SetFaults(f)
+		w.WriteHeader(http.StatusNoContent)
+	case r.URL.Path == "/_localaws/faults" && r.Method == http.MethodGet:
+		s.mu.Lock()
+		f := s.faults
+		s.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(f)
+	case r.URL.Path == "/_localaws/calls" && r.Method == http.MethodGet:
+		_ = json.NewEncoder(w).Encode(s.Calls())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// newID returns an id in CloudFront's style: a letter and 13 upper-case
+// letters and digits.
+func newID(first byte) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var b [13]byte
+	_, _ = rand.Read(b[:])
+	out := []byte{first}
+	for _, c := range b {
+		out = append(out, alphabet[int(c)%len(alphabet)])
+	}
+	return string(out)
+}
+
+// awsTime is the timestamp format of both XML APIs.
+const awsTime = "2006-01-02T15:04:05.000Z"
