@@ -1,0 +1,249 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// CloudFrontAPI is the part of the CloudFront client the origin-path
+// strategy uses, with the SDK's own signatures.
+type CloudFrontAPI interface {
+	GetDistributionConfig(ctx context.Context, in *cloudfront.GetDistributionConfigInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error)
+	UpdateDistribution(ctx context.Context, in *cloudfront.UpdateDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.UpdateDistributionOutput, error)
+	GetDistribution(ctx context.Context, in *cloudfront.GetDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionOutput, error)
+	CreateInvalidation(ctx context.Context, in *cloudfront.CreateInvalidationInput, optFns ...func(*cloudfront.Options)) (*cloudfront.CreateInvalidationOutput, error)
+	GetInvalidation(ctx context.Context, in *cloudfront.GetInvalidationInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetInvalidationOutput, error)
+}
+
+var _ CloudFrontAPI = (*cloudfront.Client)(nil)
+
+// Phases of the origin-path strategy, in order.
+const (
+	PhaseUpdate         releases.Phase = "update"          // UpdateDistribution with If-Match
+	PhasePropagate      releases.Phase = "propagate"       // until the distribution is Deployed
+	PhaseInvalidate     releases.Phase = "invalidate"      // CreateInvalidation /*
+	PhaseInvalidateWait releases.Phase = "invalidate-wait" // until the invalidation is Completed
+)
+
+// MaxPollInterval is the slowest status polling allowed: people hear of
+// each phase within seconds, not after the SDK waiters' 20 s / 60 s.
+const MaxPollInterval = 5 * time.Second
+
+// OriginPath flips a site by pointing its CloudFront origin at the
+// release's folder. Each flip costs one distribution update (minutes to
+// propagate to every edge location) and one invalidation of "/*", which
+// CloudFront bills as one path (the first 1,000 paths a month are free,
+// then about $0.005 each).
+type OriginPath struct {
+	Client CloudFrontAPI
+	// PollInterval is the status polling period, capped at MaxPollInterval.
+	PollInterval time.Duration
+}
+
+var _ releases.CDN = (*OriginPath)(nil)
+
+// Strategy names the strategy.
+func (c *OriginPath) Strategy() string { return releases.DefaultStrategy }
+
+func (c *OriginPath) interval() time.Duration {
+	if c.PollInterval <= 0 || c.PollInterval > MaxPollInterval {
+		return MaxPollInterval
+	}
+	return c.PollInterval
+}
+
+// Current reads the origin path the distribution is configured with.
+func (c *OriginPath) Current(ctx context.Context, site releases.Site) (releases.Current, error) {
+	out, err := c.Client.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
+	if err != nil {
+		return releases.Current{}, c.wrap(site, "reading distribution", err)
+	}
+	o, err := findOrigin(site, out.DistributionConfig)
+	if err != nil {
+		return releases.Current{}, err
+	}
+	p := aws.ToString(o.OriginPath)
+	v, _ := site.VersionFromOriginPath(p)
+	return releases.Current{Version: v, Path: p}, nil
+}
+
+func (c *OriginPath) wrap(site releases.Site, what string, err error) error {
+	var nsd *types.NoSuchDistribution
+	if errors.As(err, &nsd) {
+		return releases.Errorf(releases.ENOTFOUND, "site %s: distribution %s does not exist: %w", site.Name, site.DistributionID, err)
+	}
+	var ad *types.AccessDenied
+	if errors.As(err, &ad) {
+		return releases.Errorf(releases.EUNAUTHORIZED, "site %s: %s %s: access denied: %w", site.Name, what, site.DistributionID, err)
+	}
+	return fmt.Errorf("site %s: %s %s: %w", site.Name, what, site.DistributionID, err)
+}
+
+// findOrigin picks the origin the site flips: the one named origin_id, or
+// the distribution's only S3 origin.
+func findOrigin(site releases.Site, cfg *types.DistributionConfig) (*types.Origin, error) {
+	if cfg == nil || cfg.Origins == nil {
+		return nil, releases.Errorf(releases.EINVALID, "site %s: distribution %s has no origins", site.Name, site.DistributionID)
+	}
+	var s3Origins []*types.Origin
+	for i := range cfg.Origins.Items {
+		o := &cfg.Origins.Items[i]
+		if site.OriginID != "" {
+			if aws.ToString(o.Id) == site.OriginID {
+				return o, nil
+			}
+			continue
+		}
+		if o.S3OriginConfig != nil || strings.Contains(aws.ToString(o.DomainName), ".s3") {
+			s3Origins = append(s3Origins, o)
+		}
+	}
+	if site.OriginID != "" {
+		return nil, releases.Errorf(releases.EINVALID, "site %s: distribution %s has no origin with id %q", site.Name, site.DistributionID, site.OriginID)
+	}
+	if len(s3Origins) != 1 {
+		return nil, releases.Errorf(releases.EINVALID, "site %s: distribution %s has %d S3 origins; set origin_id to say which one to flip", site.Name, site.DistributionID, len(s3Origins))
+	}
+	return s3Origins[0], nil
+}
+
+// Plan returns the four steps of an origin-path flip.
+func (c *OriginPath) Plan(site releases.Site, cur releases.Current, to, deployID string) []releases.Step {
+	target := site.OriginPath(to)
+	var invalidationID string
+	return []releases.Step{
+		{Phase: PhaseUpdate, Title: "Updating the distribution's origin path", Flips: true,
+			Run: func(ctx context.Context) error { return c.update(ctx, site, cur.Path, target) }},
+		{Phase: PhasePropagate, Title: "Waiting for the distribution to deploy",
+			Run: func(ctx context.Context) error { return c.waitDeployed(ctx, site) }},
+		{Phase: PhaseInvalidate, Title: "Invalidating /*",
+			Run: func(ctx context.Context) (err error) {
+				invalidationID, err = c.invalidate(ctx, site, deployID)
+				return err
+			}},
+		{Phase: PhaseInvalidateWait, Title: "Waiting for the invalidation to complete",
+			Run: func(ctx context.Context) error { return c.waitInvalidated(ctx, site, invalidationID) }},
+	}
+}
+
+// update sets the origin path with If-Match. A 412 means the distribution
+// changed since it was read: it is re-read once, and if its origin path is
+// no longer the one this deploy started from, someone else flipped it and
+// the deploy stops rather than overwrite their change.
+func (c *OriginPath) update(ctx context.Context, site releases.Site, from, target string) error {
+	for attempt := 1; ; attempt++ {
+		out, err := c.Client.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
+		if err != nil {
+			return c.wrap(site, "reading distribution", err)
+		}
+		o, err := findOrigin(site, out.DistributionConfig)
+		if err != nil {
+			return err
+		}
+		now := aws.ToString(o.OriginPath)
+		if now == target {
+			return nil // already flipped (a resumed deploy, or a race we lost to the same goal)
+		}
+		if now != from {
+			return releases.Errorf(releases.ECONFLICT,
+				"site %s: the origin path of distribution %s was changed by someone else while this deploy ran (expected %q, found %q); nothing was changed",
+				site.Name, site.DistributionID, from, now)
+		}
+		o.OriginPath = aws.String(target)
+		_, err = c.Client.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{
+			Id: aws.String(site.DistributionID), IfMatch: out.ETag, DistributionConfig: out.DistributionConfig,
+		})
+		var pf *types.PreconditionFailed
+		if errors.As(err, &pf) && attempt == 1 {
+			continue
+		}
+		if errors.As(err, &pf) {
+			return releases.Errorf(releases.ECONFLICT, "site %s: distribution %s keeps changing under this deploy (ETag mismatch twice); nothing was changed: %w", site.Name, site.DistributionID, err)
+		}
+		if err != nil {
+			return c.wrap(site, "updating distribution", err)
+		}
+		return nil
+	}
+}
+
+// poll calls check every interval until it reports done. Errors the SDK
+// could not retry away are tolerated a few times in a row, since a flip
+// that is already under way must not fail for one bad status read.
+func (c *OriginPath) poll(ctx context.Context, check func(context.Context) (bool, error)) error {
+	const maxConsecutiveErrors = 5
+	t := time.NewTicker(c.interval())
+	defer t.Stop()
+	failures := 0
+	for {
+		done, err := check(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			var re *releases.Error
+			failures++
+			if errors.As(err, &re) || failures >= maxConsecutiveErrors {
+				return err
+			}
+		case done:
+			return nil
+		default:
+			failures = 0
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (c *OriginPath) waitDeployed(ctx context.Context, site releases.Site) error {
+	return c.poll(ctx, func(ctx context.Context) (bool, error) {
+		out, err := c.Client.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(site.DistributionID)})
+		if err != nil {
+			return false, c.wrap(site, "reading distribution status", err)
+		}
+		return out.Distribution != nil && strings.EqualFold(aws.ToString(out.Distribution.Status), "Deployed"), nil
+	})
+}
+
+// invalidate creates the "/*" invalidation. The deploy id is the caller
+// reference, so a retried or resumed call gets the same invalidation back
+// instead of paying for a second one.
+func (c *OriginPath) invalidate(ctx context.Context, site releases.Site, deployID string) (string, error) {
+	out, err := c.Client.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{
+		DistributionId: aws.String(site.DistributionID),
+		InvalidationBatch: &types.InvalidationBatch{
+			CallerReference: aws.String(deployID),
+			Paths:           &types.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}},
+		},
+	})
+	if err != nil {
+		return "", c.wrap(site, "invalidating", err)
+	}
+	if out.Invalidation == nil || out.Invalidation.Id == nil {
+		return "", fmt.Errorf("site %s: CreateInvalidation answered without an invalidation id", site.Name)
+	}
+	return aws.ToString(out.Invalidation.Id), nil
+}
+
+func (c *OriginPath) waitInvalidated(ctx context.Context, site releases.Site, id string) error {
+	return c.poll(ctx, func(ctx context.Context) (bool, error) {
+		out, err := c.Client.GetInvalidation(ctx, &cloudfront.GetInvalidationInput{DistributionId: aws.String(site.DistributionID), Id: aws.String(id)})
+		if err != nil {
+			return false, c.wrap(site, "reading invalidation "+id, err)
+		}
+		return out.Invalidation != nil && strings.EqualFold(aws.ToString(out.Invalidation.Status), "Completed"), nil
+	})
+}

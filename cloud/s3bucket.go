@@ -1,0 +1,168 @@
+package cloud
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// S3API is the part of the S3 client the bucket adapter uses, with the
+// SDK's own signatures, so *s3.Client satisfies it and tests may wrap it.
+type S3API interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+var _ S3API = (*s3.Client)(nil)
+
+// S3Bucket keeps a site's releases in S3.
+type S3Bucket struct {
+	Client S3API
+}
+
+var _ releases.Bucket = (*S3Bucket)(nil)
+
+// maxManifestBytes bounds what is read of a manifest: 64 MiB is some
+// 300,000 files, far past any static site.
+const maxManifestBytes = 64 << 20
+
+// ReadManifest reads and decodes the manifest of version.
+func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version string) (*releases.Manifest, error) {
+	key := site.ManifestKey(version)
+	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest at s3://%s/%s: %w",
+				site.Name, version, site.Bucket, key, releases.ErrNoManifest)
+		}
+		return nil, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	defer out.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(out.Body, maxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	if len(raw) > maxManifestBytes {
+		return nil, releases.Errorf(releases.EINVALID, "manifest s3://%s/%s is larger than %d bytes", site.Bucket, key, maxManifestBytes)
+	}
+	var m releases.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, releases.Errorf(releases.EINVALID, "manifest s3://%s/%s is not valid: %w", site.Bucket, key, err)
+	}
+	return &m, nil
+}
+
+// ListVersions lists the manifests, a page of 1,000 keys per call.
+func (b *S3Bucket) ListVersions(ctx context.Context, site releases.Site) ([]string, error) {
+	prefix := site.ManifestPrefix()
+	var versions []string
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			name := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+			v, ok := strings.CutSuffix(name, ".json")
+			if ok && !strings.Contains(v, "/") && releases.ValidateVersion(v) == nil {
+				versions = append(versions, v)
+			}
+		}
+	}
+	return versions, nil
+}
+
+// WriteManifest creates the manifest with If-None-Match: *, so S3 itself
+// refuses to overwrite a published release, even under a race.
+func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *releases.Manifest) error {
+	raw, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return err
+	}
+	key := site.ManifestKey(m.Version)
+	_, err = b.Client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(site.Bucket), Key: aws.String(key),
+		Body: strings.NewReader(string(raw)), ContentLength: aws.Int64(int64(len(raw))),
+		ContentType: aws.String("application/json"), CacheControl: aws.String("no-cache"),
+		IfNoneMatch: aws.String("*"),
+	})
+	if isPreconditionFailed(err) {
+		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, m.Version)
+	}
+	if err != nil {
+		return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	return nil
+}
+
+// PutFile uploads one release file. The SHA-256 the manifest records is
+// sent as the object's checksum, so S3 verifies what it stored.
+func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version string, f releases.File) error {
+	key := site.ReleasePath(version) + f.Path
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(site.Bucket), Key: aws.String(key),
+		Body: f.Body, ContentLength: aws.Int64(f.Size),
+	}
+	if f.ContentType != "" {
+		in.ContentType = aws.String(f.ContentType)
+	}
+	if f.CacheControl != "" {
+		in.CacheControl = aws.String(f.CacheControl)
+	}
+	if raw, err := hex.DecodeString(f.SHA256); err == nil && len(raw) == 32 {
+		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(raw))
+	}
+	if _, err := b.Client.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("uploading s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) {
+		return true
+	}
+	var nf *types.NotFound
+	if errors.As(err, &nf) {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound && apiCode(err) != "NoSuchBucket"
+}
+
+func isPreconditionFailed(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch apiCode(err) {
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
