@@ -1,0 +1,248 @@
+package cloud_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
+)
+
+type env struct {
+	srv    *localaws.Server
+	api    *httptest.Server
+	edge   *httptest.Server
+	s3     *s3.Client
+	cf     *cloudfront.Client
+	site   releases.Site
+	bucket *cloud.S3Bucket
+	cdn    *cloud.OriginPath
+}
+
+func newEnv(t *testing.T, propagation, invalidation time.Duration) *env {
+	t.Helper()
+	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: propagation, Invalidation: invalidation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(api.Close)
+	edge := httptest.NewServer(srv.Edge())
+	t.Cleanup(edge.Close)
+	ctx := context.Background()
+	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: api.URL,
+		Credentials: cloud.StaticCredentials("AKIDLOCAL", "secret"), MaxAttempts: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := localaws.Provision(ctx, s3c, cfc, "site-bucket", t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: id}
+	return &env{srv: srv, api: api, edge: edge, s3: s3c, cf: cfc, site: site,
+		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}}
+}
+
+func (e *env) put(t *testing.T, version, path, body string) {
+	t.Helper()
+	err := e.bucket.PutFile(context.Background(), e.site, version, releases.File{Path: path, Body: strings.NewReader(body),
+		Size: int64(len(body)), ContentType: "text/html; charset=utf-8", CacheControl: "no-cache"})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(e.edge.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestManifestWriteOnceAndList(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	if _, err := e.bucket.ReadManifest(ctx, e.site, "v1"); !errors.Is(err, releases.ErrNoManifest) || releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("missing manifest: got %v", err)
+	}
+	m := &releases.Manifest{Version: "v1", Commit: "abc", PublishedAt: time.Now().UTC().Truncate(time.Second),
+		Files: []releases.ManifestFile{{Path: "index.html", Size: 3, SHA256: strings.Repeat("0", 64)}}}
+	if err := e.bucket.WriteManifest(ctx, e.site, m); err != nil {
+		t.Fatal(err)
+	}
+	m2 := *m
+	m2.Commit = "other"
+	if err := e.bucket.WriteManifest(ctx, e.site, &m2); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("second manifest write: want ECONFLICT, got %v", err)
+	}
+	got, err := e.bucket.ReadManifest(ctx, e.site, "v1")
+	if err != nil || got.Commit != "abc" || len(got.Files) != 1 {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	// More than one page of manifests, plus noise that is not a manifest.
+	for i := range 1203 {
+		v := fmt.Sprintf("b%04d", i)
+		if err := e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.put(t, "v1", "index.html", "v1")
+	vs, err := e.bucket.ListVersions(ctx, e.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 1204 {
+		t.Fatalf("listed %d versions, want 1204", len(vs))
+	}
+}
+
+func TestS3KeepsHeaders(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	e.put(t, "v1", "a/b c.html", "hello")
+	out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v1/a/b c.html")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(body) != "hello" || aws.ToString(out.ContentType) != "text/html; charset=utf-8" || aws.ToString(out.CacheControl) != "no-cache" {
+		t.Fatalf("got %q %q %q", body, aws.ToString(out.ContentType), aws.ToString(out.CacheControl))
+	}
+	// CopyObject keeps metadata; If-Match on a stale ETag is refused.
+	if _, err := e.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html"),
+		CopySource: aws.String("site-bucket/www/v1/a/b%20c.html")}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html")})
+	if err != nil || aws.ToString(head.CacheControl) != "no-cache" || aws.ToInt64(head.ContentLength) != 5 {
+		t.Fatalf("copy: %+v %v", head, err)
+	}
+	_, err = e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html"),
+		Body: bytes.NewReader([]byte("new")), IfMatch: aws.String(`"0123"`)})
+	if err == nil {
+		t.Fatal("stale If-Match accepted")
+	}
+}
+
+func TestFlipThroughSDK(t *testing.T) {
+	e := newEnv(t, 150*time.Millisecond, 100*time.Millisecond)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "one")
+	e.put(t, "v2", "index.html", "two")
+	cur, err := e.cdn.Current(ctx, e.site)
+	if err != nil || cur.Version != "" || cur.Path != "" {
+		t.Fatalf("current before any flip: %+v %v", cur, err)
+	}
+	for _, v := range []string{"v1", "v2"} {
+		cur, _ := e.cdn.Current(ctx, e.site)
+		for _, st := range e.cdn.Plan(e.site, cur, v, "deploy-"+v) {
+			if err := st.Run(ctx); err != nil {
+				t.Fatalf("%s: %v", st.Phase, err)
+			}
+			if st.Phase == cloud.PhaseUpdate {
+				// Not yet deployed: the edge still serves the old folder.
+				if code, body := e.get(t, "/"); v == "v2" && (code != 200 || body != "one") {
+					t.Fatalf("edge during propagation: %d %q", code, body)
+				}
+			}
+		}
+		if code, body := e.get(t, "/"); code != 200 || body != map[string]string{"v1": "one", "v2": "two"}[v] {
+			t.Fatalf("edge after %s: %d %q", v, code, body)
+		}
+		cur, _ = e.cdn.Current(ctx, e.site)
+		if cur.Version != v || cur.Path != "/www/"+v {
+			t.Fatalf("current after %s: %+v", v, cur)
+		}
+	}
+}
+
+func TestFlipRefusesWhenSomeoneElseFlipped(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	cur, _ := e.cdn.Current(ctx, e.site)
+	// Someone changes the origin path by hand between our read and update.
+	other, _ := e.cdn.Current(ctx, e.site)
+	for _, st := range e.cdn.Plan(e.site, other, "hand", "x")[:1] {
+		if err := st.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := e.cdn.Plan(e.site, cur, "v2", "deploy")
+	err := steps[0].Run(ctx)
+	if releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("want ECONFLICT, got %v", err)
+	}
+	now, _ := e.cdn.Current(ctx, e.site)
+	if now.Path != "/www/hand" {
+		t.Fatalf("origin path changed to %q", now.Path)
+	}
+}
+
+func TestInvalidationIdempotentByCallerReference(t *testing.T) {
+	e := newEnv(t, 0, 50*time.Millisecond)
+	ctx := context.Background()
+	mk := func() string {
+		out, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.site.DistributionID),
+			InvalidationBatch: &cftypesBatch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := aws.ToString(out.Invalidation.Status); s != "InProgress" {
+			t.Fatalf("new invalidation status %q", s)
+		}
+		return aws.ToString(out.Invalidation.Id)
+	}
+	if a, b := mk(), mk(); a != b {
+		t.Fatalf("same caller reference made two invalidations: %s %s", a, b)
+	}
+}
+
+func TestRetriesThroughFaults(t *testing.T) {
+	e := newEnv(t, 20*time.Millisecond, 20*time.Millisecond)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "one")
+	e.srv.SetFaults(localaws.Faults{ErrorRate: 0.2, ThrottleRate: 0.2})
+	for i := range 30 {
+		e.put(t, "v1", fmt.Sprintf("f%d.html", i), "x")
+	}
+	cur, err := e.cdn.Current(ctx, e.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range e.cdn.Plan(e.site, cur, "v1", "d1") {
+		if err := st.Run(ctx); err != nil {
+			t.Fatalf("%s under faults: %v", st.Phase, err)
+		}
+	}
+	e.srv.SetFaults(localaws.Faults{})
+	calls := e.srv.Calls()
+	if calls["s3 PutObject"] <= 31 {
+		t.Fatalf("expected retried PutObject calls, saw %d", calls["s3 PutObject"])
+	}
+	if code, body := e.get(t, "/"); code != 200 || body != "one" {
+		t.Fatalf("edge: %d %q", code, body)
+	}
+}
+
+var cftypesBatch = cftypes.InvalidationBatch{CallerReference: aws.String("same-ref"),
+	Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}
