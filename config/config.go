@@ -1,0 +1,415 @@
+// Package config loads deploybot's YAML configuration: strict (unknown keys
+// are errors), with ${VAR} expanded from the environment in values, and
+// validated with the key path and line of every problem.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Config is the whole file.
+type Config struct {
+	Slack  Slack  `yaml:"slack"`
+	Store  Store  `yaml:"store"`
+	HTTP   HTTP   `yaml:"http"`
+	Hook   Hook   `yaml:"hook"`
+	AWS    AWS    `yaml:"aws"`
+	Deploy Deploy `yaml:"deploy"`
+	Sites  []Site `yaml:"sites"`
+}
+
+type Slack struct {
+	AppToken string `yaml:"app_token"`
+	BotToken string `yaml:"bot_token"`
+	Command  string `yaml:"command"`
+	APIURL   string `yaml:"api_url"`
+}
+
+type Store struct {
+	Path string `yaml:"path"`
+}
+
+type HTTP struct {
+	Listen   string `yaml:"listen"`
+	APIToken string `yaml:"api_token"`
+}
+
+type Hook struct {
+	Secret string `yaml:"secret"`
+	URL    string `yaml:"url"`
+}
+
+type AWS struct {
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"`
+}
+
+// Deploy tunes flips. Not in the first contract; added so that operators
+// and tests can trade API calls for promptness.
+type Deploy struct {
+	// PollInterval is how often a flip polls CloudFront; at most 5s.
+	PollInterval Duration `yaml:"poll_interval"`
+	// Timeout bounds a whole flip.
+	Timeout Duration `yaml:"timeout"`
+}
+
+type Site struct {
+	Name           string    `yaml:"name"`
+	Bucket         string    `yaml:"bucket"`
+	Prefix         string    `yaml:"prefix"`
+	DistributionID string    `yaml:"distribution_id"`
+	OriginID       string    `yaml:"origin_id"`
+	Strategy       string    `yaml:"strategy"`
+	Channel        string    `yaml:"channel"`
+	Deployers      []string  `yaml:"deployers"`
+	Retention      Retention `yaml:"retention"`
+}
+
+type Retention struct {
+	Keep         *int     `yaml:"keep"`
+	KeepDeployed *int     `yaml:"keep_deployed"`
+	MinAge       Duration `yaml:"min_age"`
+	Schedule     string   `yaml:"schedule"`
+	Timezone     string   `yaml:"timezone"`
+}
+
+// Duration is a time.Duration written as "72h", "5s".
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &Error{Line: n.Line, Msg: "expected a duration such as 30s or 72h"}
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return &Error{Line: n.Line, Msg: fmt.Sprintf("bad duration %q (use a value such as 30s, 5m or 72h)", n.Value)}
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Error is one configuration problem.
+type Error struct {
+	Key  string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found, so one run shows them all.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Defaults.
+const (
+	DefaultCommand      = "/site"
+	DefaultStorePath    = "/var/lib/deploybot/deploybot.db"
+	DefaultListen       = "127.0.0.1:8088"
+	DefaultRegion       = "us-east-1"
+	DefaultPollInterval = 5 * time.Second
+	DefaultTimeout      = 30 * time.Minute
+	DefaultKeep         = 10
+	DefaultKeepDeployed = 3
+	DefaultMinAge       = 72 * time.Hour
+	DefaultSchedule     = "0 3 * * *"
+)
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(raw, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse parses and validates a configuration; lookup resolves ${VAR}.
+func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, Errors{{Msg: "the file is empty"}}
+	} else if err != nil {
+		return nil, yamlError(err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, Errors{{Msg: "the file is empty"}}
+	}
+	root := doc.Content[0]
+	lines := map[string]int{}
+	var errs Errors
+	checkKeys(root, reflect.TypeOf(Config{}), "", lines, &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	expand(root, lookup)
+	var cfg Config
+	if err := root.Decode(&cfg); err != nil {
+		return nil, yamlError(err)
+	}
+	cfg.defaults()
+	if errs := cfg.validate(lines); len(errs) > 0 {
+		return nil, errs
+	}
+	return &cfg, nil
+}
+
+func yamlError(err error) error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return Errors{ce}
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs Errors
+		for _, m := range te.Errors {
+			errs = append(errs, &Error{Msg: m})
+		}
+		return errs
+	}
+	return Errors{{Msg: err.Error()}}
+}
+
+// checkKeys walks the document against the Go types, reporting keys no
+// field takes, and records the line of every key path for validation.
+func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, errs *Errors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch {
+	case t == reflect.TypeOf(Duration{}):
+		return
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fields[name] = f.Type
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := join(path, k.Value)
+			ft, ok := fields[k.Value]
+			if !ok {
+				*errs = append(*errs, &Error{Key: key, Line: k.Line, Msg: "unknown key"})
+				continue
+			}
+			lines[key] = k.Line
+			checkKeys(v, ft, key, lines, errs)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			key := fmt.Sprintf("%s[%d]", path, i)
+			lines[key] = item.Line
+			checkKeys(item, t.Elem(), key, lines, errs)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// expand replaces ${VAR} in every scalar value. Values, not the raw text,
+// are expanded, so a secret with YAML-special characters cannot change the
+// document's structure.
+func expand(n *yaml.Node, lookup func(string) (string, bool)) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+			v, _ := lookup(m[2 : len(m)-1])
+			return v
+		})
+		if n.Tag == "!!null" || n.Tag == "" {
+			n.Tag = "!!str"
+		}
+	}
+	for _, c := range n.Content {
+		expand(c, lookup)
+	}
+}
+
+func (c *Config) defaults() {
+	if c.Slack.Command == "" {
+		c.Slack.Command = DefaultCommand
+	}
+	if c.Store.Path == "" {
+		c.Store.Path = DefaultStorePath
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultListen
+	}
+	if c.AWS.Region == "" {
+		c.AWS.Region = DefaultRegion
+	}
+	if c.Deploy.PollInterval.Duration == 0 {
+		c.Deploy.PollInterval.Duration = DefaultPollInterval
+	}
+	if c.Deploy.Timeout.Duration == 0 {
+		c.Deploy.Timeout.Duration = DefaultTimeout
+	}
+	for i := range c.Sites {
+		r := &c.Sites[i].Retention
+		if r.Keep == nil {
+			r.Keep = ptr(DefaultKeep)
+		}
+		if r.KeepDeployed == nil {
+			r.KeepDeployed = ptr(DefaultKeepDeployed)
+		}
+		if r.MinAge.Duration == 0 {
+			r.MinAge.Duration = DefaultMinAge
+		}
+		if r.Schedule == "" {
+			r.Schedule = DefaultSchedule
+		}
+		if c.Sites[i].Strategy == "" {
+			c.Sites[i].Strategy = releases.DefaultStrategy
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func (c *Config) validate(lines map[string]int) Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		line, k := 0, key
+		for k != "" {
+			if l, ok := lines[k]; ok {
+				line = l
+				break
+			}
+			i := strings.LastIndexAny(k, ".[")
+			if i < 0 {
+				break
+			}
+			k = k[:i]
+		}
+		errs = append(errs, &Error{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !strings.HasPrefix(c.Slack.Command, "/") {
+		bad("slack.command", "a slash command starts with /, got %q", c.Slack.Command)
+	}
+	if t := c.Slack.AppToken; t != "" && !strings.HasPrefix(t, "xapp-") {
+		bad("slack.app_token", "an app-level token starts with xapp-")
+	}
+	if t := c.Slack.BotToken; t != "" && !strings.HasPrefix(t, "xoxb-") {
+		bad("slack.bot_token", "a bot token starts with xoxb-")
+	}
+	if (c.Slack.AppToken == "") != (c.Slack.BotToken == "") {
+		bad("slack", "set both app_token and bot_token, or neither")
+	}
+	if p := c.Deploy.PollInterval.Duration; p > 5*time.Second {
+		bad("deploy.poll_interval", "at most 5s, so people hear of each phase within seconds (got %s)", p)
+	}
+	if len(c.Sites) == 0 {
+		bad("sites", "at least one site is required")
+	}
+	seen := map[string]string{}
+	for i, s := range c.Sites {
+		key := fmt.Sprintf("sites[%d]", i)
+		if s.Name == "" {
+			bad(key+".name", "required")
+		} else if !siteNameRE.MatchString(s.Name) {
+			bad(key+".name", "%q: a site name is lower-case letters, digits, '-' or '_'", s.Name)
+		} else if prev, dup := seen[s.Name]; dup {
+			bad(key+".name", "duplicate site %q (also %s)", s.Name, prev)
+		} else {
+			seen[s.Name] = key
+		}
+		if s.Bucket == "" {
+			bad(key+".bucket", "required")
+		}
+		if s.DistributionID == "" {
+			bad(key+".distribution_id", "required")
+		}
+		if p := s.Prefix; p != "" && (strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || strings.Contains(p, "//")) {
+			bad(key+".prefix", "%q: a prefix ends with / and does not start with one, such as www/", p)
+		}
+		if s.Strategy != releases.DefaultStrategy {
+			bad(key+".strategy", "unknown strategy %q (known: %s)", s.Strategy, releases.DefaultStrategy)
+		}
+		r := s.Retention
+		if *r.Keep < 1 {
+			bad(key+".retention.keep", "at least 1")
+		}
+		if *r.KeepDeployed < 1 {
+			bad(key+".retention.keep_deployed", "at least 1, so a rollback always has a target")
+		}
+		if r.Timezone != "" {
+			if _, err := time.LoadLocation(r.Timezone); err != nil {
+				bad(key+".retention.timezone", "unknown time zone %q", r.Timezone)
+			}
+		}
+		if _, err := CronParser.Parse(r.Schedule); err != nil {
+			bad(key+".retention.schedule", "bad cron expression %q: %v", r.Schedule, err)
+		}
+	}
+	return errs
+}
+
+// CronParser reads retention schedules: five fields, or descriptors such
+// as @daily.
+var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ReleasesSite turns a configured site into the domain's Site.
+func (s Site) ReleasesSite() releases.Site {
+	return releases.Site{Name: s.Name, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
+		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers}
+}
+
+// Site returns the site called name.
+func (c *Config) Site(name string) (Site, bool) {
+	for _, s := range c.Sites {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Site{}, false
+}
