@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
@@ -46,4 +49,48 @@ func Provision(ctx context.Context, s3c *s3.Client, cfc *cloudfront.Client, buck
 		return "", fmt.Errorf("creating distribution for %s: %w", bucket, err)
 	}
 	return aws.ToString(out.Distribution.Id), nil
+}
+
+// EnsureSite creates, if missing, the bucket and a distribution with the
+// given id serving it from its only S3 origin. Real CloudFront picks ids
+// itself; fixing one here lets a configuration file name it in advance.
+func (s *Server) EnsureSite(distributionID, bucket string) error {
+	if !validBucketName(bucket) {
+		return fmt.Errorf("localaws: invalid bucket name %q", bucket)
+	}
+	if distributionID == "" {
+		return fmt.Errorf("localaws: empty distribution id")
+	}
+	s.s3.mu.Lock()
+	if _, ok := s.s3.buckets[bucket]; !ok {
+		dir := filepath.Join(s.s3.root, bucket)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			s.s3.mu.Unlock()
+			return err
+		}
+		s.s3.buckets[bucket] = &s3Bucket{name: bucket, dir: dir, created: s.opts.Now(), objects: map[string]*object{}}
+	}
+	s.s3.mu.Unlock()
+
+	cf := s.cf
+	cf.mu.Lock()
+	defer cf.mu.Unlock()
+	if _, ok := cf.dists[distributionID]; ok {
+		return nil
+	}
+	raw := []byte(fmt.Sprintf(`<DistributionConfig xmlns="%s"><CallerReference>localaws-%s</CallerReference>`+
+		`<Aliases><Quantity>0</Quantity></Aliases><DefaultRootObject>index.html</DefaultRootObject>`+
+		`<Origins><Quantity>1</Quantity><Items><Origin><Id>s3-origin</Id><DomainName>%s.s3.us-east-1.amazonaws.com</DomainName>`+
+		`<OriginPath></OriginPath><S3OriginConfig><OriginAccessIdentity></OriginAccessIdentity></S3OriginConfig></Origin></Items></Origins>`+
+		`<DefaultCacheBehavior><TargetOriginId>s3-origin</TargetOriginId><ViewerProtocolPolicy>allow-all</ViewerProtocolPolicy>`+
+		`<CachePolicyId>658327ea-f89d-4fab-a63d-7e88639e58f6</CachePolicyId></DefaultCacheBehavior>`+
+		`<Comment>localaws site %s</Comment><Enabled>true</Enabled></DistributionConfig>`, cfNS, distributionID, bucket, bucket))
+	c, cerr := parseConfig(raw)
+	if cerr != nil {
+		return fmt.Errorf("localaws: %s", cerr.Message)
+	}
+	now := cf.now().UTC()
+	cf.dists[distributionID] = &distribution{ID: distributionID, ETag: newID('E'), Raw: raw, Config: c,
+		LastModified: now, DeployedAt: now, Serving: c, DomainName: strings.ToLower("d"+distributionID) + ".cloudfront.net"}
+	return cf.save()
 }

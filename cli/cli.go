@@ -1,0 +1,261 @@
+// Package cli is deploybot's command line. Run is what main calls, and what
+// tests call with their own arguments, streams and environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"sort"
+	"strings"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+// Env is the process's outside world.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// Exit statuses, as the contract gives them.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the operation failed
+	ExitUsage  = 2 // usage or configuration error
+)
+
+// usageError is a mistake in the command line itself.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"publish", "upload DIR as a release and commit its manifest", runPublish},
+		{"versions", "list releases, newest first, live one marked", runVersions},
+		{"status", "live release, deploy in progress, lock", runStatus},
+		{"promote", "make a release live", runPromote},
+		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
+		{"localaws", "run the local S3 + CloudFront stand-in and its edge", runLocalAWS},
+	}
+}
+
+// Run runs one command line and returns the exit status.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(env.Stdout)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return report(env, c.run(ctx, env, args[1:]))
+		}
+	}
+	fmt.Fprintf(env.Stderr, "deploybot: unknown command %q (see deploybot help)\n", args[0])
+	return ExitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: deploybot COMMAND [flags] [args]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Every command takes --config FILE (default deploybot.yaml, or $DEPLOYBOT_CONFIG).")
+	fmt.Fprintln(w, "deploybot COMMAND -h shows its flags.")
+}
+
+// report prints err and maps it to an exit status.
+func report(env Env, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	var ue *usageError
+	var ce config.Errors
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "deploybot: %s\n", ue.msg)
+		return ExitUsage
+	case errors.As(err, &ce):
+		fmt.Fprintf(env.Stderr, "deploybot: %v\n", err)
+		return ExitUsage
+	case releases.ErrorCode(err) == releases.EINVALID:
+		fmt.Fprintf(env.Stderr, "deploybot: %s\n", releases.ErrorMessage(err))
+		return ExitUsage
+	}
+	fmt.Fprintf(env.Stderr, "deploybot: %s\n", releases.ErrorMessage(err))
+	return ExitFailed
+}
+
+type flagSetT = flag.FlagSet
+
+func newFlagSet(env Env, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: deploybot %s [flags] %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// flagSet returns a FlagSet with --config.
+func flagSet(env Env, name, args string) (*flag.FlagSet, *string) {
+	fs := newFlagSet(env, name, args)
+	def := env.Getenv("DEPLOYBOT_CONFIG")
+	if def == "" {
+		def = "deploybot.yaml"
+	}
+	cfg := fs.String("config", def, "configuration file")
+	return fs, cfg
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("pin --site S v1 --reason R"), returning the positionals.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, &usageError{err.Error()}
+	}
+	return cfg, nil
+}
+
+func siteOf(cfg *config.Config, name string) (releases.Site, error) {
+	if name == "" {
+		if len(cfg.Sites) == 1 {
+			return cfg.Sites[0].ReleasesSite(), nil
+		}
+		return releases.Site{}, usagef("--site is required (configured: %s)", siteNames(cfg))
+	}
+	s, ok := cfg.Site(name)
+	if !ok {
+		return releases.Site{}, usagef("unknown site %q (configured: %s)", name, siteNames(cfg))
+	}
+	return s.ReleasesSite(), nil
+}
+
+func siteNames(cfg *config.Config) string {
+	var names []string
+	for _, s := range cfg.Sites {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func logger(env Env) *slog.Logger {
+	level := slog.LevelWarn
+	if v := env.Getenv("DEPLOYBOT_LOG_LEVEL"); v != "" {
+		_ = level.UnmarshalText([]byte(v))
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// app is what a command needs, wired from the configuration.
+type app struct {
+	cfg    *config.Config
+	svc    *releases.Service
+	bucket *cloud.S3Bucket
+	store  *store.DB
+}
+
+func (a *app) Close() error {
+	if a.store != nil {
+		return a.store.Close()
+	}
+	return nil
+}
+
+// newApp connects to AWS and, when withStore, opens the store. The command
+// line opens the store per operation (transient), so that two commands run
+// at once see each other's locks instead of waiting on the file.
+func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*app, error) {
+	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}}
+	if !withStore {
+		return a, nil
+	}
+	db, err := store.Open(cfg.Store.Path, store.Options{Transient: true})
+	if err != nil {
+		return nil, err
+	}
+	a.store = db
+	var sites []releases.Site
+	for _, s := range cfg.Sites {
+		sites = append(sites, s.ReleasesSite())
+	}
+	a.svc = &releases.Service{
+		Store: db, Bucket: a.bucket, Sites: sites, Logger: logger(env),
+		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: cfg.Deploy.PollInterval.Duration}},
+		Timeout: cfg.Deploy.Timeout.Duration,
+	}
+	return a, nil
+}
+
+// actor names who runs a command-line deploy: $DEPLOYBOT_ACTOR, else the
+// local user and host.
+func actor(env Env) string {
+	if a := env.Getenv("DEPLOYBOT_ACTOR"); a != "" {
+		return a
+	}
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return "cli:" + name + "@" + host
+}

@@ -1,0 +1,365 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/publish"
+	"github.com/deploybot/deploybot/releases"
+)
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runPublish(ctx context.Context, env Env, args []string) error {
+	fs, cfgPath := flagSet(env, "publish", "DIR")
+	site := fs.String("site", "", "site name")
+	version := fs.String("version", "", "release version (letters, digits, . _ -)")
+	commit := fs.String("commit", "", "commit the release was built from")
+	message := fs.String("message", "", "release message")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	conc := fs.Int("concurrency", 16, "uploads in flight")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("publish takes one directory (got %d arguments)", len(pos))
+	}
+	if *version == "" {
+		return usagef("--version is required")
+	}
+	if err := releases.ValidateVersion(*version); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s, err := siteOf(cfg, *site)
+	if err != nil {
+		return err
+	}
+	// publish runs on CI machines: it talks to S3 only, never the store.
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	p := &publish.Publisher{Bucket: a.bucket}
+	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Dir: pos[0], Concurrency: *conc})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, res)
+	}
+	fmt.Fprintf(env.Stdout, "published %s %s: %d files, %s in %.1fs (s3://%s/%s)\n", s.Name, res.Version, res.Files,
+		humanBytes(res.Bytes), res.Seconds, s.Bucket, s.ReleasePath(res.Version))
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// siteCommand parses the flags every site command shares and wires the app.
+func siteCommand(ctx context.Context, env Env, name, posUsage string, args []string, extra func(fs *flagSetT)) (*app, releases.Site, []string, error) {
+	fs, cfgPath := flagSet(env, name, posUsage)
+	site := fs.String("site", "", "site name (may be left out when only one is configured)")
+	if extra != nil {
+		extra(fs)
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, releases.Site{}, nil, err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return nil, releases.Site{}, nil, err
+	}
+	s, err := siteOf(cfg, *site)
+	if err != nil {
+		return nil, releases.Site{}, nil, err
+	}
+	a, err := newApp(ctx, env, cfg, true)
+	if err != nil {
+		return nil, releases.Site{}, nil, err
+	}
+	return a, s, pos, nil
+}
+
+func runVersions(ctx context.Context, env Env, args []string) error {
+	var asJSON *bool
+	a, s, pos, err := siteCommand(ctx, env, "versions", "", args, func(fs *flagSetT) {
+		asJSON = fs.Bool("json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if len(pos) != 0 {
+		return usagef("versions takes no arguments")
+	}
+	vs, err := a.svc.Versions(ctx, s.Name)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if vs == nil {
+			vs = []releases.VersionInfo{}
+		}
+		return writeJSON(env.Stdout, vs)
+	}
+	if len(vs) == 0 {
+		fmt.Fprintf(env.Stdout, "site %s has no releases yet (publish one with deploybot publish)\n", s.Name)
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tLIVE\tPUBLISHED\tFILES\tSIZE\tCOMMIT\tMESSAGE")
+	for _, v := range vs {
+		live := ""
+		if v.Live {
+			live = "live"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, live, v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
+			v.Files, humanBytes(v.Bytes), short(v.Commit, 12), short(v.Message, 50))
+	}
+	return tw.Flush()
+}
+
+func short(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func runStatus(ctx context.Context, env Env, args []string) error {
+	var asJSON *bool
+	a, s, pos, err := siteCommand(ctx, env, "status", "", args, func(fs *flagSetT) {
+		asJSON = fs.Bool("json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if len(pos) != 0 {
+		return usagef("status takes no arguments")
+	}
+	st, err := a.svc.Status(ctx, s.Name)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, st)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "site:        %s\n", st.Site)
+	switch {
+	case st.Live != nil && st.LiveSince != nil:
+		fmt.Fprintf(w, "live:        %s (since %s)\n", *st.Live, st.LiveSince.UTC().Format(time.RFC3339))
+	case st.Live != nil:
+		fmt.Fprintf(w, "live:        %s\n", *st.Live)
+	default:
+		fmt.Fprintf(w, "live:        none (the origin path is not a release of this site)\n")
+	}
+	fmt.Fprintf(w, "origin path: %q\n", st.OriginPath)
+	if st.Drift {
+		fmt.Fprintf(w, "warning:     the store says %q is live, the distribution serves %q (changed outside deploybot?)\n", st.Recorded, st.OriginPath)
+	}
+	if d := st.Deploy; d != nil {
+		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, orNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "deploy:      none running\n")
+	}
+	if l := st.Lock; l != nil {
+		fmt.Fprintf(w, "lock:        held by %s since %s: %s\n", l.Holder, l.Since.UTC().Format(time.RFC3339), l.Reason)
+	} else {
+		fmt.Fprintf(w, "lock:        free\n")
+	}
+	if d := st.LastDeploy; d != nil && d.Phase.Final() {
+		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, orNone(d.From), d.To, d.Actor, d.Phase)
+		if d.Error != "" {
+			fmt.Fprintf(w, " (%s)", d.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
+}
+
+// printer renders deploy events as lines on stdout.
+func printer(w io.Writer) releases.Progress {
+	var start time.Time
+	return func(e releases.Event) {
+		d := e.Deploy
+		switch e.Type {
+		case releases.EventDeployStarted:
+			start = d.StartedAt
+			fmt.Fprintf(w, "deploy %s: %s %s %s -> %s by %s", d.ID, d.Kind, d.Site, orNone(d.From), d.To, d.Actor)
+			if d.Reason != "" {
+				fmt.Fprintf(w, " (%s)", d.Reason)
+			}
+			fmt.Fprintln(w)
+		case releases.EventPhaseStarted:
+			fmt.Fprintf(w, "  %-16s %s ...\n", e.Phase, e.Title)
+		case releases.EventPhaseFinished:
+			fmt.Fprintf(w, "  %-16s done in %.1fs\n", e.Phase, e.Elapsed.Seconds())
+		case releases.EventPhaseFailed:
+			fmt.Fprintf(w, "  %-16s FAILED after %.1fs: %s\n", e.Phase, e.Elapsed.Seconds(), releases.ErrorMessage(e.Err))
+		case releases.EventDeployFinished:
+			fmt.Fprintf(w, "%s is live on %s (deploy %s, %.1fs)\n", d.To, d.Site, d.ID, d.FinishedAt.Sub(start).Seconds())
+		case releases.EventDeployFailed:
+			fmt.Fprintf(w, "deploy %s failed\n", d.ID)
+		}
+	}
+}
+
+func runPromote(ctx context.Context, env Env, args []string) error {
+	var reason *string
+	a, s, pos, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
+		reason = fs.String("reason", "", "why (recorded with the deploy)")
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if len(pos) != 1 {
+		return usagef("promote takes one VERSION (got %d arguments)", len(pos))
+	}
+	if err := releases.ValidateVersion(pos[0]); err != nil {
+		return err
+	}
+	out, err := a.svc.Promote(ctx, releases.PromoteRequest{Site: s.Name, Version: pos[0], Actor: actor(env), Reason: *reason}, printer(env.Stdout))
+	return outcome(env, s, out, err)
+}
+
+func outcome(env Env, s releases.Site, out *releases.Outcome, err error) error {
+	if err != nil {
+		return err
+	}
+	if out.AlreadyLive {
+		fmt.Fprintf(env.Stdout, "%s is already live on %s; nothing to do\n", out.Version, s.Name)
+	}
+	return nil
+}
+
+func runRollback(ctx context.Context, env Env, args []string) error {
+	var reason *string
+	a, s, pos, err := siteCommand(ctx, env, "rollback", "[VERSION]", args, func(fs *flagSetT) {
+		reason = fs.String("reason", "", "why (recorded with the deploy)")
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if len(pos) > 1 {
+		return usagef("rollback takes at most one VERSION (got %d arguments)", len(pos))
+	}
+	req := releases.RollbackRequest{Site: s.Name, Actor: actor(env), Reason: *reason}
+	if len(pos) == 1 {
+		if err := releases.ValidateVersion(pos[0]); err != nil {
+			return err
+		}
+		req.Version = pos[0]
+	}
+	out, err := a.svc.Rollback(ctx, req, printer(env.Stdout))
+	return outcome(env, s, out, err)
+}
+
+func runLocalAWS(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "localaws", "")
+	listen := fs.String("listen", "127.0.0.1:4566", "address of the S3 + CloudFront APIs")
+	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the sites")
+	data := fs.String("data", "", "directory for buckets and distributions (required)")
+	prop := fs.Duration("propagation", 5*time.Second, "how long a distribution change stays InProgress")
+	inval := fs.Duration("invalidation", 3*time.Second, "how long an invalidation stays InProgress")
+	errRate := fs.Float64("error-rate", 0, "share of API calls answered with a 5xx error")
+	throttle := fs.Float64("throttle-rate", 0, "share of API calls answered with a throttling error")
+	latency := fs.Duration("latency", 0, "delay added to every API call")
+	var sites multiFlag
+	fs.Var(&sites, "distribution", "ID=BUCKET: create (if missing) a bucket and a distribution with this id serving it; repeatable")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("localaws takes no arguments")
+	}
+	if *data == "" {
+		return usagef("--data is required")
+	}
+	srv, err := localaws.New(localaws.Options{DataDir: *data, Propagation: *prop, Invalidation: *inval,
+		Logger: logger(env), Faults: localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}})
+	if err != nil {
+		return err
+	}
+	for _, d := range sites {
+		id, bucket, ok := strings.Cut(d, "=")
+		if !ok {
+			return usagef("--distribution takes ID=BUCKET, got %q", d)
+		}
+		if err := srv.EnsureSite(id, bucket); err != nil {
+			return err
+		}
+	}
+	apiLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("localaws: %w", err)
+	}
+	edgeLn, err := net.Listen("tcp", *edgeAddr)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("localaws: %w", err)
+	}
+	api := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	edge := &http.Server{Handler: srv.Edge(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(apiLn) }()
+	go func() { errc <- edge.Serve(edgeLn) }()
+	fmt.Fprintf(env.Stdout, "localaws: S3 + CloudFront API on http://%s\nlocalaws: edge on http://%s/\n", apiLn.Addr(), edgeLn.Addr())
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = api.Shutdown(shut)
+	_ = edge.Shutdown(shut)
+	if err == http.ErrServerClosed {
+		err = nil
+	}
+	return err
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
