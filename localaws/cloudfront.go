@@ -30,7 +30,7 @@ type distConfig struct {
 	} `json:"aliases"`
 	DefaultRootObject string `json:"default_root_object"`
 	Origins           struct {
-		Quantity int         `json:"quantity"`
+		Quantity int        `json:"quantity"`
 		Items    []cfOrigin `xml:"Items>Origin" json:"items"`
 	} `json:"origins"`
 	Comment string `json:"comment"`

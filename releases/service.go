@@ -206,12 +206,12 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 
 // Status is what a site serves and what is happening to it.
 type Status struct {
-	Site       string  `json:"site"`
-	Live       *string `json:"live"`
+	Site       string     `json:"site"`
+	Live       *string    `json:"live"`
 	LiveSince  *time.Time `json:"live_since"`
-	OriginPath string  `json:"origin_path"`
-	Deploy     *Deploy `json:"deploy"`
-	Lock       *Lock   `json:"lock"`
+	OriginPath string     `json:"origin_path"`
+	Deploy     *Deploy    `json:"deploy"`
+	Lock       *Lock      `json:"lock"`
 	// Recorded is the store's live pointer, which may disagree with the
 	// CDN after a hand-made change; Drift says so.
 	Recorded string `json:"recorded_live"`

@@ -358,4 +358,3 @@ func (s *DB) Lock(ctx context.Context, site string) (*releases.Lock, error) {
 	}
 	return &l, nil
 }
-
