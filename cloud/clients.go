@@ -64,6 +64,9 @@ func NewClients(ctx context.Context, st Settings) (*s3.Client, *cloudfront.Clien
 		return nil, nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Objects copied server-side or uploaded in parts have no
+		// whole-object checksum; that is expected, not worth a log line.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if st.Endpoint != "" {
 			o.BaseEndpoint = aws.String(st.Endpoint)
 			o.UsePathStyle = true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -246,3 +247,61 @@ func TestRetriesThroughFaults(t *testing.T) {
 
 var cftypesBatch = cftypes.InvalidationBatch{CallerReference: aws.String("same-ref"),
 	Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}
+
+// onlyReader hides Seek, so the SDK streams the body (aws-chunked with a
+// trailing checksum) instead of hashing it up front.
+type onlyReader struct{ io.Reader }
+
+func TestS3ChecksumsBothWays(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	body := strings.Repeat("0123456789", 10000)
+	// The SDK streams with a trailing checksum only over TLS.
+	tlsAPI := httptest.NewTLSServer(e.srv.Handler())
+	t.Cleanup(tlsAPI.Close)
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(cloud.StaticCredentials("AKIDLOCAL", "secret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsS3 := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint, o.UsePathStyle, o.HTTPClient = aws.String(tlsAPI.URL), true, tlsAPI.Client()
+	})
+	for _, tc := range []struct {
+		name string
+		in   *s3.PutObjectInput
+	}{
+		{"seekable", &s3.PutObjectInput{Body: strings.NewReader(body)}},
+		{"streamed", &s3.PutObjectInput{Body: onlyReader{strings.NewReader(body)}, ContentLength: aws.Int64(int64(len(body)))}},
+		{"sha256", &s3.PutObjectInput{Body: strings.NewReader(body), ChecksumAlgorithm: "SHA256"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Bucket, tc.in.Key = aws.String("site-bucket"), aws.String("ck/"+tc.name)
+			if _, err := tlsS3.PutObject(ctx, tc.in); err != nil {
+				t.Fatal(err)
+			}
+			out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: tc.in.Bucket, Key: tc.in.Key, ChecksumMode: "ENABLED"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil || string(got) != body {
+				t.Fatalf("read back %d bytes, err %v", len(got), err)
+			}
+			if aws.ToString(out.ChecksumCRC32) == "" && aws.ToString(out.ChecksumSHA256) == "" && aws.ToString(out.ChecksumCRC64NVME) == "" {
+				t.Fatalf("no checksum returned")
+			}
+		})
+	}
+	// A wrong checksum is refused and nothing is stored.
+	_, err = e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad"),
+		Body: strings.NewReader(body), ChecksumSHA256: aws.String("q2FkOgzUe5hwP6PaVZMw+G7QY3dvbdyIf5PeqEQIHhI=")})
+	var ae interface{ ErrorCode() string }
+	if !errors.As(err, &ae) || ae.ErrorCode() != "BadDigest" {
+		t.Fatalf("bad checksum: %v", err)
+	}
+	if _, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad")}); err == nil {
+		t.Fatal("object with a bad checksum was stored")
+	}
+}

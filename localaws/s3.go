@@ -36,6 +36,8 @@ type object struct {
 	ContentEncoding string            `json:"content_encoding,omitempty"`
 	ContentDisp     string            `json:"content_disposition,omitempty"`
 	Meta            map[string]string `json:"meta,omitempty"`
+	ChecksumAlgo    string            `json:"checksum_algo,omitempty"`
+	Checksum        string            `json:"checksum,omitempty"`
 	Blob            string            `json:"blob"`
 }
 
@@ -468,8 +470,21 @@ func readBody(r *http.Request) io.Reader {
 	return r.Body
 }
 
+// sentChecksum returns the checksum value of algo the client sent, in a
+// header or in the aws-chunked trailer.
+func sentChecksum(r *http.Request, body io.Reader, algo, header string) string {
+	if header != "" {
+		return header
+	}
+	if c, ok := body.(*chunkedReader); ok {
+		return c.trailers["x-amz-checksum-"+algo]
+	}
+	return ""
+}
+
 type chunkedReader struct {
-	r    *bufio.Reader
+	r        *bufio.Reader
+	trailers map[string]string
 	left int64
 	done bool
 	err  error
@@ -499,8 +514,8 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 			return 0, c.err
 		}
 		if n == 0 {
-			c.done = true // trailers (checksums) follow; they are not checked
-			_, _ = io.Copy(io.Discard, c.r)
+			c.done = true
+			c.readTrailers()
 			return 0, io.EOF
 		}
 		c.left = n
@@ -516,15 +531,30 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readTrailers reads "name:value" lines after the last chunk (the
+// checksum the SDK computed while streaming).
+func (c *chunkedReader) readTrailers() {
+	c.trailers = map[string]string{}
+	for {
+		line, err := c.r.ReadString('\n')
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			c.trailers[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 // storeBlob streams body into a new blob file of the bucket and returns it
 // with its size and MD5, outside any lock.
-func storeBlob(b *s3Bucket, body io.Reader) (blob string, size int64, md5hex string, err error) {
+func storeBlob(b *s3Bucket, body io.Reader, extra ...io.Writer) (blob string, size int64, md5hex string, err error) {
 	f, err := os.CreateTemp(b.dir, "*.data")
 	if err != nil {
 		return "", 0, "", err
 	}
 	h := md5.New()
-	size, err = io.Copy(io.MultiWriter(f, h), body)
+	size, err = io.Copy(io.MultiWriter(append([]io.Writer{f, h}, extra...)...), body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -582,10 +612,24 @@ func (s *s3Service) putObject(w http.ResponseWriter, r *http.Request, bucket, ke
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "KeyTooLongError", Message: "Your key is too long"})
 		return
 	}
-	blob, size, sum, err := storeBlob(b, readBody(r))
+	algo, header := requestedChecksum(r)
+	ck := newChecksummer(algo)
+	body := readBody(r)
+	blob, size, sum, err := storeBlob(b, body, ck)
 	if err != nil {
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: err.Error()})
 		return
+	}
+	var checksum string
+	if algo != "" {
+		sent := sentChecksum(r, body, algo, header)
+		computed, ok := ck.verify(sent)
+		if !ok {
+			os.Remove(filepath.Join(b.dir, blob))
+			writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "BadDigest", Message: fmt.Sprintf("The %s you specified did not match the calculated checksum.", strings.ToUpper(algo))})
+			return
+		}
+		checksum = computed
 	}
 	if want := r.Header.Get("X-Amz-Decoded-Content-Length"); want != "" && want != strconv.FormatInt(size, 10) {
 		os.Remove(filepath.Join(b.dir, blob))
@@ -595,7 +639,8 @@ func (s *s3Service) putObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	enc := strings.TrimPrefix(strings.ReplaceAll(r.Header.Get("Content-Encoding"), "aws-chunked", ""), ",")
 	o := &object{Key: key, Size: size, ETag: `"` + sum + `"`, ContentType: r.Header.Get("Content-Type"),
 		CacheControl: r.Header.Get("Cache-Control"), ContentEncoding: strings.TrimSpace(enc),
-		ContentDisp: r.Header.Get("Content-Disposition"), Meta: metaFromHeaders(r.Header), Blob: blob}
+		ContentDisp: r.Header.Get("Content-Disposition"), Meta: metaFromHeaders(r.Header), Blob: blob,
+		ChecksumAlgo: algo, Checksum: checksum}
 	if o.ContentType == "" {
 		o.ContentType = "binary/octet-stream"
 	}
@@ -744,6 +789,12 @@ func (s *s3Service) getObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	}
 	for k, v := range oc.Meta {
 		h.Set("x-amz-meta-"+k, v)
+	}
+	// S3 returns the stored checksum when asked, and the SDK validates
+	// the body against it.
+	if strings.EqualFold(r.Header.Get("x-amz-checksum-mode"), "ENABLED") && oc.Checksum != "" && r.Header.Get("Range") == "" {
+		h.Set("x-amz-checksum-"+oc.ChecksumAlgo, oc.Checksum)
+		h.Set("x-amz-checksum-type", "FULL_OBJECT")
 	}
 	// ServeContent answers Range, If-Match, If-None-Match and
 	// If-Modified-Since as S3 does (206, 412, 304).
