@@ -485,9 +485,9 @@ func sentChecksum(r *http.Request, body io.Reader, algo, header string) string {
 type chunkedReader struct {
 	r        *bufio.Reader
 	trailers map[string]string
-	left int64
-	done bool
-	err  error
+	left     int64
+	done     bool
+	err      error
 }
 
 func (c *chunkedReader) Read(p []byte) (int, error) {

@@ -1,0 +1,412 @@
+package releases_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+// fakeBucket holds manifests in memory.
+type fakeBucket struct {
+	mu        sync.Mutex
+	manifests map[string]*releases.Manifest
+}
+
+func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, ok := b.manifests[v]
+	if !ok {
+		return nil, releases.Errorf(releases.ENOTFOUND, "no manifest for %s: %w", v, releases.ErrNoManifest)
+	}
+	c := *m
+	return &c, nil
+}
+
+func (b *fakeBucket) ListVersions(context.Context, releases.Site) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for v := range b.manifests {
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (b *fakeBucket) WriteManifest(_ context.Context, _ releases.Site, m *releases.Manifest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.manifests[m.Version]; ok {
+		return releases.Errorf(releases.ECONFLICT, "exists")
+	}
+	b.manifests[m.Version] = m
+	return nil
+}
+
+func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.File) error { return nil }
+
+// fakeCDN is a strategy whose steps can be made to fail or block.
+type fakeCDN struct {
+	mu      sync.Mutex
+	path    string
+	failAt  releases.Phase
+	block   chan struct{} // when set, the second step waits on it
+	blocked chan struct{}
+	flips   int
+}
+
+func (c *fakeCDN) Strategy() string { return "fake" }
+
+func (c *fakeCDN) Current(_ context.Context, site releases.Site) (releases.Current, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, _ := site.VersionFromOriginPath(c.path)
+	return releases.Current{Version: v, Path: c.path}, nil
+}
+
+func (c *fakeCDN) Plan(site releases.Site, cur releases.Current, to, id string) []releases.Step {
+	step := func(p releases.Phase, fn func() error) releases.Step {
+		return releases.Step{Phase: p, Title: string(p), Flips: p == "flip", Run: func(ctx context.Context) error {
+			if c.failAt == p {
+				return fmt.Errorf("injected failure in %s", p)
+			}
+			return fn()
+		}}
+	}
+	return []releases.Step{
+		step("flip", func() error {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.path = site.OriginPath(to)
+			c.flips++
+			return nil
+		}),
+		step("wait", func() error {
+			if c.block != nil {
+				close(c.blocked)
+				<-c.block
+			}
+			return nil
+		}),
+	}
+}
+
+type harness struct {
+	svc    *releases.Service
+	db     *store.DB
+	bucket *fakeBucket
+	cdn    *fakeCDN
+	now    time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := &harness{db: db, bucket: &fakeBucket{manifests: map[string]*releases.Manifest{}}, cdn: &fakeCDN{},
+		now: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+	n := 0
+	h.svc = &releases.Service{
+		Store: db, Bucket: h.bucket, CDNs: map[string]releases.CDN{"fake": h.cdn},
+		Sites: []releases.Site{{Name: "www", Bucket: "b", Prefix: "www/", DistributionID: "E1", Strategy: "fake"}},
+		Now:   func() time.Time { h.now = h.now.Add(time.Second); return h.now },
+		NewID: func() string { n++; return fmt.Sprintf("d%03d", n) },
+	}
+	return h
+}
+
+func (h *harness) publish(versions ...string) {
+	for i, v := range versions {
+		h.bucket.manifests[v] = &releases.Manifest{Version: v, PublishedAt: h.now.Add(time.Duration(i) * time.Minute),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: 10}}}
+	}
+}
+
+func (h *harness) promote(t *testing.T, v string) *releases.Outcome {
+	t.Helper()
+	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: v, Actor: "alice"}, nil)
+	if err != nil {
+		t.Fatalf("promote %s: %v", v, err)
+	}
+	return out
+}
+
+func TestPromoteRecordsPhasesAndEvents(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2")
+	var events []releases.EventType
+	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice", Reason: "ship"},
+		func(e releases.Event) { events = append(events, e.Type) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []releases.EventType{releases.EventDeployStarted, releases.EventPhaseStarted, releases.EventPhaseFinished,
+		releases.EventPhaseStarted, releases.EventPhaseFinished, releases.EventDeployFinished}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", events, want)
+	}
+	d, err := h.db.Deploy(context.Background(), "www", out.Deploy.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Phase != releases.PhaseDone || len(d.Phases) != 2 || d.Phases[1].Ended.IsZero() || d.Reason != "ship" || d.Actor != "alice" || d.From != "" || d.To != "v1" {
+		t.Fatalf("deploy record %+v", d)
+	}
+	live, ok, _ := h.db.Live(context.Background(), "www")
+	if !ok || live.Version != "v1" || live.DeployID != d.ID {
+		t.Fatalf("live %+v", live)
+	}
+	if l, _ := h.db.Lock(context.Background(), "www"); l != nil {
+		t.Fatalf("lock left behind: %+v", l)
+	}
+}
+
+func TestPromoteRefusals(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1")
+	h.promote(t, "v1")
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		req  releases.PromoteRequest
+		code string
+	}{
+		{"malformed", releases.PromoteRequest{Site: "www", Version: "../etc", Actor: "a"}, releases.EINVALID},
+		{"unknown site", releases.PromoteRequest{Site: "nope", Version: "v1", Actor: "a"}, releases.ENOTFOUND},
+		{"no manifest", releases.PromoteRequest{Site: "www", Version: "v9", Actor: "a"}, releases.ENOTFOUND},
+		{"no actor", releases.PromoteRequest{Site: "www", Version: "v1"}, releases.EINVALID},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := h.svc.Promote(ctx, c.req, nil)
+			if got := releases.ErrorCode(err); got != c.code {
+				t.Fatalf("code %q (%v), want %q", got, err, c.code)
+			}
+		})
+	}
+	if h.cdn.flips != 1 {
+		t.Fatalf("refusals flipped the CDN: %d flips", h.cdn.flips)
+	}
+	out := h.promote(t, "v1")
+	if !out.AlreadyLive || out.Deploy != nil {
+		t.Fatalf("promote of the live release: %+v", out)
+	}
+}
+
+func TestSecondDeployRefusedNamingTheFirst(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "v3")
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked
+	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "bob"}, nil)
+	var le *releases.LockedError
+	if !errors.As(err, &le) || le.Lock.Holder != "alice" || le.Lock.DeployID == "" {
+		t.Fatalf("second promote: %v", err)
+	}
+	if releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("code %s", releases.ErrorCode(err))
+	}
+	close(h.cdn.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailedDeployRecordsTruthAndIsNoRollbackTarget(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "v3")
+	h.promote(t, "v1")
+	h.promote(t, "v2")
+	h.cdn.failAt = "wait" // fails after the flip
+	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v3", Actor: "alice"}, nil)
+	if err == nil {
+		t.Fatal("injected failure not reported")
+	}
+	ds, _ := h.db.Deploys(context.Background(), "www", 1)
+	if ds[0].Phase != releases.PhaseFailed || ds[0].Error == "" || ds[0].Phases[len(ds[0].Phases)-1].Phase != "wait" {
+		t.Fatalf("failed deploy record %+v", ds[0])
+	}
+	// The flip happened, so v3 is what is served and recorded as live.
+	if live, _, _ := h.db.Live(context.Background(), "www"); live.Version != "v3" {
+		t.Fatalf("live %q after a failure past the flip", live.Version)
+	}
+	if l, _ := h.db.Lock(context.Background(), "www"); l != nil {
+		t.Fatalf("lock left behind after failure: %+v", l)
+	}
+	h.cdn.failAt = ""
+	target, err := h.svc.RollbackTarget(context.Background(), "www")
+	if err != nil || target != "v2" {
+		t.Fatalf("rollback target %q %v, want v2", target, err)
+	}
+	// A failure before the flip leaves the live pointer alone.
+	h.cdn.failAt = "flip"
+	if _, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil); err == nil {
+		t.Fatal("no error")
+	}
+	if live, _, _ := h.db.Live(context.Background(), "www"); live.Version != "v3" {
+		t.Fatalf("live %q after a failure before the flip", live.Version)
+	}
+}
+
+func TestRollbackWalksBack(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "v3")
+	ctx := context.Background()
+	if _, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "a"}, nil); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("rollback with no history: %v", err)
+	}
+	h.promote(t, "v1")
+	h.promote(t, "v2")
+	h.promote(t, "v3")
+	steps := []string{"v2", "v1"}
+	for _, want := range steps {
+		out, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "a", Reason: "bad"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Deploy.To != want || out.Deploy.Kind != releases.KindRollback {
+			t.Fatalf("rollback went to %s (%s), want %s", out.Deploy.To, out.Deploy.Kind, want)
+		}
+	}
+	if _, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "a"}, nil); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("rollback past the first release: %v", err)
+	}
+	// A named version is allowed, and a pruned one (manifest gone) is skipped.
+	out, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Version: "v3", Actor: "a"}, nil)
+	if err != nil || out.Deploy.To != "v3" {
+		t.Fatalf("named rollback: %+v %v", out, err)
+	}
+}
+
+func TestRollbackSkipsPrunedReleases(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "v3")
+	h.promote(t, "v1")
+	h.promote(t, "v2")
+	h.promote(t, "v3")
+	delete(h.bucket.manifests, "v2")
+	if target, err := h.svc.RollbackTarget(context.Background(), "www"); err != nil || target != "v1" {
+		t.Fatalf("target %q %v, want v1 (v2 pruned)", target, err)
+	}
+}
+
+func TestVersionsSyncsFromBucket(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "bad name")
+	h.promote(t, "v1")
+	vs, err := h.svc.Versions(context.Background(), "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].Version != "v2" || vs[1].Version != "v1" || !vs[1].Live || vs[0].Live {
+		t.Fatalf("versions %+v", vs)
+	}
+}
+
+func TestStatusShowsDrift(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2")
+	h.promote(t, "v1")
+	h.cdn.path = "/www/v2" // changed by hand in the console
+	st, err := h.svc.Status(context.Background(), "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Live == nil || *st.Live != "v2" || st.Recorded != "v1" || !st.Drift || st.LiveSince != nil {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestCancelledDeployIsRecordedFailed(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1")
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cdn.failAt = ""
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked
+	cancel()
+	close(h.cdn.block)
+	<-done
+	ds, _ := h.db.Deploys(context.Background(), "www", 1)
+	if len(ds) != 1 || !ds[0].Phase.Final() {
+		t.Fatalf("deploy after cancel: %+v", ds)
+	}
+	if l, _ := h.db.Lock(context.Background(), "www"); l != nil {
+		t.Fatalf("lock left: %+v", l)
+	}
+}
+
+func TestValidateVersion(t *testing.T) {
+	good := []string{"v1", "1", "v1.2.3", "2026-11-28_abc", "A", string(make([]byte, 0)) + "x" + fmt.Sprintf("%0127d", 0)}
+	bad := []string{"", ".v1", "-v1", "v/1", "v 1", "v1\n", "../x", "ü", "x" + fmt.Sprintf("%0128d", 0)}
+	for _, v := range good {
+		if err := releases.ValidateVersion(v); err != nil {
+			t.Errorf("%q refused: %v", v, err)
+		}
+	}
+	for _, v := range bad {
+		if err := releases.ValidateVersion(v); releases.ErrorCode(err) != releases.EINVALID {
+			t.Errorf("%q accepted", v)
+		}
+	}
+}
+
+func TestOriginPathRoundTrip(t *testing.T) {
+	cases := []struct {
+		prefix, version, path string
+	}{
+		{"www/", "v1", "/www/v1"},
+		{"", "v1", "/v1"},
+		{"a/b/", "2026.1", "/a/b/2026.1"},
+	}
+	for _, c := range cases {
+		s := releases.Site{Prefix: c.prefix}
+		if got := s.OriginPath(c.version); got != c.path {
+			t.Errorf("OriginPath(%q,%q) = %q", c.prefix, c.version, got)
+		}
+		if v, ok := s.VersionFromOriginPath(c.path); !ok || v != c.version {
+			t.Errorf("VersionFromOriginPath(%q) = %q %v", c.path, v, ok)
+		}
+	}
+	s := releases.Site{Prefix: "www/"}
+	for _, p := range []string{"", "/", "/docs/v1", "/www/", "/www/v1/extra", "/www/.bad"} {
+		if v, ok := s.VersionFromOriginPath(p); ok {
+			t.Errorf("VersionFromOriginPath(%q) = %q, want no version", p, v)
+		}
+	}
+}
+
+func FuzzVersionFromOriginPath(f *testing.F) {
+	f.Add("www/", "/www/v1")
+	f.Add("", "/v1/")
+	f.Fuzz(func(t *testing.T, prefix, p string) {
+		s := releases.Site{Prefix: prefix}
+		v, ok := s.VersionFromOriginPath(p)
+		if !ok {
+			return
+		}
+		if releases.ValidateVersion(v) != nil {
+			t.Fatalf("%q from %q is not a valid version", v, p)
+		}
+	})
+}

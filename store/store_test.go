@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+var ctx = context.Background()
+
+func open(t *testing.T, path string, opts Options) *DB {
+	t.Helper()
+	db, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestReleases(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, v := range []string{"b", "a", "c"} {
+		created, err := db.PutRelease(ctx, releases.Release{Site: "www", Version: v, PublishedAt: t0.Add(time.Duration(i) * time.Hour), Files: i})
+		if err != nil || !created {
+			t.Fatalf("put %s: %v %v", v, created, err)
+		}
+	}
+	created, err := db.PutRelease(ctx, releases.Release{Site: "www", Version: "a", Files: 99})
+	if err != nil || created {
+		t.Fatalf("second put: %v %v", created, err)
+	}
+	r, err := db.Release(ctx, "www", "a")
+	if err != nil || r.Files != 1 {
+		t.Fatalf("release a was overwritten: %+v %v", r, err)
+	}
+	if _, err := db.Release(ctx, "www", "zz"); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("missing release: %v", err)
+	}
+	rs, _ := db.Releases(ctx, "www")
+	if len(rs) != 3 || rs[0].Version != "c" || rs[2].Version != "b" {
+		t.Fatalf("order %+v", rs)
+	}
+	if rs, _ := db.Releases(ctx, "other"); len(rs) != 0 {
+		t.Fatalf("other site sees %v", rs)
+	}
+}
+
+func TestDeployLifecycleIsAtomic(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	d := releases.Deploy{ID: "20260101T000000Z-aaaa", Site: "www", To: "v1", Phase: releases.PhasePending}
+	lock := releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID}
+	if err := db.StartDeploy(ctx, d, lock); err != nil {
+		t.Fatal(err)
+	}
+	d2 := releases.Deploy{ID: "20260101T000001Z-bbbb", Site: "www", To: "v2"}
+	err := db.StartDeploy(ctx, d2, releases.Lock{Site: "www", Holder: "bob", DeployID: d2.ID})
+	var le *releases.LockedError
+	if !errors.As(err, &le) || le.Lock.Holder != "alice" {
+		t.Fatalf("second start: %v", err)
+	}
+	if _, err := db.Deploy(ctx, "www", d2.ID); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("refused deploy was recorded: %v", err)
+	}
+	d.Phase = "update"
+	if err := db.SaveDeploy(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveDeploy(ctx, d2); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("save of an unstarted deploy: %v", err)
+	}
+	d.Phase = releases.PhaseDone
+	if err := db.FinishDeploy(ctx, d, &releases.Live{Version: "v1", DeployID: d.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := db.Lock(ctx, "www"); l != nil {
+		t.Fatalf("lock kept: %+v", l)
+	}
+	live, ok, _ := db.Live(ctx, "www")
+	if !ok || live.Version != "v1" {
+		t.Fatalf("live %+v", live)
+	}
+	got, _ := db.Deploy(ctx, "www", d.ID)
+	if got.Phase != releases.PhaseDone {
+		t.Fatalf("deploy %+v", got)
+	}
+}
+
+func TestFinishDoesNotFreeAnotherHoldersLock(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	d := releases.Deploy{ID: "a", Site: "www"}
+	if err := db.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "x", DeployID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	// Someone replaced the lock (a manual lock after a forced unlock).
+	if err := db.with(ctx, true, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketLocks), "www", releases.Lock{Site: "www", Holder: "ops", Reason: "freeze"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishDeploy(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := db.Lock(ctx, "www"); l == nil || l.Holder != "ops" {
+		t.Fatalf("manual lock lost: %+v", l)
+	}
+}
+
+func TestDeploysNewestFirstWithLimit(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	for i := range 5 {
+		d := releases.Deploy{ID: fmt.Sprintf("20260101T00000%dZ-x", i), Site: "www"}
+		if err := db.StartDeploy(ctx, d, releases.Lock{Site: "www", DeployID: d.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FinishDeploy(ctx, d, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, _ := db.Deploys(ctx, "www", 2)
+	if len(ds) != 2 || ds[0].ID != "20260101T000004Z-x" || ds[1].ID != "20260101T000003Z-x" {
+		t.Fatalf("deploys %+v", ds)
+	}
+	if all, _ := db.Deploys(ctx, "www", 0); len(all) != 5 {
+		t.Fatalf("all: %d", len(all))
+	}
+}
+
+func TestTransientStoresShareLocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	a := open(t, path, Options{Transient: true})
+	b := open(t, path, Options{Transient: true})
+	var wg sync.WaitGroup
+	results := make([]error, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := a
+			if i%2 == 1 {
+				db = b
+			}
+			id := fmt.Sprintf("d%d", i)
+			results[i] = db.StartDeploy(ctx, releases.Deploy{ID: id, Site: "www"}, releases.Lock{Site: "www", Holder: id, DeployID: id})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range results {
+		var le *releases.LockedError
+		switch {
+		case err == nil:
+			won++
+		case errors.As(err, &le):
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d deploys took the lock, want 1", won)
+	}
+}
+
+func TestOpenTimeoutNamesTheHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	open(t, path, Options{})
+	_, err := Open(path, Options{Timeout: 100 * time.Millisecond})
+	if err == nil {
+		t.Fatal("second open of a held file succeeded")
+	}
+	if releases.ErrorCode(err) != releases.ECONFLICT || !errors.Is(err, bolterrors.ErrTimeout) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := open(t, path, Options{})
+	if err := db.with(ctx, true, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("99"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(path, Options{}); err == nil {
+		t.Fatal("opened a store with a newer schema")
+	}
+}
