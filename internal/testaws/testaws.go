@@ -1,0 +1,138 @@
+// Package testaws starts real S3 servers for tests: versitygw, a real S3
+// implementation, so that the S3 adapter is checked against something other
+// than our own stand-in.
+package testaws
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Versity keys used by tests. versitygw accepts any root credentials it is
+// started with.
+const (
+	AccessKey = "AKIADEPLOYBOTTEST"
+	SecretKey = "deploybot-test-secret"
+)
+
+// VersityGWPath finds the versitygw binary: $VERSITYGW, then PATH, then
+// $GOBIN / $GOPATH/bin (where `go install` puts it).
+func VersityGWPath() string {
+	if p := os.Getenv("VERSITYGW"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	for _, dir := range []string{os.Getenv("GOBIN"), goEnv("GOBIN"), filepath.Join(goEnv("GOPATH"), "bin")} {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, "versitygw")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func goEnv(name string) string {
+	out, err := exec.Command("go", "env", name).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// required reports whether a missing versitygw fails the test rather than
+// skipping it: in CI and under `make test`, which installs it.
+func required() bool {
+	return os.Getenv("CI") != "" || os.Getenv("DEPLOYBOT_REQUIRE_VERSITYGW") != ""
+}
+
+// FreePort returns a loopback address that was free a moment ago.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// StartVersityGW starts versitygw with a posix backend in a temporary
+// directory and returns its endpoint URL. It stops with the test.
+func StartVersityGW(t testing.TB) string {
+	t.Helper()
+	bin := VersityGWPath()
+	if bin == "" {
+		msg := "versitygw not found: `make test` installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)"
+		if required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	root, sidecar := t.TempDir(), t.TempDir()
+	var addr string
+	var lastErr error
+	for range 3 { // the free port may be taken in between; try again
+		addr = FreePort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "--quiet",
+			"posix", "--sidecar", sidecar, root)
+		logf, _ := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatalf("starting versitygw: %v", err)
+		}
+		if lastErr = waitPort(addr, 10*time.Second); lastErr == nil {
+			t.Cleanup(func() {
+				cancel()
+				_ = cmd.Wait()
+				logf.Close()
+			})
+			return "http://" + addr
+		}
+		cancel()
+		_ = cmd.Wait()
+		logf.Close()
+		if raw, err := os.ReadFile(logf.Name()); err == nil {
+			lastErr = fmt.Errorf("%w; log: %s", lastErr, firstLines(string(raw), 20))
+		}
+	}
+	t.Fatalf("versitygw did not start: %v", lastErr)
+	return ""
+}
+
+func waitPort(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s after %s", addr, d)
+}
+
+func firstLines(s string, n int) string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() && len(out) < n {
+		out = append(out, sc.Text())
+	}
+	return strings.Join(out, "\n")
+}
