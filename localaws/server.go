@@ -49,6 +49,9 @@ type Faults struct {
 	// Only limits faults to requests whose "service op" ("s3 PutObject",
 	// "cloudfront UpdateDistribution") contains this text; empty: all.
 	Only string `json:"only,omitempty"`
+	// Path limits faults to requests whose URL path contains this text
+	// (one object, one distribution); empty: all.
+	Path string `json:"path,omitempty"`
 }
 
 // Server is the stand-in. Handler serves the APIs, Edge the sites.
@@ -142,7 +145,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write 
 	f := s.faults
 	roll := s.rng.Float64()
 	s.mu.Unlock()
-	if f.Only != "" && !strings.Contains(op, f.Only) {
+	if f.Only != "" && !strings.Contains(op, f.Only) || f.Path != "" && !strings.Contains(r.URL.Path, f.Path) {
 		return false
 	}
 	if f.Latency > 0 {

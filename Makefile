@@ -1,0 +1,44 @@
+# deploybot: `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+VERSITYGW_VERSION := v1.8.0
+STATICCHECK_VERSION := v0.8.2
+# Tests that need a real S3 server fail (rather than skip) under make.
+export DEPLOYBOT_REQUIRE_VERSITYGW := 1
+export VERSITYGW := $(GOBIN)/versitygw
+
+.PHONY: help test test-short lint build fuzz tools clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build ./deploybot
+	CGO_ENABLED=0 $(GO) build -trimpath -o deploybot ./cmd/deploybot
+
+tools: $(GOBIN)/versitygw ## install what the tests need (versitygw)
+
+$(GOBIN)/versitygw:
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(GOBIN)/staticcheck:
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+test: tools ## every test, with the race detector (what CI runs)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: ## the tests without the race detector, faster
+	$(GO) test -count=1 ./...
+
+lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+
+fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
+	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases"; do \
+		set -- $$t; $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime $${FUZZTIME:-30s} $$2 || exit 1; done
+
+clean: ## remove build output
+	rm -f deploybot
