@@ -247,3 +247,41 @@ func (c *OriginPath) waitInvalidated(ctx context.Context, site releases.Site, id
 		return out.Invalidation != nil && strings.EqualFold(aws.ToString(out.Invalidation.Status), "Completed"), nil
 	})
 }
+
+// Resume works out, from the distribution itself, how far an interrupted
+// flip got. Before the update it stops (the deploy was asked for long ago;
+// flipping late would surprise), after it it carries on: waiting again is
+// harmless, and the invalidation is created with the deploy id as caller
+// reference, so one that exists is found rather than made twice.
+func (c *OriginPath) Resume(ctx context.Context, site releases.Site, d releases.Deploy) ([]releases.Step, bool, error) {
+	cur, err := c.Current(ctx, site)
+	if err != nil {
+		return nil, false, err
+	}
+	target := site.OriginPath(d.To)
+	flipped := cur.Path == target
+	steps := c.Plan(site, releases.Current{Version: d.From, Path: d.FromPath}, d.To, d.ID)
+	switch d.Phase {
+	case releases.PhasePending, PhaseUpdate:
+		if flipped {
+			return steps[1:], true, nil
+		}
+		if cur.Path == d.FromPath {
+			return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted before the distribution was updated; nothing changed")
+		}
+		return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted, and the origin path is now %q (changed outside this deploy)", cur.Path)
+	case PhasePropagate:
+		if !flipped {
+			return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted, and the origin path is now %q, not %q (changed outside this deploy)", cur.Path, target)
+		}
+		return steps[1:], true, nil
+	case PhaseInvalidate, PhaseInvalidateWait:
+		if !flipped {
+			return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted, and the origin path is now %q, not %q (changed outside this deploy)", cur.Path, target)
+		}
+		// Invalidating again with the same caller reference returns the
+		// existing invalidation, whose id the wait needs.
+		return steps[2:], true, nil
+	}
+	return nil, flipped, releases.Errorf(releases.ECONFLICT, "interrupted in phase %q, which this version does not know how to resume", d.Phase)
+}

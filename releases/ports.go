@@ -82,6 +82,12 @@ type CDN interface {
 	// Plan returns the ordered steps that move site from cur to version to.
 	// deployID identifies the deploy to the CDN (idempotency keys).
 	Plan(site Site, cur Current, to, deployID string) []Step
+	// Resume reads the truth in the CDN for a deploy that was interrupted
+	// in d.Phase and returns the steps left to finish it, and whether the
+	// CDN already points at d.To. A *Error with code ECONFLICT means it
+	// cannot be finished (the reason says why) and is to be marked failed;
+	// any other error means the truth could not be read (try again later).
+	Resume(ctx context.Context, site Site, d Deploy) (steps []Step, flipped bool, err error)
 }
 
 // Current is what the CDN serves: Version when the path names a release of

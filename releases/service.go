@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -22,7 +23,17 @@ const (
 	EventPhaseFailed    EventType = "phase_failed"
 	EventDeployFinished EventType = "deploy_finished"
 	EventDeployFailed   EventType = "deploy_failed"
+	// EventDeployInterrupted: the process is shutting down; the deploy is
+	// left in its phase, holding the lock, and resumes on the next start.
+	EventDeployInterrupted EventType = "deploy_interrupted"
+	// EventDeployResumed: a deploy interrupted earlier is being finished.
+	EventDeployResumed EventType = "deploy_resumed"
 )
+
+// ErrShutdown is the cancellation cause a server gives the contexts of
+// running deploys when it stops. A deploy cancelled with it is not failed
+// but left resumable: every phase is safe to resume from the truth in AWS.
+var ErrShutdown = errors.New("deploybot is shutting down")
 
 // Event is one progress report of a deploy. Deploy is a snapshot taken when
 // the event happened.
@@ -54,6 +65,10 @@ type Service struct {
 	// Timeout bounds a whole flip (all phases). Zero: 30 minutes, which
 	// covers CloudFront's usual few minutes of propagation with room.
 	Timeout time.Duration
+
+	// running holds the ids of deploys this process is running, so that
+	// recovery never picks up a deploy that is alive.
+	running sync.Map
 }
 
 // DefaultStrategy is the flip strategy of a site that names none.
@@ -346,14 +361,16 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	log.InfoContext(ctx, "deploy started", "kind", d.Kind, "from", d.From, "to", d.To, "actor", d.Actor, "reason", d.Reason)
 	progress(Event{Type: EventDeployStarted, Deploy: d})
 
-	err = s.run(ctx, &d, cdn.Plan(site, cur, req.Version, d.ID), log, progress)
+	err = s.run(ctx, &d, cdn.Plan(site, cur, req.Version, d.ID), false, log, progress)
 	return &Outcome{Deploy: &d, Version: req.Version}, err
 }
 
 // run executes the steps of d and finishes it. The final store write uses a
 // context that outlives cancellation, so an interrupted deploy is still
 // recorded truthfully as failed, with the phase it stopped in.
-func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, log *slog.Logger, progress Progress) error {
+func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool, log *slog.Logger, progress Progress) error {
+	s.running.Store(d.ID, true)
+	defer s.running.Delete(d.ID)
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
@@ -361,8 +378,10 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, log *slog.Lo
 	flipCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	flipped := false
 	for _, step := range steps {
+		if errors.Is(context.Cause(ctx), ErrShutdown) {
+			return s.interrupt(ctx, d, log, progress)
+		}
 		started := s.now()
 		d.Phase = step.Phase
 		d.Phases = append(d.Phases, PhaseRecord{Phase: step.Phase, Started: started})
@@ -375,6 +394,9 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, log *slog.Lo
 		err := step.Run(flipCtx)
 		ended := s.now()
 		rec := &d.Phases[len(d.Phases)-1]
+		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+			return s.interrupt(ctx, d, log, progress)
+		}
 		rec.Ended = ended
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -404,6 +426,19 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, log *slog.Lo
 	return nil
 }
 
+// interrupt leaves d in its phase, lock held, for recovery on restart.
+func (s *Service) interrupt(ctx context.Context, d *Deploy, log *slog.Logger, progress Progress) error {
+	if n := len(d.Phases); n > 0 {
+		d.Phases[n-1].Error = "interrupted by shutdown; resumes on restart"
+	}
+	if err := s.Store.SaveDeploy(context.WithoutCancel(ctx), *d); err != nil {
+		log.ErrorContext(ctx, "recording interrupted deploy", "err", err)
+	}
+	log.WarnContext(ctx, "deploy interrupted by shutdown; it resumes on restart", "phase", d.Phase)
+	progress(Event{Type: EventDeployInterrupted, Deploy: d.clone(), Phase: d.Phase})
+	return Errorf(EINTERNAL, "deploy %s was interrupted in phase %s by shutdown; it resumes when deploybot restarts: %w", d.ID, d.Phase, ErrShutdown)
+}
+
 func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {
 	d.Phase = PhaseFailed
 	d.FinishedAt = s.now()
@@ -428,14 +463,12 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 	if nowLive == "" {
 		nowLive = "(no release)"
 	}
-	if ErrorCode(cause) == EINTERNAL {
-		return Errorf(EINTERNAL, "deploy %s failed in phase %s; live now: %s: %w", d.ID, d.Phases[len(d.Phases)-1].Phase, nowLive, cause)
+	phase := PhasePending
+	if n := len(d.Phases); n > 0 {
+		phase = d.Phases[n-1].Phase
 	}
-	var e *Error
-	if errors.As(cause, &e) {
-		return Errorf(e.Code, "deploy %s failed in phase %s; live now: %s: %w", d.ID, d.Phases[len(d.Phases)-1].Phase, nowLive, cause)
-	}
-	return cause
+	code := ErrorCode(cause)
+	return Errorf(code, "deploy %s failed in phase %s; live now: %s: %w", d.ID, phase, nowLive, cause)
 }
 
 func (d Deploy) clone() Deploy {

@@ -98,6 +98,16 @@ func (c *fakeCDN) Plan(site releases.Site, cur releases.Current, to, id string) 
 	}
 }
 
+func (c *fakeCDN) Resume(ctx context.Context, site releases.Site, d releases.Deploy) ([]releases.Step, bool, error) {
+	cur, _ := c.Current(ctx, site)
+	flipped := cur.Version == d.To
+	steps := c.Plan(site, cur, d.To, d.ID)
+	if !flipped {
+		return nil, false, releases.Errorf(releases.ECONFLICT, "not flipped; nothing changed")
+	}
+	return steps[1:], true, nil
+}
+
 type harness struct {
 	svc    *releases.Service
 	db     *store.DB

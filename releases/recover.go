@@ -1,0 +1,140 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// recoverScan is how many recent deploys of a site recovery looks at. Only
+// one deploy per site runs at a time, so a dangling one is among the newest.
+const recoverScan = 50
+
+// Recover finishes deploys left in a non-final phase by a crash or a
+// shutdown: each is resumed from the truth in the CDN to completion, or
+// marked failed with the reason; either way its lock is released. Deploys
+// this process is running are left alone. A deploy whose truth cannot be
+// read (AWS unreachable) is left as it is and reported in the error, for
+// the next attempt.
+func (s *Service) Recover(ctx context.Context, progress Progress) (recovered []Deploy, err error) {
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	var errs []error
+	for _, site := range s.Sites {
+		deploys, err := s.Store.Deploys(ctx, site.Name, recoverScan)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, d := range deploys {
+			if d.Phase.Final() {
+				continue
+			}
+			if _, alive := s.running.Load(d.ID); alive {
+				continue
+			}
+			if err := s.resume(ctx, site, d, progress); err != nil && !isDeployFailure(err) {
+				errs = append(errs, fmt.Errorf("recovering deploy %s of site %s: %w", d.ID, site.Name, err))
+				continue
+			}
+			if final, err := s.Store.Deploy(ctx, site.Name, d.ID); err == nil {
+				recovered = append(recovered, final)
+			}
+		}
+	}
+	return recovered, errors.Join(errs...)
+}
+
+// isDeployFailure reports an error that means the deploy ran to a final
+// (failed) state, as opposed to one that kept it from running.
+func isDeployFailure(err error) bool {
+	var df *deployFailed
+	return errors.As(err, &df)
+}
+
+type deployFailed struct{ err error }
+
+func (e *deployFailed) Error() string { return e.err.Error() }
+func (e *deployFailed) Unwrap() error { return e.err }
+
+func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Progress) error {
+	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return err
+	}
+	steps, flipped, err := cdn.Resume(ctx, site, d)
+	if err != nil {
+		if ErrorCode(err) != ECONFLICT {
+			log.WarnContext(ctx, "cannot read the truth to recover an interrupted deploy; will try again", "phase", d.Phase, "err", err)
+			return err
+		}
+		log.WarnContext(ctx, "interrupted deploy cannot be finished; marking it failed", "phase", d.Phase, "reason", ErrorMessage(err))
+		progress(Event{Type: EventDeployResumed, Deploy: d.clone(), Phase: d.Phase})
+		return &deployFailed{s.fail(ctx, &d, flipped, err, log, progress)}
+	}
+	log.WarnContext(ctx, "resuming interrupted deploy", "phase", d.Phase, "kind", d.Kind, "from", d.From, "to", d.To, "flipped", flipped)
+	progress(Event{Type: EventDeployResumed, Deploy: d.clone(), Phase: d.Phase})
+	if err := s.run(ctx, &d, steps, flipped, log, progress); err != nil {
+		return &deployFailed{err}
+	}
+	return nil
+}
+
+// ReconcileResult says what a reconcile found for one site.
+type ReconcileResult struct {
+	Site     string
+	Added    []Release
+	Drift    bool   // the CDN serves something other than the store's live pointer
+	Live     string // what the CDN serves ("" when not a release of the site)
+	Path     string
+	Recorded string // what the store said before
+	Skipped  string // why the drift check was skipped, if it was
+}
+
+// Reconcile records releases found in the bucket and makes the store's live
+// pointer follow the CDN (someone flipped by hand, or a crash). A site with
+// a deploy in progress is not checked for drift: it is expected there.
+func (s *Service) Reconcile(ctx context.Context, siteName string) (*ReconcileResult, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReconcileResult{Site: site.Name}
+	if res.Added, err = s.Sync(ctx, site.Name); err != nil {
+		return res, err
+	}
+	lock, err := s.Store.Lock(ctx, site.Name)
+	if err != nil {
+		return res, err
+	}
+	if lock != nil && lock.DeployID != "" {
+		res.Skipped = "deploy " + lock.DeployID + " in progress"
+		return res, nil
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return res, err
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		return res, err
+	}
+	res.Live, res.Path = cur.Version, cur.Path
+	live, ok, err := s.Store.Live(ctx, site.Name)
+	if err != nil {
+		return res, err
+	}
+	res.Recorded = live.Version
+	if ok && live.Version == cur.Version || !ok && cur.Version == "" {
+		return res, nil
+	}
+	res.Drift = true
+	s.logger().WarnContext(ctx, "DRIFT: the distribution serves something other than the recorded live release; recording what is really live",
+		"site", site.Name, "recorded", live.Version, "origin_path", cur.Path, "live", cur.Version)
+	if err := s.Store.SetLive(ctx, site.Name, Live{Version: cur.Version, Since: s.now()}); err != nil {
+		return res, err
+	}
+	return res, nil
+}
