@@ -88,13 +88,20 @@ func (c *fakeCDN) Plan(site releases.Site, cur releases.Current, to, id string) 
 			c.flips++
 			return nil
 		}),
-		step("wait", func() error {
+		{Phase: "wait", Title: "wait", Run: func(ctx context.Context) error {
+			if c.failAt == "wait" {
+				return fmt.Errorf("injected failure in wait")
+			}
 			if c.block != nil {
 				close(c.blocked)
-				<-c.block
+				select {
+				case <-c.block:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			return nil
-		}),
+		}},
 	}
 }
 
