@@ -22,7 +22,6 @@ func TestShutdownLeavesDeployResumableAndRecoverFinishesIt(t *testing.T) {
 	}()
 	<-h.cdn.blocked
 	cancel(releases.ErrShutdown)
-	close(h.cdn.block)
 	err := <-done
 	if !errors.Is(err, releases.ErrShutdown) {
 		t.Fatalf("promote during shutdown: %v", err)
