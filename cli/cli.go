@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/releases"
@@ -55,6 +57,8 @@ func commands() []command {
 		{"status", "live release, deploy in progress, lock", runStatus},
 		{"promote", "make a release live", runPromote},
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
+		{"serve", "the bot: CI hook, API, health and metrics, reconcile, recovery", runServe},
+		{"backup", "write a consistent snapshot of the store", runBackup},
 		{"localaws", "run the local S3 + CloudFront stand-in and its edge", runLocalAWS},
 	}
 }
@@ -207,6 +211,7 @@ type app struct {
 	cfg    *config.Config
 	svc    *releases.Service
 	bucket *cloud.S3Bucket
+	cf     *cloudfront.Client
 	store  *store.DB
 }
 
@@ -225,7 +230,7 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}}
+	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}, cf: cfc}
 	if !withStore {
 		return a, nil
 	}
@@ -234,16 +239,21 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 		return nil, err
 	}
 	a.store = db
+	a.svc = a.service(db, logger(env))
+	return a, nil
+}
+
+// service wires the domain service over a store.
+func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 	var sites []releases.Site
-	for _, s := range cfg.Sites {
+	for _, s := range a.cfg.Sites {
 		sites = append(sites, s.ReleasesSite())
 	}
-	a.svc = &releases.Service{
-		Store: db, Bucket: a.bucket, Sites: sites, Logger: logger(env),
-		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: cfg.Deploy.PollInterval.Duration}},
-		Timeout: cfg.Deploy.Timeout.Duration,
+	return &releases.Service{
+		Store: db, Bucket: a.bucket, Sites: sites, Logger: log,
+		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration}},
+		Timeout: a.cfg.Deploy.Timeout.Duration,
 	}
-	return a, nil
 }
 
 // actor names who runs a command-line deploy: $DEPLOYBOT_ACTOR, else the

@@ -7,13 +7,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/hook"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/server"
 )
 
 func writeJSON(w io.Writer, v any) error {
@@ -61,8 +65,24 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The notice is a courtesy: serve's reconcile finds the manifest anyway,
+	// so a failed notice is reported but does not fail the publish.
+	out := struct {
+		*publish.Result
+		Notified    bool   `json:"notified"`
+		NotifyError string `json:"notify_error,omitempty"`
+	}{Result: res}
+	if cfg.Hook.URL != "" {
+		sender := &hook.Sender{URL: cfg.Hook.URL, Secret: []byte(cfg.Hook.Secret)}
+		if err := sender.Send(ctx, hook.Notice{Site: s.Name, Version: res.Version, Commit: *commit, Message: *message}); err != nil {
+			out.NotifyError = err.Error()
+			fmt.Fprintf(env.Stderr, "deploybot: warning: the release is published, but notifying %s failed (deploybot's reconcile will find it): %v\n", cfg.Hook.URL, err)
+		} else {
+			out.Notified = true
+		}
+	}
 	if *asJSON {
-		return writeJSON(env.Stdout, res)
+		return writeJSON(env.Stdout, out)
 	}
 	fmt.Fprintf(env.Stdout, "published %s %s: %d files, %s in %.1fs (s3://%s/%s)\n", s.Name, res.Version, res.Files,
 		humanBytes(res.Bytes), res.Seconds, s.Bucket, s.ReleasePath(res.Version))
@@ -82,45 +102,119 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// siteCommand parses the flags every site command shares and wires the app.
-func siteCommand(ctx context.Context, env Env, name, posUsage string, args []string, extra func(fs *flagSetT)) (*app, releases.Site, []string, error) {
+// backend is where a site command runs: in this process on the store
+// file, or in a running serve through its API (--server).
+type backend interface {
+	Versions(ctx context.Context, site string) ([]releases.VersionInfo, error)
+	Status(ctx context.Context, site string) (*releases.Status, error)
+	Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error)
+	Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error)
+	Close() error
+}
+
+type localBackend struct {
+	*releases.Service
+	app *app
+}
+
+func (l localBackend) Close() error { return l.app.Close() }
+
+type remoteBackend struct{ c *server.Client }
+
+func (r remoteBackend) Versions(ctx context.Context, site string) ([]releases.VersionInfo, error) {
+	return r.c.Versions(ctx, site)
+}
+func (r remoteBackend) Status(ctx context.Context, site string) (*releases.Status, error) {
+	return r.c.Status(ctx, site)
+}
+func (r remoteBackend) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
+	return r.c.Deploy(ctx, req.Site, releases.KindPromote, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
+}
+func (r remoteBackend) Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error) {
+	return r.c.Deploy(ctx, req.Site, releases.KindRollback, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
+}
+func (r remoteBackend) Close() error { return nil }
+
+// siteCommand parses the flags every site command shares and picks the
+// backend: the server named by --server or $DEPLOYBOT_SERVER, else the
+// store file of the configuration.
+func siteCommand(ctx context.Context, env Env, name, posUsage string, args []string, extra func(fs *flagSetT)) (backend, string, []string, error) {
 	fs, cfgPath := flagSet(env, name, posUsage)
 	site := fs.String("site", "", "site name (may be left out when only one is configured)")
+	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "URL of a running `deploybot serve` to go through (token: $DEPLOYBOT_API_TOKEN or http.api_token)")
 	if extra != nil {
 		extra(fs)
 	}
 	pos, err := parse(fs, args)
 	if err != nil {
-		return nil, releases.Site{}, nil, err
+		return nil, "", nil, err
+	}
+	if *serverURL != "" {
+		return remoteCommand(ctx, env, *cfgPath, *serverURL, *site, pos)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		return nil, releases.Site{}, nil, err
+		return nil, "", nil, err
 	}
 	s, err := siteOf(cfg, *site)
 	if err != nil {
-		return nil, releases.Site{}, nil, err
+		return nil, "", nil, err
 	}
 	a, err := newApp(ctx, env, cfg, true)
 	if err != nil {
-		return nil, releases.Site{}, nil, err
+		return nil, "", nil, err
 	}
-	return a, s, pos, nil
+	return localBackend{Service: a.svc, app: a}, s.Name, pos, nil
+}
+
+// remoteCommand sets up a --server command. The configuration file is
+// optional there (the CLI may run where only the server's URL is known);
+// when present it supplies the token and the default site.
+func remoteCommand(ctx context.Context, env Env, cfgPath, url, site string, pos []string) (backend, string, []string, error) {
+	token := env.Getenv("DEPLOYBOT_API_TOKEN")
+	var cfg *config.Config
+	if _, err := os.Stat(cfgPath); err == nil {
+		if cfg, err = loadConfig(cfgPath); err != nil {
+			return nil, "", nil, err
+		}
+		if token == "" {
+			token = cfg.HTTP.APIToken
+		}
+	}
+	if token == "" {
+		return nil, "", nil, usagef("--server needs an API token: set DEPLOYBOT_API_TOKEN (or http.api_token in the configuration)")
+	}
+	c := &server.Client{URL: url, Token: token}
+	if site == "" {
+		if cfg != nil && len(cfg.Sites) == 1 {
+			site = cfg.Sites[0].Name
+		} else {
+			names, err := c.Sites(ctx)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			if len(names) != 1 {
+				return nil, "", nil, usagef("--site is required (the server has: %s)", strings.Join(names, ", "))
+			}
+			site = names[0]
+		}
+	}
+	return remoteBackend{c}, site, pos, nil
 }
 
 func runVersions(ctx context.Context, env Env, args []string) error {
 	var asJSON *bool
-	a, s, pos, err := siteCommand(ctx, env, "versions", "", args, func(fs *flagSetT) {
+	b, site, pos, err := siteCommand(ctx, env, "versions", "", args, func(fs *flagSetT) {
 		asJSON = fs.Bool("json", false, "print JSON")
 	})
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer b.Close()
 	if len(pos) != 0 {
 		return usagef("versions takes no arguments")
 	}
-	vs, err := a.svc.Versions(ctx, s.Name)
+	vs, err := b.Versions(ctx, site)
 	if err != nil {
 		return err
 	}
@@ -131,7 +225,7 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 		return writeJSON(env.Stdout, vs)
 	}
 	if len(vs) == 0 {
-		fmt.Fprintf(env.Stdout, "site %s has no releases yet (publish one with deploybot publish)\n", s.Name)
+		fmt.Fprintf(env.Stdout, "site %s has no releases yet (publish one with deploybot publish)\n", site)
 		return nil
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
@@ -157,17 +251,17 @@ func short(s string, n int) string {
 
 func runStatus(ctx context.Context, env Env, args []string) error {
 	var asJSON *bool
-	a, s, pos, err := siteCommand(ctx, env, "status", "", args, func(fs *flagSetT) {
+	b, site, pos, err := siteCommand(ctx, env, "status", "", args, func(fs *flagSetT) {
 		asJSON = fs.Bool("json", false, "print JSON")
 	})
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer b.Close()
 	if len(pos) != 0 {
 		return usagef("status takes no arguments")
 	}
-	st, err := a.svc.Status(ctx, s.Name)
+	st, err := b.Status(ctx, site)
 	if err != nil {
 		return err
 	}
@@ -238,60 +332,64 @@ func printer(w io.Writer) releases.Progress {
 			fmt.Fprintf(w, "%s is live on %s (deploy %s, %.1fs)\n", d.To, d.Site, d.ID, d.FinishedAt.Sub(start).Seconds())
 		case releases.EventDeployFailed:
 			fmt.Fprintf(w, "deploy %s failed\n", d.ID)
+		case releases.EventDeployInterrupted:
+			fmt.Fprintf(w, "deploy %s interrupted in phase %s by a shutdown; it resumes when deploybot restarts\n", d.ID, d.Phase)
+		case releases.EventDeployResumed:
+			fmt.Fprintf(w, "resuming deploy %s from phase %s\n", d.ID, d.Phase)
 		}
 	}
 }
 
 func runPromote(ctx context.Context, env Env, args []string) error {
 	var reason *string
-	a, s, pos, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
+	b, site, pos, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
 		reason = fs.String("reason", "", "why (recorded with the deploy)")
 	})
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer b.Close()
 	if len(pos) != 1 {
 		return usagef("promote takes one VERSION (got %d arguments)", len(pos))
 	}
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	out, err := a.svc.Promote(ctx, releases.PromoteRequest{Site: s.Name, Version: pos[0], Actor: actor(env), Reason: *reason}, printer(env.Stdout))
-	return outcome(env, s, out, err)
+	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason}, printer(env.Stdout))
+	return outcome(env, site, out, err)
 }
 
-func outcome(env Env, s releases.Site, out *releases.Outcome, err error) error {
+func outcome(env Env, site string, out *releases.Outcome, err error) error {
 	if err != nil {
 		return err
 	}
 	if out.AlreadyLive {
-		fmt.Fprintf(env.Stdout, "%s is already live on %s; nothing to do\n", out.Version, s.Name)
+		fmt.Fprintf(env.Stdout, "%s is already live on %s; nothing to do\n", out.Version, site)
 	}
 	return nil
 }
 
 func runRollback(ctx context.Context, env Env, args []string) error {
 	var reason *string
-	a, s, pos, err := siteCommand(ctx, env, "rollback", "[VERSION]", args, func(fs *flagSetT) {
+	b, site, pos, err := siteCommand(ctx, env, "rollback", "[VERSION]", args, func(fs *flagSetT) {
 		reason = fs.String("reason", "", "why (recorded with the deploy)")
 	})
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer b.Close()
 	if len(pos) > 1 {
 		return usagef("rollback takes at most one VERSION (got %d arguments)", len(pos))
 	}
-	req := releases.RollbackRequest{Site: s.Name, Actor: actor(env), Reason: *reason}
+	req := releases.RollbackRequest{Site: site, Actor: actor(env), Reason: *reason}
 	if len(pos) == 1 {
 		if err := releases.ValidateVersion(pos[0]); err != nil {
 			return err
 		}
 		req.Version = pos[0]
 	}
-	out, err := a.svc.Rollback(ctx, req, printer(env.Stdout))
-	return outcome(env, s, out, err)
+	out, err := b.Rollback(ctx, req, printer(env.Stdout))
+	return outcome(env, site, out, err)
 }
 
 func runLocalAWS(ctx context.Context, env Env, args []string) error {

@@ -22,13 +22,20 @@ import (
 
 // Config is the whole file.
 type Config struct {
-	Slack  Slack  `yaml:"slack"`
-	Store  Store  `yaml:"store"`
-	HTTP   HTTP   `yaml:"http"`
-	Hook   Hook   `yaml:"hook"`
-	AWS    AWS    `yaml:"aws"`
-	Deploy Deploy `yaml:"deploy"`
-	Sites  []Site `yaml:"sites"`
+	Slack     Slack     `yaml:"slack"`
+	Store     Store     `yaml:"store"`
+	HTTP      HTTP      `yaml:"http"`
+	Hook      Hook      `yaml:"hook"`
+	AWS       AWS       `yaml:"aws"`
+	Deploy    Deploy    `yaml:"deploy"`
+	Reconcile Reconcile `yaml:"reconcile"`
+	Sites     []Site    `yaml:"sites"`
+}
+
+// Reconcile tunes serve's loop that finds releases in the bucket, notices
+// hand-made flips and finishes interrupted deploys.
+type Reconcile struct {
+	Interval Duration `yaml:"interval"`
 }
 
 type Slack struct {
@@ -141,10 +148,14 @@ const (
 	DefaultRegion       = "us-east-1"
 	DefaultPollInterval = 5 * time.Second
 	DefaultTimeout      = 30 * time.Minute
-	DefaultKeep         = 10
-	DefaultKeepDeployed = 3
-	DefaultMinAge       = 72 * time.Hour
-	DefaultSchedule     = "0 3 * * *"
+	// DefaultReconcileInterval: one ListObjectsV2 per 1,000 manifests and
+	// one GetDistributionConfig per site every 5 minutes costs nothing
+	// noticeable and bounds how late a lost hook notice is found.
+	DefaultReconcileInterval = 5 * time.Minute
+	DefaultKeep              = 10
+	DefaultKeepDeployed      = 3
+	DefaultMinAge            = 72 * time.Hour
+	DefaultSchedule          = "0 3 * * *"
 )
 
 // Load reads and validates the file at path.
@@ -289,6 +300,9 @@ func (c *Config) defaults() {
 	if c.Deploy.PollInterval.Duration == 0 {
 		c.Deploy.PollInterval.Duration = DefaultPollInterval
 	}
+	if c.Reconcile.Interval.Duration == 0 {
+		c.Reconcile.Interval.Duration = DefaultReconcileInterval
+	}
 	if c.Deploy.Timeout.Duration == 0 {
 		c.Deploy.Timeout.Duration = DefaultTimeout
 	}
@@ -344,6 +358,9 @@ func (c *Config) validate(lines map[string]int) Errors {
 	}
 	if (c.Slack.AppToken == "") != (c.Slack.BotToken == "") {
 		bad("slack", "set both app_token and bot_token, or neither")
+	}
+	if i := c.Reconcile.Interval.Duration; i < time.Second {
+		bad("reconcile.interval", "at least 1s (got %s)", i)
 	}
 	if p := c.Deploy.PollInterval.Duration; p > 5*time.Second {
 		bad("deploy.poll_interval", "at most 5s, so people hear of each phase within seconds (got %s)", p)

@@ -86,7 +86,7 @@ func (s *DB) open() (*bolt.DB, error) {
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.opts.Timeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, releases.Errorf(releases.ECONFLICT,
-			"store %s is held by another deploybot process (is `deploybot serve` running? then use --server): %w", s.path, err)
+			"store %s is held by another deploybot process: if `deploybot serve` runs, go through it with --server URL (or DEPLOYBOT_SERVER) and DEPLOYBOT_API_TOKEN: %w", s.path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", s.path, err)
@@ -358,3 +358,27 @@ func (s *DB) Lock(ctx context.Context, site string) (*releases.Lock, error) {
 	}
 	return &l, nil
 }
+
+// Ping checks the store answers a read.
+func (s *DB) Ping(ctx context.Context) error {
+	return s.with(ctx, false, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("store: meta bucket missing")
+		}
+		return nil
+	})
+}
+
+// Backup writes a consistent snapshot of the whole file to w from one read
+// transaction, so writers carry on while it is copied.
+func (s *DB) Backup(ctx context.Context, w interface{ Write([]byte) (int, error) }) (n int64, err error) {
+	err = s.with(ctx, false, func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(writerFunc(w.Write))
+		return err
+	})
+	return n, err
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/deploybot/deploybot/server"
+	"github.com/deploybot/deploybot/store"
+)
+
+func runServe(ctx context.Context, env Env, args []string) error {
+	fs, cfgPath := flagSet(env, "serve", "")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("serve takes no arguments")
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if v := env.Getenv("DEPLOYBOT_LOG_LEVEL"); v != "" {
+		_ = level.UnmarshalText([]byte(v))
+	}
+	log := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+
+	// serve holds the store for its whole life: bbolt allows one writer
+	// process, and the command line goes through the API meanwhile.
+	db, err := store.Open(cfg.Store.Path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	a.store = db
+	svc := a.service(db, log)
+
+	if cfg.Slack.AppToken == "" {
+		log.Warn("slack tokens are not set: running without Slack (hook, API, reconcile and schedule only)")
+	}
+	if cfg.HTTP.APIToken == "" {
+		log.Warn("http.api_token is not set: the /api/v1 endpoints refuse every request")
+	}
+	if cfg.Hook.Secret == "" {
+		log.Warn("hook.secret is not set: POST /hooks/release refuses every notice (reconcile still finds releases)")
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Listen, err)
+	}
+	srv := &server.Server{
+		Service: svc, Store: db, Logger: log,
+		HookSecret: []byte(cfg.Hook.Secret), APIToken: cfg.HTTP.APIToken,
+		ReconcileInterval: cfg.Reconcile.Interval.Duration,
+	}
+	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String())
+	return srv.Run(ctx, ln)
+}
+
+func runBackup(ctx context.Context, env Env, args []string) error {
+	fs, cfgPath := flagSet(env, "backup", "")
+	out := fs.String("out", "", "file to write the snapshot to (required)")
+	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "URL of a running `deploybot serve` to take the snapshot through")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("backup takes no arguments")
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	tmp := *out + ".partial"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	var n int64
+	if *serverURL != "" {
+		b, _, _, err := remoteCommand(ctx, env, *cfgPath, *serverURL, "-", nil)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		n, err = b.(remoteBackend).c.Backup(ctx, f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+	} else {
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		db, err := store.Open(cfg.Store.Path, store.Options{Transient: true})
+		if err != nil {
+			f.Close()
+			return err
+		}
+		n, err = db.Backup(ctx, f)
+		db.Close()
+		if err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "backup written to %s (%s)\n", *out, humanBytes(n))
+	return nil
+}

@@ -1,0 +1,163 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Client talks to a running serve's API: the command line uses it with
+// --server while serve holds the store.
+type Client struct {
+	URL   string
+	Token string
+	HTTP  *http.Client // nil: no overall timeout (a deploy streams for minutes)
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: 2 * time.Minute}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.URL, "/")+path, rd)
+	if err != nil {
+		return nil, releases.Errorf(releases.EINVALID, "--server %q: %v", c.URL, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching deploybot at %s: %w", c.URL, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	var eb errorBody
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
+		eb.Error = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	code := eb.Code
+	if code == "" {
+		code = releases.EINTERNAL
+		if resp.StatusCode == http.StatusUnauthorized {
+			code = releases.EUNAUTHORIZED
+		}
+	}
+	return releases.Errorf(code, "%s", eb.Error)
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("decoding the answer of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Sites lists the configured site names.
+func (c *Client) Sites(ctx context.Context) ([]string, error) {
+	var out struct {
+		Sites []string `json:"sites"`
+	}
+	err := c.getJSON(ctx, "/api/v1/sites", &out)
+	return out.Sites, err
+}
+
+// Versions is the server's `versions`.
+func (c *Client) Versions(ctx context.Context, site string) ([]releases.VersionInfo, error) {
+	var vs []releases.VersionInfo
+	err := c.getJSON(ctx, "/api/v1/sites/"+url.PathEscape(site)+"/releases", &vs)
+	return vs, err
+}
+
+// Status is the server's `status`.
+func (c *Client) Status(ctx context.Context, site string) (*releases.Status, error) {
+	var st releases.Status
+	err := c.getJSON(ctx, "/api/v1/sites/"+url.PathEscape(site)+"/status", &st)
+	return &st, err
+}
+
+// Deploy runs a promote or rollback on the server, passing its progress
+// events to progress as they arrive.
+func (c *Client) Deploy(ctx context.Context, site string, kind releases.Kind, req DeployRequest, progress releases.Progress) (*releases.Outcome, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/"+string(kind), req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var we WireEvent
+		if err := json.Unmarshal(sc.Bytes(), &we); err != nil {
+			return nil, fmt.Errorf("decoding progress: %w", err)
+		}
+		switch {
+		case we.Result != nil:
+			return we.Result, nil
+		case we.Type == "" && we.Err != "":
+			return nil, releases.Errorf(orInternal(we.Code), "%s", we.Err)
+		case progress != nil && we.Deploy != nil:
+			e := releases.Event{Type: we.Type, Phase: we.Phase, Title: we.Title, Deploy: *we.Deploy,
+				Elapsed: time.Duration(we.Seconds * float64(time.Second))}
+			if we.Err != "" {
+				e.Err = releases.Errorf(orInternal(we.Code), "%s", we.Err)
+			}
+			progress(e)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading progress from %s: %w", c.URL, err)
+	}
+	return nil, errors.New("the server closed the stream without a result; `deploybot status` shows where the deploy is")
+}
+
+func orInternal(code string) string {
+	if code == "" {
+		return releases.EINTERNAL
+	}
+	return code
+}
+
+// Backup streams a snapshot of the server's store into w.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return io.Copy(w, resp.Body)
+}

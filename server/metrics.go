@@ -1,0 +1,78 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Metrics are the Prometheus series serve exports on /metrics. They live
+// in their own registry, so tests can start several servers.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	Deploys         *prometheus.CounterVec   // site, kind, result
+	PhaseSeconds    *prometheus.HistogramVec // site, phase, result
+	InProgress      *prometheus.GaugeVec     // site
+	Releases        *prometheus.CounterVec   // site, source
+	HookRequests    *prometheus.CounterVec   // status
+	APIRequests     *prometheus.CounterVec   // route, status
+	ReconcileRuns   *prometheus.CounterVec   // site, result
+	Drift           *prometheus.CounterVec   // site
+	Recovered       *prometheus.CounterVec   // site, result
+	LastReconcileOK *prometheus.GaugeVec     // site: unix time of the last good reconcile
+}
+
+// NewMetrics registers every series.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: r,
+		Deploys: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_deploys_total",
+			Help: "Deploys that reached a final state, by site, kind (promote, rollback) and result (done, failed)."}, []string{"site", "kind", "result"}),
+		PhaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "deploybot_deploy_phase_seconds",
+			Help:    "Duration of deploy phases (update, propagate, invalidate, invalidate-wait).",
+			Buckets: []float64{0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200}}, []string{"site", "phase", "result"}),
+		InProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "deploybot_deploys_in_progress",
+			Help: "Deploys running now."}, []string{"site"}),
+		Releases: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_releases_recorded_total",
+			Help: "Releases recorded, by how they were found (hook, reconcile, api)."}, []string{"site", "source"}),
+		HookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_hook_requests_total",
+			Help: "CI hook requests by HTTP status."}, []string{"status"}),
+		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_api_requests_total",
+			Help: "API requests by route and HTTP status."}, []string{"route", "status"}),
+		ReconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_reconcile_runs_total",
+			Help: "Reconcile runs by site and result (ok, error)."}, []string{"site", "result"}),
+		Drift: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_drift_total",
+			Help: "Times reconcile found the distribution serving something other than the recorded live release."}, []string{"site"}),
+		Recovered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_recovered_deploys_total",
+			Help: "Interrupted deploys driven to a final state at start, by result."}, []string{"site", "result"}),
+		LastReconcileOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "deploybot_last_reconcile_success_timestamp_seconds",
+			Help: "Unix time of the last reconcile that reached S3 and CloudFront."}, []string{"site"}),
+	}
+	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
+		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)
+	return m
+}
+
+// observe turns deploy events into series.
+func (m *Metrics) observe(e releases.Event) {
+	d := e.Deploy
+	switch e.Type {
+	case releases.EventDeployStarted, releases.EventDeployResumed:
+		m.InProgress.WithLabelValues(d.Site).Inc()
+	case releases.EventPhaseFinished:
+		m.PhaseSeconds.WithLabelValues(d.Site, string(e.Phase), "ok").Observe(e.Elapsed.Seconds())
+	case releases.EventPhaseFailed:
+		m.PhaseSeconds.WithLabelValues(d.Site, string(e.Phase), "failed").Observe(e.Elapsed.Seconds())
+	case releases.EventDeployFinished:
+		m.InProgress.WithLabelValues(d.Site).Dec()
+		m.Deploys.WithLabelValues(d.Site, string(d.Kind), "done").Inc()
+	case releases.EventDeployFailed:
+		m.InProgress.WithLabelValues(d.Site).Dec()
+		m.Deploys.WithLabelValues(d.Site, string(d.Kind), "failed").Inc()
+	case releases.EventDeployInterrupted:
+		m.InProgress.WithLabelValues(d.Site).Dec()
+	}
+}

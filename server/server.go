@@ -1,0 +1,277 @@
+// Package server is `deploybot serve` without its flags: the HTTP listener
+// (CI hook, API, health, metrics), the reconcile loop, recovery of
+// interrupted deploys at start, and graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Store is what the server needs of the store beyond releases.Store.
+type Store interface {
+	releases.Store
+	Ping(ctx context.Context) error
+	// Backup writes a consistent snapshot of the whole store to w.
+	Backup(ctx context.Context, w interface{ Write([]byte) (int, error) }) (int64, error)
+}
+
+// Notifier hears of things the server did, for chat (Slack). Every method
+// must return quickly.
+type Notifier interface {
+	ReleaseRecorded(ctx context.Context, site releases.Site, r releases.Release, source string)
+}
+
+// ReadyCheck is one condition of /readyz; a nil error is ready.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Server is a running deploybot.
+type Server struct {
+	Service *releases.Service
+	Store   Store
+	Logger  *slog.Logger
+	Metrics *Metrics
+	Now     func() time.Time
+
+	HookSecret []byte
+	APIToken   string
+	// ReconcileInterval is the period of the reconcile loop; zero: 5 minutes.
+	ReconcileInterval time.Duration
+	// ShutdownTimeout bounds the whole shutdown; zero: 25 seconds (inside
+	// Kubernetes' default 30 s grace period).
+	ShutdownTimeout time.Duration
+	Notifier        Notifier
+	// Ready holds extra readiness conditions (Slack connected).
+	Ready []ReadyCheck
+
+	replay   replayCache
+	draining atomic.Bool
+	work     context.Context // cancelled with releases.ErrShutdown on stop
+	stopWork context.CancelCauseFunc
+	deploys  sync.WaitGroup
+	awsMu    sync.Mutex
+	awsErr   error // of the last reconcile; nil when it reached AWS
+	awsOnce  bool  // a reconcile has run
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) init() {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics()
+	}
+	if s.ReconcileInterval <= 0 {
+		s.ReconcileInterval = 5 * time.Minute
+	}
+	if s.ShutdownTimeout <= 0 {
+		s.ShutdownTimeout = 25 * time.Second
+	}
+	if s.work == nil {
+		s.work, s.stopWork = context.WithCancelCause(context.Background())
+	}
+}
+
+// Handler serves every route; Run serves it on a listener.
+func (s *Server) Handler() http.Handler {
+	s.init()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hooks/release", s.handleHook)
+	mux.HandleFunc("/hooks/release", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "use POST"})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.routeAPI(mux)
+	return mux
+}
+
+// Run recovers interrupted deploys, then serves ln and runs the reconcile
+// loop until ctx is done; then it drains (see shutdown) and returns nil.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	s.init()
+	h := s.Handler()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.work }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.Logger.Info("serving", "listen", ln.Addr().String(), "sites", len(s.Service.Sites))
+
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		s.loop(s.work)
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.shutdown(srv, loopDone)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", serveErr)
+	}
+	return nil
+}
+
+// shutdown stops taking work (new deploys get 503), interrupts running
+// deploys at their next safe point (each is left in its recorded phase and
+// resumes on the next start), waits for them and for the HTTP server, all
+// within ShutdownTimeout.
+func (s *Server) shutdown(srv *http.Server, loopDone <-chan struct{}) {
+	deadline := time.Now().Add(s.ShutdownTimeout)
+	s.Logger.Info("shutting down", "timeout", s.ShutdownTimeout.String())
+	s.draining.Store(true)
+	s.stopWork(releases.ErrShutdown)
+	waited := make(chan struct{})
+	go func() { s.deploys.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(time.Until(deadline)):
+		s.Logger.Error("deploys did not stop in time; their records say which phase they were in")
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		s.Logger.Warn("closing HTTP connections", "err", err)
+		_ = srv.Close()
+	}
+	select {
+	case <-loopDone:
+	case <-ctx.Done():
+	}
+	s.Logger.Info("stopped")
+}
+
+// loop runs recovery and reconcile at start, then every interval.
+func (s *Server) loop(ctx context.Context) {
+	s.tick(ctx)
+	t := time.NewTicker(s.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.tick(ctx)
+		}
+	}
+}
+
+// tick finishes interrupted deploys and reconciles every site.
+func (s *Server) tick(ctx context.Context) {
+	s.deploys.Add(1)
+	recovered, err := s.Service.Recover(ctx, s.progress(nil))
+	s.deploys.Done()
+	for _, d := range recovered {
+		s.Metrics.Recovered.WithLabelValues(d.Site, string(d.Phase)).Inc()
+		s.Logger.Warn("interrupted deploy recovered", "deploy_id", d.ID, "site", d.Site, "result", d.Phase, "error", d.Error)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.Logger.Error("recovering interrupted deploys", "err", err)
+	}
+	var awsErr error
+	for _, site := range s.Service.Sites {
+		if ctx.Err() != nil {
+			return
+		}
+		res, err := s.Service.Reconcile(ctx, site.Name)
+		if err != nil {
+			awsErr = err
+			s.Metrics.ReconcileRuns.WithLabelValues(site.Name, "error").Inc()
+			s.Logger.Error("reconcile failed", "site", site.Name, "err", err)
+			continue
+		}
+		s.Metrics.ReconcileRuns.WithLabelValues(site.Name, "ok").Inc()
+		s.Metrics.LastReconcileOK.WithLabelValues(site.Name).Set(float64(s.now().Unix()))
+		if res.Drift {
+			s.Metrics.Drift.WithLabelValues(site.Name).Inc()
+		}
+		for _, r := range res.Added {
+			s.Metrics.Releases.WithLabelValues(site.Name, "reconcile").Inc()
+			s.Logger.Info("release found in the bucket", "site", site.Name, "version", r.Version)
+			if s.Notifier != nil {
+				s.Notifier.ReleaseRecorded(ctx, site, r, "reconcile")
+			}
+		}
+	}
+	s.awsMu.Lock()
+	s.awsErr, s.awsOnce = awsErr, true
+	s.awsMu.Unlock()
+}
+
+// progress wraps a door's progress sink with metrics.
+func (s *Server) progress(next releases.Progress) releases.Progress {
+	return func(e releases.Event) {
+		s.Metrics.observe(e)
+		if next != nil {
+			next(e)
+		}
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{}
+	ready := true
+	if s.draining.Load() {
+		checks["shutdown"] = "draining"
+		ready = false
+	}
+	if err := s.Store.Ping(r.Context()); err != nil {
+		checks["store"] = err.Error()
+		ready = false
+	} else {
+		checks["store"] = "ok"
+	}
+	s.awsMu.Lock()
+	awsErr, once := s.awsErr, s.awsOnce
+	s.awsMu.Unlock()
+	switch {
+	case !once:
+		checks["aws"] = "not checked yet"
+		ready = false
+	case awsErr != nil:
+		checks["aws"] = awsErr.Error()
+		ready = false
+	default:
+		checks["aws"] = "ok"
+	}
+	for _, c := range s.Ready {
+		if err := c.Check(r.Context()); err != nil {
+			checks[c.Name] = err.Error()
+			ready = false
+		} else {
+			checks[c.Name] = "ok"
+		}
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+}
