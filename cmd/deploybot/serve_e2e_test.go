@@ -1,0 +1,205 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serveConfig rewrites the configuration for serve: listener, token, hook.
+func (w *world) serveConfig(listen string) {
+	w.write("deploybot.yaml", fmt.Sprintf(`store: {path: %s}
+aws: {endpoint: %q}
+http: {listen: %q, api_token: "${TEST_API_TOKEN}"}
+hook: {secret: "${TEST_HOOK_SECRET}", url: "http://%s/hooks/release"}
+deploy: {poll_interval: 50ms, timeout: 1m}
+reconcile: {interval: 1s}
+sites:
+  - name: www
+    bucket: example-site
+    prefix: www/
+    distribution_id: E2ETEST
+`, filepath.Join(w.dir, "db", "deploybot.db"), w.api, listen, listen))
+	w.env = append(w.env, "TEST_API_TOKEN=tok", "TEST_HOOK_SECRET=hooksecret")
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's output goroutine
+// and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type serveProc struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+func (w *world) serve(addr string) *serveProc {
+	w.t.Helper()
+	cmd := exec.Command(w.bin, "serve")
+	cmd.Env = w.env
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	p := &serveProc{cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	w.t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			w.t.Fatalf("serve exited (%v); logs:\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("serve did not become ready; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServeWithoutSlack(t *testing.T) {
+	w := start(t, "1500ms", "200ms")
+	addr := freeAddr(t)
+	w.serveConfig(addr)
+	p := w.serve(addr)
+	if !strings.Contains(p.logs.String(), `"level":"WARN","msg":"slack tokens are not set`) {
+		t.Fatalf("no JSON warning about Slack in the logs:\n%s", p.logs.String())
+	}
+
+	// publish notifies the bot; the release is recorded at once.
+	r := w.must("publish", "--version", "v1", "--json", w.siteDir("v1"))
+	if !strings.Contains(r.stdout, `"notified": true`) {
+		t.Fatalf("publish did not notify: %s", r.stdout)
+	}
+	// The store is held by serve: the CLI says how to reach it.
+	r = w.expect(1, "DEPLOYBOT_SERVER", "versions")
+	_ = r
+
+	w.env = append(w.env, "DEPLOYBOT_SERVER=http://"+addr)
+	var vs []map[string]any
+	if err := json.Unmarshal([]byte(w.must("versions", "--json").stdout), &vs); err != nil || len(vs) != 1 {
+		t.Fatalf("versions through serve: %v %v", vs, err)
+	}
+	r = w.must("promote", "v1")
+	if !strings.Contains(r.stdout, "v1 is live on www") || !strings.Contains(r.stdout, "propagate") {
+		t.Fatalf("promote through serve:\n%s", r.stdout)
+	}
+	w.serves("v1")
+
+	// A release uploaded with no notice (hook down, say) is found by reconcile.
+	w.write("deploybot-nohook.yaml", strings.Replace(readFile(t, w.config), `url: "http://`+addr+`/hooks/release"`, `url: ""`, 1))
+	w.must("publish", "--config", filepath.Join(w.dir, "deploybot-nohook.yaml"), "--version", "v2", w.siteDir("v2"))
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(w.must("versions").stdout, "v2") {
+		if time.Now().After(deadline) {
+			t.Fatal("reconcile did not find v2")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	w.must("backup", "--out", filepath.Join(w.dir, "backup.db"))
+	if st, err := os.Stat(filepath.Join(w.dir, "backup.db")); err != nil || st.Size() == 0 {
+		t.Fatalf("backup: %v", err)
+	}
+
+	// SIGTERM mid-flip: serve exits 0 in bounded time; the deploy resumes
+	// when serve starts again.
+	flip := exec.Command(w.bin, "promote", "v2")
+	flip.Env = w.env
+	var out syncBuffer
+	flip.Stdout, flip.Stderr = &out, &out
+	if err := flip.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "propagate") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	began := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM; logs:\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit within 30s of SIGTERM")
+	}
+	p.done <- nil
+	t.Logf("serve stopped %s after SIGTERM", time.Since(began).Round(time.Millisecond))
+	_ = flip.Wait()
+	if !strings.Contains(out.String(), "resumes") {
+		t.Fatalf("the CLI was not told the deploy resumes:\n%s", out.String())
+	}
+	p2 := w.serve(addr)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		code, body := w.page("/")
+		if code == 200 && strings.Contains(body, "release v2<") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted deploy did not finish after restart; logs:\n%s", p2.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		var st map[string]any
+		_ = json.Unmarshal([]byte(w.must("status", "--json").stdout), &st)
+		if st["live"] == "v2" && st["lock"] == nil && st["deploy"] == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after recovery: %v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(p2.logs.String(), "resuming interrupted deploy") {
+		t.Fatalf("no recovery in the logs:\n%s", p2.logs.String())
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
