@@ -37,7 +37,7 @@ lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
 	$(GOBIN)/staticcheck ./...
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
-	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook"; do \
+	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzParse ./bot"; do \
 		set -- $$t; $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime $${FUZZTIME:-30s} $$2 || exit 1; done
 
 clean: ## remove build output

@@ -1,0 +1,106 @@
+package bot
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+func TestParse(t *testing.T) {
+	one := []string{"www"}
+	two := []string{"www", "docs"}
+	cases := []struct {
+		name  string
+		text  string
+		sites []string
+		want  Command
+		err   string // substring of Error, for Help/Reject
+	}{
+		{"empty", "", one, Command{Action: Help, Name: "help"}, ""},
+		{"help", "help", two, Command{Action: Help, Name: "help"}, ""},
+		{"unknown", "deploy v1", one, Command{Action: Help, Name: "help"}, "unknown command"},
+		{"promote, site implied", "promote v42", one, Command{Action: Run, Name: "promote", Site: "www", Version: "v42"}, ""},
+		{"promote, site given", "promote www v42 fix checkout", one, Command{Action: Run, Name: "promote", Site: "www", Version: "v42", Reason: "fix checkout"}, ""},
+		{"promote, two sites", "promote docs v1", two, Command{Action: Run, Name: "promote", Site: "docs", Version: "v1"}, ""},
+		{"promote, two sites, none named", "promote v1", two, Command{}, "which site"},
+		{"promote, unknown site", "promote blog v1", two, Command{}, `unknown site "blog"`},
+		{"promote, no version", "promote", one, Command{}, "version is required"},
+		{"promote, site only", "promote www", one, Command{}, "version is required"},
+		{"promote, malformed version", "promote ../etc", one, Command{}, "invalid version"},
+		{"promote, quoted reason", `promote v1 "hot fix" now`, one, Command{Action: Run, Name: "promote", Site: "www", Version: "v1", Reason: "hot fix now"}, ""},
+		{"promote, curly quotes", "promote v1 “hot fix”", one, Command{Action: Run, Name: "promote", Site: "www", Version: "v1", Reason: "hot fix"}, ""},
+		{"unclosed quote", `promote v1 "oops`, one, Command{}, "unclosed quote"},
+		{"upper-case command", "PROMOTE v1", one, Command{Action: Run, Name: "promote", Site: "www", Version: "v1"}, ""},
+		{"extra spaces", "  promote   v1  ", one, Command{Action: Run, Name: "promote", Site: "www", Version: "v1"}, ""},
+		{"rollback bare", "rollback", one, Command{Action: Run, Name: "rollback", Site: "www"}, ""},
+		{"rollback version", "rollback v3", one, Command{Action: Run, Name: "rollback", Site: "www", Version: "v3", MaybeVersion: true}, ""},
+		{"rollback reason", "rollback www broke checkout!", one, Command{Action: Run, Name: "rollback", Site: "www", Version: "broke", MaybeVersion: true, Reason: "checkout!"}, ""},
+		{"rollback reason with punctuation first", "rollback “it broke”", one, Command{Action: Run, Name: "rollback", Site: "www", Reason: "it broke"}, ""},
+		{"versions", "versions", one, Command{Action: Run, Name: "versions", Site: "www"}, ""},
+		{"versions site", "versions docs", two, Command{Action: Run, Name: "versions", Site: "docs"}, ""},
+		{"versions extra", "versions www now", one, Command{}, "unexpected"},
+		{"status", "status", one, Command{Action: Run, Name: "status", Site: "www"}, ""},
+		{"lock", "lock freeze for launch", one, Command{Action: Run, Name: "lock", Site: "www", Reason: "freeze for launch"}, ""},
+		{"lock, no reason", "lock www", one, Command{}, "say why"},
+		{"unlock", "unlock www", one, Command{Action: Run, Name: "unlock", Site: "www"}, ""},
+		{"prune", "prune", one, Command{Action: Run, Name: "prune", Site: "www"}, ""},
+		{"prune dry", "prune www --dry-run", one, Command{Action: Run, Name: "prune", Site: "www", DryRun: true}, ""},
+		{"prune junk", "prune --force", one, Command{}, "unexpected"},
+		{"pin", "pin v1 keep for audit", one, Command{Action: Run, Name: "pin", Site: "www", Version: "v1", Reason: "keep for audit"}, ""},
+		{"unpin", "unpin v1", one, Command{Action: Run, Name: "unpin", Site: "www", Version: "v1"}, ""},
+		{"unpin extra", "unpin v1 v2", one, Command{}, "one version"},
+		{"diff", "diff v1 v2", one, Command{Action: Run, Name: "diff", Site: "www", Version: "v1", Other: "v2"}, ""},
+		{"diff one", "diff v1", one, Command{}, "two versions"},
+		{"diff bad", "diff v1 /x", one, Command{}, "invalid version"},
+		{"preview", "preview docs v9", two, Command{Action: Run, Name: "preview", Site: "docs", Version: "v9"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Parse(c.text, c.sites)
+			if c.err != "" {
+				if got.Action == Run || !strings.Contains(got.Error, c.err) {
+					t.Fatalf("got %+v, want an error mentioning %q", got, c.err)
+				}
+				return
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	h := HelpText("/deploy")
+	for _, name := range commandNames {
+		if !strings.Contains(h, "/deploy "+name) {
+			t.Errorf("help lacks %s", name)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"promote www v1 why", "rollback", `lock "a b`, "diff v1 v2", "prune --dry-run", "“x”"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		c := Parse(text, []string{"www", "docs"})
+		switch c.Action {
+		case Run:
+			if c.Site != "www" && c.Site != "docs" {
+				t.Fatalf("ran with site %q", c.Site)
+			}
+			for _, v := range []string{c.Version, c.Other} {
+				if v != "" && releases.ValidateVersion(v) != nil {
+					t.Fatalf("ran with version %q", v)
+				}
+			}
+		case Reject:
+			if c.Error == "" {
+				t.Fatal("rejected without a message")
+			}
+		}
+	})
+}
