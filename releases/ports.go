@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Store keeps history (releases, deploys), the live pointer and locks. The
@@ -40,6 +41,29 @@ type Store interface {
 
 	// Lock returns the site's lock, nil when the site is free.
 	Lock(ctx context.Context, site string) (*Lock, error)
+	// AcquireLock takes a person's lock on a site; a held lock gives a
+	// *LockedError naming its holder.
+	AcquireLock(ctx context.Context, l Lock) error
+	// ReleaseLock frees a person's lock and returns it (nil when the site
+	// was free). A running deploy's lock is not released (ECONFLICT).
+	ReleaseLock(ctx context.Context, site string) (*Lock, error)
+
+	// AppendAudit records who tried what, and what came of it.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// Audit returns up to limit entries of a site, newest first.
+	Audit(ctx context.Context, site string, limit int) ([]AuditEntry, error)
+}
+
+// AuditEntry is one line of the audit log: every command that changes or
+// tries to change a site, refusals included.
+type AuditEntry struct {
+	Time   time.Time `json:"time"`
+	Site   string    `json:"site"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Result string    `json:"result"` // ok, refused, failed
+	Detail string    `json:"detail,omitempty"`
+	Door   string    `json:"door,omitempty"` // slack, cli, api, console
 }
 
 // ErrNoManifest is wrapped by Bucket errors when a version has no manifest:

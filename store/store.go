@@ -25,6 +25,7 @@ var (
 	bucketDeploys  = []byte("deploys")
 	bucketLive     = []byte("live")
 	bucketLocks    = []byte("locks")
+	bucketAudit    = []byte("audit")
 
 	keySchema = []byte("schema")
 )
@@ -96,7 +97,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}
@@ -382,3 +383,78 @@ func (s *DB) Backup(ctx context.Context, w interface{ Write([]byte) (int, error)
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// AcquireLock takes a person's lock.
+func (s *DB) AcquireLock(ctx context.Context, l releases.Lock) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		var held releases.Lock
+		if ok, err := getJSON(tx.Bucket(bucketLocks), l.Site, &held); err != nil {
+			return err
+		} else if ok {
+			return &releases.LockedError{Lock: held}
+		}
+		return putJSON(tx.Bucket(bucketLocks), l.Site, l)
+	})
+}
+
+// ReleaseLock frees a person's lock, never a running deploy's.
+func (s *DB) ReleaseLock(ctx context.Context, site string) (*releases.Lock, error) {
+	var held releases.Lock
+	var ok bool
+	err := s.with(ctx, true, func(tx *bolt.Tx) error {
+		var err error
+		if ok, err = getJSON(tx.Bucket(bucketLocks), site, &held); err != nil || !ok {
+			return err
+		}
+		if held.DeployID != "" {
+			return releases.Errorf(releases.ECONFLICT, "site %s is locked by deploy %s, which releases it when it ends", site, held.DeployID)
+		}
+		return tx.Bucket(bucketLocks).Delete([]byte(site))
+	})
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &held, nil
+}
+
+// AppendAudit adds an entry under a time-sortable key.
+func (s *DB) AppendAudit(ctx context.Context, e releases.AuditEntry) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketAudit, e.Site, true)
+		if err != nil {
+			return err
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		// Time first so keys sort by time; the sequence keeps equal
+		// times apart.
+		key := fmt.Sprintf("%s-%016d", e.Time.UTC().Format("20060102T150405.000000000Z"), seq)
+		return putJSON(b, key, e)
+	})
+}
+
+// Audit returns the newest entries first.
+func (s *DB) Audit(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error) {
+	var out []releases.AuditEntry
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketAudit, site, false)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var e releases.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: decoding audit entry %s: %w", k, err)
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}

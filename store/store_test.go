@@ -196,3 +196,40 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal("opened a store with a newer schema")
 	}
 }
+
+func TestManualLocksAndAudit(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	if err := db.AcquireLock(ctx, releases.Lock{Site: "www", Holder: "ops", Reason: "freeze"}); err != nil {
+		t.Fatal(err)
+	}
+	var le *releases.LockedError
+	if err := db.AcquireLock(ctx, releases.Lock{Site: "www", Holder: "bob"}); !errors.As(err, &le) || le.Lock.Holder != "ops" {
+		t.Fatalf("second lock: %v", err)
+	}
+	if err := db.StartDeploy(ctx, releases.Deploy{ID: "d", Site: "www"}, releases.Lock{Site: "www", DeployID: "d"}); !errors.As(err, &le) {
+		t.Fatalf("deploy on a locked site: %v", err)
+	}
+	l, err := db.ReleaseLock(ctx, "www")
+	if err != nil || l == nil || l.Holder != "ops" {
+		t.Fatalf("release: %+v %v", l, err)
+	}
+	if l, err := db.ReleaseLock(ctx, "www"); err != nil || l != nil {
+		t.Fatalf("release of a free site: %+v %v", l, err)
+	}
+	if err := db.StartDeploy(ctx, releases.Deploy{ID: "d", Site: "www"}, releases.Lock{Site: "www", DeployID: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ReleaseLock(ctx, "www"); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("releasing a deploy's lock: %v", err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, a := range []string{"promote", "lock", "unlock"} {
+		if err := db.AppendAudit(ctx, releases.AuditEntry{Time: t0.Add(time.Duration(i%2) * time.Second), Site: "www", Actor: "u", Action: a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, _ := db.Audit(ctx, "www", 2)
+	if len(es) != 2 || es[0].Action != "lock" {
+		t.Fatalf("audit newest first: %+v", es)
+	}
+}
