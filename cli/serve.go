@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/server"
 	"github.com/deploybot/deploybot/store"
 )
@@ -44,8 +46,24 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	a.store = db
 	svc := a.service(db, log)
 
+	var chat *bot.Slack
 	if cfg.Slack.AppToken == "" {
 		log.Warn("slack tokens are not set: running without Slack (hook, API, reconcile and schedule only)")
+	} else {
+		b := &bot.Bot{Service: svc, Command: cfg.Slack.Command, Logger: log}
+		chat, err = bot.NewSlack(cfg.Slack.AppToken, cfg.Slack.BotToken, cfg.Slack.APIURL, b, log)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		b.Auth = &bot.Deployers{API: chat.API}
+		if _, err := chat.API.AuthTestContext(ctx); err != nil {
+			return fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
+		}
+		for _, s := range cfg.Sites {
+			if len(s.Deployers) == 0 {
+				log.Warn("site has no deployers: nobody can promote, roll back or lock it from Slack", "site", s.Name)
+			}
+		}
 	}
 	if cfg.HTTP.APIToken == "" {
 		log.Warn("http.api_token is not set: the /api/v1 endpoints refuse every request")
@@ -61,6 +79,16 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		Service: svc, Store: db, Logger: log,
 		HookSecret: []byte(cfg.Hook.Secret), APIToken: cfg.HTTP.APIToken,
 		ReconcileInterval: cfg.Reconcile.Interval.Duration,
+	}
+	if chat != nil {
+		srv.Notifier = chat
+		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Check: func(context.Context) error {
+			if !chat.Connected() {
+				return errors.New("socket mode not connected")
+			}
+			return nil
+		}})
+		srv.Background = append(srv.Background, chat.Run)
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String())
 	return srv.Run(ctx, ln)

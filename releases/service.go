@@ -454,8 +454,6 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 		log.ErrorContext(ctx, "recording failed deploy", "err", err)
 		cause = fmt.Errorf("%w (and recording the failure failed: %v)", cause, err)
 	}
-	log.ErrorContext(ctx, "deploy failed", "err", cause, "flipped", flipped)
-	progress(Event{Type: EventDeployFailed, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt), Err: cause})
 	nowLive := d.From
 	if flipped {
 		nowLive = d.To
@@ -467,8 +465,10 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 	if n := len(d.Phases); n > 0 {
 		phase = d.Phases[n-1].Phase
 	}
-	code := ErrorCode(cause)
-	return Errorf(code, "deploy %s failed in phase %s; live now: %s: %w", d.ID, phase, nowLive, cause)
+	err := Errorf(ErrorCode(cause), "deploy %s failed in phase %s; live now: %s: %w", d.ID, phase, nowLive, cause)
+	log.ErrorContext(ctx, "deploy failed", "err", cause, "flipped", flipped, "live", nowLive)
+	progress(Event{Type: EventDeployFailed, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt), Err: err})
+	return err
 }
 
 func (d Deploy) clone() Deploy {

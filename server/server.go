@@ -57,6 +57,9 @@ type Server struct {
 	Notifier        Notifier
 	// Ready holds extra readiness conditions (Slack connected).
 	Ready []ReadyCheck
+	// Background runs alongside the HTTP server on the work context (the
+	// Slack socket); shutdown waits for each to return.
+	Background []func(ctx context.Context) error
 
 	replay   replayCache
 	draining atomic.Bool
@@ -126,6 +129,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		defer close(loopDone)
 		s.loop(s.work)
 	}()
+	for _, bg := range s.Background {
+		s.deploys.Add(1)
+		go func() {
+			defer s.deploys.Done()
+			if err := bg(s.work); err != nil {
+				s.Logger.Error("background worker stopped", "err", err)
+			}
+		}()
+	}
 
 	var serveErr error
 	select {

@@ -1,0 +1,234 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Request is one command from a person.
+type Request struct {
+	Cmd     Command
+	UserID  string // Slack user id (or "console")
+	Channel string // where it was typed
+	// Thread, when set, is the message whose thread a deploy reports in
+	// (a Promote or Rollback button's message).
+	Thread string
+	Door   string // slack, console
+}
+
+// Out is where a runner's answers go; Slack and the dev console each
+// implement it.
+type Out interface {
+	// Private answers the person alone (errors, refusals, help).
+	Private(ctx context.Context, req Request, text string)
+	// Public answers in the channel the command came from.
+	Public(ctx context.Context, req Request, m Message)
+	// Deploy starts the live view of a deploy (status card and thread)
+	// and returns the sink for its events. Done is called after the last
+	// event and waits until everything is posted.
+	Deploy(ctx context.Context, req Request, site releases.Site) DeployView
+}
+
+// DeployView shows one deploy as it runs.
+type DeployView interface {
+	Event(e releases.Event)
+	Done(out *releases.Outcome, err error)
+}
+
+// Authorizer decides who may change a site.
+type Authorizer interface {
+	// IsDeployer reports whether user may promote, roll back, lock,
+	// unlock or prune site.
+	IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error)
+}
+
+// Bot runs commands.
+type Bot struct {
+	Service *releases.Service
+	Auth    Authorizer
+	Command string // the slash command, "/site"
+	Logger  *slog.Logger
+}
+
+func (b *Bot) log() *slog.Logger {
+	if b.Logger != nil {
+		return b.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// SiteNames lists the configured sites, for Parse.
+func (b *Bot) SiteNames() []string {
+	var out []string
+	for _, s := range b.Service.Sites {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// Handle runs one request to the end, answering through out.
+func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
+	c := req.Cmd
+	switch c.Action {
+	case Ignore:
+		return
+	case Help:
+		text := HelpText(b.Command)
+		if c.Error != "" {
+			text = c.Error + "\n" + text
+		}
+		out.Private(ctx, req, text)
+		return
+	case Reject:
+		out.Private(ctx, req, c.Error)
+		return
+	}
+	site, err := b.Service.Site(c.Site)
+	if err != nil {
+		out.Private(ctx, req, releases.ErrorMessage(err))
+		return
+	}
+	switch c.Name {
+	case "promote", "rollback", "lock", "unlock", "prune", "pin", "unpin":
+		if !b.authorize(ctx, req, site, out) {
+			return
+		}
+	}
+	switch c.Name {
+	case "promote":
+		b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
+			return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason}, p)
+		})
+	case "rollback":
+		version, reason := c.Version, c.Reason
+		if c.MaybeVersion {
+			// "rollback oops it broke": the word is a version only if
+			// such a release exists.
+			if _, err := b.Service.Store.Release(ctx, site.Name, version); err != nil {
+				version, reason = "", strings.TrimSpace(c.Version+" "+c.Reason)
+			}
+		}
+		b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
+			return b.Service.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Version: version, Actor: actorOf(req), Reason: reason}, p)
+		})
+	case "versions":
+		vs, err := b.Service.Versions(ctx, site.Name)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		deploys, _ := b.Service.Store.Deploys(ctx, site.Name, 200)
+		out.Public(ctx, req, VersionsMessage(site, vs, deploys, time.Now()))
+	case "status":
+		st, err := b.Service.Status(ctx, site.Name)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		out.Public(ctx, req, StatusMessage(st, time.Now()))
+	case "lock":
+		l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), c.Reason)
+		b.audit(ctx, req, site, "lock", c.Reason, err)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		out.Public(ctx, req, Message{Text: fmt.Sprintf(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
+			mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
+	case "unlock":
+		l, err := b.Service.UnlockSite(ctx, site.Name, actorOf(req))
+		b.audit(ctx, req, site, "unlock", "", err)
+		switch {
+		case err != nil:
+			out.Private(ctx, req, releases.ErrorMessage(err))
+		case l == nil:
+			out.Private(ctx, req, fmt.Sprintf("%s is not locked.", site.Name))
+		default:
+			out.Public(ctx, req, Message{Text: fmt.Sprintf(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
+				mention(actorOf(req)), site.Name, mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
+		}
+	case "prune", "pin", "unpin":
+		out.Private(ctx, req, fmt.Sprintf("`%s` is not available yet: it arrives with retention (pruning old releases on a schedule).", c.Name))
+	case "diff", "preview":
+		out.Private(ctx, req, fmt.Sprintf("`%s` is not available yet in this version of deploybot.", c.Name))
+	}
+}
+
+// actorOf is how a Slack user is recorded: their user id, which Slack
+// renders as a mention.
+func actorOf(req Request) string {
+	if req.Door == "slack" {
+		return req.UserID
+	}
+	return req.Door + ":" + req.UserID
+}
+
+// mention renders an actor: Slack user ids as mentions, others as is.
+func mention(actor string) string {
+	if len(actor) > 1 && (actor[0] == 'U' || actor[0] == 'W') && !strings.ContainsAny(actor, ":@ ") {
+		return "<@" + actor + ">"
+	}
+	return actor
+}
+
+func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, out Out) bool {
+	if b.Auth == nil {
+		return true
+	}
+	ok, err := b.Auth.IsDeployer(ctx, site, req.UserID)
+	if err != nil {
+		b.log().ErrorContext(ctx, "checking deployers", "site", site.Name, "user", req.UserID, "err", err)
+		out.Private(ctx, req, "Could not check whether you may deploy "+site.Name+" (Slack did not answer); try again in a moment.")
+		return false
+	}
+	if !ok {
+		b.audit(ctx, req, site, req.Cmd.Name, "not a deployer", releases.Errorf(releases.EUNAUTHORIZED, "not a deployer"))
+		out.Private(ctx, req, fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
+		return false
+	}
+	return true
+}
+
+func (b *Bot) audit(ctx context.Context, req Request, site releases.Site, action, detail string, err error) {
+	e := releases.AuditEntry{Site: site.Name, Actor: actorOf(req), Action: action, Result: "ok", Detail: detail, Door: req.Door}
+	var le *releases.LockedError
+	switch {
+	case err == nil:
+	case errors.As(err, &le), releases.ErrorCode(err) == releases.EUNAUTHORIZED, releases.ErrorCode(err) == releases.ECONFLICT,
+		releases.ErrorCode(err) == releases.EINVALID, releases.ErrorCode(err) == releases.ENOTFOUND:
+		e.Result, e.Detail = "refused", releases.ErrorMessage(err)
+	default:
+		e.Result, e.Detail = "failed", releases.ErrorMessage(err)
+	}
+	b.Service.Audit(ctx, e)
+}
+
+// deploy runs a promote or rollback with its live view. Refusals before
+// the deploy starts (locked, unknown release) go to the person alone.
+func (b *Bot) deploy(ctx context.Context, req Request, site releases.Site, out Out, run func(releases.Progress) (*releases.Outcome, error)) {
+	var view DeployView
+	progress := func(e releases.Event) {
+		if view == nil {
+			view = out.Deploy(ctx, req, site)
+		}
+		view.Event(e)
+	}
+	res, err := run(progress)
+	b.audit(ctx, req, site, req.Cmd.Name, strings.TrimSpace(req.Cmd.Version+" "+req.Cmd.Reason), err)
+	if view == nil {
+		switch {
+		case err != nil:
+			out.Private(ctx, req, releases.ErrorMessage(err))
+		case res != nil && res.AlreadyLive:
+			out.Private(ctx, req, fmt.Sprintf("%s is already live on %s; nothing to do.", res.Version, site.Name))
+		}
+		return
+	}
+	view.Done(res, err)
+}

@@ -1,0 +1,280 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Message is an answer: Blocks for Slack, Text as the fallback Slack shows
+// in notifications and the console prints.
+type Message struct {
+	Text   string
+	Blocks []slack.Block
+}
+
+// Action ids of the buttons.
+const (
+	ActionPromote  = "deploybot_promote"  // value: site/version
+	ActionRollback = "deploybot_rollback" // value: site/version to go back to
+)
+
+func section(text string) *slack.SectionBlock {
+	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)
+}
+
+func contextText(text string) *slack.ContextBlock {
+	return slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, text, false, false))
+}
+
+func age(t time.Time, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func short(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// VersionsShown is how many releases `versions` lists.
+const VersionsShown = 15
+
+// VersionsMessage is the `versions` table: the newest releases with the
+// live one marked and who last deployed each.
+func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []releases.Deploy, now time.Time) Message {
+	if len(vs) == 0 {
+		t := fmt.Sprintf("*%s* has no releases yet. CI publishes them with `deploybot publish`.", site.Name)
+		return Message{Text: t, Blocks: []slack.Block{section(t)}}
+	}
+	lastBy := map[string]string{}
+	for _, d := range deploys { // newest first: keep the first seen
+		if d.Phase == releases.PhaseDone {
+			if _, ok := lastBy[d.To]; !ok {
+				lastBy[d.To] = d.Actor
+			}
+		}
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VERSION\tCOMMIT\tAGE\tSIZE\tDEPLOYED BY")
+	shown := vs
+	if len(shown) > VersionsShown {
+		shown = shown[:VersionsShown]
+	}
+	for _, v := range shown {
+		mark := " "
+		if v.Live {
+			mark = "▶"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, short(v.Version, 24), short(v.Commit, 8), age(v.PublishedAt, now), humanBytes(v.Bytes), short(lastBy[v.Version], 20))
+	}
+	tw.Flush()
+	table := b.String()
+	title := fmt.Sprintf("*%s*: %d release(s), ▶ is live", site.Name, len(vs))
+	blocks := []slack.Block{section(title), section("```\n" + table + "```")}
+	if rest := len(vs) - len(shown); rest > 0 {
+		blocks = append(blocks, contextText(fmt.Sprintf("and %d older release(s) not shown", rest)))
+	}
+	text := title + "\n" + table
+	if rest := len(vs) - len(shown); rest > 0 {
+		text += fmt.Sprintf("and %d older release(s) not shown\n", rest)
+	}
+	return Message{Text: text, Blocks: blocks}
+}
+
+// StatusMessage is the `status` answer.
+func StatusMessage(st *releases.Status, now time.Time) Message {
+	var lines []string
+	switch {
+	case st.Live != nil && st.LiveSince != nil:
+		by := ""
+		if st.LastDeploy != nil && st.LastDeploy.Phase == releases.PhaseDone && st.LastDeploy.To == *st.Live {
+			by = " by " + mention(st.LastDeploy.Actor)
+		}
+		lines = append(lines, fmt.Sprintf("*Live:* `%s` since %s (%s)%s", *st.Live, st.LiveSince.UTC().Format("2006-01-02 15:04Z"), age(*st.LiveSince, now), by))
+	case st.Live != nil:
+		lines = append(lines, fmt.Sprintf("*Live:* `%s`", *st.Live))
+	default:
+		lines = append(lines, fmt.Sprintf("*Live:* none (origin path `%s` is not a release of this site)", st.OriginPath))
+	}
+	if st.Drift {
+		lines = append(lines, fmt.Sprintf(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
+	}
+	if d := st.Deploy; d != nil {
+		lines = append(lines, fmt.Sprintf("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", d.Kind, orNone(d.From), d.To, mention(d.Actor), d.Phase))
+	}
+	if l := st.Lock; l != nil && l.DeployID == "" {
+		lines = append(lines, fmt.Sprintf(":lock: *Locked* by %s since %s: %s", mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))
+	}
+	title := fmt.Sprintf("*%s* status", st.Site)
+	body := strings.Join(lines, "\n")
+	return Message{Text: title + "\n" + body, Blocks: []slack.Block{section(title + "\n" + body)}}
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
+}
+
+// phaseText says what a phase is doing, for people.
+var phaseText = map[releases.Phase]string{
+	"update":          "updating the distribution",
+	"propagate":       "waiting for CloudFront to deploy",
+	"invalidate":      "invalidating the cache",
+	"invalidate-wait": "waiting for the invalidation",
+}
+
+func phaseName(p releases.Phase, title string) string {
+	if t, ok := phaseText[p]; ok {
+		return t
+	}
+	if title != "" {
+		return strings.ToLower(title[:1]) + title[1:]
+	}
+	return string(p)
+}
+
+// CardState is what the status card shows.
+type CardState struct {
+	Deploy  releases.Deploy
+	Phase   string // what it does now, for people
+	Elapsed time.Duration
+	Result  string // "", "done", "failed", "interrupted"
+	Error   string
+}
+
+// Card renders the status card of a deploy.
+func Card(c CardState) Message {
+	d := c.Deploy
+	icon := ":hourglass_flowing_sand:"
+	state := c.Phase
+	switch c.Result {
+	case "done":
+		icon, state = ":white_check_mark:", "live"
+	case "failed":
+		icon, state = ":x:", "failed: "+c.Error
+	case "interrupted":
+		icon, state = ":double_vertical_bar:", "interrupted by a restart; resumes when deploybot is back"
+	}
+	verb := "Promote"
+	if d.Kind == releases.KindRollback {
+		verb = "Rollback"
+	}
+	title := fmt.Sprintf("%s *%s %s*: `%s` → `%s`", icon, verb, d.Site, orNone(d.From), d.To)
+	fields := []*slack.TextBlockObject{
+		slack.NewTextBlockObject(slack.MarkdownType, "*By*\n"+mention(d.Actor), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Reason*\n"+orDash(d.Reason), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Phase*\n"+state, false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*Elapsed*\n%s", c.Elapsed.Round(time.Second)), false, false),
+	}
+	blocks := []slack.Block{
+		section(title),
+		slack.NewSectionBlock(nil, fields, nil),
+		contextText("deploy `" + d.ID + "`"),
+	}
+	text := fmt.Sprintf("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, orNone(d.From), d.To, d.Actor, state, c.Elapsed.Round(time.Second))
+	return Message{Text: text, Blocks: blocks}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// LiveMessage is the last thread reply of a finished deploy, with a
+// Rollback button back to what was live before.
+func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
+	text := fmt.Sprintf(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
+	blocks := []slack.Block{section(text)}
+	if d.From != "" {
+		btn := slack.NewButtonBlockElement(ActionRollback, d.Site+"/"+d.From,
+			slack.NewTextBlockObject(slack.PlainTextType, "Roll back to "+d.From, false, false))
+		btn.Confirm = slack.NewConfirmationBlockObject(
+			slack.NewTextBlockObject(slack.PlainTextType, "Roll back?", false, false),
+			slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("Make `%s` live on *%s* again?", d.From, d.Site), false, false),
+			slack.NewTextBlockObject(slack.PlainTextType, "Roll back", false, false),
+			slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+		btn.Confirm.Style = slack.StyleDanger
+		blocks = append(blocks, slack.NewActionBlock("", btn))
+	}
+	return Message{Text: text, Blocks: blocks}
+}
+
+// NoticeMessage announces a new release with a Promote button.
+func NoticeMessage(site releases.Site, r releases.Release) Message {
+	title := fmt.Sprintf(":package: New release of *%s*: `%s`", site.Name, r.Version)
+	var details []string
+	if r.Commit != "" {
+		details = append(details, "commit `"+short(r.Commit, 12)+"`")
+	}
+	details = append(details, fmt.Sprintf("%d files, %s", r.Files, humanBytes(r.Bytes)))
+	body := title + "\n" + strings.Join(details, " · ")
+	if r.Message != "" {
+		body += "\n>" + short(r.Message, 280)
+	}
+	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version,
+		slack.NewTextBlockObject(slack.PlainTextType, "Promote "+r.Version, false, false))
+	btn.Style = slack.StylePrimary
+	btn.Confirm = slack.NewConfirmationBlockObject(
+		slack.NewTextBlockObject(slack.PlainTextType, "Promote?", false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("Make `%s` live on *%s*?", r.Version, site.Name), false, false),
+		slack.NewTextBlockObject(slack.PlainTextType, "Promote", false, false),
+		slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+	return Message{Text: body, Blocks: []slack.Block{section(body), slack.NewActionBlock("", btn)}}
+}
+
+// ThreadLine is the thread reply for one deploy event ("" for none).
+func ThreadLine(e releases.Event) string {
+	switch e.Type {
+	case releases.EventDeployStarted:
+		d := e.Deploy
+		return fmt.Sprintf("%s %s → %s started by %s (deploy `%s`)", d.Kind, orNone(d.From), d.To, mention(d.Actor), d.ID)
+	case releases.EventDeployResumed:
+		return fmt.Sprintf(":arrows_counterclockwise: resuming after a restart, from phase `%s`", e.Phase)
+	case releases.EventPhaseStarted:
+		return fmt.Sprintf("▸ %s…", phaseName(e.Phase, e.Title))
+	case releases.EventPhaseFinished:
+		return fmt.Sprintf("✓ %s: done after %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
+	case releases.EventPhaseFailed:
+		return fmt.Sprintf(":x: %s failed after %s: %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
+	case releases.EventDeployFailed:
+		return ":x: " + releases.ErrorMessage(e.Err)
+	case releases.EventDeployInterrupted:
+		return fmt.Sprintf(":double_vertical_bar: deploybot is restarting; the deploy stopped in phase `%s` and resumes when it is back", e.Phase)
+	}
+	return ""
+}

@@ -1,0 +1,487 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// SlackAPI is the part of the Slack Web API client the bot uses, with
+// slack-go's own signatures.
+type SlackAPI interface {
+	PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error)
+	UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error)
+	PostEphemeralContext(ctx context.Context, channelID, userID string, options ...slack.MsgOption) (string, error)
+	GetUserGroupMembersContext(ctx context.Context, userGroup string, options ...slack.GetUserGroupMembersOption) ([]string, error)
+	AuthTestContext(ctx context.Context) (*slack.AuthTestResponse, error)
+}
+
+var _ SlackAPI = (*slack.Client)(nil)
+
+// Slack is the bot on Slack: socket mode in, Web API out.
+type Slack struct {
+	Bot    *Bot
+	API    SlackAPI
+	Socket *socketmode.Client
+	Logger *slog.Logger
+
+	seen      dedupe
+	connected atomic.Bool
+	work      sync.WaitGroup
+}
+
+// NewSlack checks the tokens' shapes and builds the clients. apiURL, when
+// set, replaces https://slack.com/api/ (tests).
+func NewSlack(appToken, botToken, apiURL string, b *Bot, log *slog.Logger) (*Slack, error) {
+	if !strings.HasPrefix(appToken, "xapp-") {
+		return nil, errors.New("slack.app_token must be an app-level token (xapp-...) with connections:write")
+	}
+	if !strings.HasPrefix(botToken, "xoxb-") {
+		return nil, errors.New("slack.bot_token must be a bot token (xoxb-...)")
+	}
+	opts := []slack.Option{slack.OptionAppLevelToken(appToken)}
+	if apiURL != "" {
+		if !strings.HasSuffix(apiURL, "/") {
+			apiURL += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	api := slack.New(botToken, opts...)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Slack{Bot: b, API: api, Socket: socketmode.New(api), Logger: log}, nil
+}
+
+// Connected reports whether the socket is up (for /readyz).
+func (s *Slack) Connected() bool { return s.connected.Load() }
+
+// Run checks the bot token, then serves socket-mode events until ctx is
+// done and every command it started has finished. Commands run on ctx, so
+// a server's shutdown interrupts their deploys at a safe point.
+func (s *Slack) Run(ctx context.Context) error {
+	auth, err := s.API.AuthTestContext(ctx)
+	if err != nil {
+		return fmt.Errorf("slack: checking the bot token (auth.test): %w", err)
+	}
+	s.Logger.Info("slack: authenticated", "team", auth.Team, "bot_user", auth.UserID)
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Socket.RunContext(ctx) }()
+	for {
+		select {
+		case <-ctx.Done():
+			s.connected.Store(false)
+			s.work.Wait()
+			return nil
+		case err := <-runErr:
+			s.connected.Store(false)
+			s.work.Wait()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("slack: socket mode stopped: %w", err)
+		case evt, ok := <-s.Socket.Events:
+			if !ok {
+				s.work.Wait()
+				return nil
+			}
+			s.event(ctx, evt)
+		}
+	}
+}
+
+func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeConnecting:
+		s.Logger.Info("slack: connecting")
+	case socketmode.EventTypeConnected:
+		s.connected.Store(true)
+		s.Logger.Info("slack: connected")
+	case socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect:
+		s.connected.Store(false)
+		s.Logger.Warn("slack: disconnected; the client reconnects", "type", evt.Type)
+	case socketmode.EventTypeSlashCommand:
+		cmd, ok := evt.Data.(slack.SlashCommand)
+		s.ack(evt)
+		if !ok || !s.fresh(evt) {
+			return
+		}
+		if cmd.Command != s.Bot.Command {
+			return
+		}
+		req := Request{Cmd: Parse(cmd.Text, s.Bot.SiteNames()), UserID: cmd.UserID, Channel: cmd.ChannelID, Door: "slack"}
+		s.Logger.Info("slack: command", "user", cmd.UserID, "channel", cmd.ChannelID, "text", cmd.Text)
+		s.spawn(ctx, req)
+	case socketmode.EventTypeInteractive:
+		cb, ok := evt.Data.(slack.InteractionCallback)
+		s.ack(evt)
+		if !ok || !s.fresh(evt) || cb.Type != slack.InteractionTypeBlockActions {
+			return
+		}
+		for _, a := range cb.ActionCallback.BlockActions {
+			req, ok := s.buttonRequest(cb, a)
+			if ok {
+				s.Logger.Info("slack: button", "user", cb.User.ID, "action", a.ActionID, "value", a.Value)
+				s.spawn(ctx, req)
+			}
+		}
+	case socketmode.EventTypeHello, socketmode.EventTypeIncomingError, socketmode.EventTypeInvalidAuth:
+		if evt.Type == socketmode.EventTypeInvalidAuth {
+			s.Logger.Error("slack: the app token was refused")
+		}
+	default:
+		if evt.Request != nil {
+			s.ack(evt)
+		}
+	}
+}
+
+// ack answers the envelope at once, before any work: Slack redelivers
+// envelopes not acknowledged within 3 seconds.
+func (s *Slack) ack(evt socketmode.Event) {
+	if evt.Request != nil {
+		if err := s.Socket.Ack(*evt.Request); err != nil {
+			s.Logger.Warn("slack: ack failed", "err", err)
+		}
+	}
+}
+
+// fresh reports whether an envelope is seen for the first time; Slack
+// redelivers when an ack is lost, and a click must run exactly once.
+func (s *Slack) fresh(evt socketmode.Event) bool {
+	if evt.Request == nil {
+		return true
+	}
+	return s.seen.add(evt.Request.EnvelopeID, time.Now())
+}
+
+func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction) (Request, bool) {
+	site, version, ok := strings.Cut(a.Value, "/")
+	if !ok {
+		return Request{}, false
+	}
+	var name string
+	switch a.ActionID {
+	case ActionPromote:
+		name = "promote"
+	case ActionRollback:
+		name = "rollback"
+	default:
+		return Request{}, false
+	}
+	reason := "clicked in Slack"
+	thread := cb.Message.ThreadTimestamp
+	if thread == "" {
+		thread = cb.Message.Timestamp
+	}
+	if thread == "" {
+		thread = cb.Container.MessageTs
+	}
+	return Request{Cmd: Command{Action: Run, Name: name, Site: site, Version: version, Reason: reason},
+		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, Door: "slack"}, true
+}
+
+func (s *Slack) spawn(ctx context.Context, req Request) {
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		s.Bot.Handle(ctx, req, &slackOut{s: s})
+	}()
+}
+
+// dedupe remembers envelope ids for an hour.
+type dedupe struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func (d *dedupe) add(id string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[string]time.Time{}
+	}
+	for k, t := range d.seen {
+		if now.Sub(t) > time.Hour {
+			delete(d.seen, k)
+		}
+	}
+	if _, ok := d.seen[id]; ok {
+		return false
+	}
+	d.seen[id] = now
+	return true
+}
+
+// retry calls fn again after Slack's Retry-After when it is rate limited
+// (429), a few times; other errors are returned at once.
+func retry(ctx context.Context, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		var rl *slack.RateLimitedError
+		if !errors.As(err, &rl) || attempt == 5 {
+			return err
+		}
+		wait := min(max(rl.RetryAfter, 100*time.Millisecond), 30*time.Second)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func msgOptions(m Message) []slack.MsgOption {
+	opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false)}
+	if len(m.Blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(m.Blocks...))
+	}
+	return opts
+}
+
+// slackOut answers a request in Slack. Posting uses a context that
+// outlives a shutdown, so the thread still says what happened.
+type slackOut struct{ s *Slack }
+
+func (o *slackOut) Private(ctx context.Context, req Request, text string) {
+	ctx = context.WithoutCancel(ctx)
+	err := retry(ctx, func() error {
+		_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(text, false))
+		return err
+	})
+	if err != nil {
+		o.s.Logger.Error("slack: ephemeral reply failed", "user", req.UserID, "err", err)
+	}
+}
+
+func (o *slackOut) Public(ctx context.Context, req Request, m Message) {
+	ctx = context.WithoutCancel(ctx)
+	opts := msgOptions(m)
+	if req.Thread != "" {
+		opts = append(opts, slack.MsgOptionTS(req.Thread))
+	}
+	err := retry(ctx, func() error {
+		_, _, err := o.s.API.PostMessageContext(ctx, req.Channel, opts...)
+		return err
+	})
+	if err != nil {
+		o.s.Logger.Error("slack: reply failed", "channel", req.Channel, "err", err)
+	}
+}
+
+func (o *slackOut) Deploy(ctx context.Context, req Request, site releases.Site) DeployView {
+	channel := site.Channel
+	thread := req.Thread
+	if channel == "" || (thread != "" && req.Channel != "") {
+		channel = req.Channel
+	}
+	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread,
+		events: make(chan releases.Event, 256), done: make(chan struct{})}
+	go v.loop()
+	return v
+}
+
+// slackDeploy posts one deploy's card and thread from its own goroutine,
+// in order, so a slow or rate-limited Slack never holds the flip back.
+type slackDeploy struct {
+	s       *Slack
+	ctx     context.Context
+	channel string
+	thread  string // thread root; the card's ts when the deploy has no thread of its own
+	cardTS  string
+	card    CardState
+	started time.Time
+	events  chan releases.Event
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (v *slackDeploy) Event(e releases.Event) {
+	select {
+	case v.events <- e:
+	default:
+		v.s.Logger.Warn("slack: deploy view is behind; an event was not posted", "deploy_id", e.Deploy.ID, "type", e.Type)
+	}
+}
+
+func (v *slackDeploy) Done(*releases.Outcome, error) {
+	v.once.Do(func() { close(v.events) })
+	select {
+	case <-v.done:
+	case <-time.After(2 * time.Minute):
+		v.s.Logger.Warn("slack: gave up waiting for the deploy thread to be posted")
+	}
+}
+
+func (v *slackDeploy) loop() {
+	defer close(v.done)
+	for e := range v.events {
+		v.post(e)
+	}
+}
+
+func (v *slackDeploy) post(e releases.Event) {
+	log := v.s.Logger.With("deploy_id", e.Deploy.ID, "site", e.Deploy.Site)
+	if v.started.IsZero() {
+		v.started = e.Deploy.StartedAt
+	}
+	v.card.Deploy = e.Deploy
+	v.card.Elapsed = time.Since(v.started)
+	switch e.Type {
+	case releases.EventDeployStarted, releases.EventDeployResumed:
+		v.card.Phase = "starting"
+	case releases.EventPhaseStarted:
+		v.card.Phase = phaseName(e.Phase, e.Title)
+	case releases.EventDeployFinished:
+		v.card.Result = "done"
+	case releases.EventDeployFailed:
+		v.card.Result, v.card.Error = "failed", releases.ErrorMessage(e.Err)
+	case releases.EventDeployInterrupted:
+		v.card.Result = "interrupted"
+	}
+	if v.cardTS == "" {
+		opts := msgOptions(Card(v.card))
+		if v.thread != "" {
+			opts = append(opts, slack.MsgOptionTS(v.thread))
+		}
+		err := retry(v.ctx, func() (err error) {
+			_, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+			return err
+		})
+		if err != nil {
+			log.Error("slack: posting the status card failed", "err", err)
+			return
+		}
+		if v.thread == "" {
+			v.thread = v.cardTS
+		}
+	} else if e.Type != releases.EventPhaseFinished {
+		// The card changes with phases, not with every poll, which keeps
+		// chat.update well inside Slack's rate limits.
+		err := retry(v.ctx, func() error {
+			_, _, _, err := v.s.API.UpdateMessageContext(v.ctx, v.channel, v.cardTS, msgOptions(Card(v.card))...)
+			return err
+		})
+		if err != nil {
+			log.Warn("slack: updating the status card failed", "err", err)
+		}
+	}
+	var m Message
+	if e.Type == releases.EventDeployFinished {
+		m = LiveMessage(e.Deploy, e.Elapsed)
+	} else if line := ThreadLine(e); line != "" {
+		m = Message{Text: line}
+	} else {
+		return
+	}
+	opts := append(msgOptions(m), slack.MsgOptionTS(v.thread))
+	if err := retry(v.ctx, func() error {
+		_, _, err := v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+		return err
+	}); err != nil {
+		log.Error("slack: thread reply failed", "err", err, "type", e.Type)
+	}
+}
+
+// ReleaseRecorded posts a new release's notice with a Promote button; it
+// implements server.Notifier.
+func (s *Slack) ReleaseRecorded(ctx context.Context, site releases.Site, r releases.Release, source string) {
+	if site.Channel == "" {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		m := NoticeMessage(site, r)
+		if err := retry(ctx, func() error {
+			_, _, err := s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
+			return err
+		}); err != nil {
+			s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
+		}
+	}()
+}
+
+// Deployers authorizes by the site's deployers list: Slack user ids, or
+// user-group ids (S...) whose members are fetched with
+// usergroups.users.list and cached for a minute.
+type Deployers struct {
+	API SlackAPI
+	TTL time.Duration
+	mu  sync.Mutex
+	// groups caches members per user group.
+	groups map[string]groupMembers
+}
+
+type groupMembers struct {
+	users   map[string]bool
+	fetched time.Time
+}
+
+var _ Authorizer = (*Deployers)(nil)
+
+// IsDeployer implements Authorizer. A site with no deployers cannot be
+// changed from Slack at all: failing closed is the safe default.
+func (d *Deployers) IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error) {
+	for _, id := range site.Deployers {
+		if id == user {
+			return true, nil
+		}
+	}
+	for _, id := range site.Deployers {
+		if !strings.HasPrefix(id, "S") {
+			continue
+		}
+		members, err := d.members(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if members[user] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (d *Deployers) members(ctx context.Context, group string) (map[string]bool, error) {
+	ttl := d.TTL
+	if ttl <= 0 {
+		ttl = time.Minute
+	}
+	d.mu.Lock()
+	if g, ok := d.groups[group]; ok && time.Since(g.fetched) < ttl {
+		d.mu.Unlock()
+		return g.users, nil
+	}
+	d.mu.Unlock()
+	var ids []string
+	err := retry(ctx, func() (err error) {
+		ids, err = d.API.GetUserGroupMembersContext(ctx, group)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usergroups.users.list %s: %w", group, err)
+	}
+	users := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		users[id] = true
+	}
+	d.mu.Lock()
+	if d.groups == nil {
+		d.groups = map[string]groupMembers{}
+	}
+	d.groups[group] = groupMembers{users: users, fetched: time.Now()}
+	d.mu.Unlock()
+	return users, nil
+}
