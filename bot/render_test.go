@@ -1,0 +1,69 @@
+package bot
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares the Block Kit JSON of m with testdata/name.golden.
+func golden(t *testing.T, name string, m Message) {
+	t.Helper()
+	got, err := json.MarshalIndent(map[string]any{"text": m.Text, "blocks": m.Blocks}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./bot -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("%s differs from the golden file:\n%s", name, got)
+	}
+}
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func TestGoldenCard(t *testing.T) {
+	d := releases.Deploy{ID: "20261128T100000Z-abcd1234", Site: "www", Kind: releases.KindPromote, Actor: "UALICE",
+		Reason: "new checkout", From: "v41", To: "v42", StartedAt: t0}
+	golden(t, "card-running", Card(CardState{Deploy: d, Phase: "waiting for CloudFront to deploy", Elapsed: 83 * time.Second}))
+	golden(t, "card-failed", Card(CardState{Deploy: d, Result: "failed", Error: "deploy x failed in phase propagate; live now: v42", Elapsed: 30 * time.Minute}))
+	d.Kind = releases.KindRollback
+	golden(t, "card-done", Card(CardState{Deploy: d, Result: "done", Elapsed: 3 * time.Minute}))
+	golden(t, "live", LiveMessage(d, 3*time.Minute))
+}
+
+func TestGoldenNotice(t *testing.T) {
+	site := releases.Site{Name: "www"}
+	golden(t, "notice", NoticeMessage(site, releases.Release{Site: "www", Version: "v42", Commit: "3f9c1b2a77e0d1c2", Message: "Fix the checkout button\n\nLong body", Files: 812, Bytes: 14_500_000}))
+}
+
+func TestGoldenVersions(t *testing.T) {
+	site := releases.Site{Name: "www"}
+	var vs []releases.VersionInfo
+	for i := 20; i >= 1; i-- {
+		vs = append(vs, releases.VersionInfo{Release: releases.Release{Version: "v" + itoa(i), Commit: "abcdef" + itoa(i), PublishedAt: t0.Add(-time.Duration(21-i) * 7 * time.Hour), Bytes: int64(i) * 100_000}, Live: i == 18})
+	}
+	deploys := []releases.Deploy{{To: "v18", Actor: "UBOB", Phase: releases.PhaseDone}, {To: "v19", Actor: "UALICE", Phase: releases.PhaseFailed}, {To: "v17", Actor: "cli:ci@runner", Phase: releases.PhaseDone}}
+	golden(t, "versions", VersionsMessage(site, vs, deploys, t0))
+	golden(t, "versions-empty", VersionsMessage(site, nil, nil, t0))
+}
+
+func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }

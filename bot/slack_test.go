@@ -1,0 +1,332 @@
+package bot_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+
+	"net/http/httptest"
+)
+
+const (
+	alice   = "UALICE"  // a deployer by id
+	bob     = "UBOB"    // a deployer through the group
+	mallory = "UMALORY" // not a deployer
+	group   = "SDEPLOYERS"
+	channel = "CDEPLOYS"
+)
+
+type world struct {
+	t     *testing.T
+	slack *fakeSlack
+	app   *bot.Slack
+	db    *store.DB
+	svc   *releases.Service
+	cdn   *cloud.OriginPath
+	site  releases.Site
+	cf    *cloud.S3Bucket
+}
+
+func newWorld(t *testing.T, propagation time.Duration) *world {
+	t.Helper()
+	aws, err := localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: propagation, Invalidation: propagation / 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := aws.EnsureSite("ESLACK", "site-bucket"); err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(aws.Handler())
+	t.Cleanup(api.Close)
+	s3c, cfc, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AK", "SK")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, slack: newFakeSlack(t)}
+	w.slack.groups[group] = []string{bob}
+	w.site = releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}}
+	w.cf = &cloud.S3Bucket{Client: s3c}
+	w.cdn = &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}
+	w.db, err = store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.db.Close() })
+	w.svc = &releases.Service{Store: w.db, Bucket: w.cf, Sites: []releases.Site{w.site},
+		CDNs: map[string]releases.CDN{releases.DefaultStrategy: w.cdn}, Timeout: time.Minute}
+	b := &bot.Bot{Service: w.svc, Command: "/site"}
+	w.app, err = bot.NewSlack("xapp-1-test", "xoxb-test", w.slack.apiURL(), b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Auth = &bot.Deployers{API: w.app.API}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.app.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	w.slack.waitFor("the socket to connect", func() bool { return w.app.Connected() })
+	return w
+}
+
+func (w *world) publish(versions ...string) {
+	for _, v := range versions {
+		body := "<h1>" + v + "</h1>"
+		if err := w.cf.PutFile(context.Background(), w.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := w.cf.WriteManifest(context.Background(), w.site, &releases.Manifest{Version: v, Commit: "c0ffee" + v, PublishedAt: time.Now().UTC(),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
+func (w *world) live() string {
+	cur, err := w.cdn.Current(context.Background(), w.site)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cur.Version
+}
+
+// thread returns the posts in the thread of root, in order.
+func thread(posts []post, root string) []post {
+	var out []post
+	for _, p := range posts {
+		if p.ThreadTS == root {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func hasText(ps []post, sub string) bool {
+	for _, p := range ps {
+		if strings.Contains(p.Text, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSlashPromoteEndToEnd(t *testing.T) {
+	w := newWorld(t, 200*time.Millisecond)
+	w.publish("v1", "v2")
+	w.slack.rateLimitUpdates = 1 // the first chat.update gets a 429
+	w.slack.slash("env-1", alice, "promote www v2 ship the new checkout")
+	w.slack.waitFor("the ack", func() bool { _, ok := w.slack.ackDelay("env-1"); return ok })
+	if d, _ := w.slack.ackDelay("env-1"); d > time.Second {
+		t.Fatalf("ack took %s (Slack's deadline is 3 s)", d)
+	}
+	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
+	posts, updates, eph := w.slack.snapshot()
+	if len(eph) != 0 {
+		t.Fatalf("unexpected ephemeral replies: %s", dump(eph))
+	}
+	card := posts[0]
+	if card.Channel != channel || card.ThreadTS != "" || !strings.Contains(card.Text, "Promote www: (none) -> v2 by UALICE") {
+		t.Fatalf("card %+v", card)
+	}
+	replies := thread(posts, card.TS)
+	var texts []string
+	for _, r := range replies {
+		texts = append(texts, r.Text)
+	}
+	want := []string{"started by", "updating the distribution…", "updating the distribution: done", "waiting for CloudFront to deploy…",
+		"waiting for CloudFront to deploy: done", "invalidating the cache…", "invalidating the cache: done",
+		"waiting for the invalidation…", "waiting for the invalidation: done", "`v2` is live on *www*"}
+	if len(texts) != len(want) {
+		t.Fatalf("thread:\n%s", strings.Join(texts, "\n"))
+	}
+	for i := range want {
+		if !strings.Contains(texts[i], want[i]) {
+			t.Fatalf("thread reply %d is %q, want %q\nthread:\n%s", i, texts[i], want[i], strings.Join(texts, "\n"))
+		}
+	}
+	if strings.Contains(string(replies[len(replies)-1].Blocks), "deploybot_rollback") {
+		t.Fatal("the first deploy offers a rollback to nothing")
+	}
+	// The card was updated (after one 429 and a retry) and ends live.
+	if w.slack.limited != 1 || len(updates) == 0 {
+		t.Fatalf("limited %d, updates %d", w.slack.limited, len(updates))
+	}
+	last := updates[len(updates)-1]
+	if last.TS != card.TS || !strings.Contains(last.Text, "live") {
+		t.Fatalf("last card update %+v", last)
+	}
+	if w.live() != "v2" {
+		t.Fatalf("distribution serves %q", w.live())
+	}
+	audit, _ := w.db.Audit(context.Background(), "www", 1)
+	if len(audit) != 1 || audit[0].Actor != alice || audit[0].Result != "ok" || audit[0].Action != "promote" {
+		t.Fatalf("audit %+v", audit)
+	}
+}
+
+func TestRefusalsAreEphemeralAndAudited(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publish("v1")
+	w.slack.slash("e-1", mallory, "promote v1")
+	w.slack.waitFor("a refusal", func() bool { _, _, eph := w.slack.snapshot(); return len(eph) == 1 })
+	_, _, eph := w.slack.snapshot()
+	if eph[0].User != mallory || !strings.Contains(eph[0].Text, "only the deployers") {
+		t.Fatalf("refusal %+v", eph[0])
+	}
+	// bob is a deployer through the user group; he locks the site.
+	w.slack.slash("e-2", bob, "lock www launch freeze")
+	w.slack.waitFor("the lock notice", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "locked *www*") })
+	w.slack.slash("e-3", alice, "promote v1")
+	w.slack.waitFor("a lock refusal", func() bool { _, _, eph := w.slack.snapshot(); return len(eph) == 2 })
+	_, _, eph = w.slack.snapshot()
+	if eph[1].User != alice || !strings.Contains(eph[1].Text, "locked by UBOB") || !strings.Contains(eph[1].Text, "launch freeze") {
+		t.Fatalf("lock refusal %+v", eph[1])
+	}
+	// Malformed input and help are answered privately too.
+	w.slack.slash("e-4", mallory, "promote ../v1")
+	w.slack.slash("e-5", mallory, "status")
+	w.slack.waitFor("status", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "*Locked* by <@UBOB>") })
+	w.slack.waitFor("the version error", func() bool { _, _, eph := w.slack.snapshot(); return hasText(eph, "invalid version") })
+	w.slack.slash("e-6", bob, "unlock")
+	w.slack.waitFor("the unlock notice", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "unlocked *www*") })
+	if w.live() != "" {
+		t.Fatalf("a refused promote changed the distribution: %q", w.live())
+	}
+	audit, _ := w.db.Audit(context.Background(), "www", 0)
+	results := map[string]int{}
+	for _, a := range audit {
+		results[a.Action+":"+a.Result]++
+	}
+	if results["promote:refused"] != 2 || results["lock:ok"] != 1 || results["unlock:ok"] != 1 {
+		t.Fatalf("audit %v", results)
+	}
+}
+
+func TestDuplicateEnvelopeRunsOnce(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publish("v1")
+	w.slack.slash("same", alice, "promote v1")
+	w.slack.slash("same", alice, "promote v1")
+	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
+	time.Sleep(200 * time.Millisecond)
+	posts, _, eph := w.slack.snapshot()
+	cards := 0
+	for _, p := range posts {
+		if strings.HasPrefix(p.Text, "Promote www") {
+			cards++
+		}
+	}
+	if cards != 1 || len(eph) != 0 {
+		t.Fatalf("%d cards, ephemeral %s", cards, dump(eph))
+	}
+}
+
+func TestDisconnectMidDeployStillCompletesTheThread(t *testing.T) {
+	w := newWorld(t, time.Second)
+	w.publish("v1")
+	w.slack.slash("d-1", alice, "promote v1")
+	w.slack.waitFor("the propagate phase", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "waiting for CloudFront to deploy…") })
+	conns := w.slack.conns
+	w.slack.drop()
+	w.slack.waitFor("a reconnect", func() bool { w.slack.mu.Lock(); defer w.slack.mu.Unlock(); return w.slack.conns > conns && w.slack.conn != nil })
+	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
+	// Commands still work on the new connection.
+	w.slack.slash("d-2", mallory, "versions")
+	w.slack.waitFor("the versions table", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "▶ v1") })
+}
+
+func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publish("v1")
+	rel, _, err := w.svc.Record(context.Background(), "www", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.app.ReleaseRecorded(context.Background(), w.site, rel, "hook")
+	w.slack.waitFor("the notice", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "New release of *www*") })
+	posts, _, _ := w.slack.snapshot()
+	notice := posts[0]
+	if !strings.Contains(string(notice.Blocks), `"action_id":"deploybot_promote"`) || !strings.Contains(string(notice.Blocks), `"confirm"`) {
+		t.Fatalf("notice blocks %s", notice.Blocks)
+	}
+	click := func(envelope, user string) {
+		w.slack.send(envelope, "interactive", map[string]any{
+			"type": "block_actions", "user": map[string]any{"id": user}, "channel": map[string]any{"id": channel},
+			"message":   map[string]any{"ts": notice.TS, "text": notice.Text},
+			"container": map[string]any{"type": "message", "message_ts": notice.TS, "channel_id": channel},
+			"actions":   []map[string]any{{"action_id": "deploybot_promote", "block_id": "b", "value": "www/v1", "type": "button"}},
+		})
+	}
+	click("click-1", mallory)
+	w.slack.waitFor("the refusal", func() bool { _, _, eph := w.slack.snapshot(); return hasText(eph, "only the deployers") })
+	click("click-2", alice)
+	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
+	posts, _, _ = w.slack.snapshot()
+	for _, p := range posts[1:] {
+		if p.ThreadTS != notice.TS {
+			t.Fatalf("a deploy message left the notice's thread: %+v", p)
+		}
+	}
+	if w.live() != "v1" {
+		t.Fatalf("live %q", w.live())
+	}
+	// The final reply offers a Rollback button only when there is a previous release.
+	var last post
+	for _, p := range posts {
+		if strings.Contains(p.Text, "is live on") {
+			last = p
+		}
+	}
+	var blocks []map[string]any
+	_ = json.Unmarshal(last.Blocks, &blocks)
+	if len(blocks) != 1 {
+		t.Fatalf("first deploy offers a rollback: %s", last.Blocks)
+	}
+}
+
+func TestRollbackButton(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publish("v1", "v2")
+	for i, v := range []string{"v1", "v2"} {
+		w.slack.slash("p-"+v, alice, "promote "+v)
+		n := i + 1
+		w.slack.waitFor(v+" live", func() bool {
+			posts, _, _ := w.slack.snapshot()
+			c := 0
+			for _, p := range posts {
+				if strings.Contains(p.Text, "is live on") {
+					c++
+				}
+			}
+			return c == n
+		})
+	}
+	posts, _, _ := w.slack.snapshot()
+	var last post
+	for _, p := range posts {
+		if strings.Contains(p.Text, "`v2` is live") {
+			last = p
+		}
+	}
+	if !strings.Contains(string(last.Blocks), `"value":"www/v1"`) || !strings.Contains(string(last.Blocks), "deploybot_rollback") {
+		t.Fatalf("no rollback button to v1: %s", last.Blocks)
+	}
+	w.slack.send("rb-1", "interactive", map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": bob}, "channel": map[string]any{"id": channel},
+		"message": map[string]any{"ts": last.TS, "thread_ts": last.ThreadTS},
+		"actions": []map[string]any{{"action_id": "deploybot_rollback", "value": "www/v1", "type": "button"}},
+	})
+	w.slack.waitFor("the rollback", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "`v1` is live") && w.live() == "v1" })
+	ds, _ := w.db.Deploys(context.Background(), "www", 1)
+	if ds[0].Kind != releases.KindRollback || ds[0].Actor != bob || ds[0].To != "v1" {
+		t.Fatalf("rollback deploy %+v", ds[0])
+	}
+}
