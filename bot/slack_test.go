@@ -233,10 +233,17 @@ func TestDisconnectMidDeployStillCompletesTheThread(t *testing.T) {
 	w := newWorld(t, time.Second)
 	w.publish("v1")
 	w.slack.slash("d-1", alice, "promote v1")
-	w.slack.waitFor("the propagate phase", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "waiting for CloudFront to deploy…") })
+	w.slack.waitFor("the propagate phase", func() bool {
+		posts, _, _ := w.slack.snapshot()
+		return hasText(posts, "waiting for CloudFront to deploy…")
+	})
 	conns := w.slack.conns
 	w.slack.drop()
-	w.slack.waitFor("a reconnect", func() bool { w.slack.mu.Lock(); defer w.slack.mu.Unlock(); return w.slack.conns > conns && w.slack.conn != nil })
+	w.slack.waitFor("a reconnect", func() bool {
+		w.slack.mu.Lock()
+		defer w.slack.mu.Unlock()
+		return w.slack.conns > conns && w.slack.conn != nil
+	})
 	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
 	// Commands still work on the new connection.
 	w.slack.slash("d-2", mallory, "versions")
@@ -322,9 +329,12 @@ func TestRollbackButton(t *testing.T) {
 	w.slack.send("rb-1", "interactive", map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": bob}, "channel": map[string]any{"id": channel},
 		"message": map[string]any{"ts": last.TS, "thread_ts": last.ThreadTS},
-		"actions": []map[string]any{{"action_id": "deploybot_rollback", "value": "www/v1", "type": "button"}},
+		"actions": []map[string]any{{"action_id": "deploybot_rollback", "block_id": "b1", "value": "www/v1", "type": "button"}},
 	})
-	w.slack.waitFor("the rollback", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "`v1` is live") && w.live() == "v1" })
+	w.slack.waitFor("the rollback", func() bool {
+		posts, _, _ := w.slack.snapshot()
+		return hasText(posts, "`v1` is live") && w.live() == "v1"
+	})
 	ds, _ := w.db.Deploys(context.Background(), "www", 1)
 	if ds[0].Kind != releases.KindRollback || ds[0].Actor != bob || ds[0].To != "v1" {
 		t.Fatalf("rollback deploy %+v", ds[0])
