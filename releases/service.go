@@ -88,12 +88,13 @@ func (s *Service) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// NewDeployID returns a time-sortable id, unique enough to be an
-// invalidation caller reference: 20261128T101800Z-3f9c1b2a.
+// NewDeployID returns an id that sorts in creation order (microseconds,
+// so two deploys in one second still sort right) and is unique enough to
+// be an invalidation caller reference: 20261128T101800.123456Z-3f9c1b2a.
 func NewDeployID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	return now.UTC().Format("20060102T150405.000000Z") + "-" + hex.EncodeToString(b[:])
 }
 
 func (s *Service) newID() string {
