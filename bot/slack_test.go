@@ -10,6 +10,7 @@ import (
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -27,7 +28,7 @@ const (
 
 type world struct {
 	t     *testing.T
-	slack *fakeSlack
+	slack *slackfake.Server
 	app   *bot.Slack
 	db    *store.DB
 	svc   *releases.Service
@@ -51,8 +52,8 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, slack: newFakeSlack(t)}
-	w.slack.groups[group] = []string{bob}
+	w := &world{t: t, slack: slackfake.New(t)}
+	w.slack.Groups[group] = []string{bob}
 	w.site = releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}}
 	w.cf = &cloud.S3Bucket{Client: s3c}
 	w.cdn = &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}
@@ -64,7 +65,7 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 	w.svc = &releases.Service{Store: w.db, Bucket: w.cf, Sites: []releases.Site{w.site},
 		CDNs: map[string]releases.CDN{releases.DefaultStrategy: w.cdn}, Timeout: time.Minute}
 	b := &bot.Bot{Service: w.svc, Command: "/site"}
-	w.app, err = bot.NewSlack("xapp-1-test", "xoxb-test", w.slack.apiURL(), b, nil)
+	w.app, err = bot.NewSlack("xapp-1-test", "xoxb-test", w.slack.APIURL(), b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 	done := make(chan error, 1)
 	go func() { done <- w.app.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	w.slack.waitFor("the socket to connect", func() bool { return w.app.Connected() })
+	w.slack.WaitFor("the socket to connect", func() bool { return w.app.Connected() })
 	return w
 }
 
@@ -99,8 +100,8 @@ func (w *world) live() string {
 }
 
 // thread returns the posts in the thread of root, in order.
-func thread(posts []post, root string) []post {
-	var out []post
+func thread(posts []slackfake.Post, root string) []slackfake.Post {
+	var out []slackfake.Post
 	for _, p := range posts {
 		if p.ThreadTS == root {
 			out = append(out, p)
@@ -109,7 +110,7 @@ func thread(posts []post, root string) []post {
 	return out
 }
 
-func hasText(ps []post, sub string) bool {
+func hasText(ps []slackfake.Post, sub string) bool {
 	for _, p := range ps {
 		if strings.Contains(p.Text, sub) {
 			return true
@@ -121,16 +122,16 @@ func hasText(ps []post, sub string) bool {
 func TestSlashPromoteEndToEnd(t *testing.T) {
 	w := newWorld(t, 200*time.Millisecond)
 	w.publish("v1", "v2")
-	w.slack.rateLimitUpdates = 1 // the first chat.update gets a 429
-	w.slack.slash("env-1", alice, "promote www v2 ship the new checkout")
-	w.slack.waitFor("the ack", func() bool { _, ok := w.slack.ackDelay("env-1"); return ok })
-	if d, _ := w.slack.ackDelay("env-1"); d > time.Second {
+	w.slack.RateLimitUpdates = 1 // the first chat.update gets a 429
+	w.slack.Slash("env-1", alice, "promote www v2 ship the new checkout")
+	w.slack.WaitFor("the ack", func() bool { _, ok := w.slack.AckDelay("env-1"); return ok })
+	if d, _ := w.slack.AckDelay("env-1"); d > time.Second {
 		t.Fatalf("ack took %s (Slack's deadline is 3 s)", d)
 	}
-	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
-	posts, updates, eph := w.slack.snapshot()
+	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
+	posts, updates, eph := w.slack.Snapshot()
 	if len(eph) != 0 {
-		t.Fatalf("unexpected ephemeral replies: %s", dump(eph))
+		t.Fatalf("unexpected ephemeral replies: %s", slackfake.Dump(eph))
 	}
 	card := posts[0]
 	if card.Channel != channel || card.ThreadTS != "" || !strings.Contains(card.Text, "Promote www: (none) -> v2 by UALICE") {
@@ -156,8 +157,8 @@ func TestSlashPromoteEndToEnd(t *testing.T) {
 		t.Fatal("the first deploy offers a rollback to nothing")
 	}
 	// The card was updated (after one 429 and a retry) and ends live.
-	if w.slack.limited != 1 || len(updates) == 0 {
-		t.Fatalf("limited %d, updates %d", w.slack.limited, len(updates))
+	if w.slack.Limited != 1 || len(updates) == 0 {
+		t.Fatalf("limited %d, updates %d", w.slack.Limited, len(updates))
 	}
 	last := updates[len(updates)-1]
 	if last.TS != card.TS || !strings.Contains(last.Text, "live") {
@@ -175,28 +176,28 @@ func TestSlashPromoteEndToEnd(t *testing.T) {
 func TestRefusalsAreEphemeralAndAudited(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
 	w.publish("v1")
-	w.slack.slash("e-1", mallory, "promote v1")
-	w.slack.waitFor("a refusal", func() bool { _, _, eph := w.slack.snapshot(); return len(eph) == 1 })
-	_, _, eph := w.slack.snapshot()
+	w.slack.Slash("e-1", mallory, "promote v1")
+	w.slack.WaitFor("a refusal", func() bool { _, _, eph := w.slack.Snapshot(); return len(eph) == 1 })
+	_, _, eph := w.slack.Snapshot()
 	if eph[0].User != mallory || !strings.Contains(eph[0].Text, "only the deployers") {
 		t.Fatalf("refusal %+v", eph[0])
 	}
 	// bob is a deployer through the user group; he locks the site.
-	w.slack.slash("e-2", bob, "lock www launch freeze")
-	w.slack.waitFor("the lock notice", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "locked *www*") })
-	w.slack.slash("e-3", alice, "promote v1")
-	w.slack.waitFor("a lock refusal", func() bool { _, _, eph := w.slack.snapshot(); return len(eph) == 2 })
-	_, _, eph = w.slack.snapshot()
+	w.slack.Slash("e-2", bob, "lock www launch freeze")
+	w.slack.WaitFor("the lock notice", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "locked *www*") })
+	w.slack.Slash("e-3", alice, "promote v1")
+	w.slack.WaitFor("a lock refusal", func() bool { _, _, eph := w.slack.Snapshot(); return len(eph) == 2 })
+	_, _, eph = w.slack.Snapshot()
 	if eph[1].User != alice || !strings.Contains(eph[1].Text, "locked by UBOB") || !strings.Contains(eph[1].Text, "launch freeze") {
 		t.Fatalf("lock refusal %+v", eph[1])
 	}
 	// Malformed input and help are answered privately too.
-	w.slack.slash("e-4", mallory, "promote ../v1")
-	w.slack.slash("e-5", mallory, "status")
-	w.slack.waitFor("status", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "*Locked* by <@UBOB>") })
-	w.slack.waitFor("the version error", func() bool { _, _, eph := w.slack.snapshot(); return hasText(eph, "invalid version") })
-	w.slack.slash("e-6", bob, "unlock")
-	w.slack.waitFor("the unlock notice", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "unlocked *www*") })
+	w.slack.Slash("e-4", mallory, "promote ../v1")
+	w.slack.Slash("e-5", mallory, "status")
+	w.slack.WaitFor("status", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "*Locked* by <@UBOB>") })
+	w.slack.WaitFor("the version error", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "invalid version") })
+	w.slack.Slash("e-6", bob, "unlock")
+	w.slack.WaitFor("the unlock notice", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "unlocked *www*") })
 	if w.live() != "" {
 		t.Fatalf("a refused promote changed the distribution: %q", w.live())
 	}
@@ -213,11 +214,11 @@ func TestRefusalsAreEphemeralAndAudited(t *testing.T) {
 func TestDuplicateEnvelopeRunsOnce(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
 	w.publish("v1")
-	w.slack.slash("same", alice, "promote v1")
-	w.slack.slash("same", alice, "promote v1")
-	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
+	w.slack.Slash("same", alice, "promote v1")
+	w.slack.Slash("same", alice, "promote v1")
+	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
 	time.Sleep(200 * time.Millisecond)
-	posts, _, eph := w.slack.snapshot()
+	posts, _, eph := w.slack.Snapshot()
 	cards := 0
 	for _, p := range posts {
 		if strings.HasPrefix(p.Text, "Promote www") {
@@ -225,29 +226,31 @@ func TestDuplicateEnvelopeRunsOnce(t *testing.T) {
 		}
 	}
 	if cards != 1 || len(eph) != 0 {
-		t.Fatalf("%d cards, ephemeral %s", cards, dump(eph))
+		t.Fatalf("%d cards, ephemeral %s", cards, slackfake.Dump(eph))
 	}
 }
 
 func TestDisconnectMidDeployStillCompletesTheThread(t *testing.T) {
 	w := newWorld(t, time.Second)
 	w.publish("v1")
-	w.slack.slash("d-1", alice, "promote v1")
-	w.slack.waitFor("the propagate phase", func() bool {
-		posts, _, _ := w.slack.snapshot()
+	w.slack.Slash("d-1", alice, "promote v1")
+	w.slack.WaitFor("the propagate phase", func() bool {
+		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "waiting for CloudFront to deploy…")
 	})
-	conns := w.slack.conns
-	w.slack.drop()
-	w.slack.waitFor("a reconnect", func() bool {
-		w.slack.mu.Lock()
-		defer w.slack.mu.Unlock()
-		return w.slack.conns > conns && w.slack.conn != nil
+	w.slack.Mu.Lock()
+	conns := w.slack.Conns
+	w.slack.Mu.Unlock()
+	w.slack.Drop()
+	w.slack.WaitFor("a reconnect", func() bool {
+		w.slack.Mu.Lock()
+		defer w.slack.Mu.Unlock()
+		return w.slack.Conns > conns && w.slack.Conn != nil
 	})
-	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
+	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
 	// Commands still work on the new connection.
-	w.slack.slash("d-2", mallory, "versions")
-	w.slack.waitFor("the versions table", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "▶ v1") })
+	w.slack.Slash("d-2", mallory, "versions")
+	w.slack.WaitFor("the versions table", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "▶ v1") })
 }
 
 func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
@@ -258,14 +261,14 @@ func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.app.ReleaseRecorded(context.Background(), w.site, rel, "hook")
-	w.slack.waitFor("the notice", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "New release of *www*") })
-	posts, _, _ := w.slack.snapshot()
+	w.slack.WaitFor("the notice", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "New release of *www*") })
+	posts, _, _ := w.slack.Snapshot()
 	notice := posts[0]
 	if !strings.Contains(string(notice.Blocks), `"action_id":"deploybot_promote"`) || !strings.Contains(string(notice.Blocks), `"confirm"`) {
 		t.Fatalf("notice blocks %s", notice.Blocks)
 	}
 	click := func(envelope, user string) {
-		w.slack.send(envelope, "interactive", map[string]any{
+		w.slack.Send(envelope, "interactive", map[string]any{
 			"type": "block_actions", "user": map[string]any{"id": user}, "channel": map[string]any{"id": channel},
 			"message":   map[string]any{"ts": notice.TS, "text": notice.Text},
 			"container": map[string]any{"type": "message", "message_ts": notice.TS, "channel_id": channel},
@@ -273,10 +276,10 @@ func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
 		})
 	}
 	click("click-1", mallory)
-	w.slack.waitFor("the refusal", func() bool { _, _, eph := w.slack.snapshot(); return hasText(eph, "only the deployers") })
+	w.slack.WaitFor("the refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "only the deployers") })
 	click("click-2", alice)
-	w.slack.waitFor("the live reply", func() bool { posts, _, _ := w.slack.snapshot(); return hasText(posts, "is live on") })
-	posts, _, _ = w.slack.snapshot()
+	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
+	posts, _, _ = w.slack.Snapshot()
 	for _, p := range posts[1:] {
 		if p.ThreadTS != notice.TS {
 			t.Fatalf("a deploy message left the notice's thread: %+v", p)
@@ -286,7 +289,7 @@ func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
 		t.Fatalf("live %q", w.live())
 	}
 	// The final reply offers a Rollback button only when there is a previous release.
-	var last post
+	var last slackfake.Post
 	for _, p := range posts {
 		if strings.Contains(p.Text, "is live on") {
 			last = p
@@ -303,10 +306,10 @@ func TestRollbackButton(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
 	w.publish("v1", "v2")
 	for i, v := range []string{"v1", "v2"} {
-		w.slack.slash("p-"+v, alice, "promote "+v)
+		w.slack.Slash("p-"+v, alice, "promote "+v)
 		n := i + 1
-		w.slack.waitFor(v+" live", func() bool {
-			posts, _, _ := w.slack.snapshot()
+		w.slack.WaitFor(v+" live", func() bool {
+			posts, _, _ := w.slack.Snapshot()
 			c := 0
 			for _, p := range posts {
 				if strings.Contains(p.Text, "is live on") {
@@ -316,8 +319,8 @@ func TestRollbackButton(t *testing.T) {
 			return c == n
 		})
 	}
-	posts, _, _ := w.slack.snapshot()
-	var last post
+	posts, _, _ := w.slack.Snapshot()
+	var last slackfake.Post
 	for _, p := range posts {
 		if strings.Contains(p.Text, "`v2` is live") {
 			last = p
@@ -326,13 +329,13 @@ func TestRollbackButton(t *testing.T) {
 	if !strings.Contains(string(last.Blocks), `"value":"www/v1"`) || !strings.Contains(string(last.Blocks), "deploybot_rollback") {
 		t.Fatalf("no rollback button to v1: %s", last.Blocks)
 	}
-	w.slack.send("rb-1", "interactive", map[string]any{
+	w.slack.Send("rb-1", "interactive", map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": bob}, "channel": map[string]any{"id": channel},
 		"message": map[string]any{"ts": last.TS, "thread_ts": last.ThreadTS},
 		"actions": []map[string]any{{"action_id": "deploybot_rollback", "block_id": "b1", "value": "www/v1", "type": "button"}},
 	})
-	w.slack.waitFor("the rollback", func() bool {
-		posts, _, _ := w.slack.snapshot()
+	w.slack.WaitFor("the rollback", func() bool {
+		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "`v1` is live") && w.live() == "v1"
 	})
 	ds, _ := w.db.Deploys(context.Background(), "www", 1)
