@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deploybot/deploybot/internal/slackfake"
 )
 
 // serveConfig rewrites the configuration for serve: listener, token, hook.
@@ -206,4 +208,54 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestServeWithSlack(t *testing.T) {
+	w := start(t, "300ms", "100ms")
+	fake := slackfake.New(t)
+	addr := freeAddr(t)
+	w.serveConfig(addr)
+	cfg := readFile(t, w.config)
+	cfg = strings.Replace(cfg, "sites:\n", fmt.Sprintf("slack: {app_token: xapp-1-e2e, bot_token: xoxb-e2e, command: /site, api_url: %q}\nsites:\n", fake.APIURL()), 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", "    distribution_id: E2ETEST\n    channel: CREL\n    deployers: [UALICE]\n", 1)
+	w.write("deploybot.yaml", cfg)
+	p := w.serve(addr) // ready means Slack is connected too
+	if strings.Contains(p.logs.String(), "slack tokens are not set") {
+		t.Fatal("serve ignored the Slack tokens")
+	}
+
+	// A publish notifies serve, which posts a notice with a Promote button.
+	w.must("publish", "--version", "v1", "--commit", "abc123", w.siteDir("v1"))
+	fake.WaitFor("the release notice", func() bool {
+		posts, _, _ := fake.Snapshot()
+		return len(posts) > 0 && strings.Contains(posts[0].Text, "New release of *www*: `v1`") && strings.Contains(string(posts[0].Blocks), "deploybot_promote")
+	})
+	fake.Slash("e2e-1", "UALICE", "promote v1 launch")
+	fake.WaitFor("the deploy to finish in Slack", func() bool {
+		posts, _, _ := fake.Snapshot()
+		for _, p := range posts {
+			if strings.Contains(p.Text, "`v1` is live on *www*") {
+				return true
+			}
+		}
+		return false
+	})
+	w.serves("v1")
+	fake.Slash("e2e-2", "UOTHER", "rollback")
+	fake.WaitFor("the refusal", func() bool {
+		_, _, eph := fake.Snapshot()
+		return len(eph) == 1 && strings.Contains(eph[0].Text, "only the deployers")
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("serve exited with %v; logs:\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
 }
