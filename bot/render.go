@@ -131,7 +131,11 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 		lines = append(lines, fmt.Sprintf(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
 	}
 	if d := st.Deploy; d != nil {
-		lines = append(lines, fmt.Sprintf("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", d.Kind, orNone(d.From), d.To, mention(d.Actor), d.Phase))
+		line := fmt.Sprintf("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", d.Kind, orNone(d.From), d.To, mention(d.Actor), d.Phase)
+		if link := st.Links["slack"]; link != "" {
+			line += fmt.Sprintf(" (<%s|thread>)", link)
+		}
+		lines = append(lines, line)
 	}
 	if l := st.Lock; l != nil && l.DeployID == "" {
 		lines = append(lines, fmt.Sprintf(":lock: *Locked* by %s since %s: %s", mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))

@@ -365,6 +365,11 @@ func (v *slackDeploy) post(e releases.Event) {
 		if v.thread == "" {
 			v.thread = v.cardTS
 		}
+		// status links to the thread while the deploy runs.
+		link := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
+		if err := v.s.Bot.Service.Store.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", link); err != nil {
+			log.Warn("recording the deploy's thread", "err", err)
+		}
 	} else if e.Type != releases.EventPhaseFinished {
 		// The card changes with phases, not with every poll, which keeps
 		// chat.update well inside Slack's rate limits.

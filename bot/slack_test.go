@@ -238,6 +238,12 @@ func TestDisconnectMidDeployStillCompletesTheThread(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "waiting for CloudFront to deploy…")
 	})
+	// status links to the running deploy's thread.
+	w.slack.Slash("d-status", mallory, "status")
+	w.slack.WaitFor("status with the thread link", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "*Deploy in progress:* promote `(none)` → `v1`") && hasText(posts, "|thread>)")
+	})
 	w.slack.Mu.Lock()
 	conns := w.slack.Conns
 	w.slack.Mu.Unlock()

@@ -48,6 +48,11 @@ type Store interface {
 	// was free). A running deploy's lock is not released (ECONFLICT).
 	ReleaseLock(ctx context.Context, site string) (*Lock, error)
 
+	// SetDeployLink records where a deploy is shown (a chat thread), under
+	// a name such as "slack"; DeployLinks returns them.
+	SetDeployLink(ctx context.Context, site, deployID, name, link string) error
+	DeployLinks(ctx context.Context, site, deployID string) (map[string]string, error)
+
 	// AppendAudit records who tried what, and what came of it.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns up to limit entries of a site, newest first.

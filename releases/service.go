@@ -234,6 +234,8 @@ type Status struct {
 	Drift    bool   `json:"drift"`
 	// LastDeploy is the newest deploy, running or not.
 	LastDeploy *Deploy `json:"last_deploy"`
+	// Links are where the running deploy is shown (its Slack thread).
+	Links map[string]string `json:"links,omitempty"`
 }
 
 // Status reads the live release from the CDN and the deploy and lock from
@@ -280,6 +282,9 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 		st.LastDeploy = &d
 		if !d.Phase.Final() {
 			st.Deploy = &d
+			if st.Links, err = s.Store.DeployLinks(ctx, site.Name, d.ID); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return st, nil

@@ -26,6 +26,7 @@ var (
 	bucketLive     = []byte("live")
 	bucketLocks    = []byte("locks")
 	bucketAudit    = []byte("audit")
+	bucketLinks    = []byte("links")
 
 	keySchema = []byte("schema")
 )
@@ -97,7 +98,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}
@@ -457,4 +458,32 @@ func (s *DB) Audit(ctx context.Context, site string, limit int) ([]releases.Audi
 		return nil
 	})
 	return out, err
+}
+
+// SetDeployLink records where a deploy is shown. Links live apart from the
+// deploy record, which the running deploy rewrites at every phase.
+func (s *DB) SetDeployLink(ctx context.Context, site, deployID, name, link string) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketLinks, site, true)
+		if err != nil {
+			return err
+		}
+		links := map[string]string{}
+		if _, err := getJSON(b, deployID, &links); err != nil {
+			return err
+		}
+		links[name] = link
+		return putJSON(b, deployID, links)
+	})
+}
+
+// DeployLinks returns the links of a deploy (empty when none).
+func (s *DB) DeployLinks(ctx context.Context, site, deployID string) (map[string]string, error) {
+	links := map[string]string{}
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketLinks, site, false)
+		_, err := getJSON(b, deployID, &links)
+		return err
+	})
+	return links, err
 }
