@@ -35,6 +35,7 @@ type world struct {
 	cdn   *cloud.OriginPath
 	site  releases.Site
 	cf    *cloud.S3Bucket
+	aws   *localaws.Server
 }
 
 func newWorld(t *testing.T, propagation time.Duration) *world {
@@ -48,11 +49,11 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 	}
 	api := httptest.NewServer(aws.Handler())
 	t.Cleanup(api.Close)
-	s3c, cfc, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AK", "SK")})
+	s3c, cfc, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AK", "SK"), MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, slack: slackfake.New(t)}
+	w := &world{t: t, slack: slackfake.New(t), aws: aws}
 	w.slack.Groups[group] = []string{bob}
 	w.site = releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}}
 	w.cf = &cloud.S3Bucket{Client: s3c}
@@ -347,5 +348,25 @@ func TestRollbackButton(t *testing.T) {
 	ds, _ := w.db.Deploys(context.Background(), "www", 1)
 	if ds[0].Kind != releases.KindRollback || ds[0].Actor != bob || ds[0].To != "v1" {
 		t.Fatalf("rollback deploy %+v", ds[0])
+	}
+}
+
+func TestFailedDeployThreadSaysWhatFailedAndWhatIsLive(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publish("v1", "v2")
+	w.slack.Slash("f-1", alice, "promote v1")
+	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
+	w.aws.SetFaults(localaws.Faults{ErrorRate: 1, Only: "cloudfront UpdateDistribution"})
+	w.slack.Slash("f-2", alice, "promote v2")
+	w.slack.WaitFor("the failure", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "failed in phase update; live now: v1") })
+	posts, updates, _ := w.slack.Snapshot()
+	if !hasText(posts, ":x: updating the distribution failed") {
+		t.Fatalf("no phase failure line:%s", slackfake.Dump(posts))
+	}
+	if last := updates[len(updates)-1]; !strings.Contains(last.Text, "failed") {
+		t.Fatalf("card not marked failed: %q", last.Text)
+	}
+	if w.live() != "v1" {
+		t.Fatalf("live %q", w.live())
 	}
 }
