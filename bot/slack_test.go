@@ -358,7 +358,10 @@ func TestFailedDeployThreadSaysWhatFailedAndWhatIsLive(t *testing.T) {
 	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
 	w.aws.SetFaults(localaws.Faults{ErrorRate: 1, Only: "cloudfront UpdateDistribution"})
 	w.slack.Slash("f-2", alice, "promote v2")
-	w.slack.WaitFor("the failure", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "failed in phase update; live now: v1") })
+	w.slack.WaitFor("the failure", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "failed in phase update; live now: v1")
+	})
 	posts, updates, _ := w.slack.Snapshot()
 	if !hasText(posts, ":x: updating the distribution failed") {
 		t.Fatalf("no phase failure line:%s", slackfake.Dump(posts))
