@@ -373,3 +373,38 @@ func TestFailedDeployThreadSaysWhatFailedAndWhatIsLive(t *testing.T) {
 		t.Fatalf("live %q", w.live())
 	}
 }
+
+func TestSlashRollbackAndHelp(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publish("v1", "v2")
+	for i, v := range []string{"v1", "v2"} {
+		w.slack.Slash("r-"+v, alice, "promote "+v)
+		n := i + 1
+		w.slack.WaitFor(v+" live", func() bool {
+			posts, _, _ := w.slack.Snapshot()
+			c := 0
+			for _, p := range posts {
+				if strings.Contains(p.Text, "is live on") {
+					c++
+				}
+			}
+			return c == n
+		})
+	}
+	// "it broke" is a reason, not a version: rollback goes to v1.
+	w.slack.Slash("r-back", bob, "rollback www it broke")
+	w.slack.WaitFor("the rollback", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "Rollback www: v2 -> v1 by UBOB") && hasText(posts, "`v1` is live") && w.live() == "v1"
+	})
+	ds, _ := w.db.Deploys(context.Background(), "www", 1)
+	if ds[0].Reason != "it broke" || ds[0].Kind != releases.KindRollback {
+		t.Fatalf("rollback record %+v", ds[0])
+	}
+	w.slack.Slash("r-help", mallory, "help")
+	w.slack.Slash("r-junk", mallory, "frobnicate")
+	w.slack.WaitFor("help, twice", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		return len(eph) == 2 && strings.Contains(eph[0].Text+eph[1].Text, "unknown command") && strings.Contains(eph[0].Text, "/site promote [site] <version>")
+	})
+}
