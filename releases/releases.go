@@ -22,6 +22,7 @@ type Site struct {
 	Strategy       string // flip strategy, "" = DefaultStrategy
 	Channel        string
 	Deployers      []string
+	Retention      Policy
 }
 
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".
@@ -80,6 +81,10 @@ type Release struct {
 	Files       int       `json:"files"`
 	Bytes       int64     `json:"bytes"`
 	RecordedAt  time.Time `json:"recorded_at"`
+	// Pruned is set when retention deleted the release: it stays in
+	// history but cannot be promoted.
+	Pruned   bool      `json:"pruned,omitempty"`
+	PrunedAt time.Time `json:"pruned_at,omitzero"`
 }
 
 // Manifest is the release's record in the bucket, written last: the list of
