@@ -18,6 +18,14 @@ type Store interface {
 	Release(ctx context.Context, site, version string) (Release, error)
 	// Releases returns the site's releases, newest first.
 	Releases(ctx context.Context, site string) ([]Release, error)
+	// MarkPruned records that retention deleted a release.
+	MarkPruned(ctx context.Context, site, version string, at time.Time) error
+
+	// SetPin pins a release; DeletePin releases the pin (false when there
+	// was none); Pins lists a site's pins.
+	SetPin(ctx context.Context, p Pin) error
+	DeletePin(ctx context.Context, site, version string) (bool, error)
+	Pins(ctx context.Context, site string) (map[string]Pin, error)
 
 	// Live returns the live pointer; ok is false when none is recorded.
 	Live(ctx context.Context, site string) (live Live, ok bool, err error)
@@ -47,6 +55,9 @@ type Store interface {
 	// ReleaseLock frees a person's lock and returns it (nil when the site
 	// was free). A running deploy's lock is not released (ECONFLICT).
 	ReleaseLock(ctx context.Context, site string) (*Lock, error)
+	// ReleaseLockOf frees the lock only if owner (a deploy or prune id)
+	// holds it.
+	ReleaseLockOf(ctx context.Context, site, owner string) error
 
 	// SetDeployLink records where a deploy is shown (a chat thread), under
 	// a name such as "slack"; DeployLinks returns them.
@@ -88,6 +99,23 @@ type Bucket interface {
 	WriteManifest(ctx context.Context, site Site, m *Manifest) error
 	// PutFile uploads one file of a release.
 	PutFile(ctx context.Context, site Site, version string, f File) error
+
+	// ListFolders returns every release folder in the bucket, with or
+	// without a manifest, with its object count, size and newest object.
+	ListFolders(ctx context.Context, site Site) ([]Folder, error)
+	// DeleteFolder deletes every object of a release folder (not the
+	// manifest) and says how many objects and bytes went.
+	DeleteFolder(ctx context.Context, site Site, version string) (objects int, bytes int64, err error)
+	// DeleteManifest deletes a release's manifest; pruning does it last.
+	DeleteManifest(ctx context.Context, site Site, version string) error
+}
+
+// Folder is a release folder as found in the bucket.
+type Folder struct {
+	Version string
+	Objects int
+	Bytes   int64
+	Newest  time.Time // newest object's LastModified
 }
 
 // File is one file to upload into a release folder.

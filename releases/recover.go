@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // recoverScan is how many recent deploys of a site recovery looks at. Only
@@ -22,6 +23,16 @@ func (s *Service) Recover(ctx context.Context, progress Progress) (recovered []D
 	}
 	var errs []error
 	for _, site := range s.Sites {
+		// A prune that died holding the lock left nothing to finish but
+		// the lock itself (its next run redoes the work).
+		if l, err := s.Store.Lock(ctx, site.Name); err == nil && l != nil && strings.HasPrefix(l.DeployID, prunePrefix) {
+			if _, alive := s.running.Load(l.DeployID); !alive {
+				s.logger().WarnContext(ctx, "releasing the lock of an interrupted prune", "site", site.Name, "prune", l.DeployID)
+				if err := s.Store.ReleaseLockOf(ctx, site.Name, l.DeployID); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
 		deploys, err := s.Store.Deploys(ctx, site.Name, recoverScan)
 		if err != nil {
 			errs = append(errs, err)

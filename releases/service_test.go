@@ -17,6 +17,8 @@ import (
 type fakeBucket struct {
 	mu        sync.Mutex
 	manifests map[string]*releases.Manifest
+	gone      map[string]bool            // folders deleted (manifest may remain)
+	extra     map[string]releases.Folder // folders without a manifest
 }
 
 func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
@@ -51,6 +53,43 @@ func (b *fakeBucket) WriteManifest(_ context.Context, _ releases.Site, m *releas
 }
 
 func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.File) error { return nil }
+
+// Folders: every manifest has a one-object folder, plus the extra ones.
+func (b *fakeBucket) ListFolders(context.Context, releases.Site) ([]releases.Folder, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []releases.Folder
+	for v, m := range b.manifests {
+		if !b.gone[v] {
+			out = append(out, releases.Folder{Version: v, Objects: 1, Bytes: 10, Newest: m.PublishedAt})
+		}
+	}
+	for _, f := range b.extra {
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (b *fakeBucket) DeleteFolder(_ context.Context, _ releases.Site, v string) (int, int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.extra[v]; ok {
+		delete(b.extra, v)
+		return 1, 10, nil
+	}
+	if b.gone == nil {
+		b.gone = map[string]bool{}
+	}
+	b.gone[v] = true
+	return 1, 10, nil
+}
+
+func (b *fakeBucket) DeleteManifest(_ context.Context, _ releases.Site, v string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.manifests, v)
+	return nil
+}
 
 // fakeCDN is a strategy whose steps can be made to fail or block.
 type fakeCDN struct {

@@ -27,6 +27,7 @@ var (
 	bucketLocks    = []byte("locks")
 	bucketAudit    = []byte("audit")
 	bucketLinks    = []byte("links")
+	bucketPins     = []byte("pins")
 
 	keySchema = []byte("schema")
 )
@@ -98,7 +99,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}
@@ -486,4 +487,80 @@ func (s *DB) DeployLinks(ctx context.Context, site, deployID string) (map[string
 		return err
 	})
 	return links, err
+}
+
+// MarkPruned flags a release as deleted by retention; it stays in history.
+func (s *DB) MarkPruned(ctx context.Context, site, version string, at time.Time) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketReleases, site, false)
+		var r releases.Release
+		ok, err := getJSON(b, version, &r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return releases.Errorf(releases.ENOTFOUND, "site %s has no recorded release %s", site, version)
+		}
+		r.Pruned, r.PrunedAt = true, at
+		return putJSON(b, version, r)
+	})
+}
+
+// SetPin pins a release.
+func (s *DB) SetPin(ctx context.Context, p releases.Pin) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketPins, p.Site, true)
+		if err != nil {
+			return err
+		}
+		return putJSON(b, p.Version, p)
+	})
+}
+
+// DeletePin releases a pin.
+func (s *DB) DeletePin(ctx context.Context, site, version string) (bool, error) {
+	var had bool
+	err := s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketPins, site, false)
+		if b == nil || b.Get([]byte(version)) == nil {
+			return nil
+		}
+		had = true
+		return b.Delete([]byte(version))
+	})
+	return had, err
+}
+
+// Pins lists a site's pins by version.
+func (s *DB) Pins(ctx context.Context, site string) (map[string]releases.Pin, error) {
+	out := map[string]releases.Pin{}
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketPins, site, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var p releases.Pin
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("store: decoding pin %s: %w", k, err)
+			}
+			out[string(k)] = p
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ReleaseLockOf frees the site's lock if owner holds it.
+func (s *DB) ReleaseLockOf(ctx context.Context, site, owner string) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		var held releases.Lock
+		if ok, err := getJSON(tx.Bucket(bucketLocks), site, &held); err != nil || !ok {
+			return err
+		}
+		if held.DeployID != owner {
+			return nil
+		}
+		return tx.Bucket(bucketLocks).Delete([]byte(site))
+	})
 }

@@ -1,0 +1,274 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// PruneRequest asks for one retention run.
+type PruneRequest struct {
+	Site   string
+	DryRun bool
+	Actor  string
+}
+
+// PrunedRelease is one release (or abandoned upload) a prune deleted, or
+// would delete in a dry run.
+type PrunedRelease struct {
+	Version   string `json:"version"`
+	Objects   int    `json:"objects"`
+	Bytes     int64  `json:"bytes"`
+	Abandoned bool   `json:"abandoned,omitempty"` // a folder that never got a manifest
+	Error     string `json:"error,omitempty"`
+}
+
+// KeptRelease is a release a prune kept, and why.
+type KeptRelease struct {
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+// PruneReport is the outcome of a run.
+type PruneReport struct {
+	ID       string          `json:"id"`
+	Site     string          `json:"site"`
+	DryRun   bool            `json:"dry_run"`
+	Actor    string          `json:"actor"`
+	Started  time.Time       `json:"started"`
+	Seconds  float64         `json:"seconds"`
+	Deleted  []PrunedRelease `json:"deleted"`
+	Kept     []KeptRelease   `json:"kept"`
+	Objects  int             `json:"objects"`
+	Bytes    int64           `json:"bytes"`
+	Skipped  string          `json:"skipped,omitempty"` // why nothing was done
+	Failures int             `json:"failures"`
+}
+
+// prunePrefix marks a lock held by a prune run.
+const prunePrefix = "prune:"
+
+// Prune applies the site's retention policy. It keeps the live release,
+// both ends of a running deploy, the last keep_deployed live releases,
+// pinned and young releases and the newest keep; it deletes the rest
+// (objects first, manifest last, so an interrupted prune leaves a release
+// that the next run finds and finishes) and folders that never got a
+// manifest once they are older than the grace period. It holds the site's
+// lock while it deletes, so no deploy can start towards a release being
+// deleted; a run that finds a deploy running skips and says so.
+func (s *Service) Prune(ctx context.Context, req PruneRequest) (*PruneReport, error) {
+	site, err := s.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	start := s.now()
+	rep := &PruneReport{ID: NewDeployID(start), Site: site.Name, DryRun: req.DryRun, Actor: req.Actor, Started: start,
+		Deleted: []PrunedRelease{}, Kept: []KeptRelease{}}
+	log := s.logger().With("prune_id", rep.ID, "site", site.Name, "dry_run", req.DryRun)
+	defer func() { rep.Seconds = s.now().Sub(start).Seconds() }()
+
+	lock, err := s.Store.Lock(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	if lock != nil && lock.DeployID != "" {
+		rep.Skipped = fmt.Sprintf("%s by %s is running (%s); pruning waits for the next run", lockWhat(*lock), lock.Holder, lock.Reason)
+		log.InfoContext(ctx, "prune skipped", "reason", rep.Skipped)
+		return rep, nil
+	}
+	if !req.DryRun && lock == nil {
+		// No deploy may start while releases are being deleted. A person's
+		// lock (a freeze) already keeps deploys off, so it is left alone.
+		l := Lock{Site: site.Name, Holder: req.Actor, Reason: "pruning old releases", DeployID: prunePrefix + rep.ID, Since: start}
+		if err := s.Store.AcquireLock(ctx, l); err != nil {
+			var le *LockedError
+			if errors.As(err, &le) {
+				rep.Skipped = le.Error()
+				return rep, nil
+			}
+			return nil, err
+		}
+		s.running.Store(l.DeployID, true)
+		defer func() {
+			s.running.Delete(l.DeployID)
+			if err := s.Store.ReleaseLockOf(context.WithoutCancel(ctx), site.Name, l.DeployID); err != nil {
+				log.ErrorContext(ctx, "releasing the prune lock", "err", err)
+			}
+		}()
+	}
+
+	if _, err := s.Sync(ctx, site.Name); err != nil {
+		return nil, err
+	}
+	all, err := s.Store.Releases(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	var rels []Release
+	known := map[string]bool{}
+	for _, r := range all {
+		known[r.Version] = true
+		if !r.Pruned {
+			rels = append(rels, r)
+		}
+	}
+	deploys, err := s.Store.Deploys(ctx, site.Name, 500)
+	if err != nil {
+		return nil, err
+	}
+	pins, err := s.Store.Pins(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	folders, err := s.Bucket.ListFolders(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	byVersion := map[string]Folder{}
+	for _, f := range folders {
+		byVersion[f.Version] = f
+	}
+	var running *Deploy
+	for _, d := range deploys {
+		if !d.Phase.Final() {
+			running = &d
+			break
+		}
+	}
+	policy := site.Retention
+	if policy.Grace <= 0 {
+		policy.Grace = DefaultGrace
+	}
+	plan := PlanPrune(PlanInput{Releases: rels, Deploys: deploys, Live: cur.Version, Running: running, Pins: pins, Now: s.now(), Policy: policy})
+
+	for v, why := range plan.Kept {
+		rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: why})
+	}
+	for _, r := range plan.Delete {
+		f := byVersion[r.Version]
+		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: f.Objects, Bytes: f.Bytes})
+	}
+	// Folders with no manifest: abandoned uploads once older than the grace
+	// period, else possibly still uploading.
+	for _, f := range folders {
+		if known[f.Version] {
+			continue
+		}
+		if s.now().Sub(f.Newest) < policy.Grace {
+			rep.Kept = append(rep.Kept, KeptRelease{Version: f.Version, Reason: KeepUploading})
+			continue
+		}
+		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: f.Version, Objects: f.Objects, Bytes: f.Bytes, Abandoned: true})
+	}
+	// A release whose manifest is gone but whose folder remains (pruned
+	// before, interrupted after the manifest) is not in the store's live
+	// set and not a folder of an unknown version: finish it too.
+	for _, r := range all {
+		if f, ok := byVersion[r.Version]; ok && r.Pruned {
+			rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: f.Objects, Bytes: f.Bytes, Abandoned: true})
+		}
+	}
+	sort.Slice(rep.Kept, func(i, j int) bool { return rep.Kept[i].Version < rep.Kept[j].Version })
+
+	if req.DryRun {
+		for _, d := range rep.Deleted {
+			rep.Objects += d.Objects
+			rep.Bytes += d.Bytes
+		}
+		log.InfoContext(ctx, "prune dry run", "would_delete", len(rep.Deleted), "objects", rep.Objects, "bytes", rep.Bytes)
+		return rep, nil
+	}
+	for i := range rep.Deleted {
+		d := &rep.Deleted[i]
+		if err := ctx.Err(); err != nil {
+			d.Error = err.Error()
+			rep.Failures++
+			continue
+		}
+		n, b, err := s.Bucket.DeleteFolder(ctx, site, d.Version)
+		d.Objects, d.Bytes = n, b
+		if err == nil && !d.Abandoned {
+			err = s.Bucket.DeleteManifest(ctx, site, d.Version)
+		}
+		if err == nil && known[d.Version] {
+			err = s.Store.MarkPruned(ctx, site.Name, d.Version, s.now())
+		}
+		if err != nil {
+			d.Error = ErrorMessage(err)
+			rep.Failures++
+			log.ErrorContext(ctx, "pruning a release failed; the next run tries again", "version", d.Version, "err", err)
+			continue
+		}
+		rep.Objects += n
+		rep.Bytes += b
+		log.InfoContext(ctx, "release pruned", "version", d.Version, "objects", n, "bytes", b, "abandoned", d.Abandoned)
+	}
+	log.InfoContext(ctx, "prune finished", "deleted", len(rep.Deleted)-rep.Failures, "objects", rep.Objects, "bytes", rep.Bytes, "failures", rep.Failures)
+	if rep.Failures > 0 {
+		return rep, Errorf(EINTERNAL, "prune of %s: %d of %d deletions failed; the next run tries them again", site.Name, rep.Failures, len(rep.Deleted))
+	}
+	return rep, nil
+}
+
+func lockWhat(l Lock) string {
+	if strings.HasPrefix(l.DeployID, prunePrefix) {
+		return "a prune"
+	}
+	return "deploy " + l.DeployID
+}
+
+// PinRelease keeps a release forever.
+func (s *Service) PinRelease(ctx context.Context, siteName, version, actor, reason string) (*Pin, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateVersion(version); err != nil {
+		return nil, err
+	}
+	if _, err := s.Sync(ctx, site.Name); err != nil {
+		return nil, err
+	}
+	r, err := s.Store.Release(ctx, site.Name, version)
+	if err != nil {
+		return nil, err
+	}
+	if r.Pruned {
+		return nil, Errorf(ECONFLICT, "%s of site %s was pruned on %s; it cannot be pinned", version, site.Name, r.PrunedAt.UTC().Format("2006-01-02"))
+	}
+	p := Pin{Site: site.Name, Version: version, By: actor, Reason: reason, At: s.now()}
+	if err := s.Store.SetPin(ctx, p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// UnpinRelease releases a pin; ENOTFOUND when the release was not pinned.
+func (s *Service) UnpinRelease(ctx context.Context, siteName, version string) error {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return err
+	}
+	if err := ValidateVersion(version); err != nil {
+		return err
+	}
+	had, err := s.Store.DeletePin(ctx, site.Name, version)
+	if err != nil {
+		return err
+	}
+	if !had {
+		return Errorf(ENOTFOUND, "%s of site %s is not pinned", version, site.Name)
+	}
+	return nil
+}
