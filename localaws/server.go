@@ -52,6 +52,9 @@ type Faults struct {
 	// Path limits faults to requests whose URL path contains this text
 	// (one object, one distribution); empty: all.
 	Path string `json:"path,omitempty"`
+	// Skip lets the first Skip matching calls through before faults start
+	// ("fail in the middle of a prune").
+	Skip int `json:"skip,omitempty"`
 }
 
 // Server is the stand-in. Handler serves the APIs, Edge the sites.
@@ -63,6 +66,9 @@ type Server struct {
 	faults Faults
 	rng    *mrand.Rand
 	calls  map[string]int
+	// matched counts calls that matched the faults' filters since they
+	// were set, for Skip.
+	matched int
 }
 
 // New opens (or creates) the stand-in's state under opts.DataDir.
@@ -91,6 +97,7 @@ func New(opts Options) (*Server, error) {
 func (s *Server) SetFaults(f Faults) {
 	s.mu.Lock()
 	s.faults = f
+	s.matched = 0
 	s.mu.Unlock()
 }
 
@@ -144,8 +151,13 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write 
 	s.calls[op]++
 	f := s.faults
 	roll := s.rng.Float64()
+	match := !(f.Only != "" && !strings.Contains(op, f.Only) || f.Path != "" && !strings.Contains(r.URL.Path, f.Path))
+	if match {
+		s.matched++
+	}
+	skipped := s.matched <= f.Skip
 	s.mu.Unlock()
-	if f.Only != "" && !strings.Contains(op, f.Only) || f.Path != "" && !strings.Contains(r.URL.Path, f.Path) {
+	if !match || skipped {
 		return false
 	}
 	if f.Latency > 0 {
