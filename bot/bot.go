@@ -48,9 +48,16 @@ type Authorizer interface {
 	IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error)
 }
 
+// Pruner runs retention (server.Server adds metrics, audit and the
+// channel summary to releases.Service.Prune).
+type Pruner interface {
+	Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error)
+}
+
 // Bot runs commands.
 type Bot struct {
 	Service *releases.Service
+	Pruner  Pruner // nil: Service
 	Auth    Authorizer
 	Command string // the slash command, "/site"
 	Logger  *slog.Logger
@@ -153,8 +160,33 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 			out.Public(ctx, req, Message{Text: fmt.Sprintf(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
 				mention(actorOf(req)), site.Name, mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
 		}
-	case "prune", "pin", "unpin":
-		out.Private(ctx, req, fmt.Sprintf("`%s` is not available yet: it arrives with retention (pruning old releases on a schedule).", c.Name))
+	case "prune":
+		var p Pruner = b.Service
+		if b.Pruner != nil {
+			p = b.Pruner
+		}
+		rep, err := p.Prune(ctx, releases.PruneRequest{Site: site.Name, DryRun: c.DryRun, Actor: actorOf(req)})
+		if rep == nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		out.Private(ctx, req, PruneMessage(rep, err).Text)
+	case "pin":
+		p, err := b.Service.PinRelease(ctx, site.Name, c.Version, actorOf(req), c.Reason)
+		b.audit(ctx, req, site, "pin", c.Version+" "+c.Reason, err)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		out.Public(ctx, req, Message{Text: fmt.Sprintf(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
+	case "unpin":
+		err := b.Service.UnpinRelease(ctx, site.Name, c.Version)
+		b.audit(ctx, req, site, "unpin", c.Version, err)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		out.Public(ctx, req, Message{Text: fmt.Sprintf("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), c.Version, site.Name)})
 	case "diff", "preview":
 		out.Private(ctx, req, fmt.Sprintf("`%s` is not available yet in this version of deploybot.", c.Name))
 	}
@@ -231,4 +263,11 @@ func (b *Bot) deploy(ctx context.Context, req Request, site releases.Site, out O
 		return
 	}
 	view.Done(res, err)
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return " (" + r + ")"
 }

@@ -282,3 +282,47 @@ func ThreadLine(e releases.Event) string {
 	}
 	return ""
 }
+
+// PruneMessage summarises a retention run: what went, objects and bytes,
+// what was kept and why.
+func PruneMessage(rep *releases.PruneReport, err error) Message {
+	var b strings.Builder
+	switch {
+	case rep.Skipped != "":
+		fmt.Fprintf(&b, ":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
+		return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+	case rep.DryRun:
+		fmt.Fprintf(&b, ":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, humanBytes(rep.Bytes))
+	default:
+		fmt.Fprintf(&b, ":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, humanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor))
+	}
+	if err != nil {
+		fmt.Fprintf(&b, "\n:warning: %s", releases.ErrorMessage(err))
+	}
+	var del []string
+	for _, d := range rep.Deleted {
+		item := "`" + d.Version + "`"
+		if d.Abandoned {
+			item += " (abandoned upload)"
+		}
+		if d.Error != "" {
+			item += " (failed: " + short(d.Error, 80) + ")"
+		}
+		del = append(del, item)
+	}
+	if len(del) > 0 {
+		b.WriteString("\n*Deleted:* " + short(strings.Join(del, ", "), 1500))
+	}
+	byReason := map[string][]string{}
+	var reasons []string
+	for _, k := range rep.Kept {
+		if _, ok := byReason[k.Reason]; !ok {
+			reasons = append(reasons, k.Reason)
+		}
+		byReason[k.Reason] = append(byReason[k.Reason], "`"+k.Version+"`")
+	}
+	for _, r := range reasons {
+		fmt.Fprintf(&b, "\n*Kept, %s:* %s", r, short(strings.Join(byReason[r], ", "), 500))
+	}
+	return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+}

@@ -490,3 +490,23 @@ func (d *Deployers) members(ctx context.Context, group string) (map[string]bool,
 	d.mu.Unlock()
 	return users, nil
 }
+
+// PruneFinished posts a retention run's summary to the site's channel; it
+// implements server.Notifier.
+func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *releases.PruneReport, err error) {
+	if site.Channel == "" || rep == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	m := PruneMessage(rep, err)
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		if err := retry(ctx, func() error {
+			_, _, err := s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
+			return err
+		}); err != nil {
+			s.Logger.Error("slack: prune summary failed", "site", site.Name, "err", err)
+		}
+	}()
+}

@@ -109,6 +109,9 @@ type backend interface {
 	Status(ctx context.Context, site string) (*releases.Status, error)
 	Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error)
 	Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error)
+	Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error)
+	Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error)
+	Unpin(ctx context.Context, site, version string) error
 	Close() error
 }
 
@@ -118,6 +121,12 @@ type localBackend struct {
 }
 
 func (l localBackend) Close() error { return l.app.Close() }
+func (l localBackend) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
+	return l.PinRelease(ctx, site, version, actor, reason)
+}
+func (l localBackend) Unpin(ctx context.Context, site, version string) error {
+	return l.UnpinRelease(ctx, site, version)
+}
 
 type remoteBackend struct{ c *server.Client }
 
@@ -134,6 +143,15 @@ func (r remoteBackend) Rollback(ctx context.Context, req releases.RollbackReques
 	return r.c.Deploy(ctx, req.Site, releases.KindRollback, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
 }
 func (r remoteBackend) Close() error { return nil }
+func (r remoteBackend) Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error) {
+	return r.c.Prune(ctx, req.Site, req.DryRun, req.Actor)
+}
+func (r remoteBackend) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
+	return r.c.Pin(ctx, site, version, actor, reason)
+}
+func (r remoteBackend) Unpin(ctx context.Context, site, version string) error {
+	return r.c.Unpin(ctx, site, version)
+}
 
 // siteCommand parses the flags every site command shares and picks the
 // backend: the server named by --server or $DEPLOYBOT_SERVER, else the
@@ -461,3 +479,100 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runPrune(ctx context.Context, env Env, args []string) error {
+	var dry, asJSON *bool
+	b, site, pos, err := siteCommand(ctx, env, "prune", "", args, func(fs *flagSetT) {
+		dry = fs.Bool("dry-run", false, "list what would be deleted, delete nothing")
+		asJSON = fs.Bool("json", false, "print the report as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if len(pos) != 0 {
+		return usagef("prune takes no arguments")
+	}
+	rep, err := b.Prune(ctx, releases.PruneRequest{Site: site, DryRun: *dry, Actor: actor(env)})
+	if rep != nil {
+		if *asJSON {
+			if jerr := writeJSON(env.Stdout, rep); jerr != nil {
+				return jerr
+			}
+		} else {
+			fmt.Fprint(env.Stdout, PruneSummary(rep))
+		}
+	}
+	return err
+}
+
+// PruneSummary renders a prune report for a terminal.
+func PruneSummary(rep *releases.PruneReport) string {
+	var b strings.Builder
+	verb := "deleted"
+	if rep.DryRun {
+		verb = "would delete"
+	}
+	if rep.Skipped != "" {
+		fmt.Fprintf(&b, "prune of %s skipped: %s\n", rep.Site, rep.Skipped)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "prune of %s: %s %d release(s), %d objects, %s (%.1fs)\n", rep.Site, verb, len(rep.Deleted), rep.Objects, humanBytes(rep.Bytes), rep.Seconds)
+	for _, d := range rep.Deleted {
+		what := "release"
+		if d.Abandoned {
+			what = "abandoned upload"
+		}
+		line := fmt.Sprintf("  - %-24s %s, %d objects, %s", d.Version, what, d.Objects, humanBytes(d.Bytes))
+		if d.Error != "" {
+			line += " FAILED: " + d.Error
+		}
+		fmt.Fprintln(&b, line)
+	}
+	for _, k := range rep.Kept {
+		fmt.Fprintf(&b, "  = %-24s kept: %s\n", k.Version, k.Reason)
+	}
+	return b.String()
+}
+
+func runPin(ctx context.Context, env Env, args []string) error {
+	var reason *string
+	b, site, pos, err := siteCommand(ctx, env, "pin", "VERSION", args, func(fs *flagSetT) {
+		reason = fs.String("reason", "", "why the release is kept")
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if len(pos) != 1 {
+		return usagef("pin takes one VERSION (got %d arguments)", len(pos))
+	}
+	if err := releases.ValidateVersion(pos[0]); err != nil {
+		return err
+	}
+	p, err := b.Pin(ctx, site, pos[0], actor(env), *reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "pinned %s %s: retention never deletes it\n", p.Site, p.Version)
+	return nil
+}
+
+func runUnpin(ctx context.Context, env Env, args []string) error {
+	b, site, pos, err := siteCommand(ctx, env, "unpin", "VERSION", args, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if len(pos) != 1 {
+		return usagef("unpin takes one VERSION (got %d arguments)", len(pos))
+	}
+	if err := releases.ValidateVersion(pos[0]); err != nil {
+		return err
+	}
+	if err := b.Unpin(ctx, site, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "unpinned %s %s: retention applies to it again\n", site, pos[0])
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/server"
 	"github.com/deploybot/deploybot/store"
 )
@@ -80,7 +81,15 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		HookSecret: []byte(cfg.Hook.Secret), APIToken: cfg.HTTP.APIToken,
 		ReconcileInterval: cfg.Reconcile.Interval.Duration,
 	}
+	for _, site := range cfg.Sites {
+		sched, err := config.CronParser.Parse(site.Retention.Schedule)
+		if err != nil { // validated at load; kept for safety
+			return &usageError{fmt.Sprintf("site %s: retention.schedule: %v", site.Name, err)}
+		}
+		srv.Schedules = append(srv.Schedules, server.Schedule{Site: site.Name, Cron: sched, Location: site.Retention.Location()})
+	}
 	if chat != nil {
+		chat.Bot.Pruner = srv
 		srv.Notifier = chat
 		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Check: func(context.Context) error {
 			if !chat.Connected() {

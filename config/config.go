@@ -91,6 +91,9 @@ type Retention struct {
 	MinAge       Duration `yaml:"min_age"`
 	Schedule     string   `yaml:"schedule"`
 	Timezone     string   `yaml:"timezone"`
+	// Grace: a folder without a manifest younger than this may be an
+	// upload in progress; older, it is an abandoned upload and pruned.
+	Grace Duration `yaml:"grace"`
 }
 
 // Duration is a time.Duration written as "72h", "5s".
@@ -320,6 +323,9 @@ func (c *Config) defaults() {
 		if r.Schedule == "" {
 			r.Schedule = DefaultSchedule
 		}
+		if r.Grace.Duration == 0 {
+			r.Grace.Duration = releases.DefaultGrace
+		}
 		if c.Sites[i].Strategy == "" {
 			c.Sites[i].Strategy = releases.DefaultStrategy
 		}
@@ -405,7 +411,7 @@ func (c *Config) validate(lines map[string]int) Errors {
 			}
 		}
 		if _, err := CronParser.Parse(r.Schedule); err != nil {
-			bad(key+".retention.schedule", "bad cron expression %q: %v", r.Schedule, err)
+			bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
 		}
 	}
 	return errs
@@ -418,7 +424,9 @@ var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // ReleasesSite turns a configured site into the domain's Site.
 func (s Site) ReleasesSite() releases.Site {
 	return releases.Site{Name: s.Name, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
-		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers}
+		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers,
+		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
+			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration}}
 }
 
 // Site returns the site called name.
@@ -429,4 +437,16 @@ func (c *Config) Site(name string) (Site, bool) {
 		}
 	}
 	return Site{}, false
+}
+
+// Location is the time zone the site's schedule is read in (UTC unless
+// retention.timezone says otherwise).
+func (r Retention) Location() *time.Location {
+	if r.Timezone == "" {
+		return time.UTC
+	}
+	if l, err := time.LoadLocation(r.Timezone); err == nil {
+		return l
+	}
+	return time.UTC
 }

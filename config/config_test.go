@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing bucket", "sites:\n  - name: www\n    distribution_id: E1\n", []string{"sites[0].bucket", "required", "line 2"}},
 		{"missing sites", "store: {path: /x}\n", []string{"sites", "at least one"}},
 		{"bad duration", site + "    retention: {min_age: 3 days}\n", []string{"line 5", "bad duration"}},
-		{"bad cron", site + "    retention: {schedule: \"61 * * * *\"}\n", []string{"sites[0].retention.schedule", "line 5"}},
+		{"bad cron", site + "    retention: {schedule: \"61 * * * *\"}\n", []string{"sites[0].retention.schedule", "line 5", "site www"}},
 		{"duplicate site", site + "  - name: www\n    bucket: c\n    distribution_id: E2\n", []string{"sites[1].name", "duplicate", "line 5"}},
 		{"bad prefix", site + "    prefix: /www\n", []string{"sites[0].prefix", "line 5"}},
 		{"slow poll", "deploy: {poll_interval: 30s}\n" + site, []string{"deploy.poll_interval", "line 1"}},

@@ -116,6 +116,70 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 		s.handleDeploy(w, r, releases.KindRollback)
 	}))
 	mux.HandleFunc("GET /api/v1/backup", auth("backup", s.handleBackup))
+	mux.HandleFunc("POST /api/v1/sites/{site}/prune", auth("prune", func(w http.ResponseWriter, r *http.Request) {
+		var req PruneRequest
+		if !decode(w, r, &req, s, "prune") {
+			return
+		}
+		if req.Actor == "" {
+			req.Actor = "api"
+		}
+		rep, err := s.Prune(r.Context(), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: req.Actor})
+		body := map[string]any{"report": rep}
+		if err != nil {
+			if rep == nil {
+				s.apiError(w, "prune", err)
+				return
+			}
+			body["error"], body["code"] = releases.ErrorMessage(err), releases.ErrorCode(err)
+		}
+		s.apiOK(w, "prune", body)
+	}))
+	mux.HandleFunc("POST /api/v1/sites/{site}/pins", auth("pin", func(w http.ResponseWriter, r *http.Request) {
+		var req PinRequest
+		if !decode(w, r, &req, s, "pin") {
+			return
+		}
+		if req.Actor == "" {
+			req.Actor = "api"
+		}
+		p, err := s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, req.Actor, req.Reason)
+		if err != nil {
+			s.apiError(w, "pin", err)
+			return
+		}
+		s.apiOK(w, "pin", p)
+	}))
+	mux.HandleFunc("DELETE /api/v1/sites/{site}/pins/{version}", auth("unpin", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version")); err != nil {
+			s.apiError(w, "unpin", err)
+			return
+		}
+		s.apiOK(w, "unpin", map[string]string{"status": "unpinned"})
+	}))
+}
+
+// PruneRequest is the body of POST .../prune.
+type PruneRequest struct {
+	DryRun bool   `json:"dry_run"`
+	Actor  string `json:"actor"`
+}
+
+// PinRequest is the body of POST .../pins.
+type PinRequest struct {
+	Version string `json:"version"`
+	Actor   string `json:"actor"`
+	Reason  string `json:"reason"`
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any, s *Server, route string) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		s.apiError(w, route, releases.Errorf(releases.EINVALID, "bad JSON body: %v", err))
+		return false
+	}
+	return true
 }
 
 // handleDeploy runs a promote or rollback. The deploy runs on the server's

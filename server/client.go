@@ -161,3 +161,48 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	defer resp.Body.Close()
 	return io.Copy(w, resp.Body)
 }
+
+// Prune runs a retention run on the server.
+func (c *Client) Prune(ctx context.Context, site string, dryRun bool, actor string) (*releases.PruneReport, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/prune", PruneRequest{DryRun: dryRun, Actor: actor})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Report *releases.PruneReport `json:"report"`
+		Error  string                `json:"error"`
+		Code   string                `json:"code"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decoding the prune report: %w", err)
+	}
+	if out.Error != "" {
+		return out.Report, releases.Errorf(orInternal(out.Code), "%s", out.Error)
+	}
+	return out.Report, nil
+}
+
+// Pin pins a release on the server.
+func (c *Client) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/pins", PinRequest{Version: version, Actor: actor, Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var p releases.Pin
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Unpin releases a pin on the server.
+func (c *Client) Unpin(ctx context.Context, site, version string) error {
+	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/pins/"+url.PathEscape(version), nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

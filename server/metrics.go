@@ -21,6 +21,11 @@ type Metrics struct {
 	Drift           *prometheus.CounterVec   // site
 	Recovered       *prometheus.CounterVec   // site, result
 	LastReconcileOK *prometheus.GaugeVec     // site: unix time of the last good reconcile
+	PruneRuns       *prometheus.CounterVec   // site, result (ok, failed, skipped, dry_run)
+	PruneSeconds    *prometheus.HistogramVec // site
+	ReleasesPruned  *prometheus.CounterVec   // site
+	ObjectsPruned   *prometheus.CounterVec   // site
+	BytesFreed      *prometheus.CounterVec   // site
 }
 
 // NewMetrics registers every series.
@@ -51,6 +56,17 @@ func NewMetrics() *Metrics {
 		LastReconcileOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "deploybot_last_reconcile_success_timestamp_seconds",
 			Help: "Unix time of the last reconcile that reached S3 and CloudFront."}, []string{"site"}),
 	}
+	m.PruneRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_prune_runs_total",
+		Help: "Retention runs by site and result (ok, failed, skipped, dry_run)."}, []string{"site", "result"})
+	m.PruneSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "deploybot_prune_seconds",
+		Help: "Duration of retention runs.", Buckets: []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 900}}, []string{"site"})
+	m.ReleasesPruned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_pruned_releases_total",
+		Help: "Releases (and abandoned uploads) deleted by retention."}, []string{"site"})
+	m.ObjectsPruned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_pruned_objects_total",
+		Help: "Objects deleted by retention."}, []string{"site"})
+	m.BytesFreed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_pruned_bytes_total",
+		Help: "Bytes freed by retention."}, []string{"site"})
+	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)
 	return m

@@ -31,6 +31,7 @@ type Store interface {
 // must return quickly.
 type Notifier interface {
 	ReleaseRecorded(ctx context.Context, site releases.Site, r releases.Release, source string)
+	PruneFinished(ctx context.Context, site releases.Site, rep *releases.PruneReport, err error)
 }
 
 // ReadyCheck is one condition of /readyz; a nil error is ready.
@@ -60,8 +61,13 @@ type Server struct {
 	// Background runs alongside the HTTP server on the work context (the
 	// Slack socket); shutdown waits for each to return.
 	Background []func(ctx context.Context) error
+	// Schedules are the sites' prune schedules.
+	Schedules []Schedule
+	// After waits for d (time.After); tests replace it to fire at once.
+	After func(d time.Duration) <-chan time.Time
 
 	replay   replayCache
+	prunes   pruneLocks
 	draining atomic.Bool
 	work     context.Context // cancelled with releases.ErrShutdown on stop
 	stopWork context.CancelCauseFunc
@@ -129,6 +135,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		defer close(loopDone)
 		s.loop(s.work)
 	}()
+	for _, sch := range s.Schedules {
+		s.deploys.Add(1)
+		go func() {
+			defer s.deploys.Done()
+			s.schedule(s.work, sch)
+		}()
+	}
 	for _, bg := range s.Background {
 		s.deploys.Add(1)
 		go func() {

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Schedule is when a site is pruned: a cron schedule read in a time zone.
+type Schedule struct {
+	Site     string
+	Cron     cron.Schedule
+	Location *time.Location
+}
+
+// pruneLocks keeps prune runs of one site from overlapping.
+type pruneLocks struct {
+	mu    sync.Mutex
+	sites map[string]*sync.Mutex
+}
+
+func (p *pruneLocks) of(site string) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sites == nil {
+		p.sites = map[string]*sync.Mutex{}
+	}
+	if p.sites[site] == nil {
+		p.sites[site] = &sync.Mutex{}
+	}
+	return p.sites[site]
+}
+
+// Prune runs retention for one site, one run at a time per site, and
+// reports it: metrics, the audit log, and the notifier (the site's
+// channel). Every door (API, Slack, schedule) comes through here.
+func (s *Server) Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error) {
+	s.init()
+	site, err := s.Service.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	mu := s.prunes.of(site.Name)
+	if !mu.TryLock() {
+		rep := &releases.PruneReport{Site: site.Name, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
+			Skipped: "another prune of this site is running", Deleted: []releases.PrunedRelease{}, Kept: []releases.KeptRelease{}}
+		return rep, nil
+	}
+	defer mu.Unlock()
+	s.deploys.Add(1)
+	defer s.deploys.Done()
+	rep, err := s.Service.Prune(ctx, req)
+	result := "ok"
+	switch {
+	case err != nil:
+		result = "failed"
+	case rep != nil && rep.Skipped != "":
+		result = "skipped"
+	case req.DryRun:
+		result = "dry_run"
+	}
+	s.Metrics.PruneRuns.WithLabelValues(site.Name, result).Inc()
+	if rep != nil {
+		s.Metrics.PruneSeconds.WithLabelValues(site.Name).Observe(rep.Seconds)
+		if !req.DryRun {
+			released := 0
+			for _, d := range rep.Deleted {
+				if d.Error == "" {
+					released++
+				}
+			}
+			s.Metrics.ReleasesPruned.WithLabelValues(site.Name).Add(float64(released))
+			s.Metrics.ObjectsPruned.WithLabelValues(site.Name).Add(float64(rep.Objects))
+			s.Metrics.BytesFreed.WithLabelValues(site.Name).Add(float64(rep.Bytes))
+		}
+		detail := ""
+		if rep.Skipped != "" {
+			detail = rep.Skipped
+		}
+		action := "prune"
+		if req.DryRun {
+			action = "prune --dry-run"
+		}
+		e := releases.AuditEntry{Site: site.Name, Actor: req.Actor, Action: action, Result: result, Detail: detail}
+		if err != nil {
+			e.Detail = releases.ErrorMessage(err)
+		}
+		s.Service.Audit(ctx, e)
+		if s.Notifier != nil {
+			s.Notifier.PruneFinished(ctx, site, rep, err)
+		}
+	}
+	return rep, err
+}
+
+// schedule prunes each site on its cron schedule until ctx is done. Time
+// comes from s.Now and s.After, so tests drive it without sleeping.
+func (s *Server) schedule(ctx context.Context, sch Schedule) {
+	after := s.After
+	if after == nil {
+		after = time.After
+	}
+	for {
+		now := s.now()
+		next := sch.Cron.Next(now.In(sch.Location))
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(next.Sub(now)):
+		}
+		s.Logger.Info("scheduled prune", "site", sch.Site)
+		rep, err := s.Prune(ctx, releases.PruneRequest{Site: sch.Site, Actor: "schedule"})
+		switch {
+		case err != nil:
+			s.Logger.Error("scheduled prune failed", "site", sch.Site, "err", err)
+		case rep.Skipped != "":
+			s.Logger.Info("scheduled prune skipped", "site", sch.Site, "reason", rep.Skipped)
+		}
+	}
+}
