@@ -93,14 +93,17 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 	}
 	for _, v := range shown {
 		mark := " "
-		if v.Live {
+		switch {
+		case v.Live:
 			mark = "▶"
+		case v.Pruned:
+			mark = "✗"
 		}
 		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, short(v.Version, 24), short(v.Commit, 8), age(v.PublishedAt, now), humanBytes(v.Bytes), short(lastBy[v.Version], 20))
 	}
 	tw.Flush()
 	table := b.String()
-	title := fmt.Sprintf("*%s*: %d release(s), ▶ is live", site.Name, len(vs))
+	title := fmt.Sprintf("*%s*: %d release(s), ▶ is live, ✗ pruned", site.Name, len(vs))
 	blocks := []slack.Block{section(title), section("```\n" + table + "```")}
 	if rest := len(vs) - len(shown); rest > 0 {
 		blocks = append(blocks, contextText(fmt.Sprintf("and %d older release(s) not shown", rest)))

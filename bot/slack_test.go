@@ -408,3 +408,33 @@ func TestSlashRollbackAndHelp(t *testing.T) {
 		return len(eph) == 2 && strings.Contains(eph[0].Text+eph[1].Text, "unknown command") && strings.Contains(eph[0].Text, "/site promote [site] <version>")
 	})
 }
+
+func TestSlashPruneAndPins(t *testing.T) {
+	w := newWorld(t, 20*time.Millisecond)
+	w.publish("v1", "v2", "v3", "v4")
+	w.site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
+	w.svc.Sites[0] = w.site
+	w.slack.Slash("pr-0", alice, "promote v4")
+	w.slack.WaitFor("v4 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v4` is live") })
+	w.slack.Slash("pr-1", alice, "pin v2 keep for the audit")
+	w.slack.WaitFor("the pin notice", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "pinned `v2` of *www*") })
+	w.slack.Slash("pr-2", mallory, "prune")
+	w.slack.WaitFor("the refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "only the deployers") })
+	w.slack.Slash("pr-3", alice, "prune --dry-run")
+	w.slack.WaitFor("the dry run", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		return hasText(eph, "(dry run) would delete 2 release(s)") && hasText(eph, "*Kept, pinned:* `v2`")
+	})
+	w.slack.Slash("pr-4", bob, "prune")
+	w.slack.WaitFor("the prune", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "Pruned *www*: 2 release(s)") })
+	for v, want := range map[string]bool{"v1": true, "v2": false, "v3": true, "v4": false} {
+		r, _ := w.db.Release(context.Background(), "www", v)
+		if r.Pruned != want {
+			t.Errorf("%s pruned = %v, want %v", v, r.Pruned, want)
+		}
+	}
+	w.slack.Slash("pr-5", alice, "unpin v2")
+	w.slack.WaitFor("the unpin notice", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "unpinned `v2`") })
+	w.slack.Slash("pr-6", alice, "promote v1")
+	w.slack.WaitFor("the refusal of a pruned release", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "no release v1") })
+}

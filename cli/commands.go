@@ -247,11 +247,14 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tLIVE\tPUBLISHED\tFILES\tSIZE\tCOMMIT\tMESSAGE")
+	fmt.Fprintln(tw, "VERSION\tSTATE\tPUBLISHED\tFILES\tSIZE\tCOMMIT\tMESSAGE")
 	for _, v := range vs {
 		live := ""
-		if v.Live {
+		switch {
+		case v.Live:
 			live = "live"
+		case v.Pruned:
+			live = "pruned"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, live, v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
 			v.Files, humanBytes(v.Bytes), short(v.Commit, 12), short(v.Message, 50))

@@ -332,3 +332,40 @@ func TestConcurrentPromoteRefusedNamingTheRunningOne(t *testing.T) {
 	}
 	w.serves("v1")
 }
+
+func TestPruneFromTheCommandLine(t *testing.T) {
+	w := start(t, "50ms", "50ms")
+	cfg := readFile(t, w.config)
+	w.write("deploybot.yaml", strings.Replace(cfg, "    distribution_id: E2ETEST\n",
+		"    distribution_id: E2ETEST\n    retention: {keep: 2, keep_deployed: 1, min_age: 1ms, schedule: \"@daily\"}\n", 1))
+	for _, v := range []string{"v1", "v2", "v3", "v4"} {
+		w.must("publish", "--version", v, w.siteDir(v))
+	}
+	w.must("promote", "v4")
+	w.must("pin", "v1", "--reason", "first launch")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(w.must("prune", "--dry-run", "--json").stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if del := rep["deleted"].([]any); len(del) != 1 || del[0].(map[string]any)["version"] != "v2" || rep["dry_run"] != true {
+		t.Fatalf("dry run: %v", rep)
+	}
+	r := w.must("prune")
+	if !strings.Contains(r.stdout, "deleted 1 release(s)") || !strings.Contains(r.stdout, "v1") || !strings.Contains(r.stdout, "kept: pinned") {
+		t.Fatalf("prune output:\n%s", r.stdout)
+	}
+	w.expect(1, "no manifest", "promote", "v2")
+	var vs []map[string]any
+	_ = json.Unmarshal([]byte(w.must("versions", "--json").stdout), &vs)
+	for _, v := range vs {
+		if (v["version"] == "v2") != (v["pruned"] == true) {
+			t.Fatalf("versions: %v", vs)
+		}
+	}
+	w.must("unpin", "v1")
+	w.expect(1, "not pinned", "unpin", "v1")
+	w.serves("v4")
+
+	bad := w.write("badcron.yaml", strings.Replace(readFile(t, w.config), `schedule: "@daily"`, `schedule: "every day"`, 1))
+	w.expect(2, "site www: bad cron expression", "prune", "--config", bad)
+}

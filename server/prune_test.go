@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/server"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	prunes []*releases.PruneReport
+}
+
+func (r *recorder) ReleaseRecorded(context.Context, releases.Site, releases.Release, string) {}
+func (r *recorder) PruneFinished(_ context.Context, _ releases.Site, rep *releases.PruneReport, _ error) {
+	r.mu.Lock()
+	r.prunes = append(r.prunes, rep)
+	r.mu.Unlock()
+}
+
+func (r *recorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.prunes) }
+
+func TestScheduledPruneRunsAtTheCronTimeInItsTimeZone(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1", "v2", "v3", "v4")
+	e.svc.Sites[0].Retention = releases.Policy{Keep: 2, KeepDeployed: 1, MinAge: time.Millisecond}
+	rec := &recorder{}
+	e.srv.Notifier = rec
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	e.srv.Now = func() time.Time { return now }
+	e.svc.Now = func() time.Time { return now.Add(24 * time.Hour) }
+	sched, err := config.CronParser.Parse("0 3 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	e.srv.Schedules = []server.Schedule{{Site: "www", Cron: sched, Location: tokyo}}
+	// The clock: the first wait fires at once (and says how long it was
+	// asked to be); later ones never fire.
+	waits := make(chan time.Duration, 10)
+	fired := false
+	var mu sync.Mutex
+	e.srv.After = func(d time.Duration) <-chan time.Time {
+		waits <- d
+		mu.Lock()
+		defer mu.Unlock()
+		c := make(chan time.Time, 1)
+		if !fired {
+			fired = true
+			c <- now.Add(d)
+		}
+		return c
+	}
+	e.start()
+	if d := <-waits; d != 8*time.Hour {
+		t.Fatalf("waited %s for 03:00 in Tokyo from 10:00 UTC, want 8h", d)
+	}
+	e.eventually("the scheduled prune", func() bool { return rec.count() == 1 })
+	rep := rec.prunes[0]
+	if rep.Actor != "schedule" || len(rep.Deleted) != 2 {
+		t.Fatalf("scheduled prune report %+v", rep)
+	}
+	rs, _ := e.db.Releases(context.Background(), "www")
+	pruned := 0
+	for _, r := range rs {
+		if r.Pruned {
+			pruned++
+		}
+	}
+	if pruned != 2 {
+		t.Fatalf("%d releases pruned, want 2", pruned)
+	}
+	audit, _ := e.db.Audit(context.Background(), "www", 1)
+	if len(audit) != 1 || audit[0].Action != "prune" || audit[0].Actor != "schedule" {
+		t.Fatalf("audit %+v", audit)
+	}
+}
+
+func TestPruneSkipsWhileADeployRuns(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1", "v2")
+	e.start()
+	ctx := context.Background()
+	go func() {
+		_, _ = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice"}, nil)
+	}()
+	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.db.Lock(ctx, "www"); return l != nil })
+	rep, err := e.client().Prune(ctx, "www", false, "bob")
+	if err != nil || rep.Skipped == "" || !strings.Contains(rep.Skipped, "alice") {
+		t.Fatalf("prune during a deploy: %+v %v", rep, err)
+	}
+	e.flow()
+	e.eventually("the deploy to finish", func() bool { l, _ := e.db.Lock(ctx, "www"); return l == nil })
+	if _, err := e.client().Pin(ctx, "www", "v2", "bob", "audit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client().Unpin(ctx, "www", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client().Unpin(ctx, "www", "v2"); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("second unpin: %v", err)
+	}
+}
