@@ -175,3 +175,22 @@ func TestPrunePlanTable(t *testing.T) {
 		t.Fatalf("young releases deleted: %v", plan.Delete)
 	}
 }
+
+// The example in the README.
+func TestPrunePlanReadmeExample(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var rels []releases.Release
+	for i := 1; i <= 12; i++ {
+		rels = append(rels, releases.Release{Version: fmt.Sprintf("v%02d", i), PublishedAt: t0.Add(time.Duration(i) * 24 * time.Hour)})
+	}
+	plan := releases.PlanPrune(releases.PlanInput{Releases: rels, Live: "v12", Now: t0.Add(13 * 24 * time.Hour),
+		Deploys: []releases.Deploy{{To: "v12", Phase: releases.PhaseDone}, {To: "v10", Phase: releases.PhaseDone}, {To: "v03", Phase: releases.PhaseDone}},
+		Pins:    map[string]releases.Pin{"v05": {}}, Policy: releases.Policy{Keep: 5, KeepDeployed: 2, MinAge: 72 * time.Hour}})
+	var del []string
+	for _, r := range plan.Delete {
+		del = append(del, r.Version)
+	}
+	if fmt.Sprint(del) != "[v01 v02 v03 v04 v06 v07]" {
+		t.Fatalf("deleted %v, kept %v", del, plan.Kept)
+	}
+}
