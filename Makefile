@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 export DEPLOYBOT_REQUIRE_VERSITYGW := 1
 export VERSITYGW := $(GOBIN)/versitygw
 
-.PHONY: help test test-short lint build fuzz tools clean
+.PHONY: help test test-short lint build fuzz tools bench-prune clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzParse ./bot"; do \
 		set -- $$t; $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime $${FUZZTIME:-30s} $$2 || exit 1; done
+
+bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (apt-get install rclone)
+	$(GO) run ./bench/prune
 
 clean: ## remove build output
 	rm -f deploybot

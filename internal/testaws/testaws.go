@@ -82,27 +82,51 @@ func StartVersityGW(t testing.TB) string {
 		}
 		t.Skip(msg)
 	}
-	root, sidecar := t.TempDir(), t.TempDir()
-	var addr string
+	endpoint, stop, err := Start(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return endpoint
+}
+
+// Start runs versitygw from bin with a posix backend under dir (which must
+// exist) on a free loopback port; stop ends it.
+func Start(bin, dir string) (endpoint string, stop func(), err error) {
+	root, sidecar := filepath.Join(dir, "root"), filepath.Join(dir, "sidecar")
+	for _, d := range []string{root, sidecar} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", nil, err
+		}
+	}
 	var lastErr error
 	for range 3 { // the free port may be taken in between; try again
-		addr = FreePort(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "--quiet",
 			"posix", "--sidecar", sidecar, root)
-		logf, _ := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
+		logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
+		if err != nil {
+			cancel()
+			return "", nil, err
+		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			cancel()
-			t.Fatalf("starting versitygw: %v", err)
+			logf.Close()
+			return "", nil, fmt.Errorf("starting versitygw: %w", err)
 		}
 		if lastErr = waitPort(addr, 10*time.Second); lastErr == nil {
-			t.Cleanup(func() {
+			return "http://" + addr, func() {
 				cancel()
 				_ = cmd.Wait()
 				logf.Close()
-			})
-			return "http://" + addr
+			}, nil
 		}
 		cancel()
 		_ = cmd.Wait()
@@ -111,8 +135,7 @@ func StartVersityGW(t testing.TB) string {
 			lastErr = fmt.Errorf("%w; log: %s", lastErr, firstLines(string(raw), 20))
 		}
 	}
-	t.Fatalf("versitygw did not start: %v", lastErr)
-	return ""
+	return "", nil, fmt.Errorf("versitygw did not start: %w", lastErr)
 }
 
 func waitPort(addr string, d time.Duration) error {
