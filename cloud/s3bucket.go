@@ -178,28 +178,38 @@ type S3Deleter interface {
 
 var _ S3Deleter = (*s3.Client)(nil)
 
-// ListFolders lists every object under the site's prefix once (a page of
-// 1,000 per call) and groups them by release folder. Objects under the
-// manifest prefix and folders whose names are not versions are skipped.
-func (b *S3Bucket) ListFolders(ctx context.Context, site releases.Site) ([]releases.Folder, error) {
-	folders := map[string]*releases.Folder{}
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(site.Prefix)})
+// ListFolders lists the folders under the site's prefix with a "/"
+// delimiter: one call per 1,000 folders, however many objects they hold.
+func (b *S3Bucket) ListFolders(ctx context.Context, site releases.Site) ([]string, error) {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket),
+		Prefix: aws.String(site.Prefix), Delimiter: aws.String("/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, site.Prefix, err)
 		}
+		for _, cp := range page.CommonPrefixes {
+			v := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), site.Prefix), "/")
+			if releases.ValidateVersion(v) == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out, nil
+}
+
+// FolderStats lists one release folder.
+func (b *S3Bucket) FolderStats(ctx context.Context, site releases.Site, version string) (releases.Folder, error) {
+	f := releases.Folder{Version: version}
+	prefix := site.ReleasePath(version)
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return f, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
+		}
 		for _, o := range page.Contents {
-			rest := strings.TrimPrefix(aws.ToString(o.Key), site.Prefix)
-			v, _, ok := strings.Cut(rest, "/")
-			if !ok || releases.ValidateVersion(v) != nil {
-				continue
-			}
-			f := folders[v]
-			if f == nil {
-				f = &releases.Folder{Version: v}
-				folders[v] = f
-			}
 			f.Objects++
 			f.Bytes += aws.ToInt64(o.Size)
 			if t := aws.ToTime(o.LastModified); t.After(f.Newest) {
@@ -207,11 +217,7 @@ func (b *S3Bucket) ListFolders(ctx context.Context, site releases.Site) ([]relea
 			}
 		}
 	}
-	out := make([]releases.Folder, 0, len(folders))
-	for _, f := range folders {
-		out = append(out, *f)
-	}
-	return out, nil
+	return f, nil
 }
 
 // deleteBatches is how many DeleteObjects calls run at once. S3 allows

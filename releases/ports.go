@@ -100,9 +100,11 @@ type Bucket interface {
 	// PutFile uploads one file of a release.
 	PutFile(ctx context.Context, site Site, version string, f File) error
 
-	// ListFolders returns every release folder in the bucket, with or
-	// without a manifest, with its object count, size and newest object.
-	ListFolders(ctx context.Context, site Site) ([]Folder, error)
+	// ListFolders returns the names of the release folders in the bucket,
+	// with or without a manifest (one delimited listing, not every object).
+	ListFolders(ctx context.Context, site Site) ([]string, error)
+	// FolderStats lists one folder: object count, size and newest object.
+	FolderStats(ctx context.Context, site Site, version string) (Folder, error)
 	// DeleteFolder deletes every object of a release folder (not the
 	// manifest) and says how many objects and bytes went.
 	DeleteFolder(ctx context.Context, site Site, version string) (objects int, bytes int64, err error)

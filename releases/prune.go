@@ -59,7 +59,32 @@ const prunePrefix = "prune:"
 // manifest once they are older than the grace period. It holds the site's
 // lock while it deletes, so no deploy can start towards a release being
 // deleted; a run that finds a deploy running skips and says so.
-func (s *Service) Prune(ctx context.Context, req PruneRequest) (*PruneReport, error) {
+func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport, err error) {
+	defer func() {
+		if rep != nil {
+			s.auditPrune(ctx, req, rep, err)
+		}
+	}()
+	return s.prune(ctx, req)
+}
+
+// auditPrune records a run: who, dry or not, what came of it.
+func (s *Service) auditPrune(ctx context.Context, req PruneRequest, rep *PruneReport, err error) {
+	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: "prune", Result: "ok",
+		Detail: fmt.Sprintf("%d release(s), %d objects, %d bytes", len(rep.Deleted)-rep.Failures, rep.Objects, rep.Bytes)}
+	if req.DryRun {
+		e.Action = "prune --dry-run"
+	}
+	switch {
+	case err != nil:
+		e.Result, e.Detail = "failed", ErrorMessage(err)
+	case rep.Skipped != "":
+		e.Result, e.Detail = "skipped", rep.Skipped
+	}
+	s.Audit(ctx, e)
+}
+
+func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, error) {
 	site, err := s.Site(req.Site)
 	if err != nil {
 		return nil, err
@@ -135,10 +160,6 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 	if err != nil {
 		return nil, err
 	}
-	byVersion := map[string]Folder{}
-	for _, f := range folders {
-		byVersion[f.Version] = f
-	}
 	var running *Deploy
 	for _, d := range deploys {
 		if !d.Phase.Final() {
@@ -155,29 +176,34 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 	for v, why := range plan.Kept {
 		rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: why})
 	}
+	// Sizes of releases come from their records (the manifest's files);
+	// folders with no manifest are listed to tell an upload in progress
+	// from an abandoned one.
 	for _, r := range plan.Delete {
-		f := byVersion[r.Version]
-		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: f.Objects, Bytes: f.Bytes})
+		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: r.Files, Bytes: r.Bytes})
 	}
-	// Folders with no manifest: abandoned uploads once older than the grace
-	// period, else possibly still uploading.
-	for _, f := range folders {
-		if known[f.Version] {
-			continue
-		}
-		if s.now().Sub(f.Newest) < policy.Grace {
-			rep.Kept = append(rep.Kept, KeptRelease{Version: f.Version, Reason: KeepUploading})
-			continue
-		}
-		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: f.Version, Objects: f.Objects, Bytes: f.Bytes, Abandoned: true})
-	}
-	// A release whose manifest is gone but whose folder remains (pruned
-	// before, interrupted after the manifest) is not in the store's live
-	// set and not a folder of an unknown version: finish it too.
+	pruned := map[string]bool{}
 	for _, r := range all {
-		if f, ok := byVersion[r.Version]; ok && r.Pruned {
-			rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: f.Objects, Bytes: f.Bytes, Abandoned: true})
+		pruned[r.Version] = r.Pruned
+	}
+	for _, v := range folders {
+		if known[v] && !pruned[v] {
+			continue
 		}
+		f, err := s.Bucket.FolderStats(ctx, site, v)
+		if err != nil {
+			return nil, err
+		}
+		if f.Objects == 0 {
+			continue
+		}
+		// A pruned release whose folder remains was interrupted after its
+		// manifest went: finish it.
+		if !pruned[v] && s.now().Sub(f.Newest) < policy.Grace {
+			rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: KeepUploading})
+			continue
+		}
+		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: v, Objects: f.Objects, Bytes: f.Bytes, Abandoned: true})
 	}
 	sort.Slice(rep.Kept, func(i, j int) bool { return rep.Kept[i].Version < rep.Kept[j].Version })
 

@@ -55,19 +55,31 @@ func (b *fakeBucket) WriteManifest(_ context.Context, _ releases.Site, m *releas
 func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.File) error { return nil }
 
 // Folders: every manifest has a one-object folder, plus the extra ones.
-func (b *fakeBucket) ListFolders(context.Context, releases.Site) ([]releases.Folder, error) {
+func (b *fakeBucket) ListFolders(context.Context, releases.Site) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []releases.Folder
-	for v, m := range b.manifests {
+	var out []string
+	for v := range b.manifests {
 		if !b.gone[v] {
-			out = append(out, releases.Folder{Version: v, Objects: 1, Bytes: 10, Newest: m.PublishedAt})
+			out = append(out, v)
 		}
 	}
-	for _, f := range b.extra {
-		out = append(out, f)
+	for v := range b.extra {
+		out = append(out, v)
 	}
 	return out, nil
+}
+
+func (b *fakeBucket) FolderStats(_ context.Context, _ releases.Site, v string) (releases.Folder, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f, ok := b.extra[v]; ok {
+		return f, nil
+	}
+	if m, ok := b.manifests[v]; ok && !b.gone[v] {
+		return releases.Folder{Version: v, Objects: 1, Bytes: 10, Newest: m.PublishedAt}, nil
+	}
+	return releases.Folder{Version: v}, nil
 }
 
 func (b *fakeBucket) DeleteFolder(_ context.Context, _ releases.Site, v string) (int, int64, error) {

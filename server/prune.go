@@ -77,19 +77,6 @@ func (s *Server) Prune(ctx context.Context, req releases.PruneRequest) (*release
 			s.Metrics.ObjectsPruned.WithLabelValues(site.Name).Add(float64(rep.Objects))
 			s.Metrics.BytesFreed.WithLabelValues(site.Name).Add(float64(rep.Bytes))
 		}
-		detail := ""
-		if rep.Skipped != "" {
-			detail = rep.Skipped
-		}
-		action := "prune"
-		if req.DryRun {
-			action = "prune --dry-run"
-		}
-		e := releases.AuditEntry{Site: site.Name, Actor: req.Actor, Action: action, Result: result, Detail: detail}
-		if err != nil {
-			e.Detail = releases.ErrorMessage(err)
-		}
-		s.Service.Audit(ctx, e)
 		if s.Notifier != nil {
 			s.Notifier.PruneFinished(ctx, site, rep, err)
 		}
