@@ -33,7 +33,8 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	commit := fs.String("commit", "", "commit the release was built from")
 	message := fs.String("message", "", "release message")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	conc := fs.Int("concurrency", 16, "uploads in flight")
+	conc := fs.Int("concurrency", 16, "uploads and copies in flight")
+	dry := fs.Bool("dry-run", false, "show what each file would get (action, cache rule, headers) and send nothing")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,15 +56,41 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	sc, _ := cfg.Site(s.Name)
+	var rules []publish.Rule
+	for _, r := range sc.CacheRules {
+		rules = append(rules, publish.Rule{Match: r.Match, CacheControl: r.CacheControl, ContentType: r.ContentType, ContentEncoding: r.ContentEncoding})
+	}
 	// publish runs on CI machines: it talks to S3 only, never the store.
 	a, err := newApp(ctx, env, cfg, false)
 	if err != nil {
 		return err
 	}
 	p := &publish.Publisher{Bucket: a.bucket}
-	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Dir: pos[0], Concurrency: *conc})
+	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Dir: pos[0],
+		Concurrency: *conc, Rules: rules, SkewReleases: *sc.SkewProtection, DryRun: *dry})
 	if err != nil {
 		return err
+	}
+	if *dry {
+		if *asJSON {
+			return writeJSON(env.Stdout, res)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATH\tACTION\tSIZE\tRULE\tCACHE-CONTROL\tCONTENT-TYPE\tENCODING")
+		for _, f := range res.Plan {
+			action := f.Action
+			if f.From != "" {
+				action += " from " + f.From
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Path, action, humanBytes(f.Size), f.Rule, f.CacheControl, f.ContentType, f.ContentEncoding)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "dry run: %d files (%d to upload, %s; %d to copy; %d carried); nothing was sent\n",
+			res.Files, res.Uploaded, humanBytes(res.BytesUploaded), res.Copied, res.Carried)
+		return nil
 	}
 	// The notice is a courtesy: serve's reconcile finds the manifest anyway,
 	// so a failed notice is reported but does not fail the publish.
@@ -84,8 +111,9 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	if *asJSON {
 		return writeJSON(env.Stdout, out)
 	}
-	fmt.Fprintf(env.Stdout, "published %s %s: %d files, %s in %.1fs (s3://%s/%s)\n", s.Name, res.Version, res.Files,
-		humanBytes(res.Bytes), res.Seconds, s.Bucket, s.ReleasePath(res.Version))
+	fmt.Fprintf(env.Stdout, "published %s %s: %d files, %s in %.1fs (%d uploaded, %s sent; %d copied; %d carried) (s3://%s/%s)\n",
+		s.Name, res.Version, res.Files, humanBytes(res.Bytes), res.Seconds, res.Uploaded, humanBytes(res.BytesUploaded),
+		res.Copied, res.Carried, s.Bucket, s.ReleasePath(res.Version))
 	return nil
 }
 

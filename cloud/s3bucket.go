@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -127,6 +129,9 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 	}
 	if f.CacheControl != "" {
 		in.CacheControl = aws.String(f.CacheControl)
+	}
+	if f.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(f.ContentEncoding)
 	}
 	if raw, err := hex.DecodeString(f.SHA256); err == nil && len(raw) == 32 {
 		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(raw))
@@ -320,4 +325,96 @@ func (b *S3Bucket) DeleteManifest(ctx context.Context, site releases.Site, versi
 		return fmt.Errorf("deleting s3://%s/%s: %w", site.Bucket, key, err)
 	}
 	return nil
+}
+
+// S3Copier is what server-side copies add to S3API.
+type S3Copier interface {
+	CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+}
+
+var _ S3Copier = (*s3.Client)(nil)
+
+// CopyFile copies an object of one release into another without sending
+// its bytes (CopyObject, up to 5 GB), replacing its headers with f's so
+// that current cache rules apply.
+func (b *S3Bucket) CopyFile(ctx context.Context, site releases.Site, from, fromPath, to string, f releases.File) error {
+	cp, ok := b.Client.(S3Copier)
+	if !ok {
+		return fmt.Errorf("the S3 client cannot copy objects")
+	}
+	src := site.ReleasePath(from) + fromPath
+	key := site.ReleasePath(to) + f.Path
+	in := &s3.CopyObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key),
+		CopySource:        aws.String(site.Bucket + "/" + escapeKey(src)),
+		MetadataDirective: types.MetadataDirectiveReplace}
+	if f.ContentType != "" {
+		in.ContentType = aws.String(f.ContentType)
+	}
+	if f.CacheControl != "" {
+		in.CacheControl = aws.String(f.CacheControl)
+	}
+	if f.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(f.ContentEncoding)
+	}
+	if _, err := cp.CopyObject(ctx, in); err != nil {
+		if isNotFound(err) {
+			return releases.Errorf(releases.ENOTFOUND, "copy source s3://%s/%s is missing: %w", site.Bucket, src, err)
+		}
+		return fmt.Errorf("copying s3://%s/%s to %s: %w", site.Bucket, src, key, err)
+	}
+	return nil
+}
+
+// escapeKey URL-encodes a key for x-amz-copy-source, keeping slashes.
+func escapeKey(k string) string {
+	parts := strings.Split(k, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// LatestManifests lists the manifests (one call per 1,000), picks the n
+// most recently written and reads only those.
+func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n int) ([]*releases.Manifest, error) {
+	type entry struct {
+		version string
+		at      time.Time
+	}
+	var all []entry
+	prefix := site.ManifestPrefix()
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			v, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), prefix), ".json")
+			if ok && releases.ValidateVersion(v) == nil {
+				all = append(all, entry{v, aws.ToTime(o.LastModified)})
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].at.Equal(all[j].at) {
+			return all[i].at.After(all[j].at)
+		}
+		return all[i].version > all[j].version
+	})
+	var out []*releases.Manifest
+	for _, e := range all {
+		if len(out) == n {
+			break
+		}
+		m, err := b.ReadManifest(ctx, site, e.version)
+		if errors.Is(err, releases.ErrNoManifest) {
+			continue // pruned in between
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

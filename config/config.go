@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"strings"
@@ -83,6 +84,20 @@ type Site struct {
 	Channel        string    `yaml:"channel"`
 	Deployers      []string  `yaml:"deployers"`
 	Retention      Retention `yaml:"retention"`
+	// CacheRules override publish's default headers, first match wins.
+	CacheRules []CacheRule `yaml:"cache_rules"`
+	// SkewProtection is how many previous releases' fingerprinted assets
+	// each new release carries (server-side copies); 0 turns it off.
+	SkewProtection *int `yaml:"skew_protection"`
+}
+
+// CacheRule sets headers for files matching a glob: a pattern without "/"
+// matches the file name, one with "/" the path in the release.
+type CacheRule struct {
+	Match           string `yaml:"match"`
+	CacheControl    string `yaml:"cache_control"`
+	ContentType     string `yaml:"content_type"`
+	ContentEncoding string `yaml:"content_encoding"`
 }
 
 type Retention struct {
@@ -159,6 +174,9 @@ const (
 	DefaultKeepDeployed      = 3
 	DefaultMinAge            = 72 * time.Hour
 	DefaultSchedule          = "0 3 * * *"
+	// DefaultSkewProtection: two releases back covers a visitor who
+	// loaded a page before the last two flips.
+	DefaultSkewProtection = 2
 )
 
 // Load reads and validates the file at path.
@@ -326,6 +344,9 @@ func (c *Config) defaults() {
 		if r.Grace.Duration == 0 {
 			r.Grace.Duration = releases.DefaultGrace
 		}
+		if c.Sites[i].SkewProtection == nil {
+			c.Sites[i].SkewProtection = ptr(DefaultSkewProtection)
+		}
 		if c.Sites[i].Strategy == "" {
 			c.Sites[i].Strategy = releases.DefaultStrategy
 		}
@@ -394,6 +415,20 @@ func (c *Config) validate(lines map[string]int) Errors {
 		}
 		if p := s.Prefix; p != "" && (strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || strings.Contains(p, "//")) {
 			bad(key+".prefix", "%q: a prefix ends with / and does not start with one, such as www/", p)
+		}
+		for j, r := range s.CacheRules {
+			rk := fmt.Sprintf("%s.cache_rules[%d]", key, j)
+			if r.Match == "" {
+				bad(rk+".match", "required")
+			} else if _, err := path.Match(r.Match, ""); err != nil {
+				bad(rk+".match", "bad glob %q: %v", r.Match, err)
+			}
+			if r.CacheControl == "" && r.ContentType == "" && r.ContentEncoding == "" {
+				bad(rk, "sets nothing: give cache_control, content_type or content_encoding")
+			}
+		}
+		if *s.SkewProtection < 0 || *s.SkewProtection > 20 {
+			bad(key+".skew_protection", "0 (off) to 20 previous releases")
 		}
 		if s.Strategy != releases.DefaultStrategy {
 			bad(key+".strategy", "unknown strategy %q (known: %s)", s.Strategy, releases.DefaultStrategy)

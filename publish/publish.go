@@ -17,6 +17,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,24 @@ import (
 	"github.com/deploybot/deploybot/releases"
 )
 
+// Rule overrides the default headers of matching files. A pattern
+// without "/" matches the file name, one with "/" the path in the release.
+type Rule struct {
+	Match           string
+	CacheControl    string
+	ContentType     string
+	ContentEncoding string
+}
+
+func (r Rule) matches(rel string) bool {
+	name := rel
+	if !strings.Contains(r.Match, "/") {
+		name = path.Base(rel)
+	}
+	ok, _ := path.Match(r.Match, name)
+	return ok
+}
+
 // Request is one publish.
 type Request struct {
 	Site    releases.Site
@@ -33,21 +52,44 @@ type Request struct {
 	Commit  string
 	Message string
 	Dir     string
-	// Concurrency is how many uploads run at once. Zero: 16, which keeps
-	// a CI runner's link busy with small files without tripping S3's
-	// per-prefix request rates (3,500 writes/s).
+	// Concurrency is how many uploads and copies run at once. Zero: 16,
+	// which keeps a CI runner's link busy with small files without
+	// tripping S3's per-prefix request rates (3,500 writes/s).
 	Concurrency int
+	// Rules are the site's cache rules, first match wins.
+	Rules []Rule
+	// SkewReleases is how many previous releases' fingerprinted assets
+	// the new release carries (server-side copies); 0 turns it off.
+	SkewReleases int
+	// DryRun plans everything and writes nothing.
+	DryRun bool
+}
+
+// FilePlan is what publish does with one file.
+type FilePlan struct {
+	Path            string `json:"path"`
+	Size            int64  `json:"size"`
+	Action          string `json:"action"` // upload, copy (same content as in From), carry (skew protection)
+	From            string `json:"from,omitempty"`
+	Rule            string `json:"rule"` // the cache rule that matched, or "default"
+	ContentType     string `json:"content_type"`
+	CacheControl    string `json:"cache_control"`
+	ContentEncoding string `json:"content_encoding,omitempty"`
 }
 
 // Result is what `publish --json` prints.
 type Result struct {
-	Version       string  `json:"version"`
-	Files         int     `json:"files"`
-	Bytes         int64   `json:"bytes"`
-	Uploaded      int     `json:"uploaded"`
-	Copied        int     `json:"copied"`
-	BytesUploaded int64   `json:"bytes_uploaded"`
-	Seconds       float64 `json:"seconds"`
+	Version       string     `json:"version"`
+	Files         int        `json:"files"`
+	Bytes         int64      `json:"bytes"`
+	Uploaded      int        `json:"uploaded"`
+	Copied        int        `json:"copied"`
+	Carried       int        `json:"carried"`
+	BytesUploaded int64      `json:"bytes_uploaded"`
+	BytesCopied   int64      `json:"bytes_copied"`
+	Seconds       float64    `json:"seconds"`
+	DryRun        bool       `json:"dry_run,omitempty"`
+	Plan          []FilePlan `json:"plan,omitempty"`
 }
 
 // Publisher uploads releases into a bucket.
@@ -62,10 +104,12 @@ type file struct {
 	size int64
 }
 
-// Publish uploads req.Dir as release req.Version. It refuses a version that
-// is already published before sending anything, so a repeated publish
-// changes nothing; a publish that fails part way leaves no manifest, so the
-// partial folder never goes live.
+// Publish uploads req.Dir as release req.Version. Files whose content is
+// already in the newest release are copied server-side instead of sent;
+// fingerprinted assets of the previous releases are carried over (skew
+// protection). It refuses a version that is already published before
+// doing anything, so a repeated publish changes nothing; the manifest is
+// written last, so a publish that fails part way never goes live.
 func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	now := time.Now
 	if p.Now != nil {
@@ -84,65 +128,212 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	} else if !errors.Is(err, releases.ErrNoManifest) {
 		return nil, err
 	}
-
 	conc := req.Concurrency
 	if conc <= 0 {
 		conc = 16
 	}
-	entries := make([]releases.ManifestFile, len(files))
-	var sent atomic.Int64
+	// The releases to copy from: the newest for unchanged files, and the
+	// last SkewReleases for carried assets.
+	prev, err := p.Bucket.LatestManifests(ctx, req.Site, max(1, req.SkewReleases))
+	if err != nil {
+		return nil, err
+	}
+
+	entries, err := hashAll(ctx, req, files, conc)
+	if err != nil {
+		return nil, err
+	}
+	plans := make([]FilePlan, len(entries))
+	type source struct{ version, path string }
+	have := map[string]source{} // sha256/size -> a file of the newest release
+	if len(prev) > 0 {
+		for _, f := range prev[0].Files {
+			have[f.SHA256+"/"+strconv.FormatInt(f.Size, 10)] = source{prev[0].Version, f.Path}
+		}
+	}
+	for i, e := range entries {
+		plans[i] = FilePlan{Path: e.Path, Size: e.Size, Action: "upload", Rule: e.rule,
+			ContentType: e.ContentType, CacheControl: e.CacheControl, ContentEncoding: e.ContentEncoding}
+		if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok && e.SHA256 != "" {
+			plans[i].Action, plans[i].From = "copy", src.version
+			entries[i].from = src
+		}
+	}
+	// Skew protection: fingerprinted assets of the previous releases that
+	// this build does not have under the same path.
+	own := map[string]bool{}
+	for _, e := range entries {
+		own[e.Path] = true
+	}
+	var carried []releases.ManifestFile
+	for i, m := range prev {
+		if i >= req.SkewReleases {
+			break
+		}
+		for _, f := range m.Files {
+			if own[f.Path] || !Fingerprinted(f.Path) {
+				continue
+			}
+			own[f.Path] = true
+			c := f
+			c.From = m.Version
+			carried = append(carried, c)
+			plans = append(plans, FilePlan{Path: f.Path, Size: f.Size, Action: "carry", From: m.Version, Rule: "as published",
+				ContentType: f.ContentType, CacheControl: f.CacheControl, ContentEncoding: f.ContentEncoding})
+		}
+	}
+
+	res := &Result{Version: req.Version, Files: len(entries), DryRun: req.DryRun}
+	for _, e := range entries {
+		res.Bytes += e.Size
+	}
+	for _, pl := range plans {
+		switch pl.Action {
+		case "upload":
+			res.Uploaded++
+			res.BytesUploaded += pl.Size
+		case "copy":
+			res.Copied++
+			res.BytesCopied += pl.Size
+		case "carry":
+			res.Carried++
+		}
+	}
+	if req.DryRun {
+		res.Plan = plans
+		res.Seconds = now().Sub(start).Seconds()
+		return res, nil
+	}
+
+	var uploadedBytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
-	for i, f := range files {
+	for i := range entries {
+		e := &entries[i]
 		g.Go(func() error {
-			e, err := p.upload(gctx, req, f)
-			if err != nil {
+			if e.from.version != "" {
+				err := p.Bucket.CopyFile(gctx, req.Site, e.from.version, e.from.path, req.Version, e.file())
+				if err == nil {
+					return nil
+				}
+				if releases.ErrorCode(err) != releases.ENOTFOUND {
+					return err
+				}
+				// The source went away (pruned meanwhile): send it after all.
+				e.from = source{}
+			}
+			if err := p.upload(gctx, req, e); err != nil {
 				return err
 			}
-			entries[i] = e
-			sent.Add(e.Size)
+			uploadedBytes.Add(e.Size)
 			return nil
+		})
+	}
+	for _, c := range carried {
+		g.Go(func() error {
+			f := releases.File{Path: c.Path, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
+			err := p.Bucket.CopyFile(gctx, req.Site, c.From, c.Path, req.Version, f)
+			if releases.ErrorCode(err) == releases.ENOTFOUND {
+				return nil // that old release is gone; nothing to carry
+			}
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
 	}
 	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message,
-		PublishedAt: now().UTC(), Files: entries}
+		PublishedAt: now().UTC(), Carried: carried}
+	for _, e := range entries {
+		m.Files = append(m.Files, e.ManifestFile)
+	}
 	if err := p.Bucket.WriteManifest(ctx, req.Site, m); err != nil {
 		return nil, err
 	}
-	res := &Result{Version: req.Version, Files: len(files), Uploaded: len(files), BytesUploaded: sent.Load(),
-		Seconds: now().Sub(start).Seconds()}
-	res.Bytes = res.BytesUploaded
+	// A copy whose source vanished was uploaded instead: count it so.
+	res.Uploaded, res.Copied, res.BytesCopied = 0, 0, 0
+	for _, e := range entries {
+		if e.from.version != "" {
+			res.Copied++
+			res.BytesCopied += e.Size
+		} else {
+			res.Uploaded++
+		}
+	}
+	res.BytesUploaded = uploadedBytes.Load()
+	res.Seconds = now().Sub(start).Seconds()
 	return res, nil
 }
 
-// upload hashes one file and sends it, streaming from disk both times so
-// memory stays flat whatever the file size.
-func (p *Publisher) upload(ctx context.Context, req Request, f file) (releases.ManifestFile, error) {
-	fh, err := os.Open(f.abs)
+type entry struct {
+	releases.ManifestFile
+	abs  string
+	rule string
+	from struct{ version, path string }
+}
+
+func (e *entry) file() releases.File {
+	return releases.File{Path: e.Path, Size: e.Size, ContentType: e.ContentType, CacheControl: e.CacheControl,
+		ContentEncoding: e.ContentEncoding, SHA256: e.SHA256}
+}
+
+// hashAll reads every file once, in parallel, for its SHA-256 and its
+// headers; memory stays flat (files are streamed, never held).
+func hashAll(ctx context.Context, req Request, files []file, conc int) ([]entry, error) {
+	entries := make([]entry, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i, f := range files {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			fh, err := os.Open(f.abs)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			h := sha256.New()
+			head := make([]byte, 512)
+			n, _ := io.ReadFull(fh, head)
+			h.Write(head[:n])
+			rest, err := io.Copy(h, fh)
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", f.abs, err)
+			}
+			e := entry{abs: f.abs, rule: "default"}
+			e.Path, e.Size, e.SHA256 = f.rel, int64(n)+rest, hex.EncodeToString(h.Sum(nil))
+			e.ContentType, e.CacheControl = ContentType(f.rel, head[:n]), CacheControl(f.rel)
+			for _, r := range req.Rules {
+				if r.matches(f.rel) {
+					e.rule = r.Match
+					if r.CacheControl != "" {
+						e.CacheControl = r.CacheControl
+					}
+					if r.ContentType != "" {
+						e.ContentType = r.ContentType
+					}
+					e.ContentEncoding = r.ContentEncoding
+					break
+				}
+			}
+			entries[i] = e
+			return nil
+		})
+	}
+	return entries, g.Wait()
+}
+
+// upload streams one file from disk.
+func (p *Publisher) upload(ctx context.Context, req Request, e *entry) error {
+	fh, err := os.Open(e.abs)
 	if err != nil {
-		return releases.ManifestFile{}, err
+		return err
 	}
 	defer fh.Close()
-	h := sha256.New()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(fh, head)
-	h.Write(head[:n])
-	size, err := io.Copy(h, fh)
-	if err != nil {
-		return releases.ManifestFile{}, fmt.Errorf("reading %s: %w", f.abs, err)
-	}
-	size += int64(n)
-	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return releases.ManifestFile{}, err
-	}
-	e := releases.ManifestFile{Path: f.rel, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)),
-		ContentType: ContentType(f.rel, head[:n]), CacheControl: CacheControl(f.rel)}
-	err = p.Bucket.PutFile(ctx, req.Site, req.Version, releases.File{Path: f.rel, Body: fh, Size: size,
-		ContentType: e.ContentType, CacheControl: e.CacheControl, SHA256: e.SHA256})
-	return e, err
+	f := e.file()
+	f.Body = fh
+	return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
 }
 
 // walk lists the regular files under dir (following symlinks to files),

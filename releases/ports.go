@@ -99,6 +99,12 @@ type Bucket interface {
 	WriteManifest(ctx context.Context, site Site, m *Manifest) error
 	// PutFile uploads one file of a release.
 	PutFile(ctx context.Context, site Site, version string, f File) error
+	// CopyFile copies fromPath of release from into release to at f.Path,
+	// server-side, setting f's headers (f.Body is not used).
+	CopyFile(ctx context.Context, site Site, from, fromPath, to string, f File) error
+	// LatestManifests returns the manifests of the n most recently
+	// published releases, newest first.
+	LatestManifests(ctx context.Context, site Site, n int) ([]*Manifest, error)
 
 	// ListFolders returns the names of the release folders in the bucket,
 	// with or without a manifest (one delimited listing, not every object).
@@ -125,9 +131,10 @@ type File struct {
 	Path         string // relative to the release folder, forward slashes
 	Body         io.ReadSeeker
 	Size         int64
-	ContentType  string
-	CacheControl string
-	SHA256       string // hex, for integrity checks where the server supports them
+	ContentType     string
+	CacheControl    string
+	ContentEncoding string
+	SHA256          string // hex, for integrity checks where the server supports them
 }
 
 // CDN is a flip strategy: how a site's live release is read and changed.

@@ -95,6 +95,10 @@ type Manifest struct {
 	Message     string         `json:"message,omitempty"`
 	PublishedAt time.Time      `json:"published_at"`
 	Files       []ManifestFile `json:"files"`
+	// Carried are fingerprinted assets of earlier releases copied into
+	// this one (skew protection): pages loaded before a flip keep finding
+	// their assets after it. They are not part of the build.
+	Carried []ManifestFile `json:"carried,omitempty"`
 }
 
 // ManifestFile is one file of a release, its path relative to the release
@@ -105,6 +109,10 @@ type ManifestFile struct {
 	SHA256       string `json:"sha256"`
 	ContentType  string `json:"content_type,omitempty"`
 	CacheControl string `json:"cache_control,omitempty"`
+	// ContentEncoding is set for pre-compressed files.
+	ContentEncoding string `json:"content_encoding,omitempty"`
+	// From names the release a carried file was copied from.
+	From string `json:"from,omitempty"`
 }
 
 // Release summarises the manifest for the store.

@@ -54,6 +54,14 @@ func (b *fakeBucket) WriteManifest(_ context.Context, _ releases.Site, m *releas
 
 func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.File) error { return nil }
 
+func (b *fakeBucket) CopyFile(context.Context, releases.Site, string, string, string, releases.File) error {
+	return nil
+}
+
+func (b *fakeBucket) LatestManifests(context.Context, releases.Site, int) ([]*releases.Manifest, error) {
+	return nil, nil
+}
+
 // Folders: every manifest has a one-object folder, plus the extra ones.
 func (b *fakeBucket) ListFolders(context.Context, releases.Site) ([]string, error) {
 	b.mu.Lock()

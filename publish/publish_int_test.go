@@ -1,0 +1,206 @@
+package publish_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/publish"
+	"github.com/deploybot/deploybot/releases"
+)
+
+type env struct {
+	srv  *localaws.Server
+	s3   *s3.Client
+	pub  *publish.Publisher
+	b    *cloud.S3Bucket
+	site releases.Site
+}
+
+func newEnv(t *testing.T) *env {
+	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EnsureSite("EPUB", "pub"); err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(api.Close)
+	s3c, _, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("a", "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &cloud.S3Bucket{Client: s3c}
+	return &env{srv: srv, s3: s3c, b: b, pub: &publish.Publisher{Bucket: b}, site: releases.Site{Name: "www", Bucket: "pub", Prefix: "www/"}}
+}
+
+func writeSite(t *testing.T, files map[string]string) string {
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func (e *env) get(t *testing.T, key string) (string, *s3.GetObjectOutput) {
+	t.Helper()
+	out, err := e.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("pub"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	b, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	return string(b), out
+}
+
+func TestUnchangedFilesAreCopiedNotSent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	files := map[string]string{}
+	for i := 0; i < 200; i++ {
+		files[fmt.Sprintf("pages/p%03d.html", i)] = strings.Repeat(fmt.Sprintf("page %d ", i), 50)
+	}
+	r1, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: writeSite(t, files)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Uploaded != 200 || r1.Copied != 0 {
+		t.Fatalf("first publish %+v", r1)
+	}
+	files["pages/p007.html"] = "changed"
+	files["pages/p150.html"] = "changed too"
+	r2, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v2", Dir: writeSite(t, files)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Uploaded != 2 || r2.Copied != 198 || r2.BytesUploaded != int64(len("changed")+len("changed too")) {
+		t.Fatalf("1%% changed: %+v", r2)
+	}
+	if float64(r2.BytesUploaded) > 0.02*float64(r2.Bytes) {
+		t.Fatalf("sent %d of %d bytes", r2.BytesUploaded, r2.Bytes)
+	}
+	for name, body := range files {
+		got, out := e.get(t, "www/v2/"+name)
+		if got != body || aws.ToString(out.CacheControl) != "no-cache" || !strings.HasPrefix(aws.ToString(out.ContentType), "text/html") {
+			t.Fatalf("%s: %q %q %q", name, got, aws.ToString(out.CacheControl), aws.ToString(out.ContentType))
+		}
+	}
+	if calls := e.srv.Calls(); calls["s3 CopyObject"] != 198 {
+		t.Fatalf("CopyObject calls %d", calls["s3 CopyObject"])
+	}
+}
+
+func TestCacheRulesAndDryRun(t *testing.T) {
+	e := newEnv(t)
+	dir := writeSite(t, map[string]string{
+		"index.html": "<h1>x</h1>", "app.3f9c1b2a.js": "js", "feed.xml": "<rss/>",
+		"assets/big.js.br": "brotli bytes", "docs/guide.html": "g",
+	})
+	rules := []publish.Rule{
+		{Match: "*.br", ContentType: "text/javascript; charset=utf-8", ContentEncoding: "br", CacheControl: "public, max-age=600"},
+		{Match: "docs/*.html", CacheControl: "public, s-maxage=60, max-age=0"},
+		{Match: "*.html", CacheControl: "public, s-maxage=30"},
+	}
+	res, err := e.pub.Publish(context.Background(), publish.Request{Site: e.site, Version: "v1", Dir: dir, Rules: rules, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]string{ // rule, cache-control, content-encoding
+		"index.html":       {"*.html", "public, s-maxage=30", ""},
+		"docs/guide.html":  {"docs/*.html", "public, s-maxage=60, max-age=0", ""},
+		"app.3f9c1b2a.js":  {"default", "public, max-age=31536000, immutable", ""},
+		"feed.xml":         {"default", "no-cache", ""},
+		"assets/big.js.br": {"*.br", "public, max-age=600", "br"},
+	}
+	for _, p := range res.Plan {
+		w := want[p.Path]
+		if p.Rule != w[0] || p.CacheControl != w[1] || p.ContentEncoding != w[2] || p.Action != "upload" {
+			t.Errorf("%s: %+v, want rule %q cache %q encoding %q", p.Path, p, w[0], w[1], w[2])
+		}
+	}
+	if calls := e.srv.Calls(); calls["s3 PutObject"] != 0 {
+		t.Fatalf("the dry run uploaded %d files", calls["s3 PutObject"])
+	}
+	if _, err := e.b.ReadManifest(context.Background(), e.site, "v1"); err == nil {
+		t.Fatal("the dry run wrote a manifest")
+	}
+	// The real run sets those headers on the objects.
+	if _, err := e.pub.Publish(context.Background(), publish.Request{Site: e.site, Version: "v1", Dir: dir, Rules: rules}); err != nil {
+		t.Fatal(err)
+	}
+	_, out := e.get(t, "www/v1/assets/big.js.br")
+	if aws.ToString(out.ContentEncoding) != "br" || aws.ToString(out.CacheControl) != "public, max-age=600" {
+		t.Fatalf("headers %q %q", aws.ToString(out.ContentEncoding), aws.ToString(out.CacheControl))
+	}
+}
+
+func TestSkewProtectionCarriesFingerprintedAssets(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	build := func(v, hash string) string {
+		return writeSite(t, map[string]string{
+			"index.html":                 `<script src="/assets/app.` + hash + `.js"></script>` + v,
+			"assets/app." + hash + ".js": "app " + v,
+			"assets/vendor.0000aaaa.js":  "vendor, unchanged",
+			"robots.txt":                 "not fingerprinted " + v,
+		})
+	}
+	pub := func(v, hash string, skew int) *publish.Result {
+		res, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: v, Dir: build(v, hash), SkewReleases: skew})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	pub("v1", "11111111", 2)
+	r2 := pub("v2", "22222222", 2)
+	if r2.Carried != 1 {
+		t.Fatalf("v2 carried %d", r2.Carried)
+	}
+	pub("v3", "33333333", 2)
+	m3, err := e.b.ReadManifest(ctx, e.site, "v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carried := map[string]string{}
+	for _, c := range m3.Carried {
+		carried[c.Path] = c.From
+	}
+	if len(carried) != 2 || carried["assets/app.22222222.js"] != "v2" || carried["assets/app.11111111.js"] != "v1" {
+		t.Fatalf("v3 carried %v", carried)
+	}
+	// A page of v1 loaded before the flips still finds its asset in v3, with
+	// v1's content; v3's own files are v3's.
+	if body, _ := e.get(t, "www/v3/assets/app.11111111.js"); body != "app v1" {
+		t.Fatalf("carried asset %q", body)
+	}
+	if body, _ := e.get(t, "www/v3/index.html"); !strings.Contains(body, "v3") {
+		t.Fatalf("own file %q", body)
+	}
+	for _, f := range m3.Files {
+		if _, ok := carried[f.Path]; ok {
+			t.Fatalf("%s is both a file and carried", f.Path)
+		}
+	}
+	// Off: nothing carried.
+	if r := pub("v4", "44444444", 0); r.Carried != 0 {
+		t.Fatalf("skew off carried %d", r.Carried)
+	}
+}
