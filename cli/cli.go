@@ -57,6 +57,7 @@ func commands() []command {
 		{"status", "live release, deploy in progress, lock", runStatus},
 		{"promote", "make a release live", runPromote},
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
+		{"verify", "check every file of a release is in the bucket with the right size", runVerify},
 		{"prune", "apply the retention policy now", runPrune},
 		{"pin", "keep a release forever", runPin},
 		{"unpin", "release a pin", runUnpin},

@@ -165,7 +165,7 @@ func (r remoteBackend) Status(ctx context.Context, site string) (*releases.Statu
 	return r.c.Status(ctx, site)
 }
 func (r remoteBackend) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
-	return r.c.Deploy(ctx, req.Site, releases.KindPromote, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
+	return r.c.Deploy(ctx, req.Site, releases.KindPromote, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, p)
 }
 func (r remoteBackend) Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error) {
 	return r.c.Deploy(ctx, req.Site, releases.KindRollback, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
@@ -391,8 +391,10 @@ func printer(w io.Writer) releases.Progress {
 
 func runPromote(ctx context.Context, env Env, args []string) error {
 	var reason *string
+	var noVerify *bool
 	b, site, pos, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
 		reason = fs.String("reason", "", "why (recorded with the deploy)")
+		noVerify = fs.Bool("no-verify", false, "skip checking that every file of the release is in the bucket")
 	})
 	if err != nil {
 		return err
@@ -404,7 +406,7 @@ func runPromote(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason}, printer(env.Stdout))
+	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason, NoVerify: *noVerify}, printer(env.Stdout))
 	return outcome(env, site, out, err)
 }
 
@@ -605,5 +607,57 @@ func runUnpin(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "unpinned %s %s: retention applies to it again\n", site, pos[0])
+	return nil
+}
+
+func runVerify(ctx context.Context, env Env, args []string) error {
+	fs, cfgPath := flagSet(env, "verify", "VERSION")
+	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("verify takes one VERSION (got %d arguments)", len(pos))
+	}
+	if err := releases.ValidateVersion(pos[0]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s, err := siteOf(cfg, *siteName)
+	if err != nil {
+		return err
+	}
+	// verify reads only the bucket, so it runs anywhere (CI included) and
+	// never needs the store.
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	svc := &releases.Service{Bucket: a.bucket, Sites: []releases.Site{s}}
+	rep, err := svc.Verify(ctx, s.Name, pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := writeJSON(env.Stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(env.Stdout, "%s %s: %s\n", s.Name, pos[0], rep.Summary())
+		for _, m := range rep.Missing {
+			fmt.Fprintf(env.Stdout, "  missing: %s\n", m)
+		}
+		for _, w := range rep.Wrong {
+			fmt.Fprintf(env.Stdout, "  wrong size: %s (%d bytes, manifest says %d)\n", w.Path, w.Have, w.Want)
+		}
+	}
+	if !rep.OK() {
+		return releases.Errorf(releases.ECONFLICT, "%s %s: %s", s.Name, pos[0], rep.Summary())
+	}
 	return nil
 }

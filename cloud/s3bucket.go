@@ -418,3 +418,20 @@ func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n in
 	}
 	return out, nil
 }
+
+// ReleaseObjects lists a release folder, one call per 1,000 objects.
+func (b *S3Bucket) ReleaseObjects(ctx context.Context, site releases.Site, version string) (map[string]int64, error) {
+	out := map[string]int64{}
+	prefix := site.ReleasePath(version)
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			out[strings.TrimPrefix(aws.ToString(o.Key), prefix)] = aws.ToInt64(o.Size)
+		}
+	}
+	return out, nil
+}

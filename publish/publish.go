@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -229,6 +230,8 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			return nil
 		})
 	}
+	var carriedMu sync.Mutex
+	var carriedOK []releases.ManifestFile
 	for _, c := range carried {
 		g.Go(func() error {
 			f := releases.File{Path: c.Path, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
@@ -236,14 +239,21 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			if releases.ErrorCode(err) == releases.ENOTFOUND {
 				return nil // that old release is gone; nothing to carry
 			}
+			if err == nil {
+				carriedMu.Lock()
+				carriedOK = append(carriedOK, c)
+				carriedMu.Unlock()
+			}
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
 	}
+	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
 	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message,
-		PublishedAt: now().UTC(), Carried: carried}
+		PublishedAt: now().UTC(), Carried: carriedOK}
+	res.Carried = len(carriedOK)
 	for _, e := range entries {
 		m.Files = append(m.Files, e.ManifestFile)
 	}

@@ -109,6 +109,8 @@ type Bucket interface {
 	// ListFolders returns the names of the release folders in the bucket,
 	// with or without a manifest (one delimited listing, not every object).
 	ListFolders(ctx context.Context, site Site) ([]string, error)
+	// ReleaseObjects lists a release folder: path (relative) -> size.
+	ReleaseObjects(ctx context.Context, site Site, version string) (map[string]int64, error)
 	// FolderStats lists one folder: object count, size and newest object.
 	FolderStats(ctx context.Context, site Site, version string) (Folder, error)
 	// DeleteFolder deletes every object of a release folder (not the
@@ -128,9 +130,9 @@ type Folder struct {
 
 // File is one file to upload into a release folder.
 type File struct {
-	Path         string // relative to the release folder, forward slashes
-	Body         io.ReadSeeker
-	Size         int64
+	Path            string // relative to the release folder, forward slashes
+	Body            io.ReadSeeker
+	Size            int64
 	ContentType     string
 	CacheControl    string
 	ContentEncoding string

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -298,6 +299,9 @@ type PromoteRequest struct {
 	Actor   string
 	Reason  string
 	Kind    Kind
+	// NoVerify skips checking that every manifest entry is in the bucket
+	// with the right size (one listing per 1,000 files) before the flip.
+	NoVerify bool
 }
 
 // Outcome is the result of a promote or rollback. AlreadyLive means nothing
@@ -344,6 +348,15 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		return nil, err
 	} else if l != nil {
 		return nil, &LockedError{Lock: *l}
+	}
+	if !req.NoVerify {
+		rep, err := s.Verify(ctx, site.Name, req.Version)
+		if err != nil {
+			return nil, err
+		}
+		if !rep.OK() {
+			return nil, Errorf(ECONFLICT, "refusing to promote %s of %s: %s (use --no-verify to promote anyway)", req.Version, site.Name, rep.Summary())
+		}
 	}
 	cur, err := cdn.Current(ctx, site)
 	if err != nil {
@@ -612,4 +625,81 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 	if err := s.Store.AppendAudit(ctx, e); err != nil {
 		s.logger().ErrorContext(ctx, "writing the audit log", "err", err, "site", e.Site, "action", e.Action)
 	}
+}
+
+// VerifyReport says whether a release's files are all in the bucket.
+type VerifyReport struct {
+	Site    string          `json:"site"`
+	Version string          `json:"version"`
+	Files   int             `json:"files"`
+	Missing []string        `json:"missing"`
+	Wrong   []WrongSizeFile `json:"wrong_size"`
+}
+
+// WrongSizeFile is a file whose object has another size than the manifest says.
+type WrongSizeFile struct {
+	Path string `json:"path"`
+	Want int64  `json:"want"`
+	Have int64  `json:"have"`
+}
+
+// OK reports a complete release.
+func (r *VerifyReport) OK() bool { return len(r.Missing) == 0 && len(r.Wrong) == 0 }
+
+// Summary names what is wrong, the first few files of each kind.
+func (r *VerifyReport) Summary() string {
+	if r.OK() {
+		return fmt.Sprintf("all %d files present with the right sizes", r.Files)
+	}
+	var parts []string
+	list := func(names []string) string {
+		if len(names) > 5 {
+			return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+		}
+		return strings.Join(names, ", ")
+	}
+	if len(r.Missing) > 0 {
+		parts = append(parts, fmt.Sprintf("%d file(s) missing: %s", len(r.Missing), list(r.Missing)))
+	}
+	if len(r.Wrong) > 0 {
+		var names []string
+		for _, w := range r.Wrong {
+			names = append(names, fmt.Sprintf("%s (%d bytes, manifest says %d)", w.Path, w.Have, w.Want))
+		}
+		parts = append(parts, fmt.Sprintf("%d file(s) with the wrong size: %s", len(r.Wrong), list(names)))
+	}
+	return "release is damaged: " + strings.Join(parts, "; ")
+}
+
+// Verify checks every manifest entry (files and carried assets) exists in
+// the release folder with the right size.
+func (s *Service) Verify(ctx context.Context, siteName, version string) (*VerifyReport, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateVersion(version); err != nil {
+		return nil, err
+	}
+	m, err := s.Bucket.ReadManifest(ctx, site, version)
+	if err != nil {
+		return nil, err
+	}
+	have, err := s.Bucket.ReleaseObjects(ctx, site, version)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Site: site.Name, Version: version, Missing: []string{}, Wrong: []WrongSizeFile{}}
+	for _, f := range append(append([]ManifestFile(nil), m.Files...), m.Carried...) {
+		rep.Files++
+		size, ok := have[f.Path]
+		switch {
+		case !ok:
+			rep.Missing = append(rep.Missing, f.Path)
+		case size != f.Size:
+			rep.Wrong = append(rep.Wrong, WrongSizeFile{Path: f.Path, Want: f.Size, Have: size})
+		}
+	}
+	sort.Strings(rep.Missing)
+	return rep, nil
 }

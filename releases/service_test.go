@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ type fakeBucket struct {
 	manifests map[string]*releases.Manifest
 	gone      map[string]bool            // folders deleted (manifest may remain)
 	extra     map[string]releases.Folder // folders without a manifest
+	damaged   map[string]bool            // version/path of files missing from a folder
 }
 
 func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
@@ -56,6 +58,20 @@ func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.Fi
 
 func (b *fakeBucket) CopyFile(context.Context, releases.Site, string, string, string, releases.File) error {
 	return nil
+}
+
+func (b *fakeBucket) ReleaseObjects(_ context.Context, _ releases.Site, v string) (map[string]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]int64{}
+	if m, ok := b.manifests[v]; ok && !b.gone[v] {
+		for _, f := range m.Files {
+			if !b.damaged[v+"/"+f.Path] {
+				out[f.Path] = f.Size
+			}
+		}
+	}
+	return out, nil
 }
 
 func (b *fakeBucket) LatestManifests(context.Context, releases.Site, int) ([]*releases.Manifest, error) {
@@ -485,4 +501,22 @@ func FuzzVersionFromOriginPath(f *testing.F) {
 			t.Fatalf("%q from %q is not a valid version", v, p)
 		}
 	})
+}
+
+func TestPromoteRefusesADamagedRelease(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1")
+	h.bucket.manifests["v1"].Files = append(h.bucket.manifests["v1"].Files, releases.ManifestFile{Path: "app.js", Size: 5})
+	h.bucket.damaged = map[string]bool{"v1/app.js": true}
+	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "missing: app.js") {
+		t.Fatalf("promote of a damaged release: %v", err)
+	}
+	if h.cdn.flips != 0 {
+		t.Fatal("a damaged release was flipped to")
+	}
+	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a", NoVerify: true}, nil)
+	if err != nil || out.Deploy == nil {
+		t.Fatalf("--no-verify: %+v %v", out, err)
+	}
 }

@@ -13,9 +13,10 @@ import (
 
 // DeployRequest is the body of POST .../promote and .../rollback.
 type DeployRequest struct {
-	Version string `json:"version"`
-	Actor   string `json:"actor"`
-	Reason  string `json:"reason"`
+	Version  string `json:"version"`
+	Actor    string `json:"actor"`
+	Reason   string `json:"reason"`
+	NoVerify bool   `json:"no_verify,omitempty"`
 }
 
 // WireEvent is one line of a promote/rollback answer (NDJSON): progress
@@ -226,7 +227,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		if kind == releases.KindRollback {
 			out, err = s.Service.Rollback(s.work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
 		} else {
-			out, err = s.Service.Promote(s.work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
+			out, err = s.Service.Promote(s.work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, progress)
 		}
 		done <- result{out, err}
 	}()

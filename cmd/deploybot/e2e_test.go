@@ -16,6 +16,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/cloud"
 )
 
 // The end-to-end test runs the built binary: localaws, publish v1 and v2,
@@ -368,4 +373,27 @@ func TestPruneFromTheCommandLine(t *testing.T) {
 
 	bad := w.write("badcron.yaml", strings.Replace(readFile(t, w.config), `schedule: "@daily"`, `schedule: "every day"`, 1))
 	w.expect(2, "site www: bad cron expression", "prune", "--config", bad)
+}
+
+func TestVerifyAndDamagedRelease(t *testing.T) {
+	w := start(t, "50ms", "50ms")
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	w.must("publish", "--version", "v2", w.siteDir("v2"))
+	if r := w.must("verify", "v2"); !strings.Contains(r.stdout, "all 2 files present") {
+		t.Fatalf("verify: %s", r.stdout)
+	}
+	// Someone deletes a file of v2 from the bucket.
+	s3c, _, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: w.api, Credentials: cloud.StaticCredentials("a", "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("example-site"), Key: aws.String("www/v2/assets/app.0123abcd.css")}); err != nil {
+		t.Fatal(err)
+	}
+	w.expect(1, "missing: assets/app.0123abcd.css", "verify", "v2")
+	w.expect(1, "refusing to promote v2", "promote", "v2")
+	w.must("promote", "v1")
+	w.serves("v1")
+	w.must("promote", "--no-verify", "v2")
+	w.serves("v2")
 }
