@@ -1,0 +1,242 @@
+// Command publish benchmarks `deploybot publish` against its peers on the
+// same S3 server (versitygw) in one run: a plain 16-worker PutObject loop,
+// `rclone sync` (default and --transfers 16) and `aws s3 sync`. It prints
+// the median of several rounds and the ratios, then a re-publish with 1% of
+// the files changed and the peak RSS of publish for the site and one ten
+// times larger.
+//
+//	go run ./bench/publish [-files 2000] [-rounds 3]
+//
+// Needs versitygw (make tools), rclone and awscli (Debian packages).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testaws"
+)
+
+func main() {
+	files := flag.Int("files", 2000, "files in the site")
+	rounds := flag.Int("rounds", 3, "rounds per tool (the median is reported)")
+	flag.Parse()
+	if err := run(*files, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/publish:", err)
+		os.Exit(1)
+	}
+}
+
+// makeSite writes a reproducible site: mostly small files (HTML, JS, CSS,
+// JSON), some images of tens of KB, a few of a few hundred KB; a third of
+// the assets fingerprinted.
+func makeSite(dir string, n int, seed uint64) (int64, error) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	var total int64
+	exts := []string{".html", ".js", ".css", ".json", ".svg", ".png", ".woff2"}
+	for i := 0; i < n; i++ {
+		ext := exts[r.IntN(len(exts))]
+		size := 200 + r.IntN(8_000)
+		switch {
+		case i%100 == 0:
+			size = 200_000 + r.IntN(300_000)
+		case ext == ".png" || ext == ".woff2":
+			size = 10_000 + r.IntN(60_000)
+		}
+		name := fmt.Sprintf("section%02d/page%04d%s", i%40, i, ext)
+		if ext != ".html" && i%3 == 0 {
+			name = fmt.Sprintf("assets/chunk-%04d.%08x%s", i, r.Uint32(), ext)
+		}
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte('a' + r.IntN(26))
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return 0, err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return 0, err
+		}
+		total += int64(size)
+	}
+	return total, nil
+}
+
+type tool struct {
+	name string
+	cmd  func(round int) *exec.Cmd
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func without(env []string, name string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, name+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func build(dir, pkg string) (string, error) {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+func run(nFiles, rounds int) error {
+	ctx := context.Background()
+	vgw := testaws.VersityGWPath()
+	if vgw == "" {
+		return fmt.Errorf("versitygw not found: run `make tools`")
+	}
+	rclone, err := exec.LookPath("rclone")
+	if err != nil {
+		return fmt.Errorf("rclone not found: apt-get install rclone")
+	}
+	awscli, err := exec.LookPath("aws")
+	if err != nil {
+		return fmt.Errorf("aws not found: apt-get install awscli")
+	}
+	work, err := os.MkdirTemp("", "deploybot-bench-publish-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	deploybot, err := build(work, "./cmd/deploybot")
+	if err != nil {
+		return err
+	}
+	putloop, err := build(work, "./bench/putloop")
+	if err != nil {
+		return err
+	}
+	endpoint, stop, err := testaws.Start(vgw, filepath.Join(work, "vgw"))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
+		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
+	if err != nil {
+		return err
+	}
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench")}); err != nil {
+		return err
+	}
+	site := filepath.Join(work, "site")
+	total, err := makeSite(site, nFiles, 1)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("site: %d files, %.1f MB; versitygw %s; %d rounds, medians\n", nFiles, float64(total)/1e6, endpoint, rounds)
+
+	env := append(without(os.Environ(), "AWS_CA_BUNDLE"), "AWS_ACCESS_KEY_ID="+testaws.AccessKey, "AWS_SECRET_ACCESS_KEY="+testaws.SecretKey,
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	config := func(name string) (string, error) {
+		p := filepath.Join(work, name+".yaml")
+		return p, os.WriteFile(p, []byte(fmt.Sprintf("store: {path: %s/db}\naws: {endpoint: %q}\nsites:\n  - {name: %s, bucket: bench, prefix: %s/, distribution_id: EBENCH}\n",
+			work, endpoint, name, name)), 0o644)
+	}
+	rcloneRemote := func(prefix string) string {
+		return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:bench/%s",
+			endpoint, testaws.AccessKey, testaws.SecretKey, prefix)
+	}
+	tools := []tool{
+		{"deploybot publish", func(r int) *exec.Cmd {
+			cfg, _ := config(fmt.Sprintf("dbt%d", r))
+			return exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
+		}},
+		{"PutObject loop x16", func(r int) *exec.Cmd {
+			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", "bench", "-prefix", fmt.Sprintf("loop%d/", r), site)
+		}},
+		{"rclone sync", func(r int) *exec.Cmd {
+			return exec.Command(rclone, "sync", site, rcloneRemote(fmt.Sprintf("rclone%d", r)))
+		}},
+		{"rclone sync x16", func(r int) *exec.Cmd {
+			return exec.Command(rclone, "sync", "--transfers", "16", site, rcloneRemote(fmt.Sprintf("rclone16-%d", r)))
+		}},
+		{"aws s3 sync", func(r int) *exec.Cmd {
+			return exec.Command(awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint, site, fmt.Sprintf("s3://bench/aws%d/", r))
+		}},
+	}
+	times := map[string][]time.Duration{}
+	for r := 0; r < rounds; r++ {
+		for _, t := range tools {
+			cmd := t.cmd(r)
+			cmd.Env = env
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v\n%s", t.name, err, out)
+			}
+			times[t.name] = append(times[t.name], time.Since(start))
+		}
+	}
+	ours := median(times["deploybot publish"])
+	fmt.Printf("%-20s %10s %14s\n", "tool", "median s", "deploybot/tool")
+	for _, t := range tools {
+		m := median(times[t.name])
+		fmt.Printf("%-20s %10.2f %14.2f\n", t.name, m.Seconds(), ours.Seconds()/m.Seconds())
+	}
+
+	// Re-publish with 1% of the files changed.
+	changed := 0
+	_ = filepath.WalkDir(site, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && changed < nFiles/100 && strings.HasSuffix(p, ".html") {
+			changed++
+			return os.WriteFile(p, []byte(fmt.Sprintf("<h1>changed %d</h1>", changed)), 0o644)
+		}
+		return nil
+	})
+	cfg, _ := config("dbt0")
+	cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v2", "--json", site)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("re-publish: %v", err)
+	}
+	fmt.Printf("re-publish with %d files (1%%) changed: %s", changed, compact(out))
+
+	// Peak RSS: the site, and one ten times larger.
+	for _, n := range []int{nFiles, nFiles * 10} {
+		dir := filepath.Join(work, fmt.Sprintf("rss%d", n))
+		if _, err := makeSite(dir, n, 2); err != nil {
+			return err
+		}
+		cfg, _ := config(fmt.Sprintf("rss%d", n))
+		cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", dir)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("publish for RSS: %v\n%s", err, out)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		fmt.Printf("peak RSS of publish, %d files: %.1f MiB\n", n, float64(ru.Maxrss)/1024)
+	}
+	return nil
+}
+
+func compact(b []byte) string {
+	return strings.Join(strings.Fields(string(b)), " ") + "\n"
+}
