@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 )
@@ -303,5 +304,48 @@ func TestS3ChecksumsBothWays(t *testing.T) {
 	}
 	if _, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad")}); err == nil {
 		t.Fatal("object with a bad checksum was stored")
+	}
+}
+
+// sectionFile is what publish hands PutFile: a seekable file that can be
+// read at offsets, so parts stream from disk.
+func TestLargeFilesGoUpInParts(t *testing.T) {
+	for _, server := range []string{"localaws", "versitygw"} {
+		t.Run(server, func(t *testing.T) {
+			ctx := context.Background()
+			var s3c *s3.Client
+			site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/"}
+			if server == "localaws" {
+				s3c = newEnv(t, 0, 0).s3
+			} else {
+				endpoint := testaws.StartVersityGW(t)
+				var err error
+				s3c, _, err = cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("site-bucket")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := &cloud.S3Bucket{Client: s3c, MultipartThreshold: 6 << 20, PartSize: 5 << 20}
+			body := bytes.Repeat([]byte("0123456789abcdef"), (13<<20)/16+7) // 13 MiB + 112 B: three parts
+			if err := b.PutFile(ctx, site, "v1", releases.File{Path: "big.bin", Body: bytes.NewReader(body), Size: int64(len(body)),
+				ContentType: "application/octet-stream", CacheControl: "public, max-age=60"}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v1/big.bin")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(out.Body)
+			out.Body.Close()
+			if !bytes.Equal(got, body) || aws.ToString(out.CacheControl) != "public, max-age=60" {
+				t.Fatalf("read back %d bytes (want %d), cache %q", len(got), len(body), aws.ToString(out.CacheControl))
+			}
+			if !strings.HasSuffix(strings.Trim(aws.ToString(out.ETag), `"`), "-3") {
+				t.Fatalf("ETag %s is not a 3-part multipart ETag", aws.ToString(out.ETag))
+			}
+		})
 	}
 }

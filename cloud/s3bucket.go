@@ -38,7 +38,22 @@ var _ S3API = (*s3.Client)(nil)
 // S3Bucket keeps a site's releases in S3.
 type S3Bucket struct {
 	Client S3API
+	// MultipartThreshold is the size from which files go up in parts
+	// (zero: 64 MiB); PartSize is the part size (zero: 16 MiB, S3's
+	// minimum is 5 MiB). Parts are retried alone, and four go at once.
+	MultipartThreshold int64
+	PartSize           int64
 }
+
+// S3Multipart is what large uploads add to S3API.
+type S3Multipart interface {
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+}
+
+var _ S3Multipart = (*s3.Client)(nil)
 
 var _ releases.Bucket = (*S3Bucket)(nil)
 
@@ -120,6 +135,15 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 // sent as the object's checksum, so S3 verifies what it stored.
 func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version string, f releases.File) error {
 	key := site.ReleasePath(version) + f.Path
+	threshold := b.MultipartThreshold
+	if threshold <= 0 {
+		threshold = 64 << 20
+	}
+	if ra, ok := f.Body.(io.ReaderAt); ok && f.Size >= threshold {
+		if mp, ok := b.Client.(S3Multipart); ok {
+			return b.putMultipart(ctx, mp, site, key, f, ra)
+		}
+	}
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(site.Bucket), Key: aws.String(key),
 		Body: f.Body, ContentLength: aws.Int64(f.Size),
@@ -434,4 +458,60 @@ func (b *S3Bucket) ReleaseObjects(ctx context.Context, site releases.Site, versi
 		}
 	}
 	return out, nil
+}
+
+// putMultipart uploads a large file in parts read straight from disk
+// (io.SectionReader: no part is held in memory beyond the SDK's buffer).
+// On failure the upload is aborted, so no stray parts are billed.
+func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releases.Site, key string, f releases.File, ra io.ReaderAt) error {
+	partSize := b.PartSize
+	if partSize <= 0 {
+		partSize = 16 << 20
+	}
+	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)}
+	if f.ContentType != "" {
+		in.ContentType = aws.String(f.ContentType)
+	}
+	if f.CacheControl != "" {
+		in.CacheControl = aws.String(f.CacheControl)
+	}
+	if f.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(f.ContentEncoding)
+	}
+	created, err := mp.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return fmt.Errorf("starting the upload of s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	id := created.UploadId
+	n := int((f.Size + partSize - 1) / partSize)
+	parts := make([]types.CompletedPart, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i := 0; i < n; i++ {
+		off := int64(i) * partSize
+		size := min(partSize, f.Size-off)
+		g.Go(func() error {
+			out, err := mp.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), UploadId: id,
+				PartNumber: aws.Int32(int32(i + 1)), Body: io.NewSectionReader(ra, off, size), ContentLength: aws.Int64(size)})
+			if err != nil {
+				return fmt.Errorf("part %d of s3://%s/%s: %w", i+1, site.Bucket, key, err)
+			}
+			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
+			return nil
+		})
+	}
+	err = g.Wait()
+	if err == nil {
+		_, err = mp.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key),
+			UploadId: id, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		if err != nil {
+			err = fmt.Errorf("completing the upload of s3://%s/%s: %w", site.Bucket, key, err)
+		}
+	}
+	if err != nil {
+		if _, aerr := mp.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), UploadId: id}); aerr != nil {
+			err = fmt.Errorf("%w (and aborting the upload failed: %v)", err, aerr)
+		}
+	}
+	return err
 }

@@ -54,6 +54,7 @@ type s3Service struct {
 	now     func() time.Time
 	mu      sync.RWMutex
 	buckets map[string]*s3Bucket
+	mp      multipart
 }
 
 func newS3(dataDir string, now func() time.Time) (*s3Service, error) {
@@ -202,6 +203,9 @@ func s3OpName(r *http.Request) string {
 			return "DeleteBucket"
 		}
 	default:
+		if op := (&s3Service{}).multipartOp(r); op != "" {
+			return op
+		}
 		switch r.Method {
 		case http.MethodPut:
 			if r.Header.Get("x-amz-copy-source") != "" {
@@ -251,6 +255,8 @@ func (s *s3Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.getObject(w, r, bucket, key)
 	case "DeleteObject":
 		s.deleteObject(w, r, bucket, key)
+	case "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload":
+		s.serveMultipart(w, r, op, bucket, key)
 	default:
 		writeS3Error(w, r, s3Error{Status: http.StatusNotImplemented, Code: "NotImplemented", Message: "localaws does not implement this operation"})
 	}

@@ -1,0 +1,222 @@
+package localaws
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Multipart uploads, as S3 does them: parts of at least 5 MiB (but the
+// last), numbered 1 to 10,000, and an ETag of the MD5 of the parts' MD5s
+// with "-<parts>".
+const minPartSize = 5 << 20
+
+type upload struct {
+	id     string
+	bucket string
+	key    string
+	head   http.Header
+	parts  map[int]part
+}
+
+type part struct {
+	blob string
+	size int64
+	etag string // quoted
+	md5  []byte
+}
+
+type multipart struct {
+	mu      sync.Mutex
+	uploads map[string]*upload
+}
+
+func (s *s3Service) multipartOp(r *http.Request) string {
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		return "CreateMultipartUpload"
+	case r.Method == http.MethodPut && q.Has("uploadId") && q.Has("partNumber"):
+		return "UploadPart"
+	case r.Method == http.MethodPost && q.Has("uploadId"):
+		return "CompleteMultipartUpload"
+	case r.Method == http.MethodDelete && q.Has("uploadId"):
+		return "AbortMultipartUpload"
+	}
+	return ""
+}
+
+func (s *s3Service) serveMultipart(w http.ResponseWriter, r *http.Request, op, bucket, key string) {
+	b := s.bucket(w, r, bucket)
+	if b == nil {
+		return
+	}
+	q := r.URL.Query()
+	mp := &s.mp
+	switch op {
+	case "CreateMultipartUpload":
+		u := &upload{id: newID('U') + newID('P'), bucket: bucket, key: key, head: r.Header.Clone(), parts: map[int]part{}}
+		mp.mu.Lock()
+		if mp.uploads == nil {
+			mp.uploads = map[string]*upload{}
+		}
+		mp.uploads[u.id] = u
+		mp.mu.Unlock()
+		type result struct {
+			XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+			NS       string   `xml:"xmlns,attr"`
+			Bucket   string
+			Key      string
+			UploadID string `xml:"UploadId"`
+		}
+		writeXML(w, http.StatusOK, result{NS: s3NS, Bucket: bucket, Key: key, UploadID: u.id})
+	case "UploadPart":
+		u := mp.get(q.Get("uploadId"), bucket, key)
+		n, err := strconv.Atoi(q.Get("partNumber"))
+		if u == nil || err != nil || n < 1 || n > 10000 {
+			writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchUpload", Message: "The specified upload does not exist."})
+			return
+		}
+		h := md5.New()
+		blob, size, sum, err := storeBlob(b, readBody(r), h)
+		if err != nil {
+			writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: err.Error()})
+			return
+		}
+		mp.mu.Lock()
+		if old, ok := u.parts[n]; ok {
+			os.Remove(filepath.Join(b.dir, old.blob))
+		}
+		u.parts[n] = part{blob: blob, size: size, etag: `"` + sum + `"`, md5: h.Sum(nil)}
+		mp.mu.Unlock()
+		w.Header().Set("ETag", `"`+sum+`"`)
+		w.WriteHeader(http.StatusOK)
+	case "AbortMultipartUpload":
+		mp.mu.Lock()
+		u := mp.uploads[q.Get("uploadId")]
+		delete(mp.uploads, q.Get("uploadId"))
+		mp.mu.Unlock()
+		if u != nil {
+			for _, p := range u.parts {
+				os.Remove(filepath.Join(b.dir, p.blob))
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case "CompleteMultipartUpload":
+		s.complete(w, r, b, q.Get("uploadId"), bucket, key)
+	}
+}
+
+func (m *multipart) get(id, bucket, key string) *upload {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.uploads[id]
+	if u == nil || u.bucket != bucket || u.key != key {
+		return nil
+	}
+	return u
+}
+
+func (s *s3Service) complete(w http.ResponseWriter, r *http.Request, b *s3Bucket, id, bucket, key string) {
+	var req struct {
+		Parts []struct {
+			PartNumber int
+			ETag       string
+		} `xml:"Part"`
+	}
+	if err := xml.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&req); err != nil {
+		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: err.Error()})
+		return
+	}
+	mp := &s.mp
+	u := mp.get(id, bucket, key)
+	if u == nil {
+		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchUpload", Message: "The specified upload does not exist."})
+		return
+	}
+	mp.mu.Lock()
+	parts := make([]part, 0, len(req.Parts))
+	var bad *s3Error
+	if !sort.SliceIsSorted(req.Parts, func(i, j int) bool { return req.Parts[i].PartNumber < req.Parts[j].PartNumber }) {
+		bad = &s3Error{Status: http.StatusBadRequest, Code: "InvalidPartOrder", Message: "The list of parts was not in ascending order."}
+	}
+	for i, p := range req.Parts {
+		got, ok := u.parts[p.PartNumber]
+		switch {
+		case bad != nil:
+		case !ok || strings.Trim(got.etag, `"`) != strings.Trim(p.ETag, `"`):
+			bad = &s3Error{Status: http.StatusBadRequest, Code: "InvalidPart", Message: fmt.Sprintf("part %d was not uploaded or its ETag differs", p.PartNumber)}
+		case i < len(req.Parts)-1 && got.size < minPartSize:
+			bad = &s3Error{Status: http.StatusBadRequest, Code: "EntityTooSmall", Message: "Your proposed upload is smaller than the minimum allowed object size."}
+		}
+		parts = append(parts, got)
+	}
+	mp.mu.Unlock()
+	if len(req.Parts) == 0 && bad == nil {
+		bad = &s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "no parts"}
+	}
+	if bad != nil {
+		writeS3Error(w, r, *bad)
+		return
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for _, p := range parts {
+			f, err := os.Open(filepath.Join(b.dir, p.blob))
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			_, err = io.Copy(pw, f)
+			f.Close()
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.Close()
+	}()
+	blob, size, _, err := storeBlob(b, pr)
+	if err != nil {
+		writeS3Error(w, r, s3Error{Status: 500, Code: "InternalError", Message: err.Error()})
+		return
+	}
+	all := md5.New()
+	for _, p := range parts {
+		all.Write(p.md5)
+	}
+	etag := fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(all.Sum(nil)), len(parts))
+	o := &object{Key: key, Size: size, ETag: etag, ContentType: u.head.Get("Content-Type"), CacheControl: u.head.Get("Cache-Control"),
+		ContentEncoding: u.head.Get("Content-Encoding"), ContentDisp: u.head.Get("Content-Disposition"), Meta: metaFromHeaders(u.head), Blob: blob}
+	if o.ContentType == "" {
+		o.ContentType = "binary/octet-stream"
+	}
+	if e := s.commit(r, b, o); e != nil {
+		os.Remove(filepath.Join(b.dir, blob))
+		writeS3Error(w, r, *e)
+		return
+	}
+	mp.mu.Lock()
+	delete(mp.uploads, id)
+	mp.mu.Unlock()
+	for _, p := range u.parts {
+		os.Remove(filepath.Join(b.dir, p.blob))
+	}
+	type result struct {
+		XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
+		NS      string   `xml:"xmlns,attr"`
+		Bucket  string
+		Key     string
+		ETag    string
+	}
+	writeXML(w, http.StatusOK, result{NS: s3NS, Bucket: bucket, Key: key, ETag: etag})
+}
