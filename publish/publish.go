@@ -140,11 +140,6 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 
-	entries, err := hashAll(ctx, req, files, conc)
-	if err != nil {
-		return nil, err
-	}
-	plans := make([]FilePlan, len(entries))
 	type source struct{ version, path string }
 	have := map[string]source{} // sha256/size -> a file of the newest release
 	if len(prev) > 0 {
@@ -152,19 +147,11 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			have[f.SHA256+"/"+strconv.FormatInt(f.Size, 10)] = source{prev[0].Version, f.Path}
 		}
 	}
-	for i, e := range entries {
-		plans[i] = FilePlan{Path: e.Path, Size: e.Size, Action: "upload", Rule: e.rule,
-			ContentType: e.ContentType, CacheControl: e.CacheControl, ContentEncoding: e.ContentEncoding}
-		if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok && e.SHA256 != "" {
-			plans[i].Action, plans[i].From = "copy", src.version
-			entries[i].from = src
-		}
-	}
 	// Skew protection: fingerprinted assets of the previous releases that
 	// this build does not have under the same path.
 	own := map[string]bool{}
-	for _, e := range entries {
-		own[e.Path] = true
+	for _, f := range files {
+		own[f.rel] = true
 	}
 	var carried []releases.ManifestFile
 	for i, m := range prev {
@@ -179,59 +166,80 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			c := f
 			c.From = m.Version
 			carried = append(carried, c)
-			plans = append(plans, FilePlan{Path: f.Path, Size: f.Size, Action: "carry", From: m.Version, Rule: "as published",
-				ContentType: f.ContentType, CacheControl: f.CacheControl, ContentEncoding: f.ContentEncoding})
 		}
 	}
+	res := &Result{Version: req.Version, Files: len(files), DryRun: req.DryRun}
+	entries := make([]entry, len(files))
 
-	res := &Result{Version: req.Version, Files: len(entries), DryRun: req.DryRun}
-	for _, e := range entries {
-		res.Bytes += e.Size
-	}
-	for _, pl := range plans {
-		switch pl.Action {
-		case "upload":
-			res.Uploaded++
-			res.BytesUploaded += pl.Size
-		case "copy":
-			res.Copied++
-			res.BytesCopied += pl.Size
-		case "carry":
-			res.Carried++
-		}
-	}
 	if req.DryRun {
-		res.Plan = plans
+		if err := forEach(ctx, files, conc, func(ctx context.Context, i int, f file) error {
+			e, err := hashFile(req, f)
+			if e.SHA256 != "" {
+				if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok {
+					e.from = src
+				}
+			}
+			entries[i] = e
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			pl := FilePlan{Path: e.Path, Size: e.Size, Action: "upload", Rule: e.rule,
+				ContentType: e.ContentType, CacheControl: e.CacheControl, ContentEncoding: e.ContentEncoding}
+			res.Bytes += e.Size
+			if e.from.version != "" {
+				pl.Action, pl.From = "copy", e.from.version
+				res.Copied++
+				res.BytesCopied += e.Size
+			} else {
+				res.Uploaded++
+				res.BytesUploaded += e.Size
+			}
+			res.Plan = append(res.Plan, pl)
+		}
+		for _, c := range carried {
+			res.Plan = append(res.Plan, FilePlan{Path: c.Path, Size: c.Size, Action: "carry", From: c.From, Rule: "as published",
+				ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding})
+		}
+		res.Carried = len(carried)
 		res.Seconds = now().Sub(start).Seconds()
 		return res, nil
 	}
 
+	// Each worker hashes its file and at once copies or uploads it, so
+	// reading, hashing and sending overlap instead of running in phases.
 	var uploadedBytes atomic.Int64
+	var carriedMu sync.Mutex
+	var carriedOK []releases.ManifestFile
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
-	for i := range entries {
-		e := &entries[i]
-		g.Go(func() error {
-			if e.from.version != "" {
-				err := p.Bucket.CopyFile(gctx, req.Site, e.from.version, e.from.path, req.Version, e.file())
+	g.Go(func() error {
+		return forEach(gctx, files, conc, func(ctx context.Context, i int, f file) error {
+			e, err := hashFile(req, f)
+			if err != nil {
+				return err
+			}
+			if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok {
+				err := p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, e.file())
 				if err == nil {
+					e.from = src
+					entries[i] = e
 					return nil
 				}
 				if releases.ErrorCode(err) != releases.ENOTFOUND {
 					return err
 				}
 				// The source went away (pruned meanwhile): send it after all.
-				e.from = source{}
 			}
-			if err := p.upload(gctx, req, e); err != nil {
+			if err := p.upload(ctx, req, &e); err != nil {
 				return err
 			}
 			uploadedBytes.Add(e.Size)
+			entries[i] = e
 			return nil
 		})
-	}
-	var carriedMu sync.Mutex
-	var carriedOK []releases.ManifestFile
+	})
 	for _, c := range carried {
 		g.Go(func() error {
 			f := releases.File{Path: c.Path, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
@@ -253,16 +261,9 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
 	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message,
 		PublishedAt: now().UTC(), Carried: carriedOK}
-	res.Carried = len(carriedOK)
 	for _, e := range entries {
 		m.Files = append(m.Files, e.ManifestFile)
-	}
-	if err := p.Bucket.WriteManifest(ctx, req.Site, m); err != nil {
-		return nil, err
-	}
-	// A copy whose source vanished was uploaded instead: count it so.
-	res.Uploaded, res.Copied, res.BytesCopied = 0, 0, 0
-	for _, e := range entries {
+		res.Bytes += e.Size
 		if e.from.version != "" {
 			res.Copied++
 			res.BytesCopied += e.Size
@@ -270,9 +271,26 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			res.Uploaded++
 		}
 	}
+	if err := p.Bucket.WriteManifest(ctx, req.Site, m); err != nil {
+		return nil, err
+	}
+	res.Carried = len(carriedOK)
 	res.BytesUploaded = uploadedBytes.Load()
 	res.Seconds = now().Sub(start).Seconds()
 	return res, nil
+}
+
+// forEach runs fn for every file, conc at a time, stopping at the first error.
+func forEach(ctx context.Context, files []file, conc int, fn func(ctx context.Context, i int, f file) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i, f := range files {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(gctx, i, f) })
+	}
+	return g.Wait()
 }
 
 type entry struct {
@@ -287,51 +305,39 @@ func (e *entry) file() releases.File {
 		ContentEncoding: e.ContentEncoding, SHA256: e.SHA256}
 }
 
-// hashAll reads every file once, in parallel, for its SHA-256 and its
-// headers; memory stays flat (files are streamed, never held).
-func hashAll(ctx context.Context, req Request, files []file, conc int) ([]entry, error) {
-	entries := make([]entry, len(files))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
-	for i, f := range files {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			fh, err := os.Open(f.abs)
-			if err != nil {
-				return err
-			}
-			defer fh.Close()
-			h := sha256.New()
-			head := make([]byte, 512)
-			n, _ := io.ReadFull(fh, head)
-			h.Write(head[:n])
-			rest, err := io.Copy(h, fh)
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", f.abs, err)
-			}
-			e := entry{abs: f.abs, rule: "default"}
-			e.Path, e.Size, e.SHA256 = f.rel, int64(n)+rest, hex.EncodeToString(h.Sum(nil))
-			e.ContentType, e.CacheControl = ContentType(f.rel, head[:n]), CacheControl(f.rel)
-			for _, r := range req.Rules {
-				if r.matches(f.rel) {
-					e.rule = r.Match
-					if r.CacheControl != "" {
-						e.CacheControl = r.CacheControl
-					}
-					if r.ContentType != "" {
-						e.ContentType = r.ContentType
-					}
-					e.ContentEncoding = r.ContentEncoding
-					break
-				}
-			}
-			entries[i] = e
-			return nil
-		})
+// hashFile reads a file once for its SHA-256 and picks its headers;
+// the file is streamed, never held in memory.
+func hashFile(req Request, f file) (entry, error) {
+	fh, err := os.Open(f.abs)
+	if err != nil {
+		return entry{}, err
 	}
-	return entries, g.Wait()
+	defer fh.Close()
+	h := sha256.New()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(fh, head)
+	h.Write(head[:n])
+	rest, err := io.Copy(h, fh)
+	if err != nil {
+		return entry{}, fmt.Errorf("reading %s: %w", f.abs, err)
+	}
+	e := entry{abs: f.abs, rule: "default"}
+	e.Path, e.Size, e.SHA256 = f.rel, int64(n)+rest, hex.EncodeToString(h.Sum(nil))
+	e.ContentType, e.CacheControl = ContentType(f.rel, head[:n]), CacheControl(f.rel)
+	for _, r := range req.Rules {
+		if r.matches(f.rel) {
+			e.rule = r.Match
+			if r.CacheControl != "" {
+				e.CacheControl = r.CacheControl
+			}
+			if r.ContentType != "" {
+				e.ContentType = r.ContentType
+			}
+			e.ContentEncoding = r.ContentEncoding
+			break
+		}
+	}
+	return e, nil
 }
 
 // upload streams one file from disk.

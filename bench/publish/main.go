@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
@@ -32,7 +34,7 @@ import (
 
 func main() {
 	files := flag.Int("files", 2000, "files in the site")
-	rounds := flag.Int("rounds", 3, "rounds per tool (the median is reported)")
+	rounds := flag.Int("rounds", 5, "rounds per tool (the median is reported)")
 	flag.Parse()
 	if err := run(*files, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/publish:", err)
@@ -143,9 +145,6 @@ func run(nFiles, rounds int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench")}); err != nil {
-		return err
-	}
 	site := filepath.Join(work, "site")
 	total, err := makeSite(site, nFiles, 1)
 	if err != nil {
@@ -155,14 +154,25 @@ func run(nFiles, rounds int) error {
 
 	env := append(without(os.Environ(), "AWS_CA_BUNDLE"), "AWS_ACCESS_KEY_ID="+testaws.AccessKey, "AWS_SECRET_ACCESS_KEY="+testaws.SecretKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	// Every run writes into a bucket of its own, so no tool finds the
+	// server's directories fuller than another did.
+	bucket := func(name string) string {
+		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+			var owned *s3types.BucketAlreadyOwnedByYou
+			if !errors.As(err, &owned) {
+				panic(err)
+			}
+		}
+		return name
+	}
 	config := func(name string) (string, error) {
 		p := filepath.Join(work, name+".yaml")
-		return p, os.WriteFile(p, []byte(fmt.Sprintf("store: {path: %s/db}\naws: {endpoint: %q}\nsites:\n  - {name: %s, bucket: bench, prefix: %s/, distribution_id: EBENCH}\n",
-			work, endpoint, name, name)), 0o644)
+		return p, os.WriteFile(p, []byte(fmt.Sprintf("store: {path: %s/db}\naws: {endpoint: %q}\nsites:\n  - {name: www, bucket: %s, prefix: www/, distribution_id: EBENCH}\n",
+			work, endpoint, bucket(name))), 0o644)
 	}
-	rcloneRemote := func(prefix string) string {
-		return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:bench/%s",
-			endpoint, testaws.AccessKey, testaws.SecretKey, prefix)
+	rcloneRemote := func(b string) string {
+		return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:%s/www",
+			endpoint, testaws.AccessKey, testaws.SecretKey, bucket(b))
 	}
 	tools := []tool{
 		{"deploybot publish", func(r int) *exec.Cmd {
@@ -170,7 +180,7 @@ func run(nFiles, rounds int) error {
 			return exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
 		}},
 		{"PutObject loop x16", func(r int) *exec.Cmd {
-			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", "bench", "-prefix", fmt.Sprintf("loop%d/", r), site)
+			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", bucket(fmt.Sprintf("loop%d", r)), "-prefix", "www/", site)
 		}},
 		{"rclone sync", func(r int) *exec.Cmd {
 			return exec.Command(rclone, "sync", site, rcloneRemote(fmt.Sprintf("rclone%d", r)))
@@ -179,12 +189,14 @@ func run(nFiles, rounds int) error {
 			return exec.Command(rclone, "sync", "--transfers", "16", site, rcloneRemote(fmt.Sprintf("rclone16-%d", r)))
 		}},
 		{"aws s3 sync", func(r int) *exec.Cmd {
-			return exec.Command(awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint, site, fmt.Sprintf("s3://bench/aws%d/", r))
+			return exec.Command(awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint, site, "s3://"+bucket(fmt.Sprintf("aws%d", r))+"/www/")
 		}},
 	}
 	times := map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
-		for _, t := range tools {
+		// A different tool goes first each round.
+		order := append(tools[r%len(tools):len(tools):len(tools)], tools[:r%len(tools)]...)
+		for _, t := range order {
 			cmd := t.cmd(r)
 			cmd.Env = env
 			start := time.Now()
