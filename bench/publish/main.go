@@ -35,7 +35,9 @@ import (
 func main() {
 	files := flag.Int("files", 2000, "files in the site")
 	rounds := flag.Int("rounds", 5, "rounds per tool (the median is reported)")
+	only := flag.String("tools", "", "comma-separated subset of tools to run (default all), e.g. deploybot,loop")
 	flag.Parse()
+	toolFilter = *only
 	if err := run(*files, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/publish:", err)
 		os.Exit(1)
@@ -81,6 +83,20 @@ func makeSite(dir string, n int, seed uint64) (int64, error) {
 type tool struct {
 	name string
 	cmd  func(round int) *exec.Cmd
+}
+
+var toolFilter string
+
+func selected(name string) bool {
+	if toolFilter == "" {
+		return true
+	}
+	for _, f := range strings.Split(toolFilter, ",") {
+		if f != "" && strings.Contains(strings.ToLower(name), strings.ToLower(f)) {
+			return true
+		}
+	}
+	return false
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -192,6 +208,13 @@ func run(nFiles, rounds int) error {
 			return exec.Command(awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint, site, "s3://"+bucket(fmt.Sprintf("aws%d", r))+"/www/")
 		}},
 	}
+	var picked []tool
+	for _, t := range tools {
+		if selected(t.name) {
+			picked = append(picked, t)
+		}
+	}
+	tools = picked
 	times := map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
 		// A different tool goes first each round.
@@ -205,6 +228,9 @@ func run(nFiles, rounds int) error {
 			}
 			times[t.name] = append(times[t.name], time.Since(start))
 		}
+	}
+	if len(times["deploybot publish"]) == 0 {
+		return fmt.Errorf("the deploybot publish run is needed for the ratios")
 	}
 	ours := median(times["deploybot publish"])
 	fmt.Printf("%-20s %10s %14s\n", "tool", "median s", "deploybot/tool")
