@@ -64,6 +64,7 @@ func commands() []command {
 		{"serve", "the bot: CI hook, API, health and metrics, reconcile, recovery", runServe},
 		{"backup", "write a consistent snapshot of the store", runBackup},
 		{"localaws", "run the local S3 + CloudFront stand-in and its edge", runLocalAWS},
+		{"dev", "everything on this machine, no accounts: stand-in, edge, sample site, console", runDev},
 	}
 }
 

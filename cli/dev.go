@@ -1,0 +1,267 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/publish"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+// runDev is `deploybot dev`: the whole product on one machine with no
+// account. The local AWS stand-in serves S3, CloudFront and an edge on
+// loopback; a site "demo" gets two sample releases, v1 live; lines typed
+// on stdin go through the same parser, runners and services as Slack, and
+// the replies Slack would show are printed.
+func runDev(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "dev", "")
+	data := fs.String("data", ".deploybot-dev", "directory for the local buckets, distributions and store")
+	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the site (127.0.0.1:0 picks a free port)")
+	apiAddr := fs.String("listen", "127.0.0.1:0", "address of the local S3 + CloudFront APIs")
+	prop := fs.Duration("propagation", 4*time.Second, "how long a distribution change stays InProgress")
+	inval := fs.Duration("invalidation", 2*time.Second, "how long an invalidation stays InProgress")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("dev takes no arguments")
+	}
+	if err := os.MkdirAll(*data, 0o755); err != nil {
+		return err
+	}
+	srv, err := localaws.New(localaws.Options{DataDir: filepath.Join(*data, "aws"), Propagation: *prop, Invalidation: *inval})
+	if err != nil {
+		return err
+	}
+	const distID, bucketName = "EDEVDEMO", "demo-site"
+	if err := srv.EnsureSite(distID, bucketName); err != nil {
+		return err
+	}
+	apiLn, err := net.Listen("tcp", *apiAddr)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	edgeLn, err := net.Listen("tcp", *edgeAddr)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("dev: the edge cannot listen on %s (%v); pick another with --edge 127.0.0.1:0", *edgeAddr, err)
+	}
+	api := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	edge := &http.Server{Handler: srv.Edge(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = api.Serve(apiLn) }()
+	go func() { _ = edge.Serve(edgeLn) }()
+	defer func() {
+		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = api.Shutdown(shut)
+		_ = edge.Shutdown(shut)
+	}()
+	endpoint := "http://" + apiLn.Addr().String()
+	siteURL := "http://" + edgeLn.Addr().String() + "/"
+
+	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")})
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(filepath.Join(*data, "deploybot.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	site := releases.Site{Name: "demo", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo",
+		Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
+	bucket := &cloud.S3Bucket{Client: s3c}
+	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
+		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
+		Timeout: 5 * time.Minute}
+	out := &consoleOut{w: env.Stdout}
+
+	// Sample releases, published and promoted through the same code as
+	// production, once (a second `dev` on the same --data keeps its state).
+	pub := &publish.Publisher{Bucket: bucket}
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := bucket.ReadManifest(ctx, site, v); err == nil {
+			continue
+		}
+		dir, err := sampleSite(*data, v)
+		if err != nil {
+			return err
+		}
+		if _, err := pub.Publish(ctx, publish.Request{Site: site, Version: v, Commit: "sample-" + v, Message: "sample release " + v, Dir: dir, SkewReleases: 2}); err != nil {
+			return err
+		}
+	}
+	if cur, err := svc.Versions(ctx, site.Name); err == nil && !anyLive(cur) {
+		fmt.Fprintln(env.Stdout, "promoting the sample release v1 ...")
+		if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: "v1", Actor: "dev", Reason: "first sample release"}, nil); err != nil {
+			return err
+		}
+	}
+	if _, err := svc.Recover(ctx, nil); err != nil {
+		fmt.Fprintf(env.Stderr, "deploybot: recovering interrupted deploys: %v\n", err)
+	}
+
+	fmt.Fprintf(env.Stdout, `
+deploybot dev is running.
+
+  site:      %s   (open it in a browser; it shows the live release)
+  S3 + CloudFront API (local stand-in): %s
+  data:      %s
+
+The configuration it amounts to:
+  aws: {endpoint: %q}
+  store: {path: %s}
+  sites:
+    - {name: demo, bucket: %s, prefix: demo/, distribution_id: %s}
+
+Type commands as you would in Slack, for example:
+  /site promote v2 trying it out
+  /site versions
+  /site status
+  /site rollback
+  /site help
+Ctrl-D or Ctrl-C quits.
+`, siteURL, endpoint, *data, endpoint, filepath.Join(*data, "deploybot.db"), bucketName, distID)
+
+	b := &bot.Bot{Service: svc, Command: "/site"}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(env.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for {
+		fmt.Fprint(env.Stdout, "> ")
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(env.Stdout)
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				fmt.Fprintln(env.Stdout)
+				return nil
+			}
+			text, ok := strings.CutPrefix(strings.TrimSpace(line), "/site")
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			if !ok {
+				out.printf("(commands start with /site, e.g. /site help)\n")
+				continue
+			}
+			req := bot.Request{Cmd: bot.Parse(text, b.SiteNames()), UserID: "you", Channel: "#demo", Door: "console"}
+			b.Handle(ctx, req, out)
+		}
+	}
+}
+
+func anyLive(vs []releases.VersionInfo) bool {
+	for _, v := range vs {
+		if v.Live {
+			return true
+		}
+	}
+	return false
+}
+
+// sampleSite writes a small site that shows its version big and clear,
+// with a fingerprinted stylesheet and script.
+func sampleSite(data, version string) (string, error) {
+	dir := filepath.Join(data, "samples", version)
+	color := map[string]string{"v1": "#2563eb", "v2": "#16a34a"}[version]
+	css := fmt.Sprintf("body{font-family:system-ui,sans-serif;margin:0;display:grid;place-items:center;height:100vh;background:%s;color:#fff}h1{font-size:12vw;margin:0}p{font-size:1.5rem}\n", color)
+	js := fmt.Sprintf("document.getElementById('t').textContent='loaded '+new Date().toLocaleTimeString()+' (%s)';\n", version)
+	cssName := fmt.Sprintf("assets/style.%08x.css", fingerprint(css))
+	jsName := fmt.Sprintf("assets/app.%08x.js", fingerprint(js))
+	html := fmt.Sprintf(`<!doctype html><html><head><meta charset="utf-8"><title>demo %[1]s</title><link rel="stylesheet" href="/%[2]s"></head>
+<body><main><h1>%[1]s</h1><p>deploybot demo site, release %[1]s</p><p id="t"></p></main><script src="/%[3]s"></script></body></html>
+`, version, cssName, jsName)
+	for name, body := range map[string]string{"index.html": html, cssName: css, jsName: js} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func fingerprint(s string) uint32 {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+// consoleOut prints what Slack would show: private replies, channel
+// messages, and a deploy's card and thread as lines.
+type consoleOut struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (c *consoleOut) printf(format string, a ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.w, format, a...)
+}
+
+func (c *consoleOut) Private(_ context.Context, _ bot.Request, text string) {
+	c.printf("[only you] %s\n", indent(text))
+}
+
+func (c *consoleOut) Public(_ context.Context, req bot.Request, m bot.Message) {
+	c.printf("[%s] %s\n", req.Channel, indent(m.Text))
+}
+
+func (c *consoleOut) Deploy(_ context.Context, req bot.Request, site releases.Site) bot.DeployView {
+	return &consoleDeploy{c: c, channel: site.Channel}
+}
+
+type consoleDeploy struct {
+	c       *consoleOut
+	channel string
+	started time.Time
+}
+
+func (d *consoleDeploy) Event(e releases.Event) {
+	if d.started.IsZero() {
+		d.started = e.Deploy.StartedAt
+	}
+	switch e.Type {
+	case releases.EventDeployStarted, releases.EventDeployResumed:
+		d.c.printf("[%s] card: %s\n", d.channel, bot.Card(bot.CardState{Deploy: e.Deploy, Phase: "starting"}).Text)
+	case releases.EventDeployFinished:
+		d.c.printf("[%s] card: %s\n", d.channel, bot.Card(bot.CardState{Deploy: e.Deploy, Result: "done", Elapsed: e.Elapsed}).Text)
+		d.c.printf("[%s]   └ %s\n", d.channel, bot.LiveMessage(e.Deploy, e.Elapsed).Text)
+		return
+	case releases.EventDeployFailed:
+		d.c.printf("[%s] card: %s\n", d.channel, bot.Card(bot.CardState{Deploy: e.Deploy, Result: "failed", Error: releases.ErrorMessage(e.Err), Elapsed: e.Elapsed}).Text)
+	}
+	if line := bot.ThreadLine(e); line != "" {
+		d.c.printf("[%s]   └ %s\n", d.channel, line)
+	}
+}
+
+func (d *consoleDeploy) Done(*releases.Outcome, error) {}
+
+func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
