@@ -4,9 +4,12 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 VERSITYGW_VERSION := v1.8.0
 STATICCHECK_VERSION := v0.8.2
+HELM_VERSION := v3.22.0
 # Tests that need a real S3 server fail (rather than skip) under make.
 export DEPLOYBOT_REQUIRE_VERSITYGW := 1
 export VERSITYGW := $(GOBIN)/versitygw
+export DEPLOYBOT_REQUIRE_HELM := 1
+export HELM := $(GOBIN)/helm
 
 .PHONY: help test test-short lint build fuzz tools bench-prune clean
 
@@ -16,16 +19,20 @@ help: ## list the targets
 build: ## build ./deploybot
 	CGO_ENABLED=0 $(GO) build -trimpath -o deploybot ./cmd/deploybot
 
-tools: $(GOBIN)/versitygw ## install what the tests need (versitygw)
+tools: $(GOBIN)/versitygw $(GOBIN)/helm ## install what the tests need (versitygw, helm)
 
 $(GOBIN)/versitygw:
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(GOBIN)/helm:
+	$(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(GOBIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 test: tools ## every test, with the race detector (what CI runs)
 	$(GO) vet ./...
+	$(HELM) lint --strict charts/deploybot
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-short: ## the tests without the race detector, faster

@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# deploybot: a static binary on a distroless base, running as non-root,
+# with its store on the /var/lib/deploybot volume.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# The same build as CI's `make build`: static, no cgo, trimmed paths.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/deploybot ./cmd/deploybot
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/deploybot /usr/local/bin/deploybot
+# 65532 is distroless's nonroot user; the volume must be writable by it
+# (the Helm chart sets fsGroup 65532).
+USER 65532:65532
+VOLUME ["/var/lib/deploybot"]
+ENV DEPLOYBOT_CONFIG=/etc/deploybot/deploybot.yaml
+EXPOSE 8088
+# Kubernetes probes /healthz and /readyz on the http.listen port; the
+# config must listen on 0.0.0.0:8088 inside the container.
+ENTRYPOINT ["/usr/local/bin/deploybot"]
+CMD ["serve"]

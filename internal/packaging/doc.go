@@ -1,0 +1,3 @@
+// Package packaging holds the tests of what ships around the binary: the
+// Dockerfile and the Helm chart.
+package packaging
