@@ -67,7 +67,7 @@ func TestDev(t *testing.T) {
 	if body := get(); !strings.Contains(body, "<h1>v1</h1>") {
 		t.Fatalf("the sample site does not show v1: %q", body)
 	}
-	io.WriteString(stdin, "/site promote v2 trying it out\n")
+	io.WriteString(stdin, "/site promote demo v2 trying it out\n")
 	wait(regexp.MustCompile("`v2` is live on"))
 	if body := get(); !strings.Contains(body, "<h1>v2</h1>") {
 		t.Fatalf("after promote the site shows %q", body)
