@@ -479,7 +479,17 @@ func TestReconcileFindsUnnotifiedReleaseAndHandFlip(t *testing.T) {
 	e.publish("v1", "v2")
 	ctx := context.Background()
 	e.start()
-	e.eventually("the first reconcile", func() bool { _, err := e.db.Release(ctx, "www", "v2"); return err == nil })
+	// The first reconcile must be over (not just its listing) before the
+	// hand flip, or it is that reconcile which sees the drift.
+	e.eventually("the first reconcile", func() bool {
+		resp, err := http.Get(e.url + "/metrics")
+		if err != nil {
+			return false
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return bytes.Contains(raw, []byte(`deploybot_reconcile_runs_total{result="ok",site="www"} 1`))
+	})
 	// Someone flips the origin path in the console.
 	if err := e.cdn.Plan(e.site, releases.Current{}, "v2", "by-hand")[0].Run(ctx); err != nil {
 		t.Fatal(err)
