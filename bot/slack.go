@@ -37,7 +37,28 @@ type Slack struct {
 
 	seen      dedupe
 	connected atomic.Bool
-	work      sync.WaitGroup
+	work      sync.WaitGroup // Add only through begin
+	workMu    sync.Mutex
+	stopping  bool
+}
+
+// begin registers work Run waits for before it returns; false once Run
+// is stopping.
+func (s *Slack) begin() bool {
+	s.workMu.Lock()
+	defer s.workMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.work.Add(1)
+	return true
+}
+
+func (s *Slack) drain() {
+	s.workMu.Lock()
+	s.stopping = true
+	s.workMu.Unlock()
+	s.work.Wait()
 }
 
 // NewSlack checks the tokens' shapes and builds the clients. apiURL, when
@@ -81,18 +102,18 @@ func (s *Slack) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.connected.Store(false)
-			s.work.Wait()
+			s.drain()
 			return nil
 		case err := <-runErr:
 			s.connected.Store(false)
-			s.work.Wait()
+			s.drain()
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("slack: socket mode stopped: %w", err)
 		case evt, ok := <-s.Socket.Events:
 			if !ok {
-				s.work.Wait()
+				s.drain()
 				return nil
 			}
 			s.event(ctx, evt)
@@ -192,7 +213,9 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 }
 
 func (s *Slack) spawn(ctx context.Context, req Request) {
-	s.work.Add(1)
+	if !s.begin() {
+		return
+	}
 	go func() {
 		defer s.work.Done()
 		s.Bot.Handle(ctx, req, &slackOut{s: s})
@@ -405,7 +428,9 @@ func (s *Slack) ReleaseRecorded(ctx context.Context, site releases.Site, r relea
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	s.work.Add(1)
+	if !s.begin() {
+		return
+	}
 	go func() {
 		defer s.work.Done()
 		m := NoticeMessage(site, r)
@@ -499,7 +524,9 @@ func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *rele
 	}
 	ctx = context.WithoutCancel(ctx)
 	m := PruneMessage(rep, err)
-	s.work.Add(1)
+	if !s.begin() {
+		return
+	}
 	go func() {
 		defer s.work.Done()
 		if err := retry(ctx, func() error {

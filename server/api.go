@@ -213,7 +213,11 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		err error
 	}
 	done := make(chan result, 1)
-	s.deploys.Add(1)
+	if !s.begin() {
+		s.Metrics.APIRequests.WithLabelValues(route, "503").Inc()
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "deploybot is shutting down; retry shortly"})
+		return
+	}
 	go func() {
 		defer s.deploys.Done()
 		progress := s.progress(func(e releases.Event) {

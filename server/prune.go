@@ -51,7 +51,10 @@ func (s *Server) Prune(ctx context.Context, req releases.PruneRequest) (*release
 		return rep, nil
 	}
 	defer mu.Unlock()
-	s.deploys.Add(1)
+	if !s.begin() {
+		return &releases.PruneReport{Site: site.Name, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
+			Skipped: "deploybot is shutting down", Deleted: []releases.PrunedRelease{}, Kept: []releases.KeptRelease{}}, nil
+	}
 	defer s.deploys.Done()
 	rep, err := s.Service.Prune(ctx, req)
 	result := "ok"

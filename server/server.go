@@ -71,7 +71,9 @@ type Server struct {
 	draining atomic.Bool
 	work     context.Context // cancelled with releases.ErrShutdown on stop
 	stopWork context.CancelCauseFunc
-	deploys  sync.WaitGroup
+	deploys  sync.WaitGroup // work shutdown waits for; Add only through begin
+	trackMu  sync.Mutex
+	stopping bool
 	awsMu    sync.Mutex
 	awsErr   error // of the last reconcile; nil when it reached AWS
 	awsOnce  bool  // a reconcile has run
@@ -136,14 +138,18 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		s.loop(s.work)
 	}()
 	for _, sch := range s.Schedules {
-		s.deploys.Add(1)
+		if !s.begin() {
+			break
+		}
 		go func() {
 			defer s.deploys.Done()
 			s.schedule(s.work, sch)
 		}()
 	}
 	for _, bg := range s.Background {
-		s.deploys.Add(1)
+		if !s.begin() {
+			break
+		}
 		go func() {
 			defer s.deploys.Done()
 			if err := bg(s.work); err != nil {
@@ -172,9 +178,12 @@ func (s *Server) shutdown(srv *http.Server, loopDone <-chan struct{}) {
 	deadline := time.Now().Add(s.ShutdownTimeout)
 	s.Logger.Info("shutting down", "timeout", s.ShutdownTimeout.String())
 	s.draining.Store(true)
+	s.trackMu.Lock()
+	s.stopping = true // no new work can begin; Wait below cannot race an Add
+	s.trackMu.Unlock()
 	s.stopWork(releases.ErrShutdown)
 	waited := make(chan struct{})
-	go func() { s.deploys.Wait(); close(waited) }()
+	go func() { s.deploys.Wait(); <-loopDone; close(waited) }()
 	select {
 	case <-waited:
 	case <-time.After(time.Until(deadline)):
@@ -210,9 +219,7 @@ func (s *Server) loop(ctx context.Context) {
 
 // tick finishes interrupted deploys and reconciles every site.
 func (s *Server) tick(ctx context.Context) {
-	s.deploys.Add(1)
 	recovered, err := s.Service.Recover(ctx, s.progress(nil))
-	s.deploys.Done()
 	for _, d := range recovered {
 		s.Metrics.Recovered.WithLabelValues(d.Site, string(d.Phase)).Inc()
 		s.Logger.Warn("interrupted deploy recovered", "deploy_id", d.ID, "site", d.Site, "result", d.Phase, "error", d.Error)
@@ -299,4 +306,16 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+}
+
+// begin registers a piece of work shutdown must wait for; false once the
+// server is stopping.
+func (s *Server) begin() bool {
+	s.trackMu.Lock()
+	defer s.trackMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.deploys.Add(1)
+	return true
 }

@@ -513,7 +513,13 @@ func TestReconcileFindsUnnotifiedReleaseAndHandFlip(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{`deploybot_drift_total{site="www"} 1`, `deploybot_releases_recorded_total{site="www",source="reconcile"}`, `deploybot_reconcile_runs_total{result="ok",site="www"}`} {
 		if !bytes.Contains(raw, []byte(want)) {
-			t.Fatalf("metrics lack %s", want)
+			var lines []string
+			for _, l := range strings.Split(string(raw), "\n") {
+				if strings.HasPrefix(l, "deploybot_") {
+					lines = append(lines, l)
+				}
+			}
+			t.Fatalf("metrics lack %s:\n%s", want, strings.Join(lines, "\n"))
 		}
 	}
 }
