@@ -99,7 +99,7 @@ func start(t *testing.T, propagation, invalidation string) *world {
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	w.config = filepath.Join(w.dir, "deploybot.yaml")
-	w.write("deploybot.yaml", fmt.Sprintf(`store: {path: %s}
+	w.write("deploybot.yaml", fmt.Sprintf(`store: {path: %q}
 aws: {endpoint: %q}
 deploy: {poll_interval: 50ms, timeout: 1m}
 sites:

@@ -20,7 +20,7 @@ import (
 
 // serveConfig rewrites the configuration for serve: listener, token, hook.
 func (w *world) serveConfig(listen string) {
-	w.write("deploybot.yaml", fmt.Sprintf(`store: {path: %s}
+	w.write("deploybot.yaml", fmt.Sprintf(`store: {path: %q}
 aws: {endpoint: %q}
 http: {listen: %q, api_token: "${TEST_API_TOKEN}"}
 hook: {secret: "${TEST_HOOK_SECRET}", url: "http://%s/hooks/release"}
