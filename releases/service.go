@@ -363,6 +363,14 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		return nil, err
 	}
 	if cur.Version == req.Version {
+		// A deploy that started meanwhile may have just flipped to this
+		// very version and still be propagating: that is "busy", not
+		// "already live".
+		if l, err := s.Store.Lock(ctx, site.Name); err != nil {
+			return nil, err
+		} else if l != nil {
+			return nil, &LockedError{Lock: *l}
+		}
 		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
 	}
 

@@ -1,0 +1,67 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/server"
+)
+
+// Fifty promotes of one site at once through the API: exactly one runs,
+// every other is refused naming it, and nothing is left locked.
+func TestFiftyConcurrentPromotes(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1", "v2")
+	e.start()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ran, refused := 0, 0
+	var others []error
+	start := make(chan struct{})
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			v := []string{"v1", "v2"}[i%2]
+			out, err := e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: v, Actor: "user" + v}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && out.Deploy != nil:
+				ran++
+			case err == nil:
+				others = append(others, errors.New("answered "+v+" is already live while the first deploy was running"))
+			case releases.ErrorCode(err) == releases.ECONFLICT && strings.Contains(err.Error(), "is busy: deploy"):
+				refused++
+			default:
+				others = append(others, err)
+			}
+		}()
+	}
+	close(start)
+	// CloudFront is held, so the one that runs cannot finish before all
+	// the others have been answered; then time may flow.
+	e.eventually("49 answers", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused+len(others) >= 49
+	})
+	e.flow()
+	wg.Wait()
+	if ran != 1 || refused != 49 || len(others) != 0 {
+		t.Fatalf("ran %d, refused %d, other outcomes %v", ran, refused, errors.Join(others...))
+	}
+	if l, _ := e.db.Lock(ctx, "www"); l != nil {
+		t.Fatalf("lock left: %+v", l)
+	}
+	ds, _ := e.db.Deploys(ctx, "www", 0)
+	if len(ds) != 1 || ds[0].Phase != releases.PhaseDone {
+		t.Fatalf("deploys recorded: %+v", ds)
+	}
+}
