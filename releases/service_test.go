@@ -520,3 +520,27 @@ func TestPromoteRefusesADamagedRelease(t *testing.T) {
 		t.Fatalf("--no-verify: %+v %v", out, err)
 	}
 }
+
+func TestTwoSitesDeployInParallel(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1")
+	docsCDN := &fakeCDN{}
+	h.svc.CDNs["fake2"] = docsCDN
+	h.svc.Sites = append(h.svc.Sites, releases.Site{Name: "docs", Bucket: "b", Prefix: "www/", DistributionID: "E2", Strategy: "fake2"})
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked
+	// www is mid-deploy; docs is not held up by it.
+	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "docs", Version: "v1", Actor: "b"}, nil)
+	if err != nil || out.Deploy == nil || out.Deploy.Phase != releases.PhaseDone {
+		t.Fatalf("docs while www deploys: %+v %v", out, err)
+	}
+	close(h.cdn.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
