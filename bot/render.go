@@ -45,7 +45,8 @@ func age(t time.Time, now time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
-func humanBytes(n int64) string {
+// HumanBytes renders a size for people: 812 B, 14.5 MiB.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -58,7 +59,8 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func short(s string, n int) string {
+// Short cuts s to n runes on one line, marking the cut.
+func Short(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
@@ -99,7 +101,7 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 		case v.Pruned:
 			mark = "✗"
 		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, short(v.Version, 24), short(v.Commit, 8), age(v.PublishedAt, now), humanBytes(v.Bytes), short(lastBy[v.Version], 20))
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, Short(v.Version, 24), Short(v.Commit, 8), age(v.PublishedAt, now), HumanBytes(v.Bytes), Short(lastBy[v.Version], 20))
 	}
 	tw.Flush()
 	table := b.String()
@@ -134,7 +136,7 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 		lines = append(lines, fmt.Sprintf(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
 	}
 	if d := st.Deploy; d != nil {
-		line := fmt.Sprintf("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", d.Kind, orNone(d.From), d.To, mention(d.Actor), d.Phase)
+		line := fmt.Sprintf("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", d.Kind, OrNone(d.From), d.To, mention(d.Actor), d.Phase)
 		if link := st.Links["slack"]; link != "" {
 			line += fmt.Sprintf(" (<%s|thread>)", link)
 		}
@@ -148,7 +150,8 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 	return Message{Text: title + "\n" + body, Blocks: []slack.Block{section(title + "\n" + body)}}
 }
 
-func orNone(v string) string {
+// OrNone renders an empty version as "(none)".
+func OrNone(v string) string {
 	if v == "" {
 		return "(none)"
 	}
@@ -199,7 +202,7 @@ func Card(c CardState) Message {
 	if d.Kind == releases.KindRollback {
 		verb = "Rollback"
 	}
-	title := fmt.Sprintf("%s *%s %s*: `%s` → `%s`", icon, verb, d.Site, orNone(d.From), d.To)
+	title := fmt.Sprintf("%s *%s %s*: `%s` → `%s`", icon, verb, d.Site, OrNone(d.From), d.To)
 	fields := []*slack.TextBlockObject{
 		slack.NewTextBlockObject(slack.MarkdownType, "*By*\n"+mention(d.Actor), false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Reason*\n"+orDash(d.Reason), false, false),
@@ -211,7 +214,7 @@ func Card(c CardState) Message {
 		slack.NewSectionBlock(nil, fields, nil),
 		contextText("deploy `" + d.ID + "`"),
 	}
-	text := fmt.Sprintf("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, orNone(d.From), d.To, d.Actor, state, c.Elapsed.Round(time.Second))
+	text := fmt.Sprintf("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, OrNone(d.From), d.To, d.Actor, state, c.Elapsed.Round(time.Second))
 	return Message{Text: text, Blocks: blocks}
 }
 
@@ -246,12 +249,12 @@ func NoticeMessage(site releases.Site, r releases.Release) Message {
 	title := fmt.Sprintf(":package: New release of *%s*: `%s`", site.Name, r.Version)
 	var details []string
 	if r.Commit != "" {
-		details = append(details, "commit `"+short(r.Commit, 12)+"`")
+		details = append(details, "commit `"+Short(r.Commit, 12)+"`")
 	}
-	details = append(details, fmt.Sprintf("%d files, %s", r.Files, humanBytes(r.Bytes)))
+	details = append(details, fmt.Sprintf("%d files, %s", r.Files, HumanBytes(r.Bytes)))
 	body := title + "\n" + strings.Join(details, " · ")
 	if r.Message != "" {
-		body += "\n>" + short(r.Message, 280)
+		body += "\n>" + Short(r.Message, 280)
 	}
 	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version,
 		slack.NewTextBlockObject(slack.PlainTextType, "Promote "+r.Version, false, false))
@@ -269,7 +272,7 @@ func ThreadLine(e releases.Event) string {
 	switch e.Type {
 	case releases.EventDeployStarted:
 		d := e.Deploy
-		return fmt.Sprintf("%s %s → %s started by %s (deploy `%s`)", d.Kind, orNone(d.From), d.To, mention(d.Actor), d.ID)
+		return fmt.Sprintf("%s %s → %s started by %s (deploy `%s`)", d.Kind, OrNone(d.From), d.To, mention(d.Actor), d.ID)
 	case releases.EventDeployResumed:
 		return fmt.Sprintf(":arrows_counterclockwise: resuming after a restart, from phase `%s`", e.Phase)
 	case releases.EventPhaseStarted:
@@ -295,9 +298,9 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		fmt.Fprintf(&b, ":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
 		return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
 	case rep.DryRun:
-		fmt.Fprintf(&b, ":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, humanBytes(rep.Bytes))
+		fmt.Fprintf(&b, ":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, HumanBytes(rep.Bytes))
 	default:
-		fmt.Fprintf(&b, ":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, humanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor))
+		fmt.Fprintf(&b, ":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, HumanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor))
 	}
 	if err != nil {
 		fmt.Fprintf(&b, "\n:warning: %s", releases.ErrorMessage(err))
@@ -309,12 +312,12 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 			item += " (abandoned upload)"
 		}
 		if d.Error != "" {
-			item += " (failed: " + short(d.Error, 80) + ")"
+			item += " (failed: " + Short(d.Error, 80) + ")"
 		}
 		del = append(del, item)
 	}
 	if len(del) > 0 {
-		b.WriteString("\n*Deleted:* " + short(strings.Join(del, ", "), 1500))
+		b.WriteString("\n*Deleted:* " + Short(strings.Join(del, ", "), 1500))
 	}
 	byReason := map[string][]string{}
 	var reasons []string
@@ -325,7 +328,7 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		byReason[k.Reason] = append(byReason[k.Reason], "`"+k.Version+"`")
 	}
 	for _, r := range reasons {
-		fmt.Fprintf(&b, "\n*Kept, %s:* %s", r, short(strings.Join(byReason[r], ", "), 500))
+		fmt.Fprintf(&b, "\n*Kept, %s:* %s", r, Short(strings.Join(byReason[r], ", "), 500))
 	}
 	return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
 }

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/hook"
 	"github.com/deploybot/deploybot/localaws"
@@ -83,13 +84,13 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 			if f.From != "" {
 				action += " from " + f.From
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Path, action, humanBytes(f.Size), f.Rule, f.CacheControl, f.ContentType, f.ContentEncoding)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Path, action, bot.HumanBytes(f.Size), f.Rule, f.CacheControl, f.ContentType, f.ContentEncoding)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "dry run: %d files (%d to upload, %s; %d to copy; %d carried); nothing was sent\n",
-			res.Files, res.Uploaded, humanBytes(res.BytesUploaded), res.Copied, res.Carried)
+			res.Files, res.Uploaded, bot.HumanBytes(res.BytesUploaded), res.Copied, res.Carried)
 		return nil
 	}
 	// The notice is a courtesy: serve's reconcile finds the manifest anyway,
@@ -112,22 +113,9 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return writeJSON(env.Stdout, out)
 	}
 	fmt.Fprintf(env.Stdout, "published %s %s: %d files, %s in %.1fs (%d uploaded, %s sent; %d copied; %d carried) (s3://%s/%s)\n",
-		s.Name, res.Version, res.Files, humanBytes(res.Bytes), res.Seconds, res.Uploaded, humanBytes(res.BytesUploaded),
+		s.Name, res.Version, res.Files, bot.HumanBytes(res.Bytes), res.Seconds, res.Uploaded, bot.HumanBytes(res.BytesUploaded),
 		res.Copied, res.Carried, s.Bucket, s.ReleasePath(res.Version))
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // backend is where a site command runs: in this process on the store
@@ -285,17 +273,9 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 			live = "pruned"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, live, v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
-			v.Files, humanBytes(v.Bytes), short(v.Commit, 12), short(v.Message, 50))
+			v.Files, bot.HumanBytes(v.Bytes), bot.Short(v.Commit, 12), bot.Short(v.Message, 50))
 	}
 	return tw.Flush()
-}
-
-func short(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
-	}
-	return s
 }
 
 func runStatus(ctx context.Context, env Env, args []string) error {
@@ -332,7 +312,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(w, "warning:     the store says %q is live, the distribution serves %q (changed outside deploybot?)\n", st.Recorded, st.OriginPath)
 	}
 	if d := st.Deploy; d != nil {
-		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, orNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(w, "deploy:      none running\n")
 	}
@@ -342,20 +322,13 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(w, "lock:        free\n")
 	}
 	if d := st.LastDeploy; d != nil && d.Phase.Final() {
-		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, orNone(d.From), d.To, d.Actor, d.Phase)
+		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase)
 		if d.Error != "" {
 			fmt.Fprintf(w, " (%s)", d.Error)
 		}
 		fmt.Fprintln(w)
 	}
 	return nil
-}
-
-func orNone(v string) string {
-	if v == "" {
-		return "(none)"
-	}
-	return v
 }
 
 // printer renders deploy events as lines on stdout.
@@ -366,7 +339,7 @@ func printer(w io.Writer) releases.Progress {
 		switch e.Type {
 		case releases.EventDeployStarted:
 			start = d.StartedAt
-			fmt.Fprintf(w, "deploy %s: %s %s %s -> %s by %s", d.ID, d.Kind, d.Site, orNone(d.From), d.To, d.Actor)
+			fmt.Fprintf(w, "deploy %s: %s %s %s -> %s by %s", d.ID, d.Kind, d.Site, bot.OrNone(d.From), d.To, d.Actor)
 			if d.Reason != "" {
 				fmt.Fprintf(w, " (%s)", d.Reason)
 			}
@@ -550,13 +523,13 @@ func PruneSummary(rep *releases.PruneReport) string {
 		fmt.Fprintf(&b, "prune of %s skipped: %s\n", rep.Site, rep.Skipped)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "prune of %s: %s %d release(s), %d objects, %s (%.1fs)\n", rep.Site, verb, len(rep.Deleted), rep.Objects, humanBytes(rep.Bytes), rep.Seconds)
+	fmt.Fprintf(&b, "prune of %s: %s %d release(s), %d objects, %s (%.1fs)\n", rep.Site, verb, len(rep.Deleted), rep.Objects, bot.HumanBytes(rep.Bytes), rep.Seconds)
 	for _, d := range rep.Deleted {
 		what := "release"
 		if d.Abandoned {
 			what = "abandoned upload"
 		}
-		line := fmt.Sprintf("  - %-24s %s, %d objects, %s", d.Version, what, d.Objects, humanBytes(d.Bytes))
+		line := fmt.Sprintf("  - %-24s %s, %d objects, %s", d.Version, what, d.Objects, bot.HumanBytes(d.Bytes))
 		if d.Error != "" {
 			line += " FAILED: " + d.Error
 		}

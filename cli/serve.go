@@ -163,6 +163,6 @@ func runBackup(ctx context.Context, env Env, args []string) error {
 	if err := os.Rename(tmp, *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "backup written to %s (%s)\n", *out, humanBytes(n))
+	fmt.Fprintf(env.Stdout, "backup written to %s (%s)\n", *out, bot.HumanBytes(n))
 	return nil
 }

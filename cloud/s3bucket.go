@@ -88,23 +88,49 @@ func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version
 
 // ListVersions lists the manifests, a page of 1,000 keys per call.
 func (b *S3Bucket) ListVersions(ctx context.Context, site releases.Site) ([]string, error) {
+	entries, err := b.manifests(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	versions := make([]string, len(entries))
+	for i, e := range entries {
+		versions[i] = e.version
+	}
+	return versions, nil
+}
+
+type manifestEntry struct {
+	version string
+	written time.Time
+}
+
+// manifests lists the site's manifest keys (not their contents).
+func (b *S3Bucket) manifests(ctx context.Context, site releases.Site) ([]manifestEntry, error) {
+	var out []manifestEntry
 	prefix := site.ManifestPrefix()
-	var versions []string
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
+	err := b.eachObject(ctx, site.Bucket, prefix, func(o types.Object) {
+		v, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), prefix), ".json")
+		if ok && !strings.Contains(v, "/") && releases.ValidateVersion(v) == nil {
+			out = append(out, manifestEntry{v, aws.ToTime(o.LastModified)})
+		}
+	})
+	return out, err
+}
+
+// eachObject calls fn for every object under prefix, a page of 1,000 per
+// ListObjectsV2 call.
+func (b *S3Bucket) eachObject(ctx context.Context, bucket, prefix string, fn func(types.Object)) error {
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
+			return fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			name := strings.TrimPrefix(aws.ToString(o.Key), prefix)
-			v, ok := strings.CutSuffix(name, ".json")
-			if ok && !strings.Contains(v, "/") && releases.ValidateVersion(v) == nil {
-				versions = append(versions, v)
-			}
+			fn(o)
 		}
 	}
-	return versions, nil
+	return nil
 }
 
 // WriteManifest creates the manifest with If-None-Match: *, so S3 itself
@@ -229,22 +255,14 @@ func (b *S3Bucket) ListFolders(ctx context.Context, site releases.Site) ([]strin
 // FolderStats lists one release folder.
 func (b *S3Bucket) FolderStats(ctx context.Context, site releases.Site, version string) (releases.Folder, error) {
 	f := releases.Folder{Version: version}
-	prefix := site.ReleasePath(version)
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return f, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
+	err := b.eachObject(ctx, site.Bucket, site.ReleasePath(version), func(o types.Object) {
+		f.Objects++
+		f.Bytes += aws.ToInt64(o.Size)
+		if t := aws.ToTime(o.LastModified); t.After(f.Newest) {
+			f.Newest = t
 		}
-		for _, o := range page.Contents {
-			f.Objects++
-			f.Bytes += aws.ToInt64(o.Size)
-			if t := aws.ToTime(o.LastModified); t.After(f.Newest) {
-				f.Newest = t
-			}
-		}
-	}
-	return f, nil
+	})
+	return f, err
 }
 
 // deleteBatches is how many DeleteObjects calls run at once. S3 allows
@@ -399,28 +417,13 @@ func escapeKey(k string) string {
 // LatestManifests lists the manifests (one call per 1,000), picks the n
 // most recently written and reads only those.
 func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n int) ([]*releases.Manifest, error) {
-	type entry struct {
-		version string
-		at      time.Time
-	}
-	var all []entry
-	prefix := site.ManifestPrefix()
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
-		}
-		for _, o := range page.Contents {
-			v, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), prefix), ".json")
-			if ok && releases.ValidateVersion(v) == nil {
-				all = append(all, entry{v, aws.ToTime(o.LastModified)})
-			}
-		}
+	all, err := b.manifests(ctx, site)
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(all, func(i, j int) bool {
-		if !all[i].at.Equal(all[j].at) {
-			return all[i].at.After(all[j].at)
+		if !all[i].written.Equal(all[j].written) {
+			return all[i].written.After(all[j].written)
 		}
 		return all[i].version > all[j].version
 	})
@@ -445,15 +448,11 @@ func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n in
 func (b *S3Bucket) ReleaseObjects(ctx context.Context, site releases.Site, version string) (map[string]int64, error) {
 	out := map[string]int64{}
 	prefix := site.ReleasePath(version)
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
-		}
-		for _, o := range page.Contents {
-			out[strings.TrimPrefix(aws.ToString(o.Key), prefix)] = aws.ToInt64(o.Size)
-		}
+	err := b.eachObject(ctx, site.Bucket, prefix, func(o types.Object) {
+		out[strings.TrimPrefix(aws.ToString(o.Key), prefix)] = aws.ToInt64(o.Size)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -365,9 +365,8 @@ func innerElement(raw []byte, name string) string {
 func (s *cfService) get(w http.ResponseWriter, id string, configOnly bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.dists[id]
+	d := s.dist(w, id)
 	if d == nil {
-		writeCFError(w, cfError{Status: 404, Code: "NoSuchDistribution", Message: "The specified distribution does not exist."})
 		return
 	}
 	w.Header().Set("ETag", d.ETag)
@@ -389,9 +388,8 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.dists[id]
+	d := s.dist(w, id)
 	if d == nil {
-		writeCFError(w, cfError{Status: 404, Code: "NoSuchDistribution", Message: "The specified distribution does not exist."})
 		return
 	}
 	ifMatch := r.Header.Get("If-Match")
@@ -453,9 +451,8 @@ func (s *cfService) createInvalidation(w http.ResponseWriter, r *http.Request, i
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.dists[id]
+	d := s.dist(w, id)
 	if d == nil {
-		writeCFError(w, cfError{Status: 404, Code: "NoSuchDistribution", Message: "The specified distribution does not exist."})
 		return
 	}
 	// CloudFront answers a repeated caller reference with the invalidation
@@ -507,9 +504,8 @@ func (s *cfService) writeInvalidation(w http.ResponseWriter, status int, inv *in
 func (s *cfService) getInvalidation(w http.ResponseWriter, id, invID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.dists[id]
+	d := s.dist(w, id)
 	if d == nil {
-		writeCFError(w, cfError{Status: 404, Code: "NoSuchDistribution", Message: "The specified distribution does not exist."})
 		return
 	}
 	for _, inv := range d.Invalidations {
@@ -524,9 +520,8 @@ func (s *cfService) getInvalidation(w http.ResponseWriter, id, invID string) {
 func (s *cfService) listInvalidations(w http.ResponseWriter, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.dists[id]
+	d := s.dist(w, id)
 	if d == nil {
-		writeCFError(w, cfError{Status: 404, Code: "NoSuchDistribution", Message: "The specified distribution does not exist."})
 		return
 	}
 	var b bytes.Buffer
@@ -579,4 +574,13 @@ func (s *cfService) serving(host string) (*distribution, distConfig, bool) {
 		return pick, pick.Serving, true
 	}
 	return pick, pick.Config, true
+}
+
+// dist returns a distribution, or answers NoSuchDistribution; callers hold mu.
+func (s *cfService) dist(w http.ResponseWriter, id string) *distribution {
+	d := s.dists[id]
+	if d == nil {
+		writeCFError(w, cfError{Status: 404, Code: "NoSuchDistribution", Message: "The specified distribution does not exist."})
+	}
+	return d
 }

@@ -100,9 +100,8 @@ type Publisher struct {
 }
 
 type file struct {
-	rel  string // forward slashes, relative to the release folder
-	abs  string
-	size int64
+	rel string // forward slashes, relative to the release folder
+	abs string
 }
 
 // Publish uploads req.Dir as release req.Version. Files whose content is
@@ -385,7 +384,7 @@ func walk(dir string) ([]file, error) {
 		if !validPath(rel) {
 			return releases.Errorf(releases.EINVALID, "publish: %q cannot be an S3 key under a release folder", rel)
 		}
-		files = append(files, file{rel: rel, abs: p, size: st.Size()})
+		files = append(files, file{rel: rel, abs: p})
 		return nil
 	})
 	if err != nil {

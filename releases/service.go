@@ -130,31 +130,38 @@ func (s *Service) cdn(site Site) (CDN, error) {
 // Record records a published release from its manifest in the bucket. It is
 // idempotent: created is false when the release was already recorded.
 func (s *Service) Record(ctx context.Context, siteName, version string) (rel Release, created bool, err error) {
+	rel, created, _, err = s.record(ctx, siteName, version)
+	return rel, created, err
+}
+
+// record is Record that also hands back the manifest it read, so a
+// promote verifies against it without a second GET.
+func (s *Service) record(ctx context.Context, siteName, version string) (Release, bool, *Manifest, error) {
 	site, err := s.Site(siteName)
 	if err != nil {
-		return Release{}, false, err
+		return Release{}, false, nil, err
 	}
 	if err := ValidateVersion(version); err != nil {
-		return Release{}, false, err
+		return Release{}, false, nil, err
 	}
 	m, err := s.Bucket.ReadManifest(ctx, site, version)
 	if err != nil {
-		return Release{}, false, err
+		return Release{}, false, nil, err
 	}
 	if m.Version != version {
-		return Release{}, false, Errorf(EINVALID, "manifest %s names version %q", site.ManifestKey(version), m.Version)
+		return Release{}, false, nil, Errorf(EINVALID, "manifest %s names version %q", site.ManifestKey(version), m.Version)
 	}
-	rel = m.Release(site.Name)
+	rel := m.Release(site.Name)
 	rel.RecordedAt = s.now()
-	created, err = s.Store.PutRelease(ctx, rel)
+	created, err := s.Store.PutRelease(ctx, rel)
 	if err != nil {
-		return Release{}, false, err
+		return Release{}, false, nil, err
 	}
 	if created {
 		s.logger().InfoContext(ctx, "release recorded", "site", site.Name, "version", version,
 			"files", rel.Files, "bytes", rel.Bytes, "commit", rel.Commit)
 	}
-	return rel, created, nil
+	return rel, created, m, nil
 }
 
 // Sync records every release whose manifest is in the bucket but not in
@@ -338,7 +345,8 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	}
 	// A release is promotable only while its manifest is in the bucket:
 	// that is what says its upload finished (and that it was not pruned).
-	if _, _, err := s.Record(ctx, site.Name, req.Version); err != nil {
+	_, _, manifest, err := s.record(ctx, site.Name, req.Version)
+	if err != nil {
 		if errors.Is(err, ErrNoManifest) {
 			return nil, Errorf(ENOTFOUND, "site %s has no release %s: no manifest in the bucket (never published, upload unfinished, or pruned)", site.Name, req.Version)
 		}
@@ -350,7 +358,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		return nil, &LockedError{Lock: *l}
 	}
 	if !req.NoVerify {
-		rep, err := s.Verify(ctx, site.Name, req.Version)
+		rep, err := s.verify(ctx, site, manifest)
 		if err != nil {
 			return nil, err
 		}
@@ -693,11 +701,15 @@ func (s *Service) Verify(ctx context.Context, siteName, version string) (*Verify
 	if err != nil {
 		return nil, err
 	}
-	have, err := s.Bucket.ReleaseObjects(ctx, site, version)
+	return s.verify(ctx, site, m)
+}
+
+func (s *Service) verify(ctx context.Context, site Site, m *Manifest) (*VerifyReport, error) {
+	have, err := s.Bucket.ReleaseObjects(ctx, site, m.Version)
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Site: site.Name, Version: version, Missing: []string{}, Wrong: []WrongSizeFile{}}
+	rep := &VerifyReport{Site: site.Name, Version: m.Version, Missing: []string{}, Wrong: []WrongSizeFile{}}
 	for _, f := range append(append([]ManifestFile(nil), m.Files...), m.Carried...) {
 		rep.Files++
 		size, ok := have[f.Path]

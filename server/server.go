@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,7 +25,7 @@ type Store interface {
 	releases.Store
 	Ping(ctx context.Context) error
 	// Backup writes a consistent snapshot of the whole store to w.
-	Backup(ctx context.Context, w interface{ Write([]byte) (int, error) }) (int64, error)
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 }
 
 // Notifier hears of things the server did, for chat (Slack). Every method

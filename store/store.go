@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -374,17 +375,13 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Backup writes a consistent snapshot of the whole file to w from one read
 // transaction, so writers carry on while it is copied.
-func (s *DB) Backup(ctx context.Context, w interface{ Write([]byte) (int, error) }) (n int64, err error) {
+func (s *DB) Backup(ctx context.Context, w io.Writer) (n int64, err error) {
 	err = s.with(ctx, false, func(tx *bolt.Tx) error {
-		n, err = tx.WriteTo(writerFunc(w.Write))
+		n, err = tx.WriteTo(w)
 		return err
 	})
 	return n, err
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // AcquireLock takes a person's lock.
 func (s *DB) AcquireLock(ctx context.Context, l releases.Lock) error {
