@@ -500,27 +500,29 @@ func TestReconcileFindsUnnotifiedReleaseAndHandFlip(t *testing.T) {
 	}
 	e.srv = &server.Server{Service: e.svc, Store: e.db, HookSecret: []byte(secret), APIToken: token, ReconcileInterval: 20 * time.Millisecond}
 	e.start()
-	e.eventually("v3 to be found and the hand flip recorded", func() bool {
-		_, err := e.db.Release(ctx, "www", "v3")
-		live, _, _ := e.db.Live(ctx, "www")
-		return err == nil && live.Version == "v2"
-	})
-	resp, err := http.Get(e.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`deploybot_drift_total{site="www"} 1`, `deploybot_releases_recorded_total{site="www",source="reconcile"}`, `deploybot_reconcile_runs_total{result="ok",site="www"}`} {
-		if !bytes.Contains(raw, []byte(want)) {
-			var lines []string
-			for _, l := range strings.Split(string(raw), "\n") {
-				if strings.HasPrefix(l, "deploybot_") {
-					lines = append(lines, l)
-				}
-			}
-			t.Fatalf("metrics lack %s:\n%s", want, strings.Join(lines, "\n"))
+	// The store changes inside Reconcile and the counters move after it
+	// returns, so wait for the counters, then check the store.
+	want := []string{`deploybot_drift_total{site="www"} 1`, `deploybot_releases_recorded_total{site="www",source="reconcile"} 1`, `deploybot_reconcile_runs_total{result="ok",site="www"}`}
+	var raw []byte
+	e.eventually("the reconcile that finds v3 and the hand flip to be counted", func() bool {
+		resp, err := http.Get(e.url + "/metrics")
+		if err != nil {
+			return false
 		}
+		raw, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if !bytes.Contains(raw, []byte(w)) {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := e.db.Release(ctx, "www", "v3"); err != nil {
+		t.Fatalf("v3 not recorded: %v", err)
+	}
+	if live, _, _ := e.db.Live(ctx, "www"); live.Version != "v2" {
+		t.Fatalf("live is %q, want the hand-flipped v2", live.Version)
 	}
 }
 
