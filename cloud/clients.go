@@ -7,11 +7,13 @@ package cloud
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
@@ -29,6 +31,12 @@ type Settings struct {
 	Credentials aws.CredentialsProvider
 	// MaxAttempts per API call, first try included. Zero: 6.
 	MaxAttempts int
+	// Connections is how many requests to one host may be in flight and
+	// keep their connection afterwards. Zero: 64, above publish's default
+	// of 16 and prune's 4 parallel deletes. The SDK's default keeps 10 idle
+	// connections per host, so 16 workers would close and reopen (and with
+	// real S3, re-handshake TLS for) six connections all the time.
+	Connections int
 }
 
 // StaticCredentials returns fixed credentials, for local stand-ins.
@@ -42,8 +50,19 @@ func NewClients(ctx context.Context, st Settings) (*s3.Client, *cloudfront.Clien
 	if attempts <= 0 {
 		attempts = 6
 	}
+	conns := st.Connections
+	if conns <= 0 {
+		conns = 64
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = conns
+		if t.MaxIdleConns < conns {
+			t.MaxIdleConns = conns
+		}
+	})
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(st.Region),
+		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			// The standard retryer backs off with jitter on 5xx, throttling
 			// and connection errors. Its client-side retry quota is off: a

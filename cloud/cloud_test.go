@@ -3,6 +3,9 @@ package cloud_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -348,4 +351,39 @@ func TestLargeFilesGoUpInParts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkPutFileSHA256 shows that the SHA-256 publish computed reaches S3 as
+// the object's checksum, and that a body that does not match it is
+// refused by S3 itself, with nothing stored.
+func checkPutFileSHA256(t *testing.T, s3c *s3.Client, site releases.Site) {
+	t.Helper()
+	ctx := context.Background()
+	b := &cloud.S3Bucket{Client: s3c}
+	sum := sha256.Sum256([]byte("the real body"))
+	hexSum := hex.EncodeToString(sum[:])
+	body := "the real body"
+	if err := b.PutFile(ctx, site, "ck", releases.File{Path: "ok.html", Body: strings.NewReader(body), Size: int64(len(body)), SHA256: hexSum}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(site.ReleasePath("ck") + "ok.html"), ChecksumMode: "ENABLED"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(out.ChecksumSHA256); got != base64.StdEncoding.EncodeToString(sum[:]) {
+		t.Fatalf("stored checksum %q, want the manifest's SHA-256", got)
+	}
+	bad := "a corrupted body"
+	err = b.PutFile(ctx, site, "ck", releases.File{Path: "bad.html", Body: strings.NewReader(bad), Size: int64(len(bad)), SHA256: hexSum})
+	if err == nil {
+		t.Fatal("a body not matching its SHA-256 was accepted")
+	}
+	if _, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(site.ReleasePath("ck") + "bad.html")}); err == nil {
+		t.Fatal("the corrupted body was stored")
+	}
+}
+
+func TestPutFileChecksSHA256(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	checkPutFileSHA256(t, e.s3, e.site)
 }

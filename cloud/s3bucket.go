@@ -2,6 +2,9 @@ package cloud
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -183,6 +186,13 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 	}
 	if f.ContentEncoding != "" {
 		in.ContentEncoding = aws.String(f.ContentEncoding)
+	}
+	if sum, err := hex.DecodeString(f.SHA256); err == nil && len(sum) == sha256.Size {
+		// The hash publish already computed (the one the manifest records)
+		// goes as x-amz-checksum-sha256: S3 refuses a body that does not
+		// match it, end to end, and the SDK neither re-reads the file for a
+		// checksum of its own nor wraps the body in aws-chunked framing.
+		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(sum))
 	}
 	if _, err := b.Client.PutObject(ctx, in, unsignedPayload); err != nil {
 		return fmt.Errorf("uploading s3://%s/%s: %w", site.Bucket, key, err)

@@ -83,6 +83,7 @@ func TestS3BucketAgainstVersityGW(t *testing.T) {
 			t.Fatalf("%s: %q %q %q, manifest %+v", f.Path, body, aws.ToString(out.ContentType), aws.ToString(out.CacheControl), f)
 		}
 	}
+	checkPutFileSHA256(t, s3c, site)
 	if _, err := b.ReadManifest(ctx, site, "v2"); releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("missing manifest: %v", err)
 	}

@@ -1,6 +1,7 @@
 // Command putloop is the baseline of the publish benchmark: walk a
 // directory and PutObject every file with 16 workers, nothing else (no
-// hashing, no headers, no manifest).
+// hashing, no headers, no manifest), with the SDK's default configuration:
+// what a team writes first.
 //
 //	putloop -endpoint URL -bucket B -prefix P DIR
 package main
@@ -14,10 +15,9 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/deploybot/deploybot/cloud"
 )
 
 func main() {
@@ -34,10 +34,14 @@ func main() {
 
 func run(endpoint, bucket, prefix, dir string, workers int) error {
 	ctx := context.Background()
-	c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint})
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
 	if err != nil {
 		return err
 	}
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+	})
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
