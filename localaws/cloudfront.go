@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	mrand "math/rand/v2"
 )
 
 const cfNS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
@@ -50,6 +52,34 @@ type invalidation struct {
 	Paths           []string  `json:"paths"`
 	Created         time.Time `json:"created"`
 	Completes       time.Time `json:"completes"`
+	// PopDone is when each PoP purges its cache, all by Completes.
+	PopDone []time.Time `json:"pop_done,omitempty"`
+}
+
+// purgeAt is when PoP pop purges the invalidation's paths.
+func (inv *invalidation) purgeAt(pop int) time.Time {
+	if pop < len(inv.PopDone) {
+		return inv.PopDone[pop]
+	}
+	return inv.Completes
+}
+
+// covers reports whether the invalidation names viewer path p: "/*"
+// everything, "/a/*" a prefix, otherwise the path itself.
+func (inv *invalidation) covers(p string) bool {
+	for _, pat := range inv.Paths {
+		if prefix, ok := strings.CutSuffix(pat, "*"); ok && strings.HasPrefix(p, prefix) || pat == p {
+			return true
+		}
+	}
+	return false
+}
+
+// popState is one PoP's view of a distribution: it serves Old until At,
+// then the distribution's config.
+type popState struct {
+	Old distConfig `json:"old"`
+	At  time.Time  `json:"at"`
 }
 
 type distribution struct {
@@ -60,24 +90,37 @@ type distribution struct {
 	Config       distConfig `json:"config"`
 	LastModified time.Time  `json:"last_modified"`
 	DeployedAt   time.Time  `json:"deployed_at"`
-	// Serving is what the edge serves until DeployedAt: a change reaches
-	// the edge only when the distribution is Deployed.
-	Serving       distConfig      `json:"serving"`
+	// Pops is what each point of presence serves: a change reaches each
+	// at its own moment before DeployedAt, as CloudFront's propagation
+	// does (some edges serve the new origin path while others still serve
+	// the old one). Missing entries serve Config.
+	Pops          []popState      `json:"pops,omitempty"`
 	Invalidations []*invalidation `json:"invalidations"`
+}
+
+// popConfig is what PoP pop serves at now.
+func (d *distribution) popConfig(pop int, now time.Time) distConfig {
+	if pop < len(d.Pops) && now.Before(d.Pops[pop].At) {
+		return d.Pops[pop].Old
+	}
+	return d.Config
 }
 
 type cfService struct {
 	file         string
 	propagation  time.Duration
 	invalidation time.Duration
+	pops         int
 	now          func() time.Time
 	mu           sync.Mutex
+	rng          *mrand.Rand // under mu
 	dists        map[string]*distribution
 }
 
 func newCloudFront(dataDir string, opts Options) (*cfService, error) {
 	s := &cfService{file: filepath.Join(dataDir, "cloudfront.json"), propagation: opts.Propagation,
-		invalidation: opts.Invalidation, now: opts.Now, dists: map[string]*distribution{}}
+		invalidation: opts.Invalidation, pops: opts.Pops, now: opts.Now, dists: map[string]*distribution{},
+		rng: mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
 	raw, err := os.ReadFile(s.file)
 	if os.IsNotExist(err) {
 		return s, nil
@@ -264,7 +307,7 @@ func (s *cfService) create(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().UTC()
 	d := &distribution{ID: newID('E'), ETag: newID('E'), Raw: raw, Config: c, LastModified: now,
-		DeployedAt: now.Add(s.propagation), Serving: c}
+		DeployedAt: now.Add(s.propagation)}
 	d.DomainName = strings.ToLower("d"+d.ID[1:]) + ".cloudfront.net"
 	s.dists[d.ID] = d
 	if err := s.save(); err != nil {
@@ -411,13 +454,14 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	now := s.now().UTC()
-	// What the edge serves moves to the new config only once the previous
-	// change is deployed; a change on top of an undeployed one keeps the
-	// edge on the last deployed config.
-	if !now.Before(d.DeployedAt) {
-		d.Serving = d.Config
+	// Each PoP goes on serving what it serves now until its own moment
+	// inside the propagation window; one that had not yet picked up an
+	// earlier change skips it.
+	pops := make([]popState, s.pops)
+	for i := range pops {
+		pops[i] = popState{Old: d.popConfig(i, now), At: now.Add(s.within(s.propagation))}
 	}
-	d.Raw, d.Config, d.ETag, d.LastModified = raw, c, newID('E'), now
+	d.Raw, d.Config, d.ETag, d.LastModified, d.Pops = raw, c, newID('E'), now, pops
 	d.DeployedAt = now.Add(s.propagation)
 	if err := s.save(); err != nil {
 		writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
@@ -471,6 +515,9 @@ func (s *cfService) createInvalidation(w http.ResponseWriter, r *http.Request, i
 	now := s.now().UTC()
 	inv := &invalidation{ID: newID('I'), CallerReference: batch.CallerReference, Paths: batch.Paths.Items,
 		Created: now, Completes: now.Add(s.invalidation)}
+	for range s.pops {
+		inv.PopDone = append(inv.PopDone, now.Add(s.within(s.invalidation)))
+	}
 	d.Invalidations = append(d.Invalidations, inv)
 	if err := s.save(); err != nil {
 		writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
@@ -543,9 +590,35 @@ func (s *cfService) listInvalidations(w http.ResponseWriter, id string) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// serving returns what the edge serves for host: the distribution whose
+// edgeView is what one PoP serves for a distribution at one moment.
+type edgeView struct {
+	id   string
+	cfg  distConfig
+	invs []*invalidation // immutable once made
+}
+
+// purged reports whether an answer for viewer path p that PoP pop cached
+// at stored has been purged by now.
+func (v edgeView) purged(pop int, p string, stored, now time.Time) bool {
+	for _, inv := range v.invs {
+		if at := inv.purgeAt(pop); stored.Before(at) && !now.Before(at) && inv.covers(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// within is a random moment inside a window of length d; callers hold mu.
+func (s *cfService) within(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(s.rng.Int64N(int64(d) + 1))
+}
+
+// serving returns what PoP pop serves for host: the distribution whose
 // alias or domain name is host, or the only one there is.
-func (s *cfService) serving(host string) (*distribution, distConfig, bool) {
+func (s *cfService) serving(host string, pop int) (edgeView, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, _, ok := strings.Cut(host, ":"); ok {
@@ -568,12 +641,9 @@ func (s *cfService) serving(host string) (*distribution, distConfig, bool) {
 		}
 	}
 	if pick == nil {
-		return nil, distConfig{}, false
+		return edgeView{}, false
 	}
-	if s.now().Before(pick.DeployedAt) {
-		return pick, pick.Serving, true
-	}
-	return pick, pick.Config, true
+	return edgeView{id: pick.ID, cfg: pick.popConfig(pop, s.now()), invs: append([]*invalidation(nil), pick.Invalidations...)}, true
 }
 
 // dist returns a distribution, or answers NoSuchDistribution; callers hold mu.

@@ -1,21 +1,143 @@
 package localaws
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
+
+// CachePolicy is how the edge caches, in CloudFront's terms.
+type CachePolicy struct {
+	// MinTTL, DefaultTTL and MaxTTL bound how long a 2xx answer stays
+	// cached: s-maxage, else max-age, clamped to [MinTTL, MaxTTL];
+	// no-cache, no-store or private give MinTTL; no directive DefaultTTL.
+	MinTTL, DefaultTTL, MaxTTL time.Duration
+	// ErrorTTL is the error caching minimum TTL: how long a 4xx/5xx from
+	// the origin (such as the 404 for an asset a release lacks) is served
+	// from the cache before the origin is asked again.
+	ErrorTTL time.Duration
+}
+
+// CachingOptimized is the managed cache policy the stand-in's
+// distributions name (658327ea-...), with CloudFront's default error
+// caching minimum TTL (10 seconds in the current developer guide; older
+// editions said five minutes).
+var CachingOptimized = CachePolicy{MinTTL: time.Second, DefaultTTL: 24 * time.Hour, MaxTTL: 365 * 24 * time.Hour, ErrorTTL: 10 * time.Second}
+
+// maxCachedObject bounds what one PoP keeps in memory per object; larger
+// objects are served from the origin every time (CloudFront caches up to
+// 50 GB, but the stand-in keeps its caches in memory).
+const maxCachedObject = 8 << 20
+
+// PopHeader picks the point of presence a request goes to ("0".."N-1");
+// without it the client address picks one, so a browser sticks to a PoP.
+const PopHeader = "X-Edge-Pop"
+
+// TTL is how long the edge keeps an origin answer of this status and
+// Cache-Control under policy p; zero means not cached.
+func (p CachePolicy) TTL(status int, cacheControl string) time.Duration {
+	var maxAge, sMaxAge time.Duration = -1, -1
+	noCache := false
+	for _, d := range strings.Split(cacheControl, ",") {
+		name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+		switch strings.ToLower(name) {
+		case "max-age":
+			if n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64); err == nil && n >= 0 {
+				maxAge = time.Duration(n) * time.Second
+			}
+		case "s-maxage":
+			if n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64); err == nil && n >= 0 {
+				sMaxAge = time.Duration(n) * time.Second
+			}
+		case "no-cache", "no-store", "private":
+			noCache = true
+		}
+	}
+	age := sMaxAge
+	if age < 0 {
+		age = maxAge
+	}
+	if status >= 400 {
+		// Errors: the header's age or the error TTL, whichever is longer;
+		// no-cache/no-store/private keep 404, 410, 414 and 501 out of the
+		// cache, and are ignored for the other codes.
+		switch status {
+		case 404, 410, 414, 501:
+			if noCache {
+				return 0
+			}
+		}
+		return min(max(age, p.ErrorTTL), p.MaxTTL)
+	}
+	switch {
+	case age >= 0:
+		return min(max(age, p.MinTTL), p.MaxTTL)
+	case noCache:
+		return p.MinTTL
+	}
+	return min(max(p.DefaultTTL, p.MinTTL), p.MaxTTL)
+}
+
+// cached is one answer a PoP keeps.
+type cached struct {
+	status  int
+	header  http.Header
+	body    []byte
+	stored  time.Time
+	expires time.Time
+	modTime time.Time
+}
+
+// edgeCaches are the PoPs' caches, keyed by distribution id and viewer
+// path: CloudFront caches by the URL the viewer asked for, not by the
+// origin key, which is why an origin path change needs an invalidation.
+type edgeCaches struct {
+	mu   sync.Mutex
+	pops []map[string]*cached
+}
+
+func (c *edgeCaches) get(pop int, key string) *cached {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pops[pop][key]
+}
+
+func (c *edgeCaches) put(pop int, key string, e *cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pops[pop][key] = e
+}
+
+func (c *edgeCaches) drop(pop int, key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pops[pop], key)
+}
 
 // Edge serves sites as CloudFront would from an S3 origin, for the
 // distribution picked by the Host header: a distribution's alias, its
 // dXXXX.cloudfront.net domain name, "<distribution id>.localhost", or,
 // when there is only one distribution, any host. A request for "/" gets the
 // default root object (index.html when none is set), and so does a path
-// ending in "/". A change of origin path reaches the edge only once the
-// distribution is Deployed. Nothing is cached yet.
+// ending in "/".
+//
+// It models what makes naive deploys show broken pages: several points of
+// presence (Options.Pops), each picking up an origin path change at its own
+// random moment inside the propagation window and keeping its own cache
+// (per Options.Cache, by viewer path); errors are cached too; an
+// invalidation purges each PoP at its own moment before it reports
+// Completed. Answers carry X-Cache (Hit/Miss/Error from cloudfront), Age
+// and X-Amz-Cf-Pop.
 func (s *Server) Edge() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -23,54 +145,143 @@ func (s *Server) Edge() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		d, cfg, ok := s.cf.serving(r.Host)
+		pop, err := s.pickPop(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		view, ok := s.cf.serving(r.Host, pop)
 		if !ok {
 			http.Error(w, "no distribution serves host "+r.Host, http.StatusNotFound)
 			return
 		}
-		origin, ok := s3Origin(cfg)
-		if !ok {
-			http.Error(w, "distribution "+d.ID+" has no S3 origin", http.StatusBadGateway)
-			return
-		}
-		bucket := bucketOfDomain(origin.DomainName)
-		p := r.URL.Path
-		if p == "/" || p == "" {
-			root := cfg.DefaultRootObject
-			if root == "" {
-				root = "index.html"
+		w.Header().Set("X-Amz-Cf-Pop", fmt.Sprintf("LOCAL%d", pop))
+		w.Header().Set("X-Amz-Cf-Id", view.id)
+		key := view.id + "\x00" + r.URL.Path
+		now := s.cf.now()
+		if e := s.edge.get(pop, key); e != nil {
+			if now.Before(e.expires) && !view.purged(pop, r.URL.Path, e.stored, now) {
+				s.writeCached(w, r, e, now, true)
+				return
 			}
-			p = "/" + root
-		} else if strings.HasSuffix(p, "/") {
-			p += "index.html"
+			s.edge.drop(pop, key)
 		}
-		key := strings.TrimPrefix(path.Clean(origin.OriginPath+p), "/")
-		o, f, err := s.s3.readObject(bucket, key)
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNoBucket) {
-			// S3 answers 403 AccessDenied for a missing key when the
-			// caller may not list; CloudFront passes it on.
-			w.Header().Set("X-Cache", "Error from cloudfront")
-			http.Error(w, fmt.Sprintf("not found: %s", key), http.StatusNotFound)
-			return
-		}
+		e, f, err := s.fetch(view.cfg, r.URL.Path, now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		defer f.Close()
-		h := w.Header()
-		h.Set("Content-Type", o.ContentType)
-		h.Set("ETag", o.ETag)
-		if o.CacheControl != "" {
-			h.Set("Cache-Control", o.CacheControl)
+		if f != nil {
+			// Too large to keep: straight from the origin, not cached.
+			defer f.Close()
+			for k, v := range e.header {
+				w.Header()[k] = v
+			}
+			w.Header().Set("X-Cache", "Miss from cloudfront")
+			http.ServeContent(w, r, "", e.modTime, f)
+			return
 		}
-		if o.ContentEncoding != "" {
-			h.Set("Content-Encoding", o.ContentEncoding)
+		if e.expires.After(now) {
+			s.edge.put(pop, key, e)
 		}
-		h.Set("X-Cache", "Miss from cloudfront")
-		h.Set("X-Amz-Cf-Id", d.ID)
-		http.ServeContent(w, r, "", o.LastModified, f)
+		s.writeCached(w, r, e, now, false)
 	})
+}
+
+// pickPop is the PoP a request goes to.
+func (s *Server) pickPop(r *http.Request) (int, error) {
+	n := len(s.edge.pops)
+	if v := r.Header.Get(PopHeader); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 || i >= n {
+			return 0, fmt.Errorf("%s: %q is not a PoP (0..%d)", PopHeader, v, n-1)
+		}
+		return i, nil
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	h := fnv.New32a()
+	_, _ = io.WriteString(h, host)
+	return int(h.Sum32() % uint32(n)), nil
+}
+
+// fetch asks the origin for a viewer path under config cfg. A small
+// answer comes back whole, to be cached; a large one as an open file.
+func (s *Server) fetch(cfg distConfig, viewerPath string, now time.Time) (*cached, *os.File, error) {
+	origin, ok := s3Origin(cfg)
+	if !ok {
+		return nil, nil, fmt.Errorf("the distribution has no S3 origin")
+	}
+	p := viewerPath
+	if p == "/" || p == "" {
+		root := cfg.DefaultRootObject
+		if root == "" {
+			root = "index.html"
+		}
+		p = "/" + root
+	} else if strings.HasSuffix(p, "/") {
+		p += "index.html"
+	}
+	key := strings.TrimPrefix(path.Clean(origin.OriginPath+p), "/")
+	o, f, err := s.s3.readObject(bucketOfDomain(origin.DomainName), key)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNoBucket) {
+		// S3 answers 403 AccessDenied for a missing key when the caller
+		// may not list (the usual origin access control setup) and 404
+		// when it may; either way CloudFront caches the error.
+		body := []byte("not found: " + key + "\n")
+		h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+		return &cached{status: http.StatusNotFound, header: h, body: body, stored: now,
+			expires: now.Add(s.cache.TTL(http.StatusNotFound, ""))}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", o.ContentType)
+	h.Set("ETag", o.ETag)
+	if o.CacheControl != "" {
+		h.Set("Cache-Control", o.CacheControl)
+	}
+	if o.ContentEncoding != "" {
+		h.Set("Content-Encoding", o.ContentEncoding)
+	}
+	e := &cached{status: http.StatusOK, header: h, stored: now, modTime: o.LastModified,
+		expires: now.Add(s.cache.TTL(http.StatusOK, o.CacheControl))}
+	if o.Size > maxCachedObject {
+		return e, f, nil
+	}
+	defer f.Close()
+	if e.body, err = io.ReadAll(f); err != nil {
+		return nil, nil, err
+	}
+	return e, nil, nil
+}
+
+func (s *Server) writeCached(w http.ResponseWriter, r *http.Request, e *cached, now time.Time, hit bool) {
+	for k, v := range e.header {
+		w.Header()[k] = v
+	}
+	switch {
+	case e.status >= 400:
+		w.Header().Set("X-Cache", "Error from cloudfront")
+	case hit:
+		w.Header().Set("X-Cache", "Hit from cloudfront")
+	default:
+		w.Header().Set("X-Cache", "Miss from cloudfront")
+	}
+	if hit {
+		w.Header().Set("Age", strconv.Itoa(int(now.Sub(e.stored)/time.Second)))
+	}
+	if e.status != http.StatusOK {
+		w.WriteHeader(e.status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(e.body)
+		}
+		return
+	}
+	http.ServeContent(w, r, "", e.modTime, bytes.NewReader(e.body))
 }
 
 // s3Origin returns the origin the default cache behaviour uses: the only

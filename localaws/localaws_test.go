@@ -46,7 +46,13 @@ type fixture struct {
 func newFixture(t *testing.T, dir string) *fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
-	srv, err := localaws.New(localaws.Options{DataDir: dir, Propagation: time.Minute, Invalidation: 30 * time.Second, Now: c.Now})
+	return newFixtureWith(t, localaws.Options{DataDir: dir, Propagation: time.Minute, Invalidation: 30 * time.Second, Now: c.Now}, c)
+}
+
+func newFixtureWith(t *testing.T, opts localaws.Options, c *clock) *fixture {
+	t.Helper()
+	dir := opts.DataDir
+	srv, err := localaws.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,57 +355,5 @@ func TestFaultsAreRetriedOrSurface(t *testing.T) {
 	}
 	if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("only-this"), Body: strings.NewReader("x")}); err == nil {
 		t.Fatal("fault not applied on its path")
-	}
-}
-
-func TestEdgeFollowsDeployedOriginPath(t *testing.T) {
-	f := newFixture(t, t.TempDir())
-	if err := f.srv.EnsureSite("EDGE1", "site"); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"v1", "v2"} {
-		f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site"), Key: aws.String(v + "/index.html"), Body: strings.NewReader(v), ContentType: aws.String("text/html")})
-		f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site"), Key: aws.String(v + "/docs/index.html"), Body: strings.NewReader("docs " + v)})
-	}
-	edge := httptest.NewServer(f.srv.Edge())
-	defer edge.Close()
-	get := func(path string) (int, string) {
-		resp, err := http.Get(edge.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	flip := func(path string) {
-		cfg, _ := f.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String("EDGE1")})
-		cfg.DistributionConfig.Origins.Items[0].OriginPath = aws.String(path)
-		if _, err := f.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String("EDGE1"), IfMatch: cfg.ETag, DistributionConfig: cfg.DistributionConfig}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	flip("/v1")
-	if c, _ := get("/"); c != 404 {
-		t.Fatalf("served before the first change deployed: %d", c)
-	}
-	f.clock.Add(time.Minute)
-	if c, b := get("/"); c != 200 || b != "v1" {
-		t.Fatalf("after deploy: %d %q", c, b)
-	}
-	if c, b := get("/docs/"); c != 200 || b != "docs v1" {
-		t.Fatalf("directory index: %d %q", c, b)
-	}
-	flip("/v2")
-	f.clock.Add(30 * time.Second)
-	if _, b := get("/"); b != "v1" {
-		t.Fatalf("new origin served before propagation: %q", b)
-	}
-	f.clock.Add(30 * time.Second)
-	if _, b := get("/"); b != "v2" {
-		t.Fatalf("after propagation: %q", b)
-	}
-	if c, _ := get("/missing.html"); c != 404 {
-		t.Fatalf("missing: %d", c)
 	}
 }

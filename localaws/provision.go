@@ -91,6 +91,6 @@ func (s *Server) EnsureSite(distributionID, bucket string) error {
 	}
 	now := cf.now().UTC()
 	cf.dists[distributionID] = &distribution{ID: distributionID, ETag: newID('E'), Raw: raw, Config: c,
-		LastModified: now, DeployedAt: now, Serving: c, DomainName: strings.ToLower("d"+distributionID) + ".cloudfront.net"}
+		LastModified: now, DeployedAt: now, DomainName: strings.ToLower("d"+distributionID) + ".cloudfront.net"}
 	return cf.save()
 }

@@ -38,6 +38,13 @@ type Options struct {
 	Now    func() time.Time
 	Logger *slog.Logger
 	Faults Faults
+	// Pops is how many points of presence the edge has, each with its own
+	// cache and its own moment of picking up a change; zero means one.
+	Pops int
+	// Cache is the edge's cache policy; nil means CachingOptimized.
+	Cache *CachePolicy
+	// Seed makes the PoPs' random moments repeatable; zero: a random seed.
+	Seed uint64
 }
 
 // Faults make API calls fail or slow down at random, to exercise retries.
@@ -66,6 +73,8 @@ type Server struct {
 	faults Faults
 	rng    *mrand.Rand
 	calls  map[string]int
+	cache  CachePolicy
+	edge   *edgeCaches
 	// matched counts calls that matched the faults' filters since they
 	// were set, for Skip.
 	matched int
@@ -82,7 +91,20 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, faults: opts.Faults, rng: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), calls: map[string]int{}}
+	if opts.Pops <= 0 {
+		opts.Pops = 1
+	}
+	if opts.Seed == 0 {
+		opts.Seed = uint64(time.Now().UnixNano())
+	}
+	cache := CachingOptimized
+	if opts.Cache != nil {
+		cache = *opts.Cache
+	}
+	s := &Server{opts: opts, cache: cache, edge: &edgeCaches{pops: make([]map[string]*cached, opts.Pops)}, faults: opts.Faults, rng: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), calls: map[string]int{}}
+	for i := range s.edge.pops {
+		s.edge.pops[i] = map[string]*cached{}
+	}
 	var err error
 	if s.s3, err = newS3(opts.DataDir, opts.Now); err != nil {
 		return nil, err

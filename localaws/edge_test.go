@@ -1,0 +1,297 @@
+package localaws_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/localaws"
+)
+
+func TestCachePolicyTTL(t *testing.T) {
+	p := localaws.CachingOptimized
+	tests := []struct {
+		status int
+		cc     string
+		want   time.Duration
+	}{
+		{200, "", 24 * time.Hour},
+		{200, "no-cache", time.Second},
+		{200, "no-store", time.Second},
+		{200, "private, max-age=600", 600 * time.Second},
+		{200, "public, max-age=31536000, immutable", 365 * 24 * time.Hour},
+		{200, "max-age=99999999999", 365 * 24 * time.Hour},
+		{200, "max-age=0", time.Second},
+		{200, "max-age=60, s-maxage=5", 5 * time.Second},
+		{200, "S-MAXAGE=30", 30 * time.Second},
+		{200, "max-age=\"120\"", 120 * time.Second},
+		{200, "max-age=abc", 24 * time.Hour},
+		{200, "max-age=-5", 24 * time.Hour},
+		{404, "", 10 * time.Second},
+		{404, "no-cache", 0},
+		{410, "no-store", 0},
+		{403, "no-cache", 10 * time.Second},
+		{503, "private", 10 * time.Second},
+		{404, "max-age=300", 300 * time.Second},
+		{404, "max-age=1", 10 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := p.TTL(tt.status, tt.cc); got != tt.want {
+			t.Errorf("TTL(%d, %q) = %s, want %s", tt.status, tt.cc, got, tt.want)
+		}
+	}
+	none := localaws.CachePolicy{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour}
+	if got := none.TTL(200, "no-cache"); got != 0 {
+		t.Errorf("min TTL 0 and no-cache: cached %s", got)
+	}
+	if got := none.TTL(404, ""); got != 0 {
+		t.Errorf("error TTL 0: a 404 cached %s", got)
+	}
+}
+
+// edgeFixture is a stand-in with pops PoPs (seeded, so the PoPs' moments
+// are the same every run) and one site on bucket "site".
+type edgeFixture struct {
+	*fixture
+	edge *httptest.Server
+}
+
+func newEdgeFixture(t *testing.T, pops int) *edgeFixture {
+	t.Helper()
+	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	f := newFixtureWith(t, localaws.Options{DataDir: t.TempDir(), Propagation: time.Minute, Invalidation: 30 * time.Second,
+		Now: c.Now, Pops: pops, Seed: 42}, c)
+	if err := f.srv.EnsureSite("EDGE1", "site"); err != nil {
+		t.Fatal(err)
+	}
+	edge := httptest.NewServer(f.srv.Edge())
+	t.Cleanup(edge.Close)
+	return &edgeFixture{fixture: f, edge: edge}
+}
+
+func (f *edgeFixture) put(t *testing.T, key, body, cacheControl string) {
+	t.Helper()
+	in := &s3.PutObjectInput{Bucket: aws.String("site"), Key: aws.String(key), Body: strings.NewReader(body), ContentType: aws.String("text/html")}
+	if cacheControl != "" {
+		in.CacheControl = aws.String(cacheControl)
+	}
+	if _, err := f.s3.PutObject(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// get asks PoP pop for path.
+func (f *edgeFixture) get(t *testing.T, pop int, path string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.edge.URL+path, nil)
+	req.Header.Set(localaws.PopHeader, fmt.Sprint(pop))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func (f *edgeFixture) flip(t *testing.T, path string) {
+	t.Helper()
+	cfg, err := f.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String("EDGE1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DistributionConfig.Origins.Items[0].OriginPath = aws.String(path)
+	if _, err := f.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String("EDGE1"), IfMatch: cfg.ETag, DistributionConfig: cfg.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *edgeFixture) invalidate(t *testing.T, ref string, paths ...string) {
+	t.Helper()
+	if _, err := f.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String("EDGE1"),
+		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String(ref),
+			Paths: &cftypes.Paths{Quantity: aws.Int32(int32(len(paths))), Items: paths}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *edgeFixture) status(t *testing.T) string {
+	t.Helper()
+	d, err := f.cf.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String("EDGE1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(d.Distribution.Status)
+}
+
+// Each PoP picks up an origin path change at its own moment inside the
+// propagation window, never goes back, and all have it once Deployed.
+func TestEdgePopsPickUpAChangeAtTheirOwnMoment(t *testing.T) {
+	const pops = 8
+	f := newEdgeFixture(t, pops)
+	for _, v := range []string{"v1", "v2"} {
+		f.put(t, v+"/index.html", v, "no-cache") // cached for the 1 s minimum TTL
+		f.put(t, v+"/docs/index.html", "docs "+v, "no-cache")
+	}
+	f.flip(t, "/v1")
+	f.clock.Add(time.Minute)
+	for p := range pops {
+		if c, b, _ := f.get(t, p, "/"); c != 200 || b != "v1" {
+			t.Fatalf("pop %d after the first change deployed: %d %q", p, c, b)
+		}
+	}
+	if c, b, _ := f.get(t, 0, "/docs/"); c != 200 || b != "docs v1" {
+		t.Fatalf("directory index: %d %q", c, b)
+	}
+	f.flip(t, "/v2")
+	adopted := make([]bool, pops)
+	mixed := false
+	for step := 0; step < 12; step++ {
+		f.clock.Add(5 * time.Second)
+		n := 0
+		for p := range pops {
+			_, b, _ := f.get(t, p, "/")
+			switch b {
+			case "v2":
+				adopted[p] = true
+				n++
+			case "v1":
+				if adopted[p] {
+					t.Fatalf("pop %d went back to v1 at %ds", p, 5*(step+1))
+				}
+			default:
+				t.Fatalf("pop %d served %q", p, b)
+			}
+		}
+		if n > 0 && n < pops {
+			mixed = true
+		}
+		if step == 11 && n != pops {
+			t.Fatalf("%d of %d PoPs serve v2 once the change is Deployed (%s)", n, pops, f.status(t))
+		}
+	}
+	if !mixed {
+		t.Fatal("no moment with PoPs on both sides of the change: propagation is not modelled per PoP")
+	}
+}
+
+// CloudFront caches by viewer path: after an origin path change a cached
+// object stays until it expires or an invalidation purges it, PoP by PoP.
+func TestEdgeCachesUntilInvalidated(t *testing.T) {
+	const pops = 4
+	f := newEdgeFixture(t, pops)
+	f.put(t, "v1/app.css", "css v1", "") // default TTL, a day
+	f.put(t, "v2/app.css", "css v2", "")
+	f.flip(t, "/v1")
+	f.clock.Add(time.Minute)
+	for p := range pops {
+		if _, b, h := f.get(t, p, "/app.css"); b != "css v1" || h.Get("X-Cache") != "Miss from cloudfront" || h.Get("X-Amz-Cf-Pop") != fmt.Sprintf("LOCAL%d", p) {
+			t.Fatalf("pop %d first read: %q %v", p, b, h)
+		}
+	}
+	f.clock.Add(3 * time.Second)
+	if _, b, h := f.get(t, 1, "/app.css"); b != "css v1" || h.Get("X-Cache") != "Hit from cloudfront" || h.Get("Age") != "3" {
+		t.Fatalf("second read: %q %v", b, h)
+	}
+	f.flip(t, "/v2")
+	f.clock.Add(2 * time.Minute)
+	if st := f.status(t); st != "Deployed" {
+		t.Fatalf("status %s", st)
+	}
+	for p := range pops {
+		if _, b, _ := f.get(t, p, "/app.css"); b != "css v1" {
+			t.Fatalf("pop %d dropped its cached copy without an invalidation: %q", p, b)
+		}
+	}
+	f.invalidate(t, "inv-1", "/*")
+	purged := make([]bool, pops)
+	for step := 0; step < 6; step++ {
+		f.clock.Add(5 * time.Second)
+		for p := range pops {
+			_, b, _ := f.get(t, p, "/app.css")
+			if b == "css v2" {
+				purged[p] = true
+			} else if purged[p] {
+				t.Fatalf("pop %d served the purged copy again", p)
+			}
+		}
+	}
+	for p := range pops {
+		if !purged[p] {
+			t.Fatalf("pop %d still serves the old copy after the invalidation completed", p)
+		}
+	}
+	// A path invalidation purges only what it names.
+	f.put(t, "v2/other.css", "other", "")
+	f.get(t, 0, "/other.css")
+	f.put(t, "v2/app.css", "css v2b", "")
+	f.put(t, "v2/other.css", "other b", "")
+	f.invalidate(t, "inv-2", "/app*")
+	f.clock.Add(31 * time.Second)
+	if _, b, _ := f.get(t, 0, "/app.css"); b != "css v2b" {
+		t.Fatalf("prefix invalidation: %q", b)
+	}
+	if _, b, _ := f.get(t, 0, "/other.css"); b != "other" {
+		t.Fatalf("an invalidation of /app* purged /other.css: %q", b)
+	}
+}
+
+// A 404 is cached for the error TTL, so an asset that appears later is
+// not seen at once: what a release missing an old asset costs.
+func TestEdgeCachesErrors(t *testing.T) {
+	f := newEdgeFixture(t, 2)
+	f.put(t, "v1/index.html", "v1", "no-cache")
+	f.flip(t, "/v1")
+	f.clock.Add(time.Minute)
+	if c, _, h := f.get(t, 0, "/late.js"); c != 404 || h.Get("X-Cache") != "Error from cloudfront" {
+		t.Fatalf("missing object: %d %v", c, h)
+	}
+	f.put(t, "v1/late.js", "late", "public, max-age=31536000, immutable")
+	f.clock.Add(5 * time.Second)
+	if c, _, _ := f.get(t, 0, "/late.js"); c != 404 {
+		t.Fatalf("the cached 404 was not served within the error TTL: %d", c)
+	}
+	if c, b, _ := f.get(t, 1, "/late.js"); c != 200 || b != "late" {
+		t.Fatalf("the other PoP never cached the 404: %d %q", c, b)
+	}
+	f.clock.Add(6 * time.Second)
+	if c, b, _ := f.get(t, 0, "/late.js"); c != 200 || b != "late" {
+		t.Fatalf("after the error TTL: %d %q", c, b)
+	}
+}
+
+func TestEdgePopChoice(t *testing.T) {
+	f := newEdgeFixture(t, 3)
+	f.put(t, "index.html", "root", "")
+	f.clock.Add(time.Minute)
+	if c, _, _ := f.get(t, 3, "/"); c != 400 {
+		t.Fatalf("PoP out of range: %d", c)
+	}
+	// Without the header the client address picks the PoP: always the same one.
+	var first string
+	for i := range 5 {
+		resp, err := http.Get(f.edge.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		pop := resp.Header.Get("X-Amz-Cf-Pop")
+		if i == 0 {
+			first = pop
+		} else if pop != first {
+			t.Fatalf("one client went to %s and then %s", first, pop)
+		}
+	}
+	if !strings.HasPrefix(first, "LOCAL") {
+		t.Fatalf("X-Amz-Cf-Pop %q", first)
+	}
+}
