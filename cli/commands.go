@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -426,6 +427,7 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	errRate := fs.Float64("error-rate", 0, "share of API calls answered with a 5xx error")
 	throttle := fs.Float64("throttle-rate", 0, "share of API calls answered with a throttling error")
 	latency := fs.Duration("latency", 0, "delay added to every API call")
+	edgeOpts := edgeFlags(fs)
 	var sites multiFlag
 	fs.Var(&sites, "distribution", "ID=BUCKET: create (if missing) a bucket and a distribution with this id serving it; repeatable")
 	pos, err := parse(fs, args)
@@ -438,7 +440,11 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	if *data == "" {
 		return usagef("--data is required")
 	}
-	srv, err := localaws.New(localaws.Options{DataDir: *data, Propagation: *prop, Invalidation: *inval,
+	pops, cache := edgeOpts()
+	if pops < 1 {
+		return usagef("--pops must be at least 1")
+	}
+	srv, err := localaws.New(localaws.Options{DataDir: *data, Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache,
 		Logger: logger(env), Faults: localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}})
 	if err != nil {
 		return err
@@ -633,4 +639,17 @@ func runVerify(ctx context.Context, env Env, args []string) error {
 		return releases.Errorf(releases.ECONFLICT, "%s %s: %s", s.Name, pos[0], rep.Summary())
 	}
 	return nil
+}
+
+// edgeFlags are the edge's flags, shared by localaws and dev.
+func edgeFlags(fs *flag.FlagSet) func() (pops int, cache *localaws.CachePolicy) {
+	d := localaws.CachingOptimized
+	pops := fs.Int("pops", 1, "points of presence at the edge, each with its own cache and moment of picking up a change")
+	minTTL := fs.Duration("min-ttl", d.MinTTL, "edge cache: shortest time an answer is kept (no-cache answers are kept this long)")
+	defTTL := fs.Duration("default-ttl", d.DefaultTTL, "edge cache: how long an answer without max-age or s-maxage is kept")
+	maxTTL := fs.Duration("max-ttl", d.MaxTTL, "edge cache: longest time an answer is kept")
+	errTTL := fs.Duration("error-ttl", d.ErrorTTL, "edge cache: how long a 4xx/5xx from the bucket is kept")
+	return func() (int, *localaws.CachePolicy) {
+		return *pops, &localaws.CachePolicy{MinTTL: *minTTL, DefaultTTL: *defTTL, MaxTTL: *maxTTL, ErrorTTL: *errTTL}
+	}
 }

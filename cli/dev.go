@@ -33,6 +33,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	apiAddr := fs.String("listen", "127.0.0.1:0", "address of the local S3 + CloudFront APIs")
 	prop := fs.Duration("propagation", 4*time.Second, "how long a distribution change stays InProgress")
 	inval := fs.Duration("invalidation", 2*time.Second, "how long an invalidation stays InProgress")
+	edgeOpts := edgeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -43,7 +44,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
 	}
-	srv, err := localaws.New(localaws.Options{DataDir: filepath.Join(*data, "aws"), Propagation: *prop, Invalidation: *inval})
+	pops, cache := edgeOpts()
+	if pops < 1 {
+		return usagef("--pops must be at least 1")
+	}
+	srv, err := localaws.New(localaws.Options{DataDir: filepath.Join(*data, "aws"), Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache})
 	if err != nil {
 		return err
 	}
