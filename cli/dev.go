@@ -87,7 +87,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	site := releases.Site{Name: "demo", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo",
+	site := releases.Site{Name: "demo", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo", SkewReleases: 2,
 		Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
 	bucket := &cloud.S3Bucket{Client: s3c}
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
@@ -106,7 +106,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := pub.Publish(ctx, publish.Request{Site: site, Version: v, Commit: "sample-" + v, Message: "sample release " + v, Dir: dir, SkewReleases: 2}); err != nil {
+		if _, err := pub.Publish(ctx, publish.Request{Site: site, Version: v, Commit: "sample-" + v, Message: "sample release " + v, Dir: dir, SkewReleases: site.SkewReleases}); err != nil {
 			return err
 		}
 	}

@@ -461,7 +461,8 @@ func (s Site) ReleasesSite() releases.Site {
 	return releases.Site{Name: s.Name, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
 		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers,
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
-			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration}}
+			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
+		SkewReleases: *s.SkewProtection}
 }
 
 // Site returns the site called name.

@@ -430,34 +430,9 @@ func ContentType(name string, head []byte) string {
 	return "application/octet-stream"
 }
 
-// Fingerprinted reports whether a file name carries a content hash in the
-// segment before its extension: app.3f9c1b2a.js, chunk-5QKZ7B3X.js. The
-// segment is 8+ letters and digits, either hex or a mix of both.
-func Fingerprinted(name string) bool {
-	base := path.Base(name)
-	parts := strings.FieldsFunc(base, func(r rune) bool { return r == '.' || r == '-' || r == '_' })
-	if len(parts) < 2 {
-		return false
-	}
-	seg := parts[len(parts)-2]
-	if len(seg) < 8 {
-		return false
-	}
-	hex, digit, letter := true, false, false
-	for _, c := range seg {
-		switch {
-		case c >= '0' && c <= '9':
-			digit = true
-		case c >= 'a' && c <= 'f':
-			letter = true
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			letter, hex = true, false
-		default:
-			return false
-		}
-	}
-	return hex || (digit && letter)
-}
+// Fingerprinted reports whether a file name carries a content hash
+// (releases.Fingerprinted, kept here for callers of this package).
+func Fingerprinted(name string) bool { return releases.Fingerprinted(name) }
 
 // CacheControl is the default Cache-Control of a file: fingerprinted files
 // never change under their name and are cached for a year; everything else

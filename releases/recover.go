@@ -75,7 +75,13 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	if err != nil {
 		return err
 	}
-	steps, flipped, err := cdn.Resume(ctx, site, d)
+	asCDN := d
+	if d.Phase == PhaseCarry {
+		// The carry runs before the CDN is touched: to the strategy this
+		// deploy is still pending.
+		asCDN.Phase = PhasePending
+	}
+	steps, flipped, err := cdn.Resume(ctx, site, asCDN)
 	if err != nil {
 		if ErrorCode(err) != ECONFLICT {
 			log.WarnContext(ctx, "cannot read the truth to recover an interrupted deploy; will try again", "phase", d.Phase, "err", err)

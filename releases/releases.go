@@ -23,6 +23,11 @@ type Site struct {
 	Channel        string
 	Deployers      []string
 	Retention      Policy
+	// SkewReleases is the site's skew protection: how many previous
+	// releases' fingerprinted assets publish carries into a new release;
+	// when above zero, a flip also gives the target the live release's
+	// assets it lacks (see PhaseCarry). Zero turns both off.
+	SkewReleases int
 }
 
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".

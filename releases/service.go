@@ -381,6 +381,10 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		}
 		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
 	}
+	carry, err := s.carryStep(ctx, site, cur, manifest)
+	if err != nil {
+		return nil, err
+	}
 
 	now := s.now()
 	d := Deploy{
@@ -396,7 +400,11 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	log.InfoContext(ctx, "deploy started", "kind", d.Kind, "from", d.From, "to", d.To, "actor", d.Actor, "reason", d.Reason)
 	progress(Event{Type: EventDeployStarted, Deploy: d})
 
-	err = s.run(ctx, &d, cdn.Plan(site, cur, req.Version, d.ID), false, log, progress)
+	steps := cdn.Plan(site, cur, req.Version, d.ID)
+	if carry != nil {
+		steps = append([]Step{*carry}, steps...)
+	}
+	err = s.run(ctx, &d, steps, false, log, progress)
 	return &Outcome{Deploy: &d, Version: req.Version}, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ type fakeBucket struct {
 	gone      map[string]bool            // folders deleted (manifest may remain)
 	extra     map[string]releases.Folder // folders without a manifest
 	damaged   map[string]bool            // version/path of files missing from a folder
+	copies    []string                   // "from/path -> to" of every CopyFile
 }
 
 func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
@@ -56,7 +58,13 @@ func (b *fakeBucket) WriteManifest(_ context.Context, _ releases.Site, m *releas
 
 func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.File) error { return nil }
 
-func (b *fakeBucket) CopyFile(context.Context, releases.Site, string, string, string, releases.File) error {
+func (b *fakeBucket) CopyFile(_ context.Context, _ releases.Site, from, fromPath, to string, f releases.File) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if fromPath != f.Path {
+		return fmt.Errorf("copy of %s to another path %s", fromPath, f.Path)
+	}
+	b.copies = append(b.copies, from+"/"+fromPath+" -> "+to)
 	return nil
 }
 
@@ -65,7 +73,7 @@ func (b *fakeBucket) ReleaseObjects(_ context.Context, _ releases.Site, v string
 	defer b.mu.Unlock()
 	out := map[string]int64{}
 	if m, ok := b.manifests[v]; ok && !b.gone[v] {
-		for _, f := range m.Files {
+		for _, f := range append(slices.Clone(m.Files), m.Carried...) {
 			if !b.damaged[v+"/"+f.Path] {
 				out[f.Path] = f.Size
 			}

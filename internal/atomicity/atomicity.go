@@ -1,0 +1,326 @@
+// Package atomicity measures whether visitors see broken pages while a
+// site is flipped: browser-like clients load "/" and then every asset the
+// page names, through the local edge's points of presence, while the real
+// promote and rollback flow (releases.Service through aws-sdk-go-v2 to the
+// localaws stand-in) flips the site again and again.
+//
+// A page load is broken when an asset it names is not served with the
+// content its fingerprinted name promises: a 404 (the new folder lacks the
+// old release's asset, or a cached 404), or other bytes.
+package atomicity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/publish"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+// Config is one run.
+type Config struct {
+	Dir string // work directory (bucket, distribution, store)
+	// Flips is how many promotes and rollbacks run (every fourth flip is
+	// a rollback); PageLoads the least number of page loads: the run goes
+	// on, flipping again, until both are reached.
+	Flips, PageLoads int
+	Clients          int // browsers loading pages at once; zero: 8
+	Pops             int // edge points of presence; zero: 4
+	// SkewReleases is publish's skew protection (releases carried); the
+	// default is 2, what `deploybot publish` does without a setting.
+	SkewReleases int
+	// Propagation and Invalidation are the stand-in's windows; zero:
+	// 400 ms and 200 ms, long enough for many page loads inside each.
+	Propagation, Invalidation time.Duration
+	// Faults are injected into every S3 and CloudFront call.
+	Faults localaws.Faults
+}
+
+// Report is what a run saw.
+type Report struct {
+	PageLoads int            `json:"page_loads"`
+	Requests  int            `json:"requests"`
+	Flips     int            `json:"flips"`
+	Promotes  int            `json:"promotes"`
+	Rollbacks int            `json:"rollbacks"`
+	Failed    int            `json:"failed_deploys"` // deploys that ended failed (only under faults)
+	Broken    int            `json:"broken_page_loads"`
+	Reasons   map[string]int `json:"reasons,omitempty"`
+	Examples  []string       `json:"examples,omitempty"`
+	Seconds   float64        `json:"seconds"`
+	Skew      int            `json:"skew_releases"`
+	Pops      int            `json:"pops"`
+}
+
+const distID, bucketName = "EATOMIC", "atomic-site"
+
+var assetRef = regexp.MustCompile(`(?:src|href)="(/assets/[^"]+)"`)
+var releaseMeta = regexp.MustCompile(`<meta name="release" content="([^"]+)">`)
+
+// Run runs one measurement.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Clients <= 0 {
+		cfg.Clients = 8
+	}
+	if cfg.Pops <= 0 {
+		cfg.Pops = 4
+	}
+	if cfg.Propagation <= 0 {
+		cfg.Propagation = 400 * time.Millisecond
+	}
+	if cfg.Invalidation <= 0 {
+		cfg.Invalidation = 200 * time.Millisecond
+	}
+	aws, err := localaws.New(localaws.Options{DataDir: filepath.Join(cfg.Dir, "aws"), Propagation: cfg.Propagation,
+		Invalidation: cfg.Invalidation, Pops: cfg.Pops})
+	if err != nil {
+		return nil, err
+	}
+	if err := aws.EnsureSite(distID, bucketName); err != nil {
+		return nil, err
+	}
+	apiURL, stopAPI, err := serve(aws.Handler())
+	if err != nil {
+		return nil, err
+	}
+	defer stopAPI()
+	edgeURL, stopEdge, err := serve(aws.Edge())
+	if err != nil {
+		return nil, err
+	}
+	defer stopEdge()
+	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: apiURL, Credentials: cloud.StaticCredentials("atomic", "atomic")})
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(filepath.Join(cfg.Dir, "deploybot.db"), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	site := releases.Site{Name: "www", Bucket: bucketName, Prefix: "www/", DistributionID: distID, SkewReleases: cfg.SkewReleases}
+	bucket := &cloud.S3Bucket{Client: s3c}
+	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site},
+		CDNs: map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 20 * time.Millisecond}}}
+	pub := &publish.Publisher{Bucket: bucket}
+
+	rep := &Report{Reasons: map[string]int{}, Skew: cfg.SkewReleases, Pops: cfg.Pops}
+	next := 0
+	publishNext := func() (string, error) {
+		next++
+		v := fmt.Sprintf("v%d", next)
+		dir := filepath.Join(cfg.Dir, "build", v)
+		if err := writeBuild(dir, v); err != nil {
+			return "", err
+		}
+		_, err := pub.Publish(ctx, publish.Request{Site: site, Version: v, Dir: dir, SkewReleases: cfg.SkewReleases})
+		return v, err
+	}
+	v, err := publishNext()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: v, Actor: "atomicity"}, nil); err != nil {
+		return nil, fmt.Errorf("first promote: %w", err)
+	}
+	aws.SetFaults(cfg.Faults)
+
+	start := time.Now()
+	stop := make(chan struct{})
+	var loads, requests atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}}
+	for c := range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				reason, detail, n := loadPage(ctx, client, edgeURL, rng.IntN(cfg.Pops), rng)
+				loads.Add(1)
+				requests.Add(int64(n))
+				if reason != "" {
+					mu.Lock()
+					rep.Broken++
+					rep.Reasons[reason]++
+					if len(rep.Examples) < 5 {
+						rep.Examples = append(rep.Examples, detail)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var flipErr error
+	for i := 1; ctx.Err() == nil && (i <= cfg.Flips || loads.Load() < int64(cfg.PageLoads)); i++ {
+		var out *releases.Outcome
+		var err error
+		if i%4 == 0 {
+			out, err = svc.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Actor: "atomicity"}, nil)
+			rep.Rollbacks++
+		} else {
+			if v, err = publishNext(); err != nil {
+				flipErr = fmt.Errorf("publish %s: %w", v, err)
+				break
+			}
+			out, err = svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: v, Actor: "atomicity"}, nil)
+			rep.Promotes++
+		}
+		rep.Flips++
+		if err != nil {
+			// Under faults a deploy may fail after its retries; it must
+			// fail cleanly (the reliability tests check the record). The
+			// measurement goes on with the next flip.
+			if cfg.Faults == (localaws.Faults{}) {
+				flipErr = fmt.Errorf("flip %d: %w", i, err)
+				break
+			}
+			rep.Failed++
+			continue
+		}
+		_ = out
+	}
+	close(stop)
+	wg.Wait()
+	rep.PageLoads, rep.Requests = int(loads.Load()), int(requests.Load())
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, flipErr
+}
+
+// loadPage is one browser page load at one PoP: "/" and then each asset
+// it names, after the moment a browser needs to parse the page. It returns
+// why the load is broken ("" when it is not), a detail, and the requests.
+func loadPage(ctx context.Context, c *http.Client, edge string, pop int, rng *rand.Rand) (reason, detail string, requests int) {
+	status, page, err := get(ctx, c, edge+"/", pop)
+	requests++
+	if err != nil {
+		return "transport error", err.Error(), requests
+	}
+	if status != http.StatusOK {
+		return "page " + strconv.Itoa(status), fmt.Sprintf("pop %d: / answered %d", pop, status), requests
+	}
+	m := releaseMeta.FindSubmatch(page)
+	if m == nil {
+		return "page without release", fmt.Sprintf("pop %d: %q", pop, page), requests
+	}
+	release := string(m[1])
+	time.Sleep(time.Duration(rng.IntN(5000)) * time.Microsecond)
+	for _, ref := range assetRef.FindAllSubmatch(page, -1) {
+		p := string(ref[1])
+		status, body, err := get(ctx, c, edge+p, pop)
+		requests++
+		switch {
+		case err != nil:
+			return "transport error", err.Error(), requests
+		case status != http.StatusOK:
+			return fmt.Sprintf("asset %d", status), fmt.Sprintf("pop %d: page of %s names %s: %d", pop, release, p, status), requests
+		case !promised(p, body):
+			return "asset with other content", fmt.Sprintf("pop %d: page of %s names %s: other bytes", pop, release, p), requests
+		}
+	}
+	return "", "", requests
+}
+
+// promised reports whether body is what the fingerprint in name promises.
+func promised(name string, body []byte) bool {
+	m := fingerprint.FindStringSubmatch(name)
+	if m == nil {
+		return false
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])[:len(m[1])] == m[1]
+}
+
+var fingerprint = regexp.MustCompile(`\.([0-9a-f]{10})\.[a-z]+$`)
+
+func get(ctx context.Context, c *http.Client, url string, pop int) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set(localaws.PopHeader, strconv.Itoa(pop))
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// writeBuild writes the build of one release: a page naming its
+// fingerprinted assets (two of its own, one shared by every release, as a
+// vendor bundle is) and the release it belongs to.
+func writeBuild(dir, version string) error {
+	assets := map[string]string{
+		"app.js":    fmt.Sprintf("console.log(%q);\n", "app of "+version),
+		"app.css":   fmt.Sprintf("body::after{content:%q}\n", "style of "+version),
+		"vendor.js": "/* vendor bundle, the same in every release */\n",
+	}
+	var names []string
+	for name, body := range assets {
+		sum := sha256.Sum256([]byte(body))
+		ext := filepath.Ext(name)
+		fp := name[:len(name)-len(ext)] + "." + hex.EncodeToString(sum[:])[:10] + ext
+		if err := writeFile(filepath.Join(dir, "assets", fp), body); err != nil {
+			return err
+		}
+		names = append(names, fp)
+	}
+	sort.Strings(names)
+	page := fmt.Sprintf("<!doctype html>\n<meta name=\"release\" content=\"%s\">\n", version)
+	for _, n := range names {
+		if filepath.Ext(n) == ".css" {
+			page += fmt.Sprintf("<link rel=\"stylesheet\" href=\"/assets/%s\">\n", n)
+		} else {
+			page += fmt.Sprintf("<script src=\"/assets/%s\"></script>\n", n)
+		}
+	}
+	return writeFile(filepath.Join(dir, "index.html"), page)
+}
+
+func writeFile(p, body string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(body), 0o644)
+}
+
+// serve runs h on a free loopback port.
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			panic(err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}

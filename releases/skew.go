@@ -1,0 +1,112 @@
+package releases
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// PhaseCarry is the step before a flip that gives the target release the
+// fingerprinted assets of the live release that it lacks.
+//
+// Publish-time skew protection carries the previous releases' assets
+// forward into each new release; it cannot help a flip to an older release
+// (a rollback) or to one published before the live one, whose folders
+// never had the live release's assets: pages loaded before the flip would
+// ask the target folder for them and get 404s, which the CDN then caches
+// (an error TTL, 10 s by default). The atomicity load test found exactly
+// that. So, when the site's skew protection is on, the flip first copies
+// them in, server side. They are not in the target's manifest (which is
+// never rewritten), so verify, diff and prune see the release as
+// published, and the copies go when the folder is pruned. Cost: one
+// CopyObject per missing asset, and none for the usual promote of a newer
+// release, which carries the live one's assets already.
+const PhaseCarry Phase = "carry"
+
+// carryConcurrency is how many copies run at once: a site has tens to a
+// few hundred fingerprinted assets.
+const carryConcurrency = 8
+
+// carryStep returns the carry step of a flip from cur to target, or nil
+// when there is nothing to carry.
+func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target *Manifest) (*Step, error) {
+	if site.SkewReleases <= 0 || cur.Version == "" || cur.Version == target.Version {
+		return nil, nil
+	}
+	live, err := s.Bucket.ReadManifest(ctx, site, cur.Version)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, nil // not one of ours (a hand flip) or pruned: nothing known to carry
+	}
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(target.Files)+len(target.Carried))
+	for _, f := range target.Files {
+		have[f.Path] = true
+	}
+	for _, f := range target.Carried {
+		have[f.Path] = true
+	}
+	var missing []ManifestFile
+	for _, f := range live.Files {
+		if Fingerprinted(f.Path) && !have[f.Path] {
+			missing = append(missing, f)
+		}
+	}
+	for _, f := range live.Carried {
+		if !have[f.Path] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	return &Step{Phase: PhaseCarry, Title: fmt.Sprintf("Copying %d assets of %s that open pages may still ask for", len(missing), cur.Version),
+		Run: func(ctx context.Context) error {
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(carryConcurrency)
+			for _, f := range missing {
+				g.Go(func() error {
+					err := s.Bucket.CopyFile(gctx, site, cur.Version, f.Path, target.Version,
+						File{Path: f.Path, Size: f.Size, ContentType: f.ContentType, CacheControl: f.CacheControl, ContentEncoding: f.ContentEncoding, SHA256: f.SHA256})
+					if ErrorCode(err) == ENOTFOUND {
+						return nil // gone from the live folder; nothing to copy
+					}
+					return err
+				})
+			}
+			return g.Wait()
+		}}, nil
+}
+
+// Fingerprinted reports whether a file name carries a content hash in the
+// segment before its extension: app.3f9c1b2a.js, chunk-5QKZ7B3X.js. The
+// segment is 8+ letters and digits, either hex or a mix of both.
+func Fingerprinted(name string) bool {
+	base := path.Base(name)
+	parts := strings.FieldsFunc(base, func(r rune) bool { return r == '.' || r == '-' || r == '_' })
+	if len(parts) < 2 {
+		return false
+	}
+	seg := parts[len(parts)-2]
+	if len(seg) < 8 {
+		return false
+	}
+	hex, digit, letter := true, false, false
+	for _, c := range seg {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'f':
+			letter = true
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			letter, hex = true, false
+		default:
+			return false
+		}
+	}
+	return hex || (digit && letter)
+}
