@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -15,29 +16,39 @@ import (
 func TestKillNineInEachPhase(t *testing.T) {
 	cases := []struct {
 		name        string
+		before      string // promoted to completion first, when set
 		phase       string
 		fault       string // held while the deploy is in phase, so the kill lands there
 		propagation string
-		want        string // final phase of the deploy after the restart
-		live        any    // what is live after recovery
+		inval       string
+		// settle is how long the test waits between the kill and the
+		// restart, letting CloudFront finish what it was doing.
+		settle time.Duration
+		want   string // final phase of the deploy after the restart
+		live   any    // what is live after recovery
 	}{
-		{"during the distribution update", "update", `{"latency": 3000000000, "only": "cloudfront UpdateDistribution"}`, "300ms", "failed", nil},
-		{"after the update, before Deployed", "propagate", `{}`, "4s", "done", "v1"},
-		{"while the invalidation runs", "invalidate-wait", `{}`, "200ms", "done", "v1"},
+		{"before the update, copying the live release's assets", "v2", "carry", `{"latency": 3000000000, "only": "s3 CopyObject"}`, "300ms", "200ms", 0, "failed", "v2"},
+		{"during the distribution update", "", "update", `{"latency": 3000000000, "only": "cloudfront UpdateDistribution"}`, "300ms", "200ms", 0, "failed", nil},
+		{"after the update, before Deployed", "", "propagate", `{}`, "4s", "200ms", 0, "done", "v1"},
+		{"while the invalidation runs", "", "invalidate-wait", `{}`, "200ms", "4s", 0, "done", "v1"},
+		// The process dies before it records the end of the deploy; by
+		// the restart the invalidation has long Completed.
+		{"after the invalidation Completed, before the store write", "", "invalidate-wait", `{}`, "200ms", "2s", 3 * time.Second, "done", "v1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			inval := "200ms"
-			if c.phase == "invalidate-wait" {
-				inval = "4s"
-			}
-			w := start(t, c.propagation, inval)
+			w := start(t, c.propagation, c.inval)
 			addr := freeAddr(t)
 			w.serveConfig(addr)
 			p := w.serve(addr)
 			w.must("publish", "--version", "v1", w.siteDir("v1"))
+			// v2 has an asset v1 lacks, so a flip from v2 to v1 carries it.
+			w.write("v2/assets/only-v2.89abcdef.js", "console.log('v2')")
 			w.must("publish", "--version", "v2", w.siteDir("v2"))
 			w.env = append(w.env, "DEPLOYBOT_SERVER=http://"+addr)
+			if c.before != "" {
+				w.must("promote", c.before)
+			}
 			w.fault(c.fault)
 
 			flip := exec.Command(w.bin, "promote", "v1")
@@ -66,6 +77,7 @@ func TestKillNineInEachPhase(t *testing.T) {
 			<-p.done
 			p.done <- nil
 			w.fault(`{}`)
+			time.Sleep(c.settle)
 
 			w.serve(addr)
 			deadline = time.Now().Add(30 * time.Second)
@@ -85,6 +97,9 @@ func TestKillNineInEachPhase(t *testing.T) {
 			last := st["last_deploy"].(map[string]any)
 			if last["phase"] != c.want {
 				t.Fatalf("deploy ended %v (%v), want %s", last["phase"], last["error"], c.want)
+			}
+			if c.phase == "carry" && !strings.Contains(fmt.Sprint(last["error"]), "nothing changed") {
+				t.Fatalf("the deploy interrupted while copying assets ended %q, want a plain \"nothing changed\"", last["error"])
 			}
 			if st["live"] != c.live || st["drift"] != false {
 				t.Fatalf("live %v (drift %v), want %v: %v", st["live"], st["drift"], c.live, st)
