@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short lint build fuzz tools bench-prune clean
+.PHONY: help test test-short lint build fuzz reliability tools bench-prune clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,11 @@ lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
 	$(GOBIN)/staticcheck ./...
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
-	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzParse ./bot"; do \
+	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzValidateVersion ./releases" "FuzzParseManifest ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzParse ./bot"; do \
 		set -- $$t; $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime $${FUZZTIME:-30s} $$2 || exit 1; done
+
+reliability: ## long reliability suite (10,000 page loads, kill -9, faults, 30 s per fuzz target); writes docs/reliability.md
+	$(GO) run ./bench/reliability -out docs/reliability.md
 
 bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (apt-get install rclone)
 	$(GO) run ./bench/prune

@@ -82,11 +82,11 @@ func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version
 	if len(raw) > maxManifestBytes {
 		return nil, releases.Errorf(releases.EINVALID, "manifest s3://%s/%s is larger than %d bytes", site.Bucket, key, maxManifestBytes)
 	}
-	var m releases.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, releases.Errorf(releases.EINVALID, "manifest s3://%s/%s is not valid: %w", site.Bucket, key, err)
+	m, err := releases.ParseManifest(raw, version)
+	if err != nil {
+		return nil, fmt.Errorf("s3://%s/%s: %w", site.Bucket, key, err)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // ListVersions lists the manifests, a page of 1,000 keys per call.

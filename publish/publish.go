@@ -381,8 +381,8 @@ func walk(dir string) ([]file, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if !validPath(rel) {
-			return releases.Errorf(releases.EINVALID, "publish: %q cannot be an S3 key under a release folder", rel)
+		if err := releases.ValidPath(rel); err != nil {
+			return releases.Errorf(releases.EINVALID, "publish: %q cannot be a file of a release: %v", rel, err)
 		}
 		files = append(files, file{rel: rel, abs: p})
 		return nil
@@ -395,10 +395,6 @@ func walk(dir string) ([]file, error) {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
 	return files, nil
-}
-
-func validPath(rel string) bool {
-	return rel != "" && len(rel) <= 900 && path.Clean(rel) == rel && !strings.HasPrefix(rel, "../") && !strings.ContainsAny(rel, "\x00\r\n")
 }
 
 // webTypes pins the types of common web files, so a release does not

@@ -1,0 +1,183 @@
+// Command reliability runs the long versions of the reliability suite and
+// writes the figures table (docs/reliability.md) from what it measured:
+// the atomicity load test with and without skew protection and under
+// faults, the SIGKILL crash test, the concurrency and fault tests, and
+// every fuzz target. `make reliability` runs it.
+//
+//	go run ./bench/reliability [-loads 10000] [-flips 24] [-fuzztime 30s] [-out docs/reliability.md]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/atomicity"
+	"github.com/deploybot/deploybot/localaws"
+)
+
+// fuzzTargets are every fuzz target of outside input, by package.
+var fuzzTargets = []struct{ name, pkg, input string }{
+	{"FuzzParse", "./bot", "Slack command text"},
+	{"FuzzParseNotice", "./hook", "CI hook bodies"},
+	{"FuzzValidateVersion", "./releases", "version names"},
+	{"FuzzParseManifest", "./releases", "release manifests"},
+	{"FuzzVersionFromOriginPath", "./releases", "origin paths read from CloudFront"},
+	{"FuzzParse", "./config", "config files"},
+	{"FuzzChunkedReader", "./localaws", "aws-chunked upload bodies (stand-in)"},
+}
+
+func main() {
+	loads := flag.Int("loads", 10000, "page loads per atomicity run (at least)")
+	flips := flag.Int("flips", 24, "flips per atomicity run (at least)")
+	fuzztime := flag.Duration("fuzztime", 30*time.Second, "time per fuzz target")
+	out := flag.String("out", "docs/reliability.md", "where the figures go")
+	flag.Parse()
+	if err := run(*loads, *flips, *fuzztime, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "reliability:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct{ what, figure, result string }
+
+func run(loads, flips int, fuzztime time.Duration, out string) error {
+	ctx := context.Background()
+	var rows []row
+	failed := false
+	add := func(what, figure, result string, ok bool) {
+		if !ok {
+			failed = true
+			result = "FAILED: " + result
+		}
+		rows = append(rows, row{what, figure, result})
+		fmt.Printf("%-45s %-55s %s\n", what, figure, result)
+	}
+
+	for _, c := range []struct {
+		name   string
+		skew   int
+		faults localaws.Faults
+	}{
+		{"page loads across flips, skew protection on (default)", 2, localaws.Faults{}},
+		{"page loads across flips, skew protection off", 0, localaws.Faults{}},
+		{"page loads across flips under faults, skew on", 2, localaws.Faults{ErrorRate: 0.1, ThrottleRate: 0.1, Latency: 20 * time.Millisecond}},
+	} {
+		dir, err := os.MkdirTemp("", "deploybot-atomicity-")
+		if err != nil {
+			return err
+		}
+		rep, err := atomicity.Run(ctx, atomicity.Config{Dir: dir, Flips: flips, PageLoads: loads, SkewReleases: c.skew, Faults: c.faults})
+		os.RemoveAll(dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		figure := fmt.Sprintf("%d page loads (%d requests), %d flips (%d rollbacks), %d PoPs, %.0f s",
+			rep.PageLoads, rep.Requests, rep.Flips, rep.Rollbacks, rep.Pops, rep.Seconds)
+		if c.faults != (localaws.Faults{}) {
+			figure += fmt.Sprintf("; 10%% 5xx + 10%% throttling + 20 ms on every AWS call; %d deploys failed cleanly", rep.Failed)
+		}
+		result := fmt.Sprintf("%d broken page loads", rep.Broken)
+		if rep.Broken > 0 {
+			result += fmt.Sprintf(" (%s)", reasons(rep.Reasons))
+		}
+		// Without skew protection broken loads are the expected figure:
+		// what the default prevents.
+		add(c.name, figure, result, c.skew == 0 || rep.Broken == 0)
+	}
+
+	kill, err := goTest("-run", "^TestKillNineInEachPhase$", "./cmd/deploybot")
+	passed := regexp.MustCompile(`--- PASS: TestKillNineInEachPhase/(\S+)`).FindAllStringSubmatch(kill, -1)
+	var points []string
+	for _, p := range passed {
+		points = append(points, strings.ReplaceAll(p[1], "_", " "))
+	}
+	add("kill -9 of `serve` mid-promote, then restart", fmt.Sprintf("%d kill points: %s", len(points), strings.Join(points, "; ")),
+		"each deploy final, live pointer = origin path, lock free, no release lost", err == nil && len(points) >= 4)
+
+	conc, err := goTest("-run", "^(TestFiftyConcurrentPromotes|TestDeploysUnderFaults)$", "./server")
+	faultLine := regexp.MustCompile(`under 20% faults: ([^\n]+)`).FindStringSubmatch(conc)
+	figure := "8 deploys, 10% 5xx + 10% throttling on every AWS call"
+	result := "no lock held, no phase left open"
+	if faultLine != nil {
+		result = faultLine[1] + "; " + result
+	}
+	add("deploys under faults", figure, result, err == nil)
+	add("50 promotes of one site at once", "through the API, all released together", "exactly one runs, the others are refused naming it",
+		err == nil && strings.Contains(conc, "--- PASS: TestFiftyConcurrentPromotes"))
+
+	for _, f := range fuzzTargets {
+		execs, err := fuzz(f.name, f.pkg, fuzztime)
+		add("fuzz "+f.name+" ("+f.pkg+")", fmt.Sprintf("%s: %d execs in %s", f.input, execs, fuzztime), "no panic; the target's properties held on every input", err == nil)
+	}
+
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Reliability figures\n\nGenerated by `make reliability` (`go run ./bench/reliability`) on %s, %d cores, %s.\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version())
+	b.WriteString("Do not edit by hand: run it again.\n\n")
+	b.WriteString("The atomicity runs load `/` and then every asset the page names, each page load at one of the edge's\n" +
+		"points of presence, while the real promote/rollback flow flips the site (every fourth flip a rollback).\n" +
+		"A page load is broken when an asset it names is not served with the bytes its fingerprint promises.\n\n")
+	b.WriteString("| what | load / inputs | result |\n|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.what, r.figure, r.result)
+	}
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Println("wrote", out)
+	if failed {
+		return fmt.Errorf("some checks failed; see %s", out)
+	}
+	return nil
+}
+
+func reasons(m map[string]int) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%d %s", v, k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// goTest runs go test -v and returns its output.
+func goTest(args ...string) (string, error) {
+	cmd := exec.Command("go", append([]string{"test", "-count=1", "-v"}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		fmt.Fprint(os.Stderr, out.String())
+	}
+	return out.String(), err
+}
+
+var execsRE = regexp.MustCompile(`execs: (\d+)`)
+
+// fuzz runs one target for d and returns how many inputs it tried.
+func fuzz(name, pkg string, d time.Duration) (int, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-fuzz", "^"+name+"$", "-fuzztime", d.String(), pkg)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	execs := 0
+	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+	for sc.Scan() {
+		if m := execsRE.FindStringSubmatch(sc.Text()); m != nil {
+			execs, _ = strconv.Atoi(m[1])
+		}
+	}
+	if err != nil {
+		fmt.Fprint(os.Stderr, out.String())
+	}
+	return execs, err
+}
