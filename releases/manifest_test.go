@@ -57,7 +57,7 @@ func TestParseManifest(t *testing.T) {
 // Whatever the bucket holds, parsing never panics, and what it accepts is
 // safe to act on and survives a write and a read unchanged.
 func FuzzParseManifest(f *testing.F) {
-	f.Add([]byte(`{"version":"v1","files":[{"path":"index.html","size":3,"sha256":"` + goodSum + `"}]}`), "v1")
+	f.Add([]byte(`{"version":"v1","files":[{"path":"index.html","size":3,"sha256":"`+goodSum+`"}]}`), "v1")
 	f.Add([]byte(`{"version":"v1","files":[{"path":"a/b.js","size":1}],"carried":[{"path":"x.1111aaaa.js","size":1,"from":"v0"}]}`), "v1")
 	f.Add([]byte(`{"version":"v1","files":[{"path":"../x"}]}`), "v1")
 	f.Add([]byte(`{"version":"v2"}`), "v1")
