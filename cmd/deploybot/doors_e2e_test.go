@@ -1,0 +1,121 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/deploybot/deploybot/internal/slackfake"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/server"
+)
+
+// Fifty promotes of one site at once through every door of one `serve`:
+// 17 command lines (--server), 17 API clients and 16 Slack commands. Exactly
+// one runs; each of the others is refused naming it; nothing stays locked.
+func TestFiftyPromotesThroughEveryDoor(t *testing.T) {
+	w := start(t, "3s", "100ms")
+	fake := slackfake.New(t)
+	addr := freeAddr(t)
+	w.serveConfig(addr)
+	cfg := readFile(t, w.config)
+	cfg = strings.Replace(cfg, "sites:\n", fmt.Sprintf("slack: {app_token: xapp-1-e2e, bot_token: xoxb-e2e, command: /site, api_url: %q}\nsites:\n", fake.APIURL()), 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", "    distribution_id: E2ETEST\n    channel: CREL\n    deployers: [UALICE]\n", 1)
+	w.write("deploybot.yaml", cfg)
+	w.serve(addr)
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	w.env = append(w.env, "DEPLOYBOT_SERVER=http://"+addr)
+
+	type answer struct {
+		door string
+		ran  bool
+		text string
+	}
+	var mu sync.Mutex
+	var answers []answer
+	record := func(a answer) { mu.Lock(); answers = append(answers, a); mu.Unlock() }
+	go_ := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 17 {
+		cmd := exec.Command(w.bin, "promote", "--reason", "door test", "v1")
+		cmd.Env = append(w.env[:len(w.env):len(w.env)], fmt.Sprintf("DEPLOYBOT_ACTOR=cli-%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-go_
+			out, err := cmd.CombinedOutput()
+			record(answer{"cli", err == nil, string(out)})
+		}()
+	}
+	client := &server.Client{URL: "http://" + addr, Token: "tok"}
+	for i := range 17 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-go_
+			_, err := client.Deploy(context.Background(), "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: fmt.Sprintf("api-%d", i)}, nil)
+			text := ""
+			if err != nil {
+				text = err.Error()
+			}
+			record(answer{"api", err == nil, text})
+		}()
+	}
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-go_
+			fake.Slash(fmt.Sprintf("door-%d", i), "UALICE", "promote v1 door test")
+		}()
+	}
+	close(go_)
+	wg.Wait()
+	// Slack answers come as posts: a refusal privately, the deploy in the channel.
+	fake.WaitFor("an answer to every Slack command", func() bool {
+		posts, _, eph := fake.Snapshot()
+		live := 0
+		for _, p := range posts {
+			if strings.Contains(p.Text, "`v1` is live on *www*") {
+				live++
+			}
+		}
+		return len(eph)+live >= 16
+	})
+	posts, _, eph := fake.Snapshot()
+	for _, e := range eph {
+		record(answer{"slack", false, e.Text})
+	}
+	for _, p := range posts {
+		if strings.Contains(p.Text, "`v1` is live on *www*") {
+			record(answer{"slack", true, p.Text})
+		}
+	}
+
+	st := w.status()
+	last, _ := st["last_deploy"].(map[string]any)
+	if last == nil || last["phase"] != "done" || st["lock"] != nil || st["live"] != "v1" {
+		t.Fatalf("after the storm: %v", st)
+	}
+	id, _ := last["id"].(string)
+	if id == "" {
+		t.Fatalf("status names no deploy id: %v", last)
+	}
+	ran := 0
+	for _, a := range answers {
+		if a.ran {
+			ran++
+			continue
+		}
+		if !strings.Contains(a.text, "busy") || !strings.Contains(a.text, id) {
+			t.Errorf("%s refusal does not name the running deploy %s: %s", a.door, id, a.text)
+		}
+	}
+	if ran != 1 || len(answers) != 50 {
+		t.Fatalf("%d of %d answers ran a deploy, want exactly 1 of 50: %+v", ran, len(answers), answers)
+	}
+	w.serves("v1")
+}
