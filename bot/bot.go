@@ -187,7 +187,14 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 			return
 		}
 		out.Public(ctx, req, Message{Text: fmt.Sprintf("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), c.Version, site.Name)})
-	case "diff", "preview":
+	case "diff":
+		d, err := b.Service.Diff(ctx, site.Name, c.Version, c.Other)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		out.Public(ctx, req, DiffMessage(d))
+	case "preview":
 		out.Private(ctx, req, fmt.Sprintf("`%s` is not available yet in this version of deploybot.", c.Name))
 	}
 }
@@ -270,4 +277,20 @@ func reasonSuffix(r string) string {
 		return ""
 	}
 	return " (" + r + ")"
+}
+
+// diffFromLive compares version with the live release for the release
+// notice; nil when nothing is live, it is the live release, or a manifest
+// cannot be read (the notice goes out without the diff).
+func (b *Bot) diffFromLive(ctx context.Context, site releases.Site, version string) *releases.Diff {
+	live, ok, err := b.Service.Store.Live(ctx, site.Name)
+	if err != nil || !ok || live.Version == "" || live.Version == version {
+		return nil
+	}
+	d, err := b.Service.Diff(ctx, site.Name, live.Version, version)
+	if err != nil {
+		b.log().WarnContext(ctx, "release notice without a diff", "site", site.Name, "version", version, "err", err)
+		return nil
+	}
+	return d
 }

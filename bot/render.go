@@ -244,8 +244,9 @@ func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	return Message{Text: text, Blocks: blocks}
 }
 
-// NoticeMessage announces a new release with a Promote button.
-func NoticeMessage(site releases.Site, r releases.Release) Message {
+// NoticeMessage announces a new release with a Promote button, and what
+// it changes against the live release when diff is not nil.
+func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff) Message {
 	title := fmt.Sprintf(":package: New release of *%s*: `%s`", site.Name, r.Version)
 	var details []string
 	if r.Commit != "" {
@@ -255,6 +256,9 @@ func NoticeMessage(site releases.Site, r releases.Release) Message {
 	body := title + "\n" + strings.Join(details, " · ")
 	if r.Message != "" {
 		body += "\n>" + Short(r.Message, 280)
+	}
+	if diff != nil {
+		body += "\n" + noticeDiff(diff)
 	}
 	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version,
 		slack.NewTextBlockObject(slack.PlainTextType, "Promote "+r.Version, false, false))
@@ -331,4 +335,86 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		fmt.Fprintf(&b, "\n*Kept, %s:* %s", r, Short(strings.Join(byReason[r], ", "), 500))
 	}
 	return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+}
+
+// DiffSummary is one line: "www v1 → v2: 2 added (+1.1 KiB), ...".
+func DiffSummary(d *releases.Diff) string {
+	if d.Empty() {
+		return fmt.Sprintf("%s %s → %s: the same files (%d)", d.Site, d.From, d.To, d.Unchanged)
+	}
+	return fmt.Sprintf("%s %s → %s: %d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
+		d.Site, d.From, d.To, len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
+		len(d.Changed), signedBytes(d.BytesChanged), d.Unchanged)
+}
+
+func signedBytes(n int64) string {
+	switch {
+	case n > 0:
+		return "+" + HumanBytes(n)
+	case n < 0:
+		return "−" + HumanBytes(-n)
+	}
+	return "±0 B"
+}
+
+// diffTop is how many paths of each kind a Slack diff names.
+const diffTop = 5
+
+// DiffMessage is the compact Slack reply to `diff`: the summary and the
+// largest few paths of each kind.
+func DiffMessage(d *releases.Diff) Message {
+	var b strings.Builder
+	fmt.Fprintf(&b, ":mag: *%s* `%s` → `%s`: ", d.Site, d.From, d.To)
+	if d.Empty() {
+		fmt.Fprintf(&b, "the same %d files.", d.Unchanged)
+		return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+	}
+	fmt.Fprintf(&b, "%d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
+		len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
+		len(d.Changed), signedBytes(d.BytesChanged), d.Unchanged)
+	list := func(mark string, fs []diffLine) {
+		for i, f := range fs {
+			if i == diffTop {
+				fmt.Fprintf(&b, "\n%s … and %d more", mark, len(fs)-diffTop)
+				break
+			}
+			fmt.Fprintf(&b, "\n%s `%s` %s", mark, Short(f.Path, 80), f.Note)
+		}
+	}
+	list("+", viewFiles(d.Added, false))
+	list("−", viewFiles(d.Removed, false))
+	list("~", viewFiles(d.Changed, true))
+	return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+}
+
+// diffLine is a diff entry as shown.
+type diffLine struct{ Path, Note string }
+
+func viewFiles(fs []releases.DiffFile, changed bool) []diffLine {
+	out := make([]diffLine, len(fs))
+	for i, f := range fs {
+		note := "(" + HumanBytes(f.Size) + ")"
+		if changed {
+			note = "(" + HumanBytes(f.OldSize) + " → " + HumanBytes(f.Size) + ")"
+		}
+		out[i] = diffLine{Path: f.Path, Note: note}
+	}
+	return out
+}
+
+// noticeDiff is the release notice's line about what changes against live.
+func noticeDiff(d *releases.Diff) string {
+	if d.Empty() {
+		return fmt.Sprintf("Against live `%s`: the same files.", d.From)
+	}
+	line := fmt.Sprintf("Against live `%s`: %d added, %d removed, %d changed", d.From, len(d.Added), len(d.Removed), len(d.Changed))
+	var top []string
+	for _, l := range [][]releases.DiffFile{d.Changed, d.Added, d.Removed} {
+		for _, f := range l {
+			if len(top) < 3 {
+				top = append(top, "`"+Short(f.Path, 60)+"`")
+			}
+		}
+	}
+	return line + " (" + strings.Join(top, ", ") + ")"
 }

@@ -3,8 +3,10 @@ package bot
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +54,40 @@ func TestGoldenCard(t *testing.T) {
 
 func TestGoldenNotice(t *testing.T) {
 	site := releases.Site{Name: "www"}
-	golden(t, "notice", NoticeMessage(site, releases.Release{Site: "www", Version: "v42", Commit: "3f9c1b2a77e0d1c2", Message: "Fix the checkout button\n\nLong body", Files: 812, Bytes: 14_500_000}))
+	r := releases.Release{Site: "www", Version: "v42", Commit: "3f9c1b2a77e0d1c2", Message: "Fix the checkout button\n\nLong body", Files: 812, Bytes: 14_500_000}
+	golden(t, "notice", NoticeMessage(site, r, nil))
+	golden(t, "notice-diff", NoticeMessage(site, r, releases.DiffManifests(diffA, diffB)))
+}
+
+var (
+	diffA = &releases.Manifest{Version: "v41", Files: []releases.ManifestFile{
+		{Path: "index.html", Size: 1200, SHA256: strings.Repeat("a", 64)},
+		{Path: "assets/app.1111aaaa.js", Size: 88_000, SHA256: strings.Repeat("b", 64)},
+		{Path: "img/old-hero.jpg", Size: 240_000, SHA256: strings.Repeat("c", 64)},
+		{Path: "robots.txt", Size: 30, SHA256: strings.Repeat("d", 64)}}}
+	diffB = &releases.Manifest{Version: "v42", Files: []releases.ManifestFile{
+		{Path: "index.html", Size: 1250, SHA256: strings.Repeat("e", 64)},
+		{Path: "assets/app.2222bbbb.js", Size: 91_000, SHA256: strings.Repeat("f", 64)},
+		{Path: "robots.txt", Size: 30, SHA256: strings.Repeat("d", 64)}}}
+)
+
+func TestGoldenDiff(t *testing.T) {
+	d := releases.DiffManifests(diffA, diffB)
+	d.Site = "www"
+	golden(t, "diff", DiffMessage(d))
+	many := &releases.Manifest{Version: "v43"}
+	for i := range 8 {
+		many.Files = append(many.Files, releases.ManifestFile{Path: fmt.Sprintf("page-%d.html", i), Size: int64(100 * (i + 1))})
+	}
+	d = releases.DiffManifests(diffB, many)
+	d.Site = "www"
+	golden(t, "diff-many", DiffMessage(d))
+	d = releases.DiffManifests(diffB, diffB)
+	d.Site = "www"
+	golden(t, "diff-same", DiffMessage(d))
+	if got := DiffSummary(releases.DiffManifests(diffA, diffB)); !strings.Contains(got, "1 added (+88.9 KiB), 2 removed (−320.3 KiB), 1 changed (+50 B), 1 unchanged") {
+		t.Fatalf("summary %q", got)
+	}
 }
 
 func TestGoldenVersions(t *testing.T) {

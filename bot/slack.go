@@ -433,7 +433,7 @@ func (s *Slack) ReleaseRecorded(ctx context.Context, site releases.Site, r relea
 	}
 	go func() {
 		defer s.work.Done()
-		m := NoticeMessage(site, r)
+		m := NoticeMessage(site, r, s.Bot.diffFromLive(ctx, site, r.Version))
 		if err := retry(ctx, func() error {
 			_, _, err := s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
 			return err

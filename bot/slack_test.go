@@ -438,3 +438,36 @@ func TestSlashPruneAndPins(t *testing.T) {
 	w.slack.Slash("pr-6", alice, "promote v1")
 	w.slack.WaitFor("the refusal of a pruned release", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "no release v1") })
 }
+
+func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
+	w := newWorld(t, 20*time.Millisecond)
+	w.publish("v1")
+	ctx := context.Background()
+	about := "<p>about</p>"
+	if err := w.cf.PutFile(ctx, w.site, "v2", releases.File{Path: "about.html", Body: strings.NewReader(about), Size: int64(len(about))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cf.WriteManifest(ctx, w.site, &releases.Manifest{Version: "v2", PublishedAt: time.Now().UTC(),
+		Files: []releases.ManifestFile{{Path: "index.html", Size: 11}, {Path: "about.html", Size: int64(len(about))}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Anyone may look; a diff changes nothing.
+	w.slack.Slash("d-1", mallory, "diff v1 v2")
+	w.slack.WaitFor("the diff", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "`v1` → `v2`: 1 added (+12 B), 0 removed") && hasText(posts, "+ `about.html` (12 B)")
+	})
+	w.slack.Slash("d-2", mallory, "diff v1 v9")
+	w.slack.WaitFor("the refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "no release v9") })
+	w.slack.Slash("d-3", alice, "promote v1")
+	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
+	rel, _, err := w.svc.Record(ctx, "www", "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.app.ReleaseRecorded(ctx, w.site, rel, "hook")
+	w.slack.WaitFor("the notice with its diff", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "New release of *www*: `v2`") && hasText(posts, "Against live `v1`: 1 added, 0 removed, 0 changed (`about.html`)")
+	})
+}

@@ -58,6 +58,7 @@ func commands() []command {
 		{"promote", "make a release live", runPromote},
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
 		{"verify", "check every file of a release is in the bucket with the right size", runVerify},
+		{"diff", "files added, removed and changed between two releases", runDiff},
 		{"prune", "apply the retention policy now", runPrune},
 		{"pin", "keep a release forever", runPin},
 		{"unpin", "release a pin", runUnpin},

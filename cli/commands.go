@@ -653,3 +653,53 @@ func edgeFlags(fs *flag.FlagSet) func() (pops int, cache *localaws.CachePolicy) 
 		return *pops, &localaws.CachePolicy{MinTTL: *minTTL, DefaultTTL: *defTTL, MaxTTL: *maxTTL, ErrorTTL: *errTTL}
 	}
 }
+
+func runDiff(ctx context.Context, env Env, args []string) error {
+	fs, cfgPath := flagSet(env, "diff", "A B")
+	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	asJSON := fs.Bool("json", false, "print the diff as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("diff takes two versions, A (before) and B (after) (got %d arguments)", len(pos))
+	}
+	for _, v := range pos {
+		if err := releases.ValidateVersion(v); err != nil {
+			return err
+		}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s, err := siteOf(cfg, *siteName)
+	if err != nil {
+		return err
+	}
+	// Like verify, diff reads only manifests in the bucket.
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	svc := &releases.Service{Bucket: a.bucket, Sites: []releases.Site{s}}
+	d, err := svc.Diff(ctx, s.Name, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, d)
+	}
+	fmt.Fprintln(env.Stdout, bot.DiffSummary(d))
+	for _, f := range d.Added {
+		fmt.Fprintf(env.Stdout, "  + %s (%s)\n", f.Path, bot.HumanBytes(f.Size))
+	}
+	for _, f := range d.Removed {
+		fmt.Fprintf(env.Stdout, "  - %s (%s)\n", f.Path, bot.HumanBytes(f.Size))
+	}
+	for _, f := range d.Changed {
+		fmt.Fprintf(env.Stdout, "  ~ %s (%s → %s)\n", f.Path, bot.HumanBytes(f.OldSize), bot.HumanBytes(f.Size))
+	}
+	return nil
+}

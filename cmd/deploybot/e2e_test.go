@@ -397,3 +397,37 @@ func TestVerifyAndDamagedRelease(t *testing.T) {
 	w.must("promote", "--no-verify", "v2")
 	w.serves("v2")
 }
+
+func TestDiffFromTheCommandLine(t *testing.T) {
+	w := start(t, "300ms", "200ms")
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	w.write("v2/docs/new.html", "<p>new page</p>")
+	w.must("publish", "--version", "v2", w.siteDir("v2"))
+	r := w.must("diff", "--json", "v1", "v2")
+	var d struct {
+		Site, From, To string
+		Added          []struct{ Path string }
+		Removed        []struct{ Path string }
+		Changed        []struct {
+			Path    string
+			Size    int64
+			OldSize int64 `json:"old_size"`
+		}
+		Unchanged  int
+		BytesAdded int64 `json:"bytes_added"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if d.Site != "www" || d.From != "v1" || d.To != "v2" || len(d.Added) != 1 || d.Added[0].Path != "docs/new.html" ||
+		len(d.Removed) != 0 || len(d.Changed) != 2 || d.Unchanged != 0 || d.BytesAdded != 15 {
+		t.Fatalf("diff %+v", d)
+	}
+	r = w.must("diff", "v2", "v1")
+	if !strings.Contains(r.stdout, "www v2 → v1: 0 added (+0 B), 1 removed (−15 B), 2 changed") || !strings.Contains(r.stdout, "  - docs/new.html (15 B)") {
+		t.Fatalf("diff text:\n%s", r.stdout)
+	}
+	w.expect(1, "no release v9", "diff", "v1", "v9")
+	w.expect(2, "two versions", "diff", "v1")
+	w.expect(2, "invalid version", "diff", "v1", "../v2")
+}
