@@ -18,6 +18,7 @@ import (
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 )
@@ -259,6 +260,7 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 		Store: db, Bucket: a.bucket, Sites: sites, Logger: log,
 		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration}},
 		Timeout: a.cfg.Deploy.Timeout.Duration,
+		Prober:  &probe.HTTP{},
 	}
 }
 

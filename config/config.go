@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -89,6 +90,24 @@ type Site struct {
 	// SkewProtection is how many previous releases' fingerprinted assets
 	// each new release carries (server-side copies); 0 turns it off.
 	SkewProtection *int `yaml:"skew_protection"`
+	// Health is checked through the distribution after each promote; a
+	// failure rolls the site back and locks it.
+	Health Health `yaml:"health"`
+}
+
+// Health is a site's post-promote health checks.
+type Health struct {
+	Checks   []HealthCheck `yaml:"checks"`
+	Settle   Duration      `yaml:"settle"`
+	Interval Duration      `yaml:"interval"`
+	Failures int           `yaml:"failures"`
+}
+
+// HealthCheck is one URL and what it must answer.
+type HealthCheck struct {
+	URL      string `yaml:"url"`
+	Status   int    `yaml:"status"`
+	Contains string `yaml:"contains"`
 }
 
 // CacheRule sets headers for files matching a glob: a pattern without "/"
@@ -427,6 +446,21 @@ func (c *Config) validate(lines map[string]int) Errors {
 				bad(rk, "sets nothing: give cache_control, content_type or content_encoding")
 			}
 		}
+		for j, hc := range s.Health.Checks {
+			hk := fmt.Sprintf("%s.health.checks[%d]", key, j)
+			if u, err := url.Parse(hc.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(hk+".url", "%q: an absolute http(s) URL through the site's domain is required", hc.URL)
+			}
+			if hc.Status != 0 && (hc.Status < 100 || hc.Status > 599) {
+				bad(hk+".status", "%d is not an HTTP status", hc.Status)
+			}
+		}
+		if h := s.Health; h.Failures < 0 || h.Failures > 100 {
+			bad(key+".health.failures", "1 to 100 failures in a row")
+		}
+		if h := s.Health; h.Interval.Duration > 0 && h.Settle.Duration > 0 && h.Interval.Duration > h.Settle.Duration {
+			bad(key+".health.interval", "longer than settle (%s): the checks would run once", h.Settle.Duration)
+		}
 		if *s.SkewProtection < 0 || *s.SkewProtection > 20 {
 			bad(key+".skew_protection", "0 (off) to 20 previous releases")
 		}
@@ -462,7 +496,15 @@ func (s Site) ReleasesSite() releases.Site {
 		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers,
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
-		SkewReleases: *s.SkewProtection}
+		SkewReleases: *s.SkewProtection, Health: s.Health.policy()}
+}
+
+func (h Health) policy() releases.HealthPolicy {
+	p := releases.HealthPolicy{Settle: h.Settle.Duration, Interval: h.Interval.Duration, Failures: h.Failures}
+	for _, c := range h.Checks {
+		p.Checks = append(p.Checks, releases.HealthCheck{URL: c.URL, Status: c.Status, Contains: c.Contains})
+	}
+	return p
 }
 
 // Site returns the site called name.

@@ -55,6 +55,15 @@ func TestParseGood(t *testing.T) {
 	if rs := www.ReleasesSite(); rs.OriginPath("v1") != "/www/v1" {
 		t.Fatalf("origin path %q", rs.OriginPath("v1"))
 	}
+	h, err := Parse([]byte(good+"    health:\n      checks:\n        - {url: \"https://docs.example.com/\", contains: \"<title>\"}\n        - {url: \"https://docs.example.com/api\", status: 204}\n      settle: 2m\n      failures: 3\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.Site("docs")
+	pol := d.ReleasesSite().Health
+	if len(pol.Checks) != 2 || pol.Checks[0].Contains != "<title>" || pol.Checks[1].Status != 204 || pol.Settle != 2*time.Minute || pol.Failures != 3 {
+		t.Fatalf("health policy %+v", pol)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -80,6 +89,11 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "store: {path: a}\nstore: {path: b}\n" + site, []string{"already defined"}},
 		{"empty", "", []string{"empty"}},
 		{"bad timezone", site + "    retention: {timezone: Mars/Base}\n", []string{"timezone"}},
+		{"relative health url", site + "    health: {checks: [{url: /healthz}]}\n", []string{"sites[0].health.checks[0].url", "absolute"}},
+		{"health url scheme", site + "    health: {checks: [{url: \"ftp://x/\"}]}\n", []string{"sites[0].health.checks[0].url"}},
+		{"health status", site + "    health: {checks: [{url: \"https://x/\", status: 999}]}\n", []string{"sites[0].health.checks[0].status"}},
+		{"health unknown key", site + "    health: {checks: [{url: \"https://x/\", expect: 200}]}\n", []string{"unknown key", "expect"}},
+		{"health interval", site + "    health: {checks: [{url: \"https://x/\"}], settle: 10s, interval: 1m}\n", []string{"sites[0].health.interval", "settle"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

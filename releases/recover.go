@@ -81,7 +81,17 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 		// deploy is still pending.
 		asCDN.Phase = PhasePending
 	}
-	steps, flipped, err := cdn.Resume(ctx, site, asCDN)
+	var steps []Step
+	var flipped bool
+	if d.Phase == PhaseHealth {
+		// Flipped, invalidated, and interrupted while checking: check again.
+		if h := s.healthStep(site); h != nil {
+			steps = []Step{*h}
+		}
+		flipped = true
+	} else {
+		steps, flipped, err = cdn.Resume(ctx, site, asCDN)
+	}
 	if err != nil {
 		if ErrorCode(err) != ECONFLICT {
 			log.WarnContext(ctx, "cannot read the truth to recover an interrupted deploy; will try again", "phase", d.Phase, "err", err)
@@ -93,7 +103,7 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	}
 	log.WarnContext(ctx, "resuming interrupted deploy", "phase", d.Phase, "kind", d.Kind, "from", d.From, "to", d.To, "flipped", flipped)
 	progress(Event{Type: EventDeployResumed, Deploy: d.clone(), Phase: d.Phase})
-	if err := s.run(ctx, &d, steps, flipped, log, progress); err != nil {
+	if err := s.afterHealth(ctx, site, &d, s.run(ctx, &d, steps, flipped, log, progress), progress); err != nil {
 		return &deployFailed{err}
 	}
 	return nil

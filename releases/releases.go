@@ -28,6 +28,8 @@ type Site struct {
 	// when above zero, a flip also gives the target the live release's
 	// assets it lacks (see PhaseCarry). Zero turns both off.
 	SkewReleases int
+	// Health is checked after every promote (see HealthPolicy).
+	Health HealthPolicy
 }
 
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".

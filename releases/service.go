@@ -66,6 +66,10 @@ type Service struct {
 	// Timeout bounds a whole flip (all phases). Zero: 30 minutes, which
 	// covers CloudFront's usual few minutes of propagation with room.
 	Timeout time.Duration
+	// Prober runs sites' health checks after a promote; nil skips them.
+	Prober Prober
+	// After waits between health checks; nil means time.After.
+	After func(time.Duration) <-chan time.Time
 
 	// running holds the ids of deploys this process is running, so that
 	// recovery never picks up a deploy that is alive.
@@ -404,8 +408,21 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	if carry != nil {
 		steps = append([]Step{*carry}, steps...)
 	}
+	if h := s.healthStep(site); h != nil && req.Kind == KindPromote {
+		steps = append(steps, *h)
+	}
 	err = s.run(ctx, &d, steps, false, log, progress)
-	return &Outcome{Deploy: &d, Version: req.Version}, err
+	return &Outcome{Deploy: &d, Version: req.Version}, s.afterHealth(ctx, site, &d, err, progress)
+}
+
+// afterHealth rolls back a promote whose health checks failed; other
+// outcomes pass through.
+func (s *Service) afterHealth(ctx context.Context, site Site, d *Deploy, err error, progress Progress) error {
+	var herr *HealthError
+	if !errors.As(err, &herr) {
+		return err
+	}
+	return s.autoRollback(ctx, site, d, herr, progress)
 }
 
 // run executes the steps of d and finishes it. The final store write uses a

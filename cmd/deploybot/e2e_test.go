@@ -431,3 +431,31 @@ func TestDiffFromTheCommandLine(t *testing.T) {
 	w.expect(2, "two versions", "diff", "v1")
 	w.expect(2, "invalid version", "diff", "v1", "../v2")
 }
+
+// A promote whose release fails its health checks through the edge is
+// rolled back by deploybot, and the site is locked so that nobody
+// promotes it again by accident.
+func TestHealthCheckRollsBackABrokenRelease(t *testing.T) {
+	w := start(t, "200ms", "100ms")
+	cfg := readFile(t, w.config)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    health: {checks: [{url: %q, contains: \"release\"}], settle: 1s, interval: 100ms}\n", w.edge+"/"), 1)
+	w.write("deploybot.yaml", cfg)
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	w.write("broken/index.html", "<h1>Internal error</h1>")
+	w.must("publish", "--version", "v2", filepath.Join(w.dir, "broken"))
+	r := w.must("promote", "v1")
+	if !strings.Contains(r.stdout, "health") {
+		t.Fatalf("the promote did not report its health checks:\n%s", r.stdout)
+	}
+	r = w.expect(1, "rolled back to v1 automatically", "promote", "v2")
+	if !strings.Contains(r.stderr, `lacks "release"`) {
+		t.Fatalf("the failure does not say what failed: %s", r.stderr)
+	}
+	st := w.status()
+	lock, _ := st["lock"].(map[string]any)
+	if st["live"] != "v1" || lock == nil || lock["holder"] != "deploybot" || !strings.HasPrefix(fmt.Sprint(lock["reason"]), "auto-rollback") {
+		t.Fatalf("after the automatic rollback: %v", st)
+	}
+	w.serves("v1")
+	w.expect(1, "auto-rollback", "promote", "v2")
+}

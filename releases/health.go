@@ -1,0 +1,165 @@
+package releases
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// HealthCheck is one URL checked through the distribution after a promote.
+type HealthCheck struct {
+	URL      string // absolute, through the site's public domain
+	Status   int    // expected status; zero means 200
+	Contains string // optional text the body must contain
+}
+
+// HealthPolicy is a site's health checks. After a promote has flipped and
+// invalidated, every check runs each Interval for Settle; a check that
+// fails Failures times in a row fails the deploy, which is then rolled
+// back automatically and the site locked ("auto-rollback"), so nobody
+// re-promotes the bad release by accident.
+type HealthPolicy struct {
+	Checks   []HealthCheck
+	Settle   time.Duration
+	Interval time.Duration
+	Failures int
+}
+
+// Health defaults: a minute of checks every ten seconds; two failures in
+// a row, so one dropped connection does not roll a site back.
+const (
+	DefaultHealthSettle   = time.Minute
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthFailures = 2
+)
+
+// PhaseHealth is the health-check step after a promote's flip.
+const PhaseHealth Phase = "health"
+
+// Prober fetches a health check URL (an HTTP adapter at the edge).
+type Prober interface {
+	Probe(ctx context.Context, url string) (status int, body []byte, err error)
+}
+
+// HealthError says which check failed and how; a promote that fails with
+// it has been rolled back.
+type HealthError struct {
+	Check  HealthCheck
+	Detail string // "answered 502", "body lacks \"<title>\"", "timeout ..."
+	Times  int
+}
+
+func (e *HealthError) Error() string {
+	return fmt.Sprintf("health check %s failed %d time(s) in a row: %s", e.Check.URL, e.Times, e.Detail)
+}
+
+// check runs one probe; "" means healthy.
+func check(ctx context.Context, p Prober, c HealthCheck) string {
+	want := c.Status
+	if want == 0 {
+		want = 200
+	}
+	status, body, err := p.Probe(ctx, c.URL)
+	switch {
+	case err != nil:
+		return ErrorMessage(err)
+	case status != want:
+		return fmt.Sprintf("answered %d, want %d", status, want)
+	case c.Contains != "" && !bytes.Contains(body, []byte(c.Contains)):
+		return fmt.Sprintf("answered %d but the body lacks %q", status, c.Contains)
+	}
+	return ""
+}
+
+// healthStep checks site's health for the settle period, with the clock
+// the service was given (After waits; tests make time run fast).
+func (s *Service) healthStep(site Site) *Step {
+	pol := site.Health
+	if len(pol.Checks) == 0 || s.Prober == nil {
+		return nil
+	}
+	settle, interval, failures := pol.Settle, pol.Interval, pol.Failures
+	if settle <= 0 {
+		settle = DefaultHealthSettle
+	}
+	if interval <= 0 {
+		interval = DefaultHealthInterval
+	}
+	if failures <= 0 {
+		failures = DefaultHealthFailures
+	}
+	return &Step{Phase: PhaseHealth, Title: fmt.Sprintf("Checking %d URL(s) for %s", len(pol.Checks), settle),
+		Run: func(ctx context.Context) error {
+			streak := make([]int, len(pol.Checks))
+			deadline := s.now().Add(settle)
+			for {
+				for i, c := range pol.Checks {
+					detail := check(ctx, s.Prober, c)
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					if detail == "" {
+						streak[i] = 0
+						continue
+					}
+					streak[i]++
+					s.logger().WarnContext(ctx, "health check failed", "site", site.Name, "url", c.URL, "detail", detail, "in_a_row", streak[i])
+					if streak[i] >= failures {
+						return &HealthError{Check: c, Detail: detail, Times: streak[i]}
+					}
+				}
+				if !s.now().Before(deadline) {
+					return nil
+				}
+				if err := s.sleep(ctx, interval); err != nil {
+					return err
+				}
+			}
+		}}
+}
+
+// sleep waits d on the service's clock.
+func (s *Service) sleep(ctx context.Context, d time.Duration) error {
+	after := s.After
+	if after == nil {
+		after = time.After
+	}
+	select {
+	case <-after(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// autoRollback answers a promote that failed its health checks: back to
+// the release it replaced, then the site locked so that nobody promotes
+// the bad release again by accident.
+func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *HealthError, progress Progress) error {
+	reason := fmt.Sprintf("auto-rollback: %s failed health checks (%s)", d.To, herr.Error())
+	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
+	var rbErr error
+	if d.From == "" {
+		rbErr = errors.New("there is no earlier release to go back to")
+	} else {
+		log.WarnContext(ctx, "health checks failed; rolling back", "to", d.From, "check", herr.Check.URL, "detail", herr.Detail)
+		_, rbErr = s.Promote(context.WithoutCancel(ctx), PromoteRequest{Site: site.Name, Version: d.From, Actor: AutoActor,
+			Reason: reason, Kind: KindRollback, NoVerify: true}, progress)
+	}
+	_, lockErr := s.LockSite(context.WithoutCancel(ctx), site.Name, AutoActor, "auto-rollback: "+d.To+" failed health checks; unlock when it is understood")
+	switch {
+	case rbErr != nil:
+		return Errorf(EINTERNAL, "%s failed its health checks (%s) and the automatic rollback failed: %v; %s is live; site locked (error: %v)",
+			d.To, herr.Error(), rbErr, d.To, lockErr)
+	case lockErr != nil:
+		return Errorf(ECONFLICT, "%s failed its health checks (%s); rolled back to %s; locking the site failed: %v", d.To, herr.Error(), d.From, lockErr)
+	}
+	return Errorf(ECONFLICT, "%s failed its health checks (%s); rolled back to %s automatically, and the site is locked (auto-rollback) until someone unlocks it: %w",
+		d.To, herr.Error(), d.From, herr)
+}
+
+// AutoActor is who deploybot's own deploys and locks are recorded as.
+const AutoActor = "deploybot"
+
