@@ -276,7 +276,12 @@ func ThreadLine(e releases.Event) string {
 	switch e.Type {
 	case releases.EventDeployStarted:
 		d := e.Deploy
-		return fmt.Sprintf("%s %s → %s started by %s (deploy `%s`)", d.Kind, OrNone(d.From), d.To, mention(d.Actor), d.ID)
+		line := fmt.Sprintf("%s %s → %s started by %s (deploy `%s`)", d.Kind, OrNone(d.From), d.To, mention(d.Actor), d.ID)
+		if d.Actor == releases.AutoActor && d.Reason != "" {
+			// deploybot's own deploys say why they run.
+			line = ":rotating_light: " + line + ": " + d.Reason
+		}
+		return line
 	case releases.EventDeployResumed:
 		return fmt.Sprintf(":arrows_counterclockwise: resuming after a restart, from phase `%s`", e.Phase)
 	case releases.EventPhaseStarted:

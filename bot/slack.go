@@ -362,7 +362,9 @@ func (v *slackDeploy) post(e releases.Event) {
 	v.card.Elapsed = time.Since(v.started)
 	switch e.Type {
 	case releases.EventDeployStarted, releases.EventDeployResumed:
-		v.card.Phase = "starting"
+		// A second deploy in one view is deploybot's automatic rollback:
+		// the card follows it from the start.
+		v.card.Phase, v.card.Result, v.card.Error = "starting", "", ""
 	case releases.EventPhaseStarted:
 		v.card.Phase = phaseName(e.Phase, e.Title)
 	case releases.EventDeployFinished:

@@ -12,9 +12,11 @@ import (
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 
+	"net/http"
 	"net/http/httptest"
 )
 
@@ -470,4 +472,59 @@ func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "New release of *www*: `v2`") && hasText(posts, "Against live `v1`: 1 added, 0 removed, 0 changed (`about.html`)")
 	})
+}
+
+// A promote that fails its health checks is rolled back by deploybot in
+// the same thread, saying why, and the card ends on the rollback.
+func TestAutoRollbackInTheThread(t *testing.T) {
+	w := newWorld(t, 20*time.Millisecond)
+	w.publish("v1", "v2")
+	health := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.live() == "v2" {
+			http.Error(rw, "boom", http.StatusInternalServerError)
+			return
+		}
+		rw.Write([]byte("ok"))
+	}))
+	t.Cleanup(health.Close)
+	w.site.Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: health.URL}}, Settle: 100 * time.Millisecond, Interval: 10 * time.Millisecond}
+	w.svc.Sites[0] = w.site
+	w.svc.Prober = &probe.HTTP{}
+	w.slack.Slash("h-0", alice, "promote v1")
+	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
+	w.slack.Slash("h-1", alice, "promote v2")
+	w.slack.WaitFor("the automatic rollback to finish", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		n := 0
+		for _, p := range posts {
+			if strings.Contains(p.Text, "`v1` is live") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	posts, updates, _ := w.slack.Snapshot()
+	var card slackfake.Post
+	for _, p := range posts {
+		if strings.Contains(p.Text, "Promote www: v1 -> v2") {
+			card = p
+		}
+	}
+	var texts []string
+	for _, r := range thread(posts, card.TS) {
+		texts = append(texts, r.Text)
+	}
+	joined := strings.Join(texts, "\n")
+	for _, want := range []string{"failed after", "answered 500, want 200", ":rotating_light: rollback v2 → v1 started by deploybot", "auto-rollback: v2 failed health checks", "`v1` is live on *www*"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("thread lacks %q:\n%s", want, joined)
+		}
+	}
+	last := updates[len(updates)-1]
+	if last.TS != card.TS || !strings.Contains(last.Text, "Rollback") || !strings.Contains(last.Text, "live") {
+		t.Fatalf("the card does not end on the rollback: %q", last.Text)
+	}
+	if l, _ := w.db.Lock(context.Background(), "www"); l == nil || !strings.HasPrefix(l.Reason, "auto-rollback") {
+		t.Fatalf("lock %+v", l)
+	}
 }
