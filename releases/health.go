@@ -162,4 +162,3 @@ func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *
 
 // AutoActor is who deploybot's own deploys and locks are recorded as.
 const AutoActor = "deploybot"
-
