@@ -60,6 +60,8 @@ func commands() []command {
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
 		{"verify", "check every file of a release is in the bucket with the right size", runVerify},
 		{"diff", "files added, removed and changed between two releases", runDiff},
+		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
+		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
 		{"prune", "apply the retention policy now", runPrune},
 		{"pin", "keep a release forever", runPin},
 		{"unpin", "release a pin", runUnpin},

@@ -129,6 +129,8 @@ type backend interface {
 	Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error)
 	Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error)
 	Unpin(ctx context.Context, site, version string) error
+	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
+	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
 	Close() error
 }
 
@@ -168,6 +170,12 @@ func (r remoteBackend) Pin(ctx context.Context, site, version, actor, reason str
 }
 func (r remoteBackend) Unpin(ctx context.Context, site, version string) error {
 	return r.c.Unpin(ctx, site, version)
+}
+func (r remoteBackend) LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
+	return r.c.Lock(ctx, site, actor, reason)
+}
+func (r remoteBackend) UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error) {
+	return r.c.Unlock(ctx, site, actor)
 }
 
 // siteCommand parses the flags every site command shares and picks the
@@ -701,5 +709,44 @@ func runDiff(ctx context.Context, env Env, args []string) error {
 	for _, f := range d.Changed {
 		fmt.Fprintf(env.Stdout, "  ~ %s (%s → %s)\n", f.Path, bot.HumanBytes(f.OldSize), bot.HumanBytes(f.Size))
 	}
+	return nil
+}
+
+func runLock(ctx context.Context, env Env, args []string) error {
+	b, site, pos, err := siteCommand(ctx, env, "lock", "REASON...", args, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	reason := strings.TrimSpace(strings.Join(pos, " "))
+	if reason == "" {
+		return usagef("lock takes a REASON (say why, for whoever finds the site locked)")
+	}
+	l, err := b.LockSite(ctx, site, actor(env), reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "locked %s: %s; promotes and rollbacks are refused until `deploybot unlock --site %s`\n", l.Site, l.Reason, l.Site)
+	return nil
+}
+
+func runUnlock(ctx context.Context, env Env, args []string) error {
+	b, site, pos, err := siteCommand(ctx, env, "unlock", "", args, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if len(pos) != 0 {
+		return usagef("unlock takes no arguments")
+	}
+	l, err := b.UnlockSite(ctx, site, actor(env))
+	if err != nil {
+		return err
+	}
+	if l == nil {
+		fmt.Fprintf(env.Stdout, "%s was not locked\n", site)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "unlocked %s (locked by %s since %s: %s)\n", site, l.Holder, l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)
 	return nil
 }

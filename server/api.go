@@ -151,6 +151,35 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 		}
 		s.apiOK(w, "pin", p)
 	}))
+	mux.HandleFunc("PUT /api/v1/sites/{site}/lock", auth("lock", func(w http.ResponseWriter, r *http.Request) {
+		var req LockRequest
+		if !decode(w, r, &req, s, "lock") {
+			return
+		}
+		if req.Actor == "" {
+			req.Actor = "api"
+		}
+		l, err := s.Service.LockSite(r.Context(), r.PathValue("site"), req.Actor, req.Reason)
+		s.Service.Audit(r.Context(), auditOf(r.PathValue("site"), req.Actor, "lock", req.Reason, err))
+		if err != nil {
+			s.apiError(w, "lock", err)
+			return
+		}
+		s.apiOK(w, "lock", l)
+	}))
+	mux.HandleFunc("DELETE /api/v1/sites/{site}/lock", auth("unlock", func(w http.ResponseWriter, r *http.Request) {
+		actor := r.URL.Query().Get("actor")
+		if actor == "" {
+			actor = "api"
+		}
+		l, err := s.Service.UnlockSite(r.Context(), r.PathValue("site"), actor)
+		s.Service.Audit(r.Context(), auditOf(r.PathValue("site"), actor, "unlock", "", err))
+		if err != nil {
+			s.apiError(w, "unlock", err)
+			return
+		}
+		s.apiOK(w, "unlock", UnlockResponse{Released: l})
+	}))
 	mux.HandleFunc("DELETE /api/v1/sites/{site}/pins/{version}", auth("unpin", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version")); err != nil {
 			s.apiError(w, "unpin", err)
@@ -164,6 +193,25 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 type PruneRequest struct {
 	DryRun bool   `json:"dry_run"`
 	Actor  string `json:"actor"`
+}
+
+// LockRequest is the body of PUT .../lock.
+type LockRequest struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+}
+
+// UnlockResponse names the lock that was released (null: none was held).
+type UnlockResponse struct {
+	Released *releases.Lock `json:"released"`
+}
+
+func auditOf(site, actor, action, detail string, err error) releases.AuditEntry {
+	e := releases.AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: detail, Door: "api"}
+	if err != nil {
+		e.Result, e.Detail = "refused", releases.ErrorMessage(err)
+	}
+	return e
 }
 
 // PinRequest is the body of POST .../pins.

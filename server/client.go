@@ -206,3 +206,31 @@ func (c *Client) Unpin(ctx context.Context, site, version string) error {
 	resp.Body.Close()
 	return nil
 }
+
+// Lock locks a site on the server.
+func (c *Client) Lock(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
+	resp, err := c.do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(site)+"/lock", LockRequest{Actor: actor, Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var l releases.Lock
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Unlock releases a site's lock on the server; nil when none was held.
+func (c *Client) Unlock(ctx context.Context, site, actor string) (*releases.Lock, error) {
+	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/lock?actor="+url.QueryEscape(actor), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out UnlockResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	return out.Released, nil
+}

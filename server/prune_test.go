@@ -107,3 +107,39 @@ func TestPruneSkipsWhileADeployRuns(t *testing.T) {
 		t.Fatalf("second unpin: %v", err)
 	}
 }
+
+func TestLockAndUnlockThroughTheAPI(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	e.start()
+	ctx := context.Background()
+	l, err := e.client().Lock(ctx, "www", "carol", "freeze for the launch")
+	if err != nil || l.Holder != "carol" || l.Reason != "freeze for the launch" {
+		t.Fatalf("lock: %+v %v", l, err)
+	}
+	_, err = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "dave"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "locked by carol") {
+		t.Fatalf("promote while locked: %v", err)
+	}
+	if _, err := e.client().Lock(ctx, "www", "dave", "mine"); err == nil {
+		t.Fatal("a second lock was granted")
+	}
+	if _, err := e.client().Lock(ctx, "www", "dave", ""); err == nil {
+		t.Fatal("a lock without a reason was granted")
+	}
+	got, err := e.client().Unlock(ctx, "www", "dave")
+	if err != nil || got == nil || got.Holder != "carol" {
+		t.Fatalf("unlock: %+v %v", got, err)
+	}
+	if got, err := e.client().Unlock(ctx, "www", "dave"); err != nil || got != nil {
+		t.Fatalf("second unlock: %+v %v", got, err)
+	}
+	audit, _ := e.db.Audit(ctx, "www", 10)
+	var actions []string
+	for _, a := range audit {
+		actions = append(actions, a.Action+":"+a.Actor+":"+a.Result)
+	}
+	if j := strings.Join(actions, " "); !strings.Contains(j, "lock:carol:ok") || !strings.Contains(j, "unlock:dave:ok") {
+		t.Fatalf("audit %s", j)
+	}
+}

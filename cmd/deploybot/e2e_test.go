@@ -458,4 +458,16 @@ func TestHealthCheckRollsBackABrokenRelease(t *testing.T) {
 	}
 	w.serves("v1")
 	w.expect(1, "auto-rollback", "promote", "v2")
+	// Without Slack, the command line unlocks (and locks).
+	if r := w.must("unlock"); !strings.Contains(r.stdout, "unlocked www (locked by deploybot") {
+		t.Fatalf("unlock: %s", r.stdout)
+	}
+	if r := w.must("unlock"); !strings.Contains(r.stdout, "www was not locked") {
+		t.Fatalf("second unlock: %s", r.stdout)
+	}
+	w.must("lock", "freeze", "for", "the", "launch")
+	w.expect(1, "locked by e2e", "promote", "v2")
+	w.expect(2, "REASON", "lock")
+	w.must("unlock")
+	w.must("rollback", "v1") // v1 is live: a no-op, but no longer refused
 }
