@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -46,6 +48,49 @@ func StaticCredentials(id, secret string) aws.CredentialsProvider {
 
 // NewClients builds the S3 and CloudFront clients.
 func NewClients(ctx context.Context, st Settings) (*s3.Client, *cloudfront.Client, error) {
+	cfg, err := loadConfig(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Objects copied server-side or uploaded in parts have no
+		// whole-object checksum; that is expected, not worth a log line.
+		o.DisableLogOutputChecksumValidationSkipped = true
+		if st.Endpoint != "" {
+			o.BaseEndpoint = aws.String(st.Endpoint)
+			o.UsePathStyle = true
+		}
+	})
+	cfc := cloudfront.NewFromConfig(cfg, func(o *cloudfront.Options) {
+		if st.Endpoint != "" {
+			o.BaseEndpoint = aws.String(st.Endpoint)
+		}
+	})
+	return s3c, cfc, nil
+}
+
+// NewKVSClient builds the CloudFront KeyValueStore client (the kvs
+// strategy's). Its calls are signed with SigV4A, which the SDK does with
+// the same credentials.
+func NewKVSClient(ctx context.Context, st Settings) (*cloudfrontkeyvaluestore.Client, error) {
+	cfg, err := loadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var base *url.URL
+	if st.Endpoint != "" {
+		if base, err = url.Parse(st.Endpoint); err != nil {
+			return nil, fmt.Errorf("aws endpoint %q: %w", st.Endpoint, err)
+		}
+	}
+	return cloudfrontkeyvaluestore.NewFromConfig(cfg, func(o *cloudfrontkeyvaluestore.Options) {
+		if base != nil {
+			o.EndpointResolverV2 = kvsEndpoint{base: base, fallback: cloudfrontkeyvaluestore.NewDefaultEndpointResolverV2()}
+		}
+	}), nil
+}
+
+func loadConfig(ctx context.Context, st Settings) (aws.Config, error) {
 	attempts := st.MaxAttempts
 	if attempts <= 0 {
 		attempts = 6
@@ -80,21 +125,7 @@ func NewClients(ctx context.Context, st Settings) (*s3.Client, *cloudfront.Clien
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		// Objects copied server-side or uploaded in parts have no
-		// whole-object checksum; that is expected, not worth a log line.
-		o.DisableLogOutputChecksumValidationSkipped = true
-		if st.Endpoint != "" {
-			o.BaseEndpoint = aws.String(st.Endpoint)
-			o.UsePathStyle = true
-		}
-	})
-	cfc := cloudfront.NewFromConfig(cfg, func(o *cloudfront.Options) {
-		if st.Endpoint != "" {
-			o.BaseEndpoint = aws.String(st.Endpoint)
-		}
-	})
-	return s3c, cfc, nil
+	return cfg, nil
 }

@@ -35,8 +35,30 @@ type distConfig struct {
 		Quantity int        `json:"quantity"`
 		Items    []cfOrigin `xml:"Items>Origin" json:"items"`
 	} `json:"origins"`
+	DefaultCacheBehavior struct {
+		FunctionAssociations struct {
+			Quantity int               `json:"quantity"`
+			Items    []cfFunctionAssoc `xml:"Items>FunctionAssociation" json:"items"`
+		} `json:"function_associations"`
+	} `json:"default_cache_behavior"`
 	Comment string `json:"comment"`
 	Enabled bool   `json:"enabled"`
+}
+
+type cfFunctionAssoc struct {
+	FunctionARN string `json:"function_arn"`
+	EventType   string `json:"event_type"`
+}
+
+// viewerRequestFunction is the ARN of the function the default cache
+// behaviour runs on viewer requests, or "".
+func (c distConfig) viewerRequestFunction() string {
+	for _, fa := range c.DefaultCacheBehavior.FunctionAssociations.Items {
+		if fa.EventType == "viewer-request" {
+			return fa.FunctionARN
+		}
+	}
+	return ""
 }
 
 type cfOrigin struct {

@@ -157,16 +157,38 @@ func (s *Server) Edge() http.Handler {
 		}
 		w.Header().Set("X-Amz-Cf-Pop", fmt.Sprintf("LOCAL%d", pop))
 		w.Header().Set("X-Amz-Cf-Id", view.id)
-		key := view.id + "\x00" + r.URL.Path
+		viewerPath := r.URL.Path
+		if arn := view.cfg.viewerRequestFunction(); arn != "" {
+			// The function runs before the cache: what it makes of the
+			// URI is the cache key (a kvs site's version is part of it).
+			fn, err := s.fns.liveByARN(arn)
+			if err != nil {
+				http.Error(w, "the distribution's function cannot run: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			res, err := fn.run(fnRequestOf(r), host, s.kvs.edgeGet(pop))
+			if err != nil {
+				w.Header().Set("X-Cache", "FunctionExecutionError from cloudfront")
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			if res.StatusCode != 0 {
+				writeFunctionResponse(w, res)
+				return
+			}
+			viewerPath = res.URI
+		}
+		key := view.id + "\x00" + viewerPath
 		now := s.cf.now()
 		if e := s.edge.get(pop, key); e != nil {
-			if now.Before(e.expires) && !view.purged(pop, r.URL.Path, e.stored, now) {
+			if now.Before(e.expires) && !view.purged(pop, viewerPath, e.stored, now) {
 				s.writeCached(w, r, e, now, true)
 				return
 			}
 			s.edge.drop(pop, key)
 		}
-		e, f, err := s.fetch(view.cfg, r.URL.Path, now)
+		e, f, err := s.fetch(view.cfg, viewerPath, now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -304,4 +326,28 @@ func bucketOfDomain(domain string) string {
 		return domain[:i]
 	}
 	return domain
+}
+
+// writeFunctionResponse sends a response a viewer-request function made.
+func writeFunctionResponse(w http.ResponseWriter, res *fnResult) {
+	for name, v := range res.RespHeaders {
+		w.Header().Set(name, v.Value)
+	}
+	for name, c := range res.Cookies {
+		line := name + "=" + c.Value
+		if c.Attributes != "" {
+			line += "; " + c.Attributes
+		}
+		w.Header().Add("Set-Cookie", line)
+	}
+	w.Header().Set("X-Cache", "FunctionGeneratedResponse from cloudfront")
+	w.WriteHeader(res.StatusCode)
+	switch b := res.Body.(type) {
+	case string:
+		_, _ = io.WriteString(w, b)
+	case map[string]any:
+		if d, ok := b["data"].(string); ok {
+			_, _ = io.WriteString(w, d)
+		}
+	}
 }

@@ -45,6 +45,9 @@ type Options struct {
 	Cache *CachePolicy
 	// Seed makes the PoPs' random moments repeatable; zero: a random seed.
 	Seed uint64
+	// KVSPropagation is how long a KeyValueStore write takes to reach
+	// every PoP (each at its own moment inside it).
+	KVSPropagation time.Duration
 }
 
 // Faults make API calls fail or slow down at random, to exercise retries.
@@ -75,6 +78,8 @@ type Server struct {
 	calls  map[string]int
 	cache  CachePolicy
 	edge   *edgeCaches
+	kvs    *kvStores
+	fns    *functions
 	// matched counts calls that matched the faults' filters since they
 	// were set, for Skip.
 	matched int
@@ -112,6 +117,12 @@ func New(opts Options) (*Server, error) {
 	if s.cf, err = newCloudFront(opts.DataDir, opts); err != nil {
 		return nil, err
 	}
+	if s.kvs, err = newKVStores(opts.DataDir, opts); err != nil {
+		return nil, err
+	}
+	if s.fns, err = newFunctions(opts.DataDir); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -144,9 +155,19 @@ func (s *Server) Handler() http.Handler {
 			s.admin(w, r)
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/key-value-stores/") {
+			if s.fault(w, r, "cloudfront-keyvaluestore "+r.Method, kvsFaultWriter) {
+				return
+			}
+			s.kvs.ServeHTTP(w, r)
+			return
+		}
 		if isCloudFront(r) {
 			op := s.cf.opName(r)
 			if s.fault(w, r, "cloudfront "+op, cfFaultWriter) {
+				return
+			}
+			if s.fns.serve(w, r, s.cf.now().UTC()) {
 				return
 			}
 			s.cf.ServeHTTP(w, r)
@@ -243,3 +264,15 @@ func newID(first byte) string {
 
 // awsTime is the timestamp format of both XML APIs.
 const awsTime = "2006-01-02T15:04:05.000Z"
+
+func kvsFaultWriter(w http.ResponseWriter, _ *http.Request, throttle bool) {
+	if throttle {
+		writeKVSError(w, 429, "ThrottlingException", "Rate exceeded")
+		return
+	}
+	writeKVSError(w, 500, "InternalServerException", "We encountered an internal error. Please try again.")
+}
+
+// EnsureKVS creates (if missing) a KeyValueStore called name and returns
+// its ARN, for tests and `deploybot dev`.
+func (s *Server) EnsureKVS(name string) (string, error) { return s.kvs.ensure(name) }

@@ -20,6 +20,7 @@ type Site struct {
 	DistributionID string
 	OriginID       string // empty: the distribution's only S3 origin
 	Strategy       string // flip strategy, "" = DefaultStrategy
+	KVSARN         string // the key value store of strategy kvs
 	Channel        string
 	Deployers      []string
 	Retention      Policy

@@ -1,0 +1,199 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
+	kvstypes "github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore/types"
+	smithyendpoints "github.com/aws/smithy-go/endpoints"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// KVSAPI is the part of the KeyValueStore client the kvs strategy uses,
+// with the SDK's own signatures.
+type KVSAPI interface {
+	DescribeKeyValueStore(ctx context.Context, in *cloudfrontkeyvaluestore.DescribeKeyValueStoreInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.DescribeKeyValueStoreOutput, error)
+	GetKey(ctx context.Context, in *cloudfrontkeyvaluestore.GetKeyInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.GetKeyOutput, error)
+	PutKey(ctx context.Context, in *cloudfrontkeyvaluestore.PutKeyInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.PutKeyOutput, error)
+}
+
+var _ KVSAPI = (*cloudfrontkeyvaluestore.Client)(nil)
+
+// StrategyKVS is the strategy name of KVS.
+const StrategyKVS = "kvs"
+
+// Phases of the kvs strategy.
+const (
+	PhaseKeyWrite     releases.Phase = "key-write"     // PutKey with If-Match on the store's ETag
+	PhaseKeyPropagate releases.Phase = "key-propagate" // until the key has reached the edge
+)
+
+// DefaultKVSPropagation is how long a flip waits for a key write to reach
+// every edge location. AWS documents KeyValueStore updates as reaching the
+// edge within seconds and offers no status to poll, so the wait is fixed.
+const DefaultKVSPropagation = 10 * time.Second
+
+// KVS flips a site by writing its live version into a CloudFront
+// KeyValueStore, which the site's viewer-request function (FunctionCode)
+// reads on every request: one PutKey, no distribution update and no
+// invalidation, because the version is part of every cache key. A flip
+// costs one PutKey (KeyValueStore API calls are billed per million; reads
+// by functions are included) and reaches the edge in seconds.
+type KVS struct {
+	Client KVSAPI
+	// Propagation is the wait after the write; zero: DefaultKVSPropagation.
+	Propagation time.Duration
+	// After waits; nil means time.After.
+	After func(time.Duration) <-chan time.Time
+}
+
+var _ releases.CDN = (*KVS)(nil)
+
+// Strategy names the strategy.
+func (k *KVS) Strategy() string { return StrategyKVS }
+
+func (k *KVS) wrap(site releases.Site, what string, err error) error {
+	var nf *kvstypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return releases.Errorf(releases.ENOTFOUND, "site %s: %s in key value store %s: not found: %w", site.Name, what, site.KVSARN, err)
+	}
+	var ad *kvstypes.AccessDeniedException
+	if errors.As(err, &ad) {
+		return releases.Errorf(releases.EUNAUTHORIZED, "site %s: %s in key value store %s: access denied: %w", site.Name, what, site.KVSARN, err)
+	}
+	return fmt.Errorf("site %s: %s in key value store %s: %w", site.Name, what, site.KVSARN, err)
+}
+
+// Current reads the site's key. Path is the key's value, which is what
+// the edge serves; a missing key is no release.
+func (k *KVS) Current(ctx context.Context, site releases.Site) (releases.Current, error) {
+	if site.KVSARN == "" {
+		return releases.Current{}, releases.Errorf(releases.EINVALID, "site %s uses strategy kvs but names no key value store (kvs.arn)", site.Name)
+	}
+	out, err := k.Client.GetKey(ctx, &cloudfrontkeyvaluestore.GetKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name)})
+	var nf *kvstypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return releases.Current{}, nil
+	}
+	if err != nil {
+		return releases.Current{}, k.wrap(site, "reading key "+site.Name, err)
+	}
+	v := aws.ToString(out.Value)
+	if releases.ValidateVersion(v) != nil {
+		return releases.Current{Path: v}, nil
+	}
+	return releases.Current{Version: v, Path: v}, nil
+}
+
+// Plan writes the key, then waits for it to reach the edge.
+func (k *KVS) Plan(site releases.Site, cur releases.Current, to, _ string) []releases.Step {
+	return []releases.Step{
+		{Phase: PhaseKeyWrite, Title: "Writing the live version to the key value store", Flips: true,
+			Run: func(ctx context.Context) error { return k.write(ctx, site, cur.Path, to) }},
+		{Phase: PhaseKeyPropagate, Title: "Waiting for the key to reach the edge",
+			Run: func(ctx context.Context) error { return k.wait(ctx) }},
+	}
+}
+
+// write puts the key with If-Match on the store's ETag. A conflict means
+// the store changed since it was read: it is read again once, and if the
+// key no longer holds what this deploy started from, someone else flipped
+// and the deploy stops rather than overwrite their change.
+func (k *KVS) write(ctx context.Context, site releases.Site, from, to string) error {
+	for attempt := 1; ; attempt++ {
+		desc, err := k.Client.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
+		if err != nil {
+			return k.wrap(site, "describing the store", err)
+		}
+		cur, err := k.Current(ctx, site)
+		if err != nil {
+			return err
+		}
+		if cur.Path == to {
+			return nil // already written (a resumed deploy, or a race to the same goal)
+		}
+		if cur.Path != from {
+			return releases.Errorf(releases.ECONFLICT, "site %s: key %s was changed by someone else while this deploy ran (expected %q, found %q); nothing was changed",
+				site.Name, site.Name, from, cur.Path)
+		}
+		_, err = k.Client.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name),
+			Value: aws.String(to), IfMatch: desc.ETag})
+		var ce *kvstypes.ConflictException
+		if errors.As(err, &ce) && attempt == 1 {
+			continue
+		}
+		if errors.As(err, &ce) {
+			return releases.Errorf(releases.ECONFLICT, "site %s: key value store %s keeps changing under this deploy; nothing was changed: %w", site.Name, site.KVSARN, err)
+		}
+		if err != nil {
+			return k.wrap(site, "writing key "+site.Name, err)
+		}
+		return nil
+	}
+}
+
+func (k *KVS) wait(ctx context.Context) error {
+	d := k.Propagation
+	if d <= 0 {
+		d = DefaultKVSPropagation
+	}
+	after := k.After
+	if after == nil {
+		after = time.After
+	}
+	select {
+	case <-after(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Resume finishes an interrupted kvs deploy from the key's value.
+func (k *KVS) Resume(ctx context.Context, site releases.Site, d releases.Deploy) ([]releases.Step, bool, error) {
+	cur, err := k.Current(ctx, site)
+	if err != nil {
+		return nil, false, err
+	}
+	flipped := cur.Path == d.To
+	steps := k.Plan(site, releases.Current{Version: d.From, Path: d.FromPath}, d.To, d.ID)
+	switch d.Phase {
+	case releases.PhasePending, PhaseKeyWrite, PhaseKeyPropagate:
+		if flipped {
+			return steps[1:], true, nil
+		}
+		if cur.Path == d.FromPath && d.Phase != PhaseKeyPropagate {
+			return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted before the key was written; nothing changed")
+		}
+		return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted, and key %s now holds %q, not %q (changed outside this deploy)", site.Name, cur.Path, d.To)
+	}
+	return nil, flipped, releases.Errorf(releases.ECONFLICT, "interrupted in phase %q, which this version does not know how to resume", d.Phase)
+}
+
+// kvsEndpoint sends KeyValueStore calls to a base endpoint (a local
+// stand-in) as is. The SDK's rules would put the store's account id in
+// front of the endpoint's host ("123456789012.127.0.0.1:4566"), which
+// works for AWS's own domain but not for an address; the signing scheme
+// (SigV4A, service cloudfront-keyvaluestore, region "*") is kept.
+type kvsEndpoint struct {
+	base     *url.URL
+	fallback cloudfrontkeyvaluestore.EndpointResolverV2
+}
+
+func (r kvsEndpoint) ResolveEndpoint(ctx context.Context, p cloudfrontkeyvaluestore.EndpointParameters) (smithyendpoints.Endpoint, error) {
+	p.Endpoint = nil
+	ep, err := r.fallback.ResolveEndpoint(ctx, p)
+	if err != nil {
+		return ep, err
+	}
+	u := *r.base
+	u.Path = ep.URI.Path
+	ep.URI = u
+	return ep, nil
+}

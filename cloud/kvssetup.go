@@ -1,0 +1,173 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// FunctionsAPI is the part of the CloudFront client kvs-setup uses.
+type FunctionsAPI interface {
+	DescribeFunction(ctx context.Context, in *cloudfront.DescribeFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.DescribeFunctionOutput, error)
+	CreateFunction(ctx context.Context, in *cloudfront.CreateFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.CreateFunctionOutput, error)
+	UpdateFunction(ctx context.Context, in *cloudfront.UpdateFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.UpdateFunctionOutput, error)
+	PublishFunction(ctx context.Context, in *cloudfront.PublishFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.PublishFunctionOutput, error)
+	GetDistributionConfig(ctx context.Context, in *cloudfront.GetDistributionConfigInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error)
+	UpdateDistribution(ctx context.Context, in *cloudfront.UpdateDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.UpdateDistributionOutput, error)
+}
+
+var _ FunctionsAPI = (*cloudfront.Client)(nil)
+
+// FunctionName is the name of a site's viewer-request function.
+func FunctionName(site releases.Site) string { return "deploybot-" + site.Name }
+
+// KVSID is the id a function names its store by: the ARN's last part.
+func KVSID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+
+// KVSSetup moves a site onto the kvs strategy.
+type KVSSetup struct {
+	CF  FunctionsAPI
+	KVS KVSAPI
+}
+
+// KVSSetupReport says what Apply did.
+type KVSSetupReport struct {
+	Function    string `json:"function"`
+	FunctionARN string `json:"function_arn"`
+	Created     bool   `json:"created"` // the function was new
+	Key         string `json:"key"`     // the live version the store holds
+	KeyWritten  bool   `json:"key_written"`
+	Associated  bool   `json:"associated"` // the distribution was updated
+	OldPath     string `json:"old_origin_path"`
+}
+
+// Steps lists, for people, what Apply does.
+func (k *KVSSetup) Steps(site releases.Site) []string {
+	return []string{
+		fmt.Sprintf("create or update the CloudFront Function %s (runtime %s, associated with key value store %s) and publish it", FunctionName(site), FunctionRuntime, site.KVSARN),
+		fmt.Sprintf("write key %q = the live version (read from the distribution's origin path) into the store, if it has none", site.Name),
+		fmt.Sprintf("update distribution %s in one change: associate the function with the default cache behaviour's viewer requests and clear the origin path (the function adds /%s<version>)", site.DistributionID, site.Prefix),
+		"wait for the distribution to deploy (minutes); from then on promote and rollback write one key",
+	}
+}
+
+// Apply runs the steps. It is safe to run again: the function is updated
+// in place, an existing key is kept, and a distribution that already runs
+// the function is left alone. A different viewer-request function on the
+// distribution is refused, not replaced.
+func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupReport, error) {
+	if site.KVSARN == "" {
+		return nil, releases.Errorf(releases.EINVALID, "site %s names no key value store (kvs.arn)", site.Name)
+	}
+	code, err := FunctionCode(site, KVSID(site.KVSARN))
+	if err != nil {
+		return nil, err
+	}
+	rep := &KVSSetupReport{Function: FunctionName(site)}
+	fcfg := &types.FunctionConfig{Comment: aws.String("deploybot: serves the live release of " + site.Name), Runtime: types.FunctionRuntimeCloudfrontJs20,
+		KeyValueStoreAssociations: &types.KeyValueStoreAssociations{Quantity: aws.Int32(1), Items: []types.KeyValueStoreAssociation{{KeyValueStoreARN: aws.String(site.KVSARN)}}}}
+	desc, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function)})
+	var etag *string
+	var nsf *types.NoSuchFunctionExists
+	switch {
+	case errors.As(err, &nsf):
+		out, err := k.CF.CreateFunction(ctx, &cloudfront.CreateFunctionInput{Name: aws.String(rep.Function), FunctionCode: []byte(code), FunctionConfig: fcfg})
+		if err != nil {
+			return nil, fmt.Errorf("creating function %s: %w", rep.Function, err)
+		}
+		etag, rep.Created = out.ETag, true
+	case err != nil:
+		return nil, fmt.Errorf("reading function %s: %w", rep.Function, err)
+	default:
+		out, err := k.CF.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String(rep.Function), IfMatch: desc.ETag, FunctionCode: []byte(code), FunctionConfig: fcfg})
+		if err != nil {
+			return nil, fmt.Errorf("updating function %s: %w", rep.Function, err)
+		}
+		etag = out.ETag // the SDK reads it from the "ETtag" header the API documents
+		if etag == nil {
+			d, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function)})
+			if err != nil {
+				return nil, fmt.Errorf("reading function %s: %w", rep.Function, err)
+			}
+			etag = d.ETag
+		}
+	}
+	pub, err := k.CF.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(rep.Function), IfMatch: etag})
+	if err != nil {
+		return nil, fmt.Errorf("publishing function %s: %w", rep.Function, err)
+	}
+	if pub.FunctionSummary != nil && pub.FunctionSummary.FunctionMetadata != nil {
+		rep.FunctionARN = aws.ToString(pub.FunctionSummary.FunctionMetadata.FunctionARN)
+	}
+
+	dc, err := k.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
+	if err != nil {
+		return nil, fmt.Errorf("reading distribution %s: %w", site.DistributionID, err)
+	}
+	o, err := findOrigin(site, dc.DistributionConfig)
+	if err != nil {
+		return nil, err
+	}
+	rep.OldPath = aws.ToString(o.OriginPath)
+	// The key first: once the distribution runs the function, every
+	// request reads it.
+	kv := &KVS{Client: k.KVS}
+	cur, err := kv.Current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	rep.Key = cur.Path
+	if cur.Path == "" {
+		live, ok := site.VersionFromOriginPath(rep.OldPath)
+		if !ok || live == "" {
+			return nil, releases.Errorf(releases.ECONFLICT, "site %s: the origin path %q names no release, so there is no live version to write; promote a release first", site.Name, rep.OldPath)
+		}
+		desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
+		if err != nil {
+			return nil, kv.wrap(site, "describing the store", err)
+		}
+		if _, err := k.KVS.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name), Value: aws.String(live), IfMatch: desc.ETag}); err != nil {
+			return nil, kv.wrap(site, "writing key "+site.Name, err)
+		}
+		rep.Key, rep.KeyWritten = live, true
+	}
+
+	dcb := dc.DistributionConfig.DefaultCacheBehavior
+	if dcb.FunctionAssociations == nil {
+		dcb.FunctionAssociations = &types.FunctionAssociations{Quantity: aws.Int32(0)}
+	}
+	var items []types.FunctionAssociation
+	has := false
+	for _, fa := range dcb.FunctionAssociations.Items {
+		if fa.EventType == types.EventTypeViewerRequest {
+			if aws.ToString(fa.FunctionARN) != rep.FunctionARN {
+				return nil, releases.Errorf(releases.ECONFLICT, "distribution %s already runs function %s on viewer requests; deploybot will not replace it (a distribution runs one function per event)",
+					site.DistributionID, aws.ToString(fa.FunctionARN))
+			}
+			has = true
+		}
+		items = append(items, fa)
+	}
+	if has && rep.OldPath == "" {
+		return rep, nil
+	}
+	if !has {
+		items = append(items, types.FunctionAssociation{EventType: types.EventTypeViewerRequest, FunctionARN: aws.String(rep.FunctionARN)})
+	}
+	dcb.FunctionAssociations.Items, dcb.FunctionAssociations.Quantity = items, aws.Int32(int32(len(items)))
+	o.OriginPath = aws.String("")
+	if _, err := k.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(site.DistributionID), IfMatch: dc.ETag,
+		DistributionConfig: dc.DistributionConfig}); err != nil {
+		return nil, fmt.Errorf("updating distribution %s: %w", site.DistributionID, err)
+	}
+	rep.Associated = true
+	return rep, nil
+}
