@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
@@ -60,6 +61,7 @@ func commands() []command {
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
 		{"verify", "check every file of a release is in the bucket with the right size", runVerify},
 		{"diff", "files added, removed and changed between two releases", runDiff},
+		{"kvs-setup", "move a site onto strategy kvs: its CloudFront Function, key and distribution (--apply)", runKVSSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
 		{"prune", "apply the retention policy now", runPrune},
@@ -221,6 +223,7 @@ type app struct {
 	svc    *releases.Service
 	bucket *cloud.S3Bucket
 	cf     *cloudfront.Client
+	kvs    *cloudfrontkeyvaluestore.Client
 	store  *store.DB
 }
 
@@ -239,7 +242,11 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}, cf: cfc}
+	kvsc, err := cloud.NewKVSClient(ctx, cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}, cf: cfc, kvs: kvsc}
 	if !withStore {
 		return a, nil
 	}
@@ -260,7 +267,10 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 	}
 	return &releases.Service{
 		Store: db, Bucket: a.bucket, Sites: sites, Logger: log,
-		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration}},
+		CDNs: map[string]releases.CDN{
+			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
+			cloud.StrategyKVS:        &cloud.KVS{Client: a.kvs, Propagation: a.cfg.Deploy.KVSPropagation.Duration},
+		},
 		Timeout: a.cfg.Deploy.Timeout.Duration,
 		Prober:  &probe.HTTP{},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/hook"
 	"github.com/deploybot/deploybot/localaws"
@@ -436,8 +437,10 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	throttle := fs.Float64("throttle-rate", 0, "share of API calls answered with a throttling error")
 	latency := fs.Duration("latency", 0, "delay added to every API call")
 	edgeOpts := edgeFlags(fs)
-	var sites multiFlag
+	var sites, stores multiFlag
 	fs.Var(&sites, "distribution", "ID=BUCKET: create (if missing) a bucket and a distribution with this id serving it; repeatable")
+	fs.Var(&stores, "kvs", "NAME: create (if missing) a CloudFront KeyValueStore and print its ARN; repeatable")
+	kvsProp := fs.Duration("kvs-propagation", 2*time.Second, "how long a key value store write takes to reach every PoP")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -453,7 +456,7 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 		return usagef("--pops must be at least 1")
 	}
 	srv, err := localaws.New(localaws.Options{DataDir: *data, Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache,
-		Logger: logger(env), Faults: localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}})
+		KVSPropagation: *kvsProp, Logger: logger(env), Faults: localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}})
 	if err != nil {
 		return err
 	}
@@ -465,6 +468,13 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 		if err := srv.EnsureSite(id, bucket); err != nil {
 			return err
 		}
+	}
+	for _, name := range stores {
+		arn, err := srv.EnsureKVS(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "localaws: key value store %s: %s\n", name, arn)
 	}
 	apiLn, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -748,5 +758,67 @@ func runUnlock(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(env.Stdout, "unlocked %s (locked by %s since %s: %s)\n", site, l.Holder, l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)
+	return nil
+}
+
+func runKVSSetup(ctx context.Context, env Env, args []string) error {
+	fs, cfgPath := flagSet(env, "kvs-setup", "")
+	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	apply := fs.Bool("apply", false, "make the changes (without it: print them and the function's code)")
+	asJSON := fs.Bool("json", false, "print what --apply did as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("kvs-setup takes no arguments")
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s, err := siteOf(cfg, *siteName)
+	if err != nil {
+		return err
+	}
+	if s.Strategy != cloud.StrategyKVS || s.KVSARN == "" {
+		return usagef("site %s is not set up for strategy kvs: set strategy: kvs and kvs.arn in the configuration first", s.Name)
+	}
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	setup := &cloud.KVSSetup{CF: a.cf, KVS: a.kvs}
+	if !*apply {
+		code, err := cloud.FunctionCode(s, cloud.KVSID(s.KVSARN))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "kvs-setup for site %s would (run again with --apply):\n", s.Name)
+		for i, step := range setup.Steps(s) {
+			fmt.Fprintf(env.Stdout, "  %d. %s\n", i+1, step)
+		}
+		fmt.Fprintf(env.Stdout, "\nThe function %s (%d bytes, %s):\n\n%s", cloud.FunctionName(s), len(code), cloud.FunctionRuntime, code)
+		return nil
+	}
+	rep, err := setup.Apply(ctx, s)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, rep)
+	}
+	verb := map[bool]string{true: "created", false: "updated"}[rep.Created]
+	fmt.Fprintf(env.Stdout, "function %s %s and published (%s)\n", rep.Function, verb, rep.FunctionARN)
+	if rep.KeyWritten {
+		fmt.Fprintf(env.Stdout, "key %s = %s written (the live release, from origin path %q)\n", s.Name, rep.Key, rep.OldPath)
+	} else {
+		fmt.Fprintf(env.Stdout, "key %s = %s kept\n", s.Name, rep.Key)
+	}
+	if rep.Associated {
+		fmt.Fprintf(env.Stdout, "distribution %s now runs the function on viewer requests, origin path cleared; it deploys in a few minutes\n", s.DistributionID)
+	} else {
+		fmt.Fprintf(env.Stdout, "distribution %s already runs the function\n", s.DistributionID)
+	}
 	return nil
 }

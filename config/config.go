@@ -73,6 +73,9 @@ type Deploy struct {
 	PollInterval Duration `yaml:"poll_interval"`
 	// Timeout bounds a whole flip.
 	Timeout Duration `yaml:"timeout"`
+	// KVSPropagation is how long a kvs flip waits for the key to reach
+	// every edge location (no API reports it).
+	KVSPropagation Duration `yaml:"kvs_propagation"`
 }
 
 type Site struct {
@@ -93,6 +96,15 @@ type Site struct {
 	// Health is checked through the distribution after each promote; a
 	// failure rolls the site back and locks it.
 	Health Health `yaml:"health"`
+	// KVS is the key value store of strategy kvs.
+	KVS KVS `yaml:"kvs"`
+	// URL is the site's public address, for preview links.
+	URL string `yaml:"url"`
+}
+
+// KVS names a CloudFront KeyValueStore.
+type KVS struct {
+	ARN string `yaml:"arn"`
 }
 
 // Health is a site's post-promote health checks.
@@ -374,6 +386,12 @@ func (c *Config) defaults() {
 
 func ptr[T any](v T) *T { return &v }
 
+// StrategyKVS is the kvs flip strategy (cloud.StrategyKVS; config does
+// not import the AWS adapters).
+const StrategyKVS = "kvs"
+
+var kvsARN = regexp.MustCompile(`^arn:aws[a-z-]*:cloudfront::[0-9]{12}:key-value-store/[A-Za-z0-9-]+$`)
+
 var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 func (c *Config) validate(lines map[string]int) Errors {
@@ -464,8 +482,22 @@ func (c *Config) validate(lines map[string]int) Errors {
 		if *s.SkewProtection < 0 || *s.SkewProtection > 20 {
 			bad(key+".skew_protection", "0 (off) to 20 previous releases")
 		}
-		if s.Strategy != releases.DefaultStrategy {
-			bad(key+".strategy", "unknown strategy %q (known: %s)", s.Strategy, releases.DefaultStrategy)
+		switch s.Strategy {
+		case releases.DefaultStrategy:
+			if s.KVS.ARN != "" {
+				bad(key+".kvs.arn", "set, but the strategy is %s (kvs.arn is for strategy kvs)", s.Strategy)
+			}
+		case StrategyKVS:
+			if !kvsARN.MatchString(s.KVS.ARN) {
+				bad(key+".kvs.arn", "strategy kvs needs the key value store's ARN, arn:aws:cloudfront::ACCOUNT:key-value-store/ID (got %q)", s.KVS.ARN)
+			}
+		default:
+			bad(key+".strategy", "unknown strategy %q (known: %s, %s)", s.Strategy, releases.DefaultStrategy, StrategyKVS)
+		}
+		if s.URL != "" {
+			if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(key+".url", "%q: the site's public address, such as https://www.example.com", s.URL)
+			}
 		}
 		r := s.Retention
 		if *r.Keep < 1 {
@@ -496,7 +528,7 @@ func (s Site) ReleasesSite() releases.Site {
 		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers,
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
-		SkewReleases: *s.SkewProtection, Health: s.Health.policy()}
+		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL}
 }
 
 func (h Health) policy() releases.HealthPolicy {

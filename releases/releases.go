@@ -21,6 +21,7 @@ type Site struct {
 	OriginID       string // empty: the distribution's only S3 origin
 	Strategy       string // flip strategy, "" = DefaultStrategy
 	KVSARN         string // the key value store of strategy kvs
+	URL            string // public address, for preview links
 	Channel        string
 	Deployers      []string
 	Retention      Policy

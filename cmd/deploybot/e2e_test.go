@@ -65,17 +65,19 @@ type world struct {
 	api    string
 	edge   string
 	env    []string
+	kvsARN string // with localaws --kvs
 }
 
 var addrRE = regexp.MustCompile(`on (http://[0-9.:]+)`)
+var kvsRE = regexp.MustCompile(`key value store \S+: (arn:\S+)`)
 
-func start(t *testing.T, propagation, invalidation string) *world {
+func start(t *testing.T, propagation, invalidation string, localawsFlags ...string) *world {
 	t.Helper()
 	w := &world{t: t, bin: binary(t), dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, w.bin, "localaws", "--listen", "127.0.0.1:0", "--edge", "127.0.0.1:0",
+	cmd := exec.CommandContext(ctx, w.bin, append([]string{"localaws", "--listen", "127.0.0.1:0", "--edge", "127.0.0.1:0",
 		"--data", filepath.Join(w.dir, "aws"), "--propagation", propagation, "--invalidation", invalidation,
-		"--distribution", "E2ETEST=example-site")
+		"--distribution", "E2ETEST=example-site"}, localawsFlags...)...)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -85,6 +87,9 @@ func start(t *testing.T, propagation, invalidation string) *world {
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	sc := bufio.NewScanner(stdout)
 	for (w.api == "" || w.edge == "") && sc.Scan() {
+		if m := kvsRE.FindStringSubmatch(sc.Text()); m != nil {
+			w.kvsARN = m[1]
+		}
 		m := addrRE.FindStringSubmatch(sc.Text())
 		switch {
 		case m == nil:
