@@ -195,7 +195,14 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		}
 		out.Public(ctx, req, DiffMessage(d))
 	case "preview":
-		out.Private(ctx, req, fmt.Sprintf("`%s` is not available yet in this version of deploybot.", c.Name))
+		p, err := b.Service.Preview(ctx, site.Name, c.Version, 0)
+		if err != nil {
+			out.Private(ctx, req, releases.ErrorMessage(err))
+			return
+		}
+		// Privately: the link shows the release to whoever has it.
+		out.Private(ctx, req, fmt.Sprintf(":eyes: Preview of `%s` on *%s*: <%s|open> (works until %s; anyone with the link sees this release, nobody else is affected)",
+			p.Version, site.Name, p.URL, p.Expires.UTC().Format("15:04Z")))
 	}
 }
 

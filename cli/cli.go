@@ -61,6 +61,7 @@ func commands() []command {
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
 		{"verify", "check every file of a release is in the bucket with the right size", runVerify},
 		{"diff", "files added, removed and changed between two releases", runDiff},
+		{"preview", "a link that shows a release before it is promoted (strategy kvs)", runPreview},
 		{"kvs-setup", "move a site onto strategy kvs: its CloudFront Function, key and distribution (--apply)", runKVSSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},

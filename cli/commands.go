@@ -132,6 +132,7 @@ type backend interface {
 	Unpin(ctx context.Context, site, version string) error
 	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
 	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
+	Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error)
 	Close() error
 }
 
@@ -177,6 +178,9 @@ func (r remoteBackend) LockSite(ctx context.Context, site, actor, reason string)
 }
 func (r remoteBackend) UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error) {
 	return r.c.Unlock(ctx, site, actor)
+}
+func (r remoteBackend) Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error) {
+	return r.c.Preview(ctx, site, version, ttl)
 }
 
 // siteCommand parses the flags every site command shares and picks the
@@ -820,5 +824,33 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "distribution %s already runs the function\n", s.DistributionID)
 	}
+	return nil
+}
+
+func runPreview(ctx context.Context, env Env, args []string) error {
+	var ttl *time.Duration
+	var asJSON *bool
+	b, site, pos, err := siteCommand(ctx, env, "preview", "VERSION", args, func(fs *flagSetT) {
+		ttl = fs.Duration("ttl", releases.DefaultPreviewTTL, "how long the link works (at most 24h)")
+		asJSON = fs.Bool("json", false, "print the link as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if len(pos) != 1 {
+		return usagef("preview takes one VERSION (got %d arguments)", len(pos))
+	}
+	if err := releases.ValidateVersion(pos[0]); err != nil {
+		return err
+	}
+	p, err := b.Preview(ctx, site, pos[0], *ttl)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, p)
+	}
+	fmt.Fprintln(env.Stdout, p.String())
 	return nil
 }

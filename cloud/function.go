@@ -16,10 +16,9 @@ const FunctionRuntime = "cloudfront-js-2.0"
 // MaxFunctionSize is CloudFront's limit on a function's code.
 const MaxFunctionSize = 10 << 10
 
-// PreviewParam is the query parameter that carries a preview token; the
-// function turns it into a cookie of the same name and redirects, so the
-// rest of the site (its assets) is served from the previewed release too.
-const PreviewParam = "deploybot-preview"
+// The function turns a preview token in the query (releases.PreviewParam)
+// into a cookie of the same name and redirects, so the rest of the page
+// (its assets) comes from the previewed release too.
 
 // PreviewKeySuffix names the KeyValueStore key that holds a site's preview
 // signing key: "<site>.preview-key".
@@ -89,7 +88,7 @@ func FunctionCode(site releases.Site, kvsID string) (string, error) {
 	var b bytes.Buffer
 	err := functionTemplate.Execute(&b, map[string]string{
 		"Site": site.Name, "KVSID": strconv.Quote(kvsID), "SiteJS": strconv.Quote(site.Name),
-		"PrefixJS": strconv.Quote("/" + site.Prefix), "ParamJS": strconv.Quote(PreviewParam),
+		"PrefixJS": strconv.Quote("/" + site.Prefix), "ParamJS": strconv.Quote(releases.PreviewParam),
 		"KeySuffixJS": strconv.Quote(PreviewKeySuffix),
 	})
 	if err != nil {

@@ -197,3 +197,19 @@ func (r kvsEndpoint) ResolveEndpoint(ctx context.Context, p cloudfrontkeyvaluest
 	ep.URI = u
 	return ep, nil
 }
+
+var _ releases.PreviewKeyer = (*KVS)(nil)
+
+// PreviewKey reads the site's preview signing key from the store
+// (written by kvs-setup).
+func (k *KVS) PreviewKey(ctx context.Context, site releases.Site) ([]byte, error) {
+	out, err := k.Client.GetKey(ctx, &cloudfrontkeyvaluestore.GetKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name + PreviewKeySuffix)})
+	var nf *kvstypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return nil, releases.Errorf(releases.ENOTFOUND, "site %s has no preview key in its key value store; run deploybot kvs-setup --apply", site.Name)
+	}
+	if err != nil {
+		return nil, k.wrap(site, "reading the preview key", err)
+	}
+	return []byte(aws.ToString(out.Value)), nil
+}

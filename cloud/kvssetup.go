@@ -2,6 +2,8 @@ package cloud
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -46,6 +48,7 @@ type KVSSetupReport struct {
 	Key         string `json:"key"`     // the live version the store holds
 	KeyWritten  bool   `json:"key_written"`
 	Associated  bool   `json:"associated"` // the distribution was updated
+	PreviewKey  bool   `json:"preview_key_written"`
 	OldPath     string `json:"old_origin_path"`
 }
 
@@ -140,6 +143,10 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		rep.Key, rep.KeyWritten = live, true
 	}
 
+	if err := k.previewKey(ctx, site, rep); err != nil {
+		return nil, err
+	}
+
 	dcb := dc.DistributionConfig.DefaultCacheBehavior
 	if dcb.FunctionAssociations == nil {
 		dcb.FunctionAssociations = &types.FunctionAssociations{Quantity: aws.Int32(0)}
@@ -170,4 +177,29 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	}
 	rep.Associated = true
 	return rep, nil
+}
+
+// previewKey writes a random preview signing key if the store has none;
+// an existing key is kept, so links already given out keep working.
+func (k *KVSSetup) previewKey(ctx context.Context, site releases.Site, rep *KVSSetupReport) error {
+	kv := &KVS{Client: k.KVS}
+	if _, err := kv.PreviewKey(ctx, site); err == nil {
+		return nil
+	} else if releases.ErrorCode(err) != releases.ENOTFOUND {
+		return err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
+	if err != nil {
+		return kv.wrap(site, "describing the store", err)
+	}
+	if _, err := k.KVS.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name + PreviewKeySuffix),
+		Value: aws.String(hex.EncodeToString(b[:])), IfMatch: desc.ETag}); err != nil {
+		return kv.wrap(site, "writing the preview key", err)
+	}
+	rep.PreviewKey = true
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -151,6 +152,18 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 		}
 		s.apiOK(w, "pin", p)
 	}))
+	mux.HandleFunc("POST /api/v1/sites/{site}/previews", auth("preview", func(w http.ResponseWriter, r *http.Request) {
+		var req PreviewRequest
+		if !decode(w, r, &req, s, "preview") {
+			return
+		}
+		p, err := s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, time.Duration(req.TTLSeconds)*time.Second)
+		if err != nil {
+			s.apiError(w, "preview", err)
+			return
+		}
+		s.apiOK(w, "preview", p)
+	}))
 	mux.HandleFunc("PUT /api/v1/sites/{site}/lock", auth("lock", func(w http.ResponseWriter, r *http.Request) {
 		var req LockRequest
 		if !decode(w, r, &req, s, "lock") {
@@ -193,6 +206,12 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 type PruneRequest struct {
 	DryRun bool   `json:"dry_run"`
 	Actor  string `json:"actor"`
+}
+
+// PreviewRequest is the body of POST .../previews.
+type PreviewRequest struct {
+	Version    string `json:"version"`
+	TTLSeconds int64  `json:"ttl_seconds"` // zero: an hour
 }
 
 // LockRequest is the body of PUT .../lock.

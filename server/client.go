@@ -234,3 +234,17 @@ func (c *Client) Unlock(ctx context.Context, site, actor string) (*releases.Lock
 	}
 	return out.Released, nil
 }
+
+// Preview makes a preview link on the server.
+func (c *Client) Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/previews", PreviewRequest{Version: version, TTLSeconds: int64(ttl / time.Second)})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var p releases.Preview
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}

@@ -3,6 +3,8 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +21,10 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	w.must("publish", "--version", "v1", w.siteDir("v1"))
 	w.must("publish", "--version", "v2", w.siteDir("v2"))
 	w.must("promote", "v1")
+	w.expect(2, "previews need strategy kvs", "preview", "v2")
 	cfg := readFile(t, w.config)
 	cfg = strings.Replace(cfg, "deploy: {poll_interval: 50ms, timeout: 1m}", "deploy: {poll_interval: 50ms, timeout: 1m, kvs_propagation: 300ms}", 1)
-	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n", w.kvsARN), 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n    url: %q\n", w.kvsARN, w.edge), 1)
 	w.write("deploybot.yaml", cfg)
 
 	r := w.must("kvs-setup")
@@ -44,6 +47,64 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
+
+	// A preview link shows v2 to whoever opens it; everyone else gets v1.
+	var p struct{ URL string }
+	if err := json.Unmarshal([]byte(w.must("preview", "--json", "v2").stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.URL, w.edge+"/?deploybot-preview=v2.") {
+		t.Fatalf("preview link %q", p.URL)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(p.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" || len(cookies) != 1 || cookies[0].Name != "deploybot-preview" {
+		t.Fatalf("opening the link: %s %v", resp.Status, resp.Header)
+	}
+	get := func(c *http.Cookie) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, w.edge+"/", nil)
+		if c != nil {
+			req.AddCookie(c)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(cookies[0]); code != 200 || !strings.Contains(body, "release v2<") {
+		t.Fatalf("with the preview cookie: %d %q", code, body)
+	}
+	w.serves("v1")
+	forged := *cookies[0]
+	forged.Value = strings.Replace(forged.Value, "v2.", "v1.", 1)
+	if code, body := get(&forged); code != 200 || !strings.Contains(body, "release v1<") {
+		t.Fatalf("a token for another release is not honoured, the live one is served: %d %q", code, body)
+	}
+	resp, err = noFollow.Get(p.URL[:len(p.URL)-1] + "0")
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a tampered link: %v %v", resp, err)
+	}
+	if err := json.Unmarshal([]byte(w.must("preview", "--json", "--ttl", "1s", "v2").stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if resp, err = noFollow.Get(p.URL); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an expired link: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	w.expect(1, "no release v9", "preview", "v9")
+	w.expect(2, "at most", "preview", "--ttl", "48h", "v2")
 
 	began := time.Now()
 	r = w.must("promote", "v2")
