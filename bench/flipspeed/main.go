@@ -1,0 +1,221 @@
+// Command flipspeed measures, with the stand-in's realistic edge, how long
+// a rollback takes to reach every point of presence with strategy kvs and
+// with strategy origin-path, in one run.
+//
+// The stand-in is set to CloudFront's typical delays, scaled down by
+// -scale so a run takes seconds: a distribution change deploying in 90 s,
+// an invalidation completing in 30 s, a KeyValueStore write reaching the
+// edge in 5 s, the CachingOptimized policy's 1 s minimum TTL. The figures
+// are printed both as measured and scaled back up.
+//
+//	go run ./bench/flipspeed [-rounds 3] [-scale 20] [-pops 8]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 3, "rollbacks per strategy (medians are printed)")
+	scale := flag.Float64("scale", 20, "how many times faster than CloudFront the stand-in runs")
+	pops := flag.Int("pops", 8, "points of presence")
+	flag.Parse()
+	if err := run(*rounds, *scale, *pops); err != nil {
+		fmt.Fprintln(os.Stderr, "flipspeed:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct{ allPops, deploy time.Duration }
+
+func run(rounds int, scale float64, pops int) error {
+	d := func(real time.Duration) time.Duration { return time.Duration(float64(real) / scale) }
+	fmt.Printf("stand-in: %d PoPs; distribution deploy %s, invalidation %s, key value store %s, min TTL %s (CloudFront's typical 90s, 30s, 5s, 1s scaled 1:%g)\n",
+		pops, d(90*time.Second), d(30*time.Second), d(5*time.Second), d(time.Second), scale)
+	out := map[string][]result{}
+	for _, strategy := range []string{releases.DefaultStrategy, cloud.StrategyKVS} {
+		for r := range rounds {
+			res, err := once(strategy, pops, d)
+			if err != nil {
+				return fmt.Errorf("%s round %d: %w", strategy, r+1, err)
+			}
+			out[strategy] = append(out[strategy], res)
+		}
+	}
+	fmt.Printf("%-12s %26s %26s %22s\n", "strategy", "rollback on every PoP", "deploy finished", "at CloudFront's pace")
+	med := map[string]time.Duration{}
+	for _, s := range []string{releases.DefaultStrategy, cloud.StrategyKVS} {
+		all, dep := median(out[s], func(r result) time.Duration { return r.allPops }), median(out[s], func(r result) time.Duration { return r.deploy })
+		med[s] = all
+		fmt.Printf("%-12s %26s %26s %22s\n", s, all.Round(time.Millisecond), dep.Round(time.Millisecond), time.Duration(float64(all)*scale).Round(100*time.Millisecond))
+	}
+	fmt.Printf("kvs / origin-path: %.2f\n", float64(med[cloud.StrategyKVS])/float64(med[releases.DefaultStrategy]))
+	return nil
+}
+
+func median(rs []result, f func(result) time.Duration) time.Duration {
+	var ds []time.Duration
+	for _, r := range rs {
+		ds = append(ds, f(r))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
+}
+
+// once publishes v1 and v2, makes v2 live, then rolls back and times how
+// long until every PoP serves v1 again.
+func once(strategy string, pops int, d func(time.Duration) time.Duration) (result, error) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "deploybot-flipspeed-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	policy := localaws.CachingOptimized
+	policy.MinTTL, policy.ErrorTTL = d(time.Second), d(10*time.Second)
+	srv, err := localaws.New(localaws.Options{DataDir: dir, Propagation: d(90 * time.Second), Invalidation: d(30 * time.Second),
+		KVSPropagation: d(5 * time.Second), Pops: pops, Cache: &policy})
+	if err != nil {
+		return result{}, err
+	}
+	if err := srv.EnsureSite("EFLIP", "flip-site"); err != nil {
+		return result{}, err
+	}
+	arn, err := srv.EnsureKVS("flip")
+	if err != nil {
+		return result{}, err
+	}
+	api, stopAPI, err := serve(srv.Handler())
+	if err != nil {
+		return result{}, err
+	}
+	defer stopAPI()
+	edge, stopEdge, err := serve(srv.Edge())
+	if err != nil {
+		return result{}, err
+	}
+	defer stopEdge()
+	st := cloud.Settings{Region: "us-east-1", Endpoint: api, Credentials: cloud.StaticCredentials("flip", "flip")}
+	s3c, cfc, err := cloud.NewClients(ctx, st)
+	if err != nil {
+		return result{}, err
+	}
+	kvsc, err := cloud.NewKVSClient(ctx, st)
+	if err != nil {
+		return result{}, err
+	}
+	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		return result{}, err
+	}
+	defer db.Close()
+	site := releases.Site{Name: "www", Bucket: "flip-site", Prefix: "www/", DistributionID: "EFLIP", KVSARN: arn}
+	bucket := &cloud.S3Bucket{Client: s3c}
+	poll := d(5 * time.Second) // deploybot polls CloudFront every 5 s at most
+	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, CDNs: map[string]releases.CDN{
+		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: poll},
+		cloud.StrategyKVS:        &cloud.KVS{Client: kvsc, Propagation: d(5 * time.Second)},
+	}}
+	for _, v := range []string{"v1", "v2"} {
+		body := "<h1>" + v + "</h1>"
+		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body)),
+			ContentType: "text/html", CacheControl: "no-cache"}); err != nil {
+			return result{}, err
+		}
+		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: time.Now(),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			return result{}, err
+		}
+	}
+	// Both start on origin-path; the kvs round then moves the site over.
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "bench", NoVerify: true}, nil); err != nil {
+			return result{}, err
+		}
+	}
+	if strategy == cloud.StrategyKVS {
+		if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Apply(ctx, site); err != nil {
+			return result{}, err
+		}
+		svc.Sites[0].Strategy = cloud.StrategyKVS
+		time.Sleep(d(90*time.Second) + d(5*time.Second)) // the association and the key reach every PoP
+	}
+	for p := range pops {
+		if b, _ := get(edge, p); b != "<h1>v2</h1>" {
+			return result{}, fmt.Errorf("before the rollback PoP %d serves %q", p, b)
+		}
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	var deployTook time.Duration
+	go func() {
+		_, err := svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "bench"}, nil)
+		deployTook = time.Since(start)
+		done <- err
+	}()
+	onV1 := make([]bool, pops)
+	var allPops time.Duration
+	for allPops == 0 {
+		n := 0
+		for p := range pops {
+			if !onV1[p] {
+				b, _ := get(edge, p)
+				onV1[p] = b == "<h1>v1</h1>"
+			}
+			if onV1[p] {
+				n++
+			}
+		}
+		if n == pops {
+			allPops = time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		return result{}, err
+	}
+	return result{allPops: allPops, deploy: deployTook}, nil
+}
+
+func get(edge string, pop int) (string, error) {
+	req, _ := http.NewRequest(http.MethodGet, edge+"/", nil)
+	req.Header.Set(localaws.PopHeader, strconv.Itoa(pop))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			panic(err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
