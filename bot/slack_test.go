@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/slackfake"
@@ -38,6 +40,9 @@ type world struct {
 	site  releases.Site
 	cf    *cloud.S3Bucket
 	aws   *localaws.Server
+	// settings reach the stand-in's APIs (for clients a test adds).
+	settings cloud.Settings
+	cfc      *cloudfront.Client
 }
 
 func newWorld(t *testing.T, propagation time.Duration) *world {
@@ -55,7 +60,8 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, slack: slackfake.New(t), aws: aws}
+	w := &world{t: t, slack: slackfake.New(t), aws: aws, cfc: cfc,
+		settings: cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AK", "SK"), MaxAttempts: 1}}
 	w.slack.Groups[group] = []string{bob}
 	w.site = releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}}
 	w.cf = &cloud.S3Bucket{Client: s3c}
@@ -528,5 +534,44 @@ func TestAutoRollbackInTheThread(t *testing.T) {
 	}
 	if l, _ := w.db.Lock(context.Background(), "www"); l == nil || !strings.HasPrefix(l.Reason, "auto-rollback") {
 		t.Fatalf("lock %+v", l)
+	}
+}
+
+// On a kvs site, /site preview answers privately with a signed link, and
+// promotes write the key.
+func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
+	w := newWorld(t, 20*time.Millisecond)
+	w.publish("v1", "v2")
+	w.slack.Slash("pv-0", alice, "promote v1")
+	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
+	ctx := context.Background()
+	arn, err := w.aws.EnsureKVS("sites")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvsc, err := cloud.NewKVSClient(ctx, w.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.site.Strategy, w.site.KVSARN, w.site.URL = cloud.StrategyKVS, arn, "https://www.example.com"
+	if _, err := (&cloud.KVSSetup{CF: w.cfc, KVS: kvsc}).Apply(ctx, w.site); err != nil {
+		t.Fatal(err)
+	}
+	w.svc.Sites[0] = w.site
+	w.svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, Propagation: 10 * time.Millisecond}
+	w.slack.Slash("pv-1", mallory, "preview v2")
+	w.slack.WaitFor("the preview link", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		return hasText(eph, "Preview of `v2` on *www*: <https://www.example.com/?deploybot-preview=v2.")
+	})
+	w.slack.Slash("pv-2", mallory, "preview v9")
+	w.slack.WaitFor("the refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "no release v9") })
+	w.slack.Slash("pv-3", alice, "promote v2")
+	w.slack.WaitFor("v2 live by key", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "writing the live version to the key value store: done") && hasText(posts, "`v2` is live")
+	})
+	if cur, _ := (&cloud.KVS{Client: kvsc}).Current(ctx, w.site); cur.Version != "v2" {
+		t.Fatalf("the key holds %+v", cur)
 	}
 }
