@@ -3,6 +3,8 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,9 +19,6 @@ import (
 	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
-
-	"net/http"
-	"net/http/httptest"
 )
 
 const (
