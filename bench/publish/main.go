@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -151,7 +152,7 @@ func run(nFiles, rounds int) error {
 	if err != nil {
 		return err
 	}
-	endpoint, stop, err := testaws.Start(vgw, filepath.Join(work, "vgw"))
+	endpoint, serverPID, stop, err := testaws.StartPID(vgw, filepath.Join(work, "vgw"))
 	if err != nil {
 		return err
 	}
@@ -216,27 +217,34 @@ func run(nFiles, rounds int) error {
 	}
 	tools = picked
 	times := map[string][]time.Duration{}
+	// CPU seconds each tool used itself and made the server use: on two
+	// cores the server's share bounds everyone's wall time.
+	clientCPU, serverCPU := map[string][]time.Duration{}, map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
 		// A different tool goes first each round.
 		order := append(tools[r%len(tools):len(tools):len(tools)], tools[:r%len(tools)]...)
 		for _, t := range order {
 			cmd := t.cmd(r)
 			cmd.Env = env
+			before := procCPU(serverPID)
 			start := time.Now()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%s: %v\n%s", t.name, err, out)
 			}
 			times[t.name] = append(times[t.name], time.Since(start))
+			serverCPU[t.name] = append(serverCPU[t.name], procCPU(serverPID)-before)
+			clientCPU[t.name] = append(clientCPU[t.name], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 		}
 	}
 	if len(times["deploybot publish"]) == 0 {
 		return fmt.Errorf("the deploybot publish run is needed for the ratios")
 	}
 	ours := median(times["deploybot publish"])
-	fmt.Printf("%-20s %10s %14s\n", "tool", "median s", "deploybot/tool")
+	fmt.Printf("%-20s %10s %14s %12s %12s\n", "tool", "median s", "deploybot/tool", "tool CPU s", "server CPU s")
 	for _, t := range tools {
 		m := median(times[t.name])
-		fmt.Printf("%-20s %10.2f %14.2f\n", t.name, m.Seconds(), ours.Seconds()/m.Seconds())
+		fmt.Printf("%-20s %10.2f %14.2f %12.2f %12.2f\n", t.name, m.Seconds(), ours.Seconds()/m.Seconds(),
+			median(clientCPU[t.name]).Seconds(), median(serverCPU[t.name]).Seconds())
 	}
 
 	// Re-publish with 1% of the files changed.
@@ -277,4 +285,21 @@ func run(nFiles, rounds int) error {
 
 func compact(b []byte) string {
 	return strings.Join(strings.Fields(string(b)), " ") + "\n"
+}
+
+// procCPU is the user+system CPU time a process has used, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func procCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields resume after ")".
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

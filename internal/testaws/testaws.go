@@ -93,17 +93,24 @@ func StartVersityGW(t testing.TB) string {
 // Start runs versitygw from bin with a posix backend under dir (which must
 // exist) on a free loopback port; stop ends it.
 func Start(bin, dir string) (endpoint string, stop func(), err error) {
+	endpoint, _, stop, err = StartPID(bin, dir)
+	return endpoint, stop, err
+}
+
+// StartPID is Start that also returns the server's process id (for
+// benchmarks that measure the server's CPU time).
+func StartPID(bin, dir string) (endpoint string, pid int, stop func(), err error) {
 	root, sidecar := filepath.Join(dir, "root"), filepath.Join(dir, "sidecar")
 	for _, d := range []string{root, sidecar} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
 	}
 	var lastErr error
 	for range 3 { // the free port may be taken in between; try again
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
 		addr := ln.Addr().String()
 		ln.Close()
@@ -113,16 +120,16 @@ func Start(bin, dir string) (endpoint string, stop func(), err error) {
 		logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
 		if err != nil {
 			cancel()
-			return "", nil, err
+			return "", 0, nil, err
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			cancel()
 			logf.Close()
-			return "", nil, fmt.Errorf("starting versitygw: %w", err)
+			return "", 0, nil, fmt.Errorf("starting versitygw: %w", err)
 		}
 		if lastErr = waitPort(addr, 10*time.Second); lastErr == nil {
-			return "http://" + addr, func() {
+			return "http://" + addr, cmd.Process.Pid, func() {
 				cancel()
 				_ = cmd.Wait()
 				logf.Close()
@@ -135,7 +142,7 @@ func Start(bin, dir string) (endpoint string, stop func(), err error) {
 			lastErr = fmt.Errorf("%w; log: %s", lastErr, firstLines(string(raw), 20))
 		}
 	}
-	return "", nil, fmt.Errorf("versitygw did not start: %w", lastErr)
+	return "", 0, nil, fmt.Errorf("versitygw did not start: %w", lastErr)
 }
 
 func waitPort(addr string, d time.Duration) error {
