@@ -612,39 +612,15 @@ func runUnpin(ctx context.Context, env Env, args []string) error {
 }
 
 func runVerify(ctx context.Context, env Env, args []string) error {
-	fs, cfgPath := flagSet(env, "verify", "VERSION")
-	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := parse(fs, args)
+	svc, s, pos, asJSON, err := bucketCommand(ctx, env, "verify", "VERSION", 1, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("verify takes one VERSION (got %d arguments)", len(pos))
-	}
-	if err := releases.ValidateVersion(pos[0]); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	s, err := siteOf(cfg, *siteName)
-	if err != nil {
-		return err
-	}
-	// verify reads only the bucket, so it runs anywhere (CI included) and
-	// never needs the store.
-	a, err := newApp(ctx, env, cfg, false)
-	if err != nil {
-		return err
-	}
-	svc := &releases.Service{Bucket: a.bucket, Sites: []releases.Site{s}}
 	rep, err := svc.Verify(ctx, s.Name, pos[0])
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(env.Stdout, rep); err != nil {
 			return err
 		}
@@ -677,40 +653,15 @@ func edgeFlags(fs *flag.FlagSet) func() (pops int, cache *localaws.CachePolicy) 
 }
 
 func runDiff(ctx context.Context, env Env, args []string) error {
-	fs, cfgPath := flagSet(env, "diff", "A B")
-	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
-	asJSON := fs.Bool("json", false, "print the diff as JSON")
-	pos, err := parse(fs, args)
+	svc, s, pos, asJSON, err := bucketCommand(ctx, env, "diff", "A B", 2, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usagef("diff takes two versions, A (before) and B (after) (got %d arguments)", len(pos))
-	}
-	for _, v := range pos {
-		if err := releases.ValidateVersion(v); err != nil {
-			return err
-		}
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	s, err := siteOf(cfg, *siteName)
-	if err != nil {
-		return err
-	}
-	// Like verify, diff reads only manifests in the bucket.
-	a, err := newApp(ctx, env, cfg, false)
-	if err != nil {
-		return err
-	}
-	svc := &releases.Service{Bucket: a.bucket, Sites: []releases.Site{s}}
 	d, err := svc.Diff(ctx, s.Name, pos[0], pos[1])
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(env.Stdout, d)
 	}
 	fmt.Fprintln(env.Stdout, bot.DiffSummary(d))
@@ -853,4 +804,38 @@ func runPreview(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout, p.String())
 	return nil
+}
+
+// bucketCommand parses a command that reads only the bucket (verify,
+// diff: they run anywhere, CI included, and never need the store): --site,
+// --json and n version arguments; it returns a service over the bucket.
+func bucketCommand(ctx context.Context, env Env, name, posUsage string, n int, args []string) (*releases.Service, releases.Site, []string, bool, error) {
+	fs, cfgPath := flagSet(env, name, posUsage)
+	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, releases.Site{}, nil, false, err
+	}
+	if len(pos) != n {
+		return nil, releases.Site{}, nil, false, usagef("%s takes %s (got %d arguments)", name, posUsage, len(pos))
+	}
+	for _, v := range pos {
+		if err := releases.ValidateVersion(v); err != nil {
+			return nil, releases.Site{}, nil, false, err
+		}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return nil, releases.Site{}, nil, false, err
+	}
+	s, err := siteOf(cfg, *siteName)
+	if err != nil {
+		return nil, releases.Site{}, nil, false, err
+	}
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return nil, releases.Site{}, nil, false, err
+	}
+	return &releases.Service{Bucket: a.bucket, Sites: []releases.Site{s}}, s, pos, *asJSON, nil
 }

@@ -13,11 +13,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,6 +25,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -102,12 +101,12 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 	if err != nil {
 		return result{}, err
 	}
-	api, stopAPI, err := serve(srv.Handler())
+	api, stopAPI, err := testaws.Serve(srv.Handler())
 	if err != nil {
 		return result{}, err
 	}
 	defer stopAPI()
-	edge, stopEdge, err := serve(srv.Edge())
+	edge, stopEdge, err := testaws.Serve(srv.Edge())
 	if err != nil {
 		return result{}, err
 	}
@@ -204,18 +203,4 @@ func get(edge string, pop int) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
-}
-
-func serve(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			panic(err)
-		}
-	}()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }

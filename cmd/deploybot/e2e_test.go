@@ -433,7 +433,7 @@ func TestDiffFromTheCommandLine(t *testing.T) {
 		t.Fatalf("diff text:\n%s", r.stdout)
 	}
 	w.expect(1, "no release v9", "diff", "v1", "v9")
-	w.expect(2, "two versions", "diff", "v1")
+	w.expect(2, "diff takes A B", "diff", "v1")
 	w.expect(2, "invalid version", "diff", "v1", "../v2")
 }
 

@@ -215,10 +215,7 @@ func TestServeWithSlack(t *testing.T) {
 	fake := slackfake.New(t)
 	addr := freeAddr(t)
 	w.serveConfig(addr)
-	cfg := readFile(t, w.config)
-	cfg = strings.Replace(cfg, "sites:\n", fmt.Sprintf("slack: {app_token: xapp-1-e2e, bot_token: xoxb-e2e, command: /site, api_url: %q}\nsites:\n", fake.APIURL()), 1)
-	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", "    distribution_id: E2ETEST\n    channel: CREL\n    deployers: [UALICE]\n", 1)
-	w.write("deploybot.yaml", cfg)
+	w.slackConfig(fake)
 	p := w.serve(addr) // ready means Slack is connected too
 	if strings.Contains(p.logs.String(), "slack tokens are not set") {
 		t.Fatal("serve ignored the Slack tokens")
@@ -258,4 +255,14 @@ func TestServeWithSlack(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
 	}
+}
+
+// slackConfig points the configuration at a fake Slack: channel CREL,
+// deployer UALICE.
+func (w *world) slackConfig(fake *slackfake.Server) {
+	w.t.Helper()
+	cfg := readFile(w.t, w.config)
+	cfg = strings.Replace(cfg, "sites:\n", fmt.Sprintf("slack: {app_token: xapp-1-e2e, bot_token: xoxb-e2e, command: /site, api_url: %q}\nsites:\n", fake.APIURL()), 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", "    distribution_id: E2ETEST\n    channel: CREL\n    deployers: [UALICE]\n", 1)
+	w.write("deploybot.yaml", cfg)
 }

@@ -13,11 +13,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +27,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
@@ -97,12 +96,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := aws.EnsureSite(distID, bucketName); err != nil {
 		return nil, err
 	}
-	apiURL, stopAPI, err := serve(aws.Handler())
+	apiURL, stopAPI, err := testaws.Serve(aws.Handler())
 	if err != nil {
 		return nil, err
 	}
 	defer stopAPI()
-	edgeURL, stopEdge, err := serve(aws.Edge())
+	edgeURL, stopEdge, err := testaws.Serve(aws.Edge())
 	if err != nil {
 		return nil, err
 	}
@@ -308,19 +307,4 @@ func writeFile(p, body string) error {
 		return err
 	}
 	return os.WriteFile(p, []byte(body), 0o644)
-}
-
-// serve runs h on a free loopback port.
-func serve(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			panic(err)
-		}
-	}()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
