@@ -350,7 +350,7 @@ func (j *jsVM) cloudfrontModule() goja.Value {
 			if v, ok := lookup(call.Argument(0).String()); ok {
 				_ = resolve(vm.ToValue(v))
 			} else {
-				_ = reject(vm.NewGoError(fmt.Errorf("Key %s not found", call.Argument(0).String())))
+				_ = reject(vm.NewGoError(fmt.Errorf("key %s not found", call.Argument(0).String())))
 			}
 			return vm.ToValue(p)
 		})
