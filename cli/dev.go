@@ -34,6 +34,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	prop := fs.Duration("propagation", 4*time.Second, "how long a distribution change stays InProgress")
 	inval := fs.Duration("invalidation", 2*time.Second, "how long an invalidation stays InProgress")
 	edgeOpts := edgeFlags(fs)
+	strategy := fs.String("strategy", releases.DefaultStrategy, "how the demo site flips: origin-path, or kvs (a key value store and a CloudFront Function; instant flips and previews)")
+	kvsProp := fs.Duration("kvs-propagation", time.Second, "with --strategy kvs: how long a key takes to reach every PoP")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -48,7 +50,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if pops < 1 {
 		return usagef("--pops must be at least 1")
 	}
-	srv, err := localaws.New(localaws.Options{DataDir: filepath.Join(*data, "aws"), Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache})
+	if *strategy != releases.DefaultStrategy && *strategy != cloud.StrategyKVS {
+		return usagef("--strategy is %s or %s", releases.DefaultStrategy, cloud.StrategyKVS)
+	}
+	srv, err := localaws.New(localaws.Options{DataDir: filepath.Join(*data, "aws"), Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache,
+		KVSPropagation: *kvsProp})
 	if err != nil {
 		return err
 	}
@@ -116,6 +122,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
+	if *strategy == cloud.StrategyKVS {
+		if err := devKVS(ctx, env, srv, svc, endpoint, siteURL, *kvsProp); err != nil {
+			return err
+		}
+	}
 	if _, err := svc.Recover(ctx, nil); err != nil {
 		fmt.Fprintf(env.Stderr, "deploybot: recovering interrupted deploys: %v\n", err)
 	}
@@ -138,6 +149,8 @@ Type commands as you would in Slack, for example:
   /site versions
   /site status
   /site rollback
+  /site diff v1 v2
+  /site preview v2      (with --strategy kvs: a link that shows v2 to you alone)
   /site help
 Ctrl-D or Ctrl-C quits.
 `, siteURL, endpoint, *data, endpoint, filepath.Join(*data, "deploybot.db"), bucketName, distID)
@@ -270,3 +283,35 @@ func (d *consoleDeploy) Event(e releases.Event) {
 func (d *consoleDeploy) Done(*releases.Outcome, error) {}
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
+
+// devKVS moves the demo site onto strategy kvs with kvs-setup's code: a
+// key value store, the generated function (which the stand-in's edge
+// runs), the key, and the distribution's association.
+func devKVS(ctx context.Context, env Env, srv *localaws.Server, svc *releases.Service, endpoint, siteURL string, propagation time.Duration) error {
+	arn, err := srv.EnsureKVS("deploybot-dev")
+	if err != nil {
+		return err
+	}
+	kvsc, err := cloud.NewKVSClient(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")})
+	if err != nil {
+		return err
+	}
+	_, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")})
+	if err != nil {
+		return err
+	}
+	site := svc.Sites[0]
+	site.KVSARN, site.URL = arn, strings.TrimSuffix(siteURL, "/")
+	rep, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Apply(ctx, site)
+	if err != nil {
+		return fmt.Errorf("moving the demo site onto strategy kvs: %w", err)
+	}
+	if rep.Associated {
+		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s = %s (the edge switches over as the distribution deploys)\n", rep.Function, site.Name, rep.Key)
+	}
+	site.Strategy = cloud.StrategyKVS
+	svc.Sites[0] = site
+	// A kvs flip waits a little longer than the stand-in's propagation.
+	svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, Propagation: propagation + propagation/2}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -16,18 +17,85 @@ import (
 // served, and lines typed on stdin flip it through the same bot code as
 // Slack.
 func TestDev(t *testing.T) {
-	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--data", t.TempDir(), "--edge", "127.0.0.1:0", "--propagation", "300ms", "--invalidation", "200ms")
+	d := startDev(t, ctx, "--propagation", "300ms", "--invalidation", "200ms")
+	url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+	d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v1</h1>") {
+		t.Fatalf("the sample site does not show v1: %q", b)
+	}
+	io.WriteString(d.stdin, "/site promote demo v2 trying it out\n")
+	d.wait(regexp.MustCompile("`v2` is live on"))
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
+		t.Fatalf("after promote the site shows %q", b)
+	}
+	io.WriteString(d.stdin, "/site promote ../x\n")
+	d.wait(regexp.MustCompile(`\[only you\] invalid version`))
+	io.WriteString(d.stdin, "/site rollback\n")
+	d.wait(regexp.MustCompile("`v1` is live on"))
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v1</h1>") {
+		t.Fatalf("after rollback the site shows %q", b)
+	}
+	d.stdin.Close()
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("dev did not exit cleanly at end of input: %v\n%s", err, d.stderr.String())
+	}
+}
+
+// With --strategy kvs the demo site flips by key, and previews work.
+func TestDevWithKVS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d := startDev(t, ctx, "--propagation", "300ms", "--invalidation", "200ms", "--strategy", "kvs", "--kvs-propagation", "200ms")
+	d.wait(regexp.MustCompile(`strategy kvs: function deploybot-demo runs at the edge, key demo = v1`))
+	url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+	d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
+	time.Sleep(500 * time.Millisecond) // the function's association reaches the PoP
+	io.WriteString(d.stdin, "/site promote v2\n")
+	d.wait(regexp.MustCompile("writing the live version to the key value store: done"))
+	d.wait(regexp.MustCompile("`v2` is live on"))
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
+		t.Fatalf("after a kvs promote the site shows %q", b)
+	}
+	io.WriteString(d.stdin, "/site preview v1\n")
+	link := d.wait(regexp.MustCompile(`Preview of .v1. on \*demo\*: <(http://[^|]+)\|`))[1]
+	if !strings.HasPrefix(link, strings.TrimSuffix(url, "/")+"/?deploybot-preview=v1.") {
+		t.Fatalf("preview link %q for site %q", link, url)
+	}
+	jar, _ := cookiejar.New(nil)
+	if b := body(t, &http.Client{Jar: jar}, link); !strings.Contains(b, "<h1>v1</h1>") {
+		t.Fatalf("the preview shows %q", b)
+	}
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
+		t.Fatalf("everyone else sees %q", b)
+	}
+	d.stdin.Close()
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("dev did not exit cleanly: %v\n%s", err, d.stderr.String())
+	}
+}
+
+// devProc is a running `deploybot dev`: its stdin, and wait, which reads
+// its output up to a line matching re.
+type devProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *syncBuffer
+	wait   func(re *regexp.Regexp) []string
+}
+
+func startDev(t *testing.T, ctx context.Context, args ...string) *devProc {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, binary(t), append([]string{"dev", "--data", t.TempDir(), "--edge", "127.0.0.1:0"}, args...)...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
+	d := &devProc{cmd: cmd, stdin: stdin, stderr: &syncBuffer{}}
+	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	var out syncBuffer
 	lines := make(chan string, 1000)
 	go func() {
@@ -37,13 +105,13 @@ func TestDev(t *testing.T) {
 		}
 		close(lines)
 	}()
-	wait := func(re *regexp.Regexp) []string {
+	d.wait = func(re *regexp.Regexp) []string {
 		t.Helper()
 		for {
 			select {
 			case l, ok := <-lines:
 				if !ok {
-					t.Fatalf("dev exited before %s\nstdout:\n%s\nstderr:\n%s", re, out.String(), stderr.String())
+					t.Fatalf("dev exited before %s\nstdout:\n%s\nstderr:\n%s", re, out.String(), d.stderr.String())
 				}
 				if m := re.FindStringSubmatch(l); m != nil {
 					return m
@@ -53,34 +121,17 @@ func TestDev(t *testing.T) {
 			}
 		}
 	}
-	url := wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
-	get := func() string {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+	return d
+}
+
+// body GETs url.
+func body(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
-	if body := get(); !strings.Contains(body, "<h1>v1</h1>") {
-		t.Fatalf("the sample site does not show v1: %q", body)
-	}
-	io.WriteString(stdin, "/site promote demo v2 trying it out\n")
-	wait(regexp.MustCompile("`v2` is live on"))
-	if body := get(); !strings.Contains(body, "<h1>v2</h1>") {
-		t.Fatalf("after promote the site shows %q", body)
-	}
-	io.WriteString(stdin, "/site promote ../x\n")
-	wait(regexp.MustCompile(`\[only you\] invalid version`))
-	io.WriteString(stdin, "/site rollback\n")
-	wait(regexp.MustCompile("`v1` is live on"))
-	if body := get(); !strings.Contains(body, "<h1>v1</h1>") {
-		t.Fatalf("after rollback the site shows %q", body)
-	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("dev did not exit cleanly at end of input: %v\n%s", err, stderr.String())
-	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
