@@ -4,6 +4,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -178,6 +179,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 					e.from = src
 				}
 			}
+			e.body = nil // memory stays flat: only files in flight are held
 			entries[i] = e
 			return err
 		}); err != nil {
@@ -223,6 +225,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 				err := p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, e.file())
 				if err == nil {
 					e.from = src
+					e.body = nil
 					entries[i] = e
 					return nil
 				}
@@ -235,6 +238,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 				return err
 			}
 			uploadedBytes.Add(e.Size)
+			e.body = nil
 			entries[i] = e
 			return nil
 		})
@@ -297,7 +301,15 @@ type entry struct {
 	abs  string
 	rule string
 	from struct{ version, path string }
+	// body holds a small file read while hashing, so it is uploaded
+	// without opening and reading it again; nil for larger files.
+	body []byte
 }
+
+// smallFile is the size up to which a file is kept in memory between
+// hashing and uploading: most of a site's files, at most concurrency x
+// 64 KiB held at once.
+const smallFile = 64 << 10
 
 func (e *entry) file() releases.File {
 	return releases.File{Path: e.Path, Size: e.Size, ContentType: e.ContentType, CacheControl: e.CacheControl,
@@ -312,17 +324,30 @@ func hashFile(req Request, f file) (entry, error) {
 		return entry{}, err
 	}
 	defer fh.Close()
-	h := sha256.New()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(fh, head)
-	h.Write(head[:n])
-	rest, err := io.Copy(h, fh)
-	if err != nil {
-		return entry{}, fmt.Errorf("reading %s: %w", f.abs, err)
-	}
 	e := entry{abs: f.abs, rule: "default"}
-	e.Path, e.Size, e.SHA256 = f.rel, int64(n)+rest, hex.EncodeToString(h.Sum(nil))
-	e.ContentType, e.CacheControl = ContentType(f.rel, head[:n]), CacheControl(f.rel)
+	var head []byte
+	if st, err := fh.Stat(); err == nil && st.Size() <= smallFile {
+		// One read for the hash, the sniffing and the upload.
+		body, err := io.ReadAll(io.LimitReader(fh, smallFile+1))
+		if err != nil {
+			return entry{}, fmt.Errorf("reading %s: %w", f.abs, err)
+		}
+		sum := sha256.Sum256(body)
+		e.Path, e.Size, e.SHA256, e.body = f.rel, int64(len(body)), hex.EncodeToString(sum[:]), body
+		head = body[:min(len(body), 512)]
+	} else {
+		h := sha256.New()
+		head = make([]byte, 512)
+		n, _ := io.ReadFull(fh, head)
+		head = head[:n]
+		h.Write(head)
+		rest, err := io.Copy(h, fh)
+		if err != nil {
+			return entry{}, fmt.Errorf("reading %s: %w", f.abs, err)
+		}
+		e.Path, e.Size, e.SHA256 = f.rel, int64(n)+rest, hex.EncodeToString(h.Sum(nil))
+	}
+	e.ContentType, e.CacheControl = ContentType(f.rel, head), CacheControl(f.rel)
 	for _, r := range req.Rules {
 		if r.matches(f.rel) {
 			e.rule = r.Match
@@ -339,8 +364,14 @@ func hashFile(req Request, f file) (entry, error) {
 	return e, nil
 }
 
-// upload streams one file from disk.
+// upload sends one file: a small one from the bytes read while hashing,
+// a larger one streamed from disk.
 func (p *Publisher) upload(ctx context.Context, req Request, e *entry) error {
+	if e.body != nil {
+		f := e.file()
+		f.Body = bytes.NewReader(e.body)
+		return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
+	}
 	fh, err := os.Open(e.abs)
 	if err != nil {
 		return err
