@@ -37,8 +37,12 @@ func main() {
 	files := flag.Int("files", 2000, "files in the site")
 	rounds := flag.Int("rounds", 5, "rounds per tool (the median is reported)")
 	only := flag.String("tools", "", "comma-separated subset of tools to run (default all), e.g. deploybot,loop")
+	conc := flag.String("concurrency", "", "comma-separated --concurrency values for deploybot publish, each its own tool (default: its default)")
 	flag.Parse()
 	toolFilter = *only
+	if *conc != "" {
+		concurrencies = strings.Split(*conc, ",")
+	}
 	if err := run(*files, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/publish:", err)
 		os.Exit(1)
@@ -87,6 +91,9 @@ type tool struct {
 }
 
 var toolFilter string
+
+// concurrencies are extra deploybot runs with --concurrency set.
+var concurrencies []string
 
 func selected(name string) bool {
 	if toolFilter == "" {
@@ -196,6 +203,14 @@ func run(nFiles, rounds int) error {
 			cfg, _ := config(fmt.Sprintf("dbt%d", r))
 			return exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
 		}},
+	}
+	for _, c := range concurrencies {
+		tools = append(tools, tool{"deploybot publish c" + c, func(r int) *exec.Cmd {
+			cfg, _ := config(fmt.Sprintf("dbt%s-%d", c, r))
+			return exec.Command(deploybot, "publish", "--config", cfg, "--concurrency", c, "--version", "v1", site)
+		}})
+	}
+	tools = append(tools, []tool{
 		{"PutObject loop x16", func(r int) *exec.Cmd {
 			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", bucket(fmt.Sprintf("loop%d", r)), "-prefix", "www/", site)
 		}},
@@ -208,7 +223,7 @@ func run(nFiles, rounds int) error {
 		{"aws s3 sync", func(r int) *exec.Cmd {
 			return exec.Command(awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint, site, "s3://"+bucket(fmt.Sprintf("aws%d", r))+"/www/")
 		}},
-	}
+	}...)
 	var picked []tool
 	for _, t := range tools {
 		if selected(t.name) {
