@@ -29,7 +29,8 @@ const PreviewKeySuffix = ".preview-key"
 // prefixes the URI with the release folder, so the version is part of the
 // cache key: a flip is one key write, with no distribution update and no
 // invalidation. A request with a valid preview token (a signed, expiring
-// HMAC-SHA256 naming one release) is served that release instead.
+// HMAC-SHA256 naming one release; in the deploybot-preview cookie, or the
+// x-deploybot-preview header for scripts) is served that release instead.
 var functionTemplate = template.Must(template.New("fn").Parse(`import cf from 'cloudfront';
 import crypto from 'crypto';
 
@@ -68,7 +69,7 @@ async function handler(event) {
     };
   }
   var version = null;
-  var c = request.cookies[PREVIEW];
+  var c = request.cookies[PREVIEW] || request.headers['x-' + PREVIEW];
   if (c && c.value) version = await previewVersion(c.value);
   if (!version) {
     try { version = await kvs.get(SITE); } catch (e) {

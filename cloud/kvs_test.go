@@ -144,6 +144,31 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 		t.Fatalf("second setup: %+v %v", again, err)
 	}
 
+	// A preview token in the header serves v2 to that request alone.
+	key, err := e.kvs.PreviewKey(ctx, e.site)
+	if err != nil || len(key) != 64 {
+		t.Fatalf("preview key %q %v", key, err)
+	}
+	token := releases.PreviewToken(key, "www", "v2", time.Now().Add(time.Minute).Unix())
+	req, _ := http.NewRequest(http.MethodGet, e.edge.URL+"/", nil)
+	req.Header.Set("X-Deploybot-Preview", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "index of v2" {
+		t.Fatalf("with a preview header: %q", b)
+	}
+	if _, b, _ := e.at(t, 0, "/", ""); b != "index of v1" {
+		t.Fatalf("without it: %q", b)
+	}
+	bad := releases.PreviewToken([]byte("not the key"), "www", "v2", time.Now().Add(time.Minute).Unix())
+	if _, b, _ := e.at(t, 0, "/", "deploybot-preview="+bad); b != "index of v1" {
+		t.Fatalf("a token signed with another key was honoured: %q", b)
+	}
+
 	cur, err = e.kvs.Current(ctx, e.site)
 	if err != nil || cur.Version != "v1" {
 		t.Fatalf("current %+v %v", cur, err)
