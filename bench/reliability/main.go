@@ -64,25 +64,28 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	}
 
 	for _, c := range []struct {
-		name   string
-		skew   int
-		faults localaws.Faults
+		name     string
+		skew     int
+		faults   localaws.Faults
+		strategy string
 	}{
-		{"page loads across flips, skew protection on (default)", 2, localaws.Faults{}},
-		{"page loads across flips, skew protection off", 0, localaws.Faults{}},
-		{"page loads across flips under faults, skew on", 2, localaws.Faults{ErrorRate: 0.1, ThrottleRate: 0.1, Latency: 20 * time.Millisecond}},
+		{"page loads across flips, skew protection on (default)", 2, localaws.Faults{}, ""},
+		{"page loads across flips, skew protection off", 0, localaws.Faults{}, ""},
+		{"page loads across flips under faults, skew on", 2, localaws.Faults{ErrorRate: 0.1, ThrottleRate: 0.1, Latency: 20 * time.Millisecond}, ""},
+		{"page loads across kvs flips, skew protection on", 2, localaws.Faults{}, "kvs"},
+		{"page loads across kvs flips, skew protection off", 0, localaws.Faults{}, "kvs"},
 	} {
 		dir, err := os.MkdirTemp("", "deploybot-atomicity-")
 		if err != nil {
 			return err
 		}
-		rep, err := atomicity.Run(ctx, atomicity.Config{Dir: dir, Flips: flips, PageLoads: loads, SkewReleases: c.skew, Faults: c.faults})
+		rep, err := atomicity.Run(ctx, atomicity.Config{Dir: dir, Flips: flips, PageLoads: loads, SkewReleases: c.skew, Faults: c.faults, Strategy: c.strategy})
 		os.RemoveAll(dir)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
-		figure := fmt.Sprintf("%d page loads (%d requests), %d flips (%d rollbacks), %d PoPs, %.0f s",
-			rep.PageLoads, rep.Requests, rep.Flips, rep.Rollbacks, rep.Pops, rep.Seconds)
+		figure := fmt.Sprintf("%d page loads (%d requests), %d %s flips (%d rollbacks), %d PoPs, %.0f s",
+			rep.PageLoads, rep.Requests, rep.Flips, rep.Strategy, rep.Rollbacks, rep.Pops, rep.Seconds)
 		if c.faults != (localaws.Faults{}) {
 			figure += fmt.Sprintf("; 10%% 5xx + 10%% throttling + 20 ms on every AWS call; %d deploys failed cleanly", rep.Failed)
 		}

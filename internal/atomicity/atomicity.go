@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
@@ -51,6 +53,9 @@ type Config struct {
 	Propagation, Invalidation time.Duration
 	// Faults are injected into every S3 and CloudFront call.
 	Faults localaws.Faults
+	// Strategy is how the site flips: origin-path (default) or kvs, set
+	// up with kvs-setup after the first release, as an operator would.
+	Strategy string
 }
 
 // Report is what a run saw.
@@ -67,6 +72,7 @@ type Report struct {
 	Seconds   float64        `json:"seconds"`
 	Skew      int            `json:"skew_releases"`
 	Pops      int            `json:"pops"`
+	Strategy  string         `json:"strategy"`
 }
 
 const distID, bucketName = "EATOMIC", "atomic-site"
@@ -89,7 +95,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Invalidation = 200 * time.Millisecond
 	}
 	aws, err := localaws.New(localaws.Options{DataDir: filepath.Join(cfg.Dir, "aws"), Propagation: cfg.Propagation,
-		Invalidation: cfg.Invalidation, Pops: cfg.Pops})
+		Invalidation: cfg.Invalidation, Pops: cfg.Pops, KVSPropagation: cfg.Invalidation})
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +145,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: v, Actor: "atomicity"}, nil); err != nil {
 		return nil, fmt.Errorf("first promote: %w", err)
+	}
+	if cfg.Strategy == cloud.StrategyKVS {
+		if err := moveToKVS(ctx, aws, svc, apiURL, cfc, cfg.Propagation); err != nil {
+			return nil, err
+		}
+	}
+	rep.Strategy = svc.Sites[0].Strategy
+	if rep.Strategy == "" {
+		rep.Strategy = releases.DefaultStrategy
 	}
 	aws.SetFaults(cfg.Faults)
 
@@ -307,4 +322,27 @@ func writeFile(p, body string) error {
 		return err
 	}
 	return os.WriteFile(p, []byte(body), 0o644)
+}
+
+// moveToKVS runs kvs-setup for the site and switches its strategy, then
+// waits until every PoP runs the function.
+func moveToKVS(ctx context.Context, aws *localaws.Server, svc *releases.Service, apiURL string, cfc *cloudfront.Client, propagation time.Duration) error {
+	arn, err := aws.EnsureKVS("atomicity")
+	if err != nil {
+		return err
+	}
+	kvsc, err := cloud.NewKVSClient(ctx, cloud.Settings{Region: "us-east-1", Endpoint: apiURL, Credentials: cloud.StaticCredentials("atomic", "atomic")})
+	if err != nil {
+		return err
+	}
+	site := svc.Sites[0]
+	site.KVSARN = arn
+	if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Apply(ctx, site); err != nil {
+		return fmt.Errorf("kvs-setup: %w", err)
+	}
+	site.Strategy = cloud.StrategyKVS
+	svc.Sites[0] = site
+	svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, Propagation: propagation}
+	time.Sleep(propagation + propagation/4)
+	return nil
 }

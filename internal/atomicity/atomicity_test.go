@@ -34,3 +34,19 @@ func TestNoBrokenPageLoadsAcrossFlips(t *testing.T) {
 		t.Fatalf("no broken page load without skew protection in %d loads across %d flips: the harness cannot see skew", off.PageLoads, off.Flips)
 	}
 }
+
+// The same with strategy kvs: a flip is a key write that reaches each PoP
+// at its own moment, and the version is part of every cache key.
+func TestNoBrokenPageLoadsAcrossKVSFlips(t *testing.T) {
+	rep, err := atomicity.Run(context.Background(), atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 2, Strategy: "kvs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kvs, skew protection on: %+v", *rep)
+	if rep.Strategy != "kvs" || rep.Flips < 12 || rep.PageLoads < 1500 {
+		t.Fatalf("ran %s, %d flips, %d page loads", rep.Strategy, rep.Flips, rep.PageLoads)
+	}
+	if rep.Broken != 0 {
+		t.Fatalf("%d of %d page loads broken: %v %v", rep.Broken, rep.PageLoads, rep.Reasons, rep.Examples)
+	}
+}
