@@ -2,6 +2,7 @@ package cloud_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 
 	"github.com/deploybot/deploybot/cloud"
@@ -138,6 +140,18 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	}
 	if c, b, _ := e.at(t, 0, "/docs/", ""); c != 200 || b != "docs of v1" {
 		t.Fatalf("directory index: %d %q", c, b)
+	}
+	// CloudFront refuses an association with a function that is not
+	// published; so does the stand-in.
+	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.DistributionConfig.DefaultCacheBehavior.FunctionAssociations.Items[0].FunctionARN = aws.String("arn:aws:cloudfront::123456789012:function/nope")
+	_, err = e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag, DistributionConfig: dc.DistributionConfig})
+	var ifa *cftypes.InvalidFunctionAssociation
+	if !errors.As(err, &ifa) {
+		t.Fatalf("association with an unknown function: %v", err)
 	}
 	again, err := e.setup.Apply(ctx, e.site)
 	if err != nil || again.Created || again.KeyWritten || again.Associated {

@@ -137,6 +137,23 @@ type cfService struct {
 	mu           sync.Mutex
 	rng          *mrand.Rand // under mu
 	dists        map[string]*distribution
+	// published reports whether a function ARN names a published
+	// function (the Functions API lives in functions.go).
+	published func(arn string) bool
+}
+
+// checkAssociations refuses a config whose function associations name a
+// function that does not exist or was never published, as CloudFront does.
+func (s *cfService) checkAssociations(c distConfig) *cfError {
+	for _, fa := range c.DefaultCacheBehavior.FunctionAssociations.Items {
+		if s.published == nil || !s.published(fa.FunctionARN) {
+			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "The function ARN " + fa.FunctionARN + " does not name a published function."}
+		}
+		if fa.EventType != "viewer-request" && fa.EventType != "viewer-response" {
+			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "CloudFront Functions run on viewer-request or viewer-response, not " + fa.EventType + "."}
+		}
+	}
+	return nil
 }
 
 func newCloudFront(dataDir string, opts Options) (*cfService, error) {
@@ -468,6 +485,10 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	c, cerr := parseConfig(raw)
 	if cerr != nil {
+		writeCFError(w, *cerr)
+		return
+	}
+	if cerr := s.checkAssociations(c); cerr != nil {
 		writeCFError(w, *cerr)
 		return
 	}

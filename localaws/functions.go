@@ -77,6 +77,18 @@ func (f *functions) save() error {
 	return writeFileAtomic(f.file, raw)
 }
 
+// published reports whether arn names a function with a LIVE stage.
+func (f *functions) published(arn string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fn := range f.byN {
+		if fn.ARN == arn && fn.Live != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // liveByARN returns the LIVE code of the function with this ARN.
 func (f *functions) liveByARN(arn string) (*jsFunction, error) {
 	f.mu.Lock()

@@ -123,6 +123,7 @@ func New(opts Options) (*Server, error) {
 	if s.fns, err = newFunctions(opts.DataDir); err != nil {
 		return nil, err
 	}
+	s.cf.published = s.fns.published
 	return s, nil
 }
 
