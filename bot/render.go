@@ -130,7 +130,7 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 	case st.Live != nil:
 		lines = append(lines, fmt.Sprintf("*Live:* `%s`", *st.Live))
 	default:
-		lines = append(lines, fmt.Sprintf("*Live:* none (origin path `%s` is not a release of this site)", st.OriginPath))
+		lines = append(lines, fmt.Sprintf("*Live:* none (%s is not a release of this site)", ServedFrom(st)))
 	}
 	if st.Drift {
 		lines = append(lines, fmt.Sprintf(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
@@ -422,4 +422,12 @@ func noticeDiff(d *releases.Diff) string {
 		}
 	}
 	return line + " (" + strings.Join(top, ", ") + ")"
+}
+
+// ServedFrom says what the CDN points at, in its strategy's terms.
+func ServedFrom(st *releases.Status) string {
+	if st.Strategy == releases.StrategyKVS {
+		return fmt.Sprintf("key %s = %q (strategy kvs)", st.Site, st.OriginPath)
+	}
+	return fmt.Sprintf("origin path %q", st.OriginPath)
 }

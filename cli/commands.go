@@ -319,9 +319,9 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	case st.Live != nil:
 		fmt.Fprintf(w, "live:        %s\n", *st.Live)
 	default:
-		fmt.Fprintf(w, "live:        none (the origin path is not a release of this site)\n")
+		fmt.Fprintf(w, "live:        none (%s is not a release of this site)\n", bot.ServedFrom(st))
 	}
-	fmt.Fprintf(w, "origin path: %q\n", st.OriginPath)
+	fmt.Fprintf(w, "served from: %s\n", bot.ServedFrom(st))
 	if st.Drift {
 		fmt.Fprintf(w, "warning:     the store says %q is live, the distribution serves %q (changed outside deploybot?)\n", st.Recorded, st.OriginPath)
 	}

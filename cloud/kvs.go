@@ -26,7 +26,7 @@ type KVSAPI interface {
 var _ KVSAPI = (*cloudfrontkeyvaluestore.Client)(nil)
 
 // StrategyKVS is the strategy name of KVS.
-const StrategyKVS = "kvs"
+const StrategyKVS = releases.StrategyKVS
 
 // Phases of the kvs strategy.
 const (

@@ -386,9 +386,8 @@ func (c *Config) defaults() {
 
 func ptr[T any](v T) *T { return &v }
 
-// StrategyKVS is the kvs flip strategy (cloud.StrategyKVS; config does
-// not import the AWS adapters).
-const StrategyKVS = "kvs"
+// StrategyKVS is the kvs flip strategy.
+const StrategyKVS = releases.StrategyKVS
 
 var kvsARN = regexp.MustCompile(`^arn:aws[a-z-]*:cloudfront::[0-9]{12}:key-value-store/[A-Za-z0-9-]+$`)
 

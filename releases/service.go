@@ -79,6 +79,10 @@ type Service struct {
 // DefaultStrategy is the flip strategy of a site that names none.
 const DefaultStrategy = "origin-path"
 
+// StrategyKVS is the strategy that flips by writing a key of a CloudFront
+// KeyValueStore (cloud.KVS).
+const StrategyKVS = "kvs"
+
 func (s *Service) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
@@ -234,12 +238,15 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 
 // Status is what a site serves and what is happening to it.
 type Status struct {
-	Site       string     `json:"site"`
-	Live       *string    `json:"live"`
-	LiveSince  *time.Time `json:"live_since"`
-	OriginPath string     `json:"origin_path"`
-	Deploy     *Deploy    `json:"deploy"`
-	Lock       *Lock      `json:"lock"`
+	Site      string     `json:"site"`
+	Live      *string    `json:"live"`
+	LiveSince *time.Time `json:"live_since"`
+	// OriginPath is what the CDN says now: the distribution's origin path,
+	// or with strategy kvs the site's key.
+	OriginPath string  `json:"origin_path"`
+	Strategy   string  `json:"strategy"`
+	Deploy     *Deploy `json:"deploy"`
+	Lock       *Lock   `json:"lock"`
 	// Recorded is the store's live pointer, which may disagree with the
 	// CDN after a hand-made change; Drift says so.
 	Recorded string `json:"recorded_live"`
@@ -265,7 +272,7 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Site: site.Name, OriginPath: cur.Path}
+	st := &Status{Site: site.Name, OriginPath: cur.Path, Strategy: cdn.Strategy()}
 	if cur.Version != "" {
 		v := cur.Version
 		st.Live = &v

@@ -122,8 +122,11 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if err := json.Unmarshal([]byte(w.must("status", "--json").stdout), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st["live"] != "v2" || st["origin_path"] != "v2" || st["drift"] != false {
+	if st["live"] != "v2" || st["origin_path"] != "v2" || st["strategy"] != "kvs" || st["drift"] != false {
 		t.Fatalf("status %v", st)
+	}
+	if r := w.must("status"); !strings.Contains(r.stdout, `served from: key www = "v2" (strategy kvs)`) {
+		t.Fatalf("status:\n%s", r.stdout)
 	}
 	w.must("rollback")
 	w.serves("v1")
