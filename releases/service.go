@@ -392,10 +392,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		}
 		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
 	}
-	carry, err := s.carryStep(ctx, site, cur, manifest)
-	if err != nil {
-		return nil, err
-	}
+	carry := s.carryStep(ctx, site, cur, manifest)
 
 	now := s.now()
 	d := Deploy{

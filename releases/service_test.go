@@ -17,12 +17,13 @@ import (
 
 // fakeBucket holds manifests in memory.
 type fakeBucket struct {
-	mu        sync.Mutex
-	manifests map[string]*releases.Manifest
-	gone      map[string]bool            // folders deleted (manifest may remain)
-	extra     map[string]releases.Folder // folders without a manifest
-	damaged   map[string]bool            // version/path of files missing from a folder
-	copies    []string                   // "from/path -> to" of every CopyFile
+	mu         sync.Mutex
+	manifests  map[string]*releases.Manifest
+	gone       map[string]bool            // folders deleted (manifest may remain)
+	extra      map[string]releases.Folder // folders without a manifest
+	damaged    map[string]bool            // version/path of files missing from a folder
+	copies     []string                   // "from/path -> to" of every CopyFile
+	unreadable map[string]bool            // versions whose manifest cannot be parsed
 }
 
 func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
@@ -31,6 +32,9 @@ func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v strin
 	m, ok := b.manifests[v]
 	if !ok {
 		return nil, releases.Errorf(releases.ENOTFOUND, "no manifest for %s: %w", v, releases.ErrNoManifest)
+	}
+	if b.unreadable[v] {
+		return nil, releases.Errorf(releases.EINVALID, "manifest of %s is not valid JSON", v)
 	}
 	c := *m
 	return &c, nil

@@ -31,17 +31,22 @@ const PhaseCarry Phase = "carry"
 const carryConcurrency = 8
 
 // carryStep returns the carry step of a flip from cur to target, or nil
-// when there is nothing to carry.
-func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target *Manifest) (*Step, error) {
+// when there is nothing to carry (or nothing known: see below).
+func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target *Manifest) *Step {
 	if site.SkewReleases <= 0 || cur.Version == "" || cur.Version == target.Version {
-		return nil, nil
+		return nil
 	}
 	live, err := s.Bucket.ReadManifest(ctx, site, cur.Version)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, nil // not one of ours (a hand flip) or pruned: nothing known to carry
+		return nil // not one of ours (a hand flip) or pruned: nothing known to carry
 	}
 	if err != nil {
-		return nil, err
+		// A live release whose manifest cannot be read (damaged, or S3
+		// failing past the retries) must not stop the flip away from it,
+		// least of all a rollback: skip the carry and say so.
+		s.logger().WarnContext(ctx, "flip without carrying the live release's assets: its manifest cannot be read",
+			"site", site.Name, "live", cur.Version, "err", err)
+		return nil
 	}
 	have := make(map[string]bool, len(target.Files)+len(target.Carried))
 	for _, f := range target.Files {
@@ -62,7 +67,7 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 		}
 	}
 	if len(missing) == 0 {
-		return nil, nil
+		return nil
 	}
 	return &Step{Phase: PhaseCarry, Title: fmt.Sprintf("Copying %d assets of %s that open pages may still ask for", len(missing), cur.Version),
 		Run: func(ctx context.Context) error {
@@ -79,7 +84,7 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 				})
 			}
 			return g.Wait()
-		}}, nil
+		}}
 }
 
 // Fingerprinted reports whether a file name carries a content hash in the

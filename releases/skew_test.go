@@ -73,3 +73,20 @@ func TestFlipCarriesTheLiveAssetsTheTargetLacks(t *testing.T) {
 		t.Fatalf("skew protection off, yet copied %v", h.bucket.copies)
 	}
 }
+
+// A live release whose manifest cannot be read does not stop the flip away
+// from it (a rollback above all); the carry is skipped.
+func TestFlipAwayFromAnUnreadableManifest(t *testing.T) {
+	h := newHarness(t)
+	h.svc.Sites[0].SkewReleases = 2
+	h.publish("v1", "v2")
+	h.promote(t, "v1")
+	h.promote(t, "v2")
+	h.bucket.unreadable = map[string]bool{"v2": true}
+	if _, err := h.svc.Rollback(context.Background(), releases.RollbackRequest{Site: "www", Actor: "bob"}, nil); err != nil {
+		t.Fatalf("rollback away from a damaged manifest: %v", err)
+	}
+	if h.cdn.path != "/www/v1" || len(h.bucket.copies) != 0 {
+		t.Fatalf("origin path %s, copies %v", h.cdn.path, h.bucket.copies)
+	}
+}
