@@ -387,3 +387,27 @@ func TestPutFileChecksSHA256(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	checkPutFileSHA256(t, e.s3, e.site)
 }
+
+// A malformed manifest in the bucket is refused where it is read, and the
+// newest-manifests lookup publish uses goes past it.
+func TestInvalidManifestIsSkipped(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	for _, v := range []string{"v1", "v3"} {
+		if err := e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: v, PublishedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.site.Bucket), Key: aws.String(e.site.ManifestKey("v9")),
+		Body: strings.NewReader(`{"version":"v9","files":[{"path":"../v1/index.html"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bucket.ReadManifest(ctx, e.site, "v9"); releases.ErrorCode(err) != releases.EINVALID {
+		t.Fatalf("reading the bad manifest: %v", err)
+	}
+	ms, err := e.bucket.LatestManifests(ctx, e.site, 2)
+	if err != nil || len(ms) != 2 || ms[0].Version != "v3" || ms[1].Version != "v1" {
+		t.Fatalf("latest manifests: %v %v", ms, err)
+	}
+}

@@ -446,6 +446,9 @@ func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n in
 		if errors.Is(err, releases.ErrNoManifest) {
 			continue // pruned in between
 		}
+		if releases.ErrorCode(err) == releases.EINVALID {
+			continue // not a release deploybot can use (see Service.Sync)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -199,6 +199,12 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 		if errors.Is(err, ErrNoManifest) {
 			continue // deleted between list and read
 		}
+		if ErrorCode(err) == EINVALID {
+			// One bad manifest (hand-written, damaged) must not hide every
+			// other release: it stays unrecorded, and unpromotable.
+			s.logger().WarnContext(ctx, "manifest is not valid; release not recorded", "site", site.Name, "version", v, "err", err)
+			continue
+		}
 		if err != nil {
 			return added, err
 		}

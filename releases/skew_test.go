@@ -90,3 +90,24 @@ func TestFlipAwayFromAnUnreadableManifest(t *testing.T) {
 		t.Fatalf("origin path %s, copies %v", h.cdn.path, h.bucket.copies)
 	}
 }
+
+// A bad manifest in the bucket does not hide the other releases.
+func TestSyncSkipsAnInvalidManifest(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "v3")
+	h.bucket.unreadable = map[string]bool{"v2": true}
+	vs, err := h.svc.Versions(context.Background(), "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Version)
+	}
+	if len(got) != 2 || slices.Contains(got, "v2") {
+		t.Fatalf("versions %v", got)
+	}
+	if _, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "a"}, nil); releases.ErrorCode(err) != releases.EINVALID {
+		t.Fatalf("promote of the bad release: %v", err)
+	}
+}
