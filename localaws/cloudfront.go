@@ -2,12 +2,10 @@ package localaws
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -160,27 +158,11 @@ func newCloudFront(dataDir string, opts Options) (*cfService, error) {
 	s := &cfService{file: filepath.Join(dataDir, "cloudfront.json"), propagation: opts.Propagation,
 		invalidation: opts.Invalidation, pops: opts.Pops, now: opts.Now, dists: map[string]*distribution{},
 		rng: mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
-	raw, err := os.ReadFile(s.file)
-	if os.IsNotExist(err) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(raw, &s.dists); err != nil {
-		return nil, fmt.Errorf("localaws: %s: %w", s.file, err)
-	}
-	return s, nil
+	return s, loadJSON(s.file, &s.dists)
 }
 
 // save writes the state; callers hold mu.
-func (s *cfService) save() error {
-	raw, err := json.MarshalIndent(s.dists, "", " ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(s.file, raw)
-}
+func (s *cfService) save() error { return saveJSON(s.file, s.dists) }
 
 type cfError struct {
 	Status  int

@@ -15,7 +15,6 @@ import (
 	"hash"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -59,23 +58,10 @@ type functions struct {
 
 func newFunctions(dataDir string) (*functions, error) {
 	f := &functions{file: filepath.Join(dataDir, "functions.json"), byN: map[string]*cfFunc{}}
-	raw, err := os.ReadFile(f.file)
-	if os.IsNotExist(err) {
-		return f, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return f, json.Unmarshal(raw, &f.byN)
+	return f, loadJSON(f.file, &f.byN)
 }
 
-func (f *functions) save() error {
-	raw, err := json.MarshalIndent(f.byN, "", " ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(f.file, raw)
-}
+func (f *functions) save() error { return saveJSON(f.file, f.byN) }
 
 // published reports whether arn names a function with a LIVE stage.
 func (f *functions) published(arn string) bool {

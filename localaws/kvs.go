@@ -7,7 +7,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -51,23 +50,10 @@ type kvStores struct {
 func newKVStores(dataDir string, opts Options) (*kvStores, error) {
 	k := &kvStores{file: filepath.Join(dataDir, "kvs.json"), propagation: opts.KVSPropagation, pops: opts.Pops, now: opts.Now,
 		rng: mrand.New(mrand.NewPCG(opts.Seed^0x5bd1e995, opts.Seed)), byARN: map[string]*kvStore{}}
-	raw, err := os.ReadFile(k.file)
-	if os.IsNotExist(err) {
-		return k, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k, json.Unmarshal(raw, &k.byARN)
+	return k, loadJSON(k.file, &k.byARN)
 }
 
-func (k *kvStores) save() error {
-	raw, err := json.MarshalIndent(k.byARN, "", " ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(k.file, raw)
-}
+func (k *kvStores) save() error { return saveJSON(k.file, k.byARN) }
 
 // ensure creates the store called name if missing and returns its ARN.
 func (k *kvStores) ensure(name string) (string, error) {

@@ -888,3 +888,28 @@ func (s *s3Service) readObject(bucket, key string) (*object, *os.File, error) {
 }
 
 var errNoBucket = errors.New("no such bucket")
+
+// loadJSON reads the state file at path into v; a missing file is an
+// empty state.
+func loadJSON(path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("localaws: %s: %w", path, err)
+	}
+	return nil
+}
+
+// saveJSON replaces the state file at path with v.
+func saveJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, raw)
+}
