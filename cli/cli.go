@@ -243,11 +243,16 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	kvsc, err := cloud.NewKVSClient(ctx, cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint})
-	if err != nil {
-		return nil, err
+	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}, cf: cfc}
+	// The key value store client only when a site flips by key: most
+	// configurations never need it.
+	for _, s := range cfg.Sites {
+		if s.Strategy == cloud.StrategyKVS && a.kvs == nil {
+			if a.kvs, err = cloud.NewKVSClient(ctx, cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint}); err != nil {
+				return nil, err
+			}
+		}
 	}
-	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}, cf: cfc, kvs: kvsc}
 	if !withStore {
 		return a, nil
 	}
@@ -266,15 +271,18 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 	for _, s := range a.cfg.Sites {
 		sites = append(sites, s.ReleasesSite())
 	}
-	return &releases.Service{
+	svc := &releases.Service{
 		Store: db, Bucket: a.bucket, Sites: sites, Logger: log,
 		CDNs: map[string]releases.CDN{
 			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
-			cloud.StrategyKVS:        &cloud.KVS{Client: a.kvs, Propagation: a.cfg.Deploy.KVSPropagation.Duration},
 		},
 		Timeout: a.cfg.Deploy.Timeout.Duration,
 		Prober:  &probe.HTTP{},
 	}
+	if a.kvs != nil {
+		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, Propagation: a.cfg.Deploy.KVSPropagation.Duration}
+	}
+	return svc
 }
 
 // actor names who runs a command-line deploy: $DEPLOYBOT_ACTOR, else the

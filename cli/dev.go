@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/localaws"
@@ -84,7 +86,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	endpoint := "http://" + apiLn.Addr().String()
 	siteURL := "http://" + edgeLn.Addr().String() + "/"
 
-	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")})
+	settings := cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")}
+	s3c, cfc, err := cloud.NewClients(ctx, settings)
 	if err != nil {
 		return err
 	}
@@ -123,7 +126,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	if *strategy == cloud.StrategyKVS {
-		if err := devKVS(ctx, env, srv, svc, endpoint, siteURL, *kvsProp); err != nil {
+		if err := devKVS(ctx, env, srv, svc, cfc, settings, siteURL, *kvsProp); err != nil {
 			return err
 		}
 	}
@@ -287,31 +290,23 @@ func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
 // devKVS moves the demo site onto strategy kvs with kvs-setup's code: a
 // key value store, the generated function (which the stand-in's edge
 // runs), the key, and the distribution's association.
-func devKVS(ctx context.Context, env Env, srv *localaws.Server, svc *releases.Service, endpoint, siteURL string, propagation time.Duration) error {
+func devKVS(ctx context.Context, env Env, srv *localaws.Server, svc *releases.Service, cfc *cloudfront.Client, st cloud.Settings, siteURL string, propagation time.Duration) error {
 	arn, err := srv.EnsureKVS("deploybot-dev")
 	if err != nil {
 		return err
 	}
-	kvsc, err := cloud.NewKVSClient(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")})
+	kvsc, err := cloud.NewKVSClient(ctx, st)
 	if err != nil {
 		return err
 	}
-	_, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint, Credentials: cloud.StaticCredentials("dev", "dev")})
-	if err != nil {
-		return err
-	}
-	site := svc.Sites[0]
-	site.KVSARN, site.URL = arn, strings.TrimSuffix(siteURL, "/")
-	rep, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Apply(ctx, site)
+	svc.Sites[0].KVSARN, svc.Sites[0].URL = arn, strings.TrimSuffix(siteURL, "/")
+	// A kvs flip waits a little longer than the stand-in's propagation.
+	rep, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Switch(ctx, svc, svc.Sites[0].Name, propagation+propagation/2)
 	if err != nil {
 		return fmt.Errorf("moving the demo site onto strategy kvs: %w", err)
 	}
 	if rep.Associated {
-		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s = %s (the edge switches over as the distribution deploys)\n", rep.Function, site.Name, rep.Key)
+		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s = %s (the edge switches over as the distribution deploys)\n", rep.Function, svc.Sites[0].Name, rep.Key)
 	}
-	site.Strategy = cloud.StrategyKVS
-	svc.Sites[0] = site
-	// A kvs flip waits a little longer than the stand-in's propagation.
-	svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, Propagation: propagation + propagation/2}
 	return nil
 }

@@ -143,16 +143,7 @@ func (k *KVS) wait(ctx context.Context) error {
 	if d <= 0 {
 		d = DefaultKVSPropagation
 	}
-	after := k.After
-	if after == nil {
-		after = time.After
-	}
-	select {
-	case <-after(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return releases.Wait(ctx, k.After, d)
 }
 
 // Resume finishes an interrupted kvs deploy from the key's value.

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
@@ -202,4 +204,25 @@ func (k *KVSSetup) previewKey(ctx context.Context, site releases.Site, rep *KVSS
 	}
 	rep.PreviewKey = true
 	return nil
+}
+
+// Switch applies the setup to a site of a running service and moves the
+// site onto strategy kvs there, so the next flip writes the key (what
+// `deploybot dev --strategy kvs`, the atomicity harness and the flip-speed
+// benchmark do; in production the configuration says strategy: kvs).
+func (k *KVSSetup) Switch(ctx context.Context, svc *releases.Service, siteName string, propagation time.Duration) (*KVSSetupReport, error) {
+	i := slices.IndexFunc(svc.Sites, func(s releases.Site) bool { return s.Name == siteName })
+	if i < 0 {
+		return nil, releases.Errorf(releases.ENOTFOUND, "unknown site %q", siteName)
+	}
+	rep, err := k.Apply(ctx, svc.Sites[i])
+	if err != nil {
+		return nil, err
+	}
+	svc.Sites[i].Strategy = StrategyKVS
+	if svc.CDNs == nil {
+		svc.CDNs = map[string]releases.CDN{}
+	}
+	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, Propagation: propagation}
+	return rep, nil
 }

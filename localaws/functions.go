@@ -111,21 +111,12 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 	name, sub := m[1], m[2]
 	switch {
 	case name == "" && r.Method == http.MethodPost:
-		var req struct {
-			Name           string
-			FunctionConfig cfFunctionConfig
-			FunctionCode   string
-		}
-		if !decodeXML(w, r, &req) {
+		req, code, ok := decodeFunction(w, r)
+		if !ok {
 			return true
 		}
-		code, err := base64.StdEncoding.DecodeString(req.FunctionCode)
-		if err != nil || req.Name == "" || len(code) == 0 {
-			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "a function needs a name and base64 code"})
-			return true
-		}
-		if cerr := checkFunction(req.FunctionConfig, code); cerr != nil {
-			writeCFError(w, *cerr)
+		if req.Name == "" {
+			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "a function needs a name"})
 			return true
 		}
 		f.mu.Lock()
@@ -144,20 +135,8 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		w.Header().Set("Location", "/2020-05-31/function/"+fn.ARN)
 		writeFunction(w, http.StatusCreated, fn, "DEVELOPMENT")
 	case name != "" && sub == "" && r.Method == http.MethodPut:
-		var req struct {
-			FunctionConfig cfFunctionConfig
-			FunctionCode   string
-		}
-		if !decodeXML(w, r, &req) {
-			return true
-		}
-		code, err := base64.StdEncoding.DecodeString(req.FunctionCode)
-		if err != nil || len(code) == 0 {
-			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "FunctionCode must be base64 code"})
-			return true
-		}
-		if cerr := checkFunction(req.FunctionConfig, code); cerr != nil {
-			writeCFError(w, *cerr)
+		req, code, ok := decodeFunction(w, r)
+		if !ok {
 			return true
 		}
 		f.mu.Lock()
@@ -205,6 +184,33 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "the stand-in does not model " + r.Method + " " + r.URL.Path})
 	}
 	return true
+}
+
+// functionRequest is the body of CreateFunction and UpdateFunction (the
+// latter has no Name).
+type functionRequest struct {
+	Name           string
+	FunctionConfig cfFunctionConfig
+	FunctionCode   string
+}
+
+// decodeFunction reads and checks a function's configuration and code, or
+// answers the error.
+func decodeFunction(w http.ResponseWriter, r *http.Request) (functionRequest, []byte, bool) {
+	var req functionRequest
+	if !decodeXML(w, r, &req) {
+		return req, nil, false
+	}
+	code, err := base64.StdEncoding.DecodeString(req.FunctionCode)
+	if err != nil || len(code) == 0 {
+		writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "FunctionCode must be base64 code"})
+		return req, nil, false
+	}
+	if cerr := checkFunction(req.FunctionConfig, code); cerr != nil {
+		writeCFError(w, *cerr)
+		return req, nil, false
+	}
+	return req, code, true
 }
 
 // match returns the named function if If-Match carries its ETag, or

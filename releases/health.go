@@ -113,16 +113,16 @@ func (s *Service) healthStep(site Site) *Step {
 				if !s.now().Before(deadline) {
 					return nil
 				}
-				if err := s.sleep(ctx, interval); err != nil {
+				if err := Wait(ctx, s.After, interval); err != nil {
 					return err
 				}
 			}
 		}}
 }
 
-// sleep waits d on the service's clock.
-func (s *Service) sleep(ctx context.Context, d time.Duration) error {
-	after := s.After
+// Wait waits d on after (nil: time.After), or until ctx ends: the one
+// pause the services and the strategies share, so tests can make time run.
+func Wait(ctx context.Context, after func(time.Duration) <-chan time.Time, d time.Duration) error {
 	if after == nil {
 		after = time.After
 	}

@@ -130,7 +130,6 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 	poll := d(5 * time.Second) // deploybot polls CloudFront every 5 s at most
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, CDNs: map[string]releases.CDN{
 		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: poll},
-		cloud.StrategyKVS:        &cloud.KVS{Client: kvsc, Propagation: d(5 * time.Second)},
 	}}
 	for _, v := range []string{"v1", "v2"} {
 		body := "<h1>" + v + "</h1>"
@@ -150,10 +149,9 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 		}
 	}
 	if strategy == cloud.StrategyKVS {
-		if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Apply(ctx, site); err != nil {
+		if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Switch(ctx, svc, site.Name, d(5*time.Second)); err != nil {
 			return result{}, err
 		}
-		svc.Sites[0].Strategy = cloud.StrategyKVS
 		time.Sleep(d(90*time.Second) + d(5*time.Second)) // the association and the key reach every PoP
 	}
 	for p := range pops {

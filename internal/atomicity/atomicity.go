@@ -335,14 +335,10 @@ func moveToKVS(ctx context.Context, aws *localaws.Server, svc *releases.Service,
 	if err != nil {
 		return err
 	}
-	site := svc.Sites[0]
-	site.KVSARN = arn
-	if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Apply(ctx, site); err != nil {
+	svc.Sites[0].KVSARN = arn
+	if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Switch(ctx, svc, svc.Sites[0].Name, propagation); err != nil {
 		return fmt.Errorf("kvs-setup: %w", err)
 	}
-	site.Strategy = cloud.StrategyKVS
-	svc.Sites[0] = site
-	svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, Propagation: propagation}
 	time.Sleep(propagation + propagation/4)
 	return nil
 }
