@@ -435,16 +435,13 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:4566", "address of the S3 + CloudFront APIs")
 	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the sites")
 	data := fs.String("data", "", "directory for buckets and distributions (required)")
-	prop := fs.Duration("propagation", 5*time.Second, "how long a distribution change stays InProgress")
-	inval := fs.Duration("invalidation", 3*time.Second, "how long an invalidation stays InProgress")
+	standIn := standInFlags(fs, 5*time.Second, 3*time.Second, 2*time.Second)
 	errRate := fs.Float64("error-rate", 0, "share of API calls answered with a 5xx error")
 	throttle := fs.Float64("throttle-rate", 0, "share of API calls answered with a throttling error")
 	latency := fs.Duration("latency", 0, "delay added to every API call")
-	edgeOpts := edgeFlags(fs)
 	var sites, stores multiFlag
 	fs.Var(&sites, "distribution", "ID=BUCKET: create (if missing) a bucket and a distribution with this id serving it; repeatable")
 	fs.Var(&stores, "kvs", "NAME: create (if missing) a CloudFront KeyValueStore and print its ARN; repeatable")
-	kvsProp := fs.Duration("kvs-propagation", 2*time.Second, "how long a key value store write takes to reach every PoP")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -455,12 +452,13 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	if *data == "" {
 		return usagef("--data is required")
 	}
-	pops, cache := edgeOpts()
-	if pops < 1 {
-		return usagef("--pops must be at least 1")
+	opts, err := standIn()
+	if err != nil {
+		return err
 	}
-	srv, err := localaws.New(localaws.Options{DataDir: *data, Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache,
-		KVSPropagation: *kvsProp, Logger: logger(env), Faults: localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}})
+	opts.DataDir, opts.Logger = *data, logger(env)
+	opts.Faults = localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}
+	srv, err := localaws.New(opts)
 	if err != nil {
 		return err
 	}
@@ -639,16 +637,25 @@ func runVerify(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// edgeFlags are the edge's flags, shared by localaws and dev.
-func edgeFlags(fs *flag.FlagSet) func() (pops int, cache *localaws.CachePolicy) {
+// standInFlags are the stand-in's timing and edge flags, shared by
+// localaws and dev (each with its own delays); the returned func checks
+// them and fills the matching Options fields.
+func standInFlags(fs *flag.FlagSet, propagation, invalidation, kvsPropagation time.Duration) func() (localaws.Options, error) {
 	d := localaws.CachingOptimized
+	prop := fs.Duration("propagation", propagation, "how long a distribution change stays InProgress")
+	inval := fs.Duration("invalidation", invalidation, "how long an invalidation stays InProgress")
+	kvsProp := fs.Duration("kvs-propagation", kvsPropagation, "how long a key value store write takes to reach every PoP")
 	pops := fs.Int("pops", 1, "points of presence at the edge, each with its own cache and moment of picking up a change")
 	minTTL := fs.Duration("min-ttl", d.MinTTL, "edge cache: shortest time an answer is kept (no-cache answers are kept this long)")
 	defTTL := fs.Duration("default-ttl", d.DefaultTTL, "edge cache: how long an answer without max-age or s-maxage is kept")
 	maxTTL := fs.Duration("max-ttl", d.MaxTTL, "edge cache: longest time an answer is kept")
 	errTTL := fs.Duration("error-ttl", d.ErrorTTL, "edge cache: how long a 4xx/5xx from the bucket is kept")
-	return func() (int, *localaws.CachePolicy) {
-		return *pops, &localaws.CachePolicy{MinTTL: *minTTL, DefaultTTL: *defTTL, MaxTTL: *maxTTL, ErrorTTL: *errTTL}
+	return func() (localaws.Options, error) {
+		if *pops < 1 {
+			return localaws.Options{}, usagef("--pops must be at least 1")
+		}
+		return localaws.Options{Propagation: *prop, Invalidation: *inval, KVSPropagation: *kvsProp, Pops: *pops,
+			Cache: &localaws.CachePolicy{MinTTL: *minTTL, DefaultTTL: *defTTL, MaxTTL: *maxTTL, ErrorTTL: *errTTL}}, nil
 	}
 }
 

@@ -33,11 +33,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	data := fs.String("data", ".deploybot-dev", "directory for the local buckets, distributions and store")
 	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the site (127.0.0.1:0 picks a free port)")
 	apiAddr := fs.String("listen", "127.0.0.1:0", "address of the local S3 + CloudFront APIs")
-	prop := fs.Duration("propagation", 4*time.Second, "how long a distribution change stays InProgress")
-	inval := fs.Duration("invalidation", 2*time.Second, "how long an invalidation stays InProgress")
-	edgeOpts := edgeFlags(fs)
+	standIn := standInFlags(fs, 4*time.Second, 2*time.Second, time.Second)
 	strategy := fs.String("strategy", releases.DefaultStrategy, "how the demo site flips: origin-path, or kvs (a key value store and a CloudFront Function; instant flips and previews)")
-	kvsProp := fs.Duration("kvs-propagation", time.Second, "with --strategy kvs: how long a key takes to reach every PoP")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -48,15 +45,15 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
 	}
-	pops, cache := edgeOpts()
-	if pops < 1 {
-		return usagef("--pops must be at least 1")
+	opts, err := standIn()
+	if err != nil {
+		return err
 	}
+	opts.DataDir = filepath.Join(*data, "aws")
 	if *strategy != releases.DefaultStrategy && *strategy != cloud.StrategyKVS {
 		return usagef("--strategy is %s or %s", releases.DefaultStrategy, cloud.StrategyKVS)
 	}
-	srv, err := localaws.New(localaws.Options{DataDir: filepath.Join(*data, "aws"), Propagation: *prop, Invalidation: *inval, Pops: pops, Cache: cache,
-		KVSPropagation: *kvsProp})
+	srv, err := localaws.New(opts)
 	if err != nil {
 		return err
 	}
@@ -126,7 +123,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	if *strategy == cloud.StrategyKVS {
-		if err := devKVS(ctx, env, srv, svc, cfc, settings, siteURL, *kvsProp); err != nil {
+		if err := devKVS(ctx, env, srv, svc, cfc, settings, siteURL, opts.KVSPropagation); err != nil {
 			return err
 		}
 	}
