@@ -99,6 +99,26 @@ func (w *world) publish(versions ...string) {
 	}
 }
 
+// promoteInTurn promotes each version from Slack as alice and waits until
+// it is live before the next.
+func (w *world) promoteInTurn(envelopePrefix string, versions ...string) {
+	w.t.Helper()
+	for i, v := range versions {
+		w.slack.Slash(envelopePrefix+"-"+v, alice, "promote "+v)
+		n := i + 1
+		w.slack.WaitFor(v+" live", func() bool {
+			posts, _, _ := w.slack.Snapshot()
+			c := 0
+			for _, p := range posts {
+				if strings.Contains(p.Text, "is live on") {
+					c++
+				}
+			}
+			return c == n
+		})
+	}
+}
+
 func (w *world) live() string {
 	cur, err := w.cdn.Current(context.Background(), w.site)
 	if err != nil {
@@ -319,20 +339,7 @@ func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
 func TestRollbackButton(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
 	w.publish("v1", "v2")
-	for i, v := range []string{"v1", "v2"} {
-		w.slack.Slash("p-"+v, alice, "promote "+v)
-		n := i + 1
-		w.slack.WaitFor(v+" live", func() bool {
-			posts, _, _ := w.slack.Snapshot()
-			c := 0
-			for _, p := range posts {
-				if strings.Contains(p.Text, "is live on") {
-					c++
-				}
-			}
-			return c == n
-		})
-	}
+	w.promoteInTurn("p", "v1", "v2")
 	posts, _, _ := w.slack.Snapshot()
 	var last slackfake.Post
 	for _, p := range posts {
@@ -384,20 +391,7 @@ func TestFailedDeployThreadSaysWhatFailedAndWhatIsLive(t *testing.T) {
 func TestSlashRollbackAndHelp(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
 	w.publish("v1", "v2")
-	for i, v := range []string{"v1", "v2"} {
-		w.slack.Slash("r-"+v, alice, "promote "+v)
-		n := i + 1
-		w.slack.WaitFor(v+" live", func() bool {
-			posts, _, _ := w.slack.Snapshot()
-			c := 0
-			for _, p := range posts {
-				if strings.Contains(p.Text, "is live on") {
-					c++
-				}
-			}
-			return c == n
-		})
-	}
+	w.promoteInTurn("r", "v1", "v2")
 	// "it broke" is a reason, not a version: rollback goes to v1.
 	w.slack.Slash("r-back", bob, "rollback www it broke")
 	w.slack.WaitFor("the rollback", func() bool {
