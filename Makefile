@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short lint build fuzz reliability tools bench-prune clean
+.PHONY: help test test-short lint build fuzz reliability tools bench-publish bench-prune clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 
 reliability: ## long reliability suite (10,000 page loads, kill -9, faults, 30 s per fuzz target); writes docs/reliability.md
 	$(GO) run ./bench/reliability -out docs/reliability.md
+
+bench-publish: tools ## publish 2,000 files next to a PutObject loop, rclone and aws s3 sync (installs them)
+	$(GO) run ./bench/publish
 
 bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (apt-get install rclone)
 	$(GO) run ./bench/prune

@@ -5,9 +5,10 @@
 // the files changed and the peak RSS of publish for the site and one ten
 // times larger.
 //
-//	go run ./bench/publish [-files 2000] [-rounds 3]
+//	go run ./bench/publish [-files 2000] [-rounds 5] [-server-dir DIR]
 //
-// Needs versitygw (make tools), rclone and awscli (Debian packages).
+// Needs versitygw (make tools); installs Debian's rclone and awscli when
+// they are missing (apt-get, through sudo when not root).
 package main
 
 import (
@@ -38,6 +39,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds per tool (the median is reported)")
 	only := flag.String("tools", "", "comma-separated subset of tools to run (default all), e.g. deploybot,loop")
 	conc := flag.String("concurrency", "", "comma-separated --concurrency values for deploybot publish, each its own tool (default: its default)")
+	flag.StringVar(&serverDir, "server-dir", defaultServerDir(), "where versitygw keeps the objects (default: tmpfs when there is one, so the run measures the tools rather than the disk; give a directory on disk to include it)")
 	flag.Parse()
 	toolFilter = *only
 	if *conc != "" {
@@ -138,13 +140,13 @@ func run(nFiles, rounds int) error {
 	if vgw == "" {
 		return fmt.Errorf("versitygw not found: run `make tools`")
 	}
-	rclone, err := exec.LookPath("rclone")
+	rclone, err := debianTool("rclone", "rclone")
 	if err != nil {
-		return fmt.Errorf("rclone not found: apt-get install rclone")
+		return err
 	}
-	awscli, err := exec.LookPath("aws")
+	awscli, err := debianTool("aws", "awscli")
 	if err != nil {
-		return fmt.Errorf("aws not found: apt-get install awscli")
+		return err
 	}
 	work, err := os.MkdirTemp("", "deploybot-bench-publish-")
 	if err != nil {
@@ -159,7 +161,12 @@ func run(nFiles, rounds int) error {
 	if err != nil {
 		return err
 	}
-	endpoint, serverPID, stop, err := testaws.StartPID(vgw, filepath.Join(work, "vgw"))
+	vgwDir, err := os.MkdirTemp(serverDir, "deploybot-bench-versitygw-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(vgwDir)
+	endpoint, serverPID, stop, err := testaws.StartPID(vgw, vgwDir)
 	if err != nil {
 		return err
 	}
@@ -174,7 +181,8 @@ func run(nFiles, rounds int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("site: %d files, %.1f MB; versitygw %s; %d rounds, medians\n", nFiles, float64(total)/1e6, endpoint, rounds)
+	fmt.Printf("site: %d files, %.1f MB; versitygw %s storing in %s; %s; %s; %d rounds, medians\n",
+		nFiles, float64(total)/1e6, endpoint, vgwDir, version(rclone, "version"), version(awscli, "--version"), rounds)
 
 	env := append(without(os.Environ(), "AWS_CA_BUNDLE"), "AWS_ACCESS_KEY_ID="+testaws.AccessKey, "AWS_SECRET_ACCESS_KEY="+testaws.SecretKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
@@ -317,4 +325,72 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+var serverDir string
+
+// defaultServerDir is tmpfs when the machine has one. On disk, versitygw's
+// file system work (ext4 block allocation and journal, about 0.5 ms of
+// server CPU per object on the 2-core machine) is the same for every tool
+// but varies from run to run by more than the differences between the
+// fastest tools, so the ratios would mostly measure the disk.
+func defaultServerDir() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if f, err := os.CreateTemp("/dev/shm", "probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "/dev/shm"
+		}
+	}
+	return os.TempDir()
+}
+
+// debianTool finds a peer tool as Debian packages it, installing the
+// package when it is missing. /usr/bin comes first: the issue's peers are
+// Debian's builds, and a PATH may put another (say, a pip-installed awscli
+// 1) ahead of them.
+func debianTool(name, pkg string) (string, error) {
+	if p := filepath.Join("/usr/bin", name); isExecutable(p) {
+		return p, nil
+	}
+	install := asRoot("apt-get", "install", "-y", "-q", pkg)
+	fmt.Fprintf(os.Stderr, "bench/publish: %s not in /usr/bin; running %s\n", name, strings.Join(install.Args, " "))
+	if out, err := install.CombinedOutput(); err != nil {
+		// A stale package index is the usual reason; refresh it once.
+		if uout, uerr := asRoot("apt-get", "update", "-q").CombinedOutput(); uerr != nil {
+			return "", fmt.Errorf("installing %s: %v\n%s\n%s", pkg, err, out, uout)
+		}
+		if out, err := asRoot("apt-get", "install", "-y", "-q", pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("installing %s: %v\n%s", pkg, err, out)
+		}
+	}
+	if p := filepath.Join("/usr/bin", name); isExecutable(p) {
+		return p, nil
+	}
+	return exec.LookPath(name)
+}
+
+// asRoot runs a package manager command, through sudo when not root.
+func asRoot(args ...string) *exec.Cmd {
+	if os.Geteuid() != 0 {
+		args = append([]string{"sudo", "-n"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	return cmd
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// version is the first line a tool prints about its version.
+func version(bin string, arg string) string {
+	out, err := exec.Command(bin, arg).CombinedOutput()
+	if err != nil {
+		return filepath.Base(bin) + " (version unknown)"
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
 }
