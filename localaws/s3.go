@@ -707,24 +707,14 @@ func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, k
 	if sb == nil {
 		return
 	}
-	s.mu.RLock()
-	so := sb.objects[srcKey]
-	var soCopy object
-	if so != nil {
-		soCopy = *so
-	}
-	s.mu.RUnlock()
-	if so == nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchKey", Message: "The specified key does not exist.", Key: srcKey})
+	soCopy, f, err := s.openObject(sb, srcKey)
+	if err != nil {
+		writeS3Error(w, r, noSuchKey(srcKey))
 		return
 	}
 	if im := r.Header.Get("x-amz-copy-source-if-match"); im != "" && strings.Trim(im, `"`) != strings.Trim(soCopy.ETag, `"`) {
+		f.Close()
 		writeS3Error(w, r, s3Error{Status: http.StatusPreconditionFailed, Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"})
-		return
-	}
-	f, err := os.Open(filepath.Join(sb.dir, soCopy.Blob))
-	if err != nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchKey", Message: "The specified key does not exist.", Key: srcKey})
 		return
 	}
 	blob, size, sum, err := storeBlob(b, f)
@@ -762,20 +752,9 @@ func (s *s3Service) getObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	if b == nil {
 		return
 	}
-	s.mu.RLock()
-	o := b.objects[key]
-	var oc object
-	if o != nil {
-		oc = *o
-	}
-	s.mu.RUnlock()
-	if o == nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchKey", Message: "The specified key does not exist.", Key: key})
-		return
-	}
-	f, err := os.Open(filepath.Join(b.dir, oc.Blob))
+	oc, f, err := s.openObject(b, key)
 	if err != nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchKey", Message: "The specified key does not exist.", Key: key})
+		writeS3Error(w, r, noSuchKey(key))
 		return
 	}
 	defer f.Close()
@@ -866,25 +845,40 @@ func (s *s3Service) deleteObjects(w http.ResponseWriter, r *http.Request, bucket
 func (s *s3Service) readObject(bucket, key string) (*object, *os.File, error) {
 	s.mu.RLock()
 	b := s.buckets[bucket]
-	var oc object
-	var found bool
-	if b != nil {
-		if o := b.objects[key]; o != nil {
-			oc, found = *o, true
-		}
-	}
 	s.mu.RUnlock()
 	if b == nil {
 		return nil, nil, errNoBucket
 	}
-	if !found {
-		return nil, nil, os.ErrNotExist
-	}
-	f, err := os.Open(filepath.Join(b.dir, oc.Blob))
+	o, f, err := s.openObject(b, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &oc, f, nil
+	return &o, f, nil
+}
+
+// openObject copies key's record out of the lock and opens its blob, so
+// a concurrent overwrite (a new blob) does not change what is read; an
+// error wrapping os.ErrNotExist when there is no such key.
+func (s *s3Service) openObject(b *s3Bucket, key string) (object, *os.File, error) {
+	s.mu.RLock()
+	o, found := b.objects[key]
+	var oc object
+	if found {
+		oc = *o
+	}
+	s.mu.RUnlock()
+	if !found {
+		return object{}, nil, os.ErrNotExist
+	}
+	f, err := os.Open(filepath.Join(b.dir, oc.Blob))
+	if err != nil {
+		return object{}, nil, err
+	}
+	return oc, f, nil
+}
+
+func noSuchKey(key string) s3Error {
+	return s3Error{Status: http.StatusNotFound, Code: "NoSuchKey", Message: "The specified key does not exist.", Key: key}
 }
 
 var errNoBucket = errors.New("no such bucket")

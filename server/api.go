@@ -77,129 +77,109 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request, route string
 	return true
 }
 
-func (s *Server) routeAPI(mux *http.ServeMux) {
-	auth := func(route string, h func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if s.authorized(w, r, route) {
-				h(w, r)
-			}
+// answer is one API route whose request has no body: the bearer token,
+// the call, its answer or error, each counted under route.
+func (s *Server) answer(route string, call func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(w, r, route) {
+			return
 		}
+		out, err := call(r)
+		if err != nil {
+			s.apiError(w, route, err)
+			return
+		}
+		s.apiOK(w, route, out)
 	}
-	mux.HandleFunc("GET /api/v1/sites", auth("sites", func(w http.ResponseWriter, r *http.Request) {
+}
+
+// answerJSON is answer for a route that takes a JSON body of type Req
+// (at most 64 KiB, no unknown fields).
+func answerJSON[Req any](s *Server, route string, call func(r *http.Request, req Req) (any, error)) http.HandlerFunc {
+	return s.answer(route, func(r *http.Request) (any, error) {
+		var req Req
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return call(r, req)
+	})
+}
+
+func (s *Server) routeAPI(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/sites", s.answer("sites", func(*http.Request) (any, error) {
 		names := []string{}
 		for _, site := range s.Service.Sites {
 			names = append(names, site.Name)
 		}
-		s.apiOK(w, "sites", map[string]any{"sites": names})
+		return map[string]any{"sites": names}, nil
 	}))
-	mux.HandleFunc("GET /api/v1/sites/{site}/releases", auth("releases", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/sites/{site}/releases", s.answer("releases", func(r *http.Request) (any, error) {
 		vs, err := s.Service.Versions(r.Context(), r.PathValue("site"))
-		if err != nil {
-			s.apiError(w, "releases", err)
-			return
-		}
 		if vs == nil {
 			vs = []releases.VersionInfo{}
 		}
-		s.apiOK(w, "releases", vs)
+		return vs, err
 	}))
-	mux.HandleFunc("GET /api/v1/sites/{site}/status", auth("status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Service.Status(r.Context(), r.PathValue("site"))
-		if err != nil {
-			s.apiError(w, "status", err)
-			return
+	mux.HandleFunc("GET /api/v1/sites/{site}/status", s.answer("status", func(r *http.Request) (any, error) {
+		return s.Service.Status(r.Context(), r.PathValue("site"))
+	}))
+	for _, kind := range []releases.Kind{releases.KindPromote, releases.KindRollback} {
+		route := string(kind)
+		mux.HandleFunc("POST /api/v1/sites/{site}/"+route, func(w http.ResponseWriter, r *http.Request) {
+			if s.authorized(w, r, route) {
+				s.handleDeploy(w, r, kind)
+			}
+		})
+	}
+	mux.HandleFunc("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
+		if s.authorized(w, r, "backup") {
+			s.handleBackup(w, r)
 		}
-		s.apiOK(w, "status", st)
-	}))
-	mux.HandleFunc("POST /api/v1/sites/{site}/promote", auth("promote", func(w http.ResponseWriter, r *http.Request) {
-		s.handleDeploy(w, r, releases.KindPromote)
-	}))
-	mux.HandleFunc("POST /api/v1/sites/{site}/rollback", auth("rollback", func(w http.ResponseWriter, r *http.Request) {
-		s.handleDeploy(w, r, releases.KindRollback)
-	}))
-	mux.HandleFunc("GET /api/v1/backup", auth("backup", s.handleBackup))
-	mux.HandleFunc("POST /api/v1/sites/{site}/prune", auth("prune", func(w http.ResponseWriter, r *http.Request) {
-		var req PruneRequest
-		if !decode(w, r, &req, s, "prune") {
-			return
+	})
+	mux.HandleFunc("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", func(r *http.Request, req PruneRequest) (any, error) {
+		rep, err := s.Prune(r.Context(), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: actorOr(req.Actor)})
+		if err != nil && rep == nil {
+			return nil, err
 		}
-		if req.Actor == "" {
-			req.Actor = "api"
-		}
-		rep, err := s.Prune(r.Context(), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: req.Actor})
+		// A run that deleted some releases and then failed answers 200
+		// with what it did and the error, so a script sees both.
 		body := map[string]any{"report": rep}
 		if err != nil {
-			if rep == nil {
-				s.apiError(w, "prune", err)
-				return
-			}
 			body["error"], body["code"] = releases.ErrorMessage(err), releases.ErrorCode(err)
 		}
-		s.apiOK(w, "prune", body)
+		return body, nil
 	}))
-	mux.HandleFunc("POST /api/v1/sites/{site}/pins", auth("pin", func(w http.ResponseWriter, r *http.Request) {
-		var req PinRequest
-		if !decode(w, r, &req, s, "pin") {
-			return
-		}
-		if req.Actor == "" {
-			req.Actor = "api"
-		}
-		p, err := s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, req.Actor, req.Reason)
-		if err != nil {
-			s.apiError(w, "pin", err)
-			return
-		}
-		s.apiOK(w, "pin", p)
+	mux.HandleFunc("POST /api/v1/sites/{site}/pins", answerJSON(s, "pin", func(r *http.Request, req PinRequest) (any, error) {
+		return s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), req.Reason)
 	}))
-	mux.HandleFunc("POST /api/v1/sites/{site}/previews", auth("preview", func(w http.ResponseWriter, r *http.Request) {
-		var req PreviewRequest
-		if !decode(w, r, &req, s, "preview") {
-			return
-		}
-		p, err := s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, time.Duration(req.TTLSeconds)*time.Second)
-		if err != nil {
-			s.apiError(w, "preview", err)
-			return
-		}
-		s.apiOK(w, "preview", p)
+	mux.HandleFunc("POST /api/v1/sites/{site}/previews", answerJSON(s, "preview", func(r *http.Request, req PreviewRequest) (any, error) {
+		return s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, time.Duration(req.TTLSeconds)*time.Second)
 	}))
-	mux.HandleFunc("PUT /api/v1/sites/{site}/lock", auth("lock", func(w http.ResponseWriter, r *http.Request) {
-		var req LockRequest
-		if !decode(w, r, &req, s, "lock") {
-			return
-		}
-		if req.Actor == "" {
-			req.Actor = "api"
-		}
-		l, err := s.Service.LockSite(r.Context(), r.PathValue("site"), req.Actor, req.Reason)
-		s.Service.Audit(r.Context(), auditOf(r.PathValue("site"), req.Actor, "lock", req.Reason, err))
-		if err != nil {
-			s.apiError(w, "lock", err)
-			return
-		}
-		s.apiOK(w, "lock", l)
+	mux.HandleFunc("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
+		site, actor := r.PathValue("site"), actorOr(req.Actor)
+		l, err := s.Service.LockSite(r.Context(), site, actor, req.Reason)
+		s.Service.Audit(r.Context(), auditOf(site, actor, "lock", req.Reason, err))
+		return l, err
 	}))
-	mux.HandleFunc("DELETE /api/v1/sites/{site}/lock", auth("unlock", func(w http.ResponseWriter, r *http.Request) {
-		actor := r.URL.Query().Get("actor")
-		if actor == "" {
-			actor = "api"
-		}
-		l, err := s.Service.UnlockSite(r.Context(), r.PathValue("site"), actor)
-		s.Service.Audit(r.Context(), auditOf(r.PathValue("site"), actor, "unlock", "", err))
-		if err != nil {
-			s.apiError(w, "unlock", err)
-			return
-		}
-		s.apiOK(w, "unlock", UnlockResponse{Released: l})
+	mux.HandleFunc("DELETE /api/v1/sites/{site}/lock", s.answer("unlock", func(r *http.Request) (any, error) {
+		site, actor := r.PathValue("site"), actorOr(r.URL.Query().Get("actor"))
+		l, err := s.Service.UnlockSite(r.Context(), site, actor)
+		s.Service.Audit(r.Context(), auditOf(site, actor, "unlock", "", err))
+		return UnlockResponse{Released: l}, err
 	}))
-	mux.HandleFunc("DELETE /api/v1/sites/{site}/pins/{version}", auth("unpin", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version")); err != nil {
-			s.apiError(w, "unpin", err)
-			return
-		}
-		s.apiOK(w, "unpin", map[string]string{"status": "unpinned"})
+	mux.HandleFunc("DELETE /api/v1/sites/{site}/pins/{version}", s.answer("unpin", func(r *http.Request) (any, error) {
+		err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version"))
+		return map[string]string{"status": "unpinned"}, err
 	}))
+}
+
+// actorOr names who asked through the API: the actor the caller gave
+// (the CLI sends the local user), else "api".
+func actorOr(actor string) string {
+	if actor == "" {
+		return "api"
+	}
+	return actor
 }
 
 // PruneRequest is the body of POST .../prune.
@@ -240,14 +220,13 @@ type PinRequest struct {
 	Reason  string `json:"reason"`
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any, s *Server, route string) bool {
+func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		s.apiError(w, route, releases.Errorf(releases.EINVALID, "bad JSON body: %v", err))
-		return false
+		return releases.Errorf(releases.EINVALID, "bad JSON body: %v", err)
 	}
-	return true
+	return nil
 }
 
 // handleDeploy runs a promote or rollback. The deploy runs on the server's
@@ -263,15 +242,11 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		return
 	}
 	var req DeployRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		s.apiError(w, route, releases.Errorf(releases.EINVALID, "bad JSON body: %v", err))
+	if err := decodeBody(r, &req); err != nil {
+		s.apiError(w, route, err)
 		return
 	}
-	if req.Actor == "" {
-		req.Actor = "api"
-	}
+	req.Actor = actorOr(req.Actor)
 	site := r.PathValue("site")
 
 	events := make(chan releases.Event, 64)
