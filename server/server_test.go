@@ -316,11 +316,60 @@ func TestAPIAuth(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d", c.name, a.status, a.body, c.status)
 		}
 	}
+	// Every route asks for the token, before it reads a body or acts.
+	for _, route := range []string{
+		"GET /api/v1/sites", "GET /api/v1/sites/www/releases", "GET /api/v1/sites/www/status",
+		"POST /api/v1/sites/www/promote", "POST /api/v1/sites/www/rollback", "GET /api/v1/backup",
+		"POST /api/v1/sites/www/prune", "POST /api/v1/sites/www/pins", "POST /api/v1/sites/www/previews",
+		"PUT /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/pins/v1",
+	} {
+		method, path, _ := strings.Cut(route, " ")
+		req, _ := http.NewRequest(method, e.url+path, strings.NewReader(`{"version":"v1"}`))
+		req.Header.Set("Authorization", "Bearer nope")
+		if a := e.do(req); a.status != 401 || a.body["code"] != releases.EUNAUTHORIZED {
+			t.Errorf("%s with a wrong token: %d %v", route, a.status, a.body)
+		}
+	}
 	e.srv.APIToken = ""
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/sites", nil)
 	req.Header.Set("Authorization", "Bearer ")
 	if a := e.do(req); a.status != 401 {
 		t.Fatalf("API without a configured token answered %d", a.status)
+	}
+}
+
+func TestAPIRefusesBadBodies(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	e.start()
+	for _, c := range []struct{ name, method, path, body, want string }{
+		{"truncated", http.MethodPost, "/api/v1/sites/www/pins", `{"version":`, "bad JSON body"},
+		{"unknown field", http.MethodPut, "/api/v1/sites/www/lock", `{"reason":"x","who":"me"}`, "unknown field"},
+		{"not an object", http.MethodPost, "/api/v1/sites/www/prune", `[]`, "bad JSON body"},
+		{"deploy", http.MethodPost, "/api/v1/sites/www/promote", `{"version":"v1","force":true}`, "unknown field"},
+	} {
+		req, _ := http.NewRequest(c.method, e.url+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		a := e.do(req)
+		if msg, _ := a.body["error"].(string); a.status != 400 || a.body["code"] != releases.EINVALID || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %v, want 400 %s naming %q", c.name, a.status, a.body, releases.EINVALID, c.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/sites/www/status", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if a := e.do(req); a.status != 200 || a.body["lock"] != nil {
+		t.Fatalf("after a refused lock request: %d %v", a.status, a.body)
+	}
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`deploybot_api_requests_total{route="pin",status="400"} 1`, `deploybot_api_requests_total{route="lock",status="400"} 1`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 
