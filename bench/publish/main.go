@@ -12,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -20,7 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,9 +40,14 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds per tool (the median is reported)")
 	only := flag.String("tools", "", "comma-separated subset of tools to run (default all), e.g. deploybot,loop")
 	conc := flag.String("concurrency", "", "comma-separated --concurrency values for deploybot publish, each its own tool (default: its default)")
+	envs := flag.String("env", "", "comma-separated VAR=VALUE settings, each an extra deploybot publish run with it in its environment (e.g. GOGC=400), to compare tunings in the same rounds")
+	flag.BoolVar(&keepAlive, "keep-alive", false, "start versitygw with --keep-alive (S3 keeps connections open; versitygw by default answers every request with Connection: close)")
 	flag.StringVar(&serverDir, "server-dir", defaultServerDir(), "where versitygw keeps the objects (default: tmpfs when there is one, so the run measures the tools rather than the disk; give a directory on disk to include it)")
 	flag.Parse()
 	toolFilter = *only
+	if *envs != "" {
+		envVariants = strings.Split(*envs, ",")
+	}
 	if *conc != "" {
 		concurrencies = strings.Split(*conc, ",")
 	}
@@ -109,9 +115,9 @@ func selected(name string) bool {
 	return false
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+func median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
 	return s[len(s)/2]
 }
 
@@ -166,7 +172,11 @@ func run(nFiles, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(vgwDir)
-	endpoint, serverPID, stop, err := testaws.StartPID(vgw, vgwDir)
+	var vgwFlags []string
+	if keepAlive {
+		vgwFlags = append(vgwFlags, "--keep-alive")
+	}
+	endpoint, serverPID, stop, err := testaws.StartPID(vgw, vgwDir, vgwFlags...)
 	if err != nil {
 		return err
 	}
@@ -181,8 +191,9 @@ func run(nFiles, rounds int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("site: %d files, %.1f MB; versitygw %s storing in %s; %s; %s; %d rounds, medians\n",
-		nFiles, float64(total)/1e6, endpoint, vgwDir, version(rclone, "version"), version(awscli, "--version"), rounds)
+	fmt.Printf("site: %d files, %.1f MB; versitygw %s storing in %s%s; %s; %s; %d rounds, medians\n",
+		nFiles, float64(total)/1e6, endpoint, vgwDir, map[bool]string{true: " with --keep-alive"}[keepAlive],
+		version(rclone, "version"), version(awscli, "--version"), rounds)
 
 	env := append(without(os.Environ(), "AWS_CA_BUNDLE"), "AWS_ACCESS_KEY_ID="+testaws.AccessKey, "AWS_SECRET_ACCESS_KEY="+testaws.SecretKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
@@ -218,6 +229,14 @@ func run(nFiles, rounds int) error {
 			return exec.Command(deploybot, "publish", "--config", cfg, "--concurrency", c, "--version", "v1", site)
 		}})
 	}
+	for _, kv := range envVariants {
+		tools = append(tools, tool{"deploybot publish " + kv, func(r int) *exec.Cmd {
+			cfg, _ := config(fmt.Sprintf("dbt%s-%d", strings.ToLower(strings.NewReplacer("=", "", "_", "").Replace(kv)), r))
+			cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
+			cmd.Env = append(slices.Clone(env), kv)
+			return cmd
+		}})
+	}
 	tools = append(tools, []tool{
 		{"PutObject loop x16", func(r int) *exec.Cmd {
 			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", bucket(fmt.Sprintf("loop%d", r)), "-prefix", "www/", site)
@@ -248,7 +267,9 @@ func run(nFiles, rounds int) error {
 		order := append(tools[r%len(tools):len(tools):len(tools)], tools[:r%len(tools)]...)
 		for _, t := range order {
 			cmd := t.cmd(r)
-			cmd.Env = env
+			if cmd.Env == nil {
+				cmd.Env = env
+			}
 			before := procCPU(serverPID)
 			start := time.Now()
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -262,12 +283,21 @@ func run(nFiles, rounds int) error {
 	if len(times["deploybot publish"]) == 0 {
 		return fmt.Errorf("the deploybot publish run is needed for the ratios")
 	}
-	ours := median(times["deploybot publish"])
-	fmt.Printf("%-20s %10s %14s %12s %12s\n", "tool", "median s", "deploybot/tool", "tool CPU s", "server CPU s")
+	// Two ratios: of the medians, and the median of each round's own
+	// ratio. The second pairs runs made a few seconds apart, so a slow
+	// spell of the machine (a 2-core VM's times drift by 10-20% over
+	// minutes) weighs on both sides of a ratio alike.
+	ours := times["deploybot publish"]
+	fmt.Printf("%-30s %9s %12s %12s %11s %13s\n", "tool", "median s", "deploybot/", "median of", "tool CPU s", "server CPU s")
+	fmt.Printf("%-30s %9s %12s %12s %11s %13s\n", "", "", "tool", "round ratios", "", "")
 	for _, t := range tools {
 		m := median(times[t.name])
-		fmt.Printf("%-20s %10.2f %14.2f %12.2f %12.2f\n", t.name, m.Seconds(), ours.Seconds()/m.Seconds(),
-			median(clientCPU[t.name]).Seconds(), median(serverCPU[t.name]).Seconds())
+		var ratios []float64
+		for r := range times[t.name] {
+			ratios = append(ratios, ours[r].Seconds()/times[t.name][r].Seconds())
+		}
+		fmt.Printf("%-30s %9.2f %12.2f %12.2f %11.2f %13.2f\n", t.name, m.Seconds(), median(ours).Seconds()/m.Seconds(),
+			median(ratios), median(clientCPU[t.name]).Seconds(), median(serverCPU[t.name]).Seconds())
 	}
 
 	// Re-publish with 1% of the files changed.
@@ -327,7 +357,11 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-var serverDir string
+var (
+	envVariants []string
+	serverDir   string
+	keepAlive   bool
+)
 
 // defaultServerDir is tmpfs when the machine has one. On disk, versitygw's
 // file system work (ext4 block allocation and journal, about 0.5 ms of

@@ -99,8 +99,9 @@ func Start(bin, dir string) (endpoint string, stop func(), err error) {
 }
 
 // StartPID is Start that also returns the server's process id (for
-// benchmarks that measure the server's CPU time).
-func StartPID(bin, dir string) (endpoint string, pid int, stop func(), err error) {
+// benchmarks that measure the server's CPU time) and passes flags (say,
+// --keep-alive) to versitygw.
+func StartPID(bin, dir string, flags ...string) (endpoint string, pid int, stop func(), err error) {
 	root := filepath.Join(dir, "root")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", 0, nil, err
@@ -128,7 +129,8 @@ func StartPID(bin, dir string) (endpoint string, pid int, stop func(), err error
 		addr := ln.Addr().String()
 		ln.Close()
 		ctx, cancel := context.WithCancel(context.Background())
-		args := append([]string{"--access", AccessKey, "--secret", SecretKey, "--port", addr, "--quiet"}, backend...)
+		args := append([]string{"--access", AccessKey, "--secret", SecretKey, "--port", addr, "--quiet"}, flags...)
+		args = append(args, backend...)
 		cmd := exec.CommandContext(ctx, bin, args...)
 		logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
 		if err != nil {
