@@ -288,7 +288,12 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 // file: a call through the SDK's middleware grows a goroutine's stack to
 // tens of KiB, and a fresh goroutine per file paid for that growth (stack
 // copies, a tenth of publish's CPU) once per file. Each worker also owns
-// one buffer, which fn may use until it returns.
+// one buffer, which fn may use until it returns. Reusing it for the next
+// file is safe even though net/http may go on reading a request body
+// after RoundTrip returns: the SDK wraps each attempt's body in a reader
+// that it closes when the attempt ends and that answers EOF from then on
+// (smithy-go's safe read closer), so nothing reads the buffer once
+// PutObject has returned.
 func forEach(ctx context.Context, files []file, conc int, fn func(ctx context.Context, buf []byte, i int, f file) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
