@@ -44,7 +44,7 @@ lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
 	$(GOBIN)/staticcheck ./...
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
-	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzValidateVersion ./releases" "FuzzParseManifest ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzParse ./bot"; do \
+	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzValidateVersion ./releases" "FuzzParseManifest ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzVerify ./hook" "FuzzParseConfig ./localaws" "FuzzParse ./bot"; do \
 		set -- $$t; $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime $${FUZZTIME:-30s} $$2 || exit 1; done
 
 reliability: ## long reliability suite (10,000 page loads, kill -9, faults, 30 s per fuzz target); writes docs/reliability.md

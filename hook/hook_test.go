@@ -1,7 +1,9 @@
 package hook
 
 import (
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,6 +73,35 @@ func FuzzParseNotice(f *testing.F) {
 		n, err := ParseNotice(body)
 		if err == nil && (n.Site == "" || n.Version == "") {
 			t.Fatalf("accepted a notice without site or version: %q", body)
+		}
+	})
+}
+
+// FuzzVerify: the two headers come from anyone who can reach the hook.
+// Whatever they hold, Verify must not panic, and it may accept them only
+// when they carry the current signature of this very body.
+func FuzzVerify(f *testing.F) {
+	secret := []byte("fuzz-secret")
+	now := time.Unix(1_800_000_000, 0)
+	body := []byte(`{"site":"www","version":"v1"}`)
+	f.Add(strconv.FormatInt(now.Unix(), 10), Sign(secret, now.Unix(), body), body)
+	f.Add(" 1800000000 ", "v1=00", body)
+	f.Add("-9223372036854775808", "", []byte{})
+	f.Add("1800000000", "v1="+strings.Repeat("0", 64), []byte("x"))
+	f.Fuzz(func(t *testing.T, ts, sig string, b []byte) {
+		err := Verify(secret, ts, sig, b, now)
+		if err != nil {
+			if !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrBadTimestamp) {
+				t.Fatalf("an error that is neither kind: %v", err)
+			}
+			return
+		}
+		n, perr := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
+		if perr != nil || strings.TrimSpace(sig) != Sign(secret, n, b) {
+			t.Fatalf("accepted timestamp %q signature %q for %q", ts, sig, b)
+		}
+		if d := now.Sub(time.Unix(n, 0)); d > Window || d < -Window {
+			t.Fatalf("accepted a timestamp %s off", d)
 		}
 	})
 }

@@ -34,6 +34,8 @@ var fuzzTargets = []struct{ name, pkg, input string }{
 	{"FuzzVersionFromOriginPath", "./releases", "origin paths read from CloudFront"},
 	{"FuzzParse", "./config", "config files"},
 	{"FuzzChunkedReader", "./localaws", "aws-chunked upload bodies (stand-in)"},
+	{"FuzzVerify", "./hook", "CI hook timestamp and signature headers"},
+	{"FuzzParseConfig", "./localaws", "DistributionConfig XML (stand-in)"},
 }
 
 func main() {
