@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -131,14 +130,14 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 			return
 		}
 		deploys, _ := b.Service.Store.Deploys(ctx, site.Name, 200)
-		out.Public(ctx, req, VersionsMessage(site, vs, deploys, time.Now()))
+		out.Public(ctx, req, VersionsMessage(site, vs, deploys, b.Service.Time()))
 	case "status":
 		st, err := b.Service.Status(ctx, site.Name)
 		if err != nil {
 			out.Private(ctx, req, releases.ErrorMessage(err))
 			return
 		}
-		out.Public(ctx, req, StatusMessage(st, time.Now()))
+		out.Public(ctx, req, StatusMessage(st, b.Service.Time()))
 	case "lock":
 		l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), c.Reason)
 		b.audit(ctx, req, site, "lock", c.Reason, err)

@@ -90,6 +90,10 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
+// Time is the service's clock (Now when set, else the wall clock), for
+// callers that show ages next to what the service recorded.
+func (s *Service) Time() time.Time { return s.now() }
+
 func (s *Service) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
