@@ -140,15 +140,25 @@ func Wait(ctx context.Context, after func(time.Duration) <-chan time.Time, d tim
 func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *HealthError, progress Progress) error {
 	reason := fmt.Sprintf("auto-rollback: %s failed health checks (%s)", d.To, herr.Error())
 	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
+	hold := Lock{Site: site.Name, Holder: AutoActor, Reason: "auto-rollback: " + d.To + " failed health checks; unlock when it is understood"}
 	var rbErr error
 	if d.From == "" {
 		rbErr = errors.New("there is no earlier release to go back to")
 	} else {
 		log.WarnContext(ctx, "health checks failed; rolling back", "to", d.From, "check", herr.Check.URL, "detail", herr.Detail)
+		// The rollback hands its own lock over to the auto-rollback lock
+		// as it ends, in one transaction, whether it succeeds or fails.
 		_, rbErr = s.Promote(context.WithoutCancel(ctx), PromoteRequest{Site: site.Name, Version: d.From, Actor: AutoActor,
-			Reason: reason, Kind: KindRollback, NoVerify: true}, progress)
+			Reason: reason, Kind: KindRollback, NoVerify: true, lockAfter: &hold}, progress)
 	}
-	_, lockErr := s.LockSite(context.WithoutCancel(ctx), site.Name, AutoActor, "auto-rollback: "+d.To+" failed health checks; unlock when it is understood")
+	var lockErr error
+	if errors.Is(rbErr, ErrShutdown) {
+		// The rollback resumes on restart and locks the site when it ends.
+	} else if l, err := s.Store.Lock(context.WithoutCancel(ctx), site.Name); err != nil || l == nil || l.DeployID != "" || l.Reason != hold.Reason {
+		// The rollback never started (no earlier release, the site was
+		// busy, the target refused): lock now.
+		_, lockErr = s.LockSite(context.WithoutCancel(ctx), site.Name, AutoActor, hold.Reason)
+	}
 	switch {
 	case rbErr != nil:
 		return Errorf(EINTERNAL, "%s failed its health checks (%s) and the automatic rollback failed: %v; %s is live; site locked (error: %v)",

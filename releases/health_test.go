@@ -55,8 +55,15 @@ func TestFailedHealthChecksRollBackAndLock(t *testing.T) {
 		t.Fatalf("healthy promote: %+v", out.Deploy)
 	}
 	var events []string
+	var lockAtEnd *releases.Lock
 	_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, func(e releases.Event) {
 		events = append(events, string(e.Type)+" "+string(e.Deploy.Kind)+" "+e.Deploy.To)
+		if e.Type == releases.EventDeployFinished && e.Deploy.Kind == releases.KindRollback {
+			// The rollback is recorded as finished: from that moment the
+			// site must already be locked, or someone could promote v2
+			// again before the lock is taken.
+			lockAtEnd, _ = h.db.Lock(ctx, "www")
+		}
 	})
 	if err == nil || releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "rolled back to v1 automatically") ||
 		!strings.Contains(err.Error(), "answered 500, want 200") {
@@ -73,8 +80,11 @@ func TestFailedHealthChecksRollBackAndLock(t *testing.T) {
 		t.Fatalf("live %q, origin path %s", live.Version, h.cdn.path)
 	}
 	l, _ := h.db.Lock(ctx, "www")
-	if l == nil || l.Holder != releases.AutoActor || !strings.HasPrefix(l.Reason, "auto-rollback") {
+	if l == nil || l.Holder != releases.AutoActor || !strings.HasPrefix(l.Reason, "auto-rollback") || l.DeployID != "" || !l.Since.Equal(ds[0].FinishedAt) {
 		t.Fatalf("lock after the automatic rollback: %+v", l)
+	}
+	if lockAtEnd == nil || *lockAtEnd != *l {
+		t.Fatalf("when the rollback was recorded as finished the lock was %+v, want %+v", lockAtEnd, l)
 	}
 	if _, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "bob"}, nil); err == nil || !strings.Contains(err.Error(), "auto-rollback") {
 		t.Fatalf("promote while locked by the auto-rollback: %v", err)
@@ -114,5 +124,37 @@ func TestFailedHealthOnTheFirstReleaseLocksWithoutRollback(t *testing.T) {
 	}
 	if l, _ := h.db.Lock(context.Background(), "www"); l == nil || l.Holder != releases.AutoActor {
 		t.Fatalf("lock %+v", l)
+	}
+}
+
+// A rollback that fails half way still leaves the site locked, taken as
+// the failed rollback is recorded.
+func TestFailedAutomaticRollbackStillLocks(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.publish("v1", "v2")
+	withHealth(h, healthSite(t, h, map[string]bool{"/www/v2": true}, nil))
+	h.promote(t, "v1")
+	// From v2's health checks on, every deploy fails while waiting for
+	// the CDN: the automatic rollback flips back and then fails.
+	settle := h.svc.After
+	h.svc.After = func(d time.Duration) <-chan time.Time {
+		h.cdn.failAt = "wait"
+		return settle(d)
+	}
+	_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "the automatic rollback failed") {
+		t.Fatalf("promote: %v", err)
+	}
+	ds, _ := h.db.Deploys(ctx, "www", 1)
+	if ds[0].Kind != releases.KindRollback || ds[0].Phase != releases.PhaseFailed || ds[0].LockAfter == nil {
+		t.Fatalf("the automatic rollback: %+v", ds[0])
+	}
+	l, _ := h.db.Lock(ctx, "www")
+	if l == nil || l.Holder != releases.AutoActor || !strings.HasPrefix(l.Reason, "auto-rollback") || l.DeployID != "" || !l.Since.Equal(ds[0].FinishedAt) {
+		t.Fatalf("lock after a failed automatic rollback: %+v", l)
+	}
+	if _, err := h.svc.UnlockSite(ctx, "www", "bob"); err != nil {
+		t.Fatalf("a person cannot free the auto-rollback lock: %v", err)
 	}
 }

@@ -38,8 +38,8 @@ type Store interface {
 	// SaveDeploy records d's progress; d must have been started.
 	SaveDeploy(ctx context.Context, d Deploy) error
 	// FinishDeploy records d in its final phase, moves the live pointer to
-	// live when live is non-nil, and frees the lock d holds, in one
-	// transaction.
+	// live when live is non-nil, and frees the lock d holds (or replaces
+	// it with d.LockAfter), in one transaction.
 	FinishDeploy(ctx context.Context, d Deploy, live *Live) error
 	// Deploy returns one deploy, ENOTFOUND when unknown.
 	Deploy(ctx context.Context, site, id string) (Deploy, error)

@@ -181,6 +181,18 @@ type Deploy struct {
 	Error      string        `json:"error,omitempty"`
 	StartedAt  time.Time     `json:"started_at"`
 	FinishedAt time.Time     `json:"finished_at,omitzero"`
+	// LockAfter is the lock the site is left under when the deploy ends,
+	// taken in the transaction that records the end (an automatic
+	// rollback leaves the site locked, with no moment in which someone
+	// could promote the bad release again); nil: the site is freed.
+	LockAfter *Lock `json:"lock_after,omitempty"`
+}
+
+// lockSince dates the lock left after the deploy from its end.
+func (d *Deploy) lockSince() {
+	if d.LockAfter != nil {
+		d.LockAfter.Site, d.LockAfter.DeployID, d.LockAfter.Since = d.Site, "", d.FinishedAt
+	}
 }
 
 // Lock keeps other deploys off a site. A running deploy holds one (DeployID

@@ -330,6 +330,8 @@ type PromoteRequest struct {
 	// NoVerify skips checking that every manifest entry is in the bucket
 	// with the right size (one listing per 1,000 files) before the flip.
 	NoVerify bool
+	// lockAfter becomes the deploy's LockAfter.
+	lockAfter *Lock
 }
 
 // Outcome is the result of a promote or rollback. AlreadyLive means nothing
@@ -408,7 +410,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	d := Deploy{
 		ID: s.newID(), Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
 		From: cur.Version, FromPath: cur.Path, To: req.Version, Strategy: cdn.Strategy(),
-		Phase: PhasePending, StartedAt: now,
+		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter,
 	}
 	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now}
 	if err := s.Store.StartDeploy(ctx, d, lock); err != nil {
@@ -490,6 +492,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 
 	d.Phase = PhaseDone
 	d.FinishedAt = s.now()
+	d.lockSince()
 	live := &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
 	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
 		log.ErrorContext(ctx, "recording finished deploy", "err", err)
@@ -516,6 +519,7 @@ func (s *Service) interrupt(ctx context.Context, d *Deploy, log *slog.Logger, pr
 func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {
 	d.Phase = PhaseFailed
 	d.FinishedAt = s.now()
+	d.lockSince()
 	d.Error = ErrorMessage(cause)
 	// Once the CDN points at the new release, that release is what visitors
 	// get (or will, as it propagates), so the live pointer follows the truth

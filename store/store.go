@@ -283,7 +283,8 @@ func (s *DB) SaveDeploy(ctx context.Context, d releases.Deploy) error {
 }
 
 // FinishDeploy records the final deploy, the live pointer and frees the
-// lock in one transaction, so no reader sees one without the others.
+// lock (or hands it over to d.LockAfter) in one transaction, so no reader
+// sees one without the others.
 func (s *DB) FinishDeploy(ctx context.Context, d releases.Deploy, live *releases.Live) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
 		b, _ := siteBucket(tx, bucketDeploys, d.Site, false)
@@ -300,9 +301,15 @@ func (s *DB) FinishDeploy(ctx context.Context, d releases.Deploy, live *releases
 		}
 		locks := tx.Bucket(bucketLocks)
 		var held releases.Lock
-		if ok, err := getJSON(locks, d.Site, &held); err != nil {
+		ok, err := getJSON(locks, d.Site, &held)
+		switch {
+		case err != nil:
 			return err
-		} else if ok && held.DeployID == d.ID {
+		case ok && held.DeployID != d.ID:
+			return nil // someone else's lock (the deploy lost its own)
+		case d.LockAfter != nil:
+			return putJSON(locks, d.Site, d.LockAfter)
+		case ok:
 			return locks.Delete([]byte(d.Site))
 		}
 		return nil
