@@ -43,9 +43,12 @@ lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
-fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
-	@for t in "FuzzParse ./config" "FuzzVersionFromOriginPath ./releases" "FuzzValidateVersion ./releases" "FuzzParseManifest ./releases" "FuzzChunkedReader ./localaws" "FuzzParseNotice ./hook" "FuzzVerify ./hook" "FuzzParseConfig ./localaws" "FuzzParse ./bot"; do \
-		set -- $$t; $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime $${FUZZTIME:-30s} $$2 || exit 1; done
+fuzz: ## run every fuzz target (found with go test -list) for a while (FUZZTIME=30s)
+	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ {t[++n] = $$1} /^ok/ {for (i = 1; i <= n; i++) print t[i], $$2; n = 0}'); \
+	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	echo "$$targets" | while read -r name pkg; do \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; done
 
 reliability: ## long reliability suite (10,000 page loads, kill -9, faults, 30 s per fuzz target); writes docs/reliability.md
 	$(GO) run ./bench/reliability -out docs/reliability.md

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -52,8 +53,52 @@ func main() {
 
 type row struct{ what, figure, result string }
 
+// checkFuzzList fails when the tree has a fuzz target fuzzTargets does
+// not describe, so a new parser's target cannot be left out of the report.
+func checkFuzzList() error {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" {
+		return fmt.Errorf("finding the module root: %v", err)
+	}
+	cmd := exec.Command("go", "test", "-list", "^Fuzz", "./...")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go test -list: %v\n%s", err, out)
+	}
+	found := 0
+	listed := map[string]bool{}
+	for _, f := range fuzzTargets {
+		listed[f.name+" "+strings.TrimPrefix(f.pkg, "./")] = true
+	}
+	var names []string
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 1 && strings.HasPrefix(fields[0], "Fuzz"):
+			names = append(names, fields[0])
+		case len(fields) >= 2 && fields[0] == "ok":
+			pkg := strings.TrimPrefix(fields[1], "github.com/deploybot/deploybot/")
+			for _, n := range names {
+				found++
+				if !listed[n+" "+pkg] {
+					return fmt.Errorf("fuzz target %s in ./%s is missing from fuzzTargets in bench/reliability", n, pkg)
+				}
+			}
+			names = nil
+		}
+	}
+	if found == 0 {
+		return fmt.Errorf("go test -list found no fuzz targets")
+	}
+	return nil
+}
+
 func run(loads, flips int, fuzztime time.Duration, out string) error {
 	ctx := context.Background()
+	if err := checkFuzzList(); err != nil {
+		return err
+	}
 	var rows []row
 	failed := false
 	add := func(what, figure, result string, ok bool) {
