@@ -56,7 +56,7 @@ reliability: ## long reliability suite (10,000 page loads, kill -9, faults, 30 s
 bench-publish: tools ## publish 2,000 files next to a PutObject loop, rclone and aws s3 sync (installs them)
 	$(GO) run ./bench/publish
 
-bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (apt-get install rclone)
+bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (installs it)
 	$(GO) run ./bench/prune
 
 clean: ## remove build output

@@ -4,7 +4,7 @@
 //
 //	go run ./bench/prune [-releases 50] [-objects 2000] [-workers 32]
 //
-// It needs versitygw (make tools) and rclone (apt-get install rclone).
+// It installs versitygw (go install) and Debian's rclone when they are missing.
 // rclone runs with AWS_CA_BUNDLE unset: it would otherwise try to load it
 // for a plain-HTTP endpoint and fail.
 package main
@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/deploybot/deploybot/bench/internal/tools"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/releases"
@@ -56,13 +57,13 @@ func (liveCDN) Resume(context.Context, releases.Site, releases.Deploy) ([]releas
 
 func run(nRel, nObj, workers int) error {
 	ctx := context.Background()
-	bin := testaws.VersityGWPath()
-	if bin == "" {
-		return fmt.Errorf("versitygw not found: run `make tools`")
-	}
-	rclone, err := exec.LookPath("rclone")
+	bin, err := tools.VersityGW()
 	if err != nil {
-		return fmt.Errorf("rclone not found: apt-get install rclone")
+		return err
+	}
+	rclone, err := tools.Debian("rclone", "rclone")
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "deploybot-bench-prune-")
 	if err != nil {

@@ -5,9 +5,9 @@
 // the files changed and the peak RSS of publish for the site and one ten
 // times larger.
 //
-//	go run ./bench/publish [-files 2000] [-rounds 5] [-server-dir DIR]
+//	go run ./bench/publish [-rounds 5] [-server-dir DIR] [-keep-alive] [-env V=X,...]
 //
-// Needs versitygw (make tools); installs Debian's rclone and awscli when
+// Installs versitygw (go install) and Debian's rclone and awscli when
 // they are missing (apt-get, through sudo when not root).
 package main
 
@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/deploybot/deploybot/bench/internal/tools"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
 )
@@ -142,15 +143,15 @@ func build(dir, pkg string) (string, error) {
 
 func run(nFiles, rounds int) error {
 	ctx := context.Background()
-	vgw := testaws.VersityGWPath()
-	if vgw == "" {
-		return fmt.Errorf("versitygw not found: run `make tools`")
-	}
-	rclone, err := debianTool("rclone", "rclone")
+	vgw, err := tools.VersityGW()
 	if err != nil {
 		return err
 	}
-	awscli, err := debianTool("aws", "awscli")
+	rclone, err := tools.Debian("rclone", "rclone")
+	if err != nil {
+		return err
+	}
+	awscli, err := tools.Debian("aws", "awscli")
 	if err != nil {
 		return err
 	}
@@ -377,46 +378,6 @@ func defaultServerDir() string {
 		}
 	}
 	return os.TempDir()
-}
-
-// debianTool finds a peer tool as Debian packages it, installing the
-// package when it is missing. /usr/bin comes first: the issue's peers are
-// Debian's builds, and a PATH may put another (say, a pip-installed awscli
-// 1) ahead of them.
-func debianTool(name, pkg string) (string, error) {
-	if p := filepath.Join("/usr/bin", name); isExecutable(p) {
-		return p, nil
-	}
-	install := asRoot("apt-get", "install", "-y", "-q", pkg)
-	fmt.Fprintf(os.Stderr, "bench/publish: %s not in /usr/bin; running %s\n", name, strings.Join(install.Args, " "))
-	if out, err := install.CombinedOutput(); err != nil {
-		// A stale package index is the usual reason; refresh it once.
-		if uout, uerr := asRoot("apt-get", "update", "-q").CombinedOutput(); uerr != nil {
-			return "", fmt.Errorf("installing %s: %v\n%s\n%s", pkg, err, out, uout)
-		}
-		if out, err := asRoot("apt-get", "install", "-y", "-q", pkg).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("installing %s: %v\n%s", pkg, err, out)
-		}
-	}
-	if p := filepath.Join("/usr/bin", name); isExecutable(p) {
-		return p, nil
-	}
-	return exec.LookPath(name)
-}
-
-// asRoot runs a package manager command, through sudo when not root.
-func asRoot(args ...string) *exec.Cmd {
-	if os.Geteuid() != 0 {
-		args = append([]string{"sudo", "-n"}, args...)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	return cmd
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // version is the first line a tool prints about its version.
