@@ -178,15 +178,7 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 		Bucket: aws.String(site.Bucket), Key: aws.String(key),
 		Body: f.Body, ContentLength: aws.Int64(f.Size),
 	}
-	if f.ContentType != "" {
-		in.ContentType = aws.String(f.ContentType)
-	}
-	if f.CacheControl != "" {
-		in.CacheControl = aws.String(f.CacheControl)
-	}
-	if f.ContentEncoding != "" {
-		in.ContentEncoding = aws.String(f.ContentEncoding)
-	}
+	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	if sum, err := hex.DecodeString(f.SHA256); err == nil && len(sum) == sha256.Size {
 		// The hash publish already computed (the one the manifest records)
 		// goes as x-amz-checksum-sha256: S3 refuses a body that does not
@@ -397,15 +389,7 @@ func (b *S3Bucket) CopyFile(ctx context.Context, site releases.Site, from, fromP
 	in := &s3.CopyObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key),
 		CopySource:        aws.String(site.Bucket + "/" + escapeKey(src)),
 		MetadataDirective: types.MetadataDirectiveReplace}
-	if f.ContentType != "" {
-		in.ContentType = aws.String(f.ContentType)
-	}
-	if f.CacheControl != "" {
-		in.CacheControl = aws.String(f.CacheControl)
-	}
-	if f.ContentEncoding != "" {
-		in.ContentEncoding = aws.String(f.ContentEncoding)
-	}
+	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	if _, err := cp.CopyObject(ctx, in); err != nil {
 		if isNotFound(err) {
 			return releases.Errorf(releases.ENOTFOUND, "copy source s3://%s/%s is missing: %w", site.Bucket, src, err)
@@ -479,15 +463,7 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 		partSize = 16 << 20
 	}
 	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)}
-	if f.ContentType != "" {
-		in.ContentType = aws.String(f.ContentType)
-	}
-	if f.CacheControl != "" {
-		in.CacheControl = aws.String(f.CacheControl)
-	}
-	if f.ContentEncoding != "" {
-		in.ContentEncoding = aws.String(f.ContentEncoding)
-	}
+	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	created, err := mp.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return fmt.Errorf("starting the upload of s3://%s/%s: %w", site.Bucket, key, err)
@@ -532,4 +508,13 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 // against the CRC32 checksum the SDK sends.
 func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+// optional is nil for "": an object stored without the header, rather
+// than with an empty one.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
