@@ -116,6 +116,49 @@ func TestFinishDoesNotFreeAnotherHoldersLock(t *testing.T) {
 	}
 }
 
+// A deploy that ends with LockAfter leaves that lock instead of a free
+// site, in the transaction that records its end, and the stored deploy
+// says so; another holder's lock is still left alone.
+func TestFinishHandsTheLockOver(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
+	since := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	after := &releases.Lock{Site: "www", Holder: "deploybot", Reason: "auto-rollback: v2 failed health checks", Since: since}
+	d := releases.Deploy{ID: "rb", Site: "www", Kind: releases.KindRollback, To: "v1", LockAfter: after}
+	if err := db.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "deploybot", DeployID: "rb"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Phase = releases.PhaseDone
+	if err := db.FinishDeploy(ctx, d, &releases.Live{Version: "v1", DeployID: "rb"}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := db.Lock(ctx, "www"); l == nil || *l != *after {
+		t.Fatalf("lock after the deploy: %+v, want %+v", l, after)
+	}
+	if got, _ := db.Deploy(ctx, "www", "rb"); got.LockAfter == nil || *got.LockAfter != *after {
+		t.Fatalf("stored deploy: %+v", got)
+	}
+	// A person's lock, not a deploy's: it is freed by ReleaseLock.
+	if l, err := db.ReleaseLock(ctx, "www"); err != nil || l == nil || l.Reason != after.Reason {
+		t.Fatalf("releasing the handed-over lock: %+v %v", l, err)
+	}
+
+	d2 := releases.Deploy{ID: "rb2", Site: "www", LockAfter: after}
+	if err := db.StartDeploy(ctx, d2, releases.Lock{Site: "www", Holder: "deploybot", DeployID: "rb2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.with(ctx, true, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketLocks), "www", releases.Lock{Site: "www", Holder: "ops", Reason: "freeze"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishDeploy(ctx, d2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := db.Lock(ctx, "www"); l == nil || l.Holder != "ops" {
+		t.Fatalf("another holder's lock was replaced: %+v", l)
+	}
+}
+
 func TestDeploysNewestFirstWithLimit(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
 	for i := range 5 {
