@@ -347,8 +347,13 @@ func DiffSummary(d *releases.Diff) string {
 	if d.Empty() {
 		return fmt.Sprintf("%s %s → %s: the same files (%d)", d.Site, d.From, d.To, d.Unchanged)
 	}
-	return fmt.Sprintf("%s %s → %s: %d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
-		d.Site, d.From, d.To, len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
+	return fmt.Sprintf("%s %s → %s: %s", d.Site, d.From, d.To, diffCounts(d))
+}
+
+// diffCounts is "2 added (+1.1 KiB), 1 removed (−3 KiB), 1 changed (+50 B), 9 unchanged".
+func diffCounts(d *releases.Diff) string {
+	return fmt.Sprintf("%d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
+		len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
 		len(d.Changed), signedBytes(d.BytesChanged), d.Unchanged)
 }
 
@@ -374,9 +379,7 @@ func DiffMessage(d *releases.Diff) Message {
 		fmt.Fprintf(&b, "the same %d files.", d.Unchanged)
 		return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
 	}
-	fmt.Fprintf(&b, "%d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
-		len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
-		len(d.Changed), signedBytes(d.BytesChanged), d.Unchanged)
+	b.WriteString(diffCounts(d))
 	list := func(mark string, fs []diffLine) {
 		for i, f := range fs {
 			if i == diffTop {

@@ -42,17 +42,17 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if len(pos) != 0 {
 		return usagef("dev takes no arguments")
 	}
-	if err := os.MkdirAll(*data, 0o755); err != nil {
-		return err
+	if *strategy != releases.DefaultStrategy && *strategy != cloud.StrategyKVS {
+		return usagef("--strategy is %s or %s", releases.DefaultStrategy, cloud.StrategyKVS)
 	}
 	opts, err := standIn()
 	if err != nil {
 		return err
 	}
-	opts.DataDir = filepath.Join(*data, "aws")
-	if *strategy != releases.DefaultStrategy && *strategy != cloud.StrategyKVS {
-		return usagef("--strategy is %s or %s", releases.DefaultStrategy, cloud.StrategyKVS)
+	if err := os.MkdirAll(*data, 0o755); err != nil {
+		return err
 	}
+	opts.DataDir = filepath.Join(*data, "aws")
 	srv, err := localaws.New(opts)
 	if err != nil {
 		return err

@@ -504,8 +504,9 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 
 // unsignedPayload signs uploads with UNSIGNED-PAYLOAD instead of a SHA-256
 // of the body. Over plain HTTP the SDK would otherwise hash every byte
-// once more just to sign it; the body's integrity is still checked by S3
-// against the CRC32 checksum the SDK sends.
+// once more just to sign it; S3 still checks the body against the
+// checksum sent with it (the manifest's SHA-256 for PutObject, the SDK's
+// own for each part of a multipart upload).
 func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }

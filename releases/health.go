@@ -141,20 +141,21 @@ func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *
 	reason := fmt.Sprintf("auto-rollback: %s failed health checks (%s)", d.To, herr.Error())
 	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
 	hold := Lock{Site: site.Name, Holder: AutoActor, Reason: "auto-rollback: " + d.To + " failed health checks; unlock when it is understood"}
+	var rb *Outcome
 	var rbErr error
 	if d.From == "" {
 		rbErr = errors.New("there is no earlier release to go back to")
 	} else {
 		log.WarnContext(ctx, "health checks failed; rolling back", "to", d.From, "check", herr.Check.URL, "detail", herr.Detail)
-		// The rollback hands its own lock over to the auto-rollback lock
-		// as it ends, in one transaction, whether it succeeds or fails.
-		_, rbErr = s.Promote(context.WithoutCancel(ctx), PromoteRequest{Site: site.Name, Version: d.From, Actor: AutoActor,
+		// A rollback that starts hands its own lock over to the
+		// auto-rollback lock as it ends, in one transaction, whether it
+		// succeeds or fails (or, interrupted by shutdown, when it ends
+		// after the restart).
+		rb, rbErr = s.Promote(context.WithoutCancel(ctx), PromoteRequest{Site: site.Name, Version: d.From, Actor: AutoActor,
 			Reason: reason, Kind: KindRollback, NoVerify: true, lockAfter: &hold}, progress)
 	}
 	var lockErr error
-	if errors.Is(rbErr, ErrShutdown) {
-		// The rollback resumes on restart and locks the site when it ends.
-	} else if l, err := s.Store.Lock(context.WithoutCancel(ctx), site.Name); err != nil || l == nil || l.DeployID != "" || l.Reason != hold.Reason {
+	if rb == nil || rb.Deploy == nil {
 		// The rollback never started (no earlier release, the site was
 		// busy, the target refused): lock now.
 		_, lockErr = s.LockSite(context.WithoutCancel(ctx), site.Name, AutoActor, hold.Reason)

@@ -188,8 +188,9 @@ type Deploy struct {
 	LockAfter *Lock `json:"lock_after,omitempty"`
 }
 
-// lockSince dates the lock left after the deploy from its end.
-func (d *Deploy) lockSince() {
+// fillLockAfter makes LockAfter a lock of this site held by no deploy,
+// dated from the deploy's end.
+func (d *Deploy) fillLockAfter() {
 	if d.LockAfter != nil {
 		d.LockAfter.Site, d.LockAfter.DeployID, d.LockAfter.Since = d.Site, "", d.FinishedAt
 	}

@@ -492,7 +492,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 
 	d.Phase = PhaseDone
 	d.FinishedAt = s.now()
-	d.lockSince()
+	d.fillLockAfter()
 	live := &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
 	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
 		log.ErrorContext(ctx, "recording finished deploy", "err", err)
@@ -519,7 +519,7 @@ func (s *Service) interrupt(ctx context.Context, d *Deploy, log *slog.Logger, pr
 func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {
 	d.Phase = PhaseFailed
 	d.FinishedAt = s.now()
-	d.lockSince()
+	d.fillLockAfter()
 	d.Error = ErrorMessage(cause)
 	// Once the CDN points at the new release, that release is what visitors
 	// get (or will, as it propagates), so the live pointer follows the truth

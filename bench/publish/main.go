@@ -218,27 +218,27 @@ func run(nFiles, rounds int) error {
 		return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:%s/www",
 			endpoint, testaws.AccessKey, testaws.SecretKey, bucket(b))
 	}
-	tools := []tool{
+	contenders := []tool{
 		{"deploybot publish", func(r int) *exec.Cmd {
 			cfg, _ := config(fmt.Sprintf("dbt%d", r))
 			return exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
 		}},
 	}
 	for _, c := range concurrencies {
-		tools = append(tools, tool{"deploybot publish c" + c, func(r int) *exec.Cmd {
+		contenders = append(contenders, tool{"deploybot publish c" + c, func(r int) *exec.Cmd {
 			cfg, _ := config(fmt.Sprintf("dbt%s-%d", c, r))
 			return exec.Command(deploybot, "publish", "--config", cfg, "--concurrency", c, "--version", "v1", site)
 		}})
 	}
 	for _, kv := range envVariants {
-		tools = append(tools, tool{"deploybot publish " + kv, func(r int) *exec.Cmd {
+		contenders = append(contenders, tool{"deploybot publish " + kv, func(r int) *exec.Cmd {
 			cfg, _ := config(fmt.Sprintf("dbt%s-%d", strings.ToLower(strings.NewReplacer("=", "", "_", "").Replace(kv)), r))
 			cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
 			cmd.Env = append(slices.Clone(env), kv)
 			return cmd
 		}})
 	}
-	tools = append(tools, []tool{
+	contenders = append(contenders, []tool{
 		{"PutObject loop x16", func(r int) *exec.Cmd {
 			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", bucket(fmt.Sprintf("loop%d", r)), "-prefix", "www/", site)
 		}},
@@ -253,19 +253,19 @@ func run(nFiles, rounds int) error {
 		}},
 	}...)
 	var picked []tool
-	for _, t := range tools {
+	for _, t := range contenders {
 		if selected(t.name) {
 			picked = append(picked, t)
 		}
 	}
-	tools = picked
+	contenders = picked
 	times := map[string][]time.Duration{}
 	// CPU seconds each tool used itself and made the server use: on two
 	// cores the server's share bounds everyone's wall time.
 	clientCPU, serverCPU := map[string][]time.Duration{}, map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
 		// A different tool goes first each round.
-		order := append(tools[r%len(tools):len(tools):len(tools)], tools[:r%len(tools)]...)
+		order := append(contenders[r%len(contenders):len(contenders):len(contenders)], contenders[:r%len(contenders)]...)
 		for _, t := range order {
 			cmd := t.cmd(r)
 			if cmd.Env == nil {
@@ -291,7 +291,7 @@ func run(nFiles, rounds int) error {
 	ours := times["deploybot publish"]
 	fmt.Printf("%-30s %9s %12s %12s %11s %13s\n", "tool", "median s", "deploybot/", "median of", "tool CPU s", "server CPU s")
 	fmt.Printf("%-30s %9s %12s %12s %11s %13s\n", "", "", "tool", "round ratios", "", "")
-	for _, t := range tools {
+	for _, t := range contenders {
 		m := median(times[t.name])
 		var ratios []float64
 		for r := range times[t.name] {
@@ -370,12 +370,10 @@ var (
 // but varies from run to run by more than the differences between the
 // fastest tools, so the ratios would mostly measure the disk.
 func defaultServerDir() string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if f, err := os.CreateTemp("/dev/shm", "probe-"); err == nil {
-			f.Close()
-			os.Remove(f.Name())
-			return "/dev/shm"
-		}
+	if f, err := os.CreateTemp("/dev/shm", "probe-"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "/dev/shm"
 	}
 	return os.TempDir()
 }
