@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -40,7 +41,7 @@ func golden(t *testing.T, name string, m Message) {
 	}
 }
 
-var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+var t0 = testclock.At(10, 0)
 
 func TestGoldenCard(t *testing.T) {
 	d := releases.Deploy{ID: "20261128T100000Z-abcd1234", Site: "www", Kind: releases.KindPromote, Actor: "UALICE",

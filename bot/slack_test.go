@@ -92,7 +92,7 @@ func (w *world) publish(versions ...string) {
 		if err := w.cf.PutFile(context.Background(), w.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
 			w.t.Fatal(err)
 		}
-		if err := w.cf.WriteManifest(context.Background(), w.site, &releases.Manifest{Version: v, Commit: "c0ffee" + v, PublishedAt: time.Now().UTC(),
+		if err := w.cf.WriteManifest(context.Background(), w.site, &releases.Manifest{Version: v, Commit: "c0ffee" + v, PublishedAt: w.svc.Time(),
 			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
 			w.t.Fatal(err)
 		}
@@ -448,7 +448,7 @@ func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
 	if err := w.cf.PutFile(ctx, w.site, "v2", releases.File{Path: "about.html", Body: strings.NewReader(about), Size: int64(len(about))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.cf.WriteManifest(ctx, w.site, &releases.Manifest{Version: "v2", PublishedAt: time.Now().UTC(),
+	if err := w.cf.WriteManifest(ctx, w.site, &releases.Manifest{Version: "v2", PublishedAt: w.svc.Time(),
 		Files: []releases.ManifestFile{{Path: "index.html", Size: 11}, {Path: "about.html", Size: int64(len(about))}}}); err != nil {
 		t.Fatal(err)
 	}

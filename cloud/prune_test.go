@@ -34,7 +34,13 @@ func (c staticCDN) Resume(context.Context, releases.Site, releases.Deploy) ([]re
 	return nil, false, nil
 }
 
-var t0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+// t0 is when the first release was published: sixty days before the wall
+// clock. These tests run against S3 servers (versitygw, the stand-in) that
+// stamp objects by the wall clock, and the prune judges an unfinished
+// upload by its objects' LastModified, so the service's clock follows the
+// wall clock here rather than a fixture date that the wall clock would one
+// day pass.
+var t0 = time.Now().UTC().Add(-60 * 24 * time.Hour).Truncate(time.Hour)
 
 type pruneEnv struct {
 	now    time.Time
@@ -183,7 +189,7 @@ func runPruneScenario(t *testing.T, e *pruneEnv) {
 
 func TestPruneOnLocalAWS(t *testing.T) {
 	e := newEnv(t, 0, 0)
-	now := t0.Add(60 * 24 * time.Hour)
+	now := time.Now()
 	e.put(t, "v12", "index.html", "x") // make the folder exist before the flip
 	cur, _ := e.cdn.Current(context.Background(), e.site)
 	if err := e.cdn.Plan(e.site, cur, "v12", "d")[0].Run(context.Background()); err != nil {
@@ -205,7 +211,7 @@ func TestPruneOnVersityGW(t *testing.T) {
 		t.Fatal(err)
 	}
 	site := releases.Site{Name: "www", Bucket: "prune-site", Prefix: "www/"}
-	pe := newPruneEnv(t, s3c, staticCDN{site: site, version: "v12"}, site, t0.Add(60*24*time.Hour))
+	pe := newPruneEnv(t, s3c, staticCDN{site: site, version: "v12"}, site, time.Now())
 	if err := pe.bucket.PutFile(context.Background(), site, "v12", releases.File{Path: "index.html", Body: strings.NewReader("x"), Size: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +226,7 @@ func TestInterruptedPruneIsFinishedByTheNextRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pe := newPruneEnv(t, s3c, staticCDN{site: e.site, version: "v07"}, e.site, t0.Add(60*24*time.Hour))
+	pe := newPruneEnv(t, s3c, staticCDN{site: e.site, version: "v07"}, e.site, time.Now())
 	pe.svc.Sites[0].Retention.Keep = 5
 	seedReleases(t, pe, 7, 2500) // 3 DeleteObjects batches per release
 	// The second DeleteObjects call (the middle of the first release) and

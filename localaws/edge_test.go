@@ -14,6 +14,7 @@ import (
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/localaws"
 )
 
@@ -67,7 +68,7 @@ type edgeFixture struct {
 
 func newEdgeFixture(t *testing.T, pops int) *edgeFixture {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(testclock.At(12, 0))
 	f := newFixtureWith(t, localaws.Options{DataDir: t.TempDir(), Propagation: time.Minute, Invalidation: 30 * time.Second,
 		Now: c.Now, Pops: pops, Seed: 42}, c)
 	if err := f.srv.EnsureSite("EDGE1", "site"); err != nil {

@@ -21,22 +21,15 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/localaws"
 )
 
-// clock is a settable time source, so status transitions are checked
-// without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
+// fixture is the stand-in behind the SDK, on a clock the test holds, so
+// status transitions are checked without sleeping.
 type fixture struct {
 	dir   string
-	clock *clock
+	clock *testclock.Clock
 	srv   *localaws.Server
 	api   *httptest.Server
 	s3    *s3.Client
@@ -45,11 +38,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, dir string) *fixture {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(testclock.At(12, 0))
 	return newFixtureWith(t, localaws.Options{DataDir: dir, Propagation: time.Minute, Invalidation: 30 * time.Second, Now: c.Now}, c)
 }
 
-func newFixtureWith(t *testing.T, opts localaws.Options, c *clock) *fixture {
+func newFixtureWith(t *testing.T, opts localaws.Options, c *testclock.Clock) *fixture {
 	t.Helper()
 	dir := opts.DataDir
 	srv, err := localaws.New(opts)

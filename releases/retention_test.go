@@ -7,6 +7,7 @@ import (
 	"testing/quick"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -19,7 +20,7 @@ type history struct {
 
 func randomHistory(seed uint64) history {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := testclock.Day()
 	h := history{in: releases.PlanInput{Pins: map[string]releases.Pin{}, Policy: releases.Policy{
 		Keep: 1 + r.IntN(8), KeepDeployed: 1 + r.IntN(4), MinAge: time.Duration(r.IntN(96)) * time.Hour}}}
 	var stack []string // versions made live, for rollbacks
@@ -148,7 +149,7 @@ func TestPrunePlanNeverBreaksTheSiteOrARollback(t *testing.T) {
 }
 
 func TestPrunePlanTable(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t0 := testclock.Day()
 	var rels []releases.Release
 	for i := 1; i <= 12; i++ {
 		rels = append(rels, releases.Release{Version: fmt.Sprintf("v%02d", i), PublishedAt: t0.Add(time.Duration(i) * time.Hour)})
@@ -178,7 +179,7 @@ func TestPrunePlanTable(t *testing.T) {
 
 // The example in the README.
 func TestPrunePlanReadmeExample(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t0 := testclock.Day()
 	var rels []releases.Release
 	for i := 1; i <= 12; i++ {
 		rels = append(rels, releases.Release{Version: fmt.Sprintf("v%02d", i), PublishedAt: t0.Add(time.Duration(i) * 24 * time.Hour)})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 )
@@ -218,7 +219,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { db.Close() })
 	h := &harness{db: db, bucket: &fakeBucket{manifests: map[string]*releases.Manifest{}}, cdn: &fakeCDN{},
-		now: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+		now: testclock.At(10, 0)}
 	n := 0
 	h.svc = &releases.Service{
 		Store: db, Bucket: h.bucket, CDNs: map[string]releases.CDN{"fake": h.cdn},

@@ -28,11 +28,14 @@ func (r *recorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.
 
 func TestScheduledPruneRunsAtTheCronTimeInItsTimeZone(t *testing.T) {
 	e := newEnv(t)
+	// The releases are published at 10:00 UTC on the fixtures' day; the
+	// schedule's clock stays there, while the service judges ages a day on,
+	// so all four are older than min_age.
+	now := e.clk.Now()
 	e.publish("v1", "v2", "v3", "v4")
-	e.svc.Sites[0].Retention = releases.Policy{Keep: 2, KeepDeployed: 1, MinAge: time.Millisecond}
+	e.svc.Sites[0].Retention = releases.Policy{Keep: 2, KeepDeployed: 1, MinAge: time.Hour}
 	rec := &recorder{}
 	e.srv.Notifier = rec
-	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	e.srv.Now = func() time.Time { return now }
 	e.svc.Now = func() time.Time { return now.Add(24 * time.Hour) }
 	sched, err := config.CronParser.Parse("0 3 * * *")

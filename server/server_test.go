@@ -23,19 +23,12 @@ import (
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/hook"
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/server"
 	"github.com/deploybot/deploybot/store"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 const (
 	secret = "hook-secret"
@@ -44,10 +37,13 @@ const (
 )
 
 // env is a deploybot on real bbolt and the SDK, against the stand-in whose
-// clock the test holds, so AWS stays in any state as long as needed.
+// clock the test holds, so AWS stays in any state as long as needed. The
+// service and the server read clk, and everything the fixture stamps
+// (manifests, hook timestamps, deploy records) takes its time from clk too.
 type env struct {
 	t      *testing.T
-	awsClk *clock
+	clk    *testclock.Clock
+	awsClk *testclock.Clock
 	aws    *localaws.Server
 	cf     *cloudfront.Client
 	bucket *cloud.S3Bucket
@@ -64,7 +60,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, awsClk: &clock{t: time.Now()}}
+	e := &env{t: t, clk: testclock.Ticking(testclock.At(10, 0), time.Millisecond), awsClk: testclock.Start()}
 	var err error
 	e.aws, err = localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: time.Hour, Invalidation: time.Hour, Now: e.awsClk.Now})
 	if err != nil {
@@ -97,9 +93,9 @@ func (e *env) open() {
 	}
 	e.t.Cleanup(func() { e.db.Close() })
 	e.svc = &releases.Service{Store: e.db, Bucket: e.bucket, Sites: []releases.Site{e.site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}, Timeout: time.Minute}
+		CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}, Timeout: time.Minute, Now: e.clk.Now}
 	e.srv = &server.Server{Service: e.svc, Store: e.db, HookSecret: []byte(secret), APIToken: token,
-		ReconcileInterval: time.Hour, ShutdownTimeout: 5 * time.Second}
+		ReconcileInterval: time.Hour, ShutdownTimeout: 5 * time.Second, Now: e.clk.Now}
 }
 
 // start runs the server on a loopback listener, as serve does.
@@ -131,7 +127,7 @@ func (e *env) publish(versions ...string) {
 		if err := e.bucket.PutFile(context.Background(), e.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
 			e.t.Fatal(err)
 		}
-		if err := e.bucket.WriteManifest(context.Background(), e.site, &releases.Manifest{Version: v, PublishedAt: time.Now().UTC(),
+		if err := e.bucket.WriteManifest(context.Background(), e.site, &releases.Manifest{Version: v, PublishedAt: e.clk.Now(),
 			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
 			e.t.Fatal(err)
 		}
@@ -220,7 +216,7 @@ func TestHook(t *testing.T) {
 	e := newEnv(t)
 	e.publish("v1")
 	e.start()
-	now := time.Now()
+	now := e.clk.Now()
 	valid := `{"site":"www","version":"v1","commit":"abc","message":"first"}`
 	validHeaders := signed(valid, now)
 	big := `{"site":"www","version":"v1","message":"` + strings.Repeat("x", hook.MaxBody) + `"}`
@@ -273,7 +269,7 @@ func TestHookDisabledWithoutSecret(t *testing.T) {
 	e.srv.HookSecret = nil
 	e.start()
 	body := `{"site":"www","version":"v1"}`
-	if a := e.post("/hooks/release", []byte(body), signed(body, time.Now())); a.status != 401 {
+	if a := e.post("/hooks/release", []byte(body), signed(body, e.clk.Now())); a.status != 401 {
 		t.Fatalf("hook without a secret: %d %v", a.status, a.body)
 	}
 }
@@ -282,7 +278,7 @@ func TestPublishNoticeReachesTheHook(t *testing.T) {
 	e := newEnv(t)
 	e.publish("v7")
 	e.start()
-	s := &hook.Sender{URL: e.url + "/hooks/release", Secret: []byte(secret)}
+	s := &hook.Sender{URL: e.url + "/hooks/release", Secret: []byte(secret), Now: e.clk.Now}
 	if err := s.Send(context.Background(), hook.Notice{Site: "www", Version: "v7"}); err != nil {
 		t.Fatal(err)
 	}
@@ -445,11 +441,11 @@ func (e *env) interrupted(phase releases.Phase, flipped, invalidated bool) relea
 		e.t.Fatal(err)
 	}
 	d := releases.Deploy{ID: "20261128T120000Z-crash" + string(phase), Site: "www", Kind: releases.KindPromote, Actor: "alice",
-		From: "v1", FromPath: "/www/v1", To: "v2", Strategy: releases.DefaultStrategy, Phase: phase, StartedAt: time.Now()}
+		From: "v1", FromPath: "/www/v1", To: "v2", Strategy: releases.DefaultStrategy, Phase: phase, StartedAt: e.clk.Now()}
 	if phase != releases.PhasePending {
-		d.Phases = []releases.PhaseRecord{{Phase: phase, Started: time.Now()}}
+		d.Phases = []releases.PhaseRecord{{Phase: phase, Started: e.clk.Now()}}
 	}
-	if err := e.db.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID, Since: time.Now()}); err != nil {
+	if err := e.db.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID, Since: e.clk.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 	if flipped {

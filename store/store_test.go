@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -29,7 +30,7 @@ func open(t *testing.T, path string, opts Options) *DB {
 
 func TestReleases(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t0 := testclock.Day()
 	for i, v := range []string{"b", "a", "c"} {
 		created, err := db.PutRelease(ctx, releases.Release{Site: "www", Version: v, PublishedAt: t0.Add(time.Duration(i) * time.Hour), Files: i})
 		if err != nil || !created {
@@ -121,7 +122,7 @@ func TestFinishDoesNotFreeAnotherHoldersLock(t *testing.T) {
 // says so; another holder's lock is still left alone.
 func TestFinishHandsTheLockOver(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "db"), Options{})
-	since := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	since := testclock.At(12, 0)
 	after := &releases.Lock{Site: "www", Holder: "deploybot", Reason: "auto-rollback: v2 failed health checks", Since: since}
 	d := releases.Deploy{ID: "rb", Site: "www", Kind: releases.KindRollback, To: "v1", LockAfter: after}
 	if err := db.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "deploybot", DeployID: "rb"}); err != nil {
@@ -265,7 +266,7 @@ func TestManualLocksAndAudit(t *testing.T) {
 	if _, err := db.ReleaseLock(ctx, "www"); releases.ErrorCode(err) != releases.ECONFLICT {
 		t.Fatalf("releasing a deploy's lock: %v", err)
 	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t0 := testclock.Day()
 	for i, a := range []string{"promote", "lock", "unlock"} {
 		if err := db.AppendAudit(ctx, releases.AuditEntry{Time: t0.Add(time.Duration(i%2) * time.Second), Site: "www", Actor: "u", Action: a}); err != nil {
 			t.Fatal(err)
