@@ -82,6 +82,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		ReconcileInterval: cfg.Reconcile.Interval.Duration,
 	}
 	for _, site := range cfg.Sites {
+		if site.Retention.Schedule == "" {
+			// schedule: "" in the file: this site is pruned only by hand.
+			log.Info("no retention schedule; prune runs only when asked", "site", site.Name)
+			continue
+		}
 		sched, err := config.CronParser.Parse(site.Retention.Schedule)
 		if err != nil { // validated at load; kept for safety
 			return &usageError{fmt.Sprintf("site %s: retention.schedule: %v", site.Name, err)}

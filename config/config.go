@@ -13,9 +13,13 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	goccyyaml "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
@@ -149,12 +153,22 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return &Error{Line: n.Line, Msg: "expected a duration such as 30s or 72h"}
 	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
+	v, err := parseDuration(n.Value)
+	if err != nil {
 		return &Error{Line: n.Line, Msg: fmt.Sprintf("bad duration %q (use a value such as 30s, 5m or 72h)", n.Value)}
 	}
 	d.Duration = v
 	return nil
+}
+
+// parseDuration reads a non-negative Go duration ("90s", "72h", "0s"; a
+// bare "0" too, as Go reads it).
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err == nil && v < 0 {
+		err = errors.New("negative")
+	}
+	return v, err
 }
 
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
@@ -227,33 +241,51 @@ var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // Parse parses and validates a configuration; lookup resolves ${VAR}.
 func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
-	var doc yaml.Node
+	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
 		return nil, Errors{{Msg: "the file is empty"}}
 	} else if err != nil {
+		if se := syntaxError(raw); se != nil {
+			return nil, Errors{se}
+		}
 		return nil, yamlError(err)
 	}
-	if len(doc.Content) == 0 {
+	if len(root.Content) == 0 {
 		return nil, Errors{{Msg: "the file is empty"}}
 	}
-	root := doc.Content[0]
-	lines := map[string]int{}
-	var errs Errors
-	checkKeys(root, reflect.TypeOf(Config{}), "", lines, &errs)
-	if len(errs) > 0 {
-		return nil, errs
+	d := &document{lookup: lookup, lines: map[string]int{}, set: map[string]bool{}, unsetVars: map[string][]string{}, failed: map[string]bool{}}
+	d.walk(root.Content[0], reflect.TypeOf(Config{}), "")
+	if d.unknown {
+		return nil, d.errs // the decoder would refuse the document as a whole
 	}
-	expand(root, lookup)
 	var cfg Config
-	if err := root.Decode(&cfg); err != nil {
+	if err := root.Content[0].Decode(&cfg); err != nil {
 		return nil, yamlError(err)
 	}
-	cfg.defaults()
-	if errs := cfg.validate(lines); len(errs) > 0 {
+	cfg.defaults(d)
+	if errs := cfg.validate(d); len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 		return nil, errs
 	}
 	return &cfg, nil
+}
+
+// syntaxError locates a YAML syntax error. yaml.v3 reports many of them
+// ("did not find expected key", "... '-' indicator") at the line before the
+// block that holds the mistake, often far above it; goccy/go-yaml's parser
+// reports the token where parsing failed, which is the line to edit. It is
+// used for this alone: yaml.v3 stays the decoder. Nil when that parser
+// finds no syntax error either (the two disagree on a few corners of YAML),
+// and the caller falls back to yaml.v3's message.
+func syntaxError(raw []byte) *Error {
+	_, err := goccyparser.ParseBytes(raw, 0)
+	var se *goccyyaml.SyntaxError
+	if !errors.As(err, &se) || se.Token == nil || se.Token.Position == nil {
+		return nil
+	}
+	p := se.Token.Position
+	return &Error{Line: p.Line, Msg: fmt.Sprintf("YAML syntax error at column %d: %s", p.Column, se.Message)}
 }
 
 func yamlError(err error) error {
@@ -272,18 +304,67 @@ func yamlError(err error) error {
 	return Errors{{Msg: err.Error()}}
 }
 
-// checkKeys walks the document against the Go types, reporting keys no
-// field takes, and records the line of every key path for validation.
-func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, errs *Errors) {
+// document is what one walk over the YAML learns before it is decoded:
+// the line of every key path (for messages), which keys carry a value (so
+// "set to zero" and "not set" stay distinct), and the ${VAR}s that were not
+// in the environment (so an empty required key names its variable).
+type document struct {
+	lookup    func(string) (string, bool)
+	lines     map[string]int
+	set       map[string]bool
+	unsetVars map[string][]string
+	errs      Errors
+	failed    map[string]bool // keys with an error already: one message each
+	unknown   bool            // an unknown key was found
+}
+
+var (
+	durationType = reflect.TypeOf(Duration{})
+	intType      = reflect.TypeOf(0)
+)
+
+// walk checks n against the Go type t: keys no field takes, scalars that
+// do not parse as their field's type (named by key path and line, which the
+// YAML decoder's own messages lack), and ${VAR} expansion in values. Values,
+// not the raw text, are expanded, so a secret with YAML-special characters
+// cannot change the document's structure.
+func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && !strings.Contains(n.Value, "${") {
+		return // "key:" with no value is the same as leaving the key out
+	}
+	if path != "" {
+		d.set[path] = true
+	}
+	if n.Kind == yaml.ScalarNode {
+		d.expand(n, path)
+	}
+	// A scalar that does not parse is reported here and then emptied, so
+	// the document still decodes and one run reports every problem.
 	switch {
-	case t == reflect.TypeOf(Duration{}):
-		return
+	case t == durationType:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(path, n.Line, "expected a duration such as 30s, 5m or 72h")
+			emptyNode(n)
+		} else if _, err := parseDuration(n.Value); err != nil {
+			d.fail(path, n.Line, "bad duration %q (use a value such as 30s, 5m or 72h)", n.Value)
+			emptyNode(n)
+		}
+	case t == intType:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(path, n.Line, "expected a whole number")
+			emptyNode(n)
+		} else if _, err := strconv.Atoi(n.Value); err != nil {
+			d.fail(path, n.Line, "expected a whole number, got %q", n.Value)
+			emptyNode(n)
+		} else {
+			n.Tag = "!!int" // an expanded ${VAR} was marked a string
+		}
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		fields := map[string]reflect.Type{}
 		for i := range t.NumField() {
@@ -296,19 +377,71 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 			key := join(path, k.Value)
 			ft, ok := fields[k.Value]
 			if !ok {
-				*errs = append(*errs, &Error{Key: key, Line: k.Line, Msg: "unknown key"})
+				d.fail(key, k.Line, "unknown key")
+				d.unknown = true
 				continue
 			}
-			lines[key] = k.Line
-			checkKeys(v, ft, key, lines, errs)
+			d.lines[key] = k.Line
+			d.walk(v, ft, key)
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
 			key := fmt.Sprintf("%s[%d]", path, i)
-			lines[key] = item.Line
-			checkKeys(item, t.Elem(), key, lines, errs)
+			d.lines[key] = item.Line
+			d.walk(item, t.Elem(), key)
 		}
 	}
+}
+
+// expand replaces ${VAR} in a scalar, remembering variables that are not
+// set: they expand to "" and the key's message names them.
+func (d *document) expand(n *yaml.Node, path string) {
+	if !strings.Contains(n.Value, "${") {
+		return
+	}
+	n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := d.lookup(name)
+		if !ok {
+			d.unsetVars[path] = append(d.unsetVars[path], name)
+		}
+		return v
+	})
+	if n.Tag == "!!null" || n.Tag == "" || n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool" {
+		n.Tag = "!!str"
+	}
+}
+
+// emptyNode turns n into null, which decodes as the field's zero value.
+func emptyNode(n *yaml.Node) {
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+func (d *document) fail(key string, line int, format string, args ...any) {
+	if d.failed[key] {
+		return
+	}
+	d.failed[key] = true
+	msg := fmt.Sprintf(format, args...)
+	if vars := d.unsetVars[key]; len(vars) > 0 {
+		msg += fmt.Sprintf(" (${%s} is not set in the environment)", strings.Join(vars, "}, ${"))
+	}
+	d.errs = append(d.errs, &Error{Key: key, Line: line, Msg: msg})
+}
+
+// line is the line of key, or of the nearest enclosing key the file has.
+func (d *document) line(key string) int {
+	for key != "" {
+		if l, ok := d.lines[key]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
 }
 
 func join(path, key string) string {
@@ -318,68 +451,48 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// expand replaces ${VAR} in every scalar value. Values, not the raw text,
-// are expanded, so a secret with YAML-special characters cannot change the
-// document's structure.
-func expand(n *yaml.Node, lookup func(string) (string, bool)) {
-	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
-			v, _ := lookup(m[2 : len(m)-1])
-			return v
-		})
-		if n.Tag == "!!null" || n.Tag == "" {
-			n.Tag = "!!str"
+// defaults fills the keys the file leaves out. A key the file sets keeps
+// its value, zero included: validate decides whether zero means something
+// (min_age: 0s is "no age floor") or is refused (keep: 0).
+func (c *Config) defaults(d *document) {
+	str := func(key string, v *string, def string) {
+		if !d.set[key] {
+			*v = def
 		}
 	}
-	for _, c := range n.Content {
-		expand(c, lookup)
+	dur := func(key string, v *Duration, def time.Duration) {
+		if !d.set[key] {
+			v.Duration = def
+		}
 	}
-}
-
-func (c *Config) defaults() {
-	if c.Slack.Command == "" {
-		c.Slack.Command = DefaultCommand
+	num := func(key string, v **int, def int) {
+		if !d.set[key] || *v == nil {
+			*v = ptr(def)
+		}
 	}
-	if c.Store.Path == "" {
-		c.Store.Path = DefaultStorePath
-	}
-	if c.HTTP.Listen == "" {
-		c.HTTP.Listen = DefaultListen
-	}
-	if c.AWS.Region == "" {
-		c.AWS.Region = DefaultRegion
-	}
-	if c.Deploy.PollInterval.Duration == 0 {
-		c.Deploy.PollInterval.Duration = DefaultPollInterval
-	}
-	if c.Reconcile.Interval.Duration == 0 {
-		c.Reconcile.Interval.Duration = DefaultReconcileInterval
-	}
-	if c.Deploy.Timeout.Duration == 0 {
-		c.Deploy.Timeout.Duration = DefaultTimeout
-	}
+	str("slack.command", &c.Slack.Command, DefaultCommand)
+	str("store.path", &c.Store.Path, DefaultStorePath)
+	str("http.listen", &c.HTTP.Listen, DefaultListen)
+	str("aws.region", &c.AWS.Region, DefaultRegion)
+	dur("deploy.poll_interval", &c.Deploy.PollInterval, DefaultPollInterval)
+	dur("deploy.timeout", &c.Deploy.Timeout, DefaultTimeout)
+	dur("reconcile.interval", &c.Reconcile.Interval, DefaultReconcileInterval)
 	for i := range c.Sites {
-		r := &c.Sites[i].Retention
-		if r.Keep == nil {
-			r.Keep = ptr(DefaultKeep)
-		}
-		if r.KeepDeployed == nil {
-			r.KeepDeployed = ptr(DefaultKeepDeployed)
-		}
-		if r.MinAge.Duration == 0 {
-			r.MinAge.Duration = DefaultMinAge
-		}
-		if r.Schedule == "" {
-			r.Schedule = DefaultSchedule
-		}
-		if r.Grace.Duration == 0 {
-			r.Grace.Duration = releases.DefaultGrace
-		}
-		if c.Sites[i].SkewProtection == nil {
-			c.Sites[i].SkewProtection = ptr(DefaultSkewProtection)
-		}
-		if c.Sites[i].Strategy == "" {
-			c.Sites[i].Strategy = releases.DefaultStrategy
+		s := &c.Sites[i]
+		key := fmt.Sprintf("sites[%d]", i)
+		num(key+".retention.keep", &s.Retention.Keep, DefaultKeep)
+		num(key+".retention.keep_deployed", &s.Retention.KeepDeployed, DefaultKeepDeployed)
+		dur(key+".retention.min_age", &s.Retention.MinAge, DefaultMinAge)
+		str(key+".retention.schedule", &s.Retention.Schedule, DefaultSchedule)
+		dur(key+".retention.grace", &s.Retention.Grace, releases.DefaultGrace)
+		num(key+".skew_protection", &s.SkewProtection, DefaultSkewProtection)
+		str(key+".strategy", &s.Strategy, releases.DefaultStrategy)
+		if len(s.Health.Checks) > 0 {
+			dur(key+".health.settle", &s.Health.Settle, releases.DefaultHealthSettle)
+			dur(key+".health.interval", &s.Health.Interval, releases.DefaultHealthInterval)
+			if !d.set[key+".health.failures"] {
+				s.Health.Failures = releases.DefaultHealthFailures
+			}
 		}
 	}
 }
@@ -393,24 +506,28 @@ var kvsARN = regexp.MustCompile(`^arn:aws[a-z-]*:cloudfront::[0-9]{12}:key-value
 
 var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-func (c *Config) validate(lines map[string]int) Errors {
-	var errs Errors
-	bad := func(key, format string, args ...any) {
-		line, k := 0, key
-		for k != "" {
-			if l, ok := lines[k]; ok {
-				line = l
-				break
-			}
-			i := strings.LastIndexAny(k, ".[")
-			if i < 0 {
-				break
-			}
-			k = k[:i]
+func (c *Config) validate(d *document) Errors {
+	bad := func(key, format string, args ...any) { d.fail(key, d.line(key), format, args...) }
+	// Keys whose zero means nothing are refused when the file sets them to
+	// zero, rather than quietly taking the default.
+	positive := func(key string, v time.Duration, why string) {
+		if d.set[key] && v == 0 {
+			bad(key, "must be more than 0: %s (leave the key out for the default)", why)
 		}
-		errs = append(errs, &Error{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
-	if !strings.HasPrefix(c.Slack.Command, "/") {
+	required := func(key, v string) {
+		if d.set[key] && v == "" {
+			bad(key, "empty (leave the key out for the default)")
+		}
+	}
+	required("slack.command", c.Slack.Command)
+	required("store.path", c.Store.Path)
+	required("http.listen", c.HTTP.Listen)
+	required("aws.region", c.AWS.Region)
+	positive("deploy.poll_interval", c.Deploy.PollInterval.Duration, "how often a flip polls CloudFront")
+	positive("deploy.timeout", c.Deploy.Timeout.Duration, "how long a whole flip may take")
+	positive("deploy.kvs_propagation", c.Deploy.KVSPropagation.Duration, "how long a kvs flip waits for its key to reach every edge location")
+	if c.Slack.Command != "" && !strings.HasPrefix(c.Slack.Command, "/") {
 		bad("slack.command", "a slash command starts with /, got %q", c.Slack.Command)
 	}
 	if t := c.Slack.AppToken; t != "" && !strings.HasPrefix(t, "xapp-") {
@@ -472,9 +589,10 @@ func (c *Config) validate(lines map[string]int) Errors {
 				bad(hk+".status", "%d is not an HTTP status", hc.Status)
 			}
 		}
-		if h := s.Health; h.Failures < 0 || h.Failures > 100 {
-			bad(key+".health.failures", "1 to 100 failures in a row")
+		if h := s.Health; d.set[key+".health.failures"] && (h.Failures < 1 || h.Failures > 100) {
+			bad(key+".health.failures", "1 to 100 failures in a row (got %d)", h.Failures)
 		}
+		positive(key+".health.interval", s.Health.Interval.Duration, "the pause between rounds of checks")
 		if h := s.Health; h.Interval.Duration > 0 && h.Settle.Duration > 0 && h.Interval.Duration > h.Settle.Duration {
 			bad(key+".health.interval", "longer than settle (%s): the checks would run once", h.Settle.Duration)
 		}
@@ -500,21 +618,24 @@ func (c *Config) validate(lines map[string]int) Errors {
 		}
 		r := s.Retention
 		if *r.Keep < 1 {
-			bad(key+".retention.keep", "at least 1")
+			bad(key+".retention.keep", "at least 1 (got %d)", *r.Keep)
 		}
 		if *r.KeepDeployed < 1 {
-			bad(key+".retention.keep_deployed", "at least 1, so a rollback always has a target")
+			bad(key+".retention.keep_deployed", "at least 1, so a rollback always has a target (got %d)", *r.KeepDeployed)
 		}
+		positive(key+".retention.grace", r.Grace.Duration, "a folder without a manifest younger than this may be an upload in progress")
 		if r.Timezone != "" {
 			if _, err := time.LoadLocation(r.Timezone); err != nil {
 				bad(key+".retention.timezone", "unknown time zone %q", r.Timezone)
 			}
 		}
-		if _, err := CronParser.Parse(r.Schedule); err != nil {
-			bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
+		if r.Schedule != "" {
+			if _, err := CronParser.Parse(r.Schedule); err != nil {
+				bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
+			}
 		}
 	}
-	return errs
+	return d.errs
 }
 
 // CronParser reads retention schedules: five fields, or descriptors such

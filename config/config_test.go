@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deploybot/deploybot/releases"
 )
 
 const good = `
@@ -84,7 +86,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad token", "slack: {app_token: nope, bot_token: xoxb-1}\n" + site, []string{"slack.app_token", "xapp-"}},
 		{"one token", "slack: {bot_token: xoxb-1}\n" + site, []string{"both"}},
 		{"bad site name", "sites:\n  - name: 'W W'\n    bucket: b\n    distribution_id: E\n", []string{"sites[0].name"}},
-		{"not yaml", "sites: [\n", []string{"yaml"}},
+		{"not yaml", "sites: [\n", []string{"line 1", "YAML syntax error"}},
 		{"wrong type", "sites: {name: x}\n", []string{"cannot unmarshal"}},
 		{"duplicate key", "store: {path: a}\nstore: {path: b}\n" + site, []string{"already defined"}},
 		{"empty", "", []string{"empty"}},
@@ -139,4 +141,126 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("a config without sites was accepted")
 		}
 	})
+}
+
+// Every key with a default: left out, it takes the default; set to zero, it
+// is zero where zero means something, and refused naming the key and its
+// line where it does not.
+func TestDefaultsAndExplicitZeros(t *testing.T) {
+	site := "sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n"
+	checks := "    health:\n      checks: [{url: \"https://x/\"}]\n"
+	www := func(c *Config) Site { s, _ := c.Site("www"); return s }
+	cases := []struct {
+		name string
+		doc  string
+		got  func(*Config) any
+		want any      // the value when accepted
+		errs []string // substrings of the error when refused
+	}{
+		{"min_age unset", site, func(c *Config) any { return www(c).ReleasesSite().Retention.MinAge }, DefaultMinAge, nil},
+		{"min_age zero", site + "    retention: {min_age: 0s}\n", func(c *Config) any { return www(c).ReleasesSite().Retention.MinAge }, time.Duration(0), nil},
+		{"min_age bare 0", site + "    retention: {min_age: 0}\n", func(c *Config) any { return www(c).ReleasesSite().Retention.MinAge }, time.Duration(0), nil},
+		{"min_age null", site + "    retention: {min_age: }\n", func(c *Config) any { return www(c).ReleasesSite().Retention.MinAge }, DefaultMinAge, nil},
+		{"keep unset", site, func(c *Config) any { return www(c).ReleasesSite().Retention.Keep }, DefaultKeep, nil},
+		{"keep zero", site + "    retention: {keep: 0}\n", nil, nil, []string{"line 5", "sites[0].retention.keep", "at least 1"}},
+		{"keep_deployed unset", site, func(c *Config) any { return www(c).ReleasesSite().Retention.KeepDeployed }, DefaultKeepDeployed, nil},
+		{"keep_deployed zero", site + "    retention: {keep_deployed: 0}\n", nil, nil, []string{"line 5", "sites[0].retention.keep_deployed", "rollback"}},
+		{"grace unset", site, func(c *Config) any { return www(c).ReleasesSite().Retention.Grace }, releases.DefaultGrace, nil},
+		{"grace zero", site + "    retention: {grace: 0s}\n", nil, nil, []string{"line 5", "sites[0].retention.grace", "more than 0"}},
+		{"schedule unset", site, func(c *Config) any { return www(c).Retention.Schedule }, DefaultSchedule, nil},
+		{"schedule empty: pruned by hand only", site + "    retention: {schedule: \"\"}\n", func(c *Config) any { return www(c).Retention.Schedule }, "", nil},
+		{"skew_protection unset", site, func(c *Config) any { return www(c).ReleasesSite().SkewReleases }, DefaultSkewProtection, nil},
+		{"skew_protection zero: off", site + "    skew_protection: 0\n", func(c *Config) any { return www(c).ReleasesSite().SkewReleases }, 0, nil},
+		{"strategy unset", site, func(c *Config) any { return www(c).Strategy }, releases.DefaultStrategy, nil},
+		{"strategy empty", site + "    strategy: \"\"\n", nil, nil, []string{"line 5", "sites[0].strategy"}},
+		{"health settle unset", site + checks, func(c *Config) any { return www(c).ReleasesSite().Health.Settle }, releases.DefaultHealthSettle, nil},
+		{"health settle zero: one round", site + checks + "      settle: 0s\n", func(c *Config) any { return www(c).ReleasesSite().Health.Settle }, time.Duration(0), nil},
+		{"health interval unset", site + checks, func(c *Config) any { return www(c).ReleasesSite().Health.Interval }, releases.DefaultHealthInterval, nil},
+		{"health interval zero", site + checks + "      interval: 0s\n", nil, nil, []string{"line 7", "sites[0].health.interval", "more than 0"}},
+		{"health failures unset", site + checks, func(c *Config) any { return www(c).ReleasesSite().Health.Failures }, releases.DefaultHealthFailures, nil},
+		{"health failures zero", site + checks + "      failures: 0\n", nil, nil, []string{"line 7", "sites[0].health.failures", "1 to 100"}},
+		{"poll_interval unset", site, func(c *Config) any { return c.Deploy.PollInterval.Duration }, DefaultPollInterval, nil},
+		{"poll_interval zero", "deploy: {poll_interval: 0s}\n" + site, nil, nil, []string{"line 1", "deploy.poll_interval", "more than 0"}},
+		{"timeout unset", site, func(c *Config) any { return c.Deploy.Timeout.Duration }, DefaultTimeout, nil},
+		{"timeout zero", "deploy:\n  timeout: 0s\n" + site, nil, nil, []string{"line 2", "deploy.timeout", "more than 0"}},
+		{"kvs_propagation unset", site, func(c *Config) any { return c.Deploy.KVSPropagation.Duration }, time.Duration(0), nil},
+		{"kvs_propagation zero", "deploy: {kvs_propagation: 0s}\n" + site, nil, nil, []string{"line 1", "deploy.kvs_propagation", "more than 0"}},
+		{"reconcile interval unset", site, func(c *Config) any { return c.Reconcile.Interval.Duration }, DefaultReconcileInterval, nil},
+		{"reconcile interval zero", "reconcile: {interval: 0s}\n" + site, nil, nil, []string{"line 1", "reconcile.interval", "at least 1s"}},
+		{"command unset", site, func(c *Config) any { return c.Slack.Command }, DefaultCommand, nil},
+		{"command empty", "slack: {command: \"\"}\n" + site, nil, nil, []string{"line 1", "slack.command", "empty"}},
+		{"store path unset", site, func(c *Config) any { return c.Store.Path }, DefaultStorePath, nil},
+		{"store path empty", "store: {path: \"\"}\n" + site, nil, nil, []string{"line 1", "store.path", "empty"}},
+		{"listen unset", site, func(c *Config) any { return c.HTTP.Listen }, DefaultListen, nil},
+		{"listen empty", "http: {listen: \"\"}\n" + site, nil, nil, []string{"line 1", "http.listen", "empty"}},
+		{"region unset", site, func(c *Config) any { return c.AWS.Region }, DefaultRegion, nil},
+		{"region empty", "aws: {region: \"\"}\n" + site, nil, nil, []string{"line 1", "aws.region", "empty"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(c.doc), env(nil))
+			if c.errs != nil {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				for _, w := range c.errs {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.got(cfg); got != c.want {
+				t.Fatalf("got %v (%T), want %v (%T)", got, got, c.want, c.want)
+			}
+		})
+	}
+}
+
+// A ${VAR} that is not set names itself when it leaves a key empty or
+// unparsable; a set one reaches number keys as a number.
+func TestEnvironmentVariables(t *testing.T) {
+	doc := "sites:\n  - name: www\n    bucket: ${SITE_BUCKET}\n    distribution_id: E1\n    retention: {keep: \"${KEEP}\", min_age: \"${MIN_AGE}\"}\n"
+	_, err := Parse([]byte(doc), env(nil))
+	if err == nil {
+		t.Fatal("accepted with unset variables")
+	}
+	for _, w := range []string{"line 3: sites[0].bucket: required (${SITE_BUCKET} is not set", "line 5: sites[0].retention.keep", "${KEEP} is not set", "${MIN_AGE} is not set"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	cfg, err := Parse([]byte(doc), env(map[string]string{"SITE_BUCKET": "b", "KEEP": "4", "MIN_AGE": "0s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Sites[0].ReleasesSite().Retention; r.Keep != 4 || r.MinAge != 0 {
+		t.Fatalf("retention from the environment: %+v", r)
+	}
+}
+
+// Messages name the line to edit: durations and numbers with their key,
+// YAML syntax errors at the line of the mistake rather than the line
+// before the block that holds it.
+func TestErrorLines(t *testing.T) {
+	cases := []struct{ name, doc, want string }{
+		{"bad duration", "store: {path: /x}\nsites:\n  - {name: w, bucket: b, distribution_id: E}\ndeploy:\n  timeout: 30 minutes\n", `line 5: deploy.timeout: bad duration "30 minutes"`},
+		{"duration list", "deploy:\n  timeout: [1s]\nsites: []\n", "line 2: deploy.timeout: expected a duration"},
+		{"not a number", "sites:\n  - name: w\n    bucket: b\n    distribution_id: E\n    retention:\n      keep: ten\n", `line 6: sites[0].retention.keep: expected a whole number, got "ten"`},
+		{"indentation in a list item", "sites:\n  - name: www\n    bucket: b\n   distribution_id: E\n", "line 4: YAML syntax error"},
+		{"mapping after a list", "a: 1\nsites:\n  - x\n  y: 2\n", "line 4: YAML syntax error"},
+		{"unclosed flow mapping", "store: {path: x\nsites: []\n", "line 2: YAML syntax error"},
+		{"tab", "store:\n\tpath: x\n", "line 2: YAML syntax error"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc), env(nil))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
 }

@@ -3,7 +3,6 @@ package releases
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -19,7 +18,9 @@ type HealthCheck struct {
 // invalidated, every check runs each Interval for Settle; a check that
 // fails Failures times in a row fails the deploy, which is then rolled
 // back automatically and the site locked ("auto-rollback"), so nobody
-// re-promotes the bad release by accident.
+// re-promotes the bad release by accident. A zero Settle is one round of
+// checks (each check tried up to Failures times); zero Interval or Failures
+// take the defaults below.
 type HealthPolicy struct {
 	Checks   []HealthCheck
 	Settle   time.Duration
@@ -81,20 +82,22 @@ func (s *Service) healthStep(site Site) *Step {
 		return nil
 	}
 	settle, interval, failures := pol.Settle, pol.Interval, pol.Failures
-	if settle <= 0 {
-		settle = DefaultHealthSettle
-	}
 	if interval <= 0 {
 		interval = DefaultHealthInterval
 	}
 	if failures <= 0 {
 		failures = DefaultHealthFailures
 	}
-	return &Step{Phase: PhaseHealth, Title: fmt.Sprintf("Checking %d URL(s) for %s", len(pol.Checks), settle),
+	title := fmt.Sprintf("Checking %d URL(s) for %s", len(pol.Checks), settle)
+	if settle <= 0 {
+		title = fmt.Sprintf("Checking %d URL(s)", len(pol.Checks))
+	}
+	return &Step{Phase: PhaseHealth, Title: title,
 		Run: func(ctx context.Context) error {
 			streak := make([]int, len(pol.Checks))
 			deadline := s.now().Add(settle)
 			for {
+				failing := false
 				for i, c := range pol.Checks {
 					detail := check(ctx, s.Prober, c)
 					if ctx.Err() != nil {
@@ -105,12 +108,16 @@ func (s *Service) healthStep(site Site) *Step {
 						continue
 					}
 					streak[i]++
+					failing = true
 					s.logger().WarnContext(ctx, "health check failed", "site", site.Name, "url", c.URL, "detail", detail, "in_a_row", streak[i])
 					if streak[i] >= failures {
 						return &HealthError{Check: c, Detail: detail, Times: streak[i]}
 					}
 				}
-				if !s.now().Before(deadline) {
+				// At the end of settle, a check in the middle of a
+				// failing streak is tried until it passes or the streak
+				// reaches failures: the last probe decides, not the clock.
+				if !failing && !s.now().Before(deadline) {
 					return nil
 				}
 				if err := Wait(ctx, s.After, interval); err != nil {
@@ -143,9 +150,7 @@ func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *
 	hold := Lock{Site: site.Name, Holder: AutoActor, Reason: "auto-rollback: " + d.To + " failed health checks; unlock when it is understood"}
 	var rb *Outcome
 	var rbErr error
-	if d.From == "" {
-		rbErr = errors.New("there is no earlier release to go back to")
-	} else {
+	if d.From != "" {
 		log.WarnContext(ctx, "health checks failed; rolling back", "to", d.From, "check", herr.Check.URL, "detail", herr.Detail)
 		// A rollback that starts hands its own lock over to the
 		// auto-rollback lock as it ends, in one transaction, whether it
@@ -160,15 +165,28 @@ func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *
 		// busy, the target refused): lock now.
 		_, lockErr = s.LockSite(context.WithoutCancel(ctx), site.Name, AutoActor, hold.Reason)
 	}
-	switch {
-	case rbErr != nil:
-		return Errorf(EINTERNAL, "%s failed its health checks (%s) and the automatic rollback failed: %v; %s is live; site locked (error: %v)",
-			d.To, herr.Error(), rbErr, d.To, lockErr)
-	case lockErr != nil:
-		return Errorf(ECONFLICT, "%s failed its health checks (%s); rolled back to %s; locking the site failed: %v", d.To, herr.Error(), d.From, lockErr)
+	// One sentence each for what failed, what is live and the lock, so
+	// the message never contradicts itself whatever went wrong.
+	failed := fmt.Sprintf("%s failed its health checks (%s)", d.To, herr.Error())
+	locked := "the site is locked (auto-rollback) until someone unlocks it"
+	if lockErr != nil {
+		locked = "locking the site failed too (" + ErrorMessage(lockErr) + "): lock it by hand before anyone promotes again"
 	}
-	return Errorf(ECONFLICT, "%s failed its health checks (%s); rolled back to %s automatically, and the site is locked (auto-rollback) until someone unlocks it: %w",
-		d.To, herr.Error(), d.From, herr)
+	// The health error is wrapped (errors.As finds it) but not repeated:
+	// failed already says it.
+	switch {
+	case d.From == "":
+		return &Error{Code: ECONFLICT, Err: herr,
+			Message: fmt.Sprintf("%s; there is no earlier release to roll back to, so %s stays live; %s", failed, d.To, locked)}
+	case rbErr != nil:
+		live := "unknown (the store could not be read)"
+		if l, _, err := s.Store.Live(context.WithoutCancel(ctx), site.Name); err == nil {
+			live = l.Version
+		}
+		return &Error{Code: EINTERNAL, Err: herr,
+			Message: fmt.Sprintf("%s, and the automatic rollback to %s failed: %s; live now: %s; %s", failed, d.From, ErrorMessage(rbErr), live, locked)}
+	}
+	return &Error{Code: ECONFLICT, Err: herr, Message: fmt.Sprintf("%s; rolled back to %s automatically; %s", failed, d.From, locked)}
 }
 
 // AutoActor is who deploybot's own deploys and locks are recorded as.

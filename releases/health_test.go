@@ -2,6 +2,8 @@ package releases_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -119,8 +121,12 @@ func TestFailedHealthOnTheFirstReleaseLocksWithoutRollback(t *testing.T) {
 	h.publish("v1")
 	withHealth(h, healthSite(t, h, map[string]bool{"/www/v1": true}, nil))
 	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "no earlier release") {
-		t.Fatalf("%v", err)
+	want := fmt.Sprintf("v1 failed its health checks (health check %s failed 2 time(s) in a row: answered 500, want 200); "+
+		"there is no earlier release to roll back to, so v1 stays live; the site is locked (auto-rollback) until someone unlocks it",
+		h.svc.Sites[0].Health.Checks[0].URL)
+	var herr *releases.HealthError
+	if err == nil || err.Error() != want || !errors.As(err, &herr) {
+		t.Fatalf("got  %v\nwant %s", err, want)
 	}
 	if l, _ := h.db.Lock(context.Background(), "www"); l == nil || l.Holder != releases.AutoActor {
 		t.Fatalf("lock %+v", l)
@@ -143,7 +149,8 @@ func TestFailedAutomaticRollbackStillLocks(t *testing.T) {
 		return settle(d)
 	}
 	_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "the automatic rollback failed") {
+	if err == nil || !strings.Contains(err.Error(), "v2 failed its health checks") || !strings.Contains(err.Error(), ", and the automatic rollback to v1 failed: ") ||
+		!strings.Contains(err.Error(), "; live now: v1; the site is locked (auto-rollback) until someone unlocks it") || strings.Contains(err.Error(), "<nil>") {
 		t.Fatalf("promote: %v", err)
 	}
 	ds, _ := h.db.Deploys(ctx, "www", 1)
@@ -156,5 +163,28 @@ func TestFailedAutomaticRollbackStillLocks(t *testing.T) {
 	}
 	if _, err := h.svc.UnlockSite(ctx, "www", "bob"); err != nil {
 		t.Fatalf("a person cannot free the auto-rollback lock: %v", err)
+	}
+}
+
+// settle: 0s is one round of checks, and a failing streak at the end of
+// settle is tried again until it passes or reaches failures: the last
+// probe decides, not the clock.
+func TestZeroSettleIsOneRoundAndTheLastProbeDecides(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2", "v3")
+	var flaky atomic.Int32
+	withHealth(h, healthSite(t, h, map[string]bool{"/www/v3": true}, &flaky))
+	h.svc.Sites[0].Health.Settle = 0
+	h.promote(t, "v1")
+	flaky.Store(1) // the first probe after the flip fails, the retry passes
+	if out := h.promote(t, "v2"); out.Deploy.Phase != releases.PhaseDone {
+		t.Fatalf("one 502 with settle 0 failed the deploy: %+v", out.Deploy)
+	}
+	if probes := 1 - flaky.Load(); probes != 2 {
+		t.Fatalf("%d probes, want exactly 2 (the failure and its retry)", probes)
+	}
+	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v3", Actor: "alice"}, nil)
+	if !strings.Contains(fmt.Sprint(err), "rolled back to v2 automatically") {
+		t.Fatalf("a release failing every probe with settle 0: %v", err)
 	}
 }
