@@ -551,7 +551,7 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.svc.Sites[0] = w.site
-	w.svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, Propagation: 10 * time.Millisecond}
+	w.svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, CF: w.cfc, Propagation: 10 * time.Millisecond}
 	w.slack.Slash("pv-1", mallory, "preview v2")
 	w.slack.WaitFor("the preview link", func() bool {
 		_, _, eph := w.slack.Snapshot()

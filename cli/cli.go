@@ -280,7 +280,7 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 		Prober:  &probe.HTTP{},
 	}
 	if a.kvs != nil {
-		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, Propagation: a.cfg.Deploy.KVSPropagation.Duration}
+		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration}
 	}
 	return svc
 }

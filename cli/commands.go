@@ -782,9 +782,12 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 	}
 	verb := map[bool]string{true: "created", false: "updated"}[rep.Created]
 	fmt.Fprintf(env.Stdout, "function %s %s and published (%s)\n", rep.Function, verb, rep.FunctionARN)
-	if rep.KeyWritten {
+	switch {
+	case rep.KeyWritten:
 		fmt.Fprintf(env.Stdout, "key %s = %s written (the live release, from origin path %q)\n", s.Name, rep.Key, rep.OldPath)
-	} else {
+	case rep.Key == "":
+		fmt.Fprintf(env.Stdout, "key %s not written: the site has no live release yet; the first promote writes it, and until then the site answers 503 \"no live release\"\n", s.Name)
+	default:
 		fmt.Fprintf(env.Stdout, "key %s = %s kept\n", s.Name, rep.Key)
 	}
 	if rep.Associated {

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 	kvstypes "github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore/types"
 	smithyendpoints "github.com/aws/smithy-go/endpoints"
@@ -47,6 +50,8 @@ const DefaultKVSPropagation = 10 * time.Second
 // by functions are included) and reaches the edge in seconds.
 type KVS struct {
 	Client KVSAPI
+	// CF reads the distribution and the function for Preflight.
+	CF FunctionsAPI
 	// Propagation is the wait after the write; zero: DefaultKVSPropagation.
 	Propagation time.Duration
 	// After waits; nil means time.After.
@@ -89,6 +94,74 @@ func (k *KVS) Current(ctx context.Context, site releases.Site) (releases.Current
 		return releases.Current{Path: v}, nil
 	}
 	return releases.Current{Version: v, Path: v}, nil
+}
+
+var _ releases.Preflighter = (*KVS)(nil)
+
+// Preflight refuses a flip that would change nothing visitors see: the
+// distribution must run this site's function, as published by this
+// version's kvs-setup (the code compared byte for byte, so a deploybot
+// upgrade that changes the function asks for kvs-setup again), with the
+// origin path cleared (the function adds the release folder itself). It
+// costs three read calls per promote.
+func (k *KVS) Preflight(ctx context.Context, site releases.Site) error {
+	notReady := func(format string, args ...any) error {
+		return releases.Errorf(releases.ECONFLICT, "site %s is on strategy kvs, but %s; nothing was changed. Run deploybot kvs-setup --site %s --apply first",
+			site.Name, fmt.Sprintf(format, args...), site.Name)
+	}
+	if k.CF == nil {
+		return releases.Errorf(releases.EINTERNAL, "site %s: the kvs strategy was built without a CloudFront client", site.Name)
+	}
+	name := FunctionName(site)
+	fn, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(name), Stage: cftypes.FunctionStageLive})
+	var nsf *cftypes.NoSuchFunctionExists
+	if errors.As(err, &nsf) {
+		return notReady("its function %s is not published", name)
+	}
+	if err != nil {
+		return fmt.Errorf("site %s: reading function %s: %w", site.Name, name, err)
+	}
+	var arn string
+	if fn.FunctionSummary != nil && fn.FunctionSummary.FunctionMetadata != nil {
+		arn = aws.ToString(fn.FunctionSummary.FunctionMetadata.FunctionARN)
+	}
+	code, err := k.CF.GetFunction(ctx, &cloudfront.GetFunctionInput{Name: aws.String(name), Stage: cftypes.FunctionStageLive})
+	if err != nil {
+		return fmt.Errorf("site %s: reading the code of function %s: %w", site.Name, name, err)
+	}
+	want, err := FunctionCode(site, KVSID(site.KVSARN))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(code.FunctionCode, []byte(want)) {
+		return notReady("the published code of function %s is not what this version of deploybot generates", name)
+	}
+	dc, err := k.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
+	if err != nil {
+		return fmt.Errorf("site %s: reading distribution %s: %w", site.Name, site.DistributionID, err)
+	}
+	runs := ""
+	if dcb := dc.DistributionConfig.DefaultCacheBehavior; dcb != nil && dcb.FunctionAssociations != nil {
+		for _, fa := range dcb.FunctionAssociations.Items {
+			if fa.EventType == cftypes.EventTypeViewerRequest {
+				runs = aws.ToString(fa.FunctionARN)
+			}
+		}
+	}
+	if runs != arn {
+		if runs == "" {
+			return notReady("distribution %s runs no function on viewer requests", site.DistributionID)
+		}
+		return notReady("distribution %s runs function %s on viewer requests, not %s", site.DistributionID, runs, name)
+	}
+	o, err := findOrigin(site, dc.DistributionConfig)
+	if err != nil {
+		return err
+	}
+	if p := aws.ToString(o.OriginPath); p != "" {
+		return notReady("distribution %s still has origin path %q (the function adds the release folder itself)", site.DistributionID, p)
+	}
+	return nil
 }
 
 // Plan writes the key, then waits for it to reach the edge.

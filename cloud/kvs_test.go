@@ -62,7 +62,7 @@ func newKVSEnv(t *testing.T) *kvsEnv {
 	site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: id, Strategy: cloud.StrategyKVS, KVSARN: arn}
 	e := &env{srv: srv, api: api, edge: edge, s3: s3c, cf: cfc, site: site,
 		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}}
-	return &kvsEnv{env: e, kvsc: kvsc, kvs: &cloud.KVS{Client: kvsc, Propagation: 400 * time.Millisecond}, pops: pops,
+	return &kvsEnv{env: e, kvsc: kvsc, kvs: &cloud.KVS{Client: kvsc, CF: cfc, Propagation: 400 * time.Millisecond}, pops: pops,
 		setup: &cloud.KVSSetup{CF: cfc, KVS: kvsc}}
 }
 
@@ -98,6 +98,20 @@ func (e *kvsEnv) deployed(t *testing.T) {
 	}
 }
 
+func (e *kvsEnv) setOriginPath(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.DistributionConfig.Origins.Items[0].OriginPath = aws.String(path)
+	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+		DistributionConfig: dc.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *kvsEnv) run(t *testing.T, steps []releases.Step) {
 	t.Helper()
 	for _, s := range steps {
@@ -116,8 +130,11 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 		e.put(t, v, "index.html", "index of "+v)
 		e.put(t, v, "docs/index.html", "docs of "+v)
 	}
-	if _, err := e.setup.Apply(ctx, e.site); releases.ErrorCode(err) != releases.ECONFLICT {
-		t.Fatalf("setup with nothing live: %v", err)
+	// A distribution that serves a folder that is no release of the site
+	// is not switched: that would stop serving it.
+	e.setOriginPath(t, "/legacy-site")
+	if _, err := e.setup.Apply(ctx, e.site); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), `origin path "/legacy-site"`) {
+		t.Fatalf("setup over a folder that is no release: %v", err)
 	}
 	// Live by origin path first, as a site is before it moves to kvs.
 	cur, _ := e.cdn.Current(ctx, e.site)
@@ -254,4 +271,89 @@ func TestFunctionCodeFitsCloudFront(t *testing.T) {
 	if err != nil || !strings.Contains(code, `const SITE = "w\"w"`) || !strings.Contains(code, `const PREFIX = "/a'b\\/"`) {
 		t.Fatalf("quoting: %v\n%s", err, code)
 	}
+}
+
+// A brand-new site moves onto kvs before its first release: kvs-setup
+// publishes the function, writes the preview key and associates the
+// function, and the site answers 503 "no live release" until the first
+// promote writes the key. Until the distribution runs the site's current
+// function, with no origin path, a flip is refused before it starts.
+func TestKVSOnABrandNewSite(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "index of v1")
+	notReady := func(step, want string) {
+		t.Helper()
+		err := e.kvs.Preflight(ctx, e.site)
+		if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "deploybot kvs-setup --site www --apply") {
+			t.Fatalf("%s: preflight said %v, want %q and the command to run", step, err, want)
+		}
+	}
+	notReady("before kvs-setup", "function deploybot-www is not published")
+	rep, err := e.setup.Apply(ctx, e.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Created || rep.KeyWritten || rep.Key != "" || !rep.Associated || !rep.PreviewKey || rep.OldPath != "" {
+		t.Fatalf("setup of a new site: %+v", rep)
+	}
+	e.deployed(t)
+	if c, b, _ := e.at(t, 0, "/", ""); c != 503 || b != "no live release" {
+		t.Fatalf("before the first promote: %d %q", c, b)
+	}
+	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+		t.Fatalf("preflight after kvs-setup: %v", err)
+	}
+	cur, err := e.kvs.Current(ctx, e.site)
+	if err != nil || cur != (releases.Current{}) {
+		t.Fatalf("current before the first promote: %+v %v", cur, err)
+	}
+	e.run(t, e.kvs.Plan(e.site, cur, "v1", "d1"))
+	for p := range e.pops {
+		if c, b, _ := e.at(t, p, "/", ""); c != 200 || b != "index of v1" {
+			t.Fatalf("pop %d after the first promote: %d %q", p, c, b)
+		}
+	}
+
+	// Someone sets an origin path by hand: the function's prefix would
+	// be added on top of it.
+	e.setOriginPath(t, "/www/v1")
+	notReady("origin path set again", `still has origin path "/www/v1"`)
+	e.setOriginPath(t, "")
+	// A function whose published code is not what this deploybot
+	// generates (edited by hand, or made by an older version).
+	fn, err := e.cf.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String("deploybot-www")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := cloud.FunctionCode(e.site, cloud.KVSID(e.site.KVSARN))
+	up, err := e.cf.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String("deploybot-www"), IfMatch: fn.ETag,
+		FunctionCode: []byte(code + "\n// edited\n"), FunctionConfig: fn.FunctionSummary.FunctionConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+		t.Fatalf("an unpublished edit is not what the edge runs, yet preflight refused: %v", err)
+	}
+	if _, err := e.cf.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String("deploybot-www"), IfMatch: up.ETag}); err != nil {
+		t.Fatal(err)
+	}
+	notReady("edited function", "published code of function deploybot-www is not what this version of deploybot generates")
+	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+		t.Fatalf("preflight after kvs-setup ran again: %v", err)
+	}
+	// A distribution that runs no function.
+	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.DistributionConfig.DefaultCacheBehavior.FunctionAssociations = &cftypes.FunctionAssociations{Quantity: aws.Int32(0)}
+	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+		DistributionConfig: dc.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+	notReady("no association", "runs no function on viewer requests")
 }

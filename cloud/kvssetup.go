@@ -24,6 +24,7 @@ type FunctionsAPI interface {
 	CreateFunction(ctx context.Context, in *cloudfront.CreateFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.CreateFunctionOutput, error)
 	UpdateFunction(ctx context.Context, in *cloudfront.UpdateFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.UpdateFunctionOutput, error)
 	PublishFunction(ctx context.Context, in *cloudfront.PublishFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.PublishFunctionOutput, error)
+	GetFunction(ctx context.Context, in *cloudfront.GetFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetFunctionOutput, error)
 	GetDistributionConfig(ctx context.Context, in *cloudfront.GetDistributionConfigInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error)
 	UpdateDistribution(ctx context.Context, in *cloudfront.UpdateDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.UpdateDistributionOutput, error)
 }
@@ -47,7 +48,7 @@ type KVSSetupReport struct {
 	Function    string `json:"function"`
 	FunctionARN string `json:"function_arn"`
 	Created     bool   `json:"created"` // the function was new
-	Key         string `json:"key"`     // the live version the store holds
+	Key         string `json:"key"`     // the live version the store holds; empty: none yet (the first promote writes it)
 	KeyWritten  bool   `json:"key_written"`
 	Associated  bool   `json:"associated"` // the distribution was updated
 	PreviewKey  bool   `json:"preview_key_written"`
@@ -58,7 +59,7 @@ type KVSSetupReport struct {
 func (k *KVSSetup) Steps(site releases.Site) []string {
 	return []string{
 		fmt.Sprintf("create or update the CloudFront Function %s (runtime %s, associated with key value store %s) and publish it", FunctionName(site), FunctionRuntime, site.KVSARN),
-		fmt.Sprintf("write key %q = the live version (read from the distribution's origin path) into the store, if it has none", site.Name),
+		fmt.Sprintf("write key %q = the live version (read from the distribution's origin path) into the store, if it has none; on a site with no release yet the first promote writes it, and until then the site answers 503 \"no live release\"", site.Name),
 		fmt.Sprintf("update distribution %s in one change: associate the function with the default cache behaviour's viewer requests and clear the origin path (the function adds /%s<version>)", site.DistributionID, site.Prefix),
 		"wait for the distribution to deploy (minutes); from then on promote and rollback write one key",
 	}
@@ -124,16 +125,20 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	rep.OldPath = aws.ToString(o.OriginPath)
 	// The key first: once the distribution runs the function, every
 	// request reads it.
-	kv := &KVS{Client: k.KVS}
+	kv := &KVS{Client: k.KVS, CF: k.CF}
 	cur, err := kv.Current(ctx, site)
 	if err != nil {
 		return nil, err
 	}
 	rep.Key = cur.Path
-	if cur.Path == "" {
+	if cur.Path == "" && rep.OldPath != "" {
+		// The distribution serves a folder today. If it is not one of
+		// this site's releases, switching would take down whatever it
+		// serves, so that is refused; an empty origin path is a new site,
+		// whose key the first promote writes.
 		live, ok := site.VersionFromOriginPath(rep.OldPath)
 		if !ok || live == "" {
-			return nil, releases.Errorf(releases.ECONFLICT, "site %s: the origin path %q names no release, so there is no live version to write; promote a release first", site.Name, rep.OldPath)
+			return nil, releases.Errorf(releases.ECONFLICT, "site %s: the distribution serves origin path %q, which is not a release of this site; switching to kvs would stop serving it (clear the origin path, or promote a release with strategy origin-path first)", site.Name, rep.OldPath)
 		}
 		desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
 		if err != nil {
@@ -223,6 +228,6 @@ func (k *KVSSetup) Switch(ctx context.Context, svc *releases.Service, siteName s
 	if svc.CDNs == nil {
 		svc.CDNs = map[string]releases.CDN{}
 	}
-	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, Propagation: propagation}
+	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, CF: k.CF, Propagation: propagation}
 	return rep, nil
 }

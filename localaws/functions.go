@@ -42,6 +42,9 @@ type cfFunc struct {
 	Config   cfFunctionConfig `json:"config"`
 	Dev      []byte           `json:"dev"`
 	Live     []byte           `json:"live,omitempty"`
+	// LiveConfig is the configuration published with Live: the LIVE
+	// stage keeps what was published until the next PublishFunction.
+	LiveConfig *cfFunctionConfig `json:"live_config,omitempty"`
 	Created  time.Time        `json:"created"`
 	Modified time.Time        `json:"modified"`
 }
@@ -161,22 +164,41 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		if fn == nil {
 			return true
 		}
-		fn.Live, fn.Modified = fn.Dev, now
+		cfg := fn.Config
+		fn.Live, fn.LiveConfig, fn.Modified = fn.Dev, &cfg, now
 		if err := f.save(); err != nil {
 			writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
 			return true
 		}
 		writeFunction(w, http.StatusOK, fn, "LIVE")
-	case name != "" && sub == "/describe" && r.Method == http.MethodGet:
+	case name != "" && (sub == "/describe" || sub == "") && r.Method == http.MethodGet:
+		// DescribeFunction (/describe) and GetFunction (the code itself,
+		// https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_GetFunction.html),
+		// each of one stage: DEVELOPMENT unless Stage says LIVE.
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		fn := f.byN[name]
 		stage := r.URL.Query().Get("Stage")
-		if stage == "" {
+		switch stage {
+		case "":
 			stage = "DEVELOPMENT"
+		case "DEVELOPMENT", "LIVE":
+		default:
+			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "Stage must be DEVELOPMENT or LIVE"})
+			return true
 		}
 		if fn == nil || stage == "LIVE" && fn.Live == nil {
 			writeCFError(w, cfError{Status: 404, Code: "NoSuchFunctionExists", Message: "The function does not exist."})
+			return true
+		}
+		if sub == "" {
+			code := fn.Dev
+			if stage == "LIVE" {
+				code = fn.Live
+			}
+			w.Header().Set("ETag", fn.ETag)
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, _ = w.Write(code)
 			return true
 		}
 		writeFunction(w, http.StatusOK, fn, stage)
@@ -236,6 +258,9 @@ func (f *functions) match(w http.ResponseWriter, r *http.Request, name string) *
 // compiles.
 func checkFunction(c cfFunctionConfig, code []byte) *cfError {
 	switch {
+	case len(c.Comment) > 128:
+		// https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_FunctionConfig.html
+		return &cfError{Status: 400, Code: "InvalidArgument", Message: "The comment cannot be longer than 128 characters."}
 	case c.Runtime != "cloudfront-js-1.0" && c.Runtime != "cloudfront-js-2.0":
 		return &cfError{Status: 400, Code: "InvalidArgument", Message: "Runtime must be cloudfront-js-1.0 or cloudfront-js-2.0"}
 	case len(code) > 10<<10:
@@ -252,14 +277,18 @@ func checkFunction(c cfFunctionConfig, code []byte) *cfError {
 }
 
 func writeFunction(w http.ResponseWriter, status int, fn *cfFunc, stage string) {
+	cfg := fn.Config
+	if stage == "LIVE" && fn.LiveConfig != nil {
+		cfg = *fn.LiveConfig
+	}
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
 	fmt.Fprintf(&b, `<FunctionSummary xmlns="%s"><Name>%s</Name><Status>%s</Status><FunctionConfig><Comment>%s</Comment><Runtime>%s</Runtime>`,
-		cfNS, xmlEscape(fn.Name), map[bool]string{true: "DEPLOYED", false: "UNPUBLISHED"}[fn.Live != nil], xmlEscape(fn.Config.Comment), fn.Config.Runtime)
-	fmt.Fprintf(&b, `<KeyValueStoreAssociations><Quantity>%d</Quantity>`, len(fn.Config.KeyValueStoreAssociations.Items))
-	if len(fn.Config.KeyValueStoreAssociations.Items) > 0 {
+		cfNS, xmlEscape(fn.Name), map[bool]string{true: "DEPLOYED", false: "UNPUBLISHED"}[fn.Live != nil], xmlEscape(cfg.Comment), cfg.Runtime)
+	fmt.Fprintf(&b, `<KeyValueStoreAssociations><Quantity>%d</Quantity>`, len(cfg.KeyValueStoreAssociations.Items))
+	if len(cfg.KeyValueStoreAssociations.Items) > 0 {
 		b.WriteString("<Items>")
-		for _, a := range fn.Config.KeyValueStoreAssociations.Items {
+		for _, a := range cfg.KeyValueStoreAssociations.Items {
 			fmt.Fprintf(&b, "<KeyValueStoreAssociation><KeyValueStoreARN>%s</KeyValueStoreARN></KeyValueStoreAssociation>", xmlEscape(a))
 		}
 		b.WriteString("</Items>")

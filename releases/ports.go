@@ -158,6 +158,15 @@ type CDN interface {
 	Resume(ctx context.Context, site Site, d Deploy) (steps []Step, flipped bool, err error)
 }
 
+// Preflighter is a CDN that can tell, before a deploy starts, that the
+// distribution is not set up for it (a kvs site whose distribution does
+// not run the site's function, so a key write would change nothing anyone
+// sees). Promote asks it before taking the lock and refuses with its error;
+// nothing has changed then.
+type Preflighter interface {
+	Preflight(ctx context.Context, site Site) error
+}
+
 // Current is what the CDN serves: Version when the path names a release of
 // the site, Path always (it may be a hand-made value).
 type Current struct {

@@ -389,6 +389,11 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 			return nil, Errorf(ECONFLICT, "refusing to promote %s of %s: %s (use --no-verify to promote anyway)", req.Version, site.Name, rep.Summary())
 		}
 	}
+	if pf, ok := cdn.(Preflighter); ok {
+		if err := pf.Preflight(ctx, site); err != nil {
+			return nil, err
+		}
+	}
 	cur, err := cdn.Current(ctx, site)
 	if err != nil {
 		return nil, err

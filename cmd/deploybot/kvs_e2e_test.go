@@ -138,3 +138,49 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	w.serves("v1")
 	t.Logf("kvs promote took %s", took)
 }
+
+// A site on strategy kvs from its first day: promote refuses, with nothing
+// changed, until kvs-setup has run; kvs-setup works with no release live,
+// and the site answers 503 "no live release" until the first promote.
+func TestKVSFromDayOne(t *testing.T) {
+	w := start(t, "300ms", "100ms", "--kvs", "deploybot", "--kvs-propagation", "200ms")
+	cfg := readFile(t, w.config)
+	cfg = strings.Replace(cfg, "deploy: {poll_interval: 50ms, timeout: 1m}", "deploy: {poll_interval: 50ms, timeout: 1m, kvs_propagation: 300ms}", 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n", w.kvsARN), 1)
+	w.write("deploybot.yaml", cfg)
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+
+	r := w.expect(1, "Run deploybot kvs-setup --site www --apply first", "promote", "v1")
+	if !strings.Contains(r.stderr, "nothing was changed") {
+		t.Fatalf("the refusal does not say nothing changed:\n%s", r.stderr)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(w.must("status", "--json").stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st["last_deploy"]; !ok || st["live"] != nil || st["deploy"] != nil || st["lock"] != nil || st["last_deploy"] != nil {
+		t.Fatalf("a refused promote left a trace: %v", st)
+	}
+
+	r = w.must("kvs-setup", "--apply")
+	if !strings.Contains(r.stdout, "function deploybot-www created") || !strings.Contains(r.stdout, "key www not written: the site has no live release yet") {
+		t.Fatalf("kvs-setup --apply on a new site:\n%s", r.stdout)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := w.page("/")
+		if code == 503 && body == "no live release" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("before the first promote the edge answered %d %q, want 503 \"no live release\"", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
+	r = w.must("promote", "v1")
+	if !strings.Contains(r.stdout, "v1 is live") {
+		t.Fatalf("the first promote:\n%s", r.stdout)
+	}
+	w.serves("v1")
+}
