@@ -36,17 +36,17 @@ type cfFunctionConfig struct {
 
 // cfFunc is one CloudFront Function with its two stages.
 type cfFunc struct {
-	Name     string           `json:"name"`
-	ARN      string           `json:"arn"`
-	ETag     string           `json:"etag"`
-	Config   cfFunctionConfig `json:"config"`
-	Dev      []byte           `json:"dev"`
-	Live     []byte           `json:"live,omitempty"`
+	Name   string           `json:"name"`
+	ARN    string           `json:"arn"`
+	ETag   string           `json:"etag"`
+	Config cfFunctionConfig `json:"config"`
+	Dev    []byte           `json:"dev"`
+	Live   []byte           `json:"live,omitempty"`
 	// LiveConfig is the configuration published with Live: the LIVE
 	// stage keeps what was published until the next PublishFunction.
 	LiveConfig *cfFunctionConfig `json:"live_config,omitempty"`
-	Created  time.Time        `json:"created"`
-	Modified time.Time        `json:"modified"`
+	Created    time.Time         `json:"created"`
+	Modified   time.Time         `json:"modified"`
 }
 
 // functions are the stand-in's CloudFront Functions, kept in
