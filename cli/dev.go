@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,34 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		Timeout: 5 * time.Minute}
 	out := &consoleOut{w: env.Stdout}
 
+	// The same --data may have run the other strategy last time. kvs ->
+	// origin-path undoes kvs-setup (the association goes, the origin path
+	// names the release the key holds) before anything reads the live
+	// release; origin-path -> kvs is kvs-setup itself, below.
+	kvsARN, err := srv.EnsureKVS("deploybot-dev")
+	if err != nil {
+		return err
+	}
+	kvsc, err := cloud.NewKVSClient(ctx, settings)
+	if err != nil {
+		return err
+	}
+	setup := &cloud.KVSSetup{CF: cfc, KVS: kvsc}
+	if *strategy == releases.DefaultStrategy {
+		kvsSite := site
+		kvsSite.KVSARN = kvsARN
+		reverted, live, err := setup.Revert(ctx, kvsSite)
+		if err != nil {
+			return fmt.Errorf("moving the demo site back from strategy kvs: %w", err)
+		}
+		if reverted {
+			fmt.Fprintf(env.Stdout, "strategy origin-path: %s was last run with --strategy kvs; the function is detached and the origin path names %s again (the edge switches over as the distribution deploys)\n", *data, orNone(live))
+			if err := waitDeployed(ctx, cfc, distID); err != nil {
+				return err
+			}
+		}
+	}
+
 	// Sample releases, published and promoted through the same code as
 	// production, once (a second `dev` on the same --data keeps its state).
 	pub := &publish.Publisher{Bucket: bucket}
@@ -116,14 +145,17 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
+	siteConfig := fmt.Sprintf("{name: demo, bucket: %s, prefix: demo/, distribution_id: %s}", bucketName, distID)
+	if *strategy == cloud.StrategyKVS {
+		if err := devKVS(ctx, env, setup, svc, kvsARN, siteURL, opts.KVSPropagation); err != nil {
+			return err
+		}
+		siteConfig = fmt.Sprintf("{name: demo, bucket: %s, prefix: demo/, distribution_id: %s, strategy: kvs, kvs: {arn: %q}, url: %q}",
+			bucketName, distID, kvsARN, svc.Sites[0].URL)
+	}
 	if cur, err := svc.Versions(ctx, site.Name); err == nil && !anyLive(cur) {
 		fmt.Fprintln(env.Stdout, "promoting the sample release v1 ...")
 		if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: "v1", Actor: "dev", Reason: "first sample release"}, nil); err != nil {
-			return err
-		}
-	}
-	if *strategy == cloud.StrategyKVS {
-		if err := devKVS(ctx, env, srv, svc, cfc, settings, siteURL, opts.KVSPropagation); err != nil {
 			return err
 		}
 	}
@@ -142,7 +174,7 @@ The configuration it amounts to:
   aws: {endpoint: %q}
   store: {path: %s}
   sites:
-    - {name: demo, bucket: %s, prefix: demo/, distribution_id: %s}
+    - %s
 
 Type commands as you would in Slack, for example:
   /site promote v2 trying it out
@@ -153,7 +185,7 @@ Type commands as you would in Slack, for example:
   /site preview v2      (with --strategy kvs: a link that shows v2 to you alone)
   /site help
 Ctrl-D or Ctrl-C quits.
-`, siteURL, endpoint, *data, endpoint, filepath.Join(*data, "deploybot.db"), bucketName, distID)
+`, siteURL, endpoint, *data, endpoint, filepath.Join(*data, "deploybot.db"), siteConfig)
 
 	b := &bot.Bot{Service: svc, Command: "/site"}
 	lines := make(chan string)
@@ -244,12 +276,20 @@ func (c *consoleOut) printf(format string, a ...any) {
 }
 
 func (c *consoleOut) Private(_ context.Context, _ bot.Request, text string) {
-	c.printf("[only you] %s\n", indent(text))
+	c.printf("[only you] %s\n", indent(plain(text)))
 }
 
 func (c *consoleOut) Public(_ context.Context, req bot.Request, m bot.Message) {
-	c.printf("[%s] %s\n", req.Channel, indent(m.Text))
+	c.printf("[%s] %s\n", req.Channel, indent(plain(m.Text)))
 }
+
+// slackLink is Slack's link syntax, <URL|label> or <URL>.
+var slackLink = regexp.MustCompile(`<((?:https?|mailto):[^|>\s]+)(?:\|[^>]*)?>`)
+
+// plain turns Slack's link syntax into the bare URL, which a terminal
+// makes clickable and a person can copy; the rest of the text is as Slack
+// would show it.
+func plain(text string) string { return slackLink.ReplaceAllString(text, "$1") }
 
 func (c *consoleOut) Deploy(_ context.Context, req bot.Request, site releases.Site) bot.DeployView {
 	return &consoleDeploy{c: c, channel: site.Channel}
@@ -284,26 +324,38 @@ func (d *consoleDeploy) Done(*releases.Outcome, error) {}
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
 
+func orNone(v string) string {
+	if v == "" {
+		return "no release"
+	}
+	return v
+}
+
+// waitDeployed waits until the distribution has deployed its last change,
+// so that the first page a person opens shows what the console says.
+func waitDeployed(ctx context.Context, cfc *cloudfront.Client, id string) error {
+	w := cloudfront.NewDistributionDeployedWaiter(cfc, func(o *cloudfront.DistributionDeployedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second
+	})
+	return w.Wait(ctx, &cloudfront.GetDistributionInput{Id: &id}, 2*time.Minute)
+}
+
 // devKVS moves the demo site onto strategy kvs with kvs-setup's code: a
 // key value store, the generated function (which the stand-in's edge
 // runs), the key, and the distribution's association.
-func devKVS(ctx context.Context, env Env, srv *localaws.Server, svc *releases.Service, cfc *cloudfront.Client, st cloud.Settings, siteURL string, propagation time.Duration) error {
-	arn, err := srv.EnsureKVS("deploybot-dev")
-	if err != nil {
-		return err
-	}
-	kvsc, err := cloud.NewKVSClient(ctx, st)
-	if err != nil {
-		return err
-	}
+func devKVS(ctx context.Context, env Env, setup *cloud.KVSSetup, svc *releases.Service, arn, siteURL string, propagation time.Duration) error {
 	svc.Sites[0].KVSARN, svc.Sites[0].URL = arn, strings.TrimSuffix(siteURL, "/")
 	// A kvs flip waits a little longer than the stand-in's propagation.
-	rep, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Switch(ctx, svc, svc.Sites[0].Name, propagation+propagation/2)
+	rep, err := setup.Switch(ctx, svc, svc.Sites[0].Name, propagation+propagation/2)
 	if err != nil {
 		return fmt.Errorf("moving the demo site onto strategy kvs: %w", err)
 	}
 	if rep.Associated {
-		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s = %s (the edge switches over as the distribution deploys)\n", rep.Function, svc.Sites[0].Name, rep.Key)
+		key := "= " + rep.Key
+		if rep.Key == "" {
+			key = "not written yet (the first promote writes it)"
+		}
+		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s %s (the edge switches over as the distribution deploys)\n", rep.Function, svc.Sites[0].Name, key)
 	}
 	return nil
 }

@@ -66,8 +66,9 @@ func (k *KVSSetup) Steps(site releases.Site) []string {
 }
 
 // Apply runs the steps. It is safe to run again: the function is updated
-// in place, an existing key is kept, and a distribution that already runs
-// the function is left alone. A different viewer-request function on the
+// in place, the key is kept while the distribution runs the function (it
+// is the truth then), and a distribution that already runs the function is
+// left alone. A different viewer-request function on the
 // distribution is refused, not replaced.
 func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupReport, error) {
 	if site.KVSARN == "" {
@@ -123,37 +124,6 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		return nil, err
 	}
 	rep.OldPath = aws.ToString(o.OriginPath)
-	// The key first: once the distribution runs the function, every
-	// request reads it.
-	kv := &KVS{Client: k.KVS, CF: k.CF}
-	cur, err := kv.Current(ctx, site)
-	if err != nil {
-		return nil, err
-	}
-	rep.Key = cur.Path
-	if cur.Path == "" && rep.OldPath != "" {
-		// The distribution serves a folder today. If it is not one of
-		// this site's releases, switching would take down whatever it
-		// serves, so that is refused; an empty origin path is a new site,
-		// whose key the first promote writes.
-		live, ok := site.VersionFromOriginPath(rep.OldPath)
-		if !ok || live == "" {
-			return nil, releases.Errorf(releases.ECONFLICT, "site %s: the distribution serves origin path %q, which is not a release of this site; switching to kvs would stop serving it (clear the origin path, or promote a release with strategy origin-path first)", site.Name, rep.OldPath)
-		}
-		desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
-		if err != nil {
-			return nil, kv.wrap(site, "describing the store", err)
-		}
-		if _, err := k.KVS.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name), Value: aws.String(live), IfMatch: desc.ETag}); err != nil {
-			return nil, kv.wrap(site, "writing key "+site.Name, err)
-		}
-		rep.Key, rep.KeyWritten = live, true
-	}
-
-	if err := k.previewKey(ctx, site, rep); err != nil {
-		return nil, err
-	}
-
 	dcb := dc.DistributionConfig.DefaultCacheBehavior
 	if dcb.FunctionAssociations == nil {
 		dcb.FunctionAssociations = &types.FunctionAssociations{Quantity: aws.Int32(0)}
@@ -170,6 +140,41 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		}
 		items = append(items, fa)
 	}
+	// The key first: once the distribution runs the function, every
+	// request reads it. Until then the origin path is what visitors get,
+	// so it is the truth: a key left from an earlier run of kvs (the site
+	// moved back to origin-path and on since) is overwritten with it.
+	kv := &KVS{Client: k.KVS, CF: k.CF}
+	cur, err := kv.Current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	rep.Key = cur.Path
+	if rep.OldPath != "" && (!has || cur.Path == "") {
+		// The distribution serves a folder today. If it is not one of
+		// this site's releases, switching would take down whatever it
+		// serves, so that is refused; an empty origin path is a new site,
+		// whose key the first promote writes.
+		live, ok := site.VersionFromOriginPath(rep.OldPath)
+		if !ok || live == "" {
+			return nil, releases.Errorf(releases.ECONFLICT, "site %s: the distribution serves origin path %q, which is not a release of this site; switching to kvs would stop serving it (clear the origin path, or promote a release with strategy origin-path first)", site.Name, rep.OldPath)
+		}
+		if cur.Path != live {
+			desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
+			if err != nil {
+				return nil, kv.wrap(site, "describing the store", err)
+			}
+			if _, err := k.KVS.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name), Value: aws.String(live), IfMatch: desc.ETag}); err != nil {
+				return nil, kv.wrap(site, "writing key "+site.Name, err)
+			}
+			rep.Key, rep.KeyWritten = live, true
+		}
+	}
+
+	if err := k.previewKey(ctx, site, rep); err != nil {
+		return nil, err
+	}
+
 	if has && rep.OldPath == "" {
 		return rep, nil
 	}
@@ -230,4 +235,64 @@ func (k *KVSSetup) Switch(ctx context.Context, svc *releases.Service, siteName s
 	}
 	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, CF: k.CF, Propagation: propagation}
 	return rep, nil
+}
+
+// Revert moves a site back from strategy kvs to origin-path, in one
+// distribution update: the site's function is no longer associated, and
+// the origin path names the release the key holds (none when the key is
+// empty). The function and the store are left as they are: without the
+// association they cost nothing, and kvs-setup reuses them. It reports
+// false, changing nothing, when the distribution does not run the site's
+// function. The distribution then deploys for minutes, during which edge
+// locations serve either way, both the same release.
+func (k *KVSSetup) Revert(ctx context.Context, site releases.Site) (reverted bool, live string, err error) {
+	name := FunctionName(site)
+	fn, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(name), Stage: types.FunctionStageLive})
+	var nsf *types.NoSuchFunctionExists
+	if errors.As(err, &nsf) {
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("reading function %s: %w", name, err)
+	}
+	var arn string
+	if fn.FunctionSummary != nil && fn.FunctionSummary.FunctionMetadata != nil {
+		arn = aws.ToString(fn.FunctionSummary.FunctionMetadata.FunctionARN)
+	}
+	dc, err := k.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
+	if err != nil {
+		return false, "", fmt.Errorf("reading distribution %s: %w", site.DistributionID, err)
+	}
+	dcb := dc.DistributionConfig.DefaultCacheBehavior
+	if dcb == nil || dcb.FunctionAssociations == nil {
+		return false, "", nil
+	}
+	var keep []types.FunctionAssociation
+	for _, fa := range dcb.FunctionAssociations.Items {
+		if fa.EventType != types.EventTypeViewerRequest || aws.ToString(fa.FunctionARN) != arn {
+			keep = append(keep, fa)
+		}
+	}
+	if len(keep) == len(dcb.FunctionAssociations.Items) {
+		return false, "", nil
+	}
+	o, err := findOrigin(site, dc.DistributionConfig)
+	if err != nil {
+		return false, "", err
+	}
+	cur, err := (&KVS{Client: k.KVS}).Current(ctx, site)
+	if err != nil {
+		return false, "", err
+	}
+	path := ""
+	if cur.Version != "" {
+		path = site.OriginPath(cur.Version)
+	}
+	dcb.FunctionAssociations.Items, dcb.FunctionAssociations.Quantity = keep, aws.Int32(int32(len(keep)))
+	o.OriginPath = aws.String(path)
+	if _, err := k.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(site.DistributionID), IfMatch: dc.ETag,
+		DistributionConfig: dc.DistributionConfig}); err != nil {
+		return false, "", fmt.Errorf("updating distribution %s: %w", site.DistributionID, err)
+	}
+	return true, cur.Version, nil
 }

@@ -48,9 +48,13 @@ func TestDevWithKVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	d := startDev(t, ctx, "--propagation", "300ms", "--invalidation", "200ms", "--strategy", "kvs", "--kvs-propagation", "200ms")
-	d.wait(regexp.MustCompile(`strategy kvs: function deploybot-demo runs at the edge, key demo = v1`))
+	d.wait(regexp.MustCompile(`strategy kvs: function deploybot-demo runs at the edge, key demo not written yet \(the first promote writes it\)`))
 	url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+	d.wait(regexp.MustCompile(`- \{name: demo, bucket: demo-site, prefix: demo/, distribution_id: EDEVDEMO, strategy: kvs, kvs: \{arn: "arn:aws:cloudfront::\d{12}:key-value-store/[^"]+"\}, url: "http://127\.0\.0\.1:\d+"\}`))
 	d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v1</h1>") {
+		t.Fatalf("the sample site on kvs does not show v1: %q", b)
+	}
 	time.Sleep(500 * time.Millisecond) // the function's association reaches the PoP
 	io.WriteString(d.stdin, "/site promote v2\n")
 	d.wait(regexp.MustCompile("writing the live version to the key value store: done"))
@@ -59,7 +63,8 @@ func TestDevWithKVS(t *testing.T) {
 		t.Fatalf("after a kvs promote the site shows %q", b)
 	}
 	io.WriteString(d.stdin, "/site preview v1\n")
-	link := d.wait(regexp.MustCompile(`Preview of .v1. on \*demo\*: <(http://[^|]+)\|`))[1]
+	// The console prints the link as a plain URL, not Slack's <url|label>.
+	link := d.wait(regexp.MustCompile(`Preview of .v1. on \*demo\*: (http://\S+) \(works until`))[1]
 	if !strings.HasPrefix(link, strings.TrimSuffix(url, "/")+"/?deploybot-preview=v1.") {
 		t.Fatalf("preview link %q for site %q", link, url)
 	}
@@ -76,6 +81,38 @@ func TestDevWithKVS(t *testing.T) {
 	}
 }
 
+// One --data, run with kvs, then origin-path, then kvs again: each start
+// moves the demo site over cleanly, and what the console says is live is
+// what the edge serves.
+func TestDevSwitchesStrategyOnTheSameData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	data := t.TempDir()
+	run := func(strategy, promote, want string) {
+		t.Helper()
+		d := startDevIn(t, ctx, data, "--propagation", "300ms", "--invalidation", "200ms", "--strategy", strategy, "--kvs-propagation", "200ms")
+		url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+		d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
+		time.Sleep(500 * time.Millisecond) // a distribution change reaches the PoP
+		io.WriteString(d.stdin, "/site "+promote+"\n")
+		d.wait(regexp.MustCompile("`" + want + "` is live on"))
+		if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>"+want+"</h1>") {
+			t.Fatalf("%s: the console says %s is live, the edge serves %q", strategy, want, b)
+		}
+		if b := body(t, http.DefaultClient, url+"assets/"); strings.Contains(b, "demo/v") && strings.Count(b, "demo/") > 1 {
+			t.Fatalf("%s: a path with two release folders: %q", strategy, b)
+		}
+		d.stdin.Close()
+		if err := d.cmd.Wait(); err != nil {
+			t.Fatalf("dev did not exit cleanly: %v\n%s", err, d.stderr.String())
+		}
+	}
+	run("kvs", "promote v2", "v2")
+	run("origin-path", "rollback", "v1")
+	run("kvs", "promote v2", "v2")
+	run("origin-path", "promote v1", "v1")
+}
+
 // devProc is a running `deploybot dev`: its stdin, and wait, which reads
 // its output up to a line matching re.
 type devProc struct {
@@ -87,7 +124,12 @@ type devProc struct {
 
 func startDev(t *testing.T, ctx context.Context, args ...string) *devProc {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, binary(t), append([]string{"dev", "--data", t.TempDir(), "--edge", "127.0.0.1:0"}, args...)...)
+	return startDevIn(t, ctx, t.TempDir(), args...)
+}
+
+func startDevIn(t *testing.T, ctx context.Context, data string, args ...string) *devProc {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, binary(t), append([]string{"dev", "--data", data, "--edge", "127.0.0.1:0"}, args...)...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	d := &devProc{cmd: cmd, stdin: stdin, stderr: &syncBuffer{}}
