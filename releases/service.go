@@ -298,7 +298,6 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 			st.LiveSince = &since
 		}
 	}
-	st.Drift = st.Recorded != cur.Version
 	if st.Lock, err = s.Store.Lock(ctx, site.Name); err != nil {
 		return nil, err
 	}
@@ -316,6 +315,10 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 			}
 		}
 	}
+	// The store and the CDN disagree while a deploy flips (the store
+	// moves when the deploy ends): that is the deploy in progress, not a
+	// change made outside deploybot.
+	st.Drift = st.Recorded != cur.Version && (st.Deploy == nil || cur.Version != st.Deploy.To && cur.Version != st.Deploy.From)
 	return st, nil
 }
 

@@ -557,3 +557,37 @@ func TestTwoSitesDeployInParallel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// While a deploy flips, the CDN already serves the new release and the
+// store still records the old one: status says a deploy is in progress,
+// not that someone changed the site outside deploybot. A change made by
+// hand, with no deploy running, is drift.
+func TestStatusDuringADeployIsNotDrift(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2")
+	h.promote(t, "v1")
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked
+	st, err := h.svc.Status(context.Background(), "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Drift || st.Deploy == nil || st.Deploy.To != "v2" || st.Live == nil || *st.Live != "v2" || st.Recorded != "v1" {
+		t.Fatalf("status during the flip: %+v", st)
+	}
+	close(h.cdn.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h.cdn.mu.Lock()
+	h.cdn.path = "/www/v1" // by hand, in the console
+	h.cdn.mu.Unlock()
+	if st, _ := h.svc.Status(context.Background(), "www"); !st.Drift || st.Deploy != nil {
+		t.Fatalf("status after a change by hand: %+v", st)
+	}
+}
