@@ -65,6 +65,7 @@ func commands() []command {
 		{"kvs-setup", "move a site onto strategy kvs: its CloudFront Function, key and distribution (--apply)", runKVSSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
+		{"recover", "finish a deploy whose process is gone (what serve does when it starts)", runRecover},
 		{"prune", "apply the retention policy now", runPrune},
 		{"pin", "keep a release forever", runPin},
 		{"unpin", "release a pin", runUnpin},
@@ -210,11 +211,16 @@ func siteNames(cfg *config.Config) string {
 	return strings.Join(names, ", ")
 }
 
+// logger is the command line's log: none unless DEPLOYBOT_LOG_LEVEL asks
+// for it. A command tells people what happened in its own output and its
+// final message; log lines in between would repeat that in another form.
 func logger(env Env) *slog.Logger {
-	level := slog.LevelWarn
-	if v := env.Getenv("DEPLOYBOT_LOG_LEVEL"); v != "" {
-		_ = level.UnmarshalText([]byte(v))
+	v := env.Getenv("DEPLOYBOT_LOG_LEVEL")
+	if v == "" {
+		return slog.New(slog.DiscardHandler)
 	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(v))
 	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
@@ -276,8 +282,9 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 		CDNs: map[string]releases.CDN{
 			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
 		},
-		Timeout: a.cfg.Deploy.Timeout.Duration,
-		Prober:  &probe.HTTP{},
+		Timeout:      a.cfg.Deploy.Timeout.Duration,
+		Prober:       &probe.HTTP{},
+		ProcessAlive: aliveCheck,
 	}
 	if a.kvs != nil {
 		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration}

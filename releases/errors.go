@@ -77,10 +77,17 @@ func ErrorMessage(err error) string {
 // the doors show who holds the lock and why.
 type LockedError struct {
 	Lock Lock
+	// RunnerGone: the deploy holding the lock lost its process and will
+	// not release it by itself.
+	RunnerGone bool
 }
 
 func (e *LockedError) Error() string {
 	l := e.Lock
+	if l.DeployID != "" && e.RunnerGone {
+		return fmt.Sprintf("site %s is locked by deploy %s by %s (%s), started %s, whose process (%s) is gone; %s",
+			l.Site, l.DeployID, l.Holder, l.Reason, l.Since.UTC().Format("2006-01-02 15:04:05Z"), runnerText(l), recoverHint(l.Site))
+	}
 	if l.DeployID != "" {
 		return fmt.Sprintf("site %s is busy: deploy %s by %s (%s) is running since %s",
 			l.Site, l.DeployID, l.Holder, l.Reason, l.Since.UTC().Format("2006-01-02 15:04:05Z"))

@@ -47,6 +47,10 @@ type Store interface {
 	// (limit <= 0: all).
 	Deploys(ctx context.Context, site string, limit int) ([]Deploy, error)
 
+	// TouchLock records that the process l names (Host, PID) runs the deploy
+	// holding the site's lock, as of l.Heartbeat. It changes nothing when
+	// the lock is not held by l.DeployID.
+	TouchLock(ctx context.Context, l Lock) error
 	// Lock returns the site's lock, nil when the site is free.
 	Lock(ctx context.Context, site string) (*Lock, error)
 	// AcquireLock takes a person's lock on a site; a held lock gives a

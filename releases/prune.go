@@ -107,7 +107,9 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 	if !req.DryRun && lock == nil {
 		// No deploy may start while releases are being deleted. A person's
 		// lock (a freeze) already keeps deploys off, so it is left alone.
-		l := Lock{Site: site.Name, Holder: req.Actor, Reason: "pruning old releases", DeployID: prunePrefix + rep.ID, Since: start}
+		host, pid := s.runner()
+		l := Lock{Site: site.Name, Holder: req.Actor, Reason: "pruning old releases", DeployID: prunePrefix + rep.ID, Since: start,
+			Host: host, PID: pid, Process: processID, Heartbeat: start}
 		if err := s.Store.AcquireLock(ctx, l); err != nil {
 			var le *LockedError
 			if errors.As(err, &le) {
@@ -116,9 +118,12 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 			}
 			return nil, err
 		}
-		s.running.Store(l.DeployID, true)
+		running.Store(l.DeployID, true)
+		stopBeat := make(chan struct{})
+		go s.beat(ctx, l, stopBeat)
 		defer func() {
-			s.running.Delete(l.DeployID)
+			close(stopBeat)
+			running.Delete(l.DeployID)
 			if err := s.Store.ReleaseLockOf(context.WithoutCancel(ctx), site.Name, l.DeployID); err != nil {
 				log.ErrorContext(ctx, "releasing the prune lock", "err", err)
 			}

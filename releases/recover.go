@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // recoverScan is how many recent deploys of a site recovery looks at. Only
@@ -14,44 +15,86 @@ const recoverScan = 50
 // Recover finishes deploys left in a non-final phase by a crash or a
 // shutdown: each is resumed from the truth in the CDN to completion, or
 // marked failed with the reason; either way its lock is released. Deploys
-// this process is running are left alone. A deploy whose truth cannot be
+// this process runs, and deploys whose lock shows a live runner elsewhere
+// (RunnerGone), are left alone. A deploy whose truth cannot be
 // read (AWS unreachable) is left as it is and reported in the error, for
 // the next attempt.
 func (s *Service) Recover(ctx context.Context, progress Progress) (recovered []Deploy, err error) {
+	var errs []error
+	for _, site := range s.Sites {
+		r, err := s.recoverSite(ctx, site, progress)
+		recovered = append(recovered, r...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return recovered, errors.Join(errs...)
+}
+
+// RecoverSite is Recover for one site: `deploybot recover --site S`, for
+// people who run deploys from the command line without serve. A deploy
+// whose runner is alive, here or elsewhere, is refused (ECONFLICT), not
+// touched.
+func (s *Service) RecoverSite(ctx context.Context, siteName string, progress Progress) ([]Deploy, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.Store.Lock(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	if l != nil && l.DeployID != "" && !s.RunnerGone(*l) {
+		last := l.Heartbeat
+		if last.IsZero() {
+			last = l.Since
+		}
+		return nil, Errorf(ECONFLICT, "deploy %s of site %s is running (%s, alive %s ago); there is nothing to recover",
+			l.DeployID, site.Name, runnerText(*l), s.now().Sub(last).Round(time.Second))
+	}
+	return s.recoverSite(ctx, site, progress)
+}
+
+func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress) (recovered []Deploy, err error) {
 	if progress == nil {
 		progress = func(Event) {}
 	}
 	var errs []error
-	for _, site := range s.Sites {
-		// A prune that died holding the lock left nothing to finish but
-		// the lock itself (its next run redoes the work).
-		if l, err := s.Store.Lock(ctx, site.Name); err == nil && l != nil && strings.HasPrefix(l.DeployID, prunePrefix) {
-			if _, alive := s.running.Load(l.DeployID); !alive {
-				s.logger().WarnContext(ctx, "releasing the lock of an interrupted prune", "site", site.Name, "prune", l.DeployID)
-				if err := s.Store.ReleaseLockOf(ctx, site.Name, l.DeployID); err != nil {
-					errs = append(errs, err)
-				}
+	// A prune that died holding the lock left nothing to finish but
+	// the lock itself (its next run redoes the work).
+	if l, err := s.Store.Lock(ctx, site.Name); err == nil && l != nil && strings.HasPrefix(l.DeployID, prunePrefix) {
+		if s.RunnerGone(*l) {
+			s.logger().WarnContext(ctx, "releasing the lock of an interrupted prune", "site", site.Name, "prune", l.DeployID)
+			if err := s.Store.ReleaseLockOf(ctx, site.Name, l.DeployID); err != nil {
+				errs = append(errs, err)
 			}
 		}
-		deploys, err := s.Store.Deploys(ctx, site.Name, recoverScan)
-		if err != nil {
-			errs = append(errs, err)
+	}
+	deploys, err := s.Store.Deploys(ctx, site.Name, recoverScan)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := s.Store.Lock(ctx, site.Name)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range deploys {
+		if d.Phase.Final() {
 			continue
 		}
-		for _, d := range deploys {
-			if d.Phase.Final() {
-				continue
-			}
-			if _, alive := s.running.Load(d.ID); alive {
-				continue
-			}
-			if err := s.resume(ctx, site, d, progress); err != nil && !isDeployFailure(err) {
-				errs = append(errs, fmt.Errorf("recovering deploy %s of site %s: %w", d.ID, site.Name, err))
-				continue
-			}
-			if final, err := s.Store.Deploy(ctx, site.Name, d.ID); err == nil {
-				recovered = append(recovered, final)
-			}
+		if _, alive := running.Load(d.ID); alive {
+			continue
+		}
+		if lock != nil && lock.DeployID == d.ID && !s.RunnerGone(*lock) {
+			s.logger().InfoContext(ctx, "deploy runs in another process; left to it", "site", site.Name, "deploy_id", d.ID, "runner", runnerText(*lock))
+			continue
+		}
+		if err := s.resume(ctx, site, d, progress); err != nil && !isDeployFailure(err) {
+			errs = append(errs, fmt.Errorf("recovering deploy %s of site %s: %w", d.ID, site.Name, err))
+			continue
+		}
+		if final, err := s.Store.Deploy(ctx, site.Name, d.ID); err == nil {
+			recovered = append(recovered, final)
 		}
 	}
 	return recovered, errors.Join(errs...)

@@ -204,6 +204,13 @@ type Lock struct {
 	Reason   string    `json:"reason,omitempty"`
 	DeployID string    `json:"deploy_id,omitempty"`
 	Since    time.Time `json:"since"`
+	// Host, PID and Heartbeat say which process runs the deploy that holds
+	// the lock, and when it last said it was alive; empty for a person's
+	// lock.
+	Host      string    `json:"host,omitempty"`
+	PID       int       `json:"pid,omitempty"`
+	Process   string    `json:"process,omitempty"` // a random id of the process, which a reused pid does not share
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
 }
 
 // Live is the store's record of what a site serves.

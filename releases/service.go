@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -34,7 +33,7 @@ const (
 // ErrShutdown is the cancellation cause a server gives the contexts of
 // running deploys when it stops. A deploy cancelled with it is not failed
 // but left resumable: every phase is safe to resume from the truth in AWS.
-var ErrShutdown = errors.New("deploybot is shutting down")
+var ErrShutdown = errors.New("deploybot was stopped")
 
 // Event is one progress report of a deploy. Deploy is a snapshot taken when
 // the event happened.
@@ -70,10 +69,15 @@ type Service struct {
 	Prober Prober
 	// After waits between health checks; nil means time.After.
 	After func(time.Duration) <-chan time.Time
-
-	// running holds the ids of deploys this process is running, so that
-	// recovery never picks up a deploy that is alive.
-	running sync.Map
+	// Host and PID name this process in the locks of the deploys it runs
+	// (zero: os.Hostname and os.Getpid); Heartbeat is how often it says it
+	// is alive (zero: DefaultHeartbeat). ProcessAlive, when set, tells
+	// whether a pid on this host is alive, so a deploy whose runner died
+	// here is known at once rather than after missed heartbeats.
+	Host         string
+	PID          int
+	Heartbeat    time.Duration
+	ProcessAlive func(pid int) bool
 }
 
 // DefaultStrategy is the flip strategy of a site that names none.
@@ -261,6 +265,9 @@ type Status struct {
 	// CDN after a hand-made change; Drift says so.
 	Recorded string `json:"recorded_live"`
 	Drift    bool   `json:"drift"`
+	// RunnerGone says the process running Deploy is gone: it will not
+	// finish by itself (deploybot recover finishes it).
+	RunnerGone bool `json:"runner_gone"`
 	// LastDeploy is the newest deploy, running or not.
 	LastDeploy *Deploy `json:"last_deploy"`
 	// Links are where the running deploy is shown (its Slack thread).
@@ -314,6 +321,9 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 				return nil, err
 			}
 		}
+	}
+	if st.Lock != nil {
+		st.RunnerGone = s.RunnerGone(*st.Lock)
 	}
 	// The store and the CDN disagree while a deploy flips (the store
 	// moves when the deploy ends): that is the deploy in progress, not a
@@ -381,7 +391,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	if l, err := s.Store.Lock(ctx, site.Name); err != nil {
 		return nil, err
 	} else if l != nil {
-		return nil, &LockedError{Lock: *l}
+		return nil, s.lockError(*l)
 	}
 	if !req.NoVerify {
 		rep, err := s.verify(ctx, site, manifest)
@@ -408,7 +418,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		if l, err := s.Store.Lock(ctx, site.Name); err != nil {
 			return nil, err
 		} else if l != nil {
-			return nil, &LockedError{Lock: *l}
+			return nil, s.lockError(*l)
 		}
 		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
 	}
@@ -420,8 +430,14 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		From: cur.Version, FromPath: cur.Path, To: req.Version, Strategy: cdn.Strategy(),
 		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter,
 	}
-	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now}
+	host, pid := s.runner()
+	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now,
+		Host: host, PID: pid, Process: processID, Heartbeat: now}
 	if err := s.Store.StartDeploy(ctx, d, lock); err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			return nil, s.lockError(le.Lock)
+		}
 		return nil, err
 	}
 	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
@@ -453,8 +469,18 @@ func (s *Service) afterHealth(ctx context.Context, site Site, d *Deploy, err err
 // context that outlives cancellation, so an interrupted deploy is still
 // recorded truthfully as failed, with the phase it stopped in.
 func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool, log *slog.Logger, progress Progress) error {
-	s.running.Store(d.ID, true)
-	defer s.running.Delete(d.ID)
+	running.Store(d.ID, true)
+	defer running.Delete(d.ID)
+	// Claim the lock for this process (a resumed deploy takes it over from
+	// its dead runner) and keep its heartbeat fresh while the steps run.
+	host, pid := s.runner()
+	claim := Lock{Site: d.Site, DeployID: d.ID, Host: host, PID: pid, Process: processID, Heartbeat: s.now()}
+	if err := s.Store.TouchLock(context.WithoutCancel(ctx), claim); err != nil {
+		log.WarnContext(ctx, "recording the deploy's runner", "err", err)
+	}
+	stopBeat := make(chan struct{})
+	defer close(stopBeat)
+	go s.beat(ctx, claim, stopBeat)
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
@@ -464,7 +490,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 
 	for _, step := range steps {
 		if errors.Is(context.Cause(ctx), ErrShutdown) {
-			return s.interrupt(ctx, d, log, progress)
+			return s.interrupt(ctx, d, flipped, log, progress)
 		}
 		started := s.now()
 		d.Phase = step.Phase
@@ -479,7 +505,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		ended := s.now()
 		rec := &d.Phases[len(d.Phases)-1]
 		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
-			return s.interrupt(ctx, d, log, progress)
+			return s.interrupt(ctx, d, flipped || step.Flips && err == nil, log, progress)
 		}
 		rec.Ended = ended
 		if err != nil {
@@ -511,17 +537,25 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 	return nil
 }
 
-// interrupt leaves d in its phase, lock held, for recovery on restart.
-func (s *Service) interrupt(ctx context.Context, d *Deploy, log *slog.Logger, progress Progress) error {
+// interrupt leaves d in its phase, lock held, for recovery: by serve when
+// it starts, or by `deploybot recover`. Being stopped is no failure of the
+// deploy, and no internal error either; the message says where it stopped
+// and what visitors get meanwhile.
+func (s *Service) interrupt(ctx context.Context, d *Deploy, flipped bool, log *slog.Logger, progress Progress) error {
 	if n := len(d.Phases); n > 0 {
-		d.Phases[n-1].Error = "interrupted by shutdown; resumes on restart"
+		d.Phases[n-1].Error = "interrupted; resumes on recovery"
 	}
 	if err := s.Store.SaveDeploy(context.WithoutCancel(ctx), *d); err != nil {
 		log.ErrorContext(ctx, "recording interrupted deploy", "err", err)
 	}
-	log.WarnContext(ctx, "deploy interrupted by shutdown; it resumes on restart", "phase", d.Phase)
+	log.WarnContext(ctx, "deploy interrupted; it resumes on recovery", "phase", d.Phase)
 	progress(Event{Type: EventDeployInterrupted, Deploy: d.clone(), Phase: d.Phase})
-	return Errorf(EINTERNAL, "deploy %s was interrupted in phase %s by shutdown; it resumes when deploybot restarts: %w", d.ID, d.Phase, ErrShutdown)
+	live := d.From
+	if flipped {
+		live = d.To
+	}
+	return Errorf(ECONFLICT, "deploy %s (%s %s) was interrupted in phase %s; live now: %s (the site stays locked); it resumes when deploybot serve starts, or with deploybot recover --site %s: %w",
+		d.ID, d.Kind, d.To, d.Phase, orNone(live), d.Site, ErrShutdown)
 }
 
 func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {

@@ -370,6 +370,19 @@ func (s *DB) Lock(ctx context.Context, site string) (*releases.Lock, error) {
 	return &l, nil
 }
 
+// TouchLock updates the runner and heartbeat of the lock l.DeployID holds.
+func (s *DB) TouchLock(ctx context.Context, l releases.Lock) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		var held releases.Lock
+		ok, err := getJSON(tx.Bucket(bucketLocks), l.Site, &held)
+		if err != nil || !ok || held.DeployID == "" || held.DeployID != l.DeployID {
+			return err
+		}
+		held.Host, held.PID, held.Process, held.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
+		return putJSON(tx.Bucket(bucketLocks), l.Site, held)
+	})
+}
+
 // Ping checks the store answers a read.
 func (s *DB) Ping(ctx context.Context) error {
 	return s.with(ctx, false, func(tx *bolt.Tx) error {

@@ -9,11 +9,24 @@ import (
 	"syscall"
 
 	"github.com/deploybot/deploybot/cli"
+	"github.com/deploybot/deploybot/releases"
 )
 
+// main stops the command on the first Ctrl-C or SIGTERM with the cause
+// releases.ErrShutdown, which a deploy takes as "leave me resumable" rather
+// than as a failure; a second signal exits at once.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel(releases.ErrShutdown)
+		<-sigs
+		os.Exit(130)
+	}()
 	code := cli.Run(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
-	stop()
+	signal.Stop(sigs)
+	cancel(nil)
 	os.Exit(code)
 }

@@ -1,0 +1,135 @@
+package releases
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// Who runs a deploy. A deploy runs in one process (serve, or a command
+// line promote); if that process dies, the deploy stays in its phase with
+// the site locked until someone finishes it from the truth in AWS
+// (Recover). To tell a deploy that is slow from one whose runner is gone,
+// the lock names the runner (host and pid) and carries a heartbeat the
+// runner refreshes while the deploy runs.
+
+var (
+	// running holds the ids of the deploys and prunes this process runs,
+	// whichever Service runs them, so that nothing here takes a live one
+	// for abandoned.
+	running sync.Map
+	// processID tells this process from every other that ever ran, which
+	// a pid cannot: a restarted container is pid 1 again.
+	processID = newProcessID()
+)
+
+func newProcessID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// DefaultHeartbeat is how often a running deploy refreshes its lock's
+// heartbeat: one small store write per site every ten seconds while a
+// deploy runs, nothing otherwise.
+const DefaultHeartbeat = 10 * time.Second
+
+// staleAfter is how many heartbeats may be missed before the runner is
+// taken for gone: enough to ride out a paused process or a slow disk.
+const staleAfter = 3
+
+func (s *Service) heartbeat() time.Duration {
+	if s.Heartbeat > 0 {
+		return s.Heartbeat
+	}
+	return DefaultHeartbeat
+}
+
+// runner is this process as a lock names it.
+func (s *Service) runner() (host string, pid int) {
+	host, pid = s.Host, s.PID
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	return host, pid
+}
+
+// RunnerGone reports whether the process that runs the deploy holding l is
+// gone, so the deploy will not finish by itself. A lock with no deploy is
+// a person's and never gone. On the runner's own host a dead pid is
+// certain; elsewhere (another pod, another machine) a heartbeat older than
+// three intervals is taken for death. A lock written by a deploybot too
+// old to name its runner is taken for gone: such a process could not have
+// shared the store with this one.
+func (s *Service) RunnerGone(l Lock) bool {
+	if l.DeployID == "" {
+		return false
+	}
+	if _, alive := running.Load(l.DeployID); alive {
+		return false
+	}
+	if l.Host == "" || l.Process == processID {
+		return true // an older deploybot's, or interrupted in this very process
+	}
+	host, pid := s.runner()
+	if l.Host == host {
+		if l.PID == pid {
+			return true // an earlier process with this pid (a restarted container)
+		}
+		if s.ProcessAlive != nil && !s.ProcessAlive(l.PID) {
+			return true
+		}
+	}
+	last := l.Heartbeat
+	if last.IsZero() {
+		last = l.Since
+	}
+	return s.now().Sub(last) > staleAfter*s.heartbeat()
+}
+
+// lockError is the refusal for a held lock, saying when the deploy holding
+// it has lost its runner and how to finish it.
+func (s *Service) lockError(l Lock) *LockedError {
+	return &LockedError{Lock: l, RunnerGone: s.RunnerGone(l)}
+}
+
+// beat keeps the heartbeat of l fresh until ctx ends or stop is closed. It
+// ticks on the wall clock (a test's fast After would spin it) but records
+// the service's clock, which RunnerGone compares against.
+func (s *Service) beat(ctx context.Context, l Lock, stop <-chan struct{}) {
+	t := time.NewTicker(s.heartbeat())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+			l.Heartbeat = s.now()
+			if err := s.Store.TouchLock(context.WithoutCancel(ctx), l); err != nil {
+				s.logger().WarnContext(ctx, "refreshing the deploy's heartbeat", "site", l.Site, "deploy_id", l.DeployID, "err", err)
+			}
+		}
+	}
+}
+
+// runnerText names a lock's runner for people.
+func runnerText(l Lock) string {
+	if l.Host == "" {
+		return "an older deploybot"
+	}
+	return fmt.Sprintf("host %s, pid %d", l.Host, l.PID)
+}
+
+// recoverHint is what to run to finish a deploy whose runner is gone.
+func recoverHint(site string) string {
+	return fmt.Sprintf("run deploybot recover --site %s to finish it from what AWS serves (deploybot serve also does when it starts)", site)
+}
