@@ -337,6 +337,9 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	}
 	if d := st.Deploy; d != nil {
 		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
+		if st.RunnerGone {
+			fmt.Fprintf(w, "             its process is gone, so it will not finish by itself: run deploybot recover --site %s\n", st.Site)
+		}
 	} else {
 		fmt.Fprintf(w, "deploy:      none running\n")
 	}

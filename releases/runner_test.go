@@ -1,0 +1,43 @@
+package releases_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/testclock"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// A deploy's runner is gone when its process is dead (known at once on its
+// own host) or its heartbeat is older than three intervals (elsewhere); a
+// person's lock never has a runner.
+func TestRunnerGone(t *testing.T) {
+	now := testclock.At(10, 0)
+	alive := map[int]bool{100: true}
+	svc := &releases.Service{Host: "here", PID: 42, Heartbeat: 10 * time.Second, Now: func() time.Time { return now },
+		ProcessAlive: func(pid int) bool { return alive[pid] }}
+	deploy := func(host string, pid int, beat time.Duration) releases.Lock {
+		return releases.Lock{Site: "www", Holder: "alice", DeployID: "d1", Since: now.Add(-time.Hour), Host: host, PID: pid, Process: "other", Heartbeat: now.Add(-beat)}
+	}
+	cases := []struct {
+		name string
+		lock releases.Lock
+		gone bool
+	}{
+		{"a person's lock", releases.Lock{Site: "www", Holder: "bob", Reason: "freeze", Since: now.Add(-24 * time.Hour)}, false},
+		{"written by a deploybot that named no runner", releases.Lock{Site: "www", Holder: "alice", DeployID: "d1", Since: now}, true},
+		{"this host, live pid, fresh heartbeat", deploy("here", 100, time.Second), false},
+		{"this host, dead pid, fresh heartbeat", deploy("here", 101, time.Second), true},
+		{"this host, our own pid in an earlier process", deploy("here", 42, time.Second), true},
+		{"another host, fresh heartbeat", deploy("there", 7, 29*time.Second), false},
+		{"another host, three heartbeats missed", deploy("there", 7, 31*time.Second), true},
+		{"this host, live pid, heartbeat long stale (paused, or a reused pid)", deploy("here", 100, time.Hour), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := svc.RunnerGone(c.lock); got != c.gone {
+				t.Fatalf("RunnerGone = %v, want %v", got, c.gone)
+			}
+		})
+	}
+}
