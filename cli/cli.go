@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"sort"
@@ -304,4 +305,25 @@ func actor(env Env) string {
 	}
 	host, _ := os.Hostname()
 	return "cli:" + name + "@" + host
+}
+
+// listen opens a TCP listener for the flag or key named what. An address
+// that cannot be had (in use, not on this machine, malformed) is a mistake
+// in the command line or the configuration, so it is a usage error (exit
+// 2) that names what to change, not an internal error.
+func listen(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		reason := err.Error()
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			reason = oe.Err.Error()
+			var se *os.SyscallError
+			if errors.As(oe.Err, &se) {
+				reason = se.Err.Error()
+			}
+		}
+		return nil, usagef("%s %s: cannot listen there (%s); choose another address (127.0.0.1:0 picks a free port)", what, addr, reason)
+	}
+	return ln, nil
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -445,7 +444,7 @@ func runRollback(ctx context.Context, env Env, args []string) error {
 
 func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "localaws", "")
-	listen := fs.String("listen", "127.0.0.1:4566", "address of the S3 + CloudFront APIs")
+	listenAddr := fs.String("listen", "127.0.0.1:4566", "address of the S3 + CloudFront APIs")
 	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the sites")
 	data := fs.String("data", "", "directory for buckets and distributions (required)")
 	standIn := standInFlags(fs, 5*time.Second, 3*time.Second, 2*time.Second)
@@ -491,14 +490,14 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stdout, "localaws: key value store %s: %s\n", name, arn)
 	}
-	apiLn, err := net.Listen("tcp", *listen)
+	apiLn, err := listen("--listen", *listenAddr)
 	if err != nil {
-		return fmt.Errorf("localaws: %w", err)
+		return err
 	}
-	edgeLn, err := net.Listen("tcp", *edgeAddr)
+	edgeLn, err := listen("--edge", *edgeAddr)
 	if err != nil {
 		apiLn.Close()
-		return fmt.Errorf("localaws: %w", err)
+		return err
 	}
 	api := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	edge := &http.Server{Handler: srv.Edge(), ReadHeaderTimeout: 10 * time.Second}

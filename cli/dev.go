@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,14 +61,14 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := srv.EnsureSite(distID, bucketName); err != nil {
 		return err
 	}
-	apiLn, err := net.Listen("tcp", *apiAddr)
+	apiLn, err := listen("--listen", *apiAddr)
 	if err != nil {
-		return fmt.Errorf("dev: %w", err)
+		return err
 	}
-	edgeLn, err := net.Listen("tcp", *edgeAddr)
+	edgeLn, err := listen("--edge", *edgeAddr)
 	if err != nil {
 		apiLn.Close()
-		return fmt.Errorf("dev: the edge cannot listen on %s (%v); pick another with --edge 127.0.0.1:0", *edgeAddr, err)
+		return err
 	}
 	api := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	edge := &http.Server{Handler: srv.Edge(), ReadHeaderTimeout: 10 * time.Second}

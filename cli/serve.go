@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 
 	"github.com/deploybot/deploybot/bot"
@@ -72,9 +71,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if cfg.Hook.Secret == "" {
 		log.Warn("hook.secret is not set: POST /hooks/release refuses every notice (reconcile still finds releases)")
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	ln, err := listen("http.listen", cfg.HTTP.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Listen, err)
+		return err
 	}
 	srv := &server.Server{
 		Service: svc, Store: db, Logger: log,

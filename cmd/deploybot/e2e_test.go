@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -475,4 +476,20 @@ func TestHealthCheckRollsBackABrokenRelease(t *testing.T) {
 	w.expect(2, "REASON", "lock")
 	w.must("unlock")
 	w.must("rollback", "v1") // v1 is live: a no-op, but no longer refused
+}
+
+// An address that is taken is a usage error (exit 2) naming the flag or
+// key to change, in every command that listens.
+func TestBusyPortIsAUsageError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().String()
+	w := start(t, "100ms", "100ms")
+	w.expect(2, "--edge "+busy+": cannot listen there (address already in use)", "dev", "--data", t.TempDir(), "--edge", busy)
+	w.expect(2, "--listen "+busy+": cannot listen there (address already in use)", "localaws", "--data", t.TempDir(), "--listen", busy, "--edge", "127.0.0.1:0")
+	w.serveConfig(busy)
+	w.expect(2, "http.listen "+busy+": cannot listen there (address already in use)", "serve")
 }
