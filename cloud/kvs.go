@@ -106,7 +106,7 @@ var _ releases.Preflighter = (*KVS)(nil)
 // costs three read calls per promote.
 func (k *KVS) Preflight(ctx context.Context, site releases.Site) error {
 	notReady := func(format string, args ...any) error {
-		return releases.Errorf(releases.ECONFLICT, "site %s is on strategy kvs, but %s; nothing was changed. Run deploybot kvs-setup --site %s --apply first",
+		return releases.Errorf(releases.ECONFLICT, "site %s is on strategy kvs, but %s: run deploybot kvs-setup --site %s --apply first",
 			site.Name, fmt.Sprintf(format, args...), site.Name)
 	}
 	if k.CF == nil {

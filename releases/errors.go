@@ -56,8 +56,14 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
-// ErrorMessage returns the message meant for people: the domain message when
-// there is one, else a generic text (internal details go to logs, not users).
+// ErrorMessage returns the message meant for people: the domain message
+// when there is one, else the error's own text. Errors that are not the
+// domain's are nearly always AWS's or the network's ("operation error
+// CloudFront: UpdateDistribution, ... AccessDenied"), and the person who
+// must act on one (fix a policy, retry later) needs that text; they carry
+// no secrets (credentials never appear in them). Their code stays
+// EINTERNAL, so the doors still treat them as failures of deploybot's
+// surroundings, not of the request.
 func ErrorMessage(err error) string {
 	if err == nil {
 		return ""
@@ -70,7 +76,7 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) {
 		return e.Error()
 	}
-	return "internal error: " + err.Error()
+	return err.Error()
 }
 
 // LockedError says a site is locked. It is a normal outcome, not a failure:

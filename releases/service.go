@@ -379,6 +379,30 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	if err != nil {
 		return nil, err
 	}
+	out, err := s.promote(ctx, site, cdn, req, progress)
+	if err != nil && out == nil {
+		// Refused before a deploy started: nothing changed, and the
+		// message says what visitors get meanwhile.
+		err = s.withLive(ctx, site, cdn, err)
+	}
+	return out, err
+}
+
+// withLive adds what is live to a refusal: the CDN's answer, or the
+// store's record when AWS cannot be read.
+func (s *Service) withLive(ctx context.Context, site Site, cdn CDN, err error) error {
+	var live string
+	if cur, cerr := cdn.Current(ctx, site); cerr == nil {
+		live = orNone(cur.Version)
+	} else if l, _, serr := s.Store.Live(ctx, site.Name); serr == nil {
+		live = "unknown (AWS did not answer; last recorded: " + orNone(l.Version) + ")"
+	} else {
+		return err
+	}
+	return &Error{Code: ErrorCode(err), Message: ErrorMessage(err) + "; nothing changed, live: " + live, Err: err}
+}
+
+func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRequest, progress Progress) (*Outcome, error) {
 	// A release is promotable only while its manifest is in the bucket:
 	// that is what says its upload finished (and that it was not pruned).
 	_, _, manifest, err := s.record(ctx, site.Name, req.Version)

@@ -282,7 +282,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	w.expect(2, "invalid version", "promote", "v1/../x")
 	w.expect(2, "invalid version", "publish", "--version", "-bad", w.siteDir("v3"))
 	w.expect(2, `unknown site "nope"`, "promote", "--site", "nope", "v1")
-	w.expect(1, "no manifest", "promote", "v9")
+	w.expect(1, "site www has no release v9: no manifest in the bucket (never published, upload unfinished, or pruned); nothing changed, live: v1", "promote", "v9")
 	w.expect(1, "already published", "publish", "--version", "v1", w.siteDir("v1"))
 	w.expect(2, "promote takes one VERSION", "promote")
 	w.expect(2, "unknown command", "frobnicate")
@@ -295,7 +295,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	w.write("broken/index.html", "<h1>release broken</h1>")
 	w.expect(1, "no manifest written", "publish", "--version", "broken", filepath.Join(w.dir, "broken"))
 	w.fault(`{}`)
-	w.expect(1, "no manifest", "promote", "broken")
+	w.expect(1, "no manifest in the bucket (never published, upload unfinished, or pruned); nothing changed, live: v1", "promote", "broken")
 	if r := w.must("versions", "--json"); strings.Contains(r.stdout, "broken") {
 		t.Fatalf("an unfinished upload is listed as a release: %s", r.stdout)
 	}

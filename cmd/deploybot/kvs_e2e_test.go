@@ -150,8 +150,8 @@ func TestKVSFromDayOne(t *testing.T) {
 	w.write("deploybot.yaml", cfg)
 	w.must("publish", "--version", "v1", w.siteDir("v1"))
 
-	r := w.expect(1, "Run deploybot kvs-setup --site www --apply first", "promote", "v1")
-	if !strings.Contains(r.stderr, "nothing was changed") {
+	r := w.expect(1, "run deploybot kvs-setup --site www --apply first", "promote", "v1")
+	if !strings.Contains(r.stderr, "; nothing changed, live: none") {
 		t.Fatalf("the refusal does not say nothing changed:\n%s", r.stderr)
 	}
 	var st map[string]any
