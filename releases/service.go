@@ -128,7 +128,14 @@ func (s *Service) Site(name string) (Site, error) {
 			return site, nil
 		}
 	}
-	return Site{}, Errorf(ENOTFOUND, "unknown site %q", name)
+	// A site the configuration does not name is a mistake in the request
+	// (EINVALID: exit 2, HTTP 400), like a malformed version, and unlike a
+	// release that is not there (ENOTFOUND).
+	names := make([]string, len(s.Sites))
+	for i, site := range s.Sites {
+		names[i] = site.Name
+	}
+	return Site{}, Errorf(EINVALID, "unknown site %q (configured: %s)", name, strings.Join(names, ", "))
 }
 
 func (s *Service) cdn(site Site) (CDN, error) {
@@ -150,9 +157,26 @@ func (s *Service) Record(ctx context.Context, siteName, version string) (rel Rel
 	return rel, created, err
 }
 
+// RecordNotice records a release CI announced (the hook), with the commit
+// and message the notice carries. The manifest is what publish wrote and
+// stays the truth: the notice fills a commit or message the manifest
+// lacks (a publish run without --commit, notified by a CI step that knows
+// it), and a notice whose commit contradicts the manifest's is refused
+// (ECONFLICT), since one of the two names the wrong build.
+func (s *Service) RecordNotice(ctx context.Context, siteName, version, commit, message string) (rel Release, created bool, err error) {
+	rel, created, _, err = s.recordNoted(ctx, siteName, version, commit, message)
+	return rel, created, err
+}
+
 // record is Record that also hands back the manifest it read, so a
 // promote verifies against it without a second GET.
 func (s *Service) record(ctx context.Context, siteName, version string) (Release, bool, *Manifest, error) {
+	return s.recordNoted(ctx, siteName, version, "", "")
+}
+
+// recordNoted is record with the commit and message of a CI notice, if
+// any (see RecordNotice).
+func (s *Service) recordNoted(ctx context.Context, siteName, version, commit, message string) (Release, bool, *Manifest, error) {
 	site, err := s.Site(siteName)
 	if err != nil {
 		return Release{}, false, nil, err
@@ -167,11 +191,27 @@ func (s *Service) record(ctx context.Context, siteName, version string) (Release
 	if m.Version != version {
 		return Release{}, false, nil, Errorf(EINVALID, "manifest %s names version %q", site.ManifestKey(version), m.Version)
 	}
+	if commit != "" && m.Commit != "" && commit != m.Commit {
+		return Release{}, false, nil, Errorf(ECONFLICT, "the notice says %s is commit %s, its manifest says %s; the manifest, written by publish, is kept", version, commit, m.Commit)
+	}
 	rel := m.Release(site.Name)
+	if rel.Commit == "" {
+		rel.Commit = commit
+	}
+	if rel.Message == "" {
+		rel.Message = message
+	}
 	rel.RecordedAt = s.now()
 	created, err := s.Store.PutRelease(ctx, rel)
 	if err != nil {
 		return Release{}, false, nil, err
+	}
+	if !created && (commit != "" || message != "") {
+		// Recorded before (found in the bucket); the notice may still
+		// fill in what the manifest lacks.
+		if rel, err = s.Store.AnnotateRelease(ctx, site.Name, version, commit, message); err != nil {
+			return Release{}, false, nil, err
+		}
 	}
 	if created {
 		s.logger().InfoContext(ctx, "release recorded", "site", site.Name, "version", version,
@@ -350,9 +390,9 @@ type PromoteRequest struct {
 // Outcome is the result of a promote or rollback. AlreadyLive means nothing
 // was done because the version is live already; Deploy is then nil.
 type Outcome struct {
-	Deploy      *Deploy
-	AlreadyLive bool
-	Version     string
+	Deploy      *Deploy `json:"deploy"`
+	AlreadyLive bool    `json:"already_live"`
+	Version     string  `json:"version"`
 }
 
 // Promote makes req.Version live: it checks the release, takes the site's

@@ -287,7 +287,7 @@ func TestPromoteRefusals(t *testing.T) {
 		code string
 	}{
 		{"malformed", releases.PromoteRequest{Site: "www", Version: "../etc", Actor: "a"}, releases.EINVALID},
-		{"unknown site", releases.PromoteRequest{Site: "nope", Version: "v1", Actor: "a"}, releases.ENOTFOUND},
+		{"unknown site", releases.PromoteRequest{Site: "nope", Version: "v1", Actor: "a"}, releases.EINVALID},
 		{"no manifest", releases.PromoteRequest{Site: "www", Version: "v9", Actor: "a"}, releases.ENOTFOUND},
 		{"no actor", releases.PromoteRequest{Site: "www", Version: "v1"}, releases.EINVALID},
 	}

@@ -105,38 +105,38 @@ func answerJSON[Req any](s *Server, route string, call func(r *http.Request, req
 	})
 }
 
-func (s *Server) routeAPI(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/sites", s.answer("sites", func(*http.Request) (any, error) {
+func (s *Server) routeAPI(mux *routes) {
+	mux.handle("GET /api/v1/sites", s.answer("sites", func(*http.Request) (any, error) {
 		names := []string{}
 		for _, site := range s.Service.Sites {
 			names = append(names, site.Name)
 		}
 		return map[string]any{"sites": names}, nil
 	}))
-	mux.HandleFunc("GET /api/v1/sites/{site}/releases", s.answer("releases", func(r *http.Request) (any, error) {
+	mux.handle("GET /api/v1/sites/{site}/releases", s.answer("releases", func(r *http.Request) (any, error) {
 		vs, err := s.Service.Versions(r.Context(), r.PathValue("site"))
 		if vs == nil {
 			vs = []releases.VersionInfo{}
 		}
 		return vs, err
 	}))
-	mux.HandleFunc("GET /api/v1/sites/{site}/status", s.answer("status", func(r *http.Request) (any, error) {
+	mux.handle("GET /api/v1/sites/{site}/status", s.answer("status", func(r *http.Request) (any, error) {
 		return s.Service.Status(r.Context(), r.PathValue("site"))
 	}))
 	for _, kind := range []releases.Kind{releases.KindPromote, releases.KindRollback} {
 		route := string(kind)
-		mux.HandleFunc("POST /api/v1/sites/{site}/"+route, func(w http.ResponseWriter, r *http.Request) {
+		mux.handle("POST /api/v1/sites/{site}/"+route, func(w http.ResponseWriter, r *http.Request) {
 			if s.authorized(w, r, route) {
 				s.handleDeploy(w, r, kind)
 			}
 		})
 	}
-	mux.HandleFunc("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
+	mux.handle("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
 		if s.authorized(w, r, "backup") {
 			s.handleBackup(w, r)
 		}
 	})
-	mux.HandleFunc("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", func(r *http.Request, req PruneRequest) (any, error) {
+	mux.handle("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", func(r *http.Request, req PruneRequest) (any, error) {
 		rep, err := s.Prune(r.Context(), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: actorOr(req.Actor)})
 		if err != nil && rep == nil {
 			return nil, err
@@ -149,25 +149,25 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 		}
 		return body, nil
 	}))
-	mux.HandleFunc("POST /api/v1/sites/{site}/pins", answerJSON(s, "pin", func(r *http.Request, req PinRequest) (any, error) {
+	mux.handle("POST /api/v1/sites/{site}/pins", answerJSON(s, "pin", func(r *http.Request, req PinRequest) (any, error) {
 		return s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), req.Reason)
 	}))
-	mux.HandleFunc("POST /api/v1/sites/{site}/previews", answerJSON(s, "preview", func(r *http.Request, req PreviewRequest) (any, error) {
+	mux.handle("POST /api/v1/sites/{site}/previews", answerJSON(s, "preview", func(r *http.Request, req PreviewRequest) (any, error) {
 		return s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, time.Duration(req.TTLSeconds)*time.Second)
 	}))
-	mux.HandleFunc("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
+	mux.handle("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
 		site, actor := r.PathValue("site"), actorOr(req.Actor)
 		l, err := s.Service.LockSite(r.Context(), site, actor, req.Reason)
 		s.Service.Audit(r.Context(), auditOf(site, actor, "lock", req.Reason, err))
 		return l, err
 	}))
-	mux.HandleFunc("DELETE /api/v1/sites/{site}/lock", s.answer("unlock", func(r *http.Request) (any, error) {
+	mux.handle("DELETE /api/v1/sites/{site}/lock", s.answer("unlock", func(r *http.Request) (any, error) {
 		site, actor := r.PathValue("site"), actorOr(r.URL.Query().Get("actor"))
 		l, err := s.Service.UnlockSite(r.Context(), site, actor)
 		s.Service.Audit(r.Context(), auditOf(site, actor, "unlock", "", err))
 		return UnlockResponse{Released: l}, err
 	}))
-	mux.HandleFunc("DELETE /api/v1/sites/{site}/pins/{version}", s.answer("unpin", func(r *http.Request) (any, error) {
+	mux.handle("DELETE /api/v1/sites/{site}/pins/{version}", s.answer("unpin", func(r *http.Request) (any, error) {
 		err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version"))
 		return map[string]string{"status": "unpinned"}, err
 	}))

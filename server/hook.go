@@ -106,8 +106,10 @@ func (s *Server) hook(r *http.Request) (int, any) {
 	if err != nil {
 		return http.StatusNotFound, errorBody{Error: releases.ErrorMessage(err)}
 	}
-	rel, created, err := s.Service.Record(r.Context(), site.Name, n.Version)
+	rel, created, err := s.Service.RecordNotice(r.Context(), site.Name, n.Version, n.Commit, n.Message)
 	switch {
+	case releases.ErrorCode(err) == releases.ECONFLICT:
+		return http.StatusConflict, errorBody{Error: releases.ErrorMessage(err), Code: releases.ECONFLICT}
 	case errors.Is(err, releases.ErrNoManifest):
 		return http.StatusUnprocessableEntity, errorBody{Error: "no manifest for " + n.Version + " in the bucket yet: publish writes it last, after every file"}
 	case err != nil:

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +73,7 @@ type Server struct {
 	prunes   pruneLocks
 	draining atomic.Bool
 	work     context.Context // cancelled with releases.ErrShutdown on stop
+	patterns []string        // the routes, as registered
 	stopWork context.CancelCauseFunc
 	deploys  sync.WaitGroup // work shutdown waits for; Add only through begin
 	trackMu  sync.Mutex
@@ -108,19 +111,61 @@ func (s *Server) init() {
 // Handler serves every route; Run serves it on a listener.
 func (s *Server) Handler() http.Handler {
 	s.init()
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /hooks/release", s.handleHook)
-	mux.HandleFunc("/hooks/release", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "POST")
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "use POST"})
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux := &routes{ServeMux: http.NewServeMux()}
+	mux.handle("POST /hooks/release", s.handleHook)
+	mux.handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.handle("GET /readyz", s.handleReady)
+	mux.handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 	s.routeAPI(mux)
+	// Every answer is JSON, including the mux's own refusals: an unknown
+	// path is 404 and a known path asked with the wrong method is 405 with
+	// Allow, each as {"error","code"}.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "no such route: " + bounded(r.URL.Path), Code: releases.ENOTFOUND})
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: bounded(r.Method) + " is not allowed on " + bounded(r.URL.Path) + "; use " + strings.Join(allow, " or "), Code: releases.EINVALID})
+	})
+	s.patterns = mux.patterns
 	return mux
+}
+
+// routes is the server's mux, remembering its patterns so that tests can
+// walk every route.
+type routes struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routes) handle(pattern string, h http.HandlerFunc) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+// Routes lists the patterns the server answers ("POST /hooks/release").
+func (s *Server) Routes() []string {
+	s.Handler()
+	return slices.Clone(s.patterns)
+}
+
+// bounded keeps text a client sent short enough to echo in an answer.
+func bounded(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }
 
 // Run recovers interrupted deploys, then serves ln and runs the reconcile

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,9 +217,17 @@ func signed(body string, ts time.Time) map[string]string {
 func TestHook(t *testing.T) {
 	e := newEnv(t)
 	e.publish("v1")
+	// v3's manifest names its commit; v1's does not (published without
+	// --commit), so the notice supplies it.
+	if err := e.bucket.WriteManifest(context.Background(), e.site, &releases.Manifest{Version: "v3", Commit: "def456", PublishedAt: e.clk.Now(),
+		Files: []releases.ManifestFile{}}); err != nil {
+		t.Fatal(err)
+	}
 	e.start()
 	now := e.clk.Now()
 	valid := `{"site":"www","version":"v1","commit":"abc","message":"first"}`
+	contradicting := `{"site":"www","version":"v3","commit":"abc"}`
+	agreeing := `{"site":"www","version":"v3","commit":"def456"}`
 	validHeaders := signed(valid, now)
 	big := `{"site":"www","version":"v1","message":"` + strings.Repeat("x", hook.MaxBody) + `"}`
 	cases := []struct {
@@ -241,6 +251,8 @@ func TestHook(t *testing.T) {
 		{"malformed version", `{"site":"www","version":"../v1"}`, signed(`{"site":"www","version":"../v1"}`, now), 400, "invalid version"},
 		{"unknown site", `{"site":"nope","version":"v1"}`, signed(`{"site":"nope","version":"v1"}`, now), 404, "unknown site"},
 		{"no manifest", `{"site":"www","version":"v2"}`, signed(`{"site":"www","version":"v2"}`, now), 422, "no manifest"},
+		{"commit contradicts the manifest", contradicting, signed(contradicting, now), 409, "its manifest says def456"},
+		{"commit agrees with the manifest", agreeing, signed(agreeing, now), 202, "recorded"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -255,8 +267,11 @@ func TestHook(t *testing.T) {
 		})
 	}
 	rel, err := e.db.Release(context.Background(), "www", "v1")
-	if err != nil || rel.Commit != "" && rel.Commit != "abc" {
-		t.Fatalf("recorded release %+v %v", rel, err)
+	if err != nil || rel.Commit != "abc" || rel.Message != "first" {
+		t.Fatalf("the notice's commit and message were not recorded: %+v %v", rel, err)
+	}
+	if rel, err := e.db.Release(context.Background(), "www", "v3"); err != nil || rel.Commit != "def456" {
+		t.Fatalf("v3 after a contradicting notice: %+v %v", rel, err)
 	}
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/hooks/release", nil)
 	if a := e.do(req); a.status != 405 {
@@ -418,7 +433,8 @@ func TestAPIPromoteStreamsAndRefusesWhileBusy(t *testing.T) {
 	if _, err := c.Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "nope!"}, nil); releases.ErrorCode(err) != releases.EINVALID {
 		t.Fatalf("malformed version: %v", err)
 	}
-	if _, err := c.Deploy(ctx, "nope", releases.KindPromote, server.DeployRequest{Version: "v1"}, nil); releases.ErrorCode(err) != releases.ENOTFOUND {
+	// An unknown site is a mistake in the request, as on the command line.
+	if _, err := c.Deploy(ctx, "nope", releases.KindPromote, server.DeployRequest{Version: "v1"}, nil); releases.ErrorCode(err) != releases.EINVALID {
 		t.Fatalf("unknown site: %v", err)
 	}
 }
@@ -676,4 +692,123 @@ func TestBackupRestoresEverything(t *testing.T) {
 	if len(rs) != 2 || len(ds) != 2 || lock == nil || lock.Holder != "bob" || live.Version != "v1" {
 		t.Fatalf("restored: %d releases, %d deploys, lock %+v, live %+v", len(rs), len(ds), lock, live)
 	}
+}
+
+// Every route asked with a method it does not take answers 405 in JSON
+// with Allow; an unknown path answers 404 in JSON. The walk takes the
+// routes from the server, so a new route cannot be left out.
+func TestEveryRouteRefusesWrongMethodsInJSON(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	routes := e.srv.Routes()
+	e.start()
+	methods := map[string][]string{}
+	for _, p := range routes {
+		m, path, ok := strings.Cut(p, " ")
+		if !ok {
+			t.Fatalf("route %q has no method", p)
+		}
+		path = strings.NewReplacer("{site}", "www", "{version}", "v1").Replace(path)
+		methods[path] = append(methods[path], m)
+	}
+	if len(methods) < 10 {
+		t.Fatalf("only %d paths: %v", len(methods), routes)
+	}
+	for path, allowed := range methods {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			if slices.Contains(allowed, m) || m == http.MethodHead && slices.Contains(allowed, http.MethodGet) {
+				continue
+			}
+			req, _ := http.NewRequest(m, e.url+path, strings.NewReader("{}"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var body map[string]any
+			if resp.StatusCode != 405 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(raw, &body) != nil ||
+				body["error"] == nil || body["code"] != releases.EINVALID {
+				t.Errorf("%s %s: %d %s %q, want 405 JSON {error, code}", m, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+				continue
+			}
+			for _, a := range allowed {
+				if !strings.Contains(resp.Header.Get("Allow"), a) {
+					t.Errorf("%s %s: Allow %q lacks %s", m, path, resp.Header.Get("Allow"), a)
+				}
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/nothing/"+strings.Repeat("x", 5000), nil)
+	a := e.do(req)
+	if msg, _ := a.body["error"].(string); a.status != 404 || a.body["code"] != releases.ENOTFOUND || len(msg) > 300 {
+		t.Fatalf("unknown route: %d %v", a.status, a.body)
+	}
+}
+
+// API answers are snake_case throughout, the already-live promote too.
+func TestAPIAnswersAreSnakeCase(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	e.start()
+	e.flow()
+	ctx := context.Background()
+	if _, err := e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/sites/www/promote", `{"version":"v1","actor":"alice"}`},
+		{"GET", "/api/v1/sites/www/status", ""},
+		{"GET", "/api/v1/sites/www/releases", ""},
+		{"GET", "/api/v1/sites", ""},
+		{"POST", "/api/v1/sites/www/pins", `{"version":"v1","reason":"keep"}`},
+		{"POST", "/api/v1/sites/www/prune", `{"dry_run":true}`},
+		{"PUT", "/api/v1/sites/www/lock", `{"reason":"freeze"}`},
+		{"DELETE", "/api/v1/sites/www/lock", ""},
+	} {
+		req, _ := http.NewRequest(c.method, e.url+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, resp.StatusCode, raw)
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("%s %s: %v: %s", c.method, c.path, err, raw)
+		}
+		if k := nonSnakeKey(v); k != "" {
+			t.Errorf("%s %s: key %q is not snake_case: %s", c.method, c.path, k, raw)
+		}
+		if c.path == "/api/v1/sites/www/promote" && !strings.Contains(string(raw), `"already_live":true`) {
+			t.Errorf("already-live promote: %s", raw)
+		}
+	}
+}
+
+var snake = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+func nonSnakeKey(v any) string {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, child := range x {
+			if !snake.MatchString(k) {
+				return k
+			}
+			if bad := nonSnakeKey(child); bad != "" {
+				return bad
+			}
+		}
+	case []any:
+		for _, child := range x {
+			if bad := nonSnakeKey(child); bad != "" {
+				return bad
+			}
+		}
+	}
+	return ""
 }

@@ -195,6 +195,29 @@ func (s *DB) PutRelease(ctx context.Context, r releases.Release) (created bool, 
 	return created, err
 }
 
+// AnnotateRelease fills an empty commit and message of a release.
+func (s *DB) AnnotateRelease(ctx context.Context, site, version, commit, message string) (releases.Release, error) {
+	var r releases.Release
+	err := s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketReleases, site, false)
+		ok, err := getJSON(b, version, &r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return releases.Errorf(releases.ENOTFOUND, "site %s has no recorded release %s", site, version)
+		}
+		if r.Commit == "" {
+			r.Commit = commit
+		}
+		if r.Message == "" {
+			r.Message = message
+		}
+		return putJSON(b, version, r)
+	})
+	return r, err
+}
+
 // Release returns one recorded release.
 func (s *DB) Release(ctx context.Context, site, version string) (releases.Release, error) {
 	var r releases.Release

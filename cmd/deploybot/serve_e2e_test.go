@@ -266,3 +266,42 @@ func (w *world) slackConfig(fake *slackfake.Server) {
 	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", "    distribution_id: E2ETEST\n    channel: CREL\n    deployers: [UALICE]\n", 1)
 	w.write("deploybot.yaml", cfg)
 }
+
+// The same command ends with the same exit status with and without
+// --server: usage mistakes (an unknown site, a malformed version) are 2,
+// failed operations 1.
+func TestExitStatusIsTheSameThroughTheServer(t *testing.T) {
+	w := start(t, "200ms", "100ms")
+	addr := freeAddr(t)
+	w.serveConfig(addr)
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	w.must("promote", "v1")
+	cases := [][]string{
+		{"promote", "--site", "nope", "v1"},
+		{"promote", "v1/../x"},
+		{"promote", "v9"},
+		{"promote", "v1"},
+		{"rollback"},
+		{"rollback", "v9"},
+		{"status", "--site", "nope"},
+		{"versions", "--site", "nope"},
+		{"pin", "v9"},
+		{"unpin", "v1"},
+		{"unlock"},
+		{"promote"},
+	}
+	local := make([]int, len(cases))
+	for i, args := range cases {
+		local[i] = w.run(args...).code
+	}
+	if local[0] != 2 || local[1] != 2 || local[2] != 1 || local[3] != 0 {
+		t.Fatalf("exit statuses without --server: %v", local)
+	}
+	w.serve(addr)
+	for i, args := range cases {
+		r := w.run(append([]string{args[0], "--server", "http://" + addr}, args[1:]...)...)
+		if r.code != local[i] {
+			t.Errorf("deploybot %s: exit %d through the server, %d without\nstderr: %s", strings.Join(args, " "), r.code, local[i], r.stderr)
+		}
+	}
+}
