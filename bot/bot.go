@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 
 	"github.com/deploybot/deploybot/releases"
@@ -216,11 +217,14 @@ func actorOf(req Request) string {
 
 // mention renders an actor: Slack user ids as mentions, others as is.
 func mention(actor string) string {
-	if len(actor) > 1 && (actor[0] == 'U' || actor[0] == 'W') && !strings.ContainsAny(actor, ":@ ") {
+	if slackUserID.MatchString(actor) {
 		return "<@" + actor + ">"
 	}
-	return actor
+	return escape(actor)
 }
+
+// slackUserID is a Slack user id: U or W and upper-case letters and digits.
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
 
 func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, out Out) bool {
 	if b.Auth == nil {

@@ -59,6 +59,14 @@ func HumanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// escape makes text from outside (commit messages, reasons, names) show as
+// written in Slack's mrkdwn: &, < and > are the characters Slack asks to be
+// escaped, since < starts a link or a mention
+// (https://api.slack.com/reference/surfaces/formatting#escaping).
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
 // Short cuts s to n runes on one line, marking the cut.
 func Short(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
@@ -93,6 +101,22 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 	if len(shown) > VersionsShown {
 		shown = shown[:VersionsShown]
 	}
+	// Pins with their reasons, under the table: ten at most, so the
+	// context block stays within Slack's 3,000 characters per text.
+	var pins []string
+	morePins := 0
+	for _, v := range vs {
+		if p := v.Pin; p != nil {
+			if len(pins) == 10 {
+				morePins++
+				continue
+			}
+			pins = append(pins, fmt.Sprintf("`%s` pinned by %s: %s", Short(v.Version, 24), mention(p.By), escape(Short(orDash(p.Reason), 200))))
+		}
+	}
+	if morePins > 0 {
+		pins = append(pins, fmt.Sprintf("and %d more pinned", morePins))
+	}
 	for _, v := range shown {
 		mark := " "
 		switch {
@@ -100,19 +124,24 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 			mark = "▶"
 		case v.Pruned:
 			mark = "✗"
+		case v.Pin != nil:
+			mark = "◆"
 		}
 		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, Short(v.Version, 24), Short(v.Commit, 8), age(v.PublishedAt, now), HumanBytes(v.Bytes), Short(lastBy[v.Version], 20))
 	}
 	tw.Flush()
 	table := b.String()
-	title := fmt.Sprintf("*%s*: %d release(s), ▶ is live, ✗ pruned", site.Name, len(vs))
-	blocks := []slack.Block{section(title), section("```\n" + table + "```")}
+	title := fmt.Sprintf("*%s*: %d release(s), ▶ is live, ✗ pruned, ◆ pinned", site.Name, len(vs))
+	blocks := []slack.Block{section(title), section("```\n" + escape(table) + "```")}
+	text := title + "\n" + escape(table)
 	if rest := len(vs) - len(shown); rest > 0 {
 		blocks = append(blocks, contextText(fmt.Sprintf("and %d older release(s) not shown", rest)))
-	}
-	text := title + "\n" + table
-	if rest := len(vs) - len(shown); rest > 0 {
 		text += fmt.Sprintf("and %d older release(s) not shown\n", rest)
+	}
+	if len(pins) > 0 {
+		// A context block holds ten elements at most; the pins share one.
+		blocks = append(blocks, contextText(":pushpin: "+strings.Join(pins, "\n:pushpin: ")))
+		text += ":pushpin: " + strings.Join(pins, "\n:pushpin: ") + "\n"
 	}
 	return Message{Text: text, Blocks: blocks}
 }

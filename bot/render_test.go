@@ -97,6 +97,11 @@ func TestGoldenVersions(t *testing.T) {
 	for i := 20; i >= 1; i-- {
 		vs = append(vs, releases.VersionInfo{Release: releases.Release{Version: "v" + itoa(i), Commit: "abcdef" + itoa(i), PublishedAt: t0.Add(-time.Duration(21-i) * 7 * time.Hour), Bytes: int64(i) * 100_000}, Live: i == 18})
 	}
+	// v18 is live and pinned, v15 pinned with a reason that tries Slack's
+	// markup (escaped), v02 pinned but beyond the rows shown.
+	vs[2].Pin = &releases.Pin{Site: "www", Version: "v18", By: "UBOB", Reason: "launch build", At: t0}
+	vs[5].Pin = &releases.Pin{Site: "www", Version: "v15", By: "cli:ci@runner", Reason: "audit <!channel> & <https://evil.example|click>", At: t0}
+	vs[18].Pin = &releases.Pin{Site: "www", Version: "v02", By: "api", At: t0}
 	deploys := []releases.Deploy{{To: "v18", Actor: "UBOB", Phase: releases.PhaseDone}, {To: "v19", Actor: "UALICE", Phase: releases.PhaseFailed}, {To: "v17", Actor: "cli:ci@runner", Phase: releases.PhaseDone}}
 	golden(t, "versions", VersionsMessage(site, vs, deploys, t0))
 	golden(t, "versions-empty", VersionsMessage(site, nil, nil, t0))

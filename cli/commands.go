@@ -287,18 +287,36 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tSTATE\tPUBLISHED\tFILES\tSIZE\tCOMMIT\tMESSAGE")
+	var pinned []releases.VersionInfo
 	for _, v := range vs {
-		live := ""
+		var state []string
 		switch {
 		case v.Live:
-			live = "live"
+			state = append(state, "live")
 		case v.Pruned:
-			live = "pruned"
+			state = append(state, "pruned")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, live, v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
+		if v.Pin != nil {
+			state = append(state, "pinned")
+			pinned = append(pinned, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, strings.Join(state, ","), v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
 			v.Files, bot.HumanBytes(v.Bytes), bot.Short(v.Commit, 12), bot.Short(v.Message, 50))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range pinned {
+		fmt.Fprintf(env.Stdout, "%s pinned by %s since %s: %s\n", v.Version, v.Pin.By, v.Pin.At.UTC().Format("2006-01-02 15:04Z"), bot.Short(reasonOr(v.Pin.Reason), 200))
+	}
+	return nil
+}
+
+func reasonOr(r string) string {
+	if r == "" {
+		return "(no reason given)"
+	}
+	return r
 }
 
 func runStatus(ctx context.Context, env Env, args []string) error {

@@ -267,6 +267,9 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 type VersionInfo struct {
 	Release
 	Live bool `json:"live"`
+	// Pin keeps the release from retention, with who pinned it and why;
+	// nil when it is not pinned.
+	Pin *Pin `json:"pin"`
 }
 
 // Versions returns the site's releases, newest first, after recording the
@@ -283,9 +286,16 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 	if err != nil {
 		return nil, err
 	}
+	pins, err := s.Store.Pins(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]VersionInfo, len(rels))
 	for i, r := range rels {
 		out[i] = VersionInfo{Release: r, Live: r.Version == live.Version}
+		if p, ok := pins[r.Version]; ok {
+			out[i].Pin = &p
+		}
 	}
 	return out, nil
 }

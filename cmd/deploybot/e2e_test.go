@@ -372,6 +372,14 @@ func TestPruneFromTheCommandLine(t *testing.T) {
 		if (v["version"] == "v2") != (v["pruned"] == true) {
 			t.Fatalf("versions: %v", vs)
 		}
+		pin, _ := v["pin"].(map[string]any)
+		if _, ok := v["pin"]; !ok || (v["version"] == "v1") != (pin != nil) || pin != nil && (pin["reason"] != "first launch" || pin["by"] != "e2e") {
+			t.Fatalf("versions --json shows pins wrong: %v", vs)
+		}
+	}
+	if r := w.must("versions"); !regexp.MustCompile(`(?m)^v1\s+pinned\s`).MatchString(r.stdout) || !strings.Contains(r.stdout, "v1 pinned by e2e since ") ||
+		!strings.Contains(r.stdout, ": first launch") {
+		t.Fatalf("versions does not show the pin and its reason:\n%s", r.stdout)
 	}
 	w.must("unpin", "v1")
 	w.expect(1, "not pinned", "unpin", "v1")
