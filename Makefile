@@ -16,8 +16,10 @@ export HELM := $(GOBIN)/helm
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build ./deploybot
-	CGO_ENABLED=0 $(GO) build -trimpath -o deploybot ./cmd/deploybot
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
+build: ## build ./deploybot (VERSION from git describe, shown by deploybot version)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/deploybot/deploybot/cli.Version=$(VERSION)" -o deploybot ./cmd/deploybot
 
 tools: $(GOBIN)/versitygw $(GOBIN)/helm ## install what the tests need (versitygw, helm)
 

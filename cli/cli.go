@@ -74,13 +74,28 @@ func commands() []command {
 		{"backup", "write a consistent snapshot of the store", runBackup},
 		{"localaws", "run the local S3 + CloudFront stand-in and its edge", runLocalAWS},
 		{"dev", "everything on this machine, no accounts: stand-in, edge, sample site, console", runDev},
+		{"version", "print the version, the commit and the Go it was built with (also --version)", runVersion},
 	}
+}
+
+// summaryOf is the one line saying what command name does.
+func summaryOf(name string) string {
+	for _, c := range commands() {
+		if c.name == name {
+			return c.summary
+		}
+	}
+	return ""
 }
 
 // Run runs one command line and returns the exit status.
 func Run(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
+	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(env.Stdout, versionText())
+		return ExitOK
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(env.Stdout)
@@ -140,7 +155,7 @@ func newFlagSet(env Env, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: deploybot %s [flags] %s\n", name, args)
+		fmt.Fprintf(env.Stderr, "deploybot %s: %s\n\nusage: %s\n", name, summaryOf(name), strings.TrimSpace("deploybot "+name+" [flags] "+args))
 		fs.PrintDefaults()
 	}
 	return fs
@@ -153,7 +168,7 @@ func flagSet(env Env, name, args string) (*flag.FlagSet, *string) {
 	if def == "" {
 		def = "deploybot.yaml"
 	}
-	cfg := fs.String("config", def, "configuration file")
+	cfg := fs.String("config", def, "configuration `FILE`")
 	return fs, cfg
 }
 

@@ -31,12 +31,12 @@ func writeJSON(w io.Writer, v any) error {
 
 func runPublish(ctx context.Context, env Env, args []string) error {
 	fs, cfgPath := flagSet(env, "publish", "DIR")
-	site := fs.String("site", "", "site name")
-	version := fs.String("version", "", "release version (letters, digits, . _ -)")
-	commit := fs.String("commit", "", "commit the release was built from")
-	message := fs.String("message", "", "release message")
+	site := fs.String("site", "", "the `SITE` to publish to (may be left out when only one is configured)")
+	version := fs.String("version", "", "release `VERSION` (letters, digits, . _ -)")
+	commit := fs.String("commit", "", "the commit `SHA` the release was built from")
+	message := fs.String("message", "", "release `MESSAGE` (shown in Slack and versions)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	conc := fs.Int("concurrency", 16, "uploads and copies in flight")
+	conc := fs.Int("concurrency", 16, "`N` uploads and copies in flight")
 	dry := fs.Bool("dry-run", false, "show what each file would get (action, cache rule, headers) and send nothing")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -197,8 +197,8 @@ func (r remoteBackend) Preview(ctx context.Context, site, version string, ttl ti
 // store file of the configuration.
 func siteCommand(ctx context.Context, env Env, name, posUsage string, args []string, extra func(fs *flagSetT)) (backend, string, []string, error) {
 	fs, cfgPath := flagSet(env, name, posUsage)
-	site := fs.String("site", "", "site name (may be left out when only one is configured)")
-	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "URL of a running `deploybot serve` to go through (token: $DEPLOYBOT_API_TOKEN or http.api_token)")
+	site := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
+	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "`URL` of a running deploybot serve to go through (token: $DEPLOYBOT_API_TOKEN or http.api_token)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -410,7 +410,7 @@ func runPromote(ctx context.Context, env Env, args []string) error {
 	var reason *string
 	var noVerify *bool
 	b, site, pos, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
-		reason = fs.String("reason", "", "why (recorded with the deploy)")
+		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy")
 		noVerify = fs.Bool("no-verify", false, "skip checking that every file of the release is in the bucket")
 	})
 	if err != nil {
@@ -440,7 +440,7 @@ func outcome(env Env, site string, out *releases.Outcome, err error) error {
 func runRollback(ctx context.Context, env Env, args []string) error {
 	var reason *string
 	b, site, pos, err := siteCommand(ctx, env, "rollback", "[VERSION]", args, func(fs *flagSetT) {
-		reason = fs.String("reason", "", "why (recorded with the deploy)")
+		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy")
 	})
 	if err != nil {
 		return err
@@ -462,16 +462,16 @@ func runRollback(ctx context.Context, env Env, args []string) error {
 
 func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "localaws", "")
-	listenAddr := fs.String("listen", "127.0.0.1:4566", "address of the S3 + CloudFront APIs")
-	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the sites")
-	data := fs.String("data", "", "directory for buckets and distributions (required)")
+	listenAddr := fs.String("listen", "127.0.0.1:4566", "`ADDR` (host:port) of the S3 + CloudFront APIs")
+	edgeAddr := fs.String("edge", "127.0.0.1:8080", "`ADDR` (host:port) of the edge that serves the sites")
+	data := fs.String("data", "", "`DIR` for buckets and distributions (required)")
 	standIn := standInFlags(fs, 5*time.Second, 3*time.Second, 2*time.Second)
-	errRate := fs.Float64("error-rate", 0, "share of API calls answered with a 5xx error")
-	throttle := fs.Float64("throttle-rate", 0, "share of API calls answered with a throttling error")
-	latency := fs.Duration("latency", 0, "delay added to every API call")
+	errRate := fs.Float64("error-rate", 0, "`FRACTION` (0 to 1) of API calls answered with a 5xx error")
+	throttle := fs.Float64("throttle-rate", 0, "`FRACTION` (0 to 1) of API calls answered with a throttling error")
+	latency := fs.Duration("latency", 0, "`DURATION` added to every API call")
 	var sites, stores multiFlag
-	fs.Var(&sites, "distribution", "ID=BUCKET: create (if missing) a bucket and a distribution with this id serving it; repeatable")
-	fs.Var(&stores, "kvs", "NAME: create (if missing) a CloudFront KeyValueStore and print its ARN; repeatable")
+	fs.Var(&sites, "distribution", "`ID=BUCKET`: create (if missing) a bucket and a distribution with this id serving it; repeatable")
+	fs.Var(&stores, "kvs", "`NAME`: create (if missing) a CloudFront KeyValueStore and print its ARN; repeatable")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -600,7 +600,7 @@ func PruneSummary(rep *releases.PruneReport) string {
 func runPin(ctx context.Context, env Env, args []string) error {
 	var reason *string
 	b, site, pos, err := siteCommand(ctx, env, "pin", "VERSION", args, func(fs *flagSetT) {
-		reason = fs.String("reason", "", "why the release is kept")
+		reason = fs.String("reason", "", "`TEXT` saying why the release is kept")
 	})
 	if err != nil {
 		return err
@@ -672,14 +672,14 @@ func runVerify(ctx context.Context, env Env, args []string) error {
 // them and fills the matching Options fields.
 func standInFlags(fs *flag.FlagSet, propagation, invalidation, kvsPropagation time.Duration) func() (localaws.Options, error) {
 	d := localaws.CachingOptimized
-	prop := fs.Duration("propagation", propagation, "how long a distribution change stays InProgress")
-	inval := fs.Duration("invalidation", invalidation, "how long an invalidation stays InProgress")
-	kvsProp := fs.Duration("kvs-propagation", kvsPropagation, "how long a key value store write takes to reach every PoP")
-	pops := fs.Int("pops", 1, "points of presence at the edge, each with its own cache and moment of picking up a change")
-	minTTL := fs.Duration("min-ttl", d.MinTTL, "edge cache: shortest time an answer is kept (no-cache answers are kept this long)")
-	defTTL := fs.Duration("default-ttl", d.DefaultTTL, "edge cache: how long an answer without max-age or s-maxage is kept")
-	maxTTL := fs.Duration("max-ttl", d.MaxTTL, "edge cache: longest time an answer is kept")
-	errTTL := fs.Duration("error-ttl", d.ErrorTTL, "edge cache: how long a 4xx/5xx from the bucket is kept")
+	prop := fs.Duration("propagation", propagation, "`DURATION` a distribution change stays InProgress")
+	inval := fs.Duration("invalidation", invalidation, "`DURATION` an invalidation stays InProgress")
+	kvsProp := fs.Duration("kvs-propagation", kvsPropagation, "`DURATION` a key value store write takes to reach every PoP")
+	pops := fs.Int("pops", 1, "`N` points of presence at the edge, each with its own cache and moment of picking up a change")
+	minTTL := fs.Duration("min-ttl", d.MinTTL, "edge cache: shortest `DURATION` an answer is kept (no-cache answers are kept this long)")
+	defTTL := fs.Duration("default-ttl", d.DefaultTTL, "edge cache: `DURATION` an answer without max-age or s-maxage is kept")
+	maxTTL := fs.Duration("max-ttl", d.MaxTTL, "edge cache: longest `DURATION` an answer is kept")
+	errTTL := fs.Duration("error-ttl", d.ErrorTTL, "edge cache: `DURATION` a 4xx/5xx from the bucket is kept")
 	return func() (localaws.Options, error) {
 		if *pops < 1 {
 			return localaws.Options{}, usagef("--pops must be at least 1")
@@ -755,7 +755,7 @@ func runUnlock(ctx context.Context, env Env, args []string) error {
 
 func runKVSSetup(ctx context.Context, env Env, args []string) error {
 	fs, cfgPath := flagSet(env, "kvs-setup", "")
-	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
 	apply := fs.Bool("apply", false, "make the changes (without it: print them and the function's code)")
 	asJSON := fs.Bool("json", false, "print what --apply did as JSON")
 	pos, err := parse(fs, args)
@@ -822,7 +822,7 @@ func runPreview(ctx context.Context, env Env, args []string) error {
 	var ttl *time.Duration
 	var asJSON *bool
 	b, site, pos, err := siteCommand(ctx, env, "preview", "VERSION", args, func(fs *flagSetT) {
-		ttl = fs.Duration("ttl", releases.DefaultPreviewTTL, "how long the link works (at most 24h)")
+		ttl = fs.Duration("ttl", releases.DefaultPreviewTTL, "`DURATION` the link works (at most 24h)")
 		asJSON = fs.Bool("json", false, "print the link as JSON")
 	})
 	if err != nil {
@@ -851,7 +851,7 @@ func runPreview(ctx context.Context, env Env, args []string) error {
 // --json and n version arguments; it returns a service over the bucket.
 func bucketCommand(ctx context.Context, env Env, name, posUsage string, n int, args []string) (*releases.Service, releases.Site, []string, bool, error) {
 	fs, cfgPath := flagSet(env, name, posUsage)
-	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {

@@ -30,11 +30,11 @@ import (
 // the replies Slack would show are printed.
 func runDev(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "dev", "")
-	data := fs.String("data", ".deploybot-dev", "directory for the local buckets, distributions and store")
-	edgeAddr := fs.String("edge", "127.0.0.1:8080", "address of the edge that serves the site (127.0.0.1:0 picks a free port)")
-	apiAddr := fs.String("listen", "127.0.0.1:0", "address of the local S3 + CloudFront APIs")
+	data := fs.String("data", ".deploybot-dev", "`DIR` for the local buckets, distributions and store")
+	edgeAddr := fs.String("edge", "127.0.0.1:8080", "`ADDR` (host:port) of the edge that serves the site (127.0.0.1:0 picks a free port)")
+	apiAddr := fs.String("listen", "127.0.0.1:0", "`ADDR` (host:port) of the local S3 + CloudFront APIs")
 	standIn := standInFlags(fs, 4*time.Second, 2*time.Second, time.Second)
-	strategy := fs.String("strategy", releases.DefaultStrategy, "how the demo site flips: origin-path, or kvs (a key value store and a CloudFront Function; instant flips and previews)")
+	strategy := fs.String("strategy", releases.DefaultStrategy, "`STRATEGY` the demo site flips by: origin-path, or kvs (a key value store and a CloudFront Function; instant flips and previews)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 // is still running elsewhere is refused, not touched.
 func runRecover(ctx context.Context, env Env, args []string) error {
 	fs, cfgPath := flagSet(env, "recover", "")
-	siteName := fs.String("site", "", "site name (may be left out when only one is configured)")
+	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

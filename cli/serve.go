@@ -109,8 +109,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 
 func runBackup(ctx context.Context, env Env, args []string) error {
 	fs, cfgPath := flagSet(env, "backup", "")
-	out := fs.String("out", "", "file to write the snapshot to (required)")
-	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "URL of a running `deploybot serve` to take the snapshot through")
+	out := fs.String("out", "", "`FILE` to write the snapshot to (required)")
+	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "`URL` of a running deploybot serve to take the snapshot through")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ func TestDockerfile(t *testing.T) {
 	d := read(t, "Dockerfile")
 	for _, want := range []string{
 		"CGO_ENABLED=0 go build -trimpath", "./cmd/deploybot", // the Makefile's build
+		"-X github.com/deploybot/deploybot/cli.Version=${VERSION}", // what deploybot version prints
 		"USER 65532:65532", `VOLUME ["/var/lib/deploybot"]`, `ENTRYPOINT ["/usr/local/bin/deploybot"]`, `CMD ["serve"]`,
 	} {
 		if !strings.Contains(d, want) {
