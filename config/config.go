@@ -536,8 +536,11 @@ func (c *Config) validate(d *document) Errors {
 	if t := c.Slack.BotToken; t != "" && !strings.HasPrefix(t, "xoxb-") {
 		bad("slack.bot_token", "a bot token starts with xoxb-")
 	}
-	if (c.Slack.AppToken == "") != (c.Slack.BotToken == "") {
-		bad("slack", "set both app_token and bot_token, or neither")
+	switch {
+	case c.Slack.AppToken != "" && c.Slack.BotToken == "":
+		bad("slack.bot_token", "empty while app_token is set: set both, or neither to run without Slack")
+	case c.Slack.AppToken == "" && c.Slack.BotToken != "":
+		bad("slack.app_token", "empty while bot_token is set: set both, or neither to run without Slack")
 	}
 	if i := c.Reconcile.Interval.Duration; i < time.Second {
 		bad("reconcile.interval", "at least 1s (got %s)", i)
