@@ -98,7 +98,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	bucket := &cloud.S3Bucket{Client: s3c}
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
 		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
-		Timeout: 5 * time.Minute}
+		Timeout: 5 * time.Minute, ProcessAlive: aliveCheck}
 	out := &consoleOut{w: env.Stdout}
 
 	// The same --data may have run the other strategy last time. kvs ->
