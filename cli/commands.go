@@ -753,23 +753,36 @@ func runUnlock(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-func runKVSSetup(ctx context.Context, env Env, args []string) error {
-	fs, cfgPath := flagSet(env, "kvs-setup", "")
+// localSite parses a command that acts on one site of the configuration
+// here, never through --server: --config, --site and the flags extra adds,
+// and no positional arguments.
+func localSite(env Env, name string, args []string, extra func(fs *flagSetT)) (*config.Config, releases.Site, error) {
+	fs, cfgPath := flagSet(env, name, "")
 	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
-	apply := fs.Bool("apply", false, "make the changes (without it: print them and the function's code)")
-	asJSON := fs.Bool("json", false, "print what --apply did as JSON")
+	if extra != nil {
+		extra(fs)
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return nil, releases.Site{}, err
 	}
 	if len(pos) != 0 {
-		return usagef("kvs-setup takes no arguments")
+		return nil, releases.Site{}, usagef("%s takes no arguments", name)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		return err
+		return nil, releases.Site{}, err
 	}
 	s, err := siteOf(cfg, *siteName)
+	return cfg, s, err
+}
+
+func runKVSSetup(ctx context.Context, env Env, args []string) error {
+	var apply, asJSON *bool
+	cfg, s, err := localSite(env, "kvs-setup", args, func(fs *flagSetT) {
+		apply = fs.Bool("apply", false, "make the changes (without it: print them and the function's code)")
+		asJSON = fs.Bool("json", false, "print what --apply did as JSON")
+	})
 	if err != nil {
 		return err
 	}

@@ -13,20 +13,7 @@ import (
 // deploy from the command line alone have no serve to do it. A deploy that
 // is still running elsewhere is refused, not touched.
 func runRecover(ctx context.Context, env Env, args []string) error {
-	fs, cfgPath := flagSet(env, "recover", "")
-	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("recover takes no arguments")
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	s, err := siteOf(cfg, *siteName)
+	cfg, s, err := localSite(env, "recover", args, nil)
 	if err != nil {
 		return err
 	}
