@@ -45,12 +45,8 @@ func (s *Service) RecoverSite(ctx context.Context, siteName string, progress Pro
 		return nil, err
 	}
 	if l != nil && l.DeployID != "" && !s.RunnerGone(*l) {
-		last := l.Heartbeat
-		if last.IsZero() {
-			last = l.Since
-		}
 		return nil, Errorf(ECONFLICT, "deploy %s of site %s is running (%s, alive %s ago); there is nothing to recover",
-			l.DeployID, site.Name, runnerText(*l), s.now().Sub(last).Round(time.Second))
+			l.DeployID, site.Name, runnerText(*l), s.now().Sub(l.lastAlive()).Round(time.Second))
 	}
 	return s.recoverSite(ctx, site, progress)
 }

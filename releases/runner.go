@@ -87,11 +87,15 @@ func (s *Service) RunnerGone(l Lock) bool {
 			return true
 		}
 	}
-	last := l.Heartbeat
-	if last.IsZero() {
-		last = l.Since
+	return s.now().Sub(l.lastAlive()) > staleAfter*s.heartbeat()
+}
+
+// lastAlive is when the lock's runner last said it was alive.
+func (l Lock) lastAlive() time.Time {
+	if l.Heartbeat.IsZero() {
+		return l.Since
 	}
-	return s.now().Sub(last) > staleAfter*s.heartbeat()
+	return l.Heartbeat
 }
 
 // lockError is the refusal for a held lock, saying when the deploy holding
