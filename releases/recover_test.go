@@ -97,3 +97,29 @@ func TestReconcileRecordsDriftAndNewReleases(t *testing.T) {
 		t.Fatalf("second reconcile %+v", res)
 	}
 }
+
+// Recovery never takes over a deploy that is alive: one this process runs
+// (through any Service), or one whose runner elsewhere keeps its heartbeat.
+func TestRecoverLeavesLiveRunnersAlone(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1")
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked
+	// A second service over the same store, as a second process would be.
+	other := &releases.Service{Store: h.db, Bucket: h.bucket, CDNs: h.svc.CDNs, Sites: h.svc.Sites, Host: "elsewhere", PID: 7, Now: h.svc.Now}
+	if _, err := other.RecoverSite(context.Background(), "www", nil); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("recover of a running deploy: %v", err)
+	}
+	if got, err := other.Recover(context.Background(), nil); err != nil || len(got) != 0 {
+		t.Fatalf("serve's recovery took over a running deploy: %+v %v", got, err)
+	}
+	close(h.cdn.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
