@@ -110,7 +110,9 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 		host, pid := s.runner()
 		l := Lock{Site: site.Name, Holder: req.Actor, Reason: "pruning old releases", DeployID: prunePrefix + rep.ID, Since: start,
 			Host: host, PID: pid, Process: processID, Heartbeat: start}
+		running.Store(l.DeployID, true) // before the lock is visible, as a deploy does
 		if err := s.Store.AcquireLock(ctx, l); err != nil {
+			running.Delete(l.DeployID)
 			var le *LockedError
 			if errors.As(err, &le) {
 				rep.Skipped = le.Error()
@@ -118,7 +120,6 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 			}
 			return nil, err
 		}
-		running.Store(l.DeployID, true)
 		stopBeat := make(chan struct{})
 		go s.beat(ctx, l, stopBeat)
 		defer func() {

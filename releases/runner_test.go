@@ -1,11 +1,13 @@
 package releases_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
 )
 
 // A deploy's runner is gone when its process is dead (known at once on its
@@ -39,5 +41,34 @@ func TestRunnerGone(t *testing.T) {
 				t.Fatalf("RunnerGone = %v, want %v", got, c.gone)
 			}
 		})
+	}
+}
+
+// checkingStore asks, the moment a deploy's lock is written, whether its
+// runner looks gone: the window in which another door of the same process
+// could take a starting deploy for abandoned.
+type checkingStore struct {
+	*store.DB
+	svc  *releases.Service
+	gone []bool
+}
+
+func (c *checkingStore) StartDeploy(ctx context.Context, d releases.Deploy, l releases.Lock) error {
+	if err := c.DB.StartDeploy(ctx, d, l); err != nil {
+		return err
+	}
+	held, _ := c.DB.Lock(ctx, d.Site)
+	c.gone = append(c.gone, c.svc.RunnerGone(*held))
+	return nil
+}
+
+func TestAStartingDeployIsNeverTakenForAbandoned(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1")
+	cs := &checkingStore{DB: h.db, svc: h.svc}
+	h.svc.Store = cs
+	h.promote(t, "v1")
+	if len(cs.gone) != 1 || cs.gone[0] {
+		t.Fatalf("RunnerGone right after the lock was written: %v", cs.gone)
 	}
 }

@@ -507,6 +507,10 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	host, pid := s.runner()
 	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now,
 		Host: host, PID: pid, Process: processID, Heartbeat: now}
+	// Known as running before the lock is visible, so that nobody in this
+	// process sees the lock without its runner and takes it for abandoned.
+	running.Store(d.ID, true)
+	defer running.Delete(d.ID)
 	if err := s.Store.StartDeploy(ctx, d, lock); err != nil {
 		var le *LockedError
 		if errors.As(err, &le) {
