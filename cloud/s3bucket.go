@@ -257,7 +257,11 @@ func (b *S3Bucket) ListFolders(ctx context.Context, site releases.Site) ([]strin
 // FolderStats lists one release folder.
 func (b *S3Bucket) FolderStats(ctx context.Context, site releases.Site, version string) (releases.Folder, error) {
 	f := releases.Folder{Version: version}
+	marker := site.ReleasePath(version) + ".deploybot/"
 	err := b.eachObject(ctx, site.Bucket, site.ReleasePath(version), func(o types.Object) {
+		if strings.HasPrefix(aws.ToString(o.Key), marker) {
+			f.SiteData = true
+		}
 		f.Objects++
 		f.Bytes += aws.ToInt64(o.Size)
 		if t := aws.ToTime(o.LastModified); t.After(f.Newest) {

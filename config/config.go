@@ -497,6 +497,13 @@ func (c *Config) defaults(d *document) {
 	}
 }
 
+func orQ(name string) string {
+	if name == "" {
+		return "(unnamed)"
+	}
+	return name
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // StrategyKVS is the kvs flip strategy.
@@ -550,6 +557,15 @@ func (c *Config) validate(d *document) Errors {
 	}
 	if len(c.Sites) == 0 {
 		bad("sites", "at least one site is required")
+	}
+	for j, b := range c.Sites {
+		for i, a := range c.Sites[:j] {
+			if a.Bucket != "" && a.Bucket == b.Bucket && releases.PrefixesOverlap(a.Prefix, b.Prefix) {
+				bad(fmt.Sprintf("sites[%d].prefix", j), "site %s (line %d) and site %s (line %d) share bucket %s with prefixes %q and %q, one inside the other: "+
+					"each would take the other's objects for its own, and a prune of one could delete the other; give each a distinct prefix, neither inside the other (an empty prefix only for a bucket's single site)",
+					orQ(b.Name), d.line(fmt.Sprintf("sites[%d]", j)), orQ(a.Name), d.line(fmt.Sprintf("sites[%d]", i)), b.Bucket, b.Prefix, a.Prefix)
+			}
+		}
 	}
 	seen := map[string]string{}
 	for i, s := range c.Sites {

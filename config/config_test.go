@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -261,6 +262,46 @@ func TestErrorLines(t *testing.T) {
 			_, err := Parse([]byte(c.doc), env(nil))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+// Sites sharing a bucket need prefixes that are distinct and not nested;
+// an empty prefix only for a bucket's single site.
+func TestPrefixesInOneBucket(t *testing.T) {
+	two := func(p1, b2, p2 string) string {
+		return fmt.Sprintf("sites:\n  - {name: root, bucket: b, prefix: %q, distribution_id: E1}\n  - {name: www, bucket: %s, prefix: %q, distribution_id: E2}\n", p1, b2, p2)
+	}
+	cases := []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"empty and another", two("", "b", "www/"), false},
+		{"nested", two("a/", "b", "a/b/"), false},
+		{"nested, the other way", two("a/b/", "b", "a/"), false},
+		{"the same", two("www/", "b", "www/"), false},
+		{"both empty", two("", "b", ""), false},
+		{"distinct", two("a/", "b", "ab/"), true},
+		{"siblings", two("a/x/", "b", "a/y/"), true},
+		{"empty, alone in its bucket", two("", "c", ""), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc), env(nil))
+			if c.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range []string{"line 3: sites[1].prefix", "site www (line 3) and site root (line 2) share bucket b"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
 			}
 		})
 	}

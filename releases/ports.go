@@ -133,6 +133,9 @@ type Folder struct {
 	Objects int
 	Bytes   int64
 	Newest  time.Time // newest object's LastModified
+	// SiteData: the folder holds a .deploybot/ folder, so it is the root
+	// of some site (one this deploybot may not know), never an upload.
+	SiteData bool
 }
 
 // File is one file to upload into a release folder.

@@ -185,7 +185,28 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 	// Sizes of releases come from their records (the manifest's files);
 	// folders with no manifest are listed to tell an upload in progress
 	// from an abandoned one.
+	// Defence in depth, whatever the configuration check said: nothing
+	// under another configured site's prefix in this bucket is deleted,
+	// nor a folder that holds a .deploybot/ folder (the root of a site
+	// this deploybot may not know).
+	foreign := func(v string) string {
+		folder := site.ReleasePath(v)
+		for _, o := range s.Sites {
+			if o.Name != site.Name && o.Bucket == site.Bucket && PrefixesOverlap(folder, o.Prefix) {
+				return o.Name
+			}
+		}
+		return ""
+	}
+	keepForeign := func(v, owner string) {
+		rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: KeepOtherSite + " (" + owner + ")"})
+		log.WarnContext(ctx, "prune left a folder that belongs to another site", "folder", site.ReleasePath(v), "site_of_it", owner)
+	}
 	for _, r := range plan.Delete {
+		if o := foreign(r.Version); o != "" {
+			keepForeign(r.Version, "site "+o)
+			continue
+		}
 		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: r.Files, Bytes: r.Bytes})
 	}
 	pruned := map[string]bool{}
@@ -196,11 +217,19 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 		if known[v] && !pruned[v] {
 			continue
 		}
+		if o := foreign(v); o != "" {
+			keepForeign(v, "site "+o)
+			continue
+		}
 		f, err := s.Bucket.FolderStats(ctx, site, v)
 		if err != nil {
 			return nil, err
 		}
 		if f.Objects == 0 {
+			continue
+		}
+		if f.SiteData {
+			keepForeign(v, "it holds .deploybot/")
 			continue
 		}
 		// A pruned release whose folder remains was interrupted after its

@@ -37,6 +37,15 @@ type Site struct {
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".
 func (s Site) ReleasePath(version string) string { return s.Prefix + version + "/" }
 
+// PrefixesOverlap reports whether one key prefix contains the other (the
+// empty prefix contains every other). Two sites in one bucket whose
+// prefixes overlap would see each other's objects as their own: one site's
+// release folder, or its whole prefix, would look like the other's
+// abandoned upload and be pruned.
+func PrefixesOverlap(a, b string) bool {
+	return strings.HasPrefix(a, b) || strings.HasPrefix(b, a)
+}
+
 // ManifestKey is where the manifest of version lives. Manifests sit outside
 // every release folder so that no release can contain another's manifest.
 func (s Site) ManifestKey(version string) string {

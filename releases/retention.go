@@ -37,6 +37,7 @@ const (
 	KeepYoung     = "younger than min_age"
 	KeepNewest    = "among the newest (keep)"
 	KeepUploading = "no manifest yet, upload may be in progress"
+	KeepOtherSite = "another site's data: never pruned from this one"
 )
 
 // PlanInput is everything a prune decision depends on.

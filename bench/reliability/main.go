@@ -166,6 +166,16 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	add("50 promotes of one site at once", "17 command lines, 17 API clients, 16 Slack commands against one `serve`", "exactly one runs, the others are refused naming it; no lock left",
 		err == nil && strings.Contains(doors, "--- PASS: TestFiftyPromotesThroughEveryDoor"))
 
+	prop, err := goTestEnv([]string{"DEPLOYBOT_PRUNE_ROUNDS=400"}, "-run", "^TestPruneNeverDeletesAnotherSitesObjects$", "./cloud")
+	propLine := regexp.MustCompile(`prune property: (\d+) rounds, (\d+) objects of other sites checked, 0 lost; (\d+) objects`).FindStringSubmatch(prop)
+	figure = "random sets of 2-3 sites sharing a bucket with nested, equal or empty prefixes (which the configuration refuses), an unconfigured site inside one, a prune of one of them"
+	result = "no object of another site deleted; dry run = run"
+	if propLine != nil {
+		figure = propLine[1] + " " + figure
+		result = fmt.Sprintf("%s objects of other sites checked, 0 deleted (%s deleted from the pruned sites); dry run = run", propLine[2], propLine[3])
+	}
+	add("prune with sites sharing a bucket", figure, result, err == nil && propLine != nil)
+
 	for _, f := range fuzzTargets {
 		execs, err := fuzz(f.name, f.pkg, fuzztime)
 		add("fuzz "+f.name+" ("+f.pkg+")", fmt.Sprintf("%s: %d execs in %s", f.input, execs, fuzztime), "no panic; the target's properties held on every input", err == nil)
@@ -201,8 +211,12 @@ func reasons(m map[string]int) string {
 }
 
 // goTest runs go test -v and returns its output.
-func goTest(args ...string) (string, error) {
+func goTest(args ...string) (string, error) { return goTestEnv(nil, args...) }
+
+// goTestEnv is goTest with variables added to the environment.
+func goTestEnv(env []string, args ...string) (string, error) {
 	cmd := exec.Command("go", append([]string{"test", "-count=1", "-v"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
