@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,7 +38,11 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	message := fs.String("message", "", "release `MESSAGE` (shown in Slack and versions)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	conc := fs.Int("concurrency", 16, "`N` uploads and copies in flight")
-	dry := fs.Bool("dry-run", false, "show what each file would get (action, cache rule, headers) and send nothing")
+	dry := fs.Bool("dry-run", false, "show what each file would get (action, cache rule, headers), what is left out and why, and send nothing")
+	var excludes multiFlag
+	fs.Var(&excludes, "exclude", "`PATTERN` of paths to leave out (a name at any depth, or a path with /; a trailing / for folders); repeatable, added to the site's exclude")
+	hidden := fs.Bool("include-hidden", false, "publish .git/, .DS_Store and .env* too (left out by default)")
+	external := fs.Bool("follow-external-links", false, "publish what symbolic links that leave DIR point at (refused by default)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -79,10 +84,16 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	p := &publish.Publisher{Bucket: a.bucket}
+	inputs := publish.Inputs{Exclude: append(slices.Clone(sc.Exclude), excludes...), IncludeHidden: *hidden, FollowExternalLinks: *external}
 	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Dir: pos[0],
-		Concurrency: *conc, Rules: rules, SkewReleases: *sc.SkewProtection, DryRun: *dry})
+		Concurrency: *conc, Rules: rules, SkewReleases: *sc.SkewProtection, DryRun: *dry, Inputs: inputs})
 	if err != nil {
 		return err
+	}
+	if !*asJSON {
+		for _, x := range res.Excluded {
+			fmt.Fprintf(env.Stdout, "left out: %s: %s\n", x.Path, x.Reason)
+		}
 	}
 	if *dry {
 		if *asJSON {

@@ -92,6 +92,9 @@ type Site struct {
 	Channel        string    `yaml:"channel"`
 	Deployers      []string  `yaml:"deployers"`
 	Retention      Retention `yaml:"retention"`
+	// Exclude are patterns of build paths publish leaves out, beyond its
+	// defaults (.git/, .DS_Store, .env*).
+	Exclude []string `yaml:"exclude"`
 	// CacheRules override publish's default headers, first match wins.
 	CacheRules []CacheRule `yaml:"cache_rules"`
 	// SkewProtection is how many previous releases' fingerprinted assets
@@ -587,6 +590,11 @@ func (c *Config) validate(d *document) Errors {
 		}
 		if p := s.Prefix; p != "" && (strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || strings.Contains(p, "//")) {
 			bad(key+".prefix", "%q: a prefix ends with / and does not start with one, such as www/", p)
+		}
+		for j, p := range s.Exclude {
+			if _, err := path.Match(strings.TrimSuffix(p, "/"), ""); err != nil || strings.Trim(p, "/") == "" {
+				bad(fmt.Sprintf("%s.exclude[%d]", key, j), "bad pattern %q: a name such as *.map, a path such as drafts/*.html, or a folder such as private/", p)
+			}
 		}
 		for j, r := range s.CacheRules {
 			rk := fmt.Sprintf("%s.cache_rules[%d]", key, j)

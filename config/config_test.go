@@ -306,3 +306,14 @@ func TestPrefixesInOneBucket(t *testing.T) {
 		})
 	}
 }
+
+func TestExcludePatterns(t *testing.T) {
+	site := "sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n"
+	cfg, err := Parse([]byte(site+"    exclude: [\"*.map\", \"drafts/\"]\n"), env(nil))
+	if err != nil || len(cfg.Sites[0].Exclude) != 2 {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	if _, err := Parse([]byte(site+"    exclude: [\"[x\"]\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "line 5: sites[0].exclude[0]: bad pattern") {
+		t.Fatalf("bad pattern: %v", err)
+	}
+}

@@ -11,12 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime"
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +63,8 @@ type Request struct {
 	SkewReleases int
 	// DryRun plans everything and writes nothing.
 	DryRun bool
+	// Inputs says what of Dir is published (excludes, links).
+	Inputs Inputs
 }
 
 // FilePlan is what publish does with one file.
@@ -92,6 +92,8 @@ type Result struct {
 	Seconds       float64    `json:"seconds"`
 	DryRun        bool       `json:"dry_run,omitempty"`
 	Plan          []FilePlan `json:"plan,omitempty"`
+	// Excluded are the paths of the directory left out, and why.
+	Excluded []Excluded `json:"excluded,omitempty"`
 }
 
 // Publisher uploads releases into a bucket.
@@ -120,7 +122,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if err := releases.ValidateVersion(req.Version); err != nil {
 		return nil, err
 	}
-	files, err := walk(req.Dir)
+	files, excluded, err := walk(req.Dir, req.Inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +170,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			carried = append(carried, c)
 		}
 	}
-	res := &Result{Version: req.Version, Files: len(files), DryRun: req.DryRun}
+	res := &Result{Version: req.Version, Files: len(files), DryRun: req.DryRun, Excluded: excluded}
 	entries := make([]entry, len(files))
 
 	if req.DryRun {
@@ -410,52 +412,6 @@ func (p *Publisher) upload(ctx context.Context, req Request, e *entry) error {
 	f := e.file()
 	f.Body = fh
 	return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
-}
-
-// walk lists the regular files under dir (following symlinks to files),
-// sorted by path.
-func walk(dir string) ([]file, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return nil, releases.Errorf(releases.EINVALID, "publish: %v", err)
-	}
-	if !info.IsDir() {
-		return nil, releases.Errorf(releases.EINVALID, "publish: %s is not a directory", dir)
-	}
-	var files []file
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		st, err := os.Stat(p) // follows symlinks
-		if err != nil {
-			return err
-		}
-		if !st.Mode().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if err := releases.ValidPath(rel); err != nil {
-			return releases.Errorf(releases.EINVALID, "publish: %q cannot be a file of a release: %v", rel, err)
-		}
-		files = append(files, file{rel: rel, abs: p})
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, releases.Errorf(releases.EINVALID, "publish: %s has no files", dir)
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
-	return files, nil
 }
 
 // webTypes pins the types of common web files, so a release does not

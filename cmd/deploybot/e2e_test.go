@@ -285,6 +285,23 @@ func TestBadInputChangesNothing(t *testing.T) {
 	w.expect(1, "site www has no release v9: no manifest in the bucket (never published, upload unfinished, or pruned); nothing changed, live: v1", "promote", "v9")
 	w.expect(1, "already published", "publish", "--version", "v1", w.siteDir("v1"))
 	w.expect(2, "promote takes one VERSION", "promote")
+
+	// A build folder with a link to a secret outside it is refused, and
+	// nothing of it is uploaded; hidden files are left out and said so.
+	w.write("linked/index.html", "<h1>release linked</h1>")
+	w.write("linked/.env", "TOKEN=x")
+	secret := w.write("outside/token.txt", "hook-secret")
+	if err := os.Symlink(secret, filepath.Join(w.dir, "linked", "token.txt")); err != nil {
+		t.Fatal(err)
+	}
+	w.expect(2, "token.txt -> "+secret, "publish", "--version", "linked", filepath.Join(w.dir, "linked"))
+	if err := os.Remove(filepath.Join(w.dir, "linked", "token.txt")); err != nil {
+		t.Fatal(err)
+	}
+	r := w.must("publish", "--version", "linked", "--dry-run", filepath.Join(w.dir, "linked"))
+	if !strings.Contains(r.stdout, "left out: .env: excluded by default (.env*") {
+		t.Fatalf("publish --dry-run does not say what it leaves out:\n%s", r.stdout)
+	}
 	w.expect(2, "unknown command", "frobnicate")
 
 	// A publish that fails part way (S3 keeps failing one upload) leaves
