@@ -193,4 +193,3 @@ func matchExclude(pattern, rel string, isDir bool) bool {
 	ok, _ := path.Match(pattern, name)
 	return ok
 }
-
