@@ -51,33 +51,111 @@ var (
 	ErrBadTimestamp = errors.New("timestamp missing, malformed or more than 5 minutes off")
 )
 
-// Verify checks a notice's signature in constant time and its timestamp
-// against now.
-func Verify(secret []byte, tsHeader, sigHeader string, body []byte, now time.Time) error {
-	ts, err := strconv.ParseInt(strings.TrimSpace(tsHeader), 10, 64)
-	if err != nil {
-		return ErrBadTimestamp
-	}
-	if d := now.Sub(time.Unix(ts, 0)); d > Window || d < -Window {
-		return ErrBadTimestamp
-	}
-	want := Sign(secret, ts, body)
-	if !hmac.Equal([]byte(want), []byte(strings.TrimSpace(sigHeader))) {
-		return ErrBadSignature
-	}
-	return nil
+// Signed is what a verified notice was signed with: the replay key.
+type Signed struct {
+	Timestamp int64
+	MAC       [sha256.Size]byte
 }
 
-// ParseNotice decodes a body strictly: one JSON object, known fields only.
-func ParseNotice(body []byte) (Notice, error) {
-	var n Notice
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&n); err != nil {
-		return Notice{}, fmt.Errorf("bad JSON: %w", err)
+// Verify checks a notice's timestamp against now and its signature in
+// constant time. Both headers are parsed strictly, with nothing around
+// them: the timestamp is decimal digits, the signature "v1=" and 64
+// lower-case hex digits. A lenient parse (trimming Unicode spaces, say)
+// would let one captured notice be sent again under ever new header
+// values, each a new key to a replay cache that keys on the raw header.
+func Verify(secret []byte, tsHeader, sigHeader string, body []byte, now time.Time) (Signed, error) {
+	ts, ok := parseTimestamp(tsHeader)
+	if !ok {
+		return Signed{}, ErrBadTimestamp
 	}
-	if dec.More() {
-		return Notice{}, errors.New("bad JSON: data after the object")
+	if d := now.Sub(time.Unix(ts, 0)); d > Window || d < -Window {
+		return Signed{}, ErrBadTimestamp
+	}
+	got, ok := parseSignature(sigHeader)
+	if !ok {
+		return Signed{}, ErrBadSignature
+	}
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "v1:%d:", ts)
+	m.Write(body)
+	if !hmac.Equal(m.Sum(nil), got[:]) {
+		return Signed{}, ErrBadSignature
+	}
+	return Signed{Timestamp: ts, MAC: got}, nil
+}
+
+// parseTimestamp reads 1 to 18 decimal digits (no sign, no spaces).
+func parseTimestamp(h string) (int64, bool) {
+	if len(h) == 0 || len(h) > 18 {
+		return 0, false
+	}
+	var ts int64
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ts = ts*10 + int64(c-'0')
+	}
+	return ts, true
+}
+
+// parseSignature reads "v1=" and 64 lower-case hex digits.
+func parseSignature(h string) (mac [sha256.Size]byte, ok bool) {
+	hexPart, found := strings.CutPrefix(h, "v1=")
+	if !found || len(hexPart) != 2*sha256.Size {
+		return mac, false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		if c := hexPart[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return mac, false
+		}
+	}
+	if _, err := hex.Decode(mac[:], []byte(hexPart)); err != nil {
+		return mac, false
+	}
+	return mac, true
+}
+
+// ParseNotice decodes a body strictly: one JSON object whose keys are
+// exactly "site", "version", "commit" and "message", each at most once and
+// each a string. encoding/json alone would take "SITE" for "site" and let a
+// second "version" win over the first: two readers of one body could then
+// disagree on what it says.
+func ParseNotice(body []byte) (Notice, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return Notice{}, errors.New("bad JSON: want one object")
+	}
+	var n Notice
+	fields := map[string]*string{"site": &n.Site, "version": &n.Version, "commit": &n.Commit, "message": &n.Message}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return Notice{}, fmt.Errorf("bad JSON: %w", err)
+		}
+		key, _ := t.(string)
+		dst, known := fields[key]
+		switch {
+		case !known:
+			return Notice{}, fmt.Errorf("bad JSON: unknown field %q (fields are site, version, commit, message, in lower case)", bounded(key))
+		case seen[key]:
+			return Notice{}, fmt.Errorf("bad JSON: field %q given twice", key)
+		}
+		seen[key] = true
+		v, err := dec.Token()
+		if err != nil {
+			return Notice{}, fmt.Errorf("bad JSON: %w", err)
+		}
+		str, ok := v.(string)
+		if !ok {
+			return Notice{}, fmt.Errorf("bad JSON: field %q must be a string", key)
+		}
+		*dst = str
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return Notice{}, errors.New("bad JSON: unterminated object")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Notice{}, errors.New("bad JSON: data after the object")
@@ -86,6 +164,14 @@ func ParseNotice(body []byte) (Notice, error) {
 		return Notice{}, errors.New("site and version are required")
 	}
 	return n, nil
+}
+
+// bounded keeps text from a body short enough to echo in an answer.
+func bounded(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // Sender posts notices to a deploybot server.

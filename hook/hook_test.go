@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -31,11 +32,23 @@ func TestSignVerify(t *testing.T) {
 		{"other secret", ts, Sign([]byte("other"), now.Unix(), body), body, now, ErrBadSignature},
 		{"no signature", ts, "", body, now, ErrBadSignature},
 		{"no prefix", ts, sig[3:], body, now, ErrBadSignature},
+		// Strict: nothing around either header, lower-case hex only.
+		{"signature padded with NBSP", ts, sig + "\u00a0", body, now, ErrBadSignature},
+		{"signature padded with a space", ts, " " + sig, body, now, ErrBadSignature},
+		{"signature in upper case", ts, "v1=" + strings.ToUpper(sig[3:]), body, now, ErrBadSignature},
+		{"signature with a second value", ts, sig + ",v1=00", body, now, ErrBadSignature},
+		{"timestamp padded", " " + ts, sig, body, now, ErrBadTimestamp},
+		{"timestamp with a sign", "+" + ts, sig, body, now, ErrBadTimestamp},
+		{"timestamp with NBSP", ts + "\u00a0", sig, body, now, ErrBadTimestamp},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := Verify(secret, c.ts, c.sig, c.body, c.at); err != c.wantErr {
+			signed, err := Verify(secret, c.ts, c.sig, c.body, c.at)
+			if err != c.wantErr {
 				t.Fatalf("got %v, want %v", err, c.wantErr)
+			}
+			if err == nil && (signed.Timestamp != now.Unix() || "v1="+hex.EncodeToString(signed.MAC[:]) != sig) {
+				t.Fatalf("signed %+v", signed)
 			}
 		})
 	}
@@ -53,6 +66,13 @@ func TestParseNotice(t *testing.T) {
 		`{"site":"www","version":"v1"}{}`,
 		`{"site":"www","version":"v1"} x`,
 		`{"site":1,"version":"v1"}`,
+		// Duplicate keys, and keys in another case, are refused.
+		`{"site":"www","version":"v1","version":"v10"}`,
+		`{"SITE":"www","version":"v1"}`,
+		`{"site":"www","Version":"v1"}`,
+		`{"site":"www","version":null}`,
+		`{"site":"www","version":"v1","commit":["a"]}`,
+		`{"site":"www","version":"v1"`,
 	}
 	for _, b := range good {
 		if _, err := ParseNotice([]byte(b)); err != nil {
@@ -89,15 +109,17 @@ func FuzzVerify(f *testing.F) {
 	f.Add("-9223372036854775808", "", []byte{})
 	f.Add("1800000000", "v1="+strings.Repeat("0", 64), []byte("x"))
 	f.Fuzz(func(t *testing.T, ts, sig string, b []byte) {
-		err := Verify(secret, ts, sig, b, now)
+		signed, err := Verify(secret, ts, sig, b, now)
 		if err != nil {
 			if !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrBadTimestamp) {
 				t.Fatalf("an error that is neither kind: %v", err)
 			}
 			return
 		}
-		n, perr := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
-		if perr != nil || strings.TrimSpace(sig) != Sign(secret, n, b) {
+		// Accepted: the headers are exactly the canonical ones, so one
+		// notice has one key in the replay cache.
+		n, perr := strconv.ParseInt(ts, 10, 64)
+		if perr != nil || strconv.FormatInt(n, 10) != strings.TrimLeft(ts, "0") && ts != "0" || sig != Sign(secret, n, b) || signed.Timestamp != n {
 			t.Fatalf("accepted timestamp %q signature %q for %q", ts, sig, b)
 		}
 		if d := now.Sub(time.Unix(n, 0)); d > Window || d < -Window {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/deploybot/deploybot/hook"
 	"github.com/deploybot/deploybot/releases"
@@ -24,32 +22,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// replayCache remembers accepted signatures until they leave the timestamp
-// window, so a captured notice cannot be replayed inside it.
-type replayCache struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // signature -> when it can be forgotten
-}
-
-// add records sig and reports whether it was new.
-func (c *replayCache) add(sig string, now, forgetAt time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seen == nil {
-		c.seen = map[string]time.Time{}
-	}
-	for k, t := range c.seen {
-		if now.After(t) {
-			delete(c.seen, k)
-		}
-	}
-	if _, ok := c.seen[sig]; ok {
-		return false
-	}
-	c.seen[sig] = forgetAt
-	return true
 }
 
 type hookAnswer struct {
@@ -86,15 +58,21 @@ func (s *Server) hook(r *http.Request) (int, any) {
 		return http.StatusRequestEntityTooLarge, errorBody{Error: "body larger than 64 KiB"}
 	}
 	now := s.now()
-	ts, sig := r.Header.Get(hook.HeaderTimestamp), r.Header.Get(hook.HeaderSignature)
-	if err := hook.Verify(s.HookSecret, ts, sig, raw, now); err != nil {
+	signed, err := hook.Verify(s.HookSecret, r.Header.Get(hook.HeaderTimestamp), r.Header.Get(hook.HeaderSignature), raw, now)
+	if err != nil {
 		log.Warn("hook refused", "reason", err.Error())
 		return http.StatusUnauthorized, errorBody{Error: err.Error()}
 	}
-	if !s.replay.add(sig, now, now.Add(2*hook.Window)) {
+	switch s.replay.add(signed, now) {
+	case replaySeen:
 		log.Warn("hook refused: replayed signature")
 		return http.StatusUnauthorized, errorBody{Error: "replayed notice: this signature was already used"}
+	case replayFull:
+		s.Metrics.HookReplayFull.Inc()
+		log.Error("hook refused: the replay cache is full", "entries", s.replay.size())
+		return http.StatusServiceUnavailable, errorBody{Error: "too many notices in the last minutes; retry later"}
 	}
+	s.Metrics.HookReplayEntries.Set(float64(s.replay.size()))
 	n, err := hook.ParseNotice(raw)
 	if err != nil {
 		return http.StatusBadRequest, errorBody{Error: err.Error()}
@@ -110,6 +88,11 @@ func (s *Server) hook(r *http.Request) (int, any) {
 	switch {
 	case releases.ErrorCode(err) == releases.ECONFLICT:
 		return http.StatusConflict, errorBody{Error: releases.ErrorMessage(err), Code: releases.ECONFLICT}
+	case releases.ErrorCode(err) == releases.EINVALID:
+		// The manifest in the bucket is malformed: the sender's build is
+		// at fault, not this server.
+		log.Warn("hook: the release's manifest is not valid", "site", site.Name, "version", n.Version, "err", err)
+		return http.StatusUnprocessableEntity, errorBody{Error: releases.ErrorMessage(err), Code: releases.EINVALID}
 	case errors.Is(err, releases.ErrNoManifest):
 		return http.StatusUnprocessableEntity, errorBody{Error: "no manifest for " + n.Version + " in the bucket yet: publish writes it last, after every file"}
 	case err != nil:

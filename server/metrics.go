@@ -10,22 +10,26 @@ import (
 // Metrics are the Prometheus series serve exports on /metrics. They live
 // in their own registry, so tests can start several servers.
 type Metrics struct {
-	Registry        *prometheus.Registry
-	Deploys         *prometheus.CounterVec   // site, kind, result
-	PhaseSeconds    *prometheus.HistogramVec // site, phase, result
-	InProgress      *prometheus.GaugeVec     // site
-	Releases        *prometheus.CounterVec   // site, source
-	HookRequests    *prometheus.CounterVec   // status
-	APIRequests     *prometheus.CounterVec   // route, status
-	ReconcileRuns   *prometheus.CounterVec   // site, result
-	Drift           *prometheus.CounterVec   // site
-	Recovered       *prometheus.CounterVec   // site, result
-	LastReconcileOK *prometheus.GaugeVec     // site: unix time of the last good reconcile
-	PruneRuns       *prometheus.CounterVec   // site, result (ok, failed, skipped, dry_run)
-	PruneSeconds    *prometheus.HistogramVec // site
-	ReleasesPruned  *prometheus.CounterVec   // site
-	ObjectsPruned   *prometheus.CounterVec   // site
-	BytesFreed      *prometheus.CounterVec   // site
+	Registry     *prometheus.Registry
+	Deploys      *prometheus.CounterVec   // site, kind, result
+	PhaseSeconds *prometheus.HistogramVec // site, phase, result
+	InProgress   *prometheus.GaugeVec     // site
+	Releases     *prometheus.CounterVec   // site, source
+	HookRequests *prometheus.CounterVec   // status
+	// HookReplayEntries is the size of the hook's replay cache;
+	// HookReplayFull counts notices refused because it was full.
+	HookReplayEntries prometheus.Gauge
+	HookReplayFull    prometheus.Counter
+	APIRequests       *prometheus.CounterVec   // route, status
+	ReconcileRuns     *prometheus.CounterVec   // site, result
+	Drift             *prometheus.CounterVec   // site
+	Recovered         *prometheus.CounterVec   // site, result
+	LastReconcileOK   *prometheus.GaugeVec     // site: unix time of the last good reconcile
+	PruneRuns         *prometheus.CounterVec   // site, result (ok, failed, skipped, dry_run)
+	PruneSeconds      *prometheus.HistogramVec // site
+	ReleasesPruned    *prometheus.CounterVec   // site
+	ObjectsPruned     *prometheus.CounterVec   // site
+	BytesFreed        *prometheus.CounterVec   // site
 }
 
 // NewMetrics registers every series.
@@ -66,6 +70,11 @@ func NewMetrics() *Metrics {
 		Help: "Objects deleted by retention."}, []string{"site"})
 	m.BytesFreed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_pruned_bytes_total",
 		Help: "Bytes freed by retention."}, []string{"site"})
+	m.HookReplayEntries = prometheus.NewGauge(prometheus.GaugeOpts{Name: "deploybot_hook_replay_cache_entries",
+		Help: "Accepted CI notices remembered (while their timestamp is in the window) to refuse replays."})
+	m.HookReplayFull = prometheus.NewCounter(prometheus.CounterOpts{Name: "deploybot_hook_replay_cache_full_total",
+		Help: "CI notices refused because the replay cache was full."})
+	r.MustRegister(m.HookReplayEntries, m.HookReplayFull)
 	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)

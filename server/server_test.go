@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 
 	"github.com/deploybot/deploybot/cloud"
@@ -223,10 +224,17 @@ func TestHook(t *testing.T) {
 		Files: []releases.ManifestFile{}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.bucket.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e.site.Bucket), Key: aws.String(e.site.ManifestKey("v4")),
+		Body: strings.NewReader(`{"version":"v4","files":[{"path":"../../etc/passwd","size":1}]}`)}); err != nil {
+		t.Fatal(err)
+	}
 	e.start()
 	now := e.clk.Now()
 	valid := `{"site":"www","version":"v1","commit":"abc","message":"first"}`
+	broken := `{"site":"www","version":"v4"}`
 	contradicting := `{"site":"www","version":"v3","commit":"abc"}`
+	dup := `{"site":"www","version":"v1","version":"v10"}`
+	upper := `{"SITE":"www","version":"v1"}`
 	agreeing := `{"site":"www","version":"v3","commit":"def456"}`
 	validHeaders := signed(valid, now)
 	big := `{"site":"www","version":"v1","message":"` + strings.Repeat("x", hook.MaxBody) + `"}`
@@ -252,6 +260,11 @@ func TestHook(t *testing.T) {
 		{"unknown site", `{"site":"nope","version":"v1"}`, signed(`{"site":"nope","version":"v1"}`, now), 404, "unknown site"},
 		{"no manifest", `{"site":"www","version":"v2"}`, signed(`{"site":"www","version":"v2"}`, now), 422, "no manifest"},
 		{"commit contradicts the manifest", contradicting, signed(contradicting, now), 409, "its manifest says def456"},
+		{"replay with the signature padded (NBSP)", valid, map[string]string{hook.HeaderTimestamp: validHeaders[hook.HeaderTimestamp], hook.HeaderSignature: validHeaders[hook.HeaderSignature] + "\u00a0"}, 401, "signature"},
+		{"replay with the timestamp zero-padded", valid, map[string]string{hook.HeaderTimestamp: "0" + validHeaders[hook.HeaderTimestamp], hook.HeaderSignature: validHeaders[hook.HeaderSignature]}, 401, "replayed"},
+		{"duplicate key", dup, signed(dup, now), 400, "given twice"},
+		{"malformed manifest", broken, signed(broken, now), 422, "manifest of v4"},
+		{"key in another case", upper, signed(upper, now), 400, "unknown field"},
 		{"commit agrees with the manifest", agreeing, signed(agreeing, now), 202, "recorded"},
 	}
 	for _, c := range cases {
