@@ -33,6 +33,14 @@ type WireEvent struct {
 	Result  *releases.Outcome  `json:"result,omitempty"`
 }
 
+// liftDeadlines frees one long answer from the server's read and write
+// timeouts, which bound every other request.
+func liftDeadlines(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+}
+
 func statusOf(err error) int {
 	switch releases.ErrorCode(err) {
 	case releases.EINVALID:
@@ -278,6 +286,10 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		done <- result{out, err}
 	}()
 
+	// A deploy streams for as long as it runs (minutes with CloudFront):
+	// the server's read and write timeouts would cut it off (past the read
+	// deadline net/http takes the connection for dead).
+	liftDeadlines(w)
 	var enc *json.Encoder
 	flusher, _ := w.(http.Flusher)
 	send := func(v WireEvent) {
@@ -330,6 +342,8 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 // handleBackup streams a consistent snapshot of the store (a bbolt read
 // transaction: deploys keep running while it is written).
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	// A large store takes longer to send than one answer may.
+	liftDeadlines(w)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="deploybot-`+s.now().UTC().Format("20060102T150405Z")+`.db"`)
 	n, err := s.Store.Backup(r.Context(), w)

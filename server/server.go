@@ -43,6 +43,44 @@ type ReadyCheck struct {
 	Check func(ctx context.Context) error
 }
 
+// Timeouts bound what one connection may hold. Every request of the API
+// and the hook is small (bodies of at most 64 KiB), so a connection that
+// sends slowly, or sits idle, is closed rather than kept for ever. The
+// answers that may legitimately take long (a deploy's NDJSON stream, a
+// backup) lift the write deadline for themselves.
+type Timeouts struct {
+	ReadHeader time.Duration // headers of a request
+	Read       time.Duration // a whole request, body included
+	Write      time.Duration // an answer, from the end of the request
+	Idle       time.Duration // a keep-alive connection between requests
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int
+}
+
+// DefaultTimeouts: enough for any client on a slow link to send 64 KiB,
+// and short enough that 2,000 stalled connections are gone in a minute.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 60 * time.Second, MaxHeaderBytes: 64 << 10}
+
+func (t Timeouts) orDefaults() Timeouts {
+	d := DefaultTimeouts
+	if t.ReadHeader > 0 {
+		d.ReadHeader = t.ReadHeader
+	}
+	if t.Read > 0 {
+		d.Read = t.Read
+	}
+	if t.Write > 0 {
+		d.Write = t.Write
+	}
+	if t.Idle > 0 {
+		d.Idle = t.Idle
+	}
+	if t.MaxHeaderBytes > 0 {
+		d.MaxHeaderBytes = t.MaxHeaderBytes
+	}
+	return d
+}
+
 // Server is a running deploybot.
 type Server struct {
 	Service *releases.Service
@@ -68,6 +106,9 @@ type Server struct {
 	Schedules []Schedule
 	// After waits for d (time.After); tests replace it to fire at once.
 	After func(d time.Duration) <-chan time.Time
+	// Timeouts holds every connection to a bound: zero fields take
+	// DefaultTimeouts.
+	Timeouts Timeouts
 
 	replay   replayCache
 	prunes   pruneLocks
@@ -173,7 +214,9 @@ func bounded(s string) string {
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	s.init()
 	h := s.Handler()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.work }}
+	t := s.Timeouts.orDefaults()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
+		MaxHeaderBytes: t.MaxHeaderBytes, BaseContext: func(net.Listener) context.Context { return s.work }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.Logger.Info("serving", "listen", ln.Addr().String(), "sites", len(s.Service.Sites))
