@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
 )
 
 type env struct {
@@ -409,5 +411,44 @@ func TestInvalidManifestIsSkipped(t *testing.T) {
 	ms, err := e.bucket.LatestManifests(ctx, e.site, 2)
 	if err != nil || len(ms) != 2 || ms[0].Version != "v3" || ms[1].Version != "v1" {
 		t.Fatalf("latest manifests: %v %v", ms, err)
+	}
+}
+
+// A manifest refused once is not read again (one HEAD per reconcile
+// instead of the whole object) until it changes; then it is read, and
+// recorded when it is valid.
+func TestRefusedManifestIsReadAgainOnlyOnceItChanges(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := &releases.Service{Store: db, Bucket: e.bucket, Sites: []releases.Site{e.site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}}
+	put := func(body string) {
+		if _, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.site.Bucket), Key: aws.String(e.site.ManifestKey("v9")),
+			Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(`{"version":"v9","files":[{"path":"../v1/index.html","size":1}]}`)
+	gets := func() int { return e.srv.Calls()["s3 GetObject"] }
+	if _, err := svc.Sync(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	before := gets()
+	for range 3 {
+		if _, err := svc.Sync(ctx, "www"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := gets() - before; n != 0 {
+		t.Fatalf("the refused manifest was read %d more times", n)
+	}
+	put(`{"version":"v9","files":[{"path":"index.html","size":1}]}`)
+	added, err := svc.Sync(ctx, "www")
+	if err != nil || len(added) != 1 || added[0].Version != "v9" {
+		t.Fatalf("after the manifest was fixed: %+v %v", added, err)
 	}
 }

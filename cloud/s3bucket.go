@@ -33,6 +33,7 @@ type S3API interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 }
 
 var _ S3API = (*s3.Client)(nil)
@@ -59,10 +60,6 @@ var _ S3Multipart = (*s3.Client)(nil)
 
 var _ releases.Bucket = (*S3Bucket)(nil)
 
-// maxManifestBytes bounds what is read of a manifest: 64 MiB is some
-// 300,000 files, far past any static site.
-const maxManifestBytes = 64 << 20
-
 // ReadManifest reads and decodes the manifest of version.
 func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version string) (*releases.Manifest, error) {
 	key := site.ManifestKey(version)
@@ -75,18 +72,30 @@ func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version
 		return nil, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
 	}
 	defer out.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(out.Body, maxManifestBytes+1))
+	// Decoded as it arrives, within releases.MaxManifestBytes and
+	// MaxManifestFiles: a hostile manifest costs at most that much memory.
+	m, err := releases.DecodeManifest(out.Body, version)
 	if err != nil {
+		if releases.ErrorCode(err) == releases.EINVALID {
+			return nil, &releases.RefusedManifest{ETag: aws.ToString(out.ETag), Err: fmt.Errorf("s3://%s/%s: %w", site.Bucket, key, err)}
+		}
 		return nil, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
 	}
-	if len(raw) > maxManifestBytes {
-		return nil, releases.Errorf(releases.EINVALID, "manifest s3://%s/%s is larger than %d bytes", site.Bucket, key, maxManifestBytes)
-	}
-	m, err := releases.ParseManifest(raw, version)
-	if err != nil {
-		return nil, fmt.Errorf("s3://%s/%s: %w", site.Bucket, key, err)
-	}
 	return m, nil
+}
+
+// ManifestETag reads the manifest's ETag (HeadObject): what tells whether
+// a manifest refused before has changed since.
+func (b *S3Bucket) ManifestETag(ctx context.Context, site releases.Site, version string) (string, error) {
+	key := site.ManifestKey(version)
+	out, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	if err != nil {
+		if isNotFound(err) {
+			return "", releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest: %w", site.Name, version, releases.ErrNoManifest)
+		}
+		return "", fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	return aws.ToString(out.ETag), nil
 }
 
 // ListVersions lists the manifests, a page of 1,000 keys per call.

@@ -5,27 +5,160 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
 
-// ParseManifest reads the manifest stored for version. A manifest is
-// outside input (anyone who can write to the bucket can write one), and
-// promote, verify, the flip's carry and prune act on what it lists, so it
-// is checked, not trusted: it names the version it is stored as; every
-// path is a clean relative path inside the release folder, listed once;
-// sizes are not negative; hashes are SHA-256 in hex; carried files name
-// the release they came from. Unknown fields are allowed (a newer
-// deploybot may add some).
+// Limits of a manifest. A 100,000-file site writes a manifest of about
+// 22 MB (some 220 bytes an entry: path, size, SHA-256, headers) and its
+// parsed form takes about 60 MB; the limits leave twice that room, and
+// keep a hostile manifest (anyone who can write to the bucket can write
+// one) from taking serve's memory: decoding stops at the first entry or
+// byte past them.
+const (
+	MaxManifestBytes = 64 << 20
+	MaxManifestFiles = 200_000 // files and carried files together
+)
+
+// RefusedManifest is a manifest in the bucket that is not valid, with the
+// ETag of what was read: until the object changes, reading it again would
+// only refuse it again. Its code is the wrapped error's (EINVALID).
+type RefusedManifest struct {
+	ETag string
+	Err  error
+}
+
+func (e *RefusedManifest) Error() string { return e.Err.Error() }
+func (e *RefusedManifest) Unwrap() error { return e.Err }
+
+// ParseManifest reads the manifest stored for version; see DecodeManifest.
 func ParseManifest(raw []byte, version string) (*Manifest, error) {
-	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&m); err != nil {
-		return nil, Errorf(EINVALID, "manifest of %s is not valid JSON: %w", version, err)
+	return DecodeManifest(bytes.NewReader(raw), version)
+}
+
+// DecodeManifest reads the manifest stored for version from r, as a
+// stream: it never holds more than one entry beyond what it keeps, and
+// refuses a manifest past MaxManifestBytes or MaxManifestFiles as soon as
+// it gets there. A manifest is outside input, and promote, verify, the
+// flip's carry and prune act on what it lists, so it is checked, not
+// trusted: it names the version it is stored as; every path is a clean
+// relative path inside the release folder, listed once; sizes are not
+// negative; hashes are SHA-256 in hex; carried files name the release they
+// came from. Unknown fields are allowed (a newer deploybot may add some).
+func DecodeManifest(r io.Reader, version string) (*Manifest, error) {
+	lr := &limitedReader{r: r, left: MaxManifestBytes}
+	dec := json.NewDecoder(lr)
+	m, err := decodeManifest(dec, version)
+	if lr.over {
+		return nil, Errorf(EINVALID, "manifest of %s is larger than %d bytes", version, MaxManifestBytes)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if dec.More() {
 		return nil, Errorf(EINVALID, "manifest of %s has data after the JSON object", version)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		if lr.over {
+			return nil, Errorf(EINVALID, "manifest of %s is larger than %d bytes", version, MaxManifestBytes)
+		}
+		return nil, Errorf(EINVALID, "manifest of %s has data after the JSON object", version)
+	}
+	return checkManifest(m, version)
+}
+
+func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
+	bad := func(err error) error {
+		return Errorf(EINVALID, "manifest of %s is not valid JSON: %w", version, err)
+	}
+	if t, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	} else if t != json.Delim('{') {
+		return nil, bad(fmt.Errorf("want an object, found %v", t))
+	}
+	var m Manifest
+	entries := 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		key, _ := t.(string)
+		switch key {
+		case "files", "carried":
+			list := &m.Files
+			if key == "carried" {
+				list = &m.Carried
+			}
+			if t, err := dec.Token(); err != nil {
+				return nil, bad(err)
+			} else if t == nil {
+				continue
+			} else if t != json.Delim('[') {
+				return nil, bad(fmt.Errorf("%s: want a list", key))
+			}
+			for dec.More() {
+				if entries++; entries > MaxManifestFiles {
+					return nil, Errorf(EINVALID, "manifest of %s lists more than %d files", version, MaxManifestFiles)
+				}
+				var f ManifestFile
+				if err := dec.Decode(&f); err != nil {
+					return nil, bad(err)
+				}
+				*list = append(*list, f)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, bad(err)
+			}
+		case "version":
+			err = dec.Decode(&m.Version)
+		case "commit":
+			err = dec.Decode(&m.Commit)
+		case "message":
+			err = dec.Decode(&m.Message)
+		case "published_at":
+			err = dec.Decode(&m.PublishedAt)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, bad(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	}
+	return &m, nil
+}
+
+// limitedReader reads at most left bytes and says when r had more.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells a manifest of exactly the limit from a
+		// larger one.
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.over = true
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func checkManifest(m *Manifest, version string) (*Manifest, error) {
 	if m.Version != version {
 		return nil, Errorf(EINVALID, "manifest stored as %s says it is version %q", version, m.Version)
 	}
@@ -61,7 +194,7 @@ func ParseManifest(raw []byte, version string) (*Manifest, error) {
 			return nil, Errorf(EINVALID, "manifest of %s: carried file %q names no valid release it came from (%q)", version, f.Path, f.From)
 		}
 	}
-	return &m, nil
+	return m, nil
 }
 
 // ValidPath accepts what publish writes: forward slashes, no leading

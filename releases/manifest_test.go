@@ -2,6 +2,8 @@ package releases_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"reflect"
 	"regexp"
 	"strings"
@@ -121,4 +123,62 @@ func FuzzValidateVersion(f *testing.F) {
 			t.Fatalf("refusal without EINVALID: %v", err)
 		}
 	})
+}
+
+// entriesReader streams a manifest of n files without building it.
+type entriesReader struct {
+	n, i int
+	buf  []byte
+	head bool
+	tail bool
+}
+
+func (r *entriesReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		switch {
+		case !r.head:
+			r.head, r.buf = true, []byte(`{"version":"v1","files":[`)
+		case r.i < r.n:
+			sep := ","
+			if r.i == 0 {
+				sep = ""
+			}
+			r.buf = fmt.Appendf(nil, `%s{"path":"assets/f%07d.js","size":1}`, sep, r.i)
+			r.i++
+		case !r.tail:
+			r.tail, r.buf = true, []byte(`]}`)
+		default:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// A manifest past the limits is refused as soon as the decoder gets there:
+// more files than MaxManifestFiles, or more bytes than MaxManifestBytes
+// (here one long message), whatever the rest of it says.
+func TestManifestLimits(t *testing.T) {
+	m, err := releases.DecodeManifest(&entriesReader{n: releases.MaxManifestFiles}, "v1")
+	if err != nil || len(m.Files) != releases.MaxManifestFiles {
+		t.Fatalf("a manifest of exactly the file limit: %v", err)
+	}
+	if _, err := releases.DecodeManifest(&entriesReader{n: releases.MaxManifestFiles + 1}, "v1"); releases.ErrorCode(err) != releases.EINVALID ||
+		!strings.Contains(err.Error(), "more than") {
+		t.Fatalf("one file over the limit: %v", err)
+	}
+	long := io.MultiReader(strings.NewReader(`{"version":"v1","message":"`), io.LimitReader(repeatReader('x'), releases.MaxManifestBytes), strings.NewReader(`"}`))
+	if _, err := releases.DecodeManifest(long, "v1"); releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a manifest over the byte limit: %v", err)
+	}
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
 }

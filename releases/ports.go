@@ -98,6 +98,8 @@ type Bucket interface {
 	// ReadManifest returns the manifest of version; an ENOTFOUND error
 	// wrapping ErrNoManifest when there is none.
 	ReadManifest(ctx context.Context, site Site, version string) (*Manifest, error)
+	// ManifestETag returns the manifest's ETag without reading it.
+	ManifestETag(ctx context.Context, site Site, version string) (string, error)
 	// ListVersions returns the versions that have a manifest, in no
 	// particular order.
 	ListVersions(ctx context.Context, site Site) ([]string, error)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"sync"
 	"strings"
 	"time"
 )
@@ -78,6 +79,10 @@ type Service struct {
 	PID          int
 	Heartbeat    time.Duration
 	ProcessAlive func(pid int) bool
+
+	// refused remembers manifests found not valid ("site/version" ->
+	// ETag), so reconcile does not read them again until they change.
+	refused sync.Map
 }
 
 // DefaultStrategy is the flip strategy of a site that names none.
@@ -243,6 +248,14 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 		if have[v] || ValidateVersion(v) != nil {
 			continue
 		}
+		refusedKey := site.Name + "/" + v
+		if etag, ok := s.refused.Load(refusedKey); ok {
+			// Refused before: read it again only once it has changed (a
+			// HEAD, instead of the whole object on every reconcile).
+			if cur, err := s.Bucket.ManifestETag(ctx, site, v); err == nil && cur == etag {
+				continue
+			}
+		}
 		rel, created, err := s.Record(ctx, site.Name, v)
 		if errors.Is(err, ErrNoManifest) {
 			continue // deleted between list and read
@@ -251,6 +264,10 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 			// One bad manifest (hand-written, damaged) must not hide every
 			// other release: it stays unrecorded, and unpromotable.
 			s.logger().WarnContext(ctx, "manifest is not valid; release not recorded", "site", site.Name, "version", v, "err", err)
+			var rm *RefusedManifest
+			if errors.As(err, &rm) && rm.ETag != "" {
+				s.refused.Store(refusedKey, rm.ETag)
+			}
 			continue
 		}
 		if err != nil {

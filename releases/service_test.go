@@ -27,6 +27,15 @@ type fakeBucket struct {
 	unreadable map[string]bool            // versions whose manifest cannot be parsed
 }
 
+func (b *fakeBucket) ManifestETag(_ context.Context, _ releases.Site, v string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.manifests[v]; !ok {
+		return "", releases.Errorf(releases.ENOTFOUND, "no manifest for %s: %w", v, releases.ErrNoManifest)
+	}
+	return `"` + v + `"`, nil
+}
+
 func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
