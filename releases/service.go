@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 )
 
