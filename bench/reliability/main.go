@@ -24,6 +24,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/atomicity"
 	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
 )
 
 // fuzzTargets are every fuzz target of outside input, by package.
@@ -53,15 +54,25 @@ func main() {
 
 type row struct{ what, figure, result string }
 
+// moduleRoot is the directory of deploybot's go.mod, where the commands
+// this tool runs (go test ./..., go build ./cmd/deploybot) must start.
+func moduleRoot() (string, error) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" {
+		return "", fmt.Errorf("finding the module root: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(gomod))), nil
+}
+
 // checkFuzzList fails when the tree has a fuzz target fuzzTargets does
 // not describe, so a new parser's target cannot be left out of the report.
 func checkFuzzList() error {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(gomod)) == "" {
-		return fmt.Errorf("finding the module root: %v", err)
+	root, err := moduleRoot()
+	if err != nil {
+		return err
 	}
 	cmd := exec.Command("go", "test", "-list", "^Fuzz", "./...")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go test -list: %v\n%s", err, out)
@@ -175,6 +186,11 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 		result = fmt.Sprintf("%s objects of other sites checked, 0 deleted (%s deleted from the pruned sites); dry run = run", propLine[2], propLine[3])
 	}
 	add("prune with sites sharing a bucket", figure, result, err == nil && propLine != nil)
+
+	mbytes, peak, base, err := manifestRSS(ctx)
+	add("a manifest at the limits, read by deploybot", fmt.Sprintf("%d files, %.1f MB of JSON (the limits: %d files, %d MiB)", releases.MaxManifestFiles, float64(mbytes)/1e6,
+		releases.MaxManifestFiles, releases.MaxManifestBytes>>20),
+		fmt.Sprintf("peak RSS %.0f MiB (%.0f MiB with a one-file manifest); the chart's limit is 256 MiB", float64(peak)/(1<<20), float64(base)/(1<<20)), err == nil && peak < 200<<20)
 
 	for _, f := range fuzzTargets {
 		execs, err := fuzz(f.name, f.pkg, fuzztime)
