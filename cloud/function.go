@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/template"
 
 	"github.com/deploybot/deploybot/releases"
@@ -41,36 +42,60 @@ const PREFIX = {{.PrefixJS}};
 const PREVIEW = {{.ParamJS}};
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-async function previewVersion(token) {
+// preview checks a token: the release it shows and when it expires, or
+// null.
+async function preview(token) {
   var parts = token.split('.');
   if (parts.length < 3) return null;
   var mac = parts.pop();
   var expires = parts.pop();
   var version = parts.join('.');
-  if (!VERSION.test(version) || !/^[0-9]+$/.test(expires) || Number(expires) * 1000 < Date.now()) return null;
+  if (!VERSION.test(version) || !/^[0-9]{1,12}$/.test(expires) || Number(expires) * 1000 < Date.now()) return null;
   var key;
   try { key = await kvs.get(SITE + {{.KeySuffixJS}}); } catch (e) { return null; }
   var want = crypto.createHmac('sha256', key).update(SITE + ':' + version + ':' + expires).digest('hex');
-  return want === mac ? version : null;
+  return want === mac ? { version: version, expires: Number(expires) } : null;
+}
+
+// badURI: a path with an empty, "." or ".." segment is refused rather
+// than passed on for the origin to interpret (S3 keys are taken as
+// written; a browser never sends such a path).
+function badURI(uri) {
+  var segs = uri.split('/');
+  for (var i = 1; i < segs.length; i++) {
+    var s = segs[i];
+    if (s === '.' || s === '..' || (s === '' && i < segs.length - 1)) return true;
+  }
+  return false;
 }
 
 async function handler(event) {
   var request = event.request;
+  if (request.uri.charAt(0) !== '/' || badURI(request.uri)) {
+    return { statusCode: 400, statusDescription: 'Bad Request', body: 'bad path' };
+  }
   var q = request.querystring[PREVIEW];
   if (q && q.value) {
-    var v = await previewVersion(q.value);
-    if (!v) return { statusCode: 403, statusDescription: 'Forbidden', body: 'invalid or expired preview link' };
+    var p = await preview(q.value);
+    if (!p) return { statusCode: 403, statusDescription: 'Forbidden', body: 'invalid or expired preview link' };
     var cookies = {};
-    cookies[PREVIEW] = { value: q.value, attributes: 'Path=/; HttpOnly; SameSite=Lax; Max-Age=3600' };
+    var maxAge = Math.max(1, p.expires - Math.floor(Date.now() / 1000));
+    cookies[PREVIEW] = { value: q.value, attributes: 'Path=/; HttpOnly; {{.SecureAttr}}SameSite=Lax; Max-Age=' + maxAge };
+    // Back to the same page without the token, on this site only: a
+    // location that starts with two slashes (or a backslash) would leave it.
+    var location = '/' + request.uri.replace(/^[\/\\]+/, '');
     return {
       statusCode: 302, statusDescription: 'Found',
-      headers: { location: { value: request.uri }, 'cache-control': { value: 'no-store' } },
+      headers: { location: { value: location }, 'cache-control': { value: 'no-store' } },
       cookies: cookies
     };
   }
   var version = null;
   var c = request.cookies[PREVIEW] || request.headers['x-' + PREVIEW];
-  if (c && c.value) version = await previewVersion(c.value);
+  if (c && c.value) {
+    var pc = await preview(c.value);
+    if (pc) version = pc.version;
+  }
   if (!version) {
     try { version = await kvs.get(SITE); } catch (e) {
       return { statusCode: 503, statusDescription: 'Service Unavailable', body: 'no live release' };
@@ -91,6 +116,9 @@ func FunctionCode(site releases.Site, kvsID string) (string, error) {
 		"Site": site.Name, "KVSID": strconv.Quote(kvsID), "SiteJS": strconv.Quote(site.Name),
 		"PrefixJS": strconv.Quote("/" + site.Prefix), "ParamJS": strconv.Quote(releases.PreviewParam),
 		"KeySuffixJS": strconv.Quote(PreviewKeySuffix),
+		// The preview cookie travels over HTTPS only, unless the site's
+		// address is plain HTTP (the local stand-in's edge).
+		"SecureAttr": map[bool]string{true: "Secure; ", false: ""}[!strings.HasPrefix(site.URL, "http://")],
 	})
 	if err != nil {
 		return "", err

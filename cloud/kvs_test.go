@@ -357,3 +357,44 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	}
 	notReady("no association", "runs no function on viewer requests")
 }
+
+// The preview function leaves no way off the site and no path for the
+// origin to interpret: an empty, "." or ".." segment is refused (400), the
+// redirect after a preview link stays on the site, and the preview cookie
+// is Secure on an https site and lives as long as its token.
+func TestPreviewFunctionHardening(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	e.site.URL = "https://www.example.com"
+	e.put(t, "v1", "index.html", "index of v1")
+	e.put(t, "v2", "index.html", "index of v2")
+	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+		t.Fatal(err)
+	}
+	e.deployed(t)
+	e.run(t, e.kvs.Plan(e.site, releases.Current{}, "v1", "d1"))
+	key, err := e.kvs.PreviewKey(ctx, e.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(20 * time.Minute).Unix()
+	token := releases.PreviewToken(key, "www", "v2", expires)
+	for _, p := range []string{"//evil.example/?deploybot-preview=" + token, "/a/../index.html", "/./index.html", "/a//index.html", "/..", "/docs/.."} {
+		if code, body, _ := e.at(t, 0, p, ""); code != 400 || body != "bad path" {
+			t.Errorf("GET %s: %d %q, want 400", p, code, body)
+		}
+	}
+	code, _, h := e.at(t, 0, "/\\evil.example/?deploybot-preview="+token, "")
+	if code != 302 || h.Get("Location") != "/evil.example/" {
+		t.Fatalf("a preview link on /\\evil.example/: %d Location %q, want a path on the site", code, h.Get("Location"))
+	}
+	code, _, h = e.at(t, 0, "/?deploybot-preview="+token, "")
+	cookie := h.Get("Set-Cookie")
+	if code != 302 || h.Get("Location") != "/" || !strings.Contains(cookie, "; Secure;") || !strings.Contains(cookie, "HttpOnly") {
+		t.Fatalf("opening a preview link: %d %q %q", code, h.Get("Location"), cookie)
+	}
+	var maxAge int64
+	if _, err := fmt.Sscanf(cookie[strings.Index(cookie, "Max-Age=")+len("Max-Age="):], "%d", &maxAge); err != nil || maxAge < 19*60 || maxAge > 20*60 {
+		t.Fatalf("the cookie lives %d s, want the token's remaining 20 minutes: %q", maxAge, cookie)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,7 +245,9 @@ func (s *Server) fetch(cfg distConfig, viewerPath string, now time.Time) (*cache
 	} else if strings.HasSuffix(p, "/") {
 		p += "index.html"
 	}
-	key := strings.TrimPrefix(path.Clean(origin.OriginPath+p), "/")
+	// The key as the path reads, not cleaned: S3 takes keys as written, and
+	// CloudFront passes the path on as the viewer sent it.
+	key := strings.TrimPrefix(origin.OriginPath+p, "/")
 	o, f, err := s.s3.readObject(bucketOfDomain(origin.DomainName), key)
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNoBucket) {
 		// S3 answers 403 AccessDenied for a missing key when the caller
