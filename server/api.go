@@ -181,13 +181,25 @@ func (s *Server) routeAPI(mux *routes) {
 	}))
 }
 
-// actorOr names who asked through the API: the actor the caller gave
-// (the CLI sends the local user), else "api".
+// actorOr names who asked through the API. The caller may say who it acts
+// for (the CLI sends its local user), but only the token's holder vouches
+// for that, so the name is recorded as "api:<name>", never as the person
+// alone; without a name, "api". The name is outside text: control
+// characters are dropped and it is cut to 64 bytes.
 func actorOr(actor string) string {
+	actor = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == ' ' {
+			return -1
+		}
+		return r
+	}, actor)
+	if len(actor) > 64 {
+		actor = strings.ToValidUTF8(actor[:64], "")
+	}
 	if actor == "" {
 		return "api"
 	}
-	return actor
+	return "api:" + actor
 }
 
 // PruneRequest is the body of POST .../prune.

@@ -116,12 +116,14 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	e.publish("v1")
 	e.start()
 	ctx := context.Background()
+	// The API records who the token's holder says it acts for as
+	// api:<name>: the token vouches for the name, not carol herself.
 	l, err := e.client().Lock(ctx, "www", "carol", "freeze for the launch")
-	if err != nil || l.Holder != "carol" || l.Reason != "freeze for the launch" {
+	if err != nil || l.Holder != "api:carol" || l.Reason != "freeze for the launch" {
 		t.Fatalf("lock: %+v %v", l, err)
 	}
 	_, err = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "dave"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "locked by carol") {
+	if err == nil || !strings.Contains(err.Error(), "locked by api:carol") {
 		t.Fatalf("promote while locked: %v", err)
 	}
 	if _, err := e.client().Lock(ctx, "www", "dave", "mine"); err == nil {
@@ -131,7 +133,7 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 		t.Fatal("a lock without a reason was granted")
 	}
 	got, err := e.client().Unlock(ctx, "www", "dave")
-	if err != nil || got == nil || got.Holder != "carol" {
+	if err != nil || got == nil || got.Holder != "api:carol" {
 		t.Fatalf("unlock: %+v %v", got, err)
 	}
 	if got, err := e.client().Unlock(ctx, "www", "dave"); err != nil || got != nil {
@@ -142,7 +144,7 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	for _, a := range audit {
 		actions = append(actions, a.Action+":"+a.Actor+":"+a.Result)
 	}
-	if j := strings.Join(actions, " "); !strings.Contains(j, "lock:carol:ok") || !strings.Contains(j, "unlock:dave:ok") {
+	if j := strings.Join(actions, " "); !strings.Contains(j, "lock:api:carol:ok") || !strings.Contains(j, "unlock:api:dave:ok") {
 		t.Fatalf("audit %s", j)
 	}
 }

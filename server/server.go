@@ -356,16 +356,21 @@ func (s *Server) progress(next releases.Progress) releases.Progress {
 	}
 }
 
+// handleReady is /readyz. Anyone who reaches the port (a load balancer, a
+// kubelet) gets whether each check passed; the reasons (AWS errors that
+// name buckets and distributions, store paths) go to the log, and to a
+// caller with the API token asking /readyz?verbose.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	failed := map[string]string{}
 	checks := map[string]string{}
-	ready := true
+	fail := func(name, why string) {
+		failed[name], checks[name] = why, "failed"
+	}
 	if s.draining.Load() {
-		checks["shutdown"] = "draining"
-		ready = false
+		fail("shutdown", "draining")
 	}
 	if err := s.Store.Ping(r.Context()); err != nil {
-		checks["store"] = err.Error()
-		ready = false
+		fail("store", err.Error())
 	} else {
 		checks["store"] = "ok"
 	}
@@ -374,27 +379,33 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	s.awsMu.Unlock()
 	switch {
 	case !once:
-		checks["aws"] = "not checked yet"
-		ready = false
+		fail("aws", "not checked yet")
 	case awsErr != nil:
-		checks["aws"] = awsErr.Error()
-		ready = false
+		fail("aws", awsErr.Error())
 	default:
 		checks["aws"] = "ok"
 	}
 	for _, c := range s.Ready {
 		if err := c.Check(r.Context()); err != nil {
-			checks[c.Name] = err.Error()
-			ready = false
+			fail(c.Name, err.Error())
 		} else {
 			checks[c.Name] = "ok"
 		}
 	}
 	status := http.StatusOK
-	if !ready {
+	if len(failed) > 0 {
 		status = http.StatusServiceUnavailable
+		s.Logger.Warn("not ready", "failed", failed)
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+	if r.URL.Query().Has("verbose") {
+		if !s.authorized(w, r, "readyz") {
+			return
+		}
+		for name, why := range failed {
+			checks[name] = why
+		}
+	}
+	writeJSON(w, status, map[string]any{"ready": len(failed) == 0, "checks": checks})
 }
 
 // begin registers a piece of work shutdown must wait for; false once the

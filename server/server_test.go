@@ -647,19 +647,31 @@ func TestGracefulShutdownMidFlipResumesOnRestart(t *testing.T) {
 
 func TestReadiness(t *testing.T) {
 	e := newEnv(t)
-	e.srv.Ready = []server.ReadyCheck{{Name: "slack", Check: func(context.Context) error { return errors.New("not connected") }}}
+	e.srv.Ready = []server.ReadyCheck{{Name: "slack", Check: func(context.Context) error { return errors.New("not connected to xoxb-secret-workspace") }}}
 	e.start()
-	get := func() answer {
-		req, _ := http.NewRequest(http.MethodGet, e.url+"/readyz", nil)
+	getWith := func(path, auth string) answer {
+		req, _ := http.NewRequest(http.MethodGet, e.url+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
 		return e.do(req)
 	}
+	get := func() answer { return getWith("/readyz", "") }
 	e.eventually("the first reconcile", func() bool {
 		a := get()
 		checks, _ := a.body["checks"].(map[string]any)
 		return checks["aws"] == "ok"
 	})
-	if a := get(); a.status != 503 || !strings.Contains(fmt.Sprint(a.body), "not connected") {
+	// Anyone sees which check failed, not why: the reasons name
+	// buckets, paths and workspaces.
+	if a := get(); a.status != 503 || a.body["checks"].(map[string]any)["slack"] != "failed" || strings.Contains(fmt.Sprint(a.body), "not connected") {
 		t.Fatalf("readyz with Slack down: %d %v", a.status, a.body)
+	}
+	if a := getWith("/readyz?verbose", ""); a.status != 401 {
+		t.Fatalf("readyz?verbose without the token: %d %v", a.status, a.body)
+	}
+	if a := getWith("/readyz?verbose", token); a.status != 503 || !strings.Contains(fmt.Sprint(a.body), "not connected to xoxb-secret-workspace") {
+		t.Fatalf("readyz?verbose with the token: %d %v", a.status, a.body)
 	}
 	e.srv.Ready = nil
 	if a := get(); a.status != 200 {
@@ -824,4 +836,29 @@ func nonSnakeKey(v any) string {
 		}
 	}
 	return ""
+}
+
+// Whoever the API's caller says it acts for is recorded as api:<name>, in
+// the deploy, the lock and the audit; the name loses control characters
+// and is cut to 64 bytes.
+func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	e.start()
+	e.flow()
+	ctx := context.Background()
+	out, err := e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice\n<!channel>\x1b[31m" + strings.Repeat("x", 100)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := out.Deploy.Actor; !strings.HasPrefix(a, "api:alice<!channel>[31m") || len(a) != len("api:")+64 || strings.ContainsAny(a, "\n\x1b") {
+		t.Fatalf("recorded actor %q", a)
+	}
+	if _, err := e.client().Pin(ctx, "www", "v1", "", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := e.svc.Versions(ctx, "www")
+	if vs[0].Pin == nil || vs[0].Pin.By != "api" {
+		t.Fatalf("a pin with no actor: %+v", vs[0].Pin)
+	}
 }
