@@ -46,6 +46,9 @@ type Authorizer interface {
 	// IsDeployer reports whether user may promote, roll back, lock,
 	// unlock or prune site.
 	IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error)
+	// IsPreviewer reports whether user may make preview links of site's
+	// unreleased releases: its deployers and its previewers.
+	IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error)
 }
 
 // Pruner runs retention (server.Server adds metrics, audit and the
@@ -104,6 +107,12 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	switch c.Name {
 	case "promote", "rollback", "lock", "unlock", "prune", "pin", "unpin":
 		if !b.authorize(ctx, req, site, out) {
+			return
+		}
+	case "preview":
+		// A preview shows a release nobody has decided to ship: the
+		// site's deployers, and the people of previewers:, may see it.
+		if !b.authorizePreview(ctx, req, site, out) {
 			return
 		}
 	}
@@ -239,6 +248,24 @@ func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, ou
 	if !ok {
 		b.audit(ctx, req, site, req.Cmd.Name, "not a deployer", releases.Errorf(releases.EUNAUTHORIZED, "not a deployer"))
 		out.Private(ctx, req, fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
+		return false
+	}
+	return true
+}
+
+func (b *Bot) authorizePreview(ctx context.Context, req Request, site releases.Site, out Out) bool {
+	if b.Auth == nil {
+		return true
+	}
+	ok, err := b.Auth.IsPreviewer(ctx, site, req.UserID)
+	if err != nil {
+		b.log().ErrorContext(ctx, "checking previewers", "site", site.Name, "user", req.UserID, "err", err)
+		out.Private(ctx, req, "Could not check whether you may preview "+site.Name+" (Slack did not answer); try again in a moment.")
+		return false
+	}
+	if !ok {
+		b.audit(ctx, req, site, "preview", "not a deployer or previewer", releases.Errorf(releases.EUNAUTHORIZED, "not a deployer or previewer"))
+		out.Private(ctx, req, fmt.Sprintf("Sorry, only the deployers and previewers of %s may preview its releases. Ask an admin to add you to `previewers`.", site.Name))
 		return false
 	}
 	return true

@@ -466,12 +466,27 @@ var _ Authorizer = (*Deployers)(nil)
 // IsDeployer implements Authorizer. A site with no deployers cannot be
 // changed from Slack at all: failing closed is the safe default.
 func (d *Deployers) IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error) {
-	for _, id := range site.Deployers {
+	return d.isMember(ctx, site.Deployers, user)
+}
+
+// IsPreviewer implements Authorizer: deployers, and the users and user
+// groups of the site's previewers.
+func (d *Deployers) IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error) {
+	if ok, err := d.IsDeployer(ctx, site, user); ok || err != nil {
+		return ok, err
+	}
+	return d.isMember(ctx, site.Previewers, user)
+}
+
+// isMember reports whether user is one of ids, or in one of the user
+// groups (S...) among them.
+func (d *Deployers) isMember(ctx context.Context, ids []string, user string) (bool, error) {
+	for _, id := range ids {
 		if id == user {
 			return true, nil
 		}
 	}
-	for _, id := range site.Deployers {
+	for _, id := range ids {
 		if !strings.HasPrefix(id, "S") {
 			continue
 		}

@@ -552,6 +552,15 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 	}
 	w.svc.Sites[0] = w.site
 	w.svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, CF: w.cfc, Propagation: 10 * time.Millisecond}
+	// A preview shows an unreleased build: mallory, neither deployer nor
+	// previewer, is refused; named in previewers:, she may.
+	w.slack.Slash("pv-refused", mallory, "preview v2")
+	w.slack.WaitFor("the refusal", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		return hasText(eph, "only the deployers and previewers of www may preview")
+	})
+	w.site.Previewers = []string{mallory}
+	w.svc.Sites[0] = w.site
 	w.slack.Slash("pv-1", mallory, "preview v2")
 	w.slack.WaitFor("the preview link", func() bool {
 		_, _, eph := w.slack.Snapshot()

@@ -83,15 +83,17 @@ type Deploy struct {
 }
 
 type Site struct {
-	Name           string    `yaml:"name"`
-	Bucket         string    `yaml:"bucket"`
-	Prefix         string    `yaml:"prefix"`
-	DistributionID string    `yaml:"distribution_id"`
-	OriginID       string    `yaml:"origin_id"`
-	Strategy       string    `yaml:"strategy"`
-	Channel        string    `yaml:"channel"`
-	Deployers      []string  `yaml:"deployers"`
-	Retention      Retention `yaml:"retention"`
+	Name           string   `yaml:"name"`
+	Bucket         string   `yaml:"bucket"`
+	Prefix         string   `yaml:"prefix"`
+	DistributionID string   `yaml:"distribution_id"`
+	OriginID       string   `yaml:"origin_id"`
+	Strategy       string   `yaml:"strategy"`
+	Channel        string   `yaml:"channel"`
+	Deployers      []string `yaml:"deployers"`
+	// Previewers may make preview links (beyond the deployers).
+	Previewers []string  `yaml:"previewers"`
+	Retention  Retention `yaml:"retention"`
 	// Exclude are patterns of build paths publish leaves out, beyond its
 	// defaults (.git/, .DS_Store, .env*).
 	Exclude []string `yaml:"exclude"`
@@ -672,7 +674,7 @@ var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // ReleasesSite turns a configured site into the domain's Site.
 func (s Site) ReleasesSite() releases.Site {
 	return releases.Site{Name: s.Name, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
-		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers,
+		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers, Previewers: s.Previewers,
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
 		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL}

@@ -24,7 +24,10 @@ type Site struct {
 	URL            string // public address, for preview links
 	Channel        string
 	Deployers      []string
-	Retention      Policy
+	// Previewers may make preview links too (Slack user and user-group
+	// ids), beyond the deployers, who always may.
+	Previewers []string
+	Retention  Policy
 	// SkewReleases is the site's skew protection: how many previous
 	// releases' fingerprinted assets publish carries into a new release;
 	// when above zero, a flip also gives the target the live release's
