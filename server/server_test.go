@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -861,4 +862,74 @@ func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
 	if vs[0].Pin == nil || vs[0].Pin.By != "api" {
 		t.Fatalf("a pin with no actor: %+v", vs[0].Pin)
 	}
+}
+
+// One captured notice sent again in many forms (padded headers, a
+// zero-padded timestamp, upper-case hex, the body with keys reordered or
+// doubled): exactly the first is accepted, and the replay cache holds one
+// entry. DEPLOYBOT_HOOK_FLOOD sets how many forms are tried (make
+// reliability sends thousands).
+func TestHookReplayFlood(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	e.start()
+	n := 200
+	if v, err := strconv.Atoi(os.Getenv("DEPLOYBOT_HOOK_FLOOD")); err == nil && v > 0 {
+		n = v
+	}
+	body := `{"site":"www","version":"v1"}`
+	h := signed(body, e.clk.Now())
+	if a := e.post("/hooks/release", []byte(body), h); a.status != 202 {
+		t.Fatalf("the notice itself: %d %v", a.status, a.body)
+	}
+	pads := []string{" ", "\t", "\u00a0", "\u2003", "\u3000", "\ufeff"}
+	accepted := 0
+	for i := range n {
+		ts, sig, b := h[hook.HeaderTimestamp], h[hook.HeaderSignature], body
+		pad := strings.Repeat(pads[i%len(pads)], 1+i%50)
+		switch i % 5 {
+		case 0:
+			sig += pad
+		case 1:
+			ts = pad + ts
+		case 2:
+			ts = strings.Repeat("0", 1+i%5) + ts
+		case 3:
+			sig = "v1=" + strings.ToUpper(sig[3:])
+		case 4:
+			b = `{"version":"v1","site":"www"` + strings.Repeat(`,"site":"www"`, i%3) + `}`
+		}
+		if a := e.post("/hooks/release", []byte(b), map[string]string{hook.HeaderTimestamp: ts, hook.HeaderSignature: sig}); a.status == 202 {
+			accepted++
+		}
+	}
+	if accepted != 0 {
+		t.Fatalf("%d of %d replays accepted", accepted, n)
+	}
+	metrics := e.get("/metrics")
+	if !strings.Contains(metrics, "deploybot_hook_replay_cache_entries 1\n") {
+		t.Fatalf("replay cache after the flood:\n%s", grepLines(metrics, "replay"))
+	}
+	t.Logf("hook replay flood: %d forms of one captured notice, 0 accepted, replay cache 1 entry", n)
+}
+
+func (e *env) get(path string) string {
+	e.t.Helper()
+	resp, err := http.Get(e.url + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

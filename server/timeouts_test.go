@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,11 +59,35 @@ func TestConnectionsAreNotHeldForEver(t *testing.T) {
 	if line, err := bufio.NewReader(idle).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
 		t.Fatalf("healthz: %q %v", line, err)
 	}
+	// Many more bodies stalled one byte short of 64 KiB
+	// (DEPLOYBOT_STALLED_CONNS; make reliability opens 2,000).
+	n := 20
+	if v, err := strconv.Atoi(os.Getenv("DEPLOYBOT_STALLED_CONNS")); err == nil && v > 0 {
+		n = v
+	}
+	many := make([]net.Conn, n)
+	for i := range many {
+		many[i] = dial()
+		io.WriteString(many[i], "POST /api/v1/sites/www/pins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\nContent-Length: 65536\r\n\r\n")
+		many[i].Write(make([]byte, 65535))
+	}
+	began := time.Now()
 	for name, c := range map[string]net.Conn{"slow body": slow, "endless headers": stalled, "idle keep-alive": idle} {
 		if !closedWithin(t, c, 5*time.Second) {
 			t.Errorf("%s: still open 5 s after a %s timeout", name, short)
 		}
 	}
+	open := 0
+	for _, c := range many {
+		if !closedWithin(t, c, time.Second) {
+			open++
+		}
+	}
+	if open > 0 {
+		t.Fatalf("%d of %d stalled connections still open", open, n)
+	}
+	t.Logf("stalled connections: %d bodies one byte short of 64 KiB, a slow body, endless headers, an idle keep-alive: all closed within %s of a %s timeout",
+		n, time.Since(began).Round(100*time.Millisecond), short)
 
 	// A deploy that runs longer than every timeout streams to its end.
 	ctx := context.Background()

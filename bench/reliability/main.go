@@ -187,6 +187,34 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	}
 	add("prune with sites sharing a bucket", figure, result, err == nil && propLine != nil)
 
+	// Attacks from the review of 2026-12-02: each a test that reproduces it,
+	// some run here at a larger scale than in make test.
+	for _, a := range []struct {
+		what, figure, result, test, pkg string
+		env                             []string
+		summary                         string // a line the test logs, shown as the figure
+	}{
+		{"one captured CI notice replayed in other forms", "", "exactly the first accepted; the replay cache holds one entry",
+			"TestHookReplayFlood", "./server", []string{"DEPLOYBOT_HOOK_FLOOD=5000"}, `hook replay flood: ([^\n]+)`},
+		{"connections that stall or idle", "", "every connection closed once its timeout passed; a deploy's stream is not cut",
+			"TestConnectionsAreNotHeldForEver", "./server", []string{"DEPLOYBOT_STALLED_CONNS=2000"}, `stalled connections: ([^\n]+)`},
+		{"a build folder with links out of it", "links to a secret outside it, a dangling link, a loop, .git/, .DS_Store, .env*",
+			"refused before anything was sent, naming the links; loops and hidden files left out, said why", "TestPublishReadsOnlyTheBuildDirectory", "./publish", nil, ""},
+		{"the preview function, hostile paths", "//host/, /\\host/, /./, /../, // inside, an expired or foreign token",
+			"400 for bad paths; the redirect stays on the site; the cookie Secure, as long-lived as the token", "TestPreviewFunctionHardening", "./cloud", nil, ""},
+		{"who the API says acted; what /readyz tells strangers", "an actor with control characters and 100 bytes; /readyz with and without the token",
+			"recorded as api:<name>, cleaned and cut; reasons only behind the token", "TestAPIActorIsVouchedForByTheToken|TestReadiness", "./server", nil, ""},
+	} {
+		out, err := goTestEnv(a.env, "-run", "^("+a.test+")$", a.pkg)
+		figure := a.figure
+		if a.summary != "" {
+			if m := regexp.MustCompile(a.summary).FindStringSubmatch(out); m != nil {
+				figure = m[1]
+			}
+		}
+		add(a.what, figure, a.result, err == nil && strings.Contains(out, "--- PASS"))
+	}
+
 	mbytes, peak, base, err := manifestRSS(ctx)
 	add("a manifest at the limits, read by deploybot", fmt.Sprintf("%d files, %.1f MB of JSON (the limits: %d files, %d MiB)", releases.MaxManifestFiles, float64(mbytes)/1e6,
 		releases.MaxManifestFiles, releases.MaxManifestBytes>>20),
