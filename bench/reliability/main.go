@@ -200,7 +200,7 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 			"TestConnectionsAreNotHeldForEver", "./server", []string{"DEPLOYBOT_STALLED_CONNS=2000"}, `stalled connections: ([^\n]+)`},
 		{"a build folder with links out of it", "links to a secret outside it, a dangling link, a loop, .git/, .DS_Store, .env*",
 			"refused before anything was sent, naming the links; loops and hidden files left out, said why", "TestPublishReadsOnlyTheBuildDirectory", "./publish", nil, ""},
-		{"the preview function, hostile paths", "//host/, /\\host/, /./, /../, // inside, an expired or foreign token",
+		{"the preview function, hostile paths", "//host/, /\\host/, /./, /../, // inside; a token good for 20 minutes",
 			"400 for bad paths; the redirect stays on the site; the cookie Secure, as long-lived as the token", "TestPreviewFunctionHardening", "./cloud", nil, ""},
 		{"who the API says acted; what /readyz tells strangers", "an actor with control characters and 100 bytes; /readyz with and without the token",
 			"recorded as api:<name>, cleaned and cut; reasons only behind the token", "TestAPIActorIsVouchedForByTheToken|TestReadiness", "./server", nil, ""},
