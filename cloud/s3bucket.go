@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -412,13 +411,25 @@ func (b *S3Bucket) CopyFile(ctx context.Context, site releases.Site, from, fromP
 	return nil
 }
 
-// escapeKey URL-encodes a key for x-amz-copy-source, keeping slashes.
+// escapeKey encodes a key for x-amz-copy-source: every byte but the
+// unreserved ones (RFC 3986: letters, digits, "-", "_", ".", "~") and "/"
+// as %XX. S3 decodes the header as a form value, so url.PathEscape, which
+// leaves "+" (and "&", "=", ";", ...) as they are, would name another key
+// for "a+b.js" ("a b.js").
 func escapeKey(k string) string {
-	parts := strings.Split(k, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' || c == '/' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
 	}
-	return strings.Join(parts, "/")
+	return b.String()
 }
 
 // LatestManifests lists the manifests (one call per 1,000), picks the n

@@ -696,12 +696,17 @@ func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, k
 	if b == nil {
 		return
 	}
-	src, err := url.PathUnescape(r.Header.Get("x-amz-copy-source"))
+	// The copy source is "bucket/key", URL-encoded
+	// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html),
+	// and S3 decodes it as a form value: "+" is a space, so a key with a
+	// "+" in it must be sent as %2B (a "+" sent as is names another key;
+	// see aws/aws-sdk-js#1821). The version id is cut before decoding.
+	raw, _, _ := strings.Cut(r.Header.Get("x-amz-copy-source"), "?versionId=")
+	src, err := url.QueryUnescape(raw)
 	if err != nil {
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "bad x-amz-copy-source"})
 		return
 	}
-	src, _, _ = strings.Cut(src, "?versionId=")
 	srcBucket, srcKey := splitPath("/" + strings.TrimPrefix(src, "/"))
 	sb := s.bucket(w, r, srcBucket)
 	if sb == nil {

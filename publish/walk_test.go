@@ -114,3 +114,28 @@ func TestPublishReadsOnlyTheBuildDirectory(t *testing.T) {
 		t.Fatalf("a bad pattern: %v", err)
 	}
 }
+
+// Unchanged files are copied server-side whatever their names: S3 decodes
+// the copy source as a form value ("+" is a space), so names with +, %,
+// spaces or non-ASCII letters must reach it escaped.
+func TestCopiesOfFilesWithAwkwardNames(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	files := map[string]string{"a+b.js": "plus", "c d.css": "space", "e%41.txt": "percent", "ü/ñ.html": "utf-8", "x&y=z;q.txt": "punct"}
+	dir := writeSite(t, files)
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v2", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != len(files) || res.Uploaded != 0 {
+		t.Fatalf("second publish of the same files: %d copied, %d uploaded, want all %d copied", res.Copied, res.Uploaded, len(files))
+	}
+	for name, body := range files {
+		if got, _ := e.get(t, e.site.ReleasePath("v2")+name); got != body {
+			t.Fatalf("%s in v2: %q, want %q", name, got, body)
+		}
+	}
+}
