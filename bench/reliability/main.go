@@ -203,7 +203,7 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 		{"the preview function, hostile paths", "//host/, /\\host/, /./, /../, // inside; a token good for 20 minutes",
 			"400 for bad paths; the redirect stays on the site; the cookie Secure, as long-lived as the token", "TestPreviewFunctionHardening", "./cloud", nil, ""},
 		{"who the API says acted; what /readyz tells strangers", "an actor with control characters and 100 bytes; /readyz with and without the token",
-			"recorded as api:<name>, cleaned and cut; reasons only behind the token", "TestAPIActorIsVouchedForByTheToken|TestReadiness", "./server", nil, ""},
+			"recorded as `api:NAME`, cleaned and cut; reasons only behind the token", "TestAPIActorIsVouchedForByTheToken|TestReadiness", "./server", nil, ""},
 	} {
 		out, err := goTestEnv(a.env, "-run", "^("+a.test+")$", a.pkg)
 		figure := a.figure
