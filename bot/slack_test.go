@@ -458,7 +458,7 @@ func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "`v1` → `v2`: 1 added (+12 B), 0 removed") && hasText(posts, "+ `about.html` (12 B)")
 	})
-	w.slack.Slash("d-p", mallory, "preview v2")
+	w.slack.Slash("d-p", alice, "preview v2") // a deployer: previews are theirs (and previewers')
 	w.slack.WaitFor("the preview refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "previews need strategy kvs") })
 	w.slack.Slash("d-2", mallory, "diff v1 v9")
 	w.slack.WaitFor("the refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "no release v9") })
