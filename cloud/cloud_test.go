@@ -452,3 +452,54 @@ func TestRefusedManifestIsReadAgainOnlyOnceItChanges(t *testing.T) {
 		t.Fatalf("after the manifest was fixed: %+v %v", added, err)
 	}
 }
+
+// S3 answers 409 ConditionalRequestConflict to a conditional write while
+// another is uploading to the same key; that asks for a retry and says
+// nothing of the other's fate. A manifest write that meets one retries:
+// here the other upload is abandoned, and the retry publishes the release
+// (taking the 409 for "already published" would publish nothing).
+func TestManifestWriteRetriesAConditionalConflict(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPut, e.api.URL+"/"+e.site.Bucket+"/"+e.site.ManifestKey("v1"), pr)
+	req.ContentLength = 1000
+	req.Header.Set("If-None-Match", "*")
+	first := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		first <- err
+	}()
+	pw.Write([]byte(`{"version":"v1"`)) // the upload has begun, and stalls
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.Calls()["s3 PutObject"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first upload never reached the stand-in")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: "v1", PublishedAt: time.Now()})
+	}()
+	for e.srv.Calls()["s3 PutObject"] < 2 { // the manifest write has met the conflict
+		if time.Now().After(deadline) {
+			t.Fatal("the manifest write never reached the stand-in")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	pw.CloseWithError(errors.New("the other writer gave up"))
+	<-first
+	if err := <-done; err != nil {
+		t.Fatalf("the manifest write after a conflict: %v", err)
+	}
+	if m, err := e.bucket.ReadManifest(ctx, e.site, "v1"); err != nil || m.Version != "v1" {
+		t.Fatalf("the release is not published: %v", err)
+	}
+	if n := e.srv.Calls()["s3 PutObject"]; n < 3 {
+		t.Fatalf("%d PutObject calls: the conflict was not met and retried", n)
+	}
+}

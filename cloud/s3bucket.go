@@ -152,12 +152,27 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 		return err
 	}
 	key := site.ManifestKey(m.Version)
-	_, err = b.Client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(site.Bucket), Key: aws.String(key),
-		Body: strings.NewReader(string(raw)), ContentLength: aws.Int64(int64(len(raw))),
-		ContentType: aws.String("application/json"), CacheControl: aws.String("no-cache"),
-		IfNoneMatch: aws.String("*"),
-	})
+	// 409 ConditionalRequestConflict means another conditional write to the
+	// key is in progress, not that it will succeed: retry until S3 says
+	// the key exists (412) or this write lands.
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err = b.Client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(site.Bucket), Key: aws.String(key),
+			Body: strings.NewReader(string(raw)), ContentLength: aws.Int64(int64(len(raw))),
+			ContentType: aws.String("application/json"), CacheControl: aws.String("no-cache"),
+			IfNoneMatch: aws.String("*"),
+		})
+		if apiCode(err) != "ConditionalRequestConflict" || attempt == manifestConflictTries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 	if isPreconditionFailed(err) {
 		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, m.Version)
 	}
@@ -166,6 +181,10 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 	}
 	return nil
 }
+
+// manifestConflictTries bounds the retries of a manifest write that meets
+// another conditional write in progress (about 10 s of backoff in all).
+const manifestConflictTries = 8
 
 // PutFile uploads one release file. The SDK sends its default CRC32
 // checksum, which S3 verifies; the manifest's SHA-256 is not sent as the
@@ -217,8 +236,7 @@ func isPreconditionFailed(err error) bool {
 	if err == nil {
 		return false
 	}
-	switch apiCode(err) {
-	case "PreconditionFailed", "ConditionalRequestConflict":
+	if apiCode(err) == "PreconditionFailed" {
 		return true
 	}
 	var re *smithyhttp.ResponseError

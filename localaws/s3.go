@@ -55,6 +55,9 @@ type s3Service struct {
 	mu      sync.RWMutex
 	buckets map[string]*s3Bucket
 	mp      multipart
+	// conditional holds the keys ("bucket/key") a conditional write
+	// (If-None-Match, If-Match) is uploading to now.
+	conditional sync.Map
 }
 
 func newS3(dataDir string, now func() time.Time) (*s3Service, error) {
@@ -617,6 +620,18 @@ func (s *s3Service) putObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	if !validKey(key) {
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "KeyTooLongError", Message: "Your key is too long"})
 		return
+	}
+	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
+		// A second conditional write to a key while one is uploading is
+		// answered 409 ConditionalRequestConflict, which asks the client to
+		// retry: it says nothing of whether the first will succeed
+		// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+		if _, busy := s.conditional.LoadOrStore(bucket+"/"+key, true); busy {
+			writeS3Error(w, r, s3Error{Status: http.StatusConflict, Code: "ConditionalRequestConflict",
+				Message: "A conflicting conditional operation is currently in progress against this resource. Please try again."})
+			return
+		}
+		defer s.conditional.Delete(bucket + "/" + key)
 	}
 	algo, header := requestedChecksum(r)
 	ck := newChecksummer(algo)
