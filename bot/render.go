@@ -319,6 +319,8 @@ func ThreadLine(e releases.Event) string {
 		return fmt.Sprintf("✓ %s: done after %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
 	case releases.EventPhaseFailed:
 		return fmt.Sprintf(":x: %s failed after %s: %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
+	case releases.EventPhaseNote:
+		return ":hourglass_flowing_sand: " + escape(e.Title)
 	case releases.EventDeployFailed:
 		return ":x: " + releases.ErrorMessage(e.Err)
 	case releases.EventDeployInterrupted:

@@ -405,12 +405,14 @@ func printer(w io.Writer) releases.Progress {
 			fmt.Fprintf(w, "  %-16s done in %.1fs\n", e.Phase, e.Elapsed.Seconds())
 		case releases.EventPhaseFailed:
 			fmt.Fprintf(w, "  %-16s FAILED after %.1fs: %s\n", e.Phase, e.Elapsed.Seconds(), releases.ErrorMessage(e.Err))
+		case releases.EventPhaseNote:
+			fmt.Fprintf(w, "  %-16s %s\n", e.Phase, e.Title)
 		case releases.EventDeployFinished:
 			fmt.Fprintf(w, "%s is live on %s (deploy %s, %.1fs)\n", d.To, d.Site, d.ID, d.FinishedAt.Sub(start).Seconds())
 		case releases.EventDeployFailed:
 			fmt.Fprintf(w, "deploy %s failed\n", d.ID)
 		case releases.EventDeployInterrupted:
-			fmt.Fprintf(w, "deploy %s interrupted in phase %s by a shutdown; it resumes when deploybot restarts\n", d.ID, d.Phase)
+			fmt.Fprintf(w, "deploy %s interrupted in phase %s; deploybot recover --site %s, or the next start of deploybot serve, finishes it\n", d.ID, d.Phase, d.Site)
 		case releases.EventDeployResumed:
 			fmt.Fprintf(w, "resuming deploy %s from phase %s\n", d.ID, d.Phase)
 		}

@@ -513,3 +513,46 @@ func TestManifestWriteRetriesAConditionalConflict(t *testing.T) {
 		t.Fatalf("the release is not published: %v", err)
 	}
 }
+
+// With CloudFront's 15 wildcard invalidations in progress, a flip's
+// invalidation waits its turn, and says so, instead of failing the deploy.
+func TestInvalidationQueuesBehindCloudFrontsLimit(t *testing.T) {
+	e := newEnv(t, 20*time.Millisecond, 1500*time.Millisecond)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "v1")
+	if err := e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: "v1", PublishedAt: time.Now(),
+		Files: []releases.ManifestFile{{Path: "index.html", Size: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
+		if _, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.site.DistributionID),
+			InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String(fmt.Sprintf("other-%d", i)),
+				Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.site.DistributionID),
+		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String("one-too-many"), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}})
+	var tooMany *cftypes.TooManyInvalidationsInProgress
+	if !errors.As(err, &tooMany) {
+		t.Fatalf("a 16th wildcard invalidation in progress: %v", err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := &releases.Service{Store: db, Bucket: e.bucket, Sites: []releases.Site{e.site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}}
+	var notes []string
+	out, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, func(ev releases.Event) {
+		if ev.Type == releases.EventPhaseNote {
+			notes = append(notes, string(ev.Phase)+": "+ev.Title)
+		}
+	})
+	if err != nil || out.Deploy.Phase != releases.PhaseDone {
+		t.Fatalf("a flip behind the invalidation limit: %+v %v", out, err)
+	}
+	if len(notes) == 0 || !strings.Contains(notes[0], "invalidate: queued: 15 invalidation(s) are in progress") {
+		t.Fatalf("notes %q", notes)
+	}
+}

@@ -220,23 +220,73 @@ func (c *OriginPath) waitDeployed(ctx context.Context, site releases.Site) error
 
 // invalidate creates the "/*" invalidation. The deploy id is the caller
 // reference, so a retried or resumed call gets the same invalidation back
-// instead of paying for a second one.
+// instead of paying for a second one. CloudFront allows 15 wildcard
+// invalidations in progress per distribution
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-invalidations);
+// past that it answers TooManyInvalidationsInProgress, and the flip waits
+// its turn, polling, and says so (behind how many) rather than fail.
 func (c *OriginPath) invalidate(ctx context.Context, site releases.Site, deployID string) (string, error) {
-	out, err := c.Client.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{
-		DistributionId: aws.String(site.DistributionID),
-		InvalidationBatch: &types.InvalidationBatch{
-			CallerReference: aws.String(deployID),
-			Paths:           &types.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}},
-		},
-	})
-	if err != nil {
-		return "", c.wrap(site, "invalidating", err)
+	told := -1
+	for {
+		out, err := c.Client.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{
+			DistributionId: aws.String(site.DistributionID),
+			InvalidationBatch: &types.InvalidationBatch{
+				CallerReference: aws.String(deployID),
+				Paths:           &types.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}},
+			},
+		})
+		var busy *types.TooManyInvalidationsInProgress
+		if errors.As(err, &busy) {
+			if n := c.inProgress(ctx, site); n != told {
+				told = n
+				if n > 0 {
+					releases.Note(ctx, fmt.Sprintf("queued: %d invalidation(s) are in progress on distribution %s, CloudFront's limit; waiting for one to finish", n, site.DistributionID))
+				} else {
+					releases.Note(ctx, fmt.Sprintf("queued: distribution %s has too many invalidations in progress; waiting for one to finish", site.DistributionID))
+				}
+			}
+			if err := releases.Wait(ctx, nil, c.interval()); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if err != nil {
+			return "", c.wrap(site, "invalidating", err)
+		}
+		if out.Invalidation == nil || out.Invalidation.Id == nil {
+			return "", fmt.Errorf("site %s: CreateInvalidation answered without an invalidation id", site.Name)
+		}
+		return aws.ToString(out.Invalidation.Id), nil
 	}
-	if out.Invalidation == nil || out.Invalidation.Id == nil {
-		return "", fmt.Errorf("site %s: CreateInvalidation answered without an invalidation id", site.Name)
-	}
-	return aws.ToString(out.Invalidation.Id), nil
 }
+
+// inProgress counts the distribution's invalidations in progress (the
+// newest 100, where they all are); -1 when it cannot tell.
+func (c *OriginPath) inProgress(ctx context.Context, site releases.Site) int {
+	lister, ok := c.Client.(InvalidationLister)
+	if !ok {
+		return -1
+	}
+	out, err := lister.ListInvalidations(ctx, &cloudfront.ListInvalidationsInput{DistributionId: aws.String(site.DistributionID), MaxItems: aws.Int32(100)})
+	if err != nil || out.InvalidationList == nil {
+		return -1
+	}
+	n := 0
+	for _, inv := range out.InvalidationList.Items {
+		if strings.EqualFold(aws.ToString(inv.Status), "InProgress") {
+			n++
+		}
+	}
+	return n
+}
+
+// InvalidationLister is what counting the invalidations in progress adds
+// to CloudFrontAPI.
+type InvalidationLister interface {
+	ListInvalidations(ctx context.Context, in *cloudfront.ListInvalidationsInput, optFns ...func(*cloudfront.Options)) (*cloudfront.ListInvalidationsOutput, error)
+}
+
+var _ InvalidationLister = (*cloudfront.Client)(nil)
 
 func (c *OriginPath) waitInvalidated(ctx context.Context, site releases.Site, id string) error {
 	return c.poll(ctx, func(ctx context.Context) (bool, error) {

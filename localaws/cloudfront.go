@@ -496,6 +496,19 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 	s.writeDistribution(w, http.StatusOK, d)
 }
 
+// countPaths splits invalidation paths into wildcard ones ("/img/*") and
+// file ones.
+func countPaths(paths []string) (wild, files int) {
+	for _, p := range paths {
+		if strings.HasSuffix(p, "*") {
+			wild++
+		} else {
+			files++
+		}
+	}
+	return wild, files
+}
+
 func (s *cfService) createInvalidation(w http.ResponseWriter, r *http.Request, id string) {
 	var batch struct {
 		Paths struct {
@@ -538,6 +551,21 @@ func (s *cfService) createInvalidation(w http.ResponseWriter, r *http.Request, i
 		}
 	}
 	now := s.now().UTC()
+	// At most 15 wildcard paths and 3,000 file paths in progress per
+	// distribution
+	// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-invalidations).
+	wild, files := countPaths(batch.Paths.Items)
+	for _, inv := range d.Invalidations {
+		if now.Before(inv.Completes) {
+			w, f := countPaths(inv.Paths)
+			wild, files = wild+w, files+f
+		}
+	}
+	if wild > 15 || files > 3000 {
+		writeCFError(w, cfError{Status: 400, Code: "TooManyInvalidationsInProgress",
+			Message: "Processing your request will cause you to exceed the maximum number of in-progress wildcard invalidations."})
+		return
+	}
 	inv := &invalidation{ID: newID('I'), CallerReference: batch.CallerReference, Paths: batch.Paths.Items,
 		Created: now, Completes: now.Add(s.invalidation)}
 	for range s.pops {

@@ -24,6 +24,9 @@ const (
 	EventPhaseFailed    EventType = "phase_failed"
 	EventDeployFinished EventType = "deploy_finished"
 	EventDeployFailed   EventType = "deploy_failed"
+	// EventPhaseNote: a phase says what it is waiting for (Title), such
+	// as an invalidation queued behind others.
+	EventPhaseNote EventType = "phase_note"
 	// EventDeployInterrupted: the process is shutting down; the deploy is
 	// left in its phase, holding the lock, and resumes on the next start.
 	EventDeployInterrupted EventType = "deploy_interrupted"
@@ -596,7 +599,11 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		log.InfoContext(ctx, "phase started", "phase", step.Phase)
 		progress(Event{Type: EventPhaseStarted, Deploy: d.clone(), Phase: step.Phase, Title: step.Title})
 
-		err := step.Run(flipCtx)
+		phase := step.Phase
+		stepCtx := context.WithValue(flipCtx, noteKey{}, func(text string) {
+			progress(Event{Type: EventPhaseNote, Deploy: d.clone(), Phase: phase, Title: text})
+		})
+		err := step.Run(stepCtx)
 		ended := s.now()
 		rec := &d.Phases[len(d.Phases)-1]
 		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
@@ -630,6 +637,17 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 	log.InfoContext(ctx, "deploy finished", "to", d.To, "seconds", d.FinishedAt.Sub(d.StartedAt).Seconds())
 	progress(Event{Type: EventDeployFinished, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt)})
 	return nil
+}
+
+type noteKey struct{}
+
+// Note lets a running step tell the deploy's audience what it waits for
+// (a phase_note event: the Slack thread, the command line's output). It
+// does nothing outside a deploy's step.
+func Note(ctx context.Context, text string) {
+	if f, ok := ctx.Value(noteKey{}).(func(string)); ok {
+		f(text)
+	}
 }
 
 // interrupt leaves d in its phase, lock held, for recovery: by serve when
