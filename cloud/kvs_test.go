@@ -322,7 +322,7 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	e.setOriginPath(t, "")
 	// A function whose published code is not what this deploybot
 	// generates (edited by hand, or made by an older version).
-	fn, err := e.cf.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String("deploybot-www")})
+	fn, err := e.cf.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String("deploybot-www"), Stage: cftypes.FunctionStageDevelopment})
 	if err != nil {
 		t.Fatal(err)
 	}

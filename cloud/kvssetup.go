@@ -81,7 +81,9 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	rep := &KVSSetupReport{Function: FunctionName(site)}
 	fcfg := &types.FunctionConfig{Comment: aws.String("deploybot: serves the live release of " + site.Name), Runtime: types.FunctionRuntimeCloudfrontJs20,
 		KeyValueStoreAssociations: &types.KeyValueStoreAssociations{Quantity: aws.Int32(1), Items: []types.KeyValueStoreAssociation{{KeyValueStoreARN: aws.String(site.KVSARN)}}}}
-	desc, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function)})
+	// The DEVELOPMENT stage's ETag is the one UpdateFunction and
+	// PublishFunction take; the LIVE stage has its own.
+	desc, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function), Stage: types.FunctionStageDevelopment})
 	var etag *string
 	var nsf *types.NoSuchFunctionExists
 	switch {
@@ -100,7 +102,7 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		}
 		etag = out.ETag // the SDK reads it from the "ETtag" header the API documents
 		if etag == nil {
-			d, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function)})
+			d, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function), Stage: types.FunctionStageDevelopment})
 			if err != nil {
 				return nil, fmt.Errorf("reading function %s: %w", rep.Function, err)
 			}

@@ -45,8 +45,19 @@ type cfFunc struct {
 	// LiveConfig is the configuration published with Live: the LIVE
 	// stage keeps what was published until the next PublishFunction.
 	LiveConfig *cfFunctionConfig `json:"live_config,omitempty"`
+	// LiveETag is the LIVE stage's version, which is not the DEVELOPMENT
+	// stage's: UpdateFunction and PublishFunction take the latter.
+	LiveETag string `json:"live_etag,omitempty"`
 	Created    time.Time         `json:"created"`
 	Modified   time.Time         `json:"modified"`
+}
+
+// etag is the version of one stage of the function.
+func (fn *cfFunc) etag(stage string) string {
+	if stage == "LIVE" && fn.LiveETag != "" {
+		return fn.LiveETag
+	}
+	return fn.ETag
 }
 
 // functions are the stand-in's CloudFront Functions, kept in
@@ -165,7 +176,7 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 			return true
 		}
 		cfg := fn.Config
-		fn.Live, fn.LiveConfig, fn.Modified = fn.Dev, &cfg, now
+		fn.Live, fn.LiveConfig, fn.LiveETag, fn.Modified = fn.Dev, &cfg, newID('E'), now
 		if err := f.save(); err != nil {
 			writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
 			return true
@@ -181,7 +192,14 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		stage := r.URL.Query().Get("Stage")
 		switch stage {
 		case "":
+			// AWS documents no default stage; asked without one, a
+			// published function answers for its LIVE stage here, with
+			// the LIVE ETag, which UpdateFunction refuses (412): callers
+			// must name the stage they mean.
 			stage = "DEVELOPMENT"
+			if fn != nil && fn.Live != nil {
+				stage = "LIVE"
+			}
 		case "DEVELOPMENT", "LIVE":
 		default:
 			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "Stage must be DEVELOPMENT or LIVE"})
@@ -196,7 +214,7 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 			if stage == "LIVE" {
 				code = fn.Live
 			}
-			w.Header().Set("ETag", fn.ETag)
+			w.Header().Set("ETag", fn.etag(stage))
 			w.Header().Set("Content-Type", "application/octet-stream")
 			_, _ = w.Write(code)
 			return true
@@ -295,7 +313,7 @@ func writeFunction(w http.ResponseWriter, status int, fn *cfFunc, stage string) 
 	}
 	fmt.Fprintf(&b, `</KeyValueStoreAssociations></FunctionConfig><FunctionMetadata><FunctionARN>%s</FunctionARN><Stage>%s</Stage><CreatedTime>%s</CreatedTime><LastModifiedTime>%s</LastModifiedTime></FunctionMetadata></FunctionSummary>`,
 		xmlEscape(fn.ARN), stage, fn.Created.UTC().Format(awsTime), fn.Modified.UTC().Format(awsTime))
-	w.Header().Set("ETag", fn.ETag)
+	w.Header().Set("ETag", fn.etag(stage))
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
