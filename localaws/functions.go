@@ -47,9 +47,9 @@ type cfFunc struct {
 	LiveConfig *cfFunctionConfig `json:"live_config,omitempty"`
 	// LiveETag is the LIVE stage's version, which is not the DEVELOPMENT
 	// stage's: UpdateFunction and PublishFunction take the latter.
-	LiveETag string `json:"live_etag,omitempty"`
-	Created    time.Time         `json:"created"`
-	Modified   time.Time         `json:"modified"`
+	LiveETag string    `json:"live_etag,omitempty"`
+	Created  time.Time `json:"created"`
+	Modified time.Time `json:"modified"`
 }
 
 // etag is the version of one stage of the function.
