@@ -58,6 +58,8 @@ type s3Service struct {
 	// conditional holds the keys ("bucket/key") a conditional write
 	// (If-None-Match, If-Match) is uploading to now.
 	conditional sync.Map
+	// maxCopy is the largest source CopyObject takes.
+	maxCopy int64
 }
 
 func newS3(dataDir string, now func() time.Time) (*s3Service, error) {
@@ -730,6 +732,15 @@ func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, k
 	soCopy, f, err := s.openObject(sb, srcKey)
 	if err != nil {
 		writeS3Error(w, r, noSuchKey(srcKey))
+		return
+	}
+	if soCopy.Size > s.maxCopy {
+		// CopyObject copies at most 5 GB; larger objects take a multipart
+		// upload with UploadPartCopy
+		// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
+		f.Close()
+		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest",
+			Message: fmt.Sprintf("The specified copy source is larger than the maximum allowable size for a copy source: %d", s.maxCopy)})
 		return
 	}
 	if im := r.Header.Get("x-amz-copy-source-if-match"); im != "" && strings.Trim(im, `"`) != strings.Trim(soCopy.ETag, `"`) {

@@ -48,6 +48,9 @@ type Options struct {
 	// KVSPropagation is how long a KeyValueStore write takes to reach
 	// every PoP (each at its own moment inside it).
 	KVSPropagation time.Duration
+	// MaxCopySize is the largest object CopyObject copies; zero: S3's
+	// 5 GiB. Tests lower it rather than write gigabytes.
+	MaxCopySize int64
 }
 
 // Faults make API calls fail or slow down at random, to exercise retries.
@@ -113,6 +116,10 @@ func New(opts Options) (*Server, error) {
 	var err error
 	if s.s3, err = newS3(opts.DataDir, opts.Now); err != nil {
 		return nil, err
+	}
+	s.s3.maxCopy = opts.MaxCopySize
+	if s.s3.maxCopy <= 0 {
+		s.s3.maxCopy = 5 << 30
 	}
 	if s.cf, err = newCloudFront(opts.DataDir, opts); err != nil {
 		return nil, err

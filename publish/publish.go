@@ -100,6 +100,9 @@ type Result struct {
 type Publisher struct {
 	Bucket releases.Bucket
 	Now    func() time.Time
+	// MaxCopySize is the largest file copied server-side; larger unchanged
+	// files are sent again. Zero: releases.MaxCopySize (S3's limit).
+	MaxCopySize int64
 }
 
 type file struct {
@@ -155,13 +158,17 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	for _, f := range files {
 		own[f.rel] = true
 	}
+	maxCopy := p.MaxCopySize
+	if maxCopy <= 0 {
+		maxCopy = releases.MaxCopySize
+	}
 	var carried []releases.ManifestFile
 	for i, m := range prev {
 		if i >= req.SkewReleases {
 			break
 		}
 		for _, f := range m.Files {
-			if own[f.Path] || !Fingerprinted(f.Path) {
+			if own[f.Path] || !Fingerprinted(f.Path) || f.Size > maxCopy {
 				continue
 			}
 			own[f.Path] = true
@@ -177,7 +184,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 		if err := forEach(ctx, files, conc, func(ctx context.Context, buf []byte, i int, f file) error {
 			e, err := hashFile(req, f, buf)
 			if e.SHA256 != "" {
-				if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok {
+				if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok && e.Size <= maxCopy {
 					e.from = src
 				}
 			}
@@ -223,7 +230,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			if err != nil {
 				return err
 			}
-			if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok {
+			if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok && e.Size <= maxCopy {
 				err := p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, e.file())
 				if err == nil {
 					e.from = src

@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
 )
@@ -137,5 +140,47 @@ func TestCopiesOfFilesWithAwkwardNames(t *testing.T) {
 		if got, _ := e.get(t, e.site.ReleasePath("v2")+name); got != body {
 			t.Fatalf("%s in v2: %q, want %q", name, got, body)
 		}
+	}
+}
+
+// S3 copies at most 5 GB in one CopyObject (the stand-in's limit is
+// lowered here to 1 KiB, the publisher's with it): an unchanged file
+// larger than that is sent again rather than failing the publish.
+func TestUnchangedFilesTooLargeToCopyAreSentAgain(t *testing.T) {
+	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir(), MaxCopySize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EnsureSite("EPUB", "pub"); err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(api.Close)
+	s3c, _, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("a", "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := releases.Site{Name: "www", Bucket: "pub", Prefix: "www/"}
+	ctx := context.Background()
+	big := strings.Repeat("x", 2048)
+	dir := writeSite(t, map[string]string{"small.txt": "small", "big.bin": big})
+	if _, err := s3c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("pub"), Key: aws.String("probe"), CopySource: aws.String("pub/nothing")}); err == nil {
+		t.Fatal("a copy of a missing object succeeded")
+	}
+	pub := &publish.Publisher{Bucket: &cloud.S3Bucket{Client: s3c}, MaxCopySize: 1024}
+	if _, err := pub.Publish(ctx, publish.Request{Site: site, Version: "v1", Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pub.Publish(ctx, publish.Request{Site: site, Version: "v2", Dir: dir})
+	if err != nil {
+		t.Fatalf("republishing a file over the copy limit: %v", err)
+	}
+	if res.Copied != 1 || res.Uploaded != 1 || res.BytesUploaded != int64(len(big)) {
+		t.Fatalf("%d copied, %d uploaded (%d bytes), want the small one copied and the big one sent", res.Copied, res.Uploaded, res.BytesUploaded)
+	}
+	// The stand-in refuses what S3 refuses.
+	_, err = s3c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("pub"), Key: aws.String("copy"), CopySource: aws.String("pub/www/v1/big.bin")})
+	if err == nil || !strings.Contains(err.Error(), "larger than the maximum allowable size for a copy source") {
+		t.Fatalf("CopyObject over the limit: %v", err)
 	}
 }

@@ -108,7 +108,8 @@ type Bucket interface {
 	WriteManifest(ctx context.Context, site Site, m *Manifest) error
 	// PutFile uploads one file of a release.
 	PutFile(ctx context.Context, site Site, version string, f File) error
-	// CopyFile copies fromPath of release from into release to at f.Path,
+	// CopyFile copies fromPath of release from into release to at f.Path
+	// (objects up to MaxCopySize),
 	// server-side, setting f's headers (f.Body is not used).
 	CopyFile(ctx context.Context, site Site, from, fromPath, to string, f File) error
 	// LatestManifests returns the manifests of the n most recently
@@ -169,6 +170,13 @@ type CDN interface {
 	// any other error means the truth could not be read (try again later).
 	Resume(ctx context.Context, site Site, d Deploy) (steps []Step, flipped bool, err error)
 }
+
+// MaxCopySize is the largest object one server-side copy takes: S3's
+// CopyObject copies at most 5 GB
+// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
+// Publish sends larger unchanged files again instead, and the carry of
+// skew protection leaves larger assets out.
+const MaxCopySize int64 = 5 << 30
 
 // Preflighter is a CDN that can tell, before a deploy starts, that the
 // distribution is not set up for it (a kvs site whose distribution does

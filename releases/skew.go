@@ -57,12 +57,12 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 	}
 	var missing []ManifestFile
 	for _, f := range live.Files {
-		if Fingerprinted(f.Path) && !have[f.Path] {
+		if Fingerprinted(f.Path) && !have[f.Path] && f.Size <= MaxCopySize {
 			missing = append(missing, f)
 		}
 	}
 	for _, f := range live.Carried {
-		if !have[f.Path] {
+		if !have[f.Path] && f.Size <= MaxCopySize {
 			missing = append(missing, f)
 		}
 	}
