@@ -110,6 +110,9 @@ func TestPublishReadsOnlyTheBuildDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(res.Excluded) != 2 || !strings.Contains(res.Excluded[0].Reason, "loop") || !strings.Contains(res.Excluded[1].Reason, "loop") {
+		t.Fatalf("with --include-hidden only the loops are left out: %+v", res.Excluded)
+	}
 	if got := e.keys(t, "v2"); !slices.Contains(got, ".git/config") || !slices.Contains(got, ".env.local") || !slices.Contains(got, "sub/app.js.map") {
 		t.Fatalf("--include-hidden published %v", got)
 	}
