@@ -547,7 +547,7 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.site.Strategy, w.site.KVSARN, w.site.URL = cloud.StrategyKVS, arn, "https://www.example.com"
-	if _, err := (&cloud.KVSSetup{CF: w.cfc, KVS: kvsc}).Apply(ctx, w.site); err != nil {
+	if _, err := (&cloud.KVSSetup{CF: w.cfc, KVS: kvsc, PollInterval: 10 * time.Millisecond}).Apply(ctx, w.site); err != nil {
 		t.Fatal(err)
 	}
 	w.svc.Sites[0] = w.site

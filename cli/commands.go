@@ -806,7 +806,7 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	setup := &cloud.KVSSetup{CF: a.cf, KVS: a.kvs}
+	setup := &cloud.KVSSetup{CF: a.cf, KVS: a.kvs, PollInterval: a.cfg.Deploy.PollInterval.Duration}
 	if !*apply {
 		code, err := cloud.FunctionCode(s, cloud.KVSID(s.KVSARN))
 		if err != nil {
@@ -837,7 +837,7 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "key %s = %s kept\n", s.Name, rep.Key)
 	}
 	if rep.Associated {
-		fmt.Fprintf(env.Stdout, "distribution %s now runs the function on viewer requests, origin path cleared; it deploys in a few minutes\n", s.DistributionID)
+		fmt.Fprintf(env.Stdout, "distribution %s now runs the function on viewer requests, origin path cleared, and is Deployed\n", s.DistributionID)
 	} else {
 		fmt.Fprintf(env.Stdout, "distribution %s already runs the function\n", s.DistributionID)
 	}

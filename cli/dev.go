@@ -113,7 +113,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	setup := &cloud.KVSSetup{CF: cfc, KVS: kvsc}
+	setup := &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 200 * time.Millisecond}
 	if *strategy == releases.DefaultStrategy {
 		kvsSite := site
 		kvsSite.KVSARN = kvsARN
@@ -354,7 +354,7 @@ func devKVS(ctx context.Context, env Env, setup *cloud.KVSSetup, svc *releases.S
 		if rep.Key == "" {
 			key = "not written yet (the first promote writes it)"
 		}
-		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s %s (the edge switches over as the distribution deploys)\n", rep.Function, svc.Sites[0].Name, key)
+		fmt.Fprintf(env.Stdout, "strategy kvs: function %s runs at the edge, key %s %s (deployed)\n", rep.Function, svc.Sites[0].Name, key)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func newKVSEnv(t *testing.T) *kvsEnv {
 	e := &env{srv: srv, api: api, edge: edge, s3: s3c, cf: cfc, site: site,
 		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}}
 	return &kvsEnv{env: e, kvsc: kvsc, kvs: &cloud.KVS{Client: kvsc, CF: cfc, Propagation: 400 * time.Millisecond}, pops: pops,
-		setup: &cloud.KVSSetup{CF: cfc, KVS: kvsc}}
+		setup: &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 10 * time.Millisecond}}
 }
 
 // at asks PoP pop for path.
@@ -297,7 +297,11 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	if !rep.Created || rep.KeyWritten || rep.Key != "" || !rep.Associated || !rep.PreviewKey || rep.OldPath != "" {
 		t.Fatalf("setup of a new site: %+v", rep)
 	}
-	e.deployed(t)
+	// kvs-setup is done when the distribution is Deployed, as it says.
+	d, err := e.cf.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil || aws.ToString(d.Distribution.Status) != "Deployed" {
+		t.Fatalf("right after kvs-setup the distribution is %v (%v), want Deployed", aws.ToString(d.Distribution.Status), err)
+	}
 	if c, b, _ := e.at(t, 0, "/", ""); c != 503 || b != "no live release" {
 		t.Fatalf("before the first promote: %d %q", c, b)
 	}

@@ -27,6 +27,7 @@ type FunctionsAPI interface {
 	GetFunction(ctx context.Context, in *cloudfront.GetFunctionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetFunctionOutput, error)
 	GetDistributionConfig(ctx context.Context, in *cloudfront.GetDistributionConfigInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionConfigOutput, error)
 	UpdateDistribution(ctx context.Context, in *cloudfront.UpdateDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.UpdateDistributionOutput, error)
+	GetDistribution(ctx context.Context, in *cloudfront.GetDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionOutput, error)
 }
 
 var _ FunctionsAPI = (*cloudfront.Client)(nil)
@@ -41,6 +42,9 @@ func KVSID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 type KVSSetup struct {
 	CF  FunctionsAPI
 	KVS KVSAPI
+	// PollInterval is how often Apply reads the distribution's status
+	// while it deploys the association; zero: MaxPollInterval.
+	PollInterval time.Duration
 }
 
 // KVSSetupReport says what Apply did.
@@ -61,7 +65,7 @@ func (k *KVSSetup) Steps(site releases.Site) []string {
 		fmt.Sprintf("create or update the CloudFront Function %s (runtime %s, associated with key value store %s) and publish it", FunctionName(site), FunctionRuntime, site.KVSARN),
 		fmt.Sprintf("write key %q = the live version (read from the distribution's origin path) into the store, if it has none; on a site with no release yet the first promote writes it, and until then the site answers 503 \"no live release\"", site.Name),
 		fmt.Sprintf("update distribution %s in one change: associate the function with the default cache behaviour's viewer requests and clear the origin path (the function adds /%s<version>)", site.DistributionID, site.Prefix),
-		"wait for the distribution to deploy (minutes); from then on promote and rollback write one key",
+		"wait until the distribution is Deployed (minutes); from then on promote and rollback write one key",
 	}
 }
 
@@ -190,6 +194,15 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		return nil, fmt.Errorf("updating distribution %s: %w", site.DistributionID, err)
 	}
 	rep.Associated = true
+	// As the steps say: done when every edge location runs the function
+	// (minutes on CloudFront), so a promote right after is no race.
+	interval := k.PollInterval
+	if interval <= 0 || interval > MaxPollInterval {
+		interval = MaxPollInterval
+	}
+	if err := waitDeployed(ctx, k.CF, site, interval); err != nil {
+		return rep, fmt.Errorf("distribution %s was updated but did not report Deployed: %w", site.DistributionID, err)
+	}
 	return rep, nil
 }
 

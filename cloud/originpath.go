@@ -180,8 +180,14 @@ func (c *OriginPath) update(ctx context.Context, site releases.Site, from, targe
 // could not retry away are tolerated a few times in a row, since a flip
 // that is already under way must not fail for one bad status read.
 func (c *OriginPath) poll(ctx context.Context, check func(context.Context) (bool, error)) error {
+	return pollEvery(ctx, c.interval(), check)
+}
+
+// pollEvery runs check every interval until it reports done, a domain
+// error, five errors in a row, or ctx ends.
+func pollEvery(ctx context.Context, interval time.Duration, check func(context.Context) (bool, error)) error {
 	const maxConsecutiveErrors = 5
-	t := time.NewTicker(c.interval())
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	failures := 0
 	for {
@@ -209,10 +215,20 @@ func (c *OriginPath) poll(ctx context.Context, check func(context.Context) (bool
 }
 
 func (c *OriginPath) waitDeployed(ctx context.Context, site releases.Site) error {
-	return c.poll(ctx, func(ctx context.Context) (bool, error) {
-		out, err := c.Client.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(site.DistributionID)})
+	return waitDeployed(ctx, c.Client, site, c.interval())
+}
+
+// DistributionGetter reads a distribution's status.
+type DistributionGetter interface {
+	GetDistribution(ctx context.Context, in *cloudfront.GetDistributionInput, optFns ...func(*cloudfront.Options)) (*cloudfront.GetDistributionOutput, error)
+}
+
+// waitDeployed polls until the site's distribution is Deployed.
+func waitDeployed(ctx context.Context, client DistributionGetter, site releases.Site, interval time.Duration) error {
+	return pollEvery(ctx, interval, func(ctx context.Context) (bool, error) {
+		out, err := client.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(site.DistributionID)})
 		if err != nil {
-			return false, c.wrap(site, "reading distribution status", err)
+			return false, (&OriginPath{}).wrap(site, "reading distribution status", err)
 		}
 		return out.Distribution != nil && strings.EqualFold(aws.ToString(out.Distribution.Status), "Deployed"), nil
 	})

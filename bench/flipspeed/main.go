@@ -149,7 +149,7 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 		}
 	}
 	if strategy == cloud.StrategyKVS {
-		if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Switch(ctx, svc, site.Name, d(5*time.Second)); err != nil {
+		if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 100 * time.Millisecond}).Switch(ctx, svc, site.Name, d(5*time.Second)); err != nil {
 			return result{}, err
 		}
 		time.Sleep(d(90*time.Second) + d(5*time.Second)) // the association and the key reach every PoP

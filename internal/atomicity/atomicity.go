@@ -336,7 +336,7 @@ func moveToKVS(ctx context.Context, aws *localaws.Server, svc *releases.Service,
 		return err
 	}
 	svc.Sites[0].KVSARN = arn
-	if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc}).Switch(ctx, svc, svc.Sites[0].Name, propagation); err != nil {
+	if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 20 * time.Millisecond}).Switch(ctx, svc, svc.Sites[0].Name, propagation); err != nil {
 		return fmt.Errorf("kvs-setup: %w", err)
 	}
 	time.Sleep(propagation + propagation/4)
