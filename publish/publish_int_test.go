@@ -27,8 +27,12 @@ type env struct {
 	site releases.Site
 }
 
-func newEnv(t *testing.T) *env {
-	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir()})
+func newEnv(t *testing.T) *env { return newEnvWith(t, localaws.Options{}) }
+
+// newEnvWith is newEnv on a stand-in with opts (its DataDir is set here).
+func newEnvWith(t *testing.T, opts localaws.Options) *env {
+	opts.DataDir = t.TempDir()
+	srv, err := localaws.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package publish_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
@@ -150,27 +148,15 @@ func TestCopiesOfFilesWithAwkwardNames(t *testing.T) {
 // lowered here to 1 KiB, the publisher's with it): an unchanged file
 // larger than that is sent again rather than failing the publish.
 func TestUnchangedFilesTooLargeToCopyAreSentAgain(t *testing.T) {
-	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir(), MaxCopySize: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.EnsureSite("EPUB", "pub"); err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(srv.Handler())
-	t.Cleanup(api.Close)
-	s3c, _, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("a", "b")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := releases.Site{Name: "www", Bucket: "pub", Prefix: "www/"}
+	e := newEnvWith(t, localaws.Options{MaxCopySize: 1024})
+	s3c, site := e.s3, e.site
 	ctx := context.Background()
 	big := strings.Repeat("x", 2048)
 	dir := writeSite(t, map[string]string{"small.txt": "small", "big.bin": big})
 	if _, err := s3c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("pub"), Key: aws.String("probe"), CopySource: aws.String("pub/nothing")}); err == nil {
 		t.Fatal("a copy of a missing object succeeded")
 	}
-	pub := &publish.Publisher{Bucket: &cloud.S3Bucket{Client: s3c}, MaxCopySize: 1024}
+	pub := &publish.Publisher{Bucket: e.b, MaxCopySize: 1024}
 	if _, err := pub.Publish(ctx, publish.Request{Site: site, Version: "v1", Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
