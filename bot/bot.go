@@ -239,33 +239,31 @@ func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, ou
 	if b.Auth == nil {
 		return true
 	}
-	ok, err := b.Auth.IsDeployer(ctx, site, req.UserID)
-	if err != nil {
-		b.log().ErrorContext(ctx, "checking deployers", "site", site.Name, "user", req.UserID, "err", err)
-		out.Private(ctx, req, "Could not check whether you may deploy "+site.Name+" (Slack did not answer); try again in a moment.")
-		return false
-	}
-	if !ok {
-		b.audit(ctx, req, site, req.Cmd.Name, "not a deployer", releases.Errorf(releases.EUNAUTHORIZED, "not a deployer"))
-		out.Private(ctx, req, fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
-		return false
-	}
-	return true
+	return b.allowed(ctx, req, site, out, b.Auth.IsDeployer, req.Cmd.Name, "deploy", "not a deployer",
+		fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
 }
 
 func (b *Bot) authorizePreview(ctx context.Context, req Request, site releases.Site, out Out) bool {
 	if b.Auth == nil {
 		return true
 	}
-	ok, err := b.Auth.IsPreviewer(ctx, site, req.UserID)
+	return b.allowed(ctx, req, site, out, b.Auth.IsPreviewer, "preview", "preview", "not a deployer or previewer",
+		fmt.Sprintf("Sorry, only the deployers and previewers of %s may preview its releases. Ask an admin to add you to `previewers`.", site.Name))
+}
+
+// allowed asks check whether the user may act; a refusal is audited (as
+// action) and answered privately with refusal.
+func (b *Bot) allowed(ctx context.Context, req Request, site releases.Site, out Out, check func(context.Context, releases.Site, string) (bool, error),
+	action, verb, why, refusal string) bool {
+	ok, err := check(ctx, site, req.UserID)
 	if err != nil {
-		b.log().ErrorContext(ctx, "checking previewers", "site", site.Name, "user", req.UserID, "err", err)
-		out.Private(ctx, req, "Could not check whether you may preview "+site.Name+" (Slack did not answer); try again in a moment.")
+		b.log().ErrorContext(ctx, "checking who may "+verb, "site", site.Name, "user", req.UserID, "err", err)
+		out.Private(ctx, req, "Could not check whether you may "+verb+" "+site.Name+" (Slack did not answer); try again in a moment.")
 		return false
 	}
 	if !ok {
-		b.audit(ctx, req, site, "preview", "not a deployer or previewer", releases.Errorf(releases.EUNAUTHORIZED, "not a deployer or previewer"))
-		out.Private(ctx, req, fmt.Sprintf("Sorry, only the deployers and previewers of %s may preview its releases. Ask an admin to add you to `previewers`.", site.Name))
+		b.audit(ctx, req, site, action, why, releases.Errorf(releases.EUNAUTHORIZED, "%s", why))
+		out.Private(ctx, req, refusal)
 		return false
 	}
 	return true
