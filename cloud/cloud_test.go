@@ -556,3 +556,24 @@ func TestInvalidationQueuesBehindCloudFrontsLimit(t *testing.T) {
 		t.Fatalf("notes %q", notes)
 	}
 }
+
+// A distribution whose origin is the bucket's S3 website endpoint is
+// refused, saying why and what to use instead: its redirects would double
+// the release folder, and it cannot use Origin Access Control.
+func TestWebsiteEndpointOriginIsRefused(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.DistributionConfig.Origins.Items[0].DomainName = aws.String("site-bucket.s3-website-us-east-1.amazonaws.com")
+	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+		DistributionConfig: dc.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.cdn.Current(ctx, e.site)
+	if releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "S3 website endpoint") || !strings.Contains(err.Error(), "site-bucket.s3.<region>.amazonaws.com") {
+		t.Fatalf("a website endpoint origin: %v", err)
+	}
+}

@@ -91,6 +91,24 @@ func (c *OriginPath) wrap(site releases.Site, what string, err error) error {
 // findOrigin picks the origin the site flips: the one named origin_id, or
 // the distribution's only S3 origin.
 func findOrigin(site releases.Site, cfg *types.DistributionConfig) (*types.Origin, error) {
+	o, err := pickOrigin(site, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// An S3 website endpoint answers a directory path without its slash
+	// (/docs) with a redirect whose Location holds the origin path
+	// (/www/v42/docs/), which the viewer then asks for under the site's
+	// domain, doubling the release folder; and it cannot use Origin Access
+	// Control
+	// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/WebsiteEndpoints.html).
+	if d := strings.ToLower(aws.ToString(o.DomainName)); strings.Contains(d, ".s3-website") {
+		return nil, releases.Errorf(releases.EINVALID, "site %s: origin %s of distribution %s is an S3 website endpoint (%s): it redirects directory paths with the release folder in the Location and cannot use Origin Access Control; point the origin at the bucket's REST endpoint (%s.s3.<region>.amazonaws.com) with OAC",
+			site.Name, aws.ToString(o.Id), site.DistributionID, d, site.Bucket)
+	}
+	return o, nil
+}
+
+func pickOrigin(site releases.Site, cfg *types.DistributionConfig) (*types.Origin, error) {
 	if cfg == nil || cfg.Origins == nil {
 		return nil, releases.Errorf(releases.EINVALID, "site %s: distribution %s has no origins", site.Name, site.DistributionID)
 	}
