@@ -103,13 +103,7 @@ func TestReconcileRecordsDriftAndNewReleases(t *testing.T) {
 func TestRecoverLeavesLiveRunnersAlone(t *testing.T) {
 	h := newHarness(t)
 	h.publish("v1")
-	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
-		done <- err
-	}()
-	<-h.cdn.blocked
+	done := h.promoteHeld("v1", "a")
 	// A second service over the same store, as a second process would be.
 	other := &releases.Service{Store: h.db, Bucket: h.bucket, CDNs: h.svc.CDNs, Sites: h.svc.Sites, Host: "elsewhere", PID: 7, Now: h.svc.Now}
 	if _, err := other.RecoverSite(context.Background(), "www", nil); releases.ErrorCode(err) != releases.ECONFLICT {

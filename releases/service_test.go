@@ -239,6 +239,20 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
+// promoteHeld starts promoting version as actor, and returns once the
+// deploy has flipped and is held in its wait step; closing h.cdn.block lets
+// it finish, and the channel gives its error.
+func (h *harness) promoteHeld(version, actor string) <-chan error {
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: version, Actor: actor}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked
+	return done
+}
+
 func (h *harness) publish(versions ...string) {
 	for i, v := range versions {
 		h.bucket.manifests[v] = &releases.Manifest{Version: v, PublishedAt: h.now.Add(time.Duration(i) * time.Minute),
@@ -320,13 +334,7 @@ func TestPromoteRefusals(t *testing.T) {
 func TestSecondDeployRefusedNamingTheFirst(t *testing.T) {
 	h := newHarness(t)
 	h.publish("v1", "v2", "v3")
-	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, nil)
-		done <- err
-	}()
-	<-h.cdn.blocked
+	done := h.promoteHeld("v1", "alice")
 	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "bob"}, nil)
 	var le *releases.LockedError
 	if !errors.As(err, &le) || le.Lock.Holder != "alice" || le.Lock.DeployID == "" {
@@ -549,13 +557,7 @@ func TestTwoSitesDeployInParallel(t *testing.T) {
 	docsCDN := &fakeCDN{}
 	h.svc.CDNs["fake2"] = docsCDN
 	h.svc.Sites = append(h.svc.Sites, releases.Site{Name: "docs", Bucket: "b", Prefix: "www/", DistributionID: "E2", Strategy: "fake2"})
-	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
-		done <- err
-	}()
-	<-h.cdn.blocked
+	done := h.promoteHeld("v1", "a")
 	// www is mid-deploy; docs is not held up by it.
 	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "docs", Version: "v1", Actor: "b"}, nil)
 	if err != nil || out.Deploy == nil || out.Deploy.Phase != releases.PhaseDone {
@@ -575,13 +577,7 @@ func TestStatusDuringADeployIsNotDrift(t *testing.T) {
 	h := newHarness(t)
 	h.publish("v1", "v2")
 	h.promote(t, "v1")
-	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
-		done <- err
-	}()
-	<-h.cdn.blocked
+	done := h.promoteHeld("v2", "alice")
 	st, err := h.svc.Status(context.Background(), "www")
 	if err != nil {
 		t.Fatal(err)

@@ -839,9 +839,10 @@ func nonSnakeKey(v any) string {
 	return ""
 }
 
-// Whoever the API's caller says it acts for is recorded as api:<name>, in
-// the deploy, the lock and the audit; the name loses control characters
-// and is cut to 64 bytes.
+// Whoever the API's caller says it acts for is recorded as api:<name> (in
+// the deploy here, the pin with no name as "api"; the lock and the audit in
+// TestLockAndUnlockThroughTheAPI); the name loses control characters and is
+// cut to 64 bytes.
 func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
 	e := newEnv(t)
 	e.publish("v1")

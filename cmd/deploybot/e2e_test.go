@@ -194,6 +194,23 @@ func (w *world) page(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitPage asks the edge for path until ok says the answer is the one
+// wanted, for at most 10 s (a change reaches the edge's PoPs over time).
+func (w *world) waitPage(path, what string, ok func(code int, body string) bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := w.page(path)
+		if ok(code, body) {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("timed out waiting for %s: the edge answers %d %q", what, code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (w *world) serves(version string) {
 	w.t.Helper()
 	code, body := w.page("/")

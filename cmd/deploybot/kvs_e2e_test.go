@@ -35,17 +35,9 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if !strings.Contains(r.stdout, "function deploybot-www created") || !strings.Contains(r.stdout, "key www = v1 written") {
 		t.Fatalf("kvs-setup --apply:\n%s", r.stdout)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := w.page("/")
-		if code == 200 && strings.Contains(body, "release v1<") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the edge never served v1 through the function: %d %q", code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitPage("/", "the edge to serve v1 through the function", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, "release v1<")
+	})
 	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
 
 	// A preview link shows v2 to whoever opens it; everyone else gets v1.
@@ -166,17 +158,9 @@ func TestKVSFromDayOne(t *testing.T) {
 	if !strings.Contains(r.stdout, "function deploybot-www created") || !strings.Contains(r.stdout, "key www not written: the site has no live release yet") {
 		t.Fatalf("kvs-setup --apply on a new site:\n%s", r.stdout)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := w.page("/")
-		if code == 503 && body == "no live release" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("before the first promote the edge answered %d %q, want 503 \"no live release\"", code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitPage("/", `503 "no live release" before the first promote`, func(code int, body string) bool {
+		return code == 503 && body == "no live release"
+	})
 	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
 	r = w.must("promote", "v1")
 	if !strings.Contains(r.stdout, "v1 is live") {
