@@ -33,12 +33,15 @@ type distConfig struct {
 		Quantity int        `json:"quantity"`
 		Items    []cfOrigin `xml:"Items>Origin" json:"items"`
 	} `json:"origins"`
-	DefaultCacheBehavior struct {
-		FunctionAssociations struct {
-			Quantity int               `json:"quantity"`
-			Items    []cfFunctionAssoc `xml:"Items>FunctionAssociation" json:"items"`
-		} `json:"function_associations"`
-	} `json:"default_cache_behavior"`
+	DefaultCacheBehavior cfBehavior `json:"default_cache_behavior"`
+	CacheBehaviors       struct {
+		Quantity int          `json:"quantity"`
+		Items    []cfBehavior `xml:"Items>CacheBehavior" json:"items"`
+	} `json:"cache_behaviors"`
+	CustomErrorResponses struct {
+		Quantity int               `json:"quantity"`
+		Items    []cfErrorResponse `xml:"Items>CustomErrorResponse" json:"items"`
+	} `json:"custom_error_responses"`
 	Comment string `json:"comment"`
 	Enabled bool   `json:"enabled"`
 }
@@ -48,10 +51,21 @@ type cfFunctionAssoc struct {
 	EventType   string `json:"event_type"`
 }
 
-// viewerRequestFunction is the ARN of the function the default cache
-// behaviour runs on viewer requests, or "".
-func (c distConfig) viewerRequestFunction() string {
-	for _, fa := range c.DefaultCacheBehavior.FunctionAssociations.Items {
+// cfBehavior is a cache behaviour: the default one (no PathPattern) or
+// one of CacheBehaviors.
+type cfBehavior struct {
+	PathPattern          string `json:"path_pattern,omitempty"`
+	TargetOriginID       string `xml:"TargetOriginId" json:"target_origin_id"`
+	FunctionAssociations struct {
+		Quantity int               `json:"quantity"`
+		Items    []cfFunctionAssoc `xml:"Items>FunctionAssociation" json:"items"`
+	} `json:"function_associations"`
+}
+
+// viewerRequestFunction is the ARN of the function the behaviour runs on
+// viewer requests, or "".
+func (b cfBehavior) viewerRequestFunction() string {
+	for _, fa := range b.FunctionAssociations.Items {
 		if fa.EventType == "viewer-request" {
 			return fa.FunctionARN
 		}
@@ -59,11 +73,18 @@ func (c distConfig) viewerRequestFunction() string {
 	return ""
 }
 
+// behaviors lists the cache behaviours in the order CloudFront matches
+// them: the path-pattern ones as listed, then the default one.
+func (c distConfig) behaviors() []cfBehavior {
+	return append(append([]cfBehavior(nil), c.CacheBehaviors.Items...), c.DefaultCacheBehavior)
+}
+
 type cfOrigin struct {
-	ID             string    `xml:"Id" json:"id"`
-	DomainName     string    `json:"domain_name"`
-	OriginPath     string    `json:"origin_path"`
-	S3OriginConfig *struct{} `json:"s3,omitempty"`
+	ID                 string    `xml:"Id" json:"id"`
+	DomainName         string    `json:"domain_name"`
+	OriginPath         string    `json:"origin_path"`
+	S3OriginConfig     *struct{} `json:"s3,omitempty"`
+	CustomOriginConfig *struct{} `json:"custom,omitempty"`
 }
 
 type invalidation struct {
@@ -143,7 +164,16 @@ type cfService struct {
 // checkAssociations refuses a config whose function associations name a
 // function that does not exist or was never published, as CloudFront does.
 func (s *cfService) checkAssociations(c distConfig) *cfError {
-	for _, fa := range c.DefaultCacheBehavior.FunctionAssociations.Items {
+	for _, b := range c.behaviors() {
+		if err := s.checkBehaviorAssociations(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *cfService) checkBehaviorAssociations(b cfBehavior) *cfError {
+	for _, fa := range b.FunctionAssociations.Items {
 		if s.published == nil || !s.published(fa.FunctionARN) {
 			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "The function ARN " + fa.FunctionARN + " does not name a published function."}
 		}
@@ -296,6 +326,9 @@ func parseConfig(raw []byte) (distConfig, *cfError) {
 		if o.ID == "" || o.DomainName == "" {
 			return c, &cfError{Status: 400, Code: "InvalidArgument", Message: "an origin needs an Id and a DomainName"}
 		}
+	}
+	if cerr := checkRouting(c); cerr != nil {
+		return c, cerr
 	}
 	return c, nil
 }

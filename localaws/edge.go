@@ -95,6 +95,8 @@ type cached struct {
 	stored  time.Time
 	expires time.Time
 	modTime time.Time
+	// hit: served from the cache; custom: a custom error response's page.
+	hit, custom bool
 }
 
 // edgeCaches are the PoPs' caches, keyed by distribution id and viewer
@@ -126,9 +128,11 @@ func (c *edgeCaches) drop(pop int, key string) {
 // Edge serves sites as CloudFront would from an S3 origin, for the
 // distribution picked by the Host header: a distribution's alias, its
 // dXXXX.cloudfront.net domain name, "<distribution id>.localhost", or,
-// when there is only one distribution, any host. A request for "/" gets the
-// default root object (index.html when none is set), and so does a path
-// ending in "/".
+// when there is only one distribution, any host. Each request goes through
+// the cache behaviour its path matches (its function, its origin); "/"
+// gets the default root object, and nothing else gets an index document
+// from a REST origin (see fetch); origin errors with a custom error
+// response are answered with its page (see customError).
 //
 // It models what makes naive deploys show broken pages: several points of
 // presence (Options.Pops), each picking up an origin path change at its own
@@ -156,8 +160,9 @@ func (s *Server) Edge() http.Handler {
 		}
 		w.Header().Set("X-Amz-Cf-Pop", fmt.Sprintf("LOCAL%d", pop))
 		w.Header().Set("X-Amz-Cf-Id", view.id)
+		behavior := view.cfg.behaviorFor(r.URL.Path)
 		viewerPath := r.URL.Path
-		if arn := view.cfg.viewerRequestFunction(); arn != "" {
+		if arn := behavior.viewerRequestFunction(); arn != "" {
 			// The function runs before the cache: what it makes of the
 			// URI is the cache key (a kvs site's version is part of it).
 			fn, err := s.fns.liveByARN(arn)
@@ -178,16 +183,8 @@ func (s *Server) Edge() http.Handler {
 			}
 			viewerPath = res.URI
 		}
-		key := view.id + "\x00" + viewerPath
 		now := s.cf.now()
-		if e := s.edge.get(pop, key); e != nil {
-			if now.Before(e.expires) && !view.purged(pop, viewerPath, e.stored, now) {
-				s.writeCached(w, r, e, now, true)
-				return
-			}
-			s.edge.drop(pop, key)
-		}
-		e, f, err := s.fetch(view.cfg, viewerPath, now)
+		e, f, err := s.cachedFetch(view, pop, behavior, viewerPath, now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -202,11 +199,71 @@ func (s *Server) Edge() http.Handler {
 			http.ServeContent(w, r, "", e.modTime, f)
 			return
 		}
-		if e.expires.After(now) {
-			s.edge.put(pop, key, e)
+		if e.status >= 400 {
+			if er, ok := view.cfg.errorResponse(e.status); ok && er.ResponsePagePath != "" {
+				e = s.customError(view, pop, er, e, now)
+			}
 		}
-		s.writeCached(w, r, e, now, false)
+		s.writeCached(w, r, e, now, e.hit)
 	})
+}
+
+// cachedFetch answers a viewer path through behavior b from PoP pop's
+// cache or, on a miss, from b's origin, caching what may be cached. The
+// cache key is the path (after the function), as CloudFront's is.
+func (s *Server) cachedFetch(view edgeView, pop int, b cfBehavior, viewerPath string, now time.Time) (*cached, *os.File, error) {
+	key := view.id + "\x00" + viewerPath
+	if e := s.edge.get(pop, key); e != nil {
+		if now.Before(e.expires) && !view.purged(pop, viewerPath, e.stored, now) {
+			hit := *e
+			hit.hit = true
+			return &hit, nil, nil
+		}
+		s.edge.drop(pop, key)
+	}
+	origin, ok := view.cfg.origin(b.TargetOriginID)
+	if !ok {
+		return nil, nil, fmt.Errorf("the cache behavior's origin %q does not exist", b.TargetOriginID)
+	}
+	e, f, err := s.fetch(view.cfg, origin, viewerPath, now)
+	if err != nil || f != nil {
+		return e, f, err
+	}
+	if e.status >= 400 {
+		if er, ok := view.cfg.errorResponse(e.status); ok {
+			e.expires = e.stored.Add(er.errorTTL(s.cache.ErrorTTL))
+		}
+	}
+	if e.expires.After(now) {
+		s.edge.put(pop, key, e)
+	}
+	return e, nil, nil
+}
+
+// customError replaces an origin error with the custom error response's
+// page, answered with its response code. CloudFront gets the page through
+// the cache behaviour its path matches, from that behaviour's origin (with
+// the origin path), and without running viewer-request functions; when
+// the page cannot be had, the viewer gets the status of that fetch
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/GeneratingCustomErrorResponses.html,
+// https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-cloudfront-trigger-events.html).
+func (s *Server) customError(view edgeView, pop int, er cfErrorResponse, orig *cached, now time.Time) *cached {
+	page, f, err := s.cachedFetch(view, pop, view.cfg.behaviorFor(er.ResponsePagePath), er.ResponsePagePath, now)
+	if f != nil {
+		f.Close()
+		return orig // a page too large to keep in memory: the stand-in gives up
+	}
+	if err != nil || page.status >= 400 {
+		if page != nil {
+			return page
+		}
+		return orig
+	}
+	code, _ := strconv.Atoi(er.ResponseCode)
+	out := *page
+	out.status, out.hit, out.custom = code, orig.hit, true
+	out.stored = orig.stored
+	return &out
 }
 
 // pickPop is the PoP a request goes to.
@@ -228,35 +285,44 @@ func (s *Server) pickPop(r *http.Request) (int, error) {
 	return int(h.Sum32() % uint32(n)), nil
 }
 
-// fetch asks the origin for a viewer path under config cfg. A small
+// fetch asks an origin for a viewer path under config cfg. A small
 // answer comes back whole, to be cached; a large one as an open file.
-func (s *Server) fetch(cfg distConfig, viewerPath string, now time.Time) (*cached, *os.File, error) {
-	origin, ok := s3Origin(cfg)
-	if !ok {
-		return nil, nil, fmt.Errorf("the distribution has no S3 origin")
-	}
+//
+// The default root object answers "/" only
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/DefaultRootObject.html).
+// A REST endpoint origin takes every other path as the key it names: no
+// index document for "/docs/", and with origin access control (which
+// grants s3:GetObject, not s3:ListBucket) a missing key answers 403
+// AccessDenied, not 404
+// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+// A website endpoint origin serves index.html for a path ending in "/"
+// and redirects a folder's path without its slash (see website).
+func (s *Server) fetch(cfg distConfig, origin cfOrigin, viewerPath string, now time.Time) (*cached, *os.File, error) {
 	p := viewerPath
 	if p == "/" || p == "" {
-		root := cfg.DefaultRootObject
-		if root == "" {
-			root = "index.html"
+		if cfg.DefaultRootObject != "" {
+			p = "/" + cfg.DefaultRootObject
+		} else {
+			p = "/"
 		}
-		p = "/" + root
-	} else if strings.HasSuffix(p, "/") {
+	}
+	website := websiteEndpoint(origin)
+	if website && strings.HasSuffix(p, "/") {
 		p += "index.html"
 	}
 	// The key as the path reads, not cleaned: S3 takes keys as written, and
 	// CloudFront passes the path on as the viewer sent it.
 	key := strings.TrimPrefix(origin.OriginPath+p, "/")
-	o, f, err := s.s3.readObject(bucketOfDomain(origin.DomainName), key)
+	bucket := bucketOfDomain(origin.DomainName)
+	o, f, err := s.s3.readObject(bucket, key)
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNoBucket) {
-		// S3 answers 403 AccessDenied for a missing key when the caller
-		// may not list (the usual origin access control setup) and 404
-		// when it may; either way CloudFront caches the error.
-		body := []byte("not found: " + key + "\n")
-		h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
-		return &cached{status: http.StatusNotFound, header: h, body: body, stored: now,
-			expires: now.Add(s.cache.TTL(http.StatusNotFound, ""))}, nil, nil
+		if website {
+			return s.websiteMiss(bucket, key, now), nil, nil
+		}
+		body := []byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+		h := http.Header{"Content-Type": {"application/xml"}}
+		return &cached{status: http.StatusForbidden, header: h, body: body, stored: now,
+			expires: now.Add(s.cache.TTL(http.StatusForbidden, ""))}, nil, nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -282,12 +348,30 @@ func (s *Server) fetch(cfg distConfig, viewerPath string, now time.Time) (*cache
 	return e, nil, nil
 }
 
+// websiteMiss is a website endpoint's answer for a key it lacks: a 302 to
+// the folder ("/" + key + "/") when key/index.html exists, with the whole
+// key, origin path included, in the Location, which is why such an origin
+// cannot serve release folders; else 404
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/IndexDocumentSupport.html).
+// The stand-in's index document is index.html.
+func (s *Server) websiteMiss(bucket, key string, now time.Time) *cached {
+	if o, f, err := s.s3.readObject(bucket, key+"/index.html"); err == nil && o != nil {
+		f.Close()
+		h := http.Header{"Location": {"/" + key + "/"}, "Content-Type": {"text/html; charset=utf-8"}}
+		return &cached{status: http.StatusFound, header: h, body: nil, stored: now,
+			expires: now.Add(s.cache.TTL(http.StatusFound, ""))}
+	}
+	body := []byte("404 Not Found: " + key + "\n")
+	return &cached{status: http.StatusNotFound, header: http.Header{"Content-Type": {"text/html; charset=utf-8"}}, body: body, stored: now,
+		expires: now.Add(s.cache.TTL(http.StatusNotFound, ""))}
+}
+
 func (s *Server) writeCached(w http.ResponseWriter, r *http.Request, e *cached, now time.Time, hit bool) {
 	for k, v := range e.header {
 		w.Header()[k] = v
 	}
 	switch {
-	case e.status >= 400:
+	case e.status >= 400 || e.custom:
 		w.Header().Set("X-Cache", "Error from cloudfront")
 	case hit:
 		w.Header().Set("X-Cache", "Hit from cloudfront")
@@ -305,20 +389,6 @@ func (s *Server) writeCached(w http.ResponseWriter, r *http.Request, e *cached, 
 		return
 	}
 	http.ServeContent(w, r, "", e.modTime, bytes.NewReader(e.body))
-}
-
-// s3Origin returns the origin the default cache behaviour uses: the only
-// S3 origin (the stand-in does not model cache behaviours).
-func s3Origin(c distConfig) (cfOrigin, bool) {
-	for _, o := range c.Origins.Items {
-		if strings.Contains(o.DomainName, ".s3") {
-			return o, true
-		}
-	}
-	if len(c.Origins.Items) == 1 {
-		return c.Origins.Items[0], true
-	}
-	return cfOrigin{}, false
 }
 
 // bucketOfDomain turns "bucket.s3.us-east-1.amazonaws.com" into "bucket".

@@ -150,8 +150,13 @@ func TestEdgePopsPickUpAChangeAtTheirOwnMoment(t *testing.T) {
 			t.Fatalf("pop %d after the first change deployed: %d %q", p, c, b)
 		}
 	}
-	if c, b, _ := f.get(t, 0, "/docs/"); c != 200 || b != "docs v1" {
-		t.Fatalf("directory index: %d %q", c, b)
+	// A REST origin has no index document: only "/" gets the default
+	// root object.
+	if c, b, _ := f.get(t, 0, "/docs/"); c != 403 {
+		t.Fatalf("a folder path on a REST origin: %d %q, want S3's 403", c, b)
+	}
+	if c, b, _ := f.get(t, 0, "/docs/index.html"); c != 200 || b != "docs v1" {
+		t.Fatalf("the folder's index: %d %q", c, b)
 	}
 	f.flip(t, "/v2")
 	adopted := make([]bool, pops)
@@ -246,23 +251,24 @@ func TestEdgeCachesUntilInvalidated(t *testing.T) {
 	}
 }
 
-// A 404 is cached for the error TTL, so an asset that appears later is
-// not seen at once: what a release missing an old asset costs.
+// An error (S3's 403 for a key it lacks, under origin access control) is
+// cached for the error TTL, so an asset that appears later is not seen at
+// once: what a release missing an old asset costs.
 func TestEdgeCachesErrors(t *testing.T) {
 	f := newEdgeFixture(t, 2)
 	f.put(t, "v1/index.html", "v1", "no-cache")
 	f.flip(t, "/v1")
 	f.clock.Add(time.Minute)
-	if c, _, h := f.get(t, 0, "/late.js"); c != 404 || h.Get("X-Cache") != "Error from cloudfront" {
+	if c, _, h := f.get(t, 0, "/late.js"); c != 403 || h.Get("X-Cache") != "Error from cloudfront" {
 		t.Fatalf("missing object: %d %v", c, h)
 	}
 	f.put(t, "v1/late.js", "late", "public, max-age=31536000, immutable")
 	f.clock.Add(5 * time.Second)
-	if c, _, _ := f.get(t, 0, "/late.js"); c != 404 {
-		t.Fatalf("the cached 404 was not served within the error TTL: %d", c)
+	if c, _, _ := f.get(t, 0, "/late.js"); c != 403 {
+		t.Fatalf("the cached 403 was not served within the error TTL: %d", c)
 	}
 	if c, b, _ := f.get(t, 1, "/late.js"); c != 200 || b != "late" {
-		t.Fatalf("the other PoP never cached the 404: %d %q", c, b)
+		t.Fatalf("the other PoP never cached the 403: %d %q", c, b)
 	}
 	f.clock.Add(6 * time.Second)
 	if c, b, _ := f.get(t, 0, "/late.js"); c != 200 || b != "late" {
@@ -294,5 +300,110 @@ func TestEdgePopChoice(t *testing.T) {
 	}
 	if !strings.HasPrefix(first, "LOCAL") {
 		t.Fatalf("X-Amz-Cf-Pop %q", first)
+	}
+}
+
+// update changes the distribution's config through the SDK.
+func (f *edgeFixture) update(t *testing.T, change func(*cftypes.DistributionConfig)) {
+	t.Helper()
+	cfg, err := f.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String("EDGE1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(cfg.DistributionConfig)
+	if _, err := f.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String("EDGE1"), IfMatch: cfg.ETag, DistributionConfig: cfg.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+}
+
+// A custom error response answers with its page, fetched through the
+// origin path (so an origin-path site's 404 page is the live release's),
+// with its response code; a page that cannot be had gives the page
+// fetch's own status.
+func TestEdgeCustomErrorResponses(t *testing.T) {
+	f := newEdgeFixture(t, 1)
+	f.put(t, "v1/index.html", "v1", "no-cache")
+	f.put(t, "v1/404.html", "not here (v1)", "no-cache")
+	f.put(t, "v2/index.html", "v2", "no-cache")
+	f.put(t, "v2/404.html", "not here (v2)", "no-cache")
+	ttl := int64(0)
+	f.update(t, func(c *cftypes.DistributionConfig) {
+		c.Origins.Items[0].OriginPath = aws.String("/v1")
+		c.CustomErrorResponses = &cftypes.CustomErrorResponses{Quantity: aws.Int32(1), Items: []cftypes.CustomErrorResponse{
+			{ErrorCode: aws.Int32(403), ResponsePagePath: aws.String("/404.html"), ResponseCode: aws.String("404"), ErrorCachingMinTTL: &ttl}}}
+	})
+	if c, b, h := f.get(t, 0, "/nope/"); c != 404 || b != "not here (v1)" || h.Get("X-Cache") != "Error from cloudfront" {
+		t.Fatalf("missing page: %d %q %v", c, b, h)
+	}
+	f.flip(t, "/v2")
+	f.clock.Add(time.Minute)
+	f.invalidate(t, "flip", "/*")
+	f.clock.Add(time.Minute)
+	if c, b, _ := f.get(t, 0, "/nope/"); c != 404 || b != "not here (v2)" {
+		t.Fatalf("after the flip the 404 page is the live release's: %d %q", c, b)
+	}
+	// The page deleted: the viewer gets the status the page's fetch got.
+	if _, err := f.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("site"), Key: aws.String("v2/404.html")}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	if c, _, _ := f.get(t, 0, "/other"); c != 403 {
+		t.Fatalf("a page that is gone: %d, want the page fetch's 403", c)
+	}
+}
+
+// Each path goes through the cache behaviour its pattern picks, to that
+// behaviour's origin.
+func TestEdgeCacheBehaviorsPickTheOrigin(t *testing.T) {
+	f := newEdgeFixture(t, 1)
+	if _, err := f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("media")}); err != nil {
+		t.Fatal(err)
+	}
+	f.put(t, "v1/index.html", "site", "")
+	if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String("img/a.png"), Body: strings.NewReader("png")}); err != nil {
+		t.Fatal(err)
+	}
+	f.update(t, func(c *cftypes.DistributionConfig) {
+		c.Origins.Items[0].OriginPath = aws.String("/v1")
+		c.Origins.Items = append(c.Origins.Items, cftypes.Origin{Id: aws.String("media"), DomainName: aws.String("media.s3.us-east-1.amazonaws.com"),
+			OriginPath: aws.String(""), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")}})
+		c.Origins.Quantity = aws.Int32(2)
+		c.CacheBehaviors = &cftypes.CacheBehaviors{Quantity: aws.Int32(1), Items: []cftypes.CacheBehavior{{PathPattern: aws.String("/img/*"),
+			TargetOriginId: aws.String("media"), ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyAllowAll}}}
+	})
+	if c, b, _ := f.get(t, 0, "/img/a.png"); c != 200 || b != "png" {
+		t.Fatalf("/img/* behaviour: %d %q", c, b)
+	}
+	if c, b, _ := f.get(t, 0, "/"); c != 200 || b != "site" {
+		t.Fatalf("default behaviour: %d %q", c, b)
+	}
+}
+
+// A website endpoint origin serves folders' index documents and redirects
+// a folder's path without its slash, origin path included in the Location.
+func TestEdgeWebsiteEndpointOrigin(t *testing.T) {
+	f := newEdgeFixture(t, 1)
+	f.put(t, "www/v1/index.html", "home", "")
+	f.put(t, "www/v1/docs/index.html", "docs", "")
+	f.update(t, func(c *cftypes.DistributionConfig) {
+		o := &c.Origins.Items[0]
+		o.DomainName, o.OriginPath, o.S3OriginConfig = aws.String("site.s3-website-us-east-1.amazonaws.com"), aws.String("/www/v1"), nil
+		o.CustomOriginConfig = &cftypes.CustomOriginConfig{HTTPPort: aws.Int32(80), HTTPSPort: aws.Int32(443), OriginProtocolPolicy: cftypes.OriginProtocolPolicyHttpOnly}
+	})
+	if c, b, _ := f.get(t, 0, "/docs/"); c != 200 || b != "docs" {
+		t.Fatalf("index document: %d %q", c, b)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.edge.URL+"/docs", nil)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/www/v1/docs/" {
+		t.Fatalf("a folder without its slash: %d Location %q, want 302 to /www/v1/docs/ (the doubled prefix viewers then get)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if c, _, _ := f.get(t, 0, "/missing.html"); c != 404 {
+		t.Fatalf("website endpoint miss: %d, want 404", c)
 	}
 }
