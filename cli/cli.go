@@ -64,6 +64,7 @@ func commands() []command {
 		{"diff", "files added, removed and changed between two releases", runDiff},
 		{"preview", "a link that shows a release before it is promoted (strategy kvs)", runPreview},
 		{"kvs-setup", "move a site onto strategy kvs: its CloudFront Function, key and distribution (--apply)", runKVSSetup},
+		{"routing-setup", "directory index, SPA fallback and 404 page of an origin-path site on CloudFront (--apply)", runRoutingSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
 		{"recover", "finish a deploy whose process is gone (what serve does when it starts)", runRecover},
@@ -303,7 +304,7 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 		ProcessAlive: aliveCheck,
 	}
 	if a.kvs != nil {
-		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration}
+		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration, Pages: a.bucket}
 	}
 	return svc
 }

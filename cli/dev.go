@@ -94,7 +94,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	defer db.Close()
 	site := releases.Site{Name: "demo", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo", SkewReleases: 2,
-		Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
+		Routing: releases.DefaultRouting, Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
 	bucket := &cloud.S3Bucket{Client: s3c}
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
 		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
@@ -113,7 +113,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	setup := &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 200 * time.Millisecond}
+	setup := &cloud.KVSSetup{CF: cfc, KVS: kvsc, Pages: bucket, PollInterval: 200 * time.Millisecond}
 	if *strategy == releases.DefaultStrategy {
 		kvsSite := site
 		kvsSite.KVSARN = kvsARN
@@ -126,6 +126,15 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			if err := waitDeployed(ctx, cfc, distID); err != nil {
 				return err
 			}
+		}
+		// The routing a production site gets from routing-setup: folder
+		// paths serve their index.html, missing pages 404.html.
+		rep, err := (&cloud.RoutingSetup{CF: cfc, PollInterval: 200 * time.Millisecond}).Apply(ctx, site)
+		if err != nil {
+			return fmt.Errorf("setting up the demo site's routing: %w", err)
+		}
+		if rep.Updated {
+			fmt.Fprintf(env.Stdout, "strategy origin-path: function %s routes folder paths to their index.html, and missing pages get 404.html (deployed)\n", cloud.RouterName(site))
 		}
 	}
 
@@ -241,7 +250,17 @@ func sampleSite(data, version string) (string, error) {
 	html := fmt.Sprintf(`<!doctype html><html><head><meta charset="utf-8"><title>demo %[1]s</title><link rel="stylesheet" href="/%[2]s"></head>
 <body><main><h1>%[1]s</h1><p>deploybot demo site, release %[1]s</p><p id="t"></p></main><script src="/%[3]s"></script></body></html>
 `, version, cssName, jsName)
-	for name, body := range map[string]string{"index.html": html, cssName: css, jsName: js} {
+	page := func(title, text string) string {
+		return fmt.Sprintf(`<!doctype html><html><head><meta charset="utf-8"><title>%[1]s</title><link rel="stylesheet" href="/%[2]s"></head>
+<body><main><h1>%[1]s</h1><p>%[3]s</p><p><a href="/">home</a></p></main></body></html>
+`, title, cssName, text)
+	}
+	files := map[string]string{"index.html": html, cssName: css, jsName: js,
+		// A section page (/docs/ and /docs) and a 404 page, what a static
+		// site generator writes: they show the site's routing at work.
+		"docs/index.html": page("docs "+version, "a section of release "+version+", served for /docs/ and /docs"),
+		"404.html":        page("404", "no such page in release "+version)}
+	for name, body := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return "", err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,6 +34,7 @@ const StrategyKVS = releases.StrategyKVS
 
 // Phases of the kvs strategy.
 const (
+	PhaseLivePage     releases.Phase = "live-page"     // the target's 404 page to where CloudFront fetches it
 	PhaseKeyWrite     releases.Phase = "key-write"     // PutKey with If-Match on the store's ETag
 	PhaseKeyPropagate releases.Phase = "key-propagate" // until the key has reached the edge
 )
@@ -56,6 +58,9 @@ type KVS struct {
 	Propagation time.Duration
 	// After waits; nil means time.After.
 	After func(time.Duration) <-chan time.Time
+	// Pages copies the target's 404 page before each flip (routing.not_found);
+	// nil: the page is left as it is.
+	Pages LivePager
 }
 
 var _ releases.CDN = (*KVS)(nil)
@@ -140,20 +145,6 @@ func (k *KVS) Preflight(ctx context.Context, site releases.Site) error {
 	if err != nil {
 		return fmt.Errorf("site %s: reading distribution %s: %w", site.Name, site.DistributionID, err)
 	}
-	runs := ""
-	if dcb := dc.DistributionConfig.DefaultCacheBehavior; dcb != nil && dcb.FunctionAssociations != nil {
-		for _, fa := range dcb.FunctionAssociations.Items {
-			if fa.EventType == cftypes.EventTypeViewerRequest {
-				runs = aws.ToString(fa.FunctionARN)
-			}
-		}
-	}
-	if runs != arn {
-		if runs == "" {
-			return notReady("distribution %s runs no function on viewer requests", site.DistributionID)
-		}
-		return notReady("distribution %s runs function %s on viewer requests, not %s", site.DistributionID, runs, name)
-	}
 	o, err := findOrigin(site, dc.DistributionConfig)
 	if err != nil {
 		return err
@@ -161,17 +152,29 @@ func (k *KVS) Preflight(ctx context.Context, site releases.Site) error {
 	if p := aws.ToString(o.OriginPath); p != "" {
 		return notReady("distribution %s still has origin path %q (the function adds the release folder itself)", site.DistributionID, p)
 	}
+	if p := routingProblems(site, dc.DistributionConfig, aws.ToString(o.Id), arn); len(p) > 0 {
+		return notReady("on distribution %s, %s", site.DistributionID, strings.Join(p, "; "))
+	}
 	return nil
 }
 
-// Plan writes the key, then waits for it to reach the edge.
+// Plan writes the key, then waits for it to reach the edge. A site with a
+// 404 page first copies the target's page to where CloudFront fetches it
+// (NotFoundPagePath): before the key, so a copy that fails stops the flip
+// with nothing visitors see changed, except, for the seconds until the
+// key is written, the 404 page.
 func (k *KVS) Plan(site releases.Site, cur releases.Current, to, _ string) []releases.Step {
-	return []releases.Step{
+	var steps []releases.Step
+	if k.Pages != nil && site.Routing.NotFound != "" {
+		steps = append(steps, releases.Step{Phase: PhaseLivePage, Title: "Copying the release's 404 page to where CloudFront fetches it",
+			Run: func(ctx context.Context) error { return k.Pages.PublishLivePage(ctx, site, to) }})
+	}
+	return append(steps, []releases.Step{
 		{Phase: PhaseKeyWrite, Title: "Writing the live version to the key value store", Flips: true,
 			Run: func(ctx context.Context) error { return k.write(ctx, site, cur.Path, to) }},
 		{Phase: PhaseKeyPropagate, Title: "Waiting for the key to reach the edge",
 			Run: func(ctx context.Context) error { return k.wait(ctx) }},
-	}
+	}...)
 }
 
 // write puts the key with If-Match on the store's ETag. A conflict means
@@ -227,10 +230,12 @@ func (k *KVS) Resume(ctx context.Context, site releases.Site, d releases.Deploy)
 	}
 	flipped := cur.Path == d.To
 	steps := k.Plan(site, releases.Current{Version: d.From, Path: d.FromPath}, d.To, d.ID)
+	// After the write, what is left is the wait.
+	steps = steps[len(steps)-1:]
 	switch d.Phase {
-	case releases.PhasePending, PhaseKeyWrite, PhaseKeyPropagate:
+	case releases.PhasePending, PhaseLivePage, PhaseKeyWrite, PhaseKeyPropagate:
 		if flipped {
-			return steps[1:], true, nil
+			return steps, true, nil
 		}
 		if cur.Path == d.FromPath && d.Phase != PhaseKeyPropagate {
 			return nil, false, releases.Errorf(releases.ECONFLICT, "interrupted before the key was written; nothing changed")

@@ -59,7 +59,7 @@ func newKVSEnv(t *testing.T) *kvsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: id, Strategy: cloud.StrategyKVS, KVSARN: arn}
+	site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: id, Strategy: cloud.StrategyKVS, KVSARN: arn, Routing: releases.DefaultRouting}
 	e := &env{srv: srv, api: api, edge: edge, s3: s3c, cf: cfc, site: site,
 		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}}
 	return &kvsEnv{env: e, kvsc: kvsc, kvs: &cloud.KVS{Client: kvsc, CF: cfc, Propagation: 400 * time.Millisecond}, pops: pops,

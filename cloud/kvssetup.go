@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,9 +31,6 @@ type FunctionsAPI interface {
 
 var _ FunctionsAPI = (*cloudfront.Client)(nil)
 
-// FunctionName is the name of a site's viewer-request function.
-func FunctionName(site releases.Site) string { return "deploybot-" + site.Name }
-
 // KVSID is the id a function names its store by: the ARN's last part.
 func KVSID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
@@ -42,6 +38,9 @@ func KVSID(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 type KVSSetup struct {
 	CF  FunctionsAPI
 	KVS KVSAPI
+	// Pages copies the live release's 404 page where CloudFront fetches
+	// it (see LivePagePrefix); nil: the first flip does.
+	Pages LivePager
 	// PollInterval is how often Apply reads the distribution's status
 	// while it deploys the association; zero: MaxPollInterval.
 	PollInterval time.Duration
@@ -54,7 +53,8 @@ type KVSSetupReport struct {
 	Created     bool   `json:"created"` // the function was new
 	Key         string `json:"key"`     // the live version the store holds; empty: none yet (the first promote writes it)
 	KeyWritten  bool   `json:"key_written"`
-	Associated  bool   `json:"associated"` // the distribution was updated
+	Associated  bool   `json:"associated"`      // the distribution was updated
+	ErrorPages  bool   `json:"error_pages_set"` // its custom error responses were changed
 	PreviewKey  bool   `json:"preview_key_written"`
 	OldPath     string `json:"old_origin_path"`
 }
@@ -64,7 +64,7 @@ func (k *KVSSetup) Steps(site releases.Site) []string {
 	return []string{
 		fmt.Sprintf("create or update the CloudFront Function %s (runtime %s, associated with key value store %s) and publish it", FunctionName(site), FunctionRuntime, site.KVSARN),
 		fmt.Sprintf("write key %q = the live version (read from the distribution's origin path) into the store, if it has none; on a site with no release yet the first promote writes it, and until then the site answers 503 \"no live release\"", site.Name),
-		fmt.Sprintf("update distribution %s in one change: associate the function with the default cache behaviour's viewer requests and clear the origin path (the function adds /%s<version>)", site.DistributionID, site.Prefix),
+		fmt.Sprintf("update distribution %s in one change: associate the function with the viewer requests of every cache behaviour that serves the site's origin (replacing the site's routing function %s, refusing any other), clear the origin path (the function adds /%s<version>), and %s", site.DistributionID, RouterName(site), site.Prefix, errorPagesStep(site)),
 		"wait until the distribution is Deployed (minutes); from then on promote and rollback write one key",
 	}
 }
@@ -78,6 +78,8 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	if site.KVSARN == "" {
 		return nil, releases.Errorf(releases.EINVALID, "site %s names no key value store (kvs.arn)", site.Name)
 	}
+	// What the site becomes (Switch applies before the service knows).
+	site.Strategy = StrategyKVS
 	code, err := FunctionCode(site, KVSID(site.KVSARN))
 	if err != nil {
 		return nil, err
@@ -85,40 +87,14 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	rep := &KVSSetupReport{Function: FunctionName(site)}
 	fcfg := &types.FunctionConfig{Comment: aws.String("deploybot: serves the live release of " + site.Name), Runtime: types.FunctionRuntimeCloudfrontJs20,
 		KeyValueStoreAssociations: &types.KeyValueStoreAssociations{Quantity: aws.Int32(1), Items: []types.KeyValueStoreAssociation{{KeyValueStoreARN: aws.String(site.KVSARN)}}}}
-	// The DEVELOPMENT stage's ETag is the one UpdateFunction and
-	// PublishFunction take; the LIVE stage has its own.
-	desc, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function), Stage: types.FunctionStageDevelopment})
-	var etag *string
-	var nsf *types.NoSuchFunctionExists
-	switch {
-	case errors.As(err, &nsf):
-		out, err := k.CF.CreateFunction(ctx, &cloudfront.CreateFunctionInput{Name: aws.String(rep.Function), FunctionCode: []byte(code), FunctionConfig: fcfg})
-		if err != nil {
-			return nil, fmt.Errorf("creating function %s: %w", rep.Function, err)
-		}
-		etag, rep.Created = out.ETag, true
-	case err != nil:
-		return nil, fmt.Errorf("reading function %s: %w", rep.Function, err)
-	default:
-		out, err := k.CF.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String(rep.Function), IfMatch: desc.ETag, FunctionCode: []byte(code), FunctionConfig: fcfg})
-		if err != nil {
-			return nil, fmt.Errorf("updating function %s: %w", rep.Function, err)
-		}
-		etag = out.ETag // the SDK reads it from the "ETtag" header the API documents
-		if etag == nil {
-			d, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(rep.Function), Stage: types.FunctionStageDevelopment})
-			if err != nil {
-				return nil, fmt.Errorf("reading function %s: %w", rep.Function, err)
-			}
-			etag = d.ETag
-		}
-	}
-	pub, err := k.CF.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(rep.Function), IfMatch: etag})
+	// The router's ARN, read before anything changes: the association
+	// that replaces it is not someone else's function.
+	router, err := liveARN(ctx, k.CF, RouterName(site))
 	if err != nil {
-		return nil, fmt.Errorf("publishing function %s: %w", rep.Function, err)
+		return nil, err
 	}
-	if pub.FunctionSummary != nil && pub.FunctionSummary.FunctionMetadata != nil {
-		rep.FunctionARN = aws.ToString(pub.FunctionSummary.FunctionMetadata.FunctionARN)
+	if rep.FunctionARN, rep.Created, err = publishFunction(ctx, k.CF, rep.Function, code, fcfg); err != nil {
+		return nil, err
 	}
 
 	dc, err := k.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
@@ -130,21 +106,18 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		return nil, err
 	}
 	rep.OldPath = aws.ToString(o.OriginPath)
-	dcb := dc.DistributionConfig.DefaultCacheBehavior
-	if dcb.FunctionAssociations == nil {
-		dcb.FunctionAssociations = &types.FunctionAssociations{Quantity: aws.Int32(0)}
+	// has: every behaviour of the origin already runs the function, so
+	// visitors are served by the key, not the origin path.
+	has := true
+	for _, b := range siteBehaviors(dc.DistributionConfig, aws.ToString(o.Id)) {
+		has = has && b.viewerRequest() == rep.FunctionARN
 	}
-	var items []types.FunctionAssociation
-	has := false
-	for _, fa := range dcb.FunctionAssociations.Items {
-		if fa.EventType == types.EventTypeViewerRequest {
-			if aws.ToString(fa.FunctionARN) != rep.FunctionARN {
-				return nil, releases.Errorf(releases.ECONFLICT, "distribution %s already runs function %s on viewer requests; deploybot will not replace it (a distribution runs one function per event)",
-					site.DistributionID, aws.ToString(fa.FunctionARN))
-			}
-			has = true
-		}
-		items = append(items, fa)
+	associated, err := associate(site, dc.DistributionConfig, aws.ToString(o.Id), rep.FunctionARN, router)
+	if err != nil {
+		return nil, err
+	}
+	if rep.ErrorPages, err = setErrorPages(site, dc.DistributionConfig); err != nil {
+		return nil, err
 	}
 	// The key first: once the distribution runs the function, every
 	// request reads it. Until then the origin path is what visitors get,
@@ -181,13 +154,15 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		return nil, err
 	}
 
-	if has && rep.OldPath == "" {
+	if k.Pages != nil && rep.Key != "" && site.Routing.NotFound != "" {
+		if err := k.Pages.PublishLivePage(ctx, site, rep.Key); err != nil {
+			return nil, err
+		}
+	}
+
+	if !associated && !rep.ErrorPages && rep.OldPath == "" {
 		return rep, nil
 	}
-	if !has {
-		items = append(items, types.FunctionAssociation{EventType: types.EventTypeViewerRequest, FunctionARN: aws.String(rep.FunctionARN)})
-	}
-	dcb.FunctionAssociations.Items, dcb.FunctionAssociations.Quantity = items, aws.Int32(int32(len(items)))
 	o.OriginPath = aws.String("")
 	if _, err := k.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(site.DistributionID), IfMatch: dc.ETag,
 		DistributionConfig: dc.DistributionConfig}); err != nil {
@@ -248,52 +223,48 @@ func (k *KVSSetup) Switch(ctx context.Context, svc *releases.Service, siteName s
 	if svc.CDNs == nil {
 		svc.CDNs = map[string]releases.CDN{}
 	}
-	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, CF: k.CF, Propagation: propagation}
+	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, CF: k.CF, Propagation: propagation, Pages: k.Pages}
 	return rep, nil
 }
 
 // Revert moves a site back from strategy kvs to origin-path, in one
-// distribution update: the site's function is no longer associated, and
-// the origin path names the release the key holds (none when the key is
+// distribution update: the site's function is no longer associated (the
+// site's routing function, when published, takes its place), and the
+// origin path names the release the key holds (none when the key is
 // empty). The function and the store are left as they are: without the
 // association they cost nothing, and kvs-setup reuses them. It reports
 // false, changing nothing, when the distribution does not run the site's
 // function. The distribution then deploys for minutes, during which edge
 // locations serve either way, both the same release.
 func (k *KVSSetup) Revert(ctx context.Context, site releases.Site) (reverted bool, live string, err error) {
-	name := FunctionName(site)
-	fn, err := k.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(name), Stage: types.FunctionStageLive})
-	var nsf *types.NoSuchFunctionExists
-	if errors.As(err, &nsf) {
-		return false, "", nil
+	arn, err := liveARN(ctx, k.CF, FunctionName(site))
+	if err != nil || arn == "" {
+		return false, "", err
 	}
+	router, err := liveARN(ctx, k.CF, RouterName(site))
 	if err != nil {
-		return false, "", fmt.Errorf("reading function %s: %w", name, err)
+		return false, "", err
 	}
-	var arn string
-	if fn.FunctionSummary != nil && fn.FunctionSummary.FunctionMetadata != nil {
-		arn = aws.ToString(fn.FunctionSummary.FunctionMetadata.FunctionARN)
+	if !NeedsRouter(site) {
+		router = ""
 	}
 	dc, err := k.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
 	if err != nil {
 		return false, "", fmt.Errorf("reading distribution %s: %w", site.DistributionID, err)
 	}
-	dcb := dc.DistributionConfig.DefaultCacheBehavior
-	if dcb == nil || dcb.FunctionAssociations == nil {
-		return false, "", nil
-	}
-	var keep []types.FunctionAssociation
-	for _, fa := range dcb.FunctionAssociations.Items {
-		if fa.EventType != types.EventTypeViewerRequest || aws.ToString(fa.FunctionARN) != arn {
-			keep = append(keep, fa)
-		}
-	}
-	if len(keep) == len(dcb.FunctionAssociations.Items) {
-		return false, "", nil
-	}
 	o, err := findOrigin(site, dc.DistributionConfig)
 	if err != nil {
 		return false, "", err
+	}
+	runs := false
+	for _, b := range siteBehaviors(dc.DistributionConfig, aws.ToString(o.Id)) {
+		if b.viewerRequest() == arn {
+			runs = true
+			b.setViewerRequest(router)
+		}
+	}
+	if !runs {
+		return false, "", nil
 	}
 	cur, err := (&KVS{Client: k.KVS}).Current(ctx, site)
 	if err != nil {
@@ -303,8 +274,12 @@ func (k *KVSSetup) Revert(ctx context.Context, site releases.Site) (reverted boo
 	if cur.Version != "" {
 		path = site.OriginPath(cur.Version)
 	}
-	dcb.FunctionAssociations.Items, dcb.FunctionAssociations.Quantity = keep, aws.Int32(int32(len(keep)))
 	o.OriginPath = aws.String(path)
+	back := site
+	back.Strategy = releases.DefaultStrategy
+	if _, err := setErrorPages(back, dc.DistributionConfig); err != nil {
+		return false, "", err
+	}
 	if _, err := k.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(site.DistributionID), IfMatch: dc.ETag,
 		DistributionConfig: dc.DistributionConfig}); err != nil {
 		return false, "", fmt.Errorf("updating distribution %s: %w", site.DistributionID, err)

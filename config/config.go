@@ -109,6 +109,16 @@ type Site struct {
 	KVS KVS `yaml:"kvs"`
 	// URL is the site's public address, for preview links.
 	URL string `yaml:"url"`
+	// Routing maps paths that name no file onto the release's files.
+	Routing Routing `yaml:"routing"`
+}
+
+// Routing is a site's directory index, single-page-app fallback and 404
+// page (see releases.Routing); each is a file path in the release, "" off.
+type Routing struct {
+	Index    string `yaml:"index"`
+	Fallback string `yaml:"fallback"`
+	NotFound string `yaml:"not_found"`
 }
 
 // KVS names a CloudFront KeyValueStore.
@@ -492,6 +502,9 @@ func (c *Config) defaults(d *document) {
 		dur(key+".retention.grace", &s.Retention.Grace, releases.DefaultGrace)
 		num(key+".skew_protection", &s.SkewProtection, DefaultSkewProtection)
 		str(key+".strategy", &s.Strategy, releases.DefaultStrategy)
+		str(key+".routing.index", &s.Routing.Index, releases.DefaultRouting.Index)
+		str(key+".routing.fallback", &s.Routing.Fallback, releases.DefaultRouting.Fallback)
+		str(key+".routing.not_found", &s.Routing.NotFound, releases.DefaultRouting.NotFound)
 		if len(s.Health.Checks) > 0 {
 			dur(key+".health.settle", &s.Health.Settle, releases.DefaultHealthSettle)
 			dur(key+".health.interval", &s.Health.Interval, releases.DefaultHealthInterval)
@@ -645,6 +658,14 @@ func (c *Config) validate(d *document) Errors {
 				bad(key+".url", "%q: the site's public address, such as https://www.example.com", s.URL)
 			}
 		}
+		for _, rp := range [][2]string{{"index", s.Routing.Index}, {"fallback", s.Routing.Fallback}, {"not_found", s.Routing.NotFound}} {
+			if name, p := rp[0], rp[1]; p != "" && !releases.ValidRoutingPath(p) {
+				bad(key+".routing."+name, "%q: a file of the release, such as index.html or errors/404.html (letters, digits, ._~- and /; empty turns it off)", p)
+			}
+		}
+		if i := s.Routing.Index; strings.Contains(i, "/") {
+			bad(key+".routing.index", "%q: the index is a file name, such as index.html, found in every folder", i)
+		}
 		r := s.Retention
 		if *r.Keep < 1 {
 			bad(key+".retention.keep", "at least 1 (got %d)", *r.Keep)
@@ -677,7 +698,8 @@ func (s Site) ReleasesSite() releases.Site {
 		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers, Previewers: s.Previewers,
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
-		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL}
+		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL,
+		Routing: releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound}}
 }
 
 func (h Health) policy() releases.HealthPolicy {

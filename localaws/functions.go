@@ -117,6 +117,8 @@ var functionPath = regexp.MustCompile(`^/2020-05-31/function(?:/([^/]+)(/describ
 
 // serve answers the function calls: CreateFunction, UpdateFunction,
 // PublishFunction and DescribeFunction. It reports false for other paths.
+var functionNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
 func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time) bool {
 	m := functionPath.FindStringSubmatch(r.URL.Path)
 	if m == nil {
@@ -129,8 +131,10 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		if !ok {
 			return true
 		}
-		if req.Name == "" {
-			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "a function needs a name"})
+		// Name: ^[a-zA-Z0-9-_]{1,64}$
+		// (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateFunction.html).
+		if !functionNameRE.MatchString(req.Name) {
+			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "The function name must be 1 to 64 letters, digits, - or _."})
 			return true
 		}
 		f.mu.Lock()

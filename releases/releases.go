@@ -35,6 +35,8 @@ type Site struct {
 	SkewReleases int
 	// Health is checked after every promote (see HealthPolicy).
 	Health HealthPolicy
+	// Routing maps paths that name no file (see Routing).
+	Routing Routing
 }
 
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".
