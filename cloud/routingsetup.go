@@ -58,6 +58,7 @@ func routingSummary(site releases.Site) string {
 // Check lists where the distribution differs from what the site's routing
 // needs; empty: Apply has nothing to do.
 func (r *RoutingSetup) Check(ctx context.Context, site releases.Site) ([]string, error) {
+	var problems []string
 	want := ""
 	if NeedsRouter(site) {
 		arn, err := liveARN(ctx, r.CF, RouterName(site))
@@ -65,16 +66,22 @@ func (r *RoutingSetup) Check(ctx context.Context, site releases.Site) ([]string,
 			return nil, err
 		}
 		if arn == "" {
-			return []string{fmt.Sprintf("function %s is not published", RouterName(site))}, nil
-		}
-		code, err := r.CF.GetFunction(ctx, &cloudfront.GetFunctionInput{Name: aws.String(RouterName(site)), Stage: types.FunctionStageLive})
-		if err != nil {
-			return nil, fmt.Errorf("reading the code of function %s: %w", RouterName(site), err)
-		}
-		if wantCode, err := RouterCode(site); err != nil {
-			return nil, err
-		} else if string(code.FunctionCode) != wantCode {
-			return []string{fmt.Sprintf("the published code of function %s is not what this configuration and version of deploybot generate", RouterName(site))}, nil
+			// Not published: the behaviours are compared against its
+			// name, which no ARN equals.
+			problems = append(problems, fmt.Sprintf("function %s is not published", RouterName(site)))
+			arn = RouterName(site)
+		} else {
+			code, err := r.CF.GetFunction(ctx, &cloudfront.GetFunctionInput{Name: aws.String(RouterName(site)), Stage: types.FunctionStageLive})
+			if err != nil {
+				return nil, fmt.Errorf("reading the code of function %s: %w", RouterName(site), err)
+			}
+			wantCode, err := RouterCode(site)
+			if err != nil {
+				return nil, err
+			}
+			if string(code.FunctionCode) != wantCode {
+				problems = append(problems, fmt.Sprintf("the published code of function %s is not what this configuration and version of deploybot generate", RouterName(site)))
+			}
 		}
 		want = arn
 	}
@@ -86,7 +93,7 @@ func (r *RoutingSetup) Check(ctx context.Context, site releases.Site) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	return routingProblems(site, dc.DistributionConfig, aws.ToString(o.Id), want), nil
+	return append(problems, routingProblems(site, dc.DistributionConfig, aws.ToString(o.Id), want)...), nil
 }
 
 // Apply sets the routing up. It is safe to run again: the function is
