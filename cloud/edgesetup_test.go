@@ -1,0 +1,253 @@
+package cloud_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// changeDist edits the distribution's config through the SDK.
+func (e *kvsEnv) changeDist(t *testing.T, change func(*cftypes.DistributionConfig)) {
+	t.Helper()
+	ctx := context.Background()
+	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(dc.DistributionConfig)
+	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+		DistributionConfig: dc.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually asks PoP pop for path until ok, for at most 5 s: a key
+// write and a cached page reach the edge over time.
+func (e *kvsEnv) eventually(t *testing.T, pop int, path string, ok func(int, string) bool) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, b, _ := e.at(t, pop, path, "")
+		if ok(c, b) || time.Now().After(deadline) {
+			return c, b
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *kvsEnv) dist(t *testing.T) *cftypes.DistributionConfig {
+	t.Helper()
+	dc, err := e.cf.GetDistributionConfig(context.Background(), &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dc.DistributionConfig
+}
+
+func (e *kvsEnv) publishOther(t *testing.T, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	out, err := e.cf.CreateFunction(ctx, &cloudfront.CreateFunctionInput{Name: aws.String(name), FunctionCode: []byte("function handler(event) { return event.request; }"),
+		FunctionConfig: &cftypes.FunctionConfig{Comment: aws.String("someone else's"), Runtime: cftypes.FunctionRuntimeCloudfrontJs20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := e.cf.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(name), IfMatch: out.ETag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(pub.FunctionSummary.FunctionMetadata.FunctionARN)
+}
+
+// kvs-setup clears the origin path every cache behaviour of that origin
+// shares, so it must make each of them run the function; one that runs
+// someone else's function is refused, named, with nothing changed.
+func TestKVSSetupCoversEveryBehaviourOfTheOrigin(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "index of v1")
+	e.put(t, "v1", "assets/app.css", "css of v1")
+	e.setOriginPath(t, "/www/v1")
+	other := e.publishOther(t, "auth-check")
+	behavior := func(fn string) func(*cftypes.DistributionConfig) {
+		return func(dc *cftypes.DistributionConfig) {
+			b := cftypes.CacheBehavior{PathPattern: aws.String("/assets/*"), TargetOriginId: dc.DefaultCacheBehavior.TargetOriginId,
+				ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyAllowAll}
+			if fn != "" {
+				b.FunctionAssociations = &cftypes.FunctionAssociations{Quantity: aws.Int32(1), Items: []cftypes.FunctionAssociation{{EventType: cftypes.EventTypeViewerRequest, FunctionARN: aws.String(fn)}}}
+			}
+			dc.CacheBehaviors = &cftypes.CacheBehaviors{Quantity: aws.Int32(1), Items: []cftypes.CacheBehavior{b}}
+		}
+	}
+	e.changeDist(t, behavior(other))
+	before := e.dist(t)
+	_, err := e.setup.Apply(ctx, e.site)
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "cache behavior /assets/* runs "+other) {
+		t.Fatalf("a foreign function on /assets/*: %v", err)
+	}
+	if after := e.dist(t); aws.ToString(after.Origins.Items[0].OriginPath) != aws.ToString(before.Origins.Items[0].OriginPath) || after.DefaultCacheBehavior.FunctionAssociations != nil && len(after.DefaultCacheBehavior.FunctionAssociations.Items) > 0 {
+		t.Fatalf("the refusal changed the distribution: %+v", after)
+	}
+
+	e.changeDist(t, behavior(""))
+	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+		t.Fatal(err)
+	}
+	e.deployed(t)
+	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+		t.Fatalf("preflight after setup: %v", err)
+	}
+	for p := range e.pops {
+		if c, b := e.eventually(t, p, "/assets/app.css", func(c int, b string) bool { return c == 200 && b == "css of v1" }); c != 200 || b != "css of v1" {
+			t.Fatalf("pop %d: /assets/app.css through its own behaviour: %d %q", p, c, b)
+		}
+	}
+	// Someone takes the function off /assets/* later: promotes are
+	// refused until kvs-setup puts it back.
+	e.changeDist(t, behavior(""))
+	if err := e.kvs.Preflight(ctx, e.site); err == nil || !strings.Contains(err.Error(), "cache behavior /assets/* runs no function") {
+		t.Fatalf("preflight with /assets/* unrouted: %v", err)
+	}
+}
+
+// On strategy kvs every custom error page is fetched without the
+// function, at the bucket root: the 403 and 404 ones kvs-setup points at
+// the live copy of the site's 404 page; others are refused, named.
+func TestKVSSetupAndCustomErrorPages(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	e.changeDist(t, func(dc *cftypes.DistributionConfig) {
+		dc.CustomErrorResponses = &cftypes.CustomErrorResponses{Quantity: aws.Int32(2), Items: []cftypes.CustomErrorResponse{
+			{ErrorCode: aws.Int32(404), ResponsePagePath: aws.String("/index.html"), ResponseCode: aws.String("200")},
+			{ErrorCode: aws.Int32(503), ResponsePagePath: aws.String("/maintenance.html"), ResponseCode: aws.String("503")}}}
+	})
+	_, err := e.setup.Apply(ctx, e.site)
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "custom error response for 503 shows /maintenance.html") {
+		t.Fatalf("an error page that cannot resolve: %v", err)
+	}
+	e.changeDist(t, func(dc *cftypes.DistributionConfig) {
+		dc.CustomErrorResponses.Items, dc.CustomErrorResponses.Quantity = dc.CustomErrorResponses.Items[:1], aws.Int32(1)
+	})
+	rep, err := e.setup.Apply(ctx, e.site)
+	if err != nil || !rep.ErrorPages {
+		t.Fatalf("setup: %+v %v", rep, err)
+	}
+	got := map[int32]string{}
+	for _, r := range e.dist(t).CustomErrorResponses.Items {
+		got[aws.ToInt32(r.ErrorCode)] = aws.ToString(r.ResponsePagePath) + " " + aws.ToString(r.ResponseCode)
+	}
+	want := "/www/.deploybot/live/404.html 404"
+	if len(got) != 2 || got[403] != want || got[404] != want {
+		t.Fatalf("error responses after setup: %v", got)
+	}
+
+	// A flip copies the target's page there, and deletes the copy when
+	// the target has none.
+	e.put(t, "v1", "index.html", "v1")
+	e.put(t, "v1", "404.html", "gone (v1)")
+	e.put(t, "v2", "index.html", "v2")
+	e.deployed(t)
+	kvs := *e.kvs
+	kvs.Pages = e.bucket
+	for _, v := range []string{"v1", "v2"} {
+		cur, err := kvs.Current(ctx, e.site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := kvs.Plan(e.site, cur, v, "d-"+v)
+		if steps[0].Phase != cloud.PhaseLivePage {
+			t.Fatalf("the first step is %s", steps[0].Phase)
+		}
+		e.run(t, steps)
+		c, b := e.eventually(t, 0, "/no/such/page", func(c int, b string) bool {
+			return v == "v1" && c == 404 || v == "v2" && c == 403
+		})
+		switch v {
+		case "v1":
+			if c != 404 || b != "gone (v1)" {
+				t.Fatalf("v1 live: %d %q", c, b)
+			}
+		case "v2":
+			if c != 403 {
+				t.Fatalf("v2, which has no 404 page, live: %d %q, want the page fetch's 403", c, b)
+			}
+		}
+	}
+}
+
+// routing-setup gives an origin-path site its router on every behaviour of
+// the origin; kvs-setup swaps it for the kvs function in the same update
+// that clears the origin path, and Revert swaps it back.
+func TestRouterSwapsWithTheKVSFunction(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "home v1")
+	e.put(t, "v1", "docs/index.html", "docs v1")
+	e.put(t, "v1", "404.html", "gone v1")
+	e.setOriginPath(t, "/www/v1")
+	op := e.site
+	op.Strategy = releases.DefaultStrategy
+	rs := &cloud.RoutingSetup{CF: e.cf, PollInterval: 10 * e.cdn.PollInterval}
+	if _, err := rs.Apply(ctx, e.site); releases.ErrorCode(err) != releases.EINVALID {
+		t.Fatalf("routing-setup on a kvs site: %v", err)
+	}
+	rep, err := rs.Apply(ctx, op)
+	if err != nil || !rep.Created || !rep.Updated || !rep.ErrorPages {
+		t.Fatalf("routing-setup: %+v %v", rep, err)
+	}
+	if p, err := rs.Check(ctx, op); err != nil || len(p) != 0 {
+		t.Fatalf("check after setup: %v %v", p, err)
+	}
+	for path, want := range map[string]string{"/docs": "docs v1", "/docs/": "docs v1", "/nope": "gone v1"} {
+		if _, b := e.eventually(t, 0, path, func(_ int, b string) bool { return b == want }); b != want {
+			t.Fatalf("origin-path %s: %q, want %q", path, b, want)
+		}
+	}
+	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+		t.Fatalf("kvs-setup over the router: %v", err)
+	}
+	e.deployed(t)
+	kvsARN := e.dist(t).DefaultCacheBehavior.FunctionAssociations.Items[0].FunctionARN
+	if !strings.HasSuffix(aws.ToString(kvsARN), "/deploybot-www") {
+		t.Fatalf("after kvs-setup the default behaviour runs %s", aws.ToString(kvsARN))
+	}
+	if reverted, live, err := e.setup.Revert(ctx, op); err != nil || !reverted || live != "v1" {
+		t.Fatalf("revert: %v %q %v", reverted, live, err)
+	}
+	e.deployed(t)
+	if p, err := rs.Check(ctx, op); err != nil || len(p) != 0 {
+		t.Fatalf("after revert the router is back and the 404 page is the release's: %v %v", p, err)
+	}
+	if _, b := e.eventually(t, 1, "/docs", func(_ int, b string) bool { return b == "docs v1" }); b != "docs v1" {
+		t.Fatalf("after revert /docs: %q", b)
+	}
+}
+
+// A kvs deploy interrupted while copying the 404 page had not written the
+// key: nothing visitors see changed, and it is not resumed.
+func TestKVSResumeInTheLivePagePhase(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	kvs := *e.kvs
+	kvs.Pages = e.bucket
+	_, _, err := kvs.Resume(ctx, e.site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "nothing changed") {
+		t.Fatalf("resume before the key: %v", err)
+	}
+	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, kvs.Plan(e.site, releases.Current{}, "v2", "d1"))
+	steps, flipped, err := kvs.Resume(ctx, e.site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
+	if err != nil || !flipped || len(steps) != 1 || steps[0].Phase != cloud.PhaseKeyPropagate {
+		t.Fatalf("resume after the key: %v %v %v", steps, flipped, err)
+	}
+}
