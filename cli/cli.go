@@ -31,6 +31,8 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// Command is the command being run (set by Run).
+	Command string
 }
 
 // Exit statuses, as the contract gives them.
@@ -67,6 +69,7 @@ func commands() []command {
 		{"routing-setup", "directory index, SPA fallback and 404 page of an origin-path site on CloudFront (--apply)", runRoutingSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
+		{"iam-policy", "print the least-privilege IAM policy of the bot or of CI, from the configuration", runIAMPolicy},
 		{"recover", "finish a deploy whose process is gone (what serve does when it starts)", runRecover},
 		{"prune", "apply the retention policy now", runPrune},
 		{"pin", "keep a release forever", runPin},
@@ -107,6 +110,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			env.Command = c.name
 			return report(env, c.run(ctx, env, args[1:]))
 		}
 	}
@@ -262,7 +266,8 @@ func (a *app) Close() error {
 // line opens the store per operation (transient), so that two commands run
 // at once see each other's locks instead of waiting on the file.
 func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*app, error) {
-	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint})
+	settings := cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, Observe: callObserver(env, env.Command)}
+	s3c, cfc, err := cloud.NewClients(ctx, settings)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +276,7 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	// configurations never need it.
 	for _, s := range cfg.Sites {
 		if s.Strategy == cloud.StrategyKVS && a.kvs == nil {
-			if a.kvs, err = cloud.NewKVSClient(ctx, cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint}); err != nil {
+			if a.kvs, err = cloud.NewKVSClient(ctx, settings); err != nil {
 				return nil, err
 			}
 		}

@@ -39,6 +39,9 @@ type Settings struct {
 	// connections per host, so 16 workers would close and reopen (and with
 	// real S3, re-handshake TLS for) six connections all the time.
 	Connections int
+	// Observe, when set, is told of every API call the clients make
+	// (see Call), for a record of the permissions they use.
+	Observe func(Call)
 }
 
 // StaticCredentials returns fixed credentials, for local stand-ins.
@@ -126,6 +129,9 @@ func loadConfig(ctx context.Context, st Settings) (aws.Config, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if st.Observe != nil {
+		cfg.APIOptions = append(cfg.APIOptions, observe(st.Observe))
 	}
 	return cfg, nil
 }

@@ -116,10 +116,12 @@ async function handler(event) {
 // is left alone for that reason (apple-app-site-association and friends).
 var routeTemplate = template.Must(template.New("route").Parse(`const INDEX = {{.IndexJS}};
 const FALLBACK = {{.FallbackJS}};
+const ROOT = {{.RootJS}};
 
 // route maps a viewer path onto a file of the release.
 function route(uri) {
-  if (uri === '' || uri.charAt(0) !== '/') uri = '/' + uri;
+  if (uri === '' || uri === '/') return '/' + ROOT;
+  if (uri.charAt(0) !== '/') uri = '/' + uri;
   if (uri.indexOf('/.well-known/') === 0) return uri;
   var last = uri.substring(uri.lastIndexOf('/') + 1);
   if (last.indexOf('.') >= 0) return uri;
@@ -157,8 +159,18 @@ async function handler(event) {
 // routeCode is the shared routing part of both functions.
 func routeCode(site releases.Site) (string, error) {
 	var b bytes.Buffer
+	// "/" is the default root object's (index.html, as docs/aws.md sets
+	// it up), which with a kvs site's origin path cleared the function
+	// stands in for, whatever the routing.
+	root := "index.html"
+	switch {
+	case site.Routing.Index != "":
+		root = site.Routing.Index
+	case site.Routing.Fallback != "":
+		root = site.Routing.Fallback
+	}
 	err := routeTemplate.Execute(&b, map[string]string{
-		"IndexJS": strconv.Quote(site.Routing.Index), "FallbackJS": strconv.Quote(site.Routing.Fallback)})
+		"IndexJS": strconv.Quote(site.Routing.Index), "FallbackJS": strconv.Quote(site.Routing.Fallback), "RootJS": strconv.Quote(root)})
 	return b.String(), err
 }
 

@@ -31,6 +31,7 @@ func TestGeneratedRouting(t *testing.T) {
 		{spa, "/settings/profile", "/index.html"},
 		{spa, "/settings/profile/", "/index.html"},
 		{spa, "/static/app.js", "/static/app.js"},
+		{releases.Routing{}, "/", "/index.html"}, // the default root object's, whatever the routing
 		{releases.Routing{}, "/docs/", "/docs/"},
 		{releases.Routing{}, "/docs", "/docs"},
 		{releases.Routing{Index: "default.htm"}, "/docs", "/docs/default.htm"},

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +22,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/deploybot/deploybot/cli"
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/iamcheck"
 )
 
 // The end-to-end test runs the built binary: localaws, publish v1 and v2,
@@ -115,8 +118,59 @@ sites:
     distribution_id: E2ETEST
 `, filepath.Join(w.dir, "db", "deploybot.db"), w.api))
 	w.env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDE2E", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "DEPLOYBOT_CONFIG="+w.config, "DEPLOYBOT_ACTOR=e2e")
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "DEPLOYBOT_CONFIG="+w.config, "DEPLOYBOT_ACTOR=e2e",
+		cli.CallLogEnv+"="+filepath.Join(w.dir, "aws-calls.jsonl"))
+	t.Cleanup(w.checkCallsAgainstPolicy)
 	return w
+}
+
+// checkCallsAgainstPolicy holds every AWS call the test's commands made
+// against the policy deploybot iam-policy prints for the role that made
+// it, from the configuration as the test left it: a call the policy does
+// not allow fails the test, naming the call and what it needs.
+func (w *world) checkCallsAgainstPolicy() {
+	t := w.t
+	raw, err := os.ReadFile(filepath.Join(w.dir, "aws-calls.jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := map[string]cloud.PolicyDocument{}
+	for _, role := range []string{"bot", "ci"} {
+		r := w.run("iam-policy", "--role", role)
+		if r.code != 0 {
+			t.Errorf("iam-policy --role %s: exit %d: %s", role, r.code, r.stderr)
+			return
+		}
+		var doc cloud.PolicyDocument
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatalf("iam-policy --role %s: %v\n%s", role, err, r.stdout)
+		}
+		policies[role] = doc
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var c struct {
+			Role string `json:"role"`
+			cloud.Call
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("call log line %q: %v", line, err)
+		}
+		needs, err := iamcheck.Needs(c.Call, "123456789012")
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, n := range needs {
+			if !iamcheck.Allowed(policies[c.Role], n) && !seen[c.Role+n.String()] {
+				seen[c.Role+n.String()] = true
+				t.Errorf("the %s role's policy (deploybot iam-policy --role %s) does not allow %s:%s: it needs %s", c.Role, c.Role, c.Service, c.Operation, n)
+			}
+		}
+	}
 }
 
 func (w *world) write(name, body string) string {

@@ -93,6 +93,13 @@ func TestRoutingFromTheCommandLine(t *testing.T) {
 				"/static/missing.js":   "4xx",
 				"/assets/missing.woff": "4xx",
 			})
+			// The call log the policy check reads has both roles' calls.
+			log := readFile(t, filepath.Join(w.dir, "aws-calls.jsonl"))
+			for _, want := range []string{`{"role":"ci","service":"s3","operation":"PutObject"`, `{"role":"bot","service":"cloudfront","operation":"PublishFunction"`} {
+				if !strings.Contains(log, want) {
+					t.Fatalf("the AWS call log lacks %s", want)
+				}
+			}
 		})
 	}
 }

@@ -1,0 +1,68 @@
+package cloud_test
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// docs/aws.md shows what iam-policy prints for its example site; a change
+// to the policy that the page does not show fails here.
+func TestDocsShowThePolicies(t *testing.T) {
+	raw, err := os.ReadFile("../docs/aws.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := releases.Site{Name: "www", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
+	for _, role := range []cloud.Role{cloud.RoleBot, cloud.RoleCI} {
+		marker := "<!-- iam-policy --role " + string(role) + " -->\n```json\n"
+		_, rest, ok := strings.Cut(string(raw), marker)
+		if !ok {
+			t.Fatalf("docs/aws.md has no %q block", marker)
+		}
+		shown, _, _ := strings.Cut(rest, "```")
+		doc, err := cloud.Policy(role, []releases.Site{site}, "123456789012")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.MarshalIndent(doc, "", "  ")
+		if strings.TrimSpace(shown) != string(want) {
+			t.Errorf("docs/aws.md shows another %s policy than iam-policy prints; replace it with:\n%s", role, want)
+		}
+	}
+}
+
+func TestPolicyOfSitesSharingABucket(t *testing.T) {
+	sites := []releases.Site{
+		{Name: "www", Bucket: "shared", Prefix: "www/", DistributionID: "E1"},
+		{Name: "root", Bucket: "own", Prefix: "", DistributionID: "E2", KVSARN: "arn:aws-cn:cloudfront::123456789012:key-value-store/k"},
+	}
+	doc, err := cloud.Policy(cloud.RoleBot, sites, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(doc)
+	for _, want := range []string{`"arn:aws-cn:s3:::own/*"`, `"arn:aws-cn:s3:::shared/www/*"`, `"arn:aws-cn:cloudfront::*:distribution/E1"`,
+		`"arn:aws-cn:cloudfront::123456789012:key-value-store/k"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("policy lacks %s:\n%s", want, b)
+		}
+	}
+	// The bucket of a site with no prefix is listed without a condition
+	// (its listings have no prefix); the other keeps its s3:prefix one.
+	for _, st := range doc.Statement {
+		if st.Action[0] == "s3:ListBucket" && strings.HasSuffix(st.Resource[0], ":::own") && st.Condition != nil {
+			t.Errorf("the empty-prefix bucket's listing has a condition: %+v", st)
+		}
+		if st.Action[0] == "s3:ListBucket" && strings.HasSuffix(st.Resource[0], ":::shared") && st.Condition == nil {
+			t.Errorf("the shared bucket's listing has no prefix condition: %+v", st)
+		}
+	}
+	if _, err := cloud.Policy("admin", sites, ""); err == nil {
+		t.Error("an unknown role was accepted")
+	}
+}
