@@ -26,7 +26,7 @@ type Request struct {
 // implement it.
 type Out interface {
 	// Private answers the person alone (errors, refusals, help).
-	Private(ctx context.Context, req Request, text string)
+	Private(ctx context.Context, req Request, text Mrkdwn)
 	// Public answers in the channel the command came from.
 	Public(ctx context.Context, req Request, m Message)
 	// Deploy starts the live view of a deploy (status card and thread)
@@ -91,17 +91,17 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	case Help:
 		text := HelpText(b.Command)
 		if c.Error != "" {
-			text = c.Error + "\n" + text
+			text = md("%s\n%s", c.Error, text)
 		}
 		out.Private(ctx, req, text)
 		return
 	case Reject:
-		out.Private(ctx, req, c.Error)
+		out.Private(ctx, req, md("%s", c.Error))
 		return
 	}
 	site, err := b.Service.Site(c.Site)
 	if err != nil {
-		out.Private(ctx, req, releases.ErrorMessage(err))
+		out.Private(ctx, req, errorText(err))
 		return
 	}
 	switch c.Name {
@@ -136,7 +136,7 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	case "versions":
 		vs, err := b.Service.Versions(ctx, site.Name)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
 		deploys, _ := b.Service.Store.Deploys(ctx, site.Name, 200)
@@ -144,7 +144,7 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	case "status":
 		st, err := b.Service.Status(ctx, site.Name)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
 		out.Public(ctx, req, StatusMessage(st, b.Service.Time()))
@@ -152,21 +152,21 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), c.Reason)
 		b.audit(ctx, req, site, "lock", c.Reason, err)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
-		out.Public(ctx, req, Message{Text: fmt.Sprintf(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
+		out.Public(ctx, req, Message{Text: md(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
 			mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
 	case "unlock":
 		l, err := b.Service.UnlockSite(ctx, site.Name, actorOf(req))
 		b.audit(ctx, req, site, "unlock", "", err)
 		switch {
 		case err != nil:
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 		case l == nil:
-			out.Private(ctx, req, fmt.Sprintf("%s is not locked.", site.Name))
+			out.Private(ctx, req, md("%s is not locked.", site.Name))
 		default:
-			out.Public(ctx, req, Message{Text: fmt.Sprintf(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
+			out.Public(ctx, req, Message{Text: md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
 				mention(actorOf(req)), site.Name, mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
 		}
 	case "prune":
@@ -176,7 +176,7 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		}
 		rep, err := p.Prune(ctx, releases.PruneRequest{Site: site.Name, DryRun: c.DryRun, Actor: actorOf(req)})
 		if rep == nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
 		out.Private(ctx, req, PruneMessage(rep, err).Text)
@@ -184,34 +184,34 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		p, err := b.Service.PinRelease(ctx, site.Name, c.Version, actorOf(req), c.Reason)
 		b.audit(ctx, req, site, "pin", c.Version+" "+c.Reason, err)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
-		out.Public(ctx, req, Message{Text: fmt.Sprintf(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
+		out.Public(ctx, req, Message{Text: md(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
 	case "unpin":
 		err := b.Service.UnpinRelease(ctx, site.Name, c.Version)
 		b.audit(ctx, req, site, "unpin", c.Version, err)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
-		out.Public(ctx, req, Message{Text: fmt.Sprintf("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), c.Version, site.Name)})
+		out.Public(ctx, req, Message{Text: md("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), c.Version, site.Name)})
 	case "diff":
 		d, err := b.Service.Diff(ctx, site.Name, c.Version, c.Other)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
 		out.Public(ctx, req, DiffMessage(d))
 	case "preview":
 		p, err := b.Service.Preview(ctx, site.Name, c.Version, 0)
 		if err != nil {
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 			return
 		}
 		// Privately: the link shows the release to whoever has it.
-		out.Private(ctx, req, fmt.Sprintf(":eyes: Preview of `%s` on *%s*: <%s|open> (works until %s; anyone with the link sees this release, nobody else is affected)",
-			p.Version, site.Name, p.URL, p.Expires.UTC().Format("15:04Z")))
+		out.Private(ctx, req, md(":eyes: Preview of `%s` on *%s*: %s (works until %s; anyone with the link sees this release, nobody else is affected)",
+			p.Version, site.Name, link(p.URL, "open"), p.Expires.UTC().Format("15:04Z")))
 	}
 }
 
@@ -224,13 +224,17 @@ func actorOf(req Request) string {
 	return req.Door + ":" + req.UserID
 }
 
-// mention renders an actor: Slack user ids as mentions, others as is.
-func mention(actor string) string {
+// mention renders an actor: Slack user ids as mentions, others escaped.
+func mention(actor string) Mrkdwn {
 	if slackUserID.MatchString(actor) {
-		return "<@" + actor + ">"
+		return Mrkdwn("<@" + actor + ">")
 	}
-	return escape(actor)
+	return md("%s", actor)
 }
+
+// errorText is an error for people, escaped (error texts carry versions,
+// reasons and names from outside).
+func errorText(err error) Mrkdwn { return md("%s", releases.ErrorMessage(err)) }
 
 // slackUserID is a Slack user id: U or W and upper-case letters and digits.
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
@@ -258,12 +262,12 @@ func (b *Bot) allowed(ctx context.Context, req Request, site releases.Site, out 
 	ok, err := check(ctx, site, req.UserID)
 	if err != nil {
 		b.log().ErrorContext(ctx, "checking who may "+verb, "site", site.Name, "user", req.UserID, "err", err)
-		out.Private(ctx, req, "Could not check whether you may "+verb+" "+site.Name+" (Slack did not answer); try again in a moment.")
+		out.Private(ctx, req, md("Could not check whether you may %s %s (Slack did not answer); try again in a moment.", verb, site.Name))
 		return false
 	}
 	if !ok {
 		b.audit(ctx, req, site, action, why, releases.Errorf(releases.EUNAUTHORIZED, "%s", why))
-		out.Private(ctx, req, refusal)
+		out.Private(ctx, req, md("%s", refusal))
 		return false
 	}
 	return true
@@ -298,9 +302,9 @@ func (b *Bot) deploy(ctx context.Context, req Request, site releases.Site, out O
 	if view == nil {
 		switch {
 		case err != nil:
-			out.Private(ctx, req, releases.ErrorMessage(err))
+			out.Private(ctx, req, errorText(err))
 		case res != nil && res.AlreadyLive:
-			out.Private(ctx, req, fmt.Sprintf("%s is already live on %s; nothing to do.", res.Version, site.Name))
+			out.Private(ctx, req, md("%s is already live on %s; nothing to do.", res.Version, site.Name))
 		}
 		return
 	}

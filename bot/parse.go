@@ -61,14 +61,13 @@ var usage = map[string]string{
 }
 
 // HelpText is the reply to `help`, for the configured slash command.
-func HelpText(command string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Usage: `%s <command>`\n", command)
+func HelpText(command string) Mrkdwn {
+	lines := []Mrkdwn{md("Usage: `%s &lt;command&gt;`", command)}
 	for _, name := range commandNames {
-		fmt.Fprintf(&b, "• `%s %s`\n", command, usage[name])
+		lines = append(lines, md("• `%s %s`", command, usage[name]))
 	}
-	b.WriteString("The site may be left out when only one is configured.")
-	return b.String()
+	lines = append(lines, "The site may be left out when only one is configured.")
+	return joinMd(lines, "\n")
 }
 
 // Parse reads the text of a slash command. sites are the configured site

@@ -73,7 +73,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestHelpListsEveryCommand(t *testing.T) {
-	h := HelpText("/deploy")
+	h := string(HelpText("/deploy"))
 	for _, name := range commandNames {
 		if !strings.Contains(h, "/deploy "+name) {
 			t.Errorf("help lacks %s", name)

@@ -14,7 +14,7 @@ import (
 // Message is an answer: Blocks for Slack, Text as the fallback Slack shows
 // in notifications and the console prints.
 type Message struct {
-	Text   string
+	Text   Mrkdwn
 	Blocks []slack.Block
 }
 
@@ -24,12 +24,22 @@ const (
 	ActionRollback = "deploybot_rollback" // value: site/version to go back to
 )
 
-func section(text string) *slack.SectionBlock {
-	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)
+func section(text Mrkdwn) *slack.SectionBlock {
+	return slack.NewSectionBlock(mdText(text), nil, nil)
 }
 
-func contextText(text string) *slack.ContextBlock {
-	return slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, text, false, false))
+func contextText(text Mrkdwn) *slack.ContextBlock {
+	return slack.NewContextBlock("", mdText(text))
+}
+
+// mdText is a mrkdwn text object; plainText a plain_text one, which
+// Slack shows literally (no mentions, no links).
+func mdText(text Mrkdwn) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, string(text), false, false)
+}
+
+func plainText(text string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, text, false, false)
 }
 
 func age(t time.Time, now time.Time) string {
@@ -59,14 +69,6 @@ func HumanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// escape makes text from outside (commit messages, reasons, names) show as
-// written in Slack's mrkdwn: &, < and > are the characters Slack asks to be
-// escaped, since < starts a link or a mention
-// (https://api.slack.com/reference/surfaces/formatting#escaping).
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
 // Short cuts s to n runes on one line, marking the cut.
 func Short(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
@@ -83,7 +85,7 @@ const VersionsShown = 15
 // live one marked and who last deployed each.
 func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []releases.Deploy, now time.Time) Message {
 	if len(vs) == 0 {
-		t := fmt.Sprintf("*%s* has no releases yet. CI publishes them with `deploybot publish`.", site.Name)
+		t := md("*%s* has no releases yet. CI publishes them with `deploybot publish`.", site.Name)
 		return Message{Text: t, Blocks: []slack.Block{section(t)}}
 	}
 	lastBy := map[string]string{}
@@ -103,7 +105,7 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 	}
 	// Pins with their reasons, under the table: ten at most, so the
 	// context block stays within Slack's 3,000 characters per text.
-	var pins []string
+	var pins []Mrkdwn
 	morePins := 0
 	for _, v := range vs {
 		if p := v.Pin; p != nil {
@@ -111,11 +113,11 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 				morePins++
 				continue
 			}
-			pins = append(pins, fmt.Sprintf("`%s` pinned by %s: %s", Short(v.Version, 24), mention(p.By), escape(Short(orDash(p.Reason), 200))))
+			pins = append(pins, md("`%s` pinned by %s: %s", Short(v.Version, 24), mention(p.By), Short(orDash(p.Reason), 200)))
 		}
 	}
 	if morePins > 0 {
-		pins = append(pins, fmt.Sprintf("and %d more pinned", morePins))
+		pins = append(pins, md("and %d more pinned", morePins))
 	}
 	for _, v := range shown {
 		mark := " "
@@ -131,51 +133,53 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 	}
 	tw.Flush()
 	table := b.String()
-	title := fmt.Sprintf("*%s*: %d release(s), ▶ is live, ✗ pruned, ◆ pinned", site.Name, len(vs))
-	blocks := []slack.Block{section(title), section("```\n" + escape(table) + "```")}
-	text := title + "\n" + escape(table)
+	title := md("*%s*: %d release(s), ▶ is live, ✗ pruned, ◆ pinned", site.Name, len(vs))
+	blocks := []slack.Block{section(title), section(md("```\n%s```", table))}
+	text := md("%s\n%s", title, table)
 	if rest := len(vs) - len(shown); rest > 0 {
-		blocks = append(blocks, contextText(fmt.Sprintf("and %d older release(s) not shown", rest)))
-		text += fmt.Sprintf("and %d older release(s) not shown\n", rest)
+		more := md("and %d older release(s) not shown", rest)
+		blocks = append(blocks, contextText(more))
+		text += more + "\n"
 	}
 	if len(pins) > 0 {
 		// A context block holds ten elements at most; the pins share one.
-		blocks = append(blocks, contextText(":pushpin: "+strings.Join(pins, "\n:pushpin: ")))
-		text += ":pushpin: " + strings.Join(pins, "\n:pushpin: ") + "\n"
+		list := ":pushpin: " + joinMd(pins, "\n:pushpin: ")
+		blocks = append(blocks, contextText(list))
+		text += list + "\n"
 	}
 	return Message{Text: text, Blocks: blocks}
 }
 
 // StatusMessage is the `status` answer.
 func StatusMessage(st *releases.Status, now time.Time) Message {
-	var lines []string
+	var lines []Mrkdwn
 	switch {
 	case st.Live != nil && st.LiveSince != nil:
-		by := ""
+		by := Mrkdwn("")
 		if st.LastDeploy != nil && st.LastDeploy.Phase == releases.PhaseDone && st.LastDeploy.To == *st.Live {
 			by = " by " + mention(st.LastDeploy.Actor)
 		}
-		lines = append(lines, fmt.Sprintf("*Live:* `%s` since %s (%s)%s", *st.Live, st.LiveSince.UTC().Format("2006-01-02 15:04Z"), age(*st.LiveSince, now), by))
+		lines = append(lines, md("*Live:* `%s` since %s (%s)%s", *st.Live, st.LiveSince.UTC().Format("2006-01-02 15:04Z"), age(*st.LiveSince, now), by))
 	case st.Live != nil:
-		lines = append(lines, fmt.Sprintf("*Live:* `%s`", *st.Live))
+		lines = append(lines, md("*Live:* `%s`", *st.Live))
 	default:
-		lines = append(lines, fmt.Sprintf("*Live:* none (%s is not a release of this site)", ServedFrom(st)))
+		lines = append(lines, md("*Live:* none (%s is not a release of this site)", ServedFrom(st)))
 	}
 	if st.Drift {
-		lines = append(lines, fmt.Sprintf(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
+		lines = append(lines, md(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
 	}
 	if d := st.Deploy; d != nil {
-		line := fmt.Sprintf("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", d.Kind, OrNone(d.From), d.To, mention(d.Actor), d.Phase)
-		if link := st.Links["slack"]; link != "" {
-			line += fmt.Sprintf(" (<%s|thread>)", link)
+		line := md("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", string(d.Kind), OrNone(d.From), d.To, mention(d.Actor), string(d.Phase))
+		if thread := st.Links["slack"]; thread != "" {
+			line += " (" + link(thread, "thread") + ")"
 		}
 		lines = append(lines, line)
 	}
 	if l := st.Lock; l != nil && l.DeployID == "" {
-		lines = append(lines, fmt.Sprintf(":lock: *Locked* by %s since %s: %s", mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))
+		lines = append(lines, md(":lock: *Locked* by %s since %s: %s", mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))
 	}
-	title := fmt.Sprintf("*%s* status", st.Site)
-	body := strings.Join(lines, "\n")
+	title := md("*%s* status", st.Site)
+	body := joinMd(lines, "\n")
 	return Message{Text: title + "\n" + body, Blocks: []slack.Block{section(title + "\n" + body)}}
 }
 
@@ -231,19 +235,19 @@ func Card(c CardState) Message {
 	if d.Kind == releases.KindRollback {
 		verb = "Rollback"
 	}
-	title := fmt.Sprintf("%s *%s %s*: `%s` → `%s`", icon, verb, d.Site, OrNone(d.From), d.To)
+	title := md("%s *%s %s*: `%s` → `%s`", Mrkdwn(icon), verb, d.Site, OrNone(d.From), d.To)
 	fields := []*slack.TextBlockObject{
-		slack.NewTextBlockObject(slack.MarkdownType, "*By*\n"+mention(d.Actor), false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Reason*\n"+orDash(d.Reason), false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Phase*\n"+state, false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*Elapsed*\n%s", c.Elapsed.Round(time.Second)), false, false),
+		mdText("*By*\n" + mention(d.Actor)),
+		mdText(md("*Reason*\n%s", orDash(d.Reason))),
+		mdText(md("*Phase*\n%s", state)),
+		mdText(md("*Elapsed*\n%s", c.Elapsed.Round(time.Second))),
 	}
 	blocks := []slack.Block{
 		section(title),
 		slack.NewSectionBlock(nil, fields, nil),
-		contextText("deploy `" + d.ID + "`"),
+		contextText(md("deploy `%s`", d.ID)),
 	}
-	text := fmt.Sprintf("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, OrNone(d.From), d.To, d.Actor, state, c.Elapsed.Round(time.Second))
+	text := md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, OrNone(d.From), d.To, mention(d.Actor), state, c.Elapsed.Round(time.Second))
 	return Message{Text: text, Blocks: blocks}
 }
 
@@ -257,16 +261,12 @@ func orDash(s string) string {
 // LiveMessage is the last thread reply of a finished deploy, with a
 // Rollback button back to what was live before.
 func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
-	text := fmt.Sprintf(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
+	text := md(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
 	blocks := []slack.Block{section(text)}
 	if d.From != "" {
-		btn := slack.NewButtonBlockElement(ActionRollback, d.Site+"/"+d.From,
-			slack.NewTextBlockObject(slack.PlainTextType, "Roll back to "+d.From, false, false))
-		btn.Confirm = slack.NewConfirmationBlockObject(
-			slack.NewTextBlockObject(slack.PlainTextType, "Roll back?", false, false),
-			slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("Make `%s` live on *%s* again?", d.From, d.Site), false, false),
-			slack.NewTextBlockObject(slack.PlainTextType, "Roll back", false, false),
-			slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+		btn := slack.NewButtonBlockElement(ActionRollback, d.Site+"/"+d.From, plainText("Roll back to "+d.From))
+		btn.Confirm = slack.NewConfirmationBlockObject(plainText("Roll back?"),
+			mdText(md("Make `%s` live on *%s* again?", d.From, d.Site)), plainText("Roll back"), plainText("Cancel"))
 		btn.Confirm.Style = slack.StyleDanger
 		blocks = append(blocks, slack.NewActionBlock("", btn))
 	}
@@ -276,55 +276,51 @@ func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 // NoticeMessage announces a new release with a Promote button, and what
 // it changes against the live release when diff is not nil.
 func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff) Message {
-	title := fmt.Sprintf(":package: New release of *%s*: `%s`", site.Name, r.Version)
-	var details []string
+	title := md(":package: New release of *%s*: `%s`", site.Name, r.Version)
+	var details []Mrkdwn
 	if r.Commit != "" {
-		details = append(details, "commit `"+Short(r.Commit, 12)+"`")
+		details = append(details, md("commit `%s`", Short(r.Commit, 12)))
 	}
-	details = append(details, fmt.Sprintf("%d files, %s", r.Files, HumanBytes(r.Bytes)))
-	body := title + "\n" + strings.Join(details, " · ")
+	details = append(details, md("%d files, %s", r.Files, HumanBytes(r.Bytes)))
+	body := title + "\n" + joinMd(details, " · ")
 	if r.Message != "" {
-		body += "\n>" + Short(r.Message, 280)
+		body += md("\n>%s", Short(r.Message, 280))
 	}
 	if diff != nil {
 		body += "\n" + noticeDiff(diff)
 	}
-	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version,
-		slack.NewTextBlockObject(slack.PlainTextType, "Promote "+r.Version, false, false))
+	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version, plainText("Promote "+r.Version))
 	btn.Style = slack.StylePrimary
-	btn.Confirm = slack.NewConfirmationBlockObject(
-		slack.NewTextBlockObject(slack.PlainTextType, "Promote?", false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("Make `%s` live on *%s*?", r.Version, site.Name), false, false),
-		slack.NewTextBlockObject(slack.PlainTextType, "Promote", false, false),
-		slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+	btn.Confirm = slack.NewConfirmationBlockObject(plainText("Promote?"),
+		mdText(md("Make `%s` live on *%s*?", r.Version, site.Name)), plainText("Promote"), plainText("Cancel"))
 	return Message{Text: body, Blocks: []slack.Block{section(body), slack.NewActionBlock("", btn)}}
 }
 
 // ThreadLine is the thread reply for one deploy event ("" for none).
-func ThreadLine(e releases.Event) string {
+func ThreadLine(e releases.Event) Mrkdwn {
 	switch e.Type {
 	case releases.EventDeployStarted:
 		d := e.Deploy
-		line := fmt.Sprintf("%s %s → %s started by %s (deploy `%s`)", d.Kind, OrNone(d.From), d.To, mention(d.Actor), d.ID)
+		line := md("%s %s → %s started by %s (deploy `%s`)", string(d.Kind), OrNone(d.From), d.To, mention(d.Actor), d.ID)
 		if d.Actor == releases.AutoActor && d.Reason != "" {
 			// deploybot's own deploys say why they run.
-			line = ":rotating_light: " + line + ": " + d.Reason
+			line = md(":rotating_light: %s: %s", line, d.Reason)
 		}
 		return line
 	case releases.EventDeployResumed:
-		return fmt.Sprintf(":arrows_counterclockwise: resuming after a restart, from phase `%s`", e.Phase)
+		return md(":arrows_counterclockwise: resuming after a restart, from phase `%s`", string(e.Phase))
 	case releases.EventPhaseStarted:
-		return fmt.Sprintf("▸ %s…", phaseName(e.Phase, e.Title))
+		return md("▸ %s…", phaseName(e.Phase, e.Title))
 	case releases.EventPhaseFinished:
-		return fmt.Sprintf("✓ %s: done after %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
+		return md("✓ %s: done after %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
 	case releases.EventPhaseFailed:
-		return fmt.Sprintf(":x: %s failed after %s: %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
+		return md(":x: %s failed after %s: %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
 	case releases.EventPhaseNote:
-		return ":hourglass_flowing_sand: " + escape(e.Title)
+		return md(":hourglass_flowing_sand: %s", e.Title)
 	case releases.EventDeployFailed:
-		return ":x: " + releases.ErrorMessage(e.Err)
+		return md(":x: %s", releases.ErrorMessage(e.Err))
 	case releases.EventDeployInterrupted:
-		return fmt.Sprintf(":double_vertical_bar: deploybot is restarting; the deploy stopped in phase `%s` and resumes when it is back", e.Phase)
+		return md(":double_vertical_bar: deploybot is restarting; the deploy stopped in phase `%s` and resumes when it is back", string(e.Phase))
 	}
 	return ""
 }
@@ -332,18 +328,18 @@ func ThreadLine(e releases.Event) string {
 // PruneMessage summarises a retention run: what went, objects and bytes,
 // what was kept and why.
 func PruneMessage(rep *releases.PruneReport, err error) Message {
-	var b strings.Builder
+	var b []Mrkdwn
 	switch {
 	case rep.Skipped != "":
-		fmt.Fprintf(&b, ":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
-		return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+		t := md(":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
+		return Message{Text: t, Blocks: []slack.Block{section(t)}}
 	case rep.DryRun:
-		fmt.Fprintf(&b, ":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, HumanBytes(rep.Bytes))
+		b = append(b, md(":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, HumanBytes(rep.Bytes)))
 	default:
-		fmt.Fprintf(&b, ":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, HumanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor))
+		b = append(b, md(":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, HumanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor)))
 	}
 	if err != nil {
-		fmt.Fprintf(&b, "\n:warning: %s", releases.ErrorMessage(err))
+		b = append(b, md(":warning: %s", releases.ErrorMessage(err)))
 	}
 	var del []string
 	for _, d := range rep.Deleted {
@@ -357,7 +353,7 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		del = append(del, item)
 	}
 	if len(del) > 0 {
-		b.WriteString("\n*Deleted:* " + Short(strings.Join(del, ", "), 1500))
+		b = append(b, md("*Deleted:* %s", Short(strings.Join(del, ", "), 1500)))
 	}
 	byReason := map[string][]string{}
 	var reasons []string
@@ -368,9 +364,10 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		byReason[k.Reason] = append(byReason[k.Reason], "`"+k.Version+"`")
 	}
 	for _, r := range reasons {
-		fmt.Fprintf(&b, "\n*Kept, %s:* %s", r, Short(strings.Join(byReason[r], ", "), 500))
+		b = append(b, md("*Kept, %s:* %s", r, Short(strings.Join(byReason[r], ", "), 500)))
 	}
-	return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+	t := joinMd(b, "\n")
+	return Message{Text: t, Blocks: []slack.Block{section(t)}}
 }
 
 // DiffSummary is one line: "www v1 → v2: 2 added (+1.1 KiB), ...".
@@ -404,26 +401,25 @@ const diffTop = 5
 // DiffMessage is the compact Slack reply to `diff`: the summary and the
 // largest few paths of each kind.
 func DiffMessage(d *releases.Diff) Message {
-	var b strings.Builder
-	fmt.Fprintf(&b, ":mag: *%s* `%s` → `%s`: ", d.Site, d.From, d.To)
 	if d.Empty() {
-		fmt.Fprintf(&b, "the same %d files.", d.Unchanged)
-		return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+		t := md(":mag: *%s* `%s` → `%s`: the same %d files.", d.Site, d.From, d.To, d.Unchanged)
+		return Message{Text: t, Blocks: []slack.Block{section(t)}}
 	}
-	b.WriteString(diffCounts(d))
+	lines := []Mrkdwn{md(":mag: *%s* `%s` → `%s`: %s", d.Site, d.From, d.To, diffCounts(d))}
 	list := func(mark string, fs []diffLine) {
 		for i, f := range fs {
 			if i == diffTop {
-				fmt.Fprintf(&b, "\n%s … and %d more", mark, len(fs)-diffTop)
+				lines = append(lines, md("%s … and %d more", mark, len(fs)-diffTop))
 				break
 			}
-			fmt.Fprintf(&b, "\n%s `%s` %s", mark, Short(f.Path, 80), f.Note)
+			lines = append(lines, md("%s `%s` %s", mark, Short(f.Path, 80), f.Note))
 		}
 	}
 	list("+", viewFiles(d.Added, false))
 	list("−", viewFiles(d.Removed, false))
 	list("~", viewFiles(d.Changed, true))
-	return Message{Text: b.String(), Blocks: []slack.Block{section(b.String())}}
+	t := joinMd(lines, "\n")
+	return Message{Text: t, Blocks: []slack.Block{section(t)}}
 }
 
 // diffLine is a diff entry as shown.
@@ -442,20 +438,29 @@ func viewFiles(fs []releases.DiffFile, changed bool) []diffLine {
 }
 
 // noticeDiff is the release notice's line about what changes against live.
-func noticeDiff(d *releases.Diff) string {
+func noticeDiff(d *releases.Diff) Mrkdwn {
 	if d.Empty() {
-		return fmt.Sprintf("Against live `%s`: the same files.", d.From)
+		return md("Against live `%s`: the same files.", d.From)
 	}
-	line := fmt.Sprintf("Against live `%s`: %d added, %d removed, %d changed", d.From, len(d.Added), len(d.Removed), len(d.Changed))
-	var top []string
+	var top []Mrkdwn
 	for _, l := range [][]releases.DiffFile{d.Changed, d.Added, d.Removed} {
 		for _, f := range l {
 			if len(top) < 3 {
-				top = append(top, "`"+Short(f.Path, 60)+"`")
+				top = append(top, md("`%s`", Short(f.Path, 60)))
 			}
 		}
 	}
-	return line + " (" + strings.Join(top, ", ") + ")"
+	return md("Against live `%s`: %d added, %d removed, %d changed (%s)", d.From, len(d.Added), len(d.Removed), len(d.Changed), joinMd(top, ", "))
+}
+
+// link is a link the bot makes, <url|label>, for URLs it got from Slack or
+// built itself; a URL that is not plain http(s) without spaces, <, > or |
+// is left out, showing the label alone.
+func link(url, label string) Mrkdwn {
+	if !(strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://")) || strings.ContainsAny(url, "<>| \t\n") {
+		return md("%s", label)
+	}
+	return md("<%s|%s>", Mrkdwn(strings.ReplaceAll(url, "&", "&amp;")), label)
 }
 
 // ServedFrom says what the CDN points at, in its strategy's terms.

@@ -265,7 +265,7 @@ func retry(ctx context.Context, fn func() error) error {
 }
 
 func msgOptions(m Message) []slack.MsgOption {
-	opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false)}
+	opts := []slack.MsgOption{slack.MsgOptionText(string(m.Text), false)}
 	if len(m.Blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(m.Blocks...))
 	}
@@ -276,10 +276,10 @@ func msgOptions(m Message) []slack.MsgOption {
 // outlives a shutdown, so the thread still says what happened.
 type slackOut struct{ s *Slack }
 
-func (o *slackOut) Private(ctx context.Context, req Request, text string) {
+func (o *slackOut) Private(ctx context.Context, req Request, text Mrkdwn) {
 	ctx = context.WithoutCancel(ctx)
 	err := retry(ctx, func() error {
-		_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(text, false))
+		_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(string(text), false))
 		return err
 	})
 	if err != nil {

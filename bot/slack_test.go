@@ -162,7 +162,7 @@ func TestSlashPromoteEndToEnd(t *testing.T) {
 		t.Fatalf("unexpected ephemeral replies: %s", slackfake.Dump(eph))
 	}
 	card := posts[0]
-	if card.Channel != channel || card.ThreadTS != "" || !strings.Contains(card.Text, "Promote www: (none) -> v2 by UALICE") {
+	if card.Channel != channel || card.ThreadTS != "" || !strings.Contains(card.Text, "Promote www: (none) -> v2 by <@UALICE>") {
 		t.Fatalf("card %+v", card)
 	}
 	replies := thread(posts, card.TS)
@@ -396,7 +396,7 @@ func TestSlashRollbackAndHelp(t *testing.T) {
 	w.slack.Slash("r-back", bob, "rollback www it broke")
 	w.slack.WaitFor("the rollback", func() bool {
 		posts, _, _ := w.slack.Snapshot()
-		return hasText(posts, "Rollback www: v2 -> v1 by UBOB") && hasText(posts, "`v1` is live") && w.live() == "v1"
+		return hasText(posts, "Rollback www: v2 -> v1 by <@UBOB>") && hasText(posts, "`v1` is live") && w.live() == "v1"
 	})
 	ds, _ := w.db.Deploys(context.Background(), "www", 1)
 	if ds[0].Reason != "it broke" || ds[0].Kind != releases.KindRollback {
@@ -406,7 +406,7 @@ func TestSlashRollbackAndHelp(t *testing.T) {
 	w.slack.Slash("r-junk", mallory, "frobnicate")
 	w.slack.WaitFor("help, twice", func() bool {
 		_, _, eph := w.slack.Snapshot()
-		return len(eph) == 2 && strings.Contains(eph[0].Text+eph[1].Text, "unknown command") && strings.Contains(eph[0].Text, "/site promote [site] <version>")
+		return len(eph) == 2 && strings.Contains(eph[0].Text+eph[1].Text, "unknown command") && strings.Contains(eph[0].Text, "/site promote [site] &lt;version&gt;")
 	})
 }
 

@@ -293,7 +293,7 @@ func (c *consoleOut) printf(format string, a ...any) {
 	fmt.Fprintf(c.w, format, a...)
 }
 
-func (c *consoleOut) Private(_ context.Context, _ bot.Request, text string) {
+func (c *consoleOut) Private(_ context.Context, _ bot.Request, text bot.Mrkdwn) {
 	c.printf("[only you] %s\n", indent(plain(text)))
 }
 
@@ -305,9 +305,11 @@ func (c *consoleOut) Public(_ context.Context, req bot.Request, m bot.Message) {
 var slackLink = regexp.MustCompile(`<((?:https?|mailto):[^|>\s]+)(?:\|[^>]*)?>`)
 
 // plain turns Slack's link syntax into the bare URL, which a terminal
-// makes clickable and a person can copy; the rest of the text is as Slack
-// would show it.
-func plain(text string) string { return slackLink.ReplaceAllString(text, "$1") }
+// makes clickable and a person can copy, and escaped characters back into
+// themselves; the rest of the text is as Slack would show it.
+func plain(text bot.Mrkdwn) string {
+	return bot.Mrkdwn(slackLink.ReplaceAllString(string(text), "$1")).Plain()
+}
 
 func (c *consoleOut) Deploy(_ context.Context, req bot.Request, site releases.Site) bot.DeployView {
 	return &consoleDeploy{c: c, channel: site.Channel}
@@ -325,16 +327,16 @@ func (d *consoleDeploy) Event(e releases.Event) {
 	}
 	switch e.Type {
 	case releases.EventDeployStarted, releases.EventDeployResumed:
-		d.c.printf("[%s] card: %s\n", d.channel, bot.Card(bot.CardState{Deploy: e.Deploy, Phase: "starting"}).Text)
+		d.c.printf("[%s] card: %s\n", d.channel, plain(bot.Card(bot.CardState{Deploy: e.Deploy, Phase: "starting"}).Text))
 	case releases.EventDeployFinished:
-		d.c.printf("[%s] card: %s\n", d.channel, bot.Card(bot.CardState{Deploy: e.Deploy, Result: "done", Elapsed: e.Elapsed}).Text)
-		d.c.printf("[%s]   └ %s\n", d.channel, bot.LiveMessage(e.Deploy, e.Elapsed).Text)
+		d.c.printf("[%s] card: %s\n", d.channel, plain(bot.Card(bot.CardState{Deploy: e.Deploy, Result: "done", Elapsed: e.Elapsed}).Text))
+		d.c.printf("[%s]   └ %s\n", d.channel, plain(bot.LiveMessage(e.Deploy, e.Elapsed).Text))
 		return
 	case releases.EventDeployFailed:
-		d.c.printf("[%s] card: %s\n", d.channel, bot.Card(bot.CardState{Deploy: e.Deploy, Result: "failed", Error: releases.ErrorMessage(e.Err), Elapsed: e.Elapsed}).Text)
+		d.c.printf("[%s] card: %s\n", d.channel, plain(bot.Card(bot.CardState{Deploy: e.Deploy, Result: "failed", Error: releases.ErrorMessage(e.Err), Elapsed: e.Elapsed}).Text))
 	}
 	if line := bot.ThreadLine(e); line != "" {
-		d.c.printf("[%s]   └ %s\n", d.channel, line)
+		d.c.printf("[%s]   └ %s\n", d.channel, plain(line))
 	}
 }
 

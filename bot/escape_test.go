@@ -1,0 +1,132 @@
+package bot
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// hostile is text from outside that Slack would turn into a ping, a
+// mention or a disguised link if it reached a message unescaped.
+var hostile = []string{
+	"fix <!channel> see <https://evil.example/login|release notes>",
+	"<!here>",
+	"<!everyone>",
+	"<@U0ATTACK>",
+	"<#C0ATTACK>",
+	"<!subteam^S0ATTACK>",
+	"<https://evil.example>",
+	"<mailto:a@evil.example|support>",
+	"&lt;!channel&gt;", // already escaped: must not come back as markup
+	"a & b < c > d",
+}
+
+// unsafe are the openings of Slack's markup that only the bot may write.
+var unsafe = []string{"<!", "<@", "<#", "<http", "<mailto"}
+
+// strs collects every string of a JSON value: the blocks' texts, values
+// and confirm dialogs.
+func strs(v any, out *[]string) {
+	switch x := v.(type) {
+	case string:
+		*out = append(*out, x)
+	case []any:
+		for _, e := range x {
+			strs(e, out)
+		}
+	case map[string]any:
+		for _, e := range x {
+			strs(e, out)
+		}
+	}
+}
+
+// checkEscaped fails when a message, its blocks or its fallback text,
+// carries Slack markup the bot did not write, or shows an entity it
+// decoded back.
+func checkEscaped(t *testing.T, what, input string, m Message) {
+	t.Helper()
+	raw, err := json.Marshal(m.Blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{string(m.Text)}
+	strs(v, &texts)
+	for _, s := range texts {
+		for _, u := range unsafe {
+			if strings.Contains(s, u) {
+				t.Errorf("%s: %q survives unescaped in %q", what, u, s)
+			}
+		}
+		if strings.HasPrefix(input, "&lt;") && strings.Contains(s, "&lt;!channel&gt;") && !strings.Contains(s, "&amp;lt;!channel&amp;gt;") {
+			t.Errorf("%s: pre-escaped text came back as markup: %q", what, s)
+		}
+	}
+}
+
+// Every renderer, fed hostile text in every field that comes from outside
+// (CI, users, the bucket, error texts), posts it escaped, in the blocks
+// and in the fallback text.
+func TestHostileTextIsEscapedEverywhere(t *testing.T) {
+	now := t0
+	for _, h := range hostile {
+		site := releases.Site{Name: "www"}
+		d := releases.Deploy{ID: "d-" + h, Site: "www", Kind: releases.KindPromote, Actor: h, Reason: h, From: "v1", To: "v2", StartedAt: now}
+		rel := releases.Release{Site: "www", Version: "v2", Commit: h, Message: h, Files: 1, Bytes: 10, PublishedAt: now}
+		diff := &releases.Diff{Site: "www", From: "v1", To: "v2", Added: []releases.DiffFile{{Path: h}}, Removed: []releases.DiffFile{{Path: h}}, Changed: []releases.DiffFile{{Path: h}}}
+		live := "v1"
+		st := &releases.Status{Site: "www", Live: &live, OriginPath: h, Recorded: h, Drift: true, Deploy: &d,
+			Lock: &releases.Lock{Site: "www", Holder: h, Reason: h, Since: now}, Links: map[string]string{"slack": h}}
+		errH := errors.New(h)
+		msgs := map[string]Message{
+			"card running": Card(CardState{Deploy: d, Phase: h, Elapsed: time.Second}),
+			"card failed":  Card(CardState{Deploy: d, Result: "failed", Error: h}),
+			"live":         LiveMessage(d, time.Second),
+			"notice":       NoticeMessage(site, rel, diff),
+			"versions": VersionsMessage(site, []releases.VersionInfo{{Release: rel, Pin: &releases.Pin{By: h, Reason: h}}},
+				[]releases.Deploy{{To: "v2", Actor: h, Phase: releases.PhaseDone}}, now),
+			"status": StatusMessage(st, now),
+			"prune": PruneMessage(&releases.PruneReport{Site: "www", Actor: h, Deleted: []releases.PrunedRelease{{Version: "v0", Error: h}},
+				Kept: []releases.KeptRelease{{Version: "v1", Reason: h}}}, errH),
+			"prune skipped": PruneMessage(&releases.PruneReport{Site: "www", Skipped: h}, nil),
+			"diff":          DiffMessage(diff),
+			"help":          {Text: HelpText(h)},
+			"error":         {Text: errorText(errH)},
+			"mention":       {Text: mention(h)},
+		}
+		for _, typ := range []releases.EventType{releases.EventDeployStarted, releases.EventPhaseStarted, releases.EventPhaseFinished,
+			releases.EventPhaseFailed, releases.EventPhaseNote, releases.EventDeployFailed, releases.EventDeployResumed, releases.EventDeployInterrupted} {
+			auto := d
+			auto.Actor = releases.AutoActor
+			msgs["thread "+string(typ)] = Message{Text: ThreadLine(releases.Event{Type: typ, Deploy: auto, Phase: releases.Phase(h), Title: h, Err: errH})}
+		}
+		for name, m := range msgs {
+			checkEscaped(t, name+" with "+h, h, m)
+		}
+	}
+}
+
+// md escapes what it is given and leaves the bot's own markup alone.
+func TestMd(t *testing.T) {
+	got := md("%s said %s: %d files, %.1fs, %s", mention("UALICE"), "<!channel> & co", 3, 1.5, 2*time.Second)
+	if want := Mrkdwn("<@UALICE> said &lt;!channel&gt; &amp; co: 3 files, 1.5s, 2s"); got != want {
+		t.Fatalf("md: %q, want %q", got, want)
+	}
+	if p := got.Plain(); p != "<@UALICE> said <!channel> & co: 3 files, 1.5s, 2s" {
+		t.Fatalf("plain: %q", p)
+	}
+	if l := link("https://example.com/a?b=1&c=2", "<open>"); l != "<https://example.com/a?b=1&amp;c=2|&lt;open&gt;>" {
+		t.Fatalf("link: %q", l)
+	}
+	if l := link("javascript:alert(1)|x", "open"); l != "open" {
+		t.Fatalf("a link that is not http(s): %q", l)
+	}
+}
