@@ -341,33 +341,46 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 	if err != nil {
 		b = append(b, md(":warning: %s", releases.ErrorMessage(err)))
 	}
-	var del []string
+	var del []Mrkdwn
 	for _, d := range rep.Deleted {
-		item := "`" + d.Version + "`"
+		item := md("`%s`", d.Version)
 		if d.Abandoned {
 			item += " (abandoned upload)"
 		}
 		if d.Error != "" {
-			item += " (failed: " + Short(d.Error, 80) + ")"
+			item += md(" (failed: %s)", Short(d.Error, 80))
 		}
 		del = append(del, item)
 	}
 	if len(del) > 0 {
-		b = append(b, md("*Deleted:* %s", Short(strings.Join(del, ", "), 1500)))
+		b = append(b, "*Deleted:* "+listMd(del, pruneListed))
 	}
-	byReason := map[string][]string{}
+	byReason := map[string][]Mrkdwn{}
 	var reasons []string
 	for _, k := range rep.Kept {
 		if _, ok := byReason[k.Reason]; !ok {
 			reasons = append(reasons, k.Reason)
 		}
-		byReason[k.Reason] = append(byReason[k.Reason], "`"+k.Version+"`")
+		byReason[k.Reason] = append(byReason[k.Reason], md("`%s`", k.Version))
 	}
 	for _, r := range reasons {
-		b = append(b, md("*Kept, %s:* %s", r, Short(strings.Join(byReason[r], ", "), 500)))
+		b = append(b, md("*Kept, %s:* %s", Short(r, 200), listMd(byReason[r], pruneListed)))
 	}
 	t := joinMd(b, "\n")
 	return Message{Text: t, Blocks: []slack.Block{section(t)}}
+}
+
+// pruneListed is how many releases a prune summary names per list; the
+// rest are counted, so the summary stays within one section's 3,000
+// characters.
+const pruneListed = 20
+
+// listMd joins the first n items with commas and counts the rest.
+func listMd(items []Mrkdwn, n int) Mrkdwn {
+	if len(items) <= n {
+		return joinMd(items, ", ")
+	}
+	return joinMd(items[:n], ", ") + md(" (%d more)", len(items)-n)
 }
 
 // DiffSummary is one line: "www v1 → v2: 2 added (+1.1 KiB), ...".

@@ -264,7 +264,10 @@ func retry(ctx context.Context, fn func() error) error {
 	}
 }
 
+// msgOptions is a message as chat.postMessage and chat.update take it,
+// within Slack's limits (fit): every post goes through here.
 func msgOptions(m Message) []slack.MsgOption {
+	m = fit(m)
 	opts := []slack.MsgOption{slack.MsgOptionText(string(m.Text), false)}
 	if len(m.Blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(m.Blocks...))
@@ -279,7 +282,7 @@ type slackOut struct{ s *Slack }
 func (o *slackOut) Private(ctx context.Context, req Request, text Mrkdwn) {
 	ctx = context.WithoutCancel(ctx)
 	err := retry(ctx, func() error {
-		_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(string(text), false))
+		_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(cutMrkdwn(string(text), maxMessageText), false))
 		return err
 	})
 	if err != nil {

@@ -577,3 +577,38 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 		t.Fatalf("the key holds %+v", cur)
 	}
 }
+
+// Slack refuses a message past its limits, and the post is lost: a
+// 128-character version (the longest there may be) in a notice's Promote
+// button, a 2,500-character reason in the card's field, a 3,500-character
+// lock reason in status. Everything goes out, cut to fit.
+func TestLongTextStaysWithinSlacksLimits(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	long := "v" + strings.Repeat("9", 127)
+	w.publish(long)
+	rel, _, err := w.svc.Record(context.Background(), "www", long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.app.ReleaseRecorded(context.Background(), w.site, rel, "hook")
+	w.slack.WaitFor("the notice", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "New release of *www*")
+	})
+	reason := strings.Repeat("why ", 625)
+	w.slack.Slash("long-1", alice, "promote "+long+" "+reason)
+	w.slack.WaitFor("the long version live", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "is live on")
+	})
+	w.slack.Slash("long-2", alice, "lock "+strings.Repeat("frozen & <careful> ", 190))
+	w.slack.WaitFor("the lock", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, ":lock:") })
+	w.slack.Slash("long-3", alice, "status")
+	w.slack.WaitFor("the status", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "*www* status") })
+	w.slack.Mu.Lock()
+	refused := append([]slackfake.Post(nil), w.slack.Refused...)
+	w.slack.Mu.Unlock()
+	if len(refused) > 0 {
+		t.Fatalf("Slack refused %d post(s):%s", len(refused), slackfake.Dump(refused))
+	}
+}

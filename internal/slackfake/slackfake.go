@@ -32,7 +32,10 @@ type Server struct {
 	Posts     []Post
 	Updates   []Post
 	Ephemeral []Post
-	seq       int
+	// Refused are the posts Slack would refuse (invalid_blocks,
+	// msg_too_long), with why in Text.
+	Refused []Post
+	seq     int
 	Groups    map[string][]string
 	// rateLimitUpdates makes the next n chat.update calls answer 429.
 	RateLimitUpdates int
@@ -119,8 +122,26 @@ func formPost(r *http.Request) Post {
 	return p
 }
 
+// refuse answers a post that breaks Slack's limits as Slack does, and
+// records it; false when the post is fine.
+func (f *Server) refuse(w http.ResponseWriter, p Post) bool {
+	code, err := ValidateMessage(p.Text, p.Blocks)
+	if code == "" {
+		return false
+	}
+	f.Mu.Lock()
+	p.Text = code + ": " + err.Error()
+	f.Refused = append(f.Refused, p)
+	f.Mu.Unlock()
+	f.json(w, map[string]any{"ok": false, "error": code})
+	return true
+}
+
 func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	if f.refuse(w, p) {
+		return
+	}
 	f.Mu.Lock()
 	p.TS = f.nextTS()
 	f.Posts = append(f.Posts, p)
@@ -130,6 +151,9 @@ func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 
 func (f *Server) update(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	if f.refuse(w, p) {
+		return
+	}
 	f.Mu.Lock()
 	if f.RateLimitUpdates > 0 {
 		f.RateLimitUpdates--
@@ -146,6 +170,9 @@ func (f *Server) update(w http.ResponseWriter, r *http.Request) {
 
 func (f *Server) postEphemeral(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	if f.refuse(w, p) {
+		return
+	}
 	f.Mu.Lock()
 	p.TS = f.nextTS()
 	f.Ephemeral = append(f.Ephemeral, p)

@@ -1,0 +1,109 @@
+package bot
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/deploybot/deploybot/internal/slackfake"
+	"github.com/deploybot/deploybot/releases"
+)
+
+func TestCutMrkdwn(t *testing.T) {
+	tests := []struct {
+		in    string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"abcdefghijklmnop", 10, "abcdef…"}, // room kept for a closing fence
+		{"ab &amp; cdefghijkl", 10, "ab …"},  // not inside an entity
+		{"ab <@U123> cdefghij", 10, "ab …"},  // not inside a mention
+		{"```\ncode code code code", 14, "```\ncode c…```"},
+		{"ab 😀😀😀😀😀😀😀😀", 10, "ab 😀…"}, // emoji count two
+	}
+	for _, tt := range tests {
+		got := cutMrkdwn(tt.in, tt.limit)
+		if got != tt.want || length(got) > tt.limit {
+			t.Errorf("cutMrkdwn(%q, %d) = %q (%d), want %q", tt.in, tt.limit, got, length(got), tt.want)
+		}
+	}
+}
+
+// posted is a message as msgOptions would post it: fit, then the JSON
+// Slack receives.
+func posted(t testing.TB, m Message) (string, []byte) {
+	m = fit(m)
+	raw, err := json.Marshal(m.Blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Blocks) == 0 {
+		raw = nil
+	}
+	return string(m.Text), raw
+}
+
+// FuzzMessagesFitSlack: whatever the lengths and counts of what goes
+// into a message, what is posted is within Slack's limits, as the fake
+// Slack checks them.
+func FuzzMessagesFitSlack(f *testing.F) {
+	f.Add("why", 1, 1)
+	f.Add("<!channel> & 😀", 3000, 60)
+	f.Add("a", 40001, 0)
+	f.Fuzz(func(t *testing.T, piece string, n, count int) {
+		n, count = n%50000, count%200
+		if n < 0 {
+			n = -n
+		}
+		if count < 0 {
+			count = -count
+		}
+		long := strings.Repeat(piece, 1+n/max(1, len(piece)))
+		version := "v" + strings.Repeat("9", min(127, n))
+		d := releases.Deploy{ID: "d", Site: "www", Kind: releases.KindPromote, Actor: long, Reason: long, From: version, To: version, StartedAt: t0}
+		var files []releases.DiffFile
+		var vs []releases.VersionInfo
+		for i := 0; i < count; i++ {
+			files = append(files, releases.DiffFile{Path: long})
+			vs = append(vs, releases.VersionInfo{Release: releases.Release{Version: version, Commit: long, PublishedAt: t0}, Pin: &releases.Pin{By: long, Reason: long}})
+		}
+		diff := &releases.Diff{Site: "www", From: version, To: version, Added: files, Changed: files}
+		lock := &releases.Lock{Holder: long, Reason: long, Since: t0}
+		msgs := []Message{
+			Card(CardState{Deploy: d, Phase: long, Elapsed: time.Second}),
+			LiveMessage(d, time.Second),
+			NoticeMessage(releases.Site{Name: "www"}, releases.Release{Version: version, Commit: long, Message: long}, diff),
+			VersionsMessage(releases.Site{Name: "www"}, vs, nil, t0),
+			StatusMessage(&releases.Status{Site: "www", Lock: lock, Deploy: &d, OriginPath: long, Drift: true, Recorded: long}, t0),
+			DiffMessage(diff),
+			PruneMessage(&releases.PruneReport{Site: "www", Actor: long, Deleted: []releases.PrunedRelease{{Version: version, Error: long}}}, nil),
+			{Text: ThreadLine(releases.Event{Type: releases.EventPhaseFailed, Deploy: d, Title: long, Err: releases.Errorf(releases.EINTERNAL, "%s", long)})},
+			{Text: md("%s", long), Blocks: manyBlocks(count, long)},
+		}
+		for i, m := range msgs {
+			text, blocks := posted(t, m)
+			if code, err := slackfake.ValidateMessage(text, blocks); code != "" {
+				t.Fatalf("message %d: Slack would answer %s: %v", i, code, err)
+			}
+		}
+	})
+}
+
+// manyBlocks is count sections and a context of count elements, past
+// Slack's counts.
+func manyBlocks(count int, text string) []slack.Block {
+	var out []slack.Block
+	var els []slack.MixedElement
+	for i := 0; i < count; i++ {
+		out = append(out, section(md("%s", text)))
+		els = append(els, mdText(md("%s", text)))
+	}
+	if len(els) > 0 {
+		out = append(out, slack.NewContextBlock("", els...))
+	}
+	return out
+}
