@@ -20,8 +20,8 @@ func TestCutMrkdwn(t *testing.T) {
 	}{
 		{"short", 10, "short"},
 		{"abcdefghijklmnop", 10, "abcdef…"}, // room kept for a closing fence
-		{"ab &amp; cdefghijkl", 10, "ab …"},  // not inside an entity
-		{"ab <@U123> cdefghij", 10, "ab …"},  // not inside a mention
+		{"ab &amp; cdefghijkl", 10, "ab …"}, // not inside an entity
+		{"ab <@U123> cdefghij", 10, "ab …"}, // not inside a mention
 		{"```\ncode code code code", 14, "```\ncode c…```"},
 		{"ab 😀😀😀😀😀😀😀😀", 10, "ab 😀…"}, // emoji count two
 	}

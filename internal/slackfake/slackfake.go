@@ -36,7 +36,7 @@ type Server struct {
 	// msg_too_long), with why in Text.
 	Refused []Post
 	seq     int
-	Groups    map[string][]string
+	Groups  map[string][]string
 	// rateLimitUpdates makes the next n chat.update calls answer 429.
 	RateLimitUpdates int
 	Limited          int
