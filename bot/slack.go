@@ -12,6 +12,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -34,6 +35,10 @@ type Slack struct {
 	API    SlackAPI
 	Socket *socketmode.Client
 	Logger *slog.Logger
+	// Lost, when set, counts a post Slack never took after the retries
+	// (what: reply, ephemeral, card, card_update, thread, notice,
+	// prune_summary), for a metric; each is logged too.
+	Lost func(what string)
 
 	seen      dedupe
 	connected atomic.Bool
@@ -52,6 +57,12 @@ func (s *Slack) begin() bool {
 	}
 	s.work.Add(1)
 	return true
+}
+
+func (s *Slack) lost(what string) {
+	if s.Lost != nil {
+		s.Lost(what)
+	}
 }
 
 func (s *Slack) drain() {
@@ -287,6 +298,7 @@ func (o *slackOut) Private(ctx context.Context, req Request, text Mrkdwn) {
 	})
 	if err != nil {
 		o.s.Logger.Error("slack: ephemeral reply failed", "user", req.UserID, "err", err)
+		o.s.lost("ephemeral")
 	}
 }
 
@@ -302,6 +314,7 @@ func (o *slackOut) Public(ctx context.Context, req Request, m Message) {
 	})
 	if err != nil {
 		o.s.Logger.Error("slack: reply failed", "channel", req.Channel, "err", err)
+		o.s.lost("reply")
 	}
 }
 
@@ -330,6 +343,24 @@ type slackDeploy struct {
 	events  chan releases.Event
 	done    chan struct{}
 	once    sync.Once
+	// gone: the channel cannot be posted to; the view posts nothing more.
+	gone bool
+}
+
+// unpostable reports whether Slack refused a post for the channel itself
+// (https://api.slack.com/methods/chat.postMessage#errors): the bot is not
+// in it (a private channel answers channel_not_found), it is archived, or
+// posting there is restricted.
+func unpostable(err error) bool {
+	var r slack.SlackErrorResponse
+	if !errors.As(err, &r) {
+		return false
+	}
+	switch r.Err {
+	case "channel_not_found", "not_in_channel", "is_archived", "restricted_action", "restricted_action_read_only_channel", "team_access_not_granted":
+		return true
+	}
+	return false
 }
 
 func (v *slackDeploy) Event(e releases.Event) {
@@ -357,6 +388,9 @@ func (v *slackDeploy) loop() {
 }
 
 func (v *slackDeploy) post(e releases.Event) {
+	if v.gone {
+		return
+	}
 	log := v.s.Logger.With("deploy_id", e.Deploy.ID, "site", e.Deploy.Site)
 	if v.started.IsZero() {
 		v.started = e.Deploy.StartedAt
@@ -387,6 +421,14 @@ func (v *slackDeploy) post(e releases.Event) {
 			return err
 		})
 		if err != nil {
+			v.s.lost("card")
+			if unpostable(err) {
+				// Every later post would fail the same way: the deploy
+				// goes on, recorded, without a thread.
+				v.gone = true
+				log.Error("slack: the bot cannot post in the site's channel; the deploy runs without a card or thread (invite the bot to the channel)", "channel", v.channel, "err", err)
+				return
+			}
 			log.Error("slack: posting the status card failed", "err", err)
 			return
 		}
@@ -407,6 +449,7 @@ func (v *slackDeploy) post(e releases.Event) {
 		})
 		if err != nil {
 			log.Warn("slack: updating the status card failed", "err", err)
+			v.s.lost("card_update")
 		}
 	}
 	var m Message
@@ -423,6 +466,7 @@ func (v *slackDeploy) post(e releases.Event) {
 		return err
 	}); err != nil {
 		log.Error("slack: thread reply failed", "err", err, "type", e.Type)
+		v.s.lost("thread")
 	}
 }
 
@@ -444,19 +488,30 @@ func (s *Slack) ReleaseRecorded(ctx context.Context, site releases.Site, r relea
 			return err
 		}); err != nil {
 			s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
+			s.lost("notice")
 		}
 	}()
 }
 
 // Deployers authorizes by the site's deployers list: Slack user ids, or
 // user-group ids (S...) whose members are fetched with
-// usergroups.users.list and cached for a minute.
+// usergroups.users.list and cached for a minute. Lookups of one group
+// that run at once share one call.
 type Deployers struct {
 	API SlackAPI
 	TTL time.Duration
-	mu  sync.Mutex
-	// groups caches members per user group.
+	// Logger hears of user groups Slack will not list (once per group
+	// per TTL); nil: discarded.
+	Logger *slog.Logger
+	// Now is the clock of the cache; nil: time.Now.
+	Now func() time.Time
+
+	flight singleflight.Group
+	mu     sync.Mutex
+	// groups caches members per user group; told when a bad group was
+	// last logged.
 	groups map[string]groupMembers
+	told   map[string]time.Time
 }
 
 type groupMembers struct {
@@ -482,58 +537,106 @@ func (d *Deployers) IsPreviewer(ctx context.Context, site releases.Site, user st
 }
 
 // isMember reports whether user is one of ids, or in one of the user
-// groups (S...) among them.
+// groups (S...) among them. A group that cannot be read does not stop
+// the others from being checked: the answer is an error only when no
+// group lets the user in and one could not be asked.
 func (d *Deployers) isMember(ctx context.Context, ids []string, user string) (bool, error) {
 	for _, id := range ids {
 		if id == user {
 			return true, nil
 		}
 	}
+	var firstErr error
 	for _, id := range ids {
 		if !strings.HasPrefix(id, "S") {
 			continue
 		}
 		members, err := d.members(ctx, id)
 		if err != nil {
-			return false, err
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
 		}
 		if members[user] {
 			return true, nil
 		}
 	}
-	return false, nil
+	return false, firstErr
 }
 
-func (d *Deployers) members(ctx context.Context, group string) (map[string]bool, error) {
-	ttl := d.TTL
-	if ttl <= 0 {
-		ttl = time.Minute
+func (d *Deployers) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
 	}
+	return time.Now()
+}
+
+func (d *Deployers) ttl() time.Duration {
+	if d.TTL <= 0 {
+		return time.Minute
+	}
+	return d.TTL
+}
+
+// members returns a group's members, from the cache when fresh. Slack's
+// own refusal of a group (no_such_subteam, plan_upgrade_required,
+// missing_scope: the configuration names a group the bot cannot list)
+// is an answer, cached as an empty group and logged once per TTL; only a
+// failure to reach Slack is an error.
+func (d *Deployers) members(ctx context.Context, group string) (map[string]bool, error) {
 	d.mu.Lock()
-	if g, ok := d.groups[group]; ok && time.Since(g.fetched) < ttl {
+	if g, ok := d.groups[group]; ok && d.now().Sub(g.fetched) < d.ttl() {
 		d.mu.Unlock()
 		return g.users, nil
 	}
 	d.mu.Unlock()
-	var ids []string
-	err := retry(ctx, func() (err error) {
-		ids, err = d.API.GetUserGroupMembersContext(ctx, group)
-		return err
+	v, err, _ := d.flight.Do(group, func() (any, error) {
+		var ids []string
+		err := retry(ctx, func() (err error) {
+			ids, err = d.API.GetUserGroupMembersContext(ctx, group)
+			return err
+		})
+		var refused slack.SlackErrorResponse
+		if errors.As(err, &refused) {
+			d.tell(group, refused.Err)
+			ids, err = nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("usergroups.users.list %s: %w", group, err)
+		}
+		users := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			users[id] = true
+		}
+		d.mu.Lock()
+		if d.groups == nil {
+			d.groups = map[string]groupMembers{}
+		}
+		d.groups[group] = groupMembers{users: users, fetched: d.now()}
+		d.mu.Unlock()
+		return users, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("usergroups.users.list %s: %w", group, err)
+		return nil, err
 	}
-	users := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		users[id] = true
-	}
+	return v.(map[string]bool), nil
+}
+
+// tell logs a group Slack will not list, once per TTL.
+func (d *Deployers) tell(group, why string) {
 	d.mu.Lock()
-	if d.groups == nil {
-		d.groups = map[string]groupMembers{}
+	defer d.mu.Unlock()
+	if at, ok := d.told[group]; ok && d.now().Sub(at) < d.ttl() {
+		return
 	}
-	d.groups[group] = groupMembers{users: users, fetched: time.Now()}
-	d.mu.Unlock()
-	return users, nil
+	if d.told == nil {
+		d.told = map[string]time.Time{}
+	}
+	d.told[group] = d.now()
+	if d.Logger != nil {
+		d.Logger.Warn("slack will not list a user group in deployers or previewers; it counts as empty", "group", group, "error", why)
+	}
 }
 
 // PruneFinished posts a retention run's summary to the site's channel; it
@@ -554,6 +657,7 @@ func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *rele
 			return err
 		}); err != nil {
 			s.Logger.Error("slack: prune summary failed", "site", site.Name, "err", err)
+			s.lost("prune_summary")
 		}
 	}()
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -610,5 +611,34 @@ func TestLongTextStaysWithinSlacksLimits(t *testing.T) {
 	w.slack.Mu.Unlock()
 	if len(refused) > 0 {
 		t.Fatalf("Slack refused %d post(s):%s", len(refused), slackfake.Dump(refused))
+	}
+}
+
+// A post Slack never takes (the bot is not in the site's private channel)
+// is logged and counted, not silently dropped.
+func TestLostPostsAreCounted(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	var mu sync.Mutex
+	lost := map[string]int{}
+	w.app.Lost = func(what string) { mu.Lock(); lost[what]++; mu.Unlock() }
+	w.publish("v1")
+	w.slack.Mu.Lock()
+	w.slack.NotIn[channel] = true
+	w.slack.Mu.Unlock()
+	w.slack.Slash("lost-1", alice, "promote v1")
+	w.slack.WaitFor("the deploy to finish and its card to be counted lost", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		return len(ds) == 1 && ds[0].Phase == releases.PhaseDone && lost["card"] == 1
+	})
+	ds, err := w.db.Deploys(context.Background(), "www", 1)
+	if err != nil || len(ds) != 1 || ds[0].Phase != releases.PhaseDone {
+		t.Fatalf("the deploy without a thread is recorded done: %+v %v", ds, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lost) != 1 {
+		t.Fatalf("after the card failed for the channel, the view kept trying: %v", lost)
 	}
 }

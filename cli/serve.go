@@ -55,7 +55,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return &usageError{err.Error()}
 		}
-		b.Auth = &bot.Deployers{API: chat.API}
+		b.Auth = &bot.Deployers{API: chat.API, Logger: log}
 		if _, err := chat.API.AuthTestContext(ctx); err != nil {
 			return fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
 		}
@@ -93,6 +93,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		srv.Schedules = append(srv.Schedules, server.Schedule{Site: site.Name, Cron: sched, Location: site.Retention.Location()})
 	}
 	if chat != nil {
+		srv.Metrics = server.NewMetrics()
+		chat.Lost = func(what string) { srv.Metrics.SlackLost.WithLabelValues(what).Inc() }
 		chat.Bot.Pruner = srv
 		srv.Notifier = chat
 		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Check: func(context.Context) error {

@@ -30,6 +30,7 @@ type Metrics struct {
 	ReleasesPruned    *prometheus.CounterVec   // site
 	ObjectsPruned     *prometheus.CounterVec   // site
 	BytesFreed        *prometheus.CounterVec   // site
+	SlackLost         *prometheus.CounterVec   // what
 }
 
 // NewMetrics registers every series.
@@ -74,7 +75,9 @@ func NewMetrics() *Metrics {
 		Help: "Accepted CI notices remembered (while their timestamp is in the window) to refuse replays."})
 	m.HookReplayFull = prometheus.NewCounter(prometheus.CounterOpts{Name: "deploybot_hook_replay_cache_full_total",
 		Help: "CI notices refused because the replay cache was full."})
-	r.MustRegister(m.HookReplayEntries, m.HookReplayFull)
+	m.SlackLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_slack_posts_lost_total",
+		Help: "Slack posts given up on after the retries, by what they were (reply, ephemeral, card, card_update, thread, notice, prune_summary)."}, []string{"what"})
+	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost)
 	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)

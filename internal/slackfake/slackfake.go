@@ -37,6 +37,12 @@ type Server struct {
 	Refused []Post
 	seq     int
 	Groups  map[string][]string
+	// NotIn are channels the bot cannot post to (a private channel it was
+	// not invited to): chat.postMessage answers channel_not_found, as
+	// Slack does (https://api.slack.com/methods/chat.postMessage#errors).
+	NotIn map[string]bool
+	// GroupCalls counts usergroups.users.list calls.
+	GroupCalls int
 	// rateLimitUpdates makes the next n chat.update calls answer 429.
 	RateLimitUpdates int
 	Limited          int
@@ -48,7 +54,7 @@ type Post struct {
 }
 
 func New(t testing.TB) *Server {
-	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}}
+	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
 			f.json(w, map[string]any{"ok": true, "url": "ws://" + r.Host + "/ws"})
@@ -60,6 +66,7 @@ func New(t testing.TB) *Server {
 		c.Handle("/usergroups.users.list", func(w http.ResponseWriter, r *http.Request) {
 			_ = r.ParseForm()
 			f.Mu.Lock()
+			f.GroupCalls++
 			users := f.Groups[r.Form.Get("usergroup")]
 			f.Mu.Unlock()
 			if users == nil {
@@ -139,6 +146,13 @@ func (f *Server) refuse(w http.ResponseWriter, p Post) bool {
 
 func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	f.Mu.Lock()
+	notIn := f.NotIn[p.Channel]
+	f.Mu.Unlock()
+	if notIn {
+		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
 	if f.refuse(w, p) {
 		return
 	}
