@@ -3,6 +3,7 @@ package bot
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -20,7 +21,8 @@ func TestSlackAppManifest(t *testing.T) {
 	var m struct {
 		Features struct {
 			SlashCommands []struct {
-				Command string `yaml:"command"`
+				Command   string `yaml:"command"`
+				UsageHint string `yaml:"usage_hint"`
 			} `yaml:"slash_commands"`
 		} `yaml:"features"`
 		OAuth struct {
@@ -43,6 +45,13 @@ func TestSlackAppManifest(t *testing.T) {
 	}
 	if len(m.Features.SlashCommands) != 1 || m.Features.SlashCommands[0].Command != config.DefaultCommand {
 		t.Fatalf("slash commands %+v", m.Features.SlashCommands)
+	}
+	// The hint Slack shows while typing names every command.
+	hint := strings.Fields(strings.NewReplacer("·", " ", "|", " ").Replace(m.Features.SlashCommands[0].UsageHint))
+	for _, name := range commandNames {
+		if !slices.Contains(hint, name) {
+			t.Errorf("usage_hint lacks the command %s: %q", name, m.Features.SlashCommands[0].UsageHint)
+		}
 	}
 	for _, scope := range []string{"commands", "chat:write", "chat:write.public", "usergroups:read"} {
 		if !slices.Contains(m.OAuth.Scopes.Bot, scope) {
