@@ -19,7 +19,10 @@ type Request struct {
 	// Thread, when set, is the message whose thread a deploy reports in
 	// (a Promote or Rollback button's message).
 	Thread string
-	Door   string // slack, console
+	// ResponseURL answers the person wherever they typed the command or
+	// clicked (Slack's response_url); empty outside Slack.
+	ResponseURL string
+	Door        string // slack, console
 }
 
 // Out is where a runner's answers go; Slack and the dev console each

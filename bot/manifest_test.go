@@ -53,7 +53,7 @@ func TestSlackAppManifest(t *testing.T) {
 			t.Errorf("usage_hint lacks the command %s: %q", name, m.Features.SlashCommands[0].UsageHint)
 		}
 	}
-	for _, scope := range []string{"commands", "chat:write", "chat:write.public", "usergroups:read"} {
+	for _, scope := range []string{"commands", "chat:write", "chat:write.public", "usergroups:read", "channels:read", "groups:read"} {
 		if !slices.Contains(m.OAuth.Scopes.Bot, scope) {
 			t.Errorf("manifest lacks the bot scope %s", scope)
 		}

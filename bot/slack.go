@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,8 @@ type SlackAPI interface {
 	PostEphemeralContext(ctx context.Context, channelID, userID string, options ...slack.MsgOption) (string, error)
 	GetUserGroupMembersContext(ctx context.Context, userGroup string, options ...slack.GetUserGroupMembersOption) ([]string, error)
 	AuthTestContext(ctx context.Context) (*slack.AuthTestResponse, error)
+	GetPermalinkContext(ctx context.Context, params *slack.PermalinkParameters) (string, error)
+	GetConversationInfoContext(ctx context.Context, input *slack.GetConversationInfoInput) (*slack.Channel, error)
 }
 
 var _ SlackAPI = (*slack.Client)(nil)
@@ -35,12 +39,17 @@ type Slack struct {
 	API    SlackAPI
 	Socket *socketmode.Client
 	Logger *slog.Logger
+	// HTTP posts answers to response URLs; nil: http.DefaultClient.
+	HTTP *http.Client
+	// apiURL is the Slack Web API base the bot was given ("" for Slack's).
+	apiURL string
 	// Lost, when set, counts a post Slack never took after the retries
 	// (what: reply, ephemeral, card, card_update, thread, notice,
 	// prune_summary), for a metric; each is logged too.
 	Lost func(what string)
 
 	seen      dedupe
+	channels  channelCheck
 	connected atomic.Bool
 	work      sync.WaitGroup // Add only through begin
 	workMu    sync.Mutex
@@ -92,7 +101,7 @@ func NewSlack(appToken, botToken, apiURL string, b *Bot, log *slog.Logger) (*Sla
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Slack{Bot: b, API: api, Socket: socketmode.New(api), Logger: log}, nil
+	return &Slack{Bot: b, API: api, Socket: socketmode.New(api), Logger: log, apiURL: apiURL}, nil
 }
 
 // Connected reports whether the socket is up (for /readyz).
@@ -107,6 +116,9 @@ func (s *Slack) Run(ctx context.Context) error {
 		return fmt.Errorf("slack: checking the bot token (auth.test): %w", err)
 	}
 	s.Logger.Info("slack: authenticated", "team", auth.Team, "bot_user", auth.UserID)
+	for _, why := range s.ChannelProblems(ctx) {
+		s.Logger.Warn("slack: the bot cannot post to a site's channel; its deploys run without a thread", "problem", why)
+	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- s.Socket.RunContext(ctx) }()
 	for {
@@ -144,14 +156,20 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 		s.Logger.Warn("slack: disconnected; the client reconnects", "type", evt.Type)
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
+		if !ok || cmd.Command != s.Bot.Command {
+			s.ack(evt)
+			return
+		}
+		req := Request{Cmd: Parse(cmd.Text, s.Bot.SiteNames()), UserID: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, Door: "slack"}
+		// What needs no lookup is answered in the ack itself.
+		if answer, ok := ackAnswer(s.Bot, req.Cmd); ok {
+			s.ack(evt, answer)
+			return
+		}
 		s.ack(evt)
-		if !ok || !s.fresh(evt) {
+		if !s.fresh(evt) {
 			return
 		}
-		if cmd.Command != s.Bot.Command {
-			return
-		}
-		req := Request{Cmd: Parse(cmd.Text, s.Bot.SiteNames()), UserID: cmd.UserID, Channel: cmd.ChannelID, Door: "slack"}
 		s.Logger.Info("slack: command", "user", cmd.UserID, "channel", cmd.ChannelID, "text", cmd.Text)
 		s.spawn(ctx, req)
 	case socketmode.EventTypeInteractive:
@@ -179,10 +197,11 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 }
 
 // ack answers the envelope at once, before any work: Slack redelivers
-// envelopes not acknowledged within 3 seconds.
-func (s *Slack) ack(evt socketmode.Event) {
+// envelopes not acknowledged within 3 seconds. A payload is the answer
+// shown to the person (slash commands only).
+func (s *Slack) ack(evt socketmode.Event, payload ...any) {
 	if evt.Request != nil {
-		if err := s.Socket.Ack(*evt.Request); err != nil {
+		if err := s.Socket.Ack(*evt.Request, payload...); err != nil {
 			s.Logger.Warn("slack: ack failed", "err", err)
 		}
 	}
@@ -220,7 +239,7 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 		thread = cb.Container.MessageTs
 	}
 	return Request{Cmd: Command{Action: Run, Name: name, Site: site, Version: version, Reason: reason},
-		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, Door: "slack"}, true
+		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, ResponseURL: cb.ResponseURL, Door: "slack"}, true
 }
 
 func (s *Slack) spawn(ctx context.Context, req Request) {
@@ -290,28 +309,44 @@ func msgOptions(m Message) []slack.MsgOption {
 // outlives a shutdown, so the thread still says what happened.
 type slackOut struct{ s *Slack }
 
+// Private answers through the request's response_url, which works in
+// every conversation; without one (a request from elsewhere),
+// chat.postEphemeral in the channel it came from.
 func (o *slackOut) Private(ctx context.Context, req Request, text Mrkdwn) {
 	ctx = context.WithoutCancel(ctx)
-	err := retry(ctx, func() error {
-		_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(cutMrkdwn(string(text), maxMessageText), false))
-		return err
-	})
+	var err error
+	if req.ResponseURL != "" {
+		err = o.s.respond(ctx, req.ResponseURL, Message{Text: text}, false)
+	} else {
+		err = retry(ctx, func() error {
+			_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(cutMrkdwn(string(text), maxMessageText), false))
+			return err
+		})
+	}
 	if err != nil {
 		o.s.Logger.Error("slack: ephemeral reply failed", "user", req.UserID, "err", err)
 		o.s.lost("ephemeral")
 	}
 }
 
+// Public answers where the command was typed, for everyone there: in the
+// thread of a clicked message, else through the command's response_url
+// (in_channel), which works where the bot is not a member.
 func (o *slackOut) Public(ctx context.Context, req Request, m Message) {
 	ctx = context.WithoutCancel(ctx)
-	opts := msgOptions(m)
-	if req.Thread != "" {
-		opts = append(opts, slack.MsgOptionTS(req.Thread))
+	var err error
+	if req.Thread == "" && req.ResponseURL != "" {
+		err = o.s.respond(ctx, req.ResponseURL, m, true)
+	} else {
+		opts := msgOptions(m)
+		if req.Thread != "" {
+			opts = append(opts, slack.MsgOptionTS(req.Thread))
+		}
+		err = retry(ctx, func() error {
+			_, _, err := o.s.API.PostMessageContext(ctx, req.Channel, opts...)
+			return err
+		})
 	}
-	err := retry(ctx, func() error {
-		_, _, err := o.s.API.PostMessageContext(ctx, req.Channel, opts...)
-		return err
-	})
 	if err != nil {
 		o.s.Logger.Error("slack: reply failed", "channel", req.Channel, "err", err)
 		o.s.lost("reply")
@@ -324,7 +359,7 @@ func (o *slackOut) Deploy(ctx context.Context, req Request, site releases.Site) 
 	if channel == "" || (thread != "" && req.Channel != "") {
 		channel = req.Channel
 	}
-	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread,
+	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req,
 		events: make(chan releases.Event, 256), done: make(chan struct{})}
 	go v.loop()
 	return v
@@ -345,6 +380,41 @@ type slackDeploy struct {
 	once    sync.Once
 	// gone: the channel cannot be posted to; the view posts nothing more.
 	gone bool
+	// req is who started the deploy and from where, to be told where its
+	// thread is, or why there is none.
+	req Request
+}
+
+// tell answers the person who started the deploy, privately, through
+// their command's response_url (nothing without one).
+func (v *slackDeploy) tell(text Mrkdwn) {
+	if v.req.ResponseURL == "" {
+		return
+	}
+	if err := v.s.respond(v.ctx, v.req.ResponseURL, Message{Text: text}, false); err != nil {
+		v.s.Logger.Warn("slack: telling the person where the deploy reports failed", "user", v.req.UserID, "err", err)
+		v.s.lost("ephemeral")
+	}
+}
+
+// channelRef shows a channel: a mention for a channel id, else the name
+// as written.
+func channelRef(ch string) Mrkdwn {
+	if channelID.MatchString(ch) {
+		return Mrkdwn("<#" + ch + ">")
+	}
+	return md("%s", ch)
+}
+
+var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
+
+// slackError is the error code Slack answered, or the error.
+func slackError(err error) string {
+	var r slack.SlackErrorResponse
+	if errors.As(err, &r) {
+		return r.Err
+	}
+	return err.Error()
 }
 
 // unpostable reports whether Slack refused a post for the channel itself
@@ -416,29 +486,46 @@ func (v *slackDeploy) post(e releases.Event) {
 		if v.thread != "" {
 			opts = append(opts, slack.MsgOptionTS(v.thread))
 		}
+		var channelID string
 		err := retry(v.ctx, func() (err error) {
-			_, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+			channelID, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
 			return err
 		})
 		if err != nil {
 			v.s.lost("card")
 			if unpostable(err) {
 				// Every later post would fail the same way: the deploy
-				// goes on, recorded, without a thread.
+				// goes on, recorded, without a thread, and whoever
+				// started it hears why and what to do.
 				v.gone = true
 				log.Error("slack: the bot cannot post in the site's channel; the deploy runs without a card or thread (invite the bot to the channel)", "channel", v.channel, "err", err)
+				v.tell(md(":warning: The %s of *%s* runs, but I cannot post in %s (Slack says %s), so there is no thread: invite me there with `/invite @deploybot`. `%s status %s` follows it.",
+					string(e.Deploy.Kind), e.Deploy.Site, channelRef(v.channel), slackError(err), v.s.Bot.Command, e.Deploy.Site))
 				return
 			}
 			log.Error("slack: posting the status card failed", "err", err)
 			return
 		}
+		// chat.update takes the channel's id, which chat.postMessage
+		// returns also when it was given a name (#deploys).
+		if channelID != "" {
+			v.channel = channelID
+		}
 		if v.thread == "" {
 			v.thread = v.cardTS
 		}
 		// status links to the thread while the deploy runs.
-		link := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
-		if err := v.s.Bot.Service.Store.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", link); err != nil {
+		permalink := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
+		if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
+			permalink = p
+		}
+		if err := v.s.Bot.Service.Store.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
 			log.Warn("recording the deploy's thread", "err", err)
+		}
+		// Typed somewhere else (a DM, another channel): say where the
+		// deploy reports.
+		if v.req.Thread == "" && v.req.Channel != v.channel {
+			v.tell(md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, link(permalink, "its thread")))
 		}
 	} else if e.Type != releases.EventPhaseFinished {
 		// The card changes with phases, not with every poll, which keeps

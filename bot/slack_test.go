@@ -159,8 +159,11 @@ func TestSlashPromoteEndToEnd(t *testing.T) {
 	}
 	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
 	posts, updates, eph := w.slack.Snapshot()
-	if len(eph) != 0 {
-		t.Fatalf("unexpected ephemeral replies: %s", slackfake.Dump(eph))
+	// Typed outside the site's channel: the person alone hears where the
+	// deploy reports, through the command's response_url.
+	if len(eph) != 1 || eph[0].Via != "response_url" || eph[0].User != alice ||
+		!strings.Contains(eph[0].Text, "Started: the promote of *www* reports in <"+w.slack.APIURL()+"archives/"+channel+"/p") {
+		t.Fatalf("private replies: %s", slackfake.Dump(eph))
 	}
 	card := posts[0]
 	if card.Channel != channel || card.ThreadTS != "" || !strings.Contains(card.Text, "Promote www: (none) -> v2 by <@UALICE>") {
@@ -254,7 +257,7 @@ func TestDuplicateEnvelopeRunsOnce(t *testing.T) {
 			cards++
 		}
 	}
-	if cards != 1 || len(eph) != 0 {
+	if cards != 1 || len(eph) != 1 || !strings.HasPrefix(eph[0].Text, "Started:") {
 		t.Fatalf("%d cards, ephemeral %s", cards, slackfake.Dump(eph))
 	}
 }
@@ -405,8 +408,14 @@ func TestSlashRollbackAndHelp(t *testing.T) {
 	}
 	w.slack.Slash("r-help", mallory, "help")
 	w.slack.Slash("r-junk", mallory, "frobnicate")
-	w.slack.WaitFor("help, twice", func() bool {
-		_, _, eph := w.slack.Snapshot()
+	w.slack.WaitFor("help, twice, in the acks", func() bool {
+		_, _, all := w.slack.Snapshot()
+		var eph []slackfake.Post
+		for _, p := range all {
+			if p.Via == "ack" {
+				eph = append(eph, p)
+			}
+		}
 		return len(eph) == 2 && strings.Contains(eph[0].Text+eph[1].Text, "unknown command") && strings.Contains(eph[0].Text, "/site promote [site] &lt;version&gt;")
 	})
 }
@@ -640,5 +649,113 @@ func TestLostPostsAreCounted(t *testing.T) {
 	defer mu.Unlock()
 	if len(lost) != 1 {
 		t.Fatalf("after the card failed for the channel, the view kept trying: %v", lost)
+	}
+}
+
+// A command typed in a conversation the bot cannot post in (a DM between
+// people, a private channel it was not invited to) is answered there all
+// the same, through its response_url: refusals, answers, and where the
+// deploy reports.
+func TestCommandsAnswerInAnyConversation(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publish("v1")
+	const dm = "D0PEOPLE"
+	w.slack.Mu.Lock()
+	w.slack.NotIn[dm] = true
+	w.slack.Mu.Unlock()
+	w.slack.SlashIn("dm-1", mallory, dm, "promote v1")
+	w.slack.WaitFor("the refusal in the DM", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		return len(eph) == 1 && eph[0].Via == "response_url" && eph[0].Channel == dm && strings.Contains(eph[0].Text, "only the deployers")
+	})
+	w.slack.SlashIn("dm-2", alice, dm, "versions")
+	w.slack.WaitFor("versions in the DM", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		for _, p := range posts {
+			if p.Via == "response_url" && p.Channel == dm && strings.Contains(p.Text, "release(s)") {
+				return true
+			}
+		}
+		return false
+	})
+	w.slack.SlashIn("dm-3", alice, dm, "promote v1")
+	w.slack.WaitFor("the deploy, and where it reports", func() bool {
+		posts, _, eph := w.slack.Snapshot()
+		return hasText(posts, "`v1` is live") && hasText(eph, "Started: the promote of *www* reports in <")
+	})
+	posts, _, _ := w.slack.Snapshot()
+	for _, p := range posts {
+		if p.Channel == dm && p.Via != "response_url" {
+			t.Fatalf("posted in the DM with the Web API: %+v", p)
+		}
+	}
+}
+
+// When the site's channel cannot be posted to, the deploy still runs and
+// is recorded, and the person who started it hears why there is no thread
+// and what to do.
+func TestSiteChannelTheBotIsNotIn(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publish("v1")
+	w.slack.Mu.Lock()
+	w.slack.NotIn[channel] = true
+	w.slack.Mu.Unlock()
+	w.slack.Slash("ni-1", alice, "promote v1")
+	w.slack.WaitFor("the deploy done and the person told", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		return len(ds) == 1 && ds[0].Phase == releases.PhaseDone &&
+			hasText(eph, "cannot post in <#"+channel+"> (Slack says channel_not_found)") && hasText(eph, "/invite @deploybot")
+	})
+}
+
+// A site's channel given by name: the card is updated with the id Slack
+// returned, as chat.update takes ids only.
+func TestChannelGivenByName(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publish("v1")
+	w.slack.Mu.Lock()
+	w.slack.Channels["CNAMED"] = slackfake.Channel{ID: "CNAMED", Name: "deploys", Member: true}
+	w.slack.Mu.Unlock()
+	w.site.Channel = "#deploys"
+	w.svc.Sites[0] = w.site
+	w.slack.Slash("name-1", alice, "promote v1")
+	w.slack.WaitFor("the card updated to live", func() bool {
+		_, updates, _ := w.slack.Snapshot()
+		for _, u := range updates {
+			if u.Channel == "CNAMED" && strings.Contains(u.Text, ": live") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// At start and in /readyz, each site's channel is checked once a minute:
+// a private channel the bot was not invited to, or an archived one, is
+// named with what to do; a public channel the bot is not in is fine.
+func TestChannelProblems(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	ctx := context.Background()
+	w.slack.Mu.Lock()
+	w.slack.Channels[channel] = slackfake.Channel{ID: channel, Name: "deploys"}
+	w.slack.Mu.Unlock()
+	if err := w.app.ChannelsReady(ctx); err != nil {
+		t.Fatalf("a public channel: %v", err)
+	}
+	w2 := newWorld(t, 10*time.Millisecond)
+	w2.slack.Mu.Lock()
+	w2.slack.Channels[channel] = slackfake.Channel{ID: channel, Name: "deploys", Private: true}
+	w2.slack.Mu.Unlock()
+	err := w2.app.ChannelsReady(ctx)
+	if err == nil || !strings.Contains(err.Error(), "site www: the bot cannot see channel "+channel) || !strings.Contains(err.Error(), "/invite @deploybot") {
+		t.Fatalf("a private channel the bot is not in: %v", err)
+	}
+	w3 := newWorld(t, 10*time.Millisecond)
+	w3.slack.Mu.Lock()
+	w3.slack.Channels[channel] = slackfake.Channel{ID: channel, Name: "deploys", Member: true, Archived: true}
+	w3.slack.Mu.Unlock()
+	if err := w3.app.ChannelsReady(ctx); err == nil || !strings.Contains(err.Error(), "archived") {
+		t.Fatalf("an archived channel: %v", err)
 	}
 }

@@ -103,6 +103,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 			}
 			return nil
 		}})
+		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack_channels", Check: chat.ChannelsReady})
 		srv.Background = append(srv.Background, chat.Run)
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String())

@@ -239,9 +239,14 @@ func TestServeWithSlack(t *testing.T) {
 	})
 	w.serves("v1")
 	fake.Slash("e2e-2", "UOTHER", "rollback")
-	fake.WaitFor("the refusal", func() bool {
+	fake.WaitFor("the refusal, to the person alone through the command's response_url", func() bool {
 		_, _, eph := fake.Snapshot()
-		return len(eph) == 1 && strings.Contains(eph[0].Text, "only the deployers")
+		for _, p := range eph {
+			if p.User == "UOTHER" && p.Via == "response_url" && strings.Contains(p.Text, "only the deployers") {
+				return true
+			}
+		}
+		return false
 	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -265,6 +270,10 @@ func (w *world) slackConfig(fake *slackfake.Server) {
 	cfg = strings.Replace(cfg, "sites:\n", fmt.Sprintf("slack: {app_token: xapp-1-e2e, bot_token: xoxb-e2e, command: /site, api_url: %q}\nsites:\n", fake.APIURL()), 1)
 	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", "    distribution_id: E2ETEST\n    channel: CREL\n    deployers: [UALICE]\n", 1)
 	w.write("deploybot.yaml", cfg)
+	// A public channel the bot is not in: chat:write.public posts there.
+	fake.Mu.Lock()
+	fake.Channels["CREL"] = slackfake.Channel{ID: "CREL", Name: "releases"}
+	fake.Mu.Unlock()
 }
 
 // The same command ends with the same exit status with and without

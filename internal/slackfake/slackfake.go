@@ -41,8 +41,17 @@ type Server struct {
 	// not invited to): chat.postMessage answers channel_not_found, as
 	// Slack does (https://api.slack.com/methods/chat.postMessage#errors).
 	NotIn map[string]bool
+	// Channels are the conversations conversations.info knows.
+	Channels map[string]Channel
 	// GroupCalls counts usergroups.users.list calls.
 	GroupCalls int
+	// origins of envelopes, for the answers in their acks; responses are
+	// the response URLs handed out.
+	origins   map[string]origin
+	responses map[string]*responseURL
+	// ResponsesRefused counts answers a response_url refused (used five
+	// times, expired, unknown).
+	ResponsesRefused int
 	// rateLimitUpdates makes the next n chat.update calls answer 429.
 	RateLimitUpdates int
 	Limited          int
@@ -51,10 +60,26 @@ type Server struct {
 type Post struct {
 	Channel, TS, ThreadTS, Text, User string
 	Blocks                            json.RawMessage
+	// Via is how it was sent: chat.postMessage, chat.postEphemeral,
+	// chat.update, ack (a socket-mode ack's payload), response_url.
+	Via string
+}
+
+// origin is who typed a command and where, for its answers.
+type origin struct{ user, channel string }
+
+// responseURL is one command's or click's response_url: Slack takes five
+// answers within 30 minutes
+// (https://api.slack.com/interactivity/handling#message_responses).
+type responseURL struct {
+	origin
+	uses    int
+	created time.Time
 }
 
 func New(t testing.TB) *Server {
-	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}}
+	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}, Channels: map[string]Channel{},
+		origins: map[string]origin{}, responses: map[string]*responseURL{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
 			f.json(w, map[string]any{"ok": true, "url": "ws://" + r.Host + "/ws"})
@@ -63,6 +88,9 @@ func New(t testing.TB) *Server {
 		c.Handle("/chat.postMessage", f.postMessage)
 		c.Handle("/chat.update", f.update)
 		c.Handle("/chat.postEphemeral", f.postEphemeral)
+		c.Handle("/respond/", f.respond)
+		c.Handle("/chat.getPermalink", f.permalink)
+		c.Handle("/conversations.info", f.conversationInfo)
 		c.Handle("/usergroups.users.list", func(w http.ResponseWriter, r *http.Request) {
 			_ = r.ParseForm()
 			f.Mu.Lock()
@@ -105,12 +133,27 @@ func (f *Server) ws(w http.ResponseWriter, r *http.Request) {
 	for {
 		var ack struct {
 			EnvelopeID string `json:"envelope_id"`
+			Payload    *struct {
+				ResponseType string          `json:"response_type"`
+				Text         string          `json:"text"`
+				Blocks       json.RawMessage `json:"blocks"`
+			} `json:"payload"`
 		}
 		if err := c.ReadJSON(&ack); err != nil {
 			return
 		}
 		f.Mu.Lock()
 		f.acks[ack.EnvelopeID] = time.Now()
+		if p := ack.Payload; p != nil && (p.Text != "" || len(p.Blocks) > 0) {
+			o := f.origins[ack.EnvelopeID]
+			post := Post{Channel: o.channel, User: o.user, Text: p.Text, Blocks: p.Blocks, Via: "ack"}
+			if p.ResponseType == "in_channel" {
+				post.TS = f.nextTS()
+				f.Posts = append(f.Posts, post)
+			} else {
+				f.Ephemeral = append(f.Ephemeral, post)
+			}
+		}
 		f.Mu.Unlock()
 	}
 }
@@ -146,8 +189,17 @@ func (f *Server) refuse(w http.ResponseWriter, p Post) bool {
 
 func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	p.Via = "chat.postMessage"
 	f.Mu.Lock()
-	notIn := f.NotIn[p.Channel]
+	// A channel may be named (#deploys); Slack answers with its id.
+	if name, ok := strings.CutPrefix(p.Channel, "#"); ok {
+		for id, c := range f.Channels {
+			if c.Name == name {
+				p.Channel = id
+			}
+		}
+	}
+	notIn := f.NotIn[p.Channel] || strings.HasPrefix(p.Channel, "#")
 	f.Mu.Unlock()
 	if notIn {
 		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
@@ -165,6 +217,13 @@ func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 
 func (f *Server) update(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	p.Via = "chat.update"
+	// chat.update takes the channel's id only
+	// (https://api.slack.com/methods/chat.update).
+	if strings.HasPrefix(p.Channel, "#") {
+		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
 	if f.refuse(w, p) {
 		return
 	}
@@ -184,6 +243,14 @@ func (f *Server) update(w http.ResponseWriter, r *http.Request) {
 
 func (f *Server) postEphemeral(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
+	p.Via = "chat.postEphemeral"
+	f.Mu.Lock()
+	notIn := f.NotIn[p.Channel]
+	f.Mu.Unlock()
+	if notIn {
+		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
 	if f.refuse(w, p) {
 		return
 	}
@@ -218,8 +285,115 @@ func (f *Server) Send(envelopeID, typ string, payload any) {
 	}
 }
 
-func (f *Server) Slash(envelopeID, user, text string) {
-	f.Send(envelopeID, "slash_commands", map[string]any{"command": "/site", "text": text, "user_id": user, "channel_id": "CCMD", "team_id": "T1", "trigger_id": "tr-" + envelopeID})
+// Slash types a command in channel CCMD.
+func (f *Server) Slash(envelopeID, user, text string) { f.SlashIn(envelopeID, user, "CCMD", text) }
+
+// SlashIn types a command in a channel (a DM's id is D...), with a
+// response_url of its own.
+func (f *Server) SlashIn(envelopeID, user, channel, text string) {
+	f.Send(envelopeID, "slash_commands", map[string]any{"command": "/site", "text": text, "user_id": user, "channel_id": channel,
+		"team_id": "T1", "trigger_id": "tr-" + envelopeID, "response_url": f.ResponseURL(envelopeID, user, channel)})
+}
+
+// ResponseURL hands out a response_url for answers to user in channel.
+func (f *Server) ResponseURL(id, user, channel string) string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	f.origins[id] = origin{user: user, channel: channel}
+	f.responses[id] = &responseURL{origin: origin{user: user, channel: channel}, created: time.Now()}
+	return f.srv.GetAPIURL() + "respond/" + id
+}
+
+// permalink answers chat.getPermalink for a message the fake holds
+// (https://api.slack.com/methods/chat.getPermalink).
+func (f *Server) permalink(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	ch, ts := r.Form.Get("channel"), r.Form.Get("message_ts")
+	f.Mu.Lock()
+	found := false
+	for _, p := range f.Posts {
+		if p.Channel == ch && p.TS == ts {
+			found = true
+		}
+	}
+	f.Mu.Unlock()
+	if !found {
+		f.json(w, map[string]any{"ok": false, "error": "message_not_found"})
+		return
+	}
+	f.json(w, map[string]any{"ok": true, "channel": ch, "permalink": f.srv.GetAPIURL() + "archives/" + ch + "/p" + strings.ReplaceAll(ts, ".", "")})
+}
+
+// Channel is a conversation as conversations.info describes it.
+type Channel struct {
+	ID, Name                  string
+	Private, Member, Archived bool
+}
+
+// conversationInfo answers conversations.info from Channels: a private
+// channel the bot is not in is channel_not_found, as Slack hides it
+// (https://api.slack.com/methods/conversations.info).
+func (f *Server) conversationInfo(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	id := r.Form.Get("channel")
+	f.Mu.Lock()
+	c, ok := f.Channels[id]
+	f.Mu.Unlock()
+	if !ok || (c.Private && !c.Member) {
+		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
+	f.json(w, map[string]any{"ok": true, "channel": map[string]any{"id": c.ID, "name": c.Name, "is_channel": !c.Private, "is_group": c.Private,
+		"is_private": c.Private, "is_member": c.Member, "is_archived": c.Archived}})
+}
+
+// respond takes an answer posted to a response_url.
+func (f *Server) respond(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.URL.Path, "/respond/")
+	var m struct {
+		ResponseType    string          `json:"response_type"`
+		Text            string          `json:"text"`
+		Blocks          json.RawMessage `json:"blocks"`
+		ReplaceOriginal bool            `json:"replace_original"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	f.Mu.Lock()
+	ru := f.responses[id]
+	switch {
+	case ru == nil:
+		f.ResponsesRefused++
+		f.Mu.Unlock()
+		http.Error(w, "invalid_url", http.StatusNotFound)
+		return
+	case ru.uses >= 5 || time.Since(ru.created) > 30*time.Minute:
+		f.ResponsesRefused++
+		f.Mu.Unlock()
+		http.Error(w, "used_url", http.StatusNotFound)
+		return
+	}
+	ru.uses++
+	f.Mu.Unlock()
+	blocks := []byte(m.Blocks)
+	if string(blocks) == "null" {
+		blocks = nil
+	}
+	if code, _ := ValidateMessage(m.Text, blocks); code != "" {
+		http.Error(w, code, http.StatusBadRequest)
+		return
+	}
+	post := Post{Channel: ru.channel, User: ru.user, Text: m.Text, Blocks: blocks, Via: "response_url"}
+	f.Mu.Lock()
+	if m.ResponseType == "in_channel" {
+		post.TS = f.nextTS()
+		f.Posts = append(f.Posts, post)
+	} else {
+		f.Ephemeral = append(f.Ephemeral, post)
+	}
+	f.Mu.Unlock()
+	_, _ = w.Write([]byte("ok"))
 }
 
 // drop closes the socket from the server side, as Slack does on refresh.
@@ -261,7 +435,7 @@ func (f *Server) WaitFor(what string, cond func() bool) {
 func Dump(ps []Post) string {
 	var b strings.Builder
 	for _, p := range ps {
-		fmt.Fprintf(&b, "\n  [%s ts=%s thread=%s] %s", p.Channel, p.TS, p.ThreadTS, p.Text)
+		fmt.Fprintf(&b, "\n  [%s ts=%s thread=%s via=%s] %s", p.Channel, p.TS, p.ThreadTS, p.Via, p.Text)
 	}
 	return b.String()
 }

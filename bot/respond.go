@@ -1,0 +1,80 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/slack-go/slack"
+)
+
+// Answers to a person go through the command's (or click's) own
+// response: the socket-mode ack payload for what is known at once (help,
+// a command that does not parse), its response_url for later answers.
+// Both work in every conversation, a DM or a private channel the bot is
+// not in included, where chat.postEphemeral and chat.postMessage answer
+// channel_not_found
+// (https://api.slack.com/interactivity/handling#message_responses). A
+// response_url takes five answers within 30 minutes; a command needs at
+// most two (an answer, and "started: see the thread").
+
+// errBadResponseURL: an envelope's response_url is not Slack's.
+var errBadResponseURL = errors.New("the response_url is not an http(s) URL of the Slack the bot talks to")
+
+// validResponseURL accepts Slack's own response URLs (https, a host of
+// slack.com) or, when the bot talks to another Slack API (a test's
+// fake), an http(s) URL on that host.
+func (s *Slack) validResponseURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return false
+	}
+	if api, err := url.Parse(s.apiURL); err == nil && s.apiURL != "" && api.Host != "" {
+		return u.Hostname() == api.Hostname()
+	}
+	host := strings.ToLower(u.Hostname())
+	return u.Scheme == "https" && (host == "slack.com" || strings.HasSuffix(host, ".slack.com"))
+}
+
+// respond posts an answer to a response_url: ephemeral (the person alone)
+// unless inChannel.
+func (s *Slack) respond(ctx context.Context, responseURL string, m Message, inChannel bool) error {
+	if !s.validResponseURL(responseURL) {
+		return errBadResponseURL
+	}
+	m = fit(m)
+	msg := &slack.WebhookMessage{Text: string(m.Text), ResponseType: slack.ResponseTypeEphemeral}
+	if inChannel {
+		msg.ResponseType = slack.ResponseTypeInChannel
+	}
+	if len(m.Blocks) > 0 {
+		msg.Blocks = &slack.Blocks{BlockSet: m.Blocks}
+	}
+	client := s.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return retry(ctx, func() error {
+		return slack.PostWebhookCustomHTTPContext(ctx, responseURL, client, msg)
+	})
+}
+
+// ackAnswer is an answer that goes in the ack itself: help, and a command
+// that does not parse, which need nothing but the text.
+func ackAnswer(b *Bot, cmd Command) (map[string]any, bool) {
+	var text Mrkdwn
+	switch cmd.Action {
+	case Help:
+		text = HelpText(b.Command)
+		if cmd.Error != "" {
+			text = md("%s\n%s", cmd.Error, text)
+		}
+	case Reject:
+		text = md("%s", cmd.Error)
+	default:
+		return nil, false
+	}
+	return map[string]any{"response_type": slack.ResponseTypeEphemeral, "text": cutMrkdwn(string(text), maxMessageText)}, true
+}
