@@ -22,7 +22,9 @@ type Request struct {
 	// ResponseURL answers the person wherever they typed the command or
 	// clicked (Slack's response_url); empty outside Slack.
 	ResponseURL string
-	Door        string // slack, console
+	// Confirmed: the person confirmed a promote that goes backwards.
+	Confirmed bool
+	Door      string // slack, console
 }
 
 // Out is where a runner's answers go; Slack and the dev console each
@@ -101,6 +103,9 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	case Reject:
 		out.Private(ctx, req, md("%s", c.Error))
 		return
+	case Cancel:
+		out.Private(ctx, req, md("Cancelled: `%s` was not promoted; nothing changed.", c.Version))
+		return
 	}
 	site, err := b.Service.Site(c.Site)
 	if err != nil {
@@ -121,6 +126,17 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	}
 	switch c.Name {
 	case "promote":
+		// Promoting an older release goes backwards: that is a
+		// rollback, and the person says so, or confirms.
+		if live, older := b.olderThanLive(ctx, site, c.Version); older && !req.Confirmed {
+			if a, ok := out.(Asker); ok {
+				a.Ask(ctx, req, md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
+			} else {
+				out.Private(ctx, req, md("`%s` is older than the live `%s` on *%s*: promoting it goes back. Say `%s rollback %s %s` to do that.",
+					c.Version, live, site.Name, b.Command, site.Name, c.Version))
+			}
+			return
+		}
 		b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
 			return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason}, p)
 		})

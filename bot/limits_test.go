@@ -76,7 +76,7 @@ func FuzzMessagesFitSlack(f *testing.F) {
 		msgs := []Message{
 			Card(CardState{Deploy: d, Phase: long, Elapsed: time.Second}),
 			LiveMessage(d, time.Second),
-			NoticeMessage(releases.Site{Name: "www"}, releases.Release{Version: version, Commit: long, Message: long}, diff),
+			NoticeMessage(releases.Site{Name: "www"}, releases.Release{Version: version, Commit: long, Message: long}, diff, NoticeState{Live: long, Older: true}),
 			VersionsMessage(releases.Site{Name: "www"}, vs, nil, t0),
 			StatusMessage(&releases.Status{Site: "www", Lock: lock, Deploy: &d, OriginPath: long, Drift: true, Recorded: long}, t0),
 			DiffMessage(diff),

@@ -24,6 +24,8 @@ const (
 	Reject
 	// Ignore: the text is not for this bot.
 	Ignore
+	// Cancel: the person said no to a confirmation; nothing runs.
+	Cancel
 )
 
 // Command is a parsed line.

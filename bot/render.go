@@ -273,9 +273,34 @@ func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	return Message{Text: text, Blocks: blocks}
 }
 
+// NoticeState is what a release's notice says about the release now.
+type NoticeState struct {
+	Live      string    // the live release ("" none)
+	LiveSince time.Time // when Live went live (zero: unknown)
+	Older     bool      // published before Live: promoting it goes backwards
+	Pruned    bool      // retention deleted it
+}
+
+// key names the state for "has the notice changed": a notice is updated
+// only when it would say something else.
+func (n NoticeState) key(version string) string {
+	switch {
+	case n.Pruned:
+		return "pruned"
+	case n.Live == version:
+		return "live"
+	case n.Older:
+		return "older:" + n.Live
+	}
+	return "newer:" + n.Live
+}
+
 // NoticeMessage announces a new release with a Promote button, and what
-// it changes against the live release when diff is not nil.
-func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff) Message {
+// it changes against the live release when diff is not nil. The notice is
+// kept true as the release goes live, falls behind the live one, or is
+// pruned (st); the button's confirm dialog says what is live now and
+// whether promoting goes backwards, and a pruned release has no button.
+func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, st NoticeState) Message {
 	title := md(":package: New release of *%s*: `%s`", site.Name, r.Version)
 	var details []Mrkdwn
 	if r.Commit != "" {
@@ -286,14 +311,47 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff) 
 	if r.Message != "" {
 		body += md("\n>%s", Short(r.Message, 280))
 	}
-	if diff != nil {
+	if diff != nil && diff.From == st.Live {
 		body += "\n" + noticeDiff(diff)
 	}
-	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version, plainText("Promote "+r.Version))
-	btn.Style = slack.StylePrimary
-	btn.Confirm = slack.NewConfirmationBlockObject(plainText("Promote?"),
-		mdText(md("Make `%s` live on *%s*?", r.Version, site.Name)), plainText("Promote"), plainText("Cancel"))
-	return Message{Text: body, Blocks: []slack.Block{section(body), slack.NewActionBlock("", btn)}}
+	var now Mrkdwn
+	switch {
+	case st.Pruned:
+		now = ":wastebasket: Pruned by retention; it can no longer be promoted."
+	case st.Live == r.Version && !st.LiveSince.IsZero():
+		now = md(":white_check_mark: Live since %s.", st.LiveSince.UTC().Format("2006-01-02 15:04Z"))
+	case st.Live == r.Version:
+		now = ":white_check_mark: Live."
+	case st.Older:
+		now = md(":rewind: Older than the live `%s`: promoting it is a rollback.", st.Live)
+	}
+	blocks := []slack.Block{section(body)}
+	text := body
+	if now != "" {
+		blocks = append(blocks, contextText(now))
+		text += "\n" + now
+	}
+	if st.Pruned || st.Live == r.Version {
+		return Message{Text: text, Blocks: blocks}
+	}
+	label, question := "Promote "+r.Version, md("Make `%s` live on *%s*?", r.Version, site.Name)
+	switch {
+	case st.Older:
+		label = "Roll back to " + r.Version
+		question = md("Go *back* to the older `%s` on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+	case st.Live != "":
+		question = md("Make `%s` live on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+	}
+	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version, plainText(label))
+	if !st.Older {
+		btn.Style = slack.StylePrimary
+	}
+	btn.Confirm = slack.NewConfirmationBlockObject(plainText(map[bool]string{true: "Roll back?", false: "Promote?"}[st.Older]),
+		mdText(question), plainText(map[bool]string{true: "Roll back", false: "Promote"}[st.Older]), plainText("Cancel"))
+	if st.Older {
+		btn.Confirm.Style = slack.StyleDanger
+	}
+	return Message{Text: text, Blocks: append(blocks, slack.NewActionBlock("", btn))}
 }
 
 // ThreadLine is the thread reply for one deploy event ("" for none).

@@ -56,8 +56,11 @@ func TestGoldenCard(t *testing.T) {
 func TestGoldenNotice(t *testing.T) {
 	site := releases.Site{Name: "www"}
 	r := releases.Release{Site: "www", Version: "v42", Commit: "3f9c1b2a77e0d1c2", Message: "Fix the checkout button\n\nLong body", Files: 812, Bytes: 14_500_000}
-	golden(t, "notice", NoticeMessage(site, r, nil))
-	golden(t, "notice-diff", NoticeMessage(site, r, releases.DiffManifests(diffA, diffB)))
+	golden(t, "notice", NoticeMessage(site, r, nil, NoticeState{}))
+	golden(t, "notice-diff", NoticeMessage(site, r, releases.DiffManifests(diffA, diffB), NoticeState{Live: "v41"}))
+	golden(t, "notice-older", NoticeMessage(site, r, nil, NoticeState{Live: "v45", Older: true}))
+	golden(t, "notice-live", NoticeMessage(site, r, nil, NoticeState{Live: "v42", LiveSince: t0}))
+	golden(t, "notice-pruned", NoticeMessage(site, r, nil, NoticeState{Live: "v45", Older: true, Pruned: true}))
 }
 
 var (

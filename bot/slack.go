@@ -50,6 +50,7 @@ type Slack struct {
 
 	seen      dedupe
 	channels  channelCheck
+	noticeMu  sync.Mutex // one refresh of the notices at a time
 	connected atomic.Bool
 	work      sync.WaitGroup // Add only through begin
 	workMu    sync.Mutex
@@ -222,15 +223,28 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 		return Request{}, false
 	}
 	var name string
+	confirmed := false
+	reason := "clicked in Slack"
 	switch a.ActionID {
 	case ActionPromote:
 		name = "promote"
 	case ActionRollback:
 		name = "rollback"
+	case ActionConfirm:
+		// The person confirmed a promote that goes backwards; its
+		// reason rode in the block id.
+		name, confirmed = "promote", true
+		if r, ok := strings.CutPrefix(a.BlockID, "r:"); ok && r != "" {
+			reason = r
+		} else {
+			reason = "confirmed in Slack"
+		}
+	case ActionCancel:
+		return Request{Cmd: Command{Action: Cancel, Name: "cancel", Site: site, Version: version}, UserID: cb.User.ID,
+			Channel: cb.Channel.ID, ResponseURL: cb.ResponseURL, Door: "slack"}, true
 	default:
 		return Request{}, false
 	}
-	reason := "clicked in Slack"
 	thread := cb.Message.ThreadTimestamp
 	if thread == "" {
 		thread = cb.Message.Timestamp
@@ -238,7 +252,12 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 	if thread == "" {
 		thread = cb.Container.MessageTs
 	}
-	return Request{Cmd: Command{Action: Run, Name: name, Site: site, Version: version, Reason: reason},
+	if confirmed {
+		// Answered from an ephemeral message, which has no thread: the
+		// deploy reports in the site's channel.
+		thread = ""
+	}
+	return Request{Cmd: Command{Action: Run, Name: name, Site: site, Version: version, Reason: reason}, Confirmed: confirmed,
 		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, ResponseURL: cb.ResponseURL, Door: "slack"}, true
 }
 
@@ -359,7 +378,7 @@ func (o *slackOut) Deploy(ctx context.Context, req Request, site releases.Site) 
 	if channel == "" || (thread != "" && req.Channel != "") {
 		channel = req.Channel
 	}
-	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req,
+	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req, site: site,
 		events: make(chan releases.Event, 256), done: make(chan struct{})}
 	go v.loop()
 	return v
@@ -382,7 +401,8 @@ type slackDeploy struct {
 	gone bool
 	// req is who started the deploy and from where, to be told where its
 	// thread is, or why there is none.
-	req Request
+	req  Request
+	site releases.Site
 }
 
 // tell answers the person who started the deploy, privately, through
@@ -442,6 +462,8 @@ func (v *slackDeploy) Event(e releases.Event) {
 }
 
 func (v *slackDeploy) Done(*releases.Outcome, error) {
+	// What is live may have changed: the notices say so.
+	v.s.RefreshNotices(v.ctx, v.site)
 	v.once.Do(func() { close(v.events) })
 	select {
 	case <-v.done:
@@ -569,14 +591,7 @@ func (s *Slack) ReleaseRecorded(ctx context.Context, site releases.Site, r relea
 	}
 	go func() {
 		defer s.work.Done()
-		m := NoticeMessage(site, r, s.Bot.diffFromLive(ctx, site, r.Version))
-		if err := retry(ctx, func() error {
-			_, _, err := s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
-			return err
-		}); err != nil {
-			s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
-			s.lost("notice")
-		}
+		s.postNotice(ctx, site, r)
 	}()
 }
 
@@ -734,6 +749,7 @@ func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *rele
 	}
 	ctx = context.WithoutCancel(ctx)
 	m := PruneMessage(rep, err)
+	s.RefreshNotices(ctx, site)
 	if !s.begin() {
 		return
 	}

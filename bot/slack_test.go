@@ -759,3 +759,173 @@ func TestChannelProblems(t *testing.T) {
 		t.Fatalf("an archived channel: %v", err)
 	}
 }
+
+// publishAt publishes versions one minute apart, the first at base, and
+// posts each one's notice as the hook would.
+func (w *world) publishAt(base time.Time, versions ...string) {
+	w.t.Helper()
+	ctx := context.Background()
+	for i, v := range versions {
+		body := "<h1>" + v + "</h1>"
+		if err := w.cf.PutFile(ctx, w.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := w.cf.WriteManifest(ctx, w.site, &releases.Manifest{Version: v, PublishedAt: base.Add(time.Duration(i) * time.Minute),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			w.t.Fatal(err)
+		}
+		rel, _, err := w.svc.Record(ctx, "www", v)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.app.ReleaseRecorded(ctx, w.site, rel, "hook")
+		w.slack.WaitFor("the notice of "+v, func() bool {
+			posts, _, _ := w.slack.Snapshot()
+			return hasText(posts, "New release of *www*: `"+v+"`")
+		})
+	}
+}
+
+// noticeOf is the newest text (post or update) of v's notice.
+func (w *world) noticeOf(v string) (slackfake.Post, bool) {
+	posts, updates, _ := w.slack.Snapshot()
+	var ts string
+	var last slackfake.Post
+	for _, p := range posts {
+		if strings.HasPrefix(p.Text, ":package: New release of *www*: `"+v+"`") {
+			ts, last = p.TS, p
+		}
+	}
+	if ts == "" {
+		return last, false
+	}
+	for _, u := range updates {
+		if u.TS == ts {
+			last = u
+		}
+	}
+	return last, true
+}
+
+// A release's notice stays true: live since when it goes live; "older
+// than the live one, promoting it is a rollback" (and a Roll back button
+// whose dialog says what is live) once a newer one is live; pruned, with
+// no button, once retention deletes it.
+func TestNoticesStayTrue(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publishAt(w.svc.Time().Add(-time.Hour), "v1", "v2", "v3")
+	w.slack.Slash("nt-1", alice, "promote v3")
+	w.slack.WaitFor("the notices updated after v3 went live", func() bool {
+		n3, _ := w.noticeOf("v3")
+		n1, _ := w.noticeOf("v1")
+		n2, _ := w.noticeOf("v2")
+		return strings.Contains(n3.Text, ":white_check_mark: Live since") && !strings.Contains(string(n3.Blocks), "deploybot_promote") &&
+			strings.Contains(n1.Text, "Older than the live `v3`: promoting it is a rollback.") &&
+			strings.Contains(string(n1.Blocks), "Roll back to v1") && strings.Contains(string(n1.Blocks), "Live now: `v3`") &&
+			strings.Contains(n2.Text, "Older than the live `v3`")
+	})
+	w.site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
+	w.svc.Sites[0] = w.site
+	// As serve wires it: a prune from any door tells Slack when done.
+	w.app.Bot.Pruner = notifyingPruner{w}
+	w.slack.Slash("nt-2", bob, "prune")
+	w.slack.WaitFor("the pruned notices", func() bool {
+		n1, _ := w.noticeOf("v1")
+		n2, _ := w.noticeOf("v2")
+		return strings.Contains(n1.Text, "Pruned by retention") && !strings.Contains(string(n1.Blocks), `"actions"`) &&
+			strings.Contains(n2.Text, "Pruned by retention")
+	})
+}
+
+// Promoting a release older than the live one goes backwards: Slack asks
+// first, privately, with Confirm and Cancel; Cancel changes nothing,
+// Confirm runs it with the reason given; `rollback` does not ask. A stale
+// notice's Promote button asks the same way.
+func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publishAt(w.svc.Time().Add(-time.Hour), "v1", "v2")
+	w.slack.Slash("old-0", alice, "promote v2")
+	w.slack.WaitFor("v2 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v2` is live") })
+
+	w.slack.SlashIn("old-1", alice, "D0ALICE", "promote v1 the checkout broke")
+	var ask slackfake.Post
+	w.slack.WaitFor("the question", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		for _, p := range eph {
+			if strings.Contains(p.Text, "`v1` is older than the live `v2`") && p.Via == "response_url" {
+				ask = p
+				return true
+			}
+		}
+		return false
+	})
+	if w.live() != "v2" || !strings.Contains(string(ask.Blocks), "deploybot_confirm") || !strings.Contains(string(ask.Blocks), "deploybot_cancel") {
+		t.Fatalf("asked %s; live %s", ask.Blocks, w.live())
+	}
+	var blocks []struct {
+		BlockID string `json:"block_id"`
+	}
+	_ = json.Unmarshal(ask.Blocks, &blocks)
+	click := func(envelope, action string) {
+		w.slack.Send(envelope, "interactive", map[string]any{
+			"type": "block_actions", "user": map[string]any{"id": alice}, "channel": map[string]any{"id": "D0ALICE"},
+			"response_url": w.slack.ResponseURL(envelope, alice, "D0ALICE"),
+			"actions":      []map[string]any{{"action_id": action, "block_id": blocks[len(blocks)-1].BlockID, "value": "www/v1", "type": "button"}},
+		})
+	}
+	click("old-2", "deploybot_cancel")
+	w.slack.WaitFor("the cancel", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "Cancelled: `v1` was not promoted") })
+	if w.live() != "v2" {
+		t.Fatalf("cancel changed live to %s", w.live())
+	}
+	click("old-3", "deploybot_confirm")
+	w.slack.WaitFor("v1 live after the confirmation", func() bool {
+		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Phase == releases.PhaseDone
+	})
+	ds, _ := w.db.Deploys(context.Background(), "www", 1)
+	if ds[0].Reason != "the checkout broke" || ds[0].Actor != alice {
+		t.Fatalf("confirmed deploy %+v", ds[0])
+	}
+
+	// v2 is newer than the live v1: no question. Then the stale notice
+	// of v1 (still offering a Promote button) asks rather than rolls back.
+	w.slack.Slash("old-4", alice, "promote v2")
+	w.slack.WaitFor("v2 live again", func() bool {
+		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		return len(ds) == 1 && ds[0].To == "v2" && ds[0].Phase == releases.PhaseDone
+	})
+	n1, _ := w.noticeOf("v1")
+	w.slack.Send("old-5", "interactive", map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": alice}, "channel": map[string]any{"id": channel},
+		"response_url": w.slack.ResponseURL("old-5", alice, channel),
+		"message":      map[string]any{"ts": n1.TS},
+		"actions":      []map[string]any{{"action_id": "deploybot_promote", "block_id": "b", "value": "www/v1", "type": "button"}},
+	})
+	w.slack.WaitFor("the notice click asks", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		n := 0
+		for _, p := range eph {
+			if strings.Contains(p.Text, "`v1` is older than the live `v2`") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	w.slack.Slash("old-6", alice, "rollback v1 on purpose")
+	w.slack.WaitFor("the rollback, unasked", func() bool {
+		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Kind == releases.KindRollback && ds[0].Phase == releases.PhaseDone
+	})
+}
+
+// notifyingPruner prunes and tells the Slack app, as serve's server does.
+type notifyingPruner struct{ w *world }
+
+func (p notifyingPruner) Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error) {
+	rep, err := p.w.svc.Prune(ctx, req)
+	if rep != nil {
+		p.w.app.PruneFinished(ctx, p.w.site, rep, err)
+	}
+	return rep, err
+}

@@ -70,6 +70,11 @@ type Store interface {
 	// a name such as "slack"; DeployLinks returns them.
 	SetDeployLink(ctx context.Context, site, deployID, name, link string) error
 	DeployLinks(ctx context.Context, site, deployID string) (map[string]string, error)
+	// SetReleaseLink records where a release is shown (its chat notice),
+	// under a name such as "slack"; ReleaseLinks returns them for every
+	// release of the site that has one: version -> name -> link.
+	SetReleaseLink(ctx context.Context, site, version, name, link string) error
+	ReleaseLinks(ctx context.Context, site string) (map[string]map[string]string, error)
 
 	// AppendAudit records who tried what, and what came of it.
 	AppendAudit(ctx context.Context, e AuditEntry) error

@@ -295,6 +295,11 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		} else {
 			out, err = s.Service.Promote(s.work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, progress)
 		}
+		if s.Notifier != nil {
+			if st, serr := s.Service.Site(site); serr == nil {
+				s.Notifier.LiveChanged(s.work, st)
+			}
+		}
 		done <- result{out, err}
 	}()
 

@@ -15,9 +15,17 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	prunes []*releases.PruneReport
+	lives  int
 }
 
 func (r *recorder) ReleaseRecorded(context.Context, releases.Site, releases.Release, string) {}
+func (r *recorder) LiveChanged(context.Context, releases.Site) {
+	r.mu.Lock()
+	r.lives++
+	r.mu.Unlock()
+}
+
+func (r *recorder) liveChanges() int { r.mu.Lock(); defer r.mu.Unlock(); return r.lives }
 func (r *recorder) PruneFinished(_ context.Context, _ releases.Site, rep *releases.PruneReport, _ error) {
 	r.mu.Lock()
 	r.prunes = append(r.prunes, rep)

@@ -35,6 +35,9 @@ type Store interface {
 type Notifier interface {
 	ReleaseRecorded(ctx context.Context, site releases.Site, r releases.Release, source string)
 	PruneFinished(ctx context.Context, site releases.Site, rep *releases.PruneReport, err error)
+	// LiveChanged: what is live on site may have changed (a deploy through
+	// the API, or one reconcile found, such as a command-line deploy).
+	LiveChanged(ctx context.Context, site releases.Site)
 }
 
 // ReadyCheck is one condition of /readyz; a nil error is ready.
@@ -122,6 +125,9 @@ type Server struct {
 	awsMu    sync.Mutex
 	awsErr   error // of the last reconcile; nil when it reached AWS
 	awsOnce  bool  // a reconcile has run
+	// lastLive is what reconcile last saw live per site, to tell the
+	// Notifier of changes made outside serve.
+	lastLive map[string]*string
 }
 
 func (s *Server) now() time.Time {
@@ -340,6 +346,16 @@ func (s *Server) tick(ctx context.Context) {
 				s.Notifier.ReleaseRecorded(ctx, site, r, "reconcile")
 			}
 		}
+		// The first run (what changed while serve was down) and every
+		// change since (a command-line deploy) reach the chat.
+		if prev, ok := s.lastLive[site.Name]; s.Notifier != nil && (!ok || *prev != res.Live) {
+			s.Notifier.LiveChanged(ctx, site)
+		}
+		if s.lastLive == nil {
+			s.lastLive = map[string]*string{}
+		}
+		live := res.Live
+		s.lastLive[site.Name] = &live
 	}
 	s.awsMu.Lock()
 	s.awsErr, s.awsOnce = awsErr, true

@@ -934,3 +934,20 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// The chat hears when what is live changes outside serve (a command-line
+// deploy, a hand flip) at the next reconcile, and once at start, so the
+// release notices are kept true.
+func TestReconcileTellsTheChatWhenLiveChanges(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1", "v2")
+	rec := &recorder{}
+	e.srv.Notifier = rec
+	e.srv.ReconcileInterval = 20 * time.Millisecond
+	e.start()
+	e.eventually("the first reconcile to tell", func() bool { return rec.liveChanges() == 1 })
+	if err := e.cdn.Plan(e.site, releases.Current{}, "v2", "by-hand")[0].Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the reconcile after the flip to tell", func() bool { return rec.liveChanges() == 2 })
+}

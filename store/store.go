@@ -3,6 +3,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -516,6 +517,37 @@ func (s *DB) SetDeployLink(ctx context.Context, site, deployID, name, link strin
 		links[name] = link
 		return putJSON(b, deployID, links)
 	})
+}
+
+// releaseLinkKey keeps release links apart from deploy links in one
+// bucket: a version cannot hold "/", a deploy id does not start with it.
+const releaseLinkKey = "release/"
+
+// SetReleaseLink records where a release is shown (its notice).
+func (s *DB) SetReleaseLink(ctx context.Context, site, version, name, link string) error {
+	return s.SetDeployLink(ctx, site, releaseLinkKey+version, name, link)
+}
+
+// ReleaseLinks returns the links of every release of site that has one.
+func (s *DB) ReleaseLinks(ctx context.Context, site string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketLinks, site, false)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		prefix := []byte(releaseLinkKey)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			links := map[string]string{}
+			if err := json.Unmarshal(v, &links); err != nil {
+				return fmt.Errorf("release links %s: %w", k, err)
+			}
+			out[string(k[len(prefix):])] = links
+		}
+		return nil
+	})
+	return out, err
 }
 
 // DeployLinks returns the links of a deploy (empty when none).

@@ -277,3 +277,37 @@ func TestManualLocksAndAudit(t *testing.T) {
 		t.Fatalf("audit newest first: %+v", es)
 	}
 }
+
+// Release links (a release's notice) live next to deploy links without
+// mixing with them, and survive a reopen.
+func TestReleaseLinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := open(t, path, Options{})
+	ctx := context.Background()
+	if err := db.SetDeployLink(ctx, "www", "20261128T100000Z-abcd1234", "slack", "https://thread"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"v1", "v2"} {
+		if err := db.SetReleaseLink(ctx, "www", v, "slack", "C1/"+v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SetReleaseLink(ctx, "docs", "v1", "slack", "C2/v1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = open(t, path, Options{})
+	got, err := db.ReleaseLinks(ctx, "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["v1"]["slack"] != "C1/v1" || got["v2"]["slack"] != "C1/v2" {
+		t.Fatalf("release links %v", got)
+	}
+	if d, _ := db.DeployLinks(ctx, "www", "20261128T100000Z-abcd1234"); d["slack"] != "https://thread" {
+		t.Fatalf("deploy links %v", d)
+	}
+	if none, err := db.ReleaseLinks(ctx, "nosite"); err != nil || len(none) != 0 {
+		t.Fatalf("a site without links: %v %v", none, err)
+	}
+}

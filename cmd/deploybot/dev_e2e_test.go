@@ -110,7 +110,7 @@ func TestDevSwitchesStrategyOnTheSameData(t *testing.T) {
 	run("kvs", "promote v2", "v2")
 	run("origin-path", "rollback", "v1")
 	run("kvs", "promote v2", "v2")
-	run("origin-path", "promote v1", "v1")
+	run("origin-path", "rollback v1", "v1") // v1 is older: a promote would ask to say rollback
 }
 
 // devProc is a running `deploybot dev`: its stdin, and wait, which reads
