@@ -6,11 +6,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# The same build as CI's `make build`: static, no cgo, trimmed paths.
+# The same build as CI's `make build-image`: static, no cgo, trimmed
+# paths, and without the local stand-in (-tags nostandin: no `dev`, no
+# `localaws`, no JavaScript engine), which serve never uses.
 # VERSION (docker build --build-arg VERSION=v1.2.3) is what
 # `deploybot version` prints; the build context has no .git to read it from.
 ARG VERSION=""
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/deploybot/deploybot/cli.Version=${VERSION}" -o /out/deploybot ./cmd/deploybot
+RUN CGO_ENABLED=0 go build -trimpath -tags nostandin -ldflags="-s -w -X github.com/deploybot/deploybot/cli.Version=${VERSION}" -o /out/deploybot ./cmd/deploybot
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/deploybot /usr/local/bin/deploybot

@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short test-zones lint build fuzz reliability tools bench-publish bench-prune clean
+.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 build: ## build ./deploybot (VERSION from git describe, shown by deploybot version)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/deploybot/deploybot/cli.Version=$(VERSION)" -o deploybot ./cmd/deploybot
+
+build-image: ## build ./deploybot as the container image does: without dev and localaws (-tags nostandin)
+	CGO_ENABLED=0 $(GO) build -trimpath -tags nostandin -ldflags "-s -w -X github.com/deploybot/deploybot/cli.Version=$(VERSION)" -o deploybot ./cmd/deploybot
 
 tools: $(GOBIN)/versitygw $(GOBIN)/helm ## install what the tests need (versitygw, helm)
 
@@ -49,10 +52,12 @@ test-zones: ## the tests in two far time zones (UTC+14 and UTC-10/-9)
 test-short: ## the tests without the race detector, faster
 	$(GO) test -count=1 ./...
 
-lint: $(GOBIN)/staticcheck ## gofmt check, go vet, staticcheck
+lint: $(GOBIN)/staticcheck ## gofmt check, go vet (both builds), staticcheck, go mod tidy -diff
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags nostandin ./cli/ ./cmd/...
 	$(GOBIN)/staticcheck ./...
+	$(GO) mod tidy -diff
 
 fuzz: ## run every fuzz target (found with go test -list) for a while (FUZZTIME=30s)
 	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list"; exit 1; }; \

@@ -56,7 +56,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	cs := []command{
 		{"publish", "upload DIR as a release and commit its manifest", runPublish},
 		{"versions", "list releases, newest first, live one marked", runVersions},
 		{"status", "live release, deploy in progress, lock", runStatus},
@@ -76,10 +76,9 @@ func commands() []command {
 		{"unpin", "release a pin", runUnpin},
 		{"serve", "the bot: CI hook, API, health and metrics, reconcile, recovery", runServe},
 		{"backup", "write a consistent snapshot of the store", runBackup},
-		{"localaws", "run the local S3 + CloudFront stand-in and its edge", runLocalAWS},
-		{"dev", "everything on this machine, no accounts: stand-in, edge, sample site, console", runDev},
-		{"version", "print the version, the commit and the Go it was built with (also --version)", runVersion},
 	}
+	cs = append(cs, standinCommands()...)
+	return append(cs, command{"version", "print the version, the commit and the Go it was built with (also --version)", runVersion})
 }
 
 // summaryOf is the one line saying what command name does.

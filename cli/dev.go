@@ -1,3 +1,5 @@
+//go:build !nostandin
+
 package cli
 
 import (
@@ -17,6 +19,7 @@ import (
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
@@ -366,7 +369,7 @@ func waitDeployed(ctx context.Context, cfc *cloudfront.Client, id string) error 
 func devKVS(ctx context.Context, env Env, setup *cloud.KVSSetup, svc *releases.Service, arn, siteURL string, propagation time.Duration) error {
 	svc.Sites[0].KVSARN, svc.Sites[0].URL = arn, strings.TrimSuffix(siteURL, "/")
 	// A kvs flip waits a little longer than the stand-in's propagation.
-	rep, err := setup.Switch(ctx, svc, svc.Sites[0].Name, propagation+propagation/2)
+	rep, err := standin.SwitchToKVS(ctx, setup, svc, svc.Sites[0].Name, propagation+propagation/2)
 	if err != nil {
 		return fmt.Errorf("moving the demo site onto strategy kvs: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -204,27 +203,6 @@ func (k *KVSSetup) previewKey(ctx context.Context, site releases.Site, rep *KVSS
 	}
 	rep.PreviewKey = true
 	return nil
-}
-
-// Switch applies the setup to a site of a running service and moves the
-// site onto strategy kvs there, so the next flip writes the key (what
-// `deploybot dev --strategy kvs`, the atomicity harness and the flip-speed
-// benchmark do; in production the configuration says strategy: kvs).
-func (k *KVSSetup) Switch(ctx context.Context, svc *releases.Service, siteName string, propagation time.Duration) (*KVSSetupReport, error) {
-	i := slices.IndexFunc(svc.Sites, func(s releases.Site) bool { return s.Name == siteName })
-	if i < 0 {
-		return nil, releases.Errorf(releases.ENOTFOUND, "unknown site %q", siteName)
-	}
-	rep, err := k.Apply(ctx, svc.Sites[i])
-	if err != nil {
-		return nil, err
-	}
-	svc.Sites[i].Strategy = StrategyKVS
-	if svc.CDNs == nil {
-		svc.CDNs = map[string]releases.CDN{}
-	}
-	svc.CDNs[StrategyKVS] = &KVS{Client: k.KVS, CF: k.CF, Propagation: propagation, Pages: k.Pages}
-	return rep, nil
 }
 
 // Revert moves a site back from strategy kvs to origin-path, in one

@@ -70,8 +70,8 @@ type AWS struct {
 	Endpoint string `yaml:"endpoint"`
 }
 
-// Deploy tunes flips. Not in the first contract; added so that operators
-// and tests can trade API calls for promptness.
+// Deploy tunes flips, so that operators and tests can trade API calls for
+// promptness.
 type Deploy struct {
 	// PollInterval is how often a flip polls CloudFront; at most 5s.
 	PollInterval Duration `yaml:"poll_interval"`

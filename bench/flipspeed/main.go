@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
@@ -149,7 +150,7 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 		}
 	}
 	if strategy == cloud.StrategyKVS {
-		if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 100 * time.Millisecond}).Switch(ctx, svc, site.Name, d(5*time.Second)); err != nil {
+		if _, err := standin.SwitchToKVS(ctx, &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 100 * time.Millisecond}, svc, site.Name, d(5*time.Second)); err != nil {
 			return result{}, err
 		}
 		time.Sleep(d(90*time.Second) + d(5*time.Second)) // the association and the key reach every PoP

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
@@ -336,7 +337,7 @@ func moveToKVS(ctx context.Context, aws *localaws.Server, svc *releases.Service,
 		return err
 	}
 	svc.Sites[0].KVSARN = arn
-	if _, err := (&cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 20 * time.Millisecond}).Switch(ctx, svc, svc.Sites[0].Name, propagation); err != nil {
+	if _, err := standin.SwitchToKVS(ctx, &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 20 * time.Millisecond}, svc, svc.Sites[0].Name, propagation); err != nil {
 		return fmt.Errorf("kvs-setup: %w", err)
 	}
 	time.Sleep(propagation + propagation/4)

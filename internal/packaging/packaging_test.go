@@ -29,7 +29,7 @@ func read(t *testing.T, p string) string {
 func TestDockerfile(t *testing.T) {
 	d := read(t, "Dockerfile")
 	for _, want := range []string{
-		"CGO_ENABLED=0 go build -trimpath", "./cmd/deploybot", // the Makefile's build
+		"CGO_ENABLED=0 go build -trimpath -tags nostandin", "./cmd/deploybot", // the Makefile's build-image
 		"-X github.com/deploybot/deploybot/cli.Version=${VERSION}", // what deploybot version prints
 		"USER 65532:65532", `VOLUME ["/var/lib/deploybot"]`, `ENTRYPOINT ["/usr/local/bin/deploybot"]`, `CMD ["serve"]`,
 	} {
@@ -40,11 +40,54 @@ func TestDockerfile(t *testing.T) {
 	if n := strings.Count(d, "\nFROM "); n != 2 {
 		t.Errorf("want a two-stage build, got %d FROM lines", n)
 	}
-	if mk := read(t, "Makefile"); !strings.Contains(mk, "CGO_ENABLED=0 $(GO) build -trimpath") {
+	if mk := read(t, "Makefile"); !strings.Contains(mk, "CGO_ENABLED=0 $(GO) build -trimpath -tags nostandin") {
 		t.Error("the Makefile's build differs from the Dockerfile's")
 	}
 	if di := read(t, ".dockerignore"); !strings.Contains(di, ".git") {
 		t.Error(".dockerignore does not keep .git out")
+	}
+}
+
+// The image's build (-tags nostandin) carries no stand-in: no localaws,
+// no JavaScript engine, no dev or localaws command; the default build
+// (what `go run ./cmd/deploybot dev` uses) has them.
+func TestImageBuildHasNoStandIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary twice")
+	}
+	dir := t.TempDir()
+	build := func(name string, tags ...string) (deps, help string) {
+		bin := filepath.Join(dir, name)
+		args := append([]string{"build", "-trimpath"}, tags...)
+		cmd := exec.Command("go", append(args, "-o", bin, "./cmd/deploybot")...)
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %v: %v\n%s", tags, err, out)
+		}
+		m, err := exec.Command("go", "version", "-m", bin).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := exec.Command(bin, "help").Output()
+		return string(m), string(h)
+	}
+	deps, help := build("image", "-tags", "nostandin")
+	for _, bad := range []string{"github.com/dop251/goja", "github.com/deploybot/deploybot/localaws"} {
+		if strings.Contains(deps, bad) {
+			t.Errorf("the image's build links %s", bad)
+		}
+	}
+	for _, cmd := range []string{"  dev ", "  localaws "} {
+		if strings.Contains(help, cmd) {
+			t.Errorf("the image's build offers %q", strings.TrimSpace(cmd))
+		}
+	}
+	if !strings.Contains(help, "  serve ") {
+		t.Fatalf("the image's build lacks serve:\n%s", help)
+	}
+	deps, help = build("default")
+	if !strings.Contains(deps, "github.com/dop251/goja") || !strings.Contains(help, "  dev ") {
+		t.Errorf("the default build lost the stand-in (dev needs it)")
 	}
 }
 
