@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -89,6 +88,7 @@ func (b *Bot) SiteNames() []string {
 
 // Handle runs one request to the end, answering through out.
 func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
+	ctx = releases.WithDoor(ctx, req.Door)
 	c := req.Cmd
 	switch c.Action {
 	case Ignore:
@@ -160,6 +160,13 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		}
 		deploys, _ := b.Service.Store.Deploys(ctx, site.Name, 200)
 		out.Public(ctx, req, VersionsMessage(site, vs, deploys, b.Service.Time()))
+	case "history":
+		h, err := b.Service.History(ctx, site.Name, HistoryShown)
+		if err != nil {
+			out.Private(ctx, req, errorText(err))
+			return
+		}
+		out.Public(ctx, req, HistoryMessage(site, h))
 	case "status":
 		st, err := b.Service.Status(ctx, site.Name)
 		if err != nil {
@@ -169,7 +176,6 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		out.Public(ctx, req, StatusMessage(st, b.Service.Time()))
 	case "lock":
 		l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), c.Reason)
-		b.audit(ctx, req, site, "lock", c.Reason, err)
 		if err != nil {
 			out.Private(ctx, req, errorText(err))
 			return
@@ -178,7 +184,6 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 			mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
 	case "unlock":
 		l, err := b.Service.UnlockSite(ctx, site.Name, actorOf(req))
-		b.audit(ctx, req, site, "unlock", "", err)
 		switch {
 		case err != nil:
 			out.Private(ctx, req, errorText(err))
@@ -201,15 +206,13 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		out.Private(ctx, req, PruneMessage(rep, err).Text)
 	case "pin":
 		p, err := b.Service.PinRelease(ctx, site.Name, c.Version, actorOf(req), c.Reason)
-		b.audit(ctx, req, site, "pin", c.Version+" "+c.Reason, err)
 		if err != nil {
 			out.Private(ctx, req, errorText(err))
 			return
 		}
 		out.Public(ctx, req, Message{Text: md(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
 	case "unpin":
-		err := b.Service.UnpinRelease(ctx, site.Name, c.Version)
-		b.audit(ctx, req, site, "unpin", c.Version, err)
+		err := b.Service.UnpinRelease(ctx, site.Name, c.Version, actorOf(req))
 		if err != nil {
 			out.Private(ctx, req, errorText(err))
 			return
@@ -285,25 +288,11 @@ func (b *Bot) allowed(ctx context.Context, req Request, site releases.Site, out 
 		return false
 	}
 	if !ok {
-		b.audit(ctx, req, site, action, why, releases.Errorf(releases.EUNAUTHORIZED, "%s", why))
+		b.Service.Deny(ctx, site.Name, actorOf(req), action, why)
 		out.Private(ctx, req, md("%s", refusal))
 		return false
 	}
 	return true
-}
-
-func (b *Bot) audit(ctx context.Context, req Request, site releases.Site, action, detail string, err error) {
-	e := releases.AuditEntry{Site: site.Name, Actor: actorOf(req), Action: action, Result: "ok", Detail: detail, Door: req.Door}
-	var le *releases.LockedError
-	switch {
-	case err == nil:
-	case errors.As(err, &le), releases.ErrorCode(err) == releases.EUNAUTHORIZED, releases.ErrorCode(err) == releases.ECONFLICT,
-		releases.ErrorCode(err) == releases.EINVALID, releases.ErrorCode(err) == releases.ENOTFOUND:
-		e.Result, e.Detail = "refused", releases.ErrorMessage(err)
-	default:
-		e.Result, e.Detail = "failed", releases.ErrorMessage(err)
-	}
-	b.Service.Audit(ctx, e)
 }
 
 // deploy runs a promote or rollback with its live view. Refusals before
@@ -317,7 +306,6 @@ func (b *Bot) deploy(ctx context.Context, req Request, site releases.Site, out O
 		view.Event(e)
 	}
 	res, err := run(progress)
-	b.audit(ctx, req, site, req.Cmd.Name, strings.TrimSpace(req.Cmd.Version+" "+req.Cmd.Reason), err)
 	if view == nil {
 		switch {
 		case err != nil:

@@ -31,7 +31,7 @@ const (
 // Command is a parsed line.
 type Command struct {
 	Action Action
-	Name   string // promote, rollback, versions, status, lock, unlock, prune, pin, unpin, diff, preview, help
+	Name   string // promote, rollback, versions, status, history, lock, unlock, prune, pin, unpin, diff, preview, help
 	Site   string
 	// Version is the release named; for rollback it may instead be the
 	// first word of the reason, which the runner decides (MaybeVersion).
@@ -44,7 +44,7 @@ type Command struct {
 }
 
 // Commands, in the order help lists them.
-var commandNames = []string{"promote", "rollback", "versions", "status", "lock", "unlock", "prune", "pin", "unpin", "diff", "preview", "help"}
+var commandNames = []string{"promote", "rollback", "versions", "status", "history", "lock", "unlock", "prune", "pin", "unpin", "diff", "preview", "help"}
 
 // Usage lines, for help and for argument errors.
 var usage = map[string]string{
@@ -52,6 +52,7 @@ var usage = map[string]string{
 	"rollback": "rollback [site] [version] [reason...]",
 	"versions": "versions [site]",
 	"status":   "status [site]",
+	"history":  "history [site]",
 	"lock":     "lock [site] <reason...>",
 	"unlock":   "unlock [site]",
 	"prune":    "prune [site] [--dry-run]",
@@ -135,7 +136,7 @@ func Parse(text string, sites []string) Command {
 		if c.Version != "" {
 			c.Reason = strings.Join(args[1:], " ")
 		}
-	case "versions", "status", "unlock":
+	case "versions", "status", "history", "unlock":
 		if len(args) > 0 {
 			return bad("unexpected %q", strings.Join(args, " "))
 		}

@@ -150,6 +150,28 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 	return Message{Text: text, Blocks: blocks}
 }
 
+// HistoryShown is how many audit records `history` shows in chat.
+const HistoryShown = 20
+
+// HistoryMessage is the `history` answer: the newest audit records, who
+// did what through which door, and how it ended.
+func HistoryMessage(site releases.Site, h []releases.AuditEntry) Message {
+	if len(h) == 0 {
+		t := md("*%s* has no history yet.", site.Name)
+		return Message{Text: t, Blocks: []slack.Block{section(t)}}
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WHEN (UTC)\tDOOR\tWHO\tWHAT\tRESULT\tDETAIL")
+	for _, e := range h {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format("01-02 15:04"), orDash(e.Door), Short(e.Actor, 20),
+			e.Action, e.Result, Short(e.Detail, 60))
+	}
+	tw.Flush()
+	title := md("*%s*: the last %d operation(s), newest first", site.Name, len(h))
+	return Message{Text: md("%s\n%s", title, b.String()), Blocks: []slack.Block{section(title), section(md("```\n%s```", b.String()))}}
+}
+
 // StatusMessage is the `status` answer.
 func StatusMessage(st *releases.Status, now time.Time) Message {
 	var lines []Mrkdwn

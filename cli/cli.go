@@ -60,6 +60,7 @@ func commands() []command {
 		{"publish", "upload DIR as a release and commit its manifest", runPublish},
 		{"versions", "list releases, newest first, live one marked", runVersions},
 		{"status", "live release, deploy in progress, lock", runStatus},
+		{"history", "the audit log: every operation from every door, refusals included", runHistory},
 		{"promote", "make a release live", runPromote},
 		{"rollback", "go back to the previous live release (or VERSION)", runRollback},
 		{"verify", "check every file of a release is in the bucket with the right size", runVerify},
@@ -110,6 +111,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 	for _, c := range commands() {
 		if c.name == args[0] {
 			env.Command = c.name
+			// Operations from a terminal are the cli door's; with
+			// --server the API records its own.
+			ctx = releases.WithDoor(ctx, releases.DoorCLI)
 			return report(env, c.run(ctx, env, args[1:]))
 		}
 	}

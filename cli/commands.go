@@ -146,7 +146,8 @@ type backend interface {
 	Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error)
 	Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error)
 	Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error)
-	Unpin(ctx context.Context, site, version string) error
+	Unpin(ctx context.Context, site, version, actor string) error
+	History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error)
 	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
 	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
 	Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error)
@@ -162,8 +163,8 @@ func (l localBackend) Close() error { return l.app.Close() }
 func (l localBackend) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
 	return l.PinRelease(ctx, site, version, actor, reason)
 }
-func (l localBackend) Unpin(ctx context.Context, site, version string) error {
-	return l.UnpinRelease(ctx, site, version)
+func (l localBackend) Unpin(ctx context.Context, site, version, actor string) error {
+	return l.UnpinRelease(ctx, site, version, actor)
 }
 
 type remoteBackend struct{ c *server.Client }
@@ -187,8 +188,11 @@ func (r remoteBackend) Prune(ctx context.Context, req releases.PruneRequest) (*r
 func (r remoteBackend) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
 	return r.c.Pin(ctx, site, version, actor, reason)
 }
-func (r remoteBackend) Unpin(ctx context.Context, site, version string) error {
-	return r.c.Unpin(ctx, site, version)
+func (r remoteBackend) History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error) {
+	return r.c.History(ctx, site, limit)
+}
+func (r remoteBackend) Unpin(ctx context.Context, site, version, actor string) error {
+	return r.c.Unpin(ctx, site, version, actor)
 }
 func (r remoteBackend) LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
 	return r.c.Lock(ctx, site, actor, reason)
@@ -565,7 +569,7 @@ func runUnpin(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	if err := b.Unpin(ctx, site, pos[0]); err != nil {
+	if err := b.Unpin(ctx, site, pos[0], actor(env)); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "unpinned %s %s: retention applies to it again\n", site, pos[0])

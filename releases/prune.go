@@ -70,7 +70,7 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport
 
 // auditPrune records a run: who, dry or not, what came of it.
 func (s *Service) auditPrune(ctx context.Context, req PruneRequest, rep *PruneReport, err error) {
-	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: "prune", Result: "ok",
+	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: "prune", Result: "ok", Door: DoorOf(ctx),
 		Detail: fmt.Sprintf("%d release(s), %d objects, %d bytes", len(rep.Deleted)-rep.Failures, rep.Objects, rep.Bytes)}
 	if req.DryRun {
 		e.Action = "prune --dry-run"
@@ -290,7 +290,8 @@ func lockWhat(l Lock) string {
 }
 
 // PinRelease keeps a release forever.
-func (s *Service) PinRelease(ctx context.Context, siteName, version, actor, reason string) (*Pin, error) {
+func (s *Service) PinRelease(ctx context.Context, siteName, version, actor, reason string) (_ *Pin, err error) {
+	defer func() { s.audit(ctx, siteName, actor, "pin", joinDetail(version, reason), err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
@@ -316,7 +317,8 @@ func (s *Service) PinRelease(ctx context.Context, siteName, version, actor, reas
 }
 
 // UnpinRelease releases a pin; ENOTFOUND when the release was not pinned.
-func (s *Service) UnpinRelease(ctx context.Context, siteName, version string) error {
+func (s *Service) UnpinRelease(ctx context.Context, siteName, version, actor string) (err error) {
+	defer func() { s.audit(ctx, siteName, actor, "unpin", version, err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return err

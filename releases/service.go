@@ -428,7 +428,16 @@ type Outcome struct {
 // Promote makes req.Version live: it checks the release, takes the site's
 // lock, and runs the CDN's steps, recording each phase before it acts and
 // reporting it to progress (which may be nil).
-func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Progress) (*Outcome, error) {
+func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Progress) (out *Outcome, err error) {
+	if req.Kind == "" {
+		req.Kind = KindPromote
+	}
+	defer func() { s.audit(ctx, req.Site, req.Actor, string(req.Kind), joinDetail(req.Version, req.Reason), err) }()
+	return s.deploy(ctx, req, progress)
+}
+
+// deploy is Promote and Rollback, without the audit record.
+func (s *Service) deploy(ctx context.Context, req PromoteRequest, progress Progress) (*Outcome, error) {
 	if progress == nil {
 		progress = func(Event) {}
 	}
@@ -722,18 +731,19 @@ type RollbackRequest struct {
 // it walks finished deploys back from the newest: versions that were rolled
 // back away from are skipped, so repeated rollbacks keep going back rather
 // than toggling between two releases. Failed deploys are never targets.
-func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Progress) (*Outcome, error) {
+func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Progress) (out *Outcome, err error) {
+	target := req.Version
+	defer func() { s.audit(ctx, req.Site, req.Actor, string(KindRollback), joinDetail(target, req.Reason), err) }()
 	site, err := s.Site(req.Site)
 	if err != nil {
 		return nil, err
 	}
-	target := req.Version
 	if target == "" {
 		if target, err = s.RollbackTarget(ctx, site.Name); err != nil {
 			return nil, err
 		}
 	}
-	return s.Promote(ctx, PromoteRequest{Site: site.Name, Version: target, Actor: req.Actor, Reason: req.Reason, Kind: KindRollback}, progress)
+	return s.deploy(ctx, PromoteRequest{Site: site.Name, Version: target, Actor: req.Actor, Reason: req.Reason, Kind: KindRollback}, progress)
 }
 
 // RollbackTarget returns the version Rollback goes to without a version.
@@ -797,7 +807,8 @@ func SortReleases(rs []Release) {
 
 // LockSite takes a person's lock: promotes and rollbacks of the site are
 // refused, naming the holder, until UnlockSite.
-func (s *Service) LockSite(ctx context.Context, siteName, actor, reason string) (*Lock, error) {
+func (s *Service) LockSite(ctx context.Context, siteName, actor, reason string) (_ *Lock, err error) {
+	defer func() { s.audit(ctx, siteName, actor, "lock", reason, err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
@@ -815,7 +826,8 @@ func (s *Service) LockSite(ctx context.Context, siteName, actor, reason string) 
 
 // UnlockSite frees a person's lock; it returns the lock freed, nil when
 // the site was not locked.
-func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (*Lock, error) {
+func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (_ *Lock, err error) {
+	defer func() { s.audit(ctx, siteName, actor, "unlock", "", err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
@@ -828,17 +840,6 @@ func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (*Lock
 		s.logger().InfoContext(ctx, "site unlocked", "site", site.Name, "actor", actor, "was_held_by", l.Holder)
 	}
 	return l, nil
-}
-
-// Audit records an entry, logging (not failing) when the store refuses:
-// the action itself has already happened or been refused.
-func (s *Service) Audit(ctx context.Context, e AuditEntry) {
-	if e.Time.IsZero() {
-		e.Time = s.now()
-	}
-	if err := s.Store.AppendAudit(ctx, e); err != nil {
-		s.logger().ErrorContext(ctx, "writing the audit log", "err", err, "site", e.Site, "action", e.Action)
-	}
 }
 
 // VerifyReport says whether a release's files are all in the bucket.

@@ -92,6 +92,7 @@ func (s *Server) answer(route string, call func(r *http.Request) (any, error)) h
 		if !s.authorized(w, r, route) {
 			return
 		}
+		r = r.WithContext(releases.WithDoor(r.Context(), releases.DoorAPI))
 		out, err := call(r)
 		if err != nil {
 			s.apiError(w, route, err)
@@ -157,6 +158,21 @@ func (s *Server) routeAPI(mux *routes) {
 		}
 		return body, nil
 	}))
+	mux.handle("GET /api/v1/sites/{site}/history", s.answer("history", func(r *http.Request) (any, error) {
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10000 {
+				return nil, releases.Errorf(releases.EINVALID, "limit must be 1 to 10000 (got %q)", v)
+			}
+			limit = n
+		}
+		h, err := s.Service.History(r.Context(), r.PathValue("site"), limit)
+		if h == nil {
+			h = []releases.AuditEntry{}
+		}
+		return h, err
+	}))
 	mux.handle("POST /api/v1/sites/{site}/pins", answerJSON(s, "pin", func(r *http.Request, req PinRequest) (any, error) {
 		return s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), req.Reason)
 	}))
@@ -165,18 +181,15 @@ func (s *Server) routeAPI(mux *routes) {
 	}))
 	mux.handle("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
 		site, actor := r.PathValue("site"), actorOr(req.Actor)
-		l, err := s.Service.LockSite(r.Context(), site, actor, req.Reason)
-		s.Service.Audit(r.Context(), auditOf(site, actor, "lock", req.Reason, err))
-		return l, err
+		return s.Service.LockSite(r.Context(), site, actor, req.Reason)
 	}))
 	mux.handle("DELETE /api/v1/sites/{site}/lock", s.answer("unlock", func(r *http.Request) (any, error) {
 		site, actor := r.PathValue("site"), actorOr(r.URL.Query().Get("actor"))
 		l, err := s.Service.UnlockSite(r.Context(), site, actor)
-		s.Service.Audit(r.Context(), auditOf(site, actor, "unlock", "", err))
 		return UnlockResponse{Released: l}, err
 	}))
 	mux.handle("DELETE /api/v1/sites/{site}/pins/{version}", s.answer("unpin", func(r *http.Request) (any, error) {
-		err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version"))
+		err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version"), actorOr(r.URL.Query().Get("actor")))
 		return map[string]string{"status": "unpinned"}, err
 	}))
 }
@@ -223,14 +236,6 @@ type LockRequest struct {
 // UnlockResponse names the lock that was released (null: none was held).
 type UnlockResponse struct {
 	Released *releases.Lock `json:"released"`
-}
-
-func auditOf(site, actor, action, detail string, err error) releases.AuditEntry {
-	e := releases.AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: detail, Door: "api"}
-	if err != nil {
-		e.Result, e.Detail = "refused", releases.ErrorMessage(err)
-	}
-	return e
 }
 
 // PinRequest is the body of POST .../pins.
@@ -280,6 +285,9 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "deploybot is shutting down; retry shortly"})
 		return
 	}
+	// The deploy outlives the request: it runs on the server's work
+	// context, marked as the API's for the audit record.
+	work := releases.WithDoor(s.work, releases.DoorAPI)
 	go func() {
 		defer s.deploys.Done()
 		progress := s.progress(func(e releases.Event) {
@@ -291,13 +299,13 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		var out *releases.Outcome
 		var err error
 		if kind == releases.KindRollback {
-			out, err = s.Service.Rollback(s.work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
+			out, err = s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
 		} else {
-			out, err = s.Service.Promote(s.work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, progress)
+			out, err = s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, progress)
 		}
 		if s.Notifier != nil {
 			if st, serr := s.Service.Site(site); serr == nil {
-				s.Notifier.LiveChanged(s.work, st)
+				s.Notifier.LiveChanged(work, st)
 			}
 		}
 		done <- result{out, err}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,9 +198,23 @@ func (c *Client) Pin(ctx context.Context, site, version, actor, reason string) (
 	return &p, nil
 }
 
-// Unpin releases a pin on the server.
-func (c *Client) Unpin(ctx context.Context, site, version string) error {
-	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/pins/"+url.PathEscape(version), nil)
+// History reads the site's audit log from the server, newest first.
+func (c *Client) History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/sites/"+url.PathEscape(site)+"/history?limit="+strconv.Itoa(limit), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var h []releases.AuditEntry
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&h); err != nil {
+		return nil, fmt.Errorf("reading the history: %w", err)
+	}
+	return h, nil
+}
+
+// Unpin releases a pin on the server, for actor.
+func (c *Client) Unpin(ctx context.Context, site, version, actor string) error {
+	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/pins/"+url.PathEscape(version)+"?actor="+url.QueryEscape(actor), nil)
 	if err != nil {
 		return err
 	}

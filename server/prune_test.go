@@ -111,10 +111,10 @@ func TestPruneSkipsWhileADeployRuns(t *testing.T) {
 	if _, err := e.client().Pin(ctx, "www", "v2", "bob", "audit"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client().Unpin(ctx, "www", "v2"); err != nil {
+	if err := e.client().Unpin(ctx, "www", "v2", "ci"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client().Unpin(ctx, "www", "v2"); releases.ErrorCode(err) != releases.ENOTFOUND {
+	if err := e.client().Unpin(ctx, "www", "v2", "ci"); releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("second unpin: %v", err)
 	}
 }

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/deploybot/deploybot/bot"
+)
+
+// runHistory prints a site's audit log, newest first: every operation
+// from every door (slack, cli, api, schedule, console), refusals included.
+func runHistory(ctx context.Context, env Env, args []string) error {
+	var asJSON *bool
+	var limit *int
+	b, site, pos, err := siteCommand(ctx, env, "history", "", args, func(fs *flagSetT) {
+		asJSON = fs.Bool("json", false, "print JSON: an array of {time, site, actor, action, result, detail, door}")
+		limit = fs.Int("limit", 50, "at most `N` records (1 to 10000)")
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if len(pos) != 0 {
+		return usagef("history takes no arguments")
+	}
+	if *limit < 1 || *limit > 10000 {
+		return usagef("--limit must be 1 to 10000 (got %d)", *limit)
+	}
+	h, err := b.History(ctx, site, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if h == nil {
+			return writeJSON(env.Stdout, []any{})
+		}
+		return writeJSON(env.Stdout, h)
+	}
+	if len(h) == 0 {
+		fmt.Fprintf(env.Stdout, "%s has no history yet\n", site)
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME (UTC)\tDOOR\tACTOR\tACTION\tRESULT\tDETAIL")
+	for _, e := range h {
+		door := e.Door
+		if door == "" {
+			door = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format("2006-01-02 15:04:05"), door, e.Actor, e.Action, e.Result, bot.Short(e.Detail, 120))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,84 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"strings"
+)
+
+// Doors name where an operation came from, in the audit log.
+const (
+	DoorSlack    = "slack"
+	DoorCLI      = "cli"
+	DoorAPI      = "api"
+	DoorSchedule = "schedule"
+	DoorConsole  = "console"
+)
+
+type doorKey struct{}
+
+// WithDoor says which door ctx's operation came through; every door sets
+// it once, at its edge, and the service writes it into the audit record.
+func WithDoor(ctx context.Context, door string) context.Context {
+	return context.WithValue(ctx, doorKey{}, door)
+}
+
+// DoorOf is the door ctx's operation came through ("" when none said).
+func DoorOf(ctx context.Context) string {
+	d, _ := ctx.Value(doorKey{}).(string)
+	return d
+}
+
+// Audit records an entry, logging (not failing) when the store refuses:
+// the action itself has already happened or been refused. The door is
+// ctx's unless the entry names one.
+func (s *Service) Audit(ctx context.Context, e AuditEntry) {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	if e.Door == "" {
+		e.Door = DoorOf(ctx)
+	}
+	// The record is written whatever became of ctx: a deploy cut short
+	// by a shutdown is recorded too.
+	if err := s.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+		s.logger().ErrorContext(ctx, "writing the audit log", "err", err, "site", e.Site, "action", e.Action)
+	}
+}
+
+// audit writes the record of one operation, whichever door asked: ok;
+// refused when it was not allowed or not possible (a lock, a bad version,
+// an unknown release, a conflict); failed otherwise.
+func (s *Service) audit(ctx context.Context, site, actor, action, detail string, err error) {
+	e := AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: detail}
+	var le *LockedError
+	switch {
+	case err == nil:
+	case errors.As(err, &le), ErrorCode(err) == EUNAUTHORIZED, ErrorCode(err) == ECONFLICT,
+		ErrorCode(err) == EINVALID, ErrorCode(err) == ENOTFOUND:
+		e.Result, e.Detail = "refused", ErrorMessage(err)
+	default:
+		e.Result, e.Detail = "failed", ErrorMessage(err)
+	}
+	s.Audit(ctx, e)
+}
+
+// Deny records that a door refused an operation before it reached the
+// service (Slack's check that the person is a deployer).
+func (s *Service) Deny(ctx context.Context, site, actor, action, why string) {
+	s.audit(ctx, site, actor, action, "", Errorf(EUNAUTHORIZED, "%s", why))
+}
+
+// History is the site's audit log, newest first: every operation from
+// every door, refusals included (limit <= 0: all).
+func (s *Service) History(ctx context.Context, siteName string, limit int) ([]AuditEntry, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.Audit(ctx, site.Name, limit)
+}
+
+func joinDetail(parts ...string) string {
+	return strings.TrimSpace(strings.Join(parts, " "))
+}
