@@ -226,7 +226,7 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		}
 		out.Public(ctx, req, DiffMessage(d))
 	case "preview":
-		p, err := b.Service.Preview(ctx, site.Name, c.Version, 0)
+		p, err := b.Service.Preview(ctx, site.Name, c.Version, actorOf(req), 0)
 		if err != nil {
 			out.Private(ctx, req, errorText(err))
 			return

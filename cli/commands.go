@@ -150,7 +150,7 @@ type backend interface {
 	History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error)
 	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
 	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
-	Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error)
+	Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*releases.Preview, error)
 	Close() error
 }
 
@@ -200,8 +200,8 @@ func (r remoteBackend) LockSite(ctx context.Context, site, actor, reason string)
 func (r remoteBackend) UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error) {
 	return r.c.Unlock(ctx, site, actor)
 }
-func (r remoteBackend) Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error) {
-	return r.c.Preview(ctx, site, version, ttl)
+func (r remoteBackend) Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*releases.Preview, error) {
+	return r.c.Preview(ctx, site, version, actor, ttl)
 }
 
 // siteCommand parses the flags every site command shares and picks the
@@ -838,7 +838,7 @@ func runPreview(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	p, err := b.Preview(ctx, site, pos[0], *ttl)
+	p, err := b.Preview(ctx, site, pos[0], actor(env), *ttl)
 	if err != nil {
 		return err
 	}

@@ -48,8 +48,10 @@ func PreviewToken(key []byte, site, version string, expires int64) string {
 	return version + "." + e + "." + hex.EncodeToString(m.Sum(nil))
 }
 
-// Preview makes a preview link for a published, unpruned release.
-func (s *Service) Preview(ctx context.Context, siteName, version string, ttl time.Duration) (*Preview, error) {
+// Preview makes a preview link for a published, unpruned release, for
+// actor; the audit log records who was given a look at what.
+func (s *Service) Preview(ctx context.Context, siteName, version, actor string, ttl time.Duration) (_ *Preview, err error) {
+	defer func() { s.audit(ctx, siteName, actor, "preview", version, err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err

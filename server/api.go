@@ -177,7 +177,7 @@ func (s *Server) routeAPI(mux *routes) {
 		return s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), req.Reason)
 	}))
 	mux.handle("POST /api/v1/sites/{site}/previews", answerJSON(s, "preview", func(r *http.Request, req PreviewRequest) (any, error) {
-		return s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, time.Duration(req.TTLSeconds)*time.Second)
+		return s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), time.Duration(req.TTLSeconds)*time.Second)
 	}))
 	mux.handle("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
 		site, actor := r.PathValue("site"), actorOr(req.Actor)
@@ -225,6 +225,7 @@ type PruneRequest struct {
 type PreviewRequest struct {
 	Version    string `json:"version"`
 	TTLSeconds int64  `json:"ttl_seconds"` // zero: an hour
+	Actor      string `json:"actor"`
 }
 
 // LockRequest is the body of PUT .../lock.

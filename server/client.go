@@ -251,8 +251,8 @@ func (c *Client) Unlock(ctx context.Context, site, actor string) (*releases.Lock
 }
 
 // Preview makes a preview link on the server.
-func (c *Client) Preview(ctx context.Context, site, version string, ttl time.Duration) (*releases.Preview, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/previews", PreviewRequest{Version: version, TTLSeconds: int64(ttl / time.Second)})
+func (c *Client) Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*releases.Preview, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/previews", PreviewRequest{Version: version, TTLSeconds: int64(ttl / time.Second), Actor: actor})
 	if err != nil {
 		return nil, err
 	}

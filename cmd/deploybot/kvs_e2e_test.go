@@ -48,6 +48,11 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if !strings.HasPrefix(p.URL, w.edge+"/?deploybot-preview=v2.") {
 		t.Fatalf("preview link %q", p.URL)
 	}
+	// A preview gives someone a look at an unreleased build: it is audited.
+	if h := w.must("history", "--json", "--limit", "1").stdout; !strings.Contains(h, `"action": "preview"`) || !strings.Contains(h, `"actor": "e2e"`) ||
+		!strings.Contains(h, `"door": "cli"`) || !strings.Contains(h, `"detail": "v2"`) {
+		t.Fatalf("the preview's audit record: %s", h)
+	}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(p.URL)
 	if err != nil {
