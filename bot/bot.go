@@ -145,7 +145,7 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		if c.MaybeVersion {
 			// "rollback oops it broke": the word is a version only if
 			// such a release exists.
-			if _, err := b.Service.Store.Release(ctx, site.Name, version); err != nil {
+			if _, err := b.Service.Release(ctx, site.Name, version); err != nil {
 				version, reason = "", strings.TrimSpace(c.Version+" "+c.Reason)
 			}
 		}
@@ -158,7 +158,7 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 			out.Private(ctx, req, errorText(err))
 			return
 		}
-		deploys, _ := b.Service.Store.Deploys(ctx, site.Name, 200)
+		deploys, _ := b.Service.Deploys(ctx, site.Name, 200)
 		out.Public(ctx, req, VersionsMessage(site, vs, deploys, b.Service.Time()))
 	case "history":
 		h, err := b.Service.History(ctx, site.Name, HistoryShown)
@@ -329,7 +329,7 @@ func reasonSuffix(r string) string {
 // notice; nil when nothing is live, it is the live release, or a manifest
 // cannot be read (the notice goes out without the diff).
 func (b *Bot) diffFromLive(ctx context.Context, site releases.Site, version string) *releases.Diff {
-	live, ok, err := b.Service.Store.Live(ctx, site.Name)
+	live, ok, err := b.Service.Live(ctx, site.Name)
 	if err != nil || !ok || live.Version == "" || live.Version == version {
 		return nil
 	}

@@ -17,29 +17,16 @@ import (
 // and an unchanged notice costs no call. Pruned notices are final, so the
 // notices updated on a live change are those retention still keeps.
 
-// olderThanLive reports whether version was published before the live
-// release: promoting it goes backwards. Unknown and pruned releases are
-// not older: the promote itself refuses them.
+// olderThanLive reports whether promoting version goes backwards (the
+// service's rule), and what is live.
 func (b *Bot) olderThanLive(ctx context.Context, site releases.Site, version string) (live string, older bool) {
-	l, ok, err := b.Service.Store.Live(ctx, site.Name)
-	if err != nil || !ok || l.Version == "" || l.Version == version {
-		return l.Version, false
-	}
-	target, err := b.Service.Store.Release(ctx, site.Name, version)
-	if err != nil || target.Pruned {
-		return l.Version, false // the promote refuses it, saying why
-	}
-	cur, err := b.Service.Store.Release(ctx, site.Name, l.Version)
-	if err != nil {
-		return l.Version, false
-	}
-	return l.Version, target.PublishedAt.Before(cur.PublishedAt)
+	return b.Service.GoesBack(ctx, site.Name, version)
 }
 
 // noticeState is what r's notice should say now.
 func (b *Bot) noticeState(ctx context.Context, site releases.Site, r releases.Release) NoticeState {
 	st := NoticeState{Pruned: r.Pruned}
-	if l, ok, err := b.Service.Store.Live(ctx, site.Name); err == nil && ok {
+	if l, ok, err := b.Service.Live(ctx, site.Name); err == nil && ok {
 		st.Live, st.LiveSince = l.Version, l.Since
 	}
 	_, st.Older = b.olderThanLive(ctx, site, r.Version)
@@ -77,7 +64,7 @@ func (s *Slack) RefreshNotices(ctx context.Context, site releases.Site) {
 func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 	s.noticeMu.Lock()
 	defer s.noticeMu.Unlock()
-	links, err := s.Bot.Service.Store.ReleaseLinks(ctx, site.Name)
+	links, err := s.Bot.Service.ReleaseLinks(ctx, site.Name)
 	if err != nil {
 		s.Logger.Warn("slack: reading the release notices", "site", site.Name, "err", err)
 		return
@@ -87,7 +74,7 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 		if !ok || l.state == "pruned" {
 			continue
 		}
-		r, err := s.Bot.Service.Store.Release(ctx, site.Name, version)
+		r, err := s.Bot.Service.Release(ctx, site.Name, version)
 		if err != nil {
 			continue
 		}
@@ -105,7 +92,7 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 			continue
 		}
 		l.state = st.key(version)
-		if err := s.Bot.Service.Store.SetReleaseLink(ctx, site.Name, version, "slack", l.String()); err != nil {
+		if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, version, "slack", l.String()); err != nil {
 			s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", version, "err", err)
 		}
 	}
@@ -131,7 +118,7 @@ func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.R
 		channel = site.Channel
 	}
 	l := noticeLink{channel: channel, ts: ts, state: st.key(r.Version)}
-	if err := s.Bot.Service.Store.SetReleaseLink(ctx, site.Name, r.Version, "slack", l.String()); err != nil {
+	if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, r.Version, "slack", l.String()); err != nil {
 		s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", r.Version, "err", err)
 	}
 }

@@ -541,7 +541,7 @@ func (v *slackDeploy) post(e releases.Event) {
 		if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
 			permalink = p
 		}
-		if err := v.s.Bot.Service.Store.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
+		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
 			log.Warn("recording the deploy's thread", "err", err)
 		}
 		// Typed somewhere else (a DM, another channel): say where the

@@ -1,0 +1,72 @@
+package releases
+
+import "context"
+
+// What the doors read and remember beyond the operations, through the
+// service rather than the store: the doors stay thin, and one place knows
+// what each read means.
+
+// Release returns one recorded release (ENOTFOUND when unknown).
+func (s *Service) Release(ctx context.Context, siteName, version string) (Release, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return Release{}, err
+	}
+	return s.Store.Release(ctx, site.Name, version)
+}
+
+// Live returns the store's live pointer; ok is false when none is
+// recorded.
+func (s *Service) Live(ctx context.Context, siteName string) (Live, bool, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return Live{}, false, err
+	}
+	return s.Store.Live(ctx, site.Name)
+}
+
+// Deploys returns up to limit deploys of the site, newest first.
+func (s *Service) Deploys(ctx context.Context, siteName string, limit int) ([]Deploy, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.Deploys(ctx, site.Name, limit)
+}
+
+// GoesBack reports whether promoting version would go backwards: it was
+// published before the live release (named in live). Unknown and pruned
+// releases do not go back (promoting them is refused, saying why), nor
+// does anything when nothing is live.
+func (s *Service) GoesBack(ctx context.Context, siteName, version string) (live string, back bool) {
+	l, ok, err := s.Live(ctx, siteName)
+	if err != nil || !ok || l.Version == "" || l.Version == version {
+		return l.Version, false
+	}
+	target, err := s.Store.Release(ctx, siteName, version)
+	if err != nil || target.Pruned {
+		return l.Version, false
+	}
+	cur, err := s.Store.Release(ctx, siteName, l.Version)
+	if err != nil {
+		return l.Version, false
+	}
+	return l.Version, target.PublishedAt.Before(cur.PublishedAt)
+}
+
+// SetDeployLink remembers where a deploy is shown (a chat thread) under a
+// name such as "slack"; status shows it.
+func (s *Service) SetDeployLink(ctx context.Context, siteName, deployID, name, link string) error {
+	return s.Store.SetDeployLink(ctx, siteName, deployID, name, link)
+}
+
+// SetReleaseLink remembers where a release is shown (its chat notice);
+// ReleaseLinks returns them for the site: version -> name -> link.
+func (s *Service) SetReleaseLink(ctx context.Context, siteName, version, name, link string) error {
+	return s.Store.SetReleaseLink(ctx, siteName, version, name, link)
+}
+
+// ReleaseLinks: see SetReleaseLink.
+func (s *Service) ReleaseLinks(ctx context.Context, siteName string) (map[string]map[string]string, error) {
+	return s.Store.ReleaseLinks(ctx, siteName)
+}
