@@ -154,11 +154,7 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 	if err != nil {
 		return nil, err
 	}
-	cdn, err := s.cdn(site)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := cdn.Current(ctx, site)
+	_, cur, err := s.current(ctx, site)
 	if err != nil {
 		return nil, err
 	}

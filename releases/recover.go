@@ -179,11 +179,7 @@ func (s *Service) Reconcile(ctx context.Context, siteName string) (*ReconcileRes
 		res.Skipped = "deploy " + lock.DeployID + " in progress"
 		return res, nil
 	}
-	cdn, err := s.cdn(site)
-	if err != nil {
-		return res, err
-	}
-	cur, err := cdn.Current(ctx, site)
+	_, cur, err := s.current(ctx, site)
 	if err != nil {
 		return res, err
 	}

@@ -146,6 +146,17 @@ func (s *Service) Site(name string) (Site, error) {
 	return Site{}, Errorf(EINVALID, "unknown site %q (configured: %s)", name, strings.Join(names, ", "))
 }
 
+// current asks the site's CDN what it serves: the strategy and what is
+// live now.
+func (s *Service) current(ctx context.Context, site Site) (CDN, Current, error) {
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return nil, Current{}, err
+	}
+	cur, err := cdn.Current(ctx, site)
+	return cdn, cur, err
+}
+
 func (s *Service) cdn(site Site) (CDN, error) {
 	name := site.Strategy
 	if name == "" {
@@ -351,11 +362,7 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 	if err != nil {
 		return nil, err
 	}
-	cdn, err := s.cdn(site)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := cdn.Current(ctx, site)
+	cdn, cur, err := s.current(ctx, site)
 	if err != nil {
 		return nil, err
 	}
@@ -752,11 +759,7 @@ func (s *Service) RollbackTarget(ctx context.Context, siteName string) (string, 
 	if err != nil {
 		return "", err
 	}
-	cdn, err := s.cdn(site)
-	if err != nil {
-		return "", err
-	}
-	cur, err := cdn.Current(ctx, site)
+	_, cur, err := s.current(ctx, site)
 	if err != nil {
 		return "", err
 	}
