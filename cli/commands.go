@@ -581,7 +581,7 @@ func runVerify(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := svc.Verify(ctx, s.Name, pos[0])
+	rep, err := svc.Verify(ctx, s, pos[0])
 	if err != nil {
 		return err
 	}
@@ -609,7 +609,7 @@ func runDiff(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := svc.Diff(ctx, s.Name, pos[0], pos[1])
+	d, err := svc.Diff(ctx, s, pos[0], pos[1])
 	if err != nil {
 		return err
 	}
@@ -852,33 +852,33 @@ func runPreview(ctx context.Context, env Env, args []string) error {
 // bucketCommand parses a command that reads only the bucket (verify,
 // diff: they run anywhere, CI included, and never need the store): --site,
 // --json and n version arguments; it returns a service over the bucket.
-func bucketCommand(ctx context.Context, env Env, name, posUsage string, n int, args []string) (*releases.Service, releases.Site, []string, bool, error) {
+func bucketCommand(ctx context.Context, env Env, name, posUsage string, n int, args []string) (releases.Inspect, releases.Site, []string, bool, error) {
 	fs, cfgPath := flagSet(env, name, posUsage)
 	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return nil, releases.Site{}, nil, false, err
+		return releases.Inspect{}, releases.Site{}, nil, false, err
 	}
 	if len(pos) != n {
-		return nil, releases.Site{}, nil, false, usagef("%s takes %s (got %d arguments)", name, posUsage, len(pos))
+		return releases.Inspect{}, releases.Site{}, nil, false, usagef("%s takes %s (got %d arguments)", name, posUsage, len(pos))
 	}
 	for _, v := range pos {
 		if err := releases.ValidateVersion(v); err != nil {
-			return nil, releases.Site{}, nil, false, err
+			return releases.Inspect{}, releases.Site{}, nil, false, err
 		}
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		return nil, releases.Site{}, nil, false, err
+		return releases.Inspect{}, releases.Site{}, nil, false, err
 	}
 	s, err := siteOf(cfg, *siteName)
 	if err != nil {
-		return nil, releases.Site{}, nil, false, err
+		return releases.Inspect{}, releases.Site{}, nil, false, err
 	}
 	a, err := newApp(ctx, env, cfg, false)
 	if err != nil {
-		return nil, releases.Site{}, nil, false, err
+		return releases.Inspect{}, releases.Site{}, nil, false, err
 	}
-	return &releases.Service{Bucket: a.bucket, Sites: []releases.Site{s}}, s, pos, *asJSON, nil
+	return releases.Inspect{Bucket: a.bucket}, s, pos, *asJSON, nil
 }

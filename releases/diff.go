@@ -83,12 +83,17 @@ func (s *Service) Diff(ctx context.Context, siteName, a, b string) (*Diff, error
 	if err != nil {
 		return nil, err
 	}
+	return Inspect{Bucket: s.Bucket}.Diff(ctx, site, a, b)
+}
+
+// Diff compares two releases of site from their manifests.
+func (in Inspect) Diff(ctx context.Context, site Site, a, b string) (*Diff, error) {
 	var ms [2]*Manifest
 	for i, v := range []string{a, b} {
 		if err := ValidateVersion(v); err != nil {
 			return nil, err
 		}
-		m, err := s.Bucket.ReadManifest(ctx, site, v)
+		m, err := in.Bucket.ReadManifest(ctx, site, v)
 		if err != nil {
 			if ErrorCode(err) == ENOTFOUND {
 				return nil, Errorf(ENOTFOUND, "site %s has no release %s (no manifest in the bucket)", site.Name, v)

@@ -896,18 +896,33 @@ func (s *Service) Verify(ctx context.Context, siteName, version string) (*Verify
 	if err != nil {
 		return nil, err
 	}
+	return Inspect{Bucket: s.Bucket}.Verify(ctx, site, version)
+}
+
+// Inspect reads a site's releases from its bucket alone, without a store:
+// what `verify` and `diff` need on a machine without serve's store (CI),
+// and what the service uses for the same questions.
+type Inspect struct{ Bucket Bucket }
+
+// Verify checks every file of a release's manifest is in the bucket with
+// the right size.
+func (i Inspect) Verify(ctx context.Context, site Site, version string) (*VerifyReport, error) {
 	if err := ValidateVersion(version); err != nil {
 		return nil, err
 	}
-	m, err := s.Bucket.ReadManifest(ctx, site, version)
+	m, err := i.Bucket.ReadManifest(ctx, site, version)
 	if err != nil {
 		return nil, err
 	}
-	return s.verify(ctx, site, m)
+	return i.verify(ctx, site, m)
 }
 
 func (s *Service) verify(ctx context.Context, site Site, m *Manifest) (*VerifyReport, error) {
-	have, err := s.Bucket.ReleaseObjects(ctx, site, m.Version)
+	return Inspect{Bucket: s.Bucket}.verify(ctx, site, m)
+}
+
+func (i Inspect) verify(ctx context.Context, site Site, m *Manifest) (*VerifyReport, error) {
+	have, err := i.Bucket.ReleaseObjects(ctx, site, m.Version)
 	if err != nil {
 		return nil, err
 	}
