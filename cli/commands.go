@@ -138,15 +138,16 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 }
 
 // backend is where a site command runs: in this process on the store
-// file, or in a running serve through its API (--server).
+// file, or in a running serve through its API (--server). The service and
+// the API client have the same methods, so each is one with Close.
 type backend interface {
 	Versions(ctx context.Context, site string) ([]releases.VersionInfo, error)
 	Status(ctx context.Context, site string) (*releases.Status, error)
 	Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error)
 	Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error)
 	Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error)
-	Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error)
-	Unpin(ctx context.Context, site, version, actor string) error
+	PinRelease(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error)
+	UnpinRelease(ctx context.Context, site, version, actor string) error
 	History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error)
 	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
 	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
@@ -160,49 +161,15 @@ type localBackend struct {
 }
 
 func (l localBackend) Close() error { return l.app.Close() }
-func (l localBackend) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
-	return l.PinRelease(ctx, site, version, actor, reason)
-}
-func (l localBackend) Unpin(ctx context.Context, site, version, actor string) error {
-	return l.UnpinRelease(ctx, site, version, actor)
-}
 
-type remoteBackend struct{ c *server.Client }
+type remoteBackend struct{ *server.Client }
 
-func (r remoteBackend) Versions(ctx context.Context, site string) ([]releases.VersionInfo, error) {
-	return r.c.Versions(ctx, site)
-}
-func (r remoteBackend) Status(ctx context.Context, site string) (*releases.Status, error) {
-	return r.c.Status(ctx, site)
-}
-func (r remoteBackend) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
-	return r.c.Deploy(ctx, req.Site, releases.KindPromote, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, p)
-}
-func (r remoteBackend) Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error) {
-	return r.c.Deploy(ctx, req.Site, releases.KindRollback, server.DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
-}
-func (r remoteBackend) Close() error { return nil }
-func (r remoteBackend) Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error) {
-	return r.c.Prune(ctx, req.Site, req.DryRun, req.Actor)
-}
-func (r remoteBackend) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
-	return r.c.Pin(ctx, site, version, actor, reason)
-}
-func (r remoteBackend) History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error) {
-	return r.c.History(ctx, site, limit)
-}
-func (r remoteBackend) Unpin(ctx context.Context, site, version, actor string) error {
-	return r.c.Unpin(ctx, site, version, actor)
-}
-func (r remoteBackend) LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
-	return r.c.Lock(ctx, site, actor, reason)
-}
-func (r remoteBackend) UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error) {
-	return r.c.Unlock(ctx, site, actor)
-}
-func (r remoteBackend) Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*releases.Preview, error) {
-	return r.c.Preview(ctx, site, version, actor, ttl)
-}
+func (remoteBackend) Close() error { return nil }
+
+var (
+	_ backend = localBackend{}
+	_ backend = remoteBackend{}
+)
 
 // siteCommand parses the flags every site command shares and picks the
 // backend: the server named by --server or $DEPLOYBOT_SERVER, else the
@@ -549,7 +516,7 @@ func runPin(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	p, err := b.Pin(ctx, site, pos[0], actor(env), *reason)
+	p, err := b.PinRelease(ctx, site, pos[0], actor(env), *reason)
 	if err != nil {
 		return err
 	}
@@ -569,7 +536,7 @@ func runUnpin(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	if err := b.Unpin(ctx, site, pos[0], actor(env)); err != nil {
+	if err := b.UnpinRelease(ctx, site, pos[0], actor(env)); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "unpinned %s %s: retention applies to it again\n", site, pos[0])

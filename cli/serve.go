@@ -137,7 +137,7 @@ func runBackup(ctx context.Context, env Env, args []string) error {
 			f.Close()
 			return err
 		}
-		n, err = b.(remoteBackend).c.Backup(ctx, f)
+		n, err = b.(remoteBackend).Backup(ctx, f)
 		if err != nil {
 			f.Close()
 			return err

@@ -153,6 +153,17 @@ func orInternal(code string) string {
 	return code
 }
 
+// Promote makes a release live through the server, as the service's
+// Promote does in process.
+func (c *Client) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
+	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, p)
+}
+
+// Rollback goes back through the server, as the service's Rollback does.
+func (c *Client) Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error) {
+	return c.Deploy(ctx, req.Site, releases.KindRollback, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
+}
+
 // Backup streams a snapshot of the server's store into w.
 func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/api/v1/backup", nil)
@@ -164,7 +175,8 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 }
 
 // Prune runs a retention run on the server.
-func (c *Client) Prune(ctx context.Context, site string, dryRun bool, actor string) (*releases.PruneReport, error) {
+func (c *Client) Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error) {
+	site, dryRun, actor := req.Site, req.DryRun, req.Actor
 	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/prune", PruneRequest{DryRun: dryRun, Actor: actor})
 	if err != nil {
 		return nil, err
@@ -184,8 +196,8 @@ func (c *Client) Prune(ctx context.Context, site string, dryRun bool, actor stri
 	return out.Report, nil
 }
 
-// Pin pins a release on the server.
-func (c *Client) Pin(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
+// PinRelease pins a release on the server.
+func (c *Client) PinRelease(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error) {
 	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/pins", PinRequest{Version: version, Actor: actor, Reason: reason})
 	if err != nil {
 		return nil, err
@@ -212,8 +224,8 @@ func (c *Client) History(ctx context.Context, site string, limit int) ([]release
 	return h, nil
 }
 
-// Unpin releases a pin on the server, for actor.
-func (c *Client) Unpin(ctx context.Context, site, version, actor string) error {
+// UnpinRelease releases a pin on the server, for actor.
+func (c *Client) UnpinRelease(ctx context.Context, site, version, actor string) error {
 	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/pins/"+url.PathEscape(version)+"?actor="+url.QueryEscape(actor), nil)
 	if err != nil {
 		return err
@@ -222,8 +234,8 @@ func (c *Client) Unpin(ctx context.Context, site, version, actor string) error {
 	return nil
 }
 
-// Lock locks a site on the server.
-func (c *Client) Lock(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
+// LockSite locks a site on the server.
+func (c *Client) LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
 	resp, err := c.do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(site)+"/lock", LockRequest{Actor: actor, Reason: reason})
 	if err != nil {
 		return nil, err
@@ -236,8 +248,8 @@ func (c *Client) Lock(ctx context.Context, site, actor, reason string) (*release
 	return &l, nil
 }
 
-// Unlock releases a site's lock on the server; nil when none was held.
-func (c *Client) Unlock(ctx context.Context, site, actor string) (*releases.Lock, error) {
+// UnlockSite releases a site's lock on the server; nil when none was held.
+func (c *Client) UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error) {
 	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/lock?actor="+url.QueryEscape(actor), nil)
 	if err != nil {
 		return nil, err

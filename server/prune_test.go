@@ -102,19 +102,19 @@ func TestPruneSkipsWhileADeployRuns(t *testing.T) {
 		_, _ = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice"}, nil)
 	}()
 	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.db.Lock(ctx, "www"); return l != nil })
-	rep, err := e.client().Prune(ctx, "www", false, "bob")
+	rep, err := e.client().Prune(ctx, releases.PruneRequest{Site: "www", Actor: "bob"})
 	if err != nil || rep.Skipped == "" || !strings.Contains(rep.Skipped, "alice") {
 		t.Fatalf("prune during a deploy: %+v %v", rep, err)
 	}
 	e.flow()
 	e.eventually("the deploy to finish", func() bool { l, _ := e.db.Lock(ctx, "www"); return l == nil })
-	if _, err := e.client().Pin(ctx, "www", "v2", "bob", "audit"); err != nil {
+	if _, err := e.client().PinRelease(ctx, "www", "v2", "bob", "audit"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client().Unpin(ctx, "www", "v2", "ci"); err != nil {
+	if err := e.client().UnpinRelease(ctx, "www", "v2", "ci"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client().Unpin(ctx, "www", "v2", "ci"); releases.ErrorCode(err) != releases.ENOTFOUND {
+	if err := e.client().UnpinRelease(ctx, "www", "v2", "ci"); releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("second unpin: %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
 	// The API records who the token's holder says it acts for as
 	// api:<name>: the token vouches for the name, not carol herself.
-	l, err := e.client().Lock(ctx, "www", "carol", "freeze for the launch")
+	l, err := e.client().LockSite(ctx, "www", "carol", "freeze for the launch")
 	if err != nil || l.Holder != "api:carol" || l.Reason != "freeze for the launch" {
 		t.Fatalf("lock: %+v %v", l, err)
 	}
@@ -134,17 +134,17 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "locked by api:carol") {
 		t.Fatalf("promote while locked: %v", err)
 	}
-	if _, err := e.client().Lock(ctx, "www", "dave", "mine"); err == nil {
+	if _, err := e.client().LockSite(ctx, "www", "dave", "mine"); err == nil {
 		t.Fatal("a second lock was granted")
 	}
-	if _, err := e.client().Lock(ctx, "www", "dave", ""); err == nil {
+	if _, err := e.client().LockSite(ctx, "www", "dave", ""); err == nil {
 		t.Fatal("a lock without a reason was granted")
 	}
-	got, err := e.client().Unlock(ctx, "www", "dave")
+	got, err := e.client().UnlockSite(ctx, "www", "dave")
 	if err != nil || got == nil || got.Holder != "api:carol" {
 		t.Fatalf("unlock: %+v %v", got, err)
 	}
-	if got, err := e.client().Unlock(ctx, "www", "dave"); err != nil || got != nil {
+	if got, err := e.client().UnlockSite(ctx, "www", "dave"); err != nil || got != nil {
 		t.Fatalf("second unlock: %+v %v", got, err)
 	}
 	audit, _ := e.db.Audit(ctx, "www", 10)

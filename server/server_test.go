@@ -856,7 +856,7 @@ func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
 	if a := out.Deploy.Actor; !strings.HasPrefix(a, "api:alice<!channel>[31m") || len(a) != len("api:")+64 || strings.ContainsAny(a, "\n\x1b") {
 		t.Fatalf("recorded actor %q", a)
 	}
-	if _, err := e.client().Pin(ctx, "www", "v1", "", "keep"); err != nil {
+	if _, err := e.client().PinRelease(ctx, "www", "v1", "", "keep"); err != nil {
 		t.Fatal(err)
 	}
 	vs, _ := e.svc.Versions(ctx, "www")

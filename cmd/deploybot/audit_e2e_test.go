@@ -31,13 +31,13 @@ func TestEveryDoorAuditsTheSame(t *testing.T) {
 	w.serve(addr)
 	client := &server.Client{URL: "http://" + addr, Token: "tok"}
 	ctx := context.Background()
-	if _, err := client.Lock(ctx, "www", "ci-bot", reason); err != nil {
+	if _, err := client.LockSite(ctx, "www", "ci-bot", reason); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Unlock(ctx, "www", "ci-bot"); err != nil {
+	if _, err := client.UnlockSite(ctx, "www", "ci-bot"); err != nil {
 		t.Fatal(err)
 	}
-	if err := client.Unpin(ctx, "www", "v9", "ci-bot"); releases.ErrorCode(err) != releases.ENOTFOUND {
+	if err := client.UnpinRelease(ctx, "www", "v9", "ci-bot"); releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("API unpin of a release never pinned: %v", err)
 	}
 	fake.Slash("audit-1", "UALICE", "lock "+reason)
