@@ -59,12 +59,8 @@ lint: $(GOBIN)/staticcheck ## gofmt check, go vet (both builds), staticcheck, go
 	$(GOBIN)/staticcheck ./...
 	$(GO) mod tidy -diff
 
-fuzz: ## run every fuzz target (found with go test -list) for a while (FUZZTIME=30s)
-	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list"; exit 1; }; \
-	targets=$$(echo "$$list" | awk '/^Fuzz/ {t[++n] = $$1} /^ok/ {for (i = 1; i <= n; i++) print t[i], $$2; n = 0}'); \
-	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
-	echo "$$targets" | while read -r name pkg; do \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; done
+fuzz: ## run every fuzz target (found with go test -list) for a while (FUZZTIME=30s); see scripts/fuzz.sh
+	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} sh scripts/fuzz.sh
 
 reliability: ## long reliability suite (10,000 page loads, kill -9, faults, 30 s per fuzz target); writes docs/reliability.md
 	$(GO) run ./bench/reliability -out docs/reliability.md
