@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -107,134 +106,29 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		out.Private(ctx, req, md("Cancelled: `%s` was not promoted; nothing changed.", c.Version))
 		return
 	}
+	spec, ok := lookup(c.Name)
+	if !ok || spec.run == nil {
+		out.Private(ctx, req, md("unknown command %q", c.Name))
+		return
+	}
 	site, err := b.Service.Site(c.Site)
 	if err != nil {
 		out.Private(ctx, req, errorText(err))
 		return
 	}
-	switch c.Name {
-	case "promote", "rollback", "lock", "unlock", "prune", "pin", "unpin":
+	switch spec.who {
+	case deployers:
 		if !b.authorize(ctx, req, site, out) {
 			return
 		}
-	case "preview":
+	case previewers:
 		// A preview shows a release nobody has decided to ship: the
 		// site's deployers, and the people of previewers:, may see it.
 		if !b.authorizePreview(ctx, req, site, out) {
 			return
 		}
 	}
-	switch c.Name {
-	case "promote":
-		// Promoting an older release goes backwards: that is a
-		// rollback, and the person says so, or confirms.
-		if live, older := b.olderThanLive(ctx, site, c.Version); older && !req.Confirmed {
-			if a, ok := out.(Asker); ok {
-				a.Ask(ctx, req, md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
-			} else {
-				out.Private(ctx, req, md("`%s` is older than the live `%s` on *%s*: promoting it goes back. Say `%s rollback %s %s` to do that.",
-					c.Version, live, site.Name, b.Command, site.Name, c.Version))
-			}
-			return
-		}
-		b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
-			return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason}, p)
-		})
-	case "rollback":
-		version, reason := c.Version, c.Reason
-		if c.MaybeVersion {
-			// "rollback oops it broke": the word is a version only if
-			// such a release exists.
-			if _, err := b.Service.Release(ctx, site.Name, version); err != nil {
-				version, reason = "", strings.TrimSpace(c.Version+" "+c.Reason)
-			}
-		}
-		b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
-			return b.Service.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Version: version, Actor: actorOf(req), Reason: reason}, p)
-		})
-	case "versions":
-		vs, err := b.Service.Versions(ctx, site.Name)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		deploys, _ := b.Service.Deploys(ctx, site.Name, 200)
-		out.Public(ctx, req, VersionsMessage(site, vs, deploys, b.Service.Time()))
-	case "history":
-		h, err := b.Service.History(ctx, site.Name, HistoryShown)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Public(ctx, req, HistoryMessage(site, h))
-	case "status":
-		st, err := b.Service.Status(ctx, site.Name)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Public(ctx, req, StatusMessage(st, b.Service.Time()))
-	case "lock":
-		l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), c.Reason)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Public(ctx, req, Message{Text: md(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
-			mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
-	case "unlock":
-		l, err := b.Service.UnlockSite(ctx, site.Name, actorOf(req))
-		switch {
-		case err != nil:
-			out.Private(ctx, req, errorText(err))
-		case l == nil:
-			out.Private(ctx, req, md("%s is not locked.", site.Name))
-		default:
-			out.Public(ctx, req, Message{Text: md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
-				mention(actorOf(req)), site.Name, mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
-		}
-	case "prune":
-		var p Pruner = b.Service
-		if b.Pruner != nil {
-			p = b.Pruner
-		}
-		rep, err := p.Prune(ctx, releases.PruneRequest{Site: site.Name, DryRun: c.DryRun, Actor: actorOf(req)})
-		if rep == nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Private(ctx, req, PruneMessage(rep, err).Text)
-	case "pin":
-		p, err := b.Service.PinRelease(ctx, site.Name, c.Version, actorOf(req), c.Reason)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Public(ctx, req, Message{Text: md(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
-	case "unpin":
-		err := b.Service.UnpinRelease(ctx, site.Name, c.Version, actorOf(req))
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Public(ctx, req, Message{Text: md("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), c.Version, site.Name)})
-	case "diff":
-		d, err := b.Service.Diff(ctx, site.Name, c.Version, c.Other)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		out.Public(ctx, req, DiffMessage(d))
-	case "preview":
-		p, err := b.Service.Preview(ctx, site.Name, c.Version, actorOf(req), 0)
-		if err != nil {
-			out.Private(ctx, req, errorText(err))
-			return
-		}
-		// Privately: the link shows the release to whoever has it.
-		out.Private(ctx, req, md(":eyes: Preview of `%s` on *%s*: %s (works until %s; anyone with the link sees this release, nobody else is affected)",
-			p.Version, site.Name, link(p.URL, "open"), p.Expires.UTC().Format("15:04Z")))
-	}
+	spec.run(b, ctx, req, site, out)
 }
 
 // actorOf is how a Slack user is recorded: their user id, which Slack

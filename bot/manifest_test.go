@@ -48,7 +48,7 @@ func TestSlackAppManifest(t *testing.T) {
 	}
 	// The hint Slack shows while typing names every command.
 	hint := strings.Fields(strings.NewReplacer("·", " ", "|", " ").Replace(m.Features.SlashCommands[0].UsageHint))
-	for _, name := range commandNames {
+	for _, name := range commandNames() {
 		if !slices.Contains(hint, name) {
 			t.Errorf("usage_hint lacks the command %s: %q", name, m.Features.SlashCommands[0].UsageHint)
 		}

@@ -43,31 +43,20 @@ type Command struct {
 	Error        string
 }
 
-// Commands, in the order help lists them.
-var commandNames = []string{"promote", "rollback", "versions", "status", "history", "lock", "unlock", "prune", "pin", "unpin", "diff", "preview", "help"}
-
-// Usage lines, for help and for argument errors.
-var usage = map[string]string{
-	"promote":  "promote [site] <version> [reason...]",
-	"rollback": "rollback [site] [version] [reason...]",
-	"versions": "versions [site]",
-	"status":   "status [site]",
-	"history":  "history [site]",
-	"lock":     "lock [site] <reason...>",
-	"unlock":   "unlock [site]",
-	"prune":    "prune [site] [--dry-run]",
-	"pin":      "pin [site] <version> [reason...]",
-	"unpin":    "unpin [site] <version>",
-	"diff":     "diff [site] <a> <b>",
-	"preview":  "preview [site] <version>",
-	"help":     "help",
+// commandNames are the commands, in the order help lists them.
+func commandNames() []string {
+	names := make([]string, len(commandTable))
+	for i, c := range commandTable {
+		names[i] = c.name
+	}
+	return names
 }
 
 // HelpText is the reply to `help`, for the configured slash command.
 func HelpText(command string) Mrkdwn {
 	lines := []Mrkdwn{md("Usage: `%s &lt;command&gt;`", command)}
-	for _, name := range commandNames {
-		lines = append(lines, md("• `%s %s`", command, usage[name]))
+	for _, c := range commandTable {
+		lines = append(lines, md("• `%s %s`", command, c.usage))
 	}
 	lines = append(lines, "The site may be left out when only one is configured.")
 	return joinMd(lines, "\n")
@@ -85,7 +74,8 @@ func Parse(text string, sites []string) Command {
 	}
 	name := strings.ToLower(words[0])
 	args := words[1:]
-	if !slices.Contains(commandNames, name) {
+	spec, ok := lookup(name)
+	if !ok {
 		return Command{Action: Help, Name: "help", Error: fmt.Sprintf("unknown command %q", words[0])}
 	}
 	c := Command{Action: Run, Name: name}
@@ -94,7 +84,7 @@ func Parse(text string, sites []string) Command {
 		return c
 	}
 	bad := func(format string, a ...any) Command {
-		return Command{Action: Reject, Name: name, Error: fmt.Sprintf(format, a...) + "\nUsage: `" + usage[name] + "`"}
+		return Command{Action: Reject, Name: name, Error: fmt.Sprintf(format, a...) + "\nUsage: `" + spec.usage + "`"}
 	}
 	// The site: the first word when it names one, else the only site.
 	switch {
@@ -111,69 +101,8 @@ func Parse(text string, sites []string) Command {
 		}
 		return bad("%s", which)
 	}
-	version := func(v string) (string, *Command) {
-		if err := releases.ValidateVersion(v); err != nil {
-			cmd := bad("%s", releases.ErrorMessage(err))
-			return "", &cmd
-		}
-		return v, nil
-	}
-	switch name {
-	case "promote", "pin":
-		if len(args) == 0 {
-			return bad("a version is required")
-		}
-		v, e := version(args[0])
-		if e != nil {
-			return *e
-		}
-		c.Version, c.Reason = v, strings.Join(args[1:], " ")
-	case "rollback":
-		if len(args) > 0 && releases.ValidateVersion(args[0]) == nil {
-			c.Version, c.MaybeVersion = args[0], true
-		}
-		c.Reason = strings.Join(args, " ")
-		if c.Version != "" {
-			c.Reason = strings.Join(args[1:], " ")
-		}
-	case "versions", "status", "history", "unlock":
-		if len(args) > 0 {
-			return bad("unexpected %q", strings.Join(args, " "))
-		}
-	case "lock":
-		if len(args) == 0 {
-			return bad("say why the site is locked")
-		}
-		c.Reason = strings.Join(args, " ")
-	case "prune":
-		for _, a := range args {
-			if a != "--dry-run" && a != "dry-run" {
-				return bad("unexpected %q", a)
-			}
-			c.DryRun = true
-		}
-	case "unpin", "preview":
-		if len(args) != 1 {
-			return bad("one version is required")
-		}
-		v, e := version(args[0])
-		if e != nil {
-			return *e
-		}
-		c.Version = v
-	case "diff":
-		if len(args) != 2 {
-			return bad("two versions are required")
-		}
-		a, e := version(args[0])
-		if e != nil {
-			return *e
-		}
-		b, e := version(args[1])
-		if e != nil {
-			return *e
-		}
-		c.Version, c.Other = a, b
+	if err := spec.args(&c, args); err != nil {
+		return bad("%s", err.Error())
 	}
 	return c
 }

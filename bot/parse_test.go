@@ -74,7 +74,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	h := string(HelpText("/deploy"))
-	for _, name := range commandNames {
+	for _, name := range commandNames() {
 		if !strings.Contains(h, "/deploy "+name) {
 			t.Errorf("help lacks %s", name)
 		}
@@ -103,4 +103,37 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every command is one entry of the table: a usage line that starts with
+// its name, an argument parser, and a runner (help alone is answered by
+// Handle); help lists them all, and names are unique.
+func TestCommandTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range commandTable {
+		if seen[c.name] {
+			t.Errorf("%s is in the table twice", c.name)
+		}
+		seen[c.name] = true
+		if !strings.HasPrefix(c.usage, c.name) {
+			t.Errorf("%s: usage %q does not start with the name", c.name, c.usage)
+		}
+		if c.name == "help" {
+			continue
+		}
+		if c.args == nil || c.run == nil {
+			t.Errorf("%s lacks an argument parser or a runner", c.name)
+		}
+		if !strings.Contains(HelpText("/site").Plain(), "/site "+c.usage) {
+			t.Errorf("help does not list %s", c.name)
+		}
+	}
+	for _, who := range []string{"promote", "rollback", "lock", "unlock", "prune", "pin", "unpin"} {
+		if c, _ := lookup(who); c.who != deployers {
+			t.Errorf("%s is not for deployers only", who)
+		}
+	}
+	if c, _ := lookup("preview"); c.who != previewers {
+		t.Error("preview is not for previewers")
+	}
 }

@@ -1,0 +1,281 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// access is who may run a command.
+type access int
+
+const (
+	anyone     access = iota
+	deployers         // the site's deployers
+	previewers        // its deployers and previewers
+)
+
+// commandSpec is one chat command, Atlantis-style: its name, its usage
+// line, who may run it, how the words after the site become a Command,
+// and its runner. Parse, help, the authorization check and dispatch all
+// read this one table.
+type commandSpec struct {
+	name  string
+	usage string
+	who   access
+	// args fills c from the words after the site; an error is the
+	// person's mistake, shown with the usage line.
+	args func(c *Command, words []string) error
+	// run carries the command out; nil for help, which Handle answers.
+	run func(b *Bot, ctx context.Context, req Request, site releases.Site, out Out)
+}
+
+// commandTable is in the order help lists it. It is filled in init, as
+// the runners refer to the Bot's methods that read it.
+var commandTable []commandSpec
+
+func init() {
+	commandTable = []commandSpec{
+		{name: "promote", usage: "promote [site] <version> [reason...]", who: deployers, args: versionAndReason, run: (*Bot).runPromote},
+		{name: "rollback", usage: "rollback [site] [version] [reason...]", who: deployers, args: maybeVersionAndReason, run: (*Bot).runRollback},
+		{name: "versions", usage: "versions [site]", args: noWords, run: (*Bot).runVersions},
+		{name: "status", usage: "status [site]", args: noWords, run: (*Bot).runStatus},
+		{name: "history", usage: "history [site]", args: noWords, run: (*Bot).runHistory},
+		{name: "lock", usage: "lock [site] <reason...>", who: deployers, args: lockReason, run: (*Bot).runLock},
+		{name: "unlock", usage: "unlock [site]", who: deployers, args: noWords, run: (*Bot).runUnlock},
+		{name: "prune", usage: "prune [site] [--dry-run]", who: deployers, args: dryRun, run: (*Bot).runPrune},
+		{name: "pin", usage: "pin [site] <version> [reason...]", who: deployers, args: versionAndReason, run: (*Bot).runPin},
+		{name: "unpin", usage: "unpin [site] <version>", who: deployers, args: oneVersion, run: (*Bot).runUnpin},
+		{name: "diff", usage: "diff [site] <a> <b>", args: twoVersions, run: (*Bot).runDiff},
+		{name: "preview", usage: "preview [site] <version>", who: previewers, args: oneVersion, run: (*Bot).runPreview},
+		{name: "help", usage: "help"},
+	}
+}
+
+// lookup finds a command by name.
+func lookup(name string) (commandSpec, bool) {
+	for _, c := range commandTable {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return commandSpec{}, false
+}
+
+// Argument shapes.
+
+func noWords(_ *Command, words []string) error {
+	if len(words) > 0 {
+		return fmt.Errorf("unexpected %q", strings.Join(words, " "))
+	}
+	return nil
+}
+
+func checkVersion(v string) error {
+	if err := releases.ValidateVersion(v); err != nil {
+		return errors.New(releases.ErrorMessage(err))
+	}
+	return nil
+}
+
+func versionAndReason(c *Command, words []string) error {
+	if len(words) == 0 {
+		return errors.New("a version is required")
+	}
+	if err := checkVersion(words[0]); err != nil {
+		return err
+	}
+	c.Version, c.Reason = words[0], strings.Join(words[1:], " ")
+	return nil
+}
+
+// maybeVersionAndReason: "rollback v41 why" or "rollback it broke"; the
+// runner decides whether a version-like first word names a release.
+func maybeVersionAndReason(c *Command, words []string) error {
+	c.Reason = strings.Join(words, " ")
+	if len(words) > 0 && releases.ValidateVersion(words[0]) == nil {
+		c.Version, c.MaybeVersion, c.Reason = words[0], true, strings.Join(words[1:], " ")
+	}
+	return nil
+}
+
+func lockReason(c *Command, words []string) error {
+	if len(words) == 0 {
+		return errors.New("say why the site is locked")
+	}
+	c.Reason = strings.Join(words, " ")
+	return nil
+}
+
+func dryRun(c *Command, words []string) error {
+	for _, w := range words {
+		if w != "--dry-run" && w != "dry-run" {
+			return fmt.Errorf("unexpected %q", w)
+		}
+		c.DryRun = true
+	}
+	return nil
+}
+
+func oneVersion(c *Command, words []string) error {
+	if len(words) != 1 {
+		return errors.New("one version is required")
+	}
+	if err := checkVersion(words[0]); err != nil {
+		return err
+	}
+	c.Version = words[0]
+	return nil
+}
+
+func twoVersions(c *Command, words []string) error {
+	if len(words) != 2 {
+		return errors.New("two versions are required")
+	}
+	for _, w := range words {
+		if err := checkVersion(w); err != nil {
+			return err
+		}
+	}
+	c.Version, c.Other = words[0], words[1]
+	return nil
+}
+
+// Runners, one per command.
+
+func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, out Out) {
+	c := req.Cmd
+	// Promoting an older release goes backwards: that is a rollback, and
+	// the person says so, or confirms.
+	if live, older := b.olderThanLive(ctx, site, c.Version); older && !req.Confirmed {
+		if a, ok := out.(Asker); ok {
+			a.Ask(ctx, req, md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
+		} else {
+			out.Private(ctx, req, md("`%s` is older than the live `%s` on *%s*: promoting it goes back. Say `%s rollback %s %s` to do that.",
+				c.Version, live, site.Name, b.Command, site.Name, c.Version))
+		}
+		return
+	}
+	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
+		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason}, p)
+	})
+}
+
+func (b *Bot) runRollback(ctx context.Context, req Request, site releases.Site, out Out) {
+	c := req.Cmd
+	version, reason := c.Version, c.Reason
+	if c.MaybeVersion {
+		// "rollback oops it broke": the word is a version only if such a
+		// release exists.
+		if _, err := b.Service.Release(ctx, site.Name, version); err != nil {
+			version, reason = "", strings.TrimSpace(c.Version+" "+c.Reason)
+		}
+	}
+	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
+		return b.Service.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Version: version, Actor: actorOf(req), Reason: reason}, p)
+	})
+}
+
+func (b *Bot) runVersions(ctx context.Context, req Request, site releases.Site, out Out) {
+	vs, err := b.Service.Versions(ctx, site.Name)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	deploys, _ := b.Service.Deploys(ctx, site.Name, 200)
+	out.Public(ctx, req, VersionsMessage(site, vs, deploys, b.Service.Time()))
+}
+
+func (b *Bot) runHistory(ctx context.Context, req Request, site releases.Site, out Out) {
+	h, err := b.Service.History(ctx, site.Name, HistoryShown)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Public(ctx, req, HistoryMessage(site, h))
+}
+
+func (b *Bot) runStatus(ctx context.Context, req Request, site releases.Site, out Out) {
+	st, err := b.Service.Status(ctx, site.Name)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Public(ctx, req, StatusMessage(st, b.Service.Time()))
+}
+
+func (b *Bot) runLock(ctx context.Context, req Request, site releases.Site, out Out) {
+	l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), req.Cmd.Reason)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Public(ctx, req, Message{Text: md(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
+		mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
+}
+
+func (b *Bot) runUnlock(ctx context.Context, req Request, site releases.Site, out Out) {
+	l, err := b.Service.UnlockSite(ctx, site.Name, actorOf(req))
+	switch {
+	case err != nil:
+		out.Private(ctx, req, errorText(err))
+	case l == nil:
+		out.Private(ctx, req, md("%s is not locked.", site.Name))
+	default:
+		out.Public(ctx, req, Message{Text: md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
+			mention(actorOf(req)), site.Name, mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
+	}
+}
+
+func (b *Bot) runPrune(ctx context.Context, req Request, site releases.Site, out Out) {
+	var p Pruner = b.Service
+	if b.Pruner != nil {
+		p = b.Pruner
+	}
+	rep, err := p.Prune(ctx, releases.PruneRequest{Site: site.Name, DryRun: req.Cmd.DryRun, Actor: actorOf(req)})
+	if rep == nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Private(ctx, req, PruneMessage(rep, err).Text)
+}
+
+func (b *Bot) runPin(ctx context.Context, req Request, site releases.Site, out Out) {
+	p, err := b.Service.PinRelease(ctx, site.Name, req.Cmd.Version, actorOf(req), req.Cmd.Reason)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Public(ctx, req, Message{Text: md(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
+}
+
+func (b *Bot) runUnpin(ctx context.Context, req Request, site releases.Site, out Out) {
+	if err := b.Service.UnpinRelease(ctx, site.Name, req.Cmd.Version, actorOf(req)); err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Public(ctx, req, Message{Text: md("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), req.Cmd.Version, site.Name)})
+}
+
+func (b *Bot) runDiff(ctx context.Context, req Request, site releases.Site, out Out) {
+	d, err := b.Service.Diff(ctx, site.Name, req.Cmd.Version, req.Cmd.Other)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	out.Public(ctx, req, DiffMessage(d))
+}
+
+func (b *Bot) runPreview(ctx context.Context, req Request, site releases.Site, out Out) {
+	p, err := b.Service.Preview(ctx, site.Name, req.Cmd.Version, actorOf(req), 0)
+	if err != nil {
+		out.Private(ctx, req, errorText(err))
+		return
+	}
+	// Privately: the link shows the release to whoever has it.
+	out.Private(ctx, req, md(":eyes: Preview of `%s` on *%s*: %s (works until %s; anyone with the link sees this release, nobody else is affected)",
+		p.Version, site.Name, link(p.URL, "open"), p.Expires.UTC().Format("15:04Z")))
+}
