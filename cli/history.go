@@ -13,13 +13,14 @@ import (
 func runHistory(ctx context.Context, env Env, args []string) error {
 	var asJSON *bool
 	var limit *int
-	b, site, pos, err := siteCommand(ctx, env, "history", "", args, func(fs *flagSetT) {
+	call, err := siteCommand(ctx, env, "history", "", args, func(fs *flagSetT) {
 		asJSON = fs.Bool("json", false, "print JSON: an array of {time, site, actor, action, result, detail, door}")
 		limit = fs.Int("limit", 50, "at most `N` records (1 to 10000)")
 	})
 	if err != nil {
 		return err
 	}
+	b, site, pos := call.backend, call.site, call.args
 	defer b.Close()
 	if len(pos) != 0 {
 		return usagef("history takes no arguments")

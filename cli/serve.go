@@ -132,12 +132,12 @@ func runBackup(ctx context.Context, env Env, args []string) error {
 	defer os.Remove(tmp)
 	var n int64
 	if *serverURL != "" {
-		b, _, _, err := remoteCommand(ctx, env, *cfgPath, *serverURL, "-", nil)
+		call, err := remoteCommand(ctx, env, *cfgPath, *serverURL, "-", nil)
 		if err != nil {
 			f.Close()
 			return err
 		}
-		n, err = b.(remoteBackend).Backup(ctx, f)
+		n, err = call.backend.(remoteBackend).Backup(ctx, f)
 		if err != nil {
 			f.Close()
 			return err

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/releases"
+)
+
+func runVersions(ctx context.Context, env Env, args []string) error {
+	var asJSON *bool
+	call, err := siteCommand(ctx, env, "versions", "", args, func(fs *flagSetT) {
+		asJSON = fs.Bool("json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	b, site, pos := call.backend, call.site, call.args
+	defer b.Close()
+	if len(pos) != 0 {
+		return usagef("versions takes no arguments")
+	}
+	vs, err := b.Versions(ctx, site)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if vs == nil {
+			vs = []releases.VersionInfo{}
+		}
+		return writeJSON(env.Stdout, vs)
+	}
+	if len(vs) == 0 {
+		fmt.Fprintf(env.Stdout, "site %s has no releases yet (publish one with deploybot publish)\n", site)
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSTATE\tPUBLISHED\tFILES\tSIZE\tCOMMIT\tMESSAGE")
+	var pinned []releases.VersionInfo
+	for _, v := range vs {
+		var state []string
+		switch {
+		case v.Live:
+			state = append(state, "live")
+		case v.Pruned:
+			state = append(state, "pruned")
+		}
+		if v.Pin != nil {
+			state = append(state, "pinned")
+			pinned = append(pinned, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, strings.Join(state, ","), v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
+			v.Files, bot.HumanBytes(v.Bytes), bot.Short(v.Commit, 12), bot.Short(v.Message, 50))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range pinned {
+		fmt.Fprintf(env.Stdout, "%s pinned by %s since %s: %s\n", v.Version, v.Pin.By, v.Pin.At.UTC().Format("2006-01-02 15:04Z"), bot.Short(reasonOr(v.Pin.Reason), 200))
+	}
+	return nil
+}
+
+func reasonOr(r string) string {
+	if r == "" {
+		return "(no reason given)"
+	}
+	return r
+}
+
+func runStatus(ctx context.Context, env Env, args []string) error {
+	var asJSON *bool
+	call, err := siteCommand(ctx, env, "status", "", args, func(fs *flagSetT) {
+		asJSON = fs.Bool("json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	b, site, pos := call.backend, call.site, call.args
+	defer b.Close()
+	if len(pos) != 0 {
+		return usagef("status takes no arguments")
+	}
+	st, err := b.Status(ctx, site)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, st)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "site:        %s\n", st.Site)
+	switch {
+	case st.Live != nil && st.LiveSince != nil:
+		fmt.Fprintf(w, "live:        %s (since %s)\n", *st.Live, st.LiveSince.UTC().Format(time.RFC3339))
+	case st.Live != nil:
+		fmt.Fprintf(w, "live:        %s\n", *st.Live)
+	default:
+		fmt.Fprintf(w, "live:        none (%s is not a release of this site)\n", bot.ServedFrom(st))
+	}
+	fmt.Fprintf(w, "served from: %s\n", bot.ServedFrom(st))
+	if st.Drift {
+		fmt.Fprintf(w, "warning:     the store says %q is live, the distribution serves %q (changed outside deploybot?)\n", st.Recorded, st.OriginPath)
+	}
+	if d := st.Deploy; d != nil {
+		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
+		if st.RunnerGone {
+			fmt.Fprintf(w, "             its process is gone, so it will not finish by itself: run deploybot recover --site %s\n", st.Site)
+		}
+	} else {
+		fmt.Fprintf(w, "deploy:      none running\n")
+	}
+	if l := st.Lock; l != nil {
+		fmt.Fprintf(w, "lock:        held by %s since %s: %s\n", l.Holder, l.Since.UTC().Format(time.RFC3339), l.Reason)
+	} else {
+		fmt.Fprintf(w, "lock:        free\n")
+	}
+	if d := st.LastDeploy; d != nil && d.Phase.Final() {
+		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase)
+		if d.Error != "" {
+			fmt.Fprintf(w, " (%s)", d.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func runVerify(ctx context.Context, env Env, args []string) error {
+	call, err := bucketCommand(ctx, env, "verify", "VERSION", 1, args)
+	if err != nil {
+		return err
+	}
+	svc, s, pos, asJSON := call.Inspect, call.site, call.args, call.json
+	rep, err := svc.Verify(ctx, s, pos[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(env.Stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(env.Stdout, "%s %s: %s\n", s.Name, pos[0], rep.Summary())
+		for _, m := range rep.Missing {
+			fmt.Fprintf(env.Stdout, "  missing: %s\n", m)
+		}
+		for _, w := range rep.Wrong {
+			fmt.Fprintf(env.Stdout, "  wrong size: %s (%d bytes, manifest says %d)\n", w.Path, w.Have, w.Want)
+		}
+	}
+	if !rep.OK() {
+		return releases.Errorf(releases.ECONFLICT, "%s %s: %s", s.Name, pos[0], rep.Summary())
+	}
+	return nil
+}
+
+func runDiff(ctx context.Context, env Env, args []string) error {
+	call, err := bucketCommand(ctx, env, "diff", "A B", 2, args)
+	if err != nil {
+		return err
+	}
+	svc, s, pos, asJSON := call.Inspect, call.site, call.args, call.json
+	d, err := svc.Diff(ctx, s, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(env.Stdout, d)
+	}
+	fmt.Fprintln(env.Stdout, bot.DiffSummary(d))
+	for _, f := range d.Added {
+		fmt.Fprintf(env.Stdout, "  + %s (%s)\n", f.Path, bot.HumanBytes(f.Size))
+	}
+	for _, f := range d.Removed {
+		fmt.Fprintf(env.Stdout, "  - %s (%s)\n", f.Path, bot.HumanBytes(f.Size))
+	}
+	for _, f := range d.Changed {
+		fmt.Fprintf(env.Stdout, "  ~ %s (%s → %s)\n", f.Path, bot.HumanBytes(f.OldSize), bot.HumanBytes(f.Size))
+	}
+	return nil
+}
+
+func runPreview(ctx context.Context, env Env, args []string) error {
+	var ttl *time.Duration
+	var asJSON *bool
+	call, err := siteCommand(ctx, env, "preview", "VERSION", args, func(fs *flagSetT) {
+		ttl = fs.Duration("ttl", releases.DefaultPreviewTTL, "`DURATION` the link works (at most 24h)")
+		asJSON = fs.Bool("json", false, "print the link as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	b, site, pos := call.backend, call.site, call.args
+	defer b.Close()
+	if len(pos) != 1 {
+		return usagef("preview takes one VERSION (got %d arguments)", len(pos))
+	}
+	if err := releases.ValidateVersion(pos[0]); err != nil {
+		return err
+	}
+	p, err := b.Preview(ctx, site, pos[0], actor(env), *ttl)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, p)
+	}
+	fmt.Fprintln(env.Stdout, p.String())
+	return nil
+}
