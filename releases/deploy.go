@@ -1,0 +1,391 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// PromoteRequest asks for version to go live. Kind is promote unless a
+// rollback passes through Promote.
+type PromoteRequest struct {
+	Site    string
+	Version string
+	Actor   string
+	Reason  string
+	Kind    Kind
+	// NoVerify skips checking that every manifest entry is in the bucket
+	// with the right size (one listing per 1,000 files) before the flip.
+	NoVerify bool
+	// lockAfter becomes the deploy's LockAfter.
+	lockAfter *Lock
+}
+
+// Outcome is the result of a promote or rollback. AlreadyLive means nothing
+// was done because the version is live already; Deploy is then nil.
+type Outcome struct {
+	Deploy      *Deploy `json:"deploy"`
+	AlreadyLive bool    `json:"already_live"`
+	Version     string  `json:"version"`
+}
+
+// Promote makes req.Version live: it checks the release, takes the site's
+// lock, and runs the CDN's steps, recording each phase before it acts and
+// reporting it to progress (which may be nil).
+func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Progress) (out *Outcome, err error) {
+	if req.Kind == "" {
+		req.Kind = KindPromote
+	}
+	defer func() { s.audit(ctx, req.Site, req.Actor, string(req.Kind), joinDetail(req.Version, req.Reason), err) }()
+	return s.deploy(ctx, req, progress)
+}
+
+// deploy is Promote and Rollback, without the audit record.
+func (s *Service) deploy(ctx context.Context, req PromoteRequest, progress Progress) (*Outcome, error) {
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	if req.Kind == "" {
+		req.Kind = KindPromote
+	}
+	site, err := s.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if req.Actor == "" {
+		return nil, Errorf(EINVALID, "a deploy needs an actor")
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.promote(ctx, site, cdn, req, progress)
+	if err != nil && out == nil {
+		// Refused before a deploy started: nothing changed, and the
+		// message says what visitors get meanwhile.
+		err = s.withLive(ctx, site, cdn, err)
+	}
+	return out, err
+}
+
+// withLive adds what is live to a refusal: the CDN's answer, or the
+// store's record when AWS cannot be read.
+func (s *Service) withLive(ctx context.Context, site Site, cdn CDN, err error) error {
+	var live string
+	if cur, cerr := cdn.Current(ctx, site); cerr == nil {
+		live = orNone(cur.Version)
+	} else if l, _, serr := s.Store.Live(ctx, site.Name); serr == nil {
+		live = "unknown (AWS did not answer; last recorded: " + orNone(l.Version) + ")"
+	} else {
+		return err
+	}
+	return &Error{Code: ErrorCode(err), Message: ErrorMessage(err) + "; nothing changed, live: " + live, Err: err}
+}
+
+func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRequest, progress Progress) (*Outcome, error) {
+	// A release is promotable only while its manifest is in the bucket:
+	// that is what says its upload finished (and that it was not pruned).
+	_, _, manifest, err := s.record(ctx, site.Name, req.Version)
+	if err != nil {
+		if errors.Is(err, ErrNoManifest) {
+			return nil, Errorf(ENOTFOUND, "site %s has no release %s: no manifest in the bucket (never published, upload unfinished, or pruned)", site.Name, req.Version)
+		}
+		return nil, err
+	}
+	if l, err := s.Store.Lock(ctx, site.Name); err != nil {
+		return nil, err
+	} else if l != nil {
+		return nil, s.lockError(*l)
+	}
+	if !req.NoVerify {
+		rep, err := s.verify(ctx, site, manifest)
+		if err != nil {
+			return nil, err
+		}
+		if !rep.OK() {
+			return nil, Errorf(ECONFLICT, "refusing to promote %s of %s: %s (use --no-verify to promote anyway)", req.Version, site.Name, rep.Summary())
+		}
+	}
+	if pf, ok := cdn.(Preflighter); ok {
+		if err := pf.Preflight(ctx, site); err != nil {
+			return nil, err
+		}
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Version == req.Version {
+		// A deploy that started meanwhile may have just flipped to this
+		// very version and still be propagating: that is "busy", not
+		// "already live".
+		if l, err := s.Store.Lock(ctx, site.Name); err != nil {
+			return nil, err
+		} else if l != nil {
+			return nil, s.lockError(*l)
+		}
+		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
+	}
+	carry := s.carryStep(ctx, site, cur, manifest)
+
+	now := s.now()
+	d := Deploy{
+		ID: s.newID(), Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
+		From: cur.Version, FromPath: cur.Path, To: req.Version, Strategy: cdn.Strategy(),
+		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter,
+	}
+	host, pid := s.runner()
+	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now,
+		Host: host, PID: pid, Process: processID, Heartbeat: now}
+	// Known as running before the lock is visible, so that nobody in this
+	// process sees the lock without its runner and takes it for abandoned.
+	running.Store(d.ID, true)
+	defer running.Delete(d.ID)
+	if err := s.Store.StartDeploy(ctx, d, lock); err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			return nil, s.lockError(le.Lock)
+		}
+		return nil, err
+	}
+	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
+	log.InfoContext(ctx, "deploy started", "kind", d.Kind, "from", d.From, "to", d.To, "actor", d.Actor, "reason", d.Reason)
+	progress(Event{Type: EventDeployStarted, Deploy: d})
+
+	steps := cdn.Plan(site, cur, req.Version, d.ID)
+	if carry != nil {
+		steps = append([]Step{*carry}, steps...)
+	}
+	if h := s.healthStep(site); h != nil && req.Kind == KindPromote {
+		steps = append(steps, *h)
+	}
+	err = s.run(ctx, &d, steps, false, log, progress)
+	return &Outcome{Deploy: &d, Version: req.Version}, s.afterHealth(ctx, site, &d, err, progress)
+}
+
+// afterHealth rolls back a promote whose health checks failed; other
+// outcomes pass through.
+func (s *Service) afterHealth(ctx context.Context, site Site, d *Deploy, err error, progress Progress) error {
+	var herr *HealthError
+	if !errors.As(err, &herr) {
+		return err
+	}
+	return s.autoRollback(ctx, site, d, herr, progress)
+}
+
+// run executes the steps of d and finishes it. The final store write uses a
+// context that outlives cancellation, so an interrupted deploy is still
+// recorded truthfully as failed, with the phase it stopped in.
+func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool, log *slog.Logger, progress Progress) error {
+	running.Store(d.ID, true)
+	defer running.Delete(d.ID)
+	// Claim the lock for this process (a resumed deploy takes it over from
+	// its dead runner) and keep its heartbeat fresh while the steps run.
+	host, pid := s.runner()
+	claim := Lock{Site: d.Site, DeployID: d.ID, Host: host, PID: pid, Process: processID, Heartbeat: s.now()}
+	if err := s.Store.TouchLock(context.WithoutCancel(ctx), claim); err != nil {
+		log.WarnContext(ctx, "recording the deploy's runner", "err", err)
+	}
+	stopBeat := make(chan struct{})
+	defer close(stopBeat)
+	go s.beat(ctx, claim, stopBeat)
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
+	}
+	flipCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	for _, step := range steps {
+		if errors.Is(context.Cause(ctx), ErrShutdown) {
+			return s.interrupt(ctx, d, flipped, log, progress)
+		}
+		started := s.now()
+		d.Phase = step.Phase
+		d.Phases = append(d.Phases, PhaseRecord{Phase: step.Phase, Started: started})
+		if err := s.Store.SaveDeploy(flipCtx, *d); err != nil {
+			return s.fail(ctx, d, flipped, fmt.Errorf("recording phase %s: %w", step.Phase, err), log, progress)
+		}
+		log.InfoContext(ctx, "phase started", "phase", step.Phase)
+		progress(Event{Type: EventPhaseStarted, Deploy: d.clone(), Phase: step.Phase, Title: step.Title})
+
+		phase := step.Phase
+		stepCtx := context.WithValue(flipCtx, noteKey{}, func(text string) {
+			progress(Event{Type: EventPhaseNote, Deploy: d.clone(), Phase: phase, Title: text})
+		})
+		err := step.Run(stepCtx)
+		ended := s.now()
+		rec := &d.Phases[len(d.Phases)-1]
+		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+			return s.interrupt(ctx, d, flipped || step.Flips && err == nil, log, progress)
+		}
+		rec.Ended = ended
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = Errorf(EINTERNAL, "deploy timed out after %s in phase %s: %w", timeout, step.Phase, err)
+			}
+			rec.Error = ErrorMessage(err)
+			log.ErrorContext(ctx, "phase failed", "phase", step.Phase, "seconds", ended.Sub(started).Seconds(), "err", err)
+			progress(Event{Type: EventPhaseFailed, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started), Err: err})
+			return s.fail(ctx, d, flipped, err, log, progress)
+		}
+		if step.Flips {
+			flipped = true
+		}
+		log.InfoContext(ctx, "phase finished", "phase", step.Phase, "seconds", ended.Sub(started).Seconds())
+		progress(Event{Type: EventPhaseFinished, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started)})
+	}
+
+	d.Phase = PhaseDone
+	d.FinishedAt = s.now()
+	d.fillLockAfter()
+	live := &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
+	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
+		log.ErrorContext(ctx, "recording finished deploy", "err", err)
+		return Errorf(EINTERNAL, "%s is live, but recording the deploy failed: %w", d.To, err)
+	}
+	log.InfoContext(ctx, "deploy finished", "to", d.To, "seconds", d.FinishedAt.Sub(d.StartedAt).Seconds())
+	progress(Event{Type: EventDeployFinished, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt)})
+	return nil
+}
+
+type noteKey struct{}
+
+// Note lets a running step tell the deploy's audience what it waits for
+// (a phase_note event: the Slack thread, the command line's output). It
+// does nothing outside a deploy's step.
+func Note(ctx context.Context, text string) {
+	if f, ok := ctx.Value(noteKey{}).(func(string)); ok {
+		f(text)
+	}
+}
+
+// interrupt leaves d in its phase, lock held, for recovery: by serve when
+// it starts, or by `deploybot recover`. Being stopped is no failure of the
+// deploy, and no internal error either; the message says where it stopped
+// and what visitors get meanwhile.
+func (s *Service) interrupt(ctx context.Context, d *Deploy, flipped bool, log *slog.Logger, progress Progress) error {
+	if n := len(d.Phases); n > 0 {
+		d.Phases[n-1].Error = "interrupted; resumes on recovery"
+	}
+	if err := s.Store.SaveDeploy(context.WithoutCancel(ctx), *d); err != nil {
+		log.ErrorContext(ctx, "recording interrupted deploy", "err", err)
+	}
+	log.WarnContext(ctx, "deploy interrupted; it resumes on recovery", "phase", d.Phase)
+	progress(Event{Type: EventDeployInterrupted, Deploy: d.clone(), Phase: d.Phase})
+	live := d.From
+	if flipped {
+		live = d.To
+	}
+	return Errorf(ECONFLICT, "deploy %s (%s %s) was interrupted in phase %s; live now: %s (the site stays locked); it resumes when deploybot serve starts, or with deploybot recover --site %s: %w",
+		d.ID, d.Kind, d.To, d.Phase, orNone(live), d.Site, ErrShutdown)
+}
+
+func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {
+	d.Phase = PhaseFailed
+	d.FinishedAt = s.now()
+	d.fillLockAfter()
+	d.Error = ErrorMessage(cause)
+	// Once the CDN points at the new release, that release is what visitors
+	// get (or will, as it propagates), so the live pointer follows the truth
+	// even though the deploy did not finish.
+	var live *Live
+	if flipped {
+		live = &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
+	}
+	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
+		log.ErrorContext(ctx, "recording failed deploy", "err", err)
+		cause = fmt.Errorf("%w (and recording the failure failed: %v)", cause, err)
+	}
+	nowLive := d.From
+	if flipped {
+		nowLive = d.To
+	}
+	if nowLive == "" {
+		nowLive = "(no release)"
+	}
+	phase := PhasePending
+	if n := len(d.Phases); n > 0 {
+		phase = d.Phases[n-1].Phase
+	}
+	err := Errorf(ErrorCode(cause), "deploy %s failed in phase %s; live now: %s: %w", d.ID, phase, nowLive, cause)
+	log.ErrorContext(ctx, "deploy failed", "err", cause, "flipped", flipped, "live", nowLive)
+	progress(Event{Type: EventDeployFailed, Deploy: d.clone(), Elapsed: d.FinishedAt.Sub(d.StartedAt), Err: err})
+	return err
+}
+
+func (d Deploy) clone() Deploy {
+	d.Phases = slices.Clone(d.Phases)
+	return d
+}
+
+// RollbackRequest asks to go back to the previous good release, or to
+// Version when set.
+type RollbackRequest struct {
+	Site    string
+	Version string
+	Actor   string
+	Reason  string
+}
+
+// Rollback makes the previous good release live again. Without a version
+// it walks finished deploys back from the newest: versions that were rolled
+// back away from are skipped, so repeated rollbacks keep going back rather
+// than toggling between two releases. Failed deploys are never targets.
+func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Progress) (out *Outcome, err error) {
+	target := req.Version
+	defer func() { s.audit(ctx, req.Site, req.Actor, string(KindRollback), joinDetail(target, req.Reason), err) }()
+	site, err := s.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	if target == "" {
+		if target, err = s.RollbackTarget(ctx, site.Name); err != nil {
+			return nil, err
+		}
+	}
+	return s.deploy(ctx, PromoteRequest{Site: site.Name, Version: target, Actor: req.Actor, Reason: req.Reason, Kind: KindRollback}, progress)
+}
+
+// RollbackTarget returns the version Rollback goes to without a version.
+func (s *Service) RollbackTarget(ctx context.Context, siteName string) (string, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return "", err
+	}
+	_, cur, err := s.current(ctx, site)
+	if err != nil {
+		return "", err
+	}
+	deploys, err := s.Store.Deploys(ctx, site.Name, 0)
+	if err != nil {
+		return "", err
+	}
+	abandoned := map[string]bool{}
+	for _, d := range deploys {
+		if d.Phase != PhaseDone {
+			continue
+		}
+		if d.Kind == KindRollback {
+			abandoned[d.From] = true
+		}
+		for _, v := range []string{d.To, d.From} {
+			if v == "" || v == cur.Version || abandoned[v] {
+				continue
+			}
+			if _, err := s.Bucket.ReadManifest(ctx, site, v); errors.Is(err, ErrNoManifest) {
+				continue // pruned since
+			} else if err != nil {
+				return "", err
+			}
+			return v, nil
+		}
+	}
+	return "", Errorf(ENOTFOUND, "site %s has no earlier release to roll back to (live: %s)", site.Name, orNone(cur.Version))
+}

@@ -1,0 +1,180 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"sort"
+)
+
+// Record records a published release from its manifest in the bucket. It is
+// idempotent: created is false when the release was already recorded.
+func (s *Service) Record(ctx context.Context, siteName, version string) (rel Release, created bool, err error) {
+	rel, created, _, err = s.record(ctx, siteName, version)
+	return rel, created, err
+}
+
+// RecordNotice records a release CI announced (the hook), with the commit
+// and message the notice carries. The manifest is what publish wrote and
+// stays the truth: the notice fills a commit or message the manifest
+// lacks (a publish run without --commit, notified by a CI step that knows
+// it), and a notice whose commit contradicts the manifest's is refused
+// (ECONFLICT), since one of the two names the wrong build.
+func (s *Service) RecordNotice(ctx context.Context, siteName, version, commit, message string) (rel Release, created bool, err error) {
+	rel, created, _, err = s.recordNoted(ctx, siteName, version, commit, message)
+	return rel, created, err
+}
+
+// record is Record that also hands back the manifest it read, so a
+// promote verifies against it without a second GET.
+func (s *Service) record(ctx context.Context, siteName, version string) (Release, bool, *Manifest, error) {
+	return s.recordNoted(ctx, siteName, version, "", "")
+}
+
+// recordNoted is record with the commit and message of a CI notice, if
+// any (see RecordNotice).
+func (s *Service) recordNoted(ctx context.Context, siteName, version, commit, message string) (Release, bool, *Manifest, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return Release{}, false, nil, err
+	}
+	if err := ValidateVersion(version); err != nil {
+		return Release{}, false, nil, err
+	}
+	m, err := s.Bucket.ReadManifest(ctx, site, version)
+	if err != nil {
+		return Release{}, false, nil, err
+	}
+	if m.Version != version {
+		return Release{}, false, nil, Errorf(EINVALID, "manifest %s names version %q", site.ManifestKey(version), m.Version)
+	}
+	if commit != "" && m.Commit != "" && commit != m.Commit {
+		return Release{}, false, nil, Errorf(ECONFLICT, "the notice says %s is commit %s, its manifest says %s; the manifest, written by publish, is kept", version, commit, m.Commit)
+	}
+	rel := m.Release(site.Name)
+	if rel.Commit == "" {
+		rel.Commit = commit
+	}
+	if rel.Message == "" {
+		rel.Message = message
+	}
+	rel.RecordedAt = s.now()
+	created, err := s.Store.PutRelease(ctx, rel)
+	if err != nil {
+		return Release{}, false, nil, err
+	}
+	if !created && (commit != "" || message != "") {
+		// Recorded before (found in the bucket); the notice may still
+		// fill in what the manifest lacks.
+		if rel, err = s.Store.AnnotateRelease(ctx, site.Name, version, commit, message); err != nil {
+			return Release{}, false, nil, err
+		}
+	}
+	if created {
+		s.logger().InfoContext(ctx, "release recorded", "site", site.Name, "version", version,
+			"files", rel.Files, "bytes", rel.Bytes, "commit", rel.Commit)
+	}
+	return rel, created, m, nil
+}
+
+// Sync records every release whose manifest is in the bucket but not in
+// the store. Manifests are read only for unknown versions.
+func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, err error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	versions, err := s.Bucket.ListVersions(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	known, err := s.Store.Releases(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(known))
+	for _, r := range known {
+		have[r.Version] = true
+	}
+	for _, v := range versions {
+		if have[v] || ValidateVersion(v) != nil {
+			continue
+		}
+		refusedKey := site.Name + "/" + v
+		if etag, ok := s.refused.Load(refusedKey); ok {
+			// Refused before: read it again only once it has changed (a
+			// HEAD, instead of the whole object on every reconcile).
+			if cur, err := s.Bucket.ManifestETag(ctx, site, v); err == nil && cur == etag {
+				continue
+			}
+		}
+		rel, created, err := s.Record(ctx, site.Name, v)
+		if errors.Is(err, ErrNoManifest) {
+			continue // deleted between list and read
+		}
+		if ErrorCode(err) == EINVALID {
+			// One bad manifest (hand-written, damaged) must not hide every
+			// other release: it stays unrecorded, and unpromotable.
+			s.logger().WarnContext(ctx, "manifest is not valid; release not recorded", "site", site.Name, "version", v, "err", err)
+			var rm *RefusedManifest
+			if errors.As(err, &rm) && rm.ETag != "" {
+				s.refused.Store(refusedKey, rm.ETag)
+			}
+			continue
+		}
+		if err != nil {
+			return added, err
+		}
+		if created {
+			added = append(added, rel)
+		}
+	}
+	return added, nil
+}
+
+// VersionInfo is a release as listed to people.
+type VersionInfo struct {
+	Release
+	Live bool `json:"live"`
+	// Pin keeps the release from retention, with who pinned it and why;
+	// nil when it is not pinned.
+	Pin *Pin `json:"pin"`
+}
+
+// Versions returns the site's releases, newest first, after recording the
+// ones found in the bucket. Live is the store's live pointer.
+func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo, error) {
+	if _, err := s.Sync(ctx, siteName); err != nil {
+		return nil, err
+	}
+	rels, err := s.Store.Releases(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
+	live, _, err := s.Store.Live(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
+	pins, err := s.Store.Pins(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VersionInfo, len(rels))
+	for i, r := range rels {
+		out[i] = VersionInfo{Release: r, Live: r.Version == live.Version}
+		if p, ok := pins[r.Version]; ok {
+			out[i].Pin = &p
+		}
+	}
+	return out, nil
+}
+
+// SortReleases orders releases newest first: by publish time, then by
+// version name so that equal times still sort stably.
+func SortReleases(rs []Release) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		if !rs[i].PublishedAt.Equal(rs[j].PublishedAt) {
+			return rs[i].PublishedAt.After(rs[j].PublishedAt)
+		}
+		return rs[i].Version > rs[j].Version
+	})
+}

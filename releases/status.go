@@ -1,0 +1,84 @@
+package releases
+
+import (
+	"context"
+	"time"
+)
+
+// Status is what a site serves and what is happening to it.
+type Status struct {
+	Site      string     `json:"site"`
+	Live      *string    `json:"live"`
+	LiveSince *time.Time `json:"live_since"`
+	// OriginPath is what the CDN says now: the distribution's origin path,
+	// or with strategy kvs the site's key.
+	OriginPath string  `json:"origin_path"`
+	Strategy   string  `json:"strategy"`
+	Deploy     *Deploy `json:"deploy"`
+	Lock       *Lock   `json:"lock"`
+	// Recorded is the store's live pointer, which may disagree with the
+	// CDN after a hand-made change; Drift says so.
+	Recorded string `json:"recorded_live"`
+	Drift    bool   `json:"drift"`
+	// RunnerGone says the process running Deploy is gone: it will not
+	// finish by itself (deploybot recover finishes it).
+	RunnerGone bool `json:"runner_gone"`
+	// LastDeploy is the newest deploy, running or not.
+	LastDeploy *Deploy `json:"last_deploy"`
+	// Links are where the running deploy is shown (its Slack thread).
+	Links map[string]string `json:"links,omitempty"`
+}
+
+// Status reads the live release from the CDN and the deploy and lock from
+// the store.
+func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	cdn, cur, err := s.current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Site: site.Name, OriginPath: cur.Path, Strategy: cdn.Strategy()}
+	if cur.Version != "" {
+		v := cur.Version
+		st.Live = &v
+	}
+	live, ok, err := s.Store.Live(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		st.Recorded = live.Version
+		if live.Version == cur.Version {
+			since := live.Since
+			st.LiveSince = &since
+		}
+	}
+	if st.Lock, err = s.Store.Lock(ctx, site.Name); err != nil {
+		return nil, err
+	}
+	deploys, err := s.Store.Deploys(ctx, site.Name, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(deploys) > 0 {
+		d := deploys[0]
+		st.LastDeploy = &d
+		if !d.Phase.Final() {
+			st.Deploy = &d
+			if st.Links, err = s.Store.DeployLinks(ctx, site.Name, d.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if st.Lock != nil {
+		st.RunnerGone = s.RunnerGone(*st.Lock)
+	}
+	// The store and the CDN disagree while a deploy flips (the store
+	// moves when the deploy ends): that is the deploy in progress, not a
+	// change made outside deploybot.
+	st.Drift = st.Recorded != cur.Version && (st.Deploy == nil || cur.Version != st.Deploy.To && cur.Version != st.Deploy.From)
+	return st, nil
+}

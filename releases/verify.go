@@ -1,0 +1,104 @@
+package releases
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// VerifyReport says whether a release's files are all in the bucket.
+type VerifyReport struct {
+	Site    string          `json:"site"`
+	Version string          `json:"version"`
+	Files   int             `json:"files"`
+	Missing []string        `json:"missing"`
+	Wrong   []WrongSizeFile `json:"wrong_size"`
+}
+
+// WrongSizeFile is a file whose object has another size than the manifest says.
+type WrongSizeFile struct {
+	Path string `json:"path"`
+	Want int64  `json:"want"`
+	Have int64  `json:"have"`
+}
+
+// OK reports a complete release.
+func (r *VerifyReport) OK() bool { return len(r.Missing) == 0 && len(r.Wrong) == 0 }
+
+// Summary names what is wrong, the first few files of each kind.
+func (r *VerifyReport) Summary() string {
+	if r.OK() {
+		return fmt.Sprintf("all %d files present with the right sizes", r.Files)
+	}
+	var parts []string
+	list := func(names []string) string {
+		if len(names) > 5 {
+			return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+		}
+		return strings.Join(names, ", ")
+	}
+	if len(r.Missing) > 0 {
+		parts = append(parts, fmt.Sprintf("%d file(s) missing: %s", len(r.Missing), list(r.Missing)))
+	}
+	if len(r.Wrong) > 0 {
+		var names []string
+		for _, w := range r.Wrong {
+			names = append(names, fmt.Sprintf("%s (%d bytes, manifest says %d)", w.Path, w.Have, w.Want))
+		}
+		parts = append(parts, fmt.Sprintf("%d file(s) with the wrong size: %s", len(r.Wrong), list(names)))
+	}
+	return "release is damaged: " + strings.Join(parts, "; ")
+}
+
+// Verify checks every manifest entry (files and carried assets) exists in
+// the release folder with the right size.
+func (s *Service) Verify(ctx context.Context, siteName, version string) (*VerifyReport, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	return Inspect{Bucket: s.Bucket}.Verify(ctx, site, version)
+}
+
+// Inspect reads a site's releases from its bucket alone, without a store:
+// what `verify` and `diff` need on a machine without serve's store (CI),
+// and what the service uses for the same questions.
+type Inspect struct{ Bucket Bucket }
+
+// Verify checks every file of a release's manifest is in the bucket with
+// the right size.
+func (i Inspect) Verify(ctx context.Context, site Site, version string) (*VerifyReport, error) {
+	if err := ValidateVersion(version); err != nil {
+		return nil, err
+	}
+	m, err := i.Bucket.ReadManifest(ctx, site, version)
+	if err != nil {
+		return nil, err
+	}
+	return i.verify(ctx, site, m)
+}
+
+func (s *Service) verify(ctx context.Context, site Site, m *Manifest) (*VerifyReport, error) {
+	return Inspect{Bucket: s.Bucket}.verify(ctx, site, m)
+}
+
+func (i Inspect) verify(ctx context.Context, site Site, m *Manifest) (*VerifyReport, error) {
+	have, err := i.Bucket.ReleaseObjects(ctx, site, m.Version)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Site: site.Name, Version: m.Version, Missing: []string{}, Wrong: []WrongSizeFile{}}
+	for _, f := range append(append([]ManifestFile(nil), m.Files...), m.Carried...) {
+		rep.Files++
+		size, ok := have[f.Path]
+		switch {
+		case !ok:
+			rep.Missing = append(rep.Missing, f.Path)
+		case size != f.Size:
+			rep.Wrong = append(rep.Wrong, WrongSizeFile{Path: f.Path, Want: f.Size, Have: size})
+		}
+	}
+	sort.Strings(rep.Missing)
+	return rep, nil
+}
