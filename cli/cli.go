@@ -125,7 +125,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: deploybot COMMAND [flags] [args]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every command takes --config FILE (default deploybot.yaml, or $DEPLOYBOT_CONFIG).")
