@@ -177,7 +177,7 @@ func TestPrunePlanTable(t *testing.T) {
 	}
 }
 
-// The example in the README.
+// The example in docs/design.md (Retention).
 func TestPrunePlanReadmeExample(t *testing.T) {
 	t0 := testclock.Day()
 	var rels []releases.Release
