@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/releases"
 )
 
 // runHistory prints a site's audit log, newest first: every operation
@@ -38,11 +40,16 @@ func runHistory(ctx context.Context, env Env, args []string) error {
 		}
 		return writeJSON(env.Stdout, h)
 	}
+	return printHistory(env.Stdout, site, h)
+}
+
+// printHistory is the audit log as a table.
+func printHistory(w io.Writer, site string, h []releases.AuditEntry) error {
 	if len(h) == 0 {
-		fmt.Fprintf(env.Stdout, "%s has no history yet\n", site)
+		fmt.Fprintf(w, "%s has no history yet\n", site)
 		return nil
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME (UTC)\tDOOR\tACTOR\tACTION\tRESULT\tDETAIL")
 	for _, e := range h {
 		door := e.Door

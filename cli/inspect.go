@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,11 +35,16 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 		}
 		return writeJSON(env.Stdout, vs)
 	}
+	return printVersions(env.Stdout, site, vs)
+}
+
+// printVersions is versions' table, then the pins with who and why.
+func printVersions(w io.Writer, site string, vs []releases.VersionInfo) error {
 	if len(vs) == 0 {
-		fmt.Fprintf(env.Stdout, "site %s has no releases yet (publish one with deploybot publish)\n", site)
+		fmt.Fprintf(w, "site %s has no releases yet (publish one with deploybot publish)\n", site)
 		return nil
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tSTATE\tPUBLISHED\tFILES\tSIZE\tCOMMIT\tMESSAGE")
 	var pinned []releases.VersionInfo
 	for _, v := range vs {
@@ -60,7 +66,7 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	for _, v := range pinned {
-		fmt.Fprintf(env.Stdout, "%s pinned by %s since %s: %s\n", v.Version, v.Pin.By, v.Pin.At.UTC().Format("2006-01-02 15:04Z"), bot.Short(reasonOr(v.Pin.Reason), 200))
+		fmt.Fprintf(w, "%s pinned by %s since %s: %s\n", v.Version, v.Pin.By, v.Pin.At.UTC().Format("2006-01-02 15:04Z"), bot.Short(reasonOr(v.Pin.Reason), 200))
 	}
 	return nil
 }
@@ -92,7 +98,13 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if *asJSON {
 		return writeJSON(env.Stdout, st)
 	}
-	w := env.Stdout
+	printStatus(env.Stdout, st)
+	return nil
+}
+
+// printStatus is status for people: what is live and served, the deploy
+// running, the lock, the last deploy.
+func printStatus(w io.Writer, st *releases.Status) {
 	fmt.Fprintf(w, "site:        %s\n", st.Site)
 	switch {
 	case st.Live != nil && st.LiveSince != nil:
@@ -126,7 +138,6 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		}
 		fmt.Fprintln(w)
 	}
-	return nil
 }
 
 func runVerify(ctx context.Context, env Env, args []string) error {

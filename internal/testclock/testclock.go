@@ -13,6 +13,8 @@
 package testclock
 
 import (
+	"fmt"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -67,3 +69,28 @@ func (c *Clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 // Set moves the clock to t.
 func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// dateRE finds calendar dates in rendered text (2006-01-02).
+var dateRE = regexp.MustCompile(`\d{4}-\d{2}-\d{2}`)
+
+// Relative rewrites every date in text as its distance in days from the
+// fixture's day ("DAY", "DAY-3", "DAY+1"), so that golden files hold
+// what a renderer does with dates, not the date the test ran on: fixture
+// days move with the wall clock.
+func Relative(text []byte) []byte {
+	day := Day()
+	return dateRE.ReplaceAllFunc(text, func(m []byte) []byte {
+		d, err := time.Parse("2006-01-02", string(m))
+		if err != nil {
+			return m
+		}
+		n := int(d.Sub(day).Round(24*time.Hour) / (24 * time.Hour))
+		switch {
+		case n == 0:
+			return []byte("DAY")
+		case n > 0:
+			return []byte(fmt.Sprintf("DAY+%d", n))
+		}
+		return []byte(fmt.Sprintf("DAY%d", n))
+	})
+}
