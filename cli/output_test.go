@@ -62,7 +62,7 @@ func TestTextOutput(t *testing.T) {
 	d := releases.Deploy{ID: "20261128T100000Z-abcd1234", Site: "www", Kind: releases.KindPromote, Actor: "UALICE", From: "v42", To: "v43",
 		Phase: "propagate", StartedAt: at(-time.Minute)}
 	printStatus(&b, &releases.Status{Site: "www", Live: &live, LiveSince: &since, OriginPath: "/www/v42", Deploy: &d,
-		Lock: &releases.Lock{Site: "www", Holder: "UALICE", Reason: "promote v43", DeployID: d.ID, Since: at(-time.Minute)},
+		Lock:       &releases.Lock{Site: "www", Holder: "UALICE", Reason: "promote v43", DeployID: d.ID, Since: at(-time.Minute)},
 		LastDeploy: &releases.Deploy{ID: "20261128T080000Z-0f0f0f0f", Kind: releases.KindRollback, From: "v41", To: "v42", Actor: "cli:bob@laptop", Phase: releases.PhaseDone}})
 	golden(t, "status", b.Bytes())
 
