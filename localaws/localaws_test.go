@@ -350,3 +350,27 @@ func TestFaultsAreRetriedOrSurface(t *testing.T) {
 		t.Fatal("fault not applied on its path")
 	}
 }
+
+// MaxStreak bounds the faults in a row one request meets: with every call
+// faulted and a bound of 2, the third attempt of each goes through.
+func TestFaultStreakIsBounded(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	if _, err := f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("streak-bucket")}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetFaults(localaws.Faults{ErrorRate: 1, MaxStreak: 2, Only: "PutObject"})
+	for i := range 3 {
+		before := f.srv.Calls()["s3 PutObject"]
+		// The fixture's clients try once: drive the attempts by hand.
+		var err error
+		for attempt := 1; attempt <= 3; attempt++ {
+			_, err = f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("streak-bucket"), Key: aws.String(fmt.Sprintf("k%d", i)), Body: strings.NewReader("x")})
+			if (attempt < 3) != (err != nil) {
+				t.Fatalf("object %d attempt %d: %v", i, attempt, err)
+			}
+		}
+		if n := f.srv.Calls()["s3 PutObject"] - before; n != 3 {
+			t.Fatalf("object %d took %d calls, want 3", i, n)
+		}
+	}
+}

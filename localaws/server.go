@@ -68,6 +68,11 @@ type Faults struct {
 	// Skip lets the first Skip matching calls through before faults start
 	// ("fail in the middle of a prune").
 	Skip int `json:"skip,omitempty"`
+	// MaxStreak bounds the faults in a row one request (method and path)
+	// meets; zero: no bound. Transient faults are what a retry budget is
+	// for: a bound below it makes "the retries carry through" a claim a
+	// test can check every run, not most runs.
+	MaxStreak int `json:"max_streak,omitempty"`
 }
 
 // Server is the stand-in. Handler serves the APIs, Edge the sites.
@@ -78,11 +83,13 @@ type Server struct {
 	mu     sync.Mutex
 	faults Faults
 	rng    *mrand.Rand
-	calls  map[string]int
-	cache  CachePolicy
-	edge   *edgeCaches
-	kvs    *kvStores
-	fns    *functions
+	// streaks counts the faults in a row per request (method and path).
+	streaks map[string]int
+	calls   map[string]int
+	cache   CachePolicy
+	edge    *edgeCaches
+	kvs     *kvStores
+	fns     *functions
 	// matched counts calls that matched the faults' filters since they
 	// were set, for Skip.
 	matched int
@@ -109,7 +116,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Cache != nil {
 		cache = *opts.Cache
 	}
-	s := &Server{opts: opts, cache: cache, edge: &edgeCaches{pops: make([]map[string]*cached, opts.Pops)}, faults: opts.Faults, rng: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), calls: map[string]int{}}
+	s := &Server{opts: opts, cache: cache, edge: &edgeCaches{pops: make([]map[string]*cached, opts.Pops)}, faults: opts.Faults,
+		// The fault rolls follow the seed too, so a seeded test meets
+		// the same faults every run.
+		rng: mrand.New(mrand.NewPCG(opts.Seed, 1)), calls: map[string]int{}, streaks: map[string]int{}}
 	for i := range s.edge.pops {
 		s.edge.pops[i] = map[string]*cached{}
 	}
@@ -139,6 +149,7 @@ func (s *Server) SetFaults(f Faults) {
 	s.mu.Lock()
 	s.faults = f
 	s.matched = 0
+	s.streaks = map[string]int{}
 	s.mu.Unlock()
 }
 
@@ -207,6 +218,16 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write 
 		s.matched++
 	}
 	skipped := s.matched <= f.Skip
+	key := r.Method + " " + r.URL.Path
+	faulted := match && !skipped && roll < f.ErrorRate+f.ThrottleRate
+	if faulted && f.MaxStreak > 0 && s.streaks[key] >= f.MaxStreak {
+		faulted = false // the bound: this attempt goes through
+	}
+	if faulted {
+		s.streaks[key]++
+	} else {
+		delete(s.streaks, key)
+	}
 	s.mu.Unlock()
 	if !match || skipped {
 		return false
@@ -219,10 +240,11 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write 
 		}
 	}
 	switch {
+	case !faulted:
 	case roll < f.ErrorRate:
 		write(w, r, false)
 		return true
-	case roll < f.ErrorRate+f.ThrottleRate:
+	default:
 		write(w, r, true)
 		return true
 	}
