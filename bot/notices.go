@@ -23,13 +23,32 @@ func (b *Bot) olderThanLive(ctx context.Context, site releases.Site, version str
 	return b.Service.GoesBack(ctx, site.Name, version)
 }
 
-// noticeState is what r's notice should say now.
-func (b *Bot) noticeState(ctx context.Context, site releases.Site, r releases.Release) NoticeState {
-	st := NoticeState{Pruned: r.Pruned}
-	if l, ok, err := b.Service.Live(ctx, site.Name); err == nil && ok {
-		st.Live, st.LiveSince = l.Version, l.Since
+// liveNow is what the notices compare against: the live pointer and the
+// live release, read once for all of a site's notices.
+type liveNow struct {
+	ptr releases.Live
+	rel *releases.Release // nil: nothing live, or not a recorded release
+}
+
+func (b *Bot) liveNow(ctx context.Context, site releases.Site) liveNow {
+	var n liveNow
+	l, ok, err := b.Service.Live(ctx, site.Name)
+	if err != nil || !ok || l.Version == "" {
+		return n
 	}
-	_, st.Older = b.olderThanLive(ctx, site, r.Version)
+	n.ptr = l
+	if r, err := b.Service.Release(ctx, site.Name, l.Version); err == nil {
+		n.rel = &r
+	}
+	return n
+}
+
+// noticeState is what r's notice should say, with live as it is now.
+func noticeState(r releases.Release, live liveNow) NoticeState {
+	st := NoticeState{Pruned: r.Pruned, Live: live.ptr.Version, LiveSince: live.ptr.Since}
+	if live.rel != nil {
+		st.Older = releases.GoesBack(r, *live.rel)
+	}
 	return st
 }
 
@@ -69,6 +88,7 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 		s.Logger.Warn("slack: reading the release notices", "site", site.Name, "err", err)
 		return
 	}
+	live := s.Bot.liveNow(ctx, site)
 	for version, ls := range links {
 		l, ok := parseNoticeLink(ls["slack"])
 		if !ok || l.state == "pruned" {
@@ -78,7 +98,7 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 		if err != nil {
 			continue
 		}
-		st := s.Bot.noticeState(ctx, site, r)
+		st := noticeState(r, live)
 		if st.key(version) == l.state {
 			continue
 		}
@@ -103,7 +123,7 @@ func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) { s.Refresh
 
 // postNotice posts a release's notice and remembers where it is.
 func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {
-	st := s.Bot.noticeState(ctx, site, r)
+	st := noticeState(r, s.Bot.liveNow(ctx, site))
 	m := NoticeMessage(site, r, s.Bot.diffFromLive(ctx, site, r.Version), st)
 	var channel, ts string
 	if err := retry(ctx, func() (err error) {

@@ -44,14 +44,21 @@ func (s *Service) GoesBack(ctx context.Context, siteName, version string) (live 
 		return l.Version, false
 	}
 	target, err := s.Store.Release(ctx, siteName, version)
-	if err != nil || target.Pruned {
+	if err != nil {
 		return l.Version, false
 	}
 	cur, err := s.Store.Release(ctx, siteName, l.Version)
 	if err != nil {
 		return l.Version, false
 	}
-	return l.Version, target.PublishedAt.Before(cur.PublishedAt)
+	return l.Version, GoesBack(target, cur)
+}
+
+// GoesBack is the rule itself, for callers that hold both releases
+// (the notices, refreshed many at once): target, not pruned and not the
+// live release, was published before it.
+func GoesBack(target, live Release) bool {
+	return !target.Pruned && target.Version != live.Version && target.PublishedAt.Before(live.PublishedAt)
 }
 
 // SetDeployLink remembers where a deploy is shown (a chat thread) under a
