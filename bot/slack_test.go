@@ -139,14 +139,7 @@ func thread(posts []slackfake.Post, root string) []slackfake.Post {
 	return out
 }
 
-func hasText(ps []slackfake.Post, sub string) bool {
-	for _, p := range ps {
-		if strings.Contains(p.Text, sub) {
-			return true
-		}
-	}
-	return false
-}
+func hasText(ps []slackfake.Post, sub string) bool { return slackfake.HasText(ps, sub) }
 
 func TestSlashPromoteEndToEnd(t *testing.T) {
 	w := newWorld(t, 200*time.Millisecond)

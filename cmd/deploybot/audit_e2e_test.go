@@ -41,11 +41,11 @@ func TestEveryDoorAuditsTheSame(t *testing.T) {
 		t.Fatalf("API unpin of a release never pinned: %v", err)
 	}
 	fake.Slash("audit-1", "UALICE", "lock "+reason)
-	fake.WaitFor("the Slack lock", func() bool { posts, _, _ := fake.Snapshot(); return hasPost(posts, ":lock:") })
+	fake.WaitFor("the Slack lock", func() bool { posts, _, _ := fake.Snapshot(); return slackfake.HasText(posts, ":lock:") })
 	fake.Slash("audit-2", "UALICE", "unlock")
-	fake.WaitFor("the Slack unlock", func() bool { posts, _, _ := fake.Snapshot(); return hasPost(posts, ":unlock:") })
+	fake.WaitFor("the Slack unlock", func() bool { posts, _, _ := fake.Snapshot(); return slackfake.HasText(posts, ":unlock:") })
 	fake.Slash("audit-3", "UALICE", "unpin v9")
-	fake.WaitFor("the Slack refusal", func() bool { _, _, eph := fake.Snapshot(); return hasPost(eph, "not pinned") })
+	fake.WaitFor("the Slack refusal", func() bool { _, _, eph := fake.Snapshot(); return slackfake.HasText(eph, "not pinned") })
 
 	var h []releases.AuditEntry
 	r := w.must("history", "--json", "--server", "http://"+addr)
@@ -70,13 +70,4 @@ func TestEveryDoorAuditsTheSame(t *testing.T) {
 	if r := w.run("history", "--server", "http://"+addr); r.code != 0 || !strings.Contains(r.stdout, "DOOR") || !strings.Contains(r.stdout, "slack") {
 		t.Fatalf("history as text: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-}
-
-func hasPost(ps []slackfake.Post, sub string) bool {
-	for _, p := range ps {
-		if strings.Contains(p.Text, sub) {
-			return true
-		}
-	}
-	return false
 }

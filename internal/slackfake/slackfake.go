@@ -439,3 +439,13 @@ func Dump(ps []Post) string {
 	}
 	return b.String()
 }
+
+// HasText reports whether a post's text contains sub.
+func HasText(ps []Post, sub string) bool {
+	for _, p := range ps {
+		if strings.Contains(p.Text, sub) {
+			return true
+		}
+	}
+	return false
+}
