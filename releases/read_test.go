@@ -3,10 +3,12 @@ package releases
 import (
 	"testing"
 	"time"
+
+	"github.com/deploybot/deploybot/internal/testclock"
 )
 
 func TestGoesBackRule(t *testing.T) {
-	t0 := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) // only the order of times matters
+	t0 := testclock.At(10, 0)
 	live := Release{Version: "v42", PublishedAt: t0}
 	tests := []struct {
 		name   string
