@@ -85,22 +85,32 @@ func (b *Bot) SiteNames() []string {
 	return out
 }
 
-// Handle runs one request to the end, answering through out.
-func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
-	ctx = releases.WithDoor(ctx, req.Door)
-	c := req.Cmd
+// textAnswer is the answer to a line that needs no lookup: help, and a
+// command that does not parse (Slack puts it in the ack itself).
+func (b *Bot) textAnswer(c Command) (Mrkdwn, bool) {
 	switch c.Action {
-	case Ignore:
-		return
 	case Help:
 		text := HelpText(b.Command)
 		if c.Error != "" {
 			text = md("%s\n%s", c.Error, text)
 		}
+		return text, true
+	case Reject:
+		return md("%s", c.Error), true
+	}
+	return "", false
+}
+
+// Handle runs one request to the end, answering through out.
+func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
+	ctx = releases.WithDoor(ctx, req.Door)
+	c := req.Cmd
+	if text, ok := b.textAnswer(c); ok {
 		out.Private(ctx, req, text)
 		return
-	case Reject:
-		out.Private(ctx, req, md("%s", c.Error))
+	}
+	switch c.Action {
+	case Ignore:
 		return
 	case Cancel:
 		out.Private(ctx, req, md("Cancelled: `%s` was not promoted; nothing changed.", c.Version))

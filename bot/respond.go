@@ -64,16 +64,8 @@ func (s *Slack) respond(ctx context.Context, responseURL string, m Message, inCh
 // ackAnswer is an answer that goes in the ack itself: help, and a command
 // that does not parse, which need nothing but the text.
 func ackAnswer(b *Bot, cmd Command) (map[string]any, bool) {
-	var text Mrkdwn
-	switch cmd.Action {
-	case Help:
-		text = HelpText(b.Command)
-		if cmd.Error != "" {
-			text = md("%s\n%s", cmd.Error, text)
-		}
-	case Reject:
-		text = md("%s", cmd.Error)
-	default:
+	text, ok := b.textAnswer(cmd)
+	if !ok {
 		return nil, false
 	}
 	return map[string]any{"response_type": slack.ResponseTypeEphemeral, "text": cutMrkdwn(string(text), maxMessageText)}, true
