@@ -150,7 +150,7 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 	c := req.Cmd
 	// Promoting an older release goes backwards: that is a rollback, and
 	// the person says so, or confirms.
-	if live, older := b.olderThanLive(ctx, site, c.Version); older && !req.Confirmed {
+	if live, older := b.Service.GoesBack(ctx, site.Name, c.Version); older && !req.Confirmed {
 		if a, ok := out.(Asker); ok {
 			a.Ask(ctx, req, md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
 		} else {

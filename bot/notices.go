@@ -17,12 +17,6 @@ import (
 // and an unchanged notice costs no call. Pruned notices are final, so the
 // notices updated on a live change are those retention still keeps.
 
-// olderThanLive reports whether promoting version goes backwards (the
-// service's rule), and what is live.
-func (b *Bot) olderThanLive(ctx context.Context, site releases.Site, version string) (live string, older bool) {
-	return b.Service.GoesBack(ctx, site.Name, version)
-}
-
 // liveNow is what the notices compare against: the live pointer and the
 // live release, read once for all of a site's notices.
 type liveNow struct {
