@@ -8,6 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -55,29 +56,6 @@ func age(t time.Time, now time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
-// HumanBytes renders a size for people: 812 B, 14.5 MiB.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// Short cuts s to n runes on one line, marking the cut.
-func Short(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
-}
-
 // VersionsShown is how many releases `versions` lists.
 const VersionsShown = 15
 
@@ -113,7 +91,7 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 				morePins++
 				continue
 			}
-			pins = append(pins, md("`%s` pinned by %s: %s", Short(v.Version, 24), mention(p.By), Short(orDash(p.Reason), 200)))
+			pins = append(pins, md("`%s` pinned by %s: %s", present.Short(v.Version, 24), mention(p.By), present.Short(orDash(p.Reason), 200)))
 		}
 	}
 	if morePins > 0 {
@@ -129,7 +107,7 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 		case v.Pin != nil:
 			mark = "◆"
 		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, Short(v.Version, 24), Short(v.Commit, 8), age(v.PublishedAt, now), HumanBytes(v.Bytes), Short(lastBy[v.Version], 20))
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, present.Short(v.Version, 24), present.Short(v.Commit, 8), age(v.PublishedAt, now), present.HumanBytes(v.Bytes), present.Short(lastBy[v.Version], 20))
 	}
 	tw.Flush()
 	table := b.String()
@@ -164,8 +142,8 @@ func HistoryMessage(site releases.Site, h []releases.AuditEntry) Message {
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WHEN (UTC)\tDOOR\tWHO\tWHAT\tRESULT\tDETAIL")
 	for _, e := range h {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format("01-02 15:04"), orDash(e.Door), Short(e.Actor, 20),
-			e.Action, e.Result, Short(e.Detail, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format("01-02 15:04"), orDash(e.Door), present.Short(e.Actor, 20),
+			e.Action, e.Result, present.Short(e.Detail, 60))
 	}
 	tw.Flush()
 	title := md("*%s*: the last %d operation(s), newest first", site.Name, len(h))
@@ -185,13 +163,13 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 	case st.Live != nil:
 		lines = append(lines, md("*Live:* `%s`", *st.Live))
 	default:
-		lines = append(lines, md("*Live:* none (%s is not a release of this site)", ServedFrom(st)))
+		lines = append(lines, md("*Live:* none (%s is not a release of this site)", present.ServedFrom(st)))
 	}
 	if st.Drift {
 		lines = append(lines, md(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
 	}
 	if d := st.Deploy; d != nil {
-		line := md("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", string(d.Kind), OrNone(d.From), d.To, mention(d.Actor), string(d.Phase))
+		line := md("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", string(d.Kind), present.OrNone(d.From), d.To, mention(d.Actor), string(d.Phase))
 		if thread := st.Links["slack"]; thread != "" {
 			line += " (" + link(thread, "thread") + ")"
 		}
@@ -203,14 +181,6 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 	title := md("*%s* status", st.Site)
 	body := joinMd(lines, "\n")
 	return Message{Text: title + "\n" + body, Blocks: []slack.Block{section(title + "\n" + body)}}
-}
-
-// OrNone renders an empty version as "(none)".
-func OrNone(v string) string {
-	if v == "" {
-		return "(none)"
-	}
-	return v
 }
 
 // phaseText says what a phase is doing, for people.
@@ -257,7 +227,7 @@ func Card(c CardState) Message {
 	if d.Kind == releases.KindRollback {
 		verb = "Rollback"
 	}
-	title := md("%s *%s %s*: `%s` → `%s`", Mrkdwn(icon), verb, d.Site, OrNone(d.From), d.To)
+	title := md("%s *%s %s*: `%s` → `%s`", Mrkdwn(icon), verb, d.Site, present.OrNone(d.From), d.To)
 	fields := []*slack.TextBlockObject{
 		mdText("*By*\n" + mention(d.Actor)),
 		mdText(md("*Reason*\n%s", orDash(d.Reason))),
@@ -269,7 +239,7 @@ func Card(c CardState) Message {
 		slack.NewSectionBlock(nil, fields, nil),
 		contextText(md("deploy `%s`", d.ID)),
 	}
-	text := md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, OrNone(d.From), d.To, mention(d.Actor), state, c.Elapsed.Round(time.Second))
+	text := md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, present.OrNone(d.From), d.To, mention(d.Actor), state, c.Elapsed.Round(time.Second))
 	return Message{Text: text, Blocks: blocks}
 }
 
@@ -326,12 +296,12 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 	title := md(":package: New release of *%s*: `%s`", site.Name, r.Version)
 	var details []Mrkdwn
 	if r.Commit != "" {
-		details = append(details, md("commit `%s`", Short(r.Commit, 12)))
+		details = append(details, md("commit `%s`", present.Short(r.Commit, 12)))
 	}
-	details = append(details, md("%d files, %s", r.Files, HumanBytes(r.Bytes)))
+	details = append(details, md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
 	body := title + "\n" + joinMd(details, " · ")
 	if r.Message != "" {
-		body += md("\n>%s", Short(r.Message, 280))
+		body += md("\n>%s", present.Short(r.Message, 280))
 	}
 	if diff != nil && diff.From == st.Live {
 		body += "\n" + noticeDiff(diff)
@@ -381,7 +351,7 @@ func ThreadLine(e releases.Event) Mrkdwn {
 	switch e.Type {
 	case releases.EventDeployStarted:
 		d := e.Deploy
-		line := md("%s %s → %s started by %s (deploy `%s`)", string(d.Kind), OrNone(d.From), d.To, mention(d.Actor), d.ID)
+		line := md("%s %s → %s started by %s (deploy `%s`)", string(d.Kind), present.OrNone(d.From), d.To, mention(d.Actor), d.ID)
 		if d.Actor == releases.AutoActor && d.Reason != "" {
 			// deploybot's own deploys say why they run.
 			line = md(":rotating_light: %s: %s", line, d.Reason)
@@ -414,9 +384,9 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		t := md(":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
 		return Message{Text: t, Blocks: []slack.Block{section(t)}}
 	case rep.DryRun:
-		b = append(b, md(":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, HumanBytes(rep.Bytes)))
+		b = append(b, md(":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, present.HumanBytes(rep.Bytes)))
 	default:
-		b = append(b, md(":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, HumanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor)))
+		b = append(b, md(":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, present.HumanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor)))
 	}
 	if err != nil {
 		b = append(b, md(":warning: %s", releases.ErrorMessage(err)))
@@ -428,7 +398,7 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 			item += " (abandoned upload)"
 		}
 		if d.Error != "" {
-			item += md(" (failed: %s)", Short(d.Error, 80))
+			item += md(" (failed: %s)", present.Short(d.Error, 80))
 		}
 		del = append(del, item)
 	}
@@ -444,7 +414,7 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		byReason[k.Reason] = append(byReason[k.Reason], md("`%s`", k.Version))
 	}
 	for _, r := range reasons {
-		b = append(b, md("*Kept, %s:* %s", Short(r, 200), listMd(byReason[r], pruneListed)))
+		b = append(b, md("*Kept, %s:* %s", present.Short(r, 200), listMd(byReason[r], pruneListed)))
 	}
 	t := joinMd(b, "\n")
 	return Message{Text: t, Blocks: []slack.Block{section(t)}}
@@ -463,31 +433,6 @@ func listMd(items []Mrkdwn, n int) Mrkdwn {
 	return joinMd(items[:n], ", ") + md(" (%d more)", len(items)-n)
 }
 
-// DiffSummary is one line: "www v1 → v2: 2 added (+1.1 KiB), ...".
-func DiffSummary(d *releases.Diff) string {
-	if d.Empty() {
-		return fmt.Sprintf("%s %s → %s: the same files (%d)", d.Site, d.From, d.To, d.Unchanged)
-	}
-	return fmt.Sprintf("%s %s → %s: %s", d.Site, d.From, d.To, diffCounts(d))
-}
-
-// diffCounts is "2 added (+1.1 KiB), 1 removed (−3 KiB), 1 changed (+50 B), 9 unchanged".
-func diffCounts(d *releases.Diff) string {
-	return fmt.Sprintf("%d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
-		len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
-		len(d.Changed), signedBytes(d.BytesChanged), d.Unchanged)
-}
-
-func signedBytes(n int64) string {
-	switch {
-	case n > 0:
-		return "+" + HumanBytes(n)
-	case n < 0:
-		return "−" + HumanBytes(-n)
-	}
-	return "±0 B"
-}
-
 // diffTop is how many paths of each kind a Slack diff names.
 const diffTop = 5
 
@@ -498,14 +443,14 @@ func DiffMessage(d *releases.Diff) Message {
 		t := md(":mag: *%s* `%s` → `%s`: the same %d files.", d.Site, d.From, d.To, d.Unchanged)
 		return Message{Text: t, Blocks: []slack.Block{section(t)}}
 	}
-	lines := []Mrkdwn{md(":mag: *%s* `%s` → `%s`: %s", d.Site, d.From, d.To, diffCounts(d))}
+	lines := []Mrkdwn{md(":mag: *%s* `%s` → `%s`: %s", d.Site, d.From, d.To, present.DiffCounts(d))}
 	list := func(mark string, fs []diffLine) {
 		for i, f := range fs {
 			if i == diffTop {
 				lines = append(lines, md("%s … and %d more", mark, len(fs)-diffTop))
 				break
 			}
-			lines = append(lines, md("%s `%s` %s", mark, Short(f.Path, 80), f.Note))
+			lines = append(lines, md("%s `%s` %s", mark, present.Short(f.Path, 80), f.Note))
 		}
 	}
 	list("+", viewFiles(d.Added, false))
@@ -521,9 +466,9 @@ type diffLine struct{ Path, Note string }
 func viewFiles(fs []releases.DiffFile, changed bool) []diffLine {
 	out := make([]diffLine, len(fs))
 	for i, f := range fs {
-		note := "(" + HumanBytes(f.Size) + ")"
+		note := "(" + present.HumanBytes(f.Size) + ")"
 		if changed {
-			note = "(" + HumanBytes(f.OldSize) + " → " + HumanBytes(f.Size) + ")"
+			note = "(" + present.HumanBytes(f.OldSize) + " → " + present.HumanBytes(f.Size) + ")"
 		}
 		out[i] = diffLine{Path: f.Path, Note: note}
 	}
@@ -539,7 +484,7 @@ func noticeDiff(d *releases.Diff) Mrkdwn {
 	for _, l := range [][]releases.DiffFile{d.Changed, d.Added, d.Removed} {
 		for _, f := range l {
 			if len(top) < 3 {
-				top = append(top, md("`%s`", Short(f.Path, 60)))
+				top = append(top, md("`%s`", present.Short(f.Path, 60)))
 			}
 		}
 	}
@@ -554,12 +499,4 @@ func link(url, label string) Mrkdwn {
 		return md("%s", label)
 	}
 	return md("<%s|%s>", Mrkdwn(strings.ReplaceAll(url, "&", "&amp;")), label)
-}
-
-// ServedFrom says what the CDN points at, in its strategy's terms.
-func ServedFrom(st *releases.Status) string {
-	if st.Strategy == releases.StrategyKVS {
-		return fmt.Sprintf("key %s = %q (strategy kvs)", st.Site, st.OriginPath)
-	}
-	return fmt.Sprintf("origin path %q", st.OriginPath)
 }

@@ -92,9 +92,6 @@ func TestGoldenDiff(t *testing.T) {
 	d = releases.DiffManifests(diffB, diffB)
 	d.Site = "www"
 	golden(t, "diff-same", DiffMessage(d))
-	if got := DiffSummary(releases.DiffManifests(diffA, diffB)); !strings.Contains(got, "1 added (+88.9 KiB), 2 removed (−320.3 KiB), 1 changed (+50 B), 1 unchanged") {
-		t.Fatalf("summary %q", got)
-	}
 }
 
 func TestGoldenVersions(t *testing.T) {

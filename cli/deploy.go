@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -18,7 +18,7 @@ func printer(w io.Writer) releases.Progress {
 		switch e.Type {
 		case releases.EventDeployStarted:
 			start = d.StartedAt
-			fmt.Fprintf(w, "deploy %s: %s %s %s -> %s by %s", d.ID, d.Kind, d.Site, bot.OrNone(d.From), d.To, d.Actor)
+			fmt.Fprintf(w, "deploy %s: %s %s %s -> %s by %s", d.ID, d.Kind, d.Site, present.OrNone(d.From), d.To, d.Actor)
 			if d.Reason != "" {
 				fmt.Fprintf(w, " (%s)", d.Reason)
 			}

@@ -6,7 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -56,7 +56,7 @@ func printHistory(w io.Writer, site string, h []releases.AuditEntry) error {
 		if door == "" {
 			door = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format("2006-01-02 15:04:05"), door, e.Actor, e.Action, e.Result, bot.Short(e.Detail, 120))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format("2006-01-02 15:04:05"), door, e.Actor, e.Action, e.Result, present.Short(e.Detail, 120))
 	}
 	return tw.Flush()
 }

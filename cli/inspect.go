@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -60,13 +60,13 @@ func printVersions(w io.Writer, site string, vs []releases.VersionInfo) error {
 			pinned = append(pinned, v)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, strings.Join(state, ","), v.PublishedAt.UTC().Format("2006-01-02 15:04Z"),
-			v.Files, bot.HumanBytes(v.Bytes), bot.Short(v.Commit, 12), bot.Short(v.Message, 50))
+			v.Files, present.HumanBytes(v.Bytes), present.Short(v.Commit, 12), present.Short(v.Message, 50))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, v := range pinned {
-		fmt.Fprintf(w, "%s pinned by %s since %s: %s\n", v.Version, v.Pin.By, v.Pin.At.UTC().Format("2006-01-02 15:04Z"), bot.Short(reasonOr(v.Pin.Reason), 200))
+		fmt.Fprintf(w, "%s pinned by %s since %s: %s\n", v.Version, v.Pin.By, v.Pin.At.UTC().Format("2006-01-02 15:04Z"), present.Short(reasonOr(v.Pin.Reason), 200))
 	}
 	return nil
 }
@@ -112,14 +112,14 @@ func printStatus(w io.Writer, st *releases.Status) {
 	case st.Live != nil:
 		fmt.Fprintf(w, "live:        %s\n", *st.Live)
 	default:
-		fmt.Fprintf(w, "live:        none (%s is not a release of this site)\n", bot.ServedFrom(st))
+		fmt.Fprintf(w, "live:        none (%s is not a release of this site)\n", present.ServedFrom(st))
 	}
-	fmt.Fprintf(w, "served from: %s\n", bot.ServedFrom(st))
+	fmt.Fprintf(w, "served from: %s\n", present.ServedFrom(st))
 	if st.Drift {
 		fmt.Fprintf(w, "warning:     the store says %q is live, the distribution serves %q (changed outside deploybot?)\n", st.Recorded, st.OriginPath)
 	}
 	if d := st.Deploy; d != nil {
-		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "deploy:      %s %s %s -> %s by %s, phase %s since %s\n", d.ID, d.Kind, present.OrNone(d.From), d.To, d.Actor, d.Phase, d.StartedAt.UTC().Format(time.RFC3339))
 		if st.RunnerGone {
 			fmt.Fprintf(w, "             its process is gone, so it will not finish by itself: run deploybot recover --site %s\n", st.Site)
 		}
@@ -132,7 +132,7 @@ func printStatus(w io.Writer, st *releases.Status) {
 		fmt.Fprintf(w, "lock:        free\n")
 	}
 	if d := st.LastDeploy; d != nil && d.Phase.Final() {
-		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase)
+		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, present.OrNone(d.From), d.To, d.Actor, d.Phase)
 		if d.Error != "" {
 			fmt.Fprintf(w, " (%s)", d.Error)
 		}
@@ -182,15 +182,15 @@ func runDiff(ctx context.Context, env Env, args []string) error {
 	if asJSON {
 		return writeJSON(env.Stdout, d)
 	}
-	fmt.Fprintln(env.Stdout, bot.DiffSummary(d))
+	fmt.Fprintln(env.Stdout, present.DiffSummary(d))
 	for _, f := range d.Added {
-		fmt.Fprintf(env.Stdout, "  + %s (%s)\n", f.Path, bot.HumanBytes(f.Size))
+		fmt.Fprintf(env.Stdout, "  + %s (%s)\n", f.Path, present.HumanBytes(f.Size))
 	}
 	for _, f := range d.Removed {
-		fmt.Fprintf(env.Stdout, "  - %s (%s)\n", f.Path, bot.HumanBytes(f.Size))
+		fmt.Fprintf(env.Stdout, "  - %s (%s)\n", f.Path, present.HumanBytes(f.Size))
 	}
 	for _, f := range d.Changed {
-		fmt.Fprintf(env.Stdout, "  ~ %s (%s → %s)\n", f.Path, bot.HumanBytes(f.OldSize), bot.HumanBytes(f.Size))
+		fmt.Fprintf(env.Stdout, "  ~ %s (%s → %s)\n", f.Path, present.HumanBytes(f.OldSize), present.HumanBytes(f.Size))
 	}
 	return nil
 }

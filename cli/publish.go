@@ -8,8 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/hook"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
 )
@@ -90,13 +90,13 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 			if f.From != "" {
 				action += " from " + f.From
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Path, action, bot.HumanBytes(f.Size), f.Rule, f.CacheControl, f.ContentType, f.ContentEncoding)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Path, action, present.HumanBytes(f.Size), f.Rule, f.CacheControl, f.ContentType, f.ContentEncoding)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "dry run: %d files (%d to upload, %s; %d to copy; %d carried); nothing was sent\n",
-			res.Files, res.Uploaded, bot.HumanBytes(res.BytesUploaded), res.Copied, res.Carried)
+			res.Files, res.Uploaded, present.HumanBytes(res.BytesUploaded), res.Copied, res.Carried)
 		return nil
 	}
 	// The notice is a courtesy: serve's reconcile finds the manifest anyway,
@@ -119,7 +119,7 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return writeJSON(env.Stdout, out)
 	}
 	fmt.Fprintf(env.Stdout, "published %s %s: %d files, %s in %.1fs (%d uploaded, %s sent; %d copied; %d carried) (s3://%s/%s)\n",
-		s.Name, res.Version, res.Files, bot.HumanBytes(res.Bytes), res.Seconds, res.Uploaded, bot.HumanBytes(res.BytesUploaded),
+		s.Name, res.Version, res.Files, present.HumanBytes(res.Bytes), res.Seconds, res.Uploaded, present.HumanBytes(res.BytesUploaded),
 		res.Copied, res.Carried, s.Bucket, s.ReleasePath(res.Version))
 	return nil
 }

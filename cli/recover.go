@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/internal/present"
 )
 
 // runRecover is `deploybot recover --site S`: finish, from what AWS serves,
@@ -31,7 +31,7 @@ func runRecover(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	for _, d := range done {
-		fmt.Fprintf(env.Stdout, "deploy %s (%s %s -> %s by %s) recovered: %s\n", d.ID, d.Kind, bot.OrNone(d.From), d.To, d.Actor, d.Phase)
+		fmt.Fprintf(env.Stdout, "deploy %s (%s %s -> %s by %s) recovered: %s\n", d.ID, d.Kind, present.OrNone(d.From), d.To, d.Actor, d.Phase)
 	}
 	return nil
 }

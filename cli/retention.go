@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -47,13 +47,13 @@ func PruneSummary(rep *releases.PruneReport) string {
 		fmt.Fprintf(&b, "prune of %s skipped: %s\n", rep.Site, rep.Skipped)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "prune of %s: %s %d release(s), %d objects, %s (%.1fs)\n", rep.Site, verb, len(rep.Deleted), rep.Objects, bot.HumanBytes(rep.Bytes), rep.Seconds)
+	fmt.Fprintf(&b, "prune of %s: %s %d release(s), %d objects, %s (%.1fs)\n", rep.Site, verb, len(rep.Deleted), rep.Objects, present.HumanBytes(rep.Bytes), rep.Seconds)
 	for _, d := range rep.Deleted {
 		what := "release"
 		if d.Abandoned {
 			what = "abandoned upload"
 		}
-		line := fmt.Sprintf("  - %-24s %s, %d objects, %s", d.Version, what, d.Objects, bot.HumanBytes(d.Bytes))
+		line := fmt.Sprintf("  - %-24s %s, %d objects, %s", d.Version, what, d.Objects, present.HumanBytes(d.Bytes))
 		if d.Error != "" {
 			line += " FAILED: " + d.Error
 		}

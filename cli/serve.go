@@ -9,6 +9,7 @@ import (
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/server"
 	"github.com/deploybot/deploybot/store"
 )
@@ -170,6 +171,6 @@ func runBackup(ctx context.Context, env Env, args []string) error {
 	if err := os.Rename(tmp, *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "backup written to %s (%s)\n", *out, bot.HumanBytes(n))
+	fmt.Fprintf(env.Stdout, "backup written to %s (%s)\n", *out, present.HumanBytes(n))
 	return nil
 }

@@ -1,0 +1,78 @@
+// Package present says domain values in words for people: the CLI's
+// lines and the chat's messages take the same words from here, so a size,
+// a diff or where a site is served from reads the same at a terminal and
+// in Slack. It writes plain text; escaping for a chat's markup is the
+// chat's job.
+package present
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// HumanBytes renders a size for people: 812 B, 14.5 MiB.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// SignedBytes is a change in size: +1.1 KiB, −3.0 KiB, ±0 B.
+func SignedBytes(n int64) string {
+	switch {
+	case n > 0:
+		return "+" + HumanBytes(n)
+	case n < 0:
+		return "−" + HumanBytes(-n)
+	}
+	return "±0 B"
+}
+
+// Short cuts s to n runes on one line, marking the cut.
+func Short(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// OrNone renders an empty version as "(none)".
+func OrNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
+}
+
+// DiffSummary is one line: "www v1 → v2: 2 added (+1.1 KiB), ...".
+func DiffSummary(d *releases.Diff) string {
+	if d.Empty() {
+		return fmt.Sprintf("%s %s → %s: the same files (%d)", d.Site, d.From, d.To, d.Unchanged)
+	}
+	return fmt.Sprintf("%s %s → %s: %s", d.Site, d.From, d.To, DiffCounts(d))
+}
+
+// DiffCounts is "2 added (+1.1 KiB), 1 removed (−3 KiB), 1 changed (+50 B), 9 unchanged".
+func DiffCounts(d *releases.Diff) string {
+	return fmt.Sprintf("%d added (+%s), %d removed (−%s), %d changed (%s), %d unchanged",
+		len(d.Added), HumanBytes(d.BytesAdded), len(d.Removed), HumanBytes(d.BytesRemoved),
+		len(d.Changed), SignedBytes(d.BytesChanged), d.Unchanged)
+}
+
+// ServedFrom says what the CDN points at, in its strategy's terms.
+func ServedFrom(st *releases.Status) string {
+	if st.Strategy == releases.StrategyKVS {
+		return fmt.Sprintf("key %s = %q (strategy kvs)", st.Site, st.OriginPath)
+	}
+	return fmt.Sprintf("origin path %q", st.OriginPath)
+}
