@@ -85,18 +85,18 @@ func (b *Bot) SiteNames() []string {
 	return out
 }
 
-// textAnswer is the answer to a line that needs no lookup: help, and a
+// TextAnswer is the answer to a line that needs no lookup: help, and a
 // command that does not parse (Slack puts it in the ack itself).
-func (b *Bot) textAnswer(c Command) (Mrkdwn, bool) {
+func (b *Bot) TextAnswer(c Command) (Mrkdwn, bool) {
 	switch c.Action {
 	case Help:
 		text := HelpText(b.Command)
 		if c.Error != "" {
-			text = md("%s\n%s", c.Error, text)
+			text = Md("%s\n%s", c.Error, text)
 		}
 		return text, true
 	case Reject:
-		return md("%s", c.Error), true
+		return Md("%s", c.Error), true
 	}
 	return "", false
 }
@@ -105,7 +105,7 @@ func (b *Bot) textAnswer(c Command) (Mrkdwn, bool) {
 func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	ctx = releases.WithDoor(ctx, req.Door)
 	c := req.Cmd
-	if text, ok := b.textAnswer(c); ok {
+	if text, ok := b.TextAnswer(c); ok {
 		out.Private(ctx, req, text)
 		return
 	}
@@ -113,17 +113,17 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	case Ignore:
 		return
 	case Cancel:
-		out.Private(ctx, req, md("Cancelled: `%s` was not promoted; nothing changed.", c.Version))
+		out.Private(ctx, req, Md("Cancelled: `%s` was not promoted; nothing changed.", c.Version))
 		return
 	}
 	spec, ok := lookup(c.Name)
 	if !ok || spec.run == nil {
-		out.Private(ctx, req, md("unknown command %q", c.Name))
+		out.Private(ctx, req, Md("unknown command %q", c.Name))
 		return
 	}
 	site, err := b.Service.Site(c.Site)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	switch spec.who {
@@ -150,17 +150,17 @@ func actorOf(req Request) string {
 	return req.Door + ":" + req.UserID
 }
 
-// mention renders an actor: Slack user ids as mentions, others escaped.
-func mention(actor string) Mrkdwn {
+// Mention renders an actor: Slack user ids as mentions, others escaped.
+func Mention(actor string) Mrkdwn {
 	if slackUserID.MatchString(actor) {
 		return Mrkdwn("<@" + actor + ">")
 	}
-	return md("%s", actor)
+	return Md("%s", actor)
 }
 
-// errorText is an error for people, escaped (error texts carry versions,
+// ErrorText is an error for people, escaped (error texts carry versions,
 // reasons and names from outside).
-func errorText(err error) Mrkdwn { return md("%s", releases.ErrorMessage(err)) }
+func ErrorText(err error) Mrkdwn { return Md("%s", releases.ErrorMessage(err)) }
 
 // slackUserID is a Slack user id: U or W and upper-case letters and digits.
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
@@ -188,12 +188,12 @@ func (b *Bot) allowed(ctx context.Context, req Request, site releases.Site, out 
 	ok, err := check(ctx, site, req.UserID)
 	if err != nil {
 		b.log().ErrorContext(ctx, "checking who may "+verb, "site", site.Name, "user", req.UserID, "err", err)
-		out.Private(ctx, req, md("Could not check whether you may %s %s (Slack did not answer); try again in a moment.", verb, site.Name))
+		out.Private(ctx, req, Md("Could not check whether you may %s %s (Slack did not answer); try again in a moment.", verb, site.Name))
 		return false
 	}
 	if !ok {
 		b.Service.Deny(ctx, site.Name, actorOf(req), action, why)
-		out.Private(ctx, req, md("%s", refusal))
+		out.Private(ctx, req, Md("%s", refusal))
 		return false
 	}
 	return true
@@ -213,9 +213,9 @@ func (b *Bot) deploy(ctx context.Context, req Request, site releases.Site, out O
 	if view == nil {
 		switch {
 		case err != nil:
-			out.Private(ctx, req, errorText(err))
+			out.Private(ctx, req, ErrorText(err))
 		case res != nil && res.AlreadyLive:
-			out.Private(ctx, req, md("%s is already live on %s; nothing to do.", res.Version, site.Name))
+			out.Private(ctx, req, Md("%s is already live on %s; nothing to do.", res.Version, site.Name))
 		}
 		return
 	}
@@ -229,10 +229,10 @@ func reasonSuffix(r string) string {
 	return " (" + r + ")"
 }
 
-// diffFromLive compares version with the live release for the release
+// DiffFromLive compares version with the live release for the release
 // notice; nil when nothing is live, it is the live release, or a manifest
 // cannot be read (the notice goes out without the diff).
-func (b *Bot) diffFromLive(ctx context.Context, site releases.Site, version string) *releases.Diff {
+func (b *Bot) DiffFromLive(ctx context.Context, site releases.Site, version string) *releases.Diff {
 	live, ok, err := b.Service.Live(ctx, site.Name)
 	if err != nil || !ok || live.Version == "" || live.Version == version {
 		return nil

@@ -152,9 +152,9 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 	// the person says so, or confirms.
 	if live, older := b.Service.GoesBack(ctx, site.Name, c.Version); older && !req.Confirmed {
 		if a, ok := out.(Asker); ok {
-			a.Ask(ctx, req, md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
+			a.Ask(ctx, req, Md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
 		} else {
-			out.Private(ctx, req, md("`%s` is older than the live `%s` on *%s*: promoting it goes back. Say `%s rollback %s %s` to do that.",
+			out.Private(ctx, req, Md("`%s` is older than the live `%s` on *%s*: promoting it goes back. Say `%s rollback %s %s` to do that.",
 				c.Version, live, site.Name, b.Command, site.Name, c.Version))
 		}
 		return
@@ -182,7 +182,7 @@ func (b *Bot) runRollback(ctx context.Context, req Request, site releases.Site, 
 func (b *Bot) runVersions(ctx context.Context, req Request, site releases.Site, out Out) {
 	vs, err := b.Service.Versions(ctx, site.Name)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	deploys, _ := b.Service.Deploys(ctx, site.Name, 200)
@@ -192,7 +192,7 @@ func (b *Bot) runVersions(ctx context.Context, req Request, site releases.Site, 
 func (b *Bot) runHistory(ctx context.Context, req Request, site releases.Site, out Out) {
 	h, err := b.Service.History(ctx, site.Name, HistoryShown)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	out.Public(ctx, req, HistoryMessage(site, h))
@@ -201,7 +201,7 @@ func (b *Bot) runHistory(ctx context.Context, req Request, site releases.Site, o
 func (b *Bot) runStatus(ctx context.Context, req Request, site releases.Site, out Out) {
 	st, err := b.Service.Status(ctx, site.Name)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	out.Public(ctx, req, StatusMessage(st, b.Service.Time()))
@@ -210,23 +210,23 @@ func (b *Bot) runStatus(ctx context.Context, req Request, site releases.Site, ou
 func (b *Bot) runLock(ctx context.Context, req Request, site releases.Site, out Out) {
 	l, err := b.Service.LockSite(ctx, site.Name, actorOf(req), req.Cmd.Reason)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
-	out.Public(ctx, req, Message{Text: md(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
-		mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
+	out.Public(ctx, req, Message{Text: Md(":lock: %s locked *%s*: %s. Promotes and rollbacks are refused until `%s unlock %s`.",
+		Mention(l.Holder), site.Name, l.Reason, b.Command, site.Name)})
 }
 
 func (b *Bot) runUnlock(ctx context.Context, req Request, site releases.Site, out Out) {
 	l, err := b.Service.UnlockSite(ctx, site.Name, actorOf(req))
 	switch {
 	case err != nil:
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 	case l == nil:
-		out.Private(ctx, req, md("%s is not locked.", site.Name))
+		out.Private(ctx, req, Md("%s is not locked.", site.Name))
 	default:
-		out.Public(ctx, req, Message{Text: md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
-			mention(actorOf(req)), site.Name, mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
+		out.Public(ctx, req, Message{Text: Md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
+			Mention(actorOf(req)), site.Name, Mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
 	}
 }
 
@@ -237,7 +237,7 @@ func (b *Bot) runPrune(ctx context.Context, req Request, site releases.Site, out
 	}
 	rep, err := p.Prune(ctx, releases.PruneRequest{Site: site.Name, DryRun: req.Cmd.DryRun, Actor: actorOf(req)})
 	if rep == nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	out.Private(ctx, req, PruneMessage(rep, err).Text)
@@ -246,24 +246,24 @@ func (b *Bot) runPrune(ctx context.Context, req Request, site releases.Site, out
 func (b *Bot) runPin(ctx context.Context, req Request, site releases.Site, out Out) {
 	p, err := b.Service.PinRelease(ctx, site.Name, req.Cmd.Version, actorOf(req), req.Cmd.Reason)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
-	out.Public(ctx, req, Message{Text: md(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
+	out.Public(ctx, req, Message{Text: Md(":pushpin: %s pinned `%s` of *%s*: retention never deletes it.%s", Mention(p.By), p.Version, site.Name, reasonSuffix(p.Reason))})
 }
 
 func (b *Bot) runUnpin(ctx context.Context, req Request, site releases.Site, out Out) {
 	if err := b.Service.UnpinRelease(ctx, site.Name, req.Cmd.Version, actorOf(req)); err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
-	out.Public(ctx, req, Message{Text: md("%s unpinned `%s` of *%s*: retention applies to it again.", mention(actorOf(req)), req.Cmd.Version, site.Name)})
+	out.Public(ctx, req, Message{Text: Md("%s unpinned `%s` of *%s*: retention applies to it again.", Mention(actorOf(req)), req.Cmd.Version, site.Name)})
 }
 
 func (b *Bot) runDiff(ctx context.Context, req Request, site releases.Site, out Out) {
 	d, err := b.Service.Diff(ctx, site.Name, req.Cmd.Version, req.Cmd.Other)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	out.Public(ctx, req, DiffMessage(d))
@@ -272,10 +272,10 @@ func (b *Bot) runDiff(ctx context.Context, req Request, site releases.Site, out 
 func (b *Bot) runPreview(ctx context.Context, req Request, site releases.Site, out Out) {
 	p, err := b.Service.Preview(ctx, site.Name, req.Cmd.Version, actorOf(req), 0)
 	if err != nil {
-		out.Private(ctx, req, errorText(err))
+		out.Private(ctx, req, ErrorText(err))
 		return
 	}
 	// Privately: the link shows the release to whoever has it.
-	out.Private(ctx, req, md(":eyes: Preview of `%s` on *%s*: %s (works until %s; anyone with the link sees this release, nobody else is affected)",
-		p.Version, site.Name, link(p.URL, "open"), p.Expires.UTC().Format("15:04Z")))
+	out.Private(ctx, req, Md(":eyes: Preview of `%s` on *%s*: %s (works until %s; anyone with the link sees this release, nobody else is affected)",
+		p.Version, site.Name, Link(p.URL, "open"), p.Expires.UTC().Format("15:04Z")))
 }

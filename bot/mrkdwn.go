@@ -16,11 +16,11 @@ import (
 // (https://api.slack.com/reference/surfaces/formatting#escaping).
 type Mrkdwn string
 
-// md formats like fmt.Sprintf with a format the bot wrote, escaping every
+// Md formats like fmt.Sprintf with a format the bot wrote, escaping every
 // argument that is not already Mrkdwn: strings, errors, Stringers and
 // anything else are escaped (use %s or %v for them); numbers and booleans,
 // which cannot hold markup, go to fmt as they are.
-func md(format string, args ...any) Mrkdwn {
+func Md(format string, args ...any) Mrkdwn {
 	safe := make([]any, len(args))
 	for i, a := range args {
 		switch v := a.(type) {

@@ -2,30 +2,25 @@ package bot
 
 import (
 	"context"
-	"strings"
-
-	"github.com/slack-go/slack"
 
 	"github.com/deploybot/deploybot/releases"
 )
 
-// A release's notice is kept true: when the live release changes (a
-// deploy from any door) or retention prunes, every notice whose message
-// would now read differently is updated with chat.update. The notice's
-// place (channel and ts) and the state it shows are kept in the store as
-// the release's "slack" link, "CHANNEL TS STATE", so a restart keeps them
-// and an unchanged notice costs no call. Pruned notices are final, so the
-// notices updated on a live change are those retention still keeps.
+// A release's notice is kept true as the live release changes or
+// retention prunes: the chat adapter re-renders a notice with
+// NoticeMessage when its state's Key changes. These are the parts every
+// chat shares; where a notice is and how it is updated is the adapter's.
 
-// liveNow is what the notices compare against: the live pointer and the
+// LiveNow is what the notices compare against: the live pointer and the
 // live release, read once for all of a site's notices.
-type liveNow struct {
+type LiveNow struct {
 	ptr releases.Live
 	rel *releases.Release // nil: nothing live, or not a recorded release
 }
 
-func (b *Bot) liveNow(ctx context.Context, site releases.Site) liveNow {
-	var n liveNow
+// LiveNow reads what is live on site for NoticeStateOf.
+func (b *Bot) LiveNow(ctx context.Context, site releases.Site) LiveNow {
+	var n LiveNow
 	l, ok, err := b.Service.Live(ctx, site.Name)
 	if err != nil || !ok || l.Version == "" {
 		return n
@@ -37,112 +32,14 @@ func (b *Bot) liveNow(ctx context.Context, site releases.Site) liveNow {
 	return n
 }
 
-// noticeState is what r's notice should say, with live as it is now.
-func noticeState(r releases.Release, live liveNow) NoticeState {
+// NoticeStateOf is what r's notice should say, with live as it is now.
+func NoticeStateOf(r releases.Release, live LiveNow) NoticeState {
 	st := NoticeState{Pruned: r.Pruned, Live: live.ptr.Version, LiveSince: live.ptr.Since}
 	if live.rel != nil {
 		st.Older = releases.GoesBack(r, *live.rel)
 	}
 	return st
 }
-
-// noticeLink is where a notice is and what it shows.
-type noticeLink struct{ channel, ts, state string }
-
-func parseNoticeLink(s string) (noticeLink, bool) {
-	f := strings.Fields(s)
-	if len(f) != 3 {
-		return noticeLink{}, false
-	}
-	return noticeLink{f[0], f[1], f[2]}, true
-}
-
-func (l noticeLink) String() string { return l.channel + " " + l.ts + " " + l.state }
-
-// RefreshNotices updates the site's notices that no longer say what is
-// true; it implements server.Notifier's LiveChanged and runs after every
-// deploy and prune. It returns at once; the updates run in the
-// background, in order per call.
-func (s *Slack) RefreshNotices(ctx context.Context, site releases.Site) {
-	ctx = context.WithoutCancel(ctx)
-	if !s.begin() {
-		return
-	}
-	go func() {
-		defer s.work.Done()
-		s.refreshNotices(ctx, site)
-	}()
-}
-
-func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
-	s.noticeMu.Lock()
-	defer s.noticeMu.Unlock()
-	links, err := s.Bot.Service.ReleaseLinks(ctx, site.Name)
-	if err != nil {
-		s.Logger.Warn("slack: reading the release notices", "site", site.Name, "err", err)
-		return
-	}
-	live := s.Bot.liveNow(ctx, site)
-	for version, ls := range links {
-		l, ok := parseNoticeLink(ls["slack"])
-		if !ok || l.state == "pruned" {
-			continue
-		}
-		r, err := s.Bot.Service.Release(ctx, site.Name, version)
-		if err != nil {
-			continue
-		}
-		st := noticeState(r, live)
-		if st.key(version) == l.state {
-			continue
-		}
-		m := NoticeMessage(site, r, nil, st)
-		if err := retry(ctx, func() error {
-			_, _, _, err := s.API.UpdateMessageContext(ctx, l.channel, l.ts, msgOptions(m)...)
-			return err
-		}); err != nil {
-			s.Logger.Warn("slack: updating a release notice failed", "site", site.Name, "version", version, "err", err)
-			s.lost("notice_update")
-			continue
-		}
-		l.state = st.key(version)
-		if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, version, "slack", l.String()); err != nil {
-			s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", version, "err", err)
-		}
-	}
-}
-
-// LiveChanged implements server.Notifier: the notices are refreshed.
-func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) { s.RefreshNotices(ctx, site) }
-
-// postNotice posts a release's notice and remembers where it is.
-func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {
-	st := noticeState(r, s.Bot.liveNow(ctx, site))
-	m := NoticeMessage(site, r, s.Bot.diffFromLive(ctx, site, r.Version), st)
-	var channel, ts string
-	if err := retry(ctx, func() (err error) {
-		channel, ts, err = s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
-		return err
-	}); err != nil {
-		s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
-		s.lost("notice")
-		return
-	}
-	if channel == "" {
-		channel = site.Channel
-	}
-	l := noticeLink{channel: channel, ts: ts, state: st.key(r.Version)}
-	if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, r.Version, "slack", l.String()); err != nil {
-		s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", r.Version, "err", err)
-	}
-}
-
-// Action ids of the buttons that confirm or cancel a promote that goes
-// backwards.
-const (
-	ActionConfirm = "deploybot_confirm" // value: site/version, the reason in the block id
-	ActionCancel  = "deploybot_cancel"
-)
 
 // Asker is an Out that can ask the person to confirm (Slack's buttons).
 type Asker interface {
@@ -151,27 +48,13 @@ type Asker interface {
 	Ask(ctx context.Context, req Request, question Mrkdwn, then Command)
 }
 
-// Ask implements Asker with an ephemeral message through the request's
-// response URL. The reason rides in the block id (255 characters at
-// most), so the confirmation needs no state in the bot.
-func (o *slackOut) Ask(ctx context.Context, req Request, question Mrkdwn, then Command) {
-	ctx = context.WithoutCancel(ctx)
-	confirm := slack.NewButtonBlockElement(ActionConfirm, then.Site+"/"+then.Version, plainText("Confirm"))
-	confirm.Style = slack.StyleDanger
-	cancel := slack.NewButtonBlockElement(ActionCancel, then.Site+"/"+then.Version, plainText("Cancel"))
-	blockID := "r:" + prefix(then.Reason, 250)
-	m := Message{Text: question, Blocks: []slack.Block{section(question), slack.NewActionBlock(blockID, confirm, cancel)}}
-	var err error
-	if req.ResponseURL != "" {
-		err = o.s.respond(ctx, req.ResponseURL, m, false)
-	} else {
-		err = retry(ctx, func() error {
-			_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, msgOptions(m)...)
-			return err
-		})
-	}
-	if err != nil {
-		o.s.Logger.Error("slack: asking for a confirmation failed", "user", req.UserID, "err", err)
-		o.s.lost("ephemeral")
-	}
+// AskMessage is the question with Confirm and Cancel buttons. The reason
+// rides in the row's ID, so the confirmation needs no state in the bot;
+// a chat that cuts the ID (Slack: 255 characters) cuts the reason.
+func AskMessage(question Mrkdwn, then Command) Message {
+	value := then.Site + "/" + then.Version
+	return Message{Text: question, Blocks: []Block{section(question), Buttons{ID: "r:" + then.Reason, Buttons: []Button{
+		{Action: ActionConfirm, Value: value, Label: "Confirm", Style: Danger},
+		{Action: ActionCancel, Value: value, Label: "Cancel"},
+	}}}}
 }

@@ -1,7 +1,9 @@
-// Package bot is deploybot's chat side: it parses `/site ...` text into a
-// command value, runs it through the same releases.Service as every other
-// door, and renders the result for Slack (or, in `deploybot dev`, for a
-// console).
+// Package bot is deploybot's chat door: it parses `/site ...` text into a
+// command value, runs it from one command table through the same
+// releases.Service as every other door, and says what each answer,
+// card and notice holds (Message, in escaped Mrkdwn). It imports no Slack
+// package: the Slack adapter (bot/slackbot) encodes the messages as Block
+// Kit, and `deploybot dev`'s console prints their text.
 package bot
 
 import (
@@ -43,8 +45,8 @@ type Command struct {
 	Error        string
 }
 
-// commandNames are the commands, in the order help lists them.
-func commandNames() []string {
+// CommandNames are the commands, in the order help lists them.
+func CommandNames() []string {
 	names := make([]string, len(commandTable))
 	for i, c := range commandTable {
 		names[i] = c.name
@@ -54,9 +56,9 @@ func commandNames() []string {
 
 // HelpText is the reply to `help`, for the configured slash command.
 func HelpText(command string) Mrkdwn {
-	lines := []Mrkdwn{md("Usage: `%s &lt;command&gt;`", command)}
+	lines := []Mrkdwn{Md("Usage: `%s &lt;command&gt;`", command)}
 	for _, c := range commandTable {
-		lines = append(lines, md("• `%s %s`", command, c.usage))
+		lines = append(lines, Md("• `%s %s`", command, c.usage))
 	}
 	lines = append(lines, "The site may be left out when only one is configured.")
 	return joinMd(lines, "\n")

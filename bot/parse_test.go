@@ -74,7 +74,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	h := string(HelpText("/deploy"))
-	for _, name := range commandNames() {
+	for _, name := range CommandNames() {
 		if !strings.Contains(h, "/deploy "+name) {
 			t.Errorf("help lacks %s", name)
 		}

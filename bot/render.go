@@ -6,42 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/slack-go/slack"
-
 	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
-
-// Message is an answer: Blocks for Slack, Text as the fallback Slack shows
-// in notifications and the console prints.
-type Message struct {
-	Text   Mrkdwn
-	Blocks []slack.Block
-}
-
-// Action ids of the buttons.
-const (
-	ActionPromote  = "deploybot_promote"  // value: site/version
-	ActionRollback = "deploybot_rollback" // value: site/version to go back to
-)
-
-func section(text Mrkdwn) *slack.SectionBlock {
-	return slack.NewSectionBlock(mdText(text), nil, nil)
-}
-
-func contextText(text Mrkdwn) *slack.ContextBlock {
-	return slack.NewContextBlock("", mdText(text))
-}
-
-// mdText is a mrkdwn text object; plainText a plain_text one, which
-// Slack shows literally (no mentions, no links).
-func mdText(text Mrkdwn) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, string(text), false, false)
-}
-
-func plainText(text string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.PlainTextType, text, false, false)
-}
 
 func age(t time.Time, now time.Time) string {
 	d := now.Sub(t)
@@ -63,8 +30,8 @@ const VersionsShown = 15
 // live one marked and who last deployed each.
 func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []releases.Deploy, now time.Time) Message {
 	if len(vs) == 0 {
-		t := md("*%s* has no releases yet. CI publishes them with `deploybot publish`.", site.Name)
-		return Message{Text: t, Blocks: []slack.Block{section(t)}}
+		t := Md("*%s* has no releases yet. CI publishes them with `deploybot publish`.", site.Name)
+		return textMessage(t)
 	}
 	lastBy := map[string]string{}
 	for _, d := range deploys { // newest first: keep the first seen
@@ -91,11 +58,11 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 				morePins++
 				continue
 			}
-			pins = append(pins, md("`%s` pinned by %s: %s", present.Short(v.Version, 24), mention(p.By), present.Short(orDash(p.Reason), 200)))
+			pins = append(pins, Md("`%s` pinned by %s: %s", present.Short(v.Version, 24), Mention(p.By), present.Short(orDash(p.Reason), 200)))
 		}
 	}
 	if morePins > 0 {
-		pins = append(pins, md("and %d more pinned", morePins))
+		pins = append(pins, Md("and %d more pinned", morePins))
 	}
 	for _, v := range shown {
 		mark := " "
@@ -111,18 +78,18 @@ func VersionsMessage(site releases.Site, vs []releases.VersionInfo, deploys []re
 	}
 	tw.Flush()
 	table := b.String()
-	title := md("*%s*: %d release(s), ▶ is live, ✗ pruned, ◆ pinned", site.Name, len(vs))
-	blocks := []slack.Block{section(title), section(md("```\n%s```", table))}
-	text := md("%s\n%s", title, table)
+	title := Md("*%s*: %d release(s), ▶ is live, ✗ pruned, ◆ pinned", site.Name, len(vs))
+	blocks := []Block{section(title), section(Md("```\n%s```", table))}
+	text := Md("%s\n%s", title, table)
 	if rest := len(vs) - len(shown); rest > 0 {
-		more := md("and %d older release(s) not shown", rest)
-		blocks = append(blocks, contextText(more))
+		more := Md("and %d older release(s) not shown", rest)
+		blocks = append(blocks, note(more))
 		text += more + "\n"
 	}
 	if len(pins) > 0 {
 		// A context block holds ten elements at most; the pins share one.
 		list := ":pushpin: " + joinMd(pins, "\n:pushpin: ")
-		blocks = append(blocks, contextText(list))
+		blocks = append(blocks, note(list))
 		text += list + "\n"
 	}
 	return Message{Text: text, Blocks: blocks}
@@ -135,8 +102,8 @@ const HistoryShown = 20
 // did what through which door, and how it ended.
 func HistoryMessage(site releases.Site, h []releases.AuditEntry) Message {
 	if len(h) == 0 {
-		t := md("*%s* has no history yet.", site.Name)
-		return Message{Text: t, Blocks: []slack.Block{section(t)}}
+		t := Md("*%s* has no history yet.", site.Name)
+		return textMessage(t)
 	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -146,8 +113,8 @@ func HistoryMessage(site releases.Site, h []releases.AuditEntry) Message {
 			e.Action, e.Result, present.Short(e.Detail, 60))
 	}
 	tw.Flush()
-	title := md("*%s*: the last %d operation(s), newest first", site.Name, len(h))
-	return Message{Text: md("%s\n%s", title, b.String()), Blocks: []slack.Block{section(title), section(md("```\n%s```", b.String()))}}
+	title := Md("*%s*: the last %d operation(s), newest first", site.Name, len(h))
+	return Message{Text: Md("%s\n%s", title, b.String()), Blocks: []Block{section(title), section(Md("```\n%s```", b.String()))}}
 }
 
 // StatusMessage is the `status` answer.
@@ -157,30 +124,30 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 	case st.Live != nil && st.LiveSince != nil:
 		by := Mrkdwn("")
 		if st.LastDeploy != nil && st.LastDeploy.Phase == releases.PhaseDone && st.LastDeploy.To == *st.Live {
-			by = " by " + mention(st.LastDeploy.Actor)
+			by = " by " + Mention(st.LastDeploy.Actor)
 		}
-		lines = append(lines, md("*Live:* `%s` since %s (%s)%s", *st.Live, st.LiveSince.UTC().Format("2006-01-02 15:04Z"), age(*st.LiveSince, now), by))
+		lines = append(lines, Md("*Live:* `%s` since %s (%s)%s", *st.Live, st.LiveSince.UTC().Format("2006-01-02 15:04Z"), age(*st.LiveSince, now), by))
 	case st.Live != nil:
-		lines = append(lines, md("*Live:* `%s`", *st.Live))
+		lines = append(lines, Md("*Live:* `%s`", *st.Live))
 	default:
-		lines = append(lines, md("*Live:* none (%s is not a release of this site)", present.ServedFrom(st)))
+		lines = append(lines, Md("*Live:* none (%s is not a release of this site)", present.ServedFrom(st)))
 	}
 	if st.Drift {
-		lines = append(lines, md(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
+		lines = append(lines, Md(":warning: the store says `%s` is live, the distribution serves `%s` (changed outside deploybot?)", st.Recorded, st.OriginPath))
 	}
 	if d := st.Deploy; d != nil {
-		line := md("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", string(d.Kind), present.OrNone(d.From), d.To, mention(d.Actor), string(d.Phase))
+		line := Md("*Deploy in progress:* %s `%s` → `%s` by %s, phase `%s`", string(d.Kind), present.OrNone(d.From), d.To, Mention(d.Actor), string(d.Phase))
 		if thread := st.Links["slack"]; thread != "" {
-			line += " (" + link(thread, "thread") + ")"
+			line += " (" + Link(thread, "thread") + ")"
 		}
 		lines = append(lines, line)
 	}
 	if l := st.Lock; l != nil && l.DeployID == "" {
-		lines = append(lines, md(":lock: *Locked* by %s since %s: %s", mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))
+		lines = append(lines, Md(":lock: *Locked* by %s since %s: %s", Mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))
 	}
-	title := md("*%s* status", st.Site)
+	title := Md("*%s* status", st.Site)
 	body := joinMd(lines, "\n")
-	return Message{Text: title + "\n" + body, Blocks: []slack.Block{section(title + "\n" + body)}}
+	return Message{Text: title + "\n" + body, Blocks: []Block{section(title + "\n" + body)}}
 }
 
 // phaseText says what a phase is doing, for people.
@@ -191,7 +158,7 @@ var phaseText = map[releases.Phase]string{
 	"invalidate-wait": "waiting for the invalidation",
 }
 
-func phaseName(p releases.Phase, title string) string {
+func PhaseName(p releases.Phase, title string) string {
 	if t, ok := phaseText[p]; ok {
 		return t
 	}
@@ -227,19 +194,19 @@ func Card(c CardState) Message {
 	if d.Kind == releases.KindRollback {
 		verb = "Rollback"
 	}
-	title := md("%s *%s %s*: `%s` → `%s`", Mrkdwn(icon), verb, d.Site, present.OrNone(d.From), d.To)
-	fields := []*slack.TextBlockObject{
-		mdText("*By*\n" + mention(d.Actor)),
-		mdText(md("*Reason*\n%s", orDash(d.Reason))),
-		mdText(md("*Phase*\n%s", state)),
-		mdText(md("*Elapsed*\n%s", c.Elapsed.Round(time.Second))),
+	title := Md("%s *%s %s*: `%s` → `%s`", Mrkdwn(icon), verb, d.Site, present.OrNone(d.From), d.To)
+	fields := []Mrkdwn{
+		"*By*\n" + Mention(d.Actor),
+		Md("*Reason*\n%s", orDash(d.Reason)),
+		Md("*Phase*\n%s", state),
+		Md("*Elapsed*\n%s", c.Elapsed.Round(time.Second)),
 	}
-	blocks := []slack.Block{
+	blocks := []Block{
 		section(title),
-		slack.NewSectionBlock(nil, fields, nil),
-		contextText(md("deploy `%s`", d.ID)),
+		Section{Fields: fields},
+		note(Md("deploy `%s`", d.ID)),
 	}
-	text := md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, present.OrNone(d.From), d.To, mention(d.Actor), state, c.Elapsed.Round(time.Second))
+	text := Md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, present.OrNone(d.From), d.To, Mention(d.Actor), state, c.Elapsed.Round(time.Second))
 	return Message{Text: text, Blocks: blocks}
 }
 
@@ -253,14 +220,11 @@ func orDash(s string) string {
 // LiveMessage is the last thread reply of a finished deploy, with a
 // Rollback button back to what was live before.
 func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
-	text := md(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
-	blocks := []slack.Block{section(text)}
+	text := Md(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
+	blocks := []Block{section(text)}
 	if d.From != "" {
-		btn := slack.NewButtonBlockElement(ActionRollback, d.Site+"/"+d.From, plainText("Roll back to "+d.From))
-		btn.Confirm = slack.NewConfirmationBlockObject(plainText("Roll back?"),
-			mdText(md("Make `%s` live on *%s* again?", d.From, d.Site)), plainText("Roll back"), plainText("Cancel"))
-		btn.Confirm.Style = slack.StyleDanger
-		blocks = append(blocks, slack.NewActionBlock("", btn))
+		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From, Label: "Roll back to " + d.From,
+			Confirm: &Confirm{Title: "Roll back?", Text: Md("Make `%s` live on *%s* again?", d.From, d.Site), OK: "Roll back", Cancel: "Cancel", Danger: true}}}})
 	}
 	return Message{Text: text, Blocks: blocks}
 }
@@ -273,9 +237,9 @@ type NoticeState struct {
 	Pruned    bool      // retention deleted it
 }
 
-// key names the state for "has the notice changed": a notice is updated
+// Key names the state for "has the notice changed": a notice is updated
 // only when it would say something else.
-func (n NoticeState) key(version string) string {
+func (n NoticeState) Key(version string) string {
 	switch {
 	case n.Pruned:
 		return "pruned"
@@ -293,15 +257,15 @@ func (n NoticeState) key(version string) string {
 // pruned (st); the button's confirm dialog says what is live now and
 // whether promoting goes backwards, and a pruned release has no button.
 func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, st NoticeState) Message {
-	title := md(":package: New release of *%s*: `%s`", site.Name, r.Version)
+	title := Md(":package: New release of *%s*: `%s`", site.Name, r.Version)
 	var details []Mrkdwn
 	if r.Commit != "" {
-		details = append(details, md("commit `%s`", present.Short(r.Commit, 12)))
+		details = append(details, Md("commit `%s`", present.Short(r.Commit, 12)))
 	}
-	details = append(details, md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
+	details = append(details, Md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
 	body := title + "\n" + joinMd(details, " · ")
 	if r.Message != "" {
-		body += md("\n>%s", present.Short(r.Message, 280))
+		body += Md("\n>%s", present.Short(r.Message, 280))
 	}
 	if diff != nil && diff.From == st.Live {
 		body += "\n" + noticeDiff(diff)
@@ -311,39 +275,36 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 	case st.Pruned:
 		now = ":wastebasket: Pruned by retention; it can no longer be promoted."
 	case st.Live == r.Version && !st.LiveSince.IsZero():
-		now = md(":white_check_mark: Live since %s.", st.LiveSince.UTC().Format("2006-01-02 15:04Z"))
+		now = Md(":white_check_mark: Live since %s.", st.LiveSince.UTC().Format("2006-01-02 15:04Z"))
 	case st.Live == r.Version:
 		now = ":white_check_mark: Live."
 	case st.Older:
-		now = md(":rewind: Older than the live `%s`: promoting it is a rollback.", st.Live)
+		now = Md(":rewind: Older than the live `%s`: promoting it is a rollback.", st.Live)
 	}
-	blocks := []slack.Block{section(body)}
+	blocks := []Block{section(body)}
 	text := body
 	if now != "" {
-		blocks = append(blocks, contextText(now))
+		blocks = append(blocks, note(now))
 		text += "\n" + now
 	}
 	if st.Pruned || st.Live == r.Version {
 		return Message{Text: text, Blocks: blocks}
 	}
-	label, question := "Promote "+r.Version, md("Make `%s` live on *%s*?", r.Version, site.Name)
+	label, question := "Promote "+r.Version, Md("Make `%s` live on *%s*?", r.Version, site.Name)
 	switch {
 	case st.Older:
 		label = "Roll back to " + r.Version
-		question = md("Go *back* to the older `%s` on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+		question = Md("Go *back* to the older `%s` on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
 	case st.Live != "":
-		question = md("Make `%s` live on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+		question = Md("Make `%s` live on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
 	}
-	btn := slack.NewButtonBlockElement(ActionPromote, site.Name+"/"+r.Version, plainText(label))
-	if !st.Older {
-		btn.Style = slack.StylePrimary
-	}
-	btn.Confirm = slack.NewConfirmationBlockObject(plainText(map[bool]string{true: "Roll back?", false: "Promote?"}[st.Older]),
-		mdText(question), plainText(map[bool]string{true: "Roll back", false: "Promote"}[st.Older]), plainText("Cancel"))
+	btn := Button{Action: ActionPromote, Value: site.Name + "/" + r.Version, Label: label, Style: Primary,
+		Confirm: &Confirm{Title: "Promote?", Text: question, OK: "Promote", Cancel: "Cancel"}}
 	if st.Older {
-		btn.Confirm.Style = slack.StyleDanger
+		btn.Style = Plain
+		btn.Confirm.Title, btn.Confirm.OK, btn.Confirm.Danger = "Roll back?", "Roll back", true
 	}
-	return Message{Text: text, Blocks: append(blocks, slack.NewActionBlock("", btn))}
+	return Message{Text: text, Blocks: append(blocks, Buttons{Buttons: []Button{btn}})}
 }
 
 // ThreadLine is the thread reply for one deploy event ("" for none).
@@ -351,26 +312,26 @@ func ThreadLine(e releases.Event) Mrkdwn {
 	switch e.Type {
 	case releases.EventDeployStarted:
 		d := e.Deploy
-		line := md("%s %s → %s started by %s (deploy `%s`)", string(d.Kind), present.OrNone(d.From), d.To, mention(d.Actor), d.ID)
+		line := Md("%s %s → %s started by %s (deploy `%s`)", string(d.Kind), present.OrNone(d.From), d.To, Mention(d.Actor), d.ID)
 		if d.Actor == releases.AutoActor && d.Reason != "" {
 			// deploybot's own deploys say why they run.
-			line = md(":rotating_light: %s: %s", line, d.Reason)
+			line = Md(":rotating_light: %s: %s", line, d.Reason)
 		}
 		return line
 	case releases.EventDeployResumed:
-		return md(":arrows_counterclockwise: resuming after a restart, from phase `%s`", string(e.Phase))
+		return Md(":arrows_counterclockwise: resuming after a restart, from phase `%s`", string(e.Phase))
 	case releases.EventPhaseStarted:
-		return md("▸ %s…", phaseName(e.Phase, e.Title))
+		return Md("▸ %s…", PhaseName(e.Phase, e.Title))
 	case releases.EventPhaseFinished:
-		return md("✓ %s: done after %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
+		return Md("✓ %s: done after %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
 	case releases.EventPhaseFailed:
-		return md(":x: %s failed after %s: %s", phaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
+		return Md(":x: %s failed after %s: %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
 	case releases.EventPhaseNote:
-		return md(":hourglass_flowing_sand: %s", e.Title)
+		return Md(":hourglass_flowing_sand: %s", e.Title)
 	case releases.EventDeployFailed:
-		return md(":x: %s", releases.ErrorMessage(e.Err))
+		return Md(":x: %s", releases.ErrorMessage(e.Err))
 	case releases.EventDeployInterrupted:
-		return md(":double_vertical_bar: deploybot is restarting; the deploy stopped in phase `%s` and resumes when it is back", string(e.Phase))
+		return Md(":double_vertical_bar: deploybot is restarting; the deploy stopped in phase `%s` and resumes when it is back", string(e.Phase))
 	}
 	return ""
 }
@@ -381,24 +342,24 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 	var b []Mrkdwn
 	switch {
 	case rep.Skipped != "":
-		t := md(":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
-		return Message{Text: t, Blocks: []slack.Block{section(t)}}
+		t := Md(":broom: Prune of *%s* skipped: %s", rep.Site, rep.Skipped)
+		return textMessage(t)
 	case rep.DryRun:
-		b = append(b, md(":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, present.HumanBytes(rep.Bytes)))
+		b = append(b, Md(":broom: Prune of *%s* (dry run) would delete %d release(s), %d objects, %s", rep.Site, len(rep.Deleted), rep.Objects, present.HumanBytes(rep.Bytes)))
 	default:
-		b = append(b, md(":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, present.HumanBytes(rep.Bytes), rep.Seconds, mention(rep.Actor)))
+		b = append(b, Md(":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, present.HumanBytes(rep.Bytes), rep.Seconds, Mention(rep.Actor)))
 	}
 	if err != nil {
-		b = append(b, md(":warning: %s", releases.ErrorMessage(err)))
+		b = append(b, Md(":warning: %s", releases.ErrorMessage(err)))
 	}
 	var del []Mrkdwn
 	for _, d := range rep.Deleted {
-		item := md("`%s`", d.Version)
+		item := Md("`%s`", d.Version)
 		if d.Abandoned {
 			item += " (abandoned upload)"
 		}
 		if d.Error != "" {
-			item += md(" (failed: %s)", present.Short(d.Error, 80))
+			item += Md(" (failed: %s)", present.Short(d.Error, 80))
 		}
 		del = append(del, item)
 	}
@@ -411,13 +372,13 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		if _, ok := byReason[k.Reason]; !ok {
 			reasons = append(reasons, k.Reason)
 		}
-		byReason[k.Reason] = append(byReason[k.Reason], md("`%s`", k.Version))
+		byReason[k.Reason] = append(byReason[k.Reason], Md("`%s`", k.Version))
 	}
 	for _, r := range reasons {
-		b = append(b, md("*Kept, %s:* %s", present.Short(r, 200), listMd(byReason[r], pruneListed)))
+		b = append(b, Md("*Kept, %s:* %s", present.Short(r, 200), listMd(byReason[r], pruneListed)))
 	}
 	t := joinMd(b, "\n")
-	return Message{Text: t, Blocks: []slack.Block{section(t)}}
+	return textMessage(t)
 }
 
 // pruneListed is how many releases a prune summary names per list; the
@@ -430,7 +391,7 @@ func listMd(items []Mrkdwn, n int) Mrkdwn {
 	if len(items) <= n {
 		return joinMd(items, ", ")
 	}
-	return joinMd(items[:n], ", ") + md(" (%d more)", len(items)-n)
+	return joinMd(items[:n], ", ") + Md(" (%d more)", len(items)-n)
 }
 
 // diffTop is how many paths of each kind a Slack diff names.
@@ -440,24 +401,24 @@ const diffTop = 5
 // largest few paths of each kind.
 func DiffMessage(d *releases.Diff) Message {
 	if d.Empty() {
-		t := md(":mag: *%s* `%s` → `%s`: the same %d files.", d.Site, d.From, d.To, d.Unchanged)
-		return Message{Text: t, Blocks: []slack.Block{section(t)}}
+		t := Md(":mag: *%s* `%s` → `%s`: the same %d files.", d.Site, d.From, d.To, d.Unchanged)
+		return textMessage(t)
 	}
-	lines := []Mrkdwn{md(":mag: *%s* `%s` → `%s`: %s", d.Site, d.From, d.To, present.DiffCounts(d))}
+	lines := []Mrkdwn{Md(":mag: *%s* `%s` → `%s`: %s", d.Site, d.From, d.To, present.DiffCounts(d))}
 	list := func(mark string, fs []diffLine) {
 		for i, f := range fs {
 			if i == diffTop {
-				lines = append(lines, md("%s … and %d more", mark, len(fs)-diffTop))
+				lines = append(lines, Md("%s … and %d more", mark, len(fs)-diffTop))
 				break
 			}
-			lines = append(lines, md("%s `%s` %s", mark, present.Short(f.Path, 80), f.Note))
+			lines = append(lines, Md("%s `%s` %s", mark, present.Short(f.Path, 80), f.Note))
 		}
 	}
 	list("+", viewFiles(d.Added, false))
 	list("−", viewFiles(d.Removed, false))
 	list("~", viewFiles(d.Changed, true))
 	t := joinMd(lines, "\n")
-	return Message{Text: t, Blocks: []slack.Block{section(t)}}
+	return textMessage(t)
 }
 
 // diffLine is a diff entry as shown.
@@ -478,25 +439,25 @@ func viewFiles(fs []releases.DiffFile, changed bool) []diffLine {
 // noticeDiff is the release notice's line about what changes against live.
 func noticeDiff(d *releases.Diff) Mrkdwn {
 	if d.Empty() {
-		return md("Against live `%s`: the same files.", d.From)
+		return Md("Against live `%s`: the same files.", d.From)
 	}
 	var top []Mrkdwn
 	for _, l := range [][]releases.DiffFile{d.Changed, d.Added, d.Removed} {
 		for _, f := range l {
 			if len(top) < 3 {
-				top = append(top, md("`%s`", present.Short(f.Path, 60)))
+				top = append(top, Md("`%s`", present.Short(f.Path, 60)))
 			}
 		}
 	}
-	return md("Against live `%s`: %d added, %d removed, %d changed (%s)", d.From, len(d.Added), len(d.Removed), len(d.Changed), joinMd(top, ", "))
+	return Md("Against live `%s`: %d added, %d removed, %d changed (%s)", d.From, len(d.Added), len(d.Removed), len(d.Changed), joinMd(top, ", "))
 }
 
-// link is a link the bot makes, <url|label>, for URLs it got from Slack or
+// Link is a link the bot makes, <url|label>, for URLs it got from Slack or
 // built itself; a URL that is not plain http(s) without spaces, <, > or |
 // is left out, showing the label alone.
-func link(url, label string) Mrkdwn {
+func Link(url, label string) Mrkdwn {
 	if !(strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://")) || strings.ContainsAny(url, "<>| \t\n") {
-		return md("%s", label)
+		return Md("%s", label)
 	}
-	return md("<%s|%s>", Mrkdwn(strings.ReplaceAll(url, "&", "&amp;")), label)
+	return Md("<%s|%s>", Mrkdwn(strings.ReplaceAll(url, "&", "&amp;")), label)
 }

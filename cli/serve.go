@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/bot/slackbot"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/server"
@@ -47,16 +48,16 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	a.store = db
 	svc := a.service(db, log)
 
-	var chat *bot.Slack
+	var chat *slackbot.Slack
 	if cfg.Slack.AppToken == "" {
 		log.Warn("slack tokens are not set: running without Slack (hook, API, reconcile and schedule only)")
 	} else {
 		b := &bot.Bot{Service: svc, Command: cfg.Slack.Command, Logger: log}
-		chat, err = bot.NewSlack(cfg.Slack.AppToken, cfg.Slack.BotToken, cfg.Slack.APIURL, b, log)
+		chat, err = slackbot.New(cfg.Slack.AppToken, cfg.Slack.BotToken, cfg.Slack.APIURL, b, log)
 		if err != nil {
 			return &usageError{err.Error()}
 		}
-		b.Auth = &bot.Deployers{API: chat.API, Logger: log}
+		b.Auth = &slackbot.Deployers{API: chat.API, Logger: log}
 		if _, err := chat.API.AuthTestContext(ctx); err != nil {
 			return fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
 		}

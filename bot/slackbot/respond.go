@@ -1,4 +1,4 @@
-package bot
+package slackbot
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/slack-go/slack"
 )
 
@@ -40,17 +41,17 @@ func (s *Slack) validResponseURL(raw string) bool {
 
 // respond posts an answer to a response_url: ephemeral (the person alone)
 // unless inChannel.
-func (s *Slack) respond(ctx context.Context, responseURL string, m Message, inChannel bool) error {
+func (s *Slack) respond(ctx context.Context, responseURL string, m bot.Message, inChannel bool) error {
 	if !s.validResponseURL(responseURL) {
 		return errBadResponseURL
 	}
-	m = fit(m)
-	msg := &slack.WebhookMessage{Text: string(m.Text), ResponseType: slack.ResponseTypeEphemeral}
+	p := encode(m)
+	msg := &slack.WebhookMessage{Text: p.text, ResponseType: slack.ResponseTypeEphemeral}
 	if inChannel {
 		msg.ResponseType = slack.ResponseTypeInChannel
 	}
-	if len(m.Blocks) > 0 {
-		msg.Blocks = &slack.Blocks{BlockSet: m.Blocks}
+	if len(p.blocks) > 0 {
+		msg.Blocks = &slack.Blocks{BlockSet: p.blocks}
 	}
 	client := s.HTTP
 	if client == nil {
@@ -63,8 +64,8 @@ func (s *Slack) respond(ctx context.Context, responseURL string, m Message, inCh
 
 // ackAnswer is an answer that goes in the ack itself: help, and a command
 // that does not parse, which need nothing but the text.
-func ackAnswer(b *Bot, cmd Command) (map[string]any, bool) {
-	text, ok := b.textAnswer(cmd)
+func ackAnswer(b *bot.Bot, cmd bot.Command) (map[string]any, bool) {
+	text, ok := b.TextAnswer(cmd)
 	if !ok {
 		return nil, false
 	}

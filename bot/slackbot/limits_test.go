@@ -1,4 +1,4 @@
-package bot
+package slackbot
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/releases"
 )
@@ -35,16 +36,16 @@ func TestCutMrkdwn(t *testing.T) {
 
 // posted is a message as msgOptions would post it: fit, then the JSON
 // Slack receives.
-func posted(t testing.TB, m Message) (string, []byte) {
-	m = fit(m)
-	raw, err := json.Marshal(m.Blocks)
+func posted(t testing.TB, p posting) (string, []byte) {
+	p = fit(p)
+	raw, err := json.Marshal(p.blocks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Blocks) == 0 {
+	if len(p.blocks) == 0 {
 		raw = nil
 	}
-	return string(m.Text), raw
+	return p.text, raw
 }
 
 // FuzzMessagesFitSlack: whatever the lengths and counts of what goes
@@ -73,19 +74,25 @@ func FuzzMessagesFitSlack(f *testing.F) {
 		}
 		diff := &releases.Diff{Site: "www", From: version, To: version, Added: files, Changed: files}
 		lock := &releases.Lock{Holder: long, Reason: long, Since: t0}
-		msgs := []Message{
-			Card(CardState{Deploy: d, Phase: long, Elapsed: time.Second}),
-			LiveMessage(d, time.Second),
-			NoticeMessage(releases.Site{Name: "www"}, releases.Release{Version: version, Commit: long, Message: long}, diff, NoticeState{Live: long, Older: true}),
-			VersionsMessage(releases.Site{Name: "www"}, vs, nil, t0),
-			StatusMessage(&releases.Status{Site: "www", Lock: lock, Deploy: &d, OriginPath: long, Drift: true, Recorded: long}, t0),
-			DiffMessage(diff),
-			PruneMessage(&releases.PruneReport{Site: "www", Actor: long, Deleted: []releases.PrunedRelease{{Version: version, Error: long}}}, nil),
-			{Text: ThreadLine(releases.Event{Type: releases.EventPhaseFailed, Deploy: d, Title: long, Err: releases.Errorf(releases.EINTERNAL, "%s", long)})},
-			{Text: md("%s", long), Blocks: manyBlocks(count, long)},
+		msgs := []bot.Message{
+			bot.Card(bot.CardState{Deploy: d, Phase: long, Elapsed: time.Second}),
+			bot.LiveMessage(d, time.Second),
+			bot.NoticeMessage(releases.Site{Name: "www"}, releases.Release{Version: version, Commit: long, Message: long}, diff, bot.NoticeState{Live: long, Older: true}),
+			bot.VersionsMessage(releases.Site{Name: "www"}, vs, nil, t0),
+			bot.StatusMessage(&releases.Status{Site: "www", Lock: lock, Deploy: &d, OriginPath: long, Drift: true, Recorded: long}, t0),
+			bot.DiffMessage(diff),
+			bot.PruneMessage(&releases.PruneReport{Site: "www", Actor: long, Deleted: []releases.PrunedRelease{{Version: version, Error: long}}}, nil),
+			{Text: bot.ThreadLine(releases.Event{Type: releases.EventPhaseFailed, Deploy: d, Title: long, Err: releases.Errorf(releases.EINTERNAL, "%s", long)})},
 		}
-		for i, m := range msgs {
-			text, blocks := posted(t, m)
+		var posts []posting
+		for _, m := range msgs {
+			posts = append(posts, posting{text: string(m.Text), blocks: blockKit(m)})
+		}
+		// Past what the bot builds: more blocks, context elements and
+		// buttons than Slack takes, and a block id past its 255.
+		posts = append(posts, posting{text: long, blocks: manyBlocks(count, long)})
+		for i, p := range posts {
+			text, blocks := posted(t, p)
 			if code, err := slackfake.ValidateMessage(text, blocks); code != "" {
 				t.Fatalf("message %d: Slack would answer %s: %v", i, code, err)
 			}
@@ -98,12 +105,14 @@ func FuzzMessagesFitSlack(f *testing.F) {
 func manyBlocks(count int, text string) []slack.Block {
 	var out []slack.Block
 	var els []slack.MixedElement
+	var btns []slack.BlockElement
 	for i := 0; i < count; i++ {
-		out = append(out, section(md("%s", text)))
-		els = append(els, mdText(md("%s", text)))
+		out = append(out, slack.NewSectionBlock(mdText(bot.Md("%s", text)), nil, nil))
+		els = append(els, mdText(bot.Md("%s", text)))
+		btns = append(btns, slack.NewButtonBlockElement("a", "v", plainText(text)))
 	}
 	if len(els) > 0 {
-		out = append(out, slack.NewContextBlock("", els...))
+		out = append(out, slack.NewContextBlock("", els...), slack.NewActionBlock(text, btns...))
 	}
 	return out
 }

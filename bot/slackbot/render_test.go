@@ -1,4 +1,4 @@
-package bot
+package slackbot
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/releases"
 )
@@ -17,9 +18,10 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // golden compares the Block Kit JSON of m with testdata/name.golden.
-func golden(t *testing.T, name string, m Message) {
+func golden(t *testing.T, name string, m bot.Message) {
 	t.Helper()
-	got, err := json.MarshalIndent(map[string]any{"text": m.Text, "blocks": m.Blocks}, "", "  ")
+	p := encode(m)
+	got, err := json.MarshalIndent(map[string]any{"text": p.text, "blocks": p.blocks}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func golden(t *testing.T, name string, m Message) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./bot -update to create it)", err)
+		t.Fatalf("%v (run go test ./bot/slackbot -update to create it)", err)
 	}
 	if string(got) != string(want) {
 		t.Fatalf("%s differs from the golden file:\n%s", name, got)
@@ -49,21 +51,21 @@ var t0 = testclock.At(10, 0)
 func TestGoldenCard(t *testing.T) {
 	d := releases.Deploy{ID: "20261128T100000Z-abcd1234", Site: "www", Kind: releases.KindPromote, Actor: "UALICE",
 		Reason: "new checkout", From: "v41", To: "v42", StartedAt: t0}
-	golden(t, "card-running", Card(CardState{Deploy: d, Phase: "waiting for CloudFront to deploy", Elapsed: 83 * time.Second}))
-	golden(t, "card-failed", Card(CardState{Deploy: d, Result: "failed", Error: "deploy x failed in phase propagate; live now: v42", Elapsed: 30 * time.Minute}))
+	golden(t, "card-running", bot.Card(bot.CardState{Deploy: d, Phase: "waiting for CloudFront to deploy", Elapsed: 83 * time.Second}))
+	golden(t, "card-failed", bot.Card(bot.CardState{Deploy: d, Result: "failed", Error: "deploy x failed in phase propagate; live now: v42", Elapsed: 30 * time.Minute}))
 	d.Kind = releases.KindRollback
-	golden(t, "card-done", Card(CardState{Deploy: d, Result: "done", Elapsed: 3 * time.Minute}))
-	golden(t, "live", LiveMessage(d, 3*time.Minute))
+	golden(t, "card-done", bot.Card(bot.CardState{Deploy: d, Result: "done", Elapsed: 3 * time.Minute}))
+	golden(t, "live", bot.LiveMessage(d, 3*time.Minute))
 }
 
 func TestGoldenNotice(t *testing.T) {
 	site := releases.Site{Name: "www"}
 	r := releases.Release{Site: "www", Version: "v42", Commit: "3f9c1b2a77e0d1c2", Message: "Fix the checkout button\n\nLong body", Files: 812, Bytes: 14_500_000}
-	golden(t, "notice", NoticeMessage(site, r, nil, NoticeState{}))
-	golden(t, "notice-diff", NoticeMessage(site, r, releases.DiffManifests(diffA, diffB), NoticeState{Live: "v41"}))
-	golden(t, "notice-older", NoticeMessage(site, r, nil, NoticeState{Live: "v45", Older: true}))
-	golden(t, "notice-live", NoticeMessage(site, r, nil, NoticeState{Live: "v42", LiveSince: t0}))
-	golden(t, "notice-pruned", NoticeMessage(site, r, nil, NoticeState{Live: "v45", Older: true, Pruned: true}))
+	golden(t, "notice", bot.NoticeMessage(site, r, nil, bot.NoticeState{}))
+	golden(t, "notice-diff", bot.NoticeMessage(site, r, releases.DiffManifests(diffA, diffB), bot.NoticeState{Live: "v41"}))
+	golden(t, "notice-older", bot.NoticeMessage(site, r, nil, bot.NoticeState{Live: "v45", Older: true}))
+	golden(t, "notice-live", bot.NoticeMessage(site, r, nil, bot.NoticeState{Live: "v42", LiveSince: t0}))
+	golden(t, "notice-pruned", bot.NoticeMessage(site, r, nil, bot.NoticeState{Live: "v45", Older: true, Pruned: true}))
 }
 
 var (
@@ -81,17 +83,17 @@ var (
 func TestGoldenDiff(t *testing.T) {
 	d := releases.DiffManifests(diffA, diffB)
 	d.Site = "www"
-	golden(t, "diff", DiffMessage(d))
+	golden(t, "diff", bot.DiffMessage(d))
 	many := &releases.Manifest{Version: "v43"}
 	for i := range 8 {
 		many.Files = append(many.Files, releases.ManifestFile{Path: fmt.Sprintf("page-%d.html", i), Size: int64(100 * (i + 1))})
 	}
 	d = releases.DiffManifests(diffB, many)
 	d.Site = "www"
-	golden(t, "diff-many", DiffMessage(d))
+	golden(t, "diff-many", bot.DiffMessage(d))
 	d = releases.DiffManifests(diffB, diffB)
 	d.Site = "www"
-	golden(t, "diff-same", DiffMessage(d))
+	golden(t, "diff-same", bot.DiffMessage(d))
 }
 
 func TestGoldenVersions(t *testing.T) {
@@ -106,8 +108,8 @@ func TestGoldenVersions(t *testing.T) {
 	vs[5].Pin = &releases.Pin{Site: "www", Version: "v15", By: "cli:ci@runner", Reason: "audit <!channel> & <https://evil.example|click>", At: t0}
 	vs[18].Pin = &releases.Pin{Site: "www", Version: "v02", By: "api", At: t0}
 	deploys := []releases.Deploy{{To: "v18", Actor: "UBOB", Phase: releases.PhaseDone}, {To: "v19", Actor: "UALICE", Phase: releases.PhaseFailed}, {To: "v17", Actor: "cli:ci@runner", Phase: releases.PhaseDone}}
-	golden(t, "versions", VersionsMessage(site, vs, deploys, t0))
-	golden(t, "versions-empty", VersionsMessage(site, nil, nil, t0))
+	golden(t, "versions", bot.VersionsMessage(site, vs, deploys, t0))
+	golden(t, "versions-empty", bot.VersionsMessage(site, nil, nil, t0))
 }
 
 func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }

@@ -1,9 +1,10 @@
-package bot
+package slackbot
 
 import (
 	"strings"
 	"unicode/utf16"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/slack-go/slack"
 )
 
@@ -27,26 +28,39 @@ const (
 	maxConfirmButton   = 30
 	maxText            = 3000
 	maxMessageText     = 40000
+	maxBlockID         = 255
 )
+
+// posting is a message as Slack takes it: the fallback text and the
+// Block Kit blocks.
+type posting struct {
+	text   string
+	blocks []slack.Block
+}
+
+// encode is m as it is posted: Block Kit, within Slack's limits. Every
+// post goes through here.
+func encode(m bot.Message) posting { return fit(posting{text: string(m.Text), blocks: blockKit(m)}) }
 
 // fit makes a message keep within Slack's limits, so that no post fails
 // for its length: texts are cut with an ellipsis (never inside an entity
 // or a mention, and closing a code block the cut leaves open), lists of
-// fields, elements and blocks are cut with "(N more)". It changes m's
-// blocks in place; renderers build them fresh for every post.
-func fit(m Message) Message {
-	m.Text = Mrkdwn(cutMrkdwn(string(m.Text), maxMessageText))
-	if len(m.Blocks) > maxBlocks {
-		more := len(m.Blocks) - (maxBlocks - 1)
-		m.Blocks = append(m.Blocks[:maxBlocks-1:maxBlocks-1], contextText(md("(%d more not shown)", more)))
+// fields, elements and blocks are cut with "(N more)", block ids to their
+// 255 characters. It changes m's blocks in place; they are built fresh
+// for every post.
+func fit(m posting) posting {
+	m.text = cutMrkdwn(m.text, maxMessageText)
+	if len(m.blocks) > maxBlocks {
+		more := len(m.blocks) - (maxBlocks - 1)
+		m.blocks = append(m.blocks[:maxBlocks-1:maxBlocks-1], contextText(bot.Md("(%d more not shown)", more)))
 	}
-	for _, b := range m.Blocks {
+	for _, b := range m.blocks {
 		switch b := b.(type) {
 		case *slack.SectionBlock:
 			fitText(b.Text, maxSectionText)
 			if len(b.Fields) > maxFields {
 				more := len(b.Fields) - (maxFields - 1)
-				b.Fields = append(b.Fields[:maxFields-1:maxFields-1], mdText(md("(%d more)", more)))
+				b.Fields = append(b.Fields[:maxFields-1:maxFields-1], mdText(bot.Md("(%d more)", more)))
 			}
 			for _, f := range b.Fields {
 				fitText(f, maxFieldText)
@@ -57,7 +71,7 @@ func fit(m Message) Message {
 			els := b.ContextElements.Elements
 			if len(els) > maxContextElements {
 				more := len(els) - (maxContextElements - 1)
-				els = append(els[:maxContextElements-1:maxContextElements-1], mdText(md("(%d more)", more)))
+				els = append(els[:maxContextElements-1:maxContextElements-1], mdText(bot.Md("(%d more)", more)))
 				b.ContextElements.Elements = els
 			}
 			for _, e := range els {
@@ -66,6 +80,7 @@ func fit(m Message) Message {
 				}
 			}
 		case *slack.ActionBlock:
+			b.BlockID = prefix(b.BlockID, maxBlockID)
 			if b.Elements == nil {
 				continue
 			}

@@ -1,4 +1,4 @@
-package bot
+package slackbot
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -48,9 +49,10 @@ func strs(v any, out *[]string) {
 // checkEscaped fails when a message, its blocks or its fallback text,
 // carries Slack markup the bot did not write, or shows an entity it
 // decoded back.
-func checkEscaped(t *testing.T, what, input string, m Message) {
+func checkEscaped(t *testing.T, what, input string, m bot.Message) {
 	t.Helper()
-	raw, err := json.Marshal(m.Blocks)
+	p := encode(m)
+	raw, err := json.Marshal(p.blocks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func checkEscaped(t *testing.T, what, input string, m Message) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	texts := []string{string(m.Text)}
+	texts := []string{p.text}
 	strs(v, &texts)
 	for _, s := range texts {
 		for _, u := range unsafe {
@@ -86,48 +88,31 @@ func TestHostileTextIsEscapedEverywhere(t *testing.T) {
 		st := &releases.Status{Site: "www", Live: &live, OriginPath: h, Recorded: h, Drift: true, Deploy: &d,
 			Lock: &releases.Lock{Site: "www", Holder: h, Reason: h, Since: now}, Links: map[string]string{"slack": h}}
 		errH := errors.New(h)
-		msgs := map[string]Message{
-			"card running": Card(CardState{Deploy: d, Phase: h, Elapsed: time.Second}),
-			"card failed":  Card(CardState{Deploy: d, Result: "failed", Error: h}),
-			"live":         LiveMessage(d, time.Second),
-			"notice":       NoticeMessage(site, rel, diff, NoticeState{Live: h, Older: true}),
-			"notice live":  NoticeMessage(site, rel, diff, NoticeState{Live: "v2", LiveSince: now}),
-			"versions": VersionsMessage(site, []releases.VersionInfo{{Release: rel, Pin: &releases.Pin{By: h, Reason: h}}},
+		msgs := map[string]bot.Message{
+			"card running": bot.Card(bot.CardState{Deploy: d, Phase: h, Elapsed: time.Second}),
+			"card failed":  bot.Card(bot.CardState{Deploy: d, Result: "failed", Error: h}),
+			"live":         bot.LiveMessage(d, time.Second),
+			"notice":       bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: h, Older: true}),
+			"notice live":  bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: "v2", LiveSince: now}),
+			"versions": bot.VersionsMessage(site, []releases.VersionInfo{{Release: rel, Pin: &releases.Pin{By: h, Reason: h}}},
 				[]releases.Deploy{{To: "v2", Actor: h, Phase: releases.PhaseDone}}, now),
-			"status": StatusMessage(st, now),
-			"prune": PruneMessage(&releases.PruneReport{Site: "www", Actor: h, Deleted: []releases.PrunedRelease{{Version: "v0", Error: h}},
+			"status": bot.StatusMessage(st, now),
+			"prune": bot.PruneMessage(&releases.PruneReport{Site: "www", Actor: h, Deleted: []releases.PrunedRelease{{Version: "v0", Error: h}},
 				Kept: []releases.KeptRelease{{Version: "v1", Reason: h}}}, errH),
-			"prune skipped": PruneMessage(&releases.PruneReport{Site: "www", Skipped: h}, nil),
-			"diff":          DiffMessage(diff),
-			"help":          {Text: HelpText(h)},
-			"error":         {Text: errorText(errH)},
-			"mention":       {Text: mention(h)},
+			"prune skipped": bot.PruneMessage(&releases.PruneReport{Site: "www", Skipped: h}, nil),
+			"diff":          bot.DiffMessage(diff),
+			"help":          {Text: bot.HelpText(h)},
+			"error":         {Text: bot.ErrorText(errH)},
+			"mention":       {Text: bot.Mention(h)},
 		}
 		for _, typ := range []releases.EventType{releases.EventDeployStarted, releases.EventPhaseStarted, releases.EventPhaseFinished,
 			releases.EventPhaseFailed, releases.EventPhaseNote, releases.EventDeployFailed, releases.EventDeployResumed, releases.EventDeployInterrupted} {
 			auto := d
 			auto.Actor = releases.AutoActor
-			msgs["thread "+string(typ)] = Message{Text: ThreadLine(releases.Event{Type: typ, Deploy: auto, Phase: releases.Phase(h), Title: h, Err: errH})}
+			msgs["thread "+string(typ)] = bot.Message{Text: bot.ThreadLine(releases.Event{Type: typ, Deploy: auto, Phase: releases.Phase(h), Title: h, Err: errH})}
 		}
 		for name, m := range msgs {
 			checkEscaped(t, name+" with "+h, h, m)
 		}
-	}
-}
-
-// md escapes what it is given and leaves the bot's own markup alone.
-func TestMd(t *testing.T) {
-	got := md("%s said %s: %d files, %.1fs, %s", mention("UALICE"), "<!channel> & co", 3, 1.5, 2*time.Second)
-	if want := Mrkdwn("<@UALICE> said &lt;!channel&gt; &amp; co: 3 files, 1.5s, 2s"); got != want {
-		t.Fatalf("md: %q, want %q", got, want)
-	}
-	if p := got.Plain(); p != "<@UALICE> said <!channel> & co: 3 files, 1.5s, 2s" {
-		t.Fatalf("plain: %q", p)
-	}
-	if l := link("https://example.com/a?b=1&c=2", "<open>"); l != "<https://example.com/a?b=1&amp;c=2|&lt;open&gt;>" {
-		t.Fatalf("link: %q", l)
-	}
-	if l := link("javascript:alert(1)|x", "open"); l != "open" {
-		t.Fatalf("a link that is not http(s): %q", l)
 	}
 }

@@ -1,4 +1,4 @@
-package bot_test
+package slackbot_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 
 	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/bot/slackbot"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/localaws"
@@ -33,7 +34,7 @@ const (
 type world struct {
 	t     *testing.T
 	slack *slackfake.Server
-	app   *bot.Slack
+	app   *slackbot.Slack
 	db    *store.DB
 	svc   *releases.Service
 	cdn   *cloud.OriginPath
@@ -74,11 +75,11 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 	w.svc = &releases.Service{Store: w.db, Bucket: w.cf, Sites: []releases.Site{w.site},
 		CDNs: map[string]releases.CDN{releases.DefaultStrategy: w.cdn}, Timeout: time.Minute}
 	b := &bot.Bot{Service: w.svc, Command: "/site"}
-	w.app, err = bot.NewSlack("xapp-1-test", "xoxb-test", w.slack.APIURL(), b, nil)
+	w.app, err = slackbot.New("xapp-1-test", "xoxb-test", w.slack.APIURL(), b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Auth = &bot.Deployers{API: w.app.API}
+	b.Auth = &slackbot.Deployers{API: w.app.API}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.app.Run(ctx) }()

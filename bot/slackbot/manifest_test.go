@@ -1,4 +1,4 @@
-package bot
+package slackbot
 
 import (
 	"os"
@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/config"
 )
 
@@ -48,7 +49,7 @@ func TestSlackAppManifest(t *testing.T) {
 	}
 	// The hint Slack shows while typing names every command.
 	hint := strings.Fields(strings.NewReplacer("·", " ", "|", " ").Replace(m.Features.SlashCommands[0].UsageHint))
-	for _, name := range commandNames() {
+	for _, name := range bot.CommandNames() {
 		if !slices.Contains(hint, name) {
 			t.Errorf("usage_hint lacks the command %s: %q", name, m.Features.SlashCommands[0].UsageHint)
 		}

@@ -1,0 +1,163 @@
+package slackbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Deployers authorizes by the site's deployers list: Slack user ids, or
+// user-group ids (S...) whose members are fetched with
+// usergroups.users.list and cached for a minute. Lookups of one group
+// that run at once share one call.
+type Deployers struct {
+	API SlackAPI
+	TTL time.Duration
+	// Logger hears of user groups Slack will not list (once per group
+	// per TTL); nil: discarded.
+	Logger *slog.Logger
+	// Now is the clock of the cache; nil: time.Now.
+	Now func() time.Time
+
+	flight singleflight.Group
+	mu     sync.Mutex
+	// groups caches members per user group; told when a bad group was
+	// last logged.
+	groups map[string]groupMembers
+	told   map[string]time.Time
+}
+
+type groupMembers struct {
+	users   map[string]bool
+	fetched time.Time
+}
+
+var _ bot.Authorizer = (*Deployers)(nil)
+
+// IsDeployer implements Authorizer. A site with no deployers cannot be
+// changed from Slack at all: failing closed is the safe default.
+func (d *Deployers) IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error) {
+	return d.isMember(ctx, site.Deployers, user)
+}
+
+// IsPreviewer implements Authorizer: deployers, and the users and user
+// groups of the site's previewers.
+func (d *Deployers) IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error) {
+	if ok, err := d.IsDeployer(ctx, site, user); ok || err != nil {
+		return ok, err
+	}
+	return d.isMember(ctx, site.Previewers, user)
+}
+
+// isMember reports whether user is one of ids, or in one of the user
+// groups (S...) among them. A group that cannot be read does not stop
+// the others from being checked: the answer is an error only when no
+// group lets the user in and one could not be asked.
+func (d *Deployers) isMember(ctx context.Context, ids []string, user string) (bool, error) {
+	for _, id := range ids {
+		if id == user {
+			return true, nil
+		}
+	}
+	var firstErr error
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "S") {
+			continue
+		}
+		members, err := d.members(ctx, id)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if members[user] {
+			return true, nil
+		}
+	}
+	return false, firstErr
+}
+
+func (d *Deployers) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deployers) ttl() time.Duration {
+	if d.TTL <= 0 {
+		return time.Minute
+	}
+	return d.TTL
+}
+
+// members returns a group's members, from the cache when fresh. Slack's
+// own refusal of a group (no_such_subteam, plan_upgrade_required,
+// missing_scope: the configuration names a group the bot cannot list)
+// is an answer, cached as an empty group and logged once per TTL; only a
+// failure to reach Slack is an error.
+func (d *Deployers) members(ctx context.Context, group string) (map[string]bool, error) {
+	d.mu.Lock()
+	if g, ok := d.groups[group]; ok && d.now().Sub(g.fetched) < d.ttl() {
+		d.mu.Unlock()
+		return g.users, nil
+	}
+	d.mu.Unlock()
+	v, err, _ := d.flight.Do(group, func() (any, error) {
+		var ids []string
+		err := retry(ctx, func() (err error) {
+			ids, err = d.API.GetUserGroupMembersContext(ctx, group)
+			return err
+		})
+		var refused slack.SlackErrorResponse
+		if errors.As(err, &refused) {
+			d.tell(group, refused.Err)
+			ids, err = nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("usergroups.users.list %s: %w", group, err)
+		}
+		users := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			users[id] = true
+		}
+		d.mu.Lock()
+		if d.groups == nil {
+			d.groups = map[string]groupMembers{}
+		}
+		d.groups[group] = groupMembers{users: users, fetched: d.now()}
+		d.mu.Unlock()
+		return users, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]bool), nil
+}
+
+// tell logs a group Slack will not list, once per TTL.
+func (d *Deployers) tell(group, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if at, ok := d.told[group]; ok && d.now().Sub(at) < d.ttl() {
+		return
+	}
+	if d.told == nil {
+		d.told = map[string]time.Time{}
+	}
+	d.told[group] = d.now()
+	if d.Logger != nil {
+		d.Logger.Warn("slack will not list a user group in deployers or previewers; it counts as empty", "group", group, "error", why)
+	}
+}

@@ -1,0 +1,128 @@
+package slackbot
+
+import (
+	"context"
+	"strings"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// A release's notice is kept true: when the live release changes (a
+// deploy from any door) or retention prunes, every notice whose message
+// would now read differently is updated with chat.update. The notice's
+// place (channel and ts) and the state it shows are kept in the store as
+// the release's "slack" link, "CHANNEL TS STATE", so a restart keeps them
+// and an unchanged notice costs no call. Pruned notices are final, so the
+// notices updated on a live change are those retention still keeps.
+
+// noticeLink is where a notice is and what it shows.
+type noticeLink struct{ channel, ts, state string }
+
+func parseNoticeLink(s string) (noticeLink, bool) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return noticeLink{}, false
+	}
+	return noticeLink{f[0], f[1], f[2]}, true
+}
+
+func (l noticeLink) String() string { return l.channel + " " + l.ts + " " + l.state }
+
+// RefreshNotices updates the site's notices that no longer say what is
+// true; it implements server.Notifier's LiveChanged and runs after every
+// deploy and prune. It returns at once; the updates run in the
+// background, in order per call.
+func (s *Slack) RefreshNotices(ctx context.Context, site releases.Site) {
+	ctx = context.WithoutCancel(ctx)
+	if !s.begin() {
+		return
+	}
+	go func() {
+		defer s.work.Done()
+		s.refreshNotices(ctx, site)
+	}()
+}
+
+func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
+	s.noticeMu.Lock()
+	defer s.noticeMu.Unlock()
+	links, err := s.Bot.Service.ReleaseLinks(ctx, site.Name)
+	if err != nil {
+		s.Logger.Warn("slack: reading the release notices", "site", site.Name, "err", err)
+		return
+	}
+	live := s.Bot.LiveNow(ctx, site)
+	for version, ls := range links {
+		l, ok := parseNoticeLink(ls["slack"])
+		if !ok || l.state == "pruned" {
+			continue
+		}
+		r, err := s.Bot.Service.Release(ctx, site.Name, version)
+		if err != nil {
+			continue
+		}
+		st := bot.NoticeStateOf(r, live)
+		if st.Key(version) == l.state {
+			continue
+		}
+		m := bot.NoticeMessage(site, r, nil, st)
+		if err := retry(ctx, func() error {
+			_, _, _, err := s.API.UpdateMessageContext(ctx, l.channel, l.ts, msgOptions(m)...)
+			return err
+		}); err != nil {
+			s.Logger.Warn("slack: updating a release notice failed", "site", site.Name, "version", version, "err", err)
+			s.lost("notice_update")
+			continue
+		}
+		l.state = st.Key(version)
+		if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, version, "slack", l.String()); err != nil {
+			s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", version, "err", err)
+		}
+	}
+}
+
+// LiveChanged implements server.Notifier: the notices are refreshed.
+func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) { s.RefreshNotices(ctx, site) }
+
+// postNotice posts a release's notice and remembers where it is.
+func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {
+	st := bot.NoticeStateOf(r, s.Bot.LiveNow(ctx, site))
+	m := bot.NoticeMessage(site, r, s.Bot.DiffFromLive(ctx, site, r.Version), st)
+	var channel, ts string
+	if err := retry(ctx, func() (err error) {
+		channel, ts, err = s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
+		return err
+	}); err != nil {
+		s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
+		s.lost("notice")
+		return
+	}
+	if channel == "" {
+		channel = site.Channel
+	}
+	l := noticeLink{channel: channel, ts: ts, state: st.Key(r.Version)}
+	if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, r.Version, "slack", l.String()); err != nil {
+		s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", r.Version, "err", err)
+	}
+}
+
+// Ask implements bot.Asker with an ephemeral message through the
+// request's response URL.
+func (o *slackOut) Ask(ctx context.Context, req bot.Request, question bot.Mrkdwn, then bot.Command) {
+	ctx = context.WithoutCancel(ctx)
+	m := bot.AskMessage(question, then)
+	var err error
+	if req.ResponseURL != "" {
+		err = o.s.respond(ctx, req.ResponseURL, m, false)
+	} else {
+		err = retry(ctx, func() error {
+			_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, msgOptions(m)...)
+			return err
+		})
+	}
+	if err != nil {
+		o.s.Logger.Error("slack: asking for a confirmation failed", "user", req.UserID, "err", err)
+		o.s.lost("ephemeral")
+	}
+}

@@ -1,0 +1,299 @@
+package slackbot
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// retry calls fn again after Slack's Retry-After when it is rate limited
+// (429), a few times; other errors are returned at once.
+func retry(ctx context.Context, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		var rl *slack.RateLimitedError
+		if !errors.As(err, &rl) || attempt == 5 {
+			return err
+		}
+		wait := min(max(rl.RetryAfter, 100*time.Millisecond), 30*time.Second)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// msgOptions is a message as chat.postMessage and chat.update take it,
+// within Slack's limits (fit): every post goes through here.
+func msgOptions(m bot.Message) []slack.MsgOption {
+	p := encode(m)
+	opts := []slack.MsgOption{slack.MsgOptionText(p.text, false)}
+	if len(p.blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(p.blocks...))
+	}
+	return opts
+}
+
+// slackOut answers a request in Slack. Posting uses a context that
+// outlives a shutdown, so the thread still says what happened.
+type slackOut struct{ s *Slack }
+
+// Private answers through the request's response_url, which works in
+// every conversation; without one (a request from elsewhere),
+// chat.postEphemeral in the channel it came from.
+func (o *slackOut) Private(ctx context.Context, req bot.Request, text bot.Mrkdwn) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if req.ResponseURL != "" {
+		err = o.s.respond(ctx, req.ResponseURL, bot.Message{Text: text}, false)
+	} else {
+		err = retry(ctx, func() error {
+			_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(cutMrkdwn(string(text), maxMessageText), false))
+			return err
+		})
+	}
+	if err != nil {
+		o.s.Logger.Error("slack: ephemeral reply failed", "user", req.UserID, "err", err)
+		o.s.lost("ephemeral")
+	}
+}
+
+// Public answers where the command was typed, for everyone there: in the
+// thread of a clicked message, else through the command's response_url
+// (in_channel), which works where the bot is not a member.
+func (o *slackOut) Public(ctx context.Context, req bot.Request, m bot.Message) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if req.Thread == "" && req.ResponseURL != "" {
+		err = o.s.respond(ctx, req.ResponseURL, m, true)
+	} else {
+		opts := msgOptions(m)
+		if req.Thread != "" {
+			opts = append(opts, slack.MsgOptionTS(req.Thread))
+		}
+		err = retry(ctx, func() error {
+			_, _, err := o.s.API.PostMessageContext(ctx, req.Channel, opts...)
+			return err
+		})
+	}
+	if err != nil {
+		o.s.Logger.Error("slack: reply failed", "channel", req.Channel, "err", err)
+		o.s.lost("reply")
+	}
+}
+
+func (o *slackOut) Deploy(ctx context.Context, req bot.Request, site releases.Site) bot.DeployView {
+	channel := site.Channel
+	thread := req.Thread
+	if channel == "" || (thread != "" && req.Channel != "") {
+		channel = req.Channel
+	}
+	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req, site: site,
+		events: make(chan releases.Event, 256), done: make(chan struct{})}
+	go v.loop()
+	return v
+}
+
+// slackDeploy posts one deploy's card and thread from its own goroutine,
+// in order, so a slow or rate-limited Slack never holds the flip back.
+type slackDeploy struct {
+	s       *Slack
+	ctx     context.Context
+	channel string
+	thread  string // thread root; the card's ts when the deploy has no thread of its own
+	cardTS  string
+	card    bot.CardState
+	started time.Time
+	events  chan releases.Event
+	done    chan struct{}
+	once    sync.Once
+	// gone: the channel cannot be posted to; the view posts nothing more.
+	gone bool
+	// req is who started the deploy and from where, to be told where its
+	// thread is, or why there is none.
+	req  bot.Request
+	site releases.Site
+}
+
+// tell answers the person who started the deploy, privately, through
+// their command's response_url (nothing without one).
+func (v *slackDeploy) tell(text bot.Mrkdwn) {
+	if v.req.ResponseURL == "" {
+		return
+	}
+	if err := v.s.respond(v.ctx, v.req.ResponseURL, bot.Message{Text: text}, false); err != nil {
+		v.s.Logger.Warn("slack: telling the person where the deploy reports failed", "user", v.req.UserID, "err", err)
+		v.s.lost("ephemeral")
+	}
+}
+
+// channelRef shows a channel: a mention for a channel id, else the name
+// as written.
+func channelRef(ch string) bot.Mrkdwn {
+	if channelID.MatchString(ch) {
+		return bot.Mrkdwn("<#" + ch + ">")
+	}
+	return bot.Md("%s", ch)
+}
+
+var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
+
+// slackError is the error code Slack answered, or the error.
+func slackError(err error) string {
+	var r slack.SlackErrorResponse
+	if errors.As(err, &r) {
+		return r.Err
+	}
+	return err.Error()
+}
+
+// unpostable reports whether Slack refused a post for the channel itself
+// (https://api.slack.com/methods/chat.postMessage#errors): the bot is not
+// in it (a private channel answers channel_not_found), it is archived, or
+// posting there is restricted.
+func unpostable(err error) bool {
+	var r slack.SlackErrorResponse
+	if !errors.As(err, &r) {
+		return false
+	}
+	switch r.Err {
+	case "channel_not_found", "not_in_channel", "is_archived", "restricted_action", "restricted_action_read_only_channel", "team_access_not_granted":
+		return true
+	}
+	return false
+}
+
+func (v *slackDeploy) Event(e releases.Event) {
+	select {
+	case v.events <- e:
+	default:
+		v.s.Logger.Warn("slack: deploy view is behind; an event was not posted", "deploy_id", e.Deploy.ID, "type", e.Type)
+	}
+}
+
+func (v *slackDeploy) Done(*releases.Outcome, error) {
+	// What is live may have changed: the notices say so.
+	v.s.RefreshNotices(v.ctx, v.site)
+	v.once.Do(func() { close(v.events) })
+	select {
+	case <-v.done:
+	case <-time.After(2 * time.Minute):
+		v.s.Logger.Warn("slack: gave up waiting for the deploy thread to be posted")
+	}
+}
+
+func (v *slackDeploy) loop() {
+	defer close(v.done)
+	for e := range v.events {
+		v.post(e)
+	}
+}
+
+func (v *slackDeploy) post(e releases.Event) {
+	if v.gone {
+		return
+	}
+	log := v.s.Logger.With("deploy_id", e.Deploy.ID, "site", e.Deploy.Site)
+	if v.started.IsZero() {
+		v.started = e.Deploy.StartedAt
+	}
+	v.card.Deploy = e.Deploy
+	v.card.Elapsed = time.Since(v.started)
+	switch e.Type {
+	case releases.EventDeployStarted, releases.EventDeployResumed:
+		// A second deploy in one view is deploybot's automatic rollback:
+		// the card follows it from the start.
+		v.card.Phase, v.card.Result, v.card.Error = "starting", "", ""
+	case releases.EventPhaseStarted:
+		v.card.Phase = bot.PhaseName(e.Phase, e.Title)
+	case releases.EventDeployFinished:
+		v.card.Result = "done"
+	case releases.EventDeployFailed:
+		v.card.Result, v.card.Error = "failed", releases.ErrorMessage(e.Err)
+	case releases.EventDeployInterrupted:
+		v.card.Result = "interrupted"
+	}
+	if v.cardTS == "" {
+		opts := msgOptions(bot.Card(v.card))
+		if v.thread != "" {
+			opts = append(opts, slack.MsgOptionTS(v.thread))
+		}
+		var channelID string
+		err := retry(v.ctx, func() (err error) {
+			channelID, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+			return err
+		})
+		if err != nil {
+			v.s.lost("card")
+			if unpostable(err) {
+				// Every later post would fail the same way: the deploy
+				// goes on, recorded, without a thread, and whoever
+				// started it hears why and what to do.
+				v.gone = true
+				log.Error("slack: the bot cannot post in the site's channel; the deploy runs without a card or thread (invite the bot to the channel)", "channel", v.channel, "err", err)
+				v.tell(bot.Md(":warning: The %s of *%s* runs, but I cannot post in %s (Slack says %s), so there is no thread: invite me there with `/invite @deploybot`. `%s status %s` follows it.",
+					string(e.Deploy.Kind), e.Deploy.Site, channelRef(v.channel), slackError(err), v.s.Bot.Command, e.Deploy.Site))
+				return
+			}
+			log.Error("slack: posting the status card failed", "err", err)
+			return
+		}
+		// chat.update takes the channel's id, which chat.postMessage
+		// returns also when it was given a name (#deploys).
+		if channelID != "" {
+			v.channel = channelID
+		}
+		if v.thread == "" {
+			v.thread = v.cardTS
+		}
+		// status links to the thread while the deploy runs.
+		permalink := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
+		if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
+			permalink = p
+		}
+		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
+			log.Warn("recording the deploy's thread", "err", err)
+		}
+		// Typed somewhere else (a DM, another channel): say where the
+		// deploy reports.
+		if v.req.Thread == "" && v.req.Channel != v.channel {
+			v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
+		}
+	} else if e.Type != releases.EventPhaseFinished {
+		// The card changes with phases, not with every poll, which keeps
+		// chat.update well inside Slack's rate limits.
+		err := retry(v.ctx, func() error {
+			_, _, _, err := v.s.API.UpdateMessageContext(v.ctx, v.channel, v.cardTS, msgOptions(bot.Card(v.card))...)
+			return err
+		})
+		if err != nil {
+			log.Warn("slack: updating the status card failed", "err", err)
+			v.s.lost("card_update")
+		}
+	}
+	var m bot.Message
+	if e.Type == releases.EventDeployFinished {
+		m = bot.LiveMessage(e.Deploy, e.Elapsed)
+	} else if line := bot.ThreadLine(e); line != "" {
+		m = bot.Message{Text: line}
+	} else {
+		return
+	}
+	opts := append(msgOptions(m), slack.MsgOptionTS(v.thread))
+	if err := retry(v.ctx, func() error {
+		_, _, err := v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+		return err
+	}); err != nil {
+		log.Error("slack: thread reply failed", "err", err, "type", e.Type)
+		v.s.lost("thread")
+	}
+}
