@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,21 +23,12 @@ import (
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/internal/testenv"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
-	"github.com/deploybot/deploybot/store"
 )
 
-type env struct {
-	srv    *localaws.Server
-	api    *httptest.Server
-	edge   *httptest.Server
-	s3     *s3.Client
-	cf     *cloudfront.Client
-	site   releases.Site
-	bucket *cloud.S3Bucket
-	cdn    *cloud.OriginPath
-}
+type env struct{ *testenv.Env }
 
 func newEnv(t *testing.T, propagation, invalidation time.Duration) *env {
 	t.Helper()
@@ -46,35 +36,17 @@ func newEnv(t *testing.T, propagation, invalidation time.Duration) *env {
 }
 
 // newEnvSeeded fixes the stand-in's random choices (which calls a fault
-// rate hits, the PoPs' moments); seed 0 is a random one.
+// rate hits, the PoPs' moments); seed 0 is a random one. The bucket and
+// the distribution are made through the SDK, as an operator would.
 func newEnvSeeded(t *testing.T, propagation, invalidation time.Duration, seed uint64) *env {
 	t.Helper()
-	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: propagation, Invalidation: invalidation, Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(srv.Handler())
-	t.Cleanup(api.Close)
-	edge := httptest.NewServer(srv.Edge())
-	t.Cleanup(edge.Close)
-	ctx := context.Background()
-	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: api.URL,
-		Credentials: cloud.StaticCredentials("AKIDLOCAL", "secret"), MaxAttempts: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := localaws.Provision(ctx, s3c, cfc, "site-bucket", t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: id}
-	return &env{srv: srv, api: api, edge: edge, s3: s3c, cf: cfc, site: site,
-		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}}
+	return &env{testenv.New(t, testenv.Options{AWS: localaws.Options{Propagation: propagation, Invalidation: invalidation, Seed: seed},
+		Provision: true, MaxAttempts: 8, Edge: true})}
 }
 
 func (e *env) put(t *testing.T, version, path, body string) {
 	t.Helper()
-	err := e.bucket.PutFile(context.Background(), e.site, version, releases.File{Path: path, Body: strings.NewReader(body),
+	err := e.Bucket.PutFile(context.Background(), e.Site, version, releases.File{Path: path, Body: strings.NewReader(body),
 		Size: int64(len(body)), ContentType: "text/html; charset=utf-8", CacheControl: "no-cache"})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +55,7 @@ func (e *env) put(t *testing.T, version, path, body string) {
 
 func (e *env) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(e.edge.URL + path)
+	resp, err := http.Get(e.Edge + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,32 +67,32 @@ func (e *env) get(t *testing.T, path string) (int, string) {
 func TestManifestWriteOnceAndList(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
-	if _, err := e.bucket.ReadManifest(ctx, e.site, "v1"); !errors.Is(err, releases.ErrNoManifest) || releases.ErrorCode(err) != releases.ENOTFOUND {
+	if _, err := e.Bucket.ReadManifest(ctx, e.Site, "v1"); !errors.Is(err, releases.ErrNoManifest) || releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("missing manifest: got %v", err)
 	}
 	m := &releases.Manifest{Version: "v1", Commit: "abc", PublishedAt: time.Now().UTC().Truncate(time.Second),
 		Files: []releases.ManifestFile{{Path: "index.html", Size: 3, SHA256: strings.Repeat("0", 64)}}}
-	if err := e.bucket.WriteManifest(ctx, e.site, m); err != nil {
+	if err := e.Bucket.WriteManifest(ctx, e.Site, m); err != nil {
 		t.Fatal(err)
 	}
 	m2 := *m
 	m2.Commit = "other"
-	if err := e.bucket.WriteManifest(ctx, e.site, &m2); releases.ErrorCode(err) != releases.ECONFLICT {
+	if err := e.Bucket.WriteManifest(ctx, e.Site, &m2); releases.ErrorCode(err) != releases.ECONFLICT {
 		t.Fatalf("second manifest write: want ECONFLICT, got %v", err)
 	}
-	got, err := e.bucket.ReadManifest(ctx, e.site, "v1")
+	got, err := e.Bucket.ReadManifest(ctx, e.Site, "v1")
 	if err != nil || got.Commit != "abc" || len(got.Files) != 1 {
 		t.Fatalf("read back %+v, %v", got, err)
 	}
 	// More than one page of manifests, plus noise that is not a manifest.
 	for i := range 1203 {
 		v := fmt.Sprintf("b%04d", i)
-		if err := e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: v}); err != nil {
+		if err := e.Bucket.WriteManifest(ctx, e.Site, &releases.Manifest{Version: v}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.put(t, "v1", "index.html", "v1")
-	vs, err := e.bucket.ListVersions(ctx, e.site)
+	vs, err := e.Bucket.ListVersions(ctx, e.Site)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +105,7 @@ func TestS3KeepsHeaders(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
 	e.put(t, "v1", "a/b c.html", "hello")
-	out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v1/a/b c.html")})
+	out, err := e.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v1/a/b c.html")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,15 +115,15 @@ func TestS3KeepsHeaders(t *testing.T) {
 		t.Fatalf("got %q %q %q", body, aws.ToString(out.ContentType), aws.ToString(out.CacheControl))
 	}
 	// CopyObject keeps metadata; If-Match on a stale ETag is refused.
-	if _, err := e.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html"),
+	if _, err := e.S3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html"),
 		CopySource: aws.String("site-bucket/www/v1/a/b%20c.html")}); err != nil {
 		t.Fatal(err)
 	}
-	head, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html")})
+	head, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html")})
 	if err != nil || aws.ToString(head.CacheControl) != "no-cache" || aws.ToInt64(head.ContentLength) != 5 {
 		t.Fatalf("copy: %+v %v", head, err)
 	}
-	_, err = e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html"),
+	_, err = e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/x.html"),
 		Body: bytes.NewReader([]byte("new")), IfMatch: aws.String(`"0123"`)})
 	if err == nil {
 		t.Fatal("stale If-Match accepted")
@@ -163,13 +135,13 @@ func TestFlipThroughSDK(t *testing.T) {
 	ctx := context.Background()
 	e.put(t, "v1", "index.html", "one")
 	e.put(t, "v2", "index.html", "two")
-	cur, err := e.cdn.Current(ctx, e.site)
+	cur, err := e.CDN.Current(ctx, e.Site)
 	if err != nil || cur.Version != "" || cur.Path != "" {
 		t.Fatalf("current before any flip: %+v %v", cur, err)
 	}
 	for _, v := range []string{"v1", "v2"} {
-		cur, _ := e.cdn.Current(ctx, e.site)
-		for _, st := range e.cdn.Plan(e.site, cur, v, "deploy-"+v) {
+		cur, _ := e.CDN.Current(ctx, e.Site)
+		for _, st := range e.CDN.Plan(e.Site, cur, v, "deploy-"+v) {
 			if err := st.Run(ctx); err != nil {
 				t.Fatalf("%s: %v", st.Phase, err)
 			}
@@ -183,7 +155,7 @@ func TestFlipThroughSDK(t *testing.T) {
 		if code, body := e.get(t, "/"); code != 200 || body != map[string]string{"v1": "one", "v2": "two"}[v] {
 			t.Fatalf("edge after %s: %d %q", v, code, body)
 		}
-		cur, _ = e.cdn.Current(ctx, e.site)
+		cur, _ = e.CDN.Current(ctx, e.Site)
 		if cur.Version != v || cur.Path != "/www/"+v {
 			t.Fatalf("current after %s: %+v", v, cur)
 		}
@@ -193,20 +165,20 @@ func TestFlipThroughSDK(t *testing.T) {
 func TestFlipRefusesWhenSomeoneElseFlipped(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
-	cur, _ := e.cdn.Current(ctx, e.site)
+	cur, _ := e.CDN.Current(ctx, e.Site)
 	// Someone changes the origin path by hand between our read and update.
-	other, _ := e.cdn.Current(ctx, e.site)
-	for _, st := range e.cdn.Plan(e.site, other, "hand", "x")[:1] {
+	other, _ := e.CDN.Current(ctx, e.Site)
+	for _, st := range e.CDN.Plan(e.Site, other, "hand", "x")[:1] {
 		if err := st.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	steps := e.cdn.Plan(e.site, cur, "v2", "deploy")
+	steps := e.CDN.Plan(e.Site, cur, "v2", "deploy")
 	err := steps[0].Run(ctx)
 	if releases.ErrorCode(err) != releases.ECONFLICT {
 		t.Fatalf("want ECONFLICT, got %v", err)
 	}
-	now, _ := e.cdn.Current(ctx, e.site)
+	now, _ := e.CDN.Current(ctx, e.Site)
 	if now.Path != "/www/hand" {
 		t.Fatalf("origin path changed to %q", now.Path)
 	}
@@ -216,7 +188,7 @@ func TestInvalidationIdempotentByCallerReference(t *testing.T) {
 	e := newEnv(t, 0, 50*time.Millisecond)
 	ctx := context.Background()
 	mk := func() string {
-		out, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.site.DistributionID),
+		out, err := e.CF.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.Site.DistributionID),
 			InvalidationBatch: &cftypesBatch})
 		if err != nil {
 			t.Fatal(err)
@@ -238,21 +210,21 @@ func TestRetriesThroughFaults(t *testing.T) {
 	e := newEnvSeeded(t, 20*time.Millisecond, 20*time.Millisecond, 20261202)
 	ctx := context.Background()
 	e.put(t, "v1", "index.html", "one")
-	e.srv.SetFaults(localaws.Faults{ErrorRate: 0.2, ThrottleRate: 0.2, MaxStreak: 5})
+	e.AWS.SetFaults(localaws.Faults{ErrorRate: 0.2, ThrottleRate: 0.2, MaxStreak: 5})
 	for i := range 30 {
 		e.put(t, "v1", fmt.Sprintf("f%d.html", i), "x")
 	}
-	cur, err := e.cdn.Current(ctx, e.site)
+	cur, err := e.CDN.Current(ctx, e.Site)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range e.cdn.Plan(e.site, cur, "v1", "d1") {
+	for _, st := range e.CDN.Plan(e.Site, cur, "v1", "d1") {
 		if err := st.Run(ctx); err != nil {
 			t.Fatalf("%s under faults: %v", st.Phase, err)
 		}
 	}
-	e.srv.SetFaults(localaws.Faults{})
-	calls := e.srv.Calls()
+	e.AWS.SetFaults(localaws.Faults{})
+	calls := e.AWS.Calls()
 	if calls["s3 PutObject"] <= 31 {
 		t.Fatalf("expected retried PutObject calls, saw %d", calls["s3 PutObject"])
 	}
@@ -273,7 +245,7 @@ func TestS3ChecksumsBothWays(t *testing.T) {
 	ctx := context.Background()
 	body := strings.Repeat("0123456789", 10000)
 	// The SDK streams with a trailing checksum only over TLS.
-	tlsAPI := httptest.NewTLSServer(e.srv.Handler())
+	tlsAPI := httptest.NewTLSServer(e.AWS.Handler())
 	t.Cleanup(tlsAPI.Close)
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(cloud.StaticCredentials("AKIDLOCAL", "secret")))
@@ -296,7 +268,7 @@ func TestS3ChecksumsBothWays(t *testing.T) {
 			if _, err := tlsS3.PutObject(ctx, tc.in); err != nil {
 				t.Fatal(err)
 			}
-			out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: tc.in.Bucket, Key: tc.in.Key, ChecksumMode: "ENABLED"})
+			out, err := e.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: tc.in.Bucket, Key: tc.in.Key, ChecksumMode: "ENABLED"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -311,13 +283,13 @@ func TestS3ChecksumsBothWays(t *testing.T) {
 		})
 	}
 	// A wrong checksum is refused and nothing is stored.
-	_, err = e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad"),
+	_, err = e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad"),
 		Body: strings.NewReader(body), ChecksumSHA256: aws.String("q2FkOgzUe5hwP6PaVZMw+G7QY3dvbdyIf5PeqEQIHhI=")})
 	var ae interface{ ErrorCode() string }
 	if !errors.As(err, &ae) || ae.ErrorCode() != "BadDigest" {
 		t.Fatalf("bad checksum: %v", err)
 	}
-	if _, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad")}); err == nil {
+	if _, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("ck/bad")}); err == nil {
 		t.Fatal("object with a bad checksum was stored")
 	}
 }
@@ -331,7 +303,7 @@ func TestLargeFilesGoUpInParts(t *testing.T) {
 			var s3c *s3.Client
 			site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/"}
 			if server == "localaws" {
-				s3c = newEnv(t, 0, 0).s3
+				s3c = newEnv(t, 0, 0).S3
 			} else {
 				endpoint := testaws.StartVersityGW(t)
 				var err error
@@ -397,7 +369,7 @@ func checkPutFileSHA256(t *testing.T, s3c *s3.Client, site releases.Site) {
 
 func TestPutFileChecksSHA256(t *testing.T) {
 	e := newEnv(t, 0, 0)
-	checkPutFileSHA256(t, e.s3, e.site)
+	checkPutFileSHA256(t, e.S3, e.Site)
 }
 
 // A malformed manifest in the bucket is refused where it is read, and the
@@ -406,19 +378,19 @@ func TestInvalidManifestIsSkipped(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
 	for _, v := range []string{"v1", "v3"} {
-		if err := e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: v, PublishedAt: time.Now()}); err != nil {
+		if err := e.Bucket.WriteManifest(ctx, e.Site, &releases.Manifest{Version: v, PublishedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.site.Bucket), Key: aws.String(e.site.ManifestKey("v9")),
+	if _, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.ManifestKey("v9")),
 		Body: strings.NewReader(`{"version":"v9","files":[{"path":"../v1/index.html"}]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.bucket.ReadManifest(ctx, e.site, "v9"); releases.ErrorCode(err) != releases.EINVALID {
+	if _, err := e.Bucket.ReadManifest(ctx, e.Site, "v9"); releases.ErrorCode(err) != releases.EINVALID {
 		t.Fatalf("reading the bad manifest: %v", err)
 	}
-	ms, err := e.bucket.LatestManifests(ctx, e.site, 2)
+	ms, err := e.Bucket.LatestManifests(ctx, e.Site, 2)
 	if err != nil || len(ms) != 2 || ms[0].Version != "v3" || ms[1].Version != "v1" {
 		t.Fatalf("latest manifests: %v %v", ms, err)
 	}
@@ -430,20 +402,16 @@ func TestInvalidManifestIsSkipped(t *testing.T) {
 func TestRefusedManifestIsReadAgainOnlyOnceItChanges(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
-	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc := &releases.Service{Store: db, Bucket: e.bucket, Sites: []releases.Site{e.site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}}
+	e.OpenStore()
+	svc := e.Service
 	put := func(body string) {
-		if _, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.site.Bucket), Key: aws.String(e.site.ManifestKey("v9")),
+		if _, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.ManifestKey("v9")),
 			Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	put(`{"version":"v9","files":[{"path":"../v1/index.html","size":1}]}`)
-	gets := func() int { return e.srv.Calls()["s3 GetObject"] }
+	gets := func() int { return e.AWS.Calls()["s3 GetObject"] }
 	if _, err := svc.Sync(ctx, "www"); err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +440,7 @@ func TestManifestWriteRetriesAConditionalConflict(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPut, e.api.URL+"/"+e.site.Bucket+"/"+e.site.ManifestKey("v1"), pr)
+	req, _ := http.NewRequest(http.MethodPut, e.API+"/"+e.Site.Bucket+"/"+e.Site.ManifestKey("v1"), pr)
 	req.ContentLength = 1000
 	req.Header.Set("If-None-Match", "*")
 	first := make(chan error, 1)
@@ -488,7 +456,7 @@ func TestManifestWriteRetriesAConditionalConflict(t *testing.T) {
 	// (which cannot create the object) then meets the conflict.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		probe, _ := http.NewRequest(http.MethodPut, e.api.URL+"/"+e.site.Bucket+"/"+e.site.ManifestKey("v1"), strings.NewReader(""))
+		probe, _ := http.NewRequest(http.MethodPut, e.API+"/"+e.Site.Bucket+"/"+e.Site.ManifestKey("v1"), strings.NewReader(""))
 		probe.Header.Set("If-Match", `"nothing"`)
 		resp, err := http.DefaultClient.Do(probe)
 		if err != nil {
@@ -503,12 +471,12 @@ func TestManifestWriteRetriesAConditionalConflict(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	calls := e.srv.Calls()["s3 PutObject"]
+	calls := e.AWS.Calls()["s3 PutObject"]
 	done := make(chan error, 1)
 	go func() {
-		done <- e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: "v1", PublishedAt: time.Now()})
+		done <- e.Bucket.WriteManifest(ctx, e.Site, &releases.Manifest{Version: "v1", PublishedAt: time.Now()})
 	}()
-	for e.srv.Calls()["s3 PutObject"] == calls { // the manifest write has met the conflict
+	for e.AWS.Calls()["s3 PutObject"] == calls { // the manifest write has met the conflict
 		if time.Now().After(deadline) {
 			t.Fatal("the manifest write never reached the stand-in")
 		}
@@ -519,7 +487,7 @@ func TestManifestWriteRetriesAConditionalConflict(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the manifest write after a conflict: %v", err)
 	}
-	if m, err := e.bucket.ReadManifest(ctx, e.site, "v1"); err != nil || m.Version != "v1" {
+	if m, err := e.Bucket.ReadManifest(ctx, e.Site, "v1"); err != nil || m.Version != "v1" {
 		t.Fatalf("the release is not published: %v", err)
 	}
 }
@@ -530,29 +498,25 @@ func TestInvalidationQueuesBehindCloudFrontsLimit(t *testing.T) {
 	e := newEnv(t, 20*time.Millisecond, 1500*time.Millisecond)
 	ctx := context.Background()
 	e.put(t, "v1", "index.html", "v1")
-	if err := e.bucket.WriteManifest(ctx, e.site, &releases.Manifest{Version: "v1", PublishedAt: time.Now(),
+	if err := e.Bucket.WriteManifest(ctx, e.Site, &releases.Manifest{Version: "v1", PublishedAt: time.Now(),
 		Files: []releases.ManifestFile{{Path: "index.html", Size: 2}}}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 15 {
-		if _, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.site.DistributionID),
+		if _, err := e.CF.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.Site.DistributionID),
 			InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String(fmt.Sprintf("other-%d", i)),
 				Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.site.DistributionID),
+	_, err := e.CF.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(e.Site.DistributionID),
 		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String("one-too-many"), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}})
 	var tooMany *cftypes.TooManyInvalidationsInProgress
 	if !errors.As(err, &tooMany) {
 		t.Fatalf("a 16th wildcard invalidation in progress: %v", err)
 	}
-	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc := &releases.Service{Store: db, Bucket: e.bucket, Sites: []releases.Site{e.site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}}
+	e.OpenStore()
+	svc := e.Service
 	var notes []string
 	out, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, func(ev releases.Event) {
 		if ev.Type == releases.EventPhaseNote {
@@ -573,16 +537,16 @@ func TestInvalidationQueuesBehindCloudFrontsLimit(t *testing.T) {
 func TestWebsiteEndpointOriginIsRefused(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
-	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	dc, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dc.DistributionConfig.Origins.Items[0].DomainName = aws.String("site-bucket.s3-website-us-east-1.amazonaws.com")
-	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+	if _, err := e.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.Site.DistributionID), IfMatch: dc.ETag,
 		DistributionConfig: dc.DistributionConfig}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.cdn.Current(ctx, e.site)
+	_, err = e.CDN.Current(ctx, e.Site)
 	if releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "S3 website endpoint") || !strings.Contains(err.Error(), "site-bucket.s3.<region>.amazonaws.com") {
 		t.Fatalf("a website endpoint origin: %v", err)
 	}

@@ -18,12 +18,12 @@ import (
 func (e *kvsEnv) changeDist(t *testing.T, change func(*cftypes.DistributionConfig)) {
 	t.Helper()
 	ctx := context.Background()
-	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	dc, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	change(dc.DistributionConfig)
-	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+	if _, err := e.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.Site.DistributionID), IfMatch: dc.ETag,
 		DistributionConfig: dc.DistributionConfig}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func (e *kvsEnv) eventually(t *testing.T, pop int, path string, ok func(int, str
 
 func (e *kvsEnv) dist(t *testing.T) *cftypes.DistributionConfig {
 	t.Helper()
-	dc, err := e.cf.GetDistributionConfig(context.Background(), &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	dc, err := e.CF.GetDistributionConfig(context.Background(), &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +55,12 @@ func (e *kvsEnv) dist(t *testing.T) *cftypes.DistributionConfig {
 func (e *kvsEnv) publishOther(t *testing.T, name string) string {
 	t.Helper()
 	ctx := context.Background()
-	out, err := e.cf.CreateFunction(ctx, &cloudfront.CreateFunctionInput{Name: aws.String(name), FunctionCode: []byte("function handler(event) { return event.request; }"),
+	out, err := e.CF.CreateFunction(ctx, &cloudfront.CreateFunctionInput{Name: aws.String(name), FunctionCode: []byte("function handler(event) { return event.request; }"),
 		FunctionConfig: &cftypes.FunctionConfig{Comment: aws.String("someone else's"), Runtime: cftypes.FunctionRuntimeCloudfrontJs20}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := e.cf.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(name), IfMatch: out.ETag})
+	pub, err := e.CF.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(name), IfMatch: out.ETag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestKVSSetupCoversEveryBehaviourOfTheOrigin(t *testing.T) {
 	}
 	e.changeDist(t, behavior(other))
 	before := e.dist(t)
-	_, err := e.setup.Apply(ctx, e.site)
+	_, err := e.setup.Apply(ctx, e.Site)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "cache behavior /assets/* runs "+other) {
 		t.Fatalf("a foreign function on /assets/*: %v", err)
 	}
@@ -98,11 +98,11 @@ func TestKVSSetupCoversEveryBehaviourOfTheOrigin(t *testing.T) {
 	}
 
 	e.changeDist(t, behavior(""))
-	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatal(err)
 	}
 	e.deployed(t)
-	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+	if err := e.kvs.Preflight(ctx, e.Site); err != nil {
 		t.Fatalf("preflight after setup: %v", err)
 	}
 	for p := range e.pops {
@@ -113,7 +113,7 @@ func TestKVSSetupCoversEveryBehaviourOfTheOrigin(t *testing.T) {
 	// Someone takes the function off /assets/* later: promotes are
 	// refused until kvs-setup puts it back.
 	e.changeDist(t, behavior(""))
-	if err := e.kvs.Preflight(ctx, e.site); err == nil || !strings.Contains(err.Error(), "cache behavior /assets/* runs no function") {
+	if err := e.kvs.Preflight(ctx, e.Site); err == nil || !strings.Contains(err.Error(), "cache behavior /assets/* runs no function") {
 		t.Fatalf("preflight with /assets/* unrouted: %v", err)
 	}
 }
@@ -129,14 +129,14 @@ func TestKVSSetupAndCustomErrorPages(t *testing.T) {
 			{ErrorCode: aws.Int32(404), ResponsePagePath: aws.String("/index.html"), ResponseCode: aws.String("200")},
 			{ErrorCode: aws.Int32(503), ResponsePagePath: aws.String("/maintenance.html"), ResponseCode: aws.String("503")}}}
 	})
-	_, err := e.setup.Apply(ctx, e.site)
+	_, err := e.setup.Apply(ctx, e.Site)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "custom error response for 503 shows /maintenance.html") {
 		t.Fatalf("an error page that cannot resolve: %v", err)
 	}
 	e.changeDist(t, func(dc *cftypes.DistributionConfig) {
 		dc.CustomErrorResponses.Items, dc.CustomErrorResponses.Quantity = dc.CustomErrorResponses.Items[:1], aws.Int32(1)
 	})
-	rep, err := e.setup.Apply(ctx, e.site)
+	rep, err := e.setup.Apply(ctx, e.Site)
 	if err != nil || !rep.ErrorPages {
 		t.Fatalf("setup: %+v %v", rep, err)
 	}
@@ -156,13 +156,13 @@ func TestKVSSetupAndCustomErrorPages(t *testing.T) {
 	e.put(t, "v2", "index.html", "v2")
 	e.deployed(t)
 	kvs := *e.kvs
-	kvs.Pages = e.bucket
+	kvs.Pages = e.Bucket
 	for _, v := range []string{"v1", "v2"} {
-		cur, err := kvs.Current(ctx, e.site)
+		cur, err := kvs.Current(ctx, e.Site)
 		if err != nil {
 			t.Fatal(err)
 		}
-		steps := kvs.Plan(e.site, cur, v, "d-"+v)
+		steps := kvs.Plan(e.Site, cur, v, "d-"+v)
 		if steps[0].Phase != cloud.PhaseLivePage {
 			t.Fatalf("the first step is %s", steps[0].Phase)
 		}
@@ -193,10 +193,10 @@ func TestRouterSwapsWithTheKVSFunction(t *testing.T) {
 	e.put(t, "v1", "docs/index.html", "docs v1")
 	e.put(t, "v1", "404.html", "gone v1")
 	e.setOriginPath(t, "/www/v1")
-	op := e.site
+	op := e.Site
 	op.Strategy = releases.DefaultStrategy
-	rs := &cloud.RoutingSetup{CF: e.cf, PollInterval: 10 * e.cdn.PollInterval}
-	if _, err := rs.Apply(ctx, e.site); releases.ErrorCode(err) != releases.EINVALID {
+	rs := &cloud.RoutingSetup{CF: e.CF, PollInterval: 10 * e.CDN.PollInterval}
+	if _, err := rs.Apply(ctx, e.Site); releases.ErrorCode(err) != releases.EINVALID {
 		t.Fatalf("routing-setup on a kvs site: %v", err)
 	}
 	rep, err := rs.Apply(ctx, op)
@@ -211,7 +211,7 @@ func TestRouterSwapsWithTheKVSFunction(t *testing.T) {
 			t.Fatalf("origin-path %s: %q, want %q", path, b, want)
 		}
 	}
-	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatalf("kvs-setup over the router: %v", err)
 	}
 	e.deployed(t)
@@ -237,16 +237,16 @@ func TestKVSResumeInTheLivePagePhase(t *testing.T) {
 	e := newKVSEnv(t)
 	ctx := context.Background()
 	kvs := *e.kvs
-	kvs.Pages = e.bucket
-	_, _, err := kvs.Resume(ctx, e.site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
+	kvs.Pages = e.Bucket
+	_, _, err := kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "nothing changed") {
 		t.Fatalf("resume before the key: %v", err)
 	}
-	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatal(err)
 	}
-	e.run(t, kvs.Plan(e.site, releases.Current{}, "v2", "d1"))
-	steps, flipped, err := kvs.Resume(ctx, e.site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
+	e.run(t, kvs.Plan(e.Site, releases.Current{}, "v2", "d1"))
+	steps, flipped, err := kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
 	if err != nil || !flipped || len(steps) != 1 || steps[0].Phase != cloud.PhaseKeyPropagate {
 		t.Fatalf("resume after the key: %v %v %v", steps, flipped, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testenv"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 )
@@ -32,36 +32,18 @@ type kvsEnv struct {
 func newKVSEnv(t *testing.T) *kvsEnv {
 	t.Helper()
 	const pops = 4
-	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: 50 * time.Millisecond, Invalidation: 20 * time.Millisecond,
-		Pops: pops, KVSPropagation: 400 * time.Millisecond})
+	e := &env{testenv.New(t, testenv.Options{AWS: localaws.Options{Propagation: 50 * time.Millisecond, Invalidation: 20 * time.Millisecond,
+		Pops: pops, KVSPropagation: 400 * time.Millisecond}, Provision: true, MaxAttempts: 8, Edge: true})}
+	kvsc, err := cloud.NewKVSClient(context.Background(), e.Settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httptest.NewServer(srv.Handler())
-	t.Cleanup(api.Close)
-	edge := httptest.NewServer(srv.Edge())
-	t.Cleanup(edge.Close)
-	ctx := context.Background()
-	st := cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AKIDLOCAL", "secret"), MaxAttempts: 8}
-	s3c, cfc, err := cloud.NewClients(ctx, st)
+	arn, err := e.AWS.EnsureKVS("deploybot")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvsc, err := cloud.NewKVSClient(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := localaws.Provision(ctx, s3c, cfc, "site-bucket", t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn, err := srv.EnsureKVS("deploybot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: id, Strategy: cloud.StrategyKVS, KVSARN: arn, Routing: releases.DefaultRouting}
-	e := &env{srv: srv, api: api, edge: edge, s3: s3c, cf: cfc, site: site,
-		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}}
+	e.Site.Strategy, e.Site.KVSARN, e.Site.Routing = cloud.StrategyKVS, arn, releases.DefaultRouting
+	cfc := e.CF
 	return &kvsEnv{env: e, kvsc: kvsc, kvs: &cloud.KVS{Client: kvsc, CF: cfc, Propagation: 400 * time.Millisecond}, pops: pops,
 		setup: &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 10 * time.Millisecond}}
 }
@@ -69,7 +51,7 @@ func newKVSEnv(t *testing.T) *kvsEnv {
 // at asks PoP pop for path.
 func (e *kvsEnv) at(t *testing.T, pop int, path string, cookie string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.edge.URL+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, e.Edge+path, nil)
 	req.Header.Set(localaws.PopHeader, fmt.Sprint(pop))
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
@@ -87,7 +69,7 @@ func (e *kvsEnv) deployed(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		d, err := e.cf.GetDistribution(context.Background(), &cloudfront.GetDistributionInput{Id: aws.String(e.site.DistributionID)})
+		d, err := e.CF.GetDistribution(context.Background(), &cloudfront.GetDistributionInput{Id: aws.String(e.Site.DistributionID)})
 		if err == nil && aws.ToString(d.Distribution.Status) == "Deployed" {
 			return
 		}
@@ -101,12 +83,12 @@ func (e *kvsEnv) deployed(t *testing.T) {
 func (e *kvsEnv) setOriginPath(t *testing.T, path string) {
 	t.Helper()
 	ctx := context.Background()
-	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	dc, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dc.DistributionConfig.Origins.Items[0].OriginPath = aws.String(path)
-	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+	if _, err := e.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.Site.DistributionID), IfMatch: dc.ETag,
 		DistributionConfig: dc.DistributionConfig}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +115,13 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	// A distribution that serves a folder that is no release of the site
 	// is not switched: that would stop serving it.
 	e.setOriginPath(t, "/legacy-site")
-	if _, err := e.setup.Apply(ctx, e.site); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), `origin path "/legacy-site"`) {
+	if _, err := e.setup.Apply(ctx, e.Site); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), `origin path "/legacy-site"`) {
 		t.Fatalf("setup over a folder that is no release: %v", err)
 	}
 	// Live by origin path first, as a site is before it moves to kvs.
-	cur, _ := e.cdn.Current(ctx, e.site)
-	e.run(t, e.cdn.Plan(e.site, cur, "v1", "d1"))
-	rep, err := e.setup.Apply(ctx, e.site)
+	cur, _ := e.CDN.Current(ctx, e.Site)
+	e.run(t, e.CDN.Plan(e.Site, cur, "v1", "d1"))
+	rep, err := e.setup.Apply(ctx, e.Site)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,28 +142,28 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	}
 	// CloudFront refuses an association with a function that is not
 	// published; so does the stand-in.
-	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	dc, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dc.DistributionConfig.DefaultCacheBehavior.FunctionAssociations.Items[0].FunctionARN = aws.String("arn:aws:cloudfront::123456789012:function/nope")
-	_, err = e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag, DistributionConfig: dc.DistributionConfig})
+	_, err = e.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.Site.DistributionID), IfMatch: dc.ETag, DistributionConfig: dc.DistributionConfig})
 	var ifa *cftypes.InvalidFunctionAssociation
 	if !errors.As(err, &ifa) {
 		t.Fatalf("association with an unknown function: %v", err)
 	}
-	again, err := e.setup.Apply(ctx, e.site)
+	again, err := e.setup.Apply(ctx, e.Site)
 	if err != nil || again.Created || again.KeyWritten || again.Associated {
 		t.Fatalf("second setup: %+v %v", again, err)
 	}
 
 	// A preview token in the header serves v2 to that request alone.
-	key, err := e.kvs.PreviewKey(ctx, e.site)
+	key, err := e.kvs.PreviewKey(ctx, e.Site)
 	if err != nil || len(key) != 64 {
 		t.Fatalf("preview key %q %v", key, err)
 	}
 	token := releases.PreviewToken(key, "www", "v2", time.Now().Add(time.Minute).Unix())
-	req, _ := http.NewRequest(http.MethodGet, e.edge.URL+"/", nil)
+	req, _ := http.NewRequest(http.MethodGet, e.Edge+"/", nil)
 	req.Header.Set("X-Deploybot-Preview", token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -200,11 +182,11 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 		t.Fatalf("a token signed with another key was honoured: %q", b)
 	}
 
-	cur, err = e.kvs.Current(ctx, e.site)
+	cur, err = e.kvs.Current(ctx, e.Site)
 	if err != nil || cur.Version != "v1" {
 		t.Fatalf("current %+v %v", cur, err)
 	}
-	steps := e.kvs.Plan(e.site, cur, "v2", "d2")
+	steps := e.kvs.Plan(e.Site, cur, "v2", "d2")
 	if len(steps) != 2 || steps[0].Phase != cloud.PhaseKeyWrite || !steps[0].Flips {
 		t.Fatalf("steps %+v", steps)
 	}
@@ -232,27 +214,27 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 		}
 	}
 	// Someone writes the key by hand: the next flip stops, changing nothing.
-	cur, _ = e.kvs.Current(ctx, e.site)
-	desc, _ := e.kvsc.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(e.site.KVSARN)})
-	if _, err := e.kvsc.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(e.site.KVSARN), Key: aws.String("www"), Value: aws.String("v1"), IfMatch: desc.ETag}); err != nil {
+	cur, _ = e.kvs.Current(ctx, e.Site)
+	desc, _ := e.kvsc.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(e.Site.KVSARN)})
+	if _, err := e.kvsc.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(e.Site.KVSARN), Key: aws.String("www"), Value: aws.String("v1"), IfMatch: desc.ETag}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.kvsc.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(e.site.KVSARN), Key: aws.String("www"), Value: aws.String("v2"), IfMatch: desc.ETag}); err == nil {
+	if _, err := e.kvsc.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(e.Site.KVSARN), Key: aws.String("www"), Value: aws.String("v2"), IfMatch: desc.ETag}); err == nil {
 		t.Fatal("a stale ETag was accepted")
 	}
-	err = e.kvs.Plan(e.site, cur, "v3", "d3")[0].Run(ctx)
+	err = e.kvs.Plan(e.Site, cur, "v3", "d3")[0].Run(ctx)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "changed by someone else") {
 		t.Fatalf("flip over a hand change: %v", err)
 	}
-	if now, _ := e.kvs.Current(ctx, e.site); now.Version != "v1" {
+	if now, _ := e.kvs.Current(ctx, e.Site); now.Version != "v1" {
 		t.Fatalf("the hand change was overwritten: %+v", now)
 	}
 	// Resume: a deploy stopped before its write changed nothing.
-	_, _, err = e.kvs.Resume(ctx, e.site, releases.Deploy{Phase: cloud.PhaseKeyWrite, From: "v1", FromPath: "v1", To: "v2"})
+	_, _, err = e.kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseKeyWrite, From: "v1", FromPath: "v1", To: "v2"})
 	if err == nil || !strings.Contains(err.Error(), "nothing changed") {
 		t.Fatalf("resume before the write: %v", err)
 	}
-	steps, flipped, err := e.kvs.Resume(ctx, e.site, releases.Deploy{Phase: cloud.PhaseKeyPropagate, From: "v2", FromPath: "v2", To: "v1"})
+	steps, flipped, err := e.kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseKeyPropagate, From: "v2", FromPath: "v2", To: "v1"})
 	if err != nil || !flipped || len(steps) != 1 || steps[0].Phase != cloud.PhaseKeyPropagate {
 		t.Fatalf("resume after the write: %v %v %v", steps, flipped, err)
 	}
@@ -284,13 +266,13 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	e.put(t, "v1", "index.html", "index of v1")
 	notReady := func(step, want string) {
 		t.Helper()
-		err := e.kvs.Preflight(ctx, e.site)
+		err := e.kvs.Preflight(ctx, e.Site)
 		if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "deploybot kvs-setup --site www --apply") {
 			t.Fatalf("%s: preflight said %v, want %q and the command to run", step, err, want)
 		}
 	}
 	notReady("before kvs-setup", "function deploybot-www is not published")
-	rep, err := e.setup.Apply(ctx, e.site)
+	rep, err := e.setup.Apply(ctx, e.Site)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,21 +280,21 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 		t.Fatalf("setup of a new site: %+v", rep)
 	}
 	// kvs-setup is done when the distribution is Deployed, as it says.
-	d, err := e.cf.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(e.site.DistributionID)})
+	d, err := e.CF.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil || aws.ToString(d.Distribution.Status) != "Deployed" {
 		t.Fatalf("right after kvs-setup the distribution is %v (%v), want Deployed", aws.ToString(d.Distribution.Status), err)
 	}
 	if c, b, _ := e.at(t, 0, "/", ""); c != 503 || b != "no live release" {
 		t.Fatalf("before the first promote: %d %q", c, b)
 	}
-	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+	if err := e.kvs.Preflight(ctx, e.Site); err != nil {
 		t.Fatalf("preflight after kvs-setup: %v", err)
 	}
-	cur, err := e.kvs.Current(ctx, e.site)
+	cur, err := e.kvs.Current(ctx, e.Site)
 	if err != nil || cur != (releases.Current{}) {
 		t.Fatalf("current before the first promote: %+v %v", cur, err)
 	}
-	e.run(t, e.kvs.Plan(e.site, cur, "v1", "d1"))
+	e.run(t, e.kvs.Plan(e.Site, cur, "v1", "d1"))
 	for p := range e.pops {
 		if c, b, _ := e.at(t, p, "/", ""); c != 200 || b != "index of v1" {
 			t.Fatalf("pop %d after the first promote: %d %q", p, c, b)
@@ -326,36 +308,36 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	e.setOriginPath(t, "")
 	// A function whose published code is not what this deploybot
 	// generates (edited by hand, or made by an older version).
-	fn, err := e.cf.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String("deploybot-www"), Stage: cftypes.FunctionStageDevelopment})
+	fn, err := e.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String("deploybot-www"), Stage: cftypes.FunctionStageDevelopment})
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _ := cloud.FunctionCode(e.site, cloud.KVSID(e.site.KVSARN))
-	up, err := e.cf.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String("deploybot-www"), IfMatch: fn.ETag,
+	code, _ := cloud.FunctionCode(e.Site, cloud.KVSID(e.Site.KVSARN))
+	up, err := e.CF.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String("deploybot-www"), IfMatch: fn.ETag,
 		FunctionCode: []byte(code + "\n// edited\n"), FunctionConfig: fn.FunctionSummary.FunctionConfig})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+	if err := e.kvs.Preflight(ctx, e.Site); err != nil {
 		t.Fatalf("an unpublished edit is not what the edge runs, yet preflight refused: %v", err)
 	}
-	if _, err := e.cf.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String("deploybot-www"), IfMatch: up.ETag}); err != nil {
+	if _, err := e.CF.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String("deploybot-www"), IfMatch: up.ETag}); err != nil {
 		t.Fatal(err)
 	}
 	notReady("edited function", "published code of function deploybot-www is not what this version of deploybot generates")
-	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.kvs.Preflight(ctx, e.site); err != nil {
+	if err := e.kvs.Preflight(ctx, e.Site); err != nil {
 		t.Fatalf("preflight after kvs-setup ran again: %v", err)
 	}
 	// A distribution that runs no function.
-	dc, err := e.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.site.DistributionID)})
+	dc, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dc.DistributionConfig.DefaultCacheBehavior.FunctionAssociations = &cftypes.FunctionAssociations{Quantity: aws.Int32(0)}
-	if _, err := e.cf.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.site.DistributionID), IfMatch: dc.ETag,
+	if _, err := e.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(e.Site.DistributionID), IfMatch: dc.ETag,
 		DistributionConfig: dc.DistributionConfig}); err != nil {
 		t.Fatal(err)
 	}
@@ -369,15 +351,15 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 func TestPreviewFunctionHardening(t *testing.T) {
 	e := newKVSEnv(t)
 	ctx := context.Background()
-	e.site.URL = "https://www.example.com"
+	e.Site.URL = "https://www.example.com"
 	e.put(t, "v1", "index.html", "index of v1")
 	e.put(t, "v2", "index.html", "index of v2")
-	if _, err := e.setup.Apply(ctx, e.site); err != nil {
+	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatal(err)
 	}
 	e.deployed(t)
-	e.run(t, e.kvs.Plan(e.site, releases.Current{}, "v1", "d1"))
-	key, err := e.kvs.PreviewKey(ctx, e.site)
+	e.run(t, e.kvs.Plan(e.Site, releases.Current{}, "v1", "d1"))
+	key, err := e.kvs.PreviewKey(ctx, e.Site)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,11 +191,11 @@ func TestPruneOnLocalAWS(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	now := time.Now()
 	e.put(t, "v12", "index.html", "x") // make the folder exist before the flip
-	cur, _ := e.cdn.Current(context.Background(), e.site)
-	if err := e.cdn.Plan(e.site, cur, "v12", "d")[0].Run(context.Background()); err != nil {
+	cur, _ := e.CDN.Current(context.Background(), e.Site)
+	if err := e.CDN.Plan(e.Site, cur, "v12", "d")[0].Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	pe := newPruneEnv(t, e.s3, e.cdn, e.site, now)
+	pe := newPruneEnv(t, e.S3, e.CDN, e.Site, now)
 	// the extra index.html of v12 counts as one of its objects
 	runPruneScenario(t, pe)
 }
@@ -221,32 +221,32 @@ func TestPruneOnVersityGW(t *testing.T) {
 func TestInterruptedPruneIsFinishedByTheNextRun(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
-	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: e.api.URL,
+	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: e.API,
 		Credentials: cloud.StaticCredentials("AKIDLOCAL", "secret"), MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pe := newPruneEnv(t, s3c, staticCDN{site: e.site, version: "v07"}, e.site, time.Now())
+	pe := newPruneEnv(t, s3c, staticCDN{site: e.Site, version: "v07"}, e.Site, time.Now())
 	pe.svc.Sites[0].Retention.Keep = 5
 	seedReleases(t, pe, 7, 2500) // 3 DeleteObjects batches per release
 	// The second DeleteObjects call (the middle of the first release) and
 	// every one after it fail.
-	e.srv.SetFaults(localaws.Faults{ErrorRate: 1, Only: "s3 DeleteObjects", Skip: 1})
+	e.AWS.SetFaults(localaws.Faults{ErrorRate: 1, Only: "s3 DeleteObjects", Skip: 1})
 	rep, err := pe.svc.Prune(ctx, releases.PruneRequest{Site: "www", Actor: "test"})
 	if err == nil || rep.Failures == 0 {
 		t.Fatalf("a failing prune reported success: %+v", rep)
 	}
 	// Objects are gone only in part, and the manifest (deleted last) is still there.
-	if n := len(pe.keys(t, e.site.ReleasePath("v01"))); n == 0 || n == 2500 {
+	if n := len(pe.keys(t, e.Site.ReleasePath("v01"))); n == 0 || n == 2500 {
 		t.Fatalf("v01 has %d objects left; the fault did not hit the middle", n)
 	}
-	if _, err := pe.bucket.ReadManifest(ctx, e.site, "v01"); err != nil {
+	if _, err := pe.bucket.ReadManifest(ctx, e.Site, "v01"); err != nil {
 		t.Fatalf("manifest of a half-pruned release is gone: %v", err)
 	}
 	if l, _ := pe.db.Lock(ctx, "www"); l != nil {
 		t.Fatalf("the prune's lock was kept: %+v", l)
 	}
-	e.srv.SetFaults(localaws.Faults{})
+	e.AWS.SetFaults(localaws.Faults{})
 	rep, err = pe.svc.Prune(ctx, releases.PruneRequest{Site: "www", Actor: "test"})
 	if err != nil || rep.Failures != 0 {
 		t.Fatalf("second run: %+v %v", rep, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,40 +12,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testenv"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
 )
 
 type env struct {
-	srv  *localaws.Server
-	s3   *s3.Client
-	pub  *publish.Publisher
-	b    *cloud.S3Bucket
-	site releases.Site
+	*testenv.Env
+	pub *publish.Publisher
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, localaws.Options{}) }
 
 // newEnvWith is newEnv on a stand-in with opts (its DataDir is set here).
 func newEnvWith(t *testing.T, opts localaws.Options) *env {
-	opts.DataDir = t.TempDir()
-	srv, err := localaws.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.EnsureSite("EPUB", "pub"); err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(srv.Handler())
-	t.Cleanup(api.Close)
-	s3c, _, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("a", "b")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &cloud.S3Bucket{Client: s3c}
-	return &env{srv: srv, s3: s3c, b: b, pub: &publish.Publisher{Bucket: b}, site: releases.Site{Name: "www", Bucket: "pub", Prefix: "www/"}}
+	e := testenv.New(t, testenv.Options{AWS: opts, Site: releases.Site{Bucket: "pub", DistributionID: "EPUB"}, MaxAttempts: 6})
+	return &env{Env: e, pub: &publish.Publisher{Bucket: e.Bucket}}
 }
 
 func writeSite(t *testing.T, files map[string]string) string {
@@ -65,7 +47,7 @@ func writeSite(t *testing.T, files map[string]string) string {
 
 func (e *env) get(t *testing.T, key string) (string, *s3.GetObjectOutput) {
 	t.Helper()
-	out, err := e.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("pub"), Key: aws.String(key)})
+	out, err := e.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("pub"), Key: aws.String(key)})
 	if err != nil {
 		t.Fatalf("%s: %v", key, err)
 	}
@@ -81,7 +63,7 @@ func TestUnchangedFilesAreCopiedNotSent(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		files[fmt.Sprintf("pages/p%03d.html", i)] = strings.Repeat(fmt.Sprintf("page %d ", i), 50)
 	}
-	r1, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: writeSite(t, files)})
+	r1, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: writeSite(t, files)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +72,7 @@ func TestUnchangedFilesAreCopiedNotSent(t *testing.T) {
 	}
 	files["pages/p007.html"] = "changed"
 	files["pages/p150.html"] = "changed too"
-	r2, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v2", Dir: writeSite(t, files)})
+	r2, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v2", Dir: writeSite(t, files)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +88,7 @@ func TestUnchangedFilesAreCopiedNotSent(t *testing.T) {
 			t.Fatalf("%s: %q %q %q", name, got, aws.ToString(out.CacheControl), aws.ToString(out.ContentType))
 		}
 	}
-	if calls := e.srv.Calls(); calls["s3 CopyObject"] != 198 {
+	if calls := e.AWS.Calls(); calls["s3 CopyObject"] != 198 {
 		t.Fatalf("CopyObject calls %d", calls["s3 CopyObject"])
 	}
 }
@@ -122,7 +104,7 @@ func TestCacheRulesAndDryRun(t *testing.T) {
 		{Match: "docs/*.html", CacheControl: "public, s-maxage=60, max-age=0"},
 		{Match: "*.html", CacheControl: "public, s-maxage=30"},
 	}
-	res, err := e.pub.Publish(context.Background(), publish.Request{Site: e.site, Version: "v1", Dir: dir, Rules: rules, DryRun: true})
+	res, err := e.pub.Publish(context.Background(), publish.Request{Site: e.Site, Version: "v1", Dir: dir, Rules: rules, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,14 +121,14 @@ func TestCacheRulesAndDryRun(t *testing.T) {
 			t.Errorf("%s: %+v, want rule %q cache %q encoding %q", p.Path, p, w[0], w[1], w[2])
 		}
 	}
-	if calls := e.srv.Calls(); calls["s3 PutObject"] != 0 {
+	if calls := e.AWS.Calls(); calls["s3 PutObject"] != 0 {
 		t.Fatalf("the dry run uploaded %d files", calls["s3 PutObject"])
 	}
-	if _, err := e.b.ReadManifest(context.Background(), e.site, "v1"); err == nil {
+	if _, err := e.Bucket.ReadManifest(context.Background(), e.Site, "v1"); err == nil {
 		t.Fatal("the dry run wrote a manifest")
 	}
 	// The real run sets those headers on the objects.
-	if _, err := e.pub.Publish(context.Background(), publish.Request{Site: e.site, Version: "v1", Dir: dir, Rules: rules}); err != nil {
+	if _, err := e.pub.Publish(context.Background(), publish.Request{Site: e.Site, Version: "v1", Dir: dir, Rules: rules}); err != nil {
 		t.Fatal(err)
 	}
 	_, out := e.get(t, "www/v1/assets/big.js.br")
@@ -167,7 +149,7 @@ func TestSkewProtectionCarriesFingerprintedAssets(t *testing.T) {
 		})
 	}
 	pub := func(v, hash string, skew int) *publish.Result {
-		res, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: v, Dir: build(v, hash), SkewReleases: skew})
+		res, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: v, Dir: build(v, hash), SkewReleases: skew})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +161,7 @@ func TestSkewProtectionCarriesFingerprintedAssets(t *testing.T) {
 		t.Fatalf("v2 carried %d", r2.Carried)
 	}
 	pub("v3", "33333333", 2)
-	m3, err := e.b.ReadManifest(ctx, e.site, "v3")
+	m3, err := e.Bucket.ReadManifest(ctx, e.Site, "v3")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,13 +46,13 @@ func buildTree(t *testing.T, outside bool) (dir, secret string) {
 
 func (e *env) keys(t *testing.T, version string) []string {
 	t.Helper()
-	out, err := e.s3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("pub"), Prefix: aws.String(e.site.ReleasePath(version))})
+	out, err := e.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("pub"), Prefix: aws.String(e.Site.ReleasePath(version))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var keys []string
 	for _, o := range out.Contents {
-		keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), e.site.ReleasePath(version)))
+		keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), e.Site.ReleasePath(version)))
 	}
 	return keys
 }
@@ -66,7 +66,7 @@ func TestPublishReadsOnlyTheBuildDirectory(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	dir, secret := buildTree(t, true)
-	_, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: dir})
+	_, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: dir})
 	if releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "sub/creds.txt -> "+secret) ||
 		!strings.Contains(err.Error(), "dangling (leads nowhere)") || !strings.Contains(err.Error(), "nothing was uploaded") {
 		t.Fatalf("a link to a file outside the directory: %v", err)
@@ -75,13 +75,13 @@ func TestPublishReadsOnlyTheBuildDirectory(t *testing.T) {
 		t.Fatalf("a refused publish uploaded %v", keys)
 	}
 	// Following outside links is a choice; a dangling link is still refused.
-	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: dir, Inputs: publish.Inputs{FollowExternalLinks: true}}); err == nil ||
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: dir, Inputs: publish.Inputs{FollowExternalLinks: true}}); err == nil ||
 		!strings.Contains(err.Error(), "dangling (leads nowhere)") || strings.Contains(err.Error(), "creds") {
 		t.Fatalf("--follow-external-links with a dangling link: %v", err)
 	}
 
 	dir, _ = buildTree(t, false)
-	res, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: dir, Inputs: publish.Inputs{Exclude: []string{"*.map", "drafts/"}}})
+	res, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: dir, Inputs: publish.Inputs{Exclude: []string{"*.map", "drafts/"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestPublishReadsOnlyTheBuildDirectory(t *testing.T) {
 		}
 	}
 	// --include-hidden publishes the hidden files, never the loop.
-	res, err = e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v2", Dir: dir, Inputs: publish.Inputs{IncludeHidden: true}})
+	res, err = e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v2", Dir: dir, Inputs: publish.Inputs{IncludeHidden: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPublishReadsOnlyTheBuildDirectory(t *testing.T) {
 	if got := e.keys(t, "v2"); !slices.Contains(got, ".git/config") || !slices.Contains(got, ".env.local") || !slices.Contains(got, "sub/app.js.map") {
 		t.Fatalf("--include-hidden published %v", got)
 	}
-	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v3", Dir: dir, Inputs: publish.Inputs{Exclude: []string{"[x"}}}); releases.ErrorCode(err) != releases.EINVALID {
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v3", Dir: dir, Inputs: publish.Inputs{Exclude: []string{"[x"}}}); releases.ErrorCode(err) != releases.EINVALID {
 		t.Fatalf("a bad pattern: %v", err)
 	}
 }
@@ -127,10 +127,10 @@ func TestCopiesOfFilesWithAwkwardNames(t *testing.T) {
 	ctx := context.Background()
 	files := map[string]string{"a+b.js": "plus", "c d.css": "space", "e%41.txt": "percent", "ü/ñ.html": "utf-8", "x&y=z;q.txt": "punct"}
 	dir := writeSite(t, files)
-	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v1", Dir: dir}); err != nil {
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.pub.Publish(ctx, publish.Request{Site: e.site, Version: "v2", Dir: dir})
+	res, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v2", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestCopiesOfFilesWithAwkwardNames(t *testing.T) {
 		t.Fatalf("second publish of the same files: %d copied, %d uploaded, want all %d copied", res.Copied, res.Uploaded, len(files))
 	}
 	for name, body := range files {
-		if got, _ := e.get(t, e.site.ReleasePath("v2")+name); got != body {
+		if got, _ := e.get(t, e.Site.ReleasePath("v2")+name); got != body {
 			t.Fatalf("%s in v2: %q, want %q", name, got, body)
 		}
 	}
@@ -149,14 +149,14 @@ func TestCopiesOfFilesWithAwkwardNames(t *testing.T) {
 // larger than that is sent again rather than failing the publish.
 func TestUnchangedFilesTooLargeToCopyAreSentAgain(t *testing.T) {
 	e := newEnvWith(t, localaws.Options{MaxCopySize: 1024})
-	s3c, site := e.s3, e.site
+	s3c, site := e.S3, e.Site
 	ctx := context.Background()
 	big := strings.Repeat("x", 2048)
 	dir := writeSite(t, map[string]string{"small.txt": "small", "big.bin": big})
 	if _, err := s3c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("pub"), Key: aws.String("probe"), CopySource: aws.String("pub/nothing")}); err == nil {
 		t.Fatal("a copy of a missing object succeeded")
 	}
-	pub := &publish.Publisher{Bucket: e.b, MaxCopySize: 1024}
+	pub := &publish.Publisher{Bucket: e.Bucket, MaxCopySize: 1024}
 	if _, err := pub.Publish(ctx, publish.Request{Site: site, Version: "v1", Dir: dir}); err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestAPIPromoteStreamsAndRefusesWhileBusy(t *testing.T) {
 		})
 		done <- err
 	}()
-	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.db.Lock(ctx, "www"); return l != nil })
+	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.Store.Lock(ctx, "www"); return l != nil })
 	_, err := c.Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v2", Actor: "bob"}, nil)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "alice") {
 		t.Fatalf("second deploy: %v", err)
@@ -283,7 +283,7 @@ func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
 	if _, err := e.client().PinRelease(ctx, "www", "v1", "", "keep"); err != nil {
 		t.Fatal(err)
 	}
-	vs, _ := e.svc.Versions(ctx, "www")
+	vs, _ := e.Service.Versions(ctx, "www")
 	if vs[0].Pin == nil || vs[0].Pin.By != "api" {
 		t.Fatalf("a pin with no actor: %+v", vs[0].Pin)
 	}

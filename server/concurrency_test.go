@@ -58,10 +58,10 @@ func TestFiftyConcurrentPromotes(t *testing.T) {
 	if ran != 1 || refused != 49 || len(others) != 0 {
 		t.Fatalf("ran %d, refused %d, other outcomes %v", ran, refused, errors.Join(others...))
 	}
-	if l, _ := e.db.Lock(ctx, "www"); l != nil {
+	if l, _ := e.Store.Lock(ctx, "www"); l != nil {
 		t.Fatalf("lock left: %+v", l)
 	}
-	ds, _ := e.db.Deploys(ctx, "www", 0)
+	ds, _ := e.Store.Deploys(ctx, "www", 0)
 	if len(ds) != 1 || ds[0].Phase != releases.PhaseDone {
 		t.Fatalf("deploys recorded: %+v", ds)
 	}
@@ -76,14 +76,14 @@ func TestDeploysUnderFaults(t *testing.T) {
 	e.publish("v1", "v2", "v3")
 	e.start()
 	e.flow()
-	e.aws.SetFaults(localaws.Faults{ErrorRate: 0.1, ThrottleRate: 0.1})
+	e.AWS.SetFaults(localaws.Faults{ErrorRate: 0.1, ThrottleRate: 0.1})
 	ctx := context.Background()
 	done, failed := 0, 0
 	refused := 0
 	for i, v := range []string{"v1", "v2", "v3", "v1", "v2", "v3", "v1", "v2"} {
-		before, _ := e.db.Deploys(ctx, "www", 0)
+		before, _ := e.Store.Deploys(ctx, "www", 0)
 		out, err := e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: v, Actor: "chaos"}, nil)
-		after, _ := e.db.Deploys(ctx, "www", 0)
+		after, _ := e.Store.Deploys(ctx, "www", 0)
 		switch {
 		case len(after) == len(before) && err == nil:
 			// An earlier promote failed or was refused, so v is live
@@ -102,13 +102,13 @@ func TestDeploysUnderFaults(t *testing.T) {
 		default:
 			t.Fatalf("deploy %d to %s: %v, record %+v", i, v, err, after[0])
 		}
-		if l, _ := e.db.Lock(ctx, "www"); l != nil {
+		if l, _ := e.Store.Lock(ctx, "www"); l != nil {
 			t.Fatalf("lock left after deploy %d: %+v", i, l)
 		}
 	}
-	e.aws.SetFaults(localaws.Faults{})
-	live, _, _ := e.db.Live(ctx, "www")
-	if cur, _ := e.cdn.Current(ctx, e.site); cur.Version != live.Version {
+	e.AWS.SetFaults(localaws.Faults{})
+	live, _, _ := e.Store.Live(ctx, "www")
+	if cur, _ := e.CDN.Current(ctx, e.Site); cur.Version != live.Version {
 		t.Fatalf("store says %q is live, the distribution serves %q", live.Version, cur.Version)
 	}
 	t.Logf("under 20%% faults: %d deploys done, %d failed cleanly, %d refused before starting", done, failed, refused)

@@ -29,11 +29,11 @@ func TestHook(t *testing.T) {
 	e.publish("v1")
 	// v3's manifest names its commit; v1's does not (published without
 	// --commit), so the notice supplies it.
-	if err := e.bucket.WriteManifest(context.Background(), e.site, &releases.Manifest{Version: "v3", Commit: "def456", PublishedAt: e.clk.Now(),
+	if err := e.Bucket.WriteManifest(context.Background(), e.Site, &releases.Manifest{Version: "v3", Commit: "def456", PublishedAt: e.clk.Now(),
 		Files: []releases.ManifestFile{}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.bucket.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e.site.Bucket), Key: aws.String(e.site.ManifestKey("v4")),
+	if _, err := e.Bucket.Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.ManifestKey("v4")),
 		Body: strings.NewReader(`{"version":"v4","files":[{"path":"../../etc/passwd","size":1}]}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +88,11 @@ func TestHook(t *testing.T) {
 			}
 		})
 	}
-	rel, err := e.db.Release(context.Background(), "www", "v1")
+	rel, err := e.Store.Release(context.Background(), "www", "v1")
 	if err != nil || rel.Commit != "abc" || rel.Message != "first" {
 		t.Fatalf("the notice's commit and message were not recorded: %+v %v", rel, err)
 	}
-	if rel, err := e.db.Release(context.Background(), "www", "v3"); err != nil || rel.Commit != "def456" {
+	if rel, err := e.Store.Release(context.Background(), "www", "v3"); err != nil || rel.Commit != "def456" {
 		t.Fatalf("v3 after a contradicting notice: %+v %v", rel, err)
 	}
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/hooks/release", nil)
@@ -119,7 +119,7 @@ func TestPublishNoticeReachesTheHook(t *testing.T) {
 	if err := s.Send(context.Background(), hook.Notice{Site: "www", Version: "v7"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.Release(context.Background(), "www", "v7"); err != nil {
+	if _, err := e.Store.Release(context.Background(), "www", "v7"); err != nil {
 		t.Fatal(err)
 	}
 	// A permanent refusal is not retried and is reported.

@@ -41,11 +41,11 @@ func TestScheduledPruneRunsAtTheCronTimeInItsTimeZone(t *testing.T) {
 	// so all four are older than min_age.
 	now := e.clk.Now()
 	e.publish("v1", "v2", "v3", "v4")
-	e.svc.Sites[0].Retention = releases.Policy{Keep: 2, KeepDeployed: 1, MinAge: time.Hour}
+	e.Service.Sites[0].Retention = releases.Policy{Keep: 2, KeepDeployed: 1, MinAge: time.Hour}
 	rec := &recorder{}
 	e.srv.Notifier = rec
 	e.srv.Now = func() time.Time { return now }
-	e.svc.Now = func() time.Time { return now.Add(24 * time.Hour) }
+	e.Service.Now = func() time.Time { return now.Add(24 * time.Hour) }
 	sched, err := config.CronParser.Parse("0 3 * * *")
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestScheduledPruneRunsAtTheCronTimeInItsTimeZone(t *testing.T) {
 	if rep.Actor != "schedule" || len(rep.Deleted) != 2 {
 		t.Fatalf("scheduled prune report %+v", rep)
 	}
-	rs, _ := e.db.Releases(context.Background(), "www")
+	rs, _ := e.Store.Releases(context.Background(), "www")
 	pruned := 0
 	for _, r := range rs {
 		if r.Pruned {
@@ -87,7 +87,7 @@ func TestScheduledPruneRunsAtTheCronTimeInItsTimeZone(t *testing.T) {
 	if pruned != 2 {
 		t.Fatalf("%d releases pruned, want 2", pruned)
 	}
-	audit, _ := e.db.Audit(context.Background(), "www", 1)
+	audit, _ := e.Store.Audit(context.Background(), "www", 1)
 	if len(audit) != 1 || audit[0].Action != "prune" || audit[0].Actor != "schedule" {
 		t.Fatalf("audit %+v", audit)
 	}
@@ -101,13 +101,13 @@ func TestPruneSkipsWhileADeployRuns(t *testing.T) {
 	go func() {
 		_, _ = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice"}, nil)
 	}()
-	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.db.Lock(ctx, "www"); return l != nil })
+	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.Store.Lock(ctx, "www"); return l != nil })
 	rep, err := e.client().Prune(ctx, releases.PruneRequest{Site: "www", Actor: "bob"})
 	if err != nil || rep.Skipped == "" || !strings.Contains(rep.Skipped, "alice") {
 		t.Fatalf("prune during a deploy: %+v %v", rep, err)
 	}
 	e.flow()
-	e.eventually("the deploy to finish", func() bool { l, _ := e.db.Lock(ctx, "www"); return l == nil })
+	e.eventually("the deploy to finish", func() bool { l, _ := e.Store.Lock(ctx, "www"); return l == nil })
 	if _, err := e.client().PinRelease(ctx, "www", "v2", "bob", "audit"); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	if got, err := e.client().UnlockSite(ctx, "www", "dave"); err != nil || got != nil {
 		t.Fatalf("second unlock: %+v %v", got, err)
 	}
-	audit, _ := e.db.Audit(ctx, "www", 10)
+	audit, _ := e.Store.Audit(ctx, "www", 10)
 	var actions []string
 	for _, a := range audit {
 		actions = append(actions, a.Action+":"+a.Actor+":"+a.Result)

@@ -25,13 +25,13 @@ func (e *env) interrupted(phase releases.Phase, flipped, invalidated bool) relea
 	ctx := context.Background()
 	e.publish("v1", "v2")
 	// v1 live, deployed.
-	for _, st := range e.cdn.Plan(e.site, releases.Current{}, "v1", "setup")[:1] {
+	for _, st := range e.CDN.Plan(e.Site, releases.Current{}, "v1", "setup")[:1] {
 		if err := st.Run(ctx); err != nil {
 			e.t.Fatal(err)
 		}
 	}
 	e.settle()
-	if err := e.db.SetLive(ctx, "www", releases.Live{Version: "v1"}); err != nil {
+	if err := e.Store.SetLive(ctx, "www", releases.Live{Version: "v1"}); err != nil {
 		e.t.Fatal(err)
 	}
 	d := releases.Deploy{ID: "20261128T120000Z-crash" + string(phase), Site: "www", Kind: releases.KindPromote, Actor: "alice",
@@ -39,16 +39,16 @@ func (e *env) interrupted(phase releases.Phase, flipped, invalidated bool) relea
 	if phase != releases.PhasePending {
 		d.Phases = []releases.PhaseRecord{{Phase: phase, Started: e.clk.Now()}}
 	}
-	if err := e.db.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID, Since: e.clk.Now()}); err != nil {
+	if err := e.Store.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID, Since: e.clk.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 	if flipped {
-		if err := e.cdn.Plan(e.site, releases.Current{Version: "v1", Path: "/www/v1"}, "v2", d.ID)[0].Run(ctx); err != nil {
+		if err := e.CDN.Plan(e.Site, releases.Current{Version: "v1", Path: "/www/v1"}, "v2", d.ID)[0].Run(ctx); err != nil {
 			e.t.Fatal(err)
 		}
 	}
 	if invalidated {
-		if _, err := e.cf.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(distID),
+		if _, err := e.CF.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{DistributionId: aws.String(distID),
 			InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String(d.ID), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}}}); err != nil {
 			e.t.Fatal(err)
 		}
@@ -83,28 +83,28 @@ func TestRecoveryFromEveryPhase(t *testing.T) {
 			if c.want == releases.PhaseDone {
 				// AWS is held InProgress: the resumed deploy must wait.
 				time.Sleep(30 * time.Millisecond)
-				if got, _ := e.db.Deploy(ctx, "www", d.ID); got.Phase.Final() {
+				if got, _ := e.Store.Deploy(ctx, "www", d.ID); got.Phase.Final() {
 					t.Fatalf("deploy finished while AWS was still in progress: %+v", got)
 				}
 				e.flow()
 			}
 			e.eventually("the deploy to reach a final phase", func() bool {
-				got, _ := e.db.Deploy(ctx, "www", d.ID)
+				got, _ := e.Store.Deploy(ctx, "www", d.ID)
 				return got.Phase.Final()
 			})
-			got, _ := e.db.Deploy(ctx, "www", d.ID)
+			got, _ := e.Store.Deploy(ctx, "www", d.ID)
 			if got.Phase != c.want {
 				t.Fatalf("deploy ended %s (%s), want %s", got.Phase, got.Error, c.want)
 			}
-			if l, _ := e.db.Lock(ctx, "www"); l != nil {
+			if l, _ := e.Store.Lock(ctx, "www"); l != nil {
 				t.Fatalf("lock still held: %+v", l)
 			}
-			live, _, _ := e.db.Live(ctx, "www")
+			live, _, _ := e.Store.Live(ctx, "www")
 			if live.Version != c.live || e.originPath() != "/www/"+c.live {
 				t.Fatalf("live pointer %q, origin path %q, want %s", live.Version, e.originPath(), c.live)
 			}
 			if c.want == releases.PhaseDone {
-				out, err := e.cf.ListInvalidations(ctx, &cloudfront.ListInvalidationsInput{DistributionId: aws.String(distID)})
+				out, err := e.CF.ListInvalidations(ctx, &cloudfront.ListInvalidationsInput{DistributionId: aws.String(distID)})
 				if err != nil || len(out.InvalidationList.Items) != 1 {
 					t.Fatalf("want exactly one invalidation (the caller reference makes it idempotent), got %+v %v", out, err)
 				}
@@ -130,14 +130,14 @@ func TestReconcileFindsUnnotifiedReleaseAndHandFlip(t *testing.T) {
 		return bytes.Contains(raw, []byte(`deploybot_reconcile_runs_total{result="ok",site="www"} 1`))
 	})
 	// Someone flips the origin path in the console.
-	if err := e.cdn.Plan(e.site, releases.Current{}, "v2", "by-hand")[0].Run(ctx); err != nil {
+	if err := e.CDN.Plan(e.Site, releases.Current{}, "v2", "by-hand")[0].Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.publish("v3")
 	if err := e.shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = &server.Server{Service: e.svc, Store: e.db, HookSecret: []byte(secret), APIToken: token, ReconcileInterval: 20 * time.Millisecond}
+	e.srv = &server.Server{Service: e.Service, Store: e.Store, HookSecret: []byte(secret), APIToken: token, ReconcileInterval: 20 * time.Millisecond}
 	e.start()
 	// The store changes inside Reconcile and the counters move after it
 	// returns, so wait for the counters, then check the store.
@@ -157,10 +157,10 @@ func TestReconcileFindsUnnotifiedReleaseAndHandFlip(t *testing.T) {
 		}
 		return true
 	})
-	if _, err := e.db.Release(ctx, "www", "v3"); err != nil {
+	if _, err := e.Store.Release(ctx, "www", "v3"); err != nil {
 		t.Fatalf("v3 not recorded: %v", err)
 	}
-	if live, _, _ := e.db.Live(ctx, "www"); live.Version != "v2" {
+	if live, _, _ := e.Store.Live(ctx, "www"); live.Version != "v2" {
 		t.Fatalf("live is %q, want the hand-flipped v2", live.Version)
 	}
 }
@@ -176,7 +176,7 @@ func TestReconcileTellsTheChatWhenLiveChanges(t *testing.T) {
 	e.srv.ReconcileInterval = 20 * time.Millisecond
 	e.start()
 	e.eventually("the first reconcile to tell", func() bool { return rec.liveChanges() == 1 })
-	if err := e.cdn.Plan(e.site, releases.Current{}, "v2", "by-hand")[0].Run(context.Background()); err != nil {
+	if err := e.CDN.Plan(e.Site, releases.Current{}, "v2", "by-hand")[0].Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.eventually("the reconcile after the flip to tell", func() bool { return rec.liveChanges() == 2 })

@@ -7,22 +7,17 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-
-	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testclock"
+	"github.com/deploybot/deploybot/internal/testenv"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/server"
-	"github.com/deploybot/deploybot/store"
 )
 
 const (
@@ -36,17 +31,10 @@ const (
 // service and the server read clk, and everything the fixture stamps
 // (manifests, hook timestamps, deploy records) takes its time from clk too.
 type env struct {
+	*testenv.Env
 	t      *testing.T
 	clk    *testclock.Clock
 	awsClk *testclock.Clock
-	aws    *localaws.Server
-	cf     *cloudfront.Client
-	bucket *cloud.S3Bucket
-	cdn    *cloud.OriginPath
-	site   releases.Site
-	dbPath string
-	db     *store.DB
-	svc    *releases.Service
 	srv    *server.Server
 	url    string
 	// shutdown stops the server started last and returns Run's error.
@@ -56,40 +44,20 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, clk: testclock.Ticking(testclock.At(10, 0), time.Millisecond), awsClk: testclock.Start()}
-	var err error
-	e.aws, err = localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: time.Hour, Invalidation: time.Hour, Now: e.awsClk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.aws.EnsureSite(distID, "site-bucket"); err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(e.aws.Handler())
-	t.Cleanup(api.Close)
-	s3c, cfc, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL,
-		Credentials: cloud.StaticCredentials("AKID", "secret"), MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cfc
-	e.bucket = &cloud.S3Bucket{Client: s3c}
-	e.cdn = &cloud.OriginPath{Client: cfc, PollInterval: 5 * time.Millisecond}
-	e.site = releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: distID}
-	e.dbPath = filepath.Join(t.TempDir(), "deploybot.db")
-	e.open()
+	e.Env = testenv.New(t, testenv.Options{AWS: localaws.Options{Propagation: time.Hour, Invalidation: time.Hour, Now: e.awsClk.Now},
+		Site: releases.Site{DistributionID: distID}, PollInterval: 5 * time.Millisecond, Store: true, Now: e.clk.Now})
+	e.newServer()
 	return e
 }
 
+// open opens the store again, as a restart does, with a new server.
 func (e *env) open() {
-	var err error
-	e.db, err = store.Open(e.dbPath, store.Options{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { e.db.Close() })
-	e.svc = &releases.Service{Store: e.db, Bucket: e.bucket, Sites: []releases.Site{e.site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.cdn}, Timeout: time.Minute, Now: e.clk.Now}
-	e.srv = &server.Server{Service: e.svc, Store: e.db, HookSecret: []byte(secret), APIToken: token,
+	e.OpenStore()
+	e.newServer()
+}
+
+func (e *env) newServer() {
+	e.srv = &server.Server{Service: e.Service, Store: e.Store, HookSecret: []byte(secret), APIToken: token,
 		ReconcileInterval: time.Hour, ShutdownTimeout: 5 * time.Second, Now: e.clk.Now}
 }
 
@@ -119,10 +87,10 @@ func (e *env) publish(versions ...string) {
 	e.t.Helper()
 	for _, v := range versions {
 		body := "<h1>" + v + "</h1>"
-		if err := e.bucket.PutFile(context.Background(), e.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+		if err := e.Bucket.PutFile(context.Background(), e.Site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
 			e.t.Fatal(err)
 		}
-		if err := e.bucket.WriteManifest(context.Background(), e.site, &releases.Manifest{Version: v, PublishedAt: e.clk.Now(),
+		if err := e.Bucket.WriteManifest(context.Background(), e.Site, &releases.Manifest{Version: v, PublishedAt: e.clk.Now(),
 			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
 			e.t.Fatal(err)
 		}
@@ -164,7 +132,7 @@ func (e *env) eventually(what string, cond func() bool) {
 
 func (e *env) originPath() string {
 	e.t.Helper()
-	cur, err := e.cdn.Current(context.Background(), e.site)
+	cur, err := e.CDN.Current(context.Background(), e.Site)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestGracefulShutdownMidFlipResumesOnRestart(t *testing.T) {
 		out <- err
 	}()
 	e.eventually("the deploy to wait for propagation", func() bool {
-		ds, _ := e.db.Deploys(ctx, "www", 1)
+		ds, _ := e.Store.Deploys(ctx, "www", 1)
 		return len(ds) == 1 && ds[0].Phase == cloud.PhasePropagate
 	})
 	began := time.Now()
@@ -41,23 +41,23 @@ func TestGracefulShutdownMidFlipResumesOnRestart(t *testing.T) {
 	if err := <-out; err == nil || !strings.Contains(err.Error(), "resumes") {
 		t.Fatalf("client saw %v", err)
 	}
-	ds, _ := e.db.Deploys(ctx, "www", 1)
+	ds, _ := e.Store.Deploys(ctx, "www", 1)
 	if ds[0].Phase != cloud.PhasePropagate {
 		t.Fatalf("after shutdown the deploy is in %s, want propagate (resumable)", ds[0].Phase)
 	}
-	if l, _ := e.db.Lock(ctx, "www"); l == nil {
+	if l, _ := e.Store.Lock(ctx, "www"); l == nil {
 		t.Fatal("the interrupted deploy lost its lock")
 	}
 	// Restart (a new process would reopen the file; the record is the same).
-	e.db.Close()
+	e.Store.Close()
 	e.open()
 	e.start()
 	e.flow()
 	e.eventually("the resumed deploy to finish", func() bool {
-		d, _ := e.db.Deploy(ctx, "www", ds[0].ID)
+		d, _ := e.Store.Deploy(ctx, "www", ds[0].ID)
 		return d.Phase == releases.PhaseDone
 	})
-	if l, _ := e.db.Lock(ctx, "www"); l != nil {
+	if l, _ := e.Store.Lock(ctx, "www"); l != nil {
 		t.Fatalf("lock after the resumed deploy: %+v", l)
 	}
 }
@@ -111,7 +111,7 @@ func TestBackupRestoresEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := releases.Deploy{ID: "zz-running", Site: "www", To: "v2", Phase: cloud.PhasePropagate}
-	if err := e.db.StartDeploy(ctx, held, releases.Lock{Site: "www", Holder: "bob", DeployID: held.ID}); err != nil {
+	if err := e.Store.StartDeploy(ctx, held, releases.Lock{Site: "www", Holder: "bob", DeployID: held.ID}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer

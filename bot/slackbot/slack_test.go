@@ -5,22 +5,19 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/bot/slackbot"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/slackfake"
+	"github.com/deploybot/deploybot/internal/testenv"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
-	"github.com/deploybot/deploybot/store"
 )
 
 const (
@@ -32,49 +29,21 @@ const (
 )
 
 type world struct {
+	*testenv.Env
 	t     *testing.T
 	slack *slackfake.Server
 	app   *slackbot.Slack
-	db    *store.DB
-	svc   *releases.Service
-	cdn   *cloud.OriginPath
-	site  releases.Site
-	cf    *cloud.S3Bucket
-	aws   *localaws.Server
-	// settings reach the stand-in's APIs (for clients a test adds).
-	settings cloud.Settings
-	cfc      *cloudfront.Client
 }
 
 func newWorld(t *testing.T, propagation time.Duration) *world {
 	t.Helper()
-	aws, err := localaws.New(localaws.Options{DataDir: t.TempDir(), Propagation: propagation, Invalidation: propagation / 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := aws.EnsureSite("ESLACK", "site-bucket"); err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(aws.Handler())
-	t.Cleanup(api.Close)
-	s3c, cfc, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AK", "SK"), MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, slack: slackfake.New(t), aws: aws, cfc: cfc,
-		settings: cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials("AK", "SK"), MaxAttempts: 1}}
+	w := &world{t: t, slack: slackfake.New(t)}
+	w.Env = testenv.New(t, testenv.Options{AWS: localaws.Options{Propagation: propagation, Invalidation: propagation / 2}, MaxAttempts: 1,
+		Site:  releases.Site{DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}},
+		Store: true})
 	w.slack.Groups[group] = []string{bob}
-	w.site = releases.Site{Name: "www", Bucket: "site-bucket", Prefix: "www/", DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}}
-	w.cf = &cloud.S3Bucket{Client: s3c}
-	w.cdn = &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond}
-	w.db, err = store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.db.Close() })
-	w.svc = &releases.Service{Store: w.db, Bucket: w.cf, Sites: []releases.Site{w.site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: w.cdn}, Timeout: time.Minute}
-	b := &bot.Bot{Service: w.svc, Command: "/site"}
+	b := &bot.Bot{Service: w.Service, Command: "/site"}
+	var err error
 	w.app, err = slackbot.New("xapp-1-test", "xoxb-test", w.slack.APIURL(), b, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,14 +59,7 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 
 func (w *world) publish(versions ...string) {
 	for _, v := range versions {
-		body := "<h1>" + v + "</h1>"
-		if err := w.cf.PutFile(context.Background(), w.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := w.cf.WriteManifest(context.Background(), w.site, &releases.Manifest{Version: v, Commit: "c0ffee" + v, PublishedAt: w.svc.Time(),
-			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
-			w.t.Fatal(err)
-		}
+		w.Publish(v, w.Service.Time(), map[string]string{"index.html": "<h1>" + v + "</h1>"})
 	}
 }
 
@@ -122,7 +84,7 @@ func (w *world) promoteInTurn(envelopePrefix string, versions ...string) {
 }
 
 func (w *world) live() string {
-	cur, err := w.cdn.Current(context.Background(), w.site)
+	cur, err := w.CDN.Current(context.Background(), w.Site)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -193,7 +155,7 @@ func TestSlashPromoteEndToEnd(t *testing.T) {
 	if w.live() != "v2" {
 		t.Fatalf("distribution serves %q", w.live())
 	}
-	audit, _ := w.db.Audit(context.Background(), "www", 1)
+	audit, _ := w.Store.Audit(context.Background(), "www", 1)
 	if len(audit) != 1 || audit[0].Actor != alice || audit[0].Result != "ok" || audit[0].Action != "promote" {
 		t.Fatalf("audit %+v", audit)
 	}
@@ -227,7 +189,7 @@ func TestRefusalsAreEphemeralAndAudited(t *testing.T) {
 	if w.live() != "" {
 		t.Fatalf("a refused promote changed the distribution: %q", w.live())
 	}
-	audit, _ := w.db.Audit(context.Background(), "www", 0)
+	audit, _ := w.Store.Audit(context.Background(), "www", 0)
 	results := map[string]int{}
 	for _, a := range audit {
 		results[a.Action+":"+a.Result]++
@@ -288,11 +250,11 @@ func TestDisconnectMidDeployStillCompletesTheThread(t *testing.T) {
 func TestNoticePromoteButtonRunsInItsThread(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
 	w.publish("v1")
-	rel, _, err := w.svc.Record(context.Background(), "www", "v1")
+	rel, _, err := w.Service.Record(context.Background(), "www", "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.app.ReleaseRecorded(context.Background(), w.site, rel, "hook")
+	w.app.ReleaseRecorded(context.Background(), w.Site, rel, "hook")
 	w.slack.WaitFor("the notice", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "New release of *www*") })
 	posts, _, _ := w.slack.Snapshot()
 	notice := posts[0]
@@ -357,7 +319,7 @@ func TestRollbackButton(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "`v1` is live") && w.live() == "v1"
 	})
-	ds, _ := w.db.Deploys(context.Background(), "www", 1)
+	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 	if ds[0].Kind != releases.KindRollback || ds[0].Actor != bob || ds[0].To != "v1" {
 		t.Fatalf("rollback deploy %+v", ds[0])
 	}
@@ -368,7 +330,7 @@ func TestFailedDeployThreadSaysWhatFailedAndWhatIsLive(t *testing.T) {
 	w.publish("v1", "v2")
 	w.slack.Slash("f-1", alice, "promote v1")
 	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
-	w.aws.SetFaults(localaws.Faults{ErrorRate: 1, Only: "cloudfront UpdateDistribution"})
+	w.AWS.SetFaults(localaws.Faults{ErrorRate: 1, Only: "cloudfront UpdateDistribution"})
 	w.slack.Slash("f-2", alice, "promote v2")
 	w.slack.WaitFor("the failure", func() bool {
 		posts, _, _ := w.slack.Snapshot()
@@ -396,7 +358,7 @@ func TestSlashRollbackAndHelp(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "Rollback www: v2 -> v1 by <@UBOB>") && hasText(posts, "`v1` is live") && w.live() == "v1"
 	})
-	ds, _ := w.db.Deploys(context.Background(), "www", 1)
+	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 	if ds[0].Reason != "it broke" || ds[0].Kind != releases.KindRollback {
 		t.Fatalf("rollback record %+v", ds[0])
 	}
@@ -417,8 +379,8 @@ func TestSlashRollbackAndHelp(t *testing.T) {
 func TestSlashPruneAndPins(t *testing.T) {
 	w := newWorld(t, 20*time.Millisecond)
 	w.publish("v1", "v2", "v3", "v4")
-	w.site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
-	w.svc.Sites[0] = w.site
+	w.Site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
+	w.Service.Sites[0] = w.Site
 	w.slack.Slash("pr-0", alice, "promote v4")
 	w.slack.WaitFor("v4 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v4` is live") })
 	w.slack.Slash("pr-1", alice, "pin v2 keep for the audit")
@@ -433,7 +395,7 @@ func TestSlashPruneAndPins(t *testing.T) {
 	w.slack.Slash("pr-4", bob, "prune")
 	w.slack.WaitFor("the prune", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "Pruned *www*: 2 release(s)") })
 	for v, want := range map[string]bool{"v1": true, "v2": false, "v3": true, "v4": false} {
-		r, _ := w.db.Release(context.Background(), "www", v)
+		r, _ := w.Store.Release(context.Background(), "www", v)
 		if r.Pruned != want {
 			t.Errorf("%s pruned = %v, want %v", v, r.Pruned, want)
 		}
@@ -449,10 +411,10 @@ func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
 	w.publish("v1")
 	ctx := context.Background()
 	about := "<p>about</p>"
-	if err := w.cf.PutFile(ctx, w.site, "v2", releases.File{Path: "about.html", Body: strings.NewReader(about), Size: int64(len(about))}); err != nil {
+	if err := w.Bucket.PutFile(ctx, w.Site, "v2", releases.File{Path: "about.html", Body: strings.NewReader(about), Size: int64(len(about))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.cf.WriteManifest(ctx, w.site, &releases.Manifest{Version: "v2", PublishedAt: w.svc.Time(),
+	if err := w.Bucket.WriteManifest(ctx, w.Site, &releases.Manifest{Version: "v2", PublishedAt: w.Service.Time(),
 		Files: []releases.ManifestFile{{Path: "index.html", Size: 11}, {Path: "about.html", Size: int64(len(about))}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -468,11 +430,11 @@ func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
 	w.slack.WaitFor("the refusal", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "no release v9") })
 	w.slack.Slash("d-3", alice, "promote v1")
 	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
-	rel, _, err := w.svc.Record(ctx, "www", "v2")
+	rel, _, err := w.Service.Record(ctx, "www", "v2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.app.ReleaseRecorded(ctx, w.site, rel, "hook")
+	w.app.ReleaseRecorded(ctx, w.Site, rel, "hook")
 	w.slack.WaitFor("the notice with its diff", func() bool {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "New release of *www*: `v2`") && hasText(posts, "Against live `v1`: 1 added, 0 removed, 0 changed (`about.html`)")
@@ -492,9 +454,9 @@ func TestAutoRollbackInTheThread(t *testing.T) {
 		rw.Write([]byte("ok"))
 	}))
 	t.Cleanup(health.Close)
-	w.site.Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: health.URL}}, Settle: 100 * time.Millisecond, Interval: 10 * time.Millisecond}
-	w.svc.Sites[0] = w.site
-	w.svc.Prober = &probe.HTTP{}
+	w.Site.Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: health.URL}}, Settle: 100 * time.Millisecond, Interval: 10 * time.Millisecond}
+	w.Service.Sites[0] = w.Site
+	w.Service.Prober = &probe.HTTP{}
 	w.slack.Slash("h-0", alice, "promote v1")
 	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
 	w.slack.Slash("h-1", alice, "promote v2")
@@ -529,7 +491,7 @@ func TestAutoRollbackInTheThread(t *testing.T) {
 	if last.TS != card.TS || !strings.Contains(last.Text, "Rollback") || !strings.Contains(last.Text, "live") {
 		t.Fatalf("the card does not end on the rollback: %q", last.Text)
 	}
-	if l, _ := w.db.Lock(context.Background(), "www"); l == nil || !strings.HasPrefix(l.Reason, "auto-rollback") {
+	if l, _ := w.Store.Lock(context.Background(), "www"); l == nil || !strings.HasPrefix(l.Reason, "auto-rollback") {
 		t.Fatalf("lock %+v", l)
 	}
 }
@@ -542,20 +504,20 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 	w.slack.Slash("pv-0", alice, "promote v1")
 	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
 	ctx := context.Background()
-	arn, err := w.aws.EnsureKVS("sites")
+	arn, err := w.AWS.EnsureKVS("sites")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvsc, err := cloud.NewKVSClient(ctx, w.settings)
+	kvsc, err := cloud.NewKVSClient(ctx, w.Settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.site.Strategy, w.site.KVSARN, w.site.URL = cloud.StrategyKVS, arn, "https://www.example.com"
-	if _, err := (&cloud.KVSSetup{CF: w.cfc, KVS: kvsc, PollInterval: 10 * time.Millisecond}).Apply(ctx, w.site); err != nil {
+	w.Site.Strategy, w.Site.KVSARN, w.Site.URL = cloud.StrategyKVS, arn, "https://www.example.com"
+	if _, err := (&cloud.KVSSetup{CF: w.CF, KVS: kvsc, PollInterval: 10 * time.Millisecond}).Apply(ctx, w.Site); err != nil {
 		t.Fatal(err)
 	}
-	w.svc.Sites[0] = w.site
-	w.svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, CF: w.cfc, Propagation: 10 * time.Millisecond}
+	w.Service.Sites[0] = w.Site
+	w.Service.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: kvsc, CF: w.CF, Propagation: 10 * time.Millisecond}
 	// A preview shows an unreleased build: mallory, neither deployer nor
 	// previewer, is refused; named in previewers:, she may.
 	w.slack.Slash("pv-refused", mallory, "preview v2")
@@ -563,8 +525,8 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 		_, _, eph := w.slack.Snapshot()
 		return hasText(eph, "only the deployers and previewers of www may preview")
 	})
-	w.site.Previewers = []string{mallory}
-	w.svc.Sites[0] = w.site
+	w.Site.Previewers = []string{mallory}
+	w.Service.Sites[0] = w.Site
 	w.slack.Slash("pv-1", mallory, "preview v2")
 	w.slack.WaitFor("the preview link", func() bool {
 		_, _, eph := w.slack.Snapshot()
@@ -577,7 +539,7 @@ func TestSlashPreviewAndPromoteOnAKVSSite(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "writing the live version to the key value store: done") && hasText(posts, "`v2` is live")
 	})
-	if cur, _ := (&cloud.KVS{Client: kvsc}).Current(ctx, w.site); cur.Version != "v2" {
+	if cur, _ := (&cloud.KVS{Client: kvsc}).Current(ctx, w.Site); cur.Version != "v2" {
 		t.Fatalf("the key holds %+v", cur)
 	}
 }
@@ -590,11 +552,11 @@ func TestLongTextStaysWithinSlacksLimits(t *testing.T) {
 	w := newWorld(t, 10*time.Millisecond)
 	long := "v" + strings.Repeat("9", 127)
 	w.publish(long)
-	rel, _, err := w.svc.Record(context.Background(), "www", long)
+	rel, _, err := w.Service.Record(context.Background(), "www", long)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.app.ReleaseRecorded(context.Background(), w.site, rel, "hook")
+	w.app.ReleaseRecorded(context.Background(), w.Site, rel, "hook")
 	w.slack.WaitFor("the notice", func() bool {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "New release of *www*")
@@ -632,10 +594,10 @@ func TestLostPostsAreCounted(t *testing.T) {
 	w.slack.WaitFor("the deploy to finish and its card to be counted lost", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].Phase == releases.PhaseDone && lost["card"] == 1
 	})
-	ds, err := w.db.Deploys(context.Background(), "www", 1)
+	ds, err := w.Store.Deploys(context.Background(), "www", 1)
 	if err != nil || len(ds) != 1 || ds[0].Phase != releases.PhaseDone {
 		t.Fatalf("the deploy without a thread is recorded done: %+v %v", ds, err)
 	}
@@ -697,7 +659,7 @@ func TestSiteChannelTheBotIsNotIn(t *testing.T) {
 	w.slack.Slash("ni-1", alice, "promote v1")
 	w.slack.WaitFor("the deploy done and the person told", func() bool {
 		_, _, eph := w.slack.Snapshot()
-		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].Phase == releases.PhaseDone &&
 			hasText(eph, "cannot post in <#"+channel+"> (Slack says channel_not_found)") && hasText(eph, "/invite @deploybot")
 	})
@@ -711,8 +673,8 @@ func TestChannelGivenByName(t *testing.T) {
 	w.slack.Mu.Lock()
 	w.slack.Channels["CNAMED"] = slackfake.Channel{ID: "CNAMED", Name: "deploys", Member: true}
 	w.slack.Mu.Unlock()
-	w.site.Channel = "#deploys"
-	w.svc.Sites[0] = w.site
+	w.Site.Channel = "#deploys"
+	w.Service.Sites[0] = w.Site
 	w.slack.Slash("name-1", alice, "promote v1")
 	w.slack.WaitFor("the card updated to live", func() bool {
 		_, updates, _ := w.slack.Snapshot()
@@ -761,18 +723,18 @@ func (w *world) publishAt(base time.Time, versions ...string) {
 	ctx := context.Background()
 	for i, v := range versions {
 		body := "<h1>" + v + "</h1>"
-		if err := w.cf.PutFile(ctx, w.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+		if err := w.Bucket.PutFile(ctx, w.Site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
 			w.t.Fatal(err)
 		}
-		if err := w.cf.WriteManifest(ctx, w.site, &releases.Manifest{Version: v, PublishedAt: base.Add(time.Duration(i) * time.Minute),
+		if err := w.Bucket.WriteManifest(ctx, w.Site, &releases.Manifest{Version: v, PublishedAt: base.Add(time.Duration(i) * time.Minute),
 			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
 			w.t.Fatal(err)
 		}
-		rel, _, err := w.svc.Record(ctx, "www", v)
+		rel, _, err := w.Service.Record(ctx, "www", v)
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		w.app.ReleaseRecorded(ctx, w.site, rel, "hook")
+		w.app.ReleaseRecorded(ctx, w.Site, rel, "hook")
 		w.slack.WaitFor("the notice of "+v, func() bool {
 			posts, _, _ := w.slack.Snapshot()
 			return hasText(posts, "New release of *www*: `"+v+"`")
@@ -807,7 +769,7 @@ func (w *world) noticeOf(v string) (slackfake.Post, bool) {
 // no button, once retention deletes it.
 func TestNoticesStayTrue(t *testing.T) {
 	w := newWorld(t, 10*time.Millisecond)
-	w.publishAt(w.svc.Time().Add(-time.Hour), "v1", "v2", "v3")
+	w.publishAt(w.Service.Time().Add(-time.Hour), "v1", "v2", "v3")
 	w.slack.Slash("nt-1", alice, "promote v3")
 	w.slack.WaitFor("the notices updated after v3 went live", func() bool {
 		n3, _ := w.noticeOf("v3")
@@ -818,8 +780,8 @@ func TestNoticesStayTrue(t *testing.T) {
 			strings.Contains(string(n1.Blocks), "Roll back to v1") && strings.Contains(string(n1.Blocks), "Live now: `v3`") &&
 			strings.Contains(n2.Text, "Older than the live `v3`")
 	})
-	w.site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
-	w.svc.Sites[0] = w.site
+	w.Site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
+	w.Service.Sites[0] = w.Site
 	// As serve wires it: a prune from any door tells Slack when done.
 	w.app.Bot.Pruner = notifyingPruner{w}
 	w.slack.Slash("nt-2", bob, "prune")
@@ -837,7 +799,7 @@ func TestNoticesStayTrue(t *testing.T) {
 // notice's Promote button asks the same way.
 func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	w := newWorld(t, 10*time.Millisecond)
-	w.publishAt(w.svc.Time().Add(-time.Hour), "v1", "v2")
+	w.publishAt(w.Service.Time().Add(-time.Hour), "v1", "v2")
 	w.slack.Slash("old-0", alice, "promote v2")
 	w.slack.WaitFor("v2 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v2` is live") })
 
@@ -874,10 +836,10 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	}
 	click("old-3", "deploybot_confirm")
 	w.slack.WaitFor("v1 live after the confirmation", func() bool {
-		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Phase == releases.PhaseDone
 	})
-	ds, _ := w.db.Deploys(context.Background(), "www", 1)
+	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 	if ds[0].Reason != "the checkout broke" || ds[0].Actor != alice {
 		t.Fatalf("confirmed deploy %+v", ds[0])
 	}
@@ -886,7 +848,7 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	// of v1 (still offering a Promote button) asks rather than rolls back.
 	w.slack.Slash("old-4", alice, "promote v2")
 	w.slack.WaitFor("v2 live again", func() bool {
-		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].To == "v2" && ds[0].Phase == releases.PhaseDone
 	})
 	n1, _ := w.noticeOf("v1")
@@ -908,7 +870,7 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	})
 	w.slack.Slash("old-6", alice, "rollback v1 on purpose")
 	w.slack.WaitFor("the rollback, unasked", func() bool {
-		ds, _ := w.db.Deploys(context.Background(), "www", 1)
+		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Kind == releases.KindRollback && ds[0].Phase == releases.PhaseDone
 	})
 }
@@ -917,9 +879,9 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 type notifyingPruner struct{ w *world }
 
 func (p notifyingPruner) Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error) {
-	rep, err := p.w.svc.Prune(ctx, req)
+	rep, err := p.w.Service.Prune(ctx, req)
 	if rep != nil {
-		p.w.app.PruneFinished(ctx, p.w.site, rep, err)
+		p.w.app.PruneFinished(ctx, p.w.Site, rep, err)
 	}
 	return rep, err
 }
