@@ -111,6 +111,36 @@ type Site struct {
 	URL string `yaml:"url"`
 	// Routing maps paths that name no file onto the release's files.
 	Routing Routing `yaml:"routing"`
+	// Windows are the times promotes are allowed (none: any time).
+	Windows []Window `yaml:"windows"`
+	// Freezes are times promotes are refused.
+	Freezes []Freeze `yaml:"freezes"`
+}
+
+// Window is a deploy window: it opens at each time Cron gives, read in
+// Timezone (default UTC), and stays open for Duration.
+type Window struct {
+	Cron     string   `yaml:"cron"`
+	Duration Duration `yaml:"duration"`
+	Timezone string   `yaml:"timezone"`
+}
+
+// Freeze refuses promotes from From until To: RFC 3339 times, or UTC
+// dates and times (2026-12-24, 2026-12-24T18:00).
+type Freeze struct {
+	From   string `yaml:"from"`
+	To     string `yaml:"to"`
+	Reason string `yaml:"reason"`
+}
+
+// freezeTime reads a freeze's from or to.
+func freezeTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, or a UTC date such as 2026-12-24 or 2026-12-24T18:00)", s)
 }
 
 // Routing is a site's directory index, single-page-app fallback and 404
@@ -684,6 +714,37 @@ func (c *Config) validate(d *document) Errors {
 				bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
 			}
 		}
+		for j, w := range s.Windows {
+			wk := fmt.Sprintf("%s.windows[%d]", key, j)
+			if _, err := CronParser.Parse(w.Cron); err != nil || strings.HasPrefix(w.Cron, "CRON_TZ=") || strings.HasPrefix(w.Cron, "TZ=") {
+				bad(wk+".cron", "when the window opens, five cron fields such as \"0 9 * * 1-5\" (the zone goes in timezone; got %q)", w.Cron)
+			}
+			if w.Duration.Duration <= 0 || w.Duration.Duration > 7*24*time.Hour {
+				bad(wk+".duration", "how long the window stays open, above 0 and at most 168h (got %s)", w.Duration.Duration)
+			}
+			if w.Timezone != "" {
+				if _, err := time.LoadLocation(w.Timezone); err != nil {
+					bad(wk+".timezone", "unknown time zone %q (an IANA name such as Europe/Berlin)", w.Timezone)
+				}
+			}
+		}
+		for j, f := range s.Freezes {
+			fk := fmt.Sprintf("%s.freezes[%d]", key, j)
+			from, ferr := freezeTime(f.From)
+			if ferr != nil {
+				bad(fk+".from", "%v", ferr)
+			}
+			to, terr := freezeTime(f.To)
+			if terr != nil {
+				bad(fk+".to", "%v", terr)
+			}
+			if ferr == nil && terr == nil && !to.After(from) {
+				bad(fk+".to", "the freeze ends after it starts (from %s, to %s)", f.From, f.To)
+			}
+			if strings.TrimSpace(f.Reason) == "" {
+				bad(fk+".reason", "say why deploys are frozen; people see it when a promote is refused")
+			}
+		}
 	}
 	return d.errs
 }
@@ -699,7 +760,41 @@ func (s Site) ReleasesSite() releases.Site {
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
 		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL,
-		Routing: releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound}}
+		Routing: releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound},
+		Windows: s.windows(), Freezes: s.freezes()}
+}
+
+// windows and freezes are the site's, as the domain takes them; Parse
+// has checked them.
+func (s Site) windows() []releases.Window {
+	var out []releases.Window
+	for _, w := range s.Windows {
+		sched, err := CronParser.Parse(w.Cron)
+		if err != nil {
+			continue
+		}
+		loc := time.UTC
+		if w.Timezone != "" {
+			if l, err := time.LoadLocation(w.Timezone); err == nil {
+				loc = l
+			}
+		}
+		out = append(out, releases.Window{Spec: w.Cron, Opens: sched, Duration: w.Duration.Duration, Location: loc})
+	}
+	return out
+}
+
+func (s Site) freezes() []releases.Freeze {
+	var out []releases.Freeze
+	for _, f := range s.Freezes {
+		from, err1 := freezeTime(f.From)
+		to, err2 := freezeTime(f.To)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, releases.Freeze{Site: s.Name, From: from, Until: to, Reason: f.Reason, By: releases.ConfigFreeze, At: from})
+	}
+	return out
 }
 
 func (h Health) policy() releases.HealthPolicy {

@@ -20,6 +20,9 @@ type PromoteRequest struct {
 	// NoVerify skips checking that every manifest entry is in the bucket
 	// with the right size (one listing per 1,000 files) before the flip.
 	NoVerify bool
+	// Override, when set, is why this promote goes ahead in a freeze or
+	// outside the deploy windows (an approver's decision, recorded).
+	Override string
 	// lockAfter becomes the deploy's LockAfter.
 	lockAfter *Lock
 }
@@ -39,7 +42,13 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 	if req.Kind == "" {
 		req.Kind = KindPromote
 	}
-	defer func() { s.audit(ctx, req.Site, req.Actor, string(req.Kind), joinDetail(req.Version, req.Reason), err) }()
+	defer func() {
+		detail := joinDetail(req.Version, req.Reason)
+		if req.Override != "" {
+			detail = joinDetail(detail, "(overriding the freeze: "+req.Override+")")
+		}
+		s.audit(ctx, req.Site, req.Actor, string(req.Kind), detail, err)
+	}()
 	return s.deploy(ctx, req, progress)
 }
 
@@ -102,6 +111,9 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 		return nil, err
 	} else if l != nil {
 		return nil, s.lockError(*l)
+	}
+	if err := s.guard(ctx, site, req); err != nil {
+		return nil, err
 	}
 	if !req.NoVerify {
 		rep, err := s.verify(ctx, site, manifest)

@@ -53,6 +53,11 @@ func ErrorCode(err error) string {
 	if errors.As(err, &l) {
 		return ECONFLICT
 	}
+	// A freeze or a closed window: the request is right, the time is not.
+	var g *GuardError
+	if errors.As(err, &g) {
+		return ECONFLICT
+	}
 	return EINTERNAL
 }
 

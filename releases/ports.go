@@ -76,6 +76,13 @@ type Store interface {
 	SetReleaseLink(ctx context.Context, site, version, name, link string) error
 	ReleaseLinks(ctx context.Context, site string) (map[string]map[string]string, error)
 
+	// SetFreeze records the site's run-time freeze, replacing an earlier
+	// one; Freeze returns it (nil when none); DeleteFreeze removes it and
+	// returns it (nil when there was none).
+	SetFreeze(ctx context.Context, f Freeze) error
+	Freeze(ctx context.Context, site string) (*Freeze, error)
+	DeleteFreeze(ctx context.Context, site string) (*Freeze, error)
+
 	// AppendAudit records who tried what, and what came of it.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns up to limit entries of a site, newest first.

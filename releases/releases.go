@@ -37,6 +37,10 @@ type Site struct {
 	Health HealthPolicy
 	// Routing maps paths that name no file (see Routing).
 	Routing Routing
+	// Windows are the times promotes are allowed (none: any time);
+	// Freezes the configured times they are not (see guard.go).
+	Windows []Window
+	Freezes []Freeze
 }
 
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".

@@ -27,6 +27,11 @@ type Status struct {
 	LastDeploy *Deploy `json:"last_deploy"`
 	// Links are where the running deploy is shown (its Slack thread).
 	Links map[string]string `json:"links,omitempty"`
+	// Freeze holds promotes now (nil: none); Window says whether the
+	// site's deploy windows allow them, and until or from when (nil: the
+	// site has no windows).
+	Freeze *Freeze      `json:"freeze"`
+	Window *WindowState `json:"window"`
 }
 
 // Status reads the live release from the CDN and the deploy and lock from
@@ -76,6 +81,11 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 	if st.Lock != nil {
 		st.RunnerGone = s.RunnerGone(*st.Lock)
 	}
+	now := s.now()
+	if st.Freeze, err = s.FreezeAt(ctx, site, now); err != nil {
+		return nil, err
+	}
+	st.Window = site.WindowAt(now)
 	// The store and the CDN disagree while a deploy flips (the store
 	// moves when the deploy ends): that is the deploy in progress, not a
 	// change made outside deploybot.

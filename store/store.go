@@ -30,6 +30,7 @@ var (
 	bucketAudit    = []byte("audit")
 	bucketLinks    = []byte("links")
 	bucketPins     = []byte("pins")
+	bucketFreezes  = []byte("freezes")
 
 	keySchema = []byte("schema")
 )
@@ -101,7 +102,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}

@@ -7,6 +7,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Deploy windows and retention schedules name IANA time zones; the
+	// database is built in (about 450 KB), so a minimal image without
+	// /usr/share/zoneinfo reads them the same as a laptop.
+	_ "time/tzdata"
 
 	"github.com/deploybot/deploybot/cli"
 	"github.com/deploybot/deploybot/releases"

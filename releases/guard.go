@@ -1,0 +1,344 @@
+package releases
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Guardrails on promotes: deploy windows (the times promotes are allowed)
+// and freezes (times they are not). Both hold promotes only: a rollback is
+// the way out of an incident and is always allowed, and so is the
+// automatic rollback after failed health checks. An approver may promote
+// anyway with a reason (PromoteRequest.Override), which the audit log
+// keeps.
+
+// Schedule says when something next happens after t (robfig/cron's
+// Schedule has this method).
+type Schedule interface {
+	Next(t time.Time) time.Time
+}
+
+// Window is a time promotes are allowed in: it opens at each time Opens
+// gives, read in Location, and stays open for Duration.
+type Window struct {
+	Spec     string // as configured ("0 9 * * 1-5"), for people
+	Opens    Schedule
+	Duration time.Duration
+	Location *time.Location
+}
+
+func (w Window) loc() *time.Location {
+	if w.Location == nil {
+		return time.UTC
+	}
+	return w.Location
+}
+
+// openAt returns when the window opened and closes if t is inside it.
+// The latest opening at or before t is the first one after t-Duration;
+// t is inside when that opening is not after t (the window is half-open:
+// it has closed at opening+Duration).
+func (w Window) openAt(t time.Time) (opened, closes time.Time, ok bool) {
+	t = t.In(w.loc())
+	o := w.Opens.Next(t.Add(-w.Duration))
+	if o.IsZero() || o.After(t) {
+		return time.Time{}, time.Time{}, false
+	}
+	return o, o.Add(w.Duration), true
+}
+
+// WindowState says whether promotes are allowed now by a site's windows.
+type WindowState struct {
+	Open bool `json:"open"`
+	// Closes is when the open window closes (Open), NextOpen when the next
+	// one opens (not Open; nil when no window opens again).
+	Closes   *time.Time `json:"closes,omitempty"`
+	NextOpen *time.Time `json:"next_open,omitempty"`
+	// Window is the spec of the window meant: the open one, or the next.
+	Window   string `json:"window,omitempty"`
+	TimeZone string `json:"time_zone,omitempty"`
+}
+
+// WindowAt reports a site's windows at t; nil when the site has none
+// (promotes are allowed at any time).
+func (site Site) WindowAt(t time.Time) *WindowState {
+	if len(site.Windows) == 0 {
+		return nil
+	}
+	var best *WindowState
+	for _, w := range site.Windows {
+		if _, closes, ok := w.openAt(t); ok {
+			if best == nil || !best.Open || closes.After(*best.Closes) {
+				c := closes
+				best = &WindowState{Open: true, Closes: &c, Window: w.Spec, TimeZone: w.loc().String()}
+			}
+			continue
+		}
+		if best != nil && best.Open {
+			continue
+		}
+		next := w.Opens.Next(t.In(w.loc()))
+		if next.IsZero() {
+			continue
+		}
+		if best == nil || best.NextOpen == nil || next.Before(*best.NextOpen) {
+			n := next
+			best = &WindowState{NextOpen: &n, Window: w.Spec, TimeZone: w.loc().String()}
+		}
+	}
+	if best == nil {
+		best = &WindowState{}
+	}
+	return best
+}
+
+// Freeze stops promotes of a site from From until Until.
+type Freeze struct {
+	Site   string    `json:"site"`
+	From   time.Time `json:"from"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+	// By is who froze the site; ConfigFreeze for a freeze of the
+	// configuration, which only a configuration change lifts.
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+// ConfigFreeze is the By of a freeze written in the configuration.
+const ConfigFreeze = "config"
+
+// Active reports whether f holds at t.
+func (f Freeze) Active(t time.Time) bool { return !t.Before(f.From) && t.Before(f.Until) }
+
+// MaxFreeze bounds a run-time freeze, so a typo ("freeze 1000d") does not
+// stop deploys for years; the configuration can freeze longer.
+const MaxFreeze = 90 * 24 * time.Hour
+
+// FreezeRequest freezes one site, or every site (All).
+type FreezeRequest struct {
+	Site   string
+	All    bool
+	Until  time.Time
+	Reason string
+	Actor  string
+}
+
+// Freeze stops promotes of the site (or every site) until req.Until; a
+// new freeze replaces the site's earlier run-time one. Each site's freeze
+// is one audit record.
+func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, error) {
+	sites, err := s.sitesOf(req.Site, req.All)
+	if err != nil {
+		s.audit(ctx, req.Site, req.Actor, "freeze", req.Reason, err)
+		return nil, err
+	}
+	now := s.now()
+	var out []Freeze
+	for _, site := range sites {
+		f := Freeze{Site: site.Name, From: now, Until: req.Until, Reason: req.Reason, By: req.Actor, At: now}
+		err := s.checkFreeze(f, now)
+		if err == nil {
+			err = s.Store.SetFreeze(ctx, f)
+		}
+		s.audit(ctx, site.Name, req.Actor, "freeze", joinDetail("until "+req.Until.UTC().Format(time.RFC3339), req.Reason), err)
+		if err != nil {
+			return out, err
+		}
+		s.logger().InfoContext(ctx, "site frozen", "site", site.Name, "actor", req.Actor, "until", req.Until, "reason", req.Reason)
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (s *Service) checkFreeze(f Freeze, now time.Time) error {
+	switch {
+	case f.Reason == "":
+		return Errorf(EINVALID, "say why site %s is frozen", f.Site)
+	case f.By == "":
+		return Errorf(EINVALID, "a freeze needs an actor")
+	case !f.Until.After(now):
+		return Errorf(EINVALID, "a freeze ends in the future (got %s)", f.Until.UTC().Format(time.RFC3339))
+	case f.Until.Sub(now) > MaxFreeze:
+		return Errorf(EINVALID, "a freeze from chat or the command line lasts at most %d days (got until %s); put longer ones in the configuration's freezes",
+			int(MaxFreeze.Hours()/24), f.Until.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Unfreeze lifts the run-time freeze of the site (or every site); it
+// returns the freezes lifted. A freeze of the configuration stays.
+func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor string) ([]Freeze, error) {
+	sites, err := s.sitesOf(siteName, all)
+	if err != nil {
+		s.audit(ctx, siteName, actor, "unfreeze", "", err)
+		return nil, err
+	}
+	var out []Freeze
+	for _, site := range sites {
+		f, err := s.Store.DeleteFreeze(ctx, site.Name)
+		detail := ""
+		if f != nil {
+			detail = "was frozen by " + f.By + ": " + f.Reason
+		}
+		s.audit(ctx, site.Name, actor, "unfreeze", detail, err)
+		if err != nil {
+			return out, err
+		}
+		if f != nil {
+			out = append(out, *f)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) sitesOf(name string, all bool) ([]Site, error) {
+	if all {
+		if len(s.Sites) == 0 {
+			return nil, Errorf(EINVALID, "no sites are configured")
+		}
+		return s.Sites, nil
+	}
+	site, err := s.Site(name)
+	if err != nil {
+		return nil, err
+	}
+	return []Site{site}, nil
+}
+
+// FreezeAt is the freeze holding site at t, the one that ends last when
+// several do; nil when none.
+func (s *Service) FreezeAt(ctx context.Context, site Site, t time.Time) (*Freeze, error) {
+	var all []Freeze
+	all = append(all, site.Freezes...)
+	f, err := s.Store.Freeze(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	if f != nil {
+		all = append(all, *f)
+	}
+	var best *Freeze
+	for i := range all {
+		if all[i].Active(t) && (best == nil || all[i].Until.After(best.Until)) {
+			best = &all[i]
+		}
+	}
+	return best, nil
+}
+
+// guard refuses a promote that a freeze or the site's windows hold back,
+// unless it overrides them. Rollbacks are never held.
+func (s *Service) guard(ctx context.Context, site Site, req PromoteRequest) error {
+	if req.Kind != KindPromote || req.Override != "" {
+		return nil
+	}
+	now := s.now()
+	f, err := s.FreezeAt(ctx, site, now)
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		return &GuardError{Site: site.Name, Freeze: f}
+	}
+	if w := site.WindowAt(now); w != nil && !w.Open {
+		return &GuardError{Site: site.Name, Window: w}
+	}
+	return nil
+}
+
+// GuardError is a promote refused by a freeze or outside the deploy
+// windows: it says who froze the site and why, until when, or when the
+// next window opens, and what is still allowed.
+type GuardError struct {
+	Site   string
+	Freeze *Freeze
+	Window *WindowState
+}
+
+func (e *GuardError) Error() string {
+	const after = "rollbacks are allowed; an approver may promote anyway with --override-freeze REASON"
+	if f := e.Freeze; f != nil {
+		by := f.By
+		if by == ConfigFreeze {
+			by = "the configuration"
+		}
+		return fmt.Sprintf("site %s is frozen by %s until %s: %s; %s", e.Site, by, f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason, after)
+	}
+	w := e.Window
+	if w.NextOpen == nil {
+		return fmt.Sprintf("site %s is outside its deploy windows, and none opens again; %s", e.Site, after)
+	}
+	return fmt.Sprintf("site %s is outside its deploy windows; the next (%s) opens %s; %s", e.Site, w.Window,
+		WindowTime(*w.NextOpen, w.TimeZone), after)
+}
+
+// WindowTime shows a time in a window's zone with the zone's name and
+// offset: "Mon 2026-12-07 09:00 CET (Europe/Berlin)".
+func WindowTime(t time.Time, zone string) string {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	s := t.Format("Mon 2006-01-02 15:04 MST")
+	if zone != "" && zone != "UTC" && zone != t.Format("MST") {
+		s += " (" + zone + ")"
+	}
+	return s
+}
+
+// ParseUntil reads when a freeze ends, as people write it: a duration
+// from now ("90m", "2h", "3d", "1w"), an RFC 3339 time
+// ("2026-12-24T18:00:00+01:00"), or a UTC date or date and time
+// ("2026-12-24", "2026-12-24T18:00", "2026-12-24 18:00").
+func ParseUntil(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 64 {
+		return time.Time{}, Errorf(EINVALID, "until when? a duration (2h, 3d) or a time (2026-12-24, 2026-12-24T18:00Z)")
+	}
+	if d, ok := parseLongDuration(s); ok {
+		if d <= 0 {
+			return time.Time{}, Errorf(EINVALID, "a freeze lasts a while: %q is not after now", s)
+		}
+		return now.Add(d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, Errorf(EINVALID, "%q is neither a duration (2h, 3d, 1w) nor a time (2026-12-24, 2026-12-24T18:00Z, RFC 3339)", s)
+}
+
+// parseLongDuration is time.ParseDuration plus whole days (d) and weeks
+// (w): "3d", "1w", "1d12h".
+func parseLongDuration(s string) (time.Duration, bool) {
+	var total time.Duration
+	rest := s
+	for _, unit := range []struct {
+		suffix string
+		d      time.Duration
+	}{{"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour}} {
+		i := strings.Index(rest, unit.suffix)
+		if i < 0 {
+			continue
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n < 0 || n > 10000 {
+			return 0, false
+		}
+		total += time.Duration(n) * unit.d
+		rest = rest[i+1:]
+	}
+	if rest == "" {
+		return total, rest != s
+	}
+	d, err := time.ParseDuration(rest)
+	if err != nil {
+		return 0, false
+	}
+	return total + d, true
+}
