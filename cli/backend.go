@@ -32,6 +32,8 @@ type backend interface {
 	UnpinRelease(ctx context.Context, site, version, actor string) error
 	History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error)
 	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
+	Freeze(ctx context.Context, req releases.FreezeRequest) ([]releases.Freeze, error)
+	Unfreeze(ctx context.Context, site string, all bool, actor string) ([]releases.Freeze, error)
 	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
 	Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*releases.Preview, error)
 	Close() error
@@ -65,8 +67,18 @@ type siteCall struct {
 // backend: the server named by --server or $DEPLOYBOT_SERVER, else the
 // store file of the configuration.
 func siteCommand(ctx context.Context, env Env, name, posUsage string, args []string, extra func(fs *flagSetT)) (*siteCall, error) {
+	return siteCommandAll(ctx, env, name, posUsage, args, extra, false)
+}
+
+// siteCommandAll is siteCommand for a command that may act on every site
+// at once: with allowAll, --site all names them all.
+func siteCommandAll(ctx context.Context, env Env, name, posUsage string, args []string, extra func(fs *flagSetT), allowAll bool) (*siteCall, error) {
 	fs, cfgPath := flagSet(env, name, posUsage)
-	site := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
+	siteHelp := "the `SITE` to act on (may be left out when only one is configured)"
+	if allowAll {
+		siteHelp = "the `SITE` to act on, or all (may be left out when only one is configured)"
+	}
+	site := fs.String("site", "", siteHelp)
 	serverURL := fs.String("server", env.Getenv("DEPLOYBOT_SERVER"), "`URL` of a running deploybot serve to go through (token: $DEPLOYBOT_API_TOKEN or http.api_token)")
 	if extra != nil {
 		extra(fs)
@@ -82,15 +94,19 @@ func siteCommand(ctx context.Context, env Env, name, posUsage string, args []str
 	if err != nil {
 		return nil, err
 	}
-	s, err := siteOf(cfg, *site)
-	if err != nil {
-		return nil, err
+	name = server.AllSites
+	if !allowAll || *site != server.AllSites {
+		s, err := siteOf(cfg, *site)
+		if err != nil {
+			return nil, err
+		}
+		name = s.Name
 	}
 	a, err := newApp(ctx, env, cfg, true)
 	if err != nil {
 		return nil, err
 	}
-	return &siteCall{localBackend{Service: a.svc, app: a}, s.Name, pos}, nil
+	return &siteCall{localBackend{Service: a.svc, app: a}, name, pos}, nil
 }
 
 // remoteCommand sets up a --server command. The configuration file is

@@ -44,11 +44,12 @@ func printer(w io.Writer) releases.Progress {
 }
 
 func runPromote(ctx context.Context, env Env, args []string) error {
-	var reason *string
+	var reason, override *string
 	var noVerify *bool
 	call, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
 		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy")
 		noVerify = fs.Bool("no-verify", false, "skip checking that every file of the release is in the bucket")
+		override = fs.String("override-freeze", "", "`REASON` to promote anyway in a freeze or outside the deploy windows (recorded)")
 	})
 	if err != nil {
 		return err
@@ -61,7 +62,7 @@ func runPromote(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason, NoVerify: *noVerify}, printer(env.Stdout))
+	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason, NoVerify: *noVerify, Override: *override}, printer(env.Stdout))
 	return outcome(env, site, out, err)
 }
 

@@ -131,6 +131,12 @@ func printStatus(w io.Writer, st *releases.Status) {
 	} else {
 		fmt.Fprintf(w, "lock:        free\n")
 	}
+	if f := st.Freeze; f != nil {
+		fmt.Fprintf(w, "freeze:      %s (rollbacks are allowed)\n", present.FreezeText(f))
+	}
+	if win := st.Window; win != nil {
+		fmt.Fprintf(w, "window:      %s\n", present.WindowText(win))
+	}
 	if d := st.LastDeploy; d != nil && d.Phase.Final() {
 		fmt.Fprintf(w, "last deploy: %s %s %s -> %s by %s: %s", d.ID, d.Kind, present.OrNone(d.From), d.To, d.Actor, d.Phase)
 		if d.Error != "" {

@@ -622,6 +622,8 @@ func (c *Config) validate(d *document) Errors {
 			bad(key+".name", "required")
 		} else if !siteNameRE.MatchString(s.Name) {
 			bad(key+".name", "%q: a site name is lower-case letters, digits, '-' or '_'", s.Name)
+		} else if s.Name == "all" {
+			bad(key+".name", "\"all\" names every site in freeze and unfreeze; call the site something else")
 		} else if prev, dup := seen[s.Name]; dup {
 			bad(key+".name", "duplicate site %q (also %s)", s.Name, prev)
 		} else {

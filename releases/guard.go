@@ -117,11 +117,13 @@ func (f Freeze) Active(t time.Time) bool { return !t.Before(f.From) && t.Before(
 // stop deploys for years; the configuration can freeze longer.
 const MaxFreeze = 90 * 24 * time.Hour
 
-// FreezeRequest freezes one site, or every site (All).
+// FreezeRequest freezes one site, or every site (All), until Until: a
+// duration from now or a time, as ParseUntil reads it (read here, on the
+// service's clock, whichever door it came through).
 type FreezeRequest struct {
 	Site   string
 	All    bool
-	Until  time.Time
+	Until  string
 	Reason string
 	Actor  string
 }
@@ -136,18 +138,21 @@ func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, erro
 		return nil, err
 	}
 	now := s.now()
+	until, err := ParseUntil(req.Until, now)
 	var out []Freeze
 	for _, site := range sites {
-		f := Freeze{Site: site.Name, From: now, Until: req.Until, Reason: req.Reason, By: req.Actor, At: now}
-		err := s.checkFreeze(f, now)
+		f := Freeze{Site: site.Name, From: now, Until: until, Reason: req.Reason, By: req.Actor, At: now}
+		if err == nil {
+			err = s.checkFreeze(f, now)
+		}
 		if err == nil {
 			err = s.Store.SetFreeze(ctx, f)
 		}
-		s.audit(ctx, site.Name, req.Actor, "freeze", joinDetail("until "+req.Until.UTC().Format(time.RFC3339), req.Reason), err)
+		s.audit(ctx, site.Name, req.Actor, "freeze", joinDetail("until "+req.Until, req.Reason), err)
 		if err != nil {
 			return out, err
 		}
-		s.logger().InfoContext(ctx, "site frozen", "site", site.Name, "actor", req.Actor, "until", req.Until, "reason", req.Reason)
+		s.logger().InfoContext(ctx, "site frozen", "site", site.Name, "actor", req.Actor, "until", until, "reason", req.Reason)
 		out = append(out, f)
 	}
 	return out, nil

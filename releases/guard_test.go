@@ -145,11 +145,11 @@ func TestFreezeHoldsPromotesNotRollbacks(t *testing.T) {
 	h.publish("v1", "v2", "v3")
 	h.promote(t, "v1")
 	h.promote(t, "v2")
-	until := h.now.Add(2 * time.Hour)
-	fs, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: until, Reason: "launch week", Actor: "alice"})
+	fs, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "2h", Reason: "launch week", Actor: "alice"})
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("freeze: %v %v", fs, err)
 	}
+	until := fs[0].Until
 	_, err = h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v3", Actor: "bob"}, nil)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "frozen by alice until "+until.UTC().Format("2006-01-02 15:04Z")+": launch week") ||
 		!strings.Contains(err.Error(), "rollbacks are allowed") {
@@ -203,10 +203,11 @@ func TestFreezeRefusals(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	for name, req := range map[string]releases.FreezeRequest{
-		"no reason":    {Site: "www", Until: h.now.Add(time.Hour), Actor: "a"},
-		"in the past":  {Site: "www", Until: h.now.Add(-time.Hour), Reason: "r", Actor: "a"},
-		"too long":     {Site: "www", Until: h.now.Add(releases.MaxFreeze + time.Hour), Reason: "r", Actor: "a"},
-		"unknown site": {Site: "nope", Until: h.now.Add(time.Hour), Reason: "r", Actor: "a"},
+		"no reason":    {Site: "www", Until: "1h", Actor: "a"},
+		"in the past":  {Site: "www", Until: h.now.Add(-time.Hour).UTC().Format(time.RFC3339), Reason: "r", Actor: "a"},
+		"too long":     {Site: "www", Until: "91d", Reason: "r", Actor: "a"},
+		"no until":     {Site: "www", Reason: "r", Actor: "a"},
+		"unknown site": {Site: "nope", Until: "1h", Reason: "r", Actor: "a"},
 	} {
 		if _, err := h.svc.Freeze(ctx, req); releases.ErrorCode(err) != releases.EINVALID {
 			t.Errorf("%s: %v", name, err)

@@ -18,6 +18,9 @@ type DeployRequest struct {
 	Actor    string `json:"actor"`
 	Reason   string `json:"reason"`
 	NoVerify bool   `json:"no_verify,omitempty"`
+	// OverrideFreeze, when set, is why a promote goes ahead in a freeze or
+	// outside the deploy windows.
+	OverrideFreeze string `json:"override_freeze,omitempty"`
 }
 
 // WireEvent is one line of a promote/rollback answer (NDJSON): progress
@@ -188,6 +191,18 @@ func (s *Server) routeAPI(mux *routes) {
 		l, err := s.Service.UnlockSite(r.Context(), site, actor)
 		return UnlockResponse{Released: l}, err
 	}))
+	// {site} "all" freezes every site (no site may be called that: site
+	// names are lower case, and "all" is refused by config).
+	mux.handle("PUT /api/v1/sites/{site}/freeze", answerJSON(s, "freeze", func(r *http.Request, req FreezeRequest) (any, error) {
+		site := r.PathValue("site")
+		fs, err := s.Service.Freeze(r.Context(), releases.FreezeRequest{Site: site, All: site == AllSites, Until: req.Until, Reason: req.Reason, Actor: actorOr(req.Actor)})
+		return FreezeResponse{Frozen: orEmpty(fs)}, err
+	}))
+	mux.handle("DELETE /api/v1/sites/{site}/freeze", s.answer("unfreeze", func(r *http.Request) (any, error) {
+		site := r.PathValue("site")
+		fs, err := s.Service.Unfreeze(r.Context(), site, site == AllSites, actorOr(r.URL.Query().Get("actor")))
+		return UnfreezeResponse{Lifted: orEmpty(fs)}, err
+	}))
 	mux.handle("DELETE /api/v1/sites/{site}/pins/{version}", s.answer("unpin", func(r *http.Request) (any, error) {
 		err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version"), actorOr(r.URL.Query().Get("actor")))
 		return map[string]string{"status": "unpinned"}, err
@@ -232,6 +247,35 @@ type PreviewRequest struct {
 type LockRequest struct {
 	Actor  string `json:"actor"`
 	Reason string `json:"reason"`
+}
+
+// AllSites in a freeze's path freezes (or unfreezes) every site.
+const AllSites = "all"
+
+// FreezeRequest is the body of PUT .../freeze. Until is a duration from
+// now ("2h", "3d") or a time (RFC 3339, or a UTC date "2026-12-24").
+type FreezeRequest struct {
+	Until  string `json:"until"`
+	Reason string `json:"reason"`
+	Actor  string `json:"actor"`
+}
+
+// FreezeResponse lists the freezes made, one per site.
+type FreezeResponse struct {
+	Frozen []releases.Freeze `json:"frozen"`
+}
+
+// UnfreezeResponse lists the run-time freezes lifted (empty: none held;
+// configured freezes are never lifted).
+type UnfreezeResponse struct {
+	Lifted []releases.Freeze `json:"lifted"`
+}
+
+func orEmpty(fs []releases.Freeze) []releases.Freeze {
+	if fs == nil {
+		return []releases.Freeze{}
+	}
+	return fs
 }
 
 // UnlockResponse names the lock that was released (null: none was held).
@@ -302,7 +346,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		if kind == releases.KindRollback {
 			out, err = s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
 		} else {
-			out, err = s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, progress)
+			out, err = s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, Override: req.OverrideFreeze}, progress)
 		}
 		if s.Notifier != nil {
 			if st, serr := s.Service.Site(site); serr == nil {

@@ -156,7 +156,7 @@ func orInternal(code string) string {
 // Promote makes a release live through the server, as the service's
 // Promote does in process.
 func (c *Client) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
-	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify}, p)
+	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, OverrideFreeze: req.Override}, p)
 }
 
 // Rollback goes back through the server, as the service's Rollback does.
@@ -260,6 +260,42 @@ func (c *Client) UnlockSite(ctx context.Context, site, actor string) (*releases.
 		return nil, err
 	}
 	return out.Released, nil
+}
+
+// Freeze freezes a site (or every site) on the server; a duration in
+// req.Until counts from the server's clock.
+func (c *Client) Freeze(ctx context.Context, req releases.FreezeRequest) ([]releases.Freeze, error) {
+	site := req.Site
+	if req.All {
+		site = AllSites
+	}
+	resp, err := c.do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(site)+"/freeze", FreezeRequest{Until: req.Until, Reason: req.Reason, Actor: req.Actor})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out FreezeResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	return out.Frozen, nil
+}
+
+// Unfreeze lifts a site's (or every site's) run-time freeze on the server.
+func (c *Client) Unfreeze(ctx context.Context, site string, all bool, actor string) ([]releases.Freeze, error) {
+	if all {
+		site = AllSites
+	}
+	resp, err := c.do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(site)+"/freeze?actor="+url.QueryEscape(actor), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out UnfreezeResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	return out.Lifted, nil
 }
 
 // Preview makes a preview link on the server.

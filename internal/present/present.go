@@ -76,3 +76,24 @@ func ServedFrom(st *releases.Status) string {
 	}
 	return fmt.Sprintf("origin path %q", st.OriginPath)
 }
+
+// FreezeText says who froze a site, until when and why.
+func FreezeText(f *releases.Freeze) string {
+	by := f.By
+	if by == releases.ConfigFreeze {
+		by = "the configuration"
+	}
+	return fmt.Sprintf("frozen by %s until %s: %s", by, f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason)
+}
+
+// WindowText says whether a site's deploy windows allow promotes now, and
+// until or from when, in the window's zone.
+func WindowText(w *releases.WindowState) string {
+	switch {
+	case w.Open:
+		return fmt.Sprintf("open until %s", releases.WindowTime(*w.Closes, w.TimeZone))
+	case w.NextOpen != nil:
+		return fmt.Sprintf("closed; the next (%s) opens %s", w.Window, releases.WindowTime(*w.NextOpen, w.TimeZone))
+	}
+	return "closed, and none opens again"
+}
