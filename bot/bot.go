@@ -49,6 +49,10 @@ type Authorizer interface {
 	// IsDeployer reports whether user may promote, roll back, lock,
 	// unlock or prune site.
 	IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error)
+	// IsApprover reports whether user may approve deploys of site and
+	// promote it in a freeze or outside its windows: its approvers, or
+	// when it names none, its deployers.
+	IsApprover(ctx context.Context, site releases.Site, user string) (bool, error)
 	// IsPreviewer reports whether user may make preview links of site's
 	// unreleased releases: its deployers and its previewers.
 	IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error)
@@ -121,14 +125,31 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		out.Private(ctx, req, Md("unknown command %q", c.Name))
 		return
 	}
-	site, err := b.Service.Site(c.Site)
-	if err != nil {
-		out.Private(ctx, req, ErrorText(err))
+	sites := b.Service.Sites
+	if !c.All {
+		site, err := b.Service.Site(c.Site)
+		if err != nil {
+			out.Private(ctx, req, ErrorText(err))
+			return
+		}
+		sites = []releases.Site{site}
+	}
+	if len(sites) == 0 {
+		out.Private(ctx, req, "No sites are configured.")
 		return
 	}
+	site := sites[0]
 	switch spec.who {
 	case deployers:
-		if !b.authorize(ctx, req, site, out) {
+		// "all" acts on every site: the person deploys every one.
+		for _, s := range sites {
+			if !b.authorize(ctx, req, s, out) {
+				return
+			}
+		}
+		// Promoting in a freeze or outside the windows is an approver's
+		// decision.
+		if c.Override != "" && !b.authorizeOverride(ctx, req, site, out) {
 			return
 		}
 	case previewers:
@@ -171,6 +192,14 @@ func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, ou
 	}
 	return b.allowed(ctx, req, site, out, b.Auth.IsDeployer, req.Cmd.Name, "deploy", "not a deployer",
 		fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
+}
+
+func (b *Bot) authorizeOverride(ctx context.Context, req Request, site releases.Site, out Out) bool {
+	if b.Auth == nil {
+		return true
+	}
+	return b.allowed(ctx, req, site, out, b.Auth.IsApprover, req.Cmd.Name, "override the freeze of", "not an approver (--override-freeze)",
+		fmt.Sprintf("Sorry, only the approvers of %s may promote it in a freeze or outside its deploy windows. Ask one of them.", site.Name))
 }
 
 func (b *Bot) authorizePreview(ctx context.Context, req Request, site releases.Site, out Out) bool {

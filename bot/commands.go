@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -31,7 +32,12 @@ type commandSpec struct {
 	args func(c *Command, words []string) error
 	// run carries the command out; nil for help, which Handle answers.
 	run func(b *Bot, ctx context.Context, req Request, site releases.Site, out Out)
+	// allSites: the site may be "all" (every configured site).
+	allSites bool
 }
+
+// AllSites names every site in freeze and unfreeze.
+const AllSites = "all"
 
 // commandTable is in the order help lists it. It is filled in init, as
 // the runners refer to the Bot's methods that read it.
@@ -39,13 +45,15 @@ var commandTable []commandSpec
 
 func init() {
 	commandTable = []commandSpec{
-		{name: "promote", usage: "promote [site] <version> [reason...]", who: deployers, args: versionAndReason, run: (*Bot).runPromote},
+		{name: "promote", usage: "promote [site] <version> [reason...] [--override-freeze <why...>]", who: deployers, args: promoteArgs, run: (*Bot).runPromote},
 		{name: "rollback", usage: "rollback [site] [version] [reason...]", who: deployers, args: maybeVersionAndReason, run: (*Bot).runRollback},
 		{name: "versions", usage: "versions [site]", args: noWords, run: (*Bot).runVersions},
 		{name: "status", usage: "status [site]", args: noWords, run: (*Bot).runStatus},
 		{name: "history", usage: "history [site]", args: noWords, run: (*Bot).runHistory},
 		{name: "lock", usage: "lock [site] <reason...>", who: deployers, args: lockReason, run: (*Bot).runLock},
 		{name: "unlock", usage: "unlock [site]", who: deployers, args: noWords, run: (*Bot).runUnlock},
+		{name: "freeze", usage: "freeze [site|all] <2h|3d|2026-12-24> <reason...>", who: deployers, args: freezeArgs, run: (*Bot).runFreeze, allSites: true},
+		{name: "unfreeze", usage: "unfreeze [site|all]", who: deployers, args: noWords, run: (*Bot).runUnfreeze, allSites: true},
 		{name: "prune", usage: "prune [site] [--dry-run]", who: deployers, args: dryRun, run: (*Bot).runPrune},
 		{name: "pin", usage: "pin [site] <version> [reason...]", who: deployers, args: versionAndReason, run: (*Bot).runPin},
 		{name: "unpin", usage: "unpin [site] <version>", who: deployers, args: oneVersion, run: (*Bot).runUnpin},
@@ -89,6 +97,41 @@ func versionAndReason(c *Command, words []string) error {
 		return err
 	}
 	c.Version, c.Reason = words[0], strings.Join(words[1:], " ")
+	return nil
+}
+
+// overrideFlag ends a promote's reason; the words after it say why the
+// promote goes ahead in a freeze or outside the deploy windows.
+const overrideFlag = "--override-freeze"
+
+func promoteArgs(c *Command, words []string) error {
+	for i, w := range words {
+		if strings.EqualFold(w, overrideFlag) || w == "—override-freeze" { // Slack turns "--" into a dash
+			c.Override = strings.TrimSpace(strings.Join(words[i+1:], " "))
+			if c.Override == "" {
+				return errors.New("say why after " + overrideFlag)
+			}
+			words = words[:i]
+			break
+		}
+	}
+	return versionAndReason(c, words)
+}
+
+// freezeArgs: how long or until when, then why.
+func freezeArgs(c *Command, words []string) error {
+	if len(words) == 0 {
+		return errors.New("how long (2h, 3d) or until when (2026-12-24, 2026-12-24T18:00Z)?")
+	}
+	// The form is checked here; whether the time is still to come is
+	// the service's to say, on its clock.
+	if _, err := releases.ParseUntil(words[0], time.Unix(0, 0)); err != nil {
+		return errors.New(releases.ErrorMessage(err))
+	}
+	if len(words) < 2 {
+		return errors.New("say why deploys are frozen")
+	}
+	c.Until, c.Reason = words[0], strings.Join(words[1:], " ")
 	return nil
 }
 
@@ -160,7 +203,7 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 		return
 	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
-		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason}, p)
+		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason, Override: c.Override}, p)
 	})
 }
 
@@ -228,6 +271,45 @@ func (b *Bot) runUnlock(ctx context.Context, req Request, site releases.Site, ou
 		out.Public(ctx, req, Message{Text: Md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
 			Mention(actorOf(req)), site.Name, Mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
 	}
+}
+
+func (b *Bot) runFreeze(ctx context.Context, req Request, site releases.Site, out Out) {
+	c := req.Cmd
+	fs, err := b.Service.Freeze(ctx, releases.FreezeRequest{Site: site.Name, All: c.All, Until: c.Until, Reason: c.Reason, Actor: actorOf(req)})
+	if len(fs) > 0 {
+		var names []Mrkdwn
+		for _, f := range fs {
+			names = append(names, Md("*%s*", f.Site))
+		}
+		f := fs[0]
+		unfreeze := site.Name
+		if c.All {
+			unfreeze = AllSites
+		}
+		out.Public(ctx, req, textMessage(Md(":snowflake: %s froze %s until %s: %s. Promotes are refused (rollbacks are not) until then or `%s unfreeze %s`.",
+			Mention(f.By), joinMd(names, ", "), f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason, b.Command, unfreeze)))
+	}
+	if err != nil {
+		out.Private(ctx, req, ErrorText(err))
+	}
+}
+
+func (b *Bot) runUnfreeze(ctx context.Context, req Request, site releases.Site, out Out) {
+	lifted, err := b.Service.Unfreeze(ctx, site.Name, req.Cmd.All, actorOf(req))
+	if err != nil {
+		out.Private(ctx, req, ErrorText(err))
+		return
+	}
+	if len(lifted) == 0 {
+		out.Private(ctx, req, Md("No freeze to lift on %s (freezes in the configuration stay until they end).", req.Cmd.Site))
+		return
+	}
+	var lines []Mrkdwn
+	for _, f := range lifted {
+		lines = append(lines, Md(":sunny: %s unfroze *%s* (frozen by %s until %s: %s).", Mention(actorOf(req)), f.Site, Mention(f.By),
+			f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason))
+	}
+	out.Public(ctx, req, textMessage(joinMd(lines, "\n")))
 }
 
 func (b *Bot) runPrune(ctx context.Context, req Request, site releases.Site, out Out) {

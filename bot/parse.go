@@ -42,7 +42,14 @@ type Command struct {
 	Other        string // diff's second version
 	Reason       string
 	DryRun       bool
-	Error        string
+	// All: freeze or unfreeze every site (Site is "all").
+	All bool
+	// Until is when a freeze ends, as typed (a duration or a time).
+	Until string
+	// Override is why a promote goes ahead in a freeze or outside the
+	// deploy windows (--override-freeze).
+	Override string
+	Error    string
 }
 
 // CommandNames are the commands, in the order help lists them.
@@ -88,8 +95,11 @@ func Parse(text string, sites []string) Command {
 	bad := func(format string, a ...any) Command {
 		return Command{Action: Reject, Name: name, Error: fmt.Sprintf(format, a...) + "\nUsage: `" + spec.usage + "`"}
 	}
-	// The site: the first word when it names one, else the only site.
+	// The site: the first word when it names one (or every one, for a
+	// command that takes "all"), else the only site.
 	switch {
+	case spec.allSites && len(args) > 0 && strings.EqualFold(args[0], AllSites):
+		c.Site, c.All, args = AllSites, true, args[1:]
 	case len(args) > 0 && slices.Contains(sites, args[0]):
 		c.Site, args = args[0], args[1:]
 	case len(sites) == 1:

@@ -55,6 +55,20 @@ func TestParse(t *testing.T) {
 		{"diff one", "diff v1", one, Command{}, "two versions"},
 		{"diff bad", "diff v1 /x", one, Command{}, "invalid version"},
 		{"preview", "preview docs v9", two, Command{Action: Run, Name: "preview", Site: "docs", Version: "v9"}, ""},
+		{"promote, override", "promote v9 hotfix --override-freeze CTO said yes", one,
+			Command{Action: Run, Name: "promote", Site: "www", Version: "v9", Reason: "hotfix", Override: "CTO said yes"}, ""},
+		{"promote, override as Slack dashes it", "promote v9 —override-freeze outage fix", one,
+			Command{Action: Run, Name: "promote", Site: "www", Version: "v9", Override: "outage fix"}, ""},
+		{"promote, override without why", "promote v9 --override-freeze", one, Command{}, "say why after --override-freeze"},
+		{"freeze", "freeze 2h launch week", one, Command{Action: Run, Name: "freeze", Site: "www", Until: "2h", Reason: "launch week"}, ""},
+		{"freeze, site and date", "freeze docs 2026-12-24 year end", two, Command{Action: Run, Name: "freeze", Site: "docs", Until: "2026-12-24", Reason: "year end"}, ""},
+		{"freeze all", "freeze all 3d holidays", two, Command{Action: Run, Name: "freeze", Site: "all", All: true, Until: "3d", Reason: "holidays"}, ""},
+		{"freeze, no reason", "freeze 2h", one, Command{}, "say why"},
+		{"freeze, no until", "freeze", one, Command{}, "how long"},
+		{"freeze, bad until", "freeze soon because", one, Command{}, "neither a duration"},
+		{"unfreeze all", "unfreeze all", two, Command{Action: Run, Name: "unfreeze", Site: "all", All: true}, ""},
+		{"unfreeze", "unfreeze www", two, Command{Action: Run, Name: "unfreeze", Site: "www"}, ""},
+		{"all is not a site elsewhere", "status all", two, Command{}, `unknown site "all"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -145,6 +145,16 @@ func StatusMessage(st *releases.Status, now time.Time) Message {
 	if l := st.Lock; l != nil && l.DeployID == "" {
 		lines = append(lines, Md(":lock: *Locked* by %s since %s: %s", Mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason))
 	}
+	if f := st.Freeze; f != nil {
+		lines = append(lines, Md(":snowflake: *Frozen*: %s (rollbacks are allowed)", present.FreezeText(f)))
+	}
+	if w := st.Window; w != nil {
+		icon := Mrkdwn(":large_green_circle:")
+		if !w.Open {
+			icon = ":red_circle:"
+		}
+		lines = append(lines, Md("%s *Deploy window*: %s", icon, present.WindowText(w)))
+	}
 	title := Md("*%s* status", st.Site)
 	body := joinMd(lines, "\n")
 	return Message{Text: title + "\n" + body, Blocks: []Block{section(title + "\n" + body)}}

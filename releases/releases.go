@@ -37,10 +37,31 @@ type Site struct {
 	Health HealthPolicy
 	// Routing maps paths that name no file (see Routing).
 	Routing Routing
+	// Approval is who must approve a promote before it runs (see
+	// approval.go); its Approvers also decide overrides of freezes.
+	Approval Approval
 	// Windows are the times promotes are allowed (none: any time);
 	// Freezes the configured times they are not (see guard.go).
 	Windows []Window
 	Freezes []Freeze
+}
+
+// Approval is a site's four-eyes rule: Required approvals by Approvers
+// (Slack user or user-group ids; none: the deployers), other than the
+// person who asked, within Timeout. Required 0: promotes need none.
+type Approval struct {
+	Required  int
+	Approvers []string
+	Timeout   time.Duration
+}
+
+// ApproverIDs are the ids that may approve the site's promotes and
+// override its freezes: the approvers, or the deployers when it names none.
+func (s Site) ApproverIDs() []string {
+	if len(s.Approval.Approvers) > 0 {
+		return s.Approval.Approvers
+	}
+	return s.Deployers
 }
 
 // ReleasePath is the folder of a release inside the bucket, "www/v42/".

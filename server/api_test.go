@@ -40,6 +40,7 @@ func TestAPIAuth(t *testing.T) {
 		"POST /api/v1/sites/www/promote", "POST /api/v1/sites/www/rollback", "GET /api/v1/backup",
 		"POST /api/v1/sites/www/prune", "POST /api/v1/sites/www/pins", "POST /api/v1/sites/www/previews",
 		"PUT /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/pins/v1",
+		"PUT /api/v1/sites/www/freeze", "DELETE /api/v1/sites/www/freeze",
 	} {
 		method, path, _ := strings.Cut(route, " ")
 		req, _ := http.NewRequest(method, e.url+path, strings.NewReader(`{"version":"v1"}`))
@@ -217,6 +218,8 @@ func TestAPIAnswersAreSnakeCase(t *testing.T) {
 		{"POST", "/api/v1/sites/www/prune", `{"dry_run":true}`},
 		{"PUT", "/api/v1/sites/www/lock", `{"reason":"freeze"}`},
 		{"DELETE", "/api/v1/sites/www/lock", ""},
+		{"PUT", "/api/v1/sites/all/freeze", `{"until":"2h","reason":"launch"}`},
+		{"DELETE", "/api/v1/sites/all/freeze", ""},
 	} {
 		req, _ := http.NewRequest(c.method, e.url+c.path, strings.NewReader(c.body))
 		req.Header.Set("Authorization", "Bearer "+token)

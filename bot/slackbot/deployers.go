@@ -50,6 +50,12 @@ func (d *Deployers) IsDeployer(ctx context.Context, site releases.Site, user str
 	return d.isMember(ctx, site.Deployers, user)
 }
 
+// IsApprover implements Authorizer: the site's approvers, or its
+// deployers when it names none.
+func (d *Deployers) IsApprover(ctx context.Context, site releases.Site, user string) (bool, error) {
+	return d.isMember(ctx, site.ApproverIDs(), user)
+}
+
 // IsPreviewer implements Authorizer: deployers, and the users and user
 // groups of the site's previewers.
 func (d *Deployers) IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error) {

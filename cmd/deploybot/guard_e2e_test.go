@@ -1,0 +1,46 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// Through the binary: a freeze holds a promote (exit 1, naming the freeze
+// and that rollbacks go), a rollback runs, an override runs and is
+// recorded, status shows the freeze, unfreeze lifts it.
+func TestFreezeFromTheCommandLine(t *testing.T) {
+	w := start(t, "100ms", "100ms")
+	for _, v := range []string{"v1", "v2", "v3"} {
+		w.must("publish", "--site", "www", "--version", v, w.siteDir(v))
+	}
+	w.must("promote", "v1")
+	w.must("promote", "v2")
+	w.expect(2, "neither a duration", "freeze", "soon", "because")
+	w.expect(2, "freeze takes how long", "freeze", "2h")
+	r := w.must("freeze", "--site", "www", "2h", "launch", "week")
+	if !strings.Contains(r.stdout, "froze www until") || !strings.Contains(r.stdout, "launch week") {
+		t.Fatalf("freeze output %q", r.stdout)
+	}
+	w.expect(1, "frozen by e2e until", "promote", "v3")
+	if r := w.must("status"); !strings.Contains(r.stdout, "freeze:      frozen by e2e until") {
+		t.Fatalf("status output:\n%s", r.stdout)
+	}
+	if st := w.status(); st["freeze"] == nil || st["window"] != nil {
+		t.Fatalf("status --json: %v", st)
+	}
+	w.must("rollback", "--reason", "incident")
+	w.serves("v1")
+	w.must("promote", "--override-freeze", "hotfix approved", "v3")
+	w.serves("v3")
+	r = w.must("history", "--limit", "1")
+	if !strings.Contains(r.stdout, "overriding the freeze: hotfix approved") {
+		t.Fatalf("history:\n%s", r.stdout)
+	}
+	if r := w.must("unfreeze"); !strings.Contains(r.stdout, "unfroze www") {
+		t.Fatalf("unfreeze output %q", r.stdout)
+	}
+	if r := w.must("unfreeze", "--site", "all"); !strings.Contains(r.stdout, "no freeze to lift") {
+		t.Fatalf("unfreeze all output %q", r.stdout)
+	}
+	w.expect(2, `unknown site "all"`, "status", "--site", "all")
+}

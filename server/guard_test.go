@@ -1,0 +1,50 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// A freeze through the API holds promotes (409, naming it) and shows in
+// status; unfreeze lifts it; both are audited as the API's.
+func TestAPIFreezeAndUnfreeze(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1")
+	e.start()
+	ctx := context.Background()
+	c := e.client()
+	fs, err := c.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "3d", Reason: "year end", Actor: "ops"})
+	if err != nil || len(fs) != 1 || fs[0].By != "api:ops" || !fs[0].Until.Equal(fs[0].From.Add(72*time.Hour)) {
+		t.Fatalf("freeze: %+v %v", fs, err)
+	}
+	st, err := c.Status(ctx, "www")
+	if err != nil || st.Freeze == nil || st.Freeze.Reason != "year end" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	_, err = c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "ops"}, nil)
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(releases.ErrorMessage(err), "frozen by api:ops until") {
+		t.Fatalf("promote in a freeze: %v", err)
+	}
+	if _, err := c.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "someday", Reason: "x"}); releases.ErrorCode(err) != releases.EINVALID {
+		t.Fatalf("a bad until: %v", err)
+	}
+	lifted, err := c.Unfreeze(ctx, "www", false, "ops")
+	if err != nil || len(lifted) != 1 {
+		t.Fatalf("unfreeze: %+v %v", lifted, err)
+	}
+	if lifted, err := c.Unfreeze(ctx, "", true, "ops"); err != nil || len(lifted) != 0 {
+		t.Fatalf("unfreeze all with none held: %+v %v", lifted, err)
+	}
+	h, _ := e.Service.History(ctx, "www", 0)
+	var got []string
+	for _, a := range h {
+		got = append(got, a.Door+":"+a.Action+":"+a.Result)
+	}
+	if !strings.HasPrefix(strings.Join(got, " "), "api:unfreeze:ok api:unfreeze:ok api:freeze:refused api:promote:refused api:freeze:ok") {
+		t.Fatalf("audit %v", got)
+	}
+}
