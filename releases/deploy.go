@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,9 @@ type PromoteRequest struct {
 	Override string
 	// lockAfter becomes the deploy's LockAfter.
 	lockAfter *Lock
+	// approved is the request whose approval runs this promote; its id
+	// becomes the deploy's.
+	approved *ApprovalRequest
 }
 
 // Outcome is the result of a promote or rollback. AlreadyLive means nothing
@@ -33,6 +37,9 @@ type Outcome struct {
 	Deploy      *Deploy `json:"deploy"`
 	AlreadyLive bool    `json:"already_live"`
 	Version     string  `json:"version"`
+	// Approval is the request the promote became, waiting for approval
+	// (Deploy is then nil).
+	Approval *ApprovalRequest `json:"approval,omitempty"`
 }
 
 // Promote makes req.Version live: it checks the release, takes the site's
@@ -46,6 +53,14 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		detail := joinDetail(req.Version, req.Reason)
 		if req.Override != "" {
 			detail = joinDetail(detail, "(overriding the freeze: "+req.Override+")")
+		}
+		if a := req.approved; a != nil {
+			detail = joinDetail(detail, fmt.Sprintf("(request %s, approved by %s)", a.ID, strings.Join(a.Approvers(), ", ")))
+		}
+		if err == nil && out != nil && out.Approval != nil {
+			s.Audit(ctx, AuditEntry{Site: req.Site, Actor: req.Actor, Action: string(req.Kind), Result: "pending",
+				Detail: joinDetail(detail, fmt.Sprintf("(request %s waits for %d approval(s))", out.Approval.ID, out.Approval.Required))})
+			return
 		}
 		s.audit(ctx, req.Site, req.Actor, string(req.Kind), detail, err)
 	}()
@@ -144,11 +159,19 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 		}
 		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
 	}
+	if needsApproval(site, req) {
+		return s.ask(ctx, site, cur, req)
+	}
 	carry := s.carryStep(ctx, site, cur, manifest)
 
 	now := s.now()
+	id := s.newID()
+	var approvedBy []string
+	if a := req.approved; a != nil {
+		id, approvedBy = a.ID, a.Approvers()
+	}
 	d := Deploy{
-		ID: s.newID(), Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
+		ID: id, ApprovedBy: approvedBy, Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
 		From: cur.Version, FromPath: cur.Path, To: req.Version, Strategy: cdn.Strategy(),
 		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter,
 	}

@@ -58,6 +58,10 @@ func ErrorCode(err error) string {
 	if errors.As(err, &g) {
 		return ECONFLICT
 	}
+	var p *PendingError
+	if errors.As(err, &p) {
+		return ECONFLICT
+	}
 	return EINTERNAL
 }
 

@@ -83,6 +83,19 @@ type Store interface {
 	Freeze(ctx context.Context, site string) (*Freeze, error)
 	DeleteFreeze(ctx context.Context, site string) (*Freeze, error)
 
+	// CreateApproval records a new approval request; while another
+	// request of the site is pending and not past its expiry (at
+	// a.Requested), it refuses with a *PendingError naming that one.
+	CreateApproval(ctx context.Context, a ApprovalRequest) error
+	// UpdateApproval changes one request with fn in one transaction (fn's
+	// error aborts it) and returns the request as stored; ENOTFOUND when
+	// unknown.
+	UpdateApproval(ctx context.Context, site, id string, fn func(*ApprovalRequest) error) (ApprovalRequest, error)
+	// Approval returns one request; Approvals up to limit of the site's,
+	// newest first (limit <= 0: all).
+	Approval(ctx context.Context, site, id string) (ApprovalRequest, error)
+	Approvals(ctx context.Context, site string, limit int) ([]ApprovalRequest, error)
+
 	// AppendAudit records who tried what, and what came of it.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns up to limit entries of a site, newest first.

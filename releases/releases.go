@@ -220,6 +220,9 @@ type Deploy struct {
 	Error      string        `json:"error,omitempty"`
 	StartedAt  time.Time     `json:"started_at"`
 	FinishedAt time.Time     `json:"finished_at,omitzero"`
+	// ApprovedBy are who approved the promote (its id is the approval
+	// request's); empty for a deploy that needed no approval.
+	ApprovedBy []string `json:"approved_by,omitempty"`
 	// LockAfter is the lock the site is left under when the deploy ends,
 	// taken in the transaction that records the end (an automatic
 	// rollback leaves the site locked, with no moment in which someone

@@ -66,6 +66,9 @@ type Service struct {
 	// Timeout bounds a whole flip (all phases). Zero: 30 minutes, which
 	// covers CloudFront's usual few minutes of propagation with room.
 	Timeout time.Duration
+	// OnApproval hears of every change to an approval request (a chat
+	// keeps its card true); nil: nobody listens.
+	OnApproval ApprovalNotifier
 	// Prober runs sites' health checks after a promote; nil skips them.
 	Prober Prober
 	// After waits between health checks; nil means time.After.

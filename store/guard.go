@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -48,4 +50,92 @@ func (s *DB) DeleteFreeze(ctx context.Context, site string) (*releases.Freeze, e
 		return nil, err
 	}
 	return &f, nil
+}
+
+// Approval requests live per site under their id, which sorts by time
+// (the deploy ids' format), so the newest are read first.
+
+// CreateApproval records a new request unless another of the site is
+// pending and unexpired at a.Requested. Finding that one reads every
+// request of the site (about 500 bytes each; one per promote asked on an
+// approval site), which costs milliseconds at tens of thousands.
+func (s *DB) CreateApproval(ctx context.Context, a releases.ApprovalRequest) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketApproval, a.Site, true)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var p releases.ApprovalRequest
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("store: decoding approval %s: %w", k, err)
+			}
+			if p.Pending(a.Requested) {
+				return &releases.PendingError{Request: p}
+			}
+		}
+		if b.Get([]byte(a.ID)) != nil {
+			return releases.Errorf(releases.ECONFLICT, "approval request %s exists", a.ID)
+		}
+		return putJSON(b, a.ID, a)
+	})
+}
+
+// UpdateApproval changes one request in one transaction.
+func (s *DB) UpdateApproval(ctx context.Context, site, id string, fn func(*releases.ApprovalRequest) error) (releases.ApprovalRequest, error) {
+	var a releases.ApprovalRequest
+	err := s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketApproval, site, false)
+		ok, err := getJSON(b, id, &a)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return releases.Errorf(releases.ENOTFOUND, "site %s has no approval request %q", site, id)
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+		return putJSON(b, id, a)
+	})
+	return a, err
+}
+
+// Approval returns one request.
+func (s *DB) Approval(ctx context.Context, site, id string) (releases.ApprovalRequest, error) {
+	var a releases.ApprovalRequest
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketApproval, site, false)
+		ok, err := getJSON(b, id, &a)
+		if err == nil && !ok {
+			err = releases.Errorf(releases.ENOTFOUND, "site %s has no approval request %q", site, id)
+		}
+		return err
+	})
+	return a, err
+}
+
+// Approvals returns the newest requests first.
+func (s *DB) Approvals(ctx context.Context, site string, limit int) ([]releases.ApprovalRequest, error) {
+	var out []releases.ApprovalRequest
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketApproval, site, false)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var a releases.ApprovalRequest
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("store: decoding approval %s: %w", k, err)
+			}
+			out = append(out, a)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -31,6 +31,7 @@ var (
 	bucketLinks    = []byte("links")
 	bucketPins     = []byte("pins")
 	bucketFreezes  = []byte("freezes")
+	bucketApproval = []byte("approvals")
 
 	keySchema = []byte("schema")
 )
@@ -102,7 +103,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes, bucketApproval} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}
