@@ -111,10 +111,22 @@ type Site struct {
 	URL string `yaml:"url"`
 	// Routing maps paths that name no file onto the release's files.
 	Routing Routing `yaml:"routing"`
+	// Approval makes promotes wait for other people's approval.
+	Approval Approval `yaml:"approval"`
 	// Windows are the times promotes are allowed (none: any time).
 	Windows []Window `yaml:"windows"`
 	// Freezes are times promotes are refused.
 	Freezes []Freeze `yaml:"freezes"`
+}
+
+// Approval is a site's four-eyes rule.
+type Approval struct {
+	// Required approvals, by people other than the one who asked; 0: off.
+	Required int `yaml:"required"`
+	// Approvers are Slack user or user-group ids; none: the deployers.
+	Approvers []string `yaml:"approvers"`
+	// Timeout: an unapproved request ends after this long.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Window is a deploy window: it opens at each time Cron gives, read in
@@ -531,6 +543,7 @@ func (c *Config) defaults(d *document) {
 		str(key+".retention.schedule", &s.Retention.Schedule, DefaultSchedule)
 		dur(key+".retention.grace", &s.Retention.Grace, releases.DefaultGrace)
 		num(key+".skew_protection", &s.SkewProtection, DefaultSkewProtection)
+		dur(key+".approval.timeout", &s.Approval.Timeout, releases.DefaultApprovalTimeout)
 		str(key+".strategy", &s.Strategy, releases.DefaultStrategy)
 		str(key+".routing.index", &s.Routing.Index, releases.DefaultRouting.Index)
 		str(key+".routing.fallback", &s.Routing.Fallback, releases.DefaultRouting.Fallback)
@@ -558,6 +571,9 @@ func ptr[T any](v T) *T { return &v }
 const StrategyKVS = releases.StrategyKVS
 
 var kvsARN = regexp.MustCompile(`^arn:aws[a-z-]*:cloudfront::[0-9]{12}:key-value-store/[A-Za-z0-9-]+$`)
+
+// slackID is a Slack user (U..., W...) or user-group (S...) id.
+var slackID = regexp.MustCompile(`^[UWS][A-Z0-9]{2,20}$`)
 
 var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -716,6 +732,17 @@ func (c *Config) validate(d *document) Errors {
 				bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
 			}
 		}
+		if a := s.Approval; a.Required < 0 || a.Required > 5 {
+			bad(key+".approval.required", "0 (no approval) to 5 approvals (got %d)", a.Required)
+		}
+		if d.set[key+".approval.timeout"] && (s.Approval.Timeout.Duration < time.Minute || s.Approval.Timeout.Duration > 7*24*time.Hour) {
+			bad(key+".approval.timeout", "1m to 168h (got %s)", s.Approval.Timeout.Duration)
+		}
+		for j, id := range s.Approval.Approvers {
+			if !slackID.MatchString(id) {
+				bad(fmt.Sprintf("%s.approval.approvers[%d]", key, j), "%q: a Slack user id (U...) or user-group id (S...)", id)
+			}
+		}
 		for j, w := range s.Windows {
 			wk := fmt.Sprintf("%s.windows[%d]", key, j)
 			if _, err := CronParser.Parse(w.Cron); err != nil || strings.HasPrefix(w.Cron, "CRON_TZ=") || strings.HasPrefix(w.Cron, "TZ=") {
@@ -763,7 +790,8 @@ func (s Site) ReleasesSite() releases.Site {
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
 		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL,
 		Routing: releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound},
-		Windows: s.windows(), Freezes: s.freezes()}
+		Windows: s.windows(), Freezes: s.freezes(),
+		Approval: releases.Approval{Required: s.Approval.Required, Approvers: s.Approval.Approvers, Timeout: s.Approval.Timeout.Duration}}
 }
 
 // windows and freezes are the site's, as the domain takes them; Parse

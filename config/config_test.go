@@ -103,6 +103,17 @@ func TestParseErrors(t *testing.T) {
 		{"health status", site + "    health: {checks: [{url: \"https://x/\", status: 999}]}\n", []string{"sites[0].health.checks[0].status"}},
 		{"health unknown key", site + "    health: {checks: [{url: \"https://x/\", expect: 200}]}\n", []string{"unknown key", "expect"}},
 		{"health interval", site + "    health: {checks: [{url: \"https://x/\"}], settle: 10s, interval: 1m}\n", []string{"sites[0].health.interval", "settle"}},
+		{"site called all", "sites:\n  - name: all\n    bucket: b\n    distribution_id: E\n", []string{"sites[0].name", "every site"}},
+		{"approvals out of range", site + "    approval: {required: 9}\n", []string{"sites[0].approval.required", "line 5"}},
+		{"approver not an id", site + "    approval: {required: 1, approvers: [alice]}\n", []string{"sites[0].approval.approvers[0]", "alice"}},
+		{"approval timeout", site + "    approval: {required: 1, timeout: 10s}\n", []string{"sites[0].approval.timeout"}},
+		{"window cron", site + "    windows: [{cron: \"0 25 * * *\", duration: 1h}]\n", []string{"sites[0].windows[0].cron"}},
+		{"window with CRON_TZ", site + "    windows: [{cron: \"CRON_TZ=Europe/Berlin 0 9 * * *\", duration: 1h}]\n", []string{"sites[0].windows[0].cron", "timezone"}},
+		{"window duration", site + "    windows: [{cron: \"0 9 * * *\"}]\n", []string{"sites[0].windows[0].duration"}},
+		{"window zone", site + "    windows: [{cron: \"0 9 * * *\", duration: 1h, timezone: Mars/Base}]\n", []string{"sites[0].windows[0].timezone", "Mars/Base"}},
+		{"freeze backwards", site + "    freezes: [{from: 2026-12-24, to: 2026-12-20, reason: x}]\n", []string{"sites[0].freezes[0].to", "after it starts"}},
+		{"freeze not a time", site + "    freezes: [{from: christmas, to: 2026-12-20, reason: x}]\n", []string{"sites[0].freezes[0].from", "christmas"}},
+		{"freeze without reason", site + "    freezes: [{from: 2026-12-20, to: 2026-12-24}]\n", []string{"sites[0].freezes[0].reason"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,8 +139,21 @@ func TestExampleConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Parse(raw, env(map[string]string{"SLACK_APP_TOKEN": "xapp-x", "SLACK_BOT_TOKEN": "xoxb-y"})); err != nil {
+	cfg, err := Parse(raw, env(map[string]string{"SLACK_APP_TOKEN": "xapp-x", "SLACK_BOT_TOKEN": "xoxb-y"}))
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The guardrails reach the domain as the example writes them.
+	www, _ := cfg.Site("www")
+	rs := www.ReleasesSite()
+	if rs.Approval.Required != 1 || rs.Approval.Timeout != 30*time.Minute || len(rs.ApproverIDs()) != 1 {
+		t.Fatalf("approval %+v", rs.Approval)
+	}
+	if len(rs.Windows) != 1 || rs.Windows[0].Duration != 7*time.Hour || rs.Windows[0].Location.String() != "Europe/Berlin" {
+		t.Fatalf("windows %+v", rs.Windows)
+	}
+	if len(rs.Freezes) != 1 || rs.Freezes[0].By != releases.ConfigFreeze || rs.Freezes[0].Until.Format("2006-01-02") != "2027-01-04" {
+		t.Fatalf("freezes %+v", rs.Freezes)
 	}
 }
 
