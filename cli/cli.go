@@ -70,6 +70,8 @@ func commands() []command {
 		{"routing-setup", "directory index, SPA fallback and 404 page of an origin-path site on CloudFront (--apply)", runRoutingSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
+		{"approve", "approve a promote waiting for approval; the last approval needed runs it", runApprove},
+		{"reject", "reject (or withdraw) a promote waiting for approval", runReject},
 		{"freeze", "refuse promotes (not rollbacks) of a site, or all, for a while, saying why", runFreeze},
 		{"unfreeze", "lift a site's (or all sites') run-time freeze", runUnfreeze},
 		{"iam-policy", "print the least-privilege IAM policy of the bot or of CI, from the configuration", runIAMPolicy},

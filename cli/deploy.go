@@ -45,11 +45,12 @@ func printer(w io.Writer) releases.Progress {
 
 func runPromote(ctx context.Context, env Env, args []string) error {
 	var reason, override *string
-	var noVerify *bool
+	var noVerify, noWait *bool
 	call, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
 		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy")
 		noVerify = fs.Bool("no-verify", false, "skip checking that every file of the release is in the bucket")
 		override = fs.String("override-freeze", "", "`REASON` to promote anyway in a freeze or outside the deploy windows (recorded)")
+		noWait = fs.Bool("no-wait", false, "on a site that needs approval, print the request's id and return instead of waiting")
 	})
 	if err != nil {
 		return err
@@ -63,6 +64,16 @@ func runPromote(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason, NoVerify: *noVerify, Override: *override}, printer(env.Stdout))
+	if err == nil && out.Approval != nil {
+		a := *out.Approval
+		fmt.Fprintf(env.Stdout, "the promote of %s on %s waits for %d approval(s) by an approver other than you, until %s: request %s\n"+
+			"  approve: deploybot approve --site %s %s   (or the Approve button in Slack)\n  reject:  deploybot reject --site %s %s\n",
+			a.Version, a.Site, a.Required, a.Expires.UTC().Format("2006-01-02 15:04Z"), a.ID, a.Site, a.ID, a.Site, a.ID)
+		if *noWait {
+			return nil
+		}
+		return waitForApproval(ctx, env, b, a)
+	}
 	return outcome(env, site, out, err)
 }
 

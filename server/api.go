@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"io"
@@ -143,6 +144,33 @@ func (s *Server) routeAPI(mux *routes) {
 			}
 		})
 	}
+	mux.handle("GET /api/v1/sites/{site}/approvals", s.answer("approvals", func(r *http.Request) (any, error) {
+		as, err := s.Service.Approvals(r.Context(), r.PathValue("site"), 50)
+		if as == nil {
+			as = []releases.ApprovalRequest{}
+		}
+		return as, err
+	}))
+	mux.handle("GET /api/v1/sites/{site}/approvals/{id}", s.answer("approval", func(r *http.Request) (any, error) {
+		return s.Service.Approval(r.Context(), r.PathValue("site"), r.PathValue("id"))
+	}))
+	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/approve", func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(w, r, "approve") {
+			return
+		}
+		var req DecisionRequest
+		if err := decodeBody(r, &req); err != nil {
+			s.apiError(w, "approve", err)
+			return
+		}
+		site, id, actor := r.PathValue("site"), r.PathValue("id"), actorOr(req.Actor)
+		s.streamDeploy(w, "approve", site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
+			return s.Service.Approve(work, site, id, actor, progress)
+		})
+	})
+	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/reject", answerJSON(s, "reject", func(r *http.Request, req DecisionRequest) (any, error) {
+		return s.Service.Reject(r.Context(), r.PathValue("site"), r.PathValue("id"), actorOr(req.Actor), req.Reason)
+	}))
 	mux.handle("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
 		if s.authorized(w, r, "backup") {
 			s.handleBackup(w, r)
@@ -249,6 +277,13 @@ type LockRequest struct {
 	Reason string `json:"reason"`
 }
 
+// DecisionRequest is the body of POST .../approvals/{id}/approve and
+// .../reject (the reason is a rejection's).
+type DecisionRequest struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // AllSites in a freeze's path freezes (or unfreezes) every site.
 const AllSites = "all"
 
@@ -318,7 +353,19 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 	}
 	req.Actor = actorOr(req.Actor)
 	site := r.PathValue("site")
+	s.streamDeploy(w, route, site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
+		if kind == releases.KindRollback {
+			return s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
+		}
+		return s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason,
+			NoVerify: req.NoVerify, Override: req.OverrideFreeze}, progress)
+	})
+}
 
+// streamDeploy runs what may become a deploy (a promote, a rollback, the
+// approval that starts one) on the server's work context and answers as
+// handleDeploy says.
+func (s *Server) streamDeploy(w http.ResponseWriter, route, site string, run func(work context.Context, progress releases.Progress) (*releases.Outcome, error)) {
 	events := make(chan releases.Event, 64)
 	type result struct {
 		out *releases.Outcome
@@ -341,13 +388,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 			default: // a slow client must not hold the flip back
 			}
 		})
-		var out *releases.Outcome
-		var err error
-		if kind == releases.KindRollback {
-			out, err = s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
-		} else {
-			out, err = s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, Override: req.OverrideFreeze}, progress)
-		}
+		out, err := run(work, progress)
 		if s.Notifier != nil {
 			if st, serr := s.Service.Site(site); serr == nil {
 				s.Notifier.LiveChanged(work, st)

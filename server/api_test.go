@@ -41,6 +41,8 @@ func TestAPIAuth(t *testing.T) {
 		"POST /api/v1/sites/www/prune", "POST /api/v1/sites/www/pins", "POST /api/v1/sites/www/previews",
 		"PUT /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/pins/v1",
 		"PUT /api/v1/sites/www/freeze", "DELETE /api/v1/sites/www/freeze",
+		"GET /api/v1/sites/www/approvals", "GET /api/v1/sites/www/approvals/x", "POST /api/v1/sites/www/approvals/x/approve",
+		"POST /api/v1/sites/www/approvals/x/reject",
 	} {
 		method, path, _ := strings.Cut(route, " ")
 		req, _ := http.NewRequest(method, e.url+path, strings.NewReader(`{"version":"v1"}`))

@@ -77,7 +77,13 @@ func decodeError(resp *http.Response) error {
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
-	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	return c.callJSON(ctx, http.MethodGet, path, nil, v)
+}
+
+// callJSON calls the API with body (nil: none) and decodes its JSON
+// answer into v.
+func (c *Client) callJSON(ctx context.Context, method, path string, body, v any) error {
+	resp, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
@@ -118,6 +124,12 @@ func (c *Client) Deploy(ctx context.Context, site string, kind releases.Kind, re
 	if err != nil {
 		return nil, err
 	}
+	return c.readStream(resp, progress)
+}
+
+// readStream reads a deploy's NDJSON answer: progress events, then a
+// result or an error line.
+func (c *Client) readStream(resp *http.Response, progress releases.Progress) (*releases.Outcome, error) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -162,6 +174,30 @@ func (c *Client) Promote(ctx context.Context, req releases.PromoteRequest, p rel
 // Rollback goes back through the server, as the service's Rollback does.
 func (c *Client) Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error) {
 	return c.Deploy(ctx, req.Site, releases.KindRollback, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason}, p)
+}
+
+// Approve approves a request on the server; the approval that completes
+// it runs the deploy there, its progress streamed to progress.
+func (c *Client) Approve(ctx context.Context, site, id, actor string, progress releases.Progress) (*releases.Outcome, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/approvals/"+url.PathEscape(id)+"/approve", DecisionRequest{Actor: actor})
+	if err != nil {
+		return nil, err
+	}
+	return c.readStream(resp, progress)
+}
+
+// Reject rejects (or withdraws) a request on the server.
+func (c *Client) Reject(ctx context.Context, site, id, actor, why string) (releases.ApprovalRequest, error) {
+	var a releases.ApprovalRequest
+	err := c.callJSON(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/approvals/"+url.PathEscape(id)+"/reject", DecisionRequest{Actor: actor, Reason: why}, &a)
+	return a, err
+}
+
+// Approval reads one request on the server.
+func (c *Client) Approval(ctx context.Context, site, id string) (releases.ApprovalRequest, error) {
+	var a releases.ApprovalRequest
+	err := c.getJSON(ctx, "/api/v1/sites/"+url.PathEscape(site)+"/approvals/"+url.PathEscape(id), &a)
+	return a, err
 }
 
 // Backup streams a snapshot of the server's store into w.

@@ -48,3 +48,48 @@ func TestAPIFreezeAndUnfreeze(t *testing.T) {
 		t.Fatalf("audit %v", got)
 	}
 }
+
+// Four eyes through the API: the promote's result carries the waiting
+// request, the requester cannot approve, another caller's approval streams
+// the deploy, a reject ends a request, and the list shows them all.
+func TestAPIApprovals(t *testing.T) {
+	e := newEnv(t)
+	e.Service.Sites[0].Approval = releases.Approval{Required: 1, Timeout: time.Hour}
+	e.publish("v1", "v2")
+	e.start()
+	e.flow()
+	ctx := context.Background()
+	c := e.client()
+	out, err := c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, nil)
+	if err != nil || out.Approval == nil || out.Deploy != nil || out.Approval.Actor != "api:alice" {
+		t.Fatalf("promote: %+v %v", out, err)
+	}
+	id := out.Approval.ID
+	if _, err := c.Approve(ctx, "www", id, "alice", nil); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+		t.Fatalf("self-approval: %v", err)
+	}
+	var phases []releases.Phase
+	done, err := c.Approve(ctx, "www", id, "bob", func(e releases.Event) {
+		if e.Type == releases.EventPhaseStarted {
+			phases = append(phases, e.Phase)
+		}
+	})
+	if err != nil || done.Deploy == nil || done.Deploy.ID != id || len(phases) == 0 {
+		t.Fatalf("approve: %+v %v (phases %v)", done, err, phases)
+	}
+	got, err := c.Approval(ctx, "www", id)
+	if err != nil || got.State != releases.ApprovalApproved || got.DecidedBy != "api:bob" {
+		t.Fatalf("the approved request: %+v %v", got, err)
+	}
+	out, err = c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
+	if err != nil || out.Approval == nil {
+		t.Fatalf("second promote: %+v %v", out, err)
+	}
+	rej, err := c.Reject(ctx, "www", out.Approval.ID, "bob", "not now")
+	if err != nil || rej.State != releases.ApprovalRejected || rej.Why != "not now" {
+		t.Fatalf("reject: %+v %v", rej, err)
+	}
+	if _, err := c.Approval(ctx, "www", "nope"); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("an unknown request: %v", err)
+	}
+}
