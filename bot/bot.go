@@ -152,6 +152,10 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		if c.Override != "" && !b.authorizeOverride(ctx, req, site, out) {
 			return
 		}
+	case approvers:
+		if !b.authorizeApprover(ctx, req, site, out) {
+			return
+		}
 	case previewers:
 		// A preview shows a release nobody has decided to ship: the
 		// site's deployers, and the people of previewers:, may see it.
@@ -192,6 +196,14 @@ func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, ou
 	}
 	return b.allowed(ctx, req, site, out, b.Auth.IsDeployer, req.Cmd.Name, "deploy", "not a deployer",
 		fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
+}
+
+func (b *Bot) authorizeApprover(ctx context.Context, req Request, site releases.Site, out Out) bool {
+	if b.Auth == nil {
+		return true
+	}
+	return b.allowed(ctx, req, site, out, b.Auth.IsApprover, req.Cmd.Name, "approve deploys of", "not an approver",
+		fmt.Sprintf("Sorry, only the approvers of %s may approve or reject its promotes.", site.Name))
 }
 
 func (b *Bot) authorizeOverride(ctx context.Context, req Request, site releases.Site, out Out) bool {
@@ -245,6 +257,8 @@ func (b *Bot) deploy(ctx context.Context, req Request, site releases.Site, out O
 			out.Private(ctx, req, ErrorText(err))
 		case res != nil && res.AlreadyLive:
 			out.Private(ctx, req, Md("%s is already live on %s; nothing to do.", res.Version, site.Name))
+		case res != nil && res.Approval != nil:
+			out.Private(ctx, req, waitingText(site, *res.Approval, actorOf(req)))
 		}
 		return
 	}

@@ -17,6 +17,7 @@ const (
 	anyone     access = iota
 	deployers         // the site's deployers
 	previewers        // its deployers and previewers
+	approvers         // its approvers (the deployers when it names none)
 )
 
 // commandSpec is one chat command, Atlantis-style: its name, its usage
@@ -52,6 +53,8 @@ func init() {
 		{name: "history", usage: "history [site]", args: noWords, run: (*Bot).runHistory},
 		{name: "lock", usage: "lock [site] <reason...>", who: deployers, args: lockReason, run: (*Bot).runLock},
 		{name: "unlock", usage: "unlock [site]", who: deployers, args: noWords, run: (*Bot).runUnlock},
+		{name: "approve", usage: "approve [site] <request>", who: approvers, args: requestID, run: (*Bot).runApprove},
+		{name: "reject", usage: "reject [site] <request> [reason...]", args: requestAndReason, run: (*Bot).runReject},
 		{name: "freeze", usage: "freeze [site|all] <2h|3d|2026-12-24> <reason...>", who: deployers, args: freezeArgs, run: (*Bot).runFreeze, allSites: true},
 		{name: "unfreeze", usage: "unfreeze [site|all]", who: deployers, args: noWords, run: (*Bot).runUnfreeze, allSites: true},
 		{name: "prune", usage: "prune [site] [--dry-run]", who: deployers, args: dryRun, run: (*Bot).runPrune},

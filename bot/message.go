@@ -71,6 +71,8 @@ const (
 	ActionRollback = "deploybot_rollback" // value: site/version to go back to
 	ActionConfirm  = "deploybot_confirm"  // value: site/version; the row's ID: "r:" and the reason
 	ActionCancel   = "deploybot_cancel"   // value: site/version
+	ActionApprove  = "deploybot_approve"  // value: site/request id
+	ActionReject   = "deploybot_reject"   // value: site/request id
 )
 
 func section(text Mrkdwn) Section { return Section{Text: text} }

@@ -68,6 +68,10 @@ func TestParse(t *testing.T) {
 		{"freeze, bad until", "freeze soon because", one, Command{}, "neither a duration"},
 		{"unfreeze all", "unfreeze all", two, Command{Action: Run, Name: "unfreeze", Site: "all", All: true}, ""},
 		{"unfreeze", "unfreeze www", two, Command{Action: Run, Name: "unfreeze", Site: "www"}, ""},
+		{"approve", "approve 20261202T101645.558474Z-ebcb0670", one, Command{Action: Run, Name: "approve", Site: "www", Version: "20261202T101645.558474Z-ebcb0670"}, ""},
+		{"approve, no id", "approve", one, Command{}, "request's id is required"},
+		{"approve, not an id", "approve <!channel>", one, Command{}, "not a request id"},
+		{"reject with why", "reject www r1 not during the sale", one, Command{Action: Run, Name: "reject", Site: "www", Version: "r1", Reason: "not during the sale"}, ""},
 		{"all is not a site elsewhere", "status all", two, Command{}, `unknown site "all"`},
 	}
 	for _, c := range cases {

@@ -37,6 +37,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	edgeAddr := fs.String("edge", "127.0.0.1:8080", "`ADDR` (host:port) of the edge that serves the site (127.0.0.1:0 picks a free port)")
 	apiAddr := fs.String("listen", "127.0.0.1:0", "`ADDR` (host:port) of the local S3 + CloudFront APIs")
 	standIn := standInFlags(fs, 4*time.Second, 2*time.Second, time.Second)
+	approvals := fs.Int("approvals", 0, "`N` approvals each promote of the demo site waits for (0 to 5; say `as NAME /site approve ID` to approve as someone else)")
 	strategy := fs.String("strategy", releases.DefaultStrategy, "`STRATEGY` the demo site flips by: origin-path, or kvs (a key value store and a CloudFront Function; instant flips and previews)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -44,6 +45,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	if len(pos) != 0 {
 		return usagef("dev takes no arguments")
+	}
+	if *approvals < 0 || *approvals > 5 {
+		return usagef("--approvals is 0 to 5")
 	}
 	if *strategy != releases.DefaultStrategy && *strategy != cloud.StrategyKVS {
 		return usagef("--strategy is %s or %s", releases.DefaultStrategy, cloud.StrategyKVS)
@@ -103,6 +107,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
 		Timeout: 5 * time.Minute, ProcessAlive: aliveCheck}
 	out := &consoleOut{w: env.Stdout}
+	svc.OnApproval = out
 
 	// The same --data may have run the other strategy last time. kvs ->
 	// origin-path undoes kvs-setup (the association goes, the origin path
@@ -173,6 +178,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if _, err := svc.Recover(ctx, nil); err != nil {
 		fmt.Fprintf(env.Stderr, "deploybot: recovering interrupted deploys: %v\n", err)
 	}
+	// The setup's own first promote needs nobody's approval; yours do.
+	svc.Sites[0].Approval = releases.Approval{Required: *approvals}
 
 	fmt.Fprintf(env.Stdout, `
 deploybot dev is running.
@@ -218,15 +225,16 @@ Ctrl-D or Ctrl-C quits.
 				fmt.Fprintln(env.Stdout)
 				return nil
 			}
-			text, ok := strings.CutPrefix(strings.TrimSpace(line), "/site")
 			if strings.TrimSpace(line) == "" {
 				continue
 			}
+			user, rest := consoleUser(line)
+			text, ok := strings.CutPrefix(rest, "/site")
 			if !ok {
-				out.printf("(commands start with /site, e.g. /site help)\n")
+				out.printf("(commands start with /site, e.g. /site help; \"as NAME /site ...\" acts as someone else)\n")
 				continue
 			}
-			req := bot.Request{Cmd: bot.Parse(text, b.SiteNames()), UserID: "you", Channel: "#demo", Door: "console"}
+			req := bot.Request{Cmd: bot.Parse(text, b.SiteNames()), UserID: user, Channel: "#demo", Door: "console"}
 			b.Handle(ctx, req, out)
 		}
 	}
@@ -281,6 +289,26 @@ func fingerprint(s string) uint32 {
 		h = (h ^ uint32(s[i])) * 16777619
 	}
 	return h
+}
+
+// consoleName is who a console line may act as: "as bob /site approve
+// ID", so one person can try what needs two (an approval).
+var consoleName = regexp.MustCompile(`^as ([a-z][a-z0-9_-]{0,31}) +`)
+
+// consoleUser splits a console line into who typed it ("you" unless it
+// says "as NAME") and the command.
+func consoleUser(line string) (user, rest string) {
+	line = strings.TrimSpace(line)
+	if m := consoleName.FindStringSubmatch(line); m != nil {
+		return m[1], strings.TrimSpace(line[len(m[0]):])
+	}
+	return "you", line
+}
+
+// ApprovalChanged prints an approval request's card as it changes, as
+// Slack would show it in the site's channel.
+func (c *consoleOut) ApprovalChanged(_ context.Context, site releases.Site, a releases.ApprovalRequest) {
+	c.printf("[%s] approval card: %s\n", site.Channel, indent(plain(bot.ApprovalMessage(site, a).Text)))
 }
 
 // consoleOut prints what Slack would show: private replies, channel

@@ -58,6 +58,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 			return &usageError{err.Error()}
 		}
 		b.Auth = &slackbot.Deployers{API: chat.API, Logger: log}
+		svc.OnApproval = chat
 		if _, err := chat.API.AuthTestContext(ctx); err != nil {
 			return fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
 		}

@@ -67,6 +67,12 @@ func (s *Service) SetDeployLink(ctx context.Context, siteName, deployID, name, l
 	return s.Store.SetDeployLink(ctx, siteName, deployID, name, link)
 }
 
+// DeployLinks returns where a deploy (or the approval request of that id)
+// is shown, by name.
+func (s *Service) DeployLinks(ctx context.Context, siteName, deployID string) (map[string]string, error) {
+	return s.Store.DeployLinks(ctx, siteName, deployID)
+}
+
 // SetReleaseLink remembers where a release is shown (its chat notice);
 // ReleaseLinks returns them for the site: version -> name -> link.
 func (s *Service) SetReleaseLink(ctx context.Context, siteName, version, name, link string) error {

@@ -96,6 +96,9 @@ type Server struct {
 	APIToken   string
 	// ReconcileInterval is the period of the reconcile loop; zero: 5 minutes.
 	ReconcileInterval time.Duration
+	// ApprovalInterval is how often requests waiting for approval past
+	// their time are recorded as expired; zero: 15 seconds.
+	ApprovalInterval time.Duration
 	// ShutdownTimeout bounds the whole shutdown; zero: 25 seconds (inside
 	// Kubernetes' default 30 s grace period).
 	ShutdownTimeout time.Duration
@@ -232,6 +235,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		defer close(loopDone)
 		s.loop(s.work)
 	}()
+	if s.begin() {
+		go func() {
+			defer s.deploys.Done()
+			s.expireApprovals(s.work)
+		}()
+	}
 	for _, sch := range s.Schedules {
 		if !s.begin() {
 			break
@@ -295,6 +304,34 @@ func (s *Server) shutdown(srv *http.Server, loopDone <-chan struct{}) {
 	case <-ctx.Done():
 	}
 	s.Logger.Info("stopped")
+}
+
+// expireApprovals records, every ApprovalInterval, the requests of sites
+// with approvals that nobody approved in time (their cards say so through
+// the service's ApprovalNotifier). A request is also read as expired the
+// moment its time is up, so the interval only delays the record.
+func (s *Server) expireApprovals(ctx context.Context) {
+	every := s.ApprovalInterval
+	if every <= 0 {
+		every = 15 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, site := range s.Service.Sites {
+			if site.Approval.Required == 0 || ctx.Err() != nil {
+				continue
+			}
+			if _, err := s.Service.ExpireApprovals(releases.WithDoor(ctx, releases.DoorSchedule), site.Name); err != nil && ctx.Err() == nil {
+				s.Logger.Warn("expiring approval requests", "site", site.Name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // loop runs recovery and reconcile at start, then every interval.

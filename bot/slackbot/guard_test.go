@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -61,6 +62,114 @@ func TestSlashFreezeHoldsPromotesNotRollbacks(t *testing.T) {
 		}
 	}
 	want := "promote:ok promote:ok freeze:ok promote:refused promote:refused rollback:ok promote:ok unfreeze:ok"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("audit\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
+}
+
+// cardOf finds the newest top-level post holding sub.
+func (w *world) cardOf(sub string) slackfake.Post {
+	w.t.Helper()
+	posts, _, _ := w.slack.Snapshot()
+	for i := len(posts) - 1; i >= 0; i-- {
+		if posts[i].ThreadTS == "" && strings.Contains(posts[i].Text, sub) {
+			return posts[i]
+		}
+	}
+	w.t.Fatalf("no post holds %q", sub)
+	return slackfake.Post{}
+}
+
+// click presses a button of a message in the site's channel.
+func (w *world) click(envelope, user, action, value string, m slackfake.Post) {
+	w.slack.Send(envelope, "interactive", map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": user}, "channel": map[string]any{"id": channel},
+		"message":   map[string]any{"ts": m.TS, "text": m.Text},
+		"container": map[string]any{"type": "message", "message_ts": m.TS, "channel_id": channel},
+		"actions":   []map[string]any{{"action_id": action, "block_id": "b", "value": value, "type": "button"}},
+	})
+}
+
+// Four eyes in Slack: the card with Approve and Reject, self-approval and
+// non-approvers refused, another approver's click runs the deploy in the
+// card's thread; a restart keeps a pending request's buttons working; a
+// rejection and a timeout end requests and say so on their cards.
+func TestSlackApprovals(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	approval := func(s *releases.Service) {
+		s.Sites[0].Approval = releases.Approval{Required: 1, Timeout: 30 * time.Minute}
+	}
+	approval(w.Service)
+	w.publish("v1", "v2", "v3")
+	eph := func(sub string) bool { _, _, e := w.slack.Snapshot(); return hasText(e, sub) }
+	posted := func(sub string) bool { p, _, _ := w.slack.Snapshot(); return hasText(p, sub) }
+	updated := func(sub string) bool { _, u, _ := w.slack.Snapshot(); return hasText(u, sub) }
+
+	w.slack.Slash("a-1", alice, "promote v1 first launch")
+	w.slack.WaitFor("the answer", func() bool { return eph("waits for 1 approval(s) by an approver other than you") })
+	w.slack.WaitFor("the card", func() bool { return posted("*Promote www*: `(none)` → `v1` asked by <@UALICE>") })
+	card := w.cardOf("`v1` asked by")
+	if !strings.Contains(string(card.Blocks), `"action_id":"deploybot_approve"`) || !strings.Contains(string(card.Blocks), `"action_id":"deploybot_reject"`) {
+		t.Fatalf("card blocks %s", card.Blocks)
+	}
+	as, _ := w.Service.Approvals(context.Background(), "www", 0)
+	if len(as) != 1 {
+		t.Fatalf("requests %+v", as)
+	}
+	id := as[0].ID
+	w.click("a-2", alice, "deploybot_approve", "www/"+id, card)
+	w.slack.WaitFor("the self-approval refusal", func() bool { return eph("cannot approve it: another approver must") })
+	w.click("a-3", mallory, "deploybot_approve", "www/"+id, card)
+	w.slack.WaitFor("the non-approver refusal", func() bool { return eph("only the approvers of www") })
+	w.click("a-4", bob, "deploybot_approve", "www/"+id, card)
+	w.slack.WaitFor("the deploy", func() bool { return w.live() == "v1" && posted("`v1` is live on *www*") })
+	w.slack.WaitFor("the card says approved", func() bool { return updated("Approved by <@UBOB>: the deploy runs in this thread") })
+	posts, _, _ := w.slack.Snapshot()
+	for _, p := range posts {
+		if strings.Contains(p.Text, "is live on") && p.ThreadTS != card.TS {
+			t.Fatalf("the deploy did not report in the card's thread: %+v", p)
+		}
+	}
+	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
+	if ds[0].ID != id || ds[0].Actor != alice || strings.Join(ds[0].ApprovedBy, ",") != bob {
+		t.Fatalf("deploy %+v", ds[0])
+	}
+
+	// A pending request survives a restart, buttons and card included.
+	w.slack.Slash("a-5", alice, "promote v2")
+	w.slack.WaitFor("the second card", func() bool { return posted("`v1` → `v2` asked by <@UALICE>") })
+	card2 := w.cardOf("`v2` asked by")
+	as, _ = w.Service.Approvals(context.Background(), "www", 1)
+	w.restart(approval)
+	w.click("a-6", bob, "deploybot_approve", "www/"+as[0].ID, card2)
+	w.slack.WaitFor("the deploy after the restart", func() bool { return w.live() == "v2" && posted("`v2` is live on *www*") })
+
+	// Rejected.
+	w.slack.Slash("a-7", alice, "promote v3")
+	w.slack.WaitFor("the third card", func() bool { return posted("`v2` → `v3` asked by <@UALICE>") })
+	card3 := w.cardOf("`v3` asked by")
+	as, _ = w.Service.Approvals(context.Background(), "www", 1)
+	w.click("a-8", bob, "deploybot_reject", "www/"+as[0].ID, card3)
+	w.slack.WaitFor("the card says rejected", func() bool { return updated(":no_entry: Rejected by <@UBOB>: rejected in Slack") })
+
+	// Expired: the request's time runs out; the record and the card say so.
+	w.slack.Slash("a-9", alice, "promote v3 again")
+	w.slack.WaitFor("the fourth card", func() bool { return posted("again") })
+	w.Service.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	if ex, err := w.Service.ExpireApprovals(context.Background(), "www"); err != nil || len(ex) != 1 {
+		t.Fatalf("expire: %+v %v", ex, err)
+	}
+	w.slack.WaitFor("the card says expired", func() bool { return updated(":hourglass: Expired at") })
+	if w.live() != "v2" {
+		t.Fatalf("live %s", w.live())
+	}
+	audit, _ := w.Store.Audit(context.Background(), "www", 0)
+	var got []string
+	for i := len(audit) - 1; i >= 0; i-- {
+		got = append(got, audit[i].Actor+":"+audit[i].Action+":"+audit[i].Result)
+	}
+	want := "UALICE:promote:pending UALICE:approve:refused UMALORY:approve:refused UALICE:promote:ok UBOB:approve:ok " +
+		"UALICE:promote:pending UALICE:promote:ok UBOB:approve:ok UALICE:promote:pending UBOB:reject:ok UALICE:promote:pending deploybot:approval:expired"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("audit\n%s\nwant\n%s", strings.Join(got, " "), want)
 	}

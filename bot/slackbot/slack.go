@@ -52,13 +52,14 @@ type Slack struct {
 	// prune_summary), for a metric; each is logged too.
 	Lost func(what string)
 
-	seen      dedupe
-	channels  channelCheck
-	noticeMu  sync.Mutex // one refresh of the notices at a time
-	connected atomic.Bool
-	work      sync.WaitGroup // Add only through begin
-	workMu    sync.Mutex
-	stopping  bool
+	seen       dedupe
+	channels   channelCheck
+	noticeMu   sync.Mutex // one refresh of the notices at a time
+	approvalMu sync.Mutex // one approval card change at a time
+	connected  atomic.Bool
+	work       sync.WaitGroup // Add only through begin
+	workMu     sync.Mutex
+	stopping   bool
 }
 
 // begin registers work Run waits for before it returns; false once Run
@@ -234,6 +235,10 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 		name = "promote"
 	case bot.ActionRollback:
 		name = "rollback"
+	case bot.ActionApprove:
+		name, reason = "approve", ""
+	case bot.ActionReject:
+		name, reason = "reject", "rejected in Slack"
 	case bot.ActionConfirm:
 		// The person confirmed a promote that goes backwards; its
 		// reason rode in the block id.

@@ -30,9 +30,10 @@ const (
 
 type world struct {
 	*testenv.Env
-	t     *testing.T
-	slack *slackfake.Server
-	app   *slackbot.Slack
+	t       *testing.T
+	slack   *slackfake.Server
+	app     *slackbot.Slack
+	stopApp func()
 }
 
 func newWorld(t *testing.T, propagation time.Duration) *world {
@@ -42,19 +43,42 @@ func newWorld(t *testing.T, propagation time.Duration) *world {
 		Site:  releases.Site{DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}},
 		Store: true})
 	w.slack.Groups[group] = []string{bob}
+	w.startApp()
+	return w
+}
+
+// startApp connects a bot over the world's service to the fake Slack.
+func (w *world) startApp() {
 	b := &bot.Bot{Service: w.Service, Command: "/site"}
 	var err error
 	w.app, err = slackbot.New("xapp-1-test", "xoxb-test", w.slack.APIURL(), b, nil)
 	if err != nil {
-		t.Fatal(err)
+		w.t.Fatal(err)
 	}
 	b.Auth = &slackbot.Deployers{API: w.app.API}
+	w.Service.OnApproval = w.app
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.app.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	w.stopApp = func() { once.Do(func() { cancel(); <-done }) }
+	w.t.Cleanup(w.stopApp)
 	w.slack.WaitFor("the socket to connect", func() bool { return w.app.Connected() })
-	return w
+}
+
+// restart stops the bot and its store as a serve restart does, then
+// starts both again on the same store file; edit says how the new
+// service's sites differ from the test environment's.
+func (w *world) restart(edit func(s *releases.Service)) {
+	w.stopApp()
+	if err := w.Store.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.OpenStore()
+	if edit != nil {
+		edit(w.Service)
+	}
+	w.startApp()
 }
 
 func (w *world) publish(versions ...string) {

@@ -43,6 +43,38 @@ func TestDev(t *testing.T) {
 	}
 }
 
+// With --approvals 1 a promote waits: the console prints the card, you
+// cannot approve your own, "as bob" can, and a freeze holds the next
+// promote while a rollback goes through.
+func TestDevApprovalsAndFreeze(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d := startDev(t, ctx, "--propagation", "300ms", "--invalidation", "200ms", "--approvals", "1")
+	url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+	d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
+	io.WriteString(d.stdin, "/site promote v2 ship it\n")
+	d.wait(regexp.MustCompile(`\[#demo\] approval card: \*Promote demo\*: .v1. → .v2. asked by console:you`))
+	id := d.wait(regexp.MustCompile("waits for 1 approval\\(s\\) by an approver other than you, until [^:]+:\\d+Z: request `([^`]+)`"))[1]
+	io.WriteString(d.stdin, "/site approve "+id+"\n")
+	d.wait(regexp.MustCompile(`\[only you\] console:you asked for this promote and cannot approve it`))
+	io.WriteString(d.stdin, "as bob /site approve "+id+"\n")
+	d.wait(regexp.MustCompile("Approved by console:bob: the deploy runs in this thread"))
+	d.wait(regexp.MustCompile("`v2` is live on"))
+	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
+		t.Fatalf("after the approval the site shows %q", b)
+	}
+	io.WriteString(d.stdin, "/site freeze 1h launch week\n")
+	d.wait(regexp.MustCompile(`froze \*demo\* until`))
+	io.WriteString(d.stdin, "/site rollback\n")
+	d.wait(regexp.MustCompile("`v1` is live on"))
+	io.WriteString(d.stdin, "/site promote v2\n")
+	d.wait(regexp.MustCompile(`\[only you\] site demo is frozen by console:you until`))
+	d.stdin.Close()
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("dev did not exit cleanly: %v\n%s", err, d.stderr.String())
+	}
+}
+
 // With --strategy kvs the demo site flips by key, and previews work.
 func TestDevWithKVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,0 +1,178 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/deploybot/deploybot/internal/present"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Approvals in chat: a promote on a site that needs approval answers the
+// person with where it waits; the card with Approve and Reject (ApprovalMessage)
+// is the chat adapter's to post and keep true, as it hears of each change
+// whichever door made it. A click, or `approve <request>`, runs Approve:
+// the approval that completes the request runs the deploy in the card's
+// thread.
+
+// requestIDRE is the shape of a request id (a deploy id's): letters,
+// digits, '.', '-'.
+var requestIDRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.-]{0,63}$`)
+
+func requestID(c *Command, words []string) error {
+	if len(words) != 1 {
+		return errors.New("the request's id is required (the promote's answer and its card say it)")
+	}
+	if !requestIDRE.MatchString(words[0]) {
+		return errors.New("that is not a request id")
+	}
+	c.Version = words[0]
+	return nil
+}
+
+func requestAndReason(c *Command, words []string) error {
+	if len(words) == 0 {
+		return requestID(c, words)
+	}
+	if err := requestID(c, words[:1]); err != nil {
+		return err
+	}
+	c.Reason = strings.Join(words[1:], " ")
+	return nil
+}
+
+// waitingText tells the person who asked where their promote waits.
+func waitingText(site releases.Site, a releases.ApprovalRequest, who string) Mrkdwn {
+	if a.Actor != who {
+		// An approval that did not complete the request.
+		return Md(":ballot_box_with_check: Approved `%s` (%d of %d); it waits for %d more.", a.ID, len(a.Approvals), a.Required, a.Required-len(a.Approvals))
+	}
+	where := Mrkdwn("")
+	if site.Channel != "" {
+		where = Md(" The card with Approve and Reject is in %s.", channelMention(site.Channel))
+	}
+	return Md(":hourglass_flowing_sand: The promote of `%s` on *%s* waits for %d approval(s) by an approver other than you, until %s: request `%s`.%s",
+		a.Version, site.Name, a.Required, a.Expires.UTC().Format("2006-01-02 15:04Z"), a.ID, where)
+}
+
+// channelMention shows a channel: a mention for a channel id, else the
+// name as written.
+func channelMention(ch string) Mrkdwn {
+	if channelIDRE.MatchString(ch) {
+		return Mrkdwn("<#" + ch + ">")
+	}
+	return Md("%s", ch)
+}
+
+var channelIDRE = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
+
+// ApprovalMessage is an approval request's card: who asks for what and
+// why, how many approvals it has and needs, until when; Approve and
+// Reject while it waits, how it ended once it does not.
+func ApprovalMessage(site releases.Site, a releases.ApprovalRequest) Message {
+	title := Md("*Promote %s*: `%s` → `%s` asked by %s", site.Name, present.OrNone(a.From), a.Version, Mention(a.Actor))
+	var lines []Mrkdwn
+	if a.Reason != "" {
+		lines = append(lines, Md(">%s", present.Short(a.Reason, 280)))
+	}
+	if a.Override != "" {
+		lines = append(lines, Md(":snowflake: overriding a freeze: %s", present.Short(a.Override, 280)))
+	}
+	var approvers []Mrkdwn
+	for _, v := range a.Approvals {
+		approvers = append(approvers, Mention(v.By))
+	}
+	if len(approvers) > 0 {
+		lines = append(lines, Md("Approved by %s (%d of %d)", joinMd(approvers, ", "), len(a.Approvals), a.Required))
+	}
+	var state Mrkdwn
+	switch a.State {
+	case releases.ApprovalPending:
+		state = Md(":hourglass_flowing_sand: Waits for %d approval(s), not by %s, until %s.", a.Required-len(a.Approvals), Mention(a.Actor), a.Expires.UTC().Format("2006-01-02 15:04Z"))
+	case releases.ApprovalApproved:
+		state = Md(":white_check_mark: Approved by %s: the deploy runs in this thread.", Mention(a.DecidedBy))
+	case releases.ApprovalRejected:
+		state = Md(":no_entry: Rejected by %s%s. Nothing changed.", Mention(a.DecidedBy), reasonColon(a.Why))
+	case releases.ApprovalExpired:
+		state = Md(":hourglass: Expired at %s: nobody approved in time. Nothing changed.", a.Expires.UTC().Format("2006-01-02 15:04Z"))
+	}
+	body := title
+	if len(lines) > 0 {
+		body += "\n" + joinMd(lines, "\n")
+	}
+	blocks := []Block{section(body), note(state + Md(" · request `%s`", a.ID))}
+	text := body + "\n" + state
+	if a.State == releases.ApprovalPending {
+		value := site.Name + "/" + a.ID
+		blocks = append(blocks, Buttons{Buttons: []Button{
+			{Action: ActionApprove, Value: value, Label: "Approve", Style: Primary,
+				Confirm: &Confirm{Title: "Approve?", Text: Md("Make `%s` live on *%s* now, as %s asked?", a.Version, site.Name, Mention(a.Actor)), OK: "Approve", Cancel: "Cancel"}},
+			{Action: ActionReject, Value: value, Label: "Reject", Style: Danger},
+		}})
+	}
+	return Message{Text: text, Blocks: blocks}
+}
+
+func reasonColon(why string) Mrkdwn {
+	if why == "" {
+		return ""
+	}
+	return Md(": %s", why)
+}
+
+func (b *Bot) runApprove(ctx context.Context, req Request, site releases.Site, out Out) {
+	id := req.Cmd.Version
+	if req.Thread == "" {
+		// Typed, not clicked: the deploy reports in the card's thread.
+		if ch, ts, ok := b.approvalCard(ctx, site, id); ok {
+			req.Channel, req.Thread = ch, ts
+		}
+	}
+	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
+		return b.Service.Approve(ctx, site.Name, id, actorOf(req), p)
+	})
+}
+
+func (b *Bot) runReject(ctx context.Context, req Request, site releases.Site, out Out) {
+	id := req.Cmd.Version
+	// An approver says no; the person who asked may withdraw.
+	if b.Auth != nil {
+		a, err := b.Service.Approval(ctx, site.Name, id)
+		if err != nil {
+			out.Private(ctx, req, ErrorText(err))
+			return
+		}
+		if a.Actor != actorOf(req) && !b.authorizeApprover(ctx, req, site, out) {
+			return
+		}
+	}
+	why := req.Cmd.Reason
+	if why == "" && req.Door == releases.DoorSlack && req.Thread != "" {
+		why = "rejected in Slack"
+	}
+	a, err := b.Service.Reject(ctx, site.Name, id, actorOf(req), why)
+	if err != nil {
+		out.Private(ctx, req, ErrorText(err))
+		return
+	}
+	out.Private(ctx, req, Md(":no_entry: Rejected `%s`: the promote of `%s` on *%s* by %s will not run.", a.ID, a.Version, site.Name, Mention(a.Actor)))
+}
+
+// ApprovalLink is the name under which a request's card is recorded
+// (with the deploy links, under the request's id): "CHANNEL TS".
+const ApprovalLink = "slack-approval"
+
+// approvalCard is where a request's card is, when a chat posted one.
+func (b *Bot) approvalCard(ctx context.Context, site releases.Site, id string) (channel, ts string, ok bool) {
+	links, err := b.Service.DeployLinks(ctx, site.Name, id)
+	if err != nil {
+		return "", "", false
+	}
+	f := strings.Fields(links[ApprovalLink])
+	if len(f) != 2 {
+		return "", "", false
+	}
+	return f[0], f[1], true
+}
