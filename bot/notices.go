@@ -37,6 +37,7 @@ func NoticeStateOf(r releases.Release, live LiveNow) NoticeState {
 	st := NoticeState{Pruned: r.Pruned, Live: live.ptr.Version, LiveSince: live.ptr.Since}
 	if live.rel != nil {
 		st.Older = releases.GoesBack(r, *live.rel)
+		st.LiveCommit = live.rel.Commit
 	}
 	return st
 }

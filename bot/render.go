@@ -245,6 +245,8 @@ type NoticeState struct {
 	LiveSince time.Time // when Live went live (zero: unknown)
 	Older     bool      // published before Live: promoting it goes backwards
 	Pruned    bool      // retention deleted it
+	// LiveCommit is the live release's commit, for the compare link.
+	LiveCommit string
 }
 
 // Key names the state for "has the notice changed": a notice is updated
@@ -268,11 +270,34 @@ func (n NoticeState) Key(version string) string {
 // whether promoting goes backwards, and a pruned release has no button.
 func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, st NoticeState) Message {
 	title := Md(":package: New release of *%s*: `%s`", site.Name, r.Version)
+	repo, _ := present.ParseRepo(site.RepoURL) // config checked it
 	var details []Mrkdwn
 	if r.Commit != "" {
-		details = append(details, Md("commit `%s`", present.Short(r.Commit, 12)))
+		c := Md("`%s`", present.Short(r.Commit, 12))
+		if u := repo.Commit(r.Commit); u != "" {
+			c = Link(u, r.Commit[:7]) // a linked commit is hex: git's short form
+		}
+		details = append(details, "commit "+c)
+	}
+	if r.Branch != "" {
+		details = append(details, Md("branch `%s`", present.Short(r.Branch, 60)))
+	}
+	if n := r.PullRequest; n != "" {
+		pr := Md("PR #%s", n)
+		if u := repo.PullRequest(n); u != "" {
+			pr = Link(u, "PR #"+n)
+		}
+		details = append(details, pr)
+	}
+	if r.CIURL != "" {
+		details = append(details, Link(r.CIURL, "CI run"))
 	}
 	details = append(details, Md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
+	if st.Live != "" && st.Live != r.Version {
+		if u := repo.Compare(st.LiveCommit, r.Commit); u != "" {
+			details = append(details, Link(u, "changes since "+st.Live))
+		}
+	}
 	body := title + "\n" + joinMd(details, " · ")
 	if r.Message != "" {
 		body += Md("\n>%s", present.Short(r.Message, 280))

@@ -18,8 +18,11 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	fs, cfgPath := flagSet(env, "publish", "DIR")
 	site := fs.String("site", "", "the `SITE` to publish to (may be left out when only one is configured)")
 	version := fs.String("version", "", "release `VERSION` (letters, digits, . _ -)")
-	commit := fs.String("commit", "", "the commit `SHA` the release was built from")
+	commit := fs.String("commit", "", "the commit `SHA` the release was built from (default: from the CI's environment)")
 	message := fs.String("message", "", "release `MESSAGE` (shown in Slack and versions)")
+	branch := fs.String("branch", "", "the `BRANCH` the release was built from (default: from the CI's environment)")
+	ciURL := fs.String("ci-url", "", "`URL` of the CI run that built it (default: from the CI's environment)")
+	pullRequest := fs.String("pull-request", "", "`NUMBER` of the pull request it was built for (default: from the CI's environment)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	conc := fs.Int("concurrency", 16, "`N` uploads and copies in flight")
 	dry := fs.Bool("dry-run", false, "show what each file would get (action, cache rule, headers), what is left out and why, and send nothing")
@@ -39,6 +42,15 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	}
 	if err := releases.ValidateVersion(*version); err != nil {
 		return err
+	}
+	// What CI knows: the flags, else the CI's own environment variables.
+	ci := publish.DetectCI(env.Getenv)
+	build := releases.Build{Branch: or(*branch, ci.Branch), CIURL: or(*ciURL, ci.CIURL), PullRequest: strings.TrimPrefix(or(*pullRequest, ci.PullRequest), "#")}
+	if err := build.Check(); err != nil {
+		return usagef("%s", releases.ErrorMessage(err))
+	}
+	if *commit == "" {
+		*commit = ci.Commit
 	}
 	if env.Getenv("GOGC") == "" {
 		// Every upload leaves some 50 KiB of garbage (net/http's buffers
@@ -69,7 +81,7 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	}
 	p := &publish.Publisher{Bucket: a.bucket}
 	inputs := publish.Inputs{Exclude: append(slices.Clone(sc.Exclude), excludes...), IncludeHidden: *hidden, FollowExternalLinks: *external}
-	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Dir: pos[0],
+	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Build: build, Dir: pos[0],
 		Concurrency: *conc, Rules: rules, SkewReleases: *sc.SkewProtection, DryRun: *dry, Inputs: inputs})
 	if err != nil {
 		return err
@@ -129,3 +141,11 @@ type multiFlag []string
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// or is a, or b when a is empty.
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

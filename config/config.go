@@ -23,6 +23,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -111,6 +112,9 @@ type Site struct {
 	URL string `yaml:"url"`
 	// Routing maps paths that name no file onto the release's files.
 	Routing Routing `yaml:"routing"`
+	// RepoURL is where the site's source is browsed, for links to
+	// commits, compares and pull requests in notices.
+	RepoURL string `yaml:"repo_url"`
 	// Approval makes promotes wait for other people's approval.
 	Approval Approval `yaml:"approval"`
 	// Windows are the times promotes are allowed (none: any time).
@@ -732,6 +736,9 @@ func (c *Config) validate(d *document) Errors {
 				bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
 			}
 		}
+		if _, err := present.ParseRepo(s.RepoURL); err != nil {
+			bad(key+".repo_url", "%v", err)
+		}
 		if a := s.Approval; a.Required < 0 || a.Required > 5 {
 			bad(key+".approval.required", "0 (no approval) to 5 approvals (got %d)", a.Required)
 		}
@@ -790,7 +797,7 @@ func (s Site) ReleasesSite() releases.Site {
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
 		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL,
 		Routing: releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound},
-		Windows: s.windows(), Freezes: s.freezes(),
+		Windows: s.windows(), Freezes: s.freezes(), RepoURL: s.RepoURL,
 		Approval: releases.Approval{Required: s.Approval.Required, Approvers: s.Approval.Approvers, Timeout: s.Approval.Timeout.Duration}}
 }
 

@@ -51,7 +51,9 @@ type Request struct {
 	Version string
 	Commit  string
 	Message string
-	Dir     string
+	// Build is what CI knows (branch, run, pull request), checked here.
+	Build releases.Build
+	Dir   string
 	// Concurrency is how many uploads and copies run at once. Zero: 16,
 	// which keeps a CI runner's link busy with small files without
 	// tripping S3's per-prefix request rates (3,500 writes/s).
@@ -271,7 +273,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
 	}
 	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
-	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message,
+	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build,
 		PublishedAt: now().UTC(), Carried: carriedOK}
 	for _, e := range entries {
 		m.Files = append(m.Files, e.ManifestFile)

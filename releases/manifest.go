@@ -117,6 +117,12 @@ func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
 			err = dec.Decode(&m.Commit)
 		case "message":
 			err = dec.Decode(&m.Message)
+		case "branch":
+			err = dec.Decode(&m.Branch)
+		case "ci_url":
+			err = dec.Decode(&m.CIURL)
+		case "pull_request":
+			err = dec.Decode(&m.PullRequest)
 		case "published_at":
 			err = dec.Decode(&m.PublishedAt)
 		default:
@@ -161,6 +167,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 func checkManifest(m *Manifest, version string) (*Manifest, error) {
 	if m.Version != version {
 		return nil, Errorf(EINVALID, "manifest stored as %s says it is version %q", version, m.Version)
+	}
+	if err := m.Build.Check(); err != nil {
+		return nil, Errorf(EINVALID, "manifest of %s: %s", version, ErrorMessage(err))
 	}
 	seen := make(map[string]bool, len(m.Files)+len(m.Carried))
 	check := func(kind string, f ManifestFile) error {

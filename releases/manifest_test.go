@@ -37,6 +37,12 @@ func TestParseManifest(t *testing.T) {
 		{"negative size", `{"version":"v1","files":[{"path":"a","size":-1}]}`, "negative size"},
 		{"short hash", `{"version":"v1","files":[{"path":"a","sha256":"abc"}]}`, "64 hex digits"},
 		{"carried without origin", `{"version":"v1","carried":[{"path":"a.1111aaaa.js"}]}`, "came from"},
+		{"build", `{"version":"v1","branch":"feature/checkout-2","ci_url":"https://ci.example.com/runs/9?attempt=1","pull_request":"42"}`, ""},
+		{"branch with a space", `{"version":"v1","branch":"a b"}`, "git does not allow"},
+		{"branch with a control character", `{"version":"v1","branch":"a\u0007b"}`, "control character"},
+		{"ci url not http", `{"version":"v1","ci_url":"javascript:alert(1)"}`, "not an absolute http(s) URL"},
+		{"ci url with Slack markup", `{"version":"v1","ci_url":"https://x/|<!channel>"}`, "one of < > |"},
+		{"pull request not a number", `{"version":"v1","pull_request":"42; rm"}`, "its number"},
 		{"carried from a bad name", `{"version":"v1","carried":[{"path":"a.1111aaaa.js","from":"../v0"}]}`, "came from"},
 		{"too long", `{"version":"v1","files":[{"path":"` + strings.Repeat("a", 901) + `"}]}`, "longer than 900"},
 	}

@@ -37,6 +37,10 @@ type Site struct {
 	Health HealthPolicy
 	// Routing maps paths that name no file (see Routing).
 	Routing Routing
+	// RepoURL is where the site's source is browsed (see
+	// present.ParseRepo), for links to commits, compares and pull
+	// requests; "" for none.
+	RepoURL string
 	// Approval is who must approve a promote before it runs (see
 	// approval.go); its Approvers also decide overrides of freezes.
 	Approval Approval
@@ -125,6 +129,7 @@ type Release struct {
 	Version     string    `json:"version"`
 	Commit      string    `json:"commit,omitempty"`
 	Message     string    `json:"message,omitempty"`
+	Build
 	PublishedAt time.Time `json:"published_at"`
 	Files       int       `json:"files"`
 	Bytes       int64     `json:"bytes"`
@@ -141,6 +146,7 @@ type Manifest struct {
 	Version     string         `json:"version"`
 	Commit      string         `json:"commit,omitempty"`
 	Message     string         `json:"message,omitempty"`
+	Build
 	PublishedAt time.Time      `json:"published_at"`
 	Files       []ManifestFile `json:"files"`
 	// Carried are fingerprinted assets of earlier releases copied into
@@ -165,7 +171,7 @@ type ManifestFile struct {
 
 // Release summarises the manifest for the store.
 func (m *Manifest) Release(site string) Release {
-	r := Release{Site: site, Version: m.Version, Commit: m.Commit, Message: m.Message,
+	r := Release{Site: site, Version: m.Version, Commit: m.Commit, Message: m.Message, Build: m.Build,
 		PublishedAt: m.PublishedAt, Files: len(m.Files)}
 	for _, f := range m.Files {
 		r.Bytes += f.Size

@@ -80,20 +80,21 @@ func checkEscaped(t *testing.T, what, input string, m bot.Message) {
 func TestHostileTextIsEscapedEverywhere(t *testing.T) {
 	now := t0
 	for _, h := range hostile {
-		site := releases.Site{Name: "www"}
+		site := releases.Site{Name: "www", RepoURL: "https://github.com/acme/www"}
 		d := releases.Deploy{ID: "d-" + h, Site: "www", Kind: releases.KindPromote, Actor: h, Reason: h, From: "v1", To: "v2", StartedAt: now}
-		rel := releases.Release{Site: "www", Version: "v2", Commit: h, Message: h, Files: 1, Bytes: 10, PublishedAt: now}
+		rel := releases.Release{Site: "www", Version: "v2", Commit: h, Message: h, Build: releases.Build{Branch: h, CIURL: h, PullRequest: h}, Files: 1, Bytes: 10, PublishedAt: now}
 		diff := &releases.Diff{Site: "www", From: "v1", To: "v2", Added: []releases.DiffFile{{Path: h}}, Removed: []releases.DiffFile{{Path: h}}, Changed: []releases.DiffFile{{Path: h}}}
 		live := "v1"
 		st := &releases.Status{Site: "www", Live: &live, OriginPath: h, Recorded: h, Drift: true, Deploy: &d,
 			Lock: &releases.Lock{Site: "www", Holder: h, Reason: h, Since: now}, Links: map[string]string{"slack": h}}
 		errH := errors.New(h)
 		msgs := map[string]bot.Message{
-			"card running": bot.Card(bot.CardState{Deploy: d, Phase: h, Elapsed: time.Second}),
-			"card failed":  bot.Card(bot.CardState{Deploy: d, Result: "failed", Error: h}),
-			"live":         bot.LiveMessage(d, time.Second),
-			"notice":       bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: h, Older: true}),
-			"notice live":  bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: "v2", LiveSince: now}),
+			"card running":   bot.Card(bot.CardState{Deploy: d, Phase: h, Elapsed: time.Second}),
+			"card failed":    bot.Card(bot.CardState{Deploy: d, Result: "failed", Error: h}),
+			"live":           bot.LiveMessage(d, time.Second),
+			"notice":         bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: h, Older: true}),
+			"notice live":    bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: "v2", LiveSince: now}),
+			"notice compare": bot.NoticeMessage(site, rel, diff, bot.NoticeState{Live: "v1", LiveCommit: h}),
 			"versions": bot.VersionsMessage(site, []releases.VersionInfo{{Release: rel, Pin: &releases.Pin{By: h, Reason: h}}},
 				[]releases.Deploy{{To: "v2", Actor: h, Phase: releases.PhaseDone}}, now),
 			"status": bot.StatusMessage(st, now),

@@ -174,3 +174,41 @@ func TestSlackApprovals(t *testing.T) {
 		t.Fatalf("audit\n%s\nwant\n%s", strings.Join(got, " "), want)
 	}
 }
+
+// A release's notice links its commit, pull request and CI run through
+// the site's repository, and the compare view from the live release's
+// commit.
+func TestNoticeLinksWhatChanged(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.Service.Sites[0].RepoURL = "https://github.com/acme/www"
+	ctx := context.Background()
+	for i, v := range []string{"v1", "v2"} {
+		body := "<h1>" + v + "</h1>"
+		if err := w.Bucket.PutFile(ctx, w.Site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		m := &releases.Manifest{Version: v, Commit: strings.Repeat(string(rune('a'+i)), 40), PublishedAt: w.Service.Time().Add(time.Duration(i) * time.Minute),
+			Build: releases.Build{Branch: "main", CIURL: "https://ci.example.com/runs/" + v, PullRequest: "7"},
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}
+		if err := w.Bucket.WriteManifest(ctx, w.Site, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.promoteInTurn("n", "v1")
+	rel, _, err := w.Service.Record(ctx, "www", "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.app.ReleaseRecorded(ctx, w.Service.Sites[0], rel, "hook")
+	w.slack.WaitFor("the notice", func() bool { p, _, _ := w.slack.Snapshot(); return hasText(p, "New release of *www*: `v2`") })
+	n := w.cardOf("New release of *www*: `v2`")
+	for _, want := range []string{
+		"commit <https://github.com/acme/www/commit/" + strings.Repeat("b", 40) + "|bbbbbbb>",
+		"branch `main`", "<https://github.com/acme/www/pull/7|PR #7>", "<https://ci.example.com/runs/v2|CI run>",
+		"<https://github.com/acme/www/compare/" + strings.Repeat("a", 40) + "..." + strings.Repeat("b", 40) + "|changes since v1>",
+	} {
+		if !strings.Contains(n.Text, want) {
+			t.Errorf("the notice lacks %s:\n%s", want, n.Text)
+		}
+	}
+}

@@ -66,6 +66,11 @@ func TestGoldenNotice(t *testing.T) {
 	golden(t, "notice-older", bot.NoticeMessage(site, r, nil, bot.NoticeState{Live: "v45", Older: true}))
 	golden(t, "notice-live", bot.NoticeMessage(site, r, nil, bot.NoticeState{Live: "v42", LiveSince: t0}))
 	golden(t, "notice-pruned", bot.NoticeMessage(site, r, nil, bot.NoticeState{Live: "v45", Older: true, Pruned: true}))
+	// What CI knew, linked through the site's repository.
+	linked := r
+	linked.Build = releases.Build{Branch: "fix/checkout", CIURL: "https://github.com/acme/www/actions/runs/77", PullRequest: "314"}
+	gh := releases.Site{Name: "www", RepoURL: "https://github.com/acme/www"}
+	golden(t, "notice-links", bot.NoticeMessage(gh, linked, releases.DiffManifests(diffA, diffB), bot.NoticeState{Live: "v41", LiveCommit: "0aa11bb22cc"}))
 }
 
 var (
