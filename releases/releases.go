@@ -125,10 +125,10 @@ func ValidateVersion(v string) error {
 // Release is one immutable build of a site. It exists once its manifest
 // exists in the bucket.
 type Release struct {
-	Site        string    `json:"site"`
-	Version     string    `json:"version"`
-	Commit      string    `json:"commit,omitempty"`
-	Message     string    `json:"message,omitempty"`
+	Site    string `json:"site"`
+	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
+	Message string `json:"message,omitempty"`
 	Build
 	PublishedAt time.Time `json:"published_at"`
 	Files       int       `json:"files"`
@@ -143,9 +143,9 @@ type Release struct {
 // Manifest is the release's record in the bucket, written last: the list of
 // every file of the release. Its presence is what makes a release exist.
 type Manifest struct {
-	Version     string         `json:"version"`
-	Commit      string         `json:"commit,omitempty"`
-	Message     string         `json:"message,omitempty"`
+	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
+	Message string `json:"message,omitempty"`
 	Build
 	PublishedAt time.Time      `json:"published_at"`
 	Files       []ManifestFile `json:"files"`
