@@ -185,6 +185,8 @@ type CardState struct {
 	Elapsed time.Duration
 	Result  string // "", "done", "failed", "interrupted"
 	Error   string
+	// Links are DeployLinks of the deploy ("" none).
+	Links Mrkdwn
 }
 
 // Card renders the status card of a deploy.
@@ -215,6 +217,16 @@ func Card(c CardState) Message {
 		section(title),
 		Section{Fields: fields},
 		note(Md("deploy `%s`", d.ID)),
+	}
+	if c.Links != "" {
+		blocks[2] = note(Md("deploy `%s` · ", d.ID) + c.Links)
+	}
+	if len(d.ApprovedBy) > 0 {
+		var who []Mrkdwn
+		for _, a := range d.ApprovedBy {
+			who = append(who, Mention(a))
+		}
+		blocks = append(blocks, note("approved by "+joinMd(who, ", ")))
 	}
 	text := Md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, present.OrNone(d.From), d.To, Mention(d.Actor), state, c.Elapsed.Round(time.Second))
 	return Message{Text: text, Blocks: blocks}
@@ -270,33 +282,10 @@ func (n NoticeState) Key(version string) string {
 // whether promoting goes backwards, and a pruned release has no button.
 func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, st NoticeState) Message {
 	title := Md(":package: New release of *%s*: `%s`", site.Name, r.Version)
-	repo, _ := present.ParseRepo(site.RepoURL) // config checked it
-	var details []Mrkdwn
-	if r.Commit != "" {
-		c := Md("`%s`", present.Short(r.Commit, 12))
-		if u := repo.Commit(r.Commit); u != "" {
-			c = Link(u, r.Commit[:7]) // a linked commit is hex: git's short form
-		}
-		details = append(details, "commit "+c)
-	}
-	if r.Branch != "" {
-		details = append(details, Md("branch `%s`", present.Short(r.Branch, 60)))
-	}
-	if n := r.PullRequest; n != "" {
-		pr := Md("PR #%s", n)
-		if u := repo.PullRequest(n); u != "" {
-			pr = Link(u, "PR #"+n)
-		}
-		details = append(details, pr)
-	}
-	if r.CIURL != "" {
-		details = append(details, Link(r.CIURL, "CI run"))
-	}
-	details = append(details, Md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
-	if st.Live != "" && st.Live != r.Version {
-		if u := repo.Compare(st.LiveCommit, r.Commit); u != "" {
-			details = append(details, Link(u, "changes since "+st.Live))
-		}
+	head, compare := buildDetails(site, r, st.Live, st.LiveCommit)
+	details := append(head, Md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
+	if compare != "" {
+		details = append(details, compare)
 	}
 	body := title + "\n" + joinMd(details, " · ")
 	if r.Message != "" {
@@ -340,6 +329,55 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 		btn.Confirm.Title, btn.Confirm.OK, btn.Confirm.Danger = "Roll back?", "Roll back", true
 	}
 	return Message{Text: text, Blocks: append(blocks, Buttons{Buttons: []Button{btn}})}
+}
+
+// buildDetails says what CI told about r, linked through the site's
+// repository: its commit, branch, pull request and CI run; and compare,
+// the link to what changed since the release from (its commit fromCommit)
+// when there is one.
+func buildDetails(site releases.Site, r releases.Release, from, fromCommit string) (head []Mrkdwn, compare Mrkdwn) {
+	repo, _ := present.ParseRepo(site.RepoURL) // config checked it
+	if r.Commit != "" {
+		c := Md("`%s`", present.Short(r.Commit, 12))
+		if u := repo.Commit(r.Commit); u != "" {
+			c = Link(u, r.Commit[:7]) // a linked commit is hex: git's short form
+		}
+		head = append(head, "commit "+c)
+	}
+	if r.Branch != "" {
+		head = append(head, Md("branch `%s`", present.Short(r.Branch, 60)))
+	}
+	if n := r.PullRequest; n != "" {
+		pr := Md("PR #%s", n)
+		if u := repo.PullRequest(n); u != "" {
+			pr = Link(u, "PR #"+n)
+		}
+		head = append(head, pr)
+	}
+	if r.CIURL != "" {
+		head = append(head, Link(r.CIURL, "CI run"))
+	}
+	if from != "" && from != r.Version {
+		if u := repo.Compare(fromCommit, r.Commit); u != "" {
+			compare = Link(u, "changes since "+from)
+		}
+	}
+	return head, compare
+}
+
+// DeployLinks is the line a deploy's card shows under it: what CI told
+// about the release going live, and what changed since the one it
+// replaces ("" when nothing is known).
+func DeployLinks(site releases.Site, to releases.Release, from *releases.Release) Mrkdwn {
+	var fromVersion, fromCommit string
+	if from != nil {
+		fromVersion, fromCommit = from.Version, from.Commit
+	}
+	head, compare := buildDetails(site, to, fromVersion, fromCommit)
+	if compare != "" {
+		head = append(head, compare)
+	}
+	return joinMd(head, " · ")
 }
 
 // ThreadLine is the thread reply for one deploy event ("" for none).

@@ -206,6 +206,11 @@ func (v *slackDeploy) post(e releases.Event) {
 	if v.started.IsZero() {
 		v.started = e.Deploy.StartedAt
 	}
+	if v.card.Deploy.ID != e.Deploy.ID {
+		// A new deploy in this view (the first, or the automatic
+		// rollback): the card links what CI told about its release.
+		v.card.Links = v.links(e.Deploy)
+	}
 	v.card.Deploy = e.Deploy
 	v.card.Elapsed = time.Since(v.started)
 	switch e.Type {
@@ -296,4 +301,21 @@ func (v *slackDeploy) post(e releases.Event) {
 		log.Error("slack: thread reply failed", "err", err, "type", e.Type)
 		v.s.lost("thread")
 	}
+}
+
+// links are what the card shows under a deploy: the release's commit,
+// branch, pull request and CI run, and what changed since the release it
+// replaces; "" when the store knows nothing of them.
+func (v *slackDeploy) links(d releases.Deploy) bot.Mrkdwn {
+	to, err := v.s.Bot.Service.Release(v.ctx, d.Site, d.To)
+	if err != nil {
+		return ""
+	}
+	var from *releases.Release
+	if d.From != "" {
+		if r, err := v.s.Bot.Service.Release(v.ctx, d.Site, d.From); err == nil {
+			from = &r
+		}
+	}
+	return bot.DeployLinks(v.site, to, from)
 }

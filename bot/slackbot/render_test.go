@@ -56,6 +56,13 @@ func TestGoldenCard(t *testing.T) {
 	d.Kind = releases.KindRollback
 	golden(t, "card-done", bot.Card(bot.CardState{Deploy: d, Result: "done", Elapsed: 3 * time.Minute}))
 	golden(t, "live", bot.LiveMessage(d, 3*time.Minute))
+	// An approved promote of a release CI told about, on a site with a
+	// repository: the card links what changes and says who approved.
+	d.Kind, d.ApprovedBy = releases.KindPromote, []string{"UBOB"}
+	gh := releases.Site{Name: "www", RepoURL: "https://gitlab.com/acme/www"}
+	to := releases.Release{Version: "v43", Commit: "3f9c1b2a77e0d1c2", Build: releases.Build{Branch: "main", PullRequest: "12", CIURL: "https://gitlab.com/acme/www/-/pipelines/9"}}
+	from := releases.Release{Version: "v42", Commit: "0aa11bb22cc33dd4"}
+	golden(t, "card-linked", bot.Card(bot.CardState{Deploy: d, Phase: "updating the distribution", Elapsed: 4 * time.Second, Links: bot.DeployLinks(gh, to, &from)}))
 }
 
 func TestGoldenNotice(t *testing.T) {

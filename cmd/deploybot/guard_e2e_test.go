@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Through the binary: a freeze holds a promote (exit 1, naming the freeze
@@ -43,4 +45,35 @@ func TestFreezeFromTheCommandLine(t *testing.T) {
 		t.Fatalf("unfreeze all output %q", r.stdout)
 	}
 	w.expect(2, `unknown site "all"`, "status", "--site", "all")
+}
+
+// A site whose only deploy window is closed: promote is refused naming
+// when the next one opens, in the window's zone; status says the same; a
+// rollback runs. The window opened two hours ago for an hour, every day,
+// so it is closed for 22 hours whatever the time of the run.
+func TestDeployWindowFromTheCommandLine(t *testing.T) {
+	w := start(t, "100ms", "100ms")
+	for _, v := range []string{"v1", "v2", "v3"} {
+		w.must("publish", "--site", "www", "--version", v, w.siteDir(v))
+	}
+	w.must("promote", "v1")
+	w.must("promote", "v2")
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := time.Now().In(tokyo).Add(-2 * time.Hour)
+	spec := fmt.Sprintf("%d %d * * *", opened.Minute(), opened.Hour())
+	w.write("deploybot.yaml", strings.Replace(readFile(t, w.config), "    distribution_id: E2ETEST\n",
+		fmt.Sprintf("    distribution_id: E2ETEST\n    windows: [{cron: %q, duration: 1h, timezone: Asia/Tokyo}]\n", spec), 1))
+	next := time.Date(opened.Year(), opened.Month(), opened.Day(), opened.Hour(), opened.Minute(), 0, 0, tokyo).AddDate(0, 0, 1)
+	want := "outside its deploy windows; the next (" + spec + ") opens " + next.Format("Mon 2006-01-02 15:04") + " JST (Asia/Tokyo)"
+	w.expect(1, want, "promote", "v3")
+	if r := w.must("status"); !strings.Contains(r.stdout, "window:      closed; the next ("+spec+") opens "+next.Format("Mon 2006-01-02 15:04")) {
+		t.Fatalf("status:\n%s", r.stdout)
+	}
+	w.must("rollback")
+	w.serves("v1")
+	w.must("promote", "--override-freeze", "launch cannot wait", "v3")
+	w.serves("v3")
 }
