@@ -2,7 +2,9 @@ package bot
 
 import (
 	"context"
+	"time"
 
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -58,4 +60,149 @@ func AskMessage(question Mrkdwn, then Command) Message {
 		{Action: ActionConfirm, Value: value, Label: "Confirm", Style: Danger},
 		{Action: ActionCancel, Value: value, Label: "Cancel"},
 	}}}}
+}
+
+// NoticeState is what a release's notice says about the release now.
+type NoticeState struct {
+	Live      string    // the live release ("" none)
+	LiveSince time.Time // when Live went live (zero: unknown)
+	Older     bool      // published before Live: promoting it goes backwards
+	Pruned    bool      // retention deleted it
+	// LiveCommit is the live release's commit, for the compare link.
+	LiveCommit string
+}
+
+// Key names the state for "has the notice changed": a notice is updated
+// only when it would say something else.
+func (n NoticeState) Key(version string) string {
+	switch {
+	case n.Pruned:
+		return "pruned"
+	case n.Live == version:
+		return "live"
+	case n.Older:
+		return "older:" + n.Live
+	}
+	return "newer:" + n.Live
+}
+
+// NoticeMessage announces a new release with a Promote button, and what
+// it changes against the live release when diff is not nil. The notice is
+// kept true as the release goes live, falls behind the live one, or is
+// pruned (st); the button's confirm dialog says what is live now and
+// whether promoting goes backwards, and a pruned release has no button.
+func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, st NoticeState) Message {
+	title := Md(":package: New release of *%s*: `%s`", site.Name, r.Version)
+	head, compare := buildDetails(site, r, st.Live, st.LiveCommit)
+	details := append(head, Md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
+	if compare != "" {
+		details = append(details, compare)
+	}
+	body := title + "\n" + joinMd(details, " · ")
+	if r.Message != "" {
+		body += Md("\n>%s", present.Short(r.Message, 280))
+	}
+	if diff != nil && diff.From == st.Live {
+		body += "\n" + noticeDiff(diff)
+	}
+	var now Mrkdwn
+	switch {
+	case st.Pruned:
+		now = ":wastebasket: Pruned by retention; it can no longer be promoted."
+	case st.Live == r.Version && !st.LiveSince.IsZero():
+		now = Md(":white_check_mark: Live since %s.", st.LiveSince.UTC().Format("2006-01-02 15:04Z"))
+	case st.Live == r.Version:
+		now = ":white_check_mark: Live."
+	case st.Older:
+		now = Md(":rewind: Older than the live `%s`: promoting it is a rollback.", st.Live)
+	}
+	blocks := []Block{section(body)}
+	text := body
+	if now != "" {
+		blocks = append(blocks, note(now))
+		text += "\n" + now
+	}
+	if st.Pruned || st.Live == r.Version {
+		return Message{Text: text, Blocks: blocks}
+	}
+	label, question := "Promote "+r.Version, Md("Make `%s` live on *%s*?", r.Version, site.Name)
+	switch {
+	case st.Older:
+		label = "Roll back to " + r.Version
+		question = Md("Go *back* to the older `%s` on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+	case st.Live != "":
+		question = Md("Make `%s` live on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+	}
+	btn := Button{Action: ActionPromote, Value: site.Name + "/" + r.Version, Label: label, Style: Primary,
+		Confirm: &Confirm{Title: "Promote?", Text: question, OK: "Promote", Cancel: "Cancel"}}
+	if st.Older {
+		btn.Style = Plain
+		btn.Confirm.Title, btn.Confirm.OK, btn.Confirm.Danger = "Roll back?", "Roll back", true
+	}
+	return Message{Text: text, Blocks: append(blocks, Buttons{Buttons: []Button{btn}})}
+}
+
+// buildDetails says what CI told about r, linked through the site's
+// repository: its commit, branch, pull request and CI run; and compare,
+// the link to what changed since the release from (its commit fromCommit)
+// when there is one.
+func buildDetails(site releases.Site, r releases.Release, from, fromCommit string) (head []Mrkdwn, compare Mrkdwn) {
+	repo, _ := present.ParseRepo(site.RepoURL) // config checked it
+	if r.Commit != "" {
+		c := Md("`%s`", present.Short(r.Commit, 12))
+		if u := repo.Commit(r.Commit); u != "" {
+			c = Link(u, r.Commit[:7]) // a linked commit is hex: git's short form
+		}
+		head = append(head, "commit "+c)
+	}
+	if r.Branch != "" {
+		head = append(head, Md("branch `%s`", present.Short(r.Branch, 60)))
+	}
+	if n := r.PullRequest; n != "" {
+		pr := Md("PR #%s", n)
+		if u := repo.PullRequest(n); u != "" {
+			pr = Link(u, "PR #"+n)
+		}
+		head = append(head, pr)
+	}
+	if r.CIURL != "" {
+		head = append(head, Link(r.CIURL, "CI run"))
+	}
+	if from != "" && from != r.Version {
+		if u := repo.Compare(fromCommit, r.Commit); u != "" {
+			compare = Link(u, "changes since "+from)
+		}
+	}
+	return head, compare
+}
+
+// DeployLinks is the line a deploy's card shows under it: what CI told
+// about the release going live, and what changed since the one it
+// replaces ("" when nothing is known).
+func DeployLinks(site releases.Site, to releases.Release, from *releases.Release) Mrkdwn {
+	var fromVersion, fromCommit string
+	if from != nil {
+		fromVersion, fromCommit = from.Version, from.Commit
+	}
+	head, compare := buildDetails(site, to, fromVersion, fromCommit)
+	if compare != "" {
+		head = append(head, compare)
+	}
+	return joinMd(head, " · ")
+}
+
+// noticeDiff is the release notice's line about what changes against live.
+func noticeDiff(d *releases.Diff) Mrkdwn {
+	if d.Empty() {
+		return Md("Against live `%s`: the same files.", d.From)
+	}
+	var top []Mrkdwn
+	for _, l := range [][]releases.DiffFile{d.Changed, d.Added, d.Removed} {
+		for _, f := range l {
+			if len(top) < 3 {
+				top = append(top, Md("`%s`", present.Short(f.Path, 60)))
+			}
+		}
+	}
+	return Md("Against live `%s`: %d added, %d removed, %d changed (%s)", d.From, len(d.Added), len(d.Removed), len(d.Changed), joinMd(top, ", "))
 }
