@@ -25,14 +25,7 @@ func (s *Slack) ApprovalChanged(ctx context.Context, site releases.Site, a relea
 	if site.Channel == "" {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	if !s.begin() {
-		return
-	}
-	go func() {
-		defer s.work.Done()
-		s.refreshApproval(ctx, site, a.ID)
-	}()
+	s.background(ctx, func(ctx context.Context) { s.refreshApproval(ctx, site, a.ID) })
 }
 
 func (s *Slack) refreshApproval(ctx context.Context, site releases.Site, id string) {

@@ -34,14 +34,7 @@ func (l noticeLink) String() string { return l.channel + " " + l.ts + " " + l.st
 // deploy and prune. It returns at once; the updates run in the
 // background, in order per call.
 func (s *Slack) RefreshNotices(ctx context.Context, site releases.Site) {
-	ctx = context.WithoutCancel(ctx)
-	if !s.begin() {
-		return
-	}
-	go func() {
-		defer s.work.Done()
-		s.refreshNotices(ctx, site)
-	}()
+	s.background(ctx, func(ctx context.Context) { s.refreshNotices(ctx, site) })
 }
 
 func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {

@@ -80,6 +80,20 @@ func (s *Slack) lost(what string) {
 	}
 }
 
+// background runs fn as work Run waits for, on a context that outlives
+// ctx's cancellation (what happened is still posted during a shutdown);
+// nothing runs once Run is stopping.
+func (s *Slack) background(ctx context.Context, fn func(ctx context.Context)) {
+	ctx = context.WithoutCancel(ctx)
+	if !s.begin() {
+		return
+	}
+	go func() {
+		defer s.work.Done()
+		fn(ctx)
+	}()
+}
+
 func (s *Slack) drain() {
 	s.workMu.Lock()
 	s.stopping = true
@@ -310,14 +324,7 @@ func (s *Slack) ReleaseRecorded(ctx context.Context, site releases.Site, r relea
 	if site.Channel == "" {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	if !s.begin() {
-		return
-	}
-	go func() {
-		defer s.work.Done()
-		s.postNotice(ctx, site, r)
-	}()
+	s.background(ctx, func(ctx context.Context) { s.postNotice(ctx, site, r) })
 }
 
 // PruneFinished posts a retention run's summary to the site's channel; it
@@ -326,14 +333,9 @@ func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *rele
 	if site.Channel == "" || rep == nil {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
 	m := bot.PruneMessage(rep, err)
 	s.RefreshNotices(ctx, site)
-	if !s.begin() {
-		return
-	}
-	go func() {
-		defer s.work.Done()
+	s.background(ctx, func(ctx context.Context) {
 		if err := retry(ctx, func() error {
 			_, _, err := s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
 			return err
@@ -341,5 +343,5 @@ func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *rele
 			s.Logger.Error("slack: prune summary failed", "site", site.Name, "err", err)
 			s.lost("prune_summary")
 		}
-	}()
+	})
 }
