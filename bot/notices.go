@@ -193,8 +193,12 @@ func DeployLinks(site releases.Site, to releases.Release, from *releases.Release
 
 // noticeDiff is the release notice's line about what changes against live.
 func noticeDiff(d *releases.Diff) Mrkdwn {
+	commits := Mrkdwn("")
+	if d.Commits != nil {
+		commits = Md("%d commit(s), ", *d.Commits)
+	}
 	if d.Empty() {
-		return Md("Against live `%s`: the same files.", d.From)
+		return Md("Against live `%s`: %sthe same files.", d.From, commits)
 	}
 	var top []Mrkdwn
 	for _, l := range [][]releases.DiffFile{d.Changed, d.Added, d.Removed} {
@@ -204,5 +208,5 @@ func noticeDiff(d *releases.Diff) Mrkdwn {
 			}
 		}
 	}
-	return Md("Against live `%s`: %d added, %d removed, %d changed (%s)", d.From, len(d.Added), len(d.Removed), len(d.Changed), joinMd(top, ", "))
+	return Md("Against live `%s`: %s%d added, %d removed, %d changed (%s)", d.From, commits, len(d.Added), len(d.Removed), len(d.Changed), joinMd(top, ", "))
 }

@@ -81,7 +81,13 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	}
 	p := &publish.Publisher{Bucket: a.bucket}
 	inputs := publish.Inputs{Exclude: append(slices.Clone(sc.Exclude), excludes...), IncludeHidden: *hidden, FollowExternalLinks: *external}
-	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Build: build, Dir: pos[0],
+	// The commit's history, when the build sits in a git checkout: how
+	// many commits a release is ahead of live.
+	var ancestors []string
+	if !*dry {
+		ancestors = publish.GitAncestors(ctx, pos[0], *commit)
+	}
+	res, err := p.Publish(ctx, publish.Request{Site: s, Version: *version, Commit: *commit, Message: *message, Build: build, Ancestors: ancestors, Dir: pos[0],
 		Concurrency: *conc, Rules: rules, SkewReleases: *sc.SkewProtection, DryRun: *dry, Inputs: inputs})
 	if err != nil {
 		return err

@@ -53,6 +53,8 @@ type Request struct {
 	Message string
 	// Build is what CI knows (branch, run, pull request), checked here.
 	Build releases.Build
+	// Ancestors are the commit's history (GitAncestors), for the manifest.
+	Ancestors []string
 	Dir   string
 	// Concurrency is how many uploads and copies run at once. Zero: 16,
 	// which keeps a CI runner's link busy with small files without
@@ -273,7 +275,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
 	}
 	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
-	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build,
+	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build, Ancestors: req.Ancestors,
 		PublishedAt: now().UTC(), Carried: carriedOK}
 	for _, e := range entries {
 		m.Files = append(m.Files, e.ManifestFile)

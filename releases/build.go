@@ -23,11 +23,30 @@ type Build struct {
 
 // Limits of the build fields.
 const (
+	// MaxAncestors is how much commit history a manifest records: enough
+	// for the commits between any two releases that are weeks apart.
+	MaxAncestors = 1000
 	maxBranch = 255  // git allows longer; no CI shows them
 	maxCIURL  = 2048 // what browsers and Slack links take
 )
 
-var pullRequestRE = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
+var (
+	pullRequestRE = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
+	commitHexRE   = regexp.MustCompile(`^[0-9a-fA-F]{7,64}$`)
+)
+
+// CheckAncestors refuses a commit history deploybot would not write.
+func CheckAncestors(as []string) error {
+	if len(as) > MaxAncestors {
+		return Errorf(EINVALID, "ancestors: more than %d commits", MaxAncestors)
+	}
+	for _, a := range as {
+		if !commitHexRE.MatchString(a) {
+			return Errorf(EINVALID, "ancestors: %q is not a commit id", short(a))
+		}
+	}
+	return nil
+}
 
 // Check refuses build fields deploybot would not write: a branch with
 // control characters or spaces, a CI URL that is not plain http(s), a

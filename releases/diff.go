@@ -3,6 +3,7 @@ package releases
 import (
 	"context"
 	"sort"
+	"strings"
 )
 
 // DiffFile is one file in a diff; OldSize is set for changed files.
@@ -27,6 +28,10 @@ type Diff struct {
 	BytesRemoved int64      `json:"bytes_removed"`
 	// BytesChanged is the net size change of the changed files.
 	BytesChanged int64 `json:"bytes_changed"`
+	// Commits is how many commits To's build is ahead of From's, when
+	// publish recorded To's commit history (Manifest.Ancestors) and From's
+	// commit is in it; nil when that is not known.
+	Commits *int `json:"commits,omitempty"`
 }
 
 // Empty reports whether the two builds are the same.
@@ -36,7 +41,7 @@ func (d *Diff) Empty() bool { return len(d.Added)+len(d.Removed)+len(d.Changed) 
 // sorted by size, largest first, then path: the top of each list is what
 // matters most to a reader.
 func DiffManifests(a, b *Manifest) *Diff {
-	d := &Diff{From: a.Version, To: b.Version, Added: []DiffFile{}, Removed: []DiffFile{}, Changed: []DiffFile{}}
+	d := &Diff{From: a.Version, To: b.Version, Added: []DiffFile{}, Removed: []DiffFile{}, Changed: []DiffFile{}, Commits: commitsAhead(a, b)}
 	before := make(map[string]ManifestFile, len(a.Files))
 	for _, f := range a.Files {
 		before[f.Path] = f
@@ -105,4 +110,25 @@ func (in Inspect) Diff(ctx context.Context, site Site, a, b string) (*Diff, erro
 	d := DiffManifests(ms[0], ms[1])
 	d.Site = site.Name
 	return d, nil
+}
+
+// commitsAhead counts the commits from a's commit to b's in b's recorded
+// history: the position of a's commit among b's ancestors, newest first
+// (b's own commit is the first). Commits compare as hex prefixes of each
+// other, seven digits at least, as git abbreviates them.
+func commitsAhead(a, b *Manifest) *int {
+	if len(b.Ancestors) == 0 || len(a.Commit) < 7 {
+		return nil
+	}
+	for i, c := range b.Ancestors {
+		if sameCommit(c, a.Commit) {
+			return &i
+		}
+	}
+	return nil
+}
+
+func sameCommit(x, y string) bool {
+	n := min(len(x), len(y))
+	return n >= 7 && strings.EqualFold(x[:n], y[:n])
 }

@@ -63,3 +63,25 @@ func TestServiceDiff(t *testing.T) {
 		t.Fatalf("bad name: %v", err)
 	}
 }
+
+func TestDiffCountsCommitsFromTheRecordedHistory(t *testing.T) {
+	live := &releases.Manifest{Version: "v1", Commit: "aaaaaaa111"}
+	next := &releases.Manifest{Version: "v2", Commit: "ccccccc333", Ancestors: []string{"ccccccc333", "bbbbbbb222", "AAAAAAA111"}}
+	d := releases.DiffManifests(live, next)
+	if d.Commits == nil || *d.Commits != 2 {
+		t.Fatalf("commits %v, want 2", d.Commits)
+	}
+	if d := releases.DiffManifests(next, next); d.Commits == nil || *d.Commits != 0 {
+		t.Fatalf("the same commit: %v", d.Commits)
+	}
+	for name, c := range map[string][2]*releases.Manifest{
+		"no history":            {live, {Version: "v2", Commit: "ccccccc333"}},
+		"live not in it":        {{Version: "v0", Commit: "fffffff000"}, next},
+		"live commit too short": {{Version: "v0", Commit: "aaa"}, next},
+		"live without a commit": {{Version: "v0"}, next},
+	} {
+		if d := releases.DiffManifests(c[0], c[1]); d.Commits != nil {
+			t.Errorf("%s: commits %d, want unknown", name, *d.Commits)
+		}
+	}
+}

@@ -123,6 +123,8 @@ func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
 			err = dec.Decode(&m.CIURL)
 		case "pull_request":
 			err = dec.Decode(&m.PullRequest)
+		case "ancestors":
+			err = dec.Decode(&m.Ancestors)
 		case "published_at":
 			err = dec.Decode(&m.PublishedAt)
 		default:
@@ -169,6 +171,9 @@ func checkManifest(m *Manifest, version string) (*Manifest, error) {
 		return nil, Errorf(EINVALID, "manifest stored as %s says it is version %q", version, m.Version)
 	}
 	if err := m.Build.Check(); err != nil {
+		return nil, Errorf(EINVALID, "manifest of %s: %s", version, ErrorMessage(err))
+	}
+	if err := CheckAncestors(m.Ancestors); err != nil {
 		return nil, Errorf(EINVALID, "manifest of %s: %s", version, ErrorMessage(err))
 	}
 	seen := make(map[string]bool, len(m.Files)+len(m.Carried))

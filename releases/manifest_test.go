@@ -43,6 +43,8 @@ func TestParseManifest(t *testing.T) {
 		{"ci url not http", `{"version":"v1","ci_url":"javascript:alert(1)"}`, "not an absolute http(s) URL"},
 		{"ci url with Slack markup", `{"version":"v1","ci_url":"https://x/|<!channel>"}`, "one of < > |"},
 		{"pull request not a number", `{"version":"v1","pull_request":"42; rm"}`, "its number"},
+		{"ancestors", `{"version":"v1","ancestors":["abcdef0123","0123456"]}`, ""},
+		{"ancestor not a commit", `{"version":"v1","ancestors":["main"]}`, "not a commit id"},
 		{"carried from a bad name", `{"version":"v1","carried":[{"path":"a.1111aaaa.js","from":"../v0"}]}`, "came from"},
 		{"too long", `{"version":"v1","files":[{"path":"` + strings.Repeat("a", 901) + `"}]}`, "longer than 900"},
 	}

@@ -149,6 +149,11 @@ type Manifest struct {
 	Build
 	PublishedAt time.Time      `json:"published_at"`
 	Files       []ManifestFile `json:"files"`
+	// Ancestors are the build's commit and its ancestors, newest first,
+	// at most MaxAncestors, as publish found them in the CI's checkout;
+	// they let a diff say how many commits a release is ahead of another.
+	// Kept in the manifest only (15 KB at most), not in the store.
+	Ancestors []string `json:"ancestors,omitempty"`
 	// Carried are fingerprinted assets of earlier releases copied into
 	// this one (skew protection): pages loaded before a flip keep finding
 	// their assets after it. They are not part of the build.

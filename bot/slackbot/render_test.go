@@ -77,7 +77,9 @@ func TestGoldenNotice(t *testing.T) {
 	linked := r
 	linked.Build = releases.Build{Branch: "fix/checkout", CIURL: "https://github.com/acme/www/actions/runs/77", PullRequest: "314"}
 	gh := releases.Site{Name: "www", RepoURL: "https://github.com/acme/www"}
-	golden(t, "notice-links", bot.NoticeMessage(gh, linked, releases.DiffManifests(diffA, diffB), bot.NoticeState{Live: "v41", LiveCommit: "0aa11bb22cc"}))
+	liveM, nextM := *diffA, *diffB
+	liveM.Commit, nextM.Commit, nextM.Ancestors = "0aa11bb22cc", linked.Commit, []string{"3f9c1b2a77e0", "5d5d5d5d5d5d", "0aa11bb22cc0"}
+	golden(t, "notice-links", bot.NoticeMessage(gh, linked, releases.DiffManifests(&liveM, &nextM), bot.NoticeState{Live: "v41", LiveCommit: "0aa11bb22cc"}))
 }
 
 var (

@@ -2,6 +2,10 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,4 +45,47 @@ func TestPublishRecordsWhatCIKnows(t *testing.T) {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// Published from a git checkout, a release records its commit history,
+// and diff says how many commits one release is ahead of another.
+func TestDiffCountsCommitsOfAGitCheckout(t *testing.T) {
+	w := start(t, "100ms", "100ms")
+	repo := t.TempDir()
+	gitIn := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	gitIn("init", "-q")
+	build := filepath.Join(repo, "public")
+	var commits []string
+	for i := range 4 {
+		if err := os.MkdirAll(build, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(build, "index.html"), []byte(fmt.Sprintf("<h1>%d</h1>", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitIn("add", ".")
+		gitIn("commit", "-q", "-m", fmt.Sprint("change ", i))
+		commits = append(commits, gitIn("rev-parse", "HEAD"))
+		if i == 0 || i == 3 {
+			w.must("publish", "--site", "www", "--version", fmt.Sprintf("v%d", i), "--commit", commits[i], build)
+		}
+	}
+	r := w.must("diff", "v0", "v3")
+	if !strings.Contains(r.stdout, "www v0 → v3: 3 commit(s), 0 added") {
+		t.Fatalf("diff:\n%s", r.stdout)
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(w.must("diff", "--json", "v0", "v3").stdout), &d); err != nil || d["commits"] != float64(3) {
+		t.Fatalf("diff --json: %v %v", d, err)
+	}
 }

@@ -56,10 +56,14 @@ func OrNone(v string) string {
 
 // DiffSummary is one line: "www v1 → v2: 2 added (+1.1 KiB), ...".
 func DiffSummary(d *releases.Diff) string {
-	if d.Empty() {
-		return fmt.Sprintf("%s %s → %s: the same files (%d)", d.Site, d.From, d.To, d.Unchanged)
+	commits := ""
+	if d.Commits != nil {
+		commits = fmt.Sprintf("%d commit(s), ", *d.Commits)
 	}
-	return fmt.Sprintf("%s %s → %s: %s", d.Site, d.From, d.To, DiffCounts(d))
+	if d.Empty() {
+		return fmt.Sprintf("%s %s → %s: %sthe same files (%d)", d.Site, d.From, d.To, commits, d.Unchanged)
+	}
+	return fmt.Sprintf("%s %s → %s: %s%s", d.Site, d.From, d.To, commits, DiffCounts(d))
 }
 
 // DiffCounts is "2 added (+1.1 KiB), 1 removed (−3 KiB), 1 changed (+50 B), 9 unchanged".
