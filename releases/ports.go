@@ -96,6 +96,23 @@ type Store interface {
 	Approval(ctx context.Context, site, id string) (ApprovalRequest, error)
 	Approvals(ctx context.Context, site string, limit int) ([]ApprovalRequest, error)
 
+	// MirrorPending returns up to limit records waiting to be mirrored to
+	// the bucket, oldest first; MirrorDone removes one once written
+	// (unless it changed meanwhile, a state written again); MirrorCount
+	// says how many wait. The store adds records to this outbox in the
+	// transactions that record them (see mirror.go).
+	MirrorPending(ctx context.Context, limit int) ([]MirrorRecord, error)
+	MirrorDone(ctx context.Context, r MirrorRecord) error
+	MirrorCount(ctx context.Context) (int, error)
+	// ImportRelease, ImportDeploy and ImportAudit record what Rebuild read
+	// from the bucket, when the store does not have it (nothing goes to
+	// the outbox: it came from there). Empty reports whether the store
+	// has no release, deploy or audit entry of any site.
+	ImportRelease(ctx context.Context, r Release) error
+	ImportDeploy(ctx context.Context, d Deploy) error
+	ImportAudit(ctx context.Context, e AuditEntry) error
+	Empty(ctx context.Context) (bool, error)
+
 	// AppendAudit records who tried what, and what came of it.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns up to limit entries of a site, newest first.
@@ -137,6 +154,16 @@ type Bucket interface {
 	// (objects up to MaxCopySize),
 	// server-side, setting f's headers (f.Body is not used).
 	CopyFile(ctx context.Context, site Site, from, fromPath, to string, f File) error
+	// PutHistory writes one object under the site's history prefix: an
+	// immutable record with If-None-Match: * (one already there is left
+	// as it is), or with replace the current state of something, with
+	// If-Match on the ETag it reads. ListHistory lists the keys under dir
+	// (relative to the history prefix, as PutHistory takes them), in key
+	// order; GetHistory reads one, an error wrapping ErrNoHistory when it
+	// is not there.
+	PutHistory(ctx context.Context, site Site, key string, body []byte, replace bool) error
+	ListHistory(ctx context.Context, site Site, dir string) ([]string, error)
+	GetHistory(ctx context.Context, site Site, key string) ([]byte, error)
 	// LatestManifests returns the manifests of the n most recently
 	// published releases, newest first.
 	LatestManifests(ctx context.Context, site Site, n int) ([]*Manifest, error)

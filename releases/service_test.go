@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,43 @@ type fakeBucket struct {
 	damaged    map[string]bool            // version/path of files missing from a folder
 	copies     []string                   // "from/path -> to" of every CopyFile
 	unreadable map[string]bool            // versions whose manifest cannot be parsed
+	history    map[string][]byte          // mirrored history by key
+}
+
+func (b *fakeBucket) PutHistory(_ context.Context, _ releases.Site, key string, body []byte, replace bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.history == nil {
+		b.history = map[string][]byte{}
+	}
+	if _, ok := b.history[key]; ok && !replace {
+		return nil
+	}
+	b.history[key] = append([]byte(nil), body...)
+	return nil
+}
+
+func (b *fakeBucket) ListHistory(_ context.Context, _ releases.Site, dir string) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for k := range b.history {
+		if strings.HasPrefix(k, dir) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (b *fakeBucket) GetHistory(_ context.Context, _ releases.Site, key string) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	raw, ok := b.history[key]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", key, releases.ErrNoHistory)
+	}
+	return raw, nil
 }
 
 func (b *fakeBucket) ManifestETag(_ context.Context, _ releases.Site, v string) (string, error) {

@@ -16,6 +16,9 @@ import (
 // SetFreeze records the site's run-time freeze.
 func (s *DB) SetFreeze(ctx context.Context, f releases.Freeze) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		if err := enqueue(tx, f.Site, releases.HistoryFreeze, true, releases.FreezeState{Freeze: &f}); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bucketFreezes), f.Site, f)
 	})
 }
@@ -42,6 +45,9 @@ func (s *DB) DeleteFreeze(ctx context.Context, site string) (*releases.Freeze, e
 	err := s.with(ctx, true, func(tx *bolt.Tx) error {
 		var err error
 		if ok, err = getJSON(tx.Bucket(bucketFreezes), site, &f); err != nil || !ok {
+			return err
+		}
+		if err := enqueue(tx, site, releases.HistoryFreeze, true, releases.FreezeState{}); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketFreezes).Delete([]byte(site))

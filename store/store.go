@@ -32,6 +32,7 @@ var (
 	bucketPins     = []byte("pins")
 	bucketFreezes  = []byte("freezes")
 	bucketApproval = []byte("approvals")
+	bucketMirror   = []byte("mirror")
 
 	keySchema = []byte("schema")
 )
@@ -103,7 +104,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes, bucketApproval} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes, bucketApproval, bucketMirror} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}
@@ -193,7 +194,10 @@ func (s *DB) PutRelease(ctx context.Context, r releases.Release) (created bool, 
 			return nil
 		}
 		created = true
-		return putJSON(b, r.Version, r)
+		if err := putJSON(b, r.Version, r); err != nil {
+			return err
+		}
+		return enqueue(tx, r.Site, releases.HistoryReleases+r.Version+".json", true, r)
 	})
 	return created, err
 }
@@ -216,7 +220,10 @@ func (s *DB) AnnotateRelease(ctx context.Context, site, version, commit, message
 		if r.Message == "" {
 			r.Message = message
 		}
-		return putJSON(b, version, r)
+		if err := putJSON(b, version, r); err != nil {
+			return err
+		}
+		return enqueue(tx, site, releases.HistoryReleases+version+".json", true, r)
 	})
 	return r, err
 }
@@ -320,6 +327,9 @@ func (s *DB) FinishDeploy(ctx context.Context, d releases.Deploy, live *releases
 		if err := putJSON(b, d.ID, d); err != nil {
 			return err
 		}
+		if err := enqueue(tx, d.Site, releases.HistoryDeploys+d.ID+".json", false, d); err != nil {
+			return err
+		}
 		if live != nil {
 			if err := putJSON(tx.Bucket(bucketLive), d.Site, live); err != nil {
 				return err
@@ -334,6 +344,9 @@ func (s *DB) FinishDeploy(ctx context.Context, d releases.Deploy, live *releases
 		case ok && held.DeployID != d.ID:
 			return nil // someone else's lock (the deploy lost its own)
 		case d.LockAfter != nil:
+			if err := enqueueLock(tx, d.Site, d.LockAfter); err != nil {
+				return err
+			}
 			return putJSON(locks, d.Site, d.LockAfter)
 		case ok:
 			return locks.Delete([]byte(d.Site))
@@ -438,6 +451,9 @@ func (s *DB) AcquireLock(ctx context.Context, l releases.Lock) error {
 		} else if ok {
 			return &releases.LockedError{Lock: held}
 		}
+		if err := enqueueLock(tx, l.Site, &l); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bucketLocks), l.Site, l)
 	})
 }
@@ -454,6 +470,9 @@ func (s *DB) ReleaseLock(ctx context.Context, site string) (*releases.Lock, erro
 		if held.DeployID != "" {
 			return releases.Errorf(releases.ECONFLICT, "site %s is locked by deploy %s, which releases it when it ends", site, held.DeployID)
 		}
+		if err := enqueueLock(tx, site, nil); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketLocks).Delete([]byte(site))
 	})
 	if err != nil || !ok {
@@ -469,14 +488,17 @@ func (s *DB) AppendAudit(ctx context.Context, e releases.AuditEntry) error {
 		if err != nil {
 			return err
 		}
-		seq, err := b.NextSequence()
+		body, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
-		// Time first so keys sort by time; the sequence keeps equal
-		// times apart.
-		key := fmt.Sprintf("%s-%016d", e.Time.UTC().Format("20060102T150405.000000000Z"), seq)
-		return putJSON(b, key, e)
+		// Time first so keys sort by time; the hash keeps equal times
+		// apart, and is the same in the bucket.
+		key := releases.AuditKey(e, body)
+		if err := b.Put([]byte(key), body); err != nil {
+			return err
+		}
+		return enqueueRaw(tx, releases.MirrorRecord{Site: e.Site, Key: releases.HistoryAudit + key + ".json", Body: body})
 	})
 }
 
@@ -576,7 +598,10 @@ func (s *DB) MarkPruned(ctx context.Context, site, version string, at time.Time)
 			return releases.Errorf(releases.ENOTFOUND, "site %s has no recorded release %s", site, version)
 		}
 		r.Pruned, r.PrunedAt = true, at
-		return putJSON(b, version, r)
+		if err := putJSON(b, version, r); err != nil {
+			return err
+		}
+		return enqueue(tx, site, releases.HistoryReleases+version+".json", true, r)
 	})
 }
 
@@ -587,7 +612,10 @@ func (s *DB) SetPin(ctx context.Context, p releases.Pin) error {
 		if err != nil {
 			return err
 		}
-		return putJSON(b, p.Version, p)
+		if err := putJSON(b, p.Version, p); err != nil {
+			return err
+		}
+		return enqueuePins(tx, p.Site)
 	})
 }
 
@@ -600,7 +628,10 @@ func (s *DB) DeletePin(ctx context.Context, site, version string) (bool, error) 
 			return nil
 		}
 		had = true
-		return b.Delete([]byte(version))
+		if err := b.Delete([]byte(version)); err != nil {
+			return err
+		}
+		return enqueuePins(tx, site)
 	})
 	return had, err
 }

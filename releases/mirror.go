@@ -1,0 +1,305 @@
+package releases
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The bucket keeps the history. bbolt is the fast local index; every
+// record only it could lose (a finished deploy, an audit entry, a release's
+// record with its pruned flag, the pins, a person's lock, a freeze) is
+// also written to the site's bucket under <prefix>.deploybot/history/, so a
+// lost volume, a botched restore or a second cluster rebuilds the store
+// from AWS alone (Rebuild).
+//
+// The store writes each record to an outbox in the transaction that
+// records it, and PushHistory copies the outbox to the bucket afterwards:
+// a deploy never waits for S3, a process killed between the two loses
+// nothing (the next push sends it), and a push that fails is tried again.
+// Records are immutable objects written with If-None-Match: * under keys
+// that sort by time and end in a hash of their content, so pushing one
+// twice is harmless; state (pins, lock, freeze, a release's record) is one
+// object per thing, replaced with If-Match on the ETag read. Retention
+// never deletes anything under .deploybot/.
+
+// MirrorRecord is one object to write under a site's history prefix.
+type MirrorRecord struct {
+	Site string `json:"site"`
+	// Key is relative to the site's history prefix: audit/..., deploys/...,
+	// releases/..., state/....
+	Key string `json:"key"`
+	// Replace: the object is the current state of something, replaced as
+	// it changes; else an immutable record, written once.
+	Replace bool   `json:"replace,omitempty"`
+	Body    []byte `json:"body"`
+}
+
+// Keys of the mirrored history, relative to Site.HistoryPrefix.
+const (
+	HistoryAudit    = "audit/"
+	HistoryDeploys  = "deploys/"
+	HistoryReleases = "releases/"
+	HistoryPins     = "state/pins.json"
+	HistoryLock     = "state/lock.json"
+	HistoryFreeze   = "state/freeze.json"
+)
+
+// HistoryPrefix is where the site's mirrored history lives in its bucket.
+func (s Site) HistoryPrefix() string { return s.Prefix + ".deploybot/history/" }
+
+// AuditKey is an audit entry's key, in the store and in the bucket: its
+// time (nanoseconds, UTC), then a hash of its JSON, so keys sort by time
+// and an entry written twice is one entry.
+func AuditKey(e AuditEntry, body []byte) string {
+	sum := sha256.Sum256(body)
+	return e.Time.UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(sum[:6])
+}
+
+// PinsState, LockState and FreezeState are the state objects' bodies.
+type PinsState struct {
+	Pins []Pin `json:"pins"`
+}
+
+type LockState struct {
+	Lock *Lock `json:"lock"` // a person's lock; nil when free
+}
+
+type FreezeState struct {
+	Freeze *Freeze `json:"freeze"` // the run-time freeze; nil when none
+}
+
+// MaxPushBatch bounds one push round: a few seconds of S3 writes.
+const MaxPushBatch = 200
+
+// PushHistory copies what the store has not yet mirrored to the sites'
+// buckets, oldest first, in rounds of MaxPushBatch until nothing is left
+// or a write fails (which stops the push: the record stays pending and
+// the next push tries again). It returns how many objects it wrote.
+func (s *Service) PushHistory(ctx context.Context) (int, error) {
+	pushed := 0
+	for {
+		recs, err := s.Store.MirrorPending(ctx, MaxPushBatch)
+		if err != nil || len(recs) == 0 {
+			return pushed, err
+		}
+		for _, r := range recs {
+			site, err := s.Site(r.Site)
+			if err != nil {
+				// A site no longer configured: nowhere to write; drop it
+				// rather than hold the queue forever.
+				s.logger().WarnContext(ctx, "history of a site no longer configured is not mirrored", "site", r.Site, "key", r.Key)
+				if err := s.Store.MirrorDone(ctx, r); err != nil {
+					return pushed, err
+				}
+				continue
+			}
+			if err := s.Bucket.PutHistory(ctx, site, r.Key, r.Body, r.Replace); err != nil {
+				return pushed, fmt.Errorf("mirroring %s of %s to the bucket: %w", r.Key, site.Name, err)
+			}
+			if err := s.Store.MirrorDone(ctx, r); err != nil {
+				return pushed, err
+			}
+			pushed++
+		}
+		if len(recs) < MaxPushBatch {
+			return pushed, nil
+		}
+	}
+}
+
+// HistoryPending is how many records wait to be mirrored.
+func (s *Service) HistoryPending(ctx context.Context) (int, error) { return s.Store.MirrorCount(ctx) }
+
+// ErrNoHistory is wrapped by Bucket.GetHistory for a key that is not there.
+var ErrNoHistory = errors.New("no such history object")
+
+// RebuildReport is what Rebuild found in the bucket and the distribution.
+type RebuildReport struct {
+	Site     string  `json:"site"`
+	Releases int     `json:"releases"` // release records (pruned ones included)
+	Deploys  int     `json:"deploys"`
+	Audit    int     `json:"audit"`
+	Pins     int     `json:"pins"`
+	Lock     *Lock   `json:"lock"`
+	Freeze   *Freeze `json:"freeze"`
+	Live     string  `json:"live"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// Rebuild fills the store with what the bucket and the distribution know
+// of site: release records (mirrored ones, with what retention pruned, then
+// any manifest not yet among them), finished deploys, the audit log, pins,
+// a person's lock and the run-time freeze from the mirrored history, and
+// the live pointer from the distribution, dated by the deploy that made
+// it live. It adds what the store lacks and changes nothing it has, so it
+// may run on a store that is not empty.
+func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rep := &RebuildReport{Site: site.Name}
+	keys, err := s.Bucket.ListHistory(ctx, site, HistoryReleases)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		var r Release
+		if err := s.readHistory(ctx, site, k, &r); err != nil {
+			return nil, err
+		}
+		if r.Site != site.Name || ValidateVersion(r.Version) != nil {
+			return nil, Errorf(EINVALID, "mirrored release %s of %s names another site or an invalid version", k, site.Name)
+		}
+		if err := s.Store.ImportRelease(ctx, r); err != nil {
+			return nil, err
+		}
+		rep.Releases++
+	}
+	added, err := s.Sync(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	rep.Releases += len(added)
+	if keys, err = s.Bucket.ListHistory(ctx, site, HistoryDeploys); err != nil {
+		return nil, err
+	}
+	var lastDone *Deploy
+	for _, k := range keys {
+		var d Deploy
+		if err := s.readHistory(ctx, site, k, &d); err != nil {
+			return nil, err
+		}
+		if d.Site != site.Name || !d.Phase.Final() {
+			return nil, Errorf(EINVALID, "mirrored deploy %s of %s names another site or is not finished", k, site.Name)
+		}
+		if err := s.Store.ImportDeploy(ctx, d); err != nil {
+			return nil, err
+		}
+		if d.Phase == PhaseDone && (lastDone == nil || d.FinishedAt.After(lastDone.FinishedAt)) {
+			dd := d
+			lastDone = &dd
+		}
+		rep.Deploys++
+	}
+	if keys, err = s.Bucket.ListHistory(ctx, site, HistoryAudit); err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		var e AuditEntry
+		if err := s.readHistory(ctx, site, k, &e); err != nil {
+			return nil, err
+		}
+		if e.Site != site.Name {
+			return nil, Errorf(EINVALID, "mirrored audit entry %s of %s names site %q", k, site.Name, e.Site)
+		}
+		if err := s.Store.ImportAudit(ctx, e); err != nil {
+			return nil, err
+		}
+		rep.Audit++
+	}
+	var pins PinsState
+	if err := s.readState(ctx, site, HistoryPins, &pins); err != nil {
+		return nil, err
+	}
+	for _, p := range pins.Pins {
+		if p.Site == site.Name && ValidateVersion(p.Version) == nil {
+			if err := s.Store.SetPin(ctx, p); err != nil {
+				return nil, err
+			}
+			rep.Pins++
+		}
+	}
+	var lock LockState
+	if err := s.readState(ctx, site, HistoryLock, &lock); err != nil {
+		return nil, err
+	}
+	if l := lock.Lock; l != nil && l.Site == site.Name && l.DeployID == "" {
+		var le *LockedError
+		if err := s.Store.AcquireLock(ctx, *l); err != nil && !errors.As(err, &le) {
+			return nil, err
+		}
+		rep.Lock = l
+	}
+	var freeze FreezeState
+	if err := s.readState(ctx, site, HistoryFreeze, &freeze); err != nil {
+		return nil, err
+	}
+	if f := freeze.Freeze; f != nil && f.Site == site.Name && f.Active(s.now()) {
+		if err := s.Store.SetFreeze(ctx, *f); err != nil {
+			return nil, err
+		}
+		rep.Freeze = f
+	}
+	// What is live is the distribution's to say; the deploy that made it
+	// live says since when.
+	_, cur, err := s.current(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	rep.Live = cur.Version
+	if _, ok, err := s.Store.Live(ctx, site.Name); err != nil {
+		return nil, err
+	} else if !ok && cur.Version != "" {
+		live := Live{Version: cur.Version, Since: s.now()}
+		if lastDone != nil && lastDone.To == cur.Version {
+			live = Live{Version: cur.Version, Since: lastDone.FinishedAt, DeployID: lastDone.ID}
+		}
+		if err := s.Store.SetLive(ctx, site.Name, live); err != nil {
+			return nil, err
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	s.logger().InfoContext(ctx, "store rebuilt from the bucket", "site", site.Name, "releases", rep.Releases, "deploys", rep.Deploys,
+		"audit", rep.Audit, "pins", rep.Pins, "live", rep.Live)
+	return rep, nil
+}
+
+// readHistory reads one mirrored record; anything that does not decode is
+// refused, naming it (the bucket is outside input).
+func (s *Service) readHistory(ctx context.Context, site Site, key string, v any) error {
+	raw, err := s.Bucket.GetHistory(ctx, site, key)
+	if err != nil {
+		return err
+	}
+	if err := decodeStrict(raw, v); err != nil {
+		return Errorf(EINVALID, "mirrored history %s%s is not valid: %v", site.HistoryPrefix(), key, err)
+	}
+	return nil
+}
+
+// readState reads a state object; one that is not there is the empty
+// state.
+func (s *Service) readState(ctx context.Context, site Site, key string, v any) error {
+	err := s.readHistory(ctx, site, key, v)
+	if errors.Is(err, ErrNoHistory) {
+		return nil
+	}
+	return err
+}
+
+// maxHistoryObject bounds one mirrored object: a deploy with its phases, a
+// release record and an audit entry are a few KB; the pins of a site a
+// few hundred bytes each.
+const maxHistoryObject = 4 << 20
+
+func decodeStrict(raw []byte, v any) error {
+	if len(raw) > maxHistoryObject {
+		return fmt.Errorf("larger than %d bytes", maxHistoryObject)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}

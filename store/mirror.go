@@ -1,0 +1,184 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// The outbox of the history mirror (releases/mirror.go): one entry per
+// object to write, keyed "<site>\x00<key>", written in the transaction that
+// records what it mirrors. A state (pins, lock, freeze, a release's
+// record) written again before it was pushed replaces its entry, so only
+// the latest is sent; a record is written once. Entries are pushed in
+// insertion order, which bbolt's sequence keeps in the value.
+
+type outboxEntry struct {
+	Seq uint64 `json:"seq"`
+	releases.MirrorRecord
+}
+
+func outboxKey(site, key string) []byte { return []byte(site + "\x00" + key) }
+
+// enqueue adds v, as JSON, to the outbox.
+func enqueue(tx *bolt.Tx, site, key string, replace bool, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return enqueueRaw(tx, releases.MirrorRecord{Site: site, Key: key, Replace: replace, Body: body})
+}
+
+func enqueueRaw(tx *bolt.Tx, r releases.MirrorRecord) error {
+	b := tx.Bucket(bucketMirror)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	return putJSON(b, string(outboxKey(r.Site, r.Key)), outboxEntry{Seq: seq, MirrorRecord: r})
+}
+
+// enqueuePins mirrors the site's pins as they are in tx.
+func enqueuePins(tx *bolt.Tx, site string) error {
+	st := releases.PinsState{Pins: []releases.Pin{}}
+	if b, _ := siteBucket(tx, bucketPins, site, false); b != nil {
+		if err := b.ForEach(func(k, v []byte) error {
+			var p releases.Pin
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("store: decoding pin %s: %w", k, err)
+			}
+			st.Pins = append(st.Pins, p)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return enqueue(tx, site, releases.HistoryPins, true, st)
+}
+
+// enqueueLock mirrors a person's lock (nil: the site is free of one).
+func enqueueLock(tx *bolt.Tx, site string, l *releases.Lock) error {
+	if l != nil && l.DeployID != "" {
+		l = nil // a deploy's lock ends with its deploy
+	}
+	return enqueue(tx, site, releases.HistoryLock, true, releases.LockState{Lock: l})
+}
+
+// MirrorPending returns the oldest entries first.
+func (s *DB) MirrorPending(ctx context.Context, limit int) ([]releases.MirrorRecord, error) {
+	var all []outboxEntry
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMirror).ForEach(func(k, v []byte) error {
+			var e outboxEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: decoding mirror entry %q: %w", k, err)
+			}
+			all = append(all, e)
+			return nil
+		})
+	})
+	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	out := make([]releases.MirrorRecord, len(all))
+	for i, e := range all {
+		out[i] = e.MirrorRecord
+	}
+	return out, err
+}
+
+// MirrorDone removes r's entry unless a newer state replaced it.
+func (s *DB) MirrorDone(ctx context.Context, r releases.MirrorRecord) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMirror)
+		k := outboxKey(r.Site, r.Key)
+		var e outboxEntry
+		ok, err := getJSON(b, string(k), &e)
+		if err != nil || !ok {
+			return err
+		}
+		if !bytes.Equal(e.Body, r.Body) {
+			return nil
+		}
+		return b.Delete(k)
+	})
+}
+
+// MirrorCount is how many entries wait.
+func (s *DB) MirrorCount(ctx context.Context) (int, error) {
+	n := 0
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketMirror).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// ImportRelease records r unless the store has that release.
+func (s *DB) ImportRelease(ctx context.Context, r releases.Release) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketReleases, r.Site, true)
+		if err != nil || b.Get([]byte(r.Version)) != nil {
+			return err
+		}
+		return putJSON(b, r.Version, r)
+	})
+}
+
+// ImportDeploy records a finished deploy unless the store has it.
+func (s *DB) ImportDeploy(ctx context.Context, d releases.Deploy) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketDeploys, d.Site, true)
+		if err != nil || b.Get([]byte(d.ID)) != nil {
+			return err
+		}
+		return putJSON(b, d.ID, d)
+	})
+}
+
+// ImportAudit records an entry under its key unless the store has it.
+func (s *DB) ImportAudit(ctx context.Context, e releases.AuditEntry) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketAudit, e.Site, true)
+		if err != nil {
+			return err
+		}
+		body, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		key := releases.AuditKey(e, body)
+		if b.Get([]byte(key)) != nil {
+			return nil
+		}
+		return b.Put([]byte(key), body)
+	})
+}
+
+// Empty reports whether no site has a release, a deploy or an audit entry.
+func (s *DB) Empty(ctx context.Context) (bool, error) {
+	empty := true
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketReleases, bucketDeploys, bucketAudit} {
+			if err := tx.Bucket(name).ForEachBucket(func(k []byte) error {
+				if sb := tx.Bucket(name).Bucket(k); sb != nil {
+					if k, _ := sb.Cursor().First(); k != nil {
+						empty = false
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return empty, err
+}
