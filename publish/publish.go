@@ -55,7 +55,7 @@ type Request struct {
 	Build releases.Build
 	// Ancestors are the commit's history (GitAncestors), for the manifest.
 	Ancestors []string
-	Dir   string
+	Dir       string
 	// Concurrency is how many uploads and copies run at once. Zero: 16,
 	// which keeps a CI runner's link busy with small files without
 	// tripping S3's per-prefix request rates (3,500 writes/s).

@@ -26,8 +26,8 @@ const (
 	// MaxAncestors is how much commit history a manifest records: enough
 	// for the commits between any two releases that are weeks apart.
 	MaxAncestors = 1000
-	maxBranch = 255  // git allows longer; no CI shows them
-	maxCIURL  = 2048 // what browsers and Slack links take
+	maxBranch    = 255  // git allows longer; no CI shows them
+	maxCIURL     = 2048 // what browsers and Slack links take
 )
 
 var (
