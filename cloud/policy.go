@@ -102,6 +102,16 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 		}
 		doc.Statement = append(doc.Statement, list, Statement{Sid: fmt.Sprintf("ReleaseObjects%d", i+1), Effect: "Allow",
 			Action: objectActions, Resource: objects})
+		if role == RoleBot {
+			// The mirrored history is the store's durable copy: nothing
+			// deploybot does deletes it, and the policy says so.
+			var history []string
+			for _, s := range byBucket[b] {
+				history = append(history, fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.HistoryPrefix()+"*"))
+			}
+			doc.Statement = append(doc.Statement, Statement{Sid: fmt.Sprintf("KeepHistory%d", i+1), Effect: "Deny",
+				Action: []string{"s3:DeleteObject"}, Resource: history})
+		}
 	}
 	if role == RoleCI {
 		return doc, nil

@@ -102,9 +102,17 @@ func Needs(c cloud.Call, account string) ([]Need, error) {
 	return nil, fmt.Errorf("deploybot made %s:%s, which iamcheck does not know: add the action it needs", c.Service, c.Operation)
 }
 
-// Allowed reports whether an Allow statement of doc grants n. Conditions
-// other than StringLike on s3:prefix are not understood and never match.
+// Allowed reports whether an Allow statement of doc grants n and no Deny
+// statement refuses it (an explicit deny wins, as in IAM's evaluation:
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+// Conditions other than StringLike on s3:prefix are not understood and
+// never match.
 func Allowed(doc cloud.PolicyDocument, n Need) bool {
+	for _, st := range doc.Statement {
+		if st.Effect == "Deny" && anyMatch(st.Action, n.Action, true) && anyMatch(st.Resource, n.Resource, false) && conditionHolds(st.Condition, n) {
+			return false
+		}
+	}
 	for _, st := range doc.Statement {
 		if st.Effect != "Allow" || !anyMatch(st.Action, n.Action, true) || !anyMatch(st.Resource, n.Resource, false) {
 			continue
