@@ -72,6 +72,7 @@ func commands() []command {
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
 		{"approve", "approve a promote waiting for approval; the last approval needed runs it", runApprove},
 		{"reject", "reject (or withdraw) a promote waiting for approval", runReject},
+		{"rebuild", "fill the store from the sites' buckets and distributions (what serve does when it finds the store empty)", runRebuild},
 		{"freeze", "refuse promotes (not rollbacks) of a site, or all, for a while, saying why", runFreeze},
 		{"unfreeze", "lift a site's (or all sites') run-time freeze", runUnfreeze},
 		{"iam-policy", "print the least-privilege IAM policy of the bot or of CI, from the configuration", runIAMPolicy},
@@ -260,13 +261,19 @@ type app struct {
 	cf     *cloudfront.Client
 	kvs    *cloudfrontkeyvaluestore.Client
 	store  *store.DB
+	stderr io.Writer
 }
 
+// Close writes to the bucket what the command recorded (the history
+// mirror), then closes the store.
 func (a *app) Close() error {
-	if a.store != nil {
-		return a.store.Close()
+	if a.store == nil {
+		return nil
 	}
-	return nil
+	if a.svc != nil {
+		pushHistory(a.svc, a.stderr)
+	}
+	return a.store.Close()
 }
 
 // newApp connects to AWS and, when withStore, opens the store. The command
@@ -295,8 +302,11 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a.store = db
+	a.store, a.stderr = db, env.Stderr
 	a.svc = a.service(db, logger(env))
+	if err := rebuildIfEmpty(ctx, a.svc, env.Stderr); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

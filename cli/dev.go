@@ -178,6 +178,24 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if _, err := svc.Recover(ctx, nil); err != nil {
 		fmt.Fprintf(env.Stderr, "deploybot: recovering interrupted deploys: %v\n", err)
 	}
+	// The history goes to the bucket as it would from serve; the pusher
+	// stops before the store closes.
+	pushCtx, stopPush := context.WithCancel(ctx)
+	pushed := make(chan struct{})
+	defer func() { stopPush(); <-pushed }()
+	go func() {
+		defer close(pushed)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			_, _ = svc.PushHistory(pushCtx)
+			select {
+			case <-pushCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	// The setup's own first promote needs nobody's approval; yours do.
 	svc.Sites[0].Approval = releases.Approval{Required: *approvals}
 

@@ -47,6 +47,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	a.store = db
 	svc := a.service(db, log)
+	// An empty store (a lost volume, a new cluster) comes back from the
+	// buckets before anything reads it.
+	if err := rebuildIfEmpty(ctx, svc, env.Stderr); err != nil {
+		return err
+	}
 
 	var chat *slackbot.Slack
 	if cfg.Slack.AppToken == "" {

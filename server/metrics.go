@@ -31,6 +31,10 @@ type Metrics struct {
 	ObjectsPruned     *prometheus.CounterVec   // site
 	BytesFreed        *prometheus.CounterVec   // site
 	SlackLost         *prometheus.CounterVec   // what
+	// HistoryPending is how many records wait to be mirrored to the
+	// bucket; HistoryPushes counts push rounds by result (ok, failed).
+	HistoryPending prometheus.Gauge
+	HistoryPushes  *prometheus.CounterVec
 }
 
 // NewMetrics registers every series.
@@ -77,7 +81,11 @@ func NewMetrics() *Metrics {
 		Help: "CI notices refused because the replay cache was full."})
 	m.SlackLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_slack_posts_lost_total",
 		Help: "Slack posts given up on after the retries, by what they were (reply, ephemeral, card, card_update, thread, notice, prune_summary)."}, []string{"what"})
-	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost)
+	m.HistoryPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "deploybot_history_mirror_pending",
+		Help: "History records (deploys, audit entries, release records, pins, locks, freezes) recorded in the store and not yet written to the bucket."})
+	m.HistoryPushes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_history_mirror_pushes_total",
+		Help: "Rounds of writing pending history to the bucket, by result (ok, failed)."}, []string{"result"})
+	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes)
 	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)

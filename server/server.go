@@ -96,6 +96,10 @@ type Server struct {
 	APIToken   string
 	// ReconcileInterval is the period of the reconcile loop; zero: 5 minutes.
 	ReconcileInterval time.Duration
+	// MirrorInterval is how often the history the store has not yet
+	// written to the bucket is pushed; zero: 5 seconds. A push that fails
+	// is tried again then; nothing waits for it.
+	MirrorInterval time.Duration
 	// ApprovalInterval is how often requests waiting for approval past
 	// their time are recorded as expired; zero: 15 seconds.
 	ApprovalInterval time.Duration
@@ -241,6 +245,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			s.expireApprovals(s.work)
 		}()
 	}
+	mirrorDone := make(chan struct{})
+	go func() {
+		defer close(mirrorDone)
+		s.mirror(s.work)
+	}()
 	for _, sch := range s.Schedules {
 		if !s.begin() {
 			break
@@ -267,7 +276,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	s.shutdown(srv, loopDone)
+	s.shutdown(srv, loopDone, mirrorDone)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("http: %w", serveErr)
 	}
@@ -278,7 +287,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 // deploys at their next safe point (each is left in its recorded phase and
 // resumes on the next start), waits for them and for the HTTP server, all
 // within ShutdownTimeout.
-func (s *Server) shutdown(srv *http.Server, loopDone <-chan struct{}) {
+func (s *Server) shutdown(srv *http.Server, loopDone, mirrorDone <-chan struct{}) {
 	deadline := time.Now().Add(s.ShutdownTimeout)
 	s.Logger.Info("shutting down", "timeout", s.ShutdownTimeout.String())
 	s.draining.Store(true)
@@ -295,6 +304,13 @@ func (s *Server) shutdown(srv *http.Server, loopDone <-chan struct{}) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// What the stopped work recorded last goes to the bucket now, within
+	// the deadline; what does not make it stays pending for the next start.
+	select {
+	case <-mirrorDone:
+		s.pushHistory(ctx)
+	case <-ctx.Done():
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		s.Logger.Warn("closing HTTP connections", "err", err)
 		_ = srv.Close()
@@ -304,6 +320,42 @@ func (s *Server) shutdown(srv *http.Server, loopDone <-chan struct{}) {
 	case <-ctx.Done():
 	}
 	s.Logger.Info("stopped")
+}
+
+// mirror pushes the history the store has not yet written to the bucket:
+// at start (what a crash left pending), then every MirrorInterval, until
+// the work context ends; shutdown pushes once more after the work stops.
+func (s *Server) mirror(ctx context.Context) {
+	every := s.MirrorInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.pushHistory(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pushHistory runs one push and says how it went in the metrics.
+func (s *Server) pushHistory(ctx context.Context) {
+	n, err := s.Service.PushHistory(ctx)
+	result := "ok"
+	if err != nil {
+		result = "failed"
+		if ctx.Err() == nil {
+			s.Logger.Warn("mirroring the history to the bucket; it stays pending and is tried again", "pushed", n, "err", err)
+		}
+	}
+	s.Metrics.HistoryPushes.WithLabelValues(result).Inc()
+	if pending, err := s.Service.HistoryPending(context.WithoutCancel(ctx)); err == nil {
+		s.Metrics.HistoryPending.Set(float64(pending))
+	}
 }
 
 // expireApprovals records, every ApprovalInterval, the requests of sites
