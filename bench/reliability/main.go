@@ -38,6 +38,9 @@ var fuzzTargets = []struct{ name, pkg, input string }{
 	{"FuzzChunkedReader", "./localaws", "aws-chunked upload bodies (stand-in)"},
 	{"FuzzVerify", "./hook", "CI hook timestamp and signature headers"},
 	{"FuzzParseConfig", "./localaws", "DistributionConfig XML (stand-in)"},
+	{"FuzzMessagesFitSlack", "./bot/slackbot", "text lengths and counts in every Slack message"},
+	{"FuzzParseUntil", "./releases", "freeze ends typed in chat, the CLI and the API"},
+	{"FuzzParseRepo", "./internal/present", "repo_url values and the links made from them"},
 }
 
 func main() {
@@ -202,6 +205,12 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 			"refused before anything was sent, naming the links; loops and hidden files left out, said why", "TestPublishReadsOnlyTheBuildDirectory", "./publish", nil, ""},
 		{"the preview function, hostile paths", "//host/, /\\host/, /./, /../, // inside; a token good for 20 minutes",
 			"400 for bad paths; the redirect stays on the site; the cookie Secure, as long-lived as the token", "TestPreviewFunctionHardening", "./cloud", nil, ""},
+		{"kill -9 between the store's commit and the history's write to the bucket", "every write to the history failing; a promote through serve; kill -9; S3 healthy again",
+			"written at the next start; a store rebuilt from the bucket has the promote", "TestKilledBeforeTheMirrorWriteLosesNothing", "./cmd/deploybot", nil, ""},
+		{"the history mirror under faults", "6 promotes through serve, 10% 5xx + 10% throttling on every AWS call",
+			"pending drained to 0; every finished deploy in the bucket", "TestHistoryMirrorDrainsUnderFaults", "./server", nil, ""},
+		{"a lost store", "deploys, a pin, a lock, a freeze and a prune through the CLI and serve; the store file deleted",
+			"serve rebuilt it from the bucket; versions, status and history equal field by field", "TestLostStoreIsRebuiltByServe", "./cmd/deploybot", nil, ""},
 		{"who the API says acted; what /readyz tells strangers", "an actor with control characters and 100 bytes; /readyz with and without the token",
 			"recorded as `api:NAME`, cleaned and cut; reasons only behind the token", "TestAPIActorIsVouchedForByTheToken|TestReadiness", "./server", nil, ""},
 	} {
