@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // The bucket keeps the history. bbolt is the fast local index; every
@@ -146,65 +148,54 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 	}
 	start := time.Now()
 	rep := &RebuildReport{Site: site.Name}
-	keys, err := s.Bucket.ListHistory(ctx, site, HistoryReleases)
-	if err != nil {
+	var rels []Release
+	if err := readAll(ctx, s, site, HistoryReleases, &rels); err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
-		var r Release
-		if err := s.readHistory(ctx, site, k, &r); err != nil {
-			return nil, err
-		}
+	for _, r := range rels {
 		if r.Site != site.Name || ValidateVersion(r.Version) != nil {
-			return nil, Errorf(EINVALID, "mirrored release %s of %s names another site or an invalid version", k, site.Name)
+			return nil, Errorf(EINVALID, "a mirrored release record of %s names another site or an invalid version (%q)", site.Name, r.Version)
 		}
-		if err := s.Store.ImportRelease(ctx, r); err != nil {
-			return nil, err
-		}
-		rep.Releases++
 	}
+	if err := s.Store.ImportReleases(ctx, rels); err != nil {
+		return nil, err
+	}
+	rep.Releases = len(rels)
 	added, err := s.Sync(ctx, site.Name)
 	if err != nil {
 		return nil, err
 	}
 	rep.Releases += len(added)
-	if keys, err = s.Bucket.ListHistory(ctx, site, HistoryDeploys); err != nil {
+	var deploys []Deploy
+	if err := readAll(ctx, s, site, HistoryDeploys, &deploys); err != nil {
 		return nil, err
 	}
 	var lastDone *Deploy
-	for _, k := range keys {
-		var d Deploy
-		if err := s.readHistory(ctx, site, k, &d); err != nil {
-			return nil, err
-		}
+	for i, d := range deploys {
 		if d.Site != site.Name || !d.Phase.Final() {
-			return nil, Errorf(EINVALID, "mirrored deploy %s of %s names another site or is not finished", k, site.Name)
-		}
-		if err := s.Store.ImportDeploy(ctx, d); err != nil {
-			return nil, err
+			return nil, Errorf(EINVALID, "mirrored deploy %s of %s names another site or is not finished", d.ID, site.Name)
 		}
 		if d.Phase == PhaseDone && (lastDone == nil || d.FinishedAt.After(lastDone.FinishedAt)) {
-			dd := d
-			lastDone = &dd
+			lastDone = &deploys[i]
 		}
-		rep.Deploys++
 	}
-	if keys, err = s.Bucket.ListHistory(ctx, site, HistoryAudit); err != nil {
+	if err := s.Store.ImportDeploys(ctx, deploys); err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
-		var e AuditEntry
-		if err := s.readHistory(ctx, site, k, &e); err != nil {
-			return nil, err
-		}
-		if e.Site != site.Name {
-			return nil, Errorf(EINVALID, "mirrored audit entry %s of %s names site %q", k, site.Name, e.Site)
-		}
-		if err := s.Store.ImportAudit(ctx, e); err != nil {
-			return nil, err
-		}
-		rep.Audit++
+	rep.Deploys = len(deploys)
+	var audit []AuditEntry
+	if err := readAll(ctx, s, site, HistoryAudit, &audit); err != nil {
+		return nil, err
 	}
+	for _, e := range audit {
+		if e.Site != site.Name {
+			return nil, Errorf(EINVALID, "a mirrored audit entry of %s names site %q", site.Name, e.Site)
+		}
+	}
+	if err := s.Store.ImportAudit(ctx, audit); err != nil {
+		return nil, err
+	}
+	rep.Audit = len(audit)
 	var pins PinsState
 	if err := s.readState(ctx, site, HistoryPins, &pins); err != nil {
 		return nil, err
@@ -260,6 +251,31 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 	s.logger().InfoContext(ctx, "store rebuilt from the bucket", "site", site.Name, "releases", rep.Releases, "deploys", rep.Deploys,
 		"audit", rep.Audit, "pins", rep.Pins, "live", rep.Live)
 	return rep, nil
+}
+
+// rebuildReaders is how many history objects Rebuild reads at once: S3
+// answers a GET in some 10-30 ms, so a year of hourly deploys (about
+// 17,500 objects) takes seconds, not minutes.
+const rebuildReaders = 16
+
+// readAll reads every object under dir into *out (a slice of the records'
+// type), in key order, rebuildReaders at a time.
+func readAll[T any](ctx context.Context, s *Service, site Site, dir string, out *[]T) error {
+	keys, err := s.Bucket.ListHistory(ctx, site, dir)
+	if err != nil {
+		return err
+	}
+	recs := make([]T, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rebuildReaders)
+	for i, k := range keys {
+		g.Go(func() error { return s.readHistory(gctx, site, k, &recs[i]) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	*out = recs
+	return nil
 }
 
 // readHistory reads one mirrored record; anything that does not decode is

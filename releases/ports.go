@@ -104,13 +104,14 @@ type Store interface {
 	MirrorPending(ctx context.Context, limit int) ([]MirrorRecord, error)
 	MirrorDone(ctx context.Context, r MirrorRecord) error
 	MirrorCount(ctx context.Context) (int, error)
-	// ImportRelease, ImportDeploy and ImportAudit record what Rebuild read
-	// from the bucket, when the store does not have it (nothing goes to
-	// the outbox: it came from there). Empty reports whether the store
-	// has no release, deploy or audit entry of any site.
-	ImportRelease(ctx context.Context, r Release) error
-	ImportDeploy(ctx context.Context, d Deploy) error
-	ImportAudit(ctx context.Context, e AuditEntry) error
+	// ImportReleases, ImportDeploys and ImportAudit record, each in one
+	// transaction, what Rebuild read from the bucket that the store does
+	// not have (nothing goes to the outbox: it came from there). Empty
+	// reports whether the store has no release, deploy or audit entry of
+	// any site.
+	ImportReleases(ctx context.Context, rs []Release) error
+	ImportDeploys(ctx context.Context, ds []Deploy) error
+	ImportAudit(ctx context.Context, es []AuditEntry) error
 	Empty(ctx context.Context) (bool, error)
 
 	// AppendAudit records who tried what, and what came of it.

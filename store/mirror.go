@@ -121,44 +121,61 @@ func (s *DB) MirrorCount(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// ImportRelease records r unless the store has that release.
-func (s *DB) ImportRelease(ctx context.Context, r releases.Release) error {
+// ImportReleases records the releases the store lacks, in one transaction.
+func (s *DB) ImportReleases(ctx context.Context, rs []releases.Release) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
-		b, err := siteBucket(tx, bucketReleases, r.Site, true)
-		if err != nil || b.Get([]byte(r.Version)) != nil {
-			return err
+		for _, r := range rs {
+			b, err := siteBucket(tx, bucketReleases, r.Site, true)
+			if err != nil {
+				return err
+			}
+			if b.Get([]byte(r.Version)) == nil {
+				if err := putJSON(b, r.Version, r); err != nil {
+					return err
+				}
+			}
 		}
-		return putJSON(b, r.Version, r)
+		return nil
 	})
 }
 
-// ImportDeploy records a finished deploy unless the store has it.
-func (s *DB) ImportDeploy(ctx context.Context, d releases.Deploy) error {
+// ImportDeploys records the finished deploys the store lacks.
+func (s *DB) ImportDeploys(ctx context.Context, ds []releases.Deploy) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
-		b, err := siteBucket(tx, bucketDeploys, d.Site, true)
-		if err != nil || b.Get([]byte(d.ID)) != nil {
-			return err
+		for _, d := range ds {
+			b, err := siteBucket(tx, bucketDeploys, d.Site, true)
+			if err != nil {
+				return err
+			}
+			if b.Get([]byte(d.ID)) == nil {
+				if err := putJSON(b, d.ID, d); err != nil {
+					return err
+				}
+			}
 		}
-		return putJSON(b, d.ID, d)
+		return nil
 	})
 }
 
-// ImportAudit records an entry under its key unless the store has it.
-func (s *DB) ImportAudit(ctx context.Context, e releases.AuditEntry) error {
+// ImportAudit records the entries the store lacks, each under its key.
+func (s *DB) ImportAudit(ctx context.Context, es []releases.AuditEntry) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
-		b, err := siteBucket(tx, bucketAudit, e.Site, true)
-		if err != nil {
-			return err
+		for _, e := range es {
+			b, err := siteBucket(tx, bucketAudit, e.Site, true)
+			if err != nil {
+				return err
+			}
+			body, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if key := releases.AuditKey(e, body); b.Get([]byte(key)) == nil {
+				if err := b.Put([]byte(key), body); err != nil {
+					return err
+				}
+			}
 		}
-		body, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		key := releases.AuditKey(e, body)
-		if b.Get([]byte(key)) != nil {
-			return nil
-		}
-		return b.Put([]byte(key), body)
+		return nil
 	})
 }
 
