@@ -199,3 +199,72 @@ func (s *DB) Empty(ctx context.Context) (bool, error) {
 	})
 	return empty, err
 }
+
+// backfillMirror queues everything a store written before the mirror
+// holds (schema 1): release records, finished deploys, audit entries,
+// pins, a person's lock and the freeze of every site, so the bucket has
+// the history from before the upgrade too. It runs once, in the
+// transaction that moves the file to schema 2.
+func backfillMirror(tx *bolt.Tx) error {
+	sites := map[string]bool{}
+	for _, name := range [][]byte{bucketReleases, bucketDeploys, bucketAudit, bucketPins} {
+		if err := tx.Bucket(name).ForEachBucket(func(k []byte) error { sites[string(k)] = true; return nil }); err != nil {
+			return err
+		}
+	}
+	for site := range sites {
+		if b := tx.Bucket(bucketReleases).Bucket([]byte(site)); b != nil {
+			if err := b.ForEach(func(k, v []byte) error {
+				return enqueueRaw(tx, releases.MirrorRecord{Site: site, Key: releases.HistoryReleases + string(k) + ".json", Replace: true, Body: bytes.Clone(v)})
+			}); err != nil {
+				return err
+			}
+		}
+		if b := tx.Bucket(bucketDeploys).Bucket([]byte(site)); b != nil {
+			if err := b.ForEach(func(k, v []byte) error {
+				var d releases.Deploy
+				if err := json.Unmarshal(v, &d); err != nil || !d.Phase.Final() {
+					return err
+				}
+				return enqueueRaw(tx, releases.MirrorRecord{Site: site, Key: releases.HistoryDeploys + string(k) + ".json", Body: bytes.Clone(v)})
+			}); err != nil {
+				return err
+			}
+		}
+		if b := tx.Bucket(bucketAudit).Bucket([]byte(site)); b != nil {
+			if err := b.ForEach(func(_, v []byte) error {
+				var e releases.AuditEntry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return err
+				}
+				body, err := json.Marshal(e)
+				if err != nil {
+					return err
+				}
+				return enqueueRaw(tx, releases.MirrorRecord{Site: site, Key: releases.HistoryAudit + releases.AuditKey(e, body) + ".json", Body: body})
+			}); err != nil {
+				return err
+			}
+		}
+		if err := enqueuePins(tx, site); err != nil {
+			return err
+		}
+		var l releases.Lock
+		if ok, err := getJSON(tx.Bucket(bucketLocks), site, &l); err != nil {
+			return err
+		} else if ok && l.DeployID == "" {
+			if err := enqueueLock(tx, site, &l); err != nil {
+				return err
+			}
+		}
+		var f releases.Freeze
+		if ok, err := getJSON(tx.Bucket(bucketFreezes), site, &f); err != nil {
+			return err
+		} else if ok {
+			if err := enqueue(tx, site, releases.HistoryFreeze, true, releases.FreezeState{Freeze: &f}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

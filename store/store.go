@@ -39,7 +39,10 @@ var (
 
 // SchemaVersion is the layout this code reads and writes. A file written by
 // a newer deploybot is refused rather than misread.
-const SchemaVersion = 1
+//
+// 2: the history mirror's outbox; a store of version 1 queues all it
+// holds for the bucket once, when it is first opened as version 2.
+const SchemaVersion = 2
 
 // Options tune Open.
 type Options struct {
@@ -115,7 +118,12 @@ func initSchema(db *bolt.DB) error {
 			if _, err := fmt.Sscan(string(v), &n); err != nil || n > SchemaVersion {
 				return fmt.Errorf("store: schema version %q is newer than this deploybot understands (%d)", v, SchemaVersion)
 			}
-			return nil
+			if n < 2 {
+				if err := backfillMirror(tx); err != nil {
+					return fmt.Errorf("store: queueing the history for the bucket: %w", err)
+				}
+			}
+			return meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion)))
 		}
 		return meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion)))
 	})
