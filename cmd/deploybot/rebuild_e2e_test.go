@@ -137,6 +137,15 @@ func TestKilledBeforeTheMirrorWriteLosesNothing(t *testing.T) {
 	if !strings.Contains(r.stdout, "before the crash") || !strings.Contains(r.stderr, "the store was empty; rebuilt www") {
 		t.Fatalf("the rebuilt history lacks the promote made before the kill:\n%s\n%s", r.stdout, r.stderr)
 	}
+	// On demand: rebuild says what the bucket holds, and adds nothing the
+	// store has.
+	r = w.must("rebuild")
+	if !strings.Contains(r.stdout, "rebuilt www from its bucket: 1 release(s), 1 deploy(s), ") || !strings.Contains(r.stdout, "live v1") {
+		t.Fatalf("rebuild: %q", r.stdout)
+	}
+	if h := w.must("history").stdout; strings.Count(h, "before the crash") != 1 {
+		t.Fatalf("rebuild doubled the history:\n%s", h)
+	}
 }
 
 // historyWritten reports whether the bucket holds the mirrored deploy.
