@@ -38,6 +38,31 @@ const (
 // each phase within seconds, not after the SDK waiters' 20 s / 60 s.
 const MaxPollInterval = 5 * time.Second
 
+// Status polling is adaptive: every FastPoll for the first FastPollFor of
+// a wait, when a change usually lands (a distribution deploys in about a
+// minute, an invalidation in seconds), so deploybot adds at most about a
+// second to each wait; then slower by half each time up to the poll
+// interval (MaxPollInterval by default), which keeps a long wait to some
+// 12 calls a minute. CloudFront publishes no request rate for its API
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html
+// lists resource quotas only); the SDK retries a throttled call, and one
+// flip polls one status at a time.
+const (
+	FastPoll    = time.Second
+	FastPollFor = time.Minute
+)
+
+// PollDelay is the pause before the next status read, elapsed into a
+// wait, after a pause of last (zero for the first), with slowest the
+// longest pause.
+func PollDelay(elapsed, last, slowest time.Duration) time.Duration {
+	fast := min(FastPoll, slowest)
+	if elapsed < FastPollFor || last == 0 {
+		return fast
+	}
+	return min(slowest, max(fast, last+last/2))
+}
+
 // OriginPath flips a site by pointing its CloudFront origin at the
 // release's folder. Each flip costs one distribution update (minutes to
 // propagate to every edge location) and one invalidation of "/*", which
@@ -201,12 +226,13 @@ func (c *OriginPath) poll(ctx context.Context, check func(context.Context) (bool
 	return pollEvery(ctx, c.interval(), check)
 }
 
-// pollEvery runs check every interval until it reports done, a domain
-// error, five errors in a row, or ctx ends.
+// pollEvery runs check, paced by PollDelay with interval the slowest,
+// until it reports done, a domain error, five errors in a row, or ctx
+// ends.
 func pollEvery(ctx context.Context, interval time.Duration, check func(context.Context) (bool, error)) error {
 	const maxConsecutiveErrors = 5
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	start := time.Now()
+	var delay time.Duration
 	failures := 0
 	for {
 		done, err := check(ctx)
@@ -224,8 +250,11 @@ func pollEvery(ctx context.Context, interval time.Duration, check func(context.C
 		default:
 			failures = 0
 		}
+		delay = PollDelay(time.Since(start), delay, interval)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}

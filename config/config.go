@@ -74,7 +74,8 @@ type AWS struct {
 // Deploy tunes flips, so that operators and tests can trade API calls for
 // promptness.
 type Deploy struct {
-	// PollInterval is how often a flip polls CloudFront; at most 5s.
+	// PollInterval is the slowest a flip polls CloudFront (at most 5s);
+	// the first minute of a wait polls every second.
 	PollInterval Duration `yaml:"poll_interval"`
 	// Timeout bounds a whole flip.
 	Timeout Duration `yaml:"timeout"`
