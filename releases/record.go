@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sort"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Record records a published release from its manifest in the bucket. It is
@@ -95,40 +97,64 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 	for _, r := range known {
 		have[r.Version] = true
 	}
+	var todo []string
 	for _, v := range versions {
-		if have[v] || ValidateVersion(v) != nil {
-			continue
-		}
-		refusedKey := site.Name + "/" + v
-		if etag, ok := s.refused.Load(refusedKey); ok {
-			// Refused before: read it again only once it has changed (a
-			// HEAD, instead of the whole object on every reconcile).
-			if cur, err := s.Bucket.ManifestETag(ctx, site, v); err == nil && cur == etag {
-				continue
-			}
-		}
-		rel, created, err := s.Record(ctx, site.Name, v)
-		if errors.Is(err, ErrNoManifest) {
-			continue // deleted between list and read
-		}
-		if ErrorCode(err) == EINVALID {
-			// One bad manifest (hand-written, damaged) must not hide every
-			// other release: it stays unrecorded, and unpromotable.
-			s.logger().WarnContext(ctx, "manifest is not valid; release not recorded", "site", site.Name, "version", v, "err", err)
-			var rm *RefusedManifest
-			if errors.As(err, &rm) && rm.ETag != "" {
-				s.refused.Store(refusedKey, rm.ETag)
-			}
-			continue
-		}
-		if err != nil {
-			return added, err
-		}
-		if created {
-			added = append(added, rel)
+		if !have[v] && ValidateVersion(v) == nil {
+			todo = append(todo, v)
 		}
 	}
-	return added, nil
+	// Manifests are read syncReaders at a time: the first sync after many
+	// publishes (or a rebuild) reads each new one, about 1 ms apiece on
+	// the stand-in and 10-30 ms on S3.
+	recorded := make([]*Release, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncReaders)
+	for i, v := range todo {
+		g.Go(func() error {
+			rel, created, err := s.syncOne(gctx, site, v)
+			if err == nil && created {
+				recorded[i] = &rel
+			}
+			return err
+		})
+	}
+	err = g.Wait()
+	for _, r := range recorded {
+		if r != nil {
+			added = append(added, *r)
+		}
+	}
+	return added, err
+}
+
+// syncReaders is how many manifests Sync reads at once.
+const syncReaders = 16
+
+// syncOne records version v of site unless its manifest was refused before
+// and has not changed; a manifest that is gone or not valid is skipped
+// (logged), so one bad manifest never hides the other releases.
+func (s *Service) syncOne(ctx context.Context, site Site, v string) (Release, bool, error) {
+	refusedKey := site.Name + "/" + v
+	if etag, ok := s.refused.Load(refusedKey); ok {
+		// Refused before: read it again only once it has changed (a
+		// HEAD, instead of the whole object on every reconcile).
+		if cur, err := s.Bucket.ManifestETag(ctx, site, v); err == nil && cur == etag {
+			return Release{}, false, nil
+		}
+	}
+	rel, created, err := s.Record(ctx, site.Name, v)
+	if errors.Is(err, ErrNoManifest) {
+		return Release{}, false, nil // deleted between list and read
+	}
+	if ErrorCode(err) == EINVALID {
+		s.logger().WarnContext(ctx, "manifest is not valid; release not recorded", "site", site.Name, "version", v, "err", err)
+		var rm *RefusedManifest
+		if errors.As(err, &rm) && rm.ETag != "" {
+			s.refused.Store(refusedKey, rm.ETag)
+		}
+		return Release{}, false, nil
+	}
+	return rel, created, err
 }
 
 // VersionInfo is a release as listed to people.

@@ -251,11 +251,12 @@ func (c *fakeCDN) Resume(ctx context.Context, site releases.Site, d releases.Dep
 }
 
 type harness struct {
-	svc    *releases.Service
-	db     *store.DB
-	bucket *fakeBucket
-	cdn    *fakeCDN
-	now    time.Time
+	clockMu sync.Mutex
+	svc     *releases.Service
+	db      *store.DB
+	bucket  *fakeBucket
+	cdn     *fakeCDN
+	now     time.Time
 }
 
 func newHarness(t *testing.T) *harness {
@@ -271,8 +272,21 @@ func newHarness(t *testing.T) *harness {
 	h.svc = &releases.Service{
 		Store: db, Bucket: h.bucket, CDNs: map[string]releases.CDN{"fake": h.cdn},
 		Sites: []releases.Site{{Name: "www", Bucket: "b", Prefix: "www/", DistributionID: "E1", Strategy: "fake"}},
-		Now:   func() time.Time { h.now = h.now.Add(time.Second); return h.now },
-		NewID: func() string { n++; return fmt.Sprintf("d%03d", n) },
+		// The service may read its clock from several goroutines (Sync
+		// records manifests concurrently); tests move h.now only between
+		// operations.
+		Now: func() time.Time {
+			h.clockMu.Lock()
+			defer h.clockMu.Unlock()
+			h.now = h.now.Add(time.Second)
+			return h.now
+		},
+		NewID: func() string {
+			h.clockMu.Lock()
+			defer h.clockMu.Unlock()
+			n++
+			return fmt.Sprintf("d%03d", n)
+		},
 	}
 	return h
 }
