@@ -24,6 +24,7 @@ func writeJSON(w io.Writer, v any) error {
 // the API client have the same methods, so each is one with Close.
 type backend interface {
 	Versions(ctx context.Context, site string) ([]releases.VersionInfo, error)
+	Sync(ctx context.Context, site string) ([]releases.Release, error)
 	Status(ctx context.Context, site string) (*releases.Status, error)
 	Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error)
 	Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error)

@@ -169,6 +169,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		siteConfig = fmt.Sprintf("{name: demo, bucket: %s, prefix: demo/, distribution_id: %s, strategy: kvs, kvs: {arn: %q}, url: %q}",
 			bucketName, distID, kvsARN, svc.Sites[0].URL)
 	}
+	if _, err := svc.Sync(ctx, site.Name); err != nil {
+		return err
+	}
 	if cur, err := svc.Versions(ctx, site.Name); err == nil && !anyLive(cur) {
 		fmt.Fprintln(env.Stdout, "promoting the sample release v1 ...")
 		if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: "v1", Actor: "dev", Reason: "first sample release"}, nil); err != nil {

@@ -13,9 +13,10 @@ import (
 )
 
 func runVersions(ctx context.Context, env Env, args []string) error {
-	var asJSON *bool
+	var asJSON, sync *bool
 	call, err := siteCommand(ctx, env, "versions", "", args, func(fs *flagSetT) {
 		asJSON = fs.Bool("json", false, "print JSON")
+		sync = fs.Bool("sync", false, "list the bucket for releases first (without it: serve's reconcile and CI notices keep the list; the command line alone lists the bucket at most once per reconcile.interval)")
 	})
 	if err != nil {
 		return err
@@ -24,6 +25,15 @@ func runVersions(ctx context.Context, env Env, args []string) error {
 	defer b.Close()
 	if len(pos) != 0 {
 		return usagef("versions takes no arguments")
+	}
+	switch lb, local := b.(localBackend); {
+	case *sync:
+		_, err = b.Sync(ctx, site)
+	case local:
+		_, err = lb.SyncIfStale(ctx, site, lb.app.cfg.Reconcile.Interval.Duration)
+	}
+	if err != nil {
+		return err
 	}
 	vs, err := b.Versions(ctx, site)
 	if err != nil {

@@ -21,6 +21,10 @@ type Store interface {
 	Release(ctx context.Context, site, version string) (Release, error)
 	// Releases returns the site's releases, newest first.
 	Releases(ctx context.Context, site string) ([]Release, error)
+	// SyncedAt is when the site's releases were last synced with its
+	// bucket (zero: never); SetSyncedAt records it.
+	SyncedAt(ctx context.Context, site string) (time.Time, error)
+	SetSyncedAt(ctx context.Context, site string, at time.Time) error
 	// MarkPruned records that retention deleted a release.
 	MarkPruned(ctx context.Context, site, version string, at time.Time) error
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -124,7 +125,29 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 			added = append(added, *r)
 		}
 	}
+	if err == nil {
+		err = s.Store.SetSyncedAt(ctx, site.Name, s.now())
+	}
 	return added, err
+}
+
+// SyncIfStale syncs the site with its bucket unless a sync ran less than
+// maxAge ago (remembered in the store): the command line without serve
+// lists the bucket at most that often, as serve's reconcile does.
+func (s *Service) SyncIfStale(ctx context.Context, siteName string, maxAge time.Duration) (synced bool, err error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return false, err
+	}
+	last, err := s.Store.SyncedAt(ctx, site.Name)
+	if err != nil {
+		return false, err
+	}
+	if !last.IsZero() && s.now().Sub(last) < maxAge {
+		return false, nil
+	}
+	_, err = s.Sync(ctx, site.Name)
+	return err == nil, err
 }
 
 // syncReaders is how many manifests Sync reads at once.
@@ -166,12 +189,16 @@ type VersionInfo struct {
 	Pin *Pin `json:"pin"`
 }
 
-// Versions returns the site's releases, newest first, after recording the
-// ones found in the bucket. Live is the store's live pointer.
+// Versions returns the site's releases, newest first, from the store:
+// what reconcile, the CI hook and Sync recorded (see SyncIfStale). Live
+// is the store's live pointer. It costs store reads only, whatever the
+// number of releases; the bucket is listed by Sync.
 func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo, error) {
-	if _, err := s.Sync(ctx, siteName); err != nil {
+	site, err := s.Site(siteName)
+	if err != nil {
 		return nil, err
 	}
+	siteName = site.Name
 	rels, err := s.Store.Releases(ctx, siteName)
 	if err != nil {
 		return nil, err

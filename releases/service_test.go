@@ -479,16 +479,40 @@ func TestRollbackSkipsPrunedReleases(t *testing.T) {
 	}
 }
 
-func TestVersionsSyncsFromBucket(t *testing.T) {
+// Versions answers from the store; Sync records what the bucket has, and
+// SyncIfStale lists the bucket at most once per period.
+func TestVersionsAnswerFromTheStoreSyncFillsIt(t *testing.T) {
 	h := newHarness(t)
+	ctx := context.Background()
 	h.publish("v1", "v2", "bad name")
 	h.promote(t, "v1")
-	vs, err := h.svc.Versions(context.Background(), "www")
+	vs, err := h.svc.Versions(ctx, "www")
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("before a sync, versions lists what was recorded (the promoted v1): %+v %v", vs, err)
+	}
+	if synced, err := h.svc.SyncIfStale(ctx, "www", time.Hour); err != nil || !synced {
+		t.Fatalf("a first sync: %v %v", synced, err)
+	}
+	vs, err = h.svc.Versions(ctx, "www")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(vs) != 2 || vs[0].Version != "v2" || vs[1].Version != "v1" || !vs[1].Live || vs[0].Live {
 		t.Fatalf("versions %+v", vs)
+	}
+	h.publish("v3")
+	if synced, _ := h.svc.SyncIfStale(ctx, "www", time.Hour); synced {
+		t.Fatal("synced again within the period")
+	}
+	if vs, _ := h.svc.Versions(ctx, "www"); len(vs) != 2 {
+		t.Fatalf("v3 appeared without a sync: %+v", vs)
+	}
+	h.now = h.now.Add(2 * time.Hour)
+	if synced, _ := h.svc.SyncIfStale(ctx, "www", time.Hour); !synced {
+		t.Fatal("not synced after the period")
+	}
+	if vs, _ := h.svc.Versions(ctx, "www"); len(vs) != 3 {
+		t.Fatalf("after the period: %+v", vs)
 	}
 }
 

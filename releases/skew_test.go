@@ -96,6 +96,9 @@ func TestSyncSkipsAnInvalidManifest(t *testing.T) {
 	h := newHarness(t)
 	h.publish("v1", "v2", "v3")
 	h.bucket.unreadable = map[string]bool{"v2": true}
+	if _, err := h.svc.Sync(context.Background(), "www"); err != nil {
+		t.Fatal(err)
+	}
 	vs, err := h.svc.Versions(context.Background(), "www")
 	if err != nil {
 		t.Fatal(err)

@@ -133,6 +133,13 @@ func (s *Server) routeAPI(mux *routes) {
 		}
 		return vs, err
 	}))
+	mux.handle("POST /api/v1/sites/{site}/sync", s.answer("sync", func(r *http.Request) (any, error) {
+		added, err := s.Service.Sync(r.Context(), r.PathValue("site"))
+		if added == nil {
+			added = []releases.Release{}
+		}
+		return SyncResponse{Added: added}, err
+	}))
 	mux.handle("GET /api/v1/sites/{site}/status", s.answer("status", func(r *http.Request) (any, error) {
 		return s.Service.Status(r.Context(), r.PathValue("site"))
 	}))
@@ -282,6 +289,11 @@ type LockRequest struct {
 type DecisionRequest struct {
 	Actor  string `json:"actor"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// SyncResponse lists the releases a sync recorded.
+type SyncResponse struct {
+	Added []releases.Release `json:"added"`
 }
 
 // AllSites in a freeze's path freezes (or unfreezes) every site.

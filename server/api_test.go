@@ -42,7 +42,7 @@ func TestAPIAuth(t *testing.T) {
 		"PUT /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/lock", "DELETE /api/v1/sites/www/pins/v1",
 		"PUT /api/v1/sites/www/freeze", "DELETE /api/v1/sites/www/freeze",
 		"GET /api/v1/sites/www/approvals", "GET /api/v1/sites/www/approvals/x", "POST /api/v1/sites/www/approvals/x/approve",
-		"POST /api/v1/sites/www/approvals/x/reject",
+		"POST /api/v1/sites/www/approvals/x/reject", "POST /api/v1/sites/www/sync",
 	} {
 		method, path, _ := strings.Cut(route, " ")
 		req, _ := http.NewRequest(method, e.url+path, strings.NewReader(`{"version":"v1"}`))
@@ -291,5 +291,27 @@ func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
 	vs, _ := e.Service.Versions(ctx, "www")
 	if vs[0].Pin == nil || vs[0].Pin.By != "api" {
 		t.Fatalf("a pin with no actor: %+v", vs[0].Pin)
+	}
+}
+
+// The releases route answers from the store; POST .../sync lists the
+// bucket and records what it finds.
+func TestAPIVersionsFromTheStoreAndSync(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	ctx := context.Background()
+	c := e.client()
+	// The reconcile at start has run (it syncs); the next is an hour off.
+	e.eventually("the first reconcile", func() bool { at, _ := e.Store.SyncedAt(ctx, "www"); return !at.IsZero() })
+	e.publish("v1")
+	if vs, err := c.Versions(ctx, "www"); err != nil || len(vs) != 0 {
+		t.Fatalf("before a sync: %v %v", vs, err)
+	}
+	added, err := c.Sync(ctx, "www")
+	if err != nil || len(added) != 1 || added[0].Version != "v1" {
+		t.Fatalf("sync: %+v %v", added, err)
+	}
+	if vs, err := c.Versions(ctx, "www"); err != nil || len(vs) != 1 {
+		t.Fatalf("after a sync: %v %v", vs, err)
 	}
 }

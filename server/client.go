@@ -200,6 +200,14 @@ func (c *Client) Approval(ctx context.Context, site, id string) (releases.Approv
 	return a, err
 }
 
+// Sync has the server list the site's bucket for releases now and
+// returns those it recorded.
+func (c *Client) Sync(ctx context.Context, site string) ([]releases.Release, error) {
+	var out SyncResponse
+	err := c.callJSON(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(site)+"/sync", struct{}{}, &out)
+	return out.Added, err
+}
+
 // Backup streams a snapshot of the server's store into w.
 func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/api/v1/backup", nil)

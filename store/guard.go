@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -144,4 +145,21 @@ func (s *DB) Approvals(ctx context.Context, site string, limit int) ([]releases.
 		return nil
 	})
 	return out, err
+}
+
+// SyncedAt is when the site was last synced with its bucket.
+func (s *DB) SyncedAt(ctx context.Context, site string) (time.Time, error) {
+	var at time.Time
+	err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketMeta), "synced/"+site, &at)
+		return err
+	})
+	return at, err
+}
+
+// SetSyncedAt records when the site was synced.
+func (s *DB) SetSyncedAt(ctx context.Context, site string, at time.Time) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketMeta), "synced/"+site, at)
+	})
 }

@@ -81,9 +81,13 @@ func (w *world) restart(edit func(s *releases.Service)) {
 	w.startApp()
 }
 
+// publish publishes releases and records them, as the CI hook does.
 func (w *world) publish(versions ...string) {
 	for _, v := range versions {
 		w.Publish(v, w.Service.Time(), map[string]string{"index.html": "<h1>" + v + "</h1>"})
+	}
+	if _, err := w.Service.Sync(context.Background(), "www"); err != nil {
+		w.t.Fatal(err)
 	}
 }
 
