@@ -161,18 +161,8 @@ func (s *DB) ImportDeploys(ctx context.Context, ds []releases.Deploy) error {
 func (s *DB) ImportAudit(ctx context.Context, es []releases.AuditEntry) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
 		for _, e := range es {
-			b, err := siteBucket(tx, bucketAudit, e.Site, true)
-			if err != nil {
+			if _, _, _, err := putAudit(tx, e); err != nil {
 				return err
-			}
-			body, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			if key := releases.AuditKey(e, body); b.Get([]byte(key)) == nil {
-				if err := b.Put([]byte(key), body); err != nil {
-					return err
-				}
 			}
 		}
 		return nil

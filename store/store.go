@@ -489,25 +489,34 @@ func (s *DB) ReleaseLock(ctx context.Context, site string) (*releases.Lock, erro
 	return &held, nil
 }
 
-// AppendAudit adds an entry under a time-sortable key.
+// AppendAudit adds an entry under a time-sortable key and queues it for
+// the bucket.
 func (s *DB) AppendAudit(ctx context.Context, e releases.AuditEntry) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
-		b, err := siteBucket(tx, bucketAudit, e.Site, true)
+		key, body, _, err := putAudit(tx, e)
 		if err != nil {
-			return err
-		}
-		body, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		// Time first so keys sort by time; the hash keeps equal times
-		// apart, and is the same in the bucket.
-		key := releases.AuditKey(e, body)
-		if err := b.Put([]byte(key), body); err != nil {
 			return err
 		}
 		return enqueueRaw(tx, releases.MirrorRecord{Site: e.Site, Key: releases.HistoryAudit + key + ".json", Body: body})
 	})
+}
+
+// putAudit stores e under releases.AuditKey (time first, so keys sort by
+// time; the hash keeps equal times apart and is the same in the bucket)
+// unless it is there; added says whether it was not.
+func putAudit(tx *bolt.Tx, e releases.AuditEntry) (key string, body []byte, added bool, err error) {
+	b, err := siteBucket(tx, bucketAudit, e.Site, true)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if body, err = json.Marshal(e); err != nil {
+		return "", nil, false, err
+	}
+	key = releases.AuditKey(e, body)
+	if b.Get([]byte(key)) != nil {
+		return key, body, false, nil
+	}
+	return key, body, true, b.Put([]byte(key), body)
 }
 
 // Audit returns the newest entries first.
