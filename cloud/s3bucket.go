@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -152,6 +151,17 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 		return err
 	}
 	key := site.ManifestKey(m.Version)
+	// The index of the newest releases names this one before it exists,
+	// so the index never lacks a release (see latest.go); a version that
+	// is published already is refused first, so it cannot move up.
+	if _, err := b.ManifestETag(ctx, site, m.Version); err == nil {
+		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, m.Version)
+	} else if !errors.Is(err, releases.ErrNoManifest) {
+		return err
+	}
+	if err := b.noteLatest(ctx, site, m.Version); err != nil {
+		return err
+	}
 	// 409 ConditionalRequestConflict means another conditional write to the
 	// key is in progress, not that it will succeed: retry until S3 says
 	// the key exists (412) or this write lands.
@@ -448,39 +458,6 @@ func escapeKey(k string) string {
 		b.WriteByte(hexDigits[c&15])
 	}
 	return b.String()
-}
-
-// LatestManifests lists the manifests (one call per 1,000), picks the n
-// most recently written and reads only those.
-func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n int) ([]*releases.Manifest, error) {
-	all, err := b.manifests(ctx, site)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if !all[i].written.Equal(all[j].written) {
-			return all[i].written.After(all[j].written)
-		}
-		return all[i].version > all[j].version
-	})
-	var out []*releases.Manifest
-	for _, e := range all {
-		if len(out) == n {
-			break
-		}
-		m, err := b.ReadManifest(ctx, site, e.version)
-		if errors.Is(err, releases.ErrNoManifest) {
-			continue // pruned in between
-		}
-		if releases.ErrorCode(err) == releases.EINVALID {
-			continue // not a release deploybot can use (see Service.Sync)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
 }
 
 // ReleaseObjects lists a release folder, one call per 1,000 objects.
