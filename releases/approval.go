@@ -172,6 +172,14 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 	if actor == "" {
 		return nil, Errorf(EINVALID, "an approval needs an actor")
 	}
+	// A freeze or a closed window that came after the request holds the
+	// approval too, leaving the request waiting, rather than taking the
+	// approval and then refusing the deploy.
+	if pending, err := s.Store.Approval(ctx, site.Name, id); err == nil && pending.Override == "" {
+		if err := s.guard(ctx, site, PromoteRequest{Kind: KindPromote}); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now()
 	a, err := s.Store.UpdateApproval(ctx, site.Name, id, func(a *ApprovalRequest) error {
 		if err := decidable(a, now); err != nil {

@@ -178,3 +178,31 @@ func TestRejectAndTimeoutAreRecorded(t *testing.T) {
 		t.Fatalf("approvals %+v", as)
 	}
 }
+
+// A freeze that came after the request holds its approval, and the request
+// keeps waiting; once the freeze is lifted the approval runs the deploy.
+func TestApprovalInAFreezeWaits(t *testing.T) {
+	h, _ := approvalHarness(t, 1)
+	ctx := context.Background()
+	out, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
+	if err != nil || out.Approval == nil {
+		t.Fatalf("promote: %+v %v", out, err)
+	}
+	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "1h", Reason: "incident", Actor: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.svc.Approve(ctx, "www", out.Approval.ID, "bob", nil)
+	var ge *releases.GuardError
+	if !errors.As(err, &ge) {
+		t.Fatalf("an approval in a freeze: %v", err)
+	}
+	if a, _ := h.svc.Approval(ctx, "www", out.Approval.ID); a.State != releases.ApprovalPending || len(a.Approvals) != 0 {
+		t.Fatalf("the request after a held approval: %+v", a)
+	}
+	if _, err := h.svc.Unfreeze(ctx, "www", false, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := h.svc.Approve(ctx, "www", out.Approval.ID, "bob", nil); err != nil || done.Deploy == nil {
+		t.Fatalf("the approval after the freeze: %+v %v", done, err)
+	}
+}
