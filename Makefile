@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune clean
+.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ bench-publish: tools ## publish 2,000 files next to a PutObject loop, rclone and
 
 bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (installs it)
 	$(GO) run ./bench/prune
+
+bench-answers: ## versions (from the store) next to status and a sync, at 1,000 and 3,000 releases
+	$(GO) run ./bench/answers
 
 clean: ## remove build output
 	rm -f deploybot
