@@ -181,6 +181,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if _, err := svc.Recover(ctx, nil); err != nil {
 		fmt.Fprintf(env.Stderr, "deploybot: recovering interrupted deploys: %v\n", err)
 	}
+	// The setup's own first promote needs nobody's approval; yours do.
+	svc.Sites[0].Approval = releases.Approval{Required: *approvals}
 	// The history goes to the bucket as it would from serve; the pusher
 	// stops before the store closes.
 	pushCtx, stopPush := context.WithCancel(ctx)
@@ -199,8 +201,6 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			}
 		}
 	}()
-	// The setup's own first promote needs nobody's approval; yours do.
-	svc.Sites[0].Approval = releases.Approval{Required: *approvals}
 
 	fmt.Fprintf(env.Stdout, `
 deploybot dev is running.

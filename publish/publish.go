@@ -327,7 +327,12 @@ func forEach(ctx context.Context, files []file, conc int, fn func(ctx context.Co
 			}
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Cancelled while the last files were in hand, every worker may have
+	// found nothing left and returned nil: that is not a finished run.
+	return ctx.Err()
 }
 
 type entry struct {

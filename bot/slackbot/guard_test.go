@@ -3,6 +3,7 @@ package slackbot_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,8 +97,12 @@ func (w *world) click(envelope, user, action, value string, m slackfake.Post) {
 // rejection and a timeout end requests and say so on their cards.
 func TestSlackApprovals(t *testing.T) {
 	w := newWorld(t, 50*time.Millisecond)
+	// The clock the expiry below moves on: set on the service before the
+	// bot uses it (and on the one the restart makes), moved atomically.
+	var ahead atomic.Int64
 	approval := func(s *releases.Service) {
 		s.Sites[0].Approval = releases.Approval{Required: 1, Timeout: 30 * time.Minute}
+		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	}
 	approval(w.Service)
 	w.publish("v1", "v2", "v3")
@@ -155,7 +160,7 @@ func TestSlackApprovals(t *testing.T) {
 	// Expired: the request's time runs out; the record and the card say so.
 	w.slack.Slash("a-9", alice, "promote v3 again")
 	w.slack.WaitFor("the fourth card", func() bool { return posted("again") })
-	w.Service.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	ahead.Store(int64(time.Hour))
 	if ex, err := w.Service.ExpireApprovals(context.Background(), "www"); err != nil || len(ex) != 1 {
 		t.Fatalf("expire: %+v %v", ex, err)
 	}
