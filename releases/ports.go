@@ -14,6 +14,9 @@ type Store interface {
 	// PutRelease records r; created is false when that version was already
 	// recorded (the record is then left as it was).
 	PutRelease(ctx context.Context, r Release) (created bool, err error)
+	// PutReleases is PutRelease for many, in one transaction; created[i]
+	// says whether rs[i] was new.
+	PutReleases(ctx context.Context, rs []Release) (created []bool, err error)
 	// AnnotateRelease sets a recorded release's commit and message where
 	// they are empty (a non-empty one is kept) and returns the release.
 	AnnotateRelease(ctx context.Context, site, version, commit, message string) (Release, error)

@@ -210,6 +210,37 @@ func (s *DB) PutRelease(ctx context.Context, r releases.Release) (created bool, 
 	return created, err
 }
 
+// PutReleases records the releases not yet recorded, in one transaction.
+func (s *DB) PutReleases(ctx context.Context, rs []releases.Release) ([]bool, error) {
+	created := make([]bool, len(rs))
+	if len(rs) == 0 {
+		return created, nil
+	}
+	err := s.with(ctx, true, func(tx *bolt.Tx) error {
+		for i, r := range rs {
+			b, err := siteBucket(tx, bucketReleases, r.Site, true)
+			if err != nil {
+				return err
+			}
+			if b.Get([]byte(r.Version)) != nil {
+				continue
+			}
+			if err := putJSON(b, r.Version, r); err != nil {
+				return err
+			}
+			if err := enqueue(tx, r.Site, releases.HistoryReleases+r.Version+".json", true, r); err != nil {
+				return err
+			}
+			created[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
 // AnnotateRelease fills an empty commit and message of a release.
 func (s *DB) AnnotateRelease(ctx context.Context, site, version, commit, message string) (releases.Release, error) {
 	var r releases.Release
