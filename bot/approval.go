@@ -51,20 +51,24 @@ func waitingText(site releases.Site, a releases.ApprovalRequest, who string) Mrk
 	}
 	where := Mrkdwn("")
 	if site.Channel != "" {
-		where = Md(" The card with Approve and Reject is in %s.", channelMention(site.Channel))
+		where = Md(" The card with Approve and Reject is in %s.", ChannelMention(site.Channel))
 	}
 	return Md(":hourglass_flowing_sand: The promote of `%s` on *%s* waits for %d approval(s) by an approver other than you, until %s: request `%s`.%s",
 		a.Version, site.Name, a.Required, a.Expires.UTC().Format("2006-01-02 15:04Z"), a.ID, where)
 }
 
-// channelMention shows a channel: a mention for a channel id, else the
-// name as written.
-func channelMention(ch string) Mrkdwn {
-	if channelIDRE.MatchString(ch) {
+// ChannelMention shows a channel: a mention for a channel id, else the
+// name as written, escaped.
+func ChannelMention(ch string) Mrkdwn {
+	if IsChannelID(ch) {
 		return Mrkdwn("<#" + ch + ">")
 	}
 	return Md("%s", ch)
 }
+
+// IsChannelID reports whether ch is a Slack conversation id (a channel,
+// a private channel or a DM), not a name.
+func IsChannelID(ch string) bool { return channelIDRE.MatchString(ch) }
 
 var channelIDRE = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
 
@@ -126,7 +130,7 @@ func (b *Bot) runApprove(ctx context.Context, req Request, site releases.Site, o
 	id := req.Cmd.Version
 	if req.Thread == "" {
 		// Typed, not clicked: the deploy reports in the card's thread.
-		if ch, ts, ok := b.approvalCard(ctx, site, id); ok {
+		if ch, ts, ok, err := b.ApprovalCard(ctx, site, id); err == nil && ok {
 			req.Channel, req.Thread = ch, ts
 		}
 	}
@@ -164,15 +168,16 @@ func (b *Bot) runReject(ctx context.Context, req Request, site releases.Site, ou
 // (with the deploy links, under the request's id): "CHANNEL TS".
 const ApprovalLink = "slack-approval"
 
-// approvalCard is where a request's card is, when a chat posted one.
-func (b *Bot) approvalCard(ctx context.Context, site releases.Site, id string) (channel, ts string, ok bool) {
+// ApprovalCard is where a request's card is; ok is false when no chat
+// posted one.
+func (b *Bot) ApprovalCard(ctx context.Context, site releases.Site, id string) (channel, ts string, ok bool, err error) {
 	links, err := b.Service.DeployLinks(ctx, site.Name, id)
 	if err != nil {
-		return "", "", false
+		return "", "", false, err
 	}
 	f := strings.Fields(links[ApprovalLink])
 	if len(f) != 2 {
-		return "", "", false
+		return "", "", false, nil
 	}
-	return f[0], f[1], true
+	return f[0], f[1], true, nil
 }

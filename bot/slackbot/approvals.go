@@ -2,7 +2,6 @@ package slackbot
 
 import (
 	"context"
-	"strings"
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/releases"
@@ -37,14 +36,14 @@ func (s *Slack) refreshApproval(ctx context.Context, site releases.Site, id stri
 		return
 	}
 	m := bot.ApprovalMessage(site, a)
-	links, err := s.Bot.Service.DeployLinks(ctx, site.Name, id)
+	cardChannel, cardTS, posted, err := s.Bot.ApprovalCard(ctx, site, id)
 	if err != nil {
 		s.Logger.Warn("slack: reading where an approval card is", "site", site.Name, "request", id, "err", err)
 		return
 	}
-	if f := strings.Fields(links[bot.ApprovalLink]); len(f) == 2 {
+	if posted {
 		if err := retry(ctx, func() error {
-			_, _, _, err := s.API.UpdateMessageContext(ctx, f[0], f[1], msgOptions(m)...)
+			_, _, _, err := s.API.UpdateMessageContext(ctx, cardChannel, cardTS, msgOptions(m)...)
 			return err
 		}); err != nil {
 			s.Logger.Warn("slack: updating an approval card failed", "site", site.Name, "request", id, "err", err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/slack-go/slack"
 )
 
@@ -36,7 +37,7 @@ func (s *Slack) ChannelProblems(ctx context.Context) map[string]string {
 	problems := map[string]string{}
 	for _, site := range s.Bot.Service.Sites {
 		ch := site.Channel
-		if ch == "" || !channelID.MatchString(ch) {
+		if ch == "" || !bot.IsChannelID(ch) {
 			continue
 		}
 		info, err := s.API.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: ch})

@@ -3,7 +3,6 @@ package slackbot
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -136,17 +135,6 @@ func (v *slackDeploy) tell(text bot.Mrkdwn) {
 	}
 }
 
-// channelRef shows a channel: a mention for a channel id, else the name
-// as written.
-func channelRef(ch string) bot.Mrkdwn {
-	if channelID.MatchString(ch) {
-		return bot.Mrkdwn("<#" + ch + ">")
-	}
-	return bot.Md("%s", ch)
-}
-
-var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
-
 // slackError is the error code Slack answered, or the error.
 func slackError(err error) string {
 	var r slack.SlackErrorResponse
@@ -246,7 +234,7 @@ func (v *slackDeploy) post(e releases.Event) {
 				v.gone = true
 				log.Error("slack: the bot cannot post in the site's channel; the deploy runs without a card or thread (invite the bot to the channel)", "channel", v.channel, "err", err)
 				v.tell(bot.Md(":warning: The %s of *%s* runs, but I cannot post in %s (Slack says %s), so there is no thread: invite me there with `/invite @deploybot`. `%s status %s` follows it.",
-					string(e.Deploy.Kind), e.Deploy.Site, channelRef(v.channel), slackError(err), v.s.Bot.Command, e.Deploy.Site))
+					string(e.Deploy.Kind), e.Deploy.Site, bot.ChannelMention(v.channel), slackError(err), v.s.Bot.Command, e.Deploy.Site))
 				return
 			}
 			log.Error("slack: posting the status card failed", "err", err)
