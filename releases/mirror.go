@@ -172,8 +172,11 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 	}
 	var lastDone *Deploy
 	for i, d := range deploys {
-		if d.Site != site.Name || !d.Phase.Final() {
-			return nil, Errorf(EINVALID, "mirrored deploy %s of %s names another site or is not finished", d.ID, site.Name)
+		// The bucket is outside input: a deploy's id becomes a store key
+		// and an object key, its versions origin paths.
+		if d.Site != site.Name || !d.Phase.Final() || !versionRE.MatchString(d.ID) || ValidateVersion(d.To) != nil ||
+			d.From != "" && ValidateVersion(d.From) != nil {
+			return nil, Errorf(EINVALID, "mirrored deploy %q of %s names another site, is not finished, or has an id or version deploybot would not write", d.ID, site.Name)
 		}
 		if d.Phase == PhaseDone && (lastDone == nil || d.FinishedAt.After(lastDone.FinishedAt)) {
 			lastDone = &deploys[i]

@@ -165,3 +165,26 @@ func (f *failingHistory) PutHistory(ctx context.Context, site releases.Site, key
 	}
 	return f.fakeBucket.PutHistory(ctx, site, key, body, replace)
 }
+
+// A mirrored deploy whose id or versions deploybot would not write (the
+// bucket is outside input) stops a rebuild, naming it, before anything is
+// imported from it.
+func TestRebuildRefusesAHostileMirroredDeploy(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for name, body := range map[string]string{
+		"id with a slash": `{"id":"../x","site":"www","kind":"promote","to":"v1","phase":"done"}`,
+		"bad version":     `{"id":"d1","site":"www","kind":"promote","to":"../v1","phase":"done"}`,
+		"bad from":        `{"id":"d1","site":"www","kind":"promote","from":"a b","to":"v1","phase":"done"}`,
+		"another site":    `{"id":"d1","site":"docs","kind":"promote","to":"v1","phase":"done"}`,
+		"not finished":    `{"id":"d1","site":"www","kind":"promote","to":"v1","phase":"update"}`,
+	} {
+		h.bucket.history = map[string][]byte{releases.HistoryDeploys + "d1.json": []byte(body)}
+		if _, err := h.svc.Rebuild(ctx, "www"); releases.ErrorCode(err) != releases.EINVALID {
+			t.Errorf("%s: %v", name, err)
+		}
+		if ds, _ := h.db.Deploys(ctx, "www", 0); len(ds) != 0 {
+			t.Fatalf("%s: imported %+v", name, ds)
+		}
+	}
+}
