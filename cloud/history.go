@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -23,10 +22,6 @@ import (
 // again and retries
 // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
 
-// historyTries bounds the retries of one state write that keeps meeting
-// another writer.
-const historyTries = 5
-
 // PutHistory implements releases.Bucket.
 func (b *S3Bucket) PutHistory(ctx context.Context, site releases.Site, key string, body []byte, replace bool) error {
 	full := site.HistoryPrefix() + key
@@ -43,8 +38,7 @@ func (b *S3Bucket) PutHistory(ctx context.Context, site releases.Site, key strin
 		}
 		return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, full, err)
 	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	err := retryConditional(ctx, lostRace, func() error {
 		put := in()
 		head, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
 		switch {
@@ -53,22 +47,15 @@ func (b *S3Bucket) PutHistory(ctx context.Context, site releases.Site, key strin
 		case isNotFound(err):
 			put.IfNoneMatch = aws.String("*")
 		default:
-			return fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, full, err)
+			return err
 		}
 		_, err = b.Client.PutObject(ctx, put)
-		if err == nil {
-			return nil
-		}
-		if !(isPreconditionFailed(err) || apiCode(err) == "ConditionalRequestConflict") || attempt == historyTries {
-			return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, full, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff *= 2
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, full, err)
 	}
+	return nil
 }
 
 // ListHistory implements releases.Bucket.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -73,8 +72,7 @@ func (b *S3Bucket) readLatest(ctx context.Context, site releases.Site) (idx late
 // noteLatest puts version first in the index (seeding it from a listing
 // when there is none).
 func (b *S3Bucket) noteLatest(ctx context.Context, site releases.Site, version string) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	err := retryConditional(ctx, lostRace, func() error {
 		idx, etag, ok, err := b.readLatest(ctx, site)
 		if err != nil {
 			return err
@@ -105,19 +103,12 @@ func (b *S3Bucket) noteLatest(ctx context.Context, site releases.Site, version s
 			in.IfNoneMatch = aws.String("*")
 		}
 		_, err = b.Client.PutObject(ctx, in)
-		if err == nil {
-			return nil
-		}
-		if !(isPreconditionFailed(err) || apiCode(err) == "ConditionalRequestConflict") || attempt == manifestConflictTries {
-			return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, latestKey(site), err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, latestKey(site), err)
 	}
+	return nil
 }
 
 // newestFirst orders manifest entries by when they were written, newest

@@ -165,24 +165,15 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 	// 409 ConditionalRequestConflict means another conditional write to the
 	// key is in progress, not that it will succeed: retry until S3 says
 	// the key exists (412) or this write lands.
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		_, err = b.Client.PutObject(ctx, &s3.PutObjectInput{
+	err = retryConditional(ctx, isConflict, func() error {
+		_, err := b.Client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(site.Bucket), Key: aws.String(key),
 			Body: strings.NewReader(string(raw)), ContentLength: aws.Int64(int64(len(raw))),
 			ContentType: aws.String("application/json"), CacheControl: aws.String("no-cache"),
 			IfNoneMatch: aws.String("*"),
 		})
-		if apiCode(err) != "ConditionalRequestConflict" || attempt == manifestConflictTries {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+		return err
+	})
 	if isPreconditionFailed(err) {
 		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, m.Version)
 	}
@@ -192,9 +183,36 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 	return nil
 }
 
-// manifestConflictTries bounds the retries of a manifest write that meets
-// another conditional write in progress (about 10 s of backoff in all).
-const manifestConflictTries = 8
+// conditionalTries bounds the retries of a conditional write that meets
+// another writer (about 10 s of backoff in all).
+const conditionalTries = 8
+
+// retryConditional runs put until it lands, or fails in a way retryable
+// does not excuse, or conditionalTries are spent, backing off from 100 ms
+// to 2 s between tries. A put that reads before it writes (If-Match on
+// the ETag it read) reads again on each try. It returns put's last error.
+func retryConditional(ctx context.Context, retryable func(error) bool, put func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := put()
+		if err == nil || !retryable(err) || attempt == conditionalTries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// isConflict: another conditional write to the key is in flight (409).
+func isConflict(err error) bool { return apiCode(err) == "ConditionalRequestConflict" }
+
+// lostRace: another writer changed the object since it was read (412),
+// or is writing it now (409).
+func lostRace(err error) bool { return isPreconditionFailed(err) || isConflict(err) }
 
 // PutFile uploads one release file. The SDK sends its default CRC32
 // checksum, which S3 verifies; the manifest's SHA-256 is not sent as the
