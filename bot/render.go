@@ -166,6 +166,7 @@ var phaseText = map[releases.Phase]string{
 	"propagate":       "waiting for CloudFront to deploy",
 	"invalidate":      "invalidating the cache",
 	"invalidate-wait": "waiting for the invalidation",
+	"visible":         "waiting until visitors get the release",
 }
 
 func PhaseName(p releases.Phase, title string) string {
@@ -197,6 +198,9 @@ func Card(c CardState) Message {
 	switch c.Result {
 	case "done":
 		icon, state = ":white_check_mark:", "live"
+		if v := present.VisibleText(d); v != "" {
+			state += "; " + v
+		}
 	case "failed":
 		icon, state = ":x:", "failed: "+c.Error
 	case "interrupted":
@@ -243,6 +247,9 @@ func orDash(s string) string {
 // Rollback button back to what was live before.
 func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	text := Md(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
+	if v := present.VisibleText(d); v != "" {
+		text = Md(":white_check_mark: `%s` is live on *%s* (%s in all): %s.", d.To, d.Site, elapsed.Round(time.Second), v)
+	}
 	blocks := []Block{section(text)}
 	if d.From != "" {
 		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From, Label: "Roll back to " + d.From,
@@ -267,6 +274,9 @@ func ThreadLine(e releases.Event) Mrkdwn {
 	case releases.EventPhaseStarted:
 		return Md("▸ %s…", PhaseName(e.Phase, e.Title))
 	case releases.EventPhaseFinished:
+		if v := present.VisibleText(e.Deploy); e.Phase == releases.PhaseVisible && v != "" {
+			return Md(":eyes: %s (watched %s)", v, e.Elapsed.Round(100*time.Millisecond))
+		}
 		return Md("✓ %s: done after %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
 	case releases.EventPhaseFailed:
 		return Md(":x: %s failed after %s: %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))

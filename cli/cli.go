@@ -316,14 +316,17 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 	for _, s := range a.cfg.Sites {
 		sites = append(sites, s.ReleasesSite())
 	}
+	prober := &probe.HTTP{}
 	svc := &releases.Service{
 		Store: db, Bucket: a.bucket, Sites: sites, Logger: log,
 		CDNs: map[string]releases.CDN{
 			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
 		},
-		Timeout:      a.cfg.Deploy.Timeout.Duration,
-		Prober:       &probe.HTTP{},
-		ProcessAlive: aliveCheck,
+		Timeout:        a.cfg.Deploy.Timeout.Duration,
+		Prober:         prober,
+		EdgeProber:     prober,
+		VisibleTimeout: a.cfg.Deploy.VisibleTimeout.Duration,
+		ProcessAlive:   aliveCheck,
 	}
 	if a.kvs != nil {
 		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration, Pages: a.bucket}

@@ -21,6 +21,7 @@ import (
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -101,11 +102,12 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	defer db.Close()
 	site := releases.Site{Name: "demo", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo", SkewReleases: 2,
+		URL:     strings.TrimSuffix(siteURL, "/"),
 		Routing: releases.DefaultRouting, Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
 	bucket := &cloud.S3Bucket{Client: s3c}
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
 		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
-		Timeout: 5 * time.Minute, ProcessAlive: aliveCheck}
+		Timeout: 5 * time.Minute, ProcessAlive: aliveCheck, EdgeProber: &probe.HTTP{}, VisibleTimeout: time.Minute}
 	out := &consoleOut{w: env.Stdout}
 	svc.OnApproval = out
 

@@ -41,7 +41,8 @@ const (
 
 // DefaultKVSPropagation is how long a flip waits for a key write to reach
 // every edge location. AWS documents KeyValueStore updates as reaching the
-// edge within seconds and offers no status to poll, so the wait is fixed.
+// edge within seconds and offers no status to poll, so without a site url
+// to watch (the visible phase) the wait is fixed.
 const DefaultKVSPropagation = 10 * time.Second
 
 // KVS flips a site by writing its live version into a CloudFront
@@ -172,8 +173,8 @@ func (k *KVS) Plan(site releases.Site, cur releases.Current, to, _ string) []rel
 	return append(steps, []releases.Step{
 		{Phase: PhaseKeyWrite, Title: "Writing the live version to the key value store", Flips: true,
 			Run: func(ctx context.Context) error { return k.write(ctx, site, cur.Path, to) }},
-		{Phase: PhaseKeyPropagate, Title: "Waiting for the key to reach the edge",
-			Run: func(ctx context.Context) error { return k.wait(ctx) }},
+		{Phase: PhaseKeyPropagate, Title: "Waiting for the key to reach the edge", Propagation: k.propagation(),
+			Run: func(ctx context.Context) error { return releases.Wait(ctx, k.After, k.propagation()) }},
 	}...)
 }
 
@@ -214,12 +215,14 @@ func (k *KVS) write(ctx context.Context, site releases.Site, from, to string) er
 	}
 }
 
-func (k *KVS) wait(ctx context.Context) error {
-	d := k.Propagation
-	if d <= 0 {
-		d = DefaultKVSPropagation
+// propagation is the fixed wait after the write: the whole wait where the
+// site's answers cannot be watched, the visible phase's floor where they
+// can.
+func (k *KVS) propagation() time.Duration {
+	if k.Propagation > 0 {
+		return k.Propagation
 	}
-	return releases.Wait(ctx, k.After, d)
+	return DefaultKVSPropagation
 }
 
 // Resume finishes an interrupted kvs deploy from the key's value.

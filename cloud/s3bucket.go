@@ -226,12 +226,12 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 	}
 	if ra, ok := f.Body.(io.ReaderAt); ok && f.Size >= threshold {
 		if mp, ok := b.Client.(S3Multipart); ok {
-			return b.putMultipart(ctx, mp, site, key, f, ra)
+			return b.putMultipart(ctx, mp, site, key, version, f, ra)
 		}
 	}
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(site.Bucket), Key: aws.String(key),
-		Body: f.Body, ContentLength: aws.Int64(f.Size),
+		Body: f.Body, ContentLength: aws.Int64(f.Size), Metadata: stamp(version),
 	}
 	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	if sum, err := hex.DecodeString(f.SHA256); err == nil && len(sum) == sha256.Size {
@@ -245,6 +245,14 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 		return fmt.Errorf("uploading s3://%s/%s: %w", site.Bucket, key, err)
 	}
 	return nil
+}
+
+// stamp is the user metadata every object of a release carries, naming
+// it: CloudFront hands it to visitors as releases.ReleaseHeader, which
+// the visible phase reads. A copy replaces it, so a file carried or
+// copied from an earlier release names the release it is now part of.
+func stamp(version string) map[string]string {
+	return map[string]string{releases.ReleaseMetadata: version}
 }
 
 func isNotFound(err error) bool {
@@ -446,7 +454,7 @@ func (b *S3Bucket) CopyFile(ctx context.Context, site releases.Site, from, fromP
 	key := site.ReleasePath(to) + f.Path
 	in := &s3.CopyObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key),
 		CopySource:        aws.String(site.Bucket + "/" + escapeKey(src)),
-		MetadataDirective: types.MetadataDirectiveReplace}
+		MetadataDirective: types.MetadataDirectiveReplace, Metadata: stamp(to)}
 	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	if _, err := cp.CopyObject(ctx, in); err != nil {
 		if isNotFound(err) {
@@ -494,12 +502,12 @@ func (b *S3Bucket) ReleaseObjects(ctx context.Context, site releases.Site, versi
 // putMultipart uploads a large file in parts read straight from disk
 // (io.SectionReader: no part is held in memory beyond the SDK's buffer).
 // On failure the upload is aborted, so no stray parts are billed.
-func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releases.Site, key string, f releases.File, ra io.ReaderAt) error {
+func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releases.Site, key, version string, f releases.File, ra io.ReaderAt) error {
 	partSize := b.PartSize
 	if partSize <= 0 {
 		partSize = 16 << 20
 	}
-	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)}
+	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), Metadata: stamp(version)}
 	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	created, err := mp.CreateMultipartUpload(ctx, in)
 	if err != nil {

@@ -82,6 +82,9 @@ type Deploy struct {
 	// KVSPropagation is how long a kvs flip waits for the key to reach
 	// every edge location (no API reports it).
 	KVSPropagation Duration `yaml:"kvs_propagation"`
+	// VisibleTimeout bounds the visible phase: how long a flip watches a
+	// site's url for the new release before it is called failed.
+	VisibleTimeout Duration `yaml:"visible_timeout"`
 }
 
 type Site struct {
@@ -267,12 +270,13 @@ func (es Errors) Error() string {
 
 // Defaults.
 const (
-	DefaultCommand      = "/site"
-	DefaultStorePath    = "/var/lib/deploybot/deploybot.db"
-	DefaultListen       = "127.0.0.1:8088"
-	DefaultRegion       = "us-east-1"
-	DefaultPollInterval = 5 * time.Second
-	DefaultTimeout      = 30 * time.Minute
+	DefaultCommand        = "/site"
+	DefaultStorePath      = "/var/lib/deploybot/deploybot.db"
+	DefaultListen         = "127.0.0.1:8088"
+	DefaultRegion         = "us-east-1"
+	DefaultPollInterval   = 5 * time.Second
+	DefaultTimeout        = 30 * time.Minute
+	DefaultVisibleTimeout = 10 * time.Minute
 	// DefaultReconcileInterval: one ListObjectsV2 per 1,000 manifests and
 	// one GetDistributionConfig per site every 5 minutes costs nothing
 	// noticeable and bounds how late a lost hook notice is found.
@@ -538,6 +542,7 @@ func (c *Config) defaults(d *document) {
 	str("aws.region", &c.AWS.Region, DefaultRegion)
 	dur("deploy.poll_interval", &c.Deploy.PollInterval, DefaultPollInterval)
 	dur("deploy.timeout", &c.Deploy.Timeout, DefaultTimeout)
+	dur("deploy.visible_timeout", &c.Deploy.VisibleTimeout, DefaultVisibleTimeout)
 	dur("reconcile.interval", &c.Reconcile.Interval, DefaultReconcileInterval)
 	for i := range c.Sites {
 		s := &c.Sites[i]
@@ -602,6 +607,7 @@ func (c *Config) validate(d *document) Errors {
 	required("aws.region", c.AWS.Region)
 	positive("deploy.poll_interval", c.Deploy.PollInterval.Duration, "how often a flip polls CloudFront")
 	positive("deploy.timeout", c.Deploy.Timeout.Duration, "how long a whole flip may take")
+	positive("deploy.visible_timeout", c.Deploy.VisibleTimeout.Duration, "how long a flip watches the site's url for the new release")
 	positive("deploy.kvs_propagation", c.Deploy.KVSPropagation.Duration, "how long a kvs flip waits for its key to reach every edge location")
 	if c.Slack.Command != "" && !strings.HasPrefix(c.Slack.Command, "/") {
 		bad("slack.command", "a slash command starts with /, got %q", c.Slack.Command)

@@ -336,6 +336,13 @@ func (s *Server) fetch(cfg distConfig, origin cfOrigin, viewerPath string, now t
 	if o.ContentEncoding != "" {
 		h.Set("Content-Encoding", o.ContentEncoding)
 	}
+	// An S3 origin's user metadata reaches viewers as it is: CloudFront
+	// removes only the headers listed in
+	// https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/RequestAndResponseBehaviorS3Origin.html#response-s3-removed-headers
+	// (deploybot's release stamp travels this way).
+	for k, v := range o.Meta {
+		h.Set("X-Amz-Meta-"+k, v)
+	}
 	e := &cached{status: http.StatusOK, header: h, stored: now, modTime: o.LastModified,
 		expires: now.Add(s.cache.TTL(http.StatusOK, o.CacheControl))}
 	if o.Size > maxCachedObject {

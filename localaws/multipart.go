@@ -64,6 +64,9 @@ func (s *s3Service) serveMultipart(w http.ResponseWriter, r *http.Request, op, b
 	mp := &s.mp
 	switch op {
 	case "CreateMultipartUpload":
+		if metaTooLarge(w, r) {
+			return
+		}
 		u := &upload{id: newID('U') + newID('P'), bucket: bucket, key: key, head: r.Header.Clone(), parts: map[int]part{}}
 		mp.mu.Lock()
 		if mp.uploads == nil {

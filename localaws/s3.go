@@ -614,6 +614,25 @@ func metaFromHeaders(h http.Header) map[string]string {
 
 func validKey(key string) bool { return key != "" && len(key) <= 1024 }
 
+// maxUserMetadata is S3's limit on user-defined metadata: the bytes of
+// every key and value together, at most 2 KB, refused with 400
+// MetadataTooLarge
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html).
+const maxUserMetadata = 2 << 10
+
+// metaTooLarge refuses a write whose x-amz-meta-* headers pass the limit.
+func metaTooLarge(w http.ResponseWriter, r *http.Request) bool {
+	n := 0
+	for k, v := range metaFromHeaders(r.Header) {
+		n += len(k) + len(v)
+	}
+	if n <= maxUserMetadata {
+		return false
+	}
+	writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "MetadataTooLarge", Message: "Your metadata headers exceed the maximum allowed metadata size."})
+	return true
+}
+
 func (s *s3Service) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	b := s.bucket(w, r, bucket)
 	if b == nil {
@@ -621,6 +640,9 @@ func (s *s3Service) putObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	}
 	if !validKey(key) {
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "KeyTooLongError", Message: "Your key is too long"})
+		return
+	}
+	if metaTooLarge(w, r) {
 		return
 	}
 	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
@@ -710,7 +732,7 @@ func writeFileAtomic(path string, data []byte) error {
 
 func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	b := s.bucket(w, r, bucket)
-	if b == nil {
+	if b == nil || metaTooLarge(w, r) {
 		return
 	}
 	// The copy source is "bucket/key", URL-encoded

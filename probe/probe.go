@@ -1,5 +1,6 @@
-// Package probe fetches health check URLs over HTTP for releases'
-// automatic rollback.
+// Package probe fetches a site's URLs over HTTP: health checks for
+// releases' automatic rollback, and the release answers name for the
+// visible phase.
 package probe
 
 import (
@@ -21,6 +22,9 @@ type HTTP struct {
 	// Client defaults to one with a 10 s timeout, so one hung request
 	// cannot outlast the check interval by much.
 	Client *http.Client
+	// EdgeClient makes the visible phase's requests; nil: one that opens
+	// a connection per request, with a 10 s timeout.
+	EdgeClient *http.Client
 }
 
 var _ releases.Prober = (*HTTP)(nil)
@@ -48,4 +52,49 @@ func (h *HTTP) Probe(ctx context.Context, url string) (int, []byte, error) {
 		return resp.StatusCode, nil, fmt.Errorf("GET %s: reading the body: %w", url, err)
 	}
 	return resp.StatusCode, body, nil
+}
+
+var _ releases.EdgeProber = (*HTTP)(nil)
+
+// edgeClient opens a connection per request: from one machine, a new
+// connection (and DNS answer) is the only way to reach other servers of
+// the edge. Redirects are followed, as a browser would.
+var edgeClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true, ResponseHeaderTimeout: 10 * time.Second}}
+
+// maxDrain is how much of an answer ProbeRelease reads before it closes
+// the connection: only the header matters.
+const maxDrain = 64 << 10
+
+// ProbeRelease GETs url and returns the release its answer names in
+// releases.ReleaseHeader (or releases.AltReleaseHeader), "" when neither
+// is there. The answer is outside input: a value that is not a version
+// name is an error, not a release.
+func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error) {
+	c := h.EdgeClient
+	if c == nil {
+		c = edgeClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("User-Agent", "deploybot-visible-check")
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", 0, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	v := resp.Header.Get(releases.ReleaseHeader)
+	if v == "" {
+		v = resp.Header.Get(releases.AltReleaseHeader)
+	}
+	if v == "" {
+		return "", resp.StatusCode, nil
+	}
+	if err := releases.ValidateVersion(v); err != nil {
+		return "", resp.StatusCode, fmt.Errorf("GET %s: the answer names release %.40q, which is not a version name", url, v)
+	}
+	return v, resp.StatusCode, nil
 }

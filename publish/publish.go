@@ -276,7 +276,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	}
 	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
 	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build, Ancestors: req.Ancestors,
-		PublishedAt: now().UTC(), Carried: carriedOK}
+		PublishedAt: now().UTC(), Carried: carriedOK, Stamped: true}
 	for _, e := range entries {
 		m.Files = append(m.Files, e.ManifestFile)
 		res.Bytes += e.Size

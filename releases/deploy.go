@@ -193,7 +193,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	log.InfoContext(ctx, "deploy started", "kind", d.Kind, "from", d.From, "to", d.To, "actor", d.Actor, "reason", d.Reason)
 	progress(Event{Type: EventDeployStarted, Deploy: d})
 
-	steps := cdn.Plan(site, cur, req.Version, d.ID)
+	steps := s.afterFlip(site, cdn.Plan(site, cur, req.Version, d.ID), req.Version, manifest.Stamped)
 	if carry != nil {
 		steps = append([]Step{*carry}, steps...)
 	}
@@ -272,6 +272,10 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		}
 		if step.Flips {
 			flipped = true
+			d.FlippedAt = ended
+		}
+		if step.Record != nil {
+			step.Record(d)
 		}
 		log.InfoContext(ctx, "phase finished", "phase", step.Phase, "seconds", ended.Sub(started).Seconds())
 		progress(Event{Type: EventPhaseFinished, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started)})

@@ -127,6 +127,8 @@ func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
 			err = dec.Decode(&m.Ancestors)
 		case "published_at":
 			err = dec.Decode(&m.PublishedAt)
+		case "stamped":
+			err = dec.Decode(&m.Stamped)
 		default:
 			var skip json.RawMessage
 			err = dec.Decode(&skip)

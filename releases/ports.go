@@ -156,7 +156,9 @@ type Bucket interface {
 	// WriteManifest creates the manifest, refusing (ECONFLICT) when one
 	// exists: a published release is never overwritten.
 	WriteManifest(ctx context.Context, site Site, m *Manifest) error
-	// PutFile uploads one file of a release.
+	// PutFile uploads one file of a release. PutFile and CopyFile stamp
+	// the object with the user metadata ReleaseMetadata: version (the
+	// release it is now part of), which answers through the CDN carry.
 	PutFile(ctx context.Context, site Site, version string, f File) error
 	// CopyFile copies fromPath of release from into release to at f.Path
 	// (objects up to MaxCopySize),
@@ -261,5 +263,13 @@ type Step struct {
 	// Flips is true for the step after which the CDN points at the new
 	// release (visitors start to get it as it propagates).
 	Flips bool
-	Run   func(ctx context.Context) error
+	// Propagation, when set, says the step only waits this long for the
+	// change to spread, with nothing to poll; where the site's answers
+	// can be watched, the visible phase takes its place and keeps the
+	// wait as its floor.
+	Propagation time.Duration
+	Run         func(ctx context.Context) error
+	// Record, when set, writes what the step learned into the deploy
+	// after it succeeds, before the deploy is recorded again.
+	Record func(d *Deploy)
 }

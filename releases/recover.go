@@ -122,14 +122,36 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	}
 	var steps []Step
 	var flipped bool
-	if d.Phase == PhaseHealth {
+	stamped := false
+	if m, err := s.Bucket.ReadManifest(ctx, site, d.To); err == nil {
+		stamped = m.Stamped
+	}
+	switch d.Phase {
+	case PhaseHealth:
 		// Flipped, invalidated, and interrupted while checking: check again.
 		if h := s.healthStep(site); h != nil {
 			steps = []Step{*h}
 		}
 		flipped = true
-	} else {
+	case PhaseVisible:
+		// Flipped and interrupted while watching the site: watch again,
+		// then check its health as the promote would have.
+		var floor time.Duration
+		for _, st := range cdn.Plan(site, Current{Version: d.From, Path: d.FromPath}, d.To, d.ID) {
+			floor = max(floor, st.Propagation)
+		}
+		if v := s.visibleStep(site, d.To, stamped, floor); v != nil {
+			steps = []Step{*v}
+		}
+		if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
+			steps = append(steps, *h)
+		}
+		flipped = true
+	default:
 		steps, flipped, err = cdn.Resume(ctx, site, asCDN)
+		if err == nil {
+			steps = s.afterFlip(site, steps, d.To, stamped)
+		}
 	}
 	if err != nil {
 		if ErrorCode(err) != ECONFLICT {

@@ -158,6 +158,9 @@ type Manifest struct {
 	// this one (skew protection): pages loaded before a flip keep finding
 	// their assets after it. They are not part of the build.
 	Carried []ManifestFile `json:"carried,omitempty"`
+	// Stamped: every object of the release carries ReleaseMetadata, so
+	// answers through the CDN name the release (see visible.go).
+	Stamped bool `json:"stamped,omitempty"`
 }
 
 // ManifestFile is one file of a release, its path relative to the release
@@ -231,6 +234,12 @@ type Deploy struct {
 	Error      string        `json:"error,omitempty"`
 	StartedAt  time.Time     `json:"started_at"`
 	FinishedAt time.Time     `json:"finished_at,omitzero"`
+	// FlippedAt is when the step that points the CDN at To ended;
+	// VisibleAt is when every answer of the site's url began to name To
+	// (the visible phase; zero when the site has no url or the release
+	// is not stamped).
+	FlippedAt time.Time `json:"flipped_at,omitzero"`
+	VisibleAt time.Time `json:"visible_at,omitzero"`
 	// ApprovedBy are who approved the promote (its id is the approval
 	// request's); empty for a deploy that needed no approval.
 	ApprovedBy []string `json:"approved_by,omitempty"`

@@ -71,6 +71,11 @@ type Service struct {
 	OnApproval ApprovalNotifier
 	// Prober runs sites' health checks after a promote; nil skips them.
 	Prober Prober
+	// EdgeProber watches a site's url after a flip until visitors get the
+	// new release (the visible phase); nil skips it. VisibleTimeout
+	// bounds that phase (zero: DefaultVisibleTimeout).
+	EdgeProber     EdgeProber
+	VisibleTimeout time.Duration
 	// After waits between health checks; nil means time.After.
 	After func(time.Duration) <-chan time.Time
 	// Host and PID name this process in the locks of the deploys it runs

@@ -8,6 +8,7 @@ package present
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -100,4 +101,18 @@ func WindowText(w *releases.WindowState) string {
 		return fmt.Sprintf("closed; the next (%s) opens %s", w.Window, releases.WindowTime(*w.NextOpen, w.TimeZone))
 	}
 	return "closed, and none opens again"
+}
+
+// VisibleText says when visitors began to get a deploy's release, as the
+// visible phase saw it: "visitors get v42 since 12:03:05 UTC, 1.2s after
+// the flip"; "" when it was not watched.
+func VisibleText(d releases.Deploy) string {
+	if d.VisibleAt.IsZero() {
+		return ""
+	}
+	t := fmt.Sprintf("visitors get %s since %s", d.To, d.VisibleAt.UTC().Format("15:04:05 UTC"))
+	if !d.FlippedAt.IsZero() {
+		t += fmt.Sprintf(", %s after the flip", max(0, d.VisibleAt.Sub(d.FlippedAt)).Round(100*time.Millisecond))
+	}
+	return t
 }

@@ -1,0 +1,206 @@
+package releases
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// How deploybot knows, rather than guesses, when visitors get a release.
+//
+// Publish stamps every object of a release with the S3 user metadata
+// ReleaseMetadata, naming the release. S3 answers it as the header
+// ReleaseHeader, and CloudFront passes an S3 origin's user metadata on to
+// viewers as it is (it removes only the headers listed in
+// https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/RequestAndResponseBehaviorS3Origin.html#response-s3-removed-headers),
+// cached copies included: an answer names the release it really came
+// from, on both strategies, whatever the cache holds. It costs some 40
+// bytes of metadata per object and nothing per request; the header cannot
+// be renamed without a viewer-response function, which would cost an
+// invocation per request and take the one viewer-response slot a cache
+// behaviour has.
+//
+// After the flip, the visible phase asks the site's url until every answer
+// in a round names the new release.
+const (
+	// ReleaseMetadata is the S3 user metadata key publish writes.
+	ReleaseMetadata = "deploybot-release"
+	// ReleaseHeader is how answers carry it.
+	ReleaseHeader = "X-Amz-Meta-Deploybot-Release"
+	// AltReleaseHeader is read too: a site's own viewer-response function
+	// may hand the value on under this shorter name.
+	AltReleaseHeader = "X-Deploybot-Release"
+)
+
+// PhaseVisible is the step after the flip that watches the site's
+// address until visitors get the new release.
+const PhaseVisible Phase = "visible"
+
+// Visible phase defaults: a round of VisibleProbes requests each second;
+// DefaultVisibleTimeout bounds the phase (a kvs key has reached the edge
+// in seconds, an origin-path flip is visible once its invalidation is
+// done, so minutes mean something is wrong).
+const (
+	VisibleProbes         = 4
+	DefaultVisibleTimeout = 10 * time.Minute
+	visibleInterval       = time.Second
+)
+
+// EdgeProber asks a site's public address which release answers (an HTTP
+// adapter at the edge).
+type EdgeProber interface {
+	// ProbeRelease GETs url on a connection of its own (so that requests
+	// may reach different edge servers) and returns the release the
+	// answer names ("" when it names none) and its status.
+	ProbeRelease(ctx context.Context, url string) (release string, status int, err error)
+}
+
+// roundTally is what one round of probes found.
+type roundTally struct {
+	want   string
+	named  int            // answers naming want
+	others map[string]int // other releases named, and how often
+	none   int            // answers naming no release
+	errs   []string
+}
+
+func (t roundTally) total() int {
+	n := t.named + t.none + len(t.errs)
+	for _, c := range t.others {
+		n += c
+	}
+	return n
+}
+
+// String says what a round found, for people: "3 of 4 answers name v42;
+// 1 names v41".
+func (t roundTally) String() string {
+	parts := []string{fmt.Sprintf("%d of %d answers name %s", t.named, t.total(), t.want)}
+	var vs []string
+	for v := range t.others {
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	for _, v := range vs {
+		parts = append(parts, fmt.Sprintf("%d name %s", t.others[v], v))
+	}
+	if t.none > 0 {
+		parts = append(parts, fmt.Sprintf("%d name no release", t.none))
+	}
+	if len(t.errs) > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed (%s)", len(t.errs), t.errs[0]))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// probeRound sends VisibleProbes requests at once.
+func (s *Service) probeRound(ctx context.Context, url, want string) roundTally {
+	t := roundTally{want: want, others: map[string]int{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range VisibleProbes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, _, err := s.EdgeProber.ProbeRelease(ctx, url)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.errs = append(t.errs, ErrorMessage(err))
+			case got == want:
+				t.named++
+			case got == "":
+				t.none++
+			default:
+				t.others[got]++
+			}
+		}()
+	}
+	wg.Wait()
+	return t
+}
+
+// visibleStep watches site's url after the flip to to, until a round of
+// answers all name to and at least floor has passed since the step began
+// (a kvs site keeps its fixed propagation wait as the floor: AWS
+// documents no bound on a key's reach, and one vantage point sees few
+// edge locations). It records when visitors began to get to on the
+// deploy. Nil when the site has no url, nothing probes, or the release
+// was published before releases were stamped (its answers cannot say).
+func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Duration) *Step {
+	if site.URL == "" || s.EdgeProber == nil || !stamped {
+		return nil
+	}
+	timeout := s.VisibleTimeout
+	if timeout <= 0 {
+		timeout = DefaultVisibleTimeout
+	}
+	var seen time.Time
+	return &Step{Phase: PhaseVisible, Title: "Waiting until visitors get " + to + " at " + site.URL,
+		Record: func(d *Deploy) { d.VisibleAt = seen },
+		Run: func(ctx context.Context) error {
+			start := s.now()
+			var last string
+			for {
+				t := s.probeRound(ctx, site.URL, to)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				now := s.now()
+				if t.named == t.total() {
+					if seen.IsZero() {
+						seen = now
+					}
+					if now.Sub(start) >= floor {
+						s.logger().InfoContext(ctx, "visitors get the release", "site", site.Name, "version", to, "url", site.URL,
+							"since", seen, "answers", t.total())
+						return nil
+					}
+				} else {
+					seen = time.Time{}
+					if msg := t.String(); msg != last {
+						Note(ctx, msg)
+						last = msg
+					}
+				}
+				if now.Sub(start) >= timeout {
+					return Errorf(EINTERNAL, "after %s, visitors at %s do not all get %s yet: %s", timeout, site.URL, to, t.String())
+				}
+				wait := visibleInterval
+				if !seen.IsZero() {
+					wait = min(wait, floor-now.Sub(start))
+				}
+				if err := Wait(ctx, s.After, wait); err != nil {
+					return err
+				}
+			}
+		}}
+}
+
+// afterFlip puts the visible phase into a strategy's steps: in place of a
+// step that only waits a fixed time for the change to spread
+// (Step.Propagation, kept as the floor), else at the end. Without a
+// visible step the steps are left as they are.
+func (s *Service) afterFlip(site Site, steps []Step, to string, stamped bool) []Step {
+	floor := time.Duration(0)
+	at := -1
+	for i, st := range steps {
+		if st.Propagation > 0 {
+			floor, at = st.Propagation, i
+		}
+	}
+	v := s.visibleStep(site, to, stamped, floor)
+	if v == nil {
+		return steps
+	}
+	if at >= 0 {
+		out := append([]Step(nil), steps[:at]...)
+		out = append(out, *v)
+		return append(out, steps[at+1:]...)
+	}
+	return append(steps, *v)
+}
