@@ -195,6 +195,8 @@ type fakeCDN struct {
 	block   chan struct{} // when set, the second step waits on it
 	blocked chan struct{}
 	flips   int
+	// propagation makes the wait step a fixed propagation wait.
+	propagation time.Duration
 }
 
 func (c *fakeCDN) Strategy() string { return "fake" }
@@ -223,7 +225,7 @@ func (c *fakeCDN) Plan(site releases.Site, cur releases.Current, to, id string) 
 			c.flips++
 			return nil
 		}),
-		{Phase: "wait", Title: "wait", Run: func(ctx context.Context) error {
+		{Phase: "wait", Title: "wait", Propagation: c.propagation, Run: func(ctx context.Context) error {
 			if c.failAt == "wait" {
 				return fmt.Errorf("injected failure in wait")
 			}
