@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/deploybot/deploybot/internal/testclock"
 	"github.com/deploybot/deploybot/localaws"
@@ -405,5 +406,31 @@ func TestEdgeWebsiteEndpointOrigin(t *testing.T) {
 	}
 	if c, _, _ := f.get(t, 0, "/missing.html"); c != 404 {
 		t.Fatalf("website endpoint miss: %d, want 404", c)
+	}
+}
+
+// An object's user metadata reaches viewers as S3 answers it, from the
+// origin and from the cache; S3 refuses more than 2 KB of it.
+func TestEdgePassesUserMetadataAndS3BoundsIt(t *testing.T) {
+	f := newEdgeFixture(t, 1)
+	if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site"), Key: aws.String("index.html"), Body: strings.NewReader("hi"),
+		Metadata: map[string]string{"deploybot-release": "v7"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Miss from cloudfront", "Hit from cloudfront"} {
+		_, _, h := f.get(t, 0, "/index.html")
+		if h.Get("X-Amz-Meta-Deploybot-Release") != "v7" || h.Get("X-Cache") != want {
+			t.Fatalf("answer headers %v, want the release metadata (%s)", h, want)
+		}
+	}
+	big := map[string]string{"a": strings.Repeat("x", 2000), "b": strings.Repeat("y", 100)}
+	_, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("site"), Key: aws.String("big"), Body: strings.NewReader("x"), Metadata: big})
+	if code(err) != "MetadataTooLarge" {
+		t.Fatalf("2,102 bytes of metadata: %v, want MetadataTooLarge", err)
+	}
+	_, err = f.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("site"), Key: aws.String("copy"), CopySource: aws.String("site/index.html"),
+		MetadataDirective: s3types.MetadataDirectiveReplace, Metadata: big})
+	if code(err) != "MetadataTooLarge" {
+		t.Fatalf("a copy with 2,102 bytes of metadata: %v, want MetadataTooLarge", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -912,4 +913,35 @@ func (p notifyingPruner) Prune(ctx context.Context, req releases.PruneRequest) (
 		p.w.app.PruneFinished(ctx, p.w.Site, rep, err)
 	}
 	return rep, err
+}
+
+// On a site with a url, the thread and the card say when visitors began
+// to get the release, as the stand-in's edge answered.
+func TestThreadSaysWhenVisitorsGotIt(t *testing.T) {
+	w := &world{t: t, slack: slackfake.New(t)}
+	w.Env = testenv.New(t, testenv.Options{AWS: localaws.Options{Propagation: 200 * time.Millisecond, Invalidation: 100 * time.Millisecond}, MaxAttempts: 1,
+		Edge: true, Site: releases.Site{DistributionID: "ESLACK", Channel: channel, Deployers: []string{alice, group}}, Store: true})
+	w.Service.Sites[0].URL = w.Edge
+	w.Service.EdgeProber = &probe.HTTP{}
+	w.startApp()
+	w.publish("v1")
+	w.slack.Slash("env-visible", alice, "promote www v1")
+	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
+	posts, updates, _ := w.slack.Snapshot()
+	replies := thread(posts, posts[0].TS)
+	var texts []string
+	for _, r := range replies {
+		texts = append(texts, r.Text)
+	}
+	all := strings.Join(texts, "\n")
+	seen := regexp.MustCompile(`:eyes: visitors get v1 since \d\d:\d\d:\d\d UTC, [0-9.]+m?s after the flip \(watched [0-9.]+m?s\)`)
+	if !seen.MatchString(all) || strings.Index(all, "waiting for the invalidation: done") > seen.FindStringIndex(all)[0] {
+		t.Fatalf("the thread should say when visitors got v1, after the invalidation:\n%s", all)
+	}
+	if !strings.Contains(texts[len(texts)-1], "`v1` is live on *www*") || !strings.Contains(texts[len(texts)-1], "visitors get v1 since") {
+		t.Fatalf("last reply %q", texts[len(texts)-1])
+	}
+	if last := updates[len(updates)-1]; !strings.Contains(last.Text, "live; visitors get v1 since") {
+		t.Fatalf("the card ends %q", last.Text)
+	}
 }

@@ -26,7 +26,9 @@ func TestDev(t *testing.T) {
 		t.Fatalf("the sample site does not show v1: %q", b)
 	}
 	io.WriteString(d.stdin, "/site promote demo v2 trying it out\n")
-	d.wait(regexp.MustCompile("`v2` is live on"))
+	// The thread says when visitors began to get it, as the edge told.
+	d.wait(regexp.MustCompile(`visitors get v2 since \d\d:\d\d:\d\d UTC, [0-9.]+m?s after the flip \(watched`))
+	d.wait(regexp.MustCompile("`v2` is live on \\*demo\\* \\([0-9]+s in all\\): visitors get v2 since"))
 	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
 		t.Fatalf("after promote the site shows %q", b)
 	}
@@ -90,6 +92,7 @@ func TestDevWithKVS(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the function's association reaches the PoP
 	io.WriteString(d.stdin, "/site promote v2\n")
 	d.wait(regexp.MustCompile("writing the live version to the key value store: done"))
+	d.wait(regexp.MustCompile(`visitors get v2 since \d\d:\d\d:\d\d UTC`))
 	d.wait(regexp.MustCompile("`v2` is live on"))
 	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
 		t.Fatalf("after a kvs promote the site shows %q", b)

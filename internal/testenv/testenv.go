@@ -161,7 +161,9 @@ func (e *Env) OpenStore() {
 func (e *Env) Publish(version string, publishedAt time.Time, files map[string]string) releases.Manifest {
 	e.t.Helper()
 	ctx := context.Background()
-	m := releases.Manifest{Version: version, Commit: "c0ffee" + version, PublishedAt: publishedAt}
+	// Bucket.PutFile stamps each object with the release, as publish's
+	// uploads are.
+	m := releases.Manifest{Version: version, Commit: "c0ffee" + version, PublishedAt: publishedAt, Stamped: true}
 	for _, path := range slices.Sorted(maps.Keys(files)) {
 		body := files[path]
 		if err := e.Bucket.PutFile(ctx, e.Site, version, releases.File{Path: path, Body: strings.NewReader(body), Size: int64(len(body)),
