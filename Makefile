@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers clean
+.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (
 
 bench-answers: ## versions (from the store) next to status and a sync, at 1,000 and 3,000 releases
 	$(GO) run ./bench/answers
+
+bench-flipspeed: ## a rollback on both strategies at CloudFront's pace scaled 1:20: time to every PoP, deploybot's added time per phase, API calls
+	$(GO) run ./bench/flipspeed
 
 clean: ## remove build output
 	rm -f deploybot

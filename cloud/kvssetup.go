@@ -174,7 +174,7 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	if interval <= 0 || interval > MaxPollInterval {
 		interval = MaxPollInterval
 	}
-	if err := waitDeployed(ctx, k.CF, site, interval); err != nil {
+	if err := waitDeployed(ctx, k.CF, site, pace{fast: FastPoll, fastFor: FastPollFor, slowest: interval}); err != nil {
 		return rep, fmt.Errorf("distribution %s was updated but did not report Deployed: %w", site.DistributionID, err)
 	}
 	return rep, nil

@@ -39,28 +39,39 @@ const (
 const MaxPollInterval = 5 * time.Second
 
 // Status polling is adaptive: every FastPoll for the first FastPollFor of
-// a wait, when a change usually lands (a distribution deploys in about a
-// minute, an invalidation in seconds), so deploybot adds at most about a
-// second to each wait; then slower by half each time up to the poll
-// interval (MaxPollInterval by default), which keeps a long wait to some
-// 12 calls a minute. CloudFront publishes no request rate for its API
+// a wait, when a change usually lands (a distribution deploys in a minute
+// or two, an invalidation in seconds), so deploybot adds at most about a
+// second to a typical wait (bench/flipspeed measures it); then slower by
+// half each time up to the poll interval (MaxPollInterval by default),
+// which keeps a long wait to some 12 calls a minute. A first minute alone
+// was measured to add 2.8 s to a 90 s deploy: the change landed while the
+// pauses were growing. CloudFront publishes no request rate for its API
 // (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html
-// lists resource quotas only); the SDK retries a throttled call, and one
-// flip polls one status at a time.
+// lists resource quotas only); status reads are not billed, the SDK
+// retries a throttled call, and one flip polls one status at a time.
 const (
 	FastPoll    = time.Second
-	FastPollFor = time.Minute
+	FastPollFor = 2 * time.Minute
 )
 
 // PollDelay is the pause before the next status read, elapsed into a
 // wait, after a pause of last (zero for the first), with slowest the
 // longest pause.
 func PollDelay(elapsed, last, slowest time.Duration) time.Duration {
-	fast := min(FastPoll, slowest)
-	if elapsed < FastPollFor || last == 0 {
+	return pace{fast: FastPoll, fastFor: FastPollFor, slowest: slowest}.next(elapsed, last)
+}
+
+// pace is how a wait polls: every fast for the first fastFor, then slower
+// by half each time up to slowest. Only benchmarks that run CloudFront's
+// delays scaled down set other than FastPoll and FastPollFor.
+type pace struct{ fast, fastFor, slowest time.Duration }
+
+func (p pace) next(elapsed, last time.Duration) time.Duration {
+	fast := min(p.fast, p.slowest)
+	if elapsed < p.fastFor || last == 0 {
 		return fast
 	}
-	return min(slowest, max(fast, last+last/2))
+	return min(p.slowest, max(fast, last+last/2))
 }
 
 // OriginPath flips a site by pointing its CloudFront origin at the
@@ -72,12 +83,24 @@ type OriginPath struct {
 	Client CloudFrontAPI
 	// PollInterval is the status polling period, capped at MaxPollInterval.
 	PollInterval time.Duration
+	// FastPoll is the pause in the first FastPollFor of a wait (zero: the
+	// package's FastPoll), for benchmarks that scale CloudFront's delays
+	// down; the fast stretch scales with it.
+	FastPoll time.Duration
 }
 
 var _ releases.CDN = (*OriginPath)(nil)
 
 // Strategy names the strategy.
 func (c *OriginPath) Strategy() string { return releases.DefaultStrategy }
+
+func (c *OriginPath) pace() pace {
+	fast := c.FastPoll
+	if fast <= 0 {
+		fast = FastPoll
+	}
+	return pace{fast: fast, fastFor: fast * (FastPollFor / FastPoll), slowest: c.interval()}
+}
 
 func (c *OriginPath) interval() time.Duration {
 	if c.PollInterval <= 0 || c.PollInterval > MaxPollInterval {
@@ -223,13 +246,12 @@ func (c *OriginPath) update(ctx context.Context, site releases.Site, from, targe
 // could not retry away are tolerated a few times in a row, since a flip
 // that is already under way must not fail for one bad status read.
 func (c *OriginPath) poll(ctx context.Context, check func(context.Context) (bool, error)) error {
-	return pollEvery(ctx, c.interval(), check)
+	return pollEvery(ctx, c.pace(), check)
 }
 
-// pollEvery runs check, paced by PollDelay with interval the slowest,
-// until it reports done, a domain error, five errors in a row, or ctx
-// ends.
-func pollEvery(ctx context.Context, interval time.Duration, check func(context.Context) (bool, error)) error {
+// pollEvery runs check, paced by p, until it reports done, a domain
+// error, five errors in a row, or ctx ends.
+func pollEvery(ctx context.Context, p pace, check func(context.Context) (bool, error)) error {
 	const maxConsecutiveErrors = 5
 	start := time.Now()
 	var delay time.Duration
@@ -250,7 +272,7 @@ func pollEvery(ctx context.Context, interval time.Duration, check func(context.C
 		default:
 			failures = 0
 		}
-		delay = PollDelay(time.Since(start), delay, interval)
+		delay = p.next(time.Since(start), delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -262,7 +284,7 @@ func pollEvery(ctx context.Context, interval time.Duration, check func(context.C
 }
 
 func (c *OriginPath) waitDeployed(ctx context.Context, site releases.Site) error {
-	return waitDeployed(ctx, c.Client, site, c.interval())
+	return waitDeployed(ctx, c.Client, site, c.pace())
 }
 
 // DistributionGetter reads a distribution's status.
@@ -271,8 +293,8 @@ type DistributionGetter interface {
 }
 
 // waitDeployed polls until the site's distribution is Deployed.
-func waitDeployed(ctx context.Context, client DistributionGetter, site releases.Site, interval time.Duration) error {
-	return pollEvery(ctx, interval, func(ctx context.Context) (bool, error) {
+func waitDeployed(ctx context.Context, client DistributionGetter, site releases.Site, p pace) error {
+	return pollEvery(ctx, p, func(ctx context.Context) (bool, error) {
 		out, err := client.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(site.DistributionID)})
 		if err != nil {
 			return false, (&OriginPath{}).wrap(site, "reading distribution status", err)

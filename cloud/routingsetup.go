@@ -147,7 +147,7 @@ func (r *RoutingSetup) Apply(ctx context.Context, site releases.Site) (*RoutingS
 	if interval <= 0 || interval > MaxPollInterval {
 		interval = MaxPollInterval
 	}
-	if err := waitDeployed(ctx, r.CF, site, interval); err != nil {
+	if err := waitDeployed(ctx, r.CF, site, pace{fast: FastPoll, fastFor: FastPollFor, slowest: interval}); err != nil {
 		return rep, fmt.Errorf("distribution %s was updated but did not report Deployed: %w", site.DistributionID, err)
 	}
 	return rep, nil

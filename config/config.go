@@ -75,7 +75,7 @@ type AWS struct {
 // promptness.
 type Deploy struct {
 	// PollInterval is the slowest a flip polls CloudFront (at most 5s);
-	// the first minute of a wait polls every second.
+	// the first two minutes of a wait poll every second.
 	PollInterval Duration `yaml:"poll_interval"`
 	// Timeout bounds a whole flip.
 	Timeout Duration `yaml:"timeout"`

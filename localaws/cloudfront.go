@@ -255,6 +255,9 @@ func route(p string) (id, sub, invID string, ok bool) {
 }
 
 func (s *cfService) opName(r *http.Request) string {
+	if m := functionPath.FindStringSubmatch(r.URL.Path); m != nil {
+		return functionOpName(r.Method, m[1], m[2])
+	}
 	id, sub, inv, ok := route(r.URL.Path)
 	switch {
 	case !ok:
@@ -275,6 +278,28 @@ func (s *cfService) opName(r *http.Request) string {
 		return "ListInvalidations"
 	case sub == "invalidation" && r.Method == http.MethodGet:
 		return "GetInvalidation"
+	}
+	return "Unknown"
+}
+
+// functionOpName names a CloudFront Functions call, as the routes of
+// functions.serve take them.
+func functionOpName(method, name, sub string) string {
+	switch {
+	case name == "" && method == http.MethodPost:
+		return "CreateFunction"
+	case name == "" && method == http.MethodGet:
+		return "ListFunctions"
+	case sub == "" && method == http.MethodPut:
+		return "UpdateFunction"
+	case sub == "/publish" && method == http.MethodPost:
+		return "PublishFunction"
+	case sub == "/describe" && method == http.MethodGet:
+		return "DescribeFunction"
+	case sub == "" && method == http.MethodGet:
+		return "GetFunction"
+	case sub == "" && method == http.MethodDelete:
+		return "DeleteFunction"
 	}
 	return "Unknown"
 }

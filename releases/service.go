@@ -76,6 +76,9 @@ type Service struct {
 	// bounds that phase (zero: DefaultVisibleTimeout).
 	EdgeProber     EdgeProber
 	VisibleTimeout time.Duration
+	// VisibleInterval is the pause between rounds of the visible phase
+	// (zero: a second); benchmarks that scale CloudFront down set it.
+	VisibleInterval time.Duration
 	// After waits between health checks; nil means time.After.
 	After func(time.Duration) <-chan time.Time
 	// Host and PID name this process in the locks of the deploys it runs

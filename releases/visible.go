@@ -139,6 +139,10 @@ func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Dur
 	if timeout <= 0 {
 		timeout = DefaultVisibleTimeout
 	}
+	interval := s.VisibleInterval
+	if interval <= 0 {
+		interval = visibleInterval
+	}
 	var seen time.Time
 	return &Step{Phase: PhaseVisible, Title: "Waiting until visitors get " + to + " at " + site.URL,
 		Record: func(d *Deploy) { d.VisibleAt = seen },
@@ -170,7 +174,7 @@ func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Dur
 				if now.Sub(start) >= timeout {
 					return Errorf(EINTERNAL, "after %s, visitors at %s do not all get %s yet: %s", timeout, site.URL, to, t.String())
 				}
-				wait := visibleInterval
+				wait := interval
 				if !seen.IsZero() {
 					wait = min(wait, floor-now.Sub(start))
 				}

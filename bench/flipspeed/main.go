@@ -1,6 +1,8 @@
 // Command flipspeed measures, with the stand-in's realistic edge, how long
 // a rollback takes to reach every point of presence with strategy kvs and
-// with strategy origin-path, in one run.
+// with strategy origin-path, in one run; and, phase by phase, how much
+// time deploybot adds to the stand-in's own waits, and the API calls a
+// flip makes.
 //
 // The stand-in is set to CloudFront's typical delays, scaled down by
 // -scale so a run takes seconds: a distribution change deploying in 90 s,
@@ -28,6 +30,7 @@ import (
 	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 )
@@ -43,7 +46,18 @@ func main() {
 	}
 }
 
-type result struct{ allPops, deploy time.Duration }
+type result struct {
+	allPops, deploy time.Duration
+	phases          []phaseTime
+	calls           map[string]int // API calls of the rollback, by operation
+}
+
+// phaseTime is one phase of the rollback: how long it took, and how long
+// of that the stand-in itself made it wait (what CloudFront would).
+type phaseTime struct {
+	phase     releases.Phase
+	took, own time.Duration
+}
 
 func run(rounds int, scale float64, pops int) error {
 	d := func(real time.Duration) time.Duration { return time.Duration(float64(real) / scale) }
@@ -67,6 +81,32 @@ func run(rounds int, scale float64, pops int) error {
 		fmt.Printf("%-12s %26s %26s %22s\n", s, all.Round(time.Millisecond), dep.Round(time.Millisecond), time.Duration(float64(all)*scale).Round(100*time.Millisecond))
 	}
 	fmt.Printf("kvs / origin-path: %.2f\n", float64(med[cloud.StrategyKVS])/float64(med[releases.DefaultStrategy]))
+
+	// What deploybot adds: each phase's time less the stand-in's own wait
+	// in it, scaled back to CloudFront's pace (deploybot's polling runs
+	// scaled too, so the figure is what the default pacing adds).
+	fmt.Printf("\n%-12s %-16s %12s %12s %12s %22s\n", "strategy", "phase", "took", "stand-in", "added", "added at CloudFront's")
+	for _, s := range []string{releases.DefaultStrategy, cloud.StrategyKVS} {
+		for i, p := range out[s][0].phases {
+			took := median(out[s], func(r result) time.Duration { return r.phases[i].took })
+			own := out[s][0].phases[i].own
+			added := median(out[s], func(r result) time.Duration { return r.phases[i].took - r.phases[i].own })
+			fmt.Printf("%-12s %-16s %12s %12s %12s %22s\n", s, p.phase, took.Round(time.Millisecond), own.Round(time.Millisecond),
+				added.Round(time.Millisecond), time.Duration(float64(added)*scale).Round(10*time.Millisecond))
+		}
+	}
+	fmt.Printf("\nAPI calls per rollback (first round):\n")
+	for _, s := range []string{releases.DefaultStrategy, cloud.StrategyKVS} {
+		calls := out[s][0].calls
+		total := 0
+		var ops []string
+		for op, n := range calls {
+			total += n
+			ops = append(ops, fmt.Sprintf("%s %d", op, n))
+		}
+		sort.Strings(ops)
+		fmt.Printf("%-12s %3d: %s\n", s, total, strings.Join(ops, ", "))
+	}
 	return nil
 }
 
@@ -126,19 +166,21 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 		return result{}, err
 	}
 	defer db.Close()
-	site := releases.Site{Name: "www", Bucket: "flip-site", Prefix: "www/", DistributionID: "EFLIP", KVSARN: arn}
+	site := releases.Site{Name: "www", Bucket: "flip-site", Prefix: "www/", DistributionID: "EFLIP", KVSARN: arn, URL: edge}
 	bucket := &cloud.S3Bucket{Client: s3c}
-	poll := d(5 * time.Second) // deploybot polls CloudFront every 5 s at most
+	// deploybot's default pacing, scaled as the stand-in is: status every
+	// second for the first two minutes, then up to every 5 s; the visible
+	// phase asks the site every second.
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, CDNs: map[string]releases.CDN{
-		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: poll},
-	}}
+		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: d(cloud.MaxPollInterval), FastPoll: d(cloud.FastPoll)},
+	}, EdgeProber: &probe.HTTP{}, VisibleInterval: d(time.Second)}
 	for _, v := range []string{"v1", "v2"} {
 		body := "<h1>" + v + "</h1>"
 		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body)),
 			ContentType: "text/html", CacheControl: "no-cache"}); err != nil {
 			return result{}, err
 		}
-		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: time.Now(),
+		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: time.Now(), Stamped: true,
 			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
 			return result{}, err
 		}
@@ -160,11 +202,14 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 			return result{}, fmt.Errorf("before the rollback PoP %d serves %q", p, b)
 		}
 	}
+	before := srv.Calls()
 	start := time.Now()
 	done := make(chan error, 1)
 	var deployTook time.Duration
+	var rb *releases.Outcome
 	go func() {
-		_, err := svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "bench"}, nil)
+		var err error
+		rb, err = svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "bench"}, nil)
 		deployTook = time.Since(start)
 		done <- err
 	}()
@@ -189,7 +234,25 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 	if err := <-done; err != nil {
 		return result{}, err
 	}
-	return result{allPops: allPops, deploy: deployTook}, nil
+	res := result{allPops: allPops, deploy: deployTook, calls: map[string]int{}}
+	for op, n := range srv.Calls() {
+		if n -= before[op]; n > 0 {
+			res.calls[op] = n
+		}
+	}
+	// The stand-in's own waits: a distribution change is Deployed its
+	// propagation after the update, an invalidation Completed its time
+	// after it is made; a kvs key has no status, so its wait is the floor
+	// deploybot keeps (the key's own reach is inside it). Other phases are
+	// single calls, all deploybot's.
+	own := map[releases.Phase]time.Duration{"propagate": d(90 * time.Second), "invalidate-wait": d(30 * time.Second)}
+	if strategy == cloud.StrategyKVS {
+		own[releases.PhaseVisible] = d(5 * time.Second)
+	}
+	for _, p := range rb.Deploy.Phases {
+		res.phases = append(res.phases, phaseTime{phase: p.Phase, took: p.Ended.Sub(p.Started), own: own[p.Phase]})
+	}
+	return res, nil
 }
 
 func get(edge string, pop int) (string, error) {
