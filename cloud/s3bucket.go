@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -150,32 +151,44 @@ func (b *S3Bucket) WriteManifest(ctx context.Context, site releases.Site, m *rel
 	if err != nil {
 		return err
 	}
-	key := site.ManifestKey(m.Version)
+	return b.WriteManifestJSON(ctx, site, m.Version, bytes.NewReader(raw), int64(len(raw)))
+}
+
+// WriteManifestJSON writes an encoded manifest, as WriteManifest does;
+// body is read from its start for each attempt.
+func (b *S3Bucket) WriteManifestJSON(ctx context.Context, site releases.Site, version string, body io.ReadSeeker, size int64) error {
+	if err := releases.ValidateVersion(version); err != nil {
+		return err
+	}
+	key := site.ManifestKey(version)
 	// The index of the newest releases names this one before it exists,
 	// so the index never lacks a release (see latest.go); a version that
 	// is published already is refused first, so it cannot move up.
-	if _, err := b.ManifestETag(ctx, site, m.Version); err == nil {
-		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, m.Version)
+	if _, err := b.ManifestETag(ctx, site, version); err == nil {
+		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, version)
 	} else if !errors.Is(err, releases.ErrNoManifest) {
 		return err
 	}
-	if err := b.noteLatest(ctx, site, m.Version); err != nil {
+	if err := b.noteLatest(ctx, site, version); err != nil {
 		return err
 	}
 	// 409 ConditionalRequestConflict means another conditional write to the
 	// key is in progress, not that it will succeed: retry until S3 says
 	// the key exists (412) or this write lands.
-	err = retryConditional(ctx, isConflict, func() error {
+	err := retryConditional(ctx, isConflict, func() error {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
 		_, err := b.Client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(site.Bucket), Key: aws.String(key),
-			Body: strings.NewReader(string(raw)), ContentLength: aws.Int64(int64(len(raw))),
+			Body: body, ContentLength: aws.Int64(size),
 			ContentType: aws.String("application/json"), CacheControl: aws.String("no-cache"),
 			IfNoneMatch: aws.String("*"),
 		})
 		return err
 	})
 	if isPreconditionFailed(err) {
-		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, m.Version)
+		return releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable", site.Name, version)
 	}
 	if err != nil {
 		return fmt.Errorf("writing s3://%s/%s: %w", site.Bucket, key, err)

@@ -129,9 +129,15 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if err := releases.ValidateVersion(req.Version); err != nil {
 		return nil, err
 	}
-	files, excluded, err := walk(req.Dir, req.Inputs)
-	if err != nil {
+	// A first walk checks the directory (links, excludes, that it has
+	// files) before anything is sent, holding nothing per file; the
+	// upload walks it again, streaming.
+	count := 0
+	if _, err := walkEach(req.Dir, req.Inputs, func(file) error { count++; return nil }); err != nil {
 		return nil, err
+	}
+	if count > releases.MaxManifestFiles {
+		return nil, releases.Errorf(releases.EINVALID, "publish: %s has %d files; a release holds at most %d", req.Dir, count, releases.MaxManifestFiles)
 	}
 	if _, err := p.Bucket.ReadManifest(ctx, req.Site, req.Version); err == nil {
 		return nil, releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable, publish a new version", req.Site.Name, req.Version)
@@ -148,152 +154,234 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	type source struct{ version, path string }
-	have := map[string]source{} // sha256/size -> a file of the newest release
-	if len(prev) > 0 {
-		for _, f := range prev[0].Files {
-			have[f.SHA256+"/"+strconv.FormatInt(f.Size, 10)] = source{prev[0].Version, f.Path}
-		}
-	}
-	// Skew protection: fingerprinted assets of the previous releases that
-	// this build does not have under the same path.
-	own := map[string]bool{}
-	for _, f := range files {
-		own[f.rel] = true
-	}
 	maxCopy := p.MaxCopySize
 	if maxCopy <= 0 {
 		maxCopy = releases.MaxCopySize
 	}
-	var carried []releases.ManifestFile
+	pl := &plan{have: map[string]source{}, carry: map[string]releases.ManifestFile{}, maxCopy: maxCopy}
+	if len(prev) > 0 {
+		for _, f := range prev[0].Files {
+			pl.have[f.SHA256+"/"+strconv.FormatInt(f.Size, 10)] = source{prev[0].Version, f.Path}
+		}
+	}
+	// Skew protection: fingerprinted assets of the previous releases,
+	// newest first; the walk strikes off the paths this build has.
 	for i, m := range prev {
 		if i >= req.SkewReleases {
 			break
 		}
 		for _, f := range m.Files {
-			if own[f.Path] || !Fingerprinted(f.Path) || f.Size > maxCopy {
+			if _, dup := pl.carry[f.Path]; dup || !Fingerprinted(f.Path) || f.Size > maxCopy {
 				continue
 			}
-			own[f.Path] = true
 			c := f
 			c.From = m.Version
-			carried = append(carried, c)
+			pl.carry[f.Path] = c
 		}
 	}
-	res := &Result{Version: req.Version, Files: len(files), DryRun: req.DryRun, Excluded: excluded}
-	entries := make([]entry, len(files))
-
+	prev = nil // what is needed of them is in pl
 	if req.DryRun {
-		if err := forEach(ctx, files, conc, func(ctx context.Context, buf []byte, i int, f file) error {
-			e, err := hashFile(req, f, buf)
-			if e.SHA256 != "" {
-				if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok && e.Size <= maxCopy {
-					e.from = src
-				}
-			}
-			e.body = nil // memory stays flat: only files in flight are held
-			entries[i] = e
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		for _, e := range entries {
-			pl := FilePlan{Path: e.Path, Size: e.Size, Action: "upload", Rule: e.rule,
-				ContentType: e.ContentType, CacheControl: e.CacheControl, ContentEncoding: e.ContentEncoding}
-			res.Bytes += e.Size
-			if e.from.version != "" {
-				pl.Action, pl.From = "copy", e.from.version
-				res.Copied++
-				res.BytesCopied += e.Size
-			} else {
-				res.Uploaded++
-				res.BytesUploaded += e.Size
-			}
-			res.Plan = append(res.Plan, pl)
-		}
-		for _, c := range carried {
-			res.Plan = append(res.Plan, FilePlan{Path: c.Path, Size: c.Size, Action: "carry", From: c.From, Rule: "as published",
-				ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding})
-		}
-		res.Carried = len(carried)
-		res.Seconds = now().Sub(start).Seconds()
-		return res, nil
+		return p.dryRun(ctx, req, pl, conc, start, now)
 	}
+	return p.publish(ctx, req, pl, conc, start, now)
+}
 
-	// Each worker hashes its file and at once copies or uploads it, so
-	// reading, hashing and sending overlap instead of running in phases.
-	var uploadedBytes atomic.Int64
+type source struct{ version, path string }
+
+// plan is what publish knows before it walks: the content of the newest
+// release (sha256/size -> a file of it) and the assets it may carry.
+type plan struct {
+	have    map[string]source
+	carry   map[string]releases.ManifestFile // path -> the newest earlier release's file
+	maxCopy int64
+}
+
+// from is where a file of this content can be copied from, if anywhere.
+func (pl *plan) from(e entry) (source, bool) {
+	src, ok := pl.have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]
+	return src, ok && e.Size <= pl.maxCopy
+}
+
+// carried are the assets left to carry, by path.
+func (pl *plan) carried() []releases.ManifestFile {
+	out := make([]releases.ManifestFile, 0, len(pl.carry))
+	for _, c := range pl.carry {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// dryRun plans every file and writes nothing. The plan lists every file,
+// so it holds them all.
+func (p *Publisher) dryRun(ctx context.Context, req Request, pl *plan, conc int, start time.Time, now func() time.Time) (*Result, error) {
+	files, excluded, err := walk(req.Dir, req.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		delete(pl.carry, f.rel)
+	}
+	res := &Result{Version: req.Version, Files: len(files), DryRun: true, Excluded: excluded}
+	entries := make([]entry, len(files))
+	if err := forEach(ctx, files, conc, func(ctx context.Context, buf []byte, i int, f file) error {
+		e, err := hashFile(req, f, buf)
+		if e.SHA256 != "" {
+			if src, ok := pl.from(e); ok {
+				e.from = src
+			}
+		}
+		e.body = nil // memory stays flat: only files in flight are held
+		entries[i] = e
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		fp := FilePlan{Path: e.Path, Size: e.Size, Action: "upload", Rule: e.rule,
+			ContentType: e.ContentType, CacheControl: e.CacheControl, ContentEncoding: e.ContentEncoding}
+		res.Bytes += e.Size
+		if e.from.version != "" {
+			fp.Action, fp.From = "copy", e.from.version
+			res.Copied++
+			res.BytesCopied += e.Size
+		} else {
+			res.Uploaded++
+			res.BytesUploaded += e.Size
+		}
+		res.Plan = append(res.Plan, fp)
+	}
+	carried := pl.carried()
+	for _, c := range carried {
+		res.Plan = append(res.Plan, FilePlan{Path: c.Path, Size: c.Size, Action: "carry", From: c.From, Rule: "as published",
+			ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding})
+	}
+	res.Carried = len(carried)
+	res.Seconds = now().Sub(start).Seconds()
+	return res, nil
+}
+
+// publish sends the files as the walk finds them: each worker hashes its
+// file and at once copies or uploads it, so reading, hashing and sending
+// overlap instead of running in phases, and appends its manifest entry
+// to a file on disk. Nothing is kept per file in memory, so publish's
+// memory does not grow with the site (bench/publish measures it); the
+// manifest is then sent from that file, last.
+func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int, start time.Time, now func() time.Time) (*Result, error) {
+	mf, err := newManifestFile()
+	if err != nil {
+		return nil, err
+	}
+	defer mf.remove()
+	var files, copied atomic.Int64
+	var bytesAll, bytesCopied, bytesUploaded atomic.Int64
 	var carriedMu sync.Mutex
 	var carriedOK []releases.ManifestFile
+	var excluded []Excluded
+
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
+	ch := make(chan file, conc)
+	// The carries' own context: the uploads' ends when their group is
+	// waited for, and the carries may still be running then.
+	carryCtx, stopCarries := context.WithCancel(ctx)
+	defer stopCarries()
+	carries, cctx := errgroup.WithContext(carryCtx)
+	carries.SetLimit(conc)
 	g.Go(func() error {
-		return forEach(gctx, files, conc, func(ctx context.Context, buf []byte, i int, f file) error {
+		defer close(ch)
+		var err error
+		excluded, err = walkEach(req.Dir, req.Inputs, func(f file) error {
+			delete(pl.carry, f.rel) // this goroutine alone touches pl.carry until the walk ends
+			select {
+			case ch <- f:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+		if err != nil {
+			return err
+		}
+		// The walk is done long before the uploads: the carries run
+		// beside them.
+		for _, c := range pl.carried() {
+			carries.Go(func() error {
+				f := releases.File{Path: c.Path, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
+				err := p.Bucket.CopyFile(cctx, req.Site, c.From, c.Path, req.Version, f)
+				if releases.ErrorCode(err) == releases.ENOTFOUND {
+					return nil // that old release is gone; nothing to carry
+				}
+				if err == nil {
+					carriedMu.Lock()
+					carriedOK = append(carriedOK, c)
+					carriedMu.Unlock()
+				}
+				return err
+			})
+		}
+		return nil
+	})
+	g.Go(func() error {
+		return forEachFrom(gctx, chanSource(ch), conc, func(ctx context.Context, buf []byte, _ int, f file) error {
 			e, err := hashFile(req, f, buf)
 			if err != nil {
 				return err
 			}
-			if src, ok := have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]; ok && e.Size <= maxCopy {
+			if src, ok := pl.from(e); ok {
 				err := p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, e.file())
-				if err == nil {
+				switch {
+				case err == nil:
+					copied.Add(1)
+					bytesCopied.Add(e.Size)
 					e.from = src
-					e.body = nil
-					entries[i] = e
-					return nil
-				}
-				if releases.ErrorCode(err) != releases.ENOTFOUND {
+				case releases.ErrorCode(err) != releases.ENOTFOUND:
 					return err
 				}
-				// The source went away (pruned meanwhile): send it after all.
+				// ENOTFOUND: the source went away (pruned meanwhile):
+				// send it after all.
 			}
-			if err := p.upload(ctx, req, &e); err != nil {
-				return err
+			if e.from.version == "" {
+				if err := p.upload(ctx, req, &e); err != nil {
+					return err
+				}
+				bytesUploaded.Add(e.Size)
 			}
-			uploadedBytes.Add(e.Size)
-			e.body = nil
-			entries[i] = e
-			return nil
+			files.Add(1)
+			bytesAll.Add(e.Size)
+			return mf.add(e.ManifestFile)
 		})
 	})
-	for _, c := range carried {
-		g.Go(func() error {
-			f := releases.File{Path: c.Path, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
-			err := p.Bucket.CopyFile(gctx, req.Site, c.From, c.Path, req.Version, f)
-			if releases.ErrorCode(err) == releases.ENOTFOUND {
-				return nil // that old release is gone; nothing to carry
-			}
-			if err == nil {
-				carriedMu.Lock()
-				carriedOK = append(carriedOK, c)
-				carriedMu.Unlock()
-			}
-			return err
-		})
+	err = g.Wait()
+	if err != nil {
+		stopCarries()
 	}
-	if err := g.Wait(); err != nil {
+	if cerr := carries.Wait(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
 	}
 	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
 	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build, Ancestors: req.Ancestors,
 		PublishedAt: now().UTC(), Carried: carriedOK, Stamped: true}
-	for _, e := range entries {
-		m.Files = append(m.Files, e.ManifestFile)
-		res.Bytes += e.Size
-		if e.from.version != "" {
-			res.Copied++
-			res.BytesCopied += e.Size
-		} else {
-			res.Uploaded++
-		}
-	}
-	if err := p.Bucket.WriteManifest(ctx, req.Site, m); err != nil {
+	size, err := mf.finish(m)
+	if err != nil {
 		return nil, err
 	}
-	res.Carried = len(carriedOK)
-	res.BytesUploaded = uploadedBytes.Load()
-	res.Seconds = now().Sub(start).Seconds()
-	return res, nil
+	if size > releases.MaxManifestBytes {
+		return nil, releases.Errorf(releases.EINVALID, "publish %s of site %s: its manifest would be %d bytes, over the %d deploybot reads; no manifest written (the release does not exist)",
+			req.Version, req.Site.Name, size, releases.MaxManifestBytes)
+	}
+	if err := p.Bucket.WriteManifestJSON(ctx, req.Site, req.Version, mf.f, size); err != nil {
+		return nil, err
+	}
+	n := int(files.Load())
+	return &Result{Version: req.Version, Files: n, Bytes: bytesAll.Load(), Uploaded: n - int(copied.Load()), Copied: int(copied.Load()),
+		Carried: len(carriedOK), BytesUploaded: bytesUploaded.Load(), BytesCopied: bytesCopied.Load(), Excluded: excluded,
+		Seconds: now().Sub(start).Seconds()}, nil
 }
 
 // forEach runs fn for every file on conc workers, stopping at the first
@@ -308,20 +396,46 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 // (smithy-go's safe read closer), so nothing reads the buffer once
 // PutObject has returned.
 func forEach(ctx context.Context, files []file, conc int, fn func(ctx context.Context, buf []byte, i int, f file) error) error {
-	g, gctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
-	for range min(conc, len(files)) {
+	return forEachFrom(ctx, func() (int, file, bool) {
+		i := int(next.Add(1) - 1)
+		if i >= len(files) {
+			return i, file{}, false
+		}
+		return i, files[i], true
+	}, min(conc, len(files)), fn)
+}
+
+// chanSource hands out the files sent on ch, numbered in order, until it
+// is closed.
+func chanSource(ch <-chan file) func() (int, file, bool) {
+	var mu sync.Mutex
+	n := 0
+	return func() (int, file, bool) {
+		f, ok := <-ch
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return n - 1, f, ok
+	}
+}
+
+// forEachFrom is forEach over the files next hands out (false: no more),
+// safe to call from conc workers at once.
+func forEachFrom(ctx context.Context, next func() (int, file, bool), conc int, fn func(ctx context.Context, buf []byte, i int, f file) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for range conc {
 		g.Go(func() error {
 			buf := make([]byte, smallFile+1)
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(files) {
-					return nil
-				}
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				if err := fn(gctx, buf, i, files[i]); err != nil {
+				i, f, ok := next()
+				if !ok {
+					return nil
+				}
+				if err := fn(gctx, buf, i, f); err != nil {
 					return err
 				}
 			}

@@ -45,7 +45,8 @@ const maxRefused = 10
 type walker struct {
 	root     string // the directory, symbolic links resolved
 	in       Inputs
-	files    []file
+	visit    func(file) error
+	files    int
 	excluded []Excluded
 	refused  []string // links that leave the directory or lead nowhere
 }
@@ -54,29 +55,43 @@ type walker struct {
 // out. Links that leave dir, and links that lead nowhere, refuse the whole
 // publish (EINVALID, naming them) before anything is sent.
 func walk(dir string, in Inputs) ([]file, []Excluded, error) {
+	var files []file
+	excluded, err := walkEach(dir, in, func(f file) error { files = append(files, f); return nil })
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
+	return files, excluded, nil
+}
+
+// walkEach is walk without the list: it hands each file to visit as it
+// finds it (in directory order), holding nothing per file, and returns
+// what it left out. A refusal (links, no files) comes after the visits,
+// so a caller that acts on them walks once first to check.
+func walkEach(dir string, in Inputs, visit func(file) error) ([]Excluded, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return nil, nil, releases.Errorf(releases.EINVALID, "publish: %v", err)
+		return nil, releases.Errorf(releases.EINVALID, "publish: %v", err)
 	}
 	if !info.IsDir() {
-		return nil, nil, releases.Errorf(releases.EINVALID, "publish: %s is not a directory", dir)
+		return nil, releases.Errorf(releases.EINVALID, "publish: %s is not a directory", dir)
 	}
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return nil, nil, releases.Errorf(releases.EINVALID, "publish: %v", err)
+		return nil, releases.Errorf(releases.EINVALID, "publish: %v", err)
 	}
 	root, err = filepath.Abs(root)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, p := range in.Exclude {
 		if _, err := path.Match(strings.TrimSuffix(p, "/"), ""); err != nil || p == "" || p == "/" {
-			return nil, nil, releases.Errorf(releases.EINVALID, "publish: bad exclude pattern %q", p)
+			return nil, releases.Errorf(releases.EINVALID, "publish: bad exclude pattern %q", p)
 		}
 	}
-	w := &walker{root: root, in: in}
+	w := &walker{root: root, in: in, visit: visit}
 	if err := w.dir(root, "", map[string]bool{root: true}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(w.refused) > 0 {
 		more := ""
@@ -84,14 +99,13 @@ func walk(dir string, in Inputs) ([]file, []Excluded, error) {
 			more = fmt.Sprintf(" and %d more", len(w.refused)-maxRefused)
 			w.refused = w.refused[:maxRefused]
 		}
-		return nil, nil, releases.Errorf(releases.EINVALID, "publish: refusing symbolic links that leave %s or lead nowhere: %s%s; nothing was uploaded (remove them, or --follow-external-links to publish what the outside ones point at)",
+		return nil, releases.Errorf(releases.EINVALID, "publish: refusing symbolic links that leave %s or lead nowhere: %s%s; nothing was uploaded (remove them, or --follow-external-links to publish what the outside ones point at)",
 			dir, strings.Join(w.refused, ", "), more)
 	}
-	if len(w.files) == 0 {
-		return nil, nil, releases.Errorf(releases.EINVALID, "publish: %s has no files to publish", dir)
+	if w.files == 0 {
+		return nil, releases.Errorf(releases.EINVALID, "publish: %s has no files to publish", dir)
 	}
-	sort.Slice(w.files, func(i, j int) bool { return w.files[i].rel < w.files[j].rel })
-	return w.files, w.excluded, nil
+	return w.excluded, nil
 }
 
 // dir walks the directory at abs (a real path), whose path in the release
@@ -148,7 +162,10 @@ func (w *walker) dir(abs, rel string, chain map[string]bool) error {
 			if err := releases.ValidPath(childRel); err != nil {
 				return releases.Errorf(releases.EINVALID, "publish: %q cannot be a file of a release: %v", childRel, err)
 			}
-			w.files = append(w.files, file{rel: childRel, abs: target})
+			w.files++
+			if err := w.visit(file{rel: childRel, abs: target}); err != nil {
+				return err
+			}
 		default:
 			w.excluded = append(w.excluded, Excluded{Path: childRel, Reason: "not a regular file (" + mode.String() + ")"})
 		}

@@ -156,6 +156,10 @@ type Bucket interface {
 	// WriteManifest creates the manifest, refusing (ECONFLICT) when one
 	// exists: a published release is never overwritten.
 	WriteManifest(ctx context.Context, site Site, m *Manifest) error
+	// WriteManifestJSON is WriteManifest for a manifest already encoded,
+	// size bytes read from body (publish streams a large site's from
+	// disk rather than hold it).
+	WriteManifestJSON(ctx context.Context, site Site, version string, body io.ReadSeeker, size int64) error
 	// PutFile uploads one file of a release. PutFile and CopyFile stamp
 	// the object with the user metadata ReleaseMetadata: version (the
 	// release it is now part of), which answers through the CDN carry.

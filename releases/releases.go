@@ -148,7 +148,10 @@ type Manifest struct {
 	Message string `json:"message,omitempty"`
 	Build
 	PublishedAt time.Time      `json:"published_at"`
-	Files       []ManifestFile `json:"files"`
+	// Files is never empty in a published release (publish refuses an
+	// empty directory); omitted when empty, publish writes it separately
+	// as it streams the manifest.
+	Files []ManifestFile `json:"files,omitempty"`
 	// Ancestors are the build's commit and its ancestors, newest first,
 	// at most MaxAncestors, as publish found them in the CI's checkout;
 	// they let a diff say how many commits a release is ahead of another.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -106,6 +107,14 @@ func (b *fakeBucket) WriteManifest(_ context.Context, _ releases.Site, m *releas
 	}
 	b.manifests[m.Version] = m
 	return nil
+}
+
+func (b *fakeBucket) WriteManifestJSON(ctx context.Context, site releases.Site, v string, body io.ReadSeeker, _ int64) error {
+	m, err := releases.DecodeManifest(body, v)
+	if err != nil {
+		return err
+	}
+	return b.WriteManifest(ctx, site, m)
 }
 
 func (b *fakeBucket) PutFile(context.Context, releases.Site, string, releases.File) error { return nil }
