@@ -147,7 +147,7 @@ type Manifest struct {
 	Commit  string `json:"commit,omitempty"`
 	Message string `json:"message,omitempty"`
 	Build
-	PublishedAt time.Time      `json:"published_at"`
+	PublishedAt time.Time `json:"published_at"`
 	// Files is never empty in a published release (publish refuses an
 	// empty directory); omitted when empty, publish writes it separately
 	// as it streams the manifest.
