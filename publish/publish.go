@@ -378,6 +378,7 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 	if err := p.Bucket.WriteManifestJSON(ctx, req.Site, req.Version, mf.f, size); err != nil {
 		return nil, err
 	}
+	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Path < excluded[j].Path })
 	n := int(files.Load())
 	return &Result{Version: req.Version, Files: n, Bytes: bytesAll.Load(), Uploaded: n - int(copied.Load()), Copied: int(copied.Load()),
 		Carried: len(carriedOK), BytesUploaded: bytesUploaded.Load(), BytesCopied: bytesCopied.Load(), Excluded: excluded,

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -61,6 +62,7 @@ func walk(dir string, in Inputs) ([]file, []Excluded, error) {
 		return nil, nil, err
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
+	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Path < excluded[j].Path })
 	return files, excluded, nil
 }
 
@@ -112,10 +114,32 @@ func walkEach(dir string, in Inputs, visit func(file) error) ([]Excluded, error)
 // is rel; chain holds the real paths of the directories being walked, to
 // tell a link back to one of them (a loop).
 func (w *walker) dir(abs, rel string, chain map[string]bool) error {
-	entries, err := os.ReadDir(abs)
+	d, err := os.Open(abs)
 	if err != nil {
 		return releases.Errorf(releases.EINVALID, "publish: %v", err)
 	}
+	defer d.Close()
+	// In batches, in the directory's own order: a folder of 60,000
+	// hashed assets read whole would hold them all at once (os.ReadDir
+	// reads everything to sort it). walk sorts what it returns.
+	for {
+		entries, err := d.ReadDir(dirBatch)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return releases.Errorf(releases.EINVALID, "publish: %v", err)
+		}
+		if err := w.entries(abs, rel, chain, entries); err != nil {
+			return err
+		}
+	}
+}
+
+// dirBatch is how many entries of a directory are read at a time.
+const dirBatch = 512
+
+func (w *walker) entries(abs, rel string, chain map[string]bool, entries []os.DirEntry) error {
 	for _, e := range entries {
 		childRel := path.Join(rel, e.Name())
 		childAbs := filepath.Join(abs, e.Name())

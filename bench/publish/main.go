@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +36,8 @@ import (
 	"github.com/deploybot/deploybot/bench/internal/tools"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/publish"
+	"github.com/deploybot/deploybot/releases"
 )
 
 func main() {
@@ -44,6 +48,9 @@ func main() {
 	envs := flag.String("env", "", "comma-separated VAR=VALUE settings, each an extra deploybot publish run with it in its environment (e.g. GOGC=400), to compare tunings in the same rounds")
 	flag.BoolVar(&keepAlive, "keep-alive", false, "start versitygw with --keep-alive (S3 keeps connections open; versitygw by default answers every request with Connection: close)")
 	flag.StringVar(&serverDir, "server-dir", defaultServerDir(), "where versitygw keeps the objects (default: tmpfs when there is one, so the run measures the tools rather than the disk; give a directory on disk to include it)")
+	flag.StringVar(&rssSizes, "rss", "2000,20000,200000", "comma-separated file counts whose publish peak RSS is measured (a site of small files each)")
+	flag.BoolVar(&rssOnly, "rss-only", false, "measure only the peak RSS of publish, not the comparison")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "instead of the comparison, publish the site in this process -rounds times and write a CPU profile of it to `FILE` (go tool pprof FILE)")
 	flag.Parse()
 	toolFilter = *only
 	if *envs != "" {
@@ -100,6 +107,14 @@ type tool struct {
 }
 
 var toolFilter string
+
+// rssSizes and rssOnly: the peak-RSS measurement (-rss, -rss-only);
+// cpuProfile: -cpuprofile.
+var (
+	rssSizes   string
+	rssOnly    bool
+	cpuProfile string
+)
 
 // concurrencies are extra deploybot runs with --concurrency set.
 var concurrencies []string
@@ -218,6 +233,12 @@ func run(nFiles, rounds int) error {
 		return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:%s/www",
 			endpoint, testaws.AccessKey, testaws.SecretKey, bucket(b))
 	}
+	if rssOnly {
+		return peakRSS(work, deploybot, env, config)
+	}
+	if cpuProfile != "" {
+		return profile(ctx, endpoint, site, rounds, bucket)
+	}
 	contenders := []tool{
 		{"deploybot publish", func(r int) *exec.Cmd {
 			cfg, _ := config(fmt.Sprintf("dbt%d", r))
@@ -319,20 +340,90 @@ func run(nFiles, rounds int) error {
 	}
 	fmt.Printf("re-publish with %d files (1%%) changed: %s", changed, compact(out))
 
-	// Peak RSS: the site, and one ten times larger.
-	for _, n := range []int{nFiles, nFiles * 10} {
+	return peakRSS(work, deploybot, env, config)
+}
+
+// peakRSS publishes sites of each -rss size and prints the peak RSS
+// (getrusage) of deploybot publish. The sites are of small files (0.2-8
+// KB, one page and one fingerprinted asset in three): what publish holds
+// grows, if at all, with the number of files, not with their bytes.
+func peakRSS(work, deploybot string, env []string, config func(string) (string, error)) error {
+	for _, f := range strings.Split(rssSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-rss: %q is not a file count", f)
+		}
 		dir := filepath.Join(work, fmt.Sprintf("rss%d", n))
-		if _, err := makeSite(dir, n, 2); err != nil {
+		if err := makeSmallSite(dir, n); err != nil {
 			return err
 		}
 		cfg, _ := config(fmt.Sprintf("rss%d", n))
-		cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", dir)
+		cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", "--json", dir)
 		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			return fmt.Errorf("publish for RSS: %v\n%s", err, out)
 		}
+		took := time.Since(start)
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		fmt.Printf("peak RSS of publish, %d files: %.1f MiB\n", n, float64(ru.Maxrss)/1024)
+		fmt.Printf("peak RSS of publish, %d files: %.1f MiB (%.1f s)\n", n, float64(ru.Maxrss)/1024, took.Seconds())
+		_ = os.RemoveAll(dir)
+	}
+	return nil
+}
+
+// profile publishes site in this process, rounds times into fresh
+// buckets, under the CPU profiler, with the settings the command line
+// uses (its S3 client, 16 workers, GOGC 200).
+func profile(ctx context.Context, endpoint, site string, rounds int, bucket func(string) string) error {
+	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
+		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	defer pprof.StopCPUProfile()
+	p := &publish.Publisher{Bucket: &cloud.S3Bucket{Client: s3c}}
+	for r := range rounds {
+		b := bucket(fmt.Sprintf("prof%d", r))
+		start := time.Now()
+		if _, err := p.Publish(ctx, publish.Request{Site: releases.Site{Name: "www", Bucket: b, Prefix: "www/"}, Version: "v1", Dir: site}); err != nil {
+			return err
+		}
+		fmt.Printf("round %d: %.2f s\n", r+1, time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// makeSmallSite writes n files of 0.2-8 KB in 40 folders.
+func makeSmallSite(dir string, n int) error {
+	r := rand.New(rand.NewPCG(uint64(n), 9))
+	buf := make([]byte, 8200)
+	for i := range n {
+		name := fmt.Sprintf("section%02d/page%06d.html", i%40, i)
+		if i%3 == 0 {
+			name = fmt.Sprintf("assets/chunk-%06d.%08x.js", i, r.Uint32())
+		}
+		b := buf[:200+r.IntN(8000)]
+		for j := range b {
+			b[j] = byte('a' + (i+j*7)%26)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }
