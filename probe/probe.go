@@ -86,15 +86,26 @@ func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-	v := resp.Header.Get(releases.ReleaseHeader)
-	if v == "" {
-		v = resp.Header.Get(releases.AltReleaseHeader)
-	}
-	if v == "" {
-		return "", resp.StatusCode, nil
-	}
-	if err := releases.ValidateVersion(v); err != nil {
-		return "", resp.StatusCode, fmt.Errorf("GET %s: the answer names release %.40q, which is not a version name", url, v)
+	v, err := ReleaseOf(resp.Header)
+	if err != nil {
+		return "", resp.StatusCode, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return v, resp.StatusCode, nil
+}
+
+// ReleaseOf reads the release an answer names from its headers
+// (releases.ReleaseHeader, else releases.AltReleaseHeader): "" when it
+// names none, an error when the value is not a version name.
+func ReleaseOf(h http.Header) (string, error) {
+	v := h.Get(releases.ReleaseHeader)
+	if v == "" {
+		v = h.Get(releases.AltReleaseHeader)
+	}
+	if v == "" {
+		return "", nil
+	}
+	if err := releases.ValidateVersion(v); err != nil {
+		return "", fmt.Errorf("the answer names release %.40q, which is not a version name", v)
+	}
+	return v, nil
 }
