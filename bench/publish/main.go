@@ -5,7 +5,9 @@
 // the files changed and the peak RSS of publish for the site and one ten
 // times larger.
 //
-//	go run ./bench/publish [-rounds 5] [-server-dir DIR] [-keep-alive] [-env V=X,...]
+//	go run ./bench/publish [-rounds 5] [-server-dir DIR] [-keep-alive] [-env V=X,...] [-bin LABEL=PATH,...]
+//	go run ./bench/publish -rss-only [-rss 2000,20000,200000]
+//	go run ./bench/publish -cpuprofile FILE [-rounds 8]
 //
 // Installs versitygw (go install) and Debian's rclone and awscli when
 // they are missing (apt-get, through sudo when not root).
@@ -46,6 +48,7 @@ func main() {
 	only := flag.String("tools", "", "comma-separated subset of tools to run (default all), e.g. deploybot,loop")
 	conc := flag.String("concurrency", "", "comma-separated --concurrency values for deploybot publish, each its own tool (default: its default)")
 	envs := flag.String("env", "", "comma-separated VAR=VALUE settings, each an extra deploybot publish run with it in its environment (e.g. GOGC=400), to compare tunings in the same rounds")
+	bins := flag.String("bin", "", "comma-separated LABEL=PATH deploybot binaries (other builds) run in the same rounds, to compare versions in paired rounds")
 	flag.BoolVar(&keepAlive, "keep-alive", false, "start versitygw with --keep-alive (S3 keeps connections open; versitygw by default answers every request with Connection: close)")
 	flag.StringVar(&serverDir, "server-dir", defaultServerDir(), "where versitygw keeps the objects (default: tmpfs when there is one, so the run measures the tools rather than the disk; give a directory on disk to include it)")
 	flag.StringVar(&rssSizes, "rss", "2000,20000,200000", "comma-separated file counts whose publish peak RSS is measured (a site of small files each)")
@@ -58,6 +61,9 @@ func main() {
 	}
 	if *conc != "" {
 		concurrencies = strings.Split(*conc, ",")
+	}
+	if *bins != "" {
+		otherBuilds = strings.Split(*bins, ",")
 	}
 	if err := run(*files, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/publish:", err)
@@ -249,6 +255,15 @@ func run(nFiles, rounds int) error {
 		contenders = append(contenders, tool{"deploybot publish c" + c, func(r int) *exec.Cmd {
 			cfg, _ := config(fmt.Sprintf("dbt%s-%d", c, r))
 			return exec.Command(deploybot, "publish", "--config", cfg, "--concurrency", c, "--version", "v1", site)
+		}})
+	}
+	for _, lb := range otherBuilds {
+		label, bin, _ := strings.Cut(lb, "=")
+		contenders = append(contenders, tool{"deploybot publish @" + label, func(r int) *exec.Cmd {
+			cfg, _ := config(fmt.Sprintf("dbtbin%s-%d", strings.ToLower(label), r))
+			cmd := exec.Command(bin, "publish", "--config", cfg, "--version", "v1", site)
+			cmd.Env = env
+			return cmd
 		}})
 	}
 	for _, kv := range envVariants {
@@ -451,6 +466,8 @@ func procCPU(pid int) time.Duration {
 
 var (
 	envVariants []string
+	// otherBuilds are -bin LABEL=PATH.
+	otherBuilds []string
 	serverDir   string
 	keepAlive   bool
 )
