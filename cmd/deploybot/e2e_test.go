@@ -35,7 +35,18 @@ var (
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
+	// builtDir is where binary built it, removed when the tests end
+	// (a 55 MB binary per run would otherwise pile up in the temp dir).
+	builtDir string
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
 
 func binary(t *testing.T) string {
 	t.Helper()
@@ -49,6 +60,7 @@ func binary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		builtDir = dir
 		binPath = filepath.Join(dir, "deploybot")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
