@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/deploybot/deploybot/releases"
@@ -56,11 +58,51 @@ func (h *HTTP) Probe(ctx context.Context, url string) (int, []byte, error) {
 
 var _ releases.EdgeProber = (*HTTP)(nil)
 
-// edgeClient opens a connection per request: from one machine, a new
-// connection (and DNS answer) is the only way to reach other servers of
-// the edge. Redirects are followed, as a browser would.
-var edgeClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-	Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true, ResponseHeaderTimeout: 10 * time.Second}}
+// edgeClient opens a connection per request, each to the next of the
+// site's addresses (spreadDialer): from one machine that is the only way
+// to reach several servers of the edge. Redirects are followed, as a
+// browser would.
+var edgeClient = newEdgeClient(net.DefaultResolver.LookupIPAddr)
+
+func newEdgeClient(lookup func(ctx context.Context, host string) ([]net.IPAddr, error)) *http.Client {
+	d := &spreadDialer{lookup: lookup, d: net.Dialer{Timeout: 10 * time.Second}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, DialContext: d.DialContext, DisableKeepAlives: true, ResponseHeaderTimeout: 10 * time.Second}}
+}
+
+// spreadDialer dials each connection to the next of the host's addresses
+// in turn. A CloudFront name resolves to several addresses of the
+// nearest edge location, and Go's dialer would take the first one every
+// time; an address that does not answer passes to the next. What it
+// cannot do is reach other edge locations: those serve other parts of
+// the world.
+type spreadDialer struct {
+	lookup func(ctx context.Context, host string) ([]net.IPAddr, error)
+	next   atomic.Uint64
+	d      net.Dialer
+}
+
+func (s *spreadDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := s.lookup(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return s.d.DialContext(ctx, network, addr)
+	}
+	first := int(s.next.Add(1)-1) % len(ips)
+	var lastErr error
+	for k := range ips {
+		ip := ips[(first+k)%len(ips)]
+		c, err := s.d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
 
 // maxDrain is how much of an answer ProbeRelease reads before it closes
 // the connection: only the header matters.
