@@ -41,6 +41,7 @@ var fuzzTargets = []struct{ name, pkg, input string }{
 	{"FuzzMessagesFitSlack", "./bot/slackbot", "text lengths and counts in every Slack message"},
 	{"FuzzParseUntil", "./releases", "freeze ends typed in chat, the CLI and the API"},
 	{"FuzzParseRepo", "./internal/present", "repo_url values and the links made from them"},
+	{"FuzzReleaseOf", "./probe", "the release header of the site's answers (the visible phase)"},
 }
 
 func main() {
