@@ -11,13 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/http"
 	"os"
-	"path"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,24 +22,6 @@ import (
 
 	"github.com/deploybot/deploybot/releases"
 )
-
-// Rule overrides the default headers of matching files. A pattern
-// without "/" matches the file name, one with "/" the path in the release.
-type Rule struct {
-	Match           string
-	CacheControl    string
-	ContentType     string
-	ContentEncoding string
-}
-
-func (r Rule) matches(rel string) bool {
-	name := rel
-	if !strings.Contains(r.Match, "/") {
-		name = path.Base(rel)
-	}
-	ok, _ := path.Match(r.Match, name)
-	return ok
-}
 
 // Request is one publish.
 type Request struct {
@@ -385,71 +363,6 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 		Seconds: now().Sub(start).Seconds()}, nil
 }
 
-// forEach runs fn for every file on conc workers, stopping at the first
-// error. The workers live for the whole run instead of one goroutine per
-// file: a call through the SDK's middleware grows a goroutine's stack to
-// tens of KiB, and a fresh goroutine per file paid for that growth (stack
-// copies, a tenth of publish's CPU) once per file. Each worker also owns
-// one buffer, which fn may use until it returns. Reusing it for the next
-// file is safe even though net/http may go on reading a request body
-// after RoundTrip returns: the SDK wraps each attempt's body in a reader
-// that it closes when the attempt ends and that answers EOF from then on
-// (smithy-go's safe read closer), so nothing reads the buffer once
-// PutObject has returned.
-func forEach(ctx context.Context, files []file, conc int, fn func(ctx context.Context, buf []byte, i int, f file) error) error {
-	var next atomic.Int64
-	return forEachFrom(ctx, func() (int, file, bool) {
-		i := int(next.Add(1) - 1)
-		if i >= len(files) {
-			return i, file{}, false
-		}
-		return i, files[i], true
-	}, min(conc, len(files)), fn)
-}
-
-// chanSource hands out the files sent on ch, numbered in order, until it
-// is closed.
-func chanSource(ch <-chan file) func() (int, file, bool) {
-	var mu sync.Mutex
-	n := 0
-	return func() (int, file, bool) {
-		f, ok := <-ch
-		mu.Lock()
-		defer mu.Unlock()
-		n++
-		return n - 1, f, ok
-	}
-}
-
-// forEachFrom is forEach over the files next hands out (false: no more),
-// safe to call from conc workers at once.
-func forEachFrom(ctx context.Context, next func() (int, file, bool), conc int, fn func(ctx context.Context, buf []byte, i int, f file) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	for range conc {
-		g.Go(func() error {
-			buf := make([]byte, smallFile+1)
-			for {
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				i, f, ok := next()
-				if !ok {
-					return nil
-				}
-				if err := fn(gctx, buf, i, f); err != nil {
-					return err
-				}
-			}
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	// Cancelled while the last files were in hand, every worker may have
-	// found nothing left and returned nil: that is not a finished run.
-	return ctx.Err()
-}
-
 type entry struct {
 	releases.ManifestFile
 	abs  string
@@ -543,48 +456,4 @@ func (p *Publisher) upload(ctx context.Context, req Request, e *entry) error {
 	f := e.file()
 	f.Body = fh
 	return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
-}
-
-// webTypes pins the types of common web files, so a release does not
-// depend on the mime.types file of whichever CI runner built it.
-var webTypes = map[string]string{
-	".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
-	".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-	".mjs": "text/javascript; charset=utf-8", ".json": "application/json",
-	".map": "application/json", ".webmanifest": "application/manifest+json",
-	".xml": "application/xml", ".txt": "text/plain; charset=utf-8",
-	".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-	".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif", ".ico": "image/x-icon",
-	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".otf": "font/otf",
-	".wasm": "application/wasm", ".pdf": "application/pdf", ".mp4": "video/mp4", ".webm": "video/webm",
-}
-
-// ContentType is the MIME type for a file: by extension, else sniffed from
-// its first bytes, else application/octet-stream.
-func ContentType(name string, head []byte) string {
-	if t, ok := webTypes[strings.ToLower(path.Ext(name))]; ok {
-		return t
-	}
-	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
-		return t
-	}
-	if len(head) > 0 {
-		return http.DetectContentType(head)
-	}
-	return "application/octet-stream"
-}
-
-// Fingerprinted reports whether a file name carries a content hash
-// (releases.Fingerprinted, kept here for callers of this package).
-func Fingerprinted(name string) bool { return releases.Fingerprinted(name) }
-
-// CacheControl is the default Cache-Control of a file: fingerprinted files
-// never change under their name and are cached for a year; everything else
-// (HTML above all) is revalidated on every request, so a flip is seen at
-// once.
-func CacheControl(name string) string {
-	if Fingerprinted(name) && !strings.HasSuffix(name, ".html") {
-		return "public, max-age=31536000, immutable"
-	}
-	return "no-cache"
 }
