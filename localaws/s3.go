@@ -732,7 +732,10 @@ func writeFileAtomic(path string, data []byte) error {
 
 func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
 	b := s.bucket(w, r, bucket)
-	if b == nil || metaTooLarge(w, r) {
+	// The metadata a copy sends counts only when it replaces the source's
+	// (x-amz-metadata-directive REPLACE); with COPY it is not used.
+	replace := strings.EqualFold(r.Header.Get("x-amz-metadata-directive"), "REPLACE")
+	if b == nil || replace && metaTooLarge(w, r) {
 		return
 	}
 	// The copy source is "bucket/key", URL-encoded
@@ -778,7 +781,7 @@ func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, k
 	}
 	o := soCopy
 	o.Key, o.Blob, o.Size, o.ETag = key, blob, size, `"`+sum+`"`
-	if strings.EqualFold(r.Header.Get("x-amz-metadata-directive"), "REPLACE") {
+	if replace {
 		o.ContentType, o.CacheControl = r.Header.Get("Content-Type"), r.Header.Get("Cache-Control")
 		o.ContentEncoding, o.ContentDisp = r.Header.Get("Content-Encoding"), r.Header.Get("Content-Disposition")
 		o.Meta = metaFromHeaders(r.Header)
