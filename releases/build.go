@@ -102,9 +102,13 @@ func CheckWebURL(s string) error {
 	return nil
 }
 
-func short(s string) string {
-	if len(s) > 80 {
-		return strings.ToValidUTF8(s[:80], "") + "…"
+func short(s string) string { return shorten(s, 80) }
+
+// shorten cuts s to at most n bytes (and an ellipsis), keeping it valid
+// UTF-8.
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
 }

@@ -123,8 +123,10 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	var steps []Step
 	var flipped bool
 	stamped := false
-	if m, err := s.Bucket.ReadManifest(ctx, site, d.To); err == nil {
-		stamped = m.Stamped
+	if s.watches(site) {
+		if m, err := s.Bucket.ReadManifest(ctx, site, d.To); err == nil {
+			stamped = m.Stamped
+		}
 	}
 	switch d.Phase {
 	case PhaseHealth:
@@ -134,15 +136,16 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 		}
 		flipped = true
 	case PhaseVisible:
-		// Flipped and interrupted while watching the site: watch again,
-		// then check its health as the promote would have.
-		var floor time.Duration
+		// Flipped and interrupted while watching the site: watch again
+		// (or, if it can no longer be watched, wait as the strategy
+		// would), then check its health as the promote would have.
+		var waits []Step
 		for _, st := range cdn.Plan(site, Current{Version: d.From, Path: d.FromPath}, d.To, d.ID) {
-			floor = max(floor, st.Propagation)
+			if st.Propagation > 0 {
+				waits = append(waits, st)
+			}
 		}
-		if v := s.visibleStep(site, d.To, stamped, floor); v != nil {
-			steps = []Step{*v}
-		}
+		steps = s.afterFlip(site, waits, d.To, stamped)
 		if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
 			steps = append(steps, *h)
 		}

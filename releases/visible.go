@@ -91,7 +91,9 @@ func (t roundTally) String() string {
 		parts = append(parts, fmt.Sprintf("%d name no release", t.none))
 	}
 	if len(t.errs) > 0 {
-		parts = append(parts, fmt.Sprintf("%d failed (%s)", len(t.errs), t.errs[0]))
+		// An error may quote what the edge answered: cut, as it goes to
+		// the thread and into the deploy's record.
+		parts = append(parts, fmt.Sprintf("%d failed (%s)", len(t.errs), shorten(t.errs[0], 200)))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -132,7 +134,7 @@ func (s *Service) probeRound(ctx context.Context, url, want string) roundTally {
 // deploy. Nil when the site has no url, nothing probes, or the release
 // was published before releases were stamped (its answers cannot say).
 func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Duration) *Step {
-	if site.URL == "" || s.EdgeProber == nil || !stamped {
+	if !s.watches(site) || !stamped {
 		return nil
 	}
 	timeout := s.VisibleTimeout
@@ -184,6 +186,10 @@ func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Dur
 			}
 		}}
 }
+
+// watches reports whether the visible phase can watch site: it has a url
+// and something probes it.
+func (s *Service) watches(site Site) bool { return site.URL != "" && s.EdgeProber != nil }
 
 // afterFlip puts the visible phase into a strategy's steps: in place of a
 // step that only waits a fixed time for the change to spread

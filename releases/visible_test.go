@@ -1,7 +1,10 @@
 package releases_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,5 +223,43 @@ func TestRecoverWatchesAgainADeployInterruptedWhileVisible(t *testing.T) {
 	}
 	if r := recovered[0]; r.Phase != releases.PhaseDone || r.VisibleAt.IsZero() {
 		t.Fatalf("deploy %+v", r)
+	}
+}
+
+// An edge whose answers cannot be read fails the phase with a message of
+// bounded length, however much of the answer the error quotes.
+func TestVisiblePhaseBoundsWhatTheEdgeSaid(t *testing.T) {
+	h, _ := visibleHarness(t)
+	h.svc.VisibleTimeout = 3 * time.Second
+	h.promote(t, "v1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 2"+strings.Repeat("Z", 20000)+" OK\r\nContent-Length: 0\r\n\r\n")
+			}()
+		}
+	}()
+	h.svc.Sites[0].URL = "http://" + ln.Addr().String()
+	_, err = h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
+	msg := releases.ErrorMessage(err)
+	if !strings.Contains(msg, "4 failed (") || !strings.Contains(msg, "ZZZ") || len(msg) > 1000 {
+		t.Fatalf("%d bytes: %.300s", len(msg), msg)
+	}
+	d, _ := h.db.Deploys(context.Background(), "www", 1)
+	if len(d) != 1 || len(d[0].Error) > 1000 {
+		t.Fatalf("the deploy's recorded error: %+v", d)
 	}
 }
