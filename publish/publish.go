@@ -136,7 +136,8 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if maxCopy <= 0 {
 		maxCopy = releases.MaxCopySize
 	}
-	pl := &plan{have: map[string]source{}, carry: map[string]releases.ManifestFile{}, maxCopy: maxCopy}
+	pl := &plan{have: map[string]source{}, carry: map[string]releases.ManifestFile{}, maxCopy: maxCopy,
+		room: releases.MaxManifestFiles - count}
 	if len(prev) > 0 {
 		for _, f := range prev[0].Files {
 			pl.have[f.SHA256+"/"+strconv.FormatInt(f.Size, 10)] = source{prev[0].Version, f.Path}
@@ -157,7 +158,6 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 			pl.carry[f.Path] = c
 		}
 	}
-	prev = nil // what is needed of them is in pl
 	if req.DryRun {
 		return p.dryRun(ctx, req, pl, conc, start, now)
 	}
@@ -172,6 +172,10 @@ type plan struct {
 	have    map[string]source
 	carry   map[string]releases.ManifestFile // path -> the newest earlier release's file
 	maxCopy int64
+	// room is how many carried files the manifest takes beside the
+	// build's before it passes releases.MaxManifestFiles, which readers
+	// refuse.
+	room int
 }
 
 // from is where a file of this content can be copied from, if anywhere.
@@ -180,14 +184,16 @@ func (pl *plan) from(e entry) (source, bool) {
 	return src, ok && e.Size <= pl.maxCopy
 }
 
-// carried are the assets left to carry, by path.
+// carried are the assets left to carry, by path, as many as the
+// manifest has room for: skew protection gives way before a release
+// nobody could read.
 func (pl *plan) carried() []releases.ManifestFile {
 	out := make([]releases.ManifestFile, 0, len(pl.carry))
 	for _, c := range pl.carry {
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out
+	return out[:min(len(out), max(0, pl.room))]
 }
 
 // dryRun plans every file and writes nothing. The plan lists every file,

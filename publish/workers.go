@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -33,14 +32,10 @@ func forEach(ctx context.Context, files []file, conc int, fn func(ctx context.Co
 // chanSource hands out the files sent on ch, numbered in order, until it
 // is closed.
 func chanSource(ch <-chan file) func() (int, file, bool) {
-	var mu sync.Mutex
-	n := 0
+	var n atomic.Int64
 	return func() (int, file, bool) {
 		f, ok := <-ch
-		mu.Lock()
-		defer mu.Unlock()
-		n++
-		return n - 1, f, ok
+		return int(n.Add(1) - 1), f, ok
 	}
 }
 
