@@ -26,11 +26,11 @@ func printer(w io.Writer) releases.Progress {
 		case releases.EventPhaseStarted:
 			fmt.Fprintf(w, "  %-16s %s ...\n", e.Phase, e.Title)
 		case releases.EventPhaseFinished:
+			line := fmt.Sprintf("  %-16s done in %.1fs", e.Phase, e.Elapsed.Seconds())
 			if v := present.VisibleText(d); e.Phase == releases.PhaseVisible && v != "" {
-				fmt.Fprintf(w, "  %-16s done in %.1fs: %s\n", e.Phase, e.Elapsed.Seconds(), v)
-				break
+				line += ": " + v
 			}
-			fmt.Fprintf(w, "  %-16s done in %.1fs\n", e.Phase, e.Elapsed.Seconds())
+			fmt.Fprintln(w, line)
 		case releases.EventPhaseFailed:
 			fmt.Fprintf(w, "  %-16s FAILED after %.1fs: %s\n", e.Phase, e.Elapsed.Seconds(), releases.ErrorMessage(e.Err))
 		case releases.EventPhaseNote:
