@@ -227,10 +227,9 @@ func isConflict(err error) bool { return apiCode(err) == "ConditionalRequestConf
 // or is writing it now (409).
 func lostRace(err error) bool { return isPreconditionFailed(err) || isConflict(err) }
 
-// PutFile uploads one release file. The SDK sends its default CRC32
-// checksum, which S3 verifies; the manifest's SHA-256 is not sent as the
-// checksum because verifying SHA-256 costs the server several times the
-// CPU of CRC32, which showed in the publish benchmark.
+// PutFile uploads one release file, stamped with its release (stamp),
+// with the SHA-256 publish computed as its checksum (below); a large file
+// goes in parts.
 func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version string, f releases.File) error {
 	key := site.ReleasePath(version) + f.Path
 	threshold := b.MultipartThreshold
