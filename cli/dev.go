@@ -144,7 +144,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("setting up the demo site's routing: %w", err)
 		}
 		if rep.Updated {
-			fmt.Fprintf(env.Stdout, "strategy origin-path: function %s routes folder paths to their index.html, and missing pages get 404.html (deployed)\n", cloud.RouterName(site))
+			fmt.Fprintf(env.Stdout, "strategy origin-path: function %s routes folder paths to their index.html, missing pages get 404.html, and function %s names the release in every answer's %s (deployed)\n",
+				cloud.RouterName(site), cloud.ReleaseHeaderName(site), strings.ToLower(releases.ReleaseHeader))
 		}
 	}
 

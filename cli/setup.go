@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/releases"
 )
 
 func runKVSSetup(ctx context.Context, env Env, args []string) error {
@@ -34,7 +36,7 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "  %d. %s\n", i+1, step)
 		}
 		fmt.Fprintf(env.Stdout, "\nThe function %s (%d bytes, %s):\n\n%s", cloud.FunctionName(s), len(code), cloud.FunctionRuntime, code)
-		return nil
+		return printReleaseHeaderCode(env, s)
 	}
 	rep, err := setup.Apply(ctx, s)
 	if err != nil {
@@ -61,6 +63,32 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 	if rep.ErrorPages {
 		fmt.Fprintf(env.Stdout, "custom error responses for 403 and 404 now show %s\n", pageOrNone(cloud.NotFoundPagePath(s)))
 	}
+	printReleaseHeader(env, s, rep.ReleaseHeaderReport)
+	return nil
+}
+
+// printReleaseHeader says what setup did about the header that names the
+// release.
+func printReleaseHeader(env Env, s releases.Site, rep cloud.ReleaseHeaderReport) {
+	if rep.Function == "" {
+		fmt.Fprintf(env.Stdout, "release_header is false: no function on viewer responses; answers name their release in %s\n", strings.ToLower(releases.MetadataHeader))
+		return
+	}
+	verb := map[bool]string{true: "created", false: "updated"}[rep.Created]
+	fmt.Fprintf(env.Stdout, "function %s %s and published (%s): every answer names its release in %s\n", rep.Function, verb, rep.FunctionARN, strings.ToLower(releases.ReleaseHeader))
+}
+
+// printReleaseHeaderCode shows the viewer-response function setup
+// publishes, unless release_header is false.
+func printReleaseHeaderCode(env Env, s releases.Site) error {
+	if s.NoReleaseHeader {
+		return nil
+	}
+	code, err := cloud.ReleaseHeaderCode(s)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "\nThe function %s (%d bytes, %s, viewer response):\n\n%s", cloud.ReleaseHeaderName(s), len(code), cloud.FunctionRuntime, code)
 	return nil
 }
 
@@ -112,7 +140,7 @@ func runRoutingSetup(ctx context.Context, env Env, args []string) error {
 			}
 			fmt.Fprintf(env.Stdout, "\nThe function %s (%d bytes, %s):\n\n%s", cloud.RouterName(s), len(code), cloud.FunctionRuntime, code)
 		}
-		return nil
+		return printReleaseHeaderCode(env, s)
 	}
 	rep, err := setup.Apply(ctx, s)
 	if err != nil {
@@ -128,6 +156,7 @@ func runRoutingSetup(ctx context.Context, env Env, args []string) error {
 	if rep.ErrorPages {
 		fmt.Fprintf(env.Stdout, "custom error responses for 403 and 404 now show %s\n", pageOrNone(cloud.NotFoundPagePath(s)))
 	}
+	printReleaseHeader(env, s, rep.ReleaseHeaderReport)
 	if rep.Updated {
 		fmt.Fprintf(env.Stdout, "distribution %s updated and Deployed\n", s.DistributionID)
 	} else {

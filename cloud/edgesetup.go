@@ -150,38 +150,47 @@ func siteBehaviors(dc *types.DistributionConfig, originID string) []behaviorRef 
 	return out
 }
 
-// viewerRequest is the ARN a behaviour runs on viewer requests, or "".
-func (b behaviorRef) viewerRequest() string {
+// fn is the ARN a behaviour runs on event ev, or "".
+func (b behaviorRef) fn(ev types.EventType) string {
 	if *b.assocs == nil {
 		return ""
 	}
 	for _, fa := range (*b.assocs).Items {
-		if fa.EventType == types.EventTypeViewerRequest {
+		if fa.EventType == ev {
 			return aws.ToString(fa.FunctionARN)
 		}
 	}
 	return ""
 }
 
-// setViewerRequest makes the behaviour run arn ("" none) on viewer
-// requests, keeping its other associations; it reports a change.
-func (b behaviorRef) setViewerRequest(arn string) bool {
-	if b.viewerRequest() == arn {
+// viewerRequest is the ARN a behaviour runs on viewer requests, or "".
+func (b behaviorRef) viewerRequest() string { return b.fn(types.EventTypeViewerRequest) }
+
+// setFn makes the behaviour run arn ("" none) on event ev, keeping its
+// other associations; it reports a change.
+func (b behaviorRef) setFn(ev types.EventType, arn string) bool {
+	if b.fn(ev) == arn {
 		return false
 	}
 	var items []types.FunctionAssociation
 	if *b.assocs != nil {
 		for _, fa := range (*b.assocs).Items {
-			if fa.EventType != types.EventTypeViewerRequest {
+			if fa.EventType != ev {
 				items = append(items, fa)
 			}
 		}
 	}
 	if arn != "" {
-		items = append(items, types.FunctionAssociation{EventType: types.EventTypeViewerRequest, FunctionARN: aws.String(arn)})
+		items = append(items, types.FunctionAssociation{EventType: ev, FunctionARN: aws.String(arn)})
 	}
 	*b.assocs = &types.FunctionAssociations{Quantity: aws.Int32(int32(len(items))), Items: items}
 	return true
+}
+
+// setViewerRequest makes the behaviour run arn ("" none) on viewer
+// requests; it reports a change.
+func (b behaviorRef) setViewerRequest(arn string) bool {
+	return b.setFn(types.EventTypeViewerRequest, arn)
 }
 
 // associate makes every behaviour of the site's origin run want on viewer

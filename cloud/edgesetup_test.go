@@ -43,6 +43,19 @@ func (e *kvsEnv) eventually(t *testing.T, pop int, path string, ok func(int, str
 	}
 }
 
+// runs is the ARN associated with event ev, or "".
+func runs(fa *cftypes.FunctionAssociations, ev cftypes.EventType) string {
+	if fa == nil {
+		return ""
+	}
+	for _, a := range fa.Items {
+		if a.EventType == ev {
+			return aws.ToString(a.FunctionARN)
+		}
+	}
+	return ""
+}
+
 func (e *kvsEnv) dist(t *testing.T) *cftypes.DistributionConfig {
 	t.Helper()
 	dc, err := e.CF.GetDistributionConfig(context.Background(), &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
@@ -77,16 +90,7 @@ func TestKVSSetupCoversEveryBehaviourOfTheOrigin(t *testing.T) {
 	e.put(t, "v1", "assets/app.css", "css of v1")
 	e.setOriginPath(t, "/www/v1")
 	other := e.publishOther(t, "auth-check")
-	behavior := func(fn string) func(*cftypes.DistributionConfig) {
-		return func(dc *cftypes.DistributionConfig) {
-			b := cftypes.CacheBehavior{PathPattern: aws.String("/assets/*"), TargetOriginId: dc.DefaultCacheBehavior.TargetOriginId,
-				ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyAllowAll}
-			if fn != "" {
-				b.FunctionAssociations = &cftypes.FunctionAssociations{Quantity: aws.Int32(1), Items: []cftypes.FunctionAssociation{{EventType: cftypes.EventTypeViewerRequest, FunctionARN: aws.String(fn)}}}
-			}
-			dc.CacheBehaviors = &cftypes.CacheBehaviors{Quantity: aws.Int32(1), Items: []cftypes.CacheBehavior{b}}
-		}
-	}
+	behavior := func(fn string) func(*cftypes.DistributionConfig) { return assetsBehavior(cftypes.EventTypeViewerRequest, fn) }
 	e.changeDist(t, behavior(other))
 	before := e.dist(t)
 	_, err := e.setup.Apply(ctx, e.Site)
@@ -215,9 +219,8 @@ func TestRouterSwapsWithTheKVSFunction(t *testing.T) {
 		t.Fatalf("kvs-setup over the router: %v", err)
 	}
 	e.deployed(t)
-	kvsARN := e.dist(t).DefaultCacheBehavior.FunctionAssociations.Items[0].FunctionARN
-	if !strings.HasSuffix(aws.ToString(kvsARN), "/deploybot-www") {
-		t.Fatalf("after kvs-setup the default behaviour runs %s", aws.ToString(kvsARN))
+	if kvsARN := runs(e.dist(t).DefaultCacheBehavior.FunctionAssociations, cftypes.EventTypeViewerRequest); !strings.HasSuffix(kvsARN, "/deploybot-www") {
+		t.Fatalf("after kvs-setup the default behaviour runs %s", kvsARN)
 	}
 	if reverted, live, err := e.setup.Revert(ctx, op); err != nil || !reverted || live != "v1" {
 		t.Fatalf("revert: %v %q %v", reverted, live, err)

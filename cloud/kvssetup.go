@@ -56,6 +56,7 @@ type KVSSetupReport struct {
 	ErrorPages  bool   `json:"error_pages_set"` // its custom error responses were changed
 	PreviewKey  bool   `json:"preview_key_written"`
 	OldPath     string `json:"old_origin_path"`
+	ReleaseHeaderReport
 }
 
 // Steps lists, for people, what Apply does.
@@ -63,6 +64,7 @@ func (k *KVSSetup) Steps(site releases.Site) []string {
 	return []string{
 		fmt.Sprintf("create or update the CloudFront Function %s (runtime %s, associated with key value store %s) and publish it", FunctionName(site), FunctionRuntime, site.KVSARN),
 		fmt.Sprintf("write key %q = the live version (read from the distribution's origin path) into the store, if it has none; on a site with no release yet the first promote writes it, and until then the site answers 503 \"no live release\"", site.Name),
+		releaseHeaderStep(site),
 		fmt.Sprintf("update distribution %s in one change: associate the function with the viewer requests of every cache behaviour that serves the site's origin (replacing the site's routing function %s, refusing any other), clear the origin path (the function adds /%s<version>), and %s", site.DistributionID, RouterName(site), site.Prefix, errorPagesStep(site)),
 		"wait until the distribution is Deployed (minutes); from then on promote and rollback write one key",
 	}
@@ -115,6 +117,11 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	if err != nil {
 		return nil, err
 	}
+	var hdr bool
+	if rep.ReleaseHeaderReport, hdr, err = releaseHeader(ctx, k.CF, site, dc.DistributionConfig, aws.ToString(o.Id)); err != nil {
+		return nil, err
+	}
+	associated = associated || hdr
 	if rep.ErrorPages, err = setErrorPages(site, dc.DistributionConfig); err != nil {
 		return nil, err
 	}

@@ -119,8 +119,9 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 	var dists, functions, stores []string
 	for _, s := range sites {
 		dists = append(dists, fmt.Sprintf("arn:%s:cloudfront::%s:distribution/%s", partition, account, s.DistributionID))
-		functions = append(functions, fmt.Sprintf("arn:%s:cloudfront::%s:function/%s", partition, account, FunctionName(s)),
-			fmt.Sprintf("arn:%s:cloudfront::%s:function/%s", partition, account, RouterName(s)))
+		for _, name := range []string{FunctionName(s), RouterName(s), ReleaseHeaderName(s)} {
+			functions = append(functions, fmt.Sprintf("arn:%s:cloudfront::%s:function/%s", partition, account, name))
+		}
 		if s.KVSARN != "" {
 			stores = append(stores, s.KVSARN)
 		}

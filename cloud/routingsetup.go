@@ -15,7 +15,8 @@ import (
 // RoutingSetup gives an origin-path site its routing (releases.Routing)
 // on CloudFront: a small viewer-request function (RouterCode) on every
 // cache behaviour of the site's origin for the directory index and the
-// fallback, and custom error responses for the 404 page. Strategy kvs
+// fallback, and custom error responses for the 404 page; and the
+// viewer-response function that names the release (see releaseheader.go). Strategy kvs
 // sites get the same from kvs-setup, in their own function.
 type RoutingSetup struct {
 	CF FunctionsAPI
@@ -32,6 +33,7 @@ type RoutingSetupReport struct {
 	Associated  bool   `json:"associated"`      // function associations changed
 	ErrorPages  bool   `json:"error_pages_set"` // custom error responses changed
 	Updated     bool   `json:"updated"`         // the distribution was updated
+	ReleaseHeaderReport
 }
 
 // Steps lists, for people, what Apply does.
@@ -43,7 +45,7 @@ func (r *RoutingSetup) Steps(site releases.Site) []string {
 	} else {
 		steps = append(steps, fmt.Sprintf("take function %s off distribution %s's cache behaviours, if it is there (routing.index and routing.fallback are empty)", RouterName(site), site.DistributionID))
 	}
-	return append(steps, errorPagesStep(site), "in one distribution update, then wait until the distribution is Deployed (minutes)")
+	return append(steps, releaseHeaderStep(site), errorPagesStep(site), "in one distribution update, then wait until the distribution is Deployed (minutes)")
 }
 
 func routingSummary(site releases.Site) string {
@@ -93,7 +95,12 @@ func (r *RoutingSetup) Check(ctx context.Context, site releases.Site) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	return append(problems, routingProblems(site, dc.DistributionConfig, aws.ToString(o.Id), want)...), nil
+	problems = append(problems, routingProblems(site, dc.DistributionConfig, aws.ToString(o.Id), want)...)
+	hdr, err := releaseHeaderCheck(ctx, r.CF, site, dc.DistributionConfig, aws.ToString(o.Id))
+	if err != nil {
+		return nil, err
+	}
+	return append(problems, hdr...), nil
 }
 
 // Apply sets the routing up. It is safe to run again: the function is
@@ -132,6 +139,11 @@ func (r *RoutingSetup) Apply(ctx context.Context, site releases.Site) (*RoutingS
 	if rep.Associated, err = associate(site, dc.DistributionConfig, aws.ToString(o.Id), want, router); err != nil {
 		return nil, err
 	}
+	var hdr bool
+	if rep.ReleaseHeaderReport, hdr, err = releaseHeader(ctx, r.CF, site, dc.DistributionConfig, aws.ToString(o.Id)); err != nil {
+		return nil, err
+	}
+	rep.Associated = rep.Associated || hdr
 	if rep.ErrorPages, err = setErrorPages(site, dc.DistributionConfig); err != nil {
 		return nil, err
 	}

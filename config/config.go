@@ -116,6 +116,11 @@ type Site struct {
 	URL string `yaml:"url"`
 	// Routing maps paths that name no file onto the release's files.
 	Routing Routing `yaml:"routing"`
+	// ReleaseHeader: every answer names its release in
+	// x-deploybot-release, through a viewer-response function the site's
+	// setup publishes; false leaves the distribution's viewer responses
+	// alone. Not set: true.
+	ReleaseHeader *bool `yaml:"release_header"`
 	// RepoURL is where the site's source is browsed, for links to
 	// commits, compares and pull requests in notices.
 	RepoURL string `yaml:"repo_url"`
@@ -803,8 +808,9 @@ func (s Site) ReleasesSite() releases.Site {
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},
 		SkewReleases: *s.SkewProtection, Health: s.Health.policy(), KVSARN: s.KVS.ARN, URL: s.URL,
-		Routing: releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound},
-		Windows: s.windows(), Freezes: s.freezes(), RepoURL: s.RepoURL,
+		NoReleaseHeader: s.ReleaseHeader != nil && !*s.ReleaseHeader,
+		Routing:         releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound},
+		Windows:         s.windows(), Freezes: s.freezes(), RepoURL: s.RepoURL,
 		Approval: releases.Approval{Required: s.Approval.Required, Approvers: s.Approval.Approvers, Timeout: s.Approval.Timeout.Duration}}
 }
 

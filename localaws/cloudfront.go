@@ -64,9 +64,15 @@ type cfBehavior struct {
 
 // viewerRequestFunction is the ARN of the function the behaviour runs on
 // viewer requests, or "".
-func (b cfBehavior) viewerRequestFunction() string {
+func (b cfBehavior) viewerRequestFunction() string { return b.function("viewer-request") }
+
+// viewerResponseFunction is the ARN of the function the behaviour runs on
+// viewer responses, or "".
+func (b cfBehavior) viewerResponseFunction() string { return b.function("viewer-response") }
+
+func (b cfBehavior) function(event string) string {
 	for _, fa := range b.FunctionAssociations.Items {
-		if fa.EventType == "viewer-request" {
+		if fa.EventType == event {
 			return fa.FunctionARN
 		}
 	}
@@ -173,7 +179,14 @@ func (s *cfService) checkAssociations(c distConfig) *cfError {
 }
 
 func (s *cfService) checkBehaviorAssociations(b cfBehavior) *cfError {
+	events := map[string]bool{}
 	for _, fa := range b.FunctionAssociations.Items {
+		// One function per event type and cache behaviour
+		// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html).
+		if events[fa.EventType] {
+			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "A cache behavior can have only one function association for event type " + fa.EventType + "."}
+		}
+		events[fa.EventType] = true
 		if s.published == nil || !s.published(fa.FunctionARN) {
 			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "The function ARN " + fa.FunctionARN + " does not name a published function."}
 		}

@@ -192,6 +192,11 @@ func (s *Server) Edge() http.Handler {
 		if f != nil {
 			// Too large to keep: straight from the origin, not cached.
 			defer f.Close()
+			if e, err = s.viewerResponse(behavior, r, viewerPath, pop, e); err != nil {
+				w.Header().Set("X-Cache", "FunctionExecutionError from cloudfront")
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 			for k, v := range e.header {
 				w.Header()[k] = v
 			}
@@ -204,8 +209,49 @@ func (s *Server) Edge() http.Handler {
 				e = s.customError(view, pop, er, e, now)
 			}
 		}
+		if e, err = s.viewerResponse(behavior, r, viewerPath, pop, e); err != nil {
+			w.Header().Set("X-Cache", "FunctionExecutionError from cloudfront")
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		s.writeCached(w, r, e, now, e.hit)
 	})
+}
+
+// viewerResponse runs behaviour b's viewer-response function, if it has
+// one, on answer e, and returns the answer it makes (e itself is what
+// the cache holds, and is left as it is). CloudFront runs it on hits and
+// misses alike, but not when the origin answered 400 or more, custom
+// error pages included
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html#edge-function-restrictions-all);
+// the function sees the headers and the status, never the body.
+func (s *Server) viewerResponse(b cfBehavior, r *http.Request, viewerPath string, pop int, e *cached) (*cached, error) {
+	arn := b.viewerResponseFunction()
+	if arn == "" || e.status >= 400 || e.custom {
+		return e, nil
+	}
+	fn, err := s.fns.liveByARN(arn)
+	if err != nil {
+		return nil, fmt.Errorf("the distribution's viewer-response function cannot run: %w", err)
+	}
+	in := fnResponse{StatusCode: e.status, StatusDescription: http.StatusText(e.status), Headers: map[string]fnValue{}}
+	for k, v := range e.header {
+		in.Headers[strings.ToLower(k)] = fnValue{Value: v[0]}
+	}
+	req := fnRequestOf(r)
+	req.URI = viewerPath
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	res, err := fn.runResponse(req, in, host, s.kvs.edgeGet(pop))
+	if err != nil {
+		return nil, err
+	}
+	out := *e
+	out.status = res.StatusCode
+	out.header = http.Header{}
+	for k, v := range res.Headers {
+		out.header.Set(k, v.Value)
+	}
+	return &out, nil
 }
 
 // cachedFetch answers a viewer path through behavior b from PoP pop's

@@ -487,8 +487,59 @@ type fnResult struct {
 	RespHeaders       map[string]fnValue `json:"-"`
 }
 
-// run calls handler(event) with get as the key stores the PoP sees.
+// run calls a viewer-request handler(event) with get as the key stores
+// the PoP sees.
 func (f *jsFunction) run(req fnRequest, clientIP string, get func(kvsID, key string) (string, bool)) (*fnResult, error) {
+	js, err := f.invoke(map[string]any{"version": "1.0", "context": map[string]any{"eventType": "viewer-request"},
+		"viewer": map[string]any{"ip": clientIP}, "request": req}, get)
+	if err != nil {
+		return nil, err
+	}
+	var res fnResult
+	if err := json.Unmarshal(js, &res); err != nil {
+		return nil, fmt.Errorf("the function returned %s: %w", js, err)
+	}
+	var resp struct {
+		Headers map[string]fnValue `json:"headers"`
+	}
+	if res.StatusCode != 0 {
+		_ = json.Unmarshal(js, &resp)
+		res.RespHeaders = resp.Headers
+	}
+	return &res, nil
+}
+
+// fnResponse is the response as a viewer-response function's event
+// carries it (the body is not part of it: the function cannot see or
+// change it).
+type fnResponse struct {
+	StatusCode        int                `json:"statusCode"`
+	StatusDescription string             `json:"statusDescription,omitempty"`
+	Headers           map[string]fnValue `json:"headers"`
+	Cookies           map[string]fnValue `json:"cookies"`
+}
+
+// runResponse calls a viewer-response handler(event) and returns the
+// response it makes of resp.
+func (f *jsFunction) runResponse(req fnRequest, resp fnResponse, clientIP string, get func(kvsID, key string) (string, bool)) (*fnResponse, error) {
+	if resp.Cookies == nil {
+		resp.Cookies = map[string]fnValue{}
+	}
+	js, err := f.invoke(map[string]any{"version": "1.0", "context": map[string]any{"eventType": "viewer-response"},
+		"viewer": map[string]any{"ip": clientIP}, "request": req, "response": resp}, get)
+	if err != nil {
+		return nil, err
+	}
+	var out fnResponse
+	if err := json.Unmarshal(js, &out); err != nil || out.StatusCode == 0 {
+		return nil, fmt.Errorf("the function returned %s, not a response", js)
+	}
+	return &out, nil
+}
+
+// invoke runs handler(event) and returns what it returned (or what its
+// promise resolved to) as JSON.
+func (f *jsFunction) invoke(event map[string]any, get func(kvsID, key string) (string, bool)) ([]byte, error) {
 	j, _ := f.pool.Get().(*jsVM)
 	if j == nil {
 		return nil, errors.New("the function cannot run")
@@ -496,8 +547,6 @@ func (f *jsFunction) run(req fnRequest, clientIP string, get func(kvsID, key str
 	defer f.pool.Put(j)
 	j.get = get
 	defer func() { j.get = nil }()
-	event := map[string]any{"version": "1.0", "context": map[string]any{"eventType": "viewer-request"},
-		"viewer": map[string]any{"ip": clientIP}, "request": req}
 	raw, _ := json.Marshal(event)
 	ev, err := j.vm.RunString("(" + string(raw) + ")")
 	if err != nil {
@@ -517,22 +566,7 @@ func (f *jsFunction) run(req fnRequest, clientIP string, get func(kvsID, key str
 			return nil, errors.New("the function's promise never settled")
 		}
 	}
-	js, err := json.Marshal(out.Export())
-	if err != nil {
-		return nil, err
-	}
-	var res fnResult
-	if err := json.Unmarshal(js, &res); err != nil {
-		return nil, fmt.Errorf("the function returned %s: %w", js, err)
-	}
-	var resp struct {
-		Headers map[string]fnValue `json:"headers"`
-	}
-	if res.StatusCode != 0 {
-		_ = json.Unmarshal(js, &resp)
-		res.RespHeaders = resp.Headers
-	}
-	return &res, nil
+	return json.Marshal(out.Export())
 }
 
 // fnRequestOf turns an HTTP request into a function's request object:

@@ -109,7 +109,7 @@ func (s *spreadDialer) DialContext(ctx context.Context, network, addr string) (n
 const maxDrain = 64 << 10
 
 // ProbeRelease GETs url and returns the release its answer names in
-// releases.ReleaseHeader (or releases.AltReleaseHeader), "" when neither
+// releases.MetadataHeader (or releases.ReleaseHeader), "" when neither
 // is there. The answer is outside input: a value that is not a version
 // name is an error, not a release.
 func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error) {
@@ -136,12 +136,12 @@ func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error
 }
 
 // ReleaseOf reads the release an answer names from its headers
-// (releases.ReleaseHeader, else releases.AltReleaseHeader): "" when it
+// (releases.MetadataHeader, else releases.ReleaseHeader): "" when it
 // names none, an error when the value is not a version name.
 func ReleaseOf(h http.Header) (string, error) {
-	v := h.Get(releases.ReleaseHeader)
+	v := h.Get(releases.MetadataHeader)
 	if v == "" {
-		v = h.Get(releases.AltReleaseHeader)
+		v = h.Get(releases.ReleaseHeader)
 	}
 	if v == "" {
 		return "", nil

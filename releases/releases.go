@@ -37,6 +37,10 @@ type Site struct {
 	Health HealthPolicy
 	// Routing maps paths that name no file (see Routing).
 	Routing Routing
+	// NoReleaseHeader leaves the distribution's viewer responses alone:
+	// the site's setup then publishes no function that names the release
+	// in ReleaseHeader (answers still carry MetadataHeader).
+	NoReleaseHeader bool
 	// RepoURL is where the site's source is browsed (see
 	// present.ParseRepo), for links to commits, compares and pull
 	// requests; "" for none.

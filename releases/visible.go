@@ -13,26 +13,32 @@ import (
 //
 // Publish stamps every object of a release with the S3 user metadata
 // ReleaseMetadata, naming the release. S3 answers it as the header
-// ReleaseHeader, and CloudFront passes an S3 origin's user metadata on to
+// MetadataHeader, and CloudFront passes an S3 origin's user metadata on to
 // viewers as it is (it removes only the headers listed in
 // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/RequestAndResponseBehaviorS3Origin.html#response-s3-removed-headers),
 // cached copies included: an answer names the release it really came
-// from, on both strategies, whatever the cache holds. It costs some 40
-// bytes of metadata per object and nothing per request; the header cannot
-// be renamed without a viewer-response function, which would cost an
-// invocation per request and take the one viewer-response slot a cache
-// behaviour has.
+// from, on both strategies, whatever the cache holds. The stamp costs some
+// 40 bytes of metadata per object and nothing per request.
+//
+// Visitors see it as ReleaseHeader: the site's setup (routing-setup,
+// kvs-setup) puts a small viewer-response function on the distribution
+// that renames the header, unless the site turns it off (NoReleaseHeader),
+// for instance to keep a viewer-response function of its own. That costs
+// one function invocation per request; the visible phase reads either
+// name, so it works without the function too.
 //
 // After the flip, the visible phase asks the site's url until every answer
 // in a round names the new release.
 const (
 	// ReleaseMetadata is the S3 user metadata key publish writes.
 	ReleaseMetadata = "deploybot-release"
-	// ReleaseHeader is how answers carry it.
-	ReleaseHeader = "X-Amz-Meta-Deploybot-Release"
-	// AltReleaseHeader is read too: a site's own viewer-response function
-	// may hand the value on under this shorter name.
-	AltReleaseHeader = "X-Deploybot-Release"
+	// MetadataHeader is how S3, and CloudFront without the site's
+	// viewer-response function, answer it. When an answer carries both
+	// names, this one wins: it is the stamp of the object served, where
+	// the other may come from someone else's function.
+	MetadataHeader = "X-Amz-Meta-Deploybot-Release"
+	// ReleaseHeader is the name visitors see.
+	ReleaseHeader = "X-Deploybot-Release"
 )
 
 // PhaseVisible is the step after the flip that watches the site's

@@ -32,6 +32,9 @@ func TestDev(t *testing.T) {
 	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
 		t.Fatalf("after promote the site shows %q", b)
 	}
+	if v := releaseHeader(t, url); v != "v2" {
+		t.Fatalf("after promote the site's answer names release %q", v)
+	}
 	io.WriteString(d.stdin, "/site promote ../x\n")
 	d.wait(regexp.MustCompile(`\[only you\] invalid version`))
 	io.WriteString(d.stdin, "/site rollback\n")
@@ -96,6 +99,9 @@ func TestDevWithKVS(t *testing.T) {
 	d.wait(regexp.MustCompile("`v2` is live on"))
 	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v2</h1>") {
 		t.Fatalf("after a kvs promote the site shows %q", b)
+	}
+	if v := releaseHeader(t, url); v != "v2" {
+		t.Fatalf("after a kvs promote the site's answer names release %q", v)
 	}
 	io.WriteString(d.stdin, "/site preview v1\n")
 	// The console prints the link as a plain URL, not Slack's <url|label>.
@@ -202,6 +208,17 @@ func startDevIn(t *testing.T, ctx context.Context, data string, args ...string) 
 }
 
 // body GETs url.
+// releaseHeader is the release an answer of url names to visitors.
+func releaseHeader(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header.Get("X-Deploybot-Release")
+}
+
 func body(t *testing.T, c *http.Client, url string) string {
 	t.Helper()
 	resp, err := c.Get(url)

@@ -10,7 +10,9 @@ import (
 )
 
 // Every answer of the stand-in's edge names the release it came from, in
-// the metadata publish stamps on each object; after the flip, promote
+// the metadata publish stamps on each object, renamed x-deploybot-release
+// once setup has put the site's viewer-response function on the
+// distribution; after the flip, promote
 // watches the site's url until visitors get the new release, and says
 // when. On origin-path the phase follows the invalidation; on kvs it takes
 // the place of the fixed wait, which stays its floor.
@@ -37,6 +39,22 @@ func TestVisibleFromTheCommandLine(t *testing.T) {
 	resp.Body.Close()
 	if got := resp.Header.Get("X-Amz-Meta-Deploybot-Release"); got != "v1" {
 		t.Fatalf("an asset through the edge names release %q, want v1 (headers %v)", got, resp.Header)
+	}
+	// routing-setup adds the viewer-response function that gives the
+	// stamp its short name, on cached copies too.
+	r = w.must("routing-setup", "--apply")
+	if !strings.Contains(r.stdout, "every answer names its release in x-deploybot-release") {
+		t.Fatalf("routing-setup does not say it set the release header up:\n%s", r.stdout)
+	}
+	for _, path := range []string{"/assets/app.0123abcd.css", "/"} {
+		resp, err = http.Get(w.edge + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, meta := resp.Header.Get("X-Deploybot-Release"), resp.Header.Get("X-Amz-Meta-Deploybot-Release"); got != "v1" || meta != "" {
+			t.Fatalf("after routing-setup %s names release %q (x-amz-meta %q), want v1 under the short name only (headers %v)", path, got, meta, resp.Header)
+		}
 	}
 
 	// kvs: the same release names, and a fixed wait turned into a watch.
@@ -68,7 +86,7 @@ func TestVisibleFromTheCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get("X-Amz-Meta-Deploybot-Release"); got != "v2" {
-		t.Fatalf("the kvs site's page names release %q, want v2", got)
+	if got := resp.Header.Get("X-Deploybot-Release"); got != "v2" {
+		t.Fatalf("the kvs site's page names release %q, want v2 (headers %v)", got, resp.Header)
 	}
 }
