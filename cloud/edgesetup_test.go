@@ -90,7 +90,9 @@ func TestKVSSetupCoversEveryBehaviourOfTheOrigin(t *testing.T) {
 	e.put(t, "v1", "assets/app.css", "css of v1")
 	e.setOriginPath(t, "/www/v1")
 	other := e.publishOther(t, "auth-check")
-	behavior := func(fn string) func(*cftypes.DistributionConfig) { return assetsBehavior(cftypes.EventTypeViewerRequest, fn) }
+	behavior := func(fn string) func(*cftypes.DistributionConfig) {
+		return assetsBehavior(cftypes.EventTypeViewerRequest, fn)
+	}
 	e.changeDist(t, behavior(other))
 	before := e.dist(t)
 	_, err := e.setup.Apply(ctx, e.Site)
