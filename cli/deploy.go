@@ -51,7 +51,7 @@ func runPromote(ctx context.Context, env Env, args []string) error {
 	var reason, override *string
 	var noVerify, noWait *bool
 	call, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
-		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy")
+		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy (at most 500 characters)")
 		noVerify = fs.Bool("no-verify", false, "skip checking that every file of the release is in the bucket")
 		override = fs.String("override-freeze", "", "`REASON` to promote anyway in a freeze or outside the deploy windows (recorded)")
 		noWait = fs.Bool("no-wait", false, "on a site that needs approval, print the request's id and return instead of waiting")
@@ -94,7 +94,7 @@ func outcome(env Env, site string, out *releases.Outcome, err error) error {
 func runRollback(ctx context.Context, env Env, args []string) error {
 	var reason *string
 	call, err := siteCommand(ctx, env, "rollback", "[VERSION]", args, func(fs *flagSetT) {
-		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy")
+		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy (at most 500 characters)")
 	})
 	if err != nil {
 		return err

@@ -217,6 +217,9 @@ func (s *Service) Reject(ctx context.Context, siteName, id, actor, why string) (
 	if err != nil {
 		return ApprovalRequest{}, err
 	}
+	if err := checkReason("the reason", why); err != nil {
+		return ApprovalRequest{}, err
+	}
 	if actor == "" {
 		return ApprovalRequest{}, Errorf(EINVALID, "a rejection needs an actor")
 	}

@@ -50,7 +50,7 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 // refused when it was not allowed or not possible (a lock, a bad version,
 // an unknown release, a conflict); failed otherwise.
 func (s *Service) audit(ctx context.Context, site, actor, action, detail string, err error) {
-	e := AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: detail}
+	e := AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: shorten(detail, maxAuditDetail)}
 	var le *LockedError
 	switch {
 	case err == nil:

@@ -59,7 +59,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		}
 		if err == nil && out != nil && out.Approval != nil {
 			s.Audit(ctx, AuditEntry{Site: req.Site, Actor: req.Actor, Action: string(req.Kind), Result: "pending",
-				Detail: joinDetail(detail, fmt.Sprintf("(request %s waits for %d approval(s))", out.Approval.ID, out.Approval.Required))})
+				Detail: shorten(joinDetail(detail, fmt.Sprintf("(request %s waits for %d approval(s))", out.Approval.ID, out.Approval.Required)), maxAuditDetail)})
 			return
 		}
 		s.audit(ctx, req.Site, req.Actor, string(req.Kind), detail, err)
@@ -77,6 +77,12 @@ func (s *Service) deploy(ctx context.Context, req PromoteRequest, progress Progr
 	}
 	site, err := s.Site(req.Site)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkReason("the reason", req.Reason); err != nil {
+		return nil, err
+	}
+	if err := checkReason("the reason for overriding the freeze", req.Override); err != nil {
 		return nil, err
 	}
 	if err := ValidateVersion(req.Version); err != nil {
@@ -382,6 +388,9 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Pr
 	defer func() { s.audit(ctx, req.Site, req.Actor, string(KindRollback), joinDetail(target, req.Reason), err) }()
 	site, err := s.Site(req.Site)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkReason("the reason", req.Reason); err != nil {
 		return nil, err
 	}
 	if target == "" {

@@ -133,6 +133,9 @@ type FreezeRequest struct {
 // is one audit record.
 func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, error) {
 	sites, err := s.sitesOf(req.Site, req.All)
+	if err == nil {
+		err = checkReason("the reason", req.Reason)
+	}
 	if err != nil {
 		s.audit(ctx, req.Site, req.Actor, "freeze", req.Reason, err)
 		return nil, err

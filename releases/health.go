@@ -145,7 +145,9 @@ func Wait(ctx context.Context, after func(time.Duration) <-chan time.Time, d tim
 // the release it replaced, then the site locked so that nobody promotes
 // the bad release again by accident.
 func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *HealthError, progress Progress) error {
-	reason := fmt.Sprintf("auto-rollback: %s failed health checks (%s)", d.To, herr.Error())
+	// Cut to what a reason may be: the check's URL and what it answered
+	// are outside text of any length.
+	reason := shorten(fmt.Sprintf("auto-rollback: %s failed health checks (%s)", d.To, herr.Error()), MaxReason-1)
 	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
 	hold := Lock{Site: site.Name, Holder: AutoActor, Reason: "auto-rollback: " + d.To + " failed health checks; unlock when it is understood"}
 	var rb *Outcome

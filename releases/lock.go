@@ -15,6 +15,9 @@ func (s *Service) LockSite(ctx context.Context, siteName, actor, reason string) 
 	if reason == "" {
 		return nil, Errorf(EINVALID, "say why site %s is locked", site.Name)
 	}
+	if err := checkReason("the reason", reason); err != nil {
+		return nil, err
+	}
 	l := Lock{Site: site.Name, Holder: actor, Reason: reason, Since: s.now()}
 	if err := s.Store.AcquireLock(ctx, l); err != nil {
 		return nil, err

@@ -292,6 +292,9 @@ func (s *Service) PinRelease(ctx context.Context, siteName, version, actor, reas
 	if err != nil {
 		return nil, err
 	}
+	if err := checkReason("the reason", reason); err != nil {
+		return nil, err
+	}
 	if err := ValidateVersion(version); err != nil {
 		return nil, err
 	}

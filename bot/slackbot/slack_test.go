@@ -590,13 +590,20 @@ func TestLongTextStaysWithinSlacksLimits(t *testing.T) {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "New release of *www*")
 	})
-	reason := strings.Repeat("why ", 625)
-	w.slack.Slash("long-1", alice, "promote "+long+" "+reason)
+	// The longest reason the service takes, of the characters escaping
+	// makes longest (each of < & > becomes four or five).
+	worst := func(unit string) string { return strings.Repeat(unit, releases.MaxReason)[:releases.MaxReason] }
+	w.slack.Slash("long-0", alice, "promote "+long+" "+worst("<&>")+"x")
+	w.slack.WaitFor("the refusal of a longer reason", func() bool {
+		_, _, ephemeral := w.slack.Snapshot()
+		return hasText(ephemeral, "the reason is 501 characters long; at most 500 are kept")
+	})
+	w.slack.Slash("long-1", alice, "promote "+long+" "+worst("<&>"))
 	w.slack.WaitFor("the long version live", func() bool {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "is live on")
 	})
-	w.slack.Slash("long-2", alice, "lock "+strings.Repeat("frozen & <careful> ", 190))
+	w.slack.Slash("long-2", alice, "lock "+worst("frozen & <careful> "))
 	w.slack.WaitFor("the lock", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, ":lock:") })
 	w.slack.Slash("long-3", alice, "status")
 	w.slack.WaitFor("the status", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "*www* status") })
