@@ -390,7 +390,7 @@ func TestInvalidManifestIsSkipped(t *testing.T) {
 	if _, err := e.Bucket.ReadManifest(ctx, e.Site, "v9"); releases.ErrorCode(err) != releases.EINVALID {
 		t.Fatalf("reading the bad manifest: %v", err)
 	}
-	ms, err := e.Bucket.LatestManifests(ctx, e.Site, 2)
+	ms, err := e.Bucket.LatestManifests(ctx, e.Site, 2, nil)
 	if err != nil || len(ms) != 2 || ms[0].Version != "v3" || ms[1].Version != "v1" {
 		t.Fatalf("latest manifests: %v %v", ms, err)
 	}

@@ -125,39 +125,56 @@ func newestFirst(all []manifestEntry) {
 // LatestManifests returns the n most recently published manifests, newest
 // first: from the index when it has them (n GETs and one for the index),
 // else from a listing of every manifest.
-func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n int) ([]*releases.Manifest, error) {
+func (b *S3Bucket) LatestManifests(ctx context.Context, site releases.Site, n int, files *releases.ManifestFiles) ([]*releases.Manifest, error) {
 	idx, _, ok, err := b.readLatest(ctx, site)
 	if err != nil {
 		return nil, err
 	}
+	var out []*releases.Manifest
+	tried := map[string]bool{}
 	if ok {
-		out, err := b.readManifests(ctx, site, idx.Versions, n)
+		out, err = b.readManifests(ctx, site, idx.Versions, n, files)
 		// Fewer than n in an index that is not full: that is all there is.
 		if err != nil || len(out) == n || len(idx.Versions) < latestKept {
 			return out, err
 		}
+		for _, v := range idx.Versions {
+			tried[v] = true
+		}
 	}
+	// The rest from a listing, older than what the index named (it holds
+	// the newest), each version read once.
 	all, err := b.manifests(ctx, site)
 	if err != nil {
 		return nil, err
 	}
 	newestFirst(all)
-	vs := make([]string, len(all))
-	for i, e := range all {
-		vs[i] = e.version
+	var vs []string
+	for _, e := range all {
+		if !tried[e.version] {
+			vs = append(vs, e.version)
+		}
 	}
-	return b.readManifests(ctx, site, vs, n)
+	more, err := b.readManifests(ctx, site, vs, n-len(out), files)
+	return append(out, more...), err
 }
 
 // readManifests reads the first n manifests of versions that are there
 // and valid.
-func (b *S3Bucket) readManifests(ctx context.Context, site releases.Site, versions []string, n int) ([]*releases.Manifest, error) {
+func (b *S3Bucket) readManifests(ctx context.Context, site releases.Site, versions []string, n int, files *releases.ManifestFiles) ([]*releases.Manifest, error) {
 	var out []*releases.Manifest
 	for _, v := range versions {
 		if len(out) == n {
 			break
 		}
-		m, err := b.ReadManifest(ctx, site, v)
+		var each func(releases.ManifestFile, bool) error
+		if files != nil {
+			each = func(f releases.ManifestFile, carried bool) error { return files.File(v, f, carried) }
+		}
+		m, err := b.readManifest(ctx, site, v, each)
+		if files != nil {
+			files.Done(v, err == nil)
+		}
 		if errors.Is(err, releases.ErrNoManifest) {
 			continue // pruned, or a publish that did not finish
 		}

@@ -42,13 +42,13 @@ func TestLatestManifestsFromTheIndex(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // distinct LastModified
 	}
-	if got, err := e.Bucket.LatestManifests(ctx, e.Site, 2); err != nil || versions(got) != "v3,v2" {
+	if got, err := e.Bucket.LatestManifests(ctx, e.Site, 2, nil); err != nil || versions(got) != "v3,v2" {
 		t.Fatalf("without an index: %s %v", versions(got), err)
 	}
 	write("v4") // seeds the index from a listing
 	lists := e.AWS.Calls()["s3 ListObjectsV2"]
 	write("v5")
-	got, err := e.Bucket.LatestManifests(ctx, e.Site, 3)
+	got, err := e.Bucket.LatestManifests(ctx, e.Site, 3, nil)
 	if err != nil || versions(got) != "v5,v4,v3" {
 		t.Fatalf("from the index: %s %v", versions(got), err)
 	}
@@ -59,14 +59,14 @@ func TestLatestManifestsFromTheIndex(t *testing.T) {
 	if _, err := e.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.ManifestKey("v4"))}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := e.Bucket.LatestManifests(ctx, e.Site, 2); versions(got) != "v5,v3" {
+	if got, _ := e.Bucket.LatestManifests(ctx, e.Site, 2, nil); versions(got) != "v5,v3" {
 		t.Fatalf("with v4 pruned: %s", versions(got))
 	}
 	// A version published already is refused and does not move up.
 	if err := e.Bucket.WriteManifest(ctx, e.Site, &releases.Manifest{Version: "v3"}); releases.ErrorCode(err) != releases.ECONFLICT {
 		t.Fatalf("publishing v3 again: %v", err)
 	}
-	if got, _ := e.Bucket.LatestManifests(ctx, e.Site, 1); versions(got) != "v5" {
+	if got, _ := e.Bucket.LatestManifests(ctx, e.Site, 1, nil); versions(got) != "v5" {
 		t.Fatalf("after a refused republish: %s", versions(got))
 	}
 	// A damaged index is not used.
@@ -74,12 +74,12 @@ func TestLatestManifestsFromTheIndex(t *testing.T) {
 		Body: strings.NewReader(`{"versions":["../x"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := e.Bucket.LatestManifests(ctx, e.Site, 2); err != nil || versions(got) != "v5,v3" {
+	if got, err := e.Bucket.LatestManifests(ctx, e.Site, 2, nil); err != nil || versions(got) != "v5,v3" {
 		t.Fatalf("with a damaged index: %s %v", versions(got), err)
 	}
 	// The next publish replaces it, seeded again from the listing.
 	write("v6")
-	if got, err := e.Bucket.LatestManifests(ctx, e.Site, 3); err != nil || versions(got) != "v6,v5,v3" {
+	if got, err := e.Bucket.LatestManifests(ctx, e.Site, 3, nil); err != nil || versions(got) != "v6,v5,v3" {
 		t.Fatalf("after the damaged index was replaced: %s %v", versions(got), err)
 	}
 }

@@ -61,6 +61,12 @@ var _ releases.Bucket = (*S3Bucket)(nil)
 
 // ReadManifest reads and decodes the manifest of version.
 func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version string) (*releases.Manifest, error) {
+	return b.readManifest(ctx, site, version, nil)
+}
+
+// readManifest is ReadManifest, handing the files to visit instead of
+// keeping them when visit is set (see releases.DecodeManifestFiles).
+func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version string, visit func(releases.ManifestFile, bool) error) (*releases.Manifest, error) {
 	key := site.ManifestKey(version)
 	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
 	if err != nil {
@@ -73,7 +79,12 @@ func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version
 	defer out.Body.Close()
 	// Decoded as it arrives, within releases.MaxManifestBytes and
 	// MaxManifestFiles: a hostile manifest costs at most that much memory.
-	m, err := releases.DecodeManifest(out.Body, version)
+	var m *releases.Manifest
+	if visit != nil {
+		m, err = releases.DecodeManifestFiles(out.Body, version, visit)
+	} else {
+		m, err = releases.DecodeManifest(out.Body, version)
+	}
 	if err != nil {
 		if releases.ErrorCode(err) == releases.EINVALID {
 			return nil, &releases.RefusedManifest{ETag: aws.ToString(out.ETag), Err: fmt.Errorf("s3://%s/%s: %w", site.Bucket, key, err)}

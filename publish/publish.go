@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,37 +125,17 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if conc <= 0 {
 		conc = 16
 	}
-	// The releases to copy from: the newest for unchanged files, and the
-	// last SkewReleases for carried assets.
-	prev, err := p.Bucket.LatestManifests(ctx, req.Site, max(1, req.SkewReleases))
-	if err != nil {
-		return nil, err
-	}
 	maxCopy := p.MaxCopySize
 	if maxCopy <= 0 {
 		maxCopy = releases.MaxCopySize
 	}
-	pl := &plan{have: map[string]source{}, carry: map[string]releases.ManifestFile{}, maxCopy: maxCopy,
+	pl := &plan{have: map[content]source{}, carry: map[string]releases.ManifestFile{}, maxCopy: maxCopy,
 		room: releases.MaxManifestFiles - count}
-	if len(prev) > 0 {
-		for _, f := range prev[0].Files {
-			pl.have[f.SHA256+"/"+strconv.FormatInt(f.Size, 10)] = source{prev[0].Version, f.Path}
-		}
-	}
-	// Skew protection: fingerprinted assets of the previous releases,
-	// newest first; the walk strikes off the paths this build has.
-	for i, m := range prev {
-		if i >= req.SkewReleases {
-			break
-		}
-		for _, f := range m.Files {
-			if _, dup := pl.carry[f.Path]; dup || !Fingerprinted(f.Path) || f.Size > maxCopy {
-				continue
-			}
-			c := f
-			c.From = m.Version
-			pl.carry[f.Path] = c
-		}
+	// The releases to copy from: the newest for unchanged files, and the
+	// last SkewReleases for carried assets. Their files are taken as they
+	// are read, not kept: only what the plan needs stays.
+	if _, err := p.Bucket.LatestManifests(ctx, req.Site, max(1, req.SkewReleases), pl.reader(req.SkewReleases)); err != nil {
+		return nil, err
 	}
 	if req.DryRun {
 		return p.dryRun(ctx, req, pl, conc, start, now)
@@ -166,10 +145,25 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 
 type source struct{ version, path string }
 
+// content names a file's content: its SHA-256 and size.
+type content struct {
+	sum  [sha256.Size]byte
+	size int64
+}
+
+func contentOf(sha string, size int64) (content, bool) {
+	c := content{size: size}
+	n, err := hex.Decode(c.sum[:], []byte(sha))
+	return c, err == nil && n == sha256.Size
+}
+
 // plan is what publish knows before it walks: the content of the newest
-// release (sha256/size -> a file of it) and the assets it may carry.
+// release (a file of it for each content) and the assets it may carry.
+// It holds about 100 bytes for each file of the newest release (its path,
+// the content's key) and each fingerprinted asset of the last
+// SkewReleases, not their manifests.
 type plan struct {
-	have    map[string]source
+	have    map[content]source
 	carry   map[string]releases.ManifestFile // path -> the newest earlier release's file
 	maxCopy int64
 	// room is how many carried files the manifest takes beside the
@@ -178,9 +172,61 @@ type plan struct {
 	room int
 }
 
+// reader takes the files of the newest releases into the plan as they
+// are read: the first valid release gives the content index, and the
+// first skew ones their fingerprinted assets (the newest release's copy
+// of a path wins). What a release proves not valid after some of its
+// files were read is dropped: each release is staged, and taken in when
+// it is done.
+func (pl *plan) reader(skew int) *releases.ManifestFiles {
+	taken := 0
+	var version string
+	var have map[content]source
+	var carry []releases.ManifestFile
+	return &releases.ManifestFiles{
+		File: func(v string, f releases.ManifestFile, carried bool) error {
+			if v != version {
+				version, have, carry = v, nil, nil
+				if taken == 0 {
+					have = map[content]source{}
+				}
+			}
+			if carried {
+				return nil
+			}
+			if c, ok := contentOf(f.SHA256, f.Size); ok && have != nil {
+				have[c] = source{v, f.Path}
+			}
+			if taken < skew && Fingerprinted(f.Path) && f.Size <= pl.maxCopy {
+				f.From = v
+				carry = append(carry, f)
+			}
+			return nil
+		},
+		Done: func(v string, ok bool) {
+			if ok {
+				if taken == 0 && v == version && have != nil {
+					pl.have = have
+				}
+				for _, f := range carry {
+					if _, dup := pl.carry[f.Path]; !dup && v == version {
+						pl.carry[f.Path] = f
+					}
+				}
+				taken++
+			}
+			version, have, carry = "", nil, nil
+		},
+	}
+}
+
 // from is where a file of this content can be copied from, if anywhere.
 func (pl *plan) from(e entry) (source, bool) {
-	src, ok := pl.have[e.SHA256+"/"+strconv.FormatInt(e.Size, 10)]
+	c, ok := contentOf(e.SHA256, e.Size)
+	if !ok {
+		return source{}, false
+	}
+	src, ok := pl.have[c]
 	return src, ok && e.Size <= pl.maxCopy
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -47,9 +48,34 @@ func ParseManifest(raw []byte, version string) (*Manifest, error) {
 // negative; hashes are SHA-256 in hex; carried files name the release they
 // came from. Unknown fields are allowed (a newer deploybot may add some).
 func DecodeManifest(r io.Reader, version string) (*Manifest, error) {
+	var files, carried []ManifestFile
+	m, err := DecodeManifestFiles(r, version, func(f ManifestFile, isCarried bool) error {
+		if isCarried {
+			carried = append(carried, f)
+		} else {
+			files = append(files, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Files, m.Carried = files, carried
+	return m, nil
+}
+
+// DecodeManifestFiles is DecodeManifest for a reader that need not keep
+// the files: each entry (Files, then Carried, as stored) goes to visit as
+// soon as it is decoded and checked, and the Manifest returned has none.
+// It holds about 40 bytes an entry (what tells a path listed twice), not
+// the entries. visit sees the entries before the manifest is known to be
+// whole and valid (the version it names may come after them): when
+// DecodeManifestFiles returns an error, what visit saw must be dropped.
+// An error from visit stops the decoding and is returned.
+func DecodeManifestFiles(r io.Reader, version string, visit func(f ManifestFile, carried bool) error) (*Manifest, error) {
 	lr := &limitedReader{r: r, left: MaxManifestBytes}
 	dec := json.NewDecoder(lr)
-	m, err := decodeManifest(dec, version)
+	m, err := decodeManifest(dec, version, visit)
 	if lr.over {
 		return nil, Errorf(EINVALID, "manifest of %s is larger than %d bytes", version, MaxManifestBytes)
 	}
@@ -68,7 +94,7 @@ func DecodeManifest(r io.Reader, version string) (*Manifest, error) {
 	return checkManifest(m, version)
 }
 
-func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
+func decodeManifest(dec *json.Decoder, version string, visit func(ManifestFile, bool) error) (*Manifest, error) {
 	bad := func(err error) error {
 		return Errorf(EINVALID, "manifest of %s is not valid JSON: %w", version, err)
 	}
@@ -79,6 +105,7 @@ func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
 	}
 	var m Manifest
 	entries := 0
+	seen := entryCheck{paths: map[[2]uint64]struct{}{}}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
@@ -87,10 +114,7 @@ func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
 		key, _ := t.(string)
 		switch key {
 		case "files", "carried":
-			list := &m.Files
-			if key == "carried" {
-				list = &m.Carried
-			}
+			carried := key == "carried"
 			if t, err := dec.Token(); err != nil {
 				return nil, bad(err)
 			} else if t == nil {
@@ -106,7 +130,12 @@ func decodeManifest(dec *json.Decoder, version string) (*Manifest, error) {
 				if err := dec.Decode(&f); err != nil {
 					return nil, bad(err)
 				}
-				*list = append(*list, f)
+				if err := seen.check(version, f, carried); err != nil {
+					return nil, err
+				}
+				if err := visit(f, carried); err != nil {
+					return nil, err
+				}
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, bad(err)
@@ -168,6 +197,45 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// entryCheck checks each entry of a manifest as it is decoded: its path
+// is clean and listed once (kept as two 64-bit hashes of it, 16 bytes an
+// entry rather than the path; a false "listed twice" needs both to
+// collide), its size and hash are well-formed, and a carried file names
+// the release it came from.
+type entryCheck struct {
+	paths map[[2]uint64]struct{}
+}
+
+var pathSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func (c entryCheck) check(version string, f ManifestFile, carried bool) error {
+	kind := "file"
+	if carried {
+		kind = "carried file"
+	}
+	if err := ValidPath(f.Path); err != nil {
+		return Errorf(EINVALID, "manifest of %s: %s %q: %v", version, kind, f.Path, err)
+	}
+	key := [2]uint64{maphash.String(pathSeeds[0], f.Path), maphash.String(pathSeeds[1], f.Path)}
+	if _, dup := c.paths[key]; dup {
+		return Errorf(EINVALID, "manifest of %s lists %q twice", version, f.Path)
+	}
+	c.paths[key] = struct{}{}
+	if f.Size < 0 {
+		return Errorf(EINVALID, "manifest of %s: %s %q has a negative size", version, kind, f.Path)
+	}
+	if f.SHA256 != "" {
+		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {
+			return Errorf(EINVALID, "manifest of %s: %s %q: sha256 is not 64 hex digits", version, kind, f.Path)
+		}
+	}
+	if carried && ValidateVersion(f.From) != nil {
+		return Errorf(EINVALID, "manifest of %s: carried file %q names no valid release it came from (%q)", version, f.Path, f.From)
+	}
+	return nil
+}
+
+// checkManifest checks what DecodeManifestFiles knows only at the end.
 func checkManifest(m *Manifest, version string) (*Manifest, error) {
 	if m.Version != version {
 		return nil, Errorf(EINVALID, "manifest stored as %s says it is version %q", version, m.Version)
@@ -177,38 +245,6 @@ func checkManifest(m *Manifest, version string) (*Manifest, error) {
 	}
 	if err := CheckAncestors(m.Ancestors); err != nil {
 		return nil, Errorf(EINVALID, "manifest of %s: %s", version, ErrorMessage(err))
-	}
-	seen := make(map[string]bool, len(m.Files)+len(m.Carried))
-	check := func(kind string, f ManifestFile) error {
-		if err := ValidPath(f.Path); err != nil {
-			return Errorf(EINVALID, "manifest of %s: %s %q: %v", version, kind, f.Path, err)
-		}
-		if seen[f.Path] {
-			return Errorf(EINVALID, "manifest of %s lists %q twice", version, f.Path)
-		}
-		seen[f.Path] = true
-		if f.Size < 0 {
-			return Errorf(EINVALID, "manifest of %s: %s %q has a negative size", version, kind, f.Path)
-		}
-		if f.SHA256 != "" {
-			if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {
-				return Errorf(EINVALID, "manifest of %s: %s %q: sha256 is not 64 hex digits", version, kind, f.Path)
-			}
-		}
-		return nil
-	}
-	for _, f := range m.Files {
-		if err := check("file", f); err != nil {
-			return nil, err
-		}
-	}
-	for _, f := range m.Carried {
-		if err := check("carried file", f); err != nil {
-			return nil, err
-		}
-		if ValidateVersion(f.From) != nil {
-			return nil, Errorf(EINVALID, "manifest of %s: carried file %q names no valid release it came from (%q)", version, f.Path, f.From)
-		}
 	}
 	return m, nil
 }

@@ -2,6 +2,7 @@ package releases_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -189,4 +190,37 @@ func (r repeatReader) Read(p []byte) (int, error) {
 		p[i] = byte(r)
 	}
 	return len(p), nil
+}
+
+// DecodeManifestFiles hands each entry over as it is decoded, checked the
+// same way as DecodeManifest's, and keeps none; an error from the visitor
+// stops the decoding.
+func TestDecodeManifestFilesKeepsNone(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	raw := `{"files":[{"path":"a.html","size":1,"sha256":"` + sum + `"},{"path":"b.html","size":2}],` +
+		`"carried":[{"path":"x.0123abcd.css","size":3,"from":"v1"}],"version":"v2"}`
+	var seen []string
+	m, err := releases.DecodeManifestFiles(strings.NewReader(raw), "v2", func(f releases.ManifestFile, carried bool) error {
+		seen = append(seen, fmt.Sprintf("%s:%d:%v", f.Path, f.Size, carried))
+		return nil
+	})
+	if err != nil || m.Version != "v2" || m.Files != nil || m.Carried != nil {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if got := strings.Join(seen, " "); got != "a.html:1:false b.html:2:false x.0123abcd.css:3:true" {
+		t.Fatalf("visited %s", got)
+	}
+	stop := errors.New("enough")
+	n := 0
+	if _, err := releases.DecodeManifestFiles(strings.NewReader(raw), "v2", func(releases.ManifestFile, bool) error {
+		n++
+		return stop
+	}); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("a visitor's error: %v after %d", err, n)
+	}
+	// A path listed in both lists is refused, as in DecodeManifest.
+	dup := `{"files":[{"path":"a.html","size":1}],"carried":[{"path":"a.html","size":1,"from":"v1"}],"version":"v2"}`
+	if _, err := releases.DecodeManifestFiles(strings.NewReader(dup), "v2", func(releases.ManifestFile, bool) error { return nil }); releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), `lists "a.html" twice`) {
+		t.Fatalf("a path twice: %v", err)
+	}
 }

@@ -179,8 +179,12 @@ type Bucket interface {
 	ListHistory(ctx context.Context, site Site, dir string) ([]string, error)
 	GetHistory(ctx context.Context, site Site, key string) ([]byte, error)
 	// LatestManifests returns the manifests of the n most recently
-	// published releases, newest first.
-	LatestManifests(ctx context.Context, site Site, n int) ([]*Manifest, error)
+	// published releases, newest first, skipping those gone or not
+	// valid. With files nil each holds its files. With files set, the
+	// files go to it as they are decoded, one release after another, and
+	// the manifests returned hold none, so a large release costs no
+	// memory here.
+	LatestManifests(ctx context.Context, site Site, n int, files *ManifestFiles) ([]*Manifest, error)
 
 	// ListFolders returns the names of the release folders in the bucket,
 	// with or without a manifest (one delimited listing, not every object).
@@ -276,4 +280,16 @@ type Step struct {
 	// Record, when set, writes what the step learned into the deploy
 	// after it succeeds, before the deploy is recorded again.
 	Record func(d *Deploy)
+}
+
+// ManifestFiles takes the files of manifests as they are decoded (see
+// Bucket.LatestManifests), for a reader that keeps less than all of them.
+type ManifestFiles struct {
+	// File gets each file of version's manifest, in the order stored
+	// (Files, then Carried). An error stops the reading and is returned.
+	File func(version string, f ManifestFile, carried bool) error
+	// Done follows the last File of a version read (and stands alone for
+	// one that was gone): ok says the manifest was whole and valid; when
+	// it was not, what File got of it must be dropped.
+	Done func(version string, ok bool)
 }

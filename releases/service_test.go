@@ -143,7 +143,7 @@ func (b *fakeBucket) ReleaseObjects(_ context.Context, _ releases.Site, v string
 	return out, nil
 }
 
-func (b *fakeBucket) LatestManifests(context.Context, releases.Site, int) ([]*releases.Manifest, error) {
+func (b *fakeBucket) LatestManifests(context.Context, releases.Site, int, *releases.ManifestFiles) ([]*releases.Manifest, error) {
 	return nil, nil
 }
 
