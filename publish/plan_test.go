@@ -2,17 +2,15 @@ package publish
 
 import (
 	"testing"
-
-	"github.com/deploybot/deploybot/releases"
 )
 
 // Carried files take only the room the manifest has left beside the
 // build's, by path: a release over releases.MaxManifestFiles could not be
 // read, so skew protection gives way.
 func TestCarriedFitTheManifest(t *testing.T) {
-	carry := map[string]releases.ManifestFile{}
+	carry := map[string]asset{}
 	for _, p := range []string{"c.0123abcd.js", "a.0123abcd.js", "b.0123abcd.js"} {
-		carry[p] = releases.ManifestFile{Path: p, From: "v1"}
+		carry[p] = asset{from: "v1"}
 	}
 	for _, c := range []struct {
 		room int

@@ -129,7 +129,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if maxCopy <= 0 {
 		maxCopy = releases.MaxCopySize
 	}
-	pl := &plan{have: map[content]source{}, carry: map[string]releases.ManifestFile{}, maxCopy: maxCopy,
+	pl := &plan{have: map[content]source{}, carry: map[string]asset{}, maxCopy: maxCopy,
 		room: releases.MaxManifestFiles - count}
 	// The releases to copy from: the newest for unchanged files, and the
 	// last SkewReleases for carried assets. Their files are taken as they
@@ -160,11 +160,11 @@ func contentOf(sha string, size int64) (content, bool) {
 // plan is what publish knows before it walks: the content of the newest
 // release (a file of it for each content) and the assets it may carry.
 // It holds about 100 bytes for each file of the newest release (its path,
-// the content's key) and each fingerprinted asset of the last
-// SkewReleases, not their manifests.
+// the content's key) and about 200 for each fingerprinted asset of the
+// last SkewReleases, not their manifests.
 type plan struct {
 	have    map[content]source
-	carry   map[string]releases.ManifestFile // path -> the newest earlier release's file
+	carry   map[string]asset // path -> the newest earlier release's file
 	maxCopy int64
 	// room is how many carried files the manifest takes beside the
 	// build's before it passes releases.MaxManifestFiles, which readers
@@ -172,21 +172,49 @@ type plan struct {
 	room int
 }
 
+// asset is a fingerprinted file of an earlier release, as compact as its
+// manifest entry allows: the hash as bytes, the header strings shared
+// between assets (a site has a handful of each).
+type asset struct {
+	from                                    string
+	size                                    int64
+	sum                                     [sha256.Size]byte
+	hashed                                  bool
+	contentType, cacheControl, contentCoder string
+}
+
+// file is the manifest entry of the asset carried under path.
+func (a asset) file(path string) releases.ManifestFile {
+	f := releases.ManifestFile{Path: path, Size: a.size, From: a.from, ContentType: a.contentType, CacheControl: a.cacheControl, ContentEncoding: a.contentCoder}
+	if a.hashed {
+		f.SHA256 = hex.EncodeToString(a.sum[:])
+	}
+	return f
+}
+
 // reader takes the files of the newest releases into the plan as they
 // are read: the first valid release gives the content index, and the
 // first skew ones their fingerprinted assets (the newest release's copy
 // of a path wins). What a release proves not valid after some of its
-// files were read is dropped: each release is staged, and taken in when
-// it is done.
+// files were read is taken out again when it is done: its content index
+// is staged, and the paths it added to carry are remembered.
 func (pl *plan) reader(skew int) *releases.ManifestFiles {
 	taken := 0
 	var version string
 	var have map[content]source
-	var carry []releases.ManifestFile
+	var added []string
+	shared := map[string]string{}
+	intern := func(s string) string {
+		if v, ok := shared[s]; ok {
+			return v
+		}
+		shared[s] = s
+		return s
+	}
 	return &releases.ManifestFiles{
 		File: func(v string, f releases.ManifestFile, carried bool) error {
 			if v != version {
-				version, have, carry = v, nil, nil
+				version, have, added = v, nil, nil
 				if taken == 0 {
 					have = map[content]source{}
 				}
@@ -194,28 +222,32 @@ func (pl *plan) reader(skew int) *releases.ManifestFiles {
 			if carried {
 				return nil
 			}
-			if c, ok := contentOf(f.SHA256, f.Size); ok && have != nil {
+			c, hashed := contentOf(f.SHA256, f.Size)
+			if hashed && have != nil {
 				have[c] = source{v, f.Path}
 			}
-			if taken < skew && Fingerprinted(f.Path) && f.Size <= pl.maxCopy {
-				f.From = v
-				carry = append(carry, f)
+			if _, dup := pl.carry[f.Path]; !dup && taken < skew && Fingerprinted(f.Path) && f.Size <= pl.maxCopy {
+				pl.carry[f.Path] = asset{from: v, size: f.Size, sum: c.sum, hashed: hashed,
+					contentType: intern(f.ContentType), cacheControl: intern(f.CacheControl), contentCoder: intern(f.ContentEncoding)}
+				added = append(added, f.Path)
 			}
 			return nil
 		},
 		Done: func(v string, ok bool) {
-			if ok {
-				if taken == 0 && v == version && have != nil {
+			switch {
+			case ok && v == version:
+				if taken == 0 && have != nil {
 					pl.have = have
 				}
-				for _, f := range carry {
-					if _, dup := pl.carry[f.Path]; !dup && v == version {
-						pl.carry[f.Path] = f
-					}
-				}
 				taken++
+			case ok:
+				taken++ // a release with no files
+			case v == version:
+				for _, p := range added {
+					delete(pl.carry, p)
+				}
 			}
-			version, have, carry = "", nil, nil
+			version, have, added = "", nil, nil
 		},
 	}
 }
@@ -235,8 +267,8 @@ func (pl *plan) from(e entry) (source, bool) {
 // nobody could read.
 func (pl *plan) carried() []releases.ManifestFile {
 	out := make([]releases.ManifestFile, 0, len(pl.carry))
-	for _, c := range pl.carry {
-		out = append(out, c)
+	for p, a := range pl.carry {
+		out = append(out, a.file(p))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out[:min(len(out), max(0, pl.room))]

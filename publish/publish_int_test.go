@@ -172,6 +172,29 @@ func TestSkewProtectionCarriesFingerprintedAssets(t *testing.T) {
 	if len(carried) != 2 || carried["assets/app.22222222.js"] != "v2" || carried["assets/app.11111111.js"] != "v1" {
 		t.Fatalf("v3 carried %v", carried)
 	}
+	// A carried entry is the source release's entry: hash, size, headers.
+	m1, err := e.Bucket.ReadManifest(ctx, e.Site, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared := 0
+	for _, src := range m1.Files {
+		if src.Path != "assets/app.11111111.js" {
+			continue
+		}
+		for _, c := range m3.Carried {
+			if c.Path == src.Path {
+				compared++
+				src.From = "v1"
+				if c != src || c.SHA256 == "" || c.CacheControl == "" {
+					t.Fatalf("carried entry %+v, source's %+v", c, src)
+				}
+			}
+		}
+	}
+	if compared != 1 {
+		t.Fatalf("compared %d carried entries with v1's", compared)
+	}
 	// A page of v1 loaded before the flips still finds its asset in v3, with
 	// v1's content; v3's own files are v3's.
 	if body, _ := e.get(t, "www/v3/assets/app.11111111.js"); body != "app v1" {
