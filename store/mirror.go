@@ -3,9 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -36,12 +36,48 @@ func enqueue(tx *bolt.Tx, site, key string, replace bool, v any) error {
 }
 
 func enqueueRaw(tx *bolt.Tx, r releases.MirrorRecord) error {
-	b := tx.Bucket(bucketMirror)
+	b, idx := tx.Bucket(bucketMirror), tx.Bucket(bucketMirrorSeq)
+	k := outboxKey(r.Site, r.Key)
+	// A replaced entry leaves its place in the order.
+	var old outboxEntry
+	if ok, err := getJSON(b, string(k), &old); err != nil {
+		return err
+	} else if ok {
+		if err := idx.Delete(seqKey(old.Seq)); err != nil {
+			return err
+		}
+	}
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
-	return putJSON(b, string(outboxKey(r.Site, r.Key)), outboxEntry{Seq: seq, MirrorRecord: r})
+	if err := putJSON(b, string(k), outboxEntry{Seq: seq, MirrorRecord: r}); err != nil {
+		return err
+	}
+	return idx.Put(seqKey(seq), k)
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// indexOutbox rebuilds the outbox's order from its entries. Open runs it
+// every time: it costs one pass over what waits (normally nothing), and
+// it mends an order a deploybot from before it left behind (one that
+// queued entries without the index, after a downgrade).
+func indexOutbox(tx *bolt.Tx) error {
+	if err := tx.DeleteBucket(bucketMirrorSeq); err != nil {
+		return err
+	}
+	idx, err := tx.CreateBucket(bucketMirrorSeq)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMirror).ForEach(func(k, v []byte) error {
+		var e outboxEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("store: decoding mirror entry %q: %w", k, err)
+		}
+		return idx.Put(seqKey(e.Seq), bytes.Clone(k))
+	})
 }
 
 // enqueuePins mirrors the site's pins as they are in tx.
@@ -70,27 +106,31 @@ func enqueueLock(tx *bolt.Tx, site string, l *releases.Lock) error {
 	return enqueue(tx, site, releases.HistoryLock, true, releases.LockState{Lock: l})
 }
 
-// MirrorPending returns the oldest entries first.
+// MirrorPending returns the oldest entries first, at most limit (<= 0:
+// all). It reads them in order from the index, so a long backlog (the
+// bucket out of reach for a while) costs limit entries a call, not the
+// whole outbox.
 func (s *DB) MirrorPending(ctx context.Context, limit int) ([]releases.MirrorRecord, error) {
-	var all []outboxEntry
+	var out []releases.MirrorRecord
 	err := s.with(ctx, false, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMirror).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketMirror)
+		c := tx.Bucket(bucketMirrorSeq).Cursor()
+		for sk, k := c.First(); sk != nil && (limit <= 0 || len(out) < limit); sk, k = c.Next() {
+			v := b.Get(k)
+			if v == nil {
+				continue
+			}
 			var e outboxEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("store: decoding mirror entry %q: %w", k, err)
 			}
-			all = append(all, e)
-			return nil
-		})
+			if !bytes.Equal(seqKey(e.Seq), sk) {
+				continue // an older place of a replaced entry
+			}
+			out = append(out, e.MirrorRecord)
+		}
+		return nil
 	})
-	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
-	if limit > 0 && len(all) > limit {
-		all = all[:limit]
-	}
-	out := make([]releases.MirrorRecord, len(all))
-	for i, e := range all {
-		out[i] = e.MirrorRecord
-	}
 	return out, err
 }
 
@@ -106,6 +146,9 @@ func (s *DB) MirrorDone(ctx context.Context, r releases.MirrorRecord) error {
 		}
 		if !bytes.Equal(e.Body, r.Body) {
 			return nil
+		}
+		if err := tx.Bucket(bucketMirrorSeq).Delete(seqKey(e.Seq)); err != nil {
+			return err
 		}
 		return b.Delete(k)
 	})

@@ -150,3 +150,82 @@ func TestOldStoreQueuesItsHistoryOnce(t *testing.T) {
 		t.Fatalf("a second open queued %d again", n)
 	}
 }
+
+// The outbox is pushed in the order entries were queued, a replaced state
+// taking its new place; a call reads at most limit entries, in order; an
+// order left behind by a deploybot that queued without it (a downgrade)
+// is mended when the store is opened.
+func TestOutboxOrder(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := func(key, body string) {
+		t.Helper()
+		if err := db.db.Update(func(tx *bolt.Tx) error { return enqueue(tx, "www", key, true, body) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := func(limit int) string {
+		t.Helper()
+		recs, err := db.MirrorPending(ctx, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range recs {
+			keys = append(keys, r.Key)
+		}
+		return strings.Join(keys, ",")
+	}
+	for _, k := range []string{"a", "b", "c", "d"} {
+		queue(k, k+"1")
+	}
+	queue("a", "a2")
+	if got := order(0); got != "b,c,d,a" {
+		t.Fatalf("after a was written again: %s", got)
+	}
+	if got := order(2); got != "b,c" {
+		t.Fatalf("limit 2: %s", got)
+	}
+	recs, _ := db.MirrorPending(ctx, 1)
+	if err := db.MirrorDone(ctx, recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := order(0); got != "c,d,a" {
+		t.Fatalf("after b was pushed: %s", got)
+	}
+
+	// An older deploybot queues e and writes c again without the order.
+	if err := db.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMirror)
+		for _, k := range []string{"e", "c"} {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := putJSON(b, string(outboxKey("www", k)), outboxEntry{Seq: seq, MirrorRecord: releases.MirrorRecord{Site: "www", Key: k, Body: []byte(`"x"`)}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := order(0); got != "d,a" {
+		t.Fatalf("before the store is opened again, the order knows neither: %s", got)
+	}
+	db.Close()
+	if db, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := order(0); got != "d,a,e,c" {
+		t.Fatalf("after opening again: %s", got)
+	}
+	if n, _ := db.MirrorCount(ctx); n != 4 {
+		t.Fatalf("count %d", n)
+	}
+}

@@ -33,6 +33,10 @@ var (
 	bucketFreezes  = []byte("freezes")
 	bucketApproval = []byte("approvals")
 	bucketMirror   = []byte("mirror")
+	// bucketMirrorSeq orders the outbox: sequence (8 bytes, big-endian)
+	// -> outbox key. Rebuilt from the outbox at every Open (see
+	// indexOutbox), so it is not part of the schema version.
+	bucketMirrorSeq = []byte("mirror-seq")
 
 	keySchema = []byte("schema")
 )
@@ -107,7 +111,7 @@ func (s *DB) open() (*bolt.DB, error) {
 
 func initSchema(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes, bucketApproval, bucketMirror} {
+		for _, name := range [][]byte{bucketMeta, bucketReleases, bucketDeploys, bucketLive, bucketLocks, bucketAudit, bucketLinks, bucketPins, bucketFreezes, bucketApproval, bucketMirror, bucketMirrorSeq} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: creating bucket %s: %w", name, err)
 			}
@@ -123,7 +127,9 @@ func initSchema(db *bolt.DB) error {
 					return fmt.Errorf("store: queueing the history for the bucket: %w", err)
 				}
 			}
-			return meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion)))
+		}
+		if err := indexOutbox(tx); err != nil {
+			return fmt.Errorf("store: ordering the history outbox: %w", err)
 		}
 		return meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion)))
 	})
