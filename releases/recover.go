@@ -122,11 +122,14 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	}
 	var steps []Step
 	var flipped bool
-	stamped := false
-	if s.watches(site) {
-		if m, err := s.Bucket.ReadManifest(ctx, site, d.To); err == nil {
-			stamped = m.Stamped
+	// Whether the release can be watched: read from its manifest only
+	// where a visible phase may follow, and only when the site is watched.
+	stamped := func() bool {
+		if !s.watches(site) {
+			return false
 		}
+		m, err := s.Bucket.ReadManifest(ctx, site, d.To)
+		return err == nil && m.Stamped
 	}
 	switch d.Phase {
 	case PhaseHealth:
@@ -145,7 +148,7 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 				waits = append(waits, st)
 			}
 		}
-		steps = s.afterFlip(site, waits, d.To, stamped)
+		steps = s.afterFlip(site, waits, d.To, stamped())
 		if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
 			steps = append(steps, *h)
 		}
@@ -153,7 +156,7 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	default:
 		steps, flipped, err = cdn.Resume(ctx, site, asCDN)
 		if err == nil {
-			steps = s.afterFlip(site, steps, d.To, stamped)
+			steps = s.afterFlip(site, steps, d.To, stamped())
 		}
 	}
 	if err != nil {
