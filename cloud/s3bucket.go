@@ -273,8 +273,9 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 // stamp is the user metadata every object of a release carries, naming
 // it: CloudFront hands it to visitors as releases.MetadataHeader, or as
 // releases.ReleaseHeader through the site's viewer-response function
-// (ReleaseHeaderCode); the visible phase reads either. A copy replaces it, so a file carried or
-// copied from an earlier release names the release it is now part of.
+// (ReleaseHeaderCode); the visible phase reads either. A copy replaces
+// it, so a file carried or copied from an earlier release names the
+// release it is now part of.
 func stamp(version string) map[string]string {
 	return map[string]string{releases.ReleaseMetadata: version}
 }

@@ -159,9 +159,10 @@ func contentOf(sha string, size int64) (content, bool) {
 
 // plan is what publish knows before it walks: the content of the newest
 // release (a file of it for each content) and the assets it may carry.
-// It holds about 100 bytes for each file of the newest release (its path,
-// the content's key) and about 200 for each fingerprinted asset of the
-// last SkewReleases, not their manifests.
+// It holds some 300 bytes a file of the newest release (the content's
+// key and its path, map growth included; bench/README measures it) and
+// of each fingerprinted asset of the last SkewReleases, not their
+// manifests.
 type plan struct {
 	have    map[content]source
 	carry   map[string]asset // path -> the newest earlier release's file
@@ -425,6 +426,13 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
+	}
+	// The first walk counted the files; the directory may have grown
+	// since (the upload walks it again), and a manifest past the limit
+	// would be a release nobody could read.
+	if n := int(files.Load()) + len(carriedOK); n > releases.MaxManifestFiles {
+		return nil, releases.Errorf(releases.EINVALID, "publish %s of site %s: %s grew to %d files during the upload (with carried assets), over the %d a release holds; no manifest written (the release does not exist)",
+			req.Version, req.Site.Name, req.Dir, n, releases.MaxManifestFiles)
 	}
 	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
 	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build, Ancestors: req.Ancestors,
