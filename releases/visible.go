@@ -28,7 +28,11 @@ import (
 // name, so it works without the function too.
 //
 // After the flip, the visible phase asks the site's url until every answer
-// in a round names the new release.
+// in a round names the new release. It asks the url as a visitor does,
+// with no cache-busting query: under the managed CachingOptimized policy
+// the query is not part of the cache key, so it would change nothing, and
+// under a policy that keys on it, it would skip the cached copies
+// visitors get and report the release too early.
 const (
 	// ReleaseMetadata is the S3 user metadata key publish writes.
 	ReleaseMetadata = "deploybot-release"
