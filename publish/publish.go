@@ -116,7 +116,9 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if count > releases.MaxManifestFiles {
 		return nil, releases.Errorf(releases.EINVALID, "publish: %s has %d files; a release holds at most %d", req.Dir, count, releases.MaxManifestFiles)
 	}
-	if _, err := p.Bucket.ReadManifest(ctx, req.Site, req.Version); err == nil {
+	// A HEAD, not a read: a manifest there, valid or not, takes the
+	// version, and a large one need not be fetched to say so.
+	if _, err := p.Bucket.ManifestETag(ctx, req.Site, req.Version); err == nil {
 		return nil, releases.Errorf(releases.ECONFLICT, "site %s: version %s is already published; releases are immutable, publish a new version", req.Site.Name, req.Version)
 	} else if !errors.Is(err, releases.ErrNoManifest) {
 		return nil, err
