@@ -285,7 +285,7 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c}, cf: cfc}
+	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}, cf: cfc}
 	// The key value store client only when a site flips by key: most
 	// configurations never need it.
 	for _, s := range cfg.Sites {

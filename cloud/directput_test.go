@@ -1,0 +1,382 @@
+package cloud_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testaws"
+)
+
+// upload is a plain release upload of body, as S3Bucket.PutFile makes it.
+func upload(bucket, key string, body []byte) *s3.PutObjectInput {
+	sum := sha256.Sum256(body)
+	return &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ContentType:    aws.String("text/html; charset=utf-8"), CacheControl: aws.String("public, max-age=31536000, immutable"),
+		ContentEncoding: aws.String("gzip"), Metadata: map[string]string{"deploybot-release": "v1"},
+	}
+}
+
+func versityClient(t *testing.T, endpoint string) *s3.Client {
+	t.Helper()
+	s3c, _, err := cloud.NewClients(context.Background(), cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
+		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey), MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("site")}); err != nil {
+		t.Fatal(err)
+	}
+	return s3c
+}
+
+// TestDirectPutAgainstVersityGW: a real S3 server checks each direct
+// request's signature and checksum; what it stores is what the SDK's
+// request would have stored, for keys that need escaping too.
+func TestDirectPutAgainstVersityGW(t *testing.T) {
+	ctx := context.Background()
+	s3c := versityClient(t, testaws.StartVersityGW(t))
+	var mu sync.Mutex
+	var calls []cloud.Call
+	d := cloud.NewDirectPut(s3c, func(c cloud.Call) { mu.Lock(); calls = append(calls, c); mu.Unlock() })
+
+	keys := []string{
+		"www/v1/index.html",
+		"www/v1/name with spaces.html",
+		"www/v1/ünïcødé/日本.html",
+		"www/v1/plus+sign and %20 and %2F.html",
+		"www/v1/tilde~star*paren(s)!quote'dollar$at@colon:semi;comma,eq=amp&.html",
+		"www/v1/question?hash#bracket[]brace{}caret^pipe|back`tick.html",
+		"www/v1/a//double/./dot/../segments.html",
+		"www/v1/empty.txt",
+	}
+	for i, key := range keys {
+		body := []byte(strings.Repeat("<p>"+key+"</p>", 1+i*50))
+		if strings.HasSuffix(key, "empty.txt") {
+			body = nil
+		}
+		if _, err := d.PutObject(ctx, upload("site", key, body)); err != nil {
+			t.Fatalf("%q: %v", key, err)
+		}
+		out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("%q: %v", key, err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if !bytes.Equal(got, body) || aws.ToString(out.ContentType) != "text/html; charset=utf-8" ||
+			aws.ToString(out.CacheControl) != "public, max-age=31536000, immutable" || aws.ToString(out.ContentEncoding) != "gzip" ||
+			out.Metadata["deploybot-release"] != "v1" {
+			t.Fatalf("%q: stored %d bytes (want %d), type %q, cache %q, encoding %q, metadata %v", key, len(got), len(body),
+				aws.ToString(out.ContentType), aws.ToString(out.CacheControl), aws.ToString(out.ContentEncoding), out.Metadata)
+		}
+	}
+	st := d.Stats()
+	if st.Direct.Load() != int64(len(keys)) || st.Fallbacks.Load() != 0 || st.SDK.Load() != 0 {
+		t.Fatalf("direct %d, fallbacks %d, sdk %d: every upload should have gone directly", st.Direct.Load(), st.Fallbacks.Load(), st.SDK.Load())
+	}
+	if len(calls) != len(keys) || calls[1].Service != "s3" || calls[1].Operation != "PutObject" ||
+		calls[1].Params["Bucket"] != "site" || calls[1].Params["Key"] != keys[1] {
+		t.Fatalf("observed calls %+v", calls)
+	}
+}
+
+// TestDirectPutRefusedBody: a body that does not match its checksum is
+// refused by S3; the error is the SDK's, decoded as for any call, and
+// the direct way pauses.
+func TestDirectPutRefusedBody(t *testing.T) {
+	ctx := context.Background()
+	s3c := versityClient(t, testaws.StartVersityGW(t))
+	d := cloud.NewDirectPut(s3c, nil)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	// Signing needs the real time; the pause is judged by the same clock,
+	// moved on below.
+	offset := func() time.Duration { return time.Duration(clock.Load() - now.UnixNano()) }
+	d.Now = func() time.Time { return time.Now().Add(offset()) }
+
+	in := upload("site", "www/v1/bad.html", []byte("the body"))
+	in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	_, err := d.PutObject(ctx, in)
+	var api smithy.APIError
+	if !errors.As(err, &api) || api.ErrorCode() == "" {
+		t.Fatalf("a body not matching its checksum: %v (%T), want the SDK's decoded S3 error", err, err)
+	}
+	if _, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site"), Key: aws.String("www/v1/bad.html")}); err == nil {
+		t.Fatal("the refused body was stored")
+	}
+	st := d.Stats()
+	if st.Fallbacks.Load() != 1 || st.Direct.Load() != 0 {
+		t.Fatalf("fallbacks %d, direct %d", st.Fallbacks.Load(), st.Direct.Load())
+	}
+	// Paused: the next upload goes through the SDK.
+	if _, err := d.PutObject(ctx, upload("site", "www/v1/good.html", []byte("good"))); err != nil {
+		t.Fatal(err)
+	}
+	if st.SDK.Load() != 1 || st.Direct.Load() != 0 {
+		t.Fatalf("during the pause: sdk %d, direct %d", st.SDK.Load(), st.Direct.Load())
+	}
+	// A minute on, direct again.
+	clock.Add(int64(61 * time.Second))
+	if _, err := d.PutObject(ctx, upload("site", "www/v1/later.html", []byte("later"))); err != nil {
+		t.Fatal(err)
+	}
+	if st.Direct.Load() != 1 {
+		t.Fatalf("after the pause: direct %d", st.Direct.Load())
+	}
+}
+
+// TestDirectPutFaults: a request that fails on the way (an error answer,
+// a connection closed without one) is sent again through the SDK, which
+// retries with its own backoff; the object arrives once, whole.
+func TestDirectPutFaults(t *testing.T) {
+	ctx := context.Background()
+	endpoint := testaws.StartVersityGW(t)
+	target, _ := url.Parse(endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var fault atomic.Value // func(w, r) bool: true when it answered
+	fault.Store(func(http.ResponseWriter, *http.Request) bool { return false })
+	var seen atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			seen.Add(1)
+		}
+		if fault.Load().(func(http.ResponseWriter, *http.Request) bool)(w, r) {
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	s3c := versityClient(t, front.URL)
+
+	once := func(f func(http.ResponseWriter, *http.Request)) {
+		var done atomic.Bool
+		fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodPut || done.Swap(true) {
+				return false
+			}
+			f(w, r)
+			return true
+		})
+	}
+	cases := []struct {
+		name  string
+		fault func(http.ResponseWriter, *http.Request)
+	}{
+		{"503 SlowDown", func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+		}},
+		{"connection closed", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := cloud.NewDirectPut(s3c, nil)
+			once(c.fault)
+			seen.Store(0)
+			key := "www/v1/" + strings.ReplaceAll(c.name, " ", "-") + ".html"
+			body := []byte(strings.Repeat("x", 10_000))
+			if _, err := d.PutObject(ctx, upload("site", key, body)); err != nil {
+				t.Fatal(err)
+			}
+			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String(key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(out.Body)
+			out.Body.Close()
+			if !bytes.Equal(got, body) {
+				t.Fatalf("stored %d bytes, want %d", len(got), len(body))
+			}
+			if d.Stats().Fallbacks.Load() != 1 || seen.Load() != 2 {
+				t.Fatalf("fallbacks %d, PUTs seen %d: want the direct one and the SDK's", d.Stats().Fallbacks.Load(), seen.Load())
+			}
+		})
+	}
+
+	// A cancelled upload is not sent again.
+	fault.Store(func(w http.ResponseWriter, r *http.Request) bool { return false })
+	d := cloud.NewDirectPut(s3c, nil)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	seen.Store(0)
+	if _, err := d.PutObject(cctx, upload("site", "www/v1/cancelled.html", []byte("x"))); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	if seen.Load() != 0 || d.Stats().Fallbacks.Load() != 0 {
+		t.Fatalf("cancelled: %d PUTs seen, %d fallbacks", seen.Load(), d.Stats().Fallbacks.Load())
+	}
+}
+
+// capture answers every request 200 and keeps it, for comparing what
+// DirectPut sends with what the SDK sends, without a network.
+type capture struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func (c *capture) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r)
+	c.mu.Unlock()
+	return &http.Response{StatusCode: 200, Header: http.Header{"Etag": {`"abc"`}}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+}
+
+func (c *capture) last() *http.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reqs[len(c.reqs)-1]
+}
+
+// TestDirectPutSendsTheSDKsRequest: for the same input, against AWS's
+// own endpoint rules, the direct request goes to the same URL with the
+// same headers as the SDK's, signed for the same scope; buckets the rules
+// send elsewhere (S3 Express, access points) and inputs that are not a
+// plain upload go through the SDK.
+func TestDirectPutSendsTheSDKsRequest(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, region, bucket string
+		pathStyle            bool
+		token                string
+		direct               bool
+		url                  string
+	}{
+		{"virtual-hosted", "us-west-2", "my-site", false, "", true, "https://my-site.s3.us-west-2.amazonaws.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
+		{"session token", "eu-central-1", "my-site", false, "FQoGZXIvYXdzEJr//token", true, "https://my-site.s3.eu-central-1.amazonaws.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
+		{"dotted bucket, path-style", "us-east-1", "www.example.com", false, "", true, "https://s3.us-east-1.amazonaws.com/www.example.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
+		{"forced path-style", "ap-southeast-2", "my-site", true, "", true, "https://s3.ap-southeast-2.amazonaws.com/my-site/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
+		{"S3 Express", "us-west-2", "my-site--usw2-az1--x-s3", false, "", false, ""},
+		{"access point ARN", "us-west-2", "arn:aws:s3:us-west-2:123456789012:accesspoint/site", false, "", true, "https://site-123456789012.s3-accesspoint.us-west-2.amazonaws.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
+		{"multi-region access point (SigV4A)", "us-west-2", "arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", false, "", false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hc := &capture{}
+			client := s3.New(s3.Options{Region: c.region, UsePathStyle: c.pathStyle, HTTPClient: hc,
+				Credentials: aws.NewCredentialsCache(credentialsFunc(func(context.Context) (aws.Credentials, error) {
+					return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret", SessionToken: c.token}, nil
+				}))})
+			d := cloud.NewDirectPut(client, nil)
+			key := "www/v1/a b/ü+.html"
+			body := []byte("<h1>hello</h1>")
+			if _, err := d.PutObject(ctx, upload(c.bucket, key, body)); err != nil && c.direct {
+				t.Fatal(err)
+			}
+			if got := d.Stats().Direct.Load() == 1; got != c.direct {
+				t.Fatalf("direct: %v, want %v (sdk %d)", got, c.direct, d.Stats().SDK.Load())
+			}
+			if !c.direct {
+				return
+			}
+			mine := hc.last()
+			if _, err := client.PutObject(ctx, upload(c.bucket, key, body), func(o *s3.Options) {
+				o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			sdk := hc.last()
+			if mine.URL.String() != c.url || sdk.URL.String() != c.url {
+				t.Fatalf("url %s; the SDK's %s; want %s", mine.URL, sdk.URL, c.url)
+			}
+			for _, h := range []string{"Content-Type", "Cache-Control", "Content-Encoding", "Content-Length", "X-Amz-Meta-Deploybot-Release",
+				"X-Amz-Checksum-Sha256", "X-Amz-Content-Sha256", "X-Amz-Security-Token"} {
+				if mine.Header.Get(h) != sdk.Header.Get(h) {
+					t.Errorf("%s: %q; the SDK sends %q", h, mine.Header.Get(h), sdk.Header.Get(h))
+				}
+			}
+			if mine.ContentLength != int64(len(body)) {
+				t.Errorf("content length %d", mine.ContentLength)
+			}
+			scope := func(r *http.Request) string {
+				a := r.Header.Get("Authorization")
+				_, cred, _ := strings.Cut(a, "Credential=")
+				cred, _, _ = strings.Cut(cred, ",")
+				_, s, _ := strings.Cut(cred, "/")
+				_, s, _ = strings.Cut(s, "/") // past the date
+				return s
+			}
+			if scope(mine) != scope(sdk) || scope(mine) != c.region+"/s3/aws4_request" {
+				t.Errorf("signed for %q; the SDK for %q", scope(mine), scope(sdk))
+			}
+			signed := func(r *http.Request) string {
+				_, s, _ := strings.Cut(r.Header.Get("Authorization"), "SignedHeaders=")
+				s, _, _ = strings.Cut(s, ",")
+				return s
+			}
+			for _, h := range []string{"host", "x-amz-checksum-sha256", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-deploybot-release"} {
+				if !strings.Contains(";"+signed(mine)+";", ";"+h+";") {
+					t.Errorf("%s is not signed: %s", h, signed(mine))
+				}
+			}
+			if c.token != "" && !strings.Contains(signed(mine), "x-amz-security-token") {
+				t.Errorf("the session token is not signed: %s", signed(mine))
+			}
+		})
+	}
+
+	// Inputs that are not a plain upload keep the SDK's way.
+	hc := &capture{}
+	client := s3.New(s3.Options{Region: "us-east-1", HTTPClient: hc, Credentials: aws.NewCredentialsCache(credentialsFunc(
+		func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret"}, nil
+		}))})
+	d := cloud.NewDirectPut(client, nil)
+	conditional := upload("b", "k", []byte("x"))
+	conditional.IfNoneMatch = aws.String("*")
+	unchecked := upload("b", "k", []byte("x"))
+	unchecked.ChecksumSHA256 = nil
+	large := upload("b", "k", make([]byte, cloud.DirectMaxSize+1))
+	unseekable := upload("b", "k", []byte("x"))
+	unseekable.Body = io.MultiReader(bytes.NewReader([]byte("x")))
+	for name, in := range map[string]*s3.PutObjectInput{"conditional": conditional, "no checksum": unchecked, "large": large, "unseekable": unseekable} {
+		before := d.Stats().SDK.Load()
+		if _, err := d.PutObject(ctx, in); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d.Stats().SDK.Load() != before+1 || d.Stats().Direct.Load() != 0 {
+			t.Fatalf("%s went directly", name)
+		}
+	}
+	if _, err := d.PutObject(ctx, upload("b", "k", []byte("x")), func(o *s3.Options) {}); err != nil || d.Stats().Direct.Load() != 0 {
+		t.Fatalf("with optFns: %v, direct %d", err, d.Stats().Direct.Load())
+	}
+	if _, err := d.PutObject(ctx, conditional); err != nil || hc.last().Header.Get("If-None-Match") != "*" {
+		t.Fatalf("the condition was dropped: %v %q", err, hc.last().Header.Get("If-None-Match"))
+	}
+}
+
+type credentialsFunc func(context.Context) (aws.Credentials, error)
+
+func (f credentialsFunc) Retrieve(ctx context.Context) (aws.Credentials, error) { return f(ctx) }
