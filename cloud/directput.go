@@ -51,7 +51,10 @@ var (
 // connection) is sent again through the SDK, which retries and decodes
 // the error as for any other call, and the direct way then pauses for a
 // minute, so a throttled or failing endpoint sees only the SDK's backoff.
-// The cost of a failure is one extra request.
+// The cost of a failure is one extra request (and, with a clock S3 finds
+// skewed, which only the SDK corrects, one a minute). Before that, a
+// request that met a kept-alive connection the server had just closed
+// is resent by the HTTP transport itself, as for any idempotent request.
 //
 // The payload is signed as UNSIGNED-PAYLOAD: the x-amz-checksum-sha256
 // the input must carry is what makes S3 refuse a body that is not the
@@ -143,7 +146,14 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 		d.stats.SDK.Add(1)
 		return d.viaSDK(ctx, in, optFns)
 	}
-	out, err := d.send(ctx, ep, in, body)
+	// Where the body starts, to send it again from there: the SDK keeps
+	// a body's position the same way for its retries.
+	start, err := body.Seek(0, io.SeekCurrent)
+	if err != nil {
+		d.stats.SDK.Add(1)
+		return d.viaSDK(ctx, in, optFns)
+	}
+	out, err := d.send(ctx, ep, in, body, start)
 	if err == nil {
 		d.stats.Direct.Add(1)
 		return out, nil
@@ -152,7 +162,7 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 		return nil, ctx.Err()
 	}
 	d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
-	if _, serr := body.Seek(0, io.SeekStart); serr != nil {
+	if _, serr := body.Seek(start, io.SeekStart); serr != nil {
 		return nil, fmt.Errorf("%w (and rewinding the body to retry failed: %v)", err, serr)
 	}
 	d.stats.Fallbacks.Add(1)
@@ -263,20 +273,34 @@ func (d *DirectPut) resolve(ctx context.Context, bucket string) *directEndpoint 
 
 // send makes the one request: the headers the SDK's serializer would
 // write for these fields, signed.
-func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObjectInput, body io.ReadSeeker) (*s3.PutObjectOutput, error) {
+func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObjectInput, body io.ReadSeeker, start int64) (*s3.PutObjectOutput, error) {
 	key := aws.ToString(in.Key)
 	u := ep.base
 	u.Path = smithyhttp.JoinPath(u.Path, key)
 	u.RawPath = smithyhttp.JoinPath(u.RawPath, httpbinding.EscapePath(key, false))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
 	// NewRequest reparses the URL; keep the path exactly as escaped.
 	req.URL.Path, req.URL.RawPath = u.Path, u.RawPath
-	req.ContentLength = *in.ContentLength
-	if req.ContentLength == 0 {
+	size := *in.ContentLength
+	req.ContentLength = size
+	// The transport closes a request's body: never the caller's (a file
+	// publish still needs if the SDK is to send it again).
+	switch ra, ok := body.(io.ReaderAt); {
+	case size == 0:
 		req.Body = http.NoBody
+	case ok:
+		// A body read at offsets can be handed out again, whole and
+		// independent of a send still in flight: the transport then
+		// resends by itself a request whose kept-alive connection turned
+		// out closed (see Idempotency-Key below), and the caller's
+		// position never moves.
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(ra, start, size)), nil }
+		req.Body, _ = req.GetBody()
+	default:
+		req.Body = io.NopCloser(body)
 	}
 	h := req.Header
 	h["User-Agent"] = []string{"deploybot aws-sdk-go-v2/" + aws.SDKVersion}
@@ -300,6 +324,14 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 	}
 	if err := d.signer.SignHTTP(ctx, creds, req, unsignedPayloadHash, ep.signingName, ep.signingRegion, d.Now().UTC()); err != nil {
 		return nil, err
+	}
+	if req.GetBody != nil || req.Body == http.NoBody {
+		// Putting the same bytes under the same key twice is harmless, so
+		// the transport may resend the request on a connection the server
+		// had closed; net/http's documented marker for that, which a nil
+		// value keeps off the wire. Set after signing, so it is not a
+		// signed header.
+		req.Header["Idempotency-Key"] = nil
 	}
 	if d.observe != nil {
 		d.observe(Call{Service: "s3", Operation: "PutObject", Params: map[string]string{"Bucket": *in.Bucket, "Key": key}})

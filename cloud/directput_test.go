@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,27 +183,41 @@ func TestDirectPutFaults(t *testing.T) {
 			return true
 		})
 	}
+	// direct closes the connection of every request but the SDK's (which
+	// names its invocation): the transport's own resend on a new
+	// connection fails too.
+	hangUp := func(w http.ResponseWriter, r *http.Request) {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}
+	direct := func(f func(http.ResponseWriter, *http.Request)) {
+		fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodPut || r.Header.Get("Amz-Sdk-Invocation-Id") != "" {
+				return false
+			}
+			f(w, r)
+			return true
+		})
+	}
 	cases := []struct {
 		name  string
-		fault func(http.ResponseWriter, *http.Request)
+		fault func()
 	}{
-		{"503 SlowDown", func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+		{"503 SlowDown", func() {
+			once(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			})
 		}},
-		{"connection closed", func(w http.ResponseWriter, r *http.Request) {
-			conn, _, err := http.NewResponseController(w).Hijack()
-			if err == nil {
-				conn.Close()
-			}
-		}},
+		{"connection closed", func() { direct(hangUp) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := cloud.NewDirectPut(s3c, nil)
-			once(c.fault)
+			c.fault()
 			seen.Store(0)
 			key := "www/v1/" + strings.ReplaceAll(c.name, " ", "-") + ".html"
 			body := []byte(strings.Repeat("x", 10_000))
@@ -216,11 +233,73 @@ func TestDirectPutFaults(t *testing.T) {
 			if !bytes.Equal(got, body) {
 				t.Fatalf("stored %d bytes, want %d", len(got), len(body))
 			}
-			if d.Stats().Fallbacks.Load() != 1 || seen.Load() != 2 {
-				t.Fatalf("fallbacks %d, PUTs seen %d: want the direct one and the SDK's", d.Stats().Fallbacks.Load(), seen.Load())
+			if d.Stats().Fallbacks.Load() != 1 || d.Stats().Direct.Load() != 0 || seen.Load() < 2 {
+				t.Fatalf("fallbacks %d, direct %d, PUTs seen %d: want the direct one and the SDK's", d.Stats().Fallbacks.Load(), d.Stats().Direct.Load(), seen.Load())
 			}
 		})
 	}
+
+	// A file body survives the direct attempt (the transport closes a
+	// request's body; the caller's file must stay open for the SDK).
+	t.Run("file body, connection closed", func(t *testing.T) {
+		d := cloud.NewDirectPut(s3c, nil)
+		direct(hangUp)
+		body := bytes.Repeat([]byte("file "), 5000)
+		p := filepath.Join(t.TempDir(), "page.html")
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		in := upload("site", "www/v1/from-file.html", body)
+		in.Body = fh
+		if _, err := d.PutObject(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if d.Stats().Fallbacks.Load() != 1 {
+			t.Fatalf("fallbacks %d", d.Stats().Fallbacks.Load())
+		}
+		if _, err := fh.Seek(0, io.SeekStart); err != nil {
+			t.Fatalf("the caller's file was closed: %v", err)
+		}
+	})
+
+	// A kept-alive connection the server has closed is the transport's to
+	// retry (the request is marked idempotent), not a failure: no pause.
+	t.Run("idle connection closed", func(t *testing.T) {
+		d := cloud.NewDirectPut(s3c, nil)
+		var mu sync.Mutex
+		served := map[string]int{}
+		var closed atomic.Bool
+		fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodPut {
+				return false
+			}
+			mu.Lock()
+			served[r.RemoteAddr]++
+			again := served[r.RemoteAddr] > 1
+			mu.Unlock()
+			if !again || closed.Swap(true) {
+				return false
+			}
+			hangUp(w, r)
+			return true
+		})
+		for i := range 3 {
+			if _, err := d.PutObject(ctx, upload("site", fmt.Sprintf("www/v1/keepalive-%d.html", i), []byte("k"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !closed.Load() {
+			t.Fatal("no request came on a reused connection")
+		}
+		if d.Stats().Direct.Load() != 3 || d.Stats().Fallbacks.Load() != 0 {
+			t.Fatalf("direct %d, fallbacks %d: want the transport's own resend", d.Stats().Direct.Load(), d.Stats().Fallbacks.Load())
+		}
+	})
 
 	// A cancelled upload is not sent again.
 	fault.Store(func(w http.ResponseWriter, r *http.Request) bool { return false })
