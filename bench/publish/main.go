@@ -416,7 +416,8 @@ func profile(ctx context.Context, endpoint, site string, rounds int, bucket func
 		return err
 	}
 	defer pprof.StopCPUProfile()
-	p := &publish.Publisher{Bucket: &cloud.S3Bucket{Client: s3c}}
+	// As `deploybot publish` builds it: uploads go directly (cloud.DirectPut).
+	p := &publish.Publisher{Bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, nil)}}
 	for r := range rounds {
 		b := bucket(fmt.Sprintf("prof%d", r))
 		start := time.Now()
