@@ -2,16 +2,19 @@ package publish
 
 import (
 	"testing"
+
+	"github.com/deploybot/deploybot/releases"
 )
 
 // Carried files take only the room the manifest has left beside the
 // build's, by path: a release over releases.MaxManifestFiles could not be
 // read, so skew protection gives way.
 func TestCarriedFitTheManifest(t *testing.T) {
-	carry := map[string]asset{}
+	carry := newAssetIndex()
 	for _, p := range []string{"c.0123abcd.js", "a.0123abcd.js", "b.0123abcd.js"} {
-		carry[p] = asset{from: "v1"}
+		carry.add("v1", releases.ManifestFile{Path: p}, content{}, false)
 	}
+	carry.seal()
 	for _, c := range []struct {
 		room int
 		want []string

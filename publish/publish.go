@@ -131,7 +131,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if maxCopy <= 0 {
 		maxCopy = releases.MaxCopySize
 	}
-	pl := &plan{have: map[content]source{}, carry: map[string]asset{}, maxCopy: maxCopy,
+	pl := &plan{carry: newAssetIndex(), maxCopy: maxCopy,
 		room: releases.MaxManifestFiles - count}
 	// The releases to copy from: the newest for unchanged files, and the
 	// last SkewReleases for carried assets. Their files are taken as they
@@ -139,6 +139,7 @@ func (p *Publisher) Publish(ctx context.Context, req Request) (*Result, error) {
 	if _, err := p.Bucket.LatestManifests(ctx, req.Site, max(1, req.SkewReleases), pl.reader(req.SkewReleases)); err != nil {
 		return nil, err
 	}
+	pl.carry.seal()
 	if req.DryRun {
 		return p.dryRun(ctx, req, pl, conc, start, now)
 	}
@@ -161,38 +162,18 @@ func contentOf(sha string, size int64) (content, bool) {
 
 // plan is what publish knows before it walks: the content of the newest
 // release (a file of it for each content) and the assets it may carry.
-// It holds some 300 bytes a file of the newest release (the content's
-// key and its path, map growth included; bench/README measures it) and
-// of each fingerprinted asset of the last SkewReleases, not their
-// manifests.
+// It holds 48 bytes and the path for each file of the newest release
+// (contentIndex), 72 bytes and the path for each fingerprinted asset of
+// the last SkewReleases (assetIndex), no pointers per file, and not
+// their manifests (bench/README measures it).
 type plan struct {
-	have    map[content]source
-	carry   map[string]asset // path -> the newest earlier release's file
+	have    *contentIndex // nil: no release to copy from
+	carry   *assetIndex   // by path, the newest earlier release's file
 	maxCopy int64
 	// room is how many carried files the manifest takes beside the
 	// build's before it passes releases.MaxManifestFiles, which readers
 	// refuse.
 	room int
-}
-
-// asset is a fingerprinted file of an earlier release, as compact as its
-// manifest entry allows: the hash as bytes, the header strings shared
-// between assets (a site has a handful of each).
-type asset struct {
-	from                                    string
-	size                                    int64
-	sum                                     [sha256.Size]byte
-	hashed                                  bool
-	contentType, cacheControl, contentCoder string
-}
-
-// file is the manifest entry of the asset carried under path.
-func (a asset) file(path string) releases.ManifestFile {
-	f := releases.ManifestFile{Path: path, Size: a.size, From: a.from, ContentType: a.contentType, CacheControl: a.cacheControl, ContentEncoding: a.contentCoder}
-	if a.hashed {
-		f.SHA256 = hex.EncodeToString(a.sum[:])
-	}
-	return f
 }
 
 // reader takes the files of the newest releases into the plan as they
@@ -204,22 +185,15 @@ func (a asset) file(path string) releases.ManifestFile {
 func (pl *plan) reader(skew int) *releases.ManifestFiles {
 	taken := 0
 	var version string
-	var have map[content]source
-	var added []string
-	shared := map[string]string{}
-	intern := func(s string) string {
-		if v, ok := shared[s]; ok {
-			return v
-		}
-		shared[s] = s
-		return s
-	}
+	var have *contentIndex
+	var markRecs, markPaths int // where this release's assets start
 	return &releases.ManifestFiles{
 		File: func(v string, f releases.ManifestFile, carried bool) error {
 			if v != version {
-				version, have, added = v, nil, nil
+				version, have = v, nil
+				markRecs, markPaths = pl.carry.mark()
 				if taken == 0 {
-					have = map[content]source{}
+					have = newContentIndex(v)
 				}
 			}
 			if carried {
@@ -227,12 +201,10 @@ func (pl *plan) reader(skew int) *releases.ManifestFiles {
 			}
 			c, hashed := contentOf(f.SHA256, f.Size)
 			if hashed && have != nil {
-				have[c] = source{v, f.Path}
+				have.add(c, f.Path)
 			}
-			if _, dup := pl.carry[f.Path]; !dup && taken < skew && Fingerprinted(f.Path) && f.Size <= pl.maxCopy {
-				pl.carry[f.Path] = asset{from: v, size: f.Size, sum: c.sum, hashed: hashed,
-					contentType: intern(f.ContentType), cacheControl: intern(f.CacheControl), contentCoder: intern(f.ContentEncoding)}
-				added = append(added, f.Path)
+			if taken < skew && Fingerprinted(f.Path) && f.Size <= pl.maxCopy {
+				pl.carry.add(v, f, c, hashed)
 			}
 			return nil
 		},
@@ -240,17 +212,16 @@ func (pl *plan) reader(skew int) *releases.ManifestFiles {
 			switch {
 			case ok && v == version:
 				if taken == 0 && have != nil {
+					have.seal()
 					pl.have = have
 				}
 				taken++
 			case ok:
 				taken++ // a release with no files
 			case v == version:
-				for _, p := range added {
-					delete(pl.carry, p)
-				}
+				pl.carry.truncate(markRecs, markPaths)
 			}
-			version, have, added = "", nil, nil
+			version, have = "", nil
 		},
 	}
 }
@@ -261,21 +232,14 @@ func (pl *plan) from(e entry) (source, bool) {
 	if !ok {
 		return source{}, false
 	}
-	src, ok := pl.have[c]
+	src, ok := pl.have.lookup(c)
 	return src, ok && e.Size <= pl.maxCopy
 }
 
 // carried are the assets left to carry, by path, as many as the
 // manifest has room for: skew protection gives way before a release
 // nobody could read.
-func (pl *plan) carried() []releases.ManifestFile {
-	out := make([]releases.ManifestFile, 0, len(pl.carry))
-	for p, a := range pl.carry {
-		out = append(out, a.file(p))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out[:min(len(out), max(0, pl.room))]
-}
+func (pl *plan) carried() []releases.ManifestFile { return pl.carry.carried(max(0, pl.room)) }
 
 // dryRun plans every file and writes nothing. The plan lists every file,
 // so it holds them all.
@@ -285,7 +249,7 @@ func (p *Publisher) dryRun(ctx context.Context, req Request, pl *plan, conc int,
 		return nil, err
 	}
 	for _, f := range files {
-		delete(pl.carry, f.rel)
+		pl.carry.remove(f.rel)
 	}
 	res := &Result{Version: req.Version, Files: len(files), DryRun: true, Excluded: excluded}
 	entries := make([]entry, len(files))
@@ -356,7 +320,7 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 		defer close(ch)
 		var err error
 		excluded, err = walkEach(req.Dir, req.Inputs, func(f file) error {
-			delete(pl.carry, f.rel) // this goroutine alone touches pl.carry until the walk ends
+			pl.carry.remove(f.rel) // this goroutine alone touches pl.carry until the walk ends
 			select {
 			case ch <- f:
 				return nil
