@@ -88,8 +88,17 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 }
 
 // Fingerprinted reports whether a file name carries a content hash in the
-// segment before its extension: app.3f9c1b2a.js, chunk-5QKZ7B3X.js. The
-// segment is 8+ letters and digits, either hex or a mix of both.
+// segment before its extension: app.3f9c1b2a.js, chunk-5QKZ7B3X.js,
+// index-BxR3k9aF.js, 3f9c1b2a4d.js. Such a file gets a year of immutable
+// caching, so a name that only looks like one is the costly mistake (a
+// changed background1.jpg would stay stale for a year) and a missed hash
+// the cheap one (revalidated caching, no skew carry). So the segment is
+// 8+ letters and digits and:
+//   - after a name (app.<hash>.js): hex, or letters and digits mixed
+//     the way hashes are, switching between them at least twice
+//     (5QKZ7B3X, CqRk1Xwz; not summer2024, a word and a number);
+//   - the whole name (<hash>.js): hex with digits and letters both
+//     (3f9c1b2a; not page000001, chapter10 or 20240101).
 func Fingerprinted(name string) bool {
 	base := path.Base(name)
 	parts := strings.FieldsFunc(base, func(r rune) bool { return r == '.' || r == '-' || r == '_' })
@@ -100,18 +109,27 @@ func Fingerprinted(name string) bool {
 	if len(seg) < 8 {
 		return false
 	}
-	hex, digit, letter := true, false, false
-	for _, c := range seg {
+	hex, digit, hexLetter, switches := true, false, false, 0
+	prevDigit := seg[0] >= '0' && seg[0] <= '9'
+	for _, c := range []byte(seg) {
+		isDigit := c >= '0' && c <= '9'
 		switch {
-		case c >= '0' && c <= '9':
+		case isDigit:
 			digit = true
 		case c >= 'a' && c <= 'f':
-			letter = true
+			hexLetter = true
 		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			letter, hex = true, false
+			hex = false
 		default:
 			return false
 		}
+		if isDigit != prevDigit {
+			switches++
+		}
+		prevDigit = isDigit
 	}
-	return hex || (digit && letter)
+	if len(parts) == 2 {
+		return hex && digit && hexLetter
+	}
+	return hex || switches >= 2
 }

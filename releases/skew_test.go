@@ -20,6 +20,21 @@ func TestFingerprinted(t *testing.T) {
 		"release-notes.v2.txt":    false,
 		"assets/app.3f9c1b2.js":   false, // seven characters
 		"assets/backgrounds.jpeg": false,
+		"index-BxR3k9aF.js":       true, // Vite
+		"main-CqRk1Xwz.js":        true,
+		"3f9c1b2a4d.js":           true, // the hash as the whole name
+		"app.20240101.js":         true, // hex after a name
+		// Names that only look like a hash: a year of immutable caching
+		// would keep a changed file stale.
+		"section01/page000001.html": false,
+		"background1.jpg":           false,
+		"screenshot2.png":           false,
+		"chapter10.html":            false,
+		"20240101.jpg":              false,
+		"deadbeefcafe.png":          false,
+		"my-photo-summer2024.jpg":   false,
+		"favicon32.png":             false,
+		"assets/ünïcødé1.js":        false,
 	} {
 		if got := releases.Fingerprinted(name); got != want {
 			t.Errorf("Fingerprinted(%q) = %v, want %v", name, got, want)
