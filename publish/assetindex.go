@@ -16,15 +16,15 @@ import (
 // handful per site) kept once in tables.
 //
 // It is built in two steps: add, as the manifests are read (newest
-// first), then seal, which sorts by path and keeps each path's newest
-// copy. After that only remove (the new build has the path) and carried.
+// first, compacted after each), then seal, which sorts by path and keeps
+// each path's newest copy. After that only remove (the new build has
+// the path) and carried.
 type assetIndex struct {
 	recs    []assetRec
 	paths   []byte
 	strs    []string          // releases and header values, by number
 	strNum  map[string]uint32 // their numbers, while adding
 	removed int
-	sealed  bool
 }
 
 type assetRec struct {
@@ -89,18 +89,24 @@ func comparePath(b []byte, p string) int {
 	return 0
 }
 
-// seal sorts by path and keeps, of each path, the copy added first (the
-// newest release's).
-func (x *assetIndex) seal() {
+// compact sorts by path and keeps, of each path, the copy added first
+// (the newest release's). The reader compacts after each release, so
+// releases sharing most of their assets never hold them all at once.
+func (x *assetIndex) compact() {
 	slices.SortFunc(x.recs, func(a, b assetRec) int {
 		if d := x.compare(&a, &b); d != 0 {
 			return d
 		}
 		return int(a.order) - int(b.order)
 	})
-	x.recs = slices.Clip(slices.CompactFunc(x.recs, func(a, b assetRec) bool { return x.compare(&a, &b) == 0 }))
+	x.recs = slices.CompactFunc(x.recs, func(a, b assetRec) bool { return x.compare(&a, &b) == 0 })
+}
+
+// seal ends the adding: compacted, for remove and carried.
+func (x *assetIndex) seal() {
+	x.compact()
+	x.recs = slices.Clip(x.recs)
 	x.strNum = nil
-	x.sealed = true
 }
 
 // remove takes path out: the new build has a file of its own there.

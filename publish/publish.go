@@ -215,6 +215,7 @@ func (pl *plan) reader(skew int) *releases.ManifestFiles {
 					have.seal()
 					pl.have = have
 				}
+				pl.carry.compact()
 				taken++
 			case ok:
 				taken++ // a release with no files
