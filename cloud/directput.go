@@ -227,7 +227,7 @@ func (d *DirectPut) resolve(ctx context.Context, bucket string) *directEndpoint 
 		return nil
 	}
 	params := s3.EndpointParameters{
-		Bucket: aws.String(bucket), Region: aws.String(o.Region), Endpoint: o.BaseEndpoint,
+		Bucket: aws.String(bucket), Endpoint: o.BaseEndpoint,
 		UseFIPS:                        aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
 		UseDualStack:                   aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
 		ForcePathStyle:                 aws.Bool(o.UsePathStyle),
@@ -236,8 +236,8 @@ func (d *DirectPut) resolve(ctx context.Context, bucket string) *directEndpoint 
 		UseArnRegion:                   aws.Bool(o.UseARNRegion),
 		DisableS3ExpressSessionAuth:    o.DisableS3ExpressSessionAuth,
 	}
-	if o.Region == "" {
-		params.Region = nil
+	if o.Region != "" {
+		params.Region = aws.String(o.Region)
 	}
 	endpt, err := o.EndpointResolverV2.ResolveEndpoint(ctx, params)
 	if err != nil || len(endpt.Headers) > 0 || (endpt.URI.Scheme != "https" && endpt.URI.Scheme != "http") {

@@ -15,12 +15,14 @@ import (
 // bytes and the path's bytes, with the release and header strings (a
 // handful per site) kept once in tables.
 //
-// It is built in two steps: add, as the manifests are read (newest
-// first, compacted after each), then seal, which sorts by path and keeps
-// each path's newest copy. After that only remove (the new build has
-// the path) and carried.
+// Manifests are read newest first, and sort is called after each: a
+// path a newer release already lends is not added again, so releases
+// that share most of their assets cost one record and one copy of the
+// path each. After seal only remove (the new build has the path) and
+// carried.
 type assetIndex struct {
 	recs    []assetRec
+	sorted  int // recs[:sorted] are sorted by path, each path once
 	paths   []byte
 	strs    []string          // releases and header values, by number
 	strNum  map[string]uint32 // their numbers, while adding
@@ -34,7 +36,6 @@ type assetRec struct {
 	from, ct, cc uint32 // in strs
 	ce           uint32
 	hashed, gone bool
-	order        uint32 // the order added, for a stable sort
 }
 
 func newAssetIndex() *assetIndex {
@@ -57,25 +58,25 @@ func (x *assetIndex) mark() (recs, paths int) { return len(x.recs), len(x.paths)
 
 func (x *assetIndex) truncate(recs, paths int) {
 	x.recs, x.paths = x.recs[:recs], x.paths[:paths]
+	x.sorted = min(x.sorted, recs)
 }
 
-// add records asset f of release from.
+// add records asset f of release from, unless a newer release (one
+// sorted in already) lends the same path. A manifest lists a path once,
+// so the release being read adds each path at most once.
 func (x *assetIndex) add(from string, f releases.ManifestFile, c content, hashed bool) {
+	if _, newer := x.find(f.Path); newer {
+		return
+	}
 	x.recs = append(x.recs, assetRec{
 		sum: c.sum, size: f.Size, off: uint32(len(x.paths)), n: uint32(len(f.Path)),
 		from: x.str(from), ct: x.str(f.ContentType), cc: x.str(f.CacheControl), ce: x.str(f.ContentEncoding),
-		hashed: hashed, order: uint32(len(x.recs)),
+		hashed: hashed,
 	})
 	x.paths = append(x.paths, f.Path...)
 }
 
-func (x *assetIndex) path(r *assetRec) string { return string(x.pathBytes(r)) }
-
 func (x *assetIndex) pathBytes(r *assetRec) []byte { return x.paths[r.off : r.off+r.n] }
-
-func (x *assetIndex) compare(a, b *assetRec) int {
-	return bytes.Compare(x.pathBytes(a), x.pathBytes(b))
-}
 
 // comparePath compares without copying the path out (a conversion the
 // compiler does in place when only compared).
@@ -89,30 +90,30 @@ func comparePath(b []byte, p string) int {
 	return 0
 }
 
-// compact sorts by path and keeps, of each path, the copy added first
-// (the newest release's). The reader compacts after each release, so
-// releases sharing most of their assets never hold them all at once.
-func (x *assetIndex) compact() {
-	slices.SortFunc(x.recs, func(a, b assetRec) int {
-		if d := x.compare(&a, &b); d != 0 {
-			return d
-		}
-		return int(a.order) - int(b.order)
-	})
-	x.recs = slices.CompactFunc(x.recs, func(a, b assetRec) bool { return x.compare(&a, &b) == 0 })
+// find is where path is among the sorted records.
+func (x *assetIndex) find(path string) (int, bool) {
+	return slices.BinarySearchFunc(x.recs[:x.sorted], path, func(r assetRec, p string) int { return comparePath(x.pathBytes(&r), p) })
 }
 
-// seal ends the adding: compacted, for remove and carried.
+// sort takes the records added since the last call into the sorted
+// ones. Of equal paths (none, when every manifest lists a path once) the
+// first added, the newest release's, is kept.
+func (x *assetIndex) sort() {
+	slices.SortStableFunc(x.recs, func(a, b assetRec) int { return bytes.Compare(x.pathBytes(&a), x.pathBytes(&b)) })
+	x.recs = slices.CompactFunc(x.recs, func(a, b assetRec) bool { return bytes.Equal(x.pathBytes(&a), x.pathBytes(&b)) })
+	x.sorted = len(x.recs)
+}
+
+// seal ends the adding.
 func (x *assetIndex) seal() {
-	x.compact()
+	x.sort()
 	x.recs = slices.Clip(x.recs)
 	x.strNum = nil
 }
 
 // remove takes path out: the new build has a file of its own there.
 func (x *assetIndex) remove(path string) {
-	i, ok := slices.BinarySearchFunc(x.recs, path, func(r assetRec, p string) int { return comparePath(x.pathBytes(&r), p) })
-	if ok && !x.recs[i].gone {
+	if i, ok := x.find(path); ok && !x.recs[i].gone {
 		x.recs[i].gone = true
 		x.removed++
 	}
@@ -132,7 +133,7 @@ func (x *assetIndex) carried(limit int) []releases.ManifestFile {
 		if r.gone {
 			continue
 		}
-		f := releases.ManifestFile{Path: x.path(r), Size: r.size, From: x.strs[r.from],
+		f := releases.ManifestFile{Path: string(x.pathBytes(r)), Size: r.size, From: x.strs[r.from],
 			ContentType: x.strs[r.ct], CacheControl: x.strs[r.cc], ContentEncoding: x.strs[r.ce]}
 		if r.hashed {
 			f.SHA256 = hex.EncodeToString(r.sum[:])

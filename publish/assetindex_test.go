@@ -56,6 +56,10 @@ func TestPlanReaderCarriesTheNewestValidCopies(t *testing.T) {
 	if _, ok := pl.have.lookup(content{sha256.Sum256([]byte("v9")), 2}); ok {
 		t.Fatal("the invalid release's content was indexed")
 	}
+	// A path a newer release lends is not held again, record or bytes.
+	if want := len("assets/app.0123abcd.js" + "assets/kept.0123abcd.js" + "assets/old.0123abcd.js" + "assets/rebuilt.0123abcd.js"); len(pl.carry.paths) != want || len(pl.carry.recs) != 4 {
+		t.Fatalf("%d records, %d path bytes; want 4 and %d", len(pl.carry.recs), len(pl.carry.paths), want)
+	}
 	if pl.carry.len() != 3 {
 		t.Fatalf("len %d", pl.carry.len())
 	}

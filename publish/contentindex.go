@@ -63,10 +63,3 @@ func (x *contentIndex) lookup(c content) (source, bool) {
 	r := x.recs[i]
 	return source{x.version, string(x.paths[r.off : r.off+r.n])}, true
 }
-
-func (x *contentIndex) len() int {
-	if x == nil {
-		return 0
-	}
-	return len(x.recs)
-}

@@ -215,7 +215,7 @@ func (pl *plan) reader(skew int) *releases.ManifestFiles {
 					have.seal()
 					pl.have = have
 				}
-				pl.carry.compact()
+				pl.carry.sort()
 				taken++
 			case ok:
 				taken++ // a release with no files
