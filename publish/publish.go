@@ -181,7 +181,8 @@ type plan struct {
 // first skew ones their fingerprinted assets (the newest release's copy
 // of a path wins). What a release proves not valid after some of its
 // files were read is taken out again when it is done: its content index
-// is staged, and the paths it added to carry are remembered.
+// is staged, and the assets it added are cut off at the mark taken when
+// its first file came.
 func (pl *plan) reader(skew int) *releases.ManifestFiles {
 	taken := 0
 	var version string
