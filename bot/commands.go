@@ -206,7 +206,8 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 		return
 	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
-		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason, Override: c.Override}, p)
+		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason, Override: c.Override,
+			Back: req.Confirmed}, p)
 	})
 }
 

@@ -95,6 +95,7 @@ func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version
 		}
 		return nil, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
 	}
+	m.ETag = aws.ToString(out.ETag)
 	return m, nil
 }
 

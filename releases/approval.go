@@ -34,13 +34,15 @@ const DefaultApprovalTimeout = 30 * time.Minute
 // ApprovalRequest is a promote waiting for approval. Its ID becomes the
 // deploy's id once approved.
 type ApprovalRequest struct {
-	ID       string        `json:"id"`
-	Site     string        `json:"site"`
-	Version  string        `json:"version"`
-	From     string        `json:"from"` // live when asked
-	Actor    string        `json:"actor"`
-	Reason   string        `json:"reason,omitempty"`
-	Override string        `json:"override_freeze,omitempty"`
+	ID       string `json:"id"`
+	Site     string `json:"site"`
+	Version  string `json:"version"`
+	From     string `json:"from"` // live when asked
+	Actor    string `json:"actor"`
+	Reason   string `json:"reason,omitempty"`
+	Override string `json:"override_freeze,omitempty"`
+	// Back: the promote goes back to an older release, as its asker said.
+	Back     bool          `json:"back,omitempty"`
 	Door     string        `json:"door,omitempty"`
 	Required int           `json:"required"`
 	State    ApprovalState `json:"state"`
@@ -101,7 +103,7 @@ func (s *Service) ask(ctx context.Context, site Site, cur Current, req PromoteRe
 		timeout = DefaultApprovalTimeout
 	}
 	a := ApprovalRequest{ID: s.newID(), Site: site.Name, Version: req.Version, From: cur.Version, Actor: req.Actor, Reason: req.Reason,
-		Override: req.Override, Door: DoorOf(ctx), Required: site.Approval.Required, State: ApprovalPending, Approvals: []ApprovalVote{},
+		Override: req.Override, Back: req.Back, Door: DoorOf(ctx), Required: site.Approval.Required, State: ApprovalPending, Approvals: []ApprovalVote{},
 		Requested: now, Expires: now.Add(timeout)}
 	if err := s.Store.CreateApproval(ctx, a); err != nil {
 		return nil, err
@@ -206,7 +208,7 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 		return &Outcome{Approval: &a, Version: a.Version}, nil
 	}
 	s.logger().InfoContext(ctx, "promote approved", "site", site.Name, "request", a.ID, "approvers", a.Approvers())
-	return s.Promote(ctx, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, approved: &a}, progress)
+	return s.Promote(ctx, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, approved: &a}, progress)
 }
 
 // Reject ends a pending request without a deploy: an approver's no, or the

@@ -24,6 +24,11 @@ type PromoteRequest struct {
 	// Override, when set, is why this promote goes ahead in a freeze or
 	// outside the deploy windows (an approver's decision, recorded).
 	Override string
+	// Back says the person knows Version is older than the live release:
+	// a promote that goes back, refused without it (see GoesBack). It is
+	// still a promote, with every promote rule; Rollback is the way back
+	// to a release that was live before, without them.
+	Back bool
 	// lockAfter becomes the deploy's LockAfter.
 	lockAfter *Lock
 	// approved is the request whose approval runs this promote; its id
@@ -121,7 +126,7 @@ func (s *Service) withLive(ctx context.Context, site Site, cdn CDN, err error) e
 func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRequest, progress Progress) (*Outcome, error) {
 	// A release is promotable only while its manifest is in the bucket:
 	// that is what says its upload finished (and that it was not pruned).
-	_, _, manifest, err := s.record(ctx, site.Name, req.Version)
+	rel, _, manifest, err := s.record(ctx, site.Name, req.Version)
 	if err != nil {
 		if errors.Is(err, ErrNoManifest) {
 			return nil, Errorf(ENOTFOUND, "site %s has no release %s: no manifest in the bucket (never published, upload unfinished, or pruned)", site.Name, req.Version)
@@ -165,10 +170,19 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 		}
 		return &Outcome{AlreadyLive: true, Version: req.Version}, nil
 	}
+	if err := s.checkBack(ctx, site, rel, cur, req); err != nil {
+		return nil, err
+	}
 	if needsApproval(site, req) {
 		return s.ask(ctx, site, cur, req)
 	}
 	carry := s.carryStep(ctx, site, cur, manifest)
+	var fromManifest string
+	if cur.Version != "" {
+		if r, err := s.Store.Release(ctx, site.Name, cur.Version); err == nil {
+			fromManifest = r.ManifestETag
+		}
+	}
 
 	now := s.now()
 	id := s.newID()
@@ -178,7 +192,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	}
 	d := Deploy{
 		ID: id, ApprovedBy: approvedBy, Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
-		From: cur.Version, FromPath: cur.Path, To: req.Version, Strategy: cdn.Strategy(),
+		From: cur.Version, FromPath: cur.Path, To: req.Version, ToManifest: manifest.ETag, FromManifest: fromManifest, Strategy: cdn.Strategy(),
 		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter,
 	}
 	host, pid := s.runner()
@@ -208,6 +222,26 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	}
 	err = s.run(ctx, &d, steps, false, log, progress)
 	return &Outcome{Deploy: &d, Version: req.Version}, s.afterHealth(ctx, site, &d, err, progress)
+}
+
+// checkBack refuses a promote to a release older than the live one unless
+// the request says it goes back: every door asks, or makes its caller
+// say so, rather than going back silently.
+func (s *Service) checkBack(ctx context.Context, site Site, rel Release, cur Current, req PromoteRequest) error {
+	if req.Kind != KindPromote || req.Back || cur.Version == "" {
+		return nil
+	}
+	live, err := s.Store.Release(ctx, site.Name, cur.Version)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil // a live release deploybot never recorded: no age to compare
+	} else if err != nil {
+		return err
+	}
+	if !GoesBack(rel, live) {
+		return nil
+	}
+	return Errorf(ECONFLICT, "%s is older than the live %s on %s (published %s, live %s): promoting it goes back. Roll back to it if it was live before, or say you mean it (promote --rollback on the command line, \"rollback\": true in the API)",
+		rel.Version, live.Version, site.Name, rel.PublishedAt.UTC().Format("2006-01-02 15:04Z"), live.PublishedAt.UTC().Format("2006-01-02 15:04Z"))
 }
 
 // afterHealth rolls back a promote whose health checks failed; other
@@ -368,72 +402,4 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 func (d Deploy) clone() Deploy {
 	d.Phases = slices.Clone(d.Phases)
 	return d
-}
-
-// RollbackRequest asks to go back to the previous good release, or to
-// Version when set.
-type RollbackRequest struct {
-	Site    string
-	Version string
-	Actor   string
-	Reason  string
-}
-
-// Rollback makes the previous good release live again. Without a version
-// it walks finished deploys back from the newest: versions that were rolled
-// back away from are skipped, so repeated rollbacks keep going back rather
-// than toggling between two releases. Failed deploys are never targets.
-func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Progress) (out *Outcome, err error) {
-	target := req.Version
-	defer func() { s.audit(ctx, req.Site, req.Actor, string(KindRollback), joinDetail(target, req.Reason), err) }()
-	site, err := s.Site(req.Site)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkReason("the reason", req.Reason); err != nil {
-		return nil, err
-	}
-	if target == "" {
-		if target, err = s.RollbackTarget(ctx, site.Name); err != nil {
-			return nil, err
-		}
-	}
-	return s.deploy(ctx, PromoteRequest{Site: site.Name, Version: target, Actor: req.Actor, Reason: req.Reason, Kind: KindRollback}, progress)
-}
-
-// RollbackTarget returns the version Rollback goes to without a version.
-func (s *Service) RollbackTarget(ctx context.Context, siteName string) (string, error) {
-	site, err := s.Site(siteName)
-	if err != nil {
-		return "", err
-	}
-	_, cur, err := s.current(ctx, site)
-	if err != nil {
-		return "", err
-	}
-	deploys, err := s.Store.Deploys(ctx, site.Name, 0)
-	if err != nil {
-		return "", err
-	}
-	abandoned := map[string]bool{}
-	for _, d := range deploys {
-		if d.Phase != PhaseDone {
-			continue
-		}
-		if d.Kind == KindRollback {
-			abandoned[d.From] = true
-		}
-		for _, v := range []string{d.To, d.From} {
-			if v == "" || v == cur.Version || abandoned[v] {
-				continue
-			}
-			if _, err := s.Bucket.ReadManifest(ctx, site, v); errors.Is(err, ErrNoManifest) {
-				continue // pruned since
-			} else if err != nil {
-				return "", err
-			}
-			return v, nil
-		}
-	}
-	return "", Errorf(ENOTFOUND, "site %s has no earlier release to roll back to (live: %s)", site.Name, orNone(cur.Version))
 }

@@ -180,7 +180,7 @@ func TestFreezeHoldsPromotesNotRollbacks(t *testing.T) {
 	if err != nil || len(lifted) != 1 {
 		t.Fatalf("unfreeze: %v %v", lifted, err)
 	}
-	if _, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "bob"}, nil); err != nil {
+	if _, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "bob", Back: true}, nil); err != nil {
 		t.Fatalf("promote after unfreeze: %v", err)
 	}
 

@@ -11,8 +11,11 @@ import (
 // bucket and the distribution are the truth for what exists and what is
 // live; the store records who did what, and caches the rest.
 type Store interface {
-	// PutRelease records r; created is false when that version was already
-	// recorded (the record is then left as it was).
+	// PutRelease records r; created is false when that release was already
+	// recorded (the record is then left as it was). A record of the same
+	// version that is pruned, or read from another manifest (Release.SameAs),
+	// is replaced by r marked Reused, and the old record's pin goes: a name
+	// published again is a new release.
 	PutRelease(ctx context.Context, r Release) (created bool, err error)
 	// PutReleases is PutRelease for many, in one transaction; created[i]
 	// says whether rs[i] was new.

@@ -169,11 +169,20 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 			break
 		}
 	}
+	protect, err := s.pruneProtected(ctx, site, cur, deploys, rels)
+	if err != nil {
+		return nil, err
+	}
+	if running != nil {
+		protect[running.To], protect[running.From] = KeepDeploying, KeepDeploying
+	}
+	protect[cur.Version] = KeepLive
+	delete(protect, "")
 	policy := site.Retention
 	if policy.Grace <= 0 {
 		policy.Grace = DefaultGrace
 	}
-	plan := PlanPrune(PlanInput{Releases: rels, Deploys: deploys, Live: cur.Version, Running: running, Pins: pins, Now: s.now(), Policy: policy})
+	plan := PlanPrune(PlanInput{Releases: rels, Deploys: deploys, Live: cur.Version, Running: running, Pins: pins, Protect: protect, Now: s.now(), Policy: policy})
 
 	for v, why := range plan.Kept {
 		rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: why})
@@ -211,6 +220,13 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 	}
 	for _, v := range folders {
 		if known[v] && !pruned[v] {
+			continue
+		}
+		// Whatever the records say of it (pruned before, never recorded),
+		// the folder the site serves and the one a rollback would go to
+		// stay.
+		if why, ok := protect[v]; ok {
+			rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: why})
 			continue
 		}
 		if o := foreign(v); o != "" {
@@ -276,6 +292,36 @@ func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, er
 		return rep, Errorf(EINTERNAL, "prune of %s: %d of %d deletions failed; the next run tries them again", site.Name, rep.Failures, len(rep.Deleted))
 	}
 	return rep, nil
+}
+
+// pruneProtected are the releases no prune deletes whatever the policy and
+// the records say, beyond the live one: the rollback target, worked out
+// from what the CDN serves now, and the releases a promote waits for
+// approval of.
+func (s *Service) pruneProtected(ctx context.Context, site Site, cur Current, deploys []Deploy, rels []Release) (map[string]string, error) {
+	protect := map[string]string{}
+	h := &rollbackHistory{site: site, live: cur.Version, deploys: deploys, rels: make(map[string]Release, len(rels))}
+	for _, r := range rels {
+		h.rels[r.Version] = r
+	}
+	target, err := s.rollbackTarget(ctx, site, h)
+	switch {
+	case err == nil:
+		protect[target] = KeepRollback
+	case ErrorCode(err) != ENOTFOUND:
+		return nil, err
+	}
+	approvals, err := s.Store.Approvals(ctx, site.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	for _, a := range approvals {
+		if a.Pending(now) {
+			protect[a.Version] = KeepApproval
+		}
+	}
+	return protect, nil
 }
 
 func lockWhat(l Lock) string {

@@ -56,9 +56,16 @@ func (s *Service) GoesBack(ctx context.Context, siteName, version string) (live 
 
 // GoesBack is the rule itself, for callers that hold both releases
 // (the notices, refreshed many at once): target, not pruned and not the
-// live release, was published before it.
+// live release, was published before it (or at the same time with a
+// name that sorts first: the order versions lists them in).
 func GoesBack(target, live Release) bool {
-	return !target.Pruned && target.Version != live.Version && target.PublishedAt.Before(live.PublishedAt)
+	if target.Pruned || target.Version == live.Version {
+		return false
+	}
+	if !target.PublishedAt.Equal(live.PublishedAt) {
+		return target.PublishedAt.Before(live.PublishedAt)
+	}
+	return target.Version < live.Version
 }
 
 // SetDeployLink remembers where a deploy is shown (a chat thread) under a

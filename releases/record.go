@@ -86,9 +86,11 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 	if err != nil {
 		return nil, err
 	}
+	// A pruned record whose manifest is back was published again under
+	// the same name: it is read as a new release (see Store.PutRelease).
 	have := make(map[string]bool, len(known))
 	for _, r := range known {
-		have[r.Version] = true
+		have[r.Version] = !r.Pruned
 	}
 	var todo []string
 	for _, v := range versions {

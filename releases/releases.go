@@ -142,6 +142,47 @@ type Release struct {
 	// history but cannot be promoted.
 	Pruned   bool      `json:"pruned,omitempty"`
 	PrunedAt time.Time `json:"pruned_at,omitzero"`
+	// ManifestETag is the ETag of the manifest the record was read from:
+	// a manifest is written once (If-None-Match: *), so it names this
+	// release's content as long as the name stays in use. When the name
+	// is published again after a prune, the new manifest is another
+	// object, and the record another release ("" in records written
+	// before deploybot kept it).
+	ManifestETag string `json:"manifest_etag,omitempty"`
+	// Reused: the version name belonged to an earlier release (pruned,
+	// or replaced in the bucket) before this one. Deploys of the name
+	// that do not say which manifest they moved to (written before
+	// deploybot recorded it) are then the earlier release's, not this
+	// one's.
+	Reused bool `json:"reused,omitempty"`
+}
+
+// SameAs reports whether r and o are records of one release: the same
+// version read from the same manifest. A record that does not know its
+// manifest's ETag is taken for the same.
+func (r Release) SameAs(o Release) bool {
+	return r.Version == o.Version && (r.ManifestETag == "" || o.ManifestETag == "" || r.ManifestETag == o.ManifestETag)
+}
+
+// Deployed reports whether deploy d moved the site to this release (and
+// not to an earlier release of the same name).
+func (r Release) Deployed(d Deploy) bool { return r.is(d.To, d.ToManifest) }
+
+// Left reports whether deploy d moved the site away from this release:
+// it was live when d started.
+func (r Release) Left(d Deploy) bool { return r.is(d.From, d.FromManifest) }
+
+// is reports whether a deploy's version and manifest ETag name r. A deploy
+// or record from before deploybot kept ETags names r by version, unless r
+// reuses a name that an earlier release had.
+func (r Release) is(version, etag string) bool {
+	if version == "" || version != r.Version {
+		return false
+	}
+	if etag == "" || r.ManifestETag == "" {
+		return r.ManifestETag == "" || !r.Reused
+	}
+	return etag == r.ManifestETag
 }
 
 // Manifest is the release's record in the bucket, written last: the list of
@@ -168,6 +209,10 @@ type Manifest struct {
 	// Stamped: every object of the release carries ReleaseMetadata, so
 	// answers through the CDN name the release (see visible.go).
 	Stamped bool `json:"stamped,omitempty"`
+	// ETag is the manifest object's ETag as the bucket gave it when it was
+	// read (not part of the JSON): what tells one publish of a version
+	// name from a later one of the same name.
+	ETag string `json:"-"`
 }
 
 // ManifestFile is one file of a release, its path relative to the release
@@ -187,7 +232,7 @@ type ManifestFile struct {
 // Release summarises the manifest for the store.
 func (m *Manifest) Release(site string) Release {
 	r := Release{Site: site, Version: m.Version, Commit: m.Commit, Message: m.Message, Build: m.Build,
-		PublishedAt: m.PublishedAt, Files: len(m.Files)}
+		PublishedAt: m.PublishedAt, Files: len(m.Files), ManifestETag: m.ETag}
 	for _, f := range m.Files {
 		r.Bytes += f.Size
 	}
@@ -227,14 +272,20 @@ type PhaseRecord struct {
 // phase change, before the step acts, so after a crash it says exactly what
 // to check in AWS.
 type Deploy struct {
-	ID         string        `json:"id"`
-	Site       string        `json:"site"`
-	Kind       Kind          `json:"kind"`
-	Actor      string        `json:"actor"`
-	Reason     string        `json:"reason,omitempty"`
-	From       string        `json:"from"` // version live before, "" if none or unknown
-	FromPath   string        `json:"from_path"`
-	To         string        `json:"to"`
+	ID     string `json:"id"`
+	Site   string `json:"site"`
+	Kind   Kind   `json:"kind"`
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+	From   string `json:"from"` // version live before, "" if none or unknown
+	// FromManifest is the ETag of From's manifest as recorded when the
+	// deploy started ("" when unknown; see Release.Left).
+	FromManifest string `json:"from_manifest,omitempty"`
+	FromPath     string `json:"from_path"`
+	To           string `json:"to"`
+	// ToManifest is the ETag of To's manifest when the deploy started:
+	// which release of that name it moved to (see Release.Deployed).
+	ToManifest string        `json:"to_manifest,omitempty"`
 	Strategy   string        `json:"strategy"`
 	Phase      Phase         `json:"phase"`
 	Phases     []PhaseRecord `json:"phases"`

@@ -38,6 +38,8 @@ const (
 	KeepNewest    = "among the newest (keep)"
 	KeepUploading = "no manifest yet, upload may be in progress"
 	KeepOtherSite = "another site's data: never pruned from this one"
+	KeepRollback  = "the rollback target"
+	KeepApproval  = "a promote to it waits for approval"
 )
 
 // PlanInput is everything a prune decision depends on.
@@ -47,8 +49,11 @@ type PlanInput struct {
 	Live     string    // what the CDN serves
 	Running  *Deploy   // a deploy in progress, if any
 	Pins     map[string]Pin
-	Now      time.Time
-	Policy   Policy
+	// Protect keeps versions whatever else is said of them (version ->
+	// why): the rollback target, releases waiting for approval.
+	Protect map[string]string
+	Now     time.Time
+	Policy  Policy
 }
 
 // PrunePlan is what a prune deletes and what it keeps, and why.
@@ -75,6 +80,13 @@ func PlanPrune(in PlanInput) PrunePlan {
 		keep(d.To, KeepDeploying)
 		keep(d.From, KeepDeploying)
 	}
+	for v, why := range in.Protect {
+		keep(v, why)
+	}
+	byVersion := make(map[string]Release, len(rels))
+	for _, r := range rels {
+		byVersion[r.Version] = r
+	}
 	// The releases that were live most recently: the live one first, then
 	// each finished deploy's target, newest first.
 	recent := []string{}
@@ -87,7 +99,9 @@ func PlanPrune(in PlanInput) PrunePlan {
 	}
 	add(in.Live)
 	for _, d := range in.Deploys {
-		if d.Phase == PhaseDone {
+		// A name published again after a prune is a release that was
+		// never live: the old release's deploys are not its.
+		if r, ok := byVersion[d.To]; d.Phase == PhaseDone && (!ok || r.Deployed(d)) {
 			add(d.To)
 		}
 	}

@@ -2,6 +2,8 @@ package releases_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +74,15 @@ func (b *fakeBucket) ManifestETag(_ context.Context, _ releases.Site, v string) 
 	if _, ok := b.manifests[v]; !ok {
 		return "", releases.Errorf(releases.ENOTFOUND, "no manifest for %s: %w", v, releases.ErrNoManifest)
 	}
-	return `"` + v + `"`, nil
+	return fakeETag(b.manifests[v]), nil
+}
+
+// fakeETag is a manifest's ETag as S3 gives it: the MD5 of the object's
+// bytes, in quotes, so a manifest written again under the same name has
+// another one.
+func fakeETag(m *releases.Manifest) string {
+	raw, _ := json.Marshal(m)
+	return fmt.Sprintf("%q", fmt.Sprintf("%x", md5.Sum(raw)))
 }
 
 func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v string) (*releases.Manifest, error) {
@@ -86,6 +96,7 @@ func (b *fakeBucket) ReadManifest(_ context.Context, site releases.Site, v strin
 		return nil, releases.Errorf(releases.EINVALID, "manifest of %s is not valid JSON", v)
 	}
 	c := *m
+	c.ETag = fakeETag(m)
 	return &c, nil
 }
 
@@ -471,9 +482,14 @@ func TestRollbackWalksBack(t *testing.T) {
 	if _, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "a"}, nil); releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("rollback past the first release: %v", err)
 	}
-	// A named version is allowed, and a pruned one (manifest gone) is skipped.
-	out, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Version: "v3", Actor: "a"}, nil)
-	if err != nil || out.Deploy.To != "v3" {
+	// A named version goes only back: v3 is newer than the live v1.
+	if _, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Version: "v3", Actor: "a"}, nil); releases.ErrorCode(err) != releases.ECONFLICT ||
+		!strings.Contains(releases.ErrorMessage(err), "newer than the live v1") {
+		t.Fatalf("a rollback forward: %v", err)
+	}
+	h.promote(t, "v3")
+	out, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
+	if err != nil || out.Deploy.To != "v1" {
 		t.Fatalf("named rollback: %+v %v", out, err)
 	}
 }

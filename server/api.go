@@ -22,6 +22,9 @@ type DeployRequest struct {
 	// OverrideFreeze, when set, is why a promote goes ahead in a freeze or
 	// outside the deploy windows.
 	OverrideFreeze string `json:"override_freeze,omitempty"`
+	// Rollback, on a promote, says the caller knows the release is older
+	// than the live one: without it such a promote is refused (409).
+	Rollback bool `json:"rollback,omitempty"`
 }
 
 // WireEvent is one line of a promote/rollback answer (NDJSON): progress
@@ -370,7 +373,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 			return s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
 		}
 		return s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason,
-			NoVerify: req.NoVerify, Override: req.OverrideFreeze}, progress)
+			NoVerify: req.NoVerify, Override: req.OverrideFreeze, Back: req.Rollback}, progress)
 	})
 }
 

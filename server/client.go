@@ -168,7 +168,7 @@ func orInternal(code string) string {
 // Promote makes a release live through the server, as the service's
 // Promote does in process.
 func (c *Client) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
-	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, OverrideFreeze: req.Override}, p)
+	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, OverrideFreeze: req.Override, Rollback: req.Back}, p)
 }
 
 // Rollback goes back through the server, as the service's Rollback does.

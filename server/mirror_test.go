@@ -30,7 +30,7 @@ func TestHistoryMirrorDrainsUnderFaults(t *testing.T) {
 		for attempt := 0; attempt < 5; attempt++ {
 			// A deploy refused before it starts (the fault hit a read) is
 			// asked again, as a person would.
-			if _, err = c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "ci"}, nil); err == nil {
+			if _, err = c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "ci", Back: v == "v1"}, nil); err == nil {
 				break
 			}
 		}

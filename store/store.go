@@ -197,21 +197,11 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 	return b.Put([]byte(key), raw)
 }
 
-// PutRelease records r unless its version is recorded.
+// PutRelease records r unless that release is recorded (see putRelease).
 func (s *DB) PutRelease(ctx context.Context, r releases.Release) (created bool, err error) {
 	err = s.with(ctx, true, func(tx *bolt.Tx) error {
-		b, err := siteBucket(tx, bucketReleases, r.Site, true)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(r.Version)) != nil {
-			return nil
-		}
-		created = true
-		if err := putJSON(b, r.Version, r); err != nil {
-			return err
-		}
-		return enqueue(tx, r.Site, releases.HistoryReleases+r.Version+".json", true, r)
+		created, err = putRelease(tx, r)
+		return err
 	})
 	return created, err
 }
@@ -224,20 +214,11 @@ func (s *DB) PutReleases(ctx context.Context, rs []releases.Release) ([]bool, er
 	}
 	err := s.with(ctx, true, func(tx *bolt.Tx) error {
 		for i, r := range rs {
-			b, err := siteBucket(tx, bucketReleases, r.Site, true)
+			ok, err := putRelease(tx, r)
 			if err != nil {
 				return err
 			}
-			if b.Get([]byte(r.Version)) != nil {
-				continue
-			}
-			if err := putJSON(b, r.Version, r); err != nil {
-				return err
-			}
-			if err := enqueue(tx, r.Site, releases.HistoryReleases+r.Version+".json", true, r); err != nil {
-				return err
-			}
-			created[i] = true
+			created[i] = ok
 		}
 		return nil
 	})
@@ -245,6 +226,59 @@ func (s *DB) PutReleases(ctx context.Context, rs []releases.Release) ([]bool, er
 		return nil, err
 	}
 	return created, nil
+}
+
+// reusedName reports whether r, read from a manifest now, is another
+// release than old, the record of the same version. A pruned record read
+// again from the very manifest it was read from (a prune stopped before it
+// deleted the manifest) is the same release; without ETags to compare, a
+// pruned name that has a manifest can only have been published again.
+func reusedName(old, r releases.Release) bool {
+	if old.Pruned {
+		return old.ManifestETag == "" || old.ManifestETag != r.ManifestETag
+	}
+	return !old.SameAs(r)
+}
+
+// putRelease records r unless its version is recorded as the same release.
+// A version name that retention pruned, or whose manifest is another
+// object than the recorded one (releases.Release.SameAs), was published
+// again: the new content gets a fresh record, and what belonged to the old
+// one (its pin, its chat notice) goes with it, so nothing the old release
+// earned (pruned, pinned, once live) carries over to a build nobody chose.
+func putRelease(tx *bolt.Tx, r releases.Release) (created bool, err error) {
+	b, err := siteBucket(tx, bucketReleases, r.Site, true)
+	if err != nil {
+		return false, err
+	}
+	var old releases.Release
+	had, err := getJSON(b, r.Version, &old)
+	if err != nil {
+		return false, err
+	}
+	if had {
+		if !reusedName(old, r) {
+			return false, nil
+		}
+		r.Reused = true
+		if pins, _ := siteBucket(tx, bucketPins, r.Site, false); pins != nil && pins.Get([]byte(r.Version)) != nil {
+			if err := pins.Delete([]byte(r.Version)); err != nil {
+				return false, err
+			}
+			if err := enqueuePins(tx, r.Site); err != nil {
+				return false, err
+			}
+		}
+		if links, _ := siteBucket(tx, bucketLinks, r.Site, false); links != nil {
+			if err := links.Delete([]byte(releaseLinkKey + r.Version)); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := putJSON(b, r.Version, r); err != nil {
+		return false, err
+	}
+	return true, enqueue(tx, r.Site, releases.HistoryReleases+r.Version+".json", true, r)
 }
 
 // AnnotateRelease fills an empty commit and message of a release.

@@ -78,7 +78,7 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 			if r := w.must("recover"); !strings.Contains(r.stdout, "nothing to recover") {
 				t.Fatalf("a second recover:\n%s", r.stdout)
 			}
-			w.must("promote", "v1")
+			w.must("rollback", "v1")
 			w.serves("v1")
 		})
 	}

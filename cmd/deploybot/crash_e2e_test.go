@@ -51,7 +51,8 @@ func TestKillNineInEachPhase(t *testing.T) {
 			}
 			w.fault(c.fault)
 
-			flip := exec.Command(w.bin, "promote", "v1")
+			// Back to the older v1, as a promote (--rollback says so).
+			flip := exec.Command(w.bin, "promote", "--rollback", "v1")
 			flip.Env = w.env
 			var out syncBuffer
 			flip.Stdout, flip.Stderr = &out, &out
