@@ -22,6 +22,9 @@ type Request struct {
 	ResponseURL string
 	// Confirmed: the person confirmed a promote that goes backwards.
 	Confirmed bool
+	// From is the release a button was made under (a Rollback button's
+	// live release): the rollback is refused if another is live now.
+	From string
 	Door      string // slack, console
 }
 

@@ -20,6 +20,9 @@ type LiveNow struct {
 	rel *releases.Release // nil: nothing live, or not a recorded release
 }
 
+// Version is the live release's version ("" when nothing is live).
+func (n LiveNow) Version() string { return n.ptr.Version }
+
 // LiveNow reads what is live on site for NoticeStateOf.
 func (b *Bot) LiveNow(ctx context.Context, site releases.Site) LiveNow {
 	var n LiveNow

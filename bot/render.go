@@ -244,18 +244,31 @@ func orDash(s string) string {
 }
 
 // LiveMessage is the last thread reply of a finished deploy, with a
-// Rollback button back to what was live before.
+// Rollback button back to what was live before. The button's value names
+// the release it goes back from too (site/from/to): a click once another
+// release is live is refused rather than acting on a site that moved on.
 func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	text := Md(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
 	if v := present.VisibleText(d); v != "" {
 		text = Md(":white_check_mark: `%s` is live on *%s* (%s in all): %s.", d.To, d.Site, elapsed.Round(time.Second), v)
 	}
 	blocks := []Block{section(text)}
-	if d.From != "" {
-		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From, Label: "Roll back to " + d.From,
+	// A rollback's From is newer than its To: going there again is a
+	// promote, not a rollback, so its reply offers no button.
+	if d.From != "" && d.Kind != releases.KindRollback {
+		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From + "/" + d.To, Label: "Roll back to " + d.From,
 			Confirm: &Confirm{Title: "Roll back?", Text: Md("Make `%s` live on *%s* again?", d.From, d.Site), OK: "Roll back", Cancel: "Cancel", Danger: true}}}})
 	}
 	return Message{Text: text, Blocks: blocks}
+}
+
+// SupersededMessage replaces the live reply of a deploy once another
+// deploy has moved the site on: its Rollback button would no longer mean
+// what it says, so it goes.
+func SupersededMessage(d releases.Deploy, now string) Message {
+	text := Md(":white_check_mark: `%s` was live on *%s* from this deploy; `%s` is live now, so this thread's Rollback button is gone (`rollback` still goes back from what is live).",
+		d.To, d.Site, now)
+	return Message{Text: text, Blocks: []Block{section(text)}}
 }
 
 // ThreadLine is the thread reply for one deploy event ("" for none).

@@ -19,6 +19,11 @@ type RollbackRequest struct {
 	Version string
 	Actor   string
 	Reason  string
+	// From, when set, is the release the caller saw live when it chose to
+	// go back (a Rollback button posted under a deploy): the rollback is
+	// refused if another release is live now, so a stale button never
+	// acts on a site that has moved on.
+	From string
 }
 
 // Rollback makes the previous good release live again. Without a version
@@ -50,6 +55,10 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Pr
 	h, err := s.rollbackHistory(ctx, site)
 	if err != nil {
 		return nil, err
+	}
+	if req.From != "" && req.From != h.live {
+		return nil, Errorf(ECONFLICT, "this rollback was asked while %s was live on %s, and %s is live now; nothing changed. Ask again from what is live now",
+			req.From, site.Name, orNone(h.live))
 	}
 	if target == "" {
 		if target, err = s.rollbackTarget(ctx, site, h); err != nil {

@@ -46,6 +46,7 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 		return
 	}
 	live := s.Bot.LiveNow(ctx, site)
+	s.supersedeLiveReplies(ctx, site, live.Version())
 	for version, ls := range links {
 		l, ok := parseNoticeLink(ls["slack"])
 		if !ok || l.state == "pruned" {
@@ -71,6 +72,59 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 		l.state = st.Key(version)
 		if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, version, "slack", l.String()); err != nil {
 			s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", version, "err", err)
+		}
+	}
+}
+
+// liveReplyLink names, among a deploy's links, its "is live" thread reply
+// (channel and ts), while that reply still has a Rollback button.
+const liveReplyLink = "slack_live"
+
+// liveRepliesChecked is how many of the newest deploys are looked at for
+// a live reply to supersede: each later deploy superseded the ones before
+// it, so only the last few can still have a button.
+const liveRepliesChecked = 10
+
+// supersedeLiveReplies takes the Rollback button off the live replies of
+// deploys that no longer made what is live: the newest finished deploy to
+// the live release keeps its button, every other loses it (clicked, it
+// would be refused as stale anyway; gone, nobody is misled).
+func (s *Slack) supersedeLiveReplies(ctx context.Context, site releases.Site, live string) {
+	ds, err := s.Bot.Service.Deploys(ctx, site.Name, liveRepliesChecked)
+	if err != nil {
+		return
+	}
+	current := true
+	for _, d := range ds {
+		if d.Phase != releases.PhaseDone {
+			if !d.FlippedAt.IsZero() {
+				current = false // a failed deploy moved the site on
+			}
+			continue
+		}
+		if current && d.To == live {
+			current = false
+			continue
+		}
+		current = false
+		links, err := s.Bot.Service.DeployLinks(ctx, site.Name, d.ID)
+		if err != nil || links[liveReplyLink] == "" {
+			continue
+		}
+		channel, ts, ok := strings.Cut(links[liveReplyLink], " ")
+		if !ok {
+			continue
+		}
+		m := bot.SupersededMessage(d, live)
+		if err := retry(ctx, func() error {
+			_, _, _, err := s.API.UpdateMessageContext(ctx, channel, ts, msgOptions(m)...)
+			return err
+		}); err != nil {
+			s.Logger.Warn("slack: taking the Rollback button off a superseded deploy failed", "site", site.Name, "deploy_id", d.ID, "err", err)
+			continue
+		}
+		if err := s.Bot.Service.SetDeployLink(ctx, site.Name, d.ID, liveReplyLink, ""); err != nil {
+			s.Logger.Warn("slack: recording a superseded live reply", "site", site.Name, "deploy_id", d.ID, "err", err)
 		}
 	}
 }

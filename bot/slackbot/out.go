@@ -282,12 +282,21 @@ func (v *slackDeploy) post(e releases.Event) {
 		return
 	}
 	opts := append(msgOptions(m), slack.MsgOptionTS(v.thread))
-	if err := retry(v.ctx, func() error {
-		_, _, err := v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+	var ts string
+	if err := retry(v.ctx, func() (err error) {
+		_, ts, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
 		return err
 	}); err != nil {
 		log.Error("slack: thread reply failed", "err", err, "type", e.Type)
 		v.s.lost("thread")
+		return
+	}
+	if e.Type == releases.EventDeployFinished && ts != "" {
+		// Remembered so the reply loses its Rollback button once
+		// another deploy moves the site on (supersedeLiveReplies).
+		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, liveReplyLink, v.channel+" "+ts); err != nil {
+			log.Warn("recording the deploy's live reply", "err", err)
+		}
 	}
 }
 

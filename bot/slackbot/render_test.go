@@ -55,7 +55,11 @@ func TestGoldenCard(t *testing.T) {
 	golden(t, "card-failed", bot.Card(bot.CardState{Deploy: d, Result: "failed", Error: "deploy x failed in phase propagate; live now: v42", Elapsed: 30 * time.Minute}))
 	d.Kind = releases.KindRollback
 	golden(t, "card-done", bot.Card(bot.CardState{Deploy: d, Result: "done", Elapsed: 3 * time.Minute}))
-	golden(t, "live", bot.LiveMessage(d, 3*time.Minute))
+	// A rollback's reply offers no way "back" to the newer release it left.
+	golden(t, "live-rollback", bot.LiveMessage(d, 3*time.Minute))
+	promoted := d
+	promoted.Kind = releases.KindPromote
+	golden(t, "live", bot.LiveMessage(promoted, 3*time.Minute))
 	// An approved promote of a release CI told about, on a site with a
 	// repository: the card links what changes and says who approved.
 	d.Kind, d.ApprovedBy = releases.KindPromote, []string{"UBOB"}

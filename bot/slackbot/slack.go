@@ -241,6 +241,8 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 	if !ok {
 		return bot.Request{}, false
 	}
+	// A Rollback button names the release it goes back from too.
+	version, from, _ := strings.Cut(version, "/")
 	var name string
 	confirmed := false
 	reason := "clicked in Slack"
@@ -280,7 +282,7 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 		// deploy reports in the site's channel.
 		thread = ""
 	}
-	return bot.Request{Cmd: bot.Command{Action: bot.Run, Name: name, Site: site, Version: version, Reason: reason}, Confirmed: confirmed,
+	return bot.Request{Cmd: bot.Command{Action: bot.Run, Name: name, Site: site, Version: version, Reason: reason}, Confirmed: confirmed, From: from,
 		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, ResponseURL: cb.ResponseURL, Door: "slack"}, true
 }
 
