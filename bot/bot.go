@@ -25,7 +25,7 @@ type Request struct {
 	// From is the release a button was made under (a Rollback button's
 	// live release): the rollback is refused if another is live now.
 	From string
-	Door      string // slack, console
+	Door string // slack, console
 }
 
 // Out is where a runner's answers go; Slack and the dev console each
