@@ -2,8 +2,8 @@ package releases
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -25,6 +25,9 @@ const (
 	ApprovalApproved ApprovalState = "approved"
 	ApprovalRejected ApprovalState = "rejected"
 	ApprovalExpired  ApprovalState = "expired"
+	// ApprovalFailed: the release asked for is gone (pruned, deleted) or
+	// was published again with other content; nothing was deployed.
+	ApprovalFailed ApprovalState = "failed"
 )
 
 // DefaultApprovalTimeout is how long a request waits when the site's
@@ -42,7 +45,11 @@ type ApprovalRequest struct {
 	Reason   string `json:"reason,omitempty"`
 	Override string `json:"override_freeze,omitempty"`
 	// Back: the promote goes back to an older release, as its asker said.
-	Back     bool          `json:"back,omitempty"`
+	Back bool `json:"back,omitempty"`
+	// Manifest is the ETag of the release's manifest when it was asked
+	// for: what the approvers approve. A name published again since is
+	// other content, and the request fails rather than ship it.
+	Manifest string        `json:"manifest,omitempty"`
 	Door     string        `json:"door,omitempty"`
 	Required int           `json:"required"`
 	State    ApprovalState `json:"state"`
@@ -96,14 +103,14 @@ func needsApproval(site Site, req PromoteRequest) bool {
 }
 
 // ask records a promote as a request waiting for approval.
-func (s *Service) ask(ctx context.Context, site Site, cur Current, req PromoteRequest) (*Outcome, error) {
+func (s *Service) ask(ctx context.Context, site Site, cur Current, req PromoteRequest, manifest string) (*Outcome, error) {
 	now := s.now()
 	timeout := site.Approval.Timeout
 	if timeout <= 0 {
 		timeout = DefaultApprovalTimeout
 	}
 	a := ApprovalRequest{ID: s.newID(), Site: site.Name, Version: req.Version, From: cur.Version, Actor: req.Actor, Reason: req.Reason,
-		Override: req.Override, Back: req.Back, Door: DoorOf(ctx), Required: site.Approval.Required, State: ApprovalPending, Approvals: []ApprovalVote{},
+		Override: req.Override, Back: req.Back, Manifest: manifest, Door: DoorOf(ctx), Required: site.Approval.Required, State: ApprovalPending, Approvals: []ApprovalVote{},
 		Requested: now, Expires: now.Add(timeout)}
 	if err := s.Store.CreateApproval(ctx, a); err != nil {
 		return nil, err
@@ -158,28 +165,44 @@ func (s *Service) expiredView(a *ApprovalRequest) {
 	}
 }
 
-// Approve adds actor's approval to a pending request. The approval that
-// completes it runs the deploy (reported to progress, on ctx) and returns
-// its outcome; one that does not returns the request in Outcome.Approval.
-// The person who asked cannot approve; nobody approves twice. Whether
-// actor is one of the site's approvers is the door's to check (Slack asks
-// its user groups; the CLI and the API trust their caller as for every
-// deploy).
+// Approve adds the approval of ctx's principal (an approver of the site,
+// another person than the one who asked and than those who approved
+// already, whichever door each came through) to a pending request. The
+// approval that completes it runs the deploy (reported to progress, on
+// ctx) and returns its outcome; one that does not returns the request in
+// Outcome.Approval. A request whose release is gone, or was published
+// again with other content, ends as failed.
 func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progress Progress) (out *Outcome, err error) {
 	defer func() { s.audit(ctx, siteName, actor, "approve", id, err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
 	}
+	p, err := s.authorize(ctx, site, "approve", actor)
+	if p.Kind != "" {
+		actor = p.String()
+	}
+	if err != nil {
+		return nil, err
+	}
 	if actor == "" {
 		return nil, Errorf(EINVALID, "an approval needs an actor")
+	}
+	pending, err := s.Store.Approval(ctx, site.Name, id)
+	if err != nil {
+		return nil, err
 	}
 	// A freeze or a closed window that came after the request holds the
 	// approval too, leaving the request waiting, rather than taking the
 	// approval and then refusing the deploy.
-	if pending, err := s.Store.Approval(ctx, site.Name, id); err == nil && pending.Override == "" {
+	if pending.Override == "" && pending.Pending(s.now()) {
 		if err := s.guard(ctx, site, PromoteRequest{Kind: KindPromote}); err != nil {
 			return nil, err
+		}
+	}
+	if pending.Pending(s.now()) {
+		if gone := s.approvedReleaseGone(ctx, site, pending); gone != "" {
+			return nil, s.failApproval(ctx, site, id, gone)
 		}
 	}
 	now := s.now()
@@ -187,11 +210,13 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 		if err := decidable(a, now); err != nil {
 			return err
 		}
-		if a.Actor == actor {
-			return Errorf(EUNAUTHORIZED, "%s asked for this promote and cannot approve it: another approver must", actor)
+		if s.Access.SamePerson(ParsePrincipal(a.Actor), p) {
+			return Errorf(EUNAUTHORIZED, "%s asked for this promote (as %s) and cannot approve it: another approver must", actor, a.Actor)
 		}
-		if slices.Contains(a.Approvers(), actor) {
-			return Errorf(ECONFLICT, "%s has approved %s already; it needs %d more", actor, a.ID, a.Required-len(a.Approvals))
+		for _, v := range a.Approvals {
+			if s.Access.SamePerson(ParsePrincipal(v.By), p) {
+				return Errorf(ECONFLICT, "%s has approved %s already (as %s); it needs %d more, from other people", actor, a.ID, v.By, a.Required-len(a.Approvals))
+			}
 		}
 		a.Approvals = append(a.Approvals, ApprovalVote{By: actor, At: now})
 		if len(a.Approvals) >= a.Required {
@@ -208,7 +233,47 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 		return &Outcome{Approval: &a, Version: a.Version}, nil
 	}
 	s.logger().InfoContext(ctx, "promote approved", "site", site.Name, "request", a.ID, "approvers", a.Approvers())
-	return s.Promote(ctx, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, approved: &a}, progress)
+	out, err = s.Promote(ctx, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, approved: &a}, progress)
+	if out == nil && errors.Is(err, ErrNoManifest) {
+		// Pruned between the check and the deploy: the request ends as
+		// failed, never as approved.
+		s.failApproval(ctx, site, id, ErrorMessage(err))
+	}
+	return out, err
+}
+
+// approvedReleaseGone says why the release a request asks for can no
+// longer be what was asked ("" when it still is): its manifest is gone,
+// or it is another object than when the request was made.
+func (s *Service) approvedReleaseGone(ctx context.Context, site Site, a ApprovalRequest) string {
+	etag, err := s.Bucket.ManifestETag(ctx, site, a.Version)
+	switch {
+	case errors.Is(err, ErrNoManifest):
+		return fmt.Sprintf("%s of %s is gone from the bucket (pruned or deleted) since it was asked for", a.Version, site.Name)
+	case err != nil:
+		return "" // not known now: the deploy reads the manifest again
+	case a.Manifest != "" && etag != a.Manifest:
+		return fmt.Sprintf("%s of %s was published again with other content since it was asked for; promote it again to ask for the new build", a.Version, site.Name)
+	}
+	return ""
+}
+
+// failApproval ends a request as failed, saying why, and returns the
+// error a decision on it gets.
+func (s *Service) failApproval(ctx context.Context, site Site, id, why string) error {
+	now := s.now()
+	a, err := s.Store.UpdateApproval(ctx, site.Name, id, func(a *ApprovalRequest) error {
+		if a.State != ApprovalPending && a.State != ApprovalApproved {
+			return decidable(a, now)
+		}
+		a.State, a.DecidedBy, a.DecidedAt, a.Why = ApprovalFailed, AutoActor, now, why
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.approvalChanged(ctx, site, a)
+	return Errorf(ECONFLICT, "request %s failed: %s; nothing was deployed", id, why)
 }
 
 // Reject ends a pending request without a deploy: an approver's no, or the
@@ -222,11 +287,28 @@ func (s *Service) Reject(ctx context.Context, siteName, id, actor, why string) (
 	if err := checkReason("the reason", why); err != nil {
 		return ApprovalRequest{}, err
 	}
+	a, err := s.Store.Approval(ctx, site.Name, id)
+	if err != nil {
+		return ApprovalRequest{}, err
+	}
+	// The asker may withdraw their own request; anyone else must be an
+	// approver.
+	p, err := s.authorize(ctx, site, "reject", actor)
+	if p.Kind != "" {
+		actor = p.String()
+	}
+	var denied *DeniedError
+	if errors.As(err, &denied) && s.Access.SamePerson(ParsePrincipal(a.Actor), p) {
+		err = nil
+	}
+	if err != nil {
+		return ApprovalRequest{}, err
+	}
 	if actor == "" {
 		return ApprovalRequest{}, Errorf(EINVALID, "a rejection needs an actor")
 	}
 	now := s.now()
-	a, err := s.Store.UpdateApproval(ctx, site.Name, id, func(a *ApprovalRequest) error {
+	a, err = s.Store.UpdateApproval(ctx, site.Name, id, func(a *ApprovalRequest) error {
 		if err := decidable(a, now); err != nil {
 			return err
 		}

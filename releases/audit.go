@@ -39,6 +39,9 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 	if e.Door == "" {
 		e.Door = DoorOf(ctx)
 	}
+	if p, ok := PrincipalOf(ctx); ok && e.Label == "" && p.Label != "" && p.Label != e.Actor {
+		e.Label = shorten(p.Label, maxLabel)
+	}
 	// The record is written whatever became of ctx: a deploy cut short
 	// by a shutdown is recorded too.
 	if err := s.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
@@ -78,6 +81,9 @@ func (s *Service) History(ctx context.Context, siteName string, limit int) ([]Au
 	}
 	return s.Store.Audit(ctx, site.Name, limit)
 }
+
+// maxLabel bounds a label in the audit log: it is outside text.
+const maxLabel = 100
 
 func joinDetail(parts ...string) string {
 	return strings.TrimSpace(strings.Join(parts, " "))

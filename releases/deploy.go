@@ -69,6 +69,28 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 		}
 		s.audit(ctx, req.Site, req.Actor, string(req.Kind), detail, err)
 	}()
+	// deploybot's own deploys (an approved promote runs as its asker, an
+	// automatic rollback as deploybot) were decided already; a caller's
+	// promote is checked here, whichever door it came through.
+	if req.approved == nil && req.lockAfter == nil {
+		if req.Kind != KindPromote {
+			return nil, Errorf(EINVALID, "a %s goes through Rollback, which checks where it goes", req.Kind)
+		}
+		site, err := s.Site(req.Site)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.authorize(ctx, site, "promote", req.Actor)
+		if p.Kind != "" {
+			req.Actor = p.String()
+		}
+		if err == nil && req.Override != "" {
+			_, err = s.authorize(ctx, site, "override-freeze", req.Actor)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	return s.deploy(ctx, req, progress)
 }
 
@@ -174,7 +196,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 		return nil, err
 	}
 	if needsApproval(site, req) {
-		return s.ask(ctx, site, cur, req)
+		return s.ask(ctx, site, cur, req, manifest.ETag)
 	}
 	carry := s.carryStep(ctx, site, cur, manifest)
 	var fromManifest string

@@ -62,6 +62,10 @@ func ErrorCode(err error) string {
 	if errors.As(err, &p) {
 		return ECONFLICT
 	}
+	var d *DeniedError
+	if errors.As(err, &d) {
+		return EUNAUTHORIZED
+	}
 	return EINTERNAL
 }
 

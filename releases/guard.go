@@ -2,6 +2,7 @@ package releases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -144,14 +145,18 @@ func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, erro
 	until, err := ParseUntil(req.Until, now)
 	var out []Freeze
 	for _, site := range sites {
-		f := Freeze{Site: site.Name, From: now, Until: until, Reason: req.Reason, By: req.Actor, At: now}
+		actor := req.Actor
+		if err == nil {
+			actor, err = s.mayFreeze(ctx, site, req.Actor)
+		}
+		f := Freeze{Site: site.Name, From: now, Until: until, Reason: req.Reason, By: actor, At: now}
 		if err == nil {
 			err = s.checkFreeze(f, now)
 		}
 		if err == nil {
 			err = s.Store.SetFreeze(ctx, f)
 		}
-		s.audit(ctx, site.Name, req.Actor, "freeze", joinDetail("until "+req.Until, req.Reason), err)
+		s.audit(ctx, site.Name, actor, "freeze", joinDetail("until "+req.Until, req.Reason), err)
 		if err != nil {
 			return out, err
 		}
@@ -186,12 +191,17 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 	}
 	var out []Freeze
 	for _, site := range sites {
+		who, err := s.mayLiftFreeze(ctx, site, actor, "unfreeze")
+		if err != nil {
+			s.audit(ctx, site.Name, who, "unfreeze", "", err)
+			return out, err
+		}
 		f, err := s.Store.DeleteFreeze(ctx, site.Name)
 		detail := ""
 		if f != nil {
 			detail = "was frozen by " + f.By + ": " + f.Reason
 		}
-		s.audit(ctx, site.Name, actor, "unfreeze", detail, err)
+		s.audit(ctx, site.Name, who, "unfreeze", detail, err)
 		if err != nil {
 			return out, err
 		}
@@ -200,6 +210,45 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 		}
 	}
 	return out, nil
+}
+
+// mayFreeze decides whether actor may freeze site now: a deployer may,
+// unless it would replace someone else's freeze still in force, which is
+// lifting it (it could then be shortened, or lifted as one's own) and
+// needs what overriding it needs. It returns the actor to record.
+func (s *Service) mayFreeze(ctx context.Context, site Site, actor string) (string, error) {
+	who, err := s.authorizeActor(ctx, site, "freeze", actor)
+	if err != nil {
+		return who, err
+	}
+	return s.mayLiftFreeze(ctx, site, who, "freeze")
+}
+
+// mayLiftFreeze decides whether actor may lift or replace the site's
+// run-time freeze: its author may as a deployer, anyone else must be an
+// approver (who may promote through it anyway). A freeze no longer in
+// force is anyone's to clear.
+func (s *Service) mayLiftFreeze(ctx context.Context, site Site, actor, action string) (string, error) {
+	who, err := s.authorizeActor(ctx, site, action, actor)
+	if err != nil {
+		return who, err
+	}
+	f, err := s.Store.Freeze(ctx, site.Name)
+	if err != nil || f == nil || !f.Active(s.now()) {
+		return who, err
+	}
+	if s.Access.SamePerson(ParsePrincipal(f.By), ParsePrincipal(who)) {
+		return who, nil
+	}
+	if _, err := s.authorize(ctx, site, "lift-freeze", who); err != nil {
+		var d *DeniedError
+		if errors.As(err, &d) {
+			return who, Errorf(EUNAUTHORIZED, "%s of %s was frozen by %s until %s (%s); only its author or an approver may lift, shorten or replace it, and %s is neither",
+				site.Name, site.Name, f.By, f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason, who)
+		}
+		return who, err
+	}
+	return who, nil
 }
 
 func (s *Service) sitesOf(name string, all bool) ([]Site, error) {

@@ -12,6 +12,9 @@ func (s *Service) LockSite(ctx context.Context, siteName, actor, reason string) 
 	if err != nil {
 		return nil, err
 	}
+	if actor, err = s.authorizeActor(ctx, site, "lock", actor); err != nil {
+		return nil, err
+	}
 	if reason == "" {
 		return nil, Errorf(EINVALID, "say why site %s is locked", site.Name)
 	}
@@ -32,6 +35,9 @@ func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (_ *Lo
 	defer func() { s.audit(ctx, siteName, actor, "unlock", "", err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
+		return nil, err
+	}
+	if actor, err = s.authorizeActor(ctx, site, "unlock", actor); err != nil {
 		return nil, err
 	}
 	l, err := s.Store.ReleaseLock(ctx, site.Name)

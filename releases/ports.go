@@ -140,6 +140,9 @@ type AuditEntry struct {
 	Result string    `json:"result"` // ok, refused, failed
 	Detail string    `json:"detail,omitempty"`
 	Door   string    `json:"door,omitempty"` // slack, cli, api, console
+	// Label is what the caller named itself beside its verified identity
+	// (Actor): the API body's actor, $DEPLOYBOT_ACTOR. Never trusted.
+	Label string `json:"label,omitempty"`
 }
 
 // ErrNoManifest is wrapped by Bucket errors when a version has no manifest:

@@ -56,6 +56,9 @@ func (s *Service) Preview(ctx context.Context, siteName, version, actor string, 
 	if err != nil {
 		return nil, err
 	}
+	if actor, err = s.authorizeActor(ctx, site, "preview", actor); err != nil {
+		return nil, err
+	}
 	if err := ValidateVersion(version); err != nil {
 		return nil, err
 	}

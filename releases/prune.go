@@ -63,9 +63,11 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport
 	defer func() {
 		if rep != nil {
 			s.auditPrune(ctx, req, rep, err)
+		} else if err != nil {
+			s.audit(ctx, req.Site, req.Actor, "prune", "", err)
 		}
 	}()
-	return s.prune(ctx, req)
+	return s.prune(ctx, &req)
 }
 
 // auditPrune records a run: who, dry or not, what came of it.
@@ -84,9 +86,12 @@ func (s *Service) auditPrune(ctx context.Context, req PruneRequest, rep *PruneRe
 	s.Audit(ctx, e)
 }
 
-func (s *Service) prune(ctx context.Context, req PruneRequest) (*PruneReport, error) {
+func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, error) {
 	site, err := s.Site(req.Site)
 	if err != nil {
+		return nil, err
+	}
+	if req.Actor, err = s.authorizeActor(ctx, site, "prune", req.Actor); err != nil {
 		return nil, err
 	}
 	start := s.now()
@@ -338,6 +343,9 @@ func (s *Service) PinRelease(ctx context.Context, siteName, version, actor, reas
 	if err != nil {
 		return nil, err
 	}
+	if actor, err = s.authorizeActor(ctx, site, "pin", actor); err != nil {
+		return nil, err
+	}
 	if err := checkReason("the reason", reason); err != nil {
 		return nil, err
 	}
@@ -366,6 +374,9 @@ func (s *Service) UnpinRelease(ctx context.Context, siteName, version, actor str
 	defer func() { s.audit(ctx, siteName, actor, "unpin", version, err) }()
 	site, err := s.Site(siteName)
 	if err != nil {
+		return err
+	}
+	if actor, err = s.authorizeActor(ctx, site, "unpin", actor); err != nil {
 		return err
 	}
 	if err := ValidateVersion(version); err != nil {

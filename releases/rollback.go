@@ -39,6 +39,13 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Pr
 	if err != nil {
 		return nil, err
 	}
+	p, err := s.authorize(ctx, site, "rollback", req.Actor)
+	if p.Kind != "" {
+		req.Actor = p.String()
+	}
+	if err != nil {
+		return nil, err
+	}
 	if err := checkReason("the reason", req.Reason); err != nil {
 		return nil, err
 	}

@@ -66,6 +66,10 @@ type Service struct {
 	// Timeout bounds a whole flip (all phases). Zero: 30 minutes, which
 	// covers CloudFront's usual few minutes of propagation with room.
 	Timeout time.Duration
+	// Access is who may do what (see access.go); nil decides nothing and
+	// takes callers at their word, for tests of other things. Every
+	// entry point of the binary sets it.
+	Access *Access
 	// OnApproval hears of every change to an approval request (a chat
 	// keeps its card true); nil: nobody listens.
 	OnApproval ApprovalNotifier
