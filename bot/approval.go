@@ -141,17 +141,8 @@ func (b *Bot) runApprove(ctx context.Context, req Request, site releases.Site, o
 
 func (b *Bot) runReject(ctx context.Context, req Request, site releases.Site, out Out) {
 	id := req.Cmd.Version
-	// An approver says no; the person who asked may withdraw.
-	if b.Auth != nil {
-		a, err := b.Service.Approval(ctx, site.Name, id)
-		if err != nil {
-			out.Private(ctx, req, ErrorText(err))
-			return
-		}
-		if a.Actor != actorOf(req) && !b.authorizeApprover(ctx, req, site, out) {
-			return
-		}
-	}
+	// An approver says no; the person who asked may withdraw (the
+	// service decides which this is).
 	why := req.Cmd.Reason
 	if why == "" && req.Door == releases.DoorSlack && req.Thread != "" {
 		why = "rejected in Slack"

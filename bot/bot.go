@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"regexp"
 
@@ -47,20 +46,6 @@ type DeployView interface {
 	Done(out *releases.Outcome, err error)
 }
 
-// Authorizer decides who may change a site.
-type Authorizer interface {
-	// IsDeployer reports whether user may promote, roll back, lock,
-	// unlock or prune site.
-	IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error)
-	// IsApprover reports whether user may approve deploys of site and
-	// promote it in a freeze or outside its windows: its approvers, or
-	// when it names none, its deployers.
-	IsApprover(ctx context.Context, site releases.Site, user string) (bool, error)
-	// IsPreviewer reports whether user may make preview links of site's
-	// unreleased releases: its deployers and its previewers.
-	IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error)
-}
-
 // Pruner runs retention (server.Server adds metrics, audit and the
 // channel summary to releases.Service.Prune).
 type Pruner interface {
@@ -71,7 +56,6 @@ type Pruner interface {
 type Bot struct {
 	Service *releases.Service
 	Pruner  Pruner // nil: Service
-	Auth    Authorizer
 	Command string // the slash command, "/site"
 	Logger  *slog.Logger
 }
@@ -110,7 +94,7 @@ func (b *Bot) TextAnswer(c Command) (Mrkdwn, bool) {
 
 // Handle runs one request to the end, answering through out.
 func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
-	ctx = releases.WithDoor(ctx, req.Door)
+	ctx = releases.WithPrincipal(releases.WithDoor(ctx, req.Door), principalOf(req))
 	c := req.Cmd
 	if text, ok := b.TextAnswer(c); ok {
 		out.Private(ctx, req, text)
@@ -141,42 +125,25 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 		out.Private(ctx, req, "No sites are configured.")
 		return
 	}
+	// Who may run it is the service's to decide, for every door alike:
+	// the runner hands it who asks (Principal), and shows its refusal.
 	site := sites[0]
-	switch spec.who {
-	case deployers:
-		// "all" acts on every site: the person deploys every one.
-		for _, s := range sites {
-			if !b.authorize(ctx, req, s, out) {
-				return
-			}
-		}
-		// Promoting in a freeze or outside the windows is an approver's
-		// decision.
-		if c.Override != "" && !b.authorizeOverride(ctx, req, site, out) {
-			return
-		}
-	case approvers:
-		if !b.authorizeApprover(ctx, req, site, out) {
-			return
-		}
-	case previewers:
-		// A preview shows a release nobody has decided to ship: the
-		// site's deployers, and the people of previewers:, may see it.
-		if !b.authorizePreview(ctx, req, site, out) {
-			return
-		}
-	}
 	spec.run(b, ctx, req, site, out)
 }
 
-// actorOf is how a Slack user is recorded: their user id, which Slack
-// renders as a mention.
-func actorOf(req Request) string {
-	if req.Door == "slack" {
-		return req.UserID
+// principalOf is who asks: in Slack, the user id Slack's signed envelope
+// carries (the socket connection is the bot's own, opened with its app
+// token); at the dev console, the name typed.
+func principalOf(req Request) releases.Principal {
+	if req.Door == releases.DoorSlack {
+		return releases.Principal{Kind: releases.PrincipalSlack, ID: req.UserID}
 	}
-	return req.Door + ":" + req.UserID
+	return releases.Principal{Kind: releases.PrincipalLocal, ID: req.UserID}
 }
+
+// actorOf is how the asker is recorded: a Slack user id (which Slack
+// renders as a mention), console:NAME at the dev console.
+func actorOf(req Request) string { return principalOf(req).String() }
 
 // Mention renders an actor: Slack user ids as mentions, others escaped.
 func Mention(actor string) Mrkdwn {
@@ -192,56 +159,6 @@ func ErrorText(err error) Mrkdwn { return Md("%s", releases.ErrorMessage(err)) }
 
 // slackUserID is a Slack user id: U or W and upper-case letters and digits.
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
-
-func (b *Bot) authorize(ctx context.Context, req Request, site releases.Site, out Out) bool {
-	if b.Auth == nil {
-		return true
-	}
-	return b.allowed(ctx, req, site, out, b.Auth.IsDeployer, req.Cmd.Name, "deploy", "not a deployer",
-		fmt.Sprintf("Sorry, only the deployers of %s may `%s` it. Ask one of them, or an admin to add you to `deployers`.", site.Name, req.Cmd.Name))
-}
-
-func (b *Bot) authorizeApprover(ctx context.Context, req Request, site releases.Site, out Out) bool {
-	if b.Auth == nil {
-		return true
-	}
-	return b.allowed(ctx, req, site, out, b.Auth.IsApprover, req.Cmd.Name, "approve deploys of", "not an approver",
-		fmt.Sprintf("Sorry, only the approvers of %s may approve or reject its promotes.", site.Name))
-}
-
-func (b *Bot) authorizeOverride(ctx context.Context, req Request, site releases.Site, out Out) bool {
-	if b.Auth == nil {
-		return true
-	}
-	return b.allowed(ctx, req, site, out, b.Auth.IsApprover, req.Cmd.Name, "override the freeze of", "not an approver (--override-freeze)",
-		fmt.Sprintf("Sorry, only the approvers of %s may promote it in a freeze or outside its deploy windows. Ask one of them.", site.Name))
-}
-
-func (b *Bot) authorizePreview(ctx context.Context, req Request, site releases.Site, out Out) bool {
-	if b.Auth == nil {
-		return true
-	}
-	return b.allowed(ctx, req, site, out, b.Auth.IsPreviewer, "preview", "preview", "not a deployer or previewer",
-		fmt.Sprintf("Sorry, only the deployers and previewers of %s may preview its releases. Ask an admin to add you to `previewers`.", site.Name))
-}
-
-// allowed asks check whether the user may act; a refusal is audited (as
-// action) and answered privately with refusal.
-func (b *Bot) allowed(ctx context.Context, req Request, site releases.Site, out Out, check func(context.Context, releases.Site, string) (bool, error),
-	action, verb, why, refusal string) bool {
-	ok, err := check(ctx, site, req.UserID)
-	if err != nil {
-		b.log().ErrorContext(ctx, "checking who may "+verb, "site", site.Name, "user", req.UserID, "err", err)
-		out.Private(ctx, req, Md("Could not check whether you may %s %s (Slack did not answer); try again in a moment.", verb, site.Name))
-		return false
-	}
-	if !ok {
-		b.Service.Deny(ctx, site.Name, actorOf(req), action, why)
-		out.Private(ctx, req, Md("%s", refusal))
-		return false
-	}
-	return true
-}
 
 // deploy runs a promote or rollback with its live view. Refusals before
 // the deploy starts (locked, unknown release) go to the person alone.

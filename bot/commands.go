@@ -10,24 +10,14 @@ import (
 	"github.com/deploybot/deploybot/releases"
 )
 
-// access is who may run a command.
-type access int
-
-const (
-	anyone     access = iota
-	deployers         // the site's deployers
-	previewers        // its deployers and previewers
-	approvers         // its approvers (the deployers when it names none)
-)
-
 // commandSpec is one chat command, Atlantis-style: its name, its usage
-// line, who may run it, how the words after the site become a Command,
-// and its runner. Parse, help, the authorization check and dispatch all
-// read this one table.
+// line, how the words after the site become a Command, and its runner.
+// Parse, help and dispatch read this one table; who may run what is the
+// service's permission table (releases.Permission), the same for every
+// door.
 type commandSpec struct {
 	name  string
 	usage string
-	who   access
 	// args fills c from the words after the site; an error is the
 	// person's mistake, shown with the usage line.
 	args func(c *Command, words []string) error
@@ -46,22 +36,22 @@ var commandTable []commandSpec
 
 func init() {
 	commandTable = []commandSpec{
-		{name: "promote", usage: "promote [site] <version> [reason...] [--override-freeze <why...>]", who: deployers, args: promoteArgs, run: (*Bot).runPromote},
-		{name: "rollback", usage: "rollback [site] [version] [reason...]", who: deployers, args: maybeVersionAndReason, run: (*Bot).runRollback},
+		{name: "promote", usage: "promote [site] <version> [reason...] [--override-freeze <why...>]", args: promoteArgs, run: (*Bot).runPromote},
+		{name: "rollback", usage: "rollback [site] [version] [reason...]", args: maybeVersionAndReason, run: (*Bot).runRollback},
 		{name: "versions", usage: "versions [site]", args: noWords, run: (*Bot).runVersions},
 		{name: "status", usage: "status [site]", args: noWords, run: (*Bot).runStatus},
 		{name: "history", usage: "history [site]", args: noWords, run: (*Bot).runHistory},
-		{name: "lock", usage: "lock [site] <reason...>", who: deployers, args: lockReason, run: (*Bot).runLock},
-		{name: "unlock", usage: "unlock [site]", who: deployers, args: noWords, run: (*Bot).runUnlock},
-		{name: "approve", usage: "approve [site] <request>", who: approvers, args: requestID, run: (*Bot).runApprove},
+		{name: "lock", usage: "lock [site] <reason...>", args: lockReason, run: (*Bot).runLock},
+		{name: "unlock", usage: "unlock [site]", args: noWords, run: (*Bot).runUnlock},
+		{name: "approve", usage: "approve [site] <request>", args: requestID, run: (*Bot).runApprove},
 		{name: "reject", usage: "reject [site] <request> [reason...]", args: requestAndReason, run: (*Bot).runReject},
-		{name: "freeze", usage: "freeze [site|all] <2h|3d|2026-12-24> <reason...>", who: deployers, args: freezeArgs, run: (*Bot).runFreeze, allSites: true},
-		{name: "unfreeze", usage: "unfreeze [site|all]", who: deployers, args: noWords, run: (*Bot).runUnfreeze, allSites: true},
-		{name: "prune", usage: "prune [site] [--dry-run]", who: deployers, args: dryRun, run: (*Bot).runPrune},
-		{name: "pin", usage: "pin [site] <version> [reason...]", who: deployers, args: versionAndReason, run: (*Bot).runPin},
-		{name: "unpin", usage: "unpin [site] <version>", who: deployers, args: oneVersion, run: (*Bot).runUnpin},
+		{name: "freeze", usage: "freeze [site|all] <2h|3d|2026-12-24> <reason...>", args: freezeArgs, run: (*Bot).runFreeze, allSites: true},
+		{name: "unfreeze", usage: "unfreeze [site|all]", args: noWords, run: (*Bot).runUnfreeze, allSites: true},
+		{name: "prune", usage: "prune [site] [--dry-run]", args: dryRun, run: (*Bot).runPrune},
+		{name: "pin", usage: "pin [site] <version> [reason...]", args: versionAndReason, run: (*Bot).runPin},
+		{name: "unpin", usage: "unpin [site] <version>", args: oneVersion, run: (*Bot).runUnpin},
 		{name: "diff", usage: "diff [site] <a> <b>", args: twoVersions, run: (*Bot).runDiff},
-		{name: "preview", usage: "preview [site] <version>", who: previewers, args: oneVersion, run: (*Bot).runPreview},
+		{name: "preview", usage: "preview [site] <version>", args: oneVersion, run: (*Bot).runPreview},
 		{name: "help", usage: "help"},
 	}
 }

@@ -146,12 +146,19 @@ func TestCommandTable(t *testing.T) {
 			t.Errorf("help does not list %s", c.name)
 		}
 	}
-	for _, who := range []string{"promote", "rollback", "lock", "unlock", "prune", "pin", "unpin"} {
-		if c, _ := lookup(who); c.who != deployers {
-			t.Errorf("%s is not for deployers only", who)
+	// Every chat command has its row in the service's permission table,
+	// which decides for every door.
+	for _, c := range commandTable {
+		if _, ok := releases.Permission(c.name); !ok && c.name != "help" {
+			t.Errorf("%s has no row in the permission table", c.name)
 		}
 	}
-	if c, _ := lookup("preview"); c.who != previewers {
+	for _, who := range []string{"promote", "rollback", "lock", "unlock", "prune", "pin", "unpin"} {
+		if r, _ := releases.Permission(who); r != releases.RoleDeployer {
+			t.Errorf("%s is not for deployers", who)
+		}
+	}
+	if r, _ := releases.Permission("preview"); r != releases.RolePreviewer {
 		t.Error("preview is not for previewers")
 	}
 }

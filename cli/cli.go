@@ -304,6 +304,14 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	}
 	a.store, a.stderr = db, env.Stderr
 	a.svc = a.service(db, logger(env))
+	// The command line is one door with one caller: its AWS identity,
+	// asked of STS the first time an operation needs it.
+	stsc, err := cloud.NewSTSClient(ctx, settings)
+	if err != nil {
+		return nil, err
+	}
+	caller := &cloud.Caller{API: stsc, Label: env.Getenv("DEPLOYBOT_ACTOR")}
+	a.svc.Caller = caller.Principal
 	if err := rebuildIfEmpty(ctx, a.svc, env.Stderr); err != nil {
 		return nil, err
 	}
@@ -318,7 +326,7 @@ func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
 	}
 	prober := &probe.HTTP{}
 	svc := &releases.Service{
-		Store: db, Bucket: a.bucket, Sites: sites, Logger: log,
+		Store: db, Bucket: a.bucket, Sites: sites, Logger: log, Access: a.cfg.Access(),
 		CDNs: map[string]releases.CDN{
 			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
 		},

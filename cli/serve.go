@@ -62,7 +62,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return &usageError{err.Error()}
 		}
-		b.Auth = &slackbot.Deployers{API: chat.API, Logger: log}
+		svc.Access.Directory = &slackbot.UserGroups{API: chat.API, Logger: log}
 		svc.OnApproval = chat
 		if _, err := chat.API.AuthTestContext(ctx); err != nil {
 			return fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
@@ -73,8 +73,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 			}
 		}
 	}
-	if cfg.HTTP.APIToken == "" {
-		log.Warn("http.api_token is not set: the /api/v1 endpoints refuse every request")
+	if cfg.HTTP.APIToken == "" && len(cfg.HTTP.Tokens) == 0 {
+		log.Warn("neither http.api_token nor http.tokens is set: the /api/v1 endpoints refuse every request")
 	}
 	if cfg.Hook.Secret == "" {
 		log.Warn("hook.secret is not set: POST /hooks/release refuses every notice (reconcile still finds releases)")
@@ -85,7 +85,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	srv := &server.Server{
 		Service: svc, Store: db, Logger: log,
-		HookSecret: []byte(cfg.Hook.Secret), APIToken: cfg.HTTP.APIToken,
+		HookSecret: []byte(cfg.Hook.Secret), APIToken: cfg.HTTP.APIToken, Tokens: apiTokens(cfg),
 		ReconcileInterval: cfg.Reconcile.Interval.Duration,
 	}
 	for _, site := range cfg.Sites {
@@ -180,4 +180,13 @@ func runBackup(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "backup written to %s (%s)\n", *out, present.HumanBytes(n))
 	return nil
+}
+
+// apiTokens are the named tokens of http.tokens, as the API checks them.
+func apiTokens(cfg *config.Config) []server.APIToken {
+	var out []server.APIToken
+	for _, t := range cfg.HTTP.Tokens {
+		out = append(out, server.APIToken{Name: t.Name, Token: t.Token})
+	}
+	return out
 }

@@ -36,7 +36,9 @@ type Config struct {
 	AWS       AWS       `yaml:"aws"`
 	Deploy    Deploy    `yaml:"deploy"`
 	Reconcile Reconcile `yaml:"reconcile"`
-	Sites     []Site    `yaml:"sites"`
+	// People link one person's identities (see access.go).
+	People []Person `yaml:"people"`
+	Sites  []Site   `yaml:"sites"`
 }
 
 // Reconcile tunes serve's loop that finds releases in the bucket, notices
@@ -57,8 +59,11 @@ type Store struct {
 }
 
 type HTTP struct {
-	Listen   string `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// APIToken is the token named "api", with every role on every site.
 	APIToken string `yaml:"api_token"`
+	// Tokens are named API tokens, each with its roles.
+	Tokens []Token `yaml:"tokens"`
 }
 
 type Hook struct {
@@ -757,11 +762,6 @@ func (c *Config) validate(d *document) Errors {
 		if d.set[key+".approval.timeout"] && (s.Approval.Timeout.Duration < time.Minute || s.Approval.Timeout.Duration > 7*24*time.Hour) {
 			bad(key+".approval.timeout", "1m to 168h (got %s)", s.Approval.Timeout.Duration)
 		}
-		for j, id := range s.Approval.Approvers {
-			if !slackID.MatchString(id) {
-				bad(fmt.Sprintf("%s.approval.approvers[%d]", key, j), "%q: a Slack user id (U...) or user-group id (S...)", id)
-			}
-		}
 		for j, w := range s.Windows {
 			wk := fmt.Sprintf("%s.windows[%d]", key, j)
 			if _, err := CronParser.Parse(w.Cron); err != nil || strings.HasPrefix(w.Cron, "CRON_TZ=") || strings.HasPrefix(w.Cron, "TZ=") {
@@ -794,6 +794,7 @@ func (c *Config) validate(d *document) Errors {
 			}
 		}
 	}
+	c.validateAccess(bad)
 	return d.errs
 }
 

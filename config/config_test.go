@@ -88,6 +88,18 @@ func TestParseErrors(t *testing.T) {
 		{"one token", "slack: {bot_token: xoxb-1}\n" + site, []string{"slack.app_token", "both"}},
 		{"one token from an unset variable", "slack: {app_token: xapp-1, bot_token: \"${SLACK_BOT_TOKEN}\"}\n" + site, []string{"line 1: slack.bot_token", "${SLACK_BOT_TOKEN} is not set"}},
 		{"bad site name", "sites:\n  - name: 'W W'\n    bucket: b\n    distribution_id: E\n", []string{"sites[0].name"}},
+		{"token name", "http: {tokens: [{name: CI, token: 0123456789abcdef0, roles: [deployer]}]}\n" + site, []string{"http.tokens[0].name", "lower-case"}},
+		{"token named api", "http: {api_token: 0123456789abcdef0, tokens: [{name: api, token: 0123456789abcdef1, roles: [deployer]}]}\n" + site, []string{"http.tokens[0].name", "taken"}},
+		{"short token", "http: {tokens: [{name: ci, token: short, roles: [deployer]}]}\n" + site, []string{"http.tokens[0].token", "16"}},
+		{"shared token", "http: {api_token: 0123456789abcdef0, tokens: [{name: ci, token: 0123456789abcdef0, roles: [deployer]}]}\n" + site, []string{"http.tokens[0].token", "same token as http.api_token"}},
+		{"no roles", "http: {tokens: [{name: ci, token: 0123456789abcdef0}]}\n" + site, []string{"http.tokens[0].roles", "at least one"}},
+		{"bad role", "http: {tokens: [{name: ci, token: 0123456789abcdef0, roles: [admin]}]}\n" + site, []string{"http.tokens[0].roles[0]", "reader, deployer, approver, previewer"}},
+		{"role of an unknown site", "http: {tokens: [{name: ci, token: 0123456789abcdef0, roles: [\"deployer:docs\"]}]}\n" + site, []string{"http.tokens[0].roles[0]", "no site \"docs\""}},
+		{"person of no token", "people: [{name: alice, tokens: [nope]}]\n" + site, []string{"people[0].tokens[0]", "no token"}},
+		{"person without identities", "people: [{name: alice}]\n" + site, []string{"people[0]", "names no identity"}},
+		{"an identity of two people", "people: [{name: alice, slack: [UALICE]}, {name: bob, slack: [UALICE]}]\n" + site, []string{"people[1].slack[0]", "alice's already"}},
+		{"bad aws pattern", "people: [{name: alice, aws: [\"alice@example.com\"]}]\n" + site, []string{"people[0].aws[0]", "ARN"}},
+		{"unknown deployer", site + "    deployers: [alice]\n", []string{"sites[0].deployers[0]", "person of people"}},
 		{"not yaml", "sites: [\n", []string{"line 1", "YAML syntax error"}},
 		{"wrong type", "sites: {name: x}\n", []string{"cannot unmarshal"}},
 		{"duplicate key", "store: {path: a}\nstore: {path: b}\n" + site, []string{"already defined"}},
@@ -139,9 +151,18 @@ func TestExampleConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse(raw, env(map[string]string{"SLACK_APP_TOKEN": "xapp-x", "SLACK_BOT_TOKEN": "xoxb-y"}))
+	cfg, err := Parse(raw, env(map[string]string{"SLACK_APP_TOKEN": "xapp-x", "SLACK_BOT_TOKEN": "xoxb-y",
+		"DEPLOYBOT_CI_TOKEN": "ci-0123456789abcdef", "ALICE_API_TOKEN": "alice-0123456789abcdef", "DEPLOYBOT_API_TOKEN": "api-0123456789abcdef"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Who is who reaches the domain as the example writes it.
+	acc := cfg.Access()
+	if g := acc.Tokens["ci"]; len(g) != 1 || g[0].Role != releases.RoleDeployer || len(acc.Tokens["api"]) != len(releases.Roles) || !acc.AWSDeploys {
+		t.Fatalf("tokens %+v", acc.Tokens)
+	}
+	if !acc.SamePerson(releases.Principal{Kind: releases.PrincipalSlack, ID: "U012ABC"}, releases.Principal{Kind: releases.PrincipalToken, ID: "alice-laptop"}) {
+		t.Fatal("alice's Slack id and token are not one person")
 	}
 	// The guardrails reach the domain as the example writes them.
 	www, _ := cfg.Site("www")

@@ -51,6 +51,9 @@ type Options struct {
 	// MaxCopySize is the largest object CopyObject copies; zero: S3's
 	// 5 GiB. Tests lower it rather than write gigabytes.
 	MaxCopySize int64
+	// Identities are what STS GetCallerIdentity answers, ARN by access
+	// key id; a key not listed is a user of that name (see sts.go).
+	Identities map[string]string
 }
 
 // Faults make API calls fail or slow down at random, to exercise retries.
@@ -179,6 +182,13 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			s.kvs.ServeHTTP(w, r)
+			return
+		}
+		if isSTS(r) {
+			if s.fault(w, r, "sts GetCallerIdentity", stsFaultWriter) {
+				return
+			}
+			s.serveSTS(w, r)
 			return
 		}
 		if isCloudFront(r) {

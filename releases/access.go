@@ -15,6 +15,9 @@ import (
 // (the API body's actor, $DEPLOYBOT_ACTOR) is only a label recorded beside
 // it, never what a decision rests on.
 
+// LegacyTokenName is the name the API token of http.api_token acts as.
+const LegacyTokenName = "api"
+
 // Principal kinds.
 const (
 	PrincipalSlack  = "slack"   // ID: a Slack user id (U..., W...)
@@ -238,8 +241,9 @@ func (a *Access) SamePerson(x, y Principal) bool {
 	return strings.EqualFold(x.ID, y.ID)
 }
 
-// has reports whether p holds role on site.
-func (a *Access) has(ctx context.Context, site Site, p Principal, role Role) (bool, error) {
+// Holds reports whether p holds role on site. An error means a user group
+// could not be read (and no other list entry let p in).
+func (a *Access) Holds(ctx context.Context, site Site, p Principal, role Role) (bool, error) {
 	switch p.Kind {
 	case PrincipalSystem, PrincipalLocal:
 		// deploybot itself; and the dev console, whose user owns the
@@ -330,6 +334,13 @@ func Permission(action string) (Role, bool) {
 // stands for the principal, unchecked.
 func (s *Service) authorize(ctx context.Context, site Site, action, actor string) (Principal, error) {
 	p, ok := PrincipalOf(ctx)
+	if !ok && s.Caller != nil {
+		var err error
+		if p, err = s.Caller(ctx); err != nil {
+			return Principal{}, err
+		}
+		ok = true
+	}
 	if s.Access == nil {
 		if ok {
 			return p, nil
@@ -343,7 +354,7 @@ func (s *Service) authorize(ctx context.Context, site Site, action, actor string
 	if !known {
 		return p, Errorf(EINTERNAL, "no permission is defined for %q", action)
 	}
-	allowed, err := s.Access.has(ctx, site, p, role)
+	allowed, err := s.Access.Holds(ctx, site, p, role)
 	if err != nil {
 		return p, Errorf(EINTERNAL, "could not check whether %s may %s %s (%v); try again in a moment", p, action, site.Name, err)
 	}

@@ -211,7 +211,11 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 			return err
 		}
 		if s.Access.SamePerson(ParsePrincipal(a.Actor), p) {
-			return Errorf(EUNAUTHORIZED, "%s asked for this promote (as %s) and cannot approve it: another approver must", actor, a.Actor)
+			as := ""
+			if a.Actor != actor {
+				as = " (as " + a.Actor + ")"
+			}
+			return Errorf(EUNAUTHORIZED, "%s asked for this promote%s and cannot approve it: another approver must", actor, as)
 		}
 		for _, v := range a.Approvals {
 			if s.Access.SamePerson(ParsePrincipal(v.By), p) {

@@ -39,7 +39,11 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 	if e.Door == "" {
 		e.Door = DoorOf(ctx)
 	}
-	if p, ok := PrincipalOf(ctx); ok && e.Label == "" && p.Label != "" && p.Label != e.Actor {
+	p, ok := PrincipalOf(ctx)
+	if !ok && s.Caller != nil {
+		p, _ = s.Caller(ctx) // asked once per process, remembered
+	}
+	if e.Label == "" && p.Label != "" && p.Label != e.Actor {
 		e.Label = shorten(p.Label, maxLabel)
 	}
 	// The record is written whatever became of ctx: a deploy cut short

@@ -165,7 +165,7 @@ func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *
 	if rb == nil || rb.Deploy == nil {
 		// The rollback never started (no earlier release, the site was
 		// busy, the target refused): lock now.
-		_, lockErr = s.LockSite(context.WithoutCancel(ctx), site.Name, AutoActor, hold.Reason)
+		_, lockErr = s.LockSite(WithPrincipal(context.WithoutCancel(ctx), System), site.Name, AutoActor, hold.Reason)
 	}
 	// One sentence each for what failed, what is live and the lock, so
 	// the message never contradicts itself whatever went wrong.

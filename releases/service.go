@@ -70,6 +70,10 @@ type Service struct {
 	// takes callers at their word, for tests of other things. Every
 	// entry point of the binary sets it.
 	Access *Access
+	// Caller is who asks when the context does not say: the command
+	// line's AWS identity, the one door of its process. nil: a context
+	// without a principal is refused (serve's doors always set one).
+	Caller func(ctx context.Context) (Principal, error)
 	// OnApproval hears of every change to an approval request (a chat
 	// keeps its card true); nil: nobody listens.
 	OnApproval ApprovalNotifier

@@ -73,30 +73,82 @@ func (s *Server) apiOK(w http.ResponseWriter, route string, v any) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// authorized checks the bearer token in constant time. Without a
-// configured token the API is closed, never open.
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request, route string) bool {
-	deny := func(msg string) bool {
+// authorized checks the bearer token against every configured token, in
+// constant time, and returns the request with the token's name as its
+// verified identity (releases.WithPrincipal): what the service decides
+// on. Without a configured token the API is closed, never open.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, route string) (*http.Request, bool) {
+	deny := func(msg string) (*http.Request, bool) {
 		s.Metrics.APIRequests.WithLabelValues(route, "401").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="deploybot"`)
 		writeJSON(w, http.StatusUnauthorized, errorBody{Error: msg, Code: releases.EUNAUTHORIZED})
-		return false
+		return r, false
 	}
-	if s.APIToken == "" {
-		return deny("the API is disabled: set http.api_token")
+	tokens := s.tokens()
+	if len(tokens) == 0 {
+		return deny("the API is disabled: set http.api_token or http.tokens")
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.APIToken)) != 1 {
+	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
 		return deny("missing or wrong bearer token")
 	}
-	return true
+	// Every token is compared, whichever matches, so the time taken
+	// does not say which (or whether an earlier one) matched.
+	name := ""
+	for _, t := range tokens {
+		if subtle.ConstantTimeCompare([]byte(given), []byte(t.Token)) == 1 {
+			name = t.Name
+		}
+	}
+	if name == "" {
+		return deny("missing or wrong bearer token")
+	}
+	p := releases.Principal{Kind: releases.PrincipalToken, ID: name}
+	return r.WithContext(releases.WithPrincipal(r.Context(), p)), true
+}
+
+// APIToken is one bearer token of the API and the name it acts as.
+type APIToken struct {
+	Name  string
+	Token string
+}
+
+func (s *Server) tokens() []APIToken {
+	out := append([]APIToken(nil), s.Tokens...)
+	if s.APIToken != "" {
+		out = append(out, APIToken{Name: releases.LegacyTokenName, Token: s.APIToken})
+	}
+	return out
+}
+
+// labelled is r's context with what the caller named itself (the body's
+// or query's actor) as its identity's label: recorded beside the token's
+// name in the audit log, never trusted. The name is outside text: control
+// characters and spaces are dropped and it is cut to 64 bytes.
+func labelled(r *http.Request, actor string) context.Context {
+	actor = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == ' ' {
+			return -1
+		}
+		return r
+	}, actor)
+	if len(actor) > 64 {
+		actor = strings.ToValidUTF8(actor[:64], "")
+	}
+	ctx := r.Context()
+	if p, ok := releases.PrincipalOf(ctx); ok && actor != "" {
+		p.Label = actor
+		ctx = releases.WithPrincipal(ctx, p)
+	}
+	return ctx
 }
 
 // answer is one API route whose request has no body: the bearer token,
 // the call, its answer or error, each counted under route.
 func (s *Server) answer(route string, call func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(w, r, route) {
+		r, ok := s.authorized(w, r, route)
+		if !ok {
 			return
 		}
 		r = r.WithContext(releases.WithDoor(r.Context(), releases.DoorAPI))
@@ -149,7 +201,7 @@ func (s *Server) routeAPI(mux *routes) {
 	for _, kind := range []releases.Kind{releases.KindPromote, releases.KindRollback} {
 		route := string(kind)
 		mux.handle("POST /api/v1/sites/{site}/"+route, func(w http.ResponseWriter, r *http.Request) {
-			if s.authorized(w, r, route) {
+			if r, ok := s.authorized(w, r, route); ok {
 				s.handleDeploy(w, r, kind)
 			}
 		})
@@ -165,7 +217,8 @@ func (s *Server) routeAPI(mux *routes) {
 		return s.Service.Approval(r.Context(), r.PathValue("site"), r.PathValue("id"))
 	}))
 	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/approve", func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(w, r, "approve") {
+		r, ok := s.authorized(w, r, "approve")
+		if !ok {
 			return
 		}
 		var req DecisionRequest
@@ -173,21 +226,21 @@ func (s *Server) routeAPI(mux *routes) {
 			s.apiError(w, "approve", err)
 			return
 		}
-		site, id, actor := r.PathValue("site"), r.PathValue("id"), actorOr(req.Actor)
-		s.streamDeploy(w, "approve", site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
+		site, id, actor := r.PathValue("site"), r.PathValue("id"), req.Actor
+		s.streamDeploy(w, labelled(r, req.Actor), "approve", site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
 			return s.Service.Approve(work, site, id, actor, progress)
 		})
 	})
 	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/reject", answerJSON(s, "reject", func(r *http.Request, req DecisionRequest) (any, error) {
-		return s.Service.Reject(r.Context(), r.PathValue("site"), r.PathValue("id"), actorOr(req.Actor), req.Reason)
+		return s.Service.Reject(labelled(r, req.Actor), r.PathValue("site"), r.PathValue("id"), req.Actor, req.Reason)
 	}))
 	mux.handle("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
-		if s.authorized(w, r, "backup") {
+		if r, ok := s.authorized(w, r, "backup"); ok {
 			s.handleBackup(w, r)
 		}
 	})
 	mux.handle("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", func(r *http.Request, req PruneRequest) (any, error) {
-		rep, err := s.Prune(r.Context(), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: actorOr(req.Actor)})
+		rep, err := s.Prune(labelled(r, req.Actor), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: req.Actor})
 		if err != nil && rep == nil {
 			return nil, err
 		}
@@ -215,57 +268,37 @@ func (s *Server) routeAPI(mux *routes) {
 		return h, err
 	}))
 	mux.handle("POST /api/v1/sites/{site}/pins", answerJSON(s, "pin", func(r *http.Request, req PinRequest) (any, error) {
-		return s.Service.PinRelease(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), req.Reason)
+		return s.Service.PinRelease(labelled(r, req.Actor), r.PathValue("site"), req.Version, req.Actor, req.Reason)
 	}))
 	mux.handle("POST /api/v1/sites/{site}/previews", answerJSON(s, "preview", func(r *http.Request, req PreviewRequest) (any, error) {
-		return s.Service.Preview(r.Context(), r.PathValue("site"), req.Version, actorOr(req.Actor), time.Duration(req.TTLSeconds)*time.Second)
+		return s.Service.Preview(labelled(r, req.Actor), r.PathValue("site"), req.Version, req.Actor, time.Duration(req.TTLSeconds)*time.Second)
 	}))
 	mux.handle("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
-		site, actor := r.PathValue("site"), actorOr(req.Actor)
-		return s.Service.LockSite(r.Context(), site, actor, req.Reason)
+		return s.Service.LockSite(labelled(r, req.Actor), r.PathValue("site"), req.Actor, req.Reason)
 	}))
 	mux.handle("DELETE /api/v1/sites/{site}/lock", s.answer("unlock", func(r *http.Request) (any, error) {
-		site, actor := r.PathValue("site"), actorOr(r.URL.Query().Get("actor"))
-		l, err := s.Service.UnlockSite(r.Context(), site, actor)
+		actor := r.URL.Query().Get("actor")
+		l, err := s.Service.UnlockSite(labelled(r, actor), r.PathValue("site"), actor)
 		return UnlockResponse{Released: l}, err
 	}))
 	// {site} "all" freezes every site (no site may be called that: site
 	// names are lower case, and "all" is refused by config).
 	mux.handle("PUT /api/v1/sites/{site}/freeze", answerJSON(s, "freeze", func(r *http.Request, req FreezeRequest) (any, error) {
 		site := r.PathValue("site")
-		fs, err := s.Service.Freeze(r.Context(), releases.FreezeRequest{Site: site, All: site == AllSites, Until: req.Until, Reason: req.Reason, Actor: actorOr(req.Actor)})
+		fs, err := s.Service.Freeze(labelled(r, req.Actor), releases.FreezeRequest{Site: site, All: site == AllSites, Until: req.Until, Reason: req.Reason, Actor: req.Actor})
 		return FreezeResponse{Frozen: orEmpty(fs)}, err
 	}))
 	mux.handle("DELETE /api/v1/sites/{site}/freeze", s.answer("unfreeze", func(r *http.Request) (any, error) {
 		site := r.PathValue("site")
-		fs, err := s.Service.Unfreeze(r.Context(), site, site == AllSites, actorOr(r.URL.Query().Get("actor")))
+		actor := r.URL.Query().Get("actor")
+		fs, err := s.Service.Unfreeze(labelled(r, actor), site, site == AllSites, actor)
 		return UnfreezeResponse{Lifted: orEmpty(fs)}, err
 	}))
 	mux.handle("DELETE /api/v1/sites/{site}/pins/{version}", s.answer("unpin", func(r *http.Request) (any, error) {
-		err := s.Service.UnpinRelease(r.Context(), r.PathValue("site"), r.PathValue("version"), actorOr(r.URL.Query().Get("actor")))
+		actor := r.URL.Query().Get("actor")
+		err := s.Service.UnpinRelease(labelled(r, actor), r.PathValue("site"), r.PathValue("version"), actor)
 		return map[string]string{"status": "unpinned"}, err
 	}))
-}
-
-// actorOr names who asked through the API. The caller may say who it acts
-// for (the CLI sends its local user), but only the token's holder vouches
-// for that, so the name is recorded as "api:<name>", never as the person
-// alone; without a name, "api". The name is outside text: control
-// characters are dropped and it is cut to 64 bytes.
-func actorOr(actor string) string {
-	actor = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || r == ' ' {
-			return -1
-		}
-		return r
-	}, actor)
-	if len(actor) > 64 {
-		actor = strings.ToValidUTF8(actor[:64], "")
-	}
-	if actor == "" {
-		return "api"
-	}
-	return "api:" + actor
 }
 
 // PruneRequest is the body of POST .../prune.
@@ -366,9 +399,8 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		s.apiError(w, route, err)
 		return
 	}
-	req.Actor = actorOr(req.Actor)
 	site := r.PathValue("site")
-	s.streamDeploy(w, route, site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
+	s.streamDeploy(w, labelled(r, req.Actor), route, site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
 		if kind == releases.KindRollback {
 			return s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
 		}
@@ -380,7 +412,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 // streamDeploy runs what may become a deploy (a promote, a rollback, the
 // approval that starts one) on the server's work context and answers as
 // handleDeploy says.
-func (s *Server) streamDeploy(w http.ResponseWriter, route, site string, run func(work context.Context, progress releases.Progress) (*releases.Outcome, error)) {
+func (s *Server) streamDeploy(w http.ResponseWriter, asked context.Context, route, site string, run func(work context.Context, progress releases.Progress) (*releases.Outcome, error)) {
 	events := make(chan releases.Event, 64)
 	type result struct {
 		out *releases.Outcome
@@ -395,6 +427,9 @@ func (s *Server) streamDeploy(w http.ResponseWriter, route, site string, run fun
 	// The deploy outlives the request: it runs on the server's work
 	// context, marked as the API's for the audit record.
 	work := releases.WithDoor(s.work, releases.DoorAPI)
+	if p, ok := releases.PrincipalOf(asked); ok {
+		work = releases.WithPrincipal(work, p)
+	}
 	go func() {
 		defer s.deploys.Done()
 		progress := s.progress(func(e releases.Event) {

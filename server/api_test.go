@@ -98,7 +98,8 @@ func TestAPIPromoteStreamsAndRefusesWhileBusy(t *testing.T) {
 	e := newEnv(t)
 	e.publish("v1", "v2")
 	e.start()
-	c := e.client()
+	cs := e.named(map[string][]releases.Role{"alice": {releases.RoleDeployer}, "bob": {releases.RoleDeployer}})
+	c := cs["alice"]
 	ctx := context.Background()
 	var mu sync.Mutex
 	var phases []string
@@ -112,8 +113,8 @@ func TestAPIPromoteStreamsAndRefusesWhileBusy(t *testing.T) {
 		done <- err
 	}()
 	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.Store.Lock(ctx, "www"); return l != nil })
-	_, err := c.Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v2", Actor: "bob"}, nil)
-	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "alice") {
+	_, err := cs["bob"].Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v2", Actor: "bob"}, nil)
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "by token:alice") {
 		t.Fatalf("second deploy: %v", err)
 	}
 	e.flow()
@@ -268,29 +269,33 @@ func nonSnakeKey(v any) string {
 	return ""
 }
 
-// Whoever the API's caller says it acts for is recorded as api:<name> (in
-// the deploy here, the pin with no name as "api"; the lock and the audit in
-// TestLockAndUnlockThroughTheAPI); the name loses control characters and is
-// cut to 64 bytes.
+// An API caller is its token's name (token:NAME) in every record; what it
+// says it acts for is only a label beside it in the audit log, without
+// control characters and cut to 64 bytes.
 func TestAPIActorIsVouchedForByTheToken(t *testing.T) {
 	e := newEnv(t)
 	e.publish("v1")
 	e.start()
 	e.flow()
 	ctx := context.Background()
-	out, err := e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice\n<!channel>\x1b[31m" + strings.Repeat("x", 100)}, nil)
+	typed := "alice\n<!channel>\x1b[31m" + strings.Repeat("x", 100)
+	out, err := e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: typed}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := out.Deploy.Actor; !strings.HasPrefix(a, "api:alice<!channel>[31m") || len(a) != len("api:")+64 || strings.ContainsAny(a, "\n\x1b") {
+	if a := out.Deploy.Actor; a != "token:api" {
 		t.Fatalf("recorded actor %q", a)
+	}
+	audit, _ := e.Store.Audit(ctx, "www", 1)
+	if l := audit[0].Label; audit[0].Actor != "token:api" || !strings.HasPrefix(l, "alice<!channel>[31m") || len(l) != 64 || strings.ContainsAny(l, "\n\x1b") {
+		t.Fatalf("audit %+v", audit[0])
 	}
 	if _, err := e.client().PinRelease(ctx, "www", "v1", "", "keep"); err != nil {
 		t.Fatal(err)
 	}
 	vs, _ := e.Service.Versions(ctx, "www")
-	if vs[0].Pin == nil || vs[0].Pin.By != "api" {
-		t.Fatalf("a pin with no actor: %+v", vs[0].Pin)
+	if vs[0].Pin == nil || vs[0].Pin.By != "token:api" {
+		t.Fatalf("a pin: %+v", vs[0].Pin)
 	}
 }
 

@@ -18,7 +18,7 @@ func TestAPIFreezeAndUnfreeze(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	fs, err := c.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "3d", Reason: "year end", Actor: "ops"})
-	if err != nil || len(fs) != 1 || fs[0].By != "api:ops" || !fs[0].Until.Equal(fs[0].From.Add(72*time.Hour)) {
+	if err != nil || len(fs) != 1 || fs[0].By != "token:api" || !fs[0].Until.Equal(fs[0].From.Add(72*time.Hour)) {
 		t.Fatalf("freeze: %+v %v", fs, err)
 	}
 	st, err := c.Status(ctx, "www")
@@ -26,7 +26,7 @@ func TestAPIFreezeAndUnfreeze(t *testing.T) {
 		t.Fatalf("status: %+v %v", st, err)
 	}
 	_, err = c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "ops"}, nil)
-	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(releases.ErrorMessage(err), "frozen by api:ops until") {
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(releases.ErrorMessage(err), "frozen by token:api until") {
 		t.Fatalf("promote in a freeze: %v", err)
 	}
 	if _, err := c.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "someday", Reason: "x"}); releases.ErrorCode(err) != releases.EINVALID {
@@ -50,8 +50,9 @@ func TestAPIFreezeAndUnfreeze(t *testing.T) {
 }
 
 // Four eyes through the API: the promote's result carries the waiting
-// request, the requester cannot approve, another caller's approval streams
-// the deploy, a reject ends a request, and the list shows them all.
+// request, the requester cannot approve (whatever name it types), another
+// token's approval streams the deploy, a reject ends a request, and the
+// list shows them all. Callers are their tokens' names.
 func TestAPIApprovals(t *testing.T) {
 	e := newEnv(t)
 	e.Service.Sites[0].Approval = releases.Approval{Required: 1, Timeout: time.Hour}
@@ -59,17 +60,24 @@ func TestAPIApprovals(t *testing.T) {
 	e.start()
 	e.flow()
 	ctx := context.Background()
-	c := e.client()
+	cs := e.named(map[string][]releases.Role{"alice": {releases.RoleDeployer, releases.RoleApprover}, "bob": {releases.RoleApprover}, "ci": {releases.RoleDeployer}})
+	c := cs["alice"]
 	out, err := c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, nil)
-	if err != nil || out.Approval == nil || out.Deploy != nil || out.Approval.Actor != "api:alice" {
+	if err != nil || out.Approval == nil || out.Deploy != nil || out.Approval.Actor != "token:alice" {
 		t.Fatalf("promote: %+v %v", out, err)
 	}
 	id := out.Approval.ID
-	if _, err := c.Approve(ctx, "www", id, "alice", nil); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
-		t.Fatalf("self-approval: %v", err)
+	for _, name := range []string{"alice", "ALICE", "bob", "Bob"} {
+		if _, err := c.Approve(ctx, "www", id, name, nil); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+			t.Fatalf("self-approval typed as %q: %v", name, err)
+		}
+	}
+	// A deployer's token is no approver, whatever it types.
+	if _, err := cs["ci"].Approve(ctx, "www", id, "bob", nil); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+		t.Fatalf("approval by a deployer's token: %v", err)
 	}
 	var phases []releases.Phase
-	done, err := c.Approve(ctx, "www", id, "bob", func(e releases.Event) {
+	done, err := cs["bob"].Approve(ctx, "www", id, "robert", func(e releases.Event) {
 		if e.Type == releases.EventPhaseStarted {
 			phases = append(phases, e.Phase)
 		}
@@ -78,14 +86,17 @@ func TestAPIApprovals(t *testing.T) {
 		t.Fatalf("approve: %+v %v (phases %v)", done, err, phases)
 	}
 	got, err := c.Approval(ctx, "www", id)
-	if err != nil || got.State != releases.ApprovalApproved || got.DecidedBy != "api:bob" {
+	if err != nil || got.State != releases.ApprovalApproved || got.DecidedBy != "token:bob" {
 		t.Fatalf("the approved request: %+v %v", got, err)
 	}
 	out, err = c.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil)
 	if err != nil || out.Approval == nil {
 		t.Fatalf("second promote: %+v %v", out, err)
 	}
-	rej, err := c.Reject(ctx, "www", out.Approval.ID, "bob", "not now")
+	if _, err := cs["ci"].Reject(ctx, "www", out.Approval.ID, "bob", "not now"); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+		t.Fatalf("a reject by a deployer's token: %v", err)
+	}
+	rej, err := cs["bob"].Reject(ctx, "www", out.Approval.ID, "bob", "not now")
 	if err != nil || rej.State != releases.ApprovalRejected || rej.Why != "not now" {
 		t.Fatalf("reject: %+v %v", rej, err)
 	}

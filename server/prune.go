@@ -103,7 +103,7 @@ func (s *Server) schedule(ctx context.Context, sch Schedule) {
 		case <-after(next.Sub(now)):
 		}
 		s.Logger.Info("scheduled prune", "site", sch.Site)
-		rep, err := s.Prune(releases.WithDoor(ctx, releases.DoorSchedule), releases.PruneRequest{Site: sch.Site, Actor: "schedule"})
+		rep, err := s.Prune(releases.WithPrincipal(releases.WithDoor(ctx, releases.DoorSchedule), releases.Principal{Kind: releases.PrincipalSystem, ID: "schedule"}), releases.PruneRequest{Site: sch.Site, Actor: "schedule"})
 		switch {
 		case err != nil:
 			s.Logger.Error("scheduled prune failed", "site", sch.Site, "err", err)

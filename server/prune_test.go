@@ -98,8 +98,9 @@ func TestPruneSkipsWhileADeployRuns(t *testing.T) {
 	e.publish("v1", "v2")
 	e.start()
 	ctx := context.Background()
+	cs := e.named(map[string][]releases.Role{"alice": {releases.RoleDeployer}})
 	go func() {
-		_, _ = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice"}, nil)
+		_, _ = cs["alice"].Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "alice"}, nil)
 	}()
 	e.eventually("the deploy to hold the lock", func() bool { l, _ := e.Store.Lock(ctx, "www"); return l != nil })
 	rep, err := e.client().Prune(ctx, releases.PruneRequest{Site: "www", Actor: "bob"})
@@ -124,14 +125,14 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	e.publish("v1")
 	e.start()
 	ctx := context.Background()
-	// The API records who the token's holder says it acts for as
-	// api:<name>: the token vouches for the name, not carol herself.
+	// The API records its caller as the token's name: what the caller
+	// types ("carol") is a label in the audit log, not who holds the lock.
 	l, err := e.client().LockSite(ctx, "www", "carol", "freeze for the launch")
-	if err != nil || l.Holder != "api:carol" || l.Reason != "freeze for the launch" {
+	if err != nil || l.Holder != "token:api" || l.Reason != "freeze for the launch" {
 		t.Fatalf("lock: %+v %v", l, err)
 	}
 	_, err = e.client().Deploy(ctx, "www", releases.KindPromote, server.DeployRequest{Version: "v1", Actor: "dave"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "locked by api:carol") {
+	if err == nil || !strings.Contains(err.Error(), "locked by token:api") {
 		t.Fatalf("promote while locked: %v", err)
 	}
 	if _, err := e.client().LockSite(ctx, "www", "dave", "mine"); err == nil {
@@ -141,7 +142,7 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 		t.Fatal("a lock without a reason was granted")
 	}
 	got, err := e.client().UnlockSite(ctx, "www", "dave")
-	if err != nil || got == nil || got.Holder != "api:carol" {
+	if err != nil || got == nil || got.Holder != "token:api" {
 		t.Fatalf("unlock: %+v %v", got, err)
 	}
 	if got, err := e.client().UnlockSite(ctx, "www", "dave"); err != nil || got != nil {
@@ -150,9 +151,9 @@ func TestLockAndUnlockThroughTheAPI(t *testing.T) {
 	audit, _ := e.Store.Audit(ctx, "www", 10)
 	var actions []string
 	for _, a := range audit {
-		actions = append(actions, a.Action+":"+a.Actor+":"+a.Result)
+		actions = append(actions, a.Action+":"+a.Actor+":"+a.Label+":"+a.Result)
 	}
-	if j := strings.Join(actions, " "); !strings.Contains(j, "lock:api:carol:ok") || !strings.Contains(j, "unlock:api:dave:ok") {
+	if j := strings.Join(actions, " "); !strings.Contains(j, "lock:token:api:carol:ok") || !strings.Contains(j, "unlock:token:api:dave:ok") {
 		t.Fatalf("audit %s", j)
 	}
 }

@@ -93,7 +93,10 @@ type Server struct {
 	Now     func() time.Time
 
 	HookSecret []byte
-	APIToken   string
+	// APIToken is http.api_token, the token named "api"; Tokens are
+	// http.tokens. A caller is the name of the token it presents.
+	APIToken string
+	Tokens   []APIToken
 	// ReconcileInterval is the period of the reconcile loop; zero: 5 minutes.
 	ReconcileInterval time.Duration
 	// MirrorInterval is how often the history the store has not yet
@@ -503,7 +506,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Warn("not ready", "failed", failed)
 	}
 	if r.URL.Query().Has("verbose") {
-		if !s.authorized(w, r, "readyz") {
+		if _, ok := s.authorized(w, r, "readyz"); !ok {
 			return
 		}
 		for name, why := range failed {

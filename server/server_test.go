@@ -99,6 +99,26 @@ func (e *env) publish(versions ...string) {
 
 func (e *env) client() *server.Client { return &server.Client{URL: e.url, Token: token} }
 
+// named gives the API named tokens (name -> roles) and the service the
+// access rules that go with them, and returns a client per name.
+func (e *env) named(roles map[string][]releases.Role) map[string]*server.Client {
+	acc := &releases.Access{Tokens: map[string][]releases.Grant{}}
+	for _, r := range releases.Roles {
+		acc.Tokens[releases.LegacyTokenName] = append(acc.Tokens[releases.LegacyTokenName], releases.Grant{Role: r})
+	}
+	out := map[string]*server.Client{}
+	for name, rs := range roles {
+		secret := "secret-of-" + name + "-0123456789"
+		e.srv.Tokens = append(e.srv.Tokens, server.APIToken{Name: name, Token: secret})
+		for _, r := range rs {
+			acc.Tokens[name] = append(acc.Tokens[name], releases.Grant{Role: r})
+		}
+		out[name] = &server.Client{URL: e.url, Token: secret}
+	}
+	e.Service.Access = acc
+	return out
+}
+
 // settle lets CloudFront finish whatever it is doing now.
 func (e *env) settle() { e.awsClk.Add(2 * time.Hour) }
 

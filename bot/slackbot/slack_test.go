@@ -56,7 +56,9 @@ func (w *world) startApp() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	b.Auth = &slackbot.Deployers{API: w.app.API}
+	// Who may do what is the service's: Slack only tells it who is in a
+	// user group.
+	w.Service.Access = &releases.Access{Directory: &slackbot.UserGroups{API: w.app.API}}
 	w.Service.OnApproval = w.app
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -14,7 +14,7 @@ var requestRE = regexp.MustCompile(`request (\S+)\n`)
 func (w *world) runAs(actor string, args ...string) result {
 	w.t.Helper()
 	saved := w.env
-	w.env = append(append([]string(nil), saved...), "DEPLOYBOT_ACTOR="+actor)
+	w.env = append(append([]string(nil), saved...), "DEPLOYBOT_ACTOR="+actor, "AWS_ACCESS_KEY_ID="+accessKey(actor))
 	defer func() { w.env = saved }()
 	return w.run(args...)
 }
@@ -24,7 +24,7 @@ func (w *world) runAs(actor string, args ...string) result {
 func (w *world) startAs(actor string, args ...string) (output func() string, wait func() result) {
 	w.t.Helper()
 	cmd := exec.Command(w.bin, args...)
-	cmd.Env = append(append([]string(nil), w.env...), "DEPLOYBOT_ACTOR="+actor)
+	cmd.Env = append(append([]string(nil), w.env...), "DEPLOYBOT_ACTOR="+actor, "AWS_ACCESS_KEY_ID="+accessKey(actor))
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -84,7 +84,7 @@ func TestApprovalFromTheCommandLine(t *testing.T) {
 		t.Fatalf("approve: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = wait()
-	if r.code != 0 || !strings.Contains(r.stdout, "approved by bob (1 of 1)") || !strings.Contains(r.stdout, "v2 is live on www (deploy "+id2+", approved by bob)") {
+	if r.code != 0 || !strings.Contains(r.stdout, "approved by "+callerARN("bob")+" (1 of 1)") || !strings.Contains(r.stdout, "v2 is live on www (deploy "+id2+", approved by "+callerARN("bob")+")") {
 		t.Fatalf("the waiting promote: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	w.serves("v2")
@@ -100,7 +100,7 @@ func TestApprovalFromTheCommandLine(t *testing.T) {
 	if r := w.runAs("bob", "reject", "--reason", "not during the sale", id3); r.code != 0 || !strings.Contains(r.stdout, "rejected "+id3) {
 		t.Fatalf("reject: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	if r := wait(); r.code != 1 || !strings.Contains(r.stderr, "rejected by bob: not during the sale") {
+	if r := wait(); r.code != 1 || !strings.Contains(r.stderr, "rejected by "+callerARN("bob")+": not during the sale") {
 		t.Fatalf("the rejected promote: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	w.serves("v2")

@@ -71,7 +71,7 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 			}
 
 			r = w.must("recover")
-			if !strings.Contains(r.stdout, "v1 -> v2 by e2e) recovered: done") {
+			if !strings.Contains(r.stdout, "v1 -> v2 by "+callerARN("e2e")+") recovered: done") {
 				t.Fatalf("recover:\n%s", r.stdout)
 			}
 			w.serves("v2")

@@ -25,6 +25,7 @@ import (
 	"github.com/deploybot/deploybot/cli"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/iamcheck"
+	"github.com/deploybot/deploybot/localaws"
 )
 
 // The end-to-end test runs the built binary: localaws, publish v1 and v2,
@@ -87,6 +88,15 @@ type world struct {
 var addrRE = regexp.MustCompile(`on (http://[0-9.:]+)`)
 var kvsRE = regexp.MustCompile(`key value store \S+: (arn:\S+)`)
 
+// accessKey is the AWS access key id a test's actor runs the binary with;
+// callerARN is who the stand-in's STS says that key is.
+func accessKey(actor string) string {
+	return "AKID" + strings.ToUpper(strings.ReplaceAll(actor, "-", ""))
+}
+func callerARN(actor string) string {
+	return "arn:aws:iam::" + localaws.StandInAccount + ":user/" + accessKey(actor)
+}
+
 func start(t *testing.T, propagation, invalidation string, localawsFlags ...string) *world {
 	t.Helper()
 	w := &world{t: t, bin: binary(t), dir: t.TempDir()}
@@ -120,16 +130,25 @@ func start(t *testing.T, propagation, invalidation string, localawsFlags ...stri
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	w.config = filepath.Join(w.dir, "deploybot.yaml")
+	// The command line is its AWS identity: the stand-in's STS names
+	// each access key a user (callerARN); the people link them to names
+	// the site's deployers (and so its approvers) list.
 	w.write("deploybot.yaml", fmt.Sprintf(`store: {path: %q}
 aws: {endpoint: %q}
 deploy: {poll_interval: 50ms, timeout: 1m}
+people:
+  - {name: e2e, aws: [%q]}
+  - {name: alice, aws: [%q]}
+  - {name: bob, aws: [%q]}
+  - {name: carol, aws: [%q]}
 sites:
   - name: www
     bucket: example-site
     prefix: www/
     distribution_id: E2ETEST
-`, filepath.Join(w.dir, "db", "deploybot.db"), w.api))
-	w.env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDE2E", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
+    deployers: [e2e, alice, bob, carol]
+`, filepath.Join(w.dir, "db", "deploybot.db"), w.api, callerARN("e2e"), callerARN("alice"), callerARN("bob"), callerARN("carol")))
+	w.env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKey("e2e"), "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "DEPLOYBOT_CONFIG="+w.config, "DEPLOYBOT_ACTOR=e2e",
 		cli.CallLogEnv+"="+filepath.Join(w.dir, "aws-calls.jsonl"))
 	t.Cleanup(w.checkCallsAgainstPolicy)
@@ -417,7 +436,7 @@ func TestConcurrentPromoteRefusedNamingTheRunningOne(t *testing.T) {
 	w.must("publish", "--version", "v2", w.siteDir("v2"))
 
 	first := exec.Command(w.bin, "promote", "v1")
-	first.Env = append(w.env[:len(w.env):len(w.env)], "DEPLOYBOT_ACTOR=alice")
+	first.Env = append(w.env[:len(w.env):len(w.env)], "DEPLOYBOT_ACTOR=alice", "AWS_ACCESS_KEY_ID="+accessKey("alice"))
 	var out bytes.Buffer
 	first.Stdout, first.Stderr = &out, &out
 	if err := first.Start(); err != nil {
@@ -435,7 +454,7 @@ func TestConcurrentPromoteRefusedNamingTheRunningOne(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r := w.expect(1, "busy", "promote", "v2")
-	if !strings.Contains(r.stderr, "alice") || !strings.Contains(r.stderr, "promote v1") {
+	if !strings.Contains(r.stderr, callerARN("alice")) || !strings.Contains(r.stderr, "promote v1") {
 		t.Fatalf("refusal does not name the running deploy: %s", r.stderr)
 	}
 	if err := first.Wait(); err != nil {
@@ -473,11 +492,11 @@ func TestPruneFromTheCommandLine(t *testing.T) {
 			t.Fatalf("versions: %v", vs)
 		}
 		pin, _ := v["pin"].(map[string]any)
-		if _, ok := v["pin"]; !ok || (v["version"] == "v1") != (pin != nil) || pin != nil && (pin["reason"] != "first launch" || pin["by"] != "e2e") {
+		if _, ok := v["pin"]; !ok || (v["version"] == "v1") != (pin != nil) || pin != nil && (pin["reason"] != "first launch" || pin["by"] != callerARN("e2e")) {
 			t.Fatalf("versions --json shows pins wrong: %v", vs)
 		}
 	}
-	if r := w.must("versions"); !regexp.MustCompile(`(?m)^v1\s+pinned\s`).MatchString(r.stdout) || !strings.Contains(r.stdout, "v1 pinned by e2e since ") ||
+	if r := w.must("versions"); !regexp.MustCompile(`(?m)^v1\s+pinned\s`).MatchString(r.stdout) || !strings.Contains(r.stdout, "v1 pinned by "+callerARN("e2e")+" since ") ||
 		!strings.Contains(r.stdout, ": first launch") {
 		t.Fatalf("versions does not show the pin and its reason:\n%s", r.stdout)
 	}
@@ -580,7 +599,7 @@ func TestHealthCheckRollsBackABrokenRelease(t *testing.T) {
 		t.Fatalf("second unlock: %s", r.stdout)
 	}
 	w.must("lock", "freeze", "for", "the", "launch")
-	w.expect(1, "locked by e2e", "promote", "v2")
+	w.expect(1, "locked by "+callerARN("e2e"), "promote", "v2")
 	w.expect(2, "REASON", "lock")
 	w.must("unlock")
 	w.must("rollback", "v1") // v1 is live: a no-op, but no longer refused

@@ -23,8 +23,8 @@ func TestFreezeFromTheCommandLine(t *testing.T) {
 	if !strings.Contains(r.stdout, "froze www until") || !strings.Contains(r.stdout, "launch week") {
 		t.Fatalf("freeze output %q", r.stdout)
 	}
-	w.expect(1, "frozen by e2e until", "promote", "v3")
-	if r := w.must("status"); !strings.Contains(r.stdout, "freeze:      frozen by e2e until") {
+	w.expect(1, "frozen by "+callerARN("e2e")+" until", "promote", "v3")
+	if r := w.must("status"); !strings.Contains(r.stdout, "freeze:      frozen by "+callerARN("e2e")+" until") {
 		t.Fatalf("status output:\n%s", r.stdout)
 	}
 	if st := w.status(); st["freeze"] == nil || st["window"] != nil {

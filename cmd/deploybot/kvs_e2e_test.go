@@ -49,7 +49,7 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 		t.Fatalf("preview link %q", p.URL)
 	}
 	// A preview gives someone a look at an unreleased build: it is audited.
-	if h := w.must("history", "--json", "--limit", "1").stdout; !strings.Contains(h, `"action": "preview"`) || !strings.Contains(h, `"actor": "e2e"`) ||
+	if h := w.must("history", "--json", "--limit", "1").stdout; !strings.Contains(h, `"action": "preview"`) || !strings.Contains(h, `"actor": "`+callerARN("e2e")+`"`) || !strings.Contains(h, `"label": "e2e"`) ||
 		!strings.Contains(h, `"door": "cli"`) || !strings.Contains(h, `"detail": "v2"`) {
 		t.Fatalf("the preview's audit record: %s", h)
 	}

@@ -5,22 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/releases"
 )
 
-// Deployers authorizes by the site's deployers list: Slack user ids, or
-// user-group ids (S...) whose members are fetched with
-// usergroups.users.list and cached for a minute. Lookups of one group
-// that run at once share one call.
-type Deployers struct {
+// UserGroups tells the service who is in a Slack user group (S...) named
+// in a site's deployers, approvers or previewers: members are fetched with
+// usergroups.users.list and cached for a minute; lookups of one group that
+// run at once share one call.
+type UserGroups struct {
 	API SlackAPI
 	TTL time.Duration
 	// Logger hears of user groups Slack will not list (once per group
@@ -42,66 +40,25 @@ type groupMembers struct {
 	fetched time.Time
 }
 
-var _ bot.Authorizer = (*Deployers)(nil)
+var _ releases.Directory = (*UserGroups)(nil)
 
-// IsDeployer implements Authorizer. A site with no deployers cannot be
-// changed from Slack at all: failing closed is the safe default.
-func (d *Deployers) IsDeployer(ctx context.Context, site releases.Site, user string) (bool, error) {
-	return d.isMember(ctx, site.Deployers, user)
-}
-
-// IsApprover implements Authorizer: the site's approvers, or its
-// deployers when it names none.
-func (d *Deployers) IsApprover(ctx context.Context, site releases.Site, user string) (bool, error) {
-	return d.isMember(ctx, site.ApproverIDs(), user)
-}
-
-// IsPreviewer implements Authorizer: deployers, and the users and user
-// groups of the site's previewers.
-func (d *Deployers) IsPreviewer(ctx context.Context, site releases.Site, user string) (bool, error) {
-	if ok, err := d.IsDeployer(ctx, site, user); ok || err != nil {
-		return ok, err
+// InGroup implements releases.Directory.
+func (d *UserGroups) InGroup(ctx context.Context, group, user string) (bool, error) {
+	members, err := d.members(ctx, group)
+	if err != nil {
+		return false, err
 	}
-	return d.isMember(ctx, site.Previewers, user)
+	return members[user], nil
 }
 
-// isMember reports whether user is one of ids, or in one of the user
-// groups (S...) among them. A group that cannot be read does not stop
-// the others from being checked: the answer is an error only when no
-// group lets the user in and one could not be asked.
-func (d *Deployers) isMember(ctx context.Context, ids []string, user string) (bool, error) {
-	for _, id := range ids {
-		if id == user {
-			return true, nil
-		}
-	}
-	var firstErr error
-	for _, id := range ids {
-		if !strings.HasPrefix(id, "S") {
-			continue
-		}
-		members, err := d.members(ctx, id)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		if members[user] {
-			return true, nil
-		}
-	}
-	return false, firstErr
-}
-
-func (d *Deployers) now() time.Time {
+func (d *UserGroups) now() time.Time {
 	if d.Now != nil {
 		return d.Now()
 	}
 	return time.Now()
 }
 
-func (d *Deployers) ttl() time.Duration {
+func (d *UserGroups) ttl() time.Duration {
 	if d.TTL <= 0 {
 		return time.Minute
 	}
@@ -113,7 +70,7 @@ func (d *Deployers) ttl() time.Duration {
 // missing_scope: the configuration names a group the bot cannot list)
 // is an answer, cached as an empty group and logged once per TTL; only a
 // failure to reach Slack is an error.
-func (d *Deployers) members(ctx context.Context, group string) (map[string]bool, error) {
+func (d *UserGroups) members(ctx context.Context, group string) (map[string]bool, error) {
 	d.mu.Lock()
 	if g, ok := d.groups[group]; ok && d.now().Sub(g.fetched) < d.ttl() {
 		d.mu.Unlock()
@@ -153,7 +110,7 @@ func (d *Deployers) members(ctx context.Context, group string) (map[string]bool,
 }
 
 // tell logs a group Slack will not list, once per TTL.
-func (d *Deployers) tell(group, why string) {
+func (d *UserGroups) tell(group, why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if at, ok := d.told[group]; ok && d.now().Sub(at) < d.ttl() {
