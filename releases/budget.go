@@ -3,6 +3,7 @@ package releases
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -30,6 +31,8 @@ import (
 type ManifestBudget struct {
 	sem   *semaphore.Weighted
 	bytes int64
+	// waiting counts the readers waiting for room (what a test watches).
+	waiting atomic.Int64
 }
 
 // DefaultManifestBudgetBytes is the budget of a process that sets none:
@@ -72,8 +75,13 @@ func (b *ManifestBudget) or() *ManifestBudget {
 func (b *ManifestBudget) Hold(ctx context.Context, n int64) (release func(), err error) {
 	b = b.or()
 	n = min(max(n, 1), b.bytes)
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return nil, err
+	if !b.sem.TryAcquire(n) {
+		b.waiting.Add(1)
+		err := b.sem.Acquire(ctx, n)
+		b.waiting.Add(-1)
+		if err != nil {
+			return nil, err
+		}
 	}
 	var once sync.Once
 	return func() { once.Do(func() { b.sem.Release(n) }) }, nil
