@@ -31,7 +31,7 @@ import (
 type ManifestBudget struct {
 	sem   *semaphore.Weighted
 	bytes int64
-	// waiting counts the readers waiting for room (what a test watches).
+	// waiting counts the readers waiting for room (see Waiting).
 	waiting atomic.Int64
 }
 
@@ -86,3 +86,6 @@ func (b *ManifestBudget) Hold(ctx context.Context, n int64) (release func(), err
 	var once sync.Once
 	return func() { once.Do(func() { b.sem.Release(n) }) }, nil
 }
+
+// Waiting says how many readers wait for room in the budget now.
+func (b *ManifestBudget) Waiting() int64 { return b.or().waiting.Load() }
