@@ -125,7 +125,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		sites = append(sites, site)
-		fmt.Fprintf(&cfg, "  - {name: %s, bucket: %s, prefix: %s, distribution_id: %s}\n", site.Name, site.Bucket, site.Prefix, site.DistributionID)
+		// No scheduled prune: it would delete what the diffs read.
+		fmt.Fprintf(&cfg, "  - {name: %s, bucket: %s, prefix: %s, distribution_id: %s, retention: {schedule: \"\"}}\n", site.Name, site.Bucket, site.Prefix, site.DistributionID)
 	}
 	cfgPath := filepath.Join(dir, "deploybot.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
