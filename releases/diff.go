@@ -60,9 +60,9 @@ func newDiff(a, b *Manifest) *Diff {
 }
 
 // diffIndex is the older build of a diff, compact: path -> size, hash
-// and encoding (some 100 bytes an entry with the path, about 0.5 of the
-// manifest's JSON), rather than the manifest's file list and a map of
-// it. The newer build streams past it.
+// and encoding (some 160 bytes an entry with the path, 0.7 of the
+// manifest's JSON), rather than the manifest's file list and a map of it
+// (1.3 and more). The newer build streams past it.
 type diffIndex struct {
 	files map[string]diffEntry
 	// encs interns the few content encodings a site uses ("gzip", "br").
@@ -104,7 +104,7 @@ func (x *diffIndex) entry(f ManifestFile) diffEntry {
 
 func (x *diffIndex) add(f ManifestFile) { x.files[f.Path] = x.entry(f) }
 
-// compare files f of the newer build into d.
+// compare puts file f of the newer build into d.
 func (x *diffIndex) compare(d *Diff, f ManifestFile) {
 	old, ok := x.files[f.Path]
 	delete(x.files, f.Path)
