@@ -100,7 +100,7 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 	// within the manifest budget by their size (see ManifestBudget): the
 	// first sync after many publishes (or a rebuild) reads each new one,
 	// about 1 ms apiece on the stand-in and 10-30 ms on S3 when small,
-	// about a second for one of 46 MB, which then takes the budget alone.
+	// under a second for one of 46 MB, which then takes the budget alone.
 	// Only the counts are kept (Files, Bytes), not the files.
 	// What they say is recorded in one store transaction, whose fsync
 	// would otherwise be paid once per release.
