@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed clean
+.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed bench-memory clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench-answers: ## versions (from the store) next to status and a sync, at 1,000 
 
 bench-flipspeed: ## a rollback on both strategies at CloudFront's pace scaled 1:20: time to every PoP, deploybot's added time per phase, API calls
 	$(GO) run ./bench/flipspeed
+
+bench-memory: ## serve's peak RSS while reconcile reads 20 manifests of 46 MB and 8 diffs of them run through the API
+	$(GO) run ./bench/memory
 
 clean: ## remove build output
 	rm -f deploybot

@@ -171,7 +171,9 @@ func (b *S3Bucket) readManifests(ctx context.Context, site releases.Site, versio
 		if files != nil {
 			each = func(f releases.ManifestFile, carried bool) error { return files.File(v, f, carried) }
 		}
-		m, err := b.readManifest(ctx, site, v, each)
+		// Publish reads these one after another, in its own process,
+		// not weighed against a budget (max -1).
+		m, err := b.readManifest(ctx, site, v, -1, each)
 		if files != nil {
 			files.Done(v, err == nil)
 		}

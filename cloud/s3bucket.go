@@ -49,6 +49,10 @@ type S3Bucket struct {
 	// *DirectPut, which spares each the SDK's per-call middleware); nil:
 	// Client.
 	Uploads S3Putter
+	// Budget bounds the manifest bytes ReadManifest reads at once; nil:
+	// the process-wide releases.DefaultManifestBudget, which the service
+	// shares.
+	Budget *releases.ManifestBudget
 }
 
 // S3Multipart is what large uploads add to S3API.
@@ -63,14 +67,53 @@ var _ S3Multipart = (*s3.Client)(nil)
 
 var _ releases.Bucket = (*S3Bucket)(nil)
 
-// ReadManifest reads and decodes the manifest of version.
+var _ releases.ManifestStreamer = (*S3Bucket)(nil)
+
+// ReadManifest reads and decodes the manifest of version, whole, within
+// the manifest budget while it is read (the service streams through
+// StreamManifest and holds the budget itself; this is for callers that
+// want the file list).
 func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version string) (*releases.Manifest, error) {
-	return b.readManifest(ctx, site, version, nil)
+	st, err := b.StatManifest(ctx, site, version)
+	if err != nil {
+		return nil, err
+	}
+	release, err := b.Budget.Hold(ctx, st.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return b.readManifest(ctx, site, version, st.Size, nil)
 }
 
-// readManifest is ReadManifest, handing the files to visit instead of
-// keeping them when visit is set (see releases.DecodeManifestFiles).
-func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version string, visit func(releases.ManifestFile, bool) error) (*releases.Manifest, error) {
+// StatManifest reads the manifest's size and ETag (HeadObject): what a
+// read is weighed by in the manifest budget.
+func (b *S3Bucket) StatManifest(ctx context.Context, site releases.Site, version string) (releases.ManifestStat, error) {
+	key := site.ManifestKey(version)
+	out, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	if err != nil {
+		if isNotFound(err) {
+			return releases.ManifestStat{}, releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest at s3://%s/%s: %w",
+				site.Name, version, site.Bucket, key, releases.ErrNoManifest)
+		}
+		return releases.ManifestStat{}, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
+	}
+	return releases.ManifestStat{Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}, nil
+}
+
+// StreamManifest reads the manifest as it arrives, handing each file to
+// visit (see releases.ManifestStreamer).
+func (b *S3Bucket) StreamManifest(ctx context.Context, site releases.Site, version string, max int64, visit func(releases.ManifestFile, bool) error) (*releases.Manifest, error) {
+	return b.readManifest(ctx, site, version, max, visit)
+}
+
+// readManifest reads the manifest, weighed at max bytes, handing the
+// files to visit instead of keeping them when visit is set (see
+// releases.DecodeManifestFiles). The object's Content-Length is checked
+// before a byte of the body is read: past releases.MaxManifestBytes it is
+// refused, and larger than max (replaced since it was weighed) it is not
+// read, so no read holds more than its weight.
+func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version string, max int64, visit func(releases.ManifestFile, bool) error) (*releases.Manifest, error) {
 	key := site.ManifestKey(version)
 	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
 	if err != nil {
@@ -81,6 +124,13 @@ func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version
 		return nil, fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
 	}
 	defer out.Body.Close()
+	switch size := aws.ToInt64(out.ContentLength); {
+	case size > releases.MaxManifestBytes:
+		return nil, &releases.RefusedManifest{ETag: aws.ToString(out.ETag), Err: fmt.Errorf("s3://%s/%s: %w", site.Bucket, key,
+			releases.Errorf(releases.EINVALID, "manifest of %s is larger than %d bytes", version, releases.MaxManifestBytes))}
+	case max >= 0 && size > max:
+		return nil, fmt.Errorf("reading s3://%s/%s: it is %d bytes, %d when its size was read; it changed, read it again", site.Bucket, key, size, max)
+	}
 	// Decoded as it arrives, within releases.MaxManifestBytes and
 	// MaxManifestFiles: a hostile manifest costs at most that much memory.
 	var m *releases.Manifest

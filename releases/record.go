@@ -98,9 +98,12 @@ func (s *Service) Sync(ctx context.Context, siteName string) (added []Release, e
 			todo = append(todo, v)
 		}
 	}
-	// Manifests are read syncReaders at a time: the first sync after many
-	// publishes (or a rebuild) reads each new one, about 1 ms apiece on
-	// the stand-in and 10-30 ms on S3.
+	// Manifests are read syncReaders at a time and, whatever that count,
+	// within the manifest budget by their size (see ManifestBudget): the
+	// first sync after many publishes (or a rebuild) reads each new one,
+	// about 1 ms apiece on the stand-in and 10-30 ms on S3 when small,
+	// under a second for one of 46 MB, which then takes the budget alone.
+	// Only the counts are kept (Files, Bytes), not the files.
 	// What they say is recorded in one store transaction, whose fsync
 	// would otherwise be paid once per release.
 	found := make([]*Release, len(todo))
@@ -157,7 +160,8 @@ func (s *Service) SyncIfStale(ctx context.Context, siteName string, maxAge time.
 	return err == nil, err
 }
 
-// syncReaders is how many manifests Sync reads at once.
+// syncReaders is how many manifests Sync reads at once at most: small
+// ones overlap their round trips; large ones are bounded by the budget.
 const syncReaders = 16
 
 // syncOne reads the record of version v of site from its manifest, unless
@@ -166,14 +170,19 @@ const syncReaders = 16
 // never hides the other releases.
 func (s *Service) syncOne(ctx context.Context, site Site, v string) (rel Release, ok bool, err error) {
 	refusedKey := site.Name + "/" + v
-	if etag, ok := s.refused.Load(refusedKey); ok {
-		// Refused before: read it again only once it has changed (a
-		// HEAD, instead of the whole object on every reconcile).
-		if cur, err := s.Bucket.ManifestETag(ctx, site, v); err == nil && cur == etag {
-			return Release{}, false, nil
-		}
+	// One HEAD weighs the manifest and tells whether one refused before
+	// has changed (rather than the whole object on every reconcile).
+	st, err := s.manifests().stat(ctx, site, v)
+	if errors.Is(err, ErrNoManifest) {
+		return Release{}, false, nil // deleted between list and read
 	}
-	rel, _, err = s.readRelease(ctx, site, v, "")
+	if err != nil {
+		return Release{}, false, err
+	}
+	if etag, ok := s.refused.Load(refusedKey); ok && st.ETag != "" && st.ETag == etag {
+		return Release{}, false, nil
+	}
+	rel, err = s.countRelease(ctx, site, v, &st)
 	if errors.Is(err, ErrNoManifest) {
 		return Release{}, false, nil // deleted between list and read
 	}
@@ -188,10 +197,36 @@ func (s *Service) syncOne(ctx context.Context, site Site, v string) (rel Release
 	return rel, err == nil, err
 }
 
+// countRelease makes version's release record from its manifest as it
+// streams by, counting the files rather than keeping them: what Sync
+// needs, at some 40 bytes an entry instead of the whole file list.
+func (s *Service) countRelease(ctx context.Context, site Site, version string, st *ManifestStat) (Release, error) {
+	files, bytes := 0, int64(0)
+	m, err := s.manifests().read(ctx, site, version, st, func(f ManifestFile, carried bool) error {
+		if !carried {
+			files++
+			bytes += f.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return Release{}, err
+	}
+	if m.Version != version {
+		return Release{}, Errorf(EINVALID, "manifest %s names version %q", site.ManifestKey(version), m.Version)
+	}
+	rel := m.Release(site.Name)
+	rel.Files, rel.Bytes = files, bytes
+	rel.RecordedAt = s.now()
+	return rel, nil
+}
+
 // readRelease reads version's manifest and makes its release record; a
-// commit from a CI notice that contradicts the manifest is refused.
+// commit from a CI notice that contradicts the manifest is refused. The
+// manifest is handed back whole (a promote verifies and carries against
+// it), read within the manifest budget.
 func (s *Service) readRelease(ctx context.Context, site Site, version, commit string) (Release, *Manifest, error) {
-	m, err := s.Bucket.ReadManifest(ctx, site, version)
+	m, err := s.manifests().readWhole(ctx, site, version)
 	if err != nil {
 		return Release{}, nil, err
 	}

@@ -128,7 +128,8 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 		if !s.watches(site) {
 			return false
 		}
-		m, err := s.Bucket.ReadManifest(ctx, site, d.To)
+		// Streamed within the manifest budget: only the flag is kept.
+		m, err := s.manifests().read(ctx, site, d.To, nil, func(ManifestFile, bool) error { return nil })
 		return err == nil && m.Stamped
 	}
 	switch d.Phase {

@@ -99,6 +99,13 @@ type Service struct {
 	Heartbeat    time.Duration
 	ProcessAlive func(pid int) bool
 
+	// ManifestBudget bounds the manifest bytes this service's readers
+	// hold at once (see ManifestBudget); nil: the process-wide one.
+	ManifestBudget *ManifestBudget
+
+	// diffs holds the sites with a diff running (site name -> struct{}):
+	// one at a time per site, see Diff.
+	diffs sync.Map
 	// refused remembers manifests found not valid ("site/version" ->
 	// ETag), so reconcile does not read them again until they change.
 	refused sync.Map

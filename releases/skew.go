@@ -36,7 +36,23 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 	if site.SkewReleases <= 0 || cur.Version == "" || cur.Version == target.Version {
 		return nil
 	}
-	live, err := s.Bucket.ReadManifest(ctx, site, cur.Version)
+	have := make(map[string]bool, len(target.Files)+len(target.Carried))
+	for _, f := range target.Files {
+		have[f.Path] = true
+	}
+	for _, f := range target.Carried {
+		have[f.Path] = true
+	}
+	// The live release's manifest streams past what the target has,
+	// within the manifest budget: only the assets to copy are kept
+	// (tens to a few hundred), not its file list.
+	var missing []ManifestFile
+	_, err := s.manifests().read(ctx, site, cur.Version, nil, func(f ManifestFile, carried bool) error {
+		if (carried || Fingerprinted(f.Path)) && !have[f.Path] && f.Size <= MaxCopySize {
+			missing = append(missing, f)
+		}
+		return nil
+	})
 	if ErrorCode(err) == ENOTFOUND {
 		return nil // not one of ours (a hand flip) or pruned: nothing known to carry
 	}
@@ -47,24 +63,6 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 		s.logger().WarnContext(ctx, "flip without carrying the live release's assets: its manifest cannot be read",
 			"site", site.Name, "live", cur.Version, "err", err)
 		return nil
-	}
-	have := make(map[string]bool, len(target.Files)+len(target.Carried))
-	for _, f := range target.Files {
-		have[f.Path] = true
-	}
-	for _, f := range target.Carried {
-		have[f.Path] = true
-	}
-	var missing []ManifestFile
-	for _, f := range live.Files {
-		if Fingerprinted(f.Path) && !have[f.Path] && f.Size <= MaxCopySize {
-			missing = append(missing, f)
-		}
-	}
-	for _, f := range live.Carried {
-		if !have[f.Path] && f.Size <= MaxCopySize {
-			missing = append(missing, f)
-		}
 	}
 	if len(missing) == 0 {
 		return nil

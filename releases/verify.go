@@ -58,25 +58,51 @@ func (s *Service) Verify(ctx context.Context, siteName, version string) (*Verify
 	if err != nil {
 		return nil, err
 	}
-	return Inspect{Bucket: s.Bucket}.Verify(ctx, site, version)
+	return Inspect{Bucket: s.Bucket, Budget: s.ManifestBudget}.Verify(ctx, site, version)
 }
 
 // Inspect reads a site's releases from its bucket alone, without a store:
 // what `verify` and `diff` need on a machine without serve's store (CI),
 // and what the service uses for the same questions.
-type Inspect struct{ Bucket Bucket }
+type Inspect struct {
+	Bucket Bucket
+	// Budget bounds the manifests read at once; nil: the process-wide
+	// one (see ManifestBudget).
+	Budget *ManifestBudget
+}
 
 // Verify checks every file of a release's manifest is in the bucket with
-// the right size.
+// the right size. The folder is listed first, then the manifest streams
+// past the listing, so the files are never held; the budget is held for
+// the manifest's size throughout, the listing (some 100 bytes an object)
+// included.
 func (i Inspect) Verify(ctx context.Context, site Site, version string) (*VerifyReport, error) {
 	if err := ValidateVersion(version); err != nil {
 		return nil, err
 	}
-	m, err := i.Bucket.ReadManifest(ctx, site, version)
+	r := manifestReader{bucket: i.Bucket, budget: i.Budget}
+	st, err := r.stat(ctx, site, version)
 	if err != nil {
 		return nil, err
 	}
-	return i.verify(ctx, site, m)
+	release, err := r.budget.Hold(ctx, st.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	have, err := i.Bucket.ReleaseObjects(ctx, site, version)
+	if err != nil {
+		return nil, err
+	}
+	rep := newVerifyReport(site, version)
+	if _, err := r.stream(ctx, site, version, st.Size, func(f ManifestFile, _ bool) error {
+		rep.check(f, have)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	sort.Strings(rep.Missing)
+	return rep, nil
 }
 
 func (s *Service) verify(ctx context.Context, site Site, m *Manifest) (*VerifyReport, error) {
@@ -88,17 +114,29 @@ func (i Inspect) verify(ctx context.Context, site Site, m *Manifest) (*VerifyRep
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Site: site.Name, Version: m.Version, Missing: []string{}, Wrong: []WrongSizeFile{}}
-	for _, f := range append(append([]ManifestFile(nil), m.Files...), m.Carried...) {
-		rep.Files++
-		size, ok := have[f.Path]
-		switch {
-		case !ok:
-			rep.Missing = append(rep.Missing, f.Path)
-		case size != f.Size:
-			rep.Wrong = append(rep.Wrong, WrongSizeFile{Path: f.Path, Want: f.Size, Have: size})
-		}
+	rep := newVerifyReport(site, m.Version)
+	for _, f := range m.Files {
+		rep.check(f, have)
+	}
+	for _, f := range m.Carried {
+		rep.check(f, have)
 	}
 	sort.Strings(rep.Missing)
 	return rep, nil
+}
+
+func newVerifyReport(site Site, version string) *VerifyReport {
+	return &VerifyReport{Site: site.Name, Version: version, Missing: []string{}, Wrong: []WrongSizeFile{}}
+}
+
+// check counts one manifest entry against the folder's objects.
+func (r *VerifyReport) check(f ManifestFile, have map[string]int64) {
+	r.Files++
+	size, ok := have[f.Path]
+	switch {
+	case !ok:
+		r.Missing = append(r.Missing, f.Path)
+	case size != f.Size:
+		r.Wrong = append(r.Wrong, WrongSizeFile{Path: f.Path, Want: f.Size, Have: size})
+	}
 }

@@ -198,6 +198,12 @@ func (s *Server) routeAPI(mux *routes) {
 	mux.handle("GET /api/v1/sites/{site}/status", s.answer("status", func(r *http.Request) (any, error) {
 		return s.Service.Status(r.Context(), r.PathValue("site"))
 	}))
+	// A diff reads two manifests: within the process's manifest budget,
+	// one at a time per site (a second meanwhile is 409), as from chat.
+	mux.handle("GET /api/v1/sites/{site}/diff", s.answer("diff", func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		return s.Service.Diff(r.Context(), r.PathValue("site"), q.Get("from"), q.Get("to"))
+	}))
 	for _, kind := range []releases.Kind{releases.KindPromote, releases.KindRollback} {
 		route := string(kind)
 		mux.handle("POST /api/v1/sites/{site}/"+route, func(w http.ResponseWriter, r *http.Request) {

@@ -216,6 +216,7 @@ func TestAPIAnswersAreSnakeCase(t *testing.T) {
 		{"POST", "/api/v1/sites/www/promote", `{"version":"v1","actor":"alice"}`},
 		{"GET", "/api/v1/sites/www/status", ""},
 		{"GET", "/api/v1/sites/www/releases", ""},
+		{"GET", "/api/v1/sites/www/diff?from=v1&to=v1", ""},
 		{"GET", "/api/v1/sites", ""},
 		{"POST", "/api/v1/sites/www/pins", `{"version":"v1","reason":"keep"}`},
 		{"POST", "/api/v1/sites/www/prune", `{"dry_run":true}`},
@@ -318,5 +319,25 @@ func TestAPIVersionsFromTheStoreAndSync(t *testing.T) {
 	}
 	if vs, err := c.Versions(ctx, "www"); err != nil || len(vs) != 1 {
 		t.Fatalf("after a sync: %v %v", vs, err)
+	}
+}
+
+// A diff through the API answers as `diff --json`; a release that is not
+// there is 404, a missing name 400.
+func TestAPIDiff(t *testing.T) {
+	e := newEnv(t)
+	e.publish("v1", "v2")
+	e.start()
+	ctx := context.Background()
+	c := e.client()
+	d, err := c.Diff(ctx, "www", "v1", "v2")
+	if err != nil || d.Site != "www" || d.From != "v1" || d.To != "v2" || !d.Empty() || d.Unchanged != 1 {
+		t.Fatalf("diff: %+v %v", d, err)
+	}
+	if _, err := c.Diff(ctx, "www", "v1", "v9"); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("unknown release: %v", err)
+	}
+	if _, err := c.Diff(ctx, "www", "v1", ""); releases.ErrorCode(err) != releases.EINVALID {
+		t.Fatalf("no release named: %v", err)
 	}
 }

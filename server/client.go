@@ -117,6 +117,14 @@ func (c *Client) Status(ctx context.Context, site string) (*releases.Status, err
 	return &st, err
 }
 
+// Diff compares two releases of a site on the server (as `diff`).
+func (c *Client) Diff(ctx context.Context, site, from, to string) (*releases.Diff, error) {
+	var d releases.Diff
+	q := url.Values{"from": {from}, "to": {to}}
+	err := c.getJSON(ctx, "/api/v1/sites/"+url.PathEscape(site)+"/diff?"+q.Encode(), &d)
+	return &d, err
+}
+
 // Deploy runs a promote or rollback on the server, passing its progress
 // events to progress as they arrive.
 func (c *Client) Deploy(ctx context.Context, site string, kind releases.Kind, req DeployRequest, progress releases.Progress) (*releases.Outcome, error) {

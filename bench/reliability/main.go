@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploybot/deploybot/bench/internal/memload"
 	"github.com/deploybot/deploybot/internal/atomicity"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
@@ -230,6 +231,17 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 		releases.MaxManifestFiles, releases.MaxManifestBytes>>20),
 		fmt.Sprintf("peak RSS %.0f MiB (%.0f MiB with a one-file manifest); the chart's limit is 256 MiB", float64(peak)/(1<<20), float64(base)/(1<<20)), err == nil && peak < 200<<20)
 
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	mem, err := memload.Run(ctx, memload.Options{Root: root})
+	if err != nil {
+		add("serve reading large manifests, diffs at once", "", err.Error(), false)
+	} else {
+		add("serve reading large manifests, diffs at once", memoryFigure(mem), memoryResult(mem), mem.Peak < 200<<20)
+	}
+
 	for _, f := range fuzzTargets {
 		execs, err := fuzz(f.name, f.pkg, fuzztime)
 		add("fuzz "+f.name+" ("+f.pkg+")", fmt.Sprintf("%s: %d execs in %s", f.input, execs, fuzztime), "no panic; the target's properties held on every input", err == nil)
@@ -299,4 +311,17 @@ func fuzz(name, pkg string, d time.Duration) (int, error) {
 		fmt.Fprint(os.Stderr, out.String())
 	}
 	return execs, err
+}
+
+// memoryFigure and memoryResult say what bench/internal/memload measured
+// (bench/memory prints the same run in more detail).
+func memoryFigure(m *memload.Result) string {
+	return fmt.Sprintf("%d manifests of %d files (%.1f MB of JSON each) recorded by serve's reconcile, then %d diffs of them at once through the API (%d refused while one of the site ran, asked again)",
+		m.Manifests, releases.MaxManifestFiles, float64(m.ManifestBytes)/1e6, m.Diffs, m.Refused)
+}
+
+func memoryResult(m *memload.Result) string {
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	return fmt.Sprintf("peak RSS %.0f MiB (%.0f after the reconcile, %.0f at rest); the goal is under 200 MiB, the chart's limit 256 MiB",
+		mib(m.Peak), mib(m.PeakSync), mib(m.Baseline))
 }
