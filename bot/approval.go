@@ -84,6 +84,9 @@ func ApprovalMessage(site releases.Site, a releases.ApprovalRequest) Message {
 	if a.Override != "" {
 		lines = append(lines, Md(":snowflake: overriding a freeze: %s", present.Short(a.Override, 280)))
 	}
+	if a.Back {
+		lines = append(lines, Md(":rewind: goes *back* to a release older than the one live when asked"))
+	}
 	var approvers []Mrkdwn
 	for _, v := range a.Approvals {
 		approvers = append(approvers, Mention(v.By))
@@ -101,6 +104,8 @@ func ApprovalMessage(site releases.Site, a releases.ApprovalRequest) Message {
 		state = Md(":no_entry: Rejected by %s%s. Nothing changed.", Mention(a.DecidedBy), reasonColon(a.Why))
 	case releases.ApprovalExpired:
 		state = Md(":hourglass: Expired at %s: nobody approved in time. Nothing changed.", a.Expires.UTC().Format("2006-01-02 15:04Z"))
+	case releases.ApprovalFailed:
+		state = Md(":x: Failed: %s. Nothing was deployed.", a.Why)
 	}
 	body := title
 	if len(lines) > 0 {

@@ -21,9 +21,9 @@ type Request struct {
 	ResponseURL string
 	// Confirmed: the person confirmed a promote that goes backwards.
 	Confirmed bool
-	// From is the release a button was made under (a Rollback button's
-	// live release): the rollback is refused if another is live now.
-	From string
+	// FromDeploy is the deploy a Rollback button was posted under: the
+	// rollback is refused if the site has moved since.
+	FromDeploy string
 	Door string // slack, console
 }
 

@@ -212,7 +212,7 @@ func (b *Bot) runRollback(ctx context.Context, req Request, site releases.Site, 
 		}
 	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
-		return b.Service.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Version: version, Actor: actorOf(req), Reason: reason, From: req.From}, p)
+		return b.Service.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Version: version, Actor: actorOf(req), Reason: reason, FromDeploy: req.FromDeploy}, p)
 	})
 }
 

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -245,8 +246,8 @@ func orDash(s string) string {
 
 // LiveMessage is the last thread reply of a finished deploy, with a
 // Rollback button back to what was live before. The button's value names
-// the release it goes back from too (site/from/to): a click once another
-// release is live is refused rather than acting on a site that moved on.
+// the deploy too (site/from/deploy): a click once another deploy has moved
+// the site is refused rather than acting on a site that moved on.
 func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	text := Md(":white_check_mark: `%s` is live on *%s* (%s in all).", d.To, d.Site, elapsed.Round(time.Second))
 	if v := present.VisibleText(d); v != "" {
@@ -255,12 +256,17 @@ func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	blocks := []Block{section(text)}
 	// A rollback's From is newer than its To: going there again is a
 	// promote, not a rollback, so its reply offers no button.
-	if d.From != "" && d.Kind != releases.KindRollback {
-		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From + "/" + d.To, Label: "Roll back to " + d.From,
+	if d.From != "" && d.Kind != releases.KindRollback && buttonID.MatchString(d.ID) {
+		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From + "/" + d.ID, Label: "Roll back to " + d.From,
 			Confirm: &Confirm{Title: "Roll back?", Text: Md("Make `%s` live on *%s* again?", d.From, d.Site), OK: "Roll back", Cancel: "Cancel", Danger: true}}}})
 	}
 	return Message{Text: text, Blocks: blocks}
 }
+
+// buttonID is a deploy id a button value may carry: what deploybot makes
+// (NewDeployID). A record read back from the bucket may hold anything, and
+// a value is not escaped as text is.
+var buttonID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // SupersededMessage replaces the live reply of a deploy once another
 // deploy has moved the site on: its Rollback button would no longer mean

@@ -40,7 +40,7 @@ var (
 	tokenNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	personNameRE = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
 	slackUserRE  = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
-	awsARNRE     = regexp.MustCompile(`^arn:aws[a-z-]*:(iam|sts)::[0-9*]{1,12}:\S+$`)
+	awsARNRE     = regexp.MustCompile(`^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:\S+$`)
 )
 
 // minTokenLength: a bearer token is a secret; 16 characters of `openssl
@@ -123,7 +123,9 @@ func (c *Config) validateAccess(bad func(key, format string, args ...any)) {
 		for j, pat := range p.AWS {
 			k := fmt.Sprintf("%s.aws[%d]", key, j)
 			if _, err := path.Match(pat, ""); err != nil || !awsARNRE.MatchString(pat) {
-				bad(k, "%q: an IAM or STS ARN, '*' matching within a part (arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Deploy_*/alice@example.com)", pat)
+				bad(k, "%q: an IAM or STS ARN of one account, '*' matching within a part (arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Deploy_*/alice@example.com)", pat)
+			} else if role, session, ok := assumedRole(pat); ok && session != "*" && !releases.SSORole(pat) {
+				bad(k, "%q names one session of role %s, but whoever may assume the role chooses the session name: name the role's sessions as %s/* (only IAM Identity Center's AWSReservedSSO_* roles tell people apart by session)", pat, role, role)
 			}
 			claim(k, "aws:"+pat, p.Name)
 		}
@@ -141,6 +143,21 @@ func (c *Config) validateAccess(bad func(key, format string, args ...any)) {
 			}
 		}
 	}
+}
+
+// assumedRole splits an STS assumed-role ARN (pattern) into its role and
+// session parts.
+func assumedRole(arn string) (role, session string, ok bool) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[2] != "sts" {
+		return "", "", false
+	}
+	rest, found := strings.CutPrefix(parts[5], "assumed-role/")
+	if !found {
+		return "", "", false
+	}
+	role, session, ok = strings.Cut(rest, "/")
+	return "assumed-role/" + role, session, ok
 }
 
 func roleNames() string {

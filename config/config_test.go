@@ -99,6 +99,8 @@ func TestParseErrors(t *testing.T) {
 		{"person without identities", "people: [{name: alice}]\n" + site, []string{"people[0]", "names no identity"}},
 		{"an identity of two people", "people: [{name: alice, slack: [UALICE]}, {name: bob, slack: [UALICE]}]\n" + site, []string{"people[1].slack[0]", "alice's already"}},
 		{"bad aws pattern", "people: [{name: alice, aws: [\"alice@example.com\"]}]\n" + site, []string{"people[0].aws[0]", "ARN"}},
+		{"any account", "people: [{name: alice, aws: [\"arn:aws:iam::*:user/alice\"]}]\n" + site, []string{"people[0].aws[0]", "one account"}},
+		{"one session of a role", "people: [{name: alice, aws: [\"arn:aws:sts::123456789012:assumed-role/Deploy/alice\"]}]\n" + site, []string{"people[0].aws[0]", "assumed-role/Deploy/*"}},
 		{"unknown deployer", site + "    deployers: [alice]\n", []string{"sites[0].deployers[0]", "person of people"}},
 		{"not yaml", "sites: [\n", []string{"line 1", "YAML syntax error"}},
 		{"wrong type", "sites: {name: x}\n", []string{"cannot unmarshal"}},

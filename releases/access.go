@@ -182,7 +182,7 @@ func (pe Person) has(p Principal) bool {
 		return containsFold(pe.Tokens, p.ID)
 	case PrincipalAWS:
 		for _, pat := range pe.AWS {
-			if arnMatch(pat, p.ID) {
+			if arnMatch(pat, p.ID) && (SSORole(p.ID) || !sessionPattern(pat)) {
 				return true
 			}
 		}
@@ -190,11 +190,35 @@ func (pe Person) has(p Principal) bool {
 	return false
 }
 
+// sessionPattern reports whether an assumed-role pattern names particular
+// sessions (not role/*): only IAM Identity Center's sessions may be told
+// apart that way, as only there the caller does not choose the name.
+func sessionPattern(pat string) bool {
+	parts := strings.SplitN(pat, ":", 6)
+	if len(parts) != 6 || parts[2] != "sts" {
+		return false
+	}
+	rest, ok := strings.CutPrefix(parts[5], "assumed-role/")
+	if !ok {
+		return false
+	}
+	_, session, _ := strings.Cut(rest, "/")
+	return session != "*"
+}
+
 // arnMatch matches an ARN pattern segment by segment, the resource part
 // case-insensitively (IAM names are unique regardless of case).
 func arnMatch(pattern, arn string) bool {
 	ok, err := path.Match(strings.ToLower(pattern), strings.ToLower(arn))
 	return err == nil && ok
+}
+
+// SSORole reports whether arn is a session of an IAM Identity Center
+// permission set's role (assumed-role/AWSReservedSSO_...), whose session
+// name the identity provider sets to the user: one person per session.
+func SSORole(arn string) bool {
+	parts := strings.SplitN(arn, ":", 6)
+	return len(parts) == 6 && parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/AWSReservedSSO_")
 }
 
 func containsFold(list []string, s string) bool {
@@ -208,8 +232,13 @@ func containsFold(list []string, s string) bool {
 
 // awsRole is an AWS principal without its session name: two sessions of
 // one role are one principal, since whoever may assume the role chooses
-// the session name.
+// the session name. (IAM Identity Center's roles, AWSReservedSSO_*, are
+// the exception: there the identity provider sets the session name to the
+// user; see SSORole.)
 func awsRole(arn string) string {
+	if SSORole(arn) {
+		return strings.ToLower(arn)
+	}
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) == 6 && parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/") {
 		role, _, _ := strings.Cut(strings.TrimPrefix(parts[5], "assumed-role/"), "/")
@@ -218,27 +247,33 @@ func awsRole(arn string) string {
 	return strings.ToLower(arn)
 }
 
-// SamePerson reports whether a and b are one person: the same identity
-// (token names and Slack ids regardless of case, AWS principals without
-// their session name unless people tell the sessions apart), or
-// identities the people list links.
+// SamePerson reports whether x and y may be one person: the same identity
+// (token names and Slack ids regardless of case, two sessions of one
+// assumed AWS role, since whoever may assume it names the session), or
+// identities one person of the people list links. Either is enough: a
+// person entry never tells two sessions of one role apart.
 func (a *Access) SamePerson(x, y Principal) bool {
-	if a != nil {
-		px, py := a.person(x), a.person(y)
-		if px != "" || py != "" {
-			return px == py
+	if x.Kind == y.Kind {
+		switch x.Kind {
+		case PrincipalAWS:
+			if awsRole(x.ID) == awsRole(y.ID) {
+				return true
+			}
+		case principalLegacy:
+			if x.ID == y.ID {
+				return true
+			}
+		default:
+			if strings.EqualFold(x.ID, y.ID) {
+				return true
+			}
 		}
 	}
-	if x.Kind != y.Kind {
-		return false
+	if a != nil {
+		px, py := a.person(x), a.person(y)
+		return px != "" && px == py
 	}
-	switch x.Kind {
-	case PrincipalAWS:
-		return awsRole(x.ID) == awsRole(y.ID)
-	case principalLegacy:
-		return x.ID == y.ID
-	}
-	return strings.EqualFold(x.ID, y.ID)
+	return false
 }
 
 // Holds reports whether p holds role on site. An error means a user group
@@ -256,6 +291,9 @@ func (a *Access) Holds(ctx context.Context, site Site, p Principal, role Role) (
 		return true, nil // whoever a door lets in reads
 	}
 	if p.Kind == PrincipalToken {
+		// A token holds its grants and nothing more: a person's token
+		// (linked so that self-approval is caught across doors) does not
+		// hold what the person holds in Slack.
 		for _, g := range a.Tokens[p.ID] {
 			if g.Site != "" && g.Site != site.Name {
 				continue
@@ -264,6 +302,7 @@ func (a *Access) Holds(ctx context.Context, site Site, p Principal, role Role) (
 				return true, nil
 			}
 		}
+		return false, nil
 	}
 	if p.Kind == PrincipalAWS && a.AWSDeploys && (role == RoleDeployer || role == RolePreviewer) {
 		return true, nil
@@ -278,6 +317,21 @@ func (a *Access) Holds(ctx context.Context, site Site, p Principal, role Role) (
 		ids = append(append(ids, site.Deployers...), site.Previewers...)
 	}
 	return a.named(ctx, ids, p)
+}
+
+// HoldsEverywhere reports whether p holds role on every site by a grant of
+// no one site: what reading every site's records at once (a backup of the
+// store) needs.
+func (a *Access) HoldsEverywhere(p Principal, role Role) bool {
+	if p.Kind != PrincipalToken {
+		return p.Kind == PrincipalSystem || p.Kind == PrincipalLocal
+	}
+	for _, g := range a.Tokens[p.ID] {
+		if g.Site == "" && g.Role == role {
+			return true
+		}
+	}
+	return false
 }
 
 // named reports whether ids (a site's role list) name p: its Slack user
@@ -317,7 +371,8 @@ var permissions = map[string]Role{
 	"versions": RoleReader, "status": RoleReader, "history": RoleReader, "diff": RoleReader, "verify": RoleReader,
 	"promote": RoleDeployer, "rollback": RoleDeployer, "lock": RoleDeployer, "unlock": RoleDeployer,
 	"pin": RoleDeployer, "unpin": RoleDeployer, "prune": RoleDeployer, "freeze": RoleDeployer, "unfreeze": RoleDeployer,
-	"approve": RoleApprover, "override-freeze": RoleApprover, "lift-freeze": RoleApprover, "reject": RoleApprover,
+	"approvals": RoleReader,
+	"approve":   RoleApprover, "override-freeze": RoleApprover, "lift-freeze": RoleApprover, "reject": RoleApprover,
 	"preview": RolePreviewer,
 }
 
@@ -374,6 +429,26 @@ func (s *Service) authorizeActor(ctx context.Context, site Site, action, actor s
 	return actor, err
 }
 
+// mayRead refuses a read to a principal a door verified that is no reader
+// of site (an API token granted on another site alone). Reads without a
+// principal are deploybot's own (notices, reconcile) or the command line's,
+// whose credentials read the bucket anyway; they are not asked who they
+// are, so a read needs no STS call.
+func (s *Service) mayRead(ctx context.Context, site Site, action string) error {
+	p, ok := PrincipalOf(ctx)
+	if !ok || s.Access == nil {
+		return nil
+	}
+	held, err := s.Access.Holds(ctx, site, p, RoleReader)
+	if err != nil {
+		return Errorf(EINTERNAL, "could not check whether %s may read %s (%v)", p, site.Name, err)
+	}
+	if !held {
+		return &DeniedError{Principal: p, Site: site.Name, Action: action, Role: RoleReader}
+	}
+	return nil
+}
+
 // DeniedError refuses an operation to a principal without the role it
 // needs (code EUNAUTHORIZED).
 type DeniedError struct {
@@ -385,6 +460,12 @@ type DeniedError struct {
 
 func (e *DeniedError) Error() string {
 	who := map[Role]string{RoleDeployer: "the deployers", RoleApprover: "the approvers", RolePreviewer: "the deployers and previewers", RoleReader: "readers"}[e.Role]
-	return fmt.Sprintf("only %s of %s may %s it; %s is not one of them (ask one of them, or an admin to add you to the site's %ss)",
-		who, e.Site, e.Action, e.Principal, e.Role)
+	how := fmt.Sprintf("ask one of them, or an admin to add you to the site's %ss", e.Role)
+	switch e.Principal.Kind {
+	case PrincipalToken:
+		how = fmt.Sprintf("the token's roles in http.tokens do not give it the %s role on %s", e.Role, e.Site)
+	case PrincipalAWS:
+		how = fmt.Sprintf("an AWS principal holds the %s role as a person of people whom the site names", e.Role)
+	}
+	return fmt.Sprintf("only %s of %s may %s it; %s is not one of them (%s)", who, e.Site, e.Action, e.Principal, how)
 }

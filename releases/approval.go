@@ -136,6 +136,9 @@ func (s *Service) Approval(ctx context.Context, siteName, id string) (ApprovalRe
 	if err != nil {
 		return ApprovalRequest{}, err
 	}
+	if err := s.mayRead(ctx, site, "approvals"); err != nil {
+		return ApprovalRequest{}, err
+	}
 	a, err := s.Store.Approval(ctx, site.Name, id)
 	if err != nil {
 		return ApprovalRequest{}, err
@@ -148,6 +151,9 @@ func (s *Service) Approval(ctx context.Context, siteName, id string) (ApprovalRe
 func (s *Service) Approvals(ctx context.Context, siteName string, limit int) ([]ApprovalRequest, error) {
 	site, err := s.Site(siteName)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.mayRead(ctx, site, "approvals"); err != nil {
 		return nil, err
 	}
 	as, err := s.Store.Approvals(ctx, site.Name, limit)
@@ -204,6 +210,13 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 		if gone := s.approvedReleaseGone(ctx, site, pending); gone != "" {
 			return nil, s.failApproval(ctx, site, id, gone)
 		}
+		// A locked or busy site takes no approval: the request waits
+		// rather than being approved into a deploy that cannot start.
+		if l, err := s.Store.Lock(ctx, site.Name); err != nil {
+			return nil, err
+		} else if l != nil {
+			return nil, s.lockError(*l)
+		}
 	}
 	now := s.now()
 	a, err := s.Store.UpdateApproval(ctx, site.Name, id, func(a *ApprovalRequest) error {
@@ -237,11 +250,14 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 		return &Outcome{Approval: &a, Version: a.Version}, nil
 	}
 	s.logger().InfoContext(ctx, "promote approved", "site", site.Name, "request", a.ID, "approvers", a.Approvers())
-	out, err = s.Promote(ctx, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, approved: &a}, progress)
-	if out == nil && errors.Is(err, ErrNoManifest) {
-		// Pruned between the check and the deploy: the request ends as
-		// failed, never as approved.
-		s.failApproval(ctx, site, id, ErrorMessage(err))
+	// The deploy is the asker's promote, approved: recorded as theirs.
+	asker := WithPrincipal(ctx, ParsePrincipal(a.Actor))
+	out, err = s.Promote(asker, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, approved: &a}, progress)
+	if out == nil && err != nil {
+		// Refused before a deploy started (pruned, locked or busy since
+		// the checks above, its files damaged): the request ends as
+		// failed, saying why, never as approved with nothing shipped.
+		_ = s.failApproval(ctx, site, id, ErrorMessage(err))
 	}
 	return out, err
 }

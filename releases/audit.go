@@ -39,10 +39,7 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 	if e.Door == "" {
 		e.Door = DoorOf(ctx)
 	}
-	p, ok := PrincipalOf(ctx)
-	if !ok && s.Caller != nil {
-		p, _ = s.Caller(ctx) // asked once per process, remembered
-	}
+	p, _ := s.principal(ctx)
 	if e.Label == "" && p.Label != "" && p.Label != e.Actor {
 		e.Label = shorten(p.Label, maxLabel)
 	}
@@ -57,6 +54,16 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 // refused when it was not allowed or not possible (a lock, a bad version,
 // an unknown release, a conflict); failed otherwise.
 func (s *Service) audit(ctx context.Context, site, actor, action, detail string, err error) {
+	// Whoever the door verified is the actor, whatever the caller typed
+	// and however early the operation was refused; what it typed is the
+	// label.
+	if p, ok := s.principal(ctx); ok {
+		if actor != "" && actor != p.String() && p.Label == "" {
+			p.Label = actor
+			ctx = WithPrincipal(ctx, p)
+		}
+		actor = p.String()
+	}
 	e := AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: shorten(detail, maxAuditDetail)}
 	var le *LockedError
 	switch {
@@ -70,12 +77,6 @@ func (s *Service) audit(ctx context.Context, site, actor, action, detail string,
 	s.Audit(ctx, e)
 }
 
-// Deny records that a door refused an operation before it reached the
-// service (Slack's check that the person is a deployer).
-func (s *Service) Deny(ctx context.Context, site, actor, action, why string) {
-	s.audit(ctx, site, actor, action, "", Errorf(EUNAUTHORIZED, "%s", why))
-}
-
 // History is the site's audit log, newest first: every operation from
 // every door, refusals included (limit <= 0: all).
 func (s *Service) History(ctx context.Context, siteName string, limit int) ([]AuditEntry, error) {
@@ -83,7 +84,25 @@ func (s *Service) History(ctx context.Context, siteName string, limit int) ([]Au
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayRead(ctx, site, "history"); err != nil {
+		return nil, err
+	}
 	return s.Store.Audit(ctx, site.Name, limit)
+}
+
+// principal is who asks for ctx's operation: the door's, or the
+// process's Caller (asked once, remembered); ok is false when neither
+// says.
+func (s *Service) principal(ctx context.Context) (Principal, bool) {
+	if p, ok := PrincipalOf(ctx); ok {
+		return p, true
+	}
+	if s.Caller != nil {
+		if p, err := s.Caller(ctx); err == nil {
+			return p, true
+		}
+	}
+	return Principal{}, false
 }
 
 // maxLabel bounds a label in the audit log: it is outside text.

@@ -151,7 +151,8 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	rel, _, manifest, err := s.record(ctx, site.Name, req.Version)
 	if err != nil {
 		if errors.Is(err, ErrNoManifest) {
-			return nil, Errorf(ENOTFOUND, "site %s has no release %s: no manifest in the bucket (never published, upload unfinished, or pruned)", site.Name, req.Version)
+			return nil, &Error{Code: ENOTFOUND, Err: err,
+				Message: fmt.Sprintf("site %s has no release %s: no manifest in the bucket (never published, upload unfinished, or pruned)", site.Name, req.Version)}
 		}
 		return nil, err
 	}
@@ -261,6 +262,13 @@ func (s *Service) checkBack(ctx context.Context, site Site, rel Release, cur Cur
 	}
 	if !GoesBack(rel, live) {
 		return nil
+	}
+	// A deploy running now may have just flipped past this release:
+	// then the site is busy, which is what the caller must hear.
+	if l, err := s.Store.Lock(ctx, site.Name); err != nil {
+		return err
+	} else if l != nil {
+		return s.lockError(*l)
 	}
 	return Errorf(ECONFLICT, "%s is older than the live %s on %s (published %s, live %s): promoting it goes back. Roll back to it if it was live before, or say you mean it (promote --rollback on the command line, \"rollback\": true in the API)",
 		rel.Version, live.Version, site.Name, rel.PublishedAt.UTC().Format("2006-01-02 15:04Z"), live.PublishedAt.UTC().Format("2006-01-02 15:04Z"))

@@ -154,6 +154,9 @@ func (s *Service) Diff(ctx context.Context, siteName, a, b string) (*Diff, error
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayRead(ctx, site, "diff"); err != nil {
+		return nil, err
+	}
 	if _, running := s.diffs.LoadOrStore(site.Name, struct{}{}); running {
 		return nil, Errorf(ECONFLICT, "a diff of site %s is running; try again in a moment", site.Name)
 	}

@@ -243,8 +243,8 @@ func (s *Service) mayLiftFreeze(ctx context.Context, site Site, actor, action st
 	if _, err := s.authorize(ctx, site, "lift-freeze", who); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
-			return who, Errorf(EUNAUTHORIZED, "%s of %s was frozen by %s until %s (%s); only its author or an approver may lift, shorten or replace it, and %s is neither",
-				site.Name, site.Name, f.By, f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason, who)
+			return who, Errorf(EUNAUTHORIZED, "site %s was frozen by %s until %s (%s); only its author or an approver may lift, shorten or replace it, and %s is neither",
+				site.Name, f.By, f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason, who)
 		}
 		return who, err
 	}

@@ -158,7 +158,7 @@ func (s *Service) autoRollback(ctx context.Context, site Site, d *Deploy, herr *
 		// auto-rollback lock as it ends, in one transaction, whether it
 		// succeeds or fails (or, interrupted by shutdown, when it ends
 		// after the restart).
-		rb, rbErr = s.Promote(context.WithoutCancel(ctx), PromoteRequest{Site: site.Name, Version: d.From, Actor: AutoActor,
+		rb, rbErr = s.Promote(WithPrincipal(context.WithoutCancel(ctx), System), PromoteRequest{Site: site.Name, Version: d.From, Actor: AutoActor,
 			Reason: reason, Kind: KindRollback, NoVerify: true, lockAfter: &hold}, progress)
 	}
 	var lockErr error

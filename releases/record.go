@@ -259,6 +259,9 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayRead(ctx, site, "versions"); err != nil {
+		return nil, err
+	}
 	siteName = site.Name
 	rels, err := s.Store.Releases(ctx, siteName)
 	if err != nil {

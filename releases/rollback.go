@@ -3,6 +3,7 @@ package releases
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // A rollback goes only back: to a release that was live before and was
@@ -19,11 +20,12 @@ type RollbackRequest struct {
 	Version string
 	Actor   string
 	Reason  string
-	// From, when set, is the release the caller saw live when it chose to
-	// go back (a Rollback button posted under a deploy): the rollback is
-	// refused if another release is live now, so a stale button never
-	// acts on a site that has moved on.
-	From string
+	// FromDeploy, when set, is the deploy whose result the caller saw
+	// live when it chose to go back (a Rollback button posted under it):
+	// the rollback is refused if any deploy has moved the site since, so
+	// a stale button never acts on a site that has moved on, even to a
+	// release of the same name published again.
+	FromDeploy string
 }
 
 // Rollback makes the previous good release live again. Without a version
@@ -63,9 +65,10 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Pr
 	if err != nil {
 		return nil, err
 	}
-	if req.From != "" && req.From != h.live {
-		return nil, Errorf(ECONFLICT, "this rollback was asked while %s was live on %s, and %s is live now; nothing changed. Ask again from what is live now",
-			req.From, site.Name, orNone(h.live))
+	if req.FromDeploy != "" {
+		if err := h.stillLiveFrom(req.FromDeploy); err != nil {
+			return nil, err
+		}
 	}
 	if target == "" {
 		if target, err = s.rollbackTarget(ctx, site, h); err != nil {
@@ -138,6 +141,26 @@ func (s *Service) rollbackHistory(ctx context.Context, site Site) (*rollbackHist
 		}
 	}
 	return h, nil
+}
+
+// stillLiveFrom refuses unless deploy id is the last that moved the site
+// and what it made live still is.
+func (h *rollbackHistory) stillLiveFrom(id string) error {
+	for _, d := range h.deploys {
+		if d.Phase != PhaseDone && d.FlippedAt.IsZero() {
+			continue // moved nothing
+		}
+		if d.ID == id && d.To == h.live {
+			return nil
+		}
+		what := fmt.Sprintf("deploy %s has made %s live since", d.ID, d.To)
+		if d.ID == id {
+			what = fmt.Sprintf("%s is live now, not %s as it was then", orNone(h.live), d.To)
+		}
+		return Errorf(ECONFLICT, "this rollback was asked under deploy %s of %s, and %s; nothing changed. Ask again from what is live now",
+			id, h.site.Name, what)
+	}
+	return Errorf(ECONFLICT, "this rollback was asked under deploy %s of %s, which deploybot does not know; nothing changed. Ask again from what is live now", id, h.site.Name)
 }
 
 // wasLive reports whether the site served r before: a finished deploy

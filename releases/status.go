@@ -41,6 +41,9 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayRead(ctx, site, "status"); err != nil {
+		return nil, err
+	}
 	cdn, cur, err := s.current(ctx, site)
 	if err != nil {
 		return nil, err

@@ -58,6 +58,9 @@ func (s *Service) Verify(ctx context.Context, siteName, version string) (*Verify
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayRead(ctx, site, "verify"); err != nil {
+		return nil, err
+	}
 	return Inspect{Bucket: s.Bucket, Budget: s.ManifestBudget}.Verify(ctx, site, version)
 }
 

@@ -241,9 +241,17 @@ func (s *Server) routeAPI(mux *routes) {
 		return s.Service.Reject(labelled(r, req.Actor), r.PathValue("site"), r.PathValue("id"), req.Actor, req.Reason)
 	}))
 	mux.handle("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
-		if r, ok := s.authorized(w, r, "backup"); ok {
-			s.handleBackup(w, r)
+		r, ok := s.authorized(w, r, "backup")
+		if !ok {
+			return
 		}
+		// The store holds every site's records: a token needs the
+		// deployer role on every site, not a grant of one.
+		if p, _ := releases.PrincipalOf(r.Context()); s.Service.Access != nil && !s.Service.Access.HoldsEverywhere(p, releases.RoleDeployer) {
+			s.apiError(w, "backup", releases.Errorf(releases.EUNAUTHORIZED, "a backup holds every site's records: %s needs the deployer role on every site (http.tokens roles without :SITE)", p))
+			return
+		}
+		s.handleBackup(w, r)
 	})
 	mux.handle("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", func(r *http.Request, req PruneRequest) (any, error) {
 		rep, err := s.Prune(labelled(r, req.Actor), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: req.Actor})

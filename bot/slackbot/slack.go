@@ -241,8 +241,15 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 	if !ok {
 		return bot.Request{}, false
 	}
-	// A Rollback button names the release it goes back from too.
-	version, from, _ := strings.Cut(version, "/")
+	// A Rollback button names the deploy it was posted under too; one
+	// without (posted by an earlier deploybot) cannot say whether the
+	// site has moved since, so it is refused, saying what to type.
+	version, fromDeploy, _ := strings.Cut(version, "/")
+	if a.ActionID == bot.ActionRollback && fromDeploy == "" {
+		return bot.Request{Cmd: bot.Command{Action: bot.Reject, Name: "rollback", Site: site, Version: version,
+			Error: fmt.Sprintf("This Rollback button is from an earlier deploybot, which cannot tell whether %s has moved on since; nothing changed. Type `%s rollback %s %s` to go back to it now.", site, s.Bot.Command, site, version)},
+			UserID: cb.User.ID, Channel: cb.Channel.ID, ResponseURL: cb.ResponseURL, Door: "slack"}, true
+	}
 	var name string
 	confirmed := false
 	reason := "clicked in Slack"
@@ -282,7 +289,7 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 		// deploy reports in the site's channel.
 		thread = ""
 	}
-	return bot.Request{Cmd: bot.Command{Action: bot.Run, Name: name, Site: site, Version: version, Reason: reason}, Confirmed: confirmed, From: from,
+	return bot.Request{Cmd: bot.Command{Action: bot.Run, Name: name, Site: site, Version: version, Reason: reason}, Confirmed: confirmed, FromDeploy: fromDeploy,
 		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, ResponseURL: cb.ResponseURL, Door: "slack"}, true
 }
 

@@ -338,19 +338,21 @@ func TestRollbackButton(t *testing.T) {
 			last = p
 		}
 	}
-	if !strings.Contains(string(last.Blocks), `"value":"www/v1/v2"`) || !strings.Contains(string(last.Blocks), "deploybot_rollback") {
+	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
+	value := "www/v1/" + ds[0].ID
+	if !strings.Contains(string(last.Blocks), `"value":"`+value+`"`) || !strings.Contains(string(last.Blocks), "deploybot_rollback") {
 		t.Fatalf("no rollback button to v1: %s", last.Blocks)
 	}
 	w.slack.Send("rb-1", "interactive", map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": bob}, "channel": map[string]any{"id": channel},
 		"message": map[string]any{"ts": last.TS, "thread_ts": last.ThreadTS},
-		"actions": []map[string]any{{"action_id": "deploybot_rollback", "block_id": "b1", "value": "www/v1/v2", "type": "button"}},
+		"actions": []map[string]any{{"action_id": "deploybot_rollback", "block_id": "b1", "value": value, "type": "button"}},
 	})
 	w.slack.WaitFor("the rollback", func() bool {
 		posts, _, _ := w.slack.Snapshot()
 		return hasText(posts, "`v1` is live") && w.live() == "v1"
 	})
-	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
+	ds, _ = w.Store.Deploys(context.Background(), "www", 1)
 	if ds[0].Kind != releases.KindRollback || ds[0].Actor != bob || ds[0].To != "v1" {
 		t.Fatalf("rollback deploy %+v", ds[0])
 	}

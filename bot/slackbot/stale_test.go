@@ -24,8 +24,10 @@ func TestStaleRollbackButtonsInAFreeze(t *testing.T) {
 			reply = p
 		}
 	}
-	if !strings.Contains(string(reply.Blocks), `"value":"www/v1/v2"`) {
-		t.Fatalf("no rollback button from v2 to v1: %s", reply.Blocks)
+	ds, _ := w.Store.Deploys(t.Context(), "www", 1)
+	underV2 := "www/v1/" + ds[0].ID // the button's value: back to v1, under the deploy that made v2 live
+	if !strings.Contains(string(reply.Blocks), `"value":"`+underV2+`"`) {
+		t.Fatalf("no rollback button from v2 to v1 under %s: %s", ds[0].ID, reply.Blocks)
 	}
 	w.slack.Slash("p-v3", alice, "promote v3")
 	w.slack.WaitFor("v3 live and v2's reply without its button", func() bool {
@@ -52,10 +54,12 @@ func TestStaleRollbackButtonsInAFreeze(t *testing.T) {
 			t.Fatalf("a stale button moved the site to %s", w.live())
 		}
 	}
-	// The button as it was posted: asked from v2, v3 is live now.
-	click("stale-1", "www/v1/v2", "while v2 was live on www, and v3 is live now")
-	// A button of an older deploybot names only its target: going to a
-	// release newer than live is no rollback.
+	// The button as it was posted: asked under the deploy to v2; another
+	// deploy has made v3 live since.
+	click("stale-1", underV2, "made v3 live since")
+	// A button of an earlier deploybot names only its target: it cannot
+	// tell whether the site moved, so it is refused, saying what to type.
+	click("stale-0", "www/v1", "from an earlier deploybot")
 	w.publish("v4")
 	w.slack.Slash("p-v4", alice, "promote v4 --override-freeze the fix")
 	w.slack.WaitFor("v4 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v4` is live") })
@@ -73,5 +77,9 @@ func TestStaleRollbackButtonsInAFreeze(t *testing.T) {
 		}
 		return n == 2
 	})
-	click("stale-2", "www/v4", "it is newer than the live v3")
+	// A button whose deploy is the latest, but whose target is newer
+	// than live (forged, or a rollback's own reply from before) goes
+	// nowhere: a rollback goes only back.
+	ds, _ = w.Store.Deploys(t.Context(), "www", 1)
+	click("stale-2", "www/v4/"+ds[0].ID, "it is newer than the live v3")
 }
