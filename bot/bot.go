@@ -24,7 +24,7 @@ type Request struct {
 	// FromDeploy is the deploy a Rollback button was posted under: the
 	// rollback is refused if the site has moved since.
 	FromDeploy string
-	Door string // slack, console
+	Door       string // slack, console
 }
 
 // Out is where a runner's answers go; Slack and the dev console each
