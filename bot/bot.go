@@ -135,10 +135,15 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 // carries (the socket connection is the bot's own, opened with its app
 // token); at the dev console, the name typed.
 func principalOf(req Request) releases.Principal {
-	if req.Door == releases.DoorSlack {
+	switch req.Door {
+	case releases.DoorSlack:
 		return releases.Principal{Kind: releases.PrincipalSlack, ID: req.UserID}
+	case releases.DoorConsole:
+		return releases.Principal{Kind: releases.PrincipalLocal, ID: req.UserID}
 	}
-	return releases.Principal{Kind: releases.PrincipalLocal, ID: req.UserID}
+	// A request that names no door it came through is nobody: it holds
+	// no role, rather than the console's every role.
+	return releases.ParsePrincipal("unknown-door:" + req.UserID)
 }
 
 // actorOf is how the asker is recorded: a Slack user id (which Slack

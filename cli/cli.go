@@ -318,15 +318,17 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	return a, nil
 }
 
-// service wires the domain service over a store.
-func (a *app) service(db releases.Store, log *slog.Logger) *releases.Service {
+// service wires the domain service over a store: the local one, whose
+// locks and freezes are shared through the sites' buckets, so every
+// process (serve's replicas, the command line anywhere) sees the same.
+func (a *app) service(db *store.DB, log *slog.Logger) *releases.Service {
 	var sites []releases.Site
 	for _, s := range a.cfg.Sites {
 		sites = append(sites, s.ReleasesSite())
 	}
 	prober := &probe.HTTP{}
 	svc := &releases.Service{
-		Store: db, Bucket: a.bucket, Sites: sites, Logger: log, Access: a.cfg.Access(),
+		Store: releases.NewSharedStore(db, a.bucket, sites), Bucket: a.bucket, Sites: sites, Logger: log, Access: a.cfg.Access(),
 		CDNs: map[string]releases.CDN{
 			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
 		},

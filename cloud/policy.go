@@ -102,6 +102,19 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 		}
 		doc.Statement = append(doc.Statement, list, Statement{Sid: fmt.Sprintf("ReleaseObjects%d", i+1), Effect: "Allow",
 			Action: objectActions, Resource: objects})
+		if role == RoleCI {
+			// CI writes releases and manifests; the shared state (locks,
+			// freezes) and the history the bot rebuilds from are the bot's
+			// alone, so a CI job cannot forge a lock, lift a freeze or
+			// rewrite who did what.
+			var botOnly []string
+			for _, s := range byBucket[b] {
+				botOnly = append(botOnly, fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.StatePrefix()+"*"),
+					fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.HistoryPrefix()+"*"))
+			}
+			doc.Statement = append(doc.Statement, Statement{Sid: fmt.Sprintf("BotStateOnly%d", i+1), Effect: "Deny",
+				Action: []string{"s3:PutObject", "s3:DeleteObject"}, Resource: botOnly})
+		}
 		if role == RoleBot {
 			// The mirrored history is the store's durable copy: nothing
 			// deploybot does deletes it, and the policy says so.

@@ -74,7 +74,9 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	known := false
 	for _, d := range deploys {
+		known = known || lock != nil && d.ID == lock.DeployID
 		if d.Phase.Final() {
 			continue
 		}
@@ -93,7 +95,32 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 			recovered = append(recovered, final)
 		}
 	}
+	if lock != nil && lock.DeployID != "" && !known && !strings.HasPrefix(lock.DeployID, prunePrefix) && s.RunnerGone(*lock) {
+		errs = append(errs, s.releaseOrphan(ctx, site, *lock))
+	}
 	return recovered, errors.Join(errs...)
+}
+
+// releaseOrphan frees the shared lock of a deploy this process has no
+// record of, whose runner is gone: another process (a CI runner, another
+// replica) started it and died with its record. Nothing here can finish
+// it; what the CDN serves is the truth and the next deploy starts from it,
+// so the lock goes, recorded with what is live.
+func (s *Service) releaseOrphan(ctx context.Context, site Site, l Lock) error {
+	live := "unknown"
+	if _, cur, err := s.current(ctx, site); err == nil {
+		live = orNone(cur.Version)
+	}
+	s.logger().WarnContext(ctx, "releasing the lock of a deploy whose runner is gone and of which this deploybot has no record", "site", site.Name, "deploy_id", l.DeployID, "runner", runnerText(l), "live", live)
+	err := s.Store.ReleaseLockOf(ctx, site.Name, l.DeployID)
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	s.Audit(WithPrincipal(ctx, System), AuditEntry{Site: site.Name, Actor: AutoActor, Action: "recover", Result: result,
+		Detail: shorten(fmt.Sprintf("released the lock of %s (%s by %s): its runner %s is gone and no record of it is here; live: %s",
+			l.DeployID, l.Reason, l.Holder, runnerText(l), live), maxAuditDetail)})
+	return err
 }
 
 // isDeployFailure reports an error that means the deploy ran to a final

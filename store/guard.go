@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -161,5 +162,128 @@ func (s *DB) SyncedAt(ctx context.Context, site string) (time.Time, error) {
 func (s *DB) SetSyncedAt(ctx context.Context, site string, at time.Time) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketMeta), "synced/"+site, at)
+	})
+}
+
+// CacheFreeze records the site's run-time freeze as the bucket holds it
+// (nil: none), unconditionally: the shared state is the truth and this is
+// its cache (releases.SharedStore). Nothing is mirrored: the bucket has it.
+func (s *DB) CacheFreeze(ctx context.Context, site string, f *releases.Freeze) error {
+	var raw []byte
+	if f != nil {
+		var err error
+		if raw, err = json.Marshal(f); err != nil {
+			return err
+		}
+	}
+	return s.cache(ctx, bucketFreezes, site, raw)
+}
+
+// CacheLock records the site's lock as the bucket holds it (nil: free),
+// unconditionally; see CacheFreeze.
+func (s *DB) CacheLock(ctx context.Context, site string, l *releases.Lock) error {
+	var raw []byte
+	if l != nil {
+		var err error
+		if raw, err = json.Marshal(l); err != nil {
+			return err
+		}
+	}
+	return s.cache(ctx, bucketLocks, site, raw)
+}
+
+// cache sets key of bucket to want (nil deletes it). Every read of the
+// shared state lands here, so the value is compared in a read transaction
+// first and written, with its fsync, only when it changed.
+func (s *DB) cache(ctx context.Context, bucket []byte, key string, want []byte) error {
+	same := false
+	if err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		have := tx.Bucket(bucket).Get([]byte(key))
+		same = bytes.Equal(have, want) && (have == nil) == (want == nil)
+		return nil
+	}); err != nil || same {
+		return err
+	}
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		if want == nil {
+			return tx.Bucket(bucket).Delete([]byte(key))
+		}
+		return tx.Bucket(bucket).Put([]byte(key), want)
+	})
+}
+
+var _ releases.StateCache = (*DB)(nil)
+
+// CacheApproval records a request as the bucket holds it, replacing what
+// the store had under its id; see CacheFreeze.
+func (s *DB) CacheApproval(ctx context.Context, a releases.ApprovalRequest) error {
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketApproval, a.Site, true)
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(b.Get([]byte(a.ID)), raw) {
+			return nil
+		}
+		return b.Put([]byte(a.ID), raw)
+	})
+}
+
+// CachePins records the site's pins as the bucket holds them, replacing
+// what the store had; see CacheFreeze. Compared first, written only when
+// they differ (every listing of versions reads them).
+func (s *DB) CachePins(ctx context.Context, site string, pins []releases.Pin) error {
+	want := map[string][]byte{}
+	for _, p := range pins {
+		raw, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		want[p.Version] = raw
+	}
+	have := map[string][]byte{}
+	if err := s.with(ctx, false, func(tx *bolt.Tx) error {
+		b, _ := siteBucket(tx, bucketPins, site, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			have[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	if len(have) == len(want) {
+		same := true
+		for k, v := range want {
+			same = same && bytes.Equal(have[k], v)
+		}
+		if same {
+			return nil
+		}
+	}
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketPins, site, true)
+		if err != nil {
+			return err
+		}
+		for k := range have {
+			if _, ok := want[k]; !ok {
+				if err := b.Delete([]byte(k)); err != nil {
+					return err
+				}
+			}
+		}
+		for k, v := range want {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

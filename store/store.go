@@ -383,6 +383,26 @@ func (s *DB) StartDeploy(ctx context.Context, d releases.Deploy, lock releases.L
 	})
 }
 
+// RecordStart records a deploy started under a lock taken elsewhere (the
+// shared state in the bucket): the deploy, and the lock as the cache of
+// it, whatever the cache held (a reader may have cached this very lock a
+// moment before).
+func (s *DB) RecordStart(ctx context.Context, d releases.Deploy, lock releases.Lock) error {
+	return s.with(ctx, true, func(tx *bolt.Tx) error {
+		b, err := siteBucket(tx, bucketDeploys, d.Site, true)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(d.ID)) != nil {
+			return releases.Errorf(releases.ECONFLICT, "deploy %s exists", d.ID)
+		}
+		if err := putJSON(b, d.ID, d); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketLocks), d.Site, lock)
+	})
+}
+
 // SaveDeploy records d's progress.
 func (s *DB) SaveDeploy(ctx context.Context, d releases.Deploy) error {
 	return s.with(ctx, true, func(tx *bolt.Tx) error {

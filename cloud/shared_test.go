@@ -1,0 +1,249 @@
+package cloud_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/internal/testenv"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+// twoProcesses is one stand-in and two deploybots on it, each with its own
+// store (as serve on one machine and the command line on a CI runner),
+// sharing locks and freezes through the bucket.
+func twoProcesses(t *testing.T, propagation time.Duration) (*testenv.Env, [2]*releases.Service) {
+	t.Helper()
+	e := testenv.New(t, testenv.Options{AWS: localaws.Options{Propagation: propagation}, Provision: true, MaxAttempts: 8})
+	var svcs [2]*releases.Service
+	for i := range svcs {
+		db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		svcs[i] = &releases.Service{Store: releases.NewSharedStore(db, e.Bucket, []releases.Site{e.Site}), Bucket: e.Bucket,
+			Sites: []releases.Site{e.Site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.CDN}, Timeout: time.Minute,
+			Host: "host-" + string(rune('a'+i)), PID: 100 + i}
+	}
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	for i, v := range []string{"v1", "v2", "v3"} {
+		e.Publish(v, t0.Add(time.Duration(i)*time.Minute), map[string]string{"index.html": v})
+	}
+	return e, svcs
+}
+
+// A lock taken in one process stops the other's promotes, naming who
+// holds it; a freeze set in one holds the other's promotes; either
+// process sees and lifts what the other set.
+func TestLocksAndFreezesAreSharedThroughTheBucket(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	if _, err := p[0].LockSite(ctx, "www", "cli-alice", "launch"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p[1].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "serve-bob"}, nil)
+	var le *releases.LockedError
+	if !errors.As(err, &le) || le.Lock.Holder != "cli-alice" {
+		t.Fatalf("the other process promoted over the lock: %v", err)
+	}
+	if st, err := p[1].Status(ctx, "www"); err != nil || st.Lock == nil || st.Lock.Reason != "launch" {
+		t.Fatalf("the other process's status: %+v %v", st, err)
+	}
+	if l, err := p[1].UnlockSite(ctx, "www", "serve-bob"); err != nil || l == nil || l.Holder != "cli-alice" {
+		t.Fatalf("unlock from the other process: %+v %v", l, err)
+	}
+	if _, err := p[0].LockSite(ctx, "www", "cli-alice", "again"); err != nil {
+		t.Fatalf("lock after the other process unlocked: %v", err)
+	}
+	if _, err := p[0].UnlockSite(ctx, "www", "cli-alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := p[1].Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "2h", Reason: "sale", Actor: "serve-bob"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "ci"}, nil)
+	var ge *releases.GuardError
+	if !errors.As(err, &ge) || ge.Freeze == nil || ge.Freeze.By != "serve-bob" {
+		t.Fatalf("a promote in the other process during the freeze: %v", err)
+	}
+	if lifted, err := p[0].Unfreeze(ctx, "www", false, "serve-bob"); err != nil || len(lifted) != 1 {
+		t.Fatalf("unfreeze from the other process: %v %v", lifted, err)
+	}
+	if _, err := p[1].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "serve-bob"}, nil); err != nil {
+		t.Fatalf("promote after the unfreeze: %v", err)
+	}
+	if l, _ := p[0].Store.Lock(ctx, "www"); l != nil {
+		t.Fatalf("a lock is left after the deploy: %+v", l)
+	}
+}
+
+// Promotes of one site from both processes at once: exactly one runs, and
+// every other is refused naming it; nothing is left locked.
+func TestConcurrentPromotesInTwoProcessesFlipOnce(t *testing.T) {
+	_, p := twoProcesses(t, 300*time.Millisecond)
+	ctx := context.Background()
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ran, refused := 0, 0
+	var others []error
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			v := []string{"v2", "v3"}[i%2]
+			out, err := p[i%2].Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "caller"}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			var le *releases.LockedError
+			switch {
+			case err == nil && out.Deploy != nil:
+				ran++
+			case errors.As(err, &le) && strings.Contains(err.Error(), "is busy: deploy"):
+				refused++
+			default:
+				others = append(others, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if ran != 1 || refused != n-1 {
+		t.Fatalf("ran %d, refused %d, other outcomes: %v", ran, refused, errors.Join(others...))
+	}
+	for i := range p {
+		if l, err := p[i].Store.Lock(ctx, "www"); err != nil || l != nil {
+			t.Fatalf("lock left: %+v %v", l, err)
+		}
+	}
+}
+
+// A lock object that deploybot did not write (the bucket is outside
+// input) refuses deploys, naming the object, rather than being trusted or
+// taken for a free site; a well-formed one of another site is refused too.
+func TestAStrangeLockObjectIsRefused(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	for _, body := range []string{`{"lock": {"site": "www", "holder": "x"}, "evil": true}`, `not json`, `{"lock": {"site": "docs", "holder": "x"}}`} {
+		_, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.StatePrefix() + releases.StateLock),
+			Body: strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "a"}, nil)
+		if releases.ErrorCode(err) != releases.EINTERNAL || !strings.Contains(err.Error(), ".deploybot/state/lock.json") {
+			t.Fatalf("a promote under the lock object %q: %v", body, err)
+		}
+	}
+}
+
+// A promote asked for in one process is approved in the other, which
+// runs it; the request reads the same from both; a second request in
+// either is refused naming the first.
+func TestApprovalsAreSharedThroughTheBucket(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	for i := range p {
+		p[i].Sites[0].Approval = releases.Approval{Required: 1, Timeout: time.Hour}
+		p[i].Store.(*releases.SharedStore).Sites = p[i].Sites
+	}
+	ctx := context.Background()
+	out, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "cli-alice"}, nil)
+	if err != nil || out.Approval == nil {
+		t.Fatalf("the request: %+v %v", out, err)
+	}
+	id := out.Approval.ID
+	var pe *releases.PendingError
+	if _, err := p[1].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v3", Actor: "serve-bob"}, nil); !errors.As(err, &pe) || pe.Request.ID != id {
+		t.Fatalf("a second request in the other process: %v", err)
+	}
+	if _, err := p[1].Approve(ctx, "www", id, "cli-alice", nil); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+		t.Fatalf("self-approval in the other process: %v", err)
+	}
+	done, err := p[1].Approve(ctx, "www", id, "serve-bob", nil)
+	if err != nil || done.Deploy == nil || done.Deploy.ID != id {
+		t.Fatalf("the approval in the other process: %+v %v", done, err)
+	}
+	for i := range p {
+		a, err := p[i].Approval(ctx, "www", id)
+		if err != nil || a.State != releases.ApprovalApproved || a.DecidedBy != "serve-bob" {
+			t.Fatalf("process %d reads the request as %+v %v", i, a, err)
+		}
+	}
+	if _, err := p[0].Approve(ctx, "www", id, "carol", nil); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("approving a decided request again: %v", err)
+	}
+}
+
+// A pin set in one process keeps the release from the other's prune, and
+// an unpin in either lets it go.
+func TestPinsAreSharedThroughTheBucket(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	for i := range p {
+		p[i].Sites[0].Retention = releases.Policy{Keep: 1, KeepDeployed: 1}
+		p[i].Store.(*releases.SharedStore).Sites = p[i].Sites
+	}
+	ctx := context.Background()
+	if _, err := p[1].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v3", Actor: "a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p[0].PinRelease(ctx, "www", "v1", "cli-alice", "audit"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p[1].Prune(ctx, releases.PruneRequest{Site: "www", Actor: "cron"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range rep.Deleted {
+		if d.Version == "v1" {
+			t.Fatalf("the other process pruned the pinned v1: %+v", rep)
+		}
+	}
+	if err := p[1].UnpinRelease(ctx, "www", "v1", "serve-bob"); err != nil {
+		t.Fatalf("unpin in the other process: %v", err)
+	}
+	if vs, _ := p[0].Versions(ctx, "www"); len(vs) == 0 || vs[len(vs)-1].Version != "v1" || vs[len(vs)-1].Pin != nil {
+		t.Fatalf("the first process still sees a pin: %+v", vs)
+	}
+}
+
+// A store from before shared state keeps its lock, freeze and pins: the
+// first process to read a state object that was never written seeds it
+// from its store, rather than taking the site for free.
+func TestStateFromBeforeIsSeededFromTheStore(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	local := p[0].Store.(*releases.SharedStore).Store
+	if err := local.AcquireLock(ctx, releases.Lock{Site: "www", Holder: "ops", Reason: "from before", Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.SetPin(ctx, releases.Pin{Site: "www", Version: "v1", By: "ops", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := p[0].Store.Lock(ctx, "www"); err != nil || l == nil || l.Reason != "from before" {
+		t.Fatalf("the lock from before: %+v %v", l, err)
+	}
+	if pins, err := p[0].Store.Pins(ctx, "www"); err != nil || len(pins) != 1 {
+		t.Fatalf("the pins from before: %+v %v", pins, err)
+	}
+	// Now in the bucket: the other process, whose store never had them,
+	// sees them too.
+	if _, err := p[1].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "b"}, nil); !strings.Contains(releases.ErrorMessage(err), "from before") {
+		t.Fatalf("the other process promoted over the lock from before: %v", err)
+	}
+	if _, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.StatePrefix() + releases.StatePins)}); err != nil {
+		t.Fatalf("the pins were not seeded: %v", err)
+	}
+}

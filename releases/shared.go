@@ -1,0 +1,638 @@
+package releases
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// SharedStore is the Store every door and replica shares: a site's lock,
+// its run-time freeze, its pins and its latest approval request are read
+// from and changed in the site's bucket (Coordinator), by
+// compare-and-swap, and written to the local store after, as its cache.
+// Everything else (releases, deploy history, the audit log) is the local
+// store's, mirrored to the bucket's history as before; the state objects
+// are their own record there, so the local store's own checks and
+// mirror are not run for them (a concurrent reader may have cached what
+// this process just took). A lock taken
+// by the command line on a laptop stops serve's promotes, and a freeze set
+// in Slack stops CI's `deploybot promote`, because both read one object.
+//
+// Costs (S3 requests), per promote: the lock read twice and the freeze
+// once before the deploy starts, one read and one write to take the lock
+// and to free it, and one read and one write per heartbeat (every 10 s)
+// while it runs. Nothing while idle.
+type SharedStore struct {
+	Store
+	Cache StateCache
+	State Coordinator
+	Sites []Site
+}
+
+// StateCache is the local store's side of the shared state: it records
+// what the bucket says, unconditionally.
+type StateCache interface {
+	CacheLock(ctx context.Context, site string, l *Lock) error
+	CacheFreeze(ctx context.Context, site string, f *Freeze) error
+	CacheApproval(ctx context.Context, a ApprovalRequest) error
+	CachePins(ctx context.Context, site string, pins []Pin) error
+	// RecordStart records a deploy whose lock was taken in the bucket,
+	// and caches that lock.
+	RecordStart(ctx context.Context, d Deploy, lock Lock) error
+}
+
+// NewSharedStore shares local's locks and freezes through state.
+func NewSharedStore(local interface {
+	Store
+	StateCache
+}, state Coordinator, sites []Site) *SharedStore {
+	return &SharedStore{Store: local, Cache: local, State: state, Sites: sites}
+}
+
+// lockState is the body of a site's lock object.
+type lockState struct {
+	// Lock is the holder; nil when the site is free.
+	Lock *Lock `json:"lock"`
+	// Epoch counts the lock's acquisitions: each holder has its own, so
+	// what an earlier holder writes late is told apart.
+	Epoch int64 `json:"epoch"`
+}
+
+// freezeState is the body of a site's freeze object.
+type freezeState struct {
+	Freeze *Freeze `json:"freeze"` // nil: not frozen at run time
+}
+
+// casTries bounds how often a read-and-write is tried again after losing
+// a race: each loss means someone else wrote, and the next read says who.
+const casTries = 5
+
+func (s *SharedStore) site(name string) (Site, error) {
+	for _, site := range s.Sites {
+		if site.Name == name {
+			return site, nil
+		}
+	}
+	return Site{}, Errorf(EINVALID, "unknown site %q", name)
+}
+
+// readState reads and strictly decodes one state object into v; a missing
+// object leaves v as it is and returns etag "". An object that does not
+// decode, or names another site, is refused rather than trusted: whoever
+// can write to the bucket could have put it there.
+func (s *SharedStore) readState(ctx context.Context, site Site, key string, v any, siteOf func() string) (string, error) {
+	body, etag, err := s.State.GetState(ctx, site, key)
+	if errors.Is(err, ErrNoState) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return "", Errorf(EINTERNAL, "site %s: %s%s is not what deploybot writes (%v); nothing was changed: restore it from the history or remove it", site.Name, site.StatePrefix(), key, err)
+	}
+	if got := siteOf(); got != "" && got != site.Name {
+		return "", Errorf(EINTERNAL, "site %s: %s%s names site %q; nothing was changed: restore it from the history or remove it", site.Name, site.StatePrefix(), key, got)
+	}
+	return etag, nil
+}
+
+func (s *SharedStore) readLock(ctx context.Context, site Site) (lockState, string, error) {
+	var st lockState
+	etag, err := s.readState(ctx, site, StateLock, &st, func() string {
+		if st.Lock == nil {
+			return ""
+		}
+		return st.Lock.Site
+	})
+	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
+		return seed(ctx, s, site, StateLock, st, s.readLock, func() (lockState, bool, error) {
+			l, err := s.Store.Lock(ctx, site.Name)
+			return lockState{Lock: l}, l != nil, err
+		})
+	}
+	return st, etag, err
+}
+
+// seed writes, where a site's state object has never been written (a
+// bucket that a deploybot from before shared state used), what the local
+// store holds, so that an upgrade neither forgets a lock, a freeze or a pin
+// nor lets a cache overwrite it with "none". Of processes seeding at once,
+// one creates the object and the others read it.
+func seed[T any](ctx context.Context, s *SharedStore, site Site, key string, empty T, read func(context.Context, Site) (T, string, error), local func() (T, bool, error)) (T, string, error) {
+	v, ok, err := local()
+	if err != nil || !ok {
+		return empty, "", err
+	}
+	err = s.writeState(ctx, site, key, v, "")
+	if err != nil && !errors.Is(err, ErrStateChanged) {
+		return empty, "", err
+	}
+	// Read back once, without seeding again: what is there now is the
+	// truth, whoever wrote it.
+	return read(context.WithValue(ctx, seedingKey{}, true), site)
+}
+
+type seedingKey struct{}
+
+func (s *SharedStore) writeState(ctx context.Context, site Site, key string, v any, etag string) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = s.State.PutState(ctx, site, key, body, etag)
+	return err
+}
+
+// updateLock reads the site's lock and writes what change makes of it,
+// again from a new read when another writer won; change returns false to
+// write nothing.
+func (s *SharedStore) updateLock(ctx context.Context, site Site, change func(st *lockState) (bool, error)) (lockState, error) {
+	for try := 1; ; try++ {
+		st, etag, err := s.readLock(ctx, site)
+		if err != nil {
+			return st, err
+		}
+		was := st
+		if ok, err := change(&st); err != nil || !ok {
+			return was, err
+		}
+		err = s.writeState(ctx, site, StateLock, st, etag)
+		if err == nil {
+			return was, nil
+		}
+		if !errors.Is(err, ErrStateChanged) || try == casTries {
+			return was, err
+		}
+	}
+}
+
+// take acquires the site's lock for l, or names who holds it.
+func (s *SharedStore) take(ctx context.Context, site Site, l Lock) error {
+	_, err := s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock != nil {
+			if err := s.Cache.CacheLock(ctx, site.Name, st.Lock); err != nil {
+				return false, err
+			}
+			return false, &LockedError{Lock: *st.Lock}
+		}
+		st.Lock, st.Epoch = &l, st.Epoch+1
+		return true, nil
+	})
+	return err
+}
+
+// free releases the site's lock if owns says it may, and returns the lock
+// that was held (nil when none).
+func (s *SharedStore) free(ctx context.Context, site Site, owns func(l Lock) (bool, error), after *Lock) (*Lock, error) {
+	was, err := s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock == nil {
+			return false, nil
+		}
+		if ok, err := owns(*st.Lock); !ok || err != nil {
+			return false, err
+		}
+		st.Lock = after
+		return true, nil
+	})
+	return was.Lock, err
+}
+
+// Lock implements Store: the bucket's lock, cached locally.
+func (s *SharedStore) Lock(ctx context.Context, siteName string) (*Lock, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := s.readLock(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Cache.CacheLock(ctx, siteName, st.Lock); err != nil {
+		return nil, err
+	}
+	return st.Lock, nil
+}
+
+// AcquireLock implements Store: a person's lock, taken in the bucket.
+func (s *SharedStore) AcquireLock(ctx context.Context, l Lock) error {
+	site, err := s.site(l.Site)
+	if err != nil {
+		return err
+	}
+	if err := s.take(ctx, site, l); err != nil {
+		return err
+	}
+	return s.Cache.CacheLock(ctx, l.Site, &l)
+}
+
+// ReleaseLock implements Store: a person's lock, freed in the bucket; a
+// running deploy's is not.
+func (s *SharedStore) ReleaseLock(ctx context.Context, siteName string) (*Lock, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.free(ctx, site, func(l Lock) (bool, error) {
+		if l.DeployID != "" {
+			return false, Errorf(ECONFLICT, "site %s is locked by %s, which releases it when it ends", siteName, lockWhat(l))
+		}
+		return true, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return held, s.Cache.CacheLock(ctx, siteName, nil)
+}
+
+// ReleaseLockOf implements Store.
+func (s *SharedStore) ReleaseLockOf(ctx context.Context, siteName, owner string) error {
+	site, err := s.site(siteName)
+	if err != nil {
+		return err
+	}
+	held, err := s.free(ctx, site, func(l Lock) (bool, error) { return l.DeployID == owner, nil }, nil)
+	if err != nil {
+		return err
+	}
+	if held != nil && held.DeployID != owner {
+		return s.Cache.CacheLock(ctx, siteName, held)
+	}
+	return s.Cache.CacheLock(ctx, siteName, nil)
+}
+
+// StartDeploy implements Store: the lock is taken in the bucket, then the
+// deploy is recorded locally with it.
+func (s *SharedStore) StartDeploy(ctx context.Context, d Deploy, lock Lock) error {
+	site, err := s.site(d.Site)
+	if err != nil {
+		return err
+	}
+	if err := s.take(ctx, site, lock); err != nil {
+		return err
+	}
+	err = s.Cache.RecordStart(ctx, d, lock)
+	if err != nil {
+		// Not recorded: the lock goes back, or it would name a deploy no
+		// store knows.
+		_, _ = s.free(context.WithoutCancel(ctx), site, func(l Lock) (bool, error) { return l.DeployID == d.ID, nil }, nil)
+	}
+	return err
+}
+
+// TouchLock implements Store: the heartbeat goes to the bucket, where
+// other replicas judge whether the runner is alive.
+func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
+	if err := s.Store.TouchLock(ctx, l); err != nil {
+		return err
+	}
+	site, err := s.site(l.Site)
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock == nil || st.Lock.DeployID != l.DeployID {
+			return false, nil
+		}
+		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
+		return true, nil
+	})
+	return err
+}
+
+// FinishDeploy implements Store: recorded locally first (the truth of
+// what happened is never lost to a bucket that does not answer), then the
+// bucket's lock is freed, or handed over to d.LockAfter.
+func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) error {
+	if err := s.Store.FinishDeploy(ctx, d, live); err != nil {
+		return err
+	}
+	site, err := s.site(d.Site)
+	if err != nil {
+		return err
+	}
+	_, err = s.free(ctx, site, func(l Lock) (bool, error) { return l.DeployID == d.ID, nil }, d.LockAfter)
+	if err != nil {
+		return fmt.Errorf("deploy %s is recorded, but freeing the site's lock in the bucket failed (deploybot recover frees it): %w", d.ID, err)
+	}
+	return nil
+}
+
+func (s *SharedStore) readFreeze(ctx context.Context, site Site) (freezeState, string, error) {
+	var st freezeState
+	etag, err := s.readState(ctx, site, StateFreeze, &st, func() string {
+		if st.Freeze == nil {
+			return ""
+		}
+		return st.Freeze.Site
+	})
+	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
+		return seed(ctx, s, site, StateFreeze, st, s.readFreeze, func() (freezeState, bool, error) {
+			f, err := s.Store.Freeze(ctx, site.Name)
+			return freezeState{Freeze: f}, f != nil, err
+		})
+	}
+	return st, etag, err
+}
+
+// updateFreeze is updateLock for the freeze object.
+func (s *SharedStore) updateFreeze(ctx context.Context, site Site, change func(st *freezeState) bool) (freezeState, error) {
+	for try := 1; ; try++ {
+		st, etag, err := s.readFreeze(ctx, site)
+		if err != nil {
+			return st, err
+		}
+		was := st
+		if !change(&st) {
+			return was, nil
+		}
+		err = s.writeState(ctx, site, StateFreeze, st, etag)
+		if err == nil {
+			return was, nil
+		}
+		if !errors.Is(err, ErrStateChanged) || try == casTries {
+			return was, err
+		}
+	}
+}
+
+// SetFreeze implements Store.
+func (s *SharedStore) SetFreeze(ctx context.Context, f Freeze) error {
+	site, err := s.site(f.Site)
+	if err != nil {
+		return err
+	}
+	if _, err := s.updateFreeze(ctx, site, func(st *freezeState) bool { st.Freeze = &f; return true }); err != nil {
+		return err
+	}
+	return s.Cache.CacheFreeze(ctx, f.Site, &f)
+}
+
+// Freeze implements Store: the bucket's, cached locally.
+func (s *SharedStore) Freeze(ctx context.Context, siteName string) (*Freeze, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := s.readFreeze(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	return st.Freeze, s.Cache.CacheFreeze(ctx, siteName, st.Freeze)
+}
+
+// DeleteFreeze implements Store.
+func (s *SharedStore) DeleteFreeze(ctx context.Context, siteName string) (*Freeze, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	was, err := s.updateFreeze(ctx, site, func(st *freezeState) bool {
+		if st.Freeze == nil {
+			return false
+		}
+		st.Freeze = nil
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return was.Freeze, s.Cache.CacheFreeze(ctx, siteName, nil)
+}
+
+// approvalState is the body of a site's approval object: its latest
+// request. A site has one pending request at most, so the latest is the
+// only one that can still change; earlier ones are history, kept by the
+// stores that saw them.
+type approvalState struct {
+	Request *ApprovalRequest `json:"request"`
+}
+
+func (s *SharedStore) readApproval(ctx context.Context, site Site) (approvalState, string, error) {
+	var st approvalState
+	etag, err := s.readState(ctx, site, StateApproval, &st, func() string {
+		if st.Request == nil {
+			return ""
+		}
+		return st.Request.Site
+	})
+	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
+		return seed(ctx, s, site, StateApproval, st, s.readApproval, func() (approvalState, bool, error) {
+			as, err := s.Store.Approvals(ctx, site.Name, 1)
+			if err != nil || len(as) == 0 {
+				return approvalState{}, false, err
+			}
+			return approvalState{Request: &as[0]}, true, nil
+		})
+	}
+	return st, etag, err
+}
+
+// CreateApproval implements Store: the request becomes the site's latest
+// in the bucket, unless the latest still waits (a *PendingError naming
+// it), whichever process asked.
+func (s *SharedStore) CreateApproval(ctx context.Context, a ApprovalRequest) error {
+	site, err := s.site(a.Site)
+	if err != nil {
+		return err
+	}
+	for try := 1; ; try++ {
+		st, etag, err := s.readApproval(ctx, site)
+		if err != nil {
+			return err
+		}
+		if p := st.Request; p != nil {
+			if err := s.Cache.CacheApproval(ctx, *p); err != nil {
+				return err
+			}
+			if p.Pending(a.Requested) {
+				return &PendingError{Request: *p}
+			}
+		}
+		err = s.writeState(ctx, site, StateApproval, approvalState{Request: &a}, etag)
+		if err == nil {
+			return s.Cache.CacheApproval(ctx, a)
+		}
+		if !errors.Is(err, ErrStateChanged) || try == casTries {
+			return err
+		}
+	}
+}
+
+// UpdateApproval implements Store: the site's latest request changes in
+// the bucket, by compare-and-swap (fn runs again on a fresh read when
+// another process decided meanwhile); an earlier one only in the local
+// store, where fn finds it decided.
+func (s *SharedStore) UpdateApproval(ctx context.Context, siteName, id string, fn func(*ApprovalRequest) error) (ApprovalRequest, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return ApprovalRequest{}, err
+	}
+	for try := 1; ; try++ {
+		st, etag, err := s.readApproval(ctx, site)
+		if err != nil {
+			return ApprovalRequest{}, err
+		}
+		if st.Request == nil || st.Request.ID != id {
+			return s.Store.UpdateApproval(ctx, siteName, id, fn)
+		}
+		a := *st.Request
+		a.Approvals = append([]ApprovalVote(nil), a.Approvals...)
+		if err := fn(&a); err != nil {
+			return ApprovalRequest{}, err
+		}
+		err = s.writeState(ctx, site, StateApproval, approvalState{Request: &a}, etag)
+		if err == nil {
+			return a, s.Cache.CacheApproval(ctx, a)
+		}
+		if !errors.Is(err, ErrStateChanged) || try == casTries {
+			return ApprovalRequest{}, err
+		}
+	}
+}
+
+// Approval implements Store: the bucket's when it is the site's latest.
+func (s *SharedStore) Approval(ctx context.Context, siteName, id string) (ApprovalRequest, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return ApprovalRequest{}, err
+	}
+	st, _, err := s.readApproval(ctx, site)
+	if err != nil {
+		return ApprovalRequest{}, err
+	}
+	if st.Request != nil && st.Request.ID == id {
+		return *st.Request, s.Cache.CacheApproval(ctx, *st.Request)
+	}
+	return s.Store.Approval(ctx, siteName, id)
+}
+
+// Approvals implements Store: the local store's, with the bucket's latest
+// request in it as the bucket says (asked by another process, or decided
+// there since).
+func (s *SharedStore) Approvals(ctx context.Context, siteName string, limit int) ([]ApprovalRequest, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := s.readApproval(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	if st.Request != nil {
+		if err := s.Cache.CacheApproval(ctx, *st.Request); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.Approvals(ctx, siteName, limit)
+}
+
+// pinsState is the body of a site's pins object.
+type pinsState struct {
+	Pins []Pin `json:"pins"`
+}
+
+func (s *SharedStore) readPins(ctx context.Context, site Site) (pinsState, string, error) {
+	var st pinsState
+	etag, err := s.readState(ctx, site, StatePins, &st, func() string {
+		for _, p := range st.Pins {
+			if p.Site != site.Name {
+				return p.Site
+			}
+		}
+		return ""
+	})
+	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
+		return seed(ctx, s, site, StatePins, st, s.readPins, func() (pinsState, bool, error) {
+			m, err := s.Store.Pins(ctx, site.Name)
+			var st pinsState
+			for _, p := range m {
+				st.Pins = append(st.Pins, p)
+			}
+			return st, len(st.Pins) > 0, err
+		})
+	}
+	return st, etag, err
+}
+
+// updatePins changes the site's pins object by compare-and-swap and
+// caches the result.
+func (s *SharedStore) updatePins(ctx context.Context, siteName string, change func(pins []Pin) ([]Pin, bool)) error {
+	site, err := s.site(siteName)
+	if err != nil {
+		return err
+	}
+	for try := 1; ; try++ {
+		st, etag, err := s.readPins(ctx, site)
+		if err != nil {
+			return err
+		}
+		pins, ok := change(st.Pins)
+		if !ok {
+			return s.Cache.CachePins(ctx, siteName, st.Pins)
+		}
+		err = s.writeState(ctx, site, StatePins, pinsState{Pins: pins}, etag)
+		if err == nil {
+			return s.Cache.CachePins(ctx, siteName, pins)
+		}
+		if !errors.Is(err, ErrStateChanged) || try == casTries {
+			return err
+		}
+	}
+}
+
+// SetPin implements Store.
+func (s *SharedStore) SetPin(ctx context.Context, p Pin) error {
+	return s.updatePins(ctx, p.Site, func(pins []Pin) ([]Pin, bool) {
+		out := []Pin{p}
+		for _, q := range pins {
+			if q.Version != p.Version {
+				out = append(out, q)
+			}
+		}
+		return out, true
+	})
+}
+
+// DeletePin implements Store.
+func (s *SharedStore) DeletePin(ctx context.Context, site, version string) (bool, error) {
+	had := false
+	if err := s.updatePins(ctx, site, func(pins []Pin) ([]Pin, bool) {
+		var out []Pin
+		for _, q := range pins {
+			if q.Version == version {
+				had = true
+				continue
+			}
+			out = append(out, q)
+		}
+		return out, had
+	}); err != nil {
+		return false, err
+	}
+	return had, nil
+}
+
+// Pins implements Store: the bucket's, cached locally.
+func (s *SharedStore) Pins(ctx context.Context, siteName string) (map[string]Pin, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := s.readPins(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Cache.CachePins(ctx, siteName, st.Pins); err != nil {
+		return nil, err
+	}
+	out := make(map[string]Pin, len(st.Pins))
+	for _, p := range st.Pins {
+		out[p.Version] = p
+	}
+	return out, nil
+}
