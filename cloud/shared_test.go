@@ -247,3 +247,65 @@ func TestStateFromBeforeIsSeededFromTheStore(t *testing.T) {
 		t.Fatalf("the pins were not seeded: %v", err)
 	}
 }
+
+// A deploy whose runner died (a CI runner killed mid-deploy, its store
+// gone with it) is finished by another process, from the record that
+// travels with the site's lock: one that had not touched AWS ends failed
+// with nothing changed, one that had updated the distribution ends live.
+func TestAnotherProcessFinishesADeployWhoseRunnerDied(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	start := func(to string) releases.Deploy {
+		t.Helper()
+		cur, err := e.CDN.Current(ctx, e.Site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := time.Now().Add(-time.Hour)
+		d := releases.Deploy{ID: releases.NewDeployID(dead), Site: "www", Kind: releases.KindPromote, Actor: "ci", From: cur.Version, FromPath: cur.Path,
+			To: to, Strategy: releases.DefaultStrategy, Phase: releases.PhasePending, StartedAt: dead}
+		lock := releases.Lock{Site: "www", Holder: "ci", Reason: "promote " + to, DeployID: d.ID, Since: dead, Host: "ci-runner-7", PID: 4242, Process: "gone", Heartbeat: dead}
+		if err := p[0].Store.StartDeploy(ctx, d, lock); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	recoverIn := func(i int, d releases.Deploy, want releases.Phase) {
+		t.Helper()
+		done, err := p[i].RecoverSite(ctx, "www", nil)
+		if err != nil || len(done) != 1 || done[0].ID != d.ID || done[0].Phase != want {
+			t.Fatalf("recovery in process %d: %+v %v", i, done, err)
+		}
+		for i := range p {
+			if l, err := p[i].Store.Lock(ctx, "www"); err != nil || l != nil {
+				t.Fatalf("lock left: %+v %v", l, err)
+			}
+		}
+	}
+
+	// Died before touching AWS: the other process ends it, nothing changed.
+	d := start("v1")
+	recoverIn(1, d, releases.PhaseFailed)
+	if cur, _ := e.CDN.Current(ctx, e.Site); cur.Version != "" {
+		t.Fatalf("live after a deploy that never acted: %q", cur.Version)
+	}
+
+	// Died right after updating the distribution (its phase recorded
+	// before it acted, as every deploy does): the other process finishes
+	// the flip.
+	d = start("v2")
+	cur, _ := e.CDN.Current(ctx, e.Site)
+	steps := e.CDN.Plan(e.Site, cur, "v2", d.ID)
+	d.Phase = steps[0].Phase
+	d.Phases = []releases.PhaseRecord{{Phase: steps[0].Phase, Started: d.StartedAt}}
+	if err := p[0].Store.SaveDeploy(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := steps[0].Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recoverIn(1, d, releases.PhaseDone)
+	if cur, _ := e.CDN.Current(ctx, e.Site); cur.Version != "v2" {
+		t.Fatalf("live after the recovery: %q", cur.Version)
+	}
+}

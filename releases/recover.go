@@ -66,6 +66,15 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 			}
 		}
 	}
+	// A deploy another process started, whose record is shared with its
+	// lock, is finished here like one of this store's.
+	if r, ok := s.Store.(interface {
+		ImportRunning(ctx context.Context, site string) error
+	}); ok {
+		if err := r.ImportRunning(ctx, site.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	deploys, err := s.Store.Deploys(ctx, site.Name, recoverScan)
 	if err != nil {
 		return nil, err

@@ -58,6 +58,10 @@ type lockState struct {
 	// Epoch counts the lock's acquisitions: each holder has its own, so
 	// what an earlier holder writes late is told apart.
 	Epoch int64 `json:"epoch"`
+	// Deploy is the record of the deploy holding the lock, as of its
+	// last phase change: what any process needs to finish it when its
+	// runner is gone (nil for a person's lock or a prune).
+	Deploy *Deploy `json:"deploy,omitempty"`
 }
 
 // freezeState is the body of a site's freeze object.
@@ -173,6 +177,11 @@ func (s *SharedStore) updateLock(ctx context.Context, site Site, change func(st 
 
 // take acquires the site's lock for l, or names who holds it.
 func (s *SharedStore) take(ctx context.Context, site Site, l Lock) error {
+	return s.takeFor(ctx, site, l, nil)
+}
+
+// takeFor is take for deploy d, whose record goes with the lock.
+func (s *SharedStore) takeFor(ctx context.Context, site Site, l Lock, d *Deploy) error {
 	_, err := s.updateLock(ctx, site, func(st *lockState) (bool, error) {
 		if st.Lock != nil {
 			if err := s.Cache.CacheLock(ctx, site.Name, st.Lock); err != nil {
@@ -180,10 +189,61 @@ func (s *SharedStore) take(ctx context.Context, site Site, l Lock) error {
 			}
 			return false, &LockedError{Lock: *st.Lock}
 		}
-		st.Lock, st.Epoch = &l, st.Epoch+1
+		st.Lock, st.Epoch, st.Deploy = &l, st.Epoch+1, d
 		return true, nil
 	})
 	return err
+}
+
+// SaveDeploy implements Store: recorded locally, then, while d holds the
+// site's lock, in the bucket with it: one write per phase, so that any
+// process can finish d if its runner dies.
+func (s *SharedStore) SaveDeploy(ctx context.Context, d Deploy) error {
+	if err := s.Store.SaveDeploy(ctx, d); err != nil {
+		return err
+	}
+	site, err := s.site(d.Site)
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock == nil || st.Lock.DeployID != d.ID {
+			return false, nil
+		}
+		st.Deploy = &d
+		return true, nil
+	})
+	return err
+}
+
+// ImportRunning records locally the deploy holding the site's lock in the
+// bucket, when this store lacks it or has fewer of its phases: a deploy
+// another process started, which recovery here may have to finish.
+func (s *SharedStore) ImportRunning(ctx context.Context, siteName string) error {
+	site, err := s.site(siteName)
+	if err != nil {
+		return err
+	}
+	st, _, err := s.readLock(ctx, site)
+	if err != nil || st.Deploy == nil || st.Lock == nil || st.Deploy.ID != st.Lock.DeployID || st.Deploy.Site != site.Name {
+		return err
+	}
+	d := *st.Deploy
+	// The record is outside input (the bucket): recovery acts on its
+	// versions, so they are checked as every door checks them.
+	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil {
+		return Errorf(EINTERNAL, "site %s: the deploy recorded with the lock in %s%s is not one deploybot writes; nothing was recovered: remove the lock object once the site is checked", site.Name, site.StatePrefix(), StateLock)
+	}
+	have, err := s.Store.Deploy(ctx, siteName, d.ID)
+	switch {
+	case ErrorCode(err) == ENOTFOUND:
+		return s.Store.ImportDeploys(ctx, []Deploy{d})
+	case err != nil:
+		return err
+	case len(have.Phases) < len(d.Phases) && !have.Phase.Final():
+		return s.Store.SaveDeploy(ctx, d)
+	}
+	return nil
 }
 
 // free releases the site's lock if owns says it may, and returns the lock
@@ -196,7 +256,7 @@ func (s *SharedStore) free(ctx context.Context, site Site, owns func(l Lock) (bo
 		if ok, err := owns(*st.Lock); !ok || err != nil {
 			return false, err
 		}
-		st.Lock = after
+		st.Lock, st.Deploy = after, nil
 		return true, nil
 	})
 	return was.Lock, err
@@ -272,7 +332,7 @@ func (s *SharedStore) StartDeploy(ctx context.Context, d Deploy, lock Lock) erro
 	if err != nil {
 		return err
 	}
-	if err := s.take(ctx, site, lock); err != nil {
+	if err := s.takeFor(ctx, site, lock, &d); err != nil {
 		return err
 	}
 	err = s.Cache.RecordStart(ctx, d, lock)
