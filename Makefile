@@ -74,6 +74,9 @@ bench-prune: tools ## prune 100,000 objects on versitygw, next to rclone purge (
 bench-answers: ## versions (from the store) next to status and a sync, at 1,000 and 3,000 releases
 	$(GO) run ./bench/answers
 
+bench-coordination: ## what sharing locks, freezes, pins and approvals through the bucket adds to a promote, and costs an idle site
+	$(GO) run ./bench/coordination
+
 bench-flipspeed: ## a rollback on both strategies at CloudFront's pace scaled 1:20: time to every PoP, deploybot's added time per phase, API calls
 	$(GO) run ./bench/flipspeed
 

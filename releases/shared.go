@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 )
 
 // SharedStore is the Store every door and replica shares: a site's lock,
@@ -29,6 +31,18 @@ type SharedStore struct {
 	Cache StateCache
 	State Coordinator
 	Sites []Site
+
+	// last is each site's lock object as this process last read or wrote
+	// it (a lockSeen): a change starts from it instead of a read, and if
+	// another process wrote since, S3 refuses the write on the ETag and
+	// the change starts again from a read. A deploy's phases cost a write
+	// each, not a read and a write.
+	last sync.Map
+}
+
+type lockSeen struct {
+	st   lockState
+	etag string
 }
 
 // StateCache is the local store's side of the shared state: it records
@@ -157,22 +171,56 @@ func (s *SharedStore) writeState(ctx context.Context, site Site, key string, v a
 // write nothing.
 func (s *SharedStore) updateLock(ctx context.Context, site Site, change func(st *lockState) (bool, error)) (lockState, error) {
 	for try := 1; ; try++ {
-		st, etag, err := s.readLock(ctx, site)
-		if err != nil {
-			return st, err
+		var st lockState
+		var etag string
+		cached := false
+		if seen, ok := s.last.LoadAndDelete(site.Name); ok && try == 1 {
+			st, etag, cached = seen.(lockSeen).st.clone(), seen.(lockSeen).etag, true
+		} else {
+			var err error
+			if st, etag, err = s.readLock(ctx, site); err != nil {
+				return st, err
+			}
 		}
-		was := st
+		was := st.clone()
 		if ok, err := change(&st); err != nil || !ok {
+			if cached {
+				// Nothing to write, or a refusal: decided on what this
+				// process last saw, which another may have changed
+				// since. Only a fresh read may answer that.
+				continue
+			}
+			if etag != "" {
+				s.last.Store(site.Name, lockSeen{st: was, etag: etag})
+			}
 			return was, err
 		}
-		err = s.writeState(ctx, site, StateLock, st, etag)
+		body, err := json.Marshal(st)
+		if err != nil {
+			return was, err
+		}
+		newETag, err := s.State.PutState(ctx, site, StateLock, body, etag)
 		if err == nil {
+			s.last.Store(site.Name, lockSeen{st: st.clone(), etag: newETag})
 			return was, nil
 		}
 		if !errors.Is(err, ErrStateChanged) || try == casTries {
 			return was, err
 		}
 	}
+}
+
+// clone copies st deeply enough that a change to the copy leaves st alone.
+func (st lockState) clone() lockState {
+	if st.Lock != nil {
+		l := *st.Lock
+		st.Lock = &l
+	}
+	if st.Deploy != nil {
+		d := st.Deploy.clone()
+		st.Deploy = &d
+	}
+	return st
 }
 
 // take acquires the site's lock for l, or names who holds it.
@@ -356,6 +404,11 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 	}
 	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
 		if st.Lock == nil || st.Lock.DeployID != l.DeployID {
+			return false, nil
+		}
+		// The runner claiming the lock it took a moment ago says nothing
+		// new: no write.
+		if h := st.Lock; h.Host == l.Host && h.PID == l.PID && h.Process == l.Process && l.Heartbeat.Sub(h.Heartbeat) < time.Second {
 			return false, nil
 		}
 		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat

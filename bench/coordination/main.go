@@ -1,0 +1,156 @@
+// Command coordination measures what sharing a site's lock, freeze, pins
+// and approvals through its bucket costs: the requests to the state
+// objects and the time spent in them during a promote, next to the same
+// promote over the local store alone, and the requests serve's loop makes
+// per idle hour per site. It runs on the local stand-in over loopback, so
+// its milliseconds are this machine's, not S3's (add S3's 10-30 ms per
+// request from the bucket's region).
+//
+//	go run ./bench/coordination [-rounds 20]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/store"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 20, "promotes of each kind (medians are printed)")
+	flag.Parse()
+	if err := run(*rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "coordination:", err)
+		os.Exit(1)
+	}
+}
+
+// counting is a Coordinator that counts and times what passes through.
+type counting struct {
+	releases.Coordinator
+	gets, puts atomic.Int64
+	nanos      atomic.Int64
+}
+
+func (c *counting) GetState(ctx context.Context, site releases.Site, key string) ([]byte, string, error) {
+	start := time.Now()
+	defer func() { c.gets.Add(1); c.nanos.Add(int64(time.Since(start))) }()
+	return c.Coordinator.GetState(ctx, site, key)
+}
+
+func (c *counting) PutState(ctx context.Context, site releases.Site, key string, body []byte, etag string) (string, error) {
+	start := time.Now()
+	defer func() { c.puts.Add(1); c.nanos.Add(int64(time.Since(start))) }()
+	return c.Coordinator.PutState(ctx, site, key, body, etag)
+}
+
+func run(rounds int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "deploybot-coordination-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := localaws.New(localaws.Options{DataDir: dir})
+	if err != nil {
+		return err
+	}
+	if err := srv.EnsureSite("ECOORD", "coord-site"); err != nil {
+		return err
+	}
+	api, stop, err := testaws.Serve(srv.Handler())
+	if err != nil {
+		return err
+	}
+	defer stop()
+	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: api, Credentials: cloud.StaticCredentials("bench", "bench")})
+	if err != nil {
+		return err
+	}
+	site := releases.Site{Name: "www", Bucket: "coord-site", Prefix: "www/", DistributionID: "ECOORD"}
+	bucket := &cloud.S3Bucket{Client: s3c}
+	for _, v := range []string{"v1", "v2"} {
+		body := "<h1>" + v + "</h1>"
+		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			return err
+		}
+		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: time.Now(),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			return err
+		}
+	}
+	cdn := &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond, FastPoll: 10 * time.Millisecond}
+	measure := func(name string, shared bool) (time.Duration, *counting, error) {
+		db, err := store.Open(filepath.Join(dir, name+".db"), store.Options{})
+		if err != nil {
+			return 0, nil, err
+		}
+		defer db.Close()
+		c := &counting{Coordinator: bucket}
+		var st releases.Store = db
+		if shared {
+			st = releases.NewSharedStore(db, c, []releases.Site{site})
+		}
+		svc := &releases.Service{Store: st, Bucket: bucket, Sites: []releases.Site{site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: cdn}}
+		var took []time.Duration
+		c.gets.Store(0)
+		c.puts.Store(0)
+		c.nanos.Store(0)
+		for i := range rounds {
+			v := []string{"v1", "v2"}[i%2]
+			start := time.Now()
+			if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "bench", NoVerify: true, Back: true}, nil); err != nil {
+				return 0, nil, err
+			}
+			took = append(took, time.Since(start))
+		}
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		return took[len(took)/2], c, nil
+	}
+	local, _, err := measure("local", false)
+	if err != nil {
+		return err
+	}
+	shared, c, err := measure("shared", true)
+	if err != nil {
+		return err
+	}
+	n := int64(rounds)
+	fmt.Printf("promote, median of %d (stand-in, loopback, CloudFront instant):\n", rounds)
+	fmt.Printf("  local store only:        %6.1f ms\n", ms(local))
+	fmt.Printf("  shared through bucket:   %6.1f ms (+%.1f ms)\n", ms(shared), ms(shared-local))
+	fmt.Printf("  state requests per promote: %.1f reads, %.1f writes, %.1f ms in them\n",
+		float64(c.gets.Load())/float64(n), float64(c.puts.Load())/float64(n), float64(c.nanos.Load())/float64(n)/1e6)
+
+	// An idle site: what one round of serve's loop (recovery and the
+	// reads it makes) costs, times the rounds of an hour at the default
+	// five-minute interval.
+	db, err := store.Open(filepath.Join(dir, "idle.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	idle := &counting{Coordinator: bucket}
+	svc := &releases.Service{Store: releases.NewSharedStore(db, idle, []releases.Site{site}), Bucket: bucket, Sites: []releases.Site{site},
+		CDNs: map[string]releases.CDN{releases.DefaultStrategy: cdn}}
+	if _, err := svc.Recover(ctx, nil); err != nil {
+		return err
+	}
+	perRound := idle.gets.Load() + idle.puts.Load()
+	fmt.Printf("idle site: %d state requests per loop round, %d per hour at reconcile.interval 5m (%d reads, %d writes a round)\n",
+		perRound, perRound*12, idle.gets.Load(), idle.puts.Load())
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
