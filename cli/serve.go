@@ -103,6 +103,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if chat != nil {
 		srv.Metrics = server.NewMetrics()
 		chat.Lost = func(what string) { srv.Metrics.SlackLost.WithLabelValues(what).Inc() }
+		chat.Connections = func(n int) { srv.Metrics.SlackConnections.Set(float64(n)) }
 		chat.Bot.Pruner = srv
 		srv.Notifier = chat
 		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Check: func(context.Context) error {

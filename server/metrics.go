@@ -31,6 +31,7 @@ type Metrics struct {
 	ObjectsPruned     *prometheus.CounterVec   // site
 	BytesFreed        *prometheus.CounterVec   // site
 	SlackLost         *prometheus.CounterVec   // what
+	SlackConnections  prometheus.Gauge         // the app's socket-mode connections, as Slack's last hello said
 	// HistoryPending is how many records wait to be mirrored to the
 	// bucket; HistoryPushes counts push rounds by result (ok, failed).
 	HistoryPending prometheus.Gauge
@@ -85,7 +86,9 @@ func NewMetrics() *Metrics {
 		Help: "History records (deploys, audit entries, release records, pins, locks, freezes) recorded in the store and not yet written to the bucket."})
 	m.HistoryPushes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_history_mirror_pushes_total",
 		Help: "Rounds of writing pending history to the bucket, by result (ok, failed)."}, []string{"result"})
-	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes)
+	m.SlackConnections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "deploybot_slack_connections",
+		Help: "Socket-mode connections the Slack app has open (all replicas), from the num_connections of Slack's last hello."})
+	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes, m.SlackConnections)
 	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)

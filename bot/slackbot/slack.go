@@ -51,6 +51,10 @@ type Slack struct {
 	// (what: reply, ephemeral, card, card_update, thread, notice,
 	// prune_summary), for a metric; each is logged too.
 	Lost func(what string)
+	// Connections, when set, hears the number of socket-mode connections
+	// the app has open, as Slack counts them in each hello: Slack sends
+	// each envelope to one of them, so every replica must answer any.
+	Connections func(n int)
 
 	seen       dedupe
 	channels   channelCheck
@@ -208,6 +212,14 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 	case socketmode.EventTypeHello, socketmode.EventTypeIncomingError, socketmode.EventTypeInvalidAuth:
 		if evt.Type == socketmode.EventTypeInvalidAuth {
 			s.Logger.Error("slack: the app token was refused")
+		}
+		if evt.Type == socketmode.EventTypeHello && evt.Request != nil {
+			// https://api.slack.com/apis/socket-mode: hello carries
+			// num_connections, this app's open connections.
+			s.Logger.Info("slack: connected", "num_connections", evt.Request.NumConnections)
+			if s.Connections != nil {
+				s.Connections(evt.Request.NumConnections)
+			}
 		}
 	default:
 		if evt.Request != nil {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type world struct {
 	slack   *slackfake.Server
 	app     *slackbot.Slack
 	stopApp func()
+	// conns is the num_connections of Slack's last hello.
+	conns atomic.Int64
 }
 
 func newWorld(t *testing.T, propagation time.Duration) *world {
@@ -60,6 +63,7 @@ func (w *world) startApp() {
 	// user group.
 	w.Service.Access = &releases.Access{Directory: &slackbot.UserGroups{API: w.app.API}}
 	w.Service.OnApproval = w.app
+	w.app.Connections = func(n int) { w.conns.Store(int64(n)) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.app.Run(ctx) }()
@@ -960,4 +964,11 @@ func TestThreadSaysWhenVisitorsGotIt(t *testing.T) {
 	if last := updates[len(updates)-1]; !strings.Contains(last.Text, "live; visitors get v1 since") {
 		t.Fatalf("the card ends %q", last.Text)
 	}
+}
+
+// The number of socket-mode connections Slack counts for the app (every
+// replica's) reaches the metric with each hello.
+func TestHelloCountsConnections(t *testing.T) {
+	w := newWorld(t, 0)
+	w.slack.WaitFor("the hello's num_connections", func() bool { return w.conns.Load() == 1 })
 }
