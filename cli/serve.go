@@ -106,13 +106,13 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		chat.Connections = func(n int) { srv.Metrics.SlackConnections.Set(float64(n)) }
 		chat.Bot.Pruner = srv
 		srv.Notifier = chat
-		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Check: func(context.Context) error {
+		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Degrades: true, Check: func(context.Context) error {
 			if !chat.Connected() {
 				return errors.New("socket mode not connected")
 			}
 			return nil
 		}})
-		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack_channels", Check: chat.ChannelsReady})
+		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack_channels", Degrades: true, Check: chat.ChannelsReady})
 		srv.Background = append(srv.Background, chat.Run)
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String())

@@ -44,6 +44,11 @@ type Notifier interface {
 type ReadyCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Degrades: a failure is reported ("degraded", the reason with
+	// ?verbose) but leaves the process ready. Readiness means the hook
+	// and the API can be served; Slack, or one site's channel, being
+	// unreachable must not take them off the Service for every site.
+	Degrades bool
 }
 
 // Timeouts bound what one connection may hold. Every request of the API
@@ -493,12 +498,19 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	default:
 		checks["aws"] = "ok"
 	}
+	degraded := map[string]string{}
 	for _, c := range s.Ready {
-		if err := c.Check(r.Context()); err != nil {
-			fail(c.Name, err.Error())
-		} else {
+		switch err := c.Check(r.Context()); {
+		case err == nil:
 			checks[c.Name] = "ok"
+		case c.Degrades:
+			degraded[c.Name], checks[c.Name] = err.Error(), "degraded"
+		default:
+			fail(c.Name, err.Error())
 		}
+	}
+	if len(degraded) > 0 {
+		s.Logger.Warn("degraded", "checks", degraded)
 	}
 	status := http.StatusOK
 	if len(failed) > 0 {
@@ -512,8 +524,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		for name, why := range failed {
 			checks[name] = why
 		}
+		for name, why := range degraded {
+			checks[name] = "degraded: " + why
+		}
 	}
-	writeJSON(w, status, map[string]any{"ready": len(failed) == 0, "checks": checks})
+	writeJSON(w, status, map[string]any{"ready": len(failed) == 0, "degraded": len(degraded) > 0, "checks": checks})
 }
 
 // begin registers a piece of work shutdown must wait for; false once the

@@ -90,8 +90,17 @@ func TestReadiness(t *testing.T) {
 	if a := getWith("/readyz?verbose", token); a.status != 503 || !strings.Contains(fmt.Sprint(a.body), "not connected to xoxb-secret-workspace") {
 		t.Fatalf("readyz?verbose with the token: %d %v", a.status, a.body)
 	}
+	// Slack down degrades, and says so, but the hook and the API stay
+	// served: readiness is about them.
+	e.srv.Ready = []server.ReadyCheck{{Name: "slack", Degrades: true, Check: func(context.Context) error { return errors.New("not connected to xoxb-secret-workspace") }}}
+	if a := get(); a.status != 200 || a.body["degraded"] != true || a.body["checks"].(map[string]any)["slack"] != "degraded" || strings.Contains(fmt.Sprint(a.body), "not connected") {
+		t.Fatalf("readyz with Slack down, degrading: %d %v", a.status, a.body)
+	}
+	if a := getWith("/readyz?verbose", token); a.status != 200 || !strings.Contains(fmt.Sprint(a.body), "degraded: not connected to xoxb-secret-workspace") {
+		t.Fatalf("readyz?verbose, degraded: %d %v", a.status, a.body)
+	}
 	e.srv.Ready = nil
-	if a := get(); a.status != 200 {
+	if a := get(); a.status != 200 || a.body["degraded"] != false {
 		t.Fatalf("readyz: %d %v", a.status, a.body)
 	}
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/healthz", nil)
