@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,5 +308,37 @@ func TestAnotherProcessFinishesADeployWhoseRunnerDied(t *testing.T) {
 	recoverIn(1, d, releases.PhaseDone)
 	if cur, _ := e.CDN.Current(ctx, e.Site); cur.Version != "v2" {
 		t.Fatalf("live after the recovery: %q", cur.Version)
+	}
+}
+
+// Every replica's schedule fires for the same planned time; exactly one
+// claims the run, whichever processes race for it.
+func TestAScheduledRunIsClaimedOnce(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	slot := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	for round, at := range []time.Time{slot, slot.Add(24 * time.Hour)} {
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mine, err := p[i%2].Store.(*releases.SharedStore).ClaimRun(ctx, "www", "prune", at)
+				if err != nil {
+					t.Error(err)
+				}
+				if mine {
+					won.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("round %d: %d processes claimed the run", round, won.Load())
+		}
+	}
+	if mine, _ := p[0].Store.(*releases.SharedStore).ClaimRun(ctx, "www", "prune", slot); mine {
+		t.Fatal("an earlier run was claimed again")
 	}
 }

@@ -749,3 +749,38 @@ func (s *SharedStore) Pins(ctx context.Context, siteName string) (map[string]Pin
 	}
 	return out, nil
 }
+
+// runState is the body of a site's object for one scheduled job: the
+// latest planned time a process claimed to run it for.
+type runState struct {
+	At time.Time `json:"at"`
+}
+
+// ClaimRun claims the run of job (a scheduled prune) that site's schedule
+// planned for at: of all the processes whose timers fire for that time,
+// exactly one gets true, and every other false. A process that is down
+// claims nothing, so a run is lost only when none is up.
+func (s *SharedStore) ClaimRun(ctx context.Context, siteName, job string, at time.Time) (bool, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return false, err
+	}
+	key := "runs/" + job + ".json"
+	for try := 1; ; try++ {
+		var st runState
+		etag, err := s.readState(ctx, site, key, &st, func() string { return "" })
+		if err != nil {
+			return false, err
+		}
+		if !st.At.Before(at) {
+			return false, nil
+		}
+		err = s.writeState(ctx, site, key, runState{At: at.UTC()}, etag)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, ErrStateChanged) || try == casTries {
+			return false, err
+		}
+	}
+}

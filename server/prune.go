@@ -102,6 +102,21 @@ func (s *Server) schedule(ctx context.Context, sch Schedule) {
 			return
 		case <-after(next.Sub(now)):
 		}
+		// Every replica's timer fires; one runs the prune.
+		if claimer, ok := s.Service.Store.(interface {
+			ClaimRun(ctx context.Context, site, job string, at time.Time) (bool, error)
+		}); ok {
+			mine, err := claimer.ClaimRun(ctx, sch.Site, "prune", next)
+			if err != nil {
+				// The bucket does not answer: neither would the prune.
+				s.Logger.Error("scheduled prune: claiming the run failed; skipped until the next", "site", sch.Site, "err", err)
+				continue
+			}
+			if !mine {
+				s.Logger.Info("scheduled prune runs in another process", "site", sch.Site, "planned", next)
+				continue
+			}
+		}
 		s.Logger.Info("scheduled prune", "site", sch.Site)
 		rep, err := s.Prune(releases.WithPrincipal(releases.WithDoor(ctx, releases.DoorSchedule), releases.Principal{Kind: releases.PrincipalSystem, ID: "schedule"}), releases.PruneRequest{Site: sch.Site, Actor: "schedule"})
 		switch {
