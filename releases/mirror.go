@@ -199,38 +199,21 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 		return nil, err
 	}
 	rep.Audit = len(audit)
-	var pins PinsState
-	if err := s.readState(ctx, site, HistoryPins, &pins); err != nil {
-		return nil, err
-	}
-	for _, p := range pins.Pins {
-		if p.Site == site.Name && ValidateVersion(p.Version) == nil {
-			if err := s.Store.SetPin(ctx, p); err != nil {
-				return nil, err
-			}
-			rep.Pins++
-		}
-	}
-	var lock LockState
-	if err := s.readState(ctx, site, HistoryLock, &lock); err != nil {
-		return nil, err
-	}
-	if l := lock.Lock; l != nil && l.Site == site.Name && l.DeployID == "" {
-		var le *LockedError
-		if err := s.Store.AcquireLock(ctx, *l); err != nil && !errors.As(err, &le) {
+	if shared, ok := s.Store.(*SharedStore); ok {
+		// Locks, freezes and pins are the bucket's state objects, not the
+		// history's copies of them (which a store that shares them stops
+		// writing). The copies go to the local store only, where they
+		// serve once, to seed a site that never had state objects (an
+		// upgrade whose old store is gone); then what the bucket's state
+		// says is read, and cached over them.
+		if err := s.rebuildStateFromHistory(ctx, site, rep, shared.Store); err != nil {
 			return nil, err
 		}
-		rep.Lock = l
-	}
-	var freeze FreezeState
-	if err := s.readState(ctx, site, HistoryFreeze, &freeze); err != nil {
-		return nil, err
-	}
-	if f := freeze.Freeze; f != nil && f.Site == site.Name && f.Active(s.now()) {
-		if err := s.Store.SetFreeze(ctx, *f); err != nil {
+		if err := shared.rebuildState(ctx, site, rep); err != nil {
 			return nil, err
 		}
-		rep.Freeze = f
+	} else if err := s.rebuildStateFromHistory(ctx, site, rep, s.Store); err != nil {
+		return nil, err
 	}
 	// What is live is the distribution's to say; the deploy that made it
 	// live says since when.
@@ -321,4 +304,58 @@ func decodeStrict(raw []byte, v any) error {
 		return errors.New("data after the JSON value")
 	}
 	return nil
+}
+
+// rebuildStateFromHistory fills a store that keeps its own state (no
+// SharedStore) with the pins, lock and freeze the history last mirrored.
+func (s *Service) rebuildStateFromHistory(ctx context.Context, site Site, rep *RebuildReport, into Store) error {
+	var pins PinsState
+	if err := s.readState(ctx, site, HistoryPins, &pins); err != nil {
+		return err
+	}
+	for _, p := range pins.Pins {
+		if p.Site == site.Name && ValidateVersion(p.Version) == nil {
+			if err := into.SetPin(ctx, p); err != nil {
+				return err
+			}
+			rep.Pins++
+		}
+	}
+	var lock LockState
+	if err := s.readState(ctx, site, HistoryLock, &lock); err != nil {
+		return err
+	}
+	if l := lock.Lock; l != nil && l.Site == site.Name && l.DeployID == "" {
+		var le *LockedError
+		if err := into.AcquireLock(ctx, *l); err != nil && !errors.As(err, &le) {
+			return err
+		}
+		rep.Lock = l
+	}
+	var freeze FreezeState
+	if err := s.readState(ctx, site, HistoryFreeze, &freeze); err != nil {
+		return err
+	}
+	if f := freeze.Freeze; f != nil && f.Site == site.Name && f.Active(s.now()) {
+		if err := into.SetFreeze(ctx, *f); err != nil {
+			return err
+		}
+		rep.Freeze = f
+	}
+	return nil
+}
+
+// rebuildState reads the site's shared state into the report, which also
+// fills the store's cache of it; nothing is written to the bucket.
+func (s *SharedStore) rebuildState(ctx context.Context, site Site, rep *RebuildReport) error {
+	pins, err := s.Pins(ctx, site.Name)
+	if err != nil {
+		return err
+	}
+	rep.Pins = len(pins)
+	if rep.Lock, err = s.Lock(ctx, site.Name); err != nil {
+		return err
+	}
+	rep.Freeze, err = s.Freeze(ctx, site.Name)
+	return err
 }

@@ -2,6 +2,7 @@ package releases
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,12 +68,16 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 		}
 	}
 	// A deploy another process started, whose record is shared with its
-	// lock, is finished here like one of this store's.
-	if r, ok := s.Store.(interface {
-		ImportRunning(ctx context.Context, site string) error
-	}); ok {
-		if err := r.ImportRunning(ctx, site.Name); err != nil {
+	// lock, is finished here like one of this store's, once its runner is
+	// gone (never while it runs: both would act).
+	shared, isShared := s.Store.(*SharedStore)
+	if isShared {
+		if l, err := s.Store.Lock(ctx, site.Name); err != nil {
 			errs = append(errs, err)
+		} else if l != nil && l.DeployID != "" && !strings.HasPrefix(l.DeployID, prunePrefix) && s.RunnerGone(*l) {
+			if err := shared.ImportRunning(ctx, site.Name); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	deploys, err := s.Store.Deploys(ctx, site.Name, recoverScan)
@@ -87,9 +92,27 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 	for _, d := range deploys {
 		known = known || lock != nil && d.ID == lock.DeployID
 		if d.Phase.Final() {
+			if isShared && lock != nil && lock.DeployID == d.ID {
+				// Recorded as ended here, but the bucket's lock was
+				// not freed then (the bucket did not answer): free it,
+				// or hand it to the lock the deploy left behind.
+				if err := s.Store.FinishDeploy(ctx, d, nil); err != nil {
+					errs = append(errs, err)
+				}
+			}
 			continue
 		}
 		if _, alive := running.Load(d.ID); alive {
+			continue
+		}
+		if isShared && (lock == nil || lock.DeployID != d.ID) {
+			// Not ended here, and no longer holding the site: another
+			// process ended it (this store imported it while it ran).
+			// Its final record reaches this store from the history;
+			// it is never run again.
+			if err := s.adoptFinal(ctx, site, d); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		if lock != nil && lock.DeployID == d.ID && !s.RunnerGone(*lock) {
@@ -108,6 +131,23 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 		errs = append(errs, s.releaseOrphan(ctx, site, *lock))
 	}
 	return recovered, errors.Join(errs...)
+}
+
+// adoptFinal records in this store how deploy d ended in another process,
+// from the bucket's history once that process has mirrored it there;
+// until then d is left as it is.
+func (s *Service) adoptFinal(ctx context.Context, site Site, d Deploy) error {
+	raw, err := s.Bucket.GetHistory(ctx, site, HistoryDeploys+d.ID+".json")
+	if errors.Is(err, ErrNoHistory) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var final Deploy
+	if err := json.Unmarshal(raw, &final); err != nil || final.ID != d.ID || final.Site != site.Name || !final.Phase.Final() {
+		return nil // not (yet) a final record of this deploy: left alone
+	}
+	return s.Store.SaveDeploy(ctx, final)
 }
 
 // releaseOrphan frees the shared lock of a deploy this process has no

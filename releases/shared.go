@@ -3,6 +3,8 @@ package releases
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +40,8 @@ type SharedStore struct {
 	// the change starts again from a read. A deploy's phases cost a write
 	// each, not a read and a write.
 	last sync.Map
+	// seeded remembers the sites whose state this process found seeded.
+	seeded sync.Map
 }
 
 type lockSeen struct {
@@ -76,11 +80,13 @@ type lockState struct {
 	// last phase change: what any process needs to finish it when its
 	// runner is gone (nil for a person's lock or a prune).
 	Deploy *Deploy `json:"deploy,omitempty"`
+	Write  string  `json:"write,omitempty"` // see stampWrite
 }
 
 // freezeState is the body of a site's freeze object.
 type freezeState struct {
 	Freeze *Freeze `json:"freeze"` // nil: not frozen at run time
+	Write  string  `json:"write,omitempty"`
 }
 
 // casTries bounds how often a read-and-write is tried again after losing
@@ -128,42 +134,130 @@ func (s *SharedStore) readLock(ctx context.Context, site Site) (lockState, strin
 		return st.Lock.Site
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
-		return seed(ctx, s, site, StateLock, st, s.readLock, func() (lockState, bool, error) {
-			l, err := s.Store.Lock(ctx, site.Name)
-			return lockState{Lock: l}, l != nil, err
-		})
+		return seed(ctx, s, site, st, s.readLock)
 	}
 	return st, etag, err
 }
 
-// seed writes, where a site's state object has never been written (a
-// bucket that a deploybot from before shared state used), what the local
-// store holds, so that an upgrade neither forgets a lock, a freeze or a pin
-// nor lets a cache overwrite it with "none". Of processes seeding at once,
-// one creates the object and the others read it.
-func seed[T any](ctx context.Context, s *SharedStore, site Site, key string, empty T, read func(context.Context, Site) (T, string, error), local func() (T, bool, error)) (T, string, error) {
-	v, ok, err := local()
-	if err != nil || !ok {
+// seed fills, once per site and ever, the state objects a deploybot from
+// before shared state kept only in its store: the first process to find
+// the site unseeded writes each object that is absent from what its store
+// holds (its lock, freeze, pins, latest approval request), then the marker
+// StateSeeded; from then on an absent object means "none" (a lock object
+// removed by hand is a free site), and no cache is ever taken for the
+// truth. Of processes seeding at once, each object is created by one.
+// read is called again, without seeding, for what is there now.
+func seed[T any](ctx context.Context, s *SharedStore, site Site, empty T, read func(context.Context, Site) (T, string, error)) (T, string, error) {
+	if _, done := s.seeded.Load(site.Name); done {
+		return empty, "", nil // seeded: absent is none
+	}
+	if err := s.seedSite(ctx, site); err != nil {
 		return empty, "", err
 	}
-	err = s.writeState(ctx, site, key, v, "")
-	if err != nil && !errors.Is(err, ErrStateChanged) {
-		return empty, "", err
-	}
-	// Read back once, without seeding again: what is there now is the
-	// truth, whoever wrote it.
 	return read(context.WithValue(ctx, seedingKey{}, true), site)
 }
 
 type seedingKey struct{}
 
-func (s *SharedStore) writeState(ctx context.Context, site Site, key string, v any, etag string) error {
-	body, err := json.Marshal(v)
+// StateSeeded marks a site whose state objects were seeded (see seed).
+const StateSeeded = "seeded.json"
+
+func (s *SharedStore) seedSite(ctx context.Context, site Site) error {
+	if _, done := s.seeded.Load(site.Name); done {
+		return nil
+	}
+	if _, _, err := s.State.GetState(ctx, site, StateSeeded); err == nil {
+		s.seeded.Store(site.Name, true)
+		return nil
+	} else if !errors.Is(err, ErrNoState) {
+		return err
+	}
+	l, err := s.Store.Lock(ctx, site.Name)
 	if err != nil {
 		return err
 	}
-	_, err = s.State.PutState(ctx, site, key, body, etag)
+	f, err := s.Store.Freeze(ctx, site.Name)
+	if err != nil {
+		return err
+	}
+	pins, err := s.Store.Pins(ctx, site.Name)
+	if err != nil {
+		return err
+	}
+	as, err := s.Store.Approvals(ctx, site.Name, 1)
+	if err != nil {
+		return err
+	}
+	var ps pinsState
+	for _, p := range pins {
+		ps.Pins = append(ps.Pins, p)
+	}
+	var ap approvalState
+	if len(as) > 0 {
+		ap.Request = &as[0]
+	}
+	for _, o := range []struct {
+		key  string
+		has  bool
+		body any
+	}{{StateLock, l != nil, lockState{Lock: l}}, {StateFreeze, f != nil, freezeState{Freeze: f}},
+		{StatePins, len(ps.Pins) > 0, ps}, {StateApproval, ap.Request != nil, ap}} {
+		if !o.has {
+			continue
+		}
+		// Created only if absent: one written since (by this version,
+		// in another process) is the truth.
+		if err := s.writeState(ctx, site, o.key, o.body, ""); err != nil && !errors.Is(err, ErrStateChanged) {
+			return err
+		}
+	}
+	if err := s.writeState(ctx, site, StateSeeded, map[string]any{"seeded_at": time.Now().UTC()}, ""); err != nil && !errors.Is(err, ErrStateChanged) {
+		return err
+	}
+	s.seeded.Store(site.Name, true)
+	return nil
+}
+
+func (s *SharedStore) writeState(ctx context.Context, site Site, key string, v any, etag string) error {
+	body, err := stampWrite(v)
+	if err != nil {
+		return err
+	}
+	_, err = s.put(ctx, site, key, body, etag)
 	return err
+}
+
+// stampWrite encodes a state object with a random "write" of its own, so
+// that no two writes are the same bytes: what put needs to tell its own
+// write, resent, from another process's.
+func stampWrite(v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]json.RawMessage{}
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	fields["write"] = json.RawMessage(`"` + hex.EncodeToString(b[:]) + `"`)
+	return json.Marshal(fields)
+}
+
+// put is PutState that knows its own write: when the answer to a write
+// that S3 made was lost and the SDK sent it again, the second try is
+// refused (the object is no longer as read), and the object holds exactly
+// this body. That is this write's success, not someone else's change.
+func (s *SharedStore) put(ctx context.Context, site Site, key string, body []byte, etag string) (string, error) {
+	newETag, err := s.State.PutState(ctx, site, key, body, etag)
+	if !errors.Is(err, ErrStateChanged) {
+		return newETag, err
+	}
+	if got, gotETag, gerr := s.State.GetState(ctx, site, key); gerr == nil && bytes.Equal(got, body) {
+		return gotETag, nil
+	}
+	return "", err
 }
 
 // updateLock reads the site's lock and writes what change makes of it,
@@ -195,11 +289,12 @@ func (s *SharedStore) updateLock(ctx context.Context, site Site, change func(st 
 			}
 			return was, err
 		}
-		body, err := json.Marshal(st)
+		st.Write = ""
+		body, err := stampWrite(st)
 		if err != nil {
 			return was, err
 		}
-		newETag, err := s.State.PutState(ctx, site, StateLock, body, etag)
+		newETag, err := s.put(ctx, site, StateLock, body, etag)
 		if err == nil {
 			s.last.Store(site.Name, lockSeen{st: st.clone(), etag: newETag})
 			return was, nil
@@ -411,6 +506,13 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 		if h := st.Lock; h.Host == l.Host && h.PID == l.PID && h.Process == l.Process && l.Heartbeat.Sub(h.Heartbeat) < time.Second {
 			return false, nil
 		}
+		// Another runner whose heartbeat is fresh holds the deploy (it
+		// took it over, or this one was taken for gone while it was
+		// cut off): this one is fenced out, not let back in.
+		if h := st.Lock; h.Process != "" && h.Process != l.Process && l.Heartbeat.Sub(h.Heartbeat) < staleAfter*DefaultHeartbeat {
+			return false, Errorf(ECONFLICT, "deploy %s of %s is run by %s now (alive %s ago); this process no longer runs it",
+				l.DeployID, l.Site, runnerText(*h), l.Heartbeat.Sub(h.Heartbeat).Round(time.Second))
+		}
 		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
 		return true, nil
 	})
@@ -444,10 +546,7 @@ func (s *SharedStore) readFreeze(ctx context.Context, site Site) (freezeState, s
 		return st.Freeze.Site
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
-		return seed(ctx, s, site, StateFreeze, st, s.readFreeze, func() (freezeState, bool, error) {
-			f, err := s.Store.Freeze(ctx, site.Name)
-			return freezeState{Freeze: f}, f != nil, err
-		})
+		return seed(ctx, s, site, st, s.readFreeze)
 	}
 	return st, etag, err
 }
@@ -523,6 +622,7 @@ func (s *SharedStore) DeleteFreeze(ctx context.Context, siteName string) (*Freez
 // stores that saw them.
 type approvalState struct {
 	Request *ApprovalRequest `json:"request"`
+	Write   string           `json:"write,omitempty"`
 }
 
 func (s *SharedStore) readApproval(ctx context.Context, site Site) (approvalState, string, error) {
@@ -534,13 +634,7 @@ func (s *SharedStore) readApproval(ctx context.Context, site Site) (approvalStat
 		return st.Request.Site
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
-		return seed(ctx, s, site, StateApproval, st, s.readApproval, func() (approvalState, bool, error) {
-			as, err := s.Store.Approvals(ctx, site.Name, 1)
-			if err != nil || len(as) == 0 {
-				return approvalState{}, false, err
-			}
-			return approvalState{Request: &as[0]}, true, nil
-		})
+		return seed(ctx, s, site, st, s.readApproval)
 	}
 	return st, etag, err
 }
@@ -646,7 +740,8 @@ func (s *SharedStore) Approvals(ctx context.Context, siteName string, limit int)
 
 // pinsState is the body of a site's pins object.
 type pinsState struct {
-	Pins []Pin `json:"pins"`
+	Pins  []Pin  `json:"pins"`
+	Write string `json:"write,omitempty"`
 }
 
 func (s *SharedStore) readPins(ctx context.Context, site Site) (pinsState, string, error) {
@@ -660,14 +755,7 @@ func (s *SharedStore) readPins(ctx context.Context, site Site) (pinsState, strin
 		return ""
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
-		return seed(ctx, s, site, StatePins, st, s.readPins, func() (pinsState, bool, error) {
-			m, err := s.Store.Pins(ctx, site.Name)
-			var st pinsState
-			for _, p := range m {
-				st.Pins = append(st.Pins, p)
-			}
-			return st, len(st.Pins) > 0, err
-		})
+		return seed(ctx, s, site, st, s.readPins)
 	}
 	return st, etag, err
 }
@@ -753,7 +841,8 @@ func (s *SharedStore) Pins(ctx context.Context, siteName string) (map[string]Pin
 // runState is the body of a site's object for one scheduled job: the
 // latest planned time a process claimed to run it for.
 type runState struct {
-	At time.Time `json:"at"`
+	At    time.Time `json:"at"`
+	Write string    `json:"write,omitempty"`
 }
 
 // ClaimRun claims the run of job (a scheduled prune) that site's schedule
