@@ -89,6 +89,21 @@ type freezeState struct {
 	Write  string  `json:"write,omitempty"`
 }
 
+// buttonSafeID is an id deploybot makes (NewDeployID): what a request's
+// or a deploy's id read from the bucket must look like, since it becomes
+// a store key, a history key and a button's value.
+func buttonSafeID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // casTries bounds how often a read-and-write is tried again after losing
 // a race: each loss means someone else wrote, and the next read says who.
 const casTries = 5
@@ -106,7 +121,7 @@ func (s *SharedStore) site(name string) (Site, error) {
 // object leaves v as it is and returns etag "". An object that does not
 // decode, or names another site, is refused rather than trusted: whoever
 // can write to the bucket could have put it there.
-func (s *SharedStore) readState(ctx context.Context, site Site, key string, v any, siteOf func() string) (string, error) {
+func (s *SharedStore) readState(ctx context.Context, site Site, key string, v any, check func() string) (string, error) {
 	body, etag, err := s.State.GetState(ctx, site, key)
 	if errors.Is(err, ErrNoState) {
 		return "", nil
@@ -119,8 +134,8 @@ func (s *SharedStore) readState(ctx context.Context, site Site, key string, v an
 	if err := dec.Decode(v); err != nil {
 		return "", Errorf(EINTERNAL, "site %s: %s%s is not what deploybot writes (%v); nothing was changed: restore it from the history or remove it", site.Name, site.StatePrefix(), key, err)
 	}
-	if got := siteOf(); got != "" && got != site.Name {
-		return "", Errorf(EINTERNAL, "site %s: %s%s names site %q; nothing was changed: restore it from the history or remove it", site.Name, site.StatePrefix(), key, got)
+	if what := check(); what != "" {
+		return "", Errorf(EINTERNAL, "site %s: %s%s %s; nothing was changed: restore it from the history or remove it", site.Name, site.StatePrefix(), key, what)
 	}
 	return etag, nil
 }
@@ -128,10 +143,13 @@ func (s *SharedStore) readState(ctx context.Context, site Site, key string, v an
 func (s *SharedStore) readLock(ctx context.Context, site Site) (lockState, string, error) {
 	var st lockState
 	etag, err := s.readState(ctx, site, StateLock, &st, func() string {
-		if st.Lock == nil {
-			return ""
+		switch {
+		case st.Lock != nil && st.Lock.Site != site.Name:
+			return fmt.Sprintf("names site %q", st.Lock.Site)
+		case st.Deploy != nil && (st.Deploy.Site != site.Name || st.Lock == nil || st.Deploy.ID != st.Lock.DeployID):
+			return "holds a deploy that is not the lock's, or another site's"
 		}
-		return st.Lock.Site
+		return ""
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
 		return seed(ctx, s, site, st, s.readLock)
@@ -374,7 +392,7 @@ func (s *SharedStore) ImportRunning(ctx context.Context, siteName string) error 
 	d := *st.Deploy
 	// The record is outside input (the bucket): recovery acts on its
 	// versions, so they are checked as every door checks them.
-	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil {
+	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil || !buttonSafeID(d.ID) {
 		return Errorf(EINTERNAL, "site %s: the deploy recorded with the lock in %s%s is not one deploybot writes; nothing was recovered: remove the lock object once the site is checked", site.Name, site.StatePrefix(), StateLock)
 	}
 	have, err := s.Store.Deploy(ctx, siteName, d.ID)
@@ -540,10 +558,10 @@ func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) er
 func (s *SharedStore) readFreeze(ctx context.Context, site Site) (freezeState, string, error) {
 	var st freezeState
 	etag, err := s.readState(ctx, site, StateFreeze, &st, func() string {
-		if st.Freeze == nil {
-			return ""
+		if st.Freeze != nil && st.Freeze.Site != site.Name {
+			return fmt.Sprintf("names site %q", st.Freeze.Site)
 		}
-		return st.Freeze.Site
+		return ""
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
 		return seed(ctx, s, site, st, s.readFreeze)
@@ -628,10 +646,16 @@ type approvalState struct {
 func (s *SharedStore) readApproval(ctx context.Context, site Site) (approvalState, string, error) {
 	var st approvalState
 	etag, err := s.readState(ctx, site, StateApproval, &st, func() string {
-		if st.Request == nil {
+		a := st.Request
+		switch {
+		case a == nil:
 			return ""
+		case a.Site != site.Name:
+			return fmt.Sprintf("names site %q", a.Site)
+		case ValidateVersion(a.Version) != nil || !buttonSafeID(a.ID) || a.Required < 0 || a.Required > 5 || len(a.Approvals) > 5:
+			return "holds a request deploybot would not have made"
 		}
-		return st.Request.Site
+		return ""
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
 		return seed(ctx, s, site, st, s.readApproval)
@@ -748,8 +772,8 @@ func (s *SharedStore) readPins(ctx context.Context, site Site) (pinsState, strin
 	var st pinsState
 	etag, err := s.readState(ctx, site, StatePins, &st, func() string {
 		for _, p := range st.Pins {
-			if p.Site != site.Name {
-				return p.Site
+			if p.Site != site.Name || ValidateVersion(p.Version) != nil {
+				return fmt.Sprintf("holds a pin of site %q, version %q", p.Site, p.Version)
 			}
 		}
 		return ""
