@@ -364,6 +364,11 @@ func ParseUntil(s string, now time.Time) (time.Time, error) {
 	}
 	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			// Year 1 is the zero time every caller reads as "not set";
+			// no freeze ends before deploybot existed.
+			if t.Year() < 2000 {
+				return time.Time{}, Errorf(EINVALID, "%q is long past: a freeze ends after now", s)
+			}
 			return t, nil
 		}
 	}
