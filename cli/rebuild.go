@@ -46,6 +46,11 @@ func rebuiltText(rep *releases.RebuildReport) string {
 	if rep.Live != "" {
 		s += ", live " + rep.Live
 	}
+	// What was left out is said, each with why: the bucket is outside
+	// input, and one bad object never stops the rest.
+	for _, sk := range rep.Skipped {
+		s += fmt.Sprintf("\n  skipped %s: %s", sk.Key, sk.Why)
+	}
 	return s
 }
 

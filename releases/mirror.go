@@ -132,6 +132,20 @@ type RebuildReport struct {
 	Freeze   *Freeze `json:"freeze"`
 	Live     string  `json:"live"`
 	Seconds  float64 `json:"seconds"`
+	// Skipped are the mirrored objects left out, each with why: what does
+	// not decode, or says what deploybot would not have written (the
+	// bucket is outside input). One bad object never stops the rest.
+	Skipped []SkippedObject `json:"skipped"`
+}
+
+// SkippedObject is a mirrored object a rebuild left out.
+type SkippedObject struct {
+	Key string `json:"key"`
+	Why string `json:"why"`
+}
+
+func (r *RebuildReport) skip(key, why string) {
+	r.Skipped = append(r.Skipped, SkippedObject{Key: key, Why: shorten(why, 300)})
 }
 
 // Rebuild fills the store with what the bucket and the distribution know
@@ -147,15 +161,15 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 		return nil, err
 	}
 	start := time.Now()
-	rep := &RebuildReport{Site: site.Name}
+	rep := &RebuildReport{Site: site.Name, Skipped: []SkippedObject{}}
 	var rels []Release
-	if err := readAll(ctx, s, site, HistoryReleases, &rels); err != nil {
-		return nil, err
-	}
-	for _, r := range rels {
+	if err := readAll(ctx, s, site, HistoryReleases, &rels, rep, func(r Release) string {
 		if r.Site != site.Name || ValidateVersion(r.Version) != nil {
-			return nil, Errorf(EINVALID, "a mirrored release record of %s names another site or an invalid version (%q)", site.Name, r.Version)
+			return fmt.Sprintf("a release record of site %q, version %q", r.Site, r.Version)
 		}
+		return ""
+	}); err != nil {
+		return nil, err
 	}
 	if err := s.Store.ImportReleases(ctx, rels); err != nil {
 		return nil, err
@@ -167,17 +181,19 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 	}
 	rep.Releases += len(added)
 	var deploys []Deploy
-	if err := readAll(ctx, s, site, HistoryDeploys, &deploys); err != nil {
-		return nil, err
-	}
-	var lastDone *Deploy
-	for i, d := range deploys {
+	if err := readAll(ctx, s, site, HistoryDeploys, &deploys, rep, func(d Deploy) string {
 		// The bucket is outside input: a deploy's id becomes a store key
 		// and an object key, its versions origin paths.
 		if d.Site != site.Name || !d.Phase.Final() || !versionRE.MatchString(d.ID) || ValidateVersion(d.To) != nil ||
 			d.From != "" && ValidateVersion(d.From) != nil {
-			return nil, Errorf(EINVALID, "mirrored deploy %q of %s names another site, is not finished, or has an id or version deploybot would not write", d.ID, site.Name)
+			return fmt.Sprintf("deploy %q names another site, is not finished, or has an id or version deploybot would not write", d.ID)
 		}
+		return ""
+	}); err != nil {
+		return nil, err
+	}
+	var lastDone *Deploy
+	for i, d := range deploys {
 		if d.Phase == PhaseDone && (lastDone == nil || d.FinishedAt.After(lastDone.FinishedAt)) {
 			lastDone = &deploys[i]
 		}
@@ -187,13 +203,13 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 	}
 	rep.Deploys = len(deploys)
 	var audit []AuditEntry
-	if err := readAll(ctx, s, site, HistoryAudit, &audit); err != nil {
-		return nil, err
-	}
-	for _, e := range audit {
+	if err := readAll(ctx, s, site, HistoryAudit, &audit, rep, func(e AuditEntry) string {
 		if e.Site != site.Name {
-			return nil, Errorf(EINVALID, "a mirrored audit entry of %s names site %q", site.Name, e.Site)
+			return fmt.Sprintf("an audit entry of site %q", e.Site)
 		}
+		return ""
+	}); err != nil {
+		return nil, err
 	}
 	if err := s.Store.ImportAudit(ctx, audit); err != nil {
 		return nil, err
@@ -246,21 +262,43 @@ const rebuildReaders = 16
 
 // readAll reads every object under dir into *out (a slice of the records'
 // type), in key order, rebuildReaders at a time.
-func readAll[T any](ctx context.Context, s *Service, site Site, dir string, out *[]T) error {
+// readAll reads every mirrored record under dir. A record that does not
+// decode, or that check refuses (it says why), is left out and reported
+// in rep; only a bucket that does not answer stops the reading.
+func readAll[T any](ctx context.Context, s *Service, site Site, dir string, out *[]T, rep *RebuildReport, check func(T) string) error {
 	keys, err := s.Bucket.ListHistory(ctx, site, dir)
 	if err != nil {
 		return err
 	}
 	recs := make([]T, len(keys))
+	bad := make([]string, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(rebuildReaders)
 	for i, k := range keys {
-		g.Go(func() error { return s.readHistory(gctx, site, k, &recs[i]) })
+		g.Go(func() error {
+			err := s.readHistory(gctx, site, k, &recs[i])
+			if ErrorCode(err) == EINVALID {
+				bad[i] = ErrorMessage(err)
+				return nil
+			}
+			if err == nil {
+				bad[i] = check(recs[i])
+			}
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	*out = recs
+	kept := recs[:0]
+	for i, r := range recs {
+		if bad[i] != "" {
+			rep.skip(site.HistoryPrefix()+keys[i], bad[i])
+			continue
+		}
+		kept = append(kept, r)
+	}
+	*out = kept
 	return nil
 }
 
@@ -310,19 +348,25 @@ func decodeStrict(raw []byte, v any) error {
 // SharedStore) with the pins, lock and freeze the history last mirrored.
 func (s *Service) rebuildStateFromHistory(ctx context.Context, site Site, rep *RebuildReport, into Store) error {
 	var pins PinsState
-	if err := s.readState(ctx, site, HistoryPins, &pins); err != nil {
+	if err := s.readState(ctx, site, HistoryPins, &pins); ErrorCode(err) == EINVALID {
+		rep.skip(site.HistoryPrefix()+HistoryPins, ErrorMessage(err))
+	} else if err != nil {
 		return err
 	}
 	for _, p := range pins.Pins {
-		if p.Site == site.Name && ValidateVersion(p.Version) == nil {
-			if err := into.SetPin(ctx, p); err != nil {
-				return err
-			}
-			rep.Pins++
+		if p.Site != site.Name || ValidateVersion(p.Version) != nil {
+			rep.skip(site.HistoryPrefix()+HistoryPins, fmt.Sprintf("a pin of site %q, version %q", p.Site, p.Version))
+			continue
 		}
+		if err := into.SetPin(ctx, p); err != nil {
+			return err
+		}
+		rep.Pins++
 	}
 	var lock LockState
-	if err := s.readState(ctx, site, HistoryLock, &lock); err != nil {
+	if err := s.readState(ctx, site, HistoryLock, &lock); ErrorCode(err) == EINVALID {
+		rep.skip(site.HistoryPrefix()+HistoryLock, ErrorMessage(err))
+	} else if err != nil {
 		return err
 	}
 	if l := lock.Lock; l != nil && l.Site == site.Name && l.DeployID == "" {
@@ -333,7 +377,9 @@ func (s *Service) rebuildStateFromHistory(ctx context.Context, site Site, rep *R
 		rep.Lock = l
 	}
 	var freeze FreezeState
-	if err := s.readState(ctx, site, HistoryFreeze, &freeze); err != nil {
+	if err := s.readState(ctx, site, HistoryFreeze, &freeze); ErrorCode(err) == EINVALID {
+		rep.skip(site.HistoryPrefix()+HistoryFreeze, ErrorMessage(err))
+	} else if err != nil {
 		return err
 	}
 	if f := freeze.Freeze; f != nil && f.Site == site.Name && f.Active(s.now()) {

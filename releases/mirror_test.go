@@ -167,24 +167,37 @@ func (f *failingHistory) PutHistory(ctx context.Context, site releases.Site, key
 }
 
 // A mirrored deploy whose id or versions deploybot would not write (the
-// bucket is outside input) stops a rebuild, naming it, before anything is
-// imported from it.
-func TestRebuildRefusesAHostileMirroredDeploy(t *testing.T) {
-	h := newHarness(t)
+// bucket is outside input) is left out of a rebuild and reported, naming
+// it; the rest of the history (a good deploy, the pins) is rebuilt.
+func TestRebuildSkipsAHostileMirroredDeploy(t *testing.T) {
 	ctx := context.Background()
+	good := `{"id":"d2","site":"www","kind":"promote","to":"v1","phase":"done"}`
 	for name, body := range map[string]string{
 		"id with a slash": `{"id":"../x","site":"www","kind":"promote","to":"v1","phase":"done"}`,
 		"bad version":     `{"id":"d1","site":"www","kind":"promote","to":"../v1","phase":"done"}`,
 		"bad from":        `{"id":"d1","site":"www","kind":"promote","from":"a b","to":"v1","phase":"done"}`,
 		"another site":    `{"id":"d1","site":"docs","kind":"promote","to":"v1","phase":"done"}`,
 		"not finished":    `{"id":"d1","site":"www","kind":"promote","to":"v1","phase":"update"}`,
+		"not JSON":        `{"id":`,
 	} {
-		h.bucket.history = map[string][]byte{releases.HistoryDeploys + "d1.json": []byte(body)}
-		if _, err := h.svc.Rebuild(ctx, "www"); releases.ErrorCode(err) != releases.EINVALID {
-			t.Errorf("%s: %v", name, err)
+		h := newHarness(t)
+		h.bucket.history = map[string][]byte{
+			releases.HistoryDeploys + "d1.json": []byte(body),
+			releases.HistoryDeploys + "d2.json": []byte(good),
+			releases.HistoryPins:                []byte(`{"pins":[{"site":"www","version":"v1","by":"ops"}]}`),
 		}
-		if ds, _ := h.db.Deploys(ctx, "www", 0); len(ds) != 0 {
+		rep, err := h.svc.Rebuild(ctx, "www")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(rep.Skipped) != 1 || rep.Skipped[0].Key != "www/.deploybot/history/"+releases.HistoryDeploys+"d1.json" || rep.Skipped[0].Why == "" {
+			t.Fatalf("%s: skipped %+v", name, rep.Skipped)
+		}
+		if ds, _ := h.db.Deploys(ctx, "www", 0); len(ds) != 1 || ds[0].ID != "d2" {
 			t.Fatalf("%s: imported %+v", name, ds)
+		}
+		if rep.Pins != 1 {
+			t.Fatalf("%s: the pins were not rebuilt after the bad object: %+v", name, rep)
 		}
 	}
 }
