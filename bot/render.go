@@ -2,7 +2,6 @@ package bot
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -256,17 +255,12 @@ func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	blocks := []Block{section(text)}
 	// A rollback's From is newer than its To: going there again is a
 	// promote, not a rollback, so its reply offers no button.
-	if d.From != "" && d.Kind != releases.KindRollback && buttonID.MatchString(d.ID) {
+	if d.From != "" && d.Kind != releases.KindRollback && releases.SafeID(d.ID) {
 		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From + "/" + d.ID, Label: "Roll back to " + d.From,
 			Confirm: &Confirm{Title: "Roll back?", Text: Md("Make `%s` live on *%s* again?", d.From, d.Site), OK: "Roll back", Cancel: "Cancel", Danger: true}}}})
 	}
 	return Message{Text: text, Blocks: blocks}
 }
-
-// buttonID is a deploy id a button value may carry: what deploybot makes
-// (NewDeployID). A record read back from the bucket may hold anything, and
-// a value is not escaped as text is.
-var buttonID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // SupersededMessage replaces the live reply of a deploy once another
 // deploy has moved the site on: its Rollback button would no longer mean

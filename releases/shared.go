@@ -89,10 +89,10 @@ type freezeState struct {
 	Write  string  `json:"write,omitempty"`
 }
 
-// buttonSafeID is an id deploybot makes (NewDeployID): what a request's
-// or a deploy's id read from the bucket must look like, since it becomes
-// a store key, a history key and a button's value.
-func buttonSafeID(id string) bool {
+// SafeID reports whether id looks like one deploybot makes (NewDeployID):
+// what a request's or a deploy's id read from outside must look like,
+// since it becomes a store key, a history key and a button's value.
+func SafeID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
@@ -392,7 +392,7 @@ func (s *SharedStore) ImportRunning(ctx context.Context, siteName string) error 
 	d := *st.Deploy
 	// The record is outside input (the bucket): recovery acts on its
 	// versions, so they are checked as every door checks them.
-	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil || !buttonSafeID(d.ID) {
+	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil || !SafeID(d.ID) {
 		return Errorf(EINTERNAL, "site %s: the deploy recorded with the lock in %s%s is not one deploybot writes; nothing was recovered: remove the lock object once the site is checked", site.Name, site.StatePrefix(), StateLock)
 	}
 	have, err := s.Store.Deploy(ctx, siteName, d.ID)
@@ -652,7 +652,7 @@ func (s *SharedStore) readApproval(ctx context.Context, site Site) (approvalStat
 			return ""
 		case a.Site != site.Name:
 			return fmt.Sprintf("names site %q", a.Site)
-		case ValidateVersion(a.Version) != nil || !buttonSafeID(a.ID) || a.Required < 0 || a.Required > 5 || len(a.Approvals) > 5:
+		case ValidateVersion(a.Version) != nil || !SafeID(a.ID) || a.Required < 0 || a.Required > 5 || len(a.Approvals) > 5:
 			return "holds a request deploybot would not have made"
 		}
 		return ""

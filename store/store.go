@@ -369,17 +369,7 @@ func (s *DB) StartDeploy(ctx context.Context, d releases.Deploy, lock releases.L
 		if ok {
 			return &releases.LockedError{Lock: held}
 		}
-		b, err := siteBucket(tx, bucketDeploys, d.Site, true)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(d.ID)) != nil {
-			return releases.Errorf(releases.ECONFLICT, "deploy %s exists", d.ID)
-		}
-		if err := putJSON(b, d.ID, d); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketLocks), d.Site, lock)
+		return recordStart(tx, d, lock)
 	})
 }
 
@@ -388,19 +378,22 @@ func (s *DB) StartDeploy(ctx context.Context, d releases.Deploy, lock releases.L
 // it, whatever the cache held (a reader may have cached this very lock a
 // moment before).
 func (s *DB) RecordStart(ctx context.Context, d releases.Deploy, lock releases.Lock) error {
-	return s.with(ctx, true, func(tx *bolt.Tx) error {
-		b, err := siteBucket(tx, bucketDeploys, d.Site, true)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(d.ID)) != nil {
-			return releases.Errorf(releases.ECONFLICT, "deploy %s exists", d.ID)
-		}
-		if err := putJSON(b, d.ID, d); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketLocks), d.Site, lock)
-	})
+	return s.with(ctx, true, func(tx *bolt.Tx) error { return recordStart(tx, d, lock) })
+}
+
+// recordStart puts a new deploy and the lock it holds.
+func recordStart(tx *bolt.Tx, d releases.Deploy, lock releases.Lock) error {
+	b, err := siteBucket(tx, bucketDeploys, d.Site, true)
+	if err != nil {
+		return err
+	}
+	if b.Get([]byte(d.ID)) != nil {
+		return releases.Errorf(releases.ECONFLICT, "deploy %s exists", d.ID)
+	}
+	if err := putJSON(b, d.ID, d); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket(bucketLocks), d.Site, lock)
 }
 
 // SaveDeploy records d's progress.
