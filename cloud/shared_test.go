@@ -2,6 +2,7 @@ package cloud_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -265,7 +266,10 @@ func TestAnotherProcessFinishesADeployWhoseRunnerDied(t *testing.T) {
 		dead := time.Now().Add(-time.Hour)
 		d := releases.Deploy{ID: releases.NewDeployID(dead), Site: "www", Kind: releases.KindPromote, Actor: "ci", From: cur.Version, FromPath: cur.Path,
 			To: to, Strategy: releases.DefaultStrategy, Phase: releases.PhasePending, StartedAt: dead}
-		lock := releases.Lock{Site: "www", Holder: "ci", Reason: "promote " + to, DeployID: d.ID, Since: dead, Host: "ci-runner-7", PID: 4242, Process: "gone", Heartbeat: dead}
+		lock := releases.Lock{Site: "www", Holder: "ci", Reason: "promote " + to, DeployID: d.ID, Since: dead, Host: "ci-runner-7", PID: 4242, Heartbeat: dead}
+		// No Process: the test writes the phases that dead runner would
+		// have (a named other process's writes are fenced, as
+		// TestARunnerTakenOverIsFenced shows).
 		if err := p[0].Store.StartDeploy(ctx, d, lock); err != nil {
 			t.Fatal(err)
 		}
@@ -340,5 +344,72 @@ func TestAScheduledRunIsClaimedOnce(t *testing.T) {
 	}
 	if mine, _ := p[0].Store.(*releases.SharedStore).ClaimRun(ctx, "www", "prune", slot); mine {
 		t.Fatal("an earlier run was claimed again")
+	}
+}
+
+// A runner that another process took over (it was taken for gone while
+// cut off, and the other claimed its lock) stops at its next heartbeat:
+// it writes no phase, no end and no free to the shared lock, which stays
+// the other's, and says it was handed over.
+func TestARunnerTakenOverIsFenced(t *testing.T) {
+	e, p := twoProcesses(t, 2*time.Second)
+	ctx := context.Background()
+	p[0].Heartbeat = 50 * time.Millisecond
+	shared := p[0].Store.(*releases.SharedStore)
+	started := make(chan releases.Deploy, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, func(ev releases.Event) {
+			if ev.Type == releases.EventPhaseStarted {
+				select {
+				case started <- ev.Deploy:
+				default:
+				}
+			}
+		})
+		done <- err
+	}()
+	d := <-started
+
+	// The other process's takeover, as its claim writes it: same deploy,
+	// its own runner, a fresh heartbeat.
+	body, etag, err := shared.State.GetState(ctx, e.Site, releases.StateLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := strings.Replace(string(body), `"host":"host-a"`, `"host":"host-z"`, 1)
+	var st map[string]any
+	if err := json.Unmarshal([]byte(taken), &st); err != nil {
+		t.Fatal(err)
+	}
+	lock := st["lock"].(map[string]any)
+	if lock["deploy_id"] != d.ID {
+		t.Fatalf("the lock names %v, not the running deploy %s", lock["deploy_id"], d.ID)
+	}
+	lock["process"], lock["pid"], lock["heartbeat"] = "other-replica", 9, time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	delete(st, "write")
+	takenBody, _ := json.Marshal(st)
+	newETag, err := shared.State.PutState(ctx, e.Site, releases.StateLock, takenBody, etag)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the taken-over runner did not stop")
+	}
+	if !errors.Is(err, releases.ErrFenced) || releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("want a handed-over refusal, got %v", err)
+	}
+	after, afterETag, err := shared.State.GetState(ctx, e.Site, releases.StateLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if afterETag != newETag {
+		t.Fatalf("the fenced runner wrote the lock after it was taken over:\n%s", after)
+	}
+	if got, err := p[0].Store.Deploy(ctx, "www", d.ID); err != nil || got.Phase.Final() {
+		t.Fatalf("the fenced runner recorded an end of a deploy it no longer runs: %+v %v", got.Phase, err)
 	}
 }

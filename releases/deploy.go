@@ -292,29 +292,39 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 	defer running.Delete(d.ID)
 	// Claim the lock for this process (a resumed deploy takes it over from
 	// its dead runner) and keep its heartbeat fresh while the steps run.
-	host, pid := s.runner()
-	claim := Lock{Site: d.Site, DeployID: d.ID, Host: host, PID: pid, Process: processID, Heartbeat: s.now()}
-	if err := s.Store.TouchLock(context.WithoutCancel(ctx), claim); err != nil {
-		log.WarnContext(ctx, "recording the deploy's runner", "err", err)
+	claim, err := s.claimRun(ctx, d)
+	if err != nil {
+		return s.handedOver(ctx, d, err, log, progress)
 	}
+	// A heartbeat that finds the lock run by another process now cancels
+	// the steps with ErrFenced: this process stops acting the moment it
+	// learns it was taken over.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
 	stopBeat := make(chan struct{})
 	defer close(stopBeat)
-	go s.beat(ctx, claim, stopBeat)
+	go s.beat(runCtx, claim, stopBeat, stopRun)
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
-	flipCtx, cancel := context.WithTimeout(ctx, timeout)
+	flipCtx, cancel := context.WithTimeout(runCtx, timeout)
 	defer cancel()
 
 	for _, step := range steps {
 		if errors.Is(context.Cause(ctx), ErrShutdown) {
 			return s.interrupt(ctx, d, flipped, log, progress)
 		}
+		if cause := context.Cause(runCtx); errors.Is(cause, ErrFenced) {
+			return s.handedOver(ctx, d, cause, log, progress)
+		}
 		started := s.now()
 		d.Phase = step.Phase
 		d.Phases = append(d.Phases, PhaseRecord{Phase: step.Phase, Started: started})
 		if err := s.Store.SaveDeploy(flipCtx, *d); err != nil {
+			if errors.Is(err, ErrFenced) {
+				return s.handedOver(ctx, d, err, log, progress)
+			}
 			return s.fail(ctx, d, flipped, fmt.Errorf("recording phase %s: %w", step.Phase, err), log, progress)
 		}
 		log.InfoContext(ctx, "phase started", "phase", step.Phase)
@@ -329,6 +339,9 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		rec := &d.Phases[len(d.Phases)-1]
 		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
 			return s.interrupt(ctx, d, flipped || step.Flips && err == nil, log, progress)
+		}
+		if cause := context.Cause(runCtx); err != nil && errors.Is(cause, ErrFenced) {
+			return s.handedOver(ctx, d, cause, log, progress)
 		}
 		rec.Ended = ended
 		if err != nil {
@@ -355,7 +368,9 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 	d.FinishedAt = s.now()
 	d.fillLockAfter()
 	live := &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
-	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
+	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); errors.Is(err, ErrFenced) {
+		return s.handedOver(ctx, d, err, log, progress)
+	} else if err != nil {
 		log.ErrorContext(ctx, "recording finished deploy", "err", err)
 		return Errorf(EINTERNAL, "%s is live, but recording the deploy failed: %w", d.To, err)
 	}
@@ -394,6 +409,23 @@ func (s *Service) interrupt(ctx context.Context, d *Deploy, flipped bool, log *s
 	}
 	return Errorf(ECONFLICT, "deploy %s (%s %s) was interrupted in phase %s; live now: %s (the site stays locked); it resumes when deploybot serve starts, or with deploybot recover --site %s: %w",
 		d.ID, d.Kind, d.To, d.Phase, orNone(live), d.Site, ErrShutdown)
+}
+
+// handedOver stops running d because another process holds its lock now
+// (cause wraps ErrFenced): nothing more is written to the shared state,
+// and the local record stays in its phase until the history says how the
+// other process ended it (recovery adopts it from there).
+func (s *Service) handedOver(ctx context.Context, d *Deploy, cause error, log *slog.Logger, progress Progress) error {
+	if n := len(d.Phases); n > 0 && d.Phases[n-1].Ended.IsZero() {
+		d.Phases[n-1].Error = "handed over to another process"
+	}
+	if err := s.Store.SaveDeploy(context.WithoutCancel(ctx), *d); err != nil && !errors.Is(err, ErrFenced) {
+		log.ErrorContext(ctx, "recording the handed-over deploy", "err", err)
+	}
+	log.WarnContext(ctx, "deploy handed over: another process runs it now; this one stopped", "phase", d.Phase, "why", ErrorMessage(cause))
+	progress(Event{Type: EventDeployInterrupted, Deploy: d.clone(), Phase: d.Phase})
+	return Errorf(ECONFLICT, "deploy %s (%s %s) of %s is run by another process now, which finishes it; this one stopped in phase %s: %w",
+		d.ID, d.Kind, d.To, d.Site, d.Phase, ErrFenced)
 }
 
 func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {

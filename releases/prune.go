@@ -100,6 +100,11 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 	log := s.logger().With("prune_id", rep.ID, "site", site.Name, "dry_run", req.DryRun)
 	defer func() { rep.Seconds = s.now().Sub(start).Seconds() }()
 
+	// Fenced (another process freed this prune's lock, taking it for
+	// dead, and may be deploying): the deletes stop at once.
+	ctx, stopPrune := context.WithCancelCause(ctx)
+	defer stopPrune(nil)
+
 	lock, err := s.Store.Lock(ctx, site.Name)
 	if err != nil {
 		return nil, err
@@ -126,7 +131,7 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 			return nil, err
 		}
 		stopBeat := make(chan struct{})
-		go s.beat(ctx, l, stopBeat)
+		go s.beat(ctx, l, stopBeat, stopPrune)
 		defer func() {
 			close(stopBeat)
 			running.Delete(l.DeployID)

@@ -190,6 +190,13 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	if err != nil {
 		return err
 	}
+	// Taken over in the lock before anything is read or done: of two
+	// processes recovering d at once, the one whose claim lost is told
+	// and leaves it.
+	if _, err := s.claimRun(ctx, &d); err != nil {
+		log.InfoContext(ctx, "another process took the interrupted deploy over; left to it", "why", ErrorMessage(err))
+		return nil
+	}
 	asCDN := d
 	if d.Phase == PhaseCarry {
 		// The carry runs before the CDN is touched: to the strategy this

@@ -3,6 +3,7 @@ package releases
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -104,10 +105,30 @@ func (s *Service) lockError(l Lock) *LockedError {
 	return &LockedError{Lock: l, RunnerGone: s.RunnerGone(l)}
 }
 
-// beat keeps the heartbeat of l fresh until ctx ends or stop is closed. It
-// ticks on the wall clock (a test's fast After would spin it) but records
-// the service's clock, which RunnerGone compares against.
-func (s *Service) beat(ctx context.Context, l Lock, stop <-chan struct{}) {
+// claimRun names this process as the runner of d in the site's lock (a
+// resumed deploy takes it over from its dead runner); an error wrapping
+// ErrFenced when another live process runs d, which this one must then
+// leave alone. Any other failure to record the runner is logged and the
+// deploy goes on: the lock is still d's.
+func (s *Service) claimRun(ctx context.Context, d *Deploy) (Lock, error) {
+	host, pid := s.runner()
+	claim := Lock{Site: d.Site, DeployID: d.ID, Host: host, PID: pid, Process: processID, Heartbeat: s.now()}
+	err := s.Store.TouchLock(context.WithoutCancel(ctx), claim)
+	if errors.Is(err, ErrFenced) {
+		return claim, err
+	}
+	if err != nil {
+		s.logger().WarnContext(ctx, "recording the deploy's runner", "site", d.Site, "deploy_id", d.ID, "err", err)
+	}
+	return claim, nil
+}
+
+// beat keeps the heartbeat of l fresh until ctx ends or stop is closed;
+// when the lock turns out to be run by another process, fenced is called
+// with the error (wrapping ErrFenced) and the beat stops. It ticks on the
+// wall clock (a test's fast After would spin it) but records the
+// service's clock, which RunnerGone compares against.
+func (s *Service) beat(ctx context.Context, l Lock, stop <-chan struct{}, fenced func(error)) {
 	t := time.NewTicker(s.heartbeat())
 	defer t.Stop()
 	for {
@@ -118,7 +139,18 @@ func (s *Service) beat(ctx context.Context, l Lock, stop <-chan struct{}) {
 			return
 		case <-t.C:
 			l.Heartbeat = s.now()
-			if err := s.Store.TouchLock(context.WithoutCancel(ctx), l); err != nil {
+			err := s.Store.TouchLock(context.WithoutCancel(ctx), l)
+			if errors.Is(err, ErrFenced) {
+				select {
+				case <-stop:
+					return // it ended meanwhile and freed the lock itself
+				default:
+				}
+				s.logger().ErrorContext(ctx, "the deploy's lock is run by another process now; stopping", "site", l.Site, "deploy_id", l.DeployID, "err", err)
+				fenced(err)
+				return
+			}
+			if err != nil {
 				s.logger().WarnContext(ctx, "refreshing the deploy's heartbeat", "site", l.Site, "deploy_id", l.DeployID, "err", err)
 			}
 		}

@@ -36,6 +36,12 @@ const (
 // but left resumable: every phase is safe to resume from the truth in AWS.
 var ErrShutdown = errors.New("deploybot was stopped")
 
+// ErrFenced is the cancellation cause of a deploy whose runner lost the
+// site's lock to another process (taken for gone while cut off, then
+// taken over): it stops acting at once and leaves the record to the
+// process that holds the lock now, which finishes it from the truth.
+var ErrFenced = errors.New("another process runs this deploy now")
+
 // Event is one progress report of a deploy. Deploy is a snapshot taken when
 // the event happened.
 type Event struct {

@@ -371,10 +371,24 @@ func (s *SharedStore) SaveDeploy(ctx context.Context, d Deploy) error {
 		if st.Lock == nil || st.Lock.DeployID != d.ID {
 			return false, nil
 		}
+		if !runsHere(*st.Lock) {
+			return false, fencedError(*st.Lock)
+		}
 		st.Deploy = &d
 		return true, nil
 	})
 	return err
+}
+
+// runsHere reports whether this process runs the deploy or prune holding
+// l: the one that took it, or took it over. A lock from a deploybot too
+// old to name its process is anyone's.
+func runsHere(l Lock) bool { return l.Process == "" || l.Process == processID }
+
+// fencedError is the refusal of a write by a runner that lost l to
+// another process.
+func fencedError(l Lock) error {
+	return Errorf(ECONFLICT, "%s of %s is run by %s now; this process no longer runs it: %w", lockWhat(l), l.Site, runnerText(l), ErrFenced)
 }
 
 // ImportRunning records locally the deploy holding the site's lock in the
@@ -517,7 +531,13 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 	}
 	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
 		if st.Lock == nil || st.Lock.DeployID != l.DeployID {
-			return false, nil
+			// Freed or taken by someone else: whoever freed it took
+			// this runner for gone (recovery), so it must stop.
+			held := "nobody"
+			if st.Lock != nil {
+				held = lockWhat(*st.Lock)
+			}
+			return false, Errorf(ECONFLICT, "%s no longer holds the lock of %s (held by %s now); this process stops it: %w", lockWhat(l), l.Site, held, ErrFenced)
 		}
 		// The runner claiming the lock it took a moment ago says nothing
 		// new: no write.
@@ -528,8 +548,8 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 		// took it over, or this one was taken for gone while it was
 		// cut off): this one is fenced out, not let back in.
 		if h := st.Lock; h.Process != "" && h.Process != l.Process && l.Heartbeat.Sub(h.Heartbeat) < staleAfter*DefaultHeartbeat {
-			return false, Errorf(ECONFLICT, "deploy %s of %s is run by %s now (alive %s ago); this process no longer runs it",
-				l.DeployID, l.Site, runnerText(*h), l.Heartbeat.Sub(h.Heartbeat).Round(time.Second))
+			return false, Errorf(ECONFLICT, "deploy %s of %s is run by %s now (alive %s ago); this process no longer runs it: %w",
+				l.DeployID, l.Site, runnerText(*h), l.Heartbeat.Sub(h.Heartbeat).Round(time.Second), ErrFenced)
 		}
 		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
 		return true, nil
@@ -548,7 +568,18 @@ func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) er
 	if err != nil {
 		return err
 	}
-	_, err = s.free(ctx, site, func(l Lock) (bool, error) { return l.DeployID == d.ID, nil }, d.LockAfter)
+	_, err = s.free(ctx, site, func(l Lock) (bool, error) {
+		if l.DeployID != d.ID {
+			return false, nil
+		}
+		if !runsHere(l) {
+			return false, fencedError(l)
+		}
+		return true, nil
+	}, d.LockAfter)
+	if errors.Is(err, ErrFenced) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("deploy %s is recorded, but freeing the site's lock in the bucket failed (deploybot recover frees it): %w", d.ID, err)
 	}
