@@ -85,6 +85,10 @@ func TestLocksAndFreezesAreSharedThroughTheBucket(t *testing.T) {
 	if _, err := p[1].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "serve-bob"}, nil); err != nil {
 		t.Fatalf("promote after the unfreeze: %v", err)
 	}
+	// The other process knows what is live at once, without a reconcile.
+	if live, ok, err := p[0].Store.Live(ctx, "www"); err != nil || !ok || live.Version != "v1" {
+		t.Fatalf("the other process's live pointer after the deploy: %+v %v %v", live, ok, err)
+	}
 	if l, _ := p[0].Store.Lock(ctx, "www"); l != nil {
 		t.Fatalf("a lock is left after the deploy: %+v", l)
 	}

@@ -80,7 +80,13 @@ type lockState struct {
 	// last phase change: what any process needs to finish it when its
 	// runner is gone (nil for a person's lock or a prune).
 	Deploy *Deploy `json:"deploy,omitempty"`
-	Write  string  `json:"write,omitempty"` // see stampWrite
+	// Live is what the site serves as the last deploy or reconcile that
+	// moved it recorded it: written in the same write that frees the
+	// lock, so every replica's `versions` and notices agree at once, at
+	// no extra request. Nil: none recorded here yet (the local store's,
+	// from before shared state, stands).
+	Live  *Live  `json:"live,omitempty"`
+	Write string `json:"write,omitempty"` // see stampWrite
 }
 
 // freezeState is the body of a site's freeze object.
@@ -148,6 +154,8 @@ func (s *SharedStore) readLock(ctx context.Context, site Site) (lockState, strin
 			return fmt.Sprintf("names site %q", st.Lock.Site)
 		case st.Deploy != nil && (st.Deploy.Site != site.Name || st.Lock == nil || st.Deploy.ID != st.Lock.DeployID):
 			return "holds a deploy that is not the lock's, or another site's"
+		case st.Live != nil && (st.Live.Version != "" && ValidateVersion(st.Live.Version) != nil || st.Live.DeployID != "" && !SafeID(st.Live.DeployID)):
+			return "names a live release or deploy deploybot would not write"
 		}
 		return ""
 	})
@@ -206,6 +214,12 @@ func (s *SharedStore) seedSite(ctx context.Context, site Site) error {
 	if err != nil {
 		return err
 	}
+	var live *Live
+	if lv, ok, err := s.Store.Live(ctx, site.Name); err != nil {
+		return err
+	} else if ok {
+		live = &lv
+	}
 	var ps pinsState
 	for _, p := range pins {
 		ps.Pins = append(ps.Pins, p)
@@ -218,7 +232,7 @@ func (s *SharedStore) seedSite(ctx context.Context, site Site) error {
 		key  string
 		has  bool
 		body any
-	}{{StateLock, l != nil, lockState{Lock: l}}, {StateFreeze, f != nil, freezeState{Freeze: f}},
+	}{{StateLock, l != nil || live != nil, lockState{Lock: l, Live: live}}, {StateFreeze, f != nil, freezeState{Freeze: f}},
 		{StatePins, len(ps.Pins) > 0, ps}, {StateApproval, ap.Request != nil, ap}} {
 		if !o.has {
 			continue
@@ -568,15 +582,19 @@ func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) er
 	if err != nil {
 		return err
 	}
-	_, err = s.free(ctx, site, func(l Lock) (bool, error) {
-		if l.DeployID != d.ID {
+	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock == nil || st.Lock.DeployID != d.ID {
 			return false, nil
 		}
-		if !runsHere(l) {
-			return false, fencedError(l)
+		if !runsHere(*st.Lock) {
+			return false, fencedError(*st.Lock)
+		}
+		st.Lock, st.Deploy = d.LockAfter, nil
+		if live != nil {
+			st.Live = live
 		}
 		return true, nil
-	}, d.LockAfter)
+	})
 	if errors.Is(err, ErrFenced) {
 		return err
 	}
@@ -584,6 +602,55 @@ func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) er
 		return fmt.Errorf("deploy %s is recorded, but freeing the site's lock in the bucket failed (deploybot recover frees it): %w", d.ID, err)
 	}
 	return nil
+}
+
+// Live implements Store: the live pointer the bucket's lock object
+// carries (one read), cached locally; the local store's when the bucket
+// has none yet.
+func (s *SharedStore) Live(ctx context.Context, siteName string) (Live, bool, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return Live{}, false, err
+	}
+	st, _, err := s.readLock(ctx, site)
+	if err != nil {
+		return Live{}, false, err
+	}
+	local, ok, err := s.Store.Live(ctx, siteName)
+	if err != nil || st.Live == nil {
+		return local, ok, err
+	}
+	if !ok || !local.same(*st.Live) {
+		if err := s.Store.SetLive(ctx, siteName, *st.Live); err != nil {
+			return Live{}, false, err
+		}
+	}
+	return *st.Live, true, nil
+}
+
+// SetLive implements Store: a live pointer moved outside a deploy
+// (reconcile found drift) is shared like a deploy's.
+func (s *SharedStore) SetLive(ctx context.Context, siteName string, live Live) error {
+	site, err := s.site(siteName)
+	if err != nil {
+		return err
+	}
+	if _, err := s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Live != nil && st.Live.same(live) {
+			return false, nil
+		}
+		st.Live = &live
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	return s.Store.SetLive(ctx, siteName, live)
+}
+
+// same reports whether l and o say the same (times compared as instants:
+// one read back from JSON has another location).
+func (l Live) same(o Live) bool {
+	return l.Version == o.Version && l.DeployID == o.DeployID && l.Since.Equal(o.Since)
 }
 
 func (s *SharedStore) readFreeze(ctx context.Context, site Site) (freezeState, string, error) {
