@@ -3,10 +3,13 @@ package packaging
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -111,14 +114,24 @@ func helmPath(t *testing.T) string {
 	return ""
 }
 
-func render(t *testing.T, helm string, args ...string) map[string]map[string]any {
-	t.Helper()
+// template runs helm template on the chart; a render the chart refuses
+// (its fail) is an error carrying helm's message.
+func template(helm string, args ...string) ([]byte, error) {
 	cmd := exec.Command(helm, append([]string{"template", "t", filepath.Join("..", "..", "charts", "deploybot")}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("helm template: %v\n%s", err, stderr.String())
+		return nil, fmt.Errorf("helm template %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out, nil
+}
+
+func render(t *testing.T, helm string, args ...string) map[string]map[string]any {
+	t.Helper()
+	out, err := template(helm, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	docs := map[string]map[string]any{}
 	dec := yaml.NewDecoder(bytes.NewReader(out))
@@ -155,42 +168,81 @@ func get(v any, path ...any) any {
 	return v
 }
 
+// volumeNamed is the pod's volume, or the container's mount, called name.
+func volumeNamed(list any, name string) map[string]any {
+	s, _ := list.([]any)
+	for _, v := range s {
+		if m, _ := v.(map[string]any); m["name"] == name {
+			return m
+		}
+	}
+	return nil
+}
+
 func TestHelmChart(t *testing.T) {
 	helm := helmPath(t)
-	if out, err := exec.Command(helm, "lint", "--strict", filepath.Join("..", "..", "charts", "deploybot")).CombinedOutput(); err != nil {
-		t.Fatalf("helm lint --strict: %v\n%s", err, out)
+	for _, set := range [][]string{nil, {"--set", "persistence.enabled=true", "--set", "replicaCount=1"}} {
+		args := append([]string{"lint", "--strict", filepath.Join("..", "..", "charts", "deploybot")}, set...)
+		if out, err := exec.Command(helm, args...).CombinedOutput(); err != nil {
+			t.Fatalf("helm lint --strict %v: %v\n%s", set, err, out)
+		}
 	}
 	docs := render(t, helm, "--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/deploybot`,
 		"--set", "serviceMonitor.enabled=true")
-	for _, kind := range []string{"Deployment", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service", "ServiceAccount", "ServiceMonitor"} {
+	for _, kind := range []string{"Deployment", "ConfigMap", "Secret", "Service", "ServiceAccount", "ServiceMonitor", "PodDisruptionBudget"} {
 		if docs[kind] == nil {
 			t.Fatalf("the chart renders no %s", kind)
 		}
 	}
+	// The truth is in the bucket: by default each replica's store is an
+	// emptyDir (a cache rebuilt from it), and no volume is claimed.
+	if docs["PersistentVolumeClaim"] != nil {
+		t.Error("the chart claims a volume by default")
+	}
 	dep := docs["Deployment"]
-	c := get(dep, "spec", "template", "spec", "containers", 0)
+	pod := get(dep, "spec", "template", "spec")
+	c := get(pod, "containers", 0)
+	podLabels := get(dep, "spec", "template", "metadata", "labels")
 	checks := []struct {
 		what string
 		got  any
 		want any
 	}{
-		{"replicas", get(dep, "spec", "replicas"), 1},
-		{"strategy", get(dep, "spec", "strategy", "type"), "Recreate"},
-		{"runAsNonRoot", get(dep, "spec", "template", "spec", "securityContext", "runAsNonRoot"), true},
-		{"fsGroup", get(dep, "spec", "template", "spec", "securityContext", "fsGroup"), 65532},
+		{"replicas", get(dep, "spec", "replicas"), 2},
+		{"strategy", get(dep, "spec", "strategy", "type"), "RollingUpdate"},
+		{"maxUnavailable", get(dep, "spec", "strategy", "rollingUpdate", "maxUnavailable"), 0},
+		{"maxSurge", get(dep, "spec", "strategy", "rollingUpdate", "maxSurge"), 1},
+		{"runAsNonRoot", get(pod, "securityContext", "runAsNonRoot"), true},
+		{"fsGroup", get(pod, "securityContext", "fsGroup"), 65532},
 		{"readOnlyRootFilesystem", get(c, "securityContext", "readOnlyRootFilesystem"), true},
+		// Liveness is the process answering; readiness is /readyz, which
+		// fails only when the hook and the API cannot be served (Slack
+		// degrades it: server.ReadyCheck.Degrades).
 		{"liveness", get(c, "livenessProbe", "httpGet", "path"), "/healthz"},
+		{"startup", get(c, "startupProbe", "httpGet", "path"), "/healthz"},
 		{"readiness", get(c, "readinessProbe", "httpGet", "path"), "/readyz"},
-		{"store mount", get(c, "volumeMounts", 0, "mountPath"), "/var/lib/deploybot"},
+		{"store volume", get(volumeNamed(get(pod, "volumes"), "store"), "emptyDir", "sizeLimit"), "1Gi"},
+		{"store claim", get(volumeNamed(get(pod, "volumes"), "store"), "persistentVolumeClaim"), nil},
 		{"secret env", get(c, "envFrom", 0, "secretRef", "name"), "t-deploybot"},
 		{"IRSA", get(docs["ServiceAccount"], "metadata", "annotations", "eks.amazonaws.com/role-arn"), "arn:aws:iam::123456789012:role/deploybot"},
 		{"service port", get(docs["Service"], "spec", "ports", 0, "port"), 8088},
-		{"pvc access", get(docs["PersistentVolumeClaim"], "spec", "accessModes", 0), "ReadWriteOnce"},
 		{"metrics path", get(docs["ServiceMonitor"], "spec", "endpoints", 0, "path"), "/metrics"},
+		{"pdb minAvailable", get(docs["PodDisruptionBudget"], "spec", "minAvailable"), 1},
+		// Spread over nodes, softly: a one-node cluster still schedules both.
+		{"spread key", get(pod, "topologySpreadConstraints", 0, "topologyKey"), "kubernetes.io/hostname"},
+		{"spread soft", get(pod, "topologySpreadConstraints", 0, "whenUnsatisfiable"), "ScheduleAnyway"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	for what, sel := range map[string]any{
+		"the PodDisruptionBudget": get(docs["PodDisruptionBudget"], "spec", "selector", "matchLabels"),
+		"the spread":              get(pod, "topologySpreadConstraints", 0, "labelSelector", "matchLabels"),
+	} {
+		if sel == nil || !reflect.DeepEqual(sel, podLabels) {
+			t.Errorf("%s selects %v, the pods are labelled %v", what, sel, podLabels)
 		}
 	}
 	// The ConfigMap's deploybot.yaml is a configuration serve accepts, with
@@ -204,6 +256,10 @@ func TestHelmChart(t *testing.T) {
 	if cfg.HTTP.Listen != "0.0.0.0:8088" || cfg.Store.Path != "/var/lib/deploybot/deploybot.db" || cfg.Slack.AppToken != "xapp-1" {
 		t.Fatalf("config %+v", cfg)
 	}
+	// The store's volume is mounted where serve opens the store.
+	if got := get(volumeNamed(get(c, "volumeMounts"), "store"), "mountPath"); got != path.Dir(cfg.Store.Path) {
+		t.Errorf("store mount: got %v, want %s (the directory of store.path)", got, path.Dir(cfg.Store.Path))
+	}
 	for _, k := range []string{"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "DEPLOYBOT_API_TOKEN", "DEPLOYBOT_HOOK_SECRET"} {
 		if _, ok := get(docs["Secret"], "stringData", k).(string); !ok {
 			t.Errorf("the Secret lacks %s", k)
@@ -216,5 +272,70 @@ func TestHelmChart(t *testing.T) {
 	}
 	if got := get(docs["Deployment"], "spec", "template", "spec", "containers", 0, "envFrom", 0, "secretRef", "name"); got != "my-tokens" {
 		t.Fatalf("secretRef %v", got)
+	}
+}
+
+// persistence.enabled keeps the old single pod: a ReadWriteOnce claim
+// (or an existing one), strategy Recreate, no PodDisruptionBudget; with
+// more than one replica the chart refuses to render, as the volume and
+// bbolt's file hold one pod.
+func TestHelmChartPersistence(t *testing.T) {
+	helm := helmPath(t)
+	docs := render(t, helm, "--set", "persistence.enabled=true", "--set", "replicaCount=1")
+	pod := get(docs["Deployment"], "spec", "template", "spec")
+	store := volumeNamed(get(pod, "volumes"), "store")
+	checks := []struct {
+		what string
+		got  any
+		want any
+	}{
+		{"replicas", get(docs["Deployment"], "spec", "replicas"), 1},
+		{"strategy", get(docs["Deployment"], "spec", "strategy", "type"), "Recreate"},
+		{"pvc access", get(docs["PersistentVolumeClaim"], "spec", "accessModes", 0), "ReadWriteOnce"},
+		{"pvc size", get(docs["PersistentVolumeClaim"], "spec", "resources", "requests", "storage"), "1Gi"},
+		{"store claim", get(store, "persistentVolumeClaim", "claimName"), "t-deploybot"},
+		{"store emptyDir", get(store, "emptyDir"), nil},
+		{"store mount", get(volumeNamed(get(pod, "containers", 0, "volumeMounts"), "store"), "mountPath"), "/var/lib/deploybot"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if docs["PodDisruptionBudget"] != nil {
+		t.Error("one replica renders a PodDisruptionBudget")
+	}
+
+	docs = render(t, helm, "--set", "persistence.enabled=true", "--set", "replicaCount=1", "--set", "persistence.existingClaim=mine")
+	if docs["PersistentVolumeClaim"] != nil {
+		t.Error("existingClaim still renders a PersistentVolumeClaim")
+	}
+	if got := get(volumeNamed(get(docs["Deployment"], "spec", "template", "spec", "volumes"), "store"), "persistentVolumeClaim", "claimName"); got != "mine" {
+		t.Errorf("existingClaim: claimName %v", got)
+	}
+
+	_, err := template(helm, "--set", "persistence.enabled=true", "--set", "replicaCount=2")
+	if err == nil || !strings.Contains(err.Error(), "persistence.enabled=true keeps the store on one ReadWriteOnce volume, which only one pod can use, but replicaCount is 2") {
+		t.Fatalf("persistence with two replicas: want the chart's refusal, got %v", err)
+	}
+}
+
+// Without persistence, one replica renders no PodDisruptionBudget (it
+// would block every drain), and the budget can be turned off; the store
+// is mounted at store.path's directory wherever that is.
+func TestHelmChartReplicasAndStorePath(t *testing.T) {
+	helm := helmPath(t)
+	if docs := render(t, helm, "--set", "replicaCount=1"); docs["PodDisruptionBudget"] != nil {
+		t.Error("one replica renders a PodDisruptionBudget")
+	}
+	if docs := render(t, helm, "--set", "podDisruptionBudget.enabled=false"); docs["PodDisruptionBudget"] != nil {
+		t.Error("podDisruptionBudget.enabled=false still renders one")
+	}
+	docs := render(t, helm, "--set", "config.store.path=/data/deploybot/bot.db")
+	if got := get(volumeNamed(get(docs["Deployment"], "spec", "template", "spec", "containers", 0, "volumeMounts"), "store"), "mountPath"); got != "/data/deploybot" {
+		t.Errorf("store mount for /data/deploybot/bot.db: %v", got)
+	}
+	if _, err := template(helm, "--set", "config.store.path=deploybot.db"); err == nil || !strings.Contains(err.Error(), "config.store.path must be a file in a directory of its own") {
+		t.Errorf("a relative store.path: want the chart's refusal, got %v", err)
 	}
 }

@@ -34,3 +34,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "deploybot.secretName" -}}
 {{- default (include "deploybot.fullname" .) .Values.existingSecret -}}
 {{- end -}}
+
+{{/*
+The directory of config.store.path: where the store's volume is mounted.
+*/}}
+{{- define "deploybot.storeDir" -}}
+{{- $path := .Values.config.store.path | default "/var/lib/deploybot/deploybot.db" -}}
+{{- $dir := dir $path -}}
+{{- if or (not (isAbs $path)) (eq $dir "/") (eq $dir "/etc/deploybot") (eq $dir "/tmp") -}}
+{{- fail (printf "config.store.path must be a file in a directory of its own, such as /var/lib/deploybot/deploybot.db (the store's volume is mounted at its directory); got %q" $path) -}}
+{{- end -}}
+{{- $dir -}}
+{{- end -}}
+
+{{/*
+persistence.enabled puts the store on one ReadWriteOnce volume, which one
+pod can hold: a second replica would never start (the volume attached
+elsewhere, or bbolt's file lock held). Refused here rather than left to
+hang a rollout.
+*/}}
+{{- define "deploybot.validate" -}}
+{{- if and .Values.persistence.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- fail (printf "persistence.enabled=true keeps the store on one ReadWriteOnce volume, which only one pod can use, but replicaCount is %d: set replicaCount=1, or leave persistence.enabled=false (each replica's store is then an emptyDir, a cache rebuilt from the bucket)" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
