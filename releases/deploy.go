@@ -401,6 +401,13 @@ func (s *Service) interrupt(ctx context.Context, d *Deploy, flipped bool, log *s
 	if err := s.Store.SaveDeploy(context.WithoutCancel(ctx), *d); err != nil {
 		log.ErrorContext(ctx, "recording interrupted deploy", "err", err)
 	}
+	if sh, ok := s.Store.(*SharedStore); ok {
+		// Handed to whichever replica looks next, not left until this
+		// process's heartbeats are missed.
+		if err := sh.LeaveRun(context.WithoutCancel(ctx), d.Site, d.ID); err != nil {
+			log.WarnContext(ctx, "marking the interrupted deploy's runner gone; another process resumes it once its heartbeat is stale", "err", err)
+		}
+	}
 	log.WarnContext(ctx, "deploy interrupted; it resumes on recovery", "phase", d.Phase)
 	progress(Event{Type: EventDeployInterrupted, Deploy: d.clone(), Phase: d.Phase})
 	live := d.From

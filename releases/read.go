@@ -86,6 +86,16 @@ func (s *Service) SetReleaseLink(ctx context.Context, siteName, version, name, l
 	return s.Store.SetReleaseLink(ctx, siteName, version, name, link)
 }
 
+// ClaimReleaseLink claims the right to show a release under name (to
+// post its chat notice): of every process and replica sharing the site,
+// one is told true. A store of one process claims everything.
+func (s *Service) ClaimReleaseLink(ctx context.Context, siteName, version, name string) (bool, error) {
+	if sh, ok := s.Store.(*SharedStore); ok {
+		return sh.ClaimReleaseLink(ctx, siteName, version, name, s.now())
+	}
+	return true, nil
+}
+
 // ReleaseLinks: see SetReleaseLink.
 func (s *Service) ReleaseLinks(ctx context.Context, siteName string) (map[string]map[string]string, error) {
 	return s.Store.ReleaseLinks(ctx, siteName)

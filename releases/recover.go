@@ -52,6 +52,18 @@ func (s *Service) RecoverSite(ctx context.Context, siteName string, progress Pro
 	return s.recoverSite(ctx, site, progress)
 }
 
+// Abandoned reports whether the site's lock is held by a deploy or a
+// prune whose runner is gone: one read of the lock, what every replica
+// asks every few seconds so that a killed replica's deploy is finished
+// soon after its heartbeats stop.
+func (s *Service) Abandoned(ctx context.Context, siteName string) (bool, error) {
+	l, err := s.Store.Lock(ctx, siteName)
+	if err != nil || l == nil {
+		return false, err
+	}
+	return l.DeployID != "" && s.RunnerGone(*l), nil
+}
+
 func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress) (recovered []Deploy, err error) {
 	if progress == nil {
 		progress = func(Event) {}

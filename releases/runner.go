@@ -40,8 +40,12 @@ func newProcessID() string {
 const DefaultHeartbeat = 10 * time.Second
 
 // staleAfter is how many heartbeats may be missed before the runner is
-// taken for gone: enough to ride out a paused process or a slow disk.
-const staleAfter = 3
+// taken for gone (20 s by default): long enough for a slow disk or a GC
+// pause, short enough that another replica finishes a killed replica's
+// deploy within half a minute. A runner that was only paused and comes
+// back finds its lock taken over and stops (fencing, ErrFenced), so a
+// short wait costs no double flip.
+const staleAfter = 2
 
 func (s *Service) heartbeat() time.Duration {
 	if s.Heartbeat > 0 {

@@ -31,8 +31,8 @@ func TestRunnerGone(t *testing.T) {
 		{"this host, live pid, fresh heartbeat", deploy("here", 100, time.Second), false},
 		{"this host, dead pid, fresh heartbeat", deploy("here", 101, time.Second), true},
 		{"this host, our own pid in an earlier process", deploy("here", 42, time.Second), true},
-		{"another host, fresh heartbeat", deploy("there", 7, 29*time.Second), false},
-		{"another host, three heartbeats missed", deploy("there", 7, 31*time.Second), true},
+		{"another host, fresh heartbeat", deploy("there", 7, 19*time.Second), false},
+		{"another host, two heartbeats missed", deploy("there", 7, 21*time.Second), true},
 		{"this host, live pid, heartbeat long stale (paused, or a reused pid)", deploy("here", 100, time.Hour), true},
 	}
 	for _, c := range cases {

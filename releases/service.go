@@ -104,6 +104,9 @@ type Service struct {
 	PID          int
 	Heartbeat    time.Duration
 	ProcessAlive func(pid int) bool
+	// Lease is how long a site lease holds without renewal (zero:
+	// DefaultLease); see HoldLease.
+	Lease time.Duration
 
 	// ManifestBudget bounds the manifest bytes this service's readers
 	// hold at once (see ManifestBudget); nil: the process-wide one.

@@ -33,6 +33,10 @@ type SharedStore struct {
 	Cache StateCache
 	State Coordinator
 	Sites []Site
+	// Process names this process as a site lease's holder (zero: the
+	// process's random id); tests running two stores in one process set
+	// it.
+	Process string
 
 	// last is each site's lock object as this process last read or wrote
 	// it (a lockSeen): a change starts from it instead of a read, and if
@@ -42,6 +46,9 @@ type SharedStore struct {
 	last sync.Map
 	// seeded remembers the sites whose state this process found seeded.
 	seeded sync.Map
+	// leases is each site's lease as this process last wrote it (a
+	// leaseSeen), while it holds it.
+	leases sync.Map
 }
 
 type lockSeen struct {
@@ -566,6 +573,24 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 				l.DeployID, l.Site, runnerText(*h), l.Heartbeat.Sub(h.Heartbeat).Round(time.Second), ErrFenced)
 		}
 		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
+		return true, nil
+	})
+	return err
+}
+
+// LeaveRun marks the runner of deploy id in the site's lock as gone (this
+// process stops: a shutdown), so another replica resumes it at once
+// rather than after the missed heartbeats. The lock stays the deploy's.
+func (s *SharedStore) LeaveRun(ctx context.Context, siteName, id string) error {
+	site, err := s.site(siteName)
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock == nil || st.Lock.DeployID != id || !runsHere(*st.Lock) || st.Lock.Host == "" {
+			return false, nil
+		}
+		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = "", 0, "", time.Time{}
 		return true, nil
 	})
 	return err

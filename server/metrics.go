@@ -36,6 +36,9 @@ type Metrics struct {
 	// bucket; HistoryPushes counts push rounds by result (ok, failed).
 	HistoryPending prometheus.Gauge
 	HistoryPushes  *prometheus.CounterVec
+	// SiteLease is 1 for the sites whose lease this replica holds (it runs
+	// their once-per-site jobs), else 0.
+	SiteLease *prometheus.GaugeVec
 }
 
 // NewMetrics registers every series.
@@ -88,7 +91,9 @@ func NewMetrics() *Metrics {
 		Help: "Rounds of writing pending history to the bucket, by result (ok, failed)."}, []string{"result"})
 	m.SlackConnections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "deploybot_slack_connections",
 		Help: "Socket-mode connections the Slack app has open (all replicas), from the num_connections of Slack's last hello."})
-	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes, m.SlackConnections)
+	m.SiteLease = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "deploybot_site_lease_held",
+		Help: "1 for each site whose lease this replica holds: it posts the notices reconcile finds, reports drift and expires approvals there."}, []string{"site"})
+	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes, m.SlackConnections, m.SiteLease)
 	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)

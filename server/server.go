@@ -108,6 +108,9 @@ type Server struct {
 	// written to the bucket is pushed; zero: 5 seconds. A push that fails
 	// is tried again then; nothing waits for it.
 	MirrorInterval time.Duration
+	// WatchInterval is how often each site's lock is read for a deploy
+	// whose runner is gone; zero: DefaultWatchInterval.
+	WatchInterval time.Duration
 	// ApprovalInterval is how often requests waiting for approval past
 	// their time are recorded as expired; zero: 15 seconds.
 	ApprovalInterval time.Duration
@@ -143,6 +146,13 @@ type Server struct {
 	// lastLive is what reconcile last saw live per site, to tell the
 	// Notifier of changes made outside serve.
 	lastLive map[string]*string
+}
+
+func (s *Server) watchInterval() time.Duration {
+	if s.WatchInterval > 0 {
+		return s.WatchInterval
+	}
+	return DefaultWatchInterval
 }
 
 func (s *Server) now() time.Time {
@@ -242,11 +252,26 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	s.Logger.Info("serving", "listen", ln.Addr().String(), "sites", len(s.Service.Sites))
 
+	// The leases first, so that the first reconcile knows which sites'
+	// notices are this replica's to post.
+	s.holdLeases(s.work)
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
 		s.loop(s.work)
 	}()
+	if s.begin() {
+		go func() {
+			defer s.deploys.Done()
+			every(s.work, s.Service.LeaseRenewal(), s.holdLeases)
+		}()
+	}
+	if s.begin() {
+		go func() {
+			defer s.deploys.Done()
+			every(s.work, s.watchInterval(), s.watch)
+		}()
+	}
 	if s.begin() {
 		go func() {
 			defer s.deploys.Done()
@@ -312,6 +337,10 @@ func (s *Server) shutdown(srv *http.Server, loopDone, mirrorDone <-chan struct{}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// Another replica takes the sites' jobs over at its next renewal.
+	if err := s.Service.ReleaseLeases(ctx); err != nil {
+		s.Logger.Warn("giving up the site leases; another replica takes them when they expire", "err", err)
+	}
 	// What the stopped work recorded last goes to the bucket now, within
 	// the deadline; what does not make it stays pending for the next start.
 	select {
@@ -379,7 +408,7 @@ func (s *Server) expireApprovals(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for _, site := range s.Service.Sites {
-			if site.Approval.Required == 0 || ctx.Err() != nil {
+			if site.Approval.Required == 0 || ctx.Err() != nil || !s.Service.HoldsLease(site.Name) {
 				continue
 			}
 			if _, err := s.Service.ExpireApprovals(releases.WithDoor(ctx, releases.DoorSchedule), site.Name); err != nil && ctx.Err() == nil {
@@ -412,10 +441,7 @@ func (s *Server) loop(ctx context.Context) {
 // tick finishes interrupted deploys and reconciles every site.
 func (s *Server) tick(ctx context.Context) {
 	recovered, err := s.Service.Recover(ctx, s.progress(nil))
-	for _, d := range recovered {
-		s.Metrics.Recovered.WithLabelValues(d.Site, string(d.Phase)).Inc()
-		s.Logger.Warn("interrupted deploy recovered", "deploy_id", d.ID, "site", d.Site, "result", d.Phase, "error", d.Error)
-	}
+	s.recovered(recovered)
 	if err != nil && ctx.Err() == nil {
 		s.Logger.Error("recovering interrupted deploys", "err", err)
 	}
@@ -436,16 +462,20 @@ func (s *Server) tick(ctx context.Context) {
 		if res.Drift {
 			s.Metrics.Drift.WithLabelValues(site.Name).Inc()
 		}
+		// What reconcile finds reaches the chat from one replica: the
+		// holder of the site's lease (the notice itself is claimed per
+		// release, so the replica that took the hook does not post twice).
+		leader := s.Service.HoldsLease(site.Name)
 		for _, r := range res.Added {
 			s.Metrics.Releases.WithLabelValues(site.Name, "reconcile").Inc()
 			s.Logger.Info("release found in the bucket", "site", site.Name, "version", r.Version)
-			if s.Notifier != nil {
+			if s.Notifier != nil && leader {
 				s.Notifier.ReleaseRecorded(ctx, site, r, "reconcile")
 			}
 		}
 		// The first run (what changed while serve was down) and every
 		// change since (a command-line deploy) reach the chat.
-		if prev, ok := s.lastLive[site.Name]; s.Notifier != nil && (!ok || *prev != res.Live) {
+		if prev, ok := s.lastLive[site.Name]; s.Notifier != nil && leader && (!ok || *prev != res.Live) {
 			s.Notifier.LiveChanged(ctx, site)
 		}
 		if s.lastLive == nil {

@@ -134,6 +134,15 @@ func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) { s.Refresh
 
 // postNotice posts a release's notice and remembers where it is.
 func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {
+	// Every replica that takes the hook or finds the release in the
+	// bucket gets here; one posts.
+	if mine, err := s.Bot.Service.ClaimReleaseLink(ctx, site.Name, r.Version, "slack"); err != nil {
+		s.Logger.Warn("slack: claiming a release notice; it is not posted", "site", site.Name, "version", r.Version, "err", err)
+		s.lost("notice")
+		return
+	} else if !mine {
+		return
+	}
 	st := bot.NoticeStateOf(r, s.Bot.LiveNow(ctx, site))
 	m := bot.NoticeMessage(site, r, s.Bot.DiffFromLive(ctx, site, r.Version), st)
 	var channel, ts string
