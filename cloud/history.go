@@ -59,10 +59,16 @@ func (b *S3Bucket) PutHistory(ctx context.Context, site releases.Site, key strin
 }
 
 // ListHistory implements releases.Bucket.
-func (b *S3Bucket) ListHistory(ctx context.Context, site releases.Site, dir string) ([]string, error) {
+func (b *S3Bucket) ListHistory(ctx context.Context, site releases.Site, dir, after string) ([]string, error) {
 	prefix := site.HistoryPrefix() + dir
 	var out []string
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)})
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)}
+	if after != "" {
+		// Listing starts after this key: a catch-up lists what is new,
+		// not a year of history.
+		in.StartAfter = aws.String(site.HistoryPrefix() + after)
+	}
+	p := s3.NewListObjectsV2Paginator(b.Client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -169,3 +169,58 @@ func TestReleaseNoticesAreClaimedOnceAndShared(t *testing.T) {
 		t.Fatalf("the re-published release's notice: %v %v", mine, err)
 	}
 }
+
+// A replica that ran none of a site's deploys walks back through the
+// ones another ran: its rollback, history, status and versions catch up
+// with the bucket's history first.
+func TestAReplicaCatchesUpWithDeploysAnotherRan(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "alice"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p[0].PushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Published through the other replica's hook: this one's store has
+	// not heard of it.
+	e.Publish("v4", time.Now().UTC().Truncate(time.Second), map[string]string{"index.html": "v4"})
+	if _, err := p[0].Sync(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := p[1].Status(ctx, "www")
+	if err != nil || st.LastDeploy == nil || st.LastDeploy.To != "v2" || st.Deploy != nil {
+		t.Fatalf("the other replica's status: %+v %v", st, err)
+	}
+	hist, err := p[1].History(ctx, "www", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promotes := 0
+	for _, h := range hist {
+		if h.Action == "promote" && h.Result == "ok" {
+			promotes++
+		}
+	}
+	if promotes != 2 {
+		t.Fatalf("the other replica's history has %d promotes, want 2: %+v", promotes, hist)
+	}
+	vs, err := p[1].Versions(ctx, "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range vs {
+		found = found || v.Version == "v4"
+	}
+	if !found {
+		t.Fatalf("the other replica's versions lack v4: %+v", vs)
+	}
+	out, err := p[1].Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "bob"}, nil)
+	if err != nil || out.Version != "v1" {
+		t.Fatalf("rollback in the replica that ran nothing: %+v %v", out, err)
+	}
+}

@@ -87,6 +87,7 @@ func (s *Service) History(ctx context.Context, siteName string, limit int) ([]Au
 	if err := s.mayRead(ctx, site, "history"); err != nil {
 		return nil, err
 	}
+	s.catchUp(ctx, site.Name)
 	return s.Store.Audit(ctx, site.Name, limit)
 }
 

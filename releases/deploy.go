@@ -292,7 +292,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 	defer running.Delete(d.ID)
 	// Claim the lock for this process (a resumed deploy takes it over from
 	// its dead runner) and keep its heartbeat fresh while the steps run.
-	claim, err := s.claimRun(ctx, d)
+	claim, err := s.claimRun(ctx, d, nil)
 	if err != nil {
 		return s.handedOver(ctx, d, err, log, progress)
 	}

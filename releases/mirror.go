@@ -181,15 +181,7 @@ func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport,
 	}
 	rep.Releases += len(added)
 	var deploys []Deploy
-	if err := readAll(ctx, s, site, HistoryDeploys, &deploys, rep, func(d Deploy) string {
-		// The bucket is outside input: a deploy's id becomes a store key
-		// and an object key, its versions origin paths.
-		if d.Site != site.Name || !d.Phase.Final() || !versionRE.MatchString(d.ID) || ValidateVersion(d.To) != nil ||
-			d.From != "" && ValidateVersion(d.From) != nil {
-			return fmt.Sprintf("deploy %q names another site, is not finished, or has an id or version deploybot would not write", d.ID)
-		}
-		return ""
-	}); err != nil {
+	if err := readAll(ctx, s, site, HistoryDeploys, &deploys, rep, func(d Deploy) string { return badDeploy(site, d) }); err != nil {
 		return nil, err
 	}
 	var lastDone *Deploy
@@ -266,7 +258,7 @@ const rebuildReaders = 16
 // decode, or that check refuses (it says why), is left out and reported
 // in rep; only a bucket that does not answer stops the reading.
 func readAll[T any](ctx context.Context, s *Service, site Site, dir string, out *[]T, rep *RebuildReport, check func(T) string) error {
-	keys, err := s.Bucket.ListHistory(ctx, site, dir)
+	keys, err := s.Bucket.ListHistory(ctx, site, dir, "")
 	if err != nil {
 		return err
 	}

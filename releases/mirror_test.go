@@ -60,7 +60,7 @@ func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
 		t.Fatalf("a second push wrote %d", again)
 	}
 	for _, dir := range []string{releases.HistoryAudit, releases.HistoryDeploys, releases.HistoryReleases} {
-		if keys, _ := h.bucket.ListHistory(ctx, releases.Site{}, dir); len(keys) == 0 {
+		if keys, _ := h.bucket.ListHistory(ctx, releases.Site{}, dir, ""); len(keys) == 0 {
 			t.Fatalf("nothing mirrored under %s", dir)
 		}
 	}

@@ -178,11 +178,11 @@ type Bucket interface {
 	// immutable record with If-None-Match: * (one already there is left
 	// as it is), or with replace the current state of something, with
 	// If-Match on the ETag it reads. ListHistory lists the keys under dir
-	// (relative to the history prefix, as PutHistory takes them), in key
-	// order; GetHistory reads one, an error wrapping ErrNoHistory when it
+	// (relative to the history prefix, as PutHistory takes them) that sort
+	// after after ("": all), in key order; GetHistory reads one, an error wrapping ErrNoHistory when it
 	// is not there.
 	PutHistory(ctx context.Context, site Site, key string, body []byte, replace bool) error
-	ListHistory(ctx context.Context, site Site, dir string) ([]string, error)
+	ListHistory(ctx context.Context, site Site, dir, after string) ([]string, error)
 	GetHistory(ctx context.Context, site Site, key string) ([]byte, error)
 	// LatestManifests returns the manifests of the n most recently
 	// published releases, newest first, skipping those gone or not

@@ -263,6 +263,13 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 		return nil, err
 	}
 	siteName = site.Name
+	if _, shared := s.Store.(*SharedStore); shared {
+		// A release another replica took the hook for is listed here
+		// too, not only after this one's next reconcile.
+		if _, err := s.Sync(ctx, siteName); err != nil && ctx.Err() == nil {
+			s.logger().WarnContext(ctx, "listing the bucket's releases; answering from this store", "site", siteName, "err", err)
+		}
+	}
 	rels, err := s.Store.Releases(ctx, siteName)
 	if err != nil {
 		return nil, err

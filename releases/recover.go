@@ -52,18 +52,6 @@ func (s *Service) RecoverSite(ctx context.Context, siteName string, progress Pro
 	return s.recoverSite(ctx, site, progress)
 }
 
-// Abandoned reports whether the site's lock is held by a deploy or a
-// prune whose runner is gone: one read of the lock, what every replica
-// asks every few seconds so that a killed replica's deploy is finished
-// soon after its heartbeats stop.
-func (s *Service) Abandoned(ctx context.Context, siteName string) (bool, error) {
-	l, err := s.Store.Lock(ctx, siteName)
-	if err != nil || l == nil {
-		return false, err
-	}
-	return l.DeployID != "" && s.RunnerGone(*l), nil
-}
-
 func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress) (recovered []Deploy, err error) {
 	if progress == nil {
 		progress = func(Event) {}
@@ -131,7 +119,11 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 			s.logger().InfoContext(ctx, "deploy runs in another process; left to it", "site", site.Name, "deploy_id", d.ID, "runner", runnerText(*lock))
 			continue
 		}
-		if err := s.resume(ctx, site, d, progress); err != nil && !isDeployFailure(err) {
+		var from *Lock
+		if lock != nil && lock.DeployID == d.ID {
+			from = lock
+		}
+		if err := s.resume(ctx, site, d, from, progress); err != nil && !isDeployFailure(err) {
 			errs = append(errs, fmt.Errorf("recovering deploy %s of site %s: %w", d.ID, site.Name, err))
 			continue
 		}
@@ -196,7 +188,7 @@ type deployFailed struct{ err error }
 func (e *deployFailed) Error() string { return e.err.Error() }
 func (e *deployFailed) Unwrap() error { return e.err }
 
-func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Progress) error {
+func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, progress Progress) error {
 	log := s.logger().With("deploy_id", d.ID, "site", site.Name)
 	cdn, err := s.cdn(site)
 	if err != nil {
@@ -205,7 +197,7 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, progress Prog
 	// Taken over in the lock before anything is read or done: of two
 	// processes recovering d at once, the one whose claim lost is told
 	// and leaves it.
-	if _, err := s.claimRun(ctx, &d); err != nil {
+	if _, err := s.claimRun(ctx, &d, from); err != nil {
 		log.InfoContext(ctx, "another process took the interrupted deploy over; left to it", "why", ErrorMessage(err))
 		return nil
 	}

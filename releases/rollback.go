@@ -61,6 +61,9 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Pr
 			return nil, err
 		}
 	}
+	// The walk back goes through every process's deploys, not only the
+	// ones this store ran.
+	s.catchUp(ctx, site.Name)
 	h, err := s.rollbackHistory(ctx, site)
 	if err != nil {
 		return nil, err

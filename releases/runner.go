@@ -110,14 +110,20 @@ func (s *Service) lockError(l Lock) *LockedError {
 }
 
 // claimRun names this process as the runner of d in the site's lock (a
-// resumed deploy takes it over from its dead runner); an error wrapping
+// resumed deploy takes it over from from, its runner judged gone); an
+// error wrapping
 // ErrFenced when another live process runs d, which this one must then
 // leave alone. Any other failure to record the runner is logged and the
 // deploy goes on: the lock is still d's.
-func (s *Service) claimRun(ctx context.Context, d *Deploy) (Lock, error) {
+func (s *Service) claimRun(ctx context.Context, d *Deploy, from *Lock) (Lock, error) {
 	host, pid := s.runner()
 	claim := Lock{Site: d.Site, DeployID: d.ID, Host: host, PID: pid, Process: processID, Heartbeat: s.now()}
-	err := s.Store.TouchLock(context.WithoutCancel(ctx), claim)
+	var err error
+	if sh, ok := s.Store.(*SharedStore); ok && from != nil {
+		err = sh.TakeOver(context.WithoutCancel(ctx), claim, *from)
+	} else {
+		err = s.Store.TouchLock(context.WithoutCancel(ctx), claim)
+	}
 	if errors.Is(err, ErrFenced) {
 		return claim, err
 	}

@@ -108,6 +108,8 @@ type Service struct {
 	// DefaultLease); see HoldLease.
 	Lease time.Duration
 
+	pulled pulled // see PullHistory
+
 	// ManifestBudget bounds the manifest bytes this service's readers
 	// hold at once (see ManifestBudget); nil: the process-wide one.
 	ManifestBudget *ManifestBudget

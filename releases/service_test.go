@@ -45,12 +45,12 @@ func (b *fakeBucket) PutHistory(_ context.Context, _ releases.Site, key string, 
 	return nil
 }
 
-func (b *fakeBucket) ListHistory(_ context.Context, _ releases.Site, dir string) ([]string, error) {
+func (b *fakeBucket) ListHistory(_ context.Context, _ releases.Site, dir, after string) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []string
 	for k := range b.history {
-		if strings.HasPrefix(k, dir) {
+		if strings.HasPrefix(k, dir) && k > after {
 			out = append(out, k)
 		}
 	}

@@ -578,6 +578,35 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 	return err
 }
 
+// TakeOver names l's runner (this process) as the runner of the deploy
+// holding the site's lock, in place of from, the runner recovery judged
+// gone (a dead pid on this host, or stale heartbeats). Of processes
+// taking over at once, one write wins; the others then find a runner
+// other than from and are fenced (ErrFenced).
+func (s *SharedStore) TakeOver(ctx context.Context, l, from Lock) error {
+	site, err := s.site(l.Site)
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		h := st.Lock
+		switch {
+		case h == nil || h.DeployID != l.DeployID:
+			return false, Errorf(ECONFLICT, "deploy %s no longer holds the lock of %s; nothing to take over: %w", l.DeployID, l.Site, ErrFenced)
+		case h.Process == l.Process && h.Host == l.Host && h.PID == l.PID:
+			return false, nil // this process's already
+		case h.Process != from.Process || h.Host != from.Host || h.PID != from.PID:
+			return false, fencedError(*h)
+		}
+		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.Store.TouchLock(ctx, l)
+}
+
 // LeaveRun marks the runner of deploy id in the site's lock as gone (this
 // process stops: a shutdown), so another replica resumes it at once
 // rather than after the missed heartbeats. The lock stays the deploy's.

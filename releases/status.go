@@ -67,14 +67,18 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 	if st.Lock, err = s.Store.Lock(ctx, site.Name); err != nil {
 		return nil, err
 	}
-	deploys, err := s.Store.Deploys(ctx, site.Name, 1)
+	deploys, err := s.lastDeploys(ctx, site, st.Lock)
 	if err != nil {
 		return nil, err
 	}
 	if len(deploys) > 0 {
 		d := deploys[0]
 		st.LastDeploy = &d
-		if !d.Phase.Final() {
+		_, shared := s.Store.(*SharedStore)
+		// Under shared state, a deploy runs while it holds the lock; one
+		// recorded here as running that no longer does was ended by
+		// another process, whose record has not reached the history yet.
+		if !d.Phase.Final() && (!shared || st.Lock != nil && st.Lock.DeployID == d.ID) {
 			st.Deploy = &d
 			if st.Links, err = s.Store.DeployLinks(ctx, site.Name, d.ID); err != nil {
 				return nil, err
@@ -94,4 +98,20 @@ func (s *Service) Status(ctx context.Context, siteName string) (*Status, error) 
 	// change made outside deploybot.
 	st.Drift = st.Recorded != cur.Version && (st.Deploy == nil || cur.Version != st.Deploy.To && cur.Version != st.Deploy.From)
 	return st, nil
+}
+
+// lastDeploys is the site's newest deploy as every process sees it:
+// under shared state, the history is caught up first (deploys other
+// processes ran and ended), and the deploy holding the lock, when
+// another process runs it, is read from the lock's record.
+func (s *Service) lastDeploys(ctx context.Context, site Site, lock *Lock) ([]Deploy, error) {
+	if sh, shared := s.Store.(*SharedStore); shared {
+		s.catchUp(ctx, site.Name)
+		if lock != nil && lock.DeployID != "" {
+			if err := sh.ImportRunning(ctx, site.Name); err != nil {
+				s.logger().WarnContext(ctx, "reading the running deploy's record from the lock", "site", site.Name, "err", err)
+			}
+		}
+	}
+	return s.Store.Deploys(ctx, site.Name, 1)
 }

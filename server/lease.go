@@ -64,20 +64,17 @@ func (s *Server) holdLeases(ctx context.Context) {
 	}
 }
 
-// watch finishes, on any replica, deploys whose runner is gone.
+// watch finishes, on any replica, deploys whose runner is gone, and
+// catches up with deploys other replicas ended (see releases.Watch).
 func (s *Server) watch(ctx context.Context) {
 	for _, site := range s.Service.Sites {
 		if ctx.Err() != nil {
 			return
 		}
-		gone, err := s.Service.Abandoned(ctx, site.Name)
-		if err != nil || !gone {
-			continue
-		}
-		recovered, err := s.Service.RecoverSite(ctx, site.Name, s.progress(nil))
+		recovered, err := s.Service.Watch(ctx, site.Name, s.progress(nil))
 		s.recovered(recovered)
 		if err != nil && ctx.Err() == nil && releases.ErrorCode(err) != releases.ECONFLICT {
-			s.Logger.Error("finishing a deploy whose runner is gone", "site", site.Name, "err", err)
+			s.Logger.Warn("watching the site's shared state", "site", site.Name, "err", err)
 		}
 	}
 }

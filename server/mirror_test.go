@@ -44,7 +44,7 @@ func TestHistoryMirrorDrainsUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := e.Bucket.ListHistory(ctx, e.Site, releases.HistoryDeploys)
+	keys, err := e.Bucket.ListHistory(ctx, e.Site, releases.HistoryDeploys, "")
 	if err != nil {
 		t.Fatal(err)
 	}
