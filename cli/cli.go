@@ -262,6 +262,9 @@ type app struct {
 	kvs    *cloudfrontkeyvaluestore.Client
 	store  *store.DB
 	stderr io.Writer
+	// host is how this process names its machine in the locks of the
+	// deploys it runs ($DEPLOYBOT_HOST; default the hostname).
+	host string
 }
 
 // Close writes to the bucket what the command recorded (the history
@@ -285,7 +288,7 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}, cf: cfc}
+	a := &app{cfg: cfg, host: env.Getenv("DEPLOYBOT_HOST"), bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}, cf: cfc}
 	// The key value store client only when a site flips by key: most
 	// configurations never need it.
 	for _, s := range cfg.Sites {
@@ -337,6 +340,7 @@ func (a *app) service(db *store.DB, log *slog.Logger) *releases.Service {
 		EdgeProber:     prober,
 		VisibleTimeout: a.cfg.Deploy.VisibleTimeout.Duration,
 		ProcessAlive:   aliveCheck,
+		Host:           a.host,
 	}
 	if a.kvs != nil {
 		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration, Pages: a.bucket}

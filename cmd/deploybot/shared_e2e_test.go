@@ -3,11 +3,15 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/server"
@@ -156,4 +160,168 @@ func TestApprovalAskedOnTheCommandLineIsApprovedByAReplica(t *testing.T) {
 	if st := w.status(); st["live"] != "v1" || st["lock"] != nil {
 		t.Fatalf("status from the command line: %v", st)
 	}
+}
+
+// serveAs starts a replica that names its machine host in the locks of
+// the deploys it runs (another pod: judged by its heartbeats, not its pid).
+func (w *world) serveAs(host, path, addr string) *serveProc {
+	w.t.Helper()
+	saved := w.env
+	w.env = append(append([]string(nil), saved...), "DEPLOYBOT_HOST="+host)
+	defer func() { w.env = saved }()
+	return w.serveAt(path, addr)
+}
+
+// kill -9 of the replica running a deploy: the other replica sees the
+// running deploy while it runs (from the lock), and once the dead one's
+// heartbeats are missed (20 s) it takes the deploy over and finishes it,
+// within half a minute of the kill; nothing is left locked.
+func TestKillNineOfTheReplicaRunningADeploy(t *testing.T) {
+	w := start(t, "6s", "200ms")
+	for _, v := range []string{"v1", "v2"} {
+		w.must("publish", "--version", v, w.siteDir(v))
+	}
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	var procs []*serveProc
+	var clients []*server.Client
+	for i, addr := range addrs {
+		procs = append(procs, w.serveAs(fmt.Sprintf("pod-%d", i), w.replicaConfig(fmt.Sprintf("replica%d", i), addr, ""), addr))
+		clients = append(clients, &server.Client{URL: "http://" + addr, Token: "tok"})
+	}
+	ctx := context.Background()
+	go func() { _, _ = clients[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, nil) }()
+
+	// The other replica, which does not run it, sees it running.
+	var id string
+	waitFor(t, 20*time.Second, "the other replica to see the deploy propagating", func() bool {
+		st, err := clients[1].Status(ctx, "www")
+		if err != nil || st.Deploy == nil || st.Deploy.Phase != releases.Phase("propagate") {
+			return false
+		}
+		id = st.Deploy.ID
+		return true
+	})
+	if err := procs[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var st *releases.Status
+	waitFor(t, 90*time.Second, "the other replica to finish the deploy", func() bool {
+		var err error
+		st, err = clients[1].Status(ctx, "www")
+		return err == nil && st.Lock == nil && st.LastDeploy != nil && st.LastDeploy.ID == id && st.LastDeploy.Phase.Final()
+	})
+	t.Logf("deploy %s finished by the other replica %.1fs after the kill", id, time.Since(killed).Seconds())
+	if st.LastDeploy.Phase != releases.PhaseDone || st.Live == nil || *st.Live != "v2" {
+		t.Fatalf("after the takeover: %+v (last %+v)", st, st.LastDeploy)
+	}
+	w.serves("v2")
+	if !strings.Contains(procs[1].logs.String(), "resuming interrupted deploy") {
+		t.Fatalf("the other replica's log does not say it resumed the deploy:\n%s", procs[1].logs.String())
+	}
+}
+
+// waitFor polls cond every 100 ms until it holds, or fails the test
+// after limit saying what it waited for.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The scheduled prune runs once per planned time however many replicas
+// are up: with two, one prunes; after kill -9 of the replica holding the
+// site's lease, the next planned run still happens, once, in the other.
+func TestTheScheduledPruneRunsOnceWithReplicasAndAfterAKill(t *testing.T) {
+	w := start(t, "100ms", "100ms")
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	retention := "    retention: {keep: 5, keep_deployed: 1, min_age: 1h, schedule: \"* * * * *\"}\n"
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	var procs []*serveProc
+	var clients []*server.Client
+	for i, addr := range addrs {
+		procs = append(procs, w.serveAs(fmt.Sprintf("pod-%d", i), w.replicaConfig(fmt.Sprintf("replica%d", i), addr, retention), addr))
+		clients = append(clients, &server.Client{URL: "http://" + addr, Token: "tok"})
+	}
+	ctx := context.Background()
+	// Scheduled runs, as the bucket's history has them (either replica's
+	// history answers from it), one per minute they ran in.
+	runs := func(c *server.Client) map[string]int {
+		t.Helper()
+		h, err := c.History(ctx, "www", 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, e := range h {
+			if strings.HasPrefix(e.Action, "prune") && e.Door == releases.DoorSchedule {
+				out[e.Time.UTC().Format("2006-01-02T15:04")]++
+			}
+		}
+		return out
+	}
+	holder := func() int {
+		for i, addr := range addrs {
+			body := metricsOf(t, addr)
+			if strings.Contains(body, `deploybot_site_lease_held{site="www"} 1`) {
+				return i
+			}
+		}
+		return -1
+	}
+
+	var first map[string]int
+	waitFor(t, 75*time.Second, "a scheduled prune with both replicas up", func() bool {
+		first = runs(clients[0])
+		return len(first) > 0
+	})
+	for minute, n := range first {
+		if n != 1 {
+			t.Fatalf("the prune planned for %s ran %d times with two replicas up", minute, n)
+		}
+	}
+	h := holder()
+	if h < 0 {
+		t.Fatal("no replica holds the site lease")
+	}
+	if err := procs[h].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now().UTC().Format("2006-01-02T15:04")
+	other := clients[1-h]
+	var after map[string]int
+	waitFor(t, 150*time.Second, "a scheduled prune after the lease holder was killed", func() bool {
+		after = runs(other)
+		for minute := range after {
+			if minute > killed {
+				return true
+			}
+		}
+		return false
+	})
+	for minute, n := range after {
+		if n != 1 {
+			t.Fatalf("the prune planned for %s ran %d times (history %v)", minute, n, after)
+		}
+	}
+}
+
+// metricsOf reads a serve's /metrics.
+func metricsOf(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
