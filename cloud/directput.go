@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,6 +121,9 @@ type directEndpoint struct {
 var plainUpload = map[string]bool{
 	"Bucket": true, "Key": true, "Body": true, "ContentLength": true, "ChecksumSHA256": true,
 	"ContentType": true, "CacheControl": true, "ContentEncoding": true, "Metadata": true,
+	// A release's files are created only (If-None-Match: *, see
+	// createonly.go).
+	"IfNoneMatch": true,
 }
 
 var putObjectFields = func() []int {
@@ -161,7 +165,13 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
+	// A 412 (the key exists) or 409 (a concurrent conditional write) is
+	// S3 answering the condition, not failing: the SDK sends it again to
+	// decode the answer, and the direct way stays on.
+	var ds *directStatus
+	if !errors.As(err, &ds) || ds.status != http.StatusPreconditionFailed && ds.status != http.StatusConflict {
+		d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
+	}
 	if _, serr := body.Seek(start, io.SeekStart); serr != nil {
 		return nil, fmt.Errorf("%w (and rewinding the body to retry failed: %v)", err, serr)
 	}
@@ -315,6 +325,9 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 	if in.ContentEncoding != nil {
 		h["Content-Encoding"] = []string{*in.ContentEncoding}
 	}
+	if in.IfNoneMatch != nil {
+		h["If-None-Match"] = []string{*in.IfNoneMatch}
+	}
 	for k, v := range in.Metadata {
 		h.Set("X-Amz-Meta-"+k, v)
 	}
@@ -330,11 +343,17 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 		// the transport may resend the request on a connection the server
 		// had closed; net/http's documented marker for that, which a nil
 		// value keeps off the wire. Set after signing, so it is not a
-		// signed header.
+		// signed header. With If-None-Match, a resend of a request that
+		// had landed gets 412, and S3Bucket keeps the object it finds,
+		// the same one.
 		req.Header["Idempotency-Key"] = nil
 	}
 	if d.observe != nil {
-		d.observe(Call{Service: "s3", Operation: "PutObject", Params: map[string]string{"Bucket": *in.Bucket, "Key": key}})
+		params := map[string]string{"Bucket": *in.Bucket, "Key": key}
+		if in.IfNoneMatch != nil {
+			params["IfNoneMatch"] = *in.IfNoneMatch
+		}
+		d.observe(Call{Service: "s3", Operation: "PutObject", Params: params})
 	}
 	resp, err := d.opts.HTTPClient.Do(req)
 	if err != nil {
