@@ -60,8 +60,12 @@ var (
 // The payload is signed as UNSIGNED-PAYLOAD: the x-amz-checksum-sha256
 // the input must carry is what makes S3 refuse a body that is not the
 // one meant, end to end (the same request the SDK sends for
-// S3Bucket.PutFile). Inputs without it, with fields other than those of
-// a plain upload (conditions, encryption, ACLs, ...), over
+// S3Bucket.PutFile). If-None-Match, the create-only condition every
+// release file carries, goes directly too, and its answers (412 for a key
+// that exists, 409 for a concurrent conditional write) are sent again
+// through the SDK to decode them without pausing the direct way. Inputs
+// without a checksum, with fields other than those of a plain upload
+// (If-Match, encryption, ACLs, ...), over
 // DirectMaxSize, with a body that cannot be rewound, or with optFns go
 // through the SDK.
 type DirectPut struct {
