@@ -117,6 +117,9 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 			res.Files, res.Uploaded, present.HumanBytes(res.BytesUploaded), res.Copied, res.Carried)
 		return nil
 	}
+	if res.CopiesRefused > 0 {
+		fmt.Fprintf(env.Stderr, "deploybot: note: the bucket refuses conditional server-side copies (a bucket policy that enforces conditional writes; see docs/aws.md): %d files that would have been copied were sent instead\n", res.CopiesRefused)
+	}
 	// The notice is a courtesy: serve's reconcile finds the manifest anyway,
 	// so a failed notice is reported but does not fail the publish.
 	out := struct {

@@ -21,7 +21,9 @@ type Call struct {
 	// Operation is the API's name, such as PutObject.
 	Operation string `json:"operation"`
 	// Params are the inputs that name resources: Bucket, Key, Prefix,
-	// CopySource, Id, DistributionId, Name, KvsARN.
+	// CopySource, Id, DistributionId, Name, KvsARN; and the conditions of
+	// S3 writes that policies can require (IfNoneMatch, IfMatch: the
+	// condition keys s3:if-none-match and s3:if-match).
 	Params map[string]string `json:"params,omitempty"`
 	// Keys are the keys of a DeleteObjects batch.
 	Keys []string `json:"keys,omitempty"`
@@ -30,8 +32,9 @@ type Call struct {
 // iamPrefix maps the SDK's service ids to IAM's action prefixes.
 var iamPrefix = map[string]string{"S3": "s3", "CloudFront": "cloudfront", "CloudFront KeyValueStore": "cloudfront-keyvaluestore"}
 
-// resourceParams are the input fields that name what a call acts on.
-var resourceParams = []string{"Bucket", "Key", "Prefix", "CopySource", "Id", "DistributionId", "Name", "KvsARN"}
+// resourceParams are the input fields that name what a call acts on, and
+// the write conditions a policy can ask for.
+var resourceParams = []string{"Bucket", "Key", "Prefix", "CopySource", "Id", "DistributionId", "Name", "KvsARN", "IfNoneMatch", "IfMatch"}
 
 // observe adds a middleware that reports each call to fn. It costs a
 // reflection over the input's top-level fields per call.

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,8 +60,12 @@ var (
 // The payload is signed as UNSIGNED-PAYLOAD: the x-amz-checksum-sha256
 // the input must carry is what makes S3 refuse a body that is not the
 // one meant, end to end (the same request the SDK sends for
-// S3Bucket.PutFile). Inputs without it, with fields other than those of
-// a plain upload (conditions, encryption, ACLs, ...), over
+// S3Bucket.PutFile). If-None-Match, the create-only condition every
+// release file carries, goes directly too, and its answers (412 for a key
+// that exists, 409 for a concurrent conditional write) are sent again
+// through the SDK to decode them without pausing the direct way. Inputs
+// without a checksum, with fields other than those of a plain upload
+// (If-Match, encryption, ACLs, ...), over
 // DirectMaxSize, with a body that cannot be rewound, or with optFns go
 // through the SDK.
 type DirectPut struct {
@@ -120,6 +125,9 @@ type directEndpoint struct {
 var plainUpload = map[string]bool{
 	"Bucket": true, "Key": true, "Body": true, "ContentLength": true, "ChecksumSHA256": true,
 	"ContentType": true, "CacheControl": true, "ContentEncoding": true, "Metadata": true,
+	// A release's files are created only (If-None-Match: *, see
+	// createonly.go).
+	"IfNoneMatch": true,
 }
 
 var putObjectFields = func() []int {
@@ -161,7 +169,13 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
+	// A 412 (the key exists) or 409 (a concurrent conditional write) is
+	// S3 answering the condition, not failing: the SDK sends it again to
+	// decode the answer, and the direct way stays on.
+	var ds *directStatus
+	if !errors.As(err, &ds) || ds.status != http.StatusPreconditionFailed && ds.status != http.StatusConflict {
+		d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
+	}
 	if _, serr := body.Seek(start, io.SeekStart); serr != nil {
 		return nil, fmt.Errorf("%w (and rewinding the body to retry failed: %v)", err, serr)
 	}
@@ -315,6 +329,9 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 	if in.ContentEncoding != nil {
 		h["Content-Encoding"] = []string{*in.ContentEncoding}
 	}
+	if in.IfNoneMatch != nil {
+		h["If-None-Match"] = []string{*in.IfNoneMatch}
+	}
 	for k, v := range in.Metadata {
 		h.Set("X-Amz-Meta-"+k, v)
 	}
@@ -330,11 +347,17 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 		// the transport may resend the request on a connection the server
 		// had closed; net/http's documented marker for that, which a nil
 		// value keeps off the wire. Set after signing, so it is not a
-		// signed header.
+		// signed header. With If-None-Match, a resend of a request that
+		// had landed gets 412, and S3Bucket keeps the object it finds,
+		// the same one.
 		req.Header["Idempotency-Key"] = nil
 	}
 	if d.observe != nil {
-		d.observe(Call{Service: "s3", Operation: "PutObject", Params: map[string]string{"Bucket": *in.Bucket, "Key": key}})
+		params := map[string]string{"Bucket": *in.Bucket, "Key": key}
+		if in.IfNoneMatch != nil {
+			params["IfNoneMatch"] = *in.IfNoneMatch
+		}
+		d.observe(Call{Service: "s3", Operation: "PutObject", Params: params})
 	}
 	resp, err := d.opts.HTTPClient.Do(req)
 	if err != nil {

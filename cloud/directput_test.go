@@ -150,6 +150,54 @@ func TestDirectPutRefusedBody(t *testing.T) {
 	}
 }
 
+// TestDirectPutCreateOnly: a create-only upload (If-None-Match: *) of a
+// key that exists is answered 412 by S3: the error is the SDK's, the
+// object stays as it was, and the direct way does not pause (S3 answered
+// the condition; it did not fail).
+func TestDirectPutCreateOnly(t *testing.T) {
+	ctx := context.Background()
+	s3c := versityClient(t, testaws.StartVersityGW(t))
+	var mu sync.Mutex
+	var calls []cloud.Call
+	d := cloud.NewDirectPut(s3c, func(c cloud.Call) { mu.Lock(); calls = append(calls, c); mu.Unlock() })
+	createOnly := func(key, body string) error {
+		in := upload("site", key, []byte(body))
+		in.IfNoneMatch = aws.String("*")
+		_, err := d.PutObject(ctx, in)
+		return err
+	}
+	if err := createOnly("www/v1/a.html", "first"); err != nil {
+		t.Fatal(err)
+	}
+	var api smithy.APIError
+	if err := createOnly("www/v1/a.html", "second"); !errors.As(err, &api) || api.ErrorCode() != "PreconditionFailed" {
+		t.Fatalf("over an existing key: %v, want the SDK's PreconditionFailed", err)
+	}
+	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String("www/v1/a.html")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(got) != "first" {
+		t.Fatalf("the object is %q after a refused create", got)
+	}
+	if err := createOnly("www/v1/b.html", "b"); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Stats()
+	if st.Direct.Load() != 2 || st.Fallbacks.Load() != 1 || st.SDK.Load() != 0 {
+		t.Fatalf("direct %d, fallbacks %d, sdk %d: want the upload after the 412 direct", st.Direct.Load(), st.Fallbacks.Load(), st.SDK.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range calls {
+		if c.Params["IfNoneMatch"] != "*" {
+			t.Fatalf("observed call %+v lacks its condition", c)
+		}
+	}
+}
+
 // TestDirectPutFaults: a request that fails on the way (an error answer,
 // a connection closed without one) is sent again through the SDK, which
 // retries with its own backoff; the object arrives once, whole.
@@ -433,7 +481,7 @@ func TestDirectPutSendsTheSDKsRequest(t *testing.T) {
 		}))})
 	d := cloud.NewDirectPut(client, nil)
 	conditional := upload("b", "k", []byte("x"))
-	conditional.IfNoneMatch = aws.String("*")
+	conditional.IfMatch = aws.String(`"etag"`)
 	unchecked := upload("b", "k", []byte("x"))
 	unchecked.ChecksumSHA256 = nil
 	large := upload("b", "k", make([]byte, cloud.DirectMaxSize+1))
@@ -451,8 +499,15 @@ func TestDirectPutSendsTheSDKsRequest(t *testing.T) {
 	if _, err := d.PutObject(ctx, upload("b", "k", []byte("x")), func(o *s3.Options) {}); err != nil || d.Stats().Direct.Load() != 0 {
 		t.Fatalf("with optFns: %v, direct %d", err, d.Stats().Direct.Load())
 	}
-	if _, err := d.PutObject(ctx, conditional); err != nil || hc.last().Header.Get("If-None-Match") != "*" {
-		t.Fatalf("the condition was dropped: %v %q", err, hc.last().Header.Get("If-None-Match"))
+	if _, err := d.PutObject(ctx, conditional); err != nil || hc.last().Header.Get("If-Match") != `"etag"` {
+		t.Fatalf("the condition was dropped: %v %q", err, hc.last().Header.Get("If-Match"))
+	}
+	// A release file's create-only upload (If-None-Match: *) is a plain
+	// upload: it goes directly, with its condition.
+	createOnly := upload("b", "k", []byte("x"))
+	createOnly.IfNoneMatch = aws.String("*")
+	if _, err := d.PutObject(ctx, createOnly); err != nil || d.Stats().Direct.Load() != 1 || hc.last().Header.Get("If-None-Match") != "*" {
+		t.Fatalf("create-only upload: %v, direct %d, If-None-Match %q", err, d.Stats().Direct.Load(), hc.last().Header.Get("If-None-Match"))
 	}
 }
 

@@ -23,10 +23,12 @@ type PolicyDocument struct {
 	Statement []Statement `json:"Statement"`
 }
 
-// Statement is one Allow statement of a PolicyDocument.
+// Statement is one statement of a PolicyDocument. Principal is for
+// bucket policies only (WriteOnceStatement).
 type Statement struct {
 	Sid       string                         `json:"Sid"`
 	Effect    string                         `json:"Effect"`
+	Principal any                            `json:"Principal,omitempty"`
 	Action    []string                       `json:"Action"`
 	Resource  []string                       `json:"Resource"`
 	Condition map[string]map[string][]string `json:"Condition,omitempty"`
@@ -44,7 +46,9 @@ type Statement struct {
 //   - s3:GetObject (GetObject, HeadObject, CopyObject's source),
 //     s3:PutObject (PutObject, multipart uploads, CopyObject's
 //     destination), s3:DeleteObject (prune), s3:AbortMultipartUpload (a
-//     failed large upload);
+//     failed large upload); for CI, s3:PutObject only as publish writes:
+//     release files and manifests only as new objects, latest.json, and
+//     nothing of the bot's under .deploybot/ (ciWrites);
 //   - cloudfront distribution calls: the origin-path flip, status, the
 //     checks before a flip, the setup commands;
 //   - cloudfront function calls: the checks before a kvs flip and
@@ -58,12 +62,7 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 	if account == "" {
 		account = "*"
 	}
-	partition := "aws"
-	for _, s := range sites {
-		if p, _, ok := strings.Cut(strings.TrimPrefix(s.KVSARN, "arn:"), ":"); ok && s.KVSARN != "" {
-			partition = p
-		}
-	}
+	partition := partitionOf(sites)
 	doc := PolicyDocument{Version: "2012-10-17"}
 	// Sites grouped by bucket, buckets in order, so the output is stable.
 	byBucket := map[string][]releases.Site{}
@@ -77,9 +76,10 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 	sort.Strings(buckets)
 	objectActions := []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
 	if role == RoleCI {
-		// publish uploads, copies unchanged files, reads manifests; it
-		// never deletes.
-		objectActions = []string{"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
+		// publish reads manifests and the objects it finds in its way,
+		// and aborts a failed large upload; it never deletes. Its writes
+		// are ciWrites'.
+		objectActions = []string{"s3:GetObject", "s3:AbortMultipartUpload"}
 	} else if role != RoleBot {
 		return PolicyDocument{}, fmt.Errorf("unknown role %q (bot or ci)", role)
 	}
@@ -103,17 +103,7 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 		doc.Statement = append(doc.Statement, list, Statement{Sid: fmt.Sprintf("ReleaseObjects%d", i+1), Effect: "Allow",
 			Action: objectActions, Resource: objects})
 		if role == RoleCI {
-			// CI writes releases and manifests; the shared state (locks,
-			// freezes) and the history the bot rebuilds from are the bot's
-			// alone, so a CI job cannot forge a lock, lift a freeze or
-			// rewrite who did what.
-			var botOnly []string
-			for _, s := range byBucket[b] {
-				botOnly = append(botOnly, fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.StatePrefix()+"*"),
-					fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.HistoryPrefix()+"*"))
-			}
-			doc.Statement = append(doc.Statement, Statement{Sid: fmt.Sprintf("BotStateOnly%d", i+1), Effect: "Deny",
-				Action: []string{"s3:PutObject", "s3:DeleteObject"}, Resource: botOnly})
+			doc.Statement = append(doc.Statement, ciWrites(i+1, partition, b, byBucket[b])...)
 		}
 		if role == RoleBot {
 			// The mirrored history is the store's durable copy: nothing
@@ -154,6 +144,116 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 			"cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"}})
 	}
 	return doc, nil
+}
+
+// Condition keys of S3 writes
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html):
+// s3:if-none-match and s3:if-match are the request's headers (absent
+// without them); s3:ObjectCreationOperation is true for the requests that
+// create an object (PutObject, CopyObject, CompleteMultipartUpload) and
+// false for the parts of a multipart upload (CreateMultipartUpload,
+// UploadPart, UploadPartCopy), which take no conditional header.
+const (
+	KeyIfNoneMatch    = "s3:if-none-match"
+	KeyIfMatch        = "s3:if-match"
+	KeyObjectCreation = "s3:ObjectCreationOperation"
+)
+
+// ciWrites are the CI role's writes in bucket (its i-th) for sites:
+//   - release files and manifests only as new objects: s3:PutObject
+//     anywhere under the sites' prefixes only with If-None-Match
+//     (s3:if-none-match present), so a published release is never
+//     overwritten, not even by a job that skips deploybot; the parts of
+//     a multipart upload take no condition header and are exempt as the
+//     enforce page says (s3:ObjectCreationOperation false), its complete
+//     is not;
+//   - latest.json, the index of the newest releases, which publish
+//     updates in place (If-Match on the ETag it read), unconditionally;
+//   - nothing of the bot's under .deploybot/: the shared state (locks,
+//     freezes), the history the bot rebuilds from, and the live 404 page
+//     of a kvs site are denied outright, create or replace (botOnly), so
+//     a CI job cannot forge a lock, lift a freeze, rewrite who did what
+//     or change the page visitors see. An IAM resource cannot say "every
+//     key but these", so the deny names each of the bot's folders, and
+//     TestCIPolicyCoversEveryDeploybotFolder fails when deploybot writes
+//     under a .deploybot/ folder no one has sorted into one list or the
+//     other.
+func ciWrites(i int, partition, bucket string, sites []releases.Site) []Statement {
+	arn := func(key string) string { return fmt.Sprintf("arn:%s:s3:::%s/%s", partition, bucket, key) }
+	var objects, latest, botOnly []string
+	for _, s := range sites {
+		objects = append(objects, arn(s.Prefix+"*"))
+		latest = append(latest, arn(latestKey(s)))
+		for _, p := range botOnlyPrefixes(s) {
+			botOnly = append(botOnly, arn(p+"*"))
+		}
+	}
+	return []Statement{
+		{Sid: fmt.Sprintf("CreateReleaseObjects%d", i), Effect: "Allow", Action: []string{"s3:PutObject"}, Resource: objects,
+			Condition: map[string]map[string][]string{"Null": {KeyIfNoneMatch: {"false"}}}},
+		{Sid: fmt.Sprintf("UploadParts%d", i), Effect: "Allow", Action: []string{"s3:PutObject"}, Resource: objects,
+			Condition: map[string]map[string][]string{"Bool": {KeyObjectCreation: {"false"}}}},
+		{Sid: fmt.Sprintf("UpdateLatest%d", i), Effect: "Allow", Action: []string{"s3:PutObject"}, Resource: latest},
+		{Sid: fmt.Sprintf("BotStateOnly%d", i), Effect: "Deny", Action: []string{"s3:PutObject", "s3:DeleteObject"}, Resource: botOnly},
+	}
+}
+
+// CIWritableDeploybotKeys are the keys under a site's .deploybot/ folder
+// that CI writes (relative to it, a trailing "/" for a folder): the
+// manifests, created only, and the index of the newest releases.
+var CIWritableDeploybotKeys = []string{"releases/", "latest.json"}
+
+// botOnlyPrefixes are the site's .deploybot/ folders that only the bot
+// writes.
+func botOnlyPrefixes(s releases.Site) []string {
+	return []string{s.StatePrefix(), s.HistoryPrefix(), s.Prefix + LivePagePrefix}
+}
+
+// BotOnlyDeploybotFolders are botOnlyPrefixes relative to .deploybot/.
+func BotOnlyDeploybotFolders() []string {
+	var out []string
+	for _, p := range botOnlyPrefixes(releases.Site{}) {
+		out = append(out, strings.TrimPrefix(p, ".deploybot/"))
+	}
+	return out
+}
+
+// partitionOf is the partition the sites' key value stores name, else
+// aws.
+func partitionOf(sites []releases.Site) string {
+	partition := "aws"
+	for _, s := range sites {
+		if p, _, ok := strings.Cut(strings.TrimPrefix(s.KVSARN, "arn:"), ":"); ok && s.KVSARN != "" {
+			partition = p
+		}
+	}
+	return partition
+}
+
+// WriteOnceStatement is the bucket policy statement docs/aws.md suggests
+// beside CloudFront's: under the sites' prefixes in bucket, it denies
+// every principal but the bot's role (botRoleARN) the creation of an
+// object without If-None-Match or If-Match, as
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+// shows it (the parts of a multipart upload, s3:ObjectCreationOperation
+// false, take no such header and are not denied). If-Match is let
+// through for CI's update of latest.json, which the CI role's own policy
+// allows alone. The bot is exempt: its flip-time carry replaces, and
+// the page's note says such a policy refuses every CopyObject.
+func WriteOnceStatement(bucket string, sites []releases.Site, botRoleARN string) Statement {
+	partition := partitionOf(sites)
+	var objects []string
+	for _, s := range sites {
+		if s.Bucket == bucket {
+			objects = append(objects, fmt.Sprintf("arn:%s:s3:::%s/%s*", partition, bucket, s.Prefix))
+		}
+	}
+	return Statement{Sid: "ReleasesAreWrittenOnce", Effect: "Deny", Principal: "*", Action: []string{"s3:PutObject"}, Resource: objects,
+		Condition: map[string]map[string][]string{
+			"Null":         {KeyIfNoneMatch: {"true"}, KeyIfMatch: {"true"}},
+			"Bool":         {KeyObjectCreation: {"true"}},
+			"ArnNotEquals": {"aws:PrincipalArn": {botRoleARN}},
+		}}
 }
 
 func uniq(list []string) []string {

@@ -79,7 +79,10 @@ func TestPruneNeverDeletesAnotherSitesObjects(t *testing.T) {
 				var files []releases.ManifestFile
 				for _, p := range []string{"index.html", "b/x.js"} {
 					body := site.Name + " " + v + " " + p
-					if err := b.PutFile(ctx, site, v, releases.File{Path: p, Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+					// Two sites with one prefix write the same keys: the
+					// second replaces the first's (deploybot never would:
+					// its configuration refuses overlapping prefixes).
+					if err := b.PutFile(ctx, site, v, releases.File{Path: p, Body: strings.NewReader(body), Size: int64(len(body)), Replace: true}); err != nil {
 						t.Fatal(err)
 					}
 					owned[site.Name] = append(owned[site.Name], site.ReleasePath(v)+p)
@@ -92,7 +95,7 @@ func TestPruneNeverDeletesAnotherSitesObjects(t *testing.T) {
 				}
 			}
 			// An upload of this site abandoned long ago.
-			if err := b.PutFile(ctx, site, "old1", releases.File{Path: "index.html", Body: strings.NewReader("x"), Size: 1}); err != nil {
+			if err := b.PutFile(ctx, site, "old1", releases.File{Path: "index.html", Body: strings.NewReader("x"), Size: 1, Replace: true}); err != nil {
 				t.Fatal(err)
 			}
 			live[site.Name] = "v3"

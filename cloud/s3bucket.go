@@ -319,11 +319,41 @@ func (b *S3Bucket) PutFile(ctx context.Context, site releases.Site, version stri
 		// checksum of its own nor wraps the body in aws-chunked framing.
 		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(sum))
 	}
-	var err error
-	if b.Uploads != nil {
-		_, err = b.Uploads.PutObject(ctx, in)
-	} else {
-		_, err = b.Client.PutObject(ctx, in, unsignedPayload)
+	if !f.Replace {
+		// Create only (see createonly.go).
+		in.IfNoneMatch = aws.String("*")
+	}
+	// Where the body starts, to send it again from there after a 409.
+	var start int64
+	if f.Body != nil {
+		var err error
+		if start, err = f.Body.Seek(0, io.SeekCurrent); err != nil {
+			return err
+		}
+	}
+	err := retryConditional(ctx, conditionalRetry, func() error {
+		if f.Body != nil {
+			if _, err := f.Body.Seek(start, io.SeekStart); err != nil {
+				return err
+			}
+		}
+		var err error
+		if b.Uploads != nil {
+			_, err = b.Uploads.PutObject(ctx, in)
+		} else {
+			_, err = b.Client.PutObject(ctx, in, unsignedPayload)
+		}
+		if isPreconditionFailed(err) && !f.Replace {
+			var body io.ReadSeeker
+			if start == 0 {
+				body = f.Body
+			}
+			return b.keepExisting(ctx, site, key, version, f, body, "")
+		}
+		return err
+	})
+	if releases.ErrorCode(err) == releases.ECONFLICT {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("uploading s3://%s/%s: %w", site.Bucket, key, err)
@@ -530,7 +560,9 @@ var _ S3Copier = (*s3.Client)(nil)
 
 // CopyFile copies an object of one release into another without sending
 // its bytes (CopyObject, up to 5 GB), replacing its headers with f's so
-// that current cache rules apply.
+// that current cache rules apply. Unless f.Replace it only creates
+// (If-None-Match: *, see createonly.go), and a bucket that refuses such a
+// copy gets an error wrapping releases.ErrCopyRefused.
 func (b *S3Bucket) CopyFile(ctx context.Context, site releases.Site, from, fromPath, to string, f releases.File) error {
 	cp, ok := b.Client.(S3Copier)
 	if !ok {
@@ -542,13 +574,32 @@ func (b *S3Bucket) CopyFile(ctx context.Context, site releases.Site, from, fromP
 		CopySource:        aws.String(site.Bucket + "/" + escapeKey(src)),
 		MetadataDirective: types.MetadataDirectiveReplace, Metadata: stamp(to)}
 	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
-	if _, err := cp.CopyObject(ctx, in); err != nil {
-		if isNotFound(err) {
-			return releases.Errorf(releases.ENOTFOUND, "copy source s3://%s/%s is missing: %w", site.Bucket, src, err)
-		}
-		return fmt.Errorf("copying s3://%s/%s to %s: %w", site.Bucket, src, key, err)
+	conditional := !f.Replace
+	if conditional {
+		// "Copies the object only if the object key name at the
+		// destination does not already exist" (CopyObject's
+		// If-None-Match; 412 otherwise, 409 for a concurrent conditional
+		// write, to retry).
+		in.IfNoneMatch = aws.String("*")
 	}
-	return nil
+	err := retryConditional(ctx, conditionalRetry, func() error {
+		_, err := cp.CopyObject(ctx, in)
+		if conditional && isPreconditionFailed(err) {
+			return b.keepExisting(ctx, site, key, to, f, f.Body, src)
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case releases.ErrorCode(err) == releases.ECONFLICT:
+		return err
+	case isNotFound(err):
+		return releases.Errorf(releases.ENOTFOUND, "copy source s3://%s/%s is missing: %w", site.Bucket, src, err)
+	case conditional && copyRefused(err):
+		return fmt.Errorf("copying s3://%s/%s to %s: %w: %w", site.Bucket, src, key, releases.ErrCopyRefused, err)
+	}
+	return fmt.Errorf("copying s3://%s/%s to %s: %w", site.Bucket, src, key, err)
 }
 
 // escapeKey encodes a key for x-amz-copy-source: every byte but the
@@ -589,9 +640,15 @@ func (b *S3Bucket) ReleaseObjects(ctx context.Context, site releases.Site, versi
 // (io.SectionReader: no part is held in memory beyond the SDK's buffer).
 // On failure the upload is aborted, so no stray parts are billed.
 func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releases.Site, key, version string, f releases.File, ra io.ReaderAt) error {
-	partSize := b.PartSize
-	if partSize <= 0 {
-		partSize = 16 << 20
+	partSize := b.partSize()
+	// A large file already there (an interrupted publish of the same
+	// version) is decided before its parts are sent again; the complete
+	// still carries If-None-Match for a writer that comes meanwhile.
+	if !f.Replace {
+		body := io.NewSectionReader(ra, 0, f.Size)
+		if err := b.keepExisting(ctx, site, key, version, f, body, ""); err == nil || !errors.Is(err, errGone) {
+			return err
+		}
 	}
 	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), Metadata: stamp(version)}
 	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
@@ -618,15 +675,35 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 		})
 	}
 	err = g.Wait()
+	completed := false
 	if err == nil {
-		_, err = mp.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key),
-			UploadId: id, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
-		if err != nil {
+		in := &s3.CompleteMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key),
+			UploadId: id, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}
+		if !f.Replace {
+			// CompleteMultipartUpload takes If-None-Match as PutObject
+			// does (conditional-writes.html); the parts took none.
+			in.IfNoneMatch = aws.String("*")
+		}
+		err = retryConditional(ctx, conditionalRetry, func() error {
+			_, err := mp.CompleteMultipartUpload(ctx, in)
+			if err == nil {
+				completed = true
+			}
+			if isPreconditionFailed(err) && !f.Replace {
+				return b.keepExisting(ctx, site, key, version, f, io.NewSectionReader(ra, 0, f.Size), "")
+			}
+			return err
+		})
+		if err != nil && releases.ErrorCode(err) != releases.ECONFLICT {
 			err = fmt.Errorf("completing the upload of s3://%s/%s: %w", site.Bucket, key, err)
 		}
 	}
-	if err != nil {
+	if !completed {
+		// Failed, or another writer's object was kept: the parts go.
 		if _, aerr := mp.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), UploadId: id}); aerr != nil {
+			if err == nil {
+				return fmt.Errorf("s3://%s/%s was already there, the same file, and aborting this upload of it failed: %w", site.Bucket, key, aerr)
+			}
 			err = fmt.Errorf("%w (and aborting the upload failed: %v)", err, aerr)
 		}
 	}

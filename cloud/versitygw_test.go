@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,23 @@ func TestS3BucketAgainstVersityGW(t *testing.T) {
 		}
 	}
 	checkPutFileSHA256(t, s3c, site)
+	// Release files are created only. versitygw (v1.8.0) answers
+	// If-None-Match on PutObject and CompleteMultipartUpload as S3 does
+	// (412 over an existing key), but ignores it on CopyObject, which
+	// then replaces the object: the checks of a copy over an existing
+	// key run against the stand-in (TestReleaseFilesAreCreatedOnly), not
+	// here.
+	same := "<h1>v1</h1>"
+	again := releases.File{Path: "index.html", Body: strings.NewReader(same), Size: int64(len(same)), SHA256: sha256hex(same),
+		ContentType: "text/html; charset=utf-8", CacheControl: "no-cache"}
+	if err := b.PutFile(ctx, site, "v1", again); err != nil {
+		t.Fatalf("the same file again: %v", err)
+	}
+	other := "<h1>v9</h1>"
+	again.Body, again.SHA256 = strings.NewReader(other), sha256hex(other)
+	if err := b.PutFile(ctx, site, "v1", again); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "s3://site/www/v1/index.html") {
+		t.Fatalf("another file over it: %v", err)
+	}
 	if _, err := b.ReadManifest(ctx, site, "v2"); releases.ErrorCode(err) != releases.ENOTFOUND {
 		t.Fatalf("missing manifest: %v", err)
 	}

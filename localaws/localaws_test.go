@@ -292,6 +292,118 @@ func TestConditionalWrites(t *testing.T) {
 	}
 }
 
+// CopyObject and CompleteMultipartUpload take If-None-Match: * as
+// PutObject does: 412 PreconditionFailed when the destination exists, and
+// the object there is left as it was
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+func TestConditionalCopyAndComplete(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")})
+	for _, k := range []string{"src", "taken"} {
+		if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyTo := func(key string) error {
+		_, err := f.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("bkt"), Key: aws.String(key), CopySource: aws.String("bkt/src"), IfNoneMatch: aws.String("*")})
+		return err
+	}
+	if err := copyTo("new"); err != nil {
+		t.Fatalf("conditional copy to a new key: %v", err)
+	}
+	if err := copyTo("taken"); code(err) != "PreconditionFailed" {
+		t.Fatalf("conditional copy over an existing key: %v", err)
+	}
+	complete := func(key string) error {
+		up, err := f.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("bkt"), Key: aws.String(key)})
+		if err != nil {
+			return err
+		}
+		part, err := f.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("bkt"), Key: aws.String(key), UploadId: up.UploadId,
+			PartNumber: aws.Int32(1), Body: strings.NewReader("parts")})
+		if err != nil {
+			return err
+		}
+		_, err = f.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("bkt"), Key: aws.String(key), UploadId: up.UploadId,
+			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}},
+			IfNoneMatch:     aws.String("*")})
+		return err
+	}
+	if err := complete("big"); err != nil {
+		t.Fatalf("conditional complete of a new key: %v", err)
+	}
+	if err := complete("taken"); code(err) != "PreconditionFailed" {
+		t.Fatalf("conditional complete over an existing key: %v", err)
+	}
+	out, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("taken")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(body) != "taken" {
+		t.Fatalf("the refused writes changed the object: %q", body)
+	}
+}
+
+// A bucket whose policy enforces conditional writes refuses what
+// conditional-writes-enforce.html says it refuses, and nothing else.
+func TestEnforcedConditionalWrites(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")})
+	if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("src"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.EnforceConditionalWrites("bkt", true)
+	n := 0
+	key := func() *string { n++; return aws.String(fmt.Sprint("k", n)) }
+	tests := []struct {
+		name string
+		call func() error
+		want string // error code, "" for success
+	}{
+		{"put without a condition", func() error {
+			_, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: key(), Body: strings.NewReader("x")})
+			return err
+		}, "AccessDenied"},
+		{"put with If-None-Match", func() error {
+			_, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: key(), Body: strings.NewReader("x"), IfNoneMatch: aws.String("*")})
+			return err
+		}, ""},
+		{"copy without a condition", func() error {
+			_, err := f.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("bkt"), Key: key(), CopySource: aws.String("bkt/src")})
+			return err
+		}, "AccessDenied"},
+		{"copy with If-None-Match (the page's note)", func() error {
+			_, err := f.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("bkt"), Key: key(), CopySource: aws.String("bkt/src"), IfNoneMatch: aws.String("*")})
+			return err
+		}, "NotImplemented"},
+		{"multipart parts are exempt, the complete is not", func() error {
+			k := key()
+			up, err := f.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("bkt"), Key: k})
+			if err != nil {
+				return fmt.Errorf("create: %w", err)
+			}
+			part, err := f.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("bkt"), Key: k, UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("p")})
+			if err != nil {
+				return fmt.Errorf("part: %w", err)
+			}
+			_, err = f.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("bkt"), Key: k, UploadId: up.UploadId,
+				MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}}})
+			return err
+		}, "AccessDenied"},
+	}
+	for _, tt := range tests {
+		if err := tt.call(); code(err) != tt.want || (tt.want == "" && err != nil) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	f.srv.EnforceConditionalWrites("bkt", false)
+	if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("free"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("enforcement turned off: %v", err)
+	}
+}
+
 func TestDeleteObjects(t *testing.T) {
 	f := newFixture(t, t.TempDir())
 	f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")})

@@ -146,6 +146,17 @@ func (s *s3Service) complete(w http.ResponseWriter, r *http.Request, b *s3Bucket
 		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchUpload", Message: "The specified upload does not exist."})
 		return
 	}
+	// CompleteMultipartUpload takes If-None-Match: * (and If-Match):
+	// the object is created only when the key does not exist, else 412
+	// PreconditionFailed, checked in commit, and the upload stays open to
+	// be aborted; a concurrent conditional write gets 409
+	// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+	// CreateMultipartUpload and UploadPart take no such header.
+	done, ok := s.beginConditional(w, r, bucket, key)
+	if !ok {
+		return
+	}
+	defer done()
 	mp.mu.Lock()
 	parts := make([]part, 0, len(req.Parts))
 	var bad *s3Error

@@ -156,6 +156,24 @@ func (s *Server) SetFaults(f Faults) {
 	s.mu.Unlock()
 }
 
+// EnforceConditionalWrites turns on (or off) the stand-in's model of a
+// bucket policy that enforces conditional writes on every key of bucket,
+// for every principal, as
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+// describes it: PutObject, CopyObject and CompleteMultipartUpload without
+// If-None-Match or If-Match are refused 403 AccessDenied; the multipart
+// parts are exempt (s3:ObjectCreationOperation false); and CopyObject
+// with the headers is refused 501 Not Implemented (the page's note). The
+// stand-in evaluates no IAM or bucket policies otherwise (internal/iamcheck
+// holds recorded calls against deploybot's identity policies).
+func (s *Server) EnforceConditionalWrites(bucket string, on bool) {
+	if on {
+		s.s3.enforced.Store(bucket, true)
+	} else {
+		s.s3.enforced.Delete(bucket)
+	}
+}
+
 // Calls returns how many API calls of each "service op" were received,
 // faulted or not (for tests that check retries happened).
 func (s *Server) Calls() map[string]int {
@@ -276,6 +294,17 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		f := s.faults
 		s.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(f)
+	case r.URL.Path == "/_localaws/conditional-writes" && r.Method == http.MethodPut:
+		var req struct {
+			Bucket  string `json:"bucket"`
+			Enforce bool   `json:"enforce"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Bucket == "" {
+			http.Error(w, "want {\"bucket\": NAME, \"enforce\": true|false}", http.StatusBadRequest)
+			return
+		}
+		s.EnforceConditionalWrites(req.Bucket, req.Enforce)
+		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/_localaws/calls" && r.Method == http.MethodGet:
 		_ = json.NewEncoder(w).Encode(s.Calls())
 	default:

@@ -62,14 +62,20 @@ type FilePlan struct {
 
 // Result is what `publish --json` prints.
 type Result struct {
-	Version       string     `json:"version"`
-	Files         int        `json:"files"`
-	Bytes         int64      `json:"bytes"`
-	Uploaded      int        `json:"uploaded"`
-	Copied        int        `json:"copied"`
-	Carried       int        `json:"carried"`
-	BytesUploaded int64      `json:"bytes_uploaded"`
-	BytesCopied   int64      `json:"bytes_copied"`
+	Version       string `json:"version"`
+	Files         int    `json:"files"`
+	Bytes         int64  `json:"bytes"`
+	Uploaded      int    `json:"uploaded"`
+	Copied        int    `json:"copied"`
+	Carried       int    `json:"carried"`
+	BytesUploaded int64  `json:"bytes_uploaded"`
+	BytesCopied   int64  `json:"bytes_copied"`
+	// CopiesRefused counts the files publish meant to copy server-side
+	// (unchanged files, carried assets) and sent instead, because the
+	// bucket refuses conditional copies (a bucket policy that enforces
+	// conditional writes, docs/aws.md): unchanged files sent count in
+	// Uploaded, carried assets in Carried.
+	CopiesRefused int        `json:"copies_refused,omitempty"`
 	Seconds       float64    `json:"seconds"`
 	DryRun        bool       `json:"dry_run,omitempty"`
 	Plan          []FilePlan `json:"plan,omitempty"`
@@ -306,6 +312,20 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 	defer mf.remove()
 	var files, copied atomic.Int64
 	var bytesAll, bytesCopied, bytesUploaded atomic.Int64
+	// Once the bucket refuses a conditional copy it refuses them all
+	// (conditional-writes-enforce.html): the rest are sent at once.
+	var copiesRefused atomic.Bool
+	var refused atomic.Int64
+	tryCopy := func(do func() error) error {
+		if copiesRefused.Load() {
+			return releases.ErrCopyRefused
+		}
+		err := do()
+		if errors.Is(err, releases.ErrCopyRefused) {
+			copiesRefused.Store(true)
+		}
+		return err
+	}
 	var carriedMu sync.Mutex
 	var carriedOK []releases.ManifestFile
 	var excluded []Excluded
@@ -337,8 +357,12 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 		// beside them.
 		for _, c := range pl.carried() {
 			carries.Go(func() error {
-				f := releases.File{Path: c.Path, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
-				err := p.Bucket.CopyFile(cctx, req.Site, c.From, c.Path, req.Version, f)
+				f := releases.File{Path: c.Path, Size: c.Size, SHA256: c.SHA256, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
+				err := tryCopy(func() error { return p.Bucket.CopyFile(cctx, req.Site, c.From, c.Path, req.Version, f) })
+				if errors.Is(err, releases.ErrCopyRefused) {
+					refused.Add(1)
+					err = p.relay(cctx, req, c, f, err)
+				}
 				if releases.ErrorCode(err) == releases.ENOTFOUND {
 					return nil // that old release is gone; nothing to carry
 				}
@@ -359,12 +383,14 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 				return err
 			}
 			if src, ok := pl.from(e); ok {
-				err := p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, e.file())
+				err := tryCopy(func() error { return p.copy(ctx, req, src, &e) })
 				switch {
 				case err == nil:
 					copied.Add(1)
 					bytesCopied.Add(e.Size)
 					e.from = src
+				case errors.Is(err, releases.ErrCopyRefused):
+					refused.Add(1) // sent below
 				case releases.ErrorCode(err) != releases.ENOTFOUND:
 					return err
 				}
@@ -419,8 +445,69 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Path < excluded[j].Path })
 	n := int(files.Load())
 	return &Result{Version: req.Version, Files: n, Bytes: bytesAll.Load(), Uploaded: n - int(copied.Load()), Copied: int(copied.Load()),
-		Carried: len(carriedOK), BytesUploaded: bytesUploaded.Load(), BytesCopied: bytesCopied.Load(), Excluded: excluded,
-		Seconds: now().Sub(start).Seconds()}, nil
+		Carried: len(carriedOK), BytesUploaded: bytesUploaded.Load(), BytesCopied: bytesCopied.Load(), CopiesRefused: int(refused.Load()),
+		Excluded: excluded, Seconds: now().Sub(start).Seconds()}, nil
+}
+
+// copy copies an unchanged file from an earlier release. Its content goes
+// along (the bytes read while hashing, or the file), read only if an
+// object is already at the destination, to compare.
+func (p *Publisher) copy(ctx context.Context, req Request, src source, e *entry) error {
+	f := e.file()
+	if e.body != nil {
+		f.Body = bytes.NewReader(e.body)
+	} else if fh, err := os.Open(e.abs); err == nil {
+		defer fh.Close()
+		f.Body = fh
+	}
+	return p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, f)
+}
+
+// relay carries an asset whose server-side copy the bucket refused: it
+// reads the file from its release and writes it into this one, with the
+// SHA-256 the manifest records, so S3 refuses bytes that are not that
+// file's. A bucket that cannot read files returns refused as it was.
+func (p *Publisher) relay(ctx context.Context, req Request, c releases.ManifestFile, f releases.File, refused error) error {
+	opener, ok := p.Bucket.(releases.FileOpener)
+	if !ok {
+		return refused
+	}
+	rc, err := opener.OpenFile(ctx, req.Site, c.From, c.Path)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if c.Size <= smallFile {
+		body, err := io.ReadAll(io.LimitReader(rc, c.Size+1))
+		if err != nil {
+			return fmt.Errorf("reading %s of %s to carry it: %w", c.Path, c.From, err)
+		}
+		if int64(len(body)) != c.Size {
+			return fmt.Errorf("carrying %s of %s: it is %d bytes, its manifest says %d", c.Path, c.From, len(body), c.Size)
+		}
+		f.Body = bytes.NewReader(body)
+		return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
+	}
+	// A large asset is spooled to disk, not held: PutFile reads it
+	// again for a retry.
+	tmp, err := os.CreateTemp("", "deploybot-carry-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	n, err := io.Copy(tmp, io.LimitReader(rc, c.Size+1))
+	if err != nil {
+		return fmt.Errorf("reading %s of %s to carry it: %w", c.Path, c.From, err)
+	}
+	if n != c.Size {
+		return fmt.Errorf("carrying %s of %s: it is %d bytes, its manifest says %d", c.Path, c.From, n, c.Size)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	f.Body = tmp
+	return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
 }
 
 type entry struct {

@@ -213,3 +213,111 @@ func TestSkewProtectionCarriesFingerprintedAssets(t *testing.T) {
 		t.Fatalf("skew off carried %d", r.Carried)
 	}
 }
+
+// A publish that stopped before its manifest (here: the manifest's write
+// failed) leaves its files; publishing the same version from the same
+// build again finds them already there, the same, and finishes, copied and
+// carried files included.
+func TestPublishAgainAfterAnUnfinishedOne(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	build := func(v string) string {
+		return writeSite(t, map[string]string{
+			"index.html": "<h1>" + v + "</h1>", "assets/app." + map[string]string{"v1": "11111111", "v2": "22222222"}[v] + ".js": "app " + v,
+			"about.html": "unchanged", "big.txt": strings.Repeat("x", 100<<10),
+		})
+	}
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: build("v1"), SkewReleases: 2}); err != nil {
+		t.Fatal(err)
+	}
+	dir := build("v2")
+	e.AWS.SetFaults(localaws.Faults{ErrorRate: 1, Only: "s3 PutObject", Path: e.Site.ManifestPrefix()})
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v2", Dir: dir, SkewReleases: 2}); err == nil {
+		t.Fatal("the publish whose manifest could not be written succeeded")
+	}
+	e.AWS.SetFaults(localaws.Faults{})
+	objects, err := e.Bucket.ReleaseObjects(ctx, e.Site, "v2")
+	if err != nil || len(objects) != 5 {
+		t.Fatalf("the unfinished publish left %v (%v); want its 4 files and the carried asset", objects, err)
+	}
+	res, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v2", Dir: dir, SkewReleases: 2})
+	if err != nil {
+		t.Fatalf("publishing the unfinished version again: %v", err)
+	}
+	if res.Files != 4 || res.Copied != 2 || res.Uploaded != 2 || res.Carried != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	m, err := e.Bucket.ReadManifest(ctx, e.Site, "v2")
+	if err != nil || len(m.Files) != 4 || len(m.Carried) != 1 {
+		t.Fatalf("manifest %+v, %v", m, err)
+	}
+	if body, _ := e.get(t, "www/v2/index.html"); body != "<h1>v2</h1>" {
+		t.Fatalf("index %q", body)
+	}
+	if body, _ := e.get(t, "www/v2/assets/app.11111111.js"); body != "app v1" {
+		t.Fatalf("carried %q", body)
+	}
+}
+
+// An object in the version's folder that is not the build's file (a
+// leftover of another build under the same name) is never replaced: the
+// publish fails naming it, and writes no manifest.
+func TestPublishRefusesAnotherObjectInItsFolder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("pub"), Key: aws.String("www/v1/index.html"), Body: strings.NewReader("<h1>other build</h1>")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: writeSite(t, map[string]string{"index.html": "<h1>v1</h1>", "a.css": "a{}"})})
+	msg := releases.ErrorMessage(err)
+	if err == nil || !strings.Contains(msg, "s3://pub/www/v1/index.html") || !strings.Contains(msg, "new version") {
+		t.Fatalf("publish over another object: %v; want it named, and a new version asked for", err)
+	}
+	if body, _ := e.get(t, "www/v1/index.html"); body != "<h1>other build</h1>" {
+		t.Fatalf("the object was replaced: %q", body)
+	}
+	if _, err := e.Bucket.ReadManifest(ctx, e.Site, "v1"); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("manifest after the refused publish: %v", err)
+	}
+}
+
+// A bucket whose policy enforces conditional writes refuses server-side
+// copies, even conditional ones (501, conditional-writes-enforce.html's
+// note): publish sends those files instead, counts them as uploaded (and
+// carried assets as carried), says how many, and the release is whole.
+func TestPublishSendsWhatTheBucketWillNotCopy(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	files := map[string]string{"index.html": "v1", "assets/app.11111111.js": "app v1", "about.html": "same", "big.txt": strings.Repeat("y", 100<<10)}
+	for i := range 10 {
+		files[fmt.Sprintf("p/%d.html", i)] = fmt.Sprint("page ", i)
+	}
+	if _, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v1", Dir: writeSite(t, files), SkewReleases: 2}); err != nil {
+		t.Fatal(err)
+	}
+	e.AWS.EnforceConditionalWrites("pub", true)
+	delete(files, "assets/app.11111111.js")
+	files["assets/app.22222222.js"] = "app v2"
+	files["index.html"] = "v2"
+	before := e.AWS.Calls()
+	res, err := e.pub.Publish(ctx, publish.Request{Site: e.Site, Version: "v2", Dir: writeSite(t, files), SkewReleases: 2, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != 0 || res.Uploaded != 14 || res.Carried != 1 || res.CopiesRefused != 13 || res.BytesCopied != 0 || res.BytesUploaded != res.Bytes {
+		t.Fatalf("result %+v; want the 12 unchanged files sent, the asset carried, 13 refused copies", res)
+	}
+	// The first refusal stops the copies: at most one per worker in
+	// flight then (here, one worker and the carry beside it).
+	if n := e.AWS.Calls()["s3 CopyObject"] - before["s3 CopyObject"]; n == 0 || n > 2 {
+		t.Fatalf("%d copies tried", n)
+	}
+	for path, want := range map[string]string{"index.html": "v2", "about.html": "same", "big.txt": files["big.txt"], "assets/app.11111111.js": "app v1"} {
+		if body, out := e.get(t, "www/v2/"+path); body != want || out.Metadata[releases.ReleaseMetadata] != "v2" {
+			t.Fatalf("%s: %q, stamped %q", path, body, out.Metadata[releases.ReleaseMetadata])
+		}
+	}
+	if m, err := e.Bucket.ReadManifest(ctx, e.Site, "v2"); err != nil || len(m.Carried) != 1 {
+		t.Fatalf("manifest %+v, %v", m, err)
+	}
+}

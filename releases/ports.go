@@ -145,6 +145,22 @@ type AuditEntry struct {
 	Label string `json:"label,omitempty"`
 }
 
+// ErrCopyRefused is wrapped by CopyFile's error when the bucket refused a
+// conditional server-side copy (501 Not Implemented or 403 AccessDenied):
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+// says a bucket policy that enforces conditional writes refuses every
+// CopyObject, with the headers or without. The file's bytes can still be
+// sent (PutFile).
+var ErrCopyRefused = errors.New("the bucket refuses conditional server-side copies")
+
+// FileOpener is a Bucket that reads a release's file, for a carry whose
+// server-side copy the bucket refuses (ErrCopyRefused): publish reads the
+// file and writes it again.
+type FileOpener interface {
+	// OpenFile reads path of release version; ENOTFOUND when missing.
+	OpenFile(ctx context.Context, site Site, version, path string) (io.ReadCloser, error)
+}
+
 // ErrNoManifest is wrapped by Bucket errors when a version has no manifest:
 // it was never published, its upload is unfinished, or it was pruned.
 var ErrNoManifest = errors.New("no manifest")
@@ -169,10 +185,21 @@ type Bucket interface {
 	// PutFile uploads one file of a release. PutFile and CopyFile stamp
 	// the object with the user metadata ReleaseMetadata: version (the
 	// release it is now part of), which answers through the CDN carry.
+	//
+	// Both only create: unless f.Replace, an object already at the key is
+	// never overwritten (If-None-Match: *). One that is the object this
+	// write would make (an earlier, interrupted publish of the same
+	// version: same size, content, headers and stamp) is kept and the
+	// write succeeds; any other is left as it is and the write fails
+	// with ECONFLICT, naming the key.
 	PutFile(ctx context.Context, site Site, version string, f File) error
 	// CopyFile copies fromPath of release from into release to at f.Path
-	// (objects up to MaxCopySize),
-	// server-side, setting f's headers (f.Body is not used).
+	// (objects up to MaxCopySize), server-side, setting f's headers.
+	// f.Body, when set, is the file's content, read only to compare it
+	// with an object already at the destination. An error wrapping
+	// ErrCopyRefused means the bucket refuses conditional copies (a
+	// bucket policy that enforces conditional writes): send the bytes
+	// instead.
 	CopyFile(ctx context.Context, site Site, from, fromPath, to string, f File) error
 	// PutHistory writes one object under the site's history prefix: an
 	// immutable record with If-None-Match: * (one already there is left
@@ -226,6 +253,11 @@ type File struct {
 	CacheControl    string
 	ContentEncoding string
 	SHA256          string // hex, for integrity checks where the server supports them
+	// Replace lets the write overwrite an object at the key. Of
+	// deploybot's writes only the bot's carry at flip time sets it (it may
+	// replace an earlier carry's copy, never a file the release's manifest
+	// lists); a release's own files are written once.
+	Replace bool
 }
 
 // CDN is a flip strategy: how a site's live release is read and changed.

@@ -74,7 +74,11 @@ func (s *Service) carryStep(ctx context.Context, site Site, cur Current, target 
 			for _, f := range missing {
 				g.Go(func() error {
 					err := s.Bucket.CopyFile(gctx, site, cur.Version, f.Path, target.Version,
-						File{Path: f.Path, Size: f.Size, ContentType: f.ContentType, CacheControl: f.CacheControl, ContentEncoding: f.ContentEncoding, SHA256: f.SHA256})
+						File{Path: f.Path, Size: f.Size, ContentType: f.ContentType, CacheControl: f.CacheControl, ContentEncoding: f.ContentEncoding, SHA256: f.SHA256,
+							// Not a file of the target's manifest: a copy an
+							// earlier flip carried may be there, and the live
+							// release's is the one its pages ask for.
+							Replace: true})
 					if ErrorCode(err) == ENOTFOUND {
 						return nil // gone from the live folder; nothing to copy
 					}

@@ -1,15 +1,22 @@
 // Package iamcheck decides whether an IAM policy allows the AWS calls
 // deploybot recorded (cloud.Call): which action and resource each call
-// needs, per the service authorization references, and a small evaluator
-// of Allow statements (wildcards in Action and Resource, StringLike on
-// s3:prefix). It is for tests: it knows exactly the operations deploybot
-// makes, and fails on any other, so a new call cannot go unchecked.
+// needs, with the condition keys it brings (s3:prefix; s3:if-none-match,
+// s3:if-match and s3:ObjectCreationOperation of S3 writes), per the
+// service authorization references, and a small evaluator of Allow and
+// Deny statements (wildcards in Action and Resource; the condition
+// operators StringLike, StringEquals, Null, Bool and the Arn ones; a
+// statement's Principal is not read: the caller picks the statements
+// that name its principal, or "*"). It is for tests: it
+// knows exactly the operations deploybot makes, and fails on any other,
+// so a new call cannot go unchecked.
 package iamcheck
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/deploybot/deploybot/cloud"
@@ -23,13 +30,55 @@ type Need struct {
 	// the request has none.
 	Prefix    string
 	HasPrefix bool
+	// Keys are the request's other condition keys (lower case) and
+	// their values; a key not in it is absent from the request.
+	Keys map[string]string
 }
 
 func (n Need) String() string {
+	var conds []string
 	if n.HasPrefix {
-		return fmt.Sprintf("%s on %s (s3:prefix %q)", n.Action, n.Resource, n.Prefix)
+		conds = append(conds, fmt.Sprintf("s3:prefix %q", n.Prefix))
+	}
+	for _, k := range slices.Sorted(maps.Keys(n.Keys)) {
+		conds = append(conds, fmt.Sprintf("%s %q", k, n.Keys[k]))
+	}
+	if len(conds) > 0 {
+		return fmt.Sprintf("%s on %s (%s)", n.Action, n.Resource, strings.Join(conds, ", "))
 	}
 	return fmt.Sprintf("%s on %s", n.Action, n.Resource)
+}
+
+// key is the request's value of a condition key (matched case-blind, as
+// IAM matches key names), and whether the request has it.
+func (n Need) key(name string) (string, bool) {
+	name = strings.ToLower(name)
+	if name == "s3:prefix" {
+		return n.Prefix, n.HasPrefix
+	}
+	v, ok := n.Keys[name]
+	return v, ok
+}
+
+// objectCreation is s3:ObjectCreationOperation of each S3 write: true for
+// the requests that create an object, false for the parts of a multipart
+// upload, which take no conditional header
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
+var objectCreation = map[string]string{"PutObject": "true", "CopyObject": "true", "CompleteMultipartUpload": "true",
+	"CreateMultipartUpload": "false", "UploadPart": "false", "UploadPartCopy": "false"}
+
+// writeKeys are the condition keys an S3 write of op brings: its
+// If-None-Match and If-Match (s3:if-none-match, s3:if-match, present only
+// when sent) and s3:ObjectCreationOperation.
+func writeKeys(op string, p map[string]string) map[string]string {
+	keys := map[string]string{strings.ToLower(cloud.KeyObjectCreation): objectCreation[op]}
+	if v, ok := p["IfNoneMatch"]; ok {
+		keys[cloud.KeyIfNoneMatch] = v
+	}
+	if v, ok := p["IfMatch"]; ok {
+		keys[cloud.KeyIfMatch] = v
+	}
+	return keys
 }
 
 // s3Actions maps S3 operations to the action each needs on its object
@@ -70,7 +119,8 @@ func Needs(c cloud.Call, account string) ([]Need, error) {
 				return nil, fmt.Errorf("CopyObject: copy source %q: %w", p["CopySource"], err)
 			}
 			src, _, _ = strings.Cut(src, "?versionId=")
-			return []Need{{Action: "s3:GetObject", Resource: "arn:aws:s3:::" + src}, {Action: "s3:PutObject", Resource: obj(p["Key"])}}, nil
+			return []Need{{Action: "s3:GetObject", Resource: "arn:aws:s3:::" + src},
+				{Action: "s3:PutObject", Resource: obj(p["Key"]), Keys: writeKeys(c.Operation, p)}}, nil
 		case "DeleteObjects":
 			var out []Need
 			for _, k := range c.Keys {
@@ -79,7 +129,11 @@ func Needs(c cloud.Call, account string) ([]Need, error) {
 			return out, nil
 		}
 		if a, ok := s3Actions[c.Operation]; ok {
-			return []Need{{Action: a, Resource: obj(p["Key"])}}, nil
+			n := Need{Action: a, Resource: obj(p["Key"])}
+			if _, write := objectCreation[c.Operation]; write {
+				n.Keys = writeKeys(c.Operation, p)
+			}
+			return []Need{n}, nil
 		}
 	case "cloudfront":
 		switch {
@@ -112,8 +166,9 @@ func Needs(c cloud.Call, account string) ([]Need, error) {
 // Allowed reports whether an Allow statement of doc grants n and no Deny
 // statement refuses it (an explicit deny wins, as in IAM's evaluation:
 // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
-// Conditions other than StringLike on s3:prefix are not understood and
-// never match.
+// A condition operator it does not know never holds, so an Allow that
+// needs one grants nothing and a Deny that needs one refuses nothing:
+// extend conditionHolds rather than trust either.
 func Allowed(doc cloud.PolicyDocument, n Need) bool {
 	for _, st := range doc.Statement {
 		if st.Effect == "Deny" && anyMatch(st.Action, n.Action, true) && anyMatch(st.Resource, n.Resource, false) && conditionHolds(st.Condition, n) {
@@ -131,10 +186,32 @@ func Allowed(doc cloud.PolicyDocument, n Need) bool {
 	return false
 }
 
+// conditionHolds evaluates a Condition block as IAM does
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-logic-multiple-context-keys-or-values.html):
+// every operator and every key in it must hold, a key holds when any of
+// its values matches, and a key the request lacks fails every operator
+// but Null ("true": the key is absent; "false": it is there).
 func conditionHolds(cond map[string]map[string][]string, n Need) bool {
 	for op, keys := range cond {
 		for key, vals := range keys {
-			if op != "StringLike" || key != "s3:prefix" || !n.HasPrefix || !anyMatch(vals, n.Prefix, false) {
+			v, present := n.key(key)
+			var ok bool
+			switch op {
+			case "Null":
+				ok = len(vals) == 1 && (vals[0] == "true") == !present && (vals[0] == "true" || vals[0] == "false")
+			case "StringLike":
+				ok = present && anyMatch(vals, v, false)
+			case "StringEquals":
+				ok = present && slices.Contains(vals, v)
+			case "Bool":
+				ok = present && slices.ContainsFunc(vals, func(b string) bool { return strings.EqualFold(b, v) })
+			case "ArnEquals", "ArnLike":
+				ok = present && anyMatch(vals, v, false)
+			case "ArnNotEquals", "ArnNotLike":
+				// A negated operator holds for a key the request lacks.
+				ok = !present || !anyMatch(vals, v, false)
+			}
+			if !ok {
 				return false
 			}
 		}
