@@ -150,7 +150,11 @@ func TestReleaseNoticesAreClaimedOnceAndShared(t *testing.T) {
 		t.Fatalf("a posted notice claimed again: %v %v", mine, err)
 	}
 
-	// v2 pruned and published again: a new release, a new notice.
+	// v2 pruned (its folder, then its manifest, as retention deletes
+	// them) and published again: a new release, a new notice.
+	if _, _, err := e.Bucket.DeleteFolder(ctx, e.Site, "v2"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.ManifestKey("v2"))}); err != nil {
 		t.Fatal(err)
 	}

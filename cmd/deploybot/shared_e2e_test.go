@@ -189,7 +189,9 @@ func TestKillNineOfTheReplicaRunningADeploy(t *testing.T) {
 		clients = append(clients, &server.Client{URL: "http://" + addr, Token: "tok"})
 	}
 	ctx := context.Background()
-	go func() { _, _ = clients[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, nil) }()
+	go func() {
+		_, _ = clients[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, nil)
+	}()
 
 	// The other replica, which does not run it, sees it running.
 	var id string
