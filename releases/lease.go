@@ -30,10 +30,12 @@ import (
 const StateLease = "lease.json"
 
 // DefaultLease is how long a lease holds without renewal: a replica that
-// dies leaves its jobs undone this long at most. Renewal is a third of
-// it: 180 writes an hour per site while held, and one read a renewal
-// period (180 an hour) by each replica waiting for it.
-const DefaultLease = time.Minute
+// dies leaves its sites' notices, drift reports and approval expiries
+// undone this long at most (none is urgent: a deploy's own work is the
+// lock's, taken over within seconds). Renewal is a third of it: 60
+// writes an hour per site while held, and 60 reads by each replica
+// waiting for it.
+const DefaultLease = 3 * time.Minute
 
 // leaseState is the body of a site's lease object.
 type leaseState struct {

@@ -194,6 +194,12 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, p
 	if err != nil {
 		return err
 	}
+	// One recovery of d at a time in this process (serve's watch and its
+	// reconcile may both find it): the first claims it here.
+	if _, busy := running.LoadOrStore(d.ID, true); busy {
+		return nil
+	}
+	defer running.Delete(d.ID)
 	// Taken over in the lock before anything is read or done: of two
 	// processes recovering d at once, the one whose claim lost is told
 	// and leaves it.

@@ -331,6 +331,9 @@ type Lock struct {
 	PID       int       `json:"pid,omitempty"`
 	Process   string    `json:"process,omitempty"` // a random id of the process, which a reused pid does not share
 	Heartbeat time.Time `json:"heartbeat,omitzero"`
+	// Left says the runner stopped (a shutdown) and handed the deploy
+	// over: it is gone for every process at once.
+	Left bool `json:"left,omitempty"`
 }
 
 // Live is the store's record of what a site serves.

@@ -80,7 +80,7 @@ func (s *Service) RunnerGone(l Lock) bool {
 	if _, alive := running.Load(l.DeployID); alive {
 		return false
 	}
-	if l.Host == "" || l.Process == processID {
+	if l.Host == "" || l.Process == processID || l.Left {
 		return true // an older deploybot's, or interrupted in this very process
 	}
 	host, pid := s.runner()
@@ -171,6 +171,9 @@ func (s *Service) beat(ctx context.Context, l Lock, stop <-chan struct{}, fenced
 func runnerText(l Lock) string {
 	if l.Host == "" {
 		return "an older deploybot"
+	}
+	if l.Left {
+		return fmt.Sprintf("host %s, pid %d, stopped", l.Host, l.PID)
 	}
 	return fmt.Sprintf("host %s, pid %d", l.Host, l.PID)
 }

@@ -572,7 +572,7 @@ func (s *SharedStore) TouchLock(ctx context.Context, l Lock) error {
 			return false, Errorf(ECONFLICT, "deploy %s of %s is run by %s now (alive %s ago); this process no longer runs it: %w",
 				l.DeployID, l.Site, runnerText(*h), l.Heartbeat.Sub(h.Heartbeat).Round(time.Second), ErrFenced)
 		}
-		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
+		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat, st.Lock.Left = l.Host, l.PID, l.Process, l.Heartbeat, false
 		return true, nil
 	})
 	return err
@@ -598,7 +598,7 @@ func (s *SharedStore) TakeOver(ctx context.Context, l, from Lock) error {
 		case h.Process != from.Process || h.Host != from.Host || h.PID != from.PID:
 			return false, fencedError(*h)
 		}
-		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = l.Host, l.PID, l.Process, l.Heartbeat
+		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat, st.Lock.Left = l.Host, l.PID, l.Process, l.Heartbeat, false
 		return true, nil
 	})
 	if err != nil {
@@ -616,10 +616,10 @@ func (s *SharedStore) LeaveRun(ctx context.Context, siteName, id string) error {
 		return err
 	}
 	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
-		if st.Lock == nil || st.Lock.DeployID != id || !runsHere(*st.Lock) || st.Lock.Host == "" {
+		if st.Lock == nil || st.Lock.DeployID != id || !runsHere(*st.Lock) || st.Lock.Left {
 			return false, nil
 		}
-		st.Lock.Host, st.Lock.PID, st.Lock.Process, st.Lock.Heartbeat = "", 0, "", time.Time{}
+		st.Lock.Left = true
 		return true, nil
 	})
 	return err

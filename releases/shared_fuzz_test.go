@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -26,7 +27,10 @@ func (o oneObject) PutState(context.Context, releases.Site, string, []byte, stri
 // panics, and what is taken from them names the site read.
 func FuzzSharedState(f *testing.F) {
 	for _, seed := range []string{`{"lock":{"site":"www","holder":"a"},"epoch":3}`, `{"freeze":null}`, `{"pins":[{"site":"www","version":"v1"}]}`,
-		`{"request":{"id":"r","site":"www","version":"v1"}}`, `{"lock":{"site":"docs"}}`, `null`, `[]`, `{"lock":{"site":"www"},"deploy":{"id":"x","site":"www","to":"../x"}}`, ``} {
+		`{"request":{"id":"r","site":"www","version":"v1"}}`, `{"lock":{"site":"docs"}}`, `null`, `[]`, `{"lock":{"site":"www"},"deploy":{"id":"x","site":"www","to":"../x"}}`, ``,
+		`{"lock":null,"epoch":2,"live":{"version":"v1","since":"2026-01-01T00:00:00Z"}}`, `{"live":{"version":"../etc"}}`,
+		`{"holder":"p1","epoch":4,"expires":"2030-01-01T00:00:00Z"}`, `{"holder":"a b"}`,
+		`{"releases":{"v1":{"manifest":"\"e\"","links":{"slack":"C1 1.2 older"}}}}`, `{"releases":{"..":{"links":{}}}}`} {
 		f.Add([]byte(seed))
 	}
 	db, err := store.Open(filepath.Join(f.TempDir(), "db"), store.Options{})
@@ -53,5 +57,19 @@ func FuzzSharedState(f *testing.F) {
 		}
 		_, _ = s.Approvals(ctx, "www", 5)
 		_ = s.ImportRunning(ctx, "www")
+		if live, ok, err := s.Live(ctx, "www"); err == nil && ok && live.Version != "" && releases.ValidateVersion(live.Version) != nil {
+			t.Fatalf("a live release %q deploybot would not name was taken", live.Version)
+		}
+		if l, err := s.HoldLease(ctx, "www", time.Now(), time.Minute); err == nil && l.Holder != "" && !releases.SafeID(l.Holder) {
+			t.Fatalf("a lease holder %q deploybot would not name was taken", l.Holder)
+		}
+		if links, err := s.ReleaseLinks(ctx, "www"); err == nil {
+			for v := range links {
+				if releases.ValidateVersion(v) != nil {
+					t.Fatalf("links of a release %q deploybot would not name were taken", v)
+				}
+			}
+		}
+		_, _ = s.ClaimReleaseLink(ctx, "www", "v1", "slack", time.Now())
 	})
 }

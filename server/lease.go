@@ -73,6 +73,9 @@ func (s *Server) watch(ctx context.Context) {
 		}
 		recovered, err := s.Service.Watch(ctx, site.Name, s.progress(nil))
 		s.recovered(recovered)
+		if len(recovered) > 0 && s.Notifier != nil {
+			s.Notifier.LiveChanged(ctx, site) // the notices say what is live now
+		}
 		if err != nil && ctx.Err() == nil && releases.ErrorCode(err) != releases.ECONFLICT {
 			s.Logger.Warn("watching the site's shared state", "site", site.Name, "err", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
+	"github.com/deploybot/deploybot/server"
 	"github.com/deploybot/deploybot/store"
 )
 
@@ -150,6 +151,42 @@ func run(rounds int) error {
 	perRound := idle.gets.Load() + idle.puts.Load()
 	fmt.Printf("idle site: %d state requests per loop round, %d per hour at reconcile.interval 5m (%d reads, %d writes a round)\n",
 		perRound, perRound*12, idle.gets.Load(), idle.puts.Load())
+
+	// The watch every replica runs every 5 s, and the lease: a renewal by
+	// its holder, a look by each other replica.
+	count := func(f func() error) (gets, puts int64, err error) {
+		g0, p0 := idle.gets.Load(), idle.puts.Load()
+		err = f()
+		return idle.gets.Load() - g0, idle.puts.Load() - p0, err
+	}
+	wg, wp, err := count(func() error { _, err := svc.Watch(ctx, site.Name, nil); return err })
+	if err != nil {
+		return err
+	}
+	holder := svc.Store.(*releases.SharedStore)
+	holder.Process = "holder"
+	now := time.Now()
+	if _, err := holder.HoldLease(ctx, site.Name, now, 0); err != nil {
+		return err
+	}
+	rg, rp, err := count(func() error { _, err := holder.HoldLease(ctx, site.Name, now.Add(time.Minute), 0); return err })
+	if err != nil {
+		return err
+	}
+	other := releases.NewSharedStore(db, idle, []releases.Site{site})
+	other.Process = "other"
+	og, op, err := count(func() error { _, err := other.HoldLease(ctx, site.Name, now.Add(time.Minute), 0); return err })
+	if err != nil {
+		return err
+	}
+	watches := int64(time.Hour / server.DefaultWatchInterval)
+	renewals := int64(time.Hour / (releases.DefaultLease / 3))
+	fmt.Printf("  watch: %d reads, %d writes a round, %d rounds an hour per replica\n", wg, wp, watches)
+	fmt.Printf("  lease: holder %d reads, %d writes a renewal; each other replica %d reads, %d writes a look; %d an hour\n", rg, rp, og, op, renewals)
+	gets := 2*(watches*wg+12*perRound) + renewals*(rg+og)
+	puts := 2*watches*wp + renewals*(rp+op)
+	fmt.Printf("  two replicas, one idle site: %d reads and %d writes an hour, $%.2f a year at $0.0004 per 1,000 reads and $0.005 per 1,000 writes\n",
+		gets, puts, (float64(gets)*0.0004+float64(puts)*0.005)/1000*24*365)
 	return nil
 }
 

@@ -43,6 +43,7 @@ var fuzzTargets = []struct{ name, pkg, input string }{
 	{"FuzzParseUntil", "./releases", "freeze ends typed in chat, the CLI and the API"},
 	{"FuzzParseRepo", "./internal/present", "repo_url values and the links made from them"},
 	{"FuzzReleaseOf", "./probe", "the release header of the site's answers (the visible phase)"},
+	{"FuzzSharedState", "./releases", "the shared state objects read from the bucket (lock, freeze, pins, approval, lease, notices)"},
 }
 
 func main() {
@@ -181,6 +182,20 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	doors, err := goTest("-run", "^TestFiftyPromotesThroughEveryDoor$", "./cmd/deploybot")
 	add("50 promotes of one site at once", "17 command lines, 17 API clients, 16 Slack commands against one `serve`", "exactly one runs, the others are refused naming it; no lock left",
 		err == nil && strings.Contains(doors, "--- PASS: TestFiftyPromotesThroughEveryDoor"))
+
+	replicas, err := goTest("-run", "^(TestTwoServesAndTheCommandLineShareOneTruth|TestKillNineOfTheReplicaRunningADeploy|TestTheScheduledPruneRunsOnceWithReplicasAndAfterAKill)$", "./cmd/deploybot")
+	add("two `serve` replicas and the command line on one bucket", "a freeze set through one replica; 50 promotes at once from 16 command lines and 34 API calls spread over both replicas",
+		"the freeze holds the command line and the other replica; exactly one promote runs, every other refused naming it",
+		err == nil && strings.Contains(replicas, "--- PASS: TestTwoServesAndTheCommandLineShareOneTruth"))
+	figure = "kill -9 of the replica running a promote (waiting for CloudFront), the replicas on different machines (judged by heartbeats)"
+	if m := regexp.MustCompile(`finished by the other replica ([0-9.]+)s after the kill`).FindStringSubmatch(replicas); m != nil {
+		figure += "; finished " + m[1] + " s after the kill"
+	}
+	add("a replica killed mid-deploy", figure, "the other replica shows it running, takes it over after the missed heartbeats and finishes it; nothing left locked",
+		err == nil && strings.Contains(replicas, "--- PASS: TestKillNineOfTheReplicaRunningADeploy"))
+	add("the scheduled prune with replicas", "two replicas on an every-minute schedule, then kill -9 of the site lease's holder",
+		"each planned run happens exactly once, before and after the kill",
+		err == nil && strings.Contains(replicas, "--- PASS: TestTheScheduledPruneRunsOnceWithReplicasAndAfterAKill"))
 
 	prop, err := goTestEnv([]string{"DEPLOYBOT_PRUNE_ROUNDS=400"}, "-run", "^TestPruneNeverDeletesAnotherSitesObjects$", "./cloud")
 	propLine := regexp.MustCompile(`prune property: (\d+) rounds, (\d+) objects of other sites checked, 0 lost; (\d+) objects`).FindStringSubmatch(prop)

@@ -81,7 +81,9 @@ func TestTwoServesAndTheCommandLineShareOneTruth(t *testing.T) {
 	record := func(a answer) { mu.Lock(); answers = append(answers, a); mu.Unlock() }
 	go_ := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := range 8 {
+	// 50 promotes at once: 16 command lines, 34 API calls over both
+	// replicas.
+	for i := range 16 {
 		cmd := exec.Command(w.bin, "promote", "v1")
 		cmd.Env = w.env
 		wg.Add(1)
@@ -92,7 +94,7 @@ func TestTwoServesAndTheCommandLineShareOneTruth(t *testing.T) {
 			record(answer{fmt.Sprintf("cli-%d", i), err == nil, string(out)})
 		}()
 	}
-	for i := range 16 {
+	for i := range 34 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
