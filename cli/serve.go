@@ -113,7 +113,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 			return nil
 		}})
 		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack_channels", Degrades: true, Check: chat.ChannelsReady})
-		srv.Background = append(srv.Background, chat.Run)
+		srv.Background = append(srv.Background, server.Restarting("slack", log, chat.Run, nil, func() {
+			srv.Metrics.Restarts.WithLabelValues("slack").Inc()
+		}))
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String())
 	return srv.Run(ctx, ln)

@@ -39,6 +39,9 @@ type Metrics struct {
 	// SiteLease is 1 for the sites whose lease this replica holds (it runs
 	// their once-per-site jobs), else 0.
 	SiteLease *prometheus.GaugeVec
+	// Restarts counts background workers started again after they
+	// stopped (the Slack socket), by worker.
+	Restarts *prometheus.CounterVec
 }
 
 // NewMetrics registers every series.
@@ -93,7 +96,9 @@ func NewMetrics() *Metrics {
 		Help: "Socket-mode connections the Slack app has open (all replicas), from the num_connections of Slack's last hello."})
 	m.SiteLease = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "deploybot_site_lease_held",
 		Help: "1 for each site whose lease this replica holds: it posts the notices reconcile finds, reports drift and expires approvals there."}, []string{"site"})
-	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes, m.SlackConnections, m.SiteLease)
+	m.Restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_restarts_total",
+		Help: "Background workers started again after they stopped with an error, by worker (slack)."}, []string{"worker"})
+	r.MustRegister(m.HookReplayEntries, m.HookReplayFull, m.SlackLost, m.HistoryPending, m.HistoryPushes, m.SlackConnections, m.SiteLease, m.Restarts)
 	r.MustRegister(m.PruneRuns, m.PruneSeconds, m.ReleasesPruned, m.ObjectsPruned, m.BytesFreed)
 	r.MustRegister(m.Deploys, m.PhaseSeconds, m.InProgress, m.Releases, m.HookRequests, m.APIRequests,
 		m.ReconcileRuns, m.Drift, m.Recovered, m.LastReconcileOK)
