@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/server"
 )
@@ -328,4 +331,99 @@ func metricsOf(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Two replicas on one Slack app: Slack hands each envelope to one of the
+// app's connections, so each replica answers some of the commands; a
+// release's notice is posted once, whichever replica finds it; promotes
+// typed at once through both flip the site once.
+func TestTwoReplicasOnOneSlackApp(t *testing.T) {
+	w := start(t, "2s", "100ms")
+	fake := slackfake.New(t)
+	fake.Mu.Lock()
+	fake.Channels["CREL"] = slackfake.Channel{ID: "CREL", Name: "releases"}
+	fake.Mu.Unlock()
+	slackCfg := fmt.Sprintf("slack: {app_token: xapp-1-e2e, bot_token: xoxb-e2e, command: /site, api_url: %q}\nsites:\n", fake.APIURL())
+	var addrs []string
+	for i := range 2 {
+		addr := freeAddr(t)
+		addrs = append(addrs, addr)
+		path := w.replicaConfig(fmt.Sprintf("replica%d", i), addr, "    channel: CREL\n    deployers: [UALICE]\n")
+		w.write(filepath.Base(path), strings.Replace(readFile(t, path), "sites:\n", slackCfg, 1))
+		w.serveAs(fmt.Sprintf("pod-%d", i), path, addr)
+	}
+	fake.WaitFor("both replicas connected", func() bool { return fake.Live() == 2 })
+
+	// Found in the bucket by both replicas' reconcile (every second here).
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	notices := func() int {
+		posts, _, _ := fake.Snapshot()
+		n := 0
+		for _, p := range posts {
+			if p.Channel == "CREL" && strings.Contains(p.Text, "New release of *www*: `v1`") {
+				n++
+			}
+		}
+		return n
+	}
+	fake.WaitFor("the release notice", func() bool { return notices() > 0 })
+	// Two more reconcile rounds in each replica: each has found v1 by then.
+	rounds := regexp.MustCompile(`deploybot_reconcile_runs_total\{result="ok",site="www"\} (\d+)`)
+	roundsOf := func(addr string) int {
+		m := rounds.FindStringSubmatch(metricsOf(t, addr))
+		if m == nil {
+			return 0
+		}
+		k, _ := strconv.Atoi(m[1])
+		return k
+	}
+	was := []int{roundsOf(addrs[0]), roundsOf(addrs[1])}
+	waitFor(t, 30*time.Second, "two more reconcile rounds in each replica", func() bool {
+		return roundsOf(addrs[0]) >= was[0]+2 && roundsOf(addrs[1]) >= was[1]+2
+	})
+	if n := notices(); n != 1 {
+		t.Fatalf("%d notices of v1, want 1", n)
+	}
+
+	// Every envelope goes to one connection, in turn: both replicas take
+	// some of these, and the site flips once.
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fake.Slash(fmt.Sprintf("both-%d", i), "UALICE", "promote v1 from both")
+		}()
+	}
+	wg.Wait()
+	live := func(posts []slackfake.Post) int {
+		k := 0
+		for _, p := range posts {
+			if strings.Contains(p.Text, "`v1` is live on *www*") {
+				k++
+			}
+		}
+		return k
+	}
+	refused := func(eph []slackfake.Post) int {
+		k := 0
+		for _, p := range eph {
+			if strings.Contains(p.Text, "busy") || strings.Contains(p.Text, "already live") {
+				k++
+			}
+		}
+		return k
+	}
+	fake.WaitFor("an answer to every command", func() bool {
+		posts, _, eph := fake.Snapshot()
+		return live(posts)+refused(eph) >= n
+	})
+	posts, _, eph := fake.Snapshot()
+	if live(posts) != 1 || refused(eph) != n-1 {
+		t.Fatalf("%d deploys went live and %d commands were refused, want 1 and %d\nposts: %s\nephemeral: %s", live(posts), refused(eph), n-1, slackfake.Dump(posts), slackfake.Dump(eph))
+	}
+	if st := w.status(); st["live"] != "v1" || st["lock"] != nil {
+		t.Fatalf("status: %v", st)
+	}
 }

@@ -24,8 +24,16 @@ type Server struct {
 	t   testing.TB
 	srv *slacktest.Server
 
-	Mu        sync.Mutex
+	Mu sync.Mutex
+	// Conn is the latest socket-mode connection; live are all that are
+	// open. An app may hold several at once (up to 10), and Slack sends
+	// each envelope to one of them
+	// (https://api.slack.com/apis/connections/socket, "Using multiple
+	// connections"): Send takes them in turn, so a test with two
+	// replicas sees both get envelopes. Conns counts connections made.
 	Conn      *websocket.Conn
+	live      []*websocket.Conn
+	next      int
 	Conns     int
 	acks      map[string]time.Time
 	sent      map[string]time.Time
@@ -124,12 +132,18 @@ func (f *Server) ws(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Hello goes out before the connection is shared: gorilla allows one
-	// writer at a time, and send writes under f.Mu.
-	_ = c.WriteJSON(map[string]any{"type": "hello", "num_connections": 1, "connection_info": map[string]any{"app_id": "A1"}, "debug_info": map[string]any{"host": "fake"}})
+	// writer at a time, and send writes under f.Mu. It counts the app's
+	// open connections, this one included.
+	f.Mu.Lock()
+	n := len(f.live) + 1
+	f.Mu.Unlock()
+	_ = c.WriteJSON(map[string]any{"type": "hello", "num_connections": n, "connection_info": map[string]any{"app_id": "A1"}, "debug_info": map[string]any{"host": "fake"}})
 	f.Mu.Lock()
 	f.Conn = c
+	f.live = append(f.live, c)
 	f.Conns++
 	f.Mu.Unlock()
+	defer f.gone(c)
 	for {
 		var ack struct {
 			EnvelopeID string `json:"envelope_id"`
@@ -156,6 +170,31 @@ func (f *Server) ws(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Mu.Unlock()
 	}
+}
+
+// gone forgets a closed connection.
+func (f *Server) gone(c *websocket.Conn) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	for i, l := range f.live {
+		if l == c {
+			f.live = append(f.live[:i], f.live[i+1:]...)
+			break
+		}
+	}
+	if f.Conn == c {
+		f.Conn = nil
+		if n := len(f.live); n > 0 {
+			f.Conn = f.live[n-1]
+		}
+	}
+}
+
+// Live is how many socket-mode connections are open.
+func (f *Server) Live() int {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return len(f.live)
 }
 
 func (f *Server) nextTS() string {
@@ -267,16 +306,20 @@ func (f *Server) Send(envelopeID, typ string, payload any) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		f.Mu.Lock()
-		c := f.Conn
-		f.Mu.Unlock()
+		var c *websocket.Conn
+		if n := len(f.live); n > 0 {
+			c = f.live[f.next%n]
+			f.next++
+		}
 		if c != nil {
-			f.Mu.Lock()
 			f.sent[envelopeID] = time.Now()
 			err := c.WriteJSON(map[string]any{"envelope_id": envelopeID, "type": typ, "payload": payload, "accepts_response_payload": typ == "slash_commands"})
 			f.Mu.Unlock()
 			if err == nil {
 				return
 			}
+		} else {
+			f.Mu.Unlock()
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatal("no socket-mode connection to send on")
@@ -396,14 +439,15 @@ func (f *Server) respond(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
-// drop closes the socket from the server side, as Slack does on refresh.
+// Drop closes the latest socket from the server side, as Slack does on
+// refresh.
 func (f *Server) Drop() {
 	f.Mu.Lock()
 	c := f.Conn
-	f.Conn = nil
 	f.Mu.Unlock()
 	if c != nil {
 		_ = c.Close()
+		f.gone(c)
 	}
 }
 
