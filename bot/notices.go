@@ -75,8 +75,9 @@ type NoticeState struct {
 	LiveCommit string
 }
 
-// Key names the state for "has the notice changed": a notice is updated
-// only when it would say something else.
+// Key names the notice's class, which is all it says about the live
+// release: it is updated only when its class changes. (Keys of earlier
+// deploybots named the live release too; such a notice is updated once.)
 func (n NoticeState) Key(version string) string {
 	switch {
 	case n.Pruned:
@@ -84,19 +85,27 @@ func (n NoticeState) Key(version string) string {
 	case n.Live == version:
 		return "live"
 	case n.Older:
-		return "older:" + n.Live
+		return "older"
 	}
-	return "newer:" + n.Live
+	return "newer"
 }
 
 // NoticeMessage announces a new release with a Promote button, and what
-// it changes against the live release when diff is not nil. The notice is
+// it changes against the release live when it was published when diff is
+// not nil (the first post; later renders leave that out). The notice is
 // kept true as the release goes live, falls behind the live one, or is
-// pruned (st); the button's confirm dialog says what is live now and
-// whether promoting goes backwards, and a pruned release has no button.
+// pruned (st), and says only what its class says (live, older, newer,
+// pruned), never the live release's name: a deploy then changes the
+// notices whose class changed, a handful, not every kept one. The
+// button's confirm dialog says whether promoting goes backwards; a pruned
+// release has no button.
 func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, st NoticeState) Message {
 	title := Md(":package: New release of *%s*: `%s`", site.Name, r.Version)
-	head, compare := buildDetails(site, r, st.Live, st.LiveCommit)
+	from := ""
+	if diff != nil && diff.From == st.Live {
+		from = st.Live
+	}
+	head, compare := buildDetails(site, r, from, st.LiveCommit)
 	details := append(head, Md("%d files, %s", r.Files, present.HumanBytes(r.Bytes)))
 	if compare != "" {
 		details = append(details, compare)
@@ -105,7 +114,7 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 	if r.Message != "" {
 		body += Md("\n>%s", present.Short(r.Message, 280))
 	}
-	if diff != nil && diff.From == st.Live {
+	if from != "" {
 		body += "\n" + noticeDiff(diff)
 	}
 	var now Mrkdwn
@@ -117,7 +126,7 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 	case st.Live == r.Version:
 		now = ":white_check_mark: Live."
 	case st.Older:
-		now = Md(":rewind: Older than the live `%s`: promoting it is a rollback.", st.Live)
+		now = ":rewind: Older than the live release: promoting it is a rollback."
 	}
 	blocks := []Block{section(body)}
 	text := body
@@ -129,12 +138,9 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 		return Message{Text: text, Blocks: blocks}
 	}
 	label, question := "Promote "+r.Version, Md("Make `%s` live on *%s*?", r.Version, site.Name)
-	switch {
-	case st.Older:
+	if st.Older {
 		label = "Roll back to " + r.Version
-		question = Md("Go *back* to the older `%s` on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
-	case st.Live != "":
-		question = Md("Make `%s` live on *%s*? Live now: `%s`.", r.Version, site.Name, st.Live)
+		question = Md("Go *back* to the older `%s` on *%s*?", r.Version, site.Name)
 	}
 	btn := Button{Action: ActionPromote, Value: site.Name + "/" + r.Version, Label: label, Style: Primary,
 		Confirm: &Confirm{Title: "Promote?", Text: question, OK: "Promote", Cancel: "Cancel"}}

@@ -814,7 +814,7 @@ func (w *world) noticeOf(v string) (slackfake.Post, bool) {
 
 // A release's notice stays true: live since when it goes live; "older
 // than the live one, promoting it is a rollback" (and a Roll back button
-// whose dialog says what is live) once a newer one is live; pruned, with
+// whose dialog says it goes back) once a newer one is live; pruned, with
 // no button, once retention deletes it.
 func TestNoticesStayTrue(t *testing.T) {
 	w := newWorld(t, 10*time.Millisecond)
@@ -825,9 +825,9 @@ func TestNoticesStayTrue(t *testing.T) {
 		n1, _ := w.noticeOf("v1")
 		n2, _ := w.noticeOf("v2")
 		return strings.Contains(n3.Text, ":white_check_mark: Live since") && !strings.Contains(string(n3.Blocks), "deploybot_promote") &&
-			strings.Contains(n1.Text, "Older than the live `v3`: promoting it is a rollback.") &&
-			strings.Contains(string(n1.Blocks), "Roll back to v1") && strings.Contains(string(n1.Blocks), "Live now: `v3`") &&
-			strings.Contains(n2.Text, "Older than the live `v3`")
+			strings.Contains(n1.Text, "Older than the live release: promoting it is a rollback.") &&
+			strings.Contains(string(n1.Blocks), "Roll back to v1") && strings.Contains(string(n1.Blocks), "Go *back* to the older") &&
+			strings.Contains(n2.Text, "Older than the live release")
 	})
 	w.Site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
 	w.Service.Sites[0] = w.Site
@@ -971,4 +971,48 @@ func TestThreadSaysWhenVisitorsGotIt(t *testing.T) {
 func TestHelloCountsConnections(t *testing.T) {
 	w := newWorld(t, 0)
 	w.slack.WaitFor("the hello's num_connections", func() bool { return w.conns.Load() == 1 })
+}
+
+// A deploy updates only the notices whose class it changed (the release
+// that was live, the one that is now, and any published between them),
+// however many releases are kept.
+func TestADeployUpdatesOnlyTheNoticesWhoseClassChanged(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	vs := []string{"v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"}
+	w.publishAt(w.Service.Time().Add(-time.Hour), vs...)
+	w.slack.Slash("cl-1", alice, "promote v4")
+	w.slack.WaitFor("v4 live in its notice", func() bool {
+		n, _ := w.noticeOf("v4")
+		n1, _ := w.noticeOf("v1")
+		return strings.Contains(n.Text, "Live since") && strings.Contains(n1.Text, "Older than the live release")
+	})
+	noticeUpdates := func() int {
+		posts, updates, _ := w.slack.Snapshot()
+		notices := map[string]bool{}
+		for _, p := range posts {
+			if strings.HasPrefix(p.Text, ":package: New release") {
+				notices[p.TS] = true
+			}
+		}
+		n := 0
+		for _, u := range updates {
+			if notices[u.TS] {
+				n++
+			}
+		}
+		return n
+	}
+	before := noticeUpdates()
+	w.slack.Slash("cl-2", alice, "promote v5")
+	w.slack.WaitFor("v5 live in its notice and v4 older", func() bool {
+		n5, _ := w.noticeOf("v5")
+		n4, _ := w.noticeOf("v4")
+		return strings.Contains(n5.Text, "Live since") && strings.Contains(n4.Text, "Older than the live release")
+	})
+	// The refresh runs in the background after the deploy; one more,
+	// run here, waits for it (they take turns) and changes nothing.
+	w.app.RefreshNoticesNow(context.Background(), w.Site)
+	if got := noticeUpdates() - before; got != 2 {
+		t.Fatalf("a promote from v4 to v5 with %d notices updated %d of them, want 2 (v4 and v5)", len(vs), got)
+	}
 }
