@@ -8,4 +8,6 @@ import (
 
 // RefreshNoticesNow is refreshNotices for tests: it runs in the caller,
 // after any refresh under way.
-func (s *Slack) RefreshNoticesNow(ctx context.Context, site releases.Site) { s.refreshNotices(ctx, site) }
+func (s *Slack) RefreshNoticesNow(ctx context.Context, site releases.Site) {
+	s.refreshNotices(ctx, site)
+}
