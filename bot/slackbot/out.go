@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -97,7 +96,7 @@ func (o *slackOut) Deploy(ctx context.Context, req bot.Request, site releases.Si
 		channel = req.Channel
 	}
 	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req, site: site,
-		events: make(chan releases.Event, 256), done: make(chan struct{})}
+		events: newEventQueue(), done: make(chan struct{})}
 	go v.loop()
 	return v
 }
@@ -112,9 +111,8 @@ type slackDeploy struct {
 	cardTS  string
 	card    bot.CardState
 	started time.Time
-	events  chan releases.Event
+	events  *eventQueue
 	done    chan struct{}
-	once    sync.Once
 	// gone: the channel cannot be posted to; the view posts nothing more.
 	gone bool
 	// req is who started the deploy and from where, to be told where its
@@ -160,18 +158,13 @@ func unpostable(err error) bool {
 	return false
 }
 
-func (v *slackDeploy) Event(e releases.Event) {
-	select {
-	case v.events <- e:
-	default:
-		v.s.Logger.Warn("slack: deploy view is behind; an event was not posted", "deploy_id", e.Deploy.ID, "type", e.Type)
-	}
-}
+// Event queues e for the view's goroutine without waiting for Slack.
+func (v *slackDeploy) Event(e releases.Event) { v.events.push(e) }
 
 func (v *slackDeploy) Done(*releases.Outcome, error) {
 	// What is live may have changed: the notices say so.
 	v.s.RefreshNotices(v.ctx, v.site)
-	v.once.Do(func() { close(v.events) })
+	v.events.close()
 	select {
 	case <-v.done:
 	case <-time.After(2 * time.Minute):
@@ -181,7 +174,11 @@ func (v *slackDeploy) Done(*releases.Outcome, error) {
 
 func (v *slackDeploy) loop() {
 	defer close(v.done)
-	for e := range v.events {
+	for {
+		e, ok := v.events.pop()
+		if !ok {
+			return
+		}
 		v.post(e)
 	}
 }
