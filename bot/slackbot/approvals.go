@@ -42,20 +42,20 @@ func (s *Slack) refreshApproval(ctx context.Context, site releases.Site, id stri
 		return
 	}
 	if posted {
-		if err := retry(ctx, func() error {
+		if err := func() error {
 			_, _, _, err := s.API.UpdateMessageContext(ctx, cardChannel, cardTS, msgOptions(m)...)
 			return err
-		}); err != nil {
+		}(); err != nil {
 			s.Logger.Warn("slack: updating an approval card failed", "site", site.Name, "request", id, "err", err)
 			s.lost("approval_update")
 		}
 		return
 	}
 	var channel, ts string
-	if err := retry(ctx, func() (err error) {
+	if err := func() (err error) {
 		channel, ts, err = s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
 		return err
-	}); err != nil {
+	}(); err != nil {
 		s.Logger.Error("slack: posting an approval card failed", "site", site.Name, "request", id, "err", err)
 		s.lost("approval")
 		return

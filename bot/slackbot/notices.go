@@ -2,7 +2,11 @@ package slackbot
 
 import (
 	"context"
+	"errors"
+	"sort"
 	"strings"
+
+	"github.com/slack-go/slack"
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/releases"
@@ -34,22 +38,46 @@ func (l noticeLink) String() string { return l.channel + " " + l.ts + " " + l.st
 // deploy and prune. It returns at once; the updates run in the
 // background, in order per call.
 func (s *Slack) RefreshNotices(ctx context.Context, site releases.Site) {
+	s.noticesStale.Store(true)
 	s.background(ctx, func(ctx context.Context) { s.refreshNotices(ctx, site) })
 }
 
 func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 	s.noticeMu.Lock()
 	defer s.noticeMu.Unlock()
+	// A refresh asked for while this one runs (another deploy) makes it
+	// start over from what is live then: at 20 updates a minute, a prune
+	// that retired hundreds of notices must not hold a deploy's two
+	// changes back behind its own.
+	for again := true; again; {
+		s.noticesStale.Store(false)
+		again = s.refreshNoticesOnce(ctx, site)
+	}
+}
+
+// noticeChange is one notice to update, and how soon.
+type noticeChange struct {
+	version string
+	link    noticeLink
+	rel     releases.Release
+	st      bot.NoticeState
+	rank    int // 0: goes live or stops being live; 1: older or newer; 2: pruned
+}
+
+// refreshNoticesOnce updates, most urgent first, the notices whose class
+// changed; true when it stopped for a newer refresh.
+func (s *Slack) refreshNoticesOnce(ctx context.Context, site releases.Site) bool {
 	links, err := s.Bot.Service.ReleaseLinks(ctx, site.Name)
 	if err != nil {
 		s.Logger.Warn("slack: reading the release notices", "site", site.Name, "err", err)
-		return
+		return false
 	}
 	live := s.Bot.LiveNow(ctx, site)
 	s.supersedeLiveReplies(ctx, site, live.Version())
+	var work []noticeChange
 	for version, ls := range links {
 		l, ok := parseNoticeLink(ls["slack"])
-		if !ok || l.state == "pruned" {
+		if !ok || l.state == "pruned" || l.state == noticeGone {
 			continue
 		}
 		r, err := s.Bot.Service.Release(ctx, site.Name, version)
@@ -57,23 +85,76 @@ func (s *Slack) refreshNotices(ctx context.Context, site releases.Site) {
 			continue
 		}
 		st := bot.NoticeStateOf(r, live)
-		if st.Key(version) == l.state {
+		key := st.Key(version)
+		if key == l.state {
 			continue
 		}
-		m := bot.NoticeMessage(site, r, nil, st)
-		if err := retry(ctx, func() error {
-			_, _, _, err := s.API.UpdateMessageContext(ctx, l.channel, l.ts, msgOptions(m)...)
-			return err
-		}); err != nil {
-			s.Logger.Warn("slack: updating a release notice failed", "site", site.Name, "version", version, "err", err)
-			s.lost("notice_update")
-			continue
+		rank := 1
+		switch {
+		case key == "live" || l.state == "live":
+			rank = 0
+		case key == "pruned":
+			rank = 2
 		}
-		l.state = st.Key(version)
-		if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, version, "slack", l.String()); err != nil {
-			s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", version, "err", err)
-		}
+		work = append(work, noticeChange{version: version, link: l, rel: r, st: st, rank: rank})
 	}
+	sort.Slice(work, func(i, j int) bool {
+		if work[i].rank != work[j].rank {
+			return work[i].rank < work[j].rank
+		}
+		return work[i].version < work[j].version
+	})
+	for _, c := range work {
+		if s.noticesStale.Load() {
+			return true
+		}
+		if s.notices != nil {
+			if err := s.notices.Wait(ctx); err != nil {
+				return false
+			}
+		}
+		s.updateNotice(ctx, site, c)
+	}
+	return false
+}
+
+// noticeGone is the state of a notice Slack will never let the bot
+// update again (deleted, too old, its channel archived).
+const noticeGone = "gone"
+
+// updateNotice re-renders one notice and records what it shows.
+func (s *Slack) updateNotice(ctx context.Context, site releases.Site, c noticeChange) {
+	m := bot.NoticeMessage(site, c.rel, nil, c.st)
+	l := c.link
+	l.state = c.st.Key(c.version)
+	if _, _, _, err := s.API.UpdateMessageContext(ctx, l.channel, l.ts, msgOptions(m)...); err != nil {
+		if !neverUpdatable(err) {
+			s.Logger.Warn("slack: updating a release notice failed", "site", site.Name, "version", c.version, "err", err)
+			s.lost("notice_update")
+			return
+		}
+		// Asking again would fail again, on every refresh, for ever.
+		s.Logger.Info("slack: a release notice can no longer be updated; it is left as it is", "site", site.Name, "version", c.version, "why", slackError(err))
+		l.state = noticeGone
+	}
+	if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, c.version, "slack", l.String()); err != nil {
+		s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", c.version, "err", err)
+	}
+}
+
+// neverUpdatable reports whether chat.update refused a message for good
+// (https://api.slack.com/methods/chat.update#errors): it was deleted, it
+// is too old or not the bot's to edit, or its channel is archived.
+func neverUpdatable(err error) bool {
+	var r slack.SlackErrorResponse
+	if !errors.As(err, &r) {
+		return false
+	}
+	switch r.Err {
+	case "message_not_found", "cant_update_message", "edit_window_closed", "is_archived", "channel_not_found":
+		return true
+	}
+	return false
 }
 
 // liveReplyLink names, among a deploy's links, its "is live" thread reply
@@ -116,10 +197,10 @@ func (s *Slack) supersedeLiveReplies(ctx context.Context, site releases.Site, li
 			continue
 		}
 		m := bot.SupersededMessage(d, live)
-		if err := retry(ctx, func() error {
+		if err := func() error {
 			_, _, _, err := s.API.UpdateMessageContext(ctx, channel, ts, msgOptions(m)...)
 			return err
-		}); err != nil {
+		}(); err != nil {
 			s.Logger.Warn("slack: taking the Rollback button off a superseded deploy failed", "site", site.Name, "deploy_id", d.ID, "err", err)
 			continue
 		}
@@ -134,6 +215,11 @@ func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) { s.Refresh
 
 // postNotice posts a release's notice and remembers where it is.
 func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {
+	if s.notices != nil {
+		if err := s.notices.Wait(ctx); err != nil {
+			return
+		}
+	}
 	// Every replica that takes the hook or finds the release in the
 	// bucket gets here; one posts.
 	if mine, err := s.Bot.Service.ClaimReleaseLink(ctx, site.Name, r.Version, "slack"); err != nil {
@@ -146,10 +232,10 @@ func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.R
 	st := bot.NoticeStateOf(r, s.Bot.LiveNow(ctx, site))
 	m := bot.NoticeMessage(site, r, s.Bot.DiffFromLive(ctx, site, r.Version), st)
 	var channel, ts string
-	if err := retry(ctx, func() (err error) {
+	if err := func() (err error) {
 		channel, ts, err = s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
 		return err
-	}); err != nil {
+	}(); err != nil {
 		s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
 		s.lost("notice")
 		return
@@ -172,10 +258,10 @@ func (o *slackOut) Ask(ctx context.Context, req bot.Request, question bot.Mrkdwn
 	if req.ResponseURL != "" {
 		err = o.s.respond(ctx, req.ResponseURL, m, false)
 	} else {
-		err = retry(ctx, func() error {
+		err = func() error {
 			_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, msgOptions(m)...)
 			return err
-		})
+		}()
 	}
 	if err != nil {
 		o.s.Logger.Error("slack: asking for a confirmation failed", "user", req.UserID, "err", err)

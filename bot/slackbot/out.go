@@ -12,24 +12,6 @@ import (
 	"github.com/deploybot/deploybot/releases"
 )
 
-// retry calls fn again after Slack's Retry-After when it is rate limited
-// (429), a few times; other errors are returned at once.
-func retry(ctx context.Context, fn func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		var rl *slack.RateLimitedError
-		if !errors.As(err, &rl) || attempt == 5 {
-			return err
-		}
-		wait := min(max(rl.RetryAfter, 100*time.Millisecond), 30*time.Second)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-	}
-}
-
 // msgOptions is a message as chat.postMessage and chat.update take it,
 // within Slack's limits (fit): every post goes through here.
 func msgOptions(m bot.Message) []slack.MsgOption {
@@ -54,10 +36,10 @@ func (o *slackOut) Private(ctx context.Context, req bot.Request, text bot.Mrkdwn
 	if req.ResponseURL != "" {
 		err = o.s.respond(ctx, req.ResponseURL, bot.Message{Text: text}, false)
 	} else {
-		err = retry(ctx, func() error {
+		err = func() error {
 			_, err := o.s.API.PostEphemeralContext(ctx, req.Channel, req.UserID, slack.MsgOptionText(cutMrkdwn(string(text), maxMessageText), false))
 			return err
-		})
+		}()
 	}
 	if err != nil {
 		o.s.Logger.Error("slack: ephemeral reply failed", "user", req.UserID, "err", err)
@@ -78,10 +60,10 @@ func (o *slackOut) Public(ctx context.Context, req bot.Request, m bot.Message) {
 		if req.Thread != "" {
 			opts = append(opts, slack.MsgOptionTS(req.Thread))
 		}
-		err = retry(ctx, func() error {
+		err = func() error {
 			_, _, err := o.s.API.PostMessageContext(ctx, req.Channel, opts...)
 			return err
-		})
+		}()
 	}
 	if err != nil {
 		o.s.Logger.Error("slack: reply failed", "channel", req.Channel, "err", err)
@@ -218,10 +200,10 @@ func (v *slackDeploy) post(e releases.Event) {
 			opts = append(opts, slack.MsgOptionTS(v.thread))
 		}
 		var channelID string
-		err := retry(v.ctx, func() (err error) {
+		err := func() (err error) {
 			channelID, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
 			return err
-		})
+		}()
 		if err != nil {
 			v.s.lost("card")
 			if unpostable(err) {
@@ -261,10 +243,10 @@ func (v *slackDeploy) post(e releases.Event) {
 	} else if e.Type != releases.EventPhaseFinished {
 		// The card changes with phases, not with every poll, which keeps
 		// chat.update well inside Slack's rate limits.
-		err := retry(v.ctx, func() error {
+		err := func() error {
 			_, _, _, err := v.s.API.UpdateMessageContext(v.ctx, v.channel, v.cardTS, msgOptions(bot.Card(v.card))...)
 			return err
-		})
+		}()
 		if err != nil {
 			log.Warn("slack: updating the status card failed", "err", err)
 			v.s.lost("card_update")
@@ -280,10 +262,10 @@ func (v *slackDeploy) post(e releases.Event) {
 	}
 	opts := append(msgOptions(m), slack.MsgOptionTS(v.thread))
 	var ts string
-	if err := retry(v.ctx, func() (err error) {
+	if err := func() (err error) {
 		_, ts, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
 		return err
-	}); err != nil {
+	}(); err != nil {
 		log.Error("slack: thread reply failed", "err", err, "type", e.Type)
 		v.s.lost("thread")
 		return

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/slack-go/slack"
@@ -57,9 +58,30 @@ func (s *Slack) respond(ctx context.Context, responseURL string, m bot.Message, 
 	if client == nil {
 		client = http.DefaultClient
 	}
-	return retry(ctx, func() error {
+	return retryWebhook(ctx, func() error {
 		return slack.PostWebhookCustomHTTPContext(ctx, responseURL, client, msg)
 	})
+}
+
+// retryWebhook sends an answer to a response_url again after Slack's
+// Retry-After when it is rate limited (429), a few times. A response_url
+// is not a Web API method, so slack-go's retries (see pace.go) do not
+// cover it.
+func retryWebhook(ctx context.Context, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		var rl *slack.RateLimitedError
+		if !errors.As(err, &rl) || attempt == 5 {
+			return err
+		}
+		t := time.NewTimer(max(rl.RetryAfter, time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // ackAnswer is an answer that goes in the ack itself: help, and a command

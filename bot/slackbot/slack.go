@@ -18,6 +18,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+	"golang.org/x/time/rate"
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/releases"
@@ -56,14 +57,19 @@ type Slack struct {
 	// each envelope to one of them, so every replica must answer any.
 	Connections func(n int)
 
-	seen       dedupe
-	channels   channelCheck
-	noticeMu   sync.Mutex // one refresh of the notices at a time
-	approvalMu sync.Mutex // one approval card change at a time
-	connected  atomic.Bool
-	work       sync.WaitGroup // Add only through begin
-	workMu     sync.Mutex
-	stopping   bool
+	seen     dedupe
+	channels channelCheck
+	// notices paces notice upkeep (see pace.go); nil: unpaced.
+	notices *rate.Limiter
+	// noticesStale: a refresh of the notices was asked for since the
+	// running one read what is live.
+	noticesStale atomic.Bool
+	noticeMu     sync.Mutex // one refresh of the notices at a time
+	approvalMu   sync.Mutex // one approval card change at a time
+	connected    atomic.Bool
+	work         sync.WaitGroup // Add only through begin
+	workMu       sync.Mutex
+	stopping     bool
 }
 
 // begin registers work Run waits for before it returns; false once Run
@@ -121,11 +127,15 @@ func New(appToken, botToken, apiURL string, b *bot.Bot, log *slog.Logger) (*Slac
 		}
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
+	// Every Web API call waits out a 429 on its method, whoever got it,
+	// and is sent again by slack-go as retryConfig says (pace.go).
+	opts = append(opts, slack.OptionHTTPClient(&gatedClient{next: &http.Client{Timeout: 30 * time.Second}, gates: &gates{}}),
+		slack.OptionRetryConfig(retryConfig()))
 	api := slack.New(botToken, opts...)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Slack{Bot: b, API: api, Socket: socketmode.New(api), Logger: log, apiURL: apiURL}, nil
+	return &Slack{Bot: b, API: api, Socket: socketmode.New(api), Logger: log, apiURL: apiURL, notices: noticePace()}, nil
 }
 
 // Connected reports whether the socket is up (for /readyz).
@@ -357,10 +367,10 @@ func (s *Slack) PruneFinished(ctx context.Context, site releases.Site, rep *rele
 	m := bot.PruneMessage(rep, err)
 	s.RefreshNotices(ctx, site)
 	s.background(ctx, func(ctx context.Context) {
-		if err := retry(ctx, func() error {
+		if err := func() error {
 			_, _, err := s.API.PostMessageContext(ctx, site.Channel, msgOptions(m)...)
 			return err
-		}); err != nil {
+		}(); err != nil {
 			s.Logger.Error("slack: prune summary failed", "site", site.Name, "err", err)
 			s.lost("prune_summary")
 		}

@@ -59,6 +59,9 @@ func (w *world) startApp() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// The notices' pace is the subject of its own tests (and the
+	// benchmark); here it would only slow the rest down.
+	w.app.PaceNotices(60*1000, 1000)
 	// Who may do what is the service's: Slack only tells it who is in a
 	// user group.
 	w.Service.Access = &releases.Access{Directory: &slackbot.UserGroups{API: w.app.API}}
@@ -1002,6 +1005,7 @@ func TestADeployUpdatesOnlyTheNoticesWhoseClassChanged(t *testing.T) {
 		}
 		return n
 	}
+	w.app.RefreshNoticesNow(context.Background(), w.Site) // the first promote's updates, all of them
 	before := noticeUpdates()
 	w.slack.Slash("cl-2", alice, "promote v5")
 	w.slack.WaitFor("v5 live in its notice and v4 older", func() bool {

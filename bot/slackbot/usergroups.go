@@ -79,10 +79,10 @@ func (d *UserGroups) members(ctx context.Context, group string) (map[string]bool
 	d.mu.Unlock()
 	v, err, _ := d.flight.Do(group, func() (any, error) {
 		var ids []string
-		err := retry(ctx, func() (err error) {
+		err := func() (err error) {
 			ids, err = d.API.GetUserGroupMembersContext(ctx, group)
 			return err
-		})
+		}()
 		var refused slack.SlackErrorResponse
 		if errors.As(err, &refused) {
 			d.tell(group, refused.Err)
