@@ -186,6 +186,9 @@ type CardState struct {
 	Elapsed time.Duration
 	Result  string // "", "done", "failed", "interrupted"
 	Error   string
+	// Note is what the running phase last said it waits for (the
+	// visible phase's tally), "" none.
+	Note string
 	// Links are DeployLinks of the deploy ("" none).
 	Links Mrkdwn
 }
@@ -211,6 +214,9 @@ func Card(c CardState) Message {
 		verb = "Rollback"
 	}
 	title := Md("%s *%s %s*: `%s` → `%s`", Mrkdwn(icon), verb, d.Site, present.OrNone(d.From), d.To)
+	if c.Note != "" && c.Result == "" {
+		state += "\n" + present.Short(c.Note, 200)
+	}
 	fields := []Mrkdwn{
 		"*By*\n" + Mention(d.Actor),
 		Md("*Reason*\n%s", orDash(d.Reason)),

@@ -92,9 +92,14 @@ type slackDeploy struct {
 	thread  string // thread root; the card's ts when the deploy has no thread of its own
 	cardTS  string
 	card    bot.CardState
-	started time.Time
-	events  *eventQueue
-	done    chan struct{}
+	// cardDirty: the card changed since it was last posted or updated
+	// (at cardAt); noteAt is when a phase note last went to the thread.
+	cardDirty bool
+	cardAt    time.Time
+	noteAt    time.Time
+	started   time.Time
+	events    *eventQueue
+	done      chan struct{}
 	// gone: the channel cannot be posted to; the view posts nothing more.
 	gone bool
 	// req is who started the deploy and from where, to be told where its
@@ -154,14 +159,51 @@ func (v *slackDeploy) Done(*releases.Outcome, error) {
 	}
 }
 
+// How often a deploy's card and thread change. The card follows the
+// deploy at most every cardEvery (its end at once); a phase's notes (the
+// visible phase's tally, each round) go on the card, and into the thread
+// at most every noteEvery. A promote makes some ten thread replies and a
+// handful of card updates however long its phases poll, well inside
+// Slack's rate limits even with several deploys at once.
+const (
+	cardEvery = 2 * time.Second
+	noteEvery = 30 * time.Second
+)
+
 func (v *slackDeploy) loop() {
 	defer close(v.done)
 	for {
-		e, ok := v.events.pop()
-		if !ok {
-			return
+		wait := time.Duration(-1)
+		if v.cardDirty {
+			wait = max(0, cardEvery-time.Since(v.cardAt))
 		}
-		v.post(e)
+		e, got, closed := v.events.popWithin(wait)
+		switch {
+		case got:
+			v.post(e)
+		case closed:
+			v.flushCard()
+			return
+		default:
+			v.flushCard() // the pause is over: the card catches up
+		}
+	}
+}
+
+// final reports whether an event ends the deploy (or this view of it).
+func final(t releases.EventType) bool {
+	return t == releases.EventDeployFinished || t == releases.EventDeployFailed || t == releases.EventDeployInterrupted
+}
+
+// flushCard updates the card to the latest state if it changed since.
+func (v *slackDeploy) flushCard() {
+	if !v.cardDirty || v.cardTS == "" || v.gone {
+		return
+	}
+	v.cardDirty, v.cardAt = false, time.Now()
+	if _, _, _, err := v.s.API.UpdateMessageContext(v.ctx, v.channel, v.cardTS, msgOptions(bot.Card(v.card))...); err != nil {
+		v.s.Logger.Warn("slack: updating the status card failed", "deploy_id", v.card.Deploy.ID, "err", err)
+		v.s.lost("card_update")
 	}
 }
 
@@ -186,7 +228,9 @@ func (v *slackDeploy) post(e releases.Event) {
 		// the card follows it from the start.
 		v.card.Phase, v.card.Result, v.card.Error = "starting", "", ""
 	case releases.EventPhaseStarted:
-		v.card.Phase = bot.PhaseName(e.Phase, e.Title)
+		v.card.Phase, v.card.Note = bot.PhaseName(e.Phase, e.Title), ""
+	case releases.EventPhaseNote:
+		v.card.Note = e.Title
 	case releases.EventDeployFinished:
 		v.card.Result = "done"
 	case releases.EventDeployFailed:
@@ -240,17 +284,20 @@ func (v *slackDeploy) post(e releases.Event) {
 		if v.req.Thread == "" && v.req.Channel != v.channel {
 			v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
 		}
-	} else if e.Type != releases.EventPhaseFinished {
-		// The card changes with phases, not with every poll, which keeps
-		// chat.update well inside Slack's rate limits.
-		err := func() error {
-			_, _, _, err := v.s.API.UpdateMessageContext(v.ctx, v.channel, v.cardTS, msgOptions(bot.Card(v.card))...)
-			return err
-		}()
-		if err != nil {
-			log.Warn("slack: updating the status card failed", "err", err)
-			v.s.lost("card_update")
+	} else {
+		// Updated by the loop at most every cardEvery; the end at once,
+		// before the thread says it.
+		v.cardDirty = true
+		if final(e.Type) {
+			v.flushCard()
 		}
+	}
+	if e.Type == releases.EventPhaseNote {
+		// On the card at once; in the thread, now and then.
+		if !v.noteAt.IsZero() && time.Since(v.noteAt) < noteEvery {
+			return
+		}
+		v.noteAt = time.Now()
 	}
 	var m bot.Message
 	if e.Type == releases.EventDeployFinished {

@@ -2,6 +2,7 @@ package slackbot
 
 import (
 	"sync"
+	"time"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -54,6 +55,20 @@ func (q *eventQueue) wake() {
 // pop returns the next event, waiting for one; false once the queue is
 // closed and empty.
 func (q *eventQueue) pop() (releases.Event, bool) {
+	e, got, _ := q.popWithin(-1)
+	return e, got
+}
+
+// popWithin returns the next event, waiting at most wait for one (a
+// negative wait: for ever). got is false when none came in time or the
+// queue is closed and empty (closed says which).
+func (q *eventQueue) popWithin(wait time.Duration) (e releases.Event, got, closed bool) {
+	var timeout <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
@@ -61,13 +76,17 @@ func (q *eventQueue) pop() (releases.Event, bool) {
 			q.items[0] = releases.Event{}
 			q.items = q.items[1:]
 			q.mu.Unlock()
-			return e, true
+			return e, true, false
 		}
 		closed := q.closed
 		q.mu.Unlock()
 		if closed {
-			return releases.Event{}, false
+			return releases.Event{}, false, true
 		}
-		<-q.ready
+		select {
+		case <-q.ready:
+		case <-timeout:
+			return releases.Event{}, false, false
+		}
 	}
 }

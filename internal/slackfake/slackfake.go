@@ -8,9 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,7 +21,7 @@ import (
 // socket-mode /ws endpoint of our own, and the Web API methods it lacks
 // (chat.update, usergroups.users.list) or that we must observe closely.
 type Server struct {
-	t   testing.TB
+	t   TB
 	srv *slacktest.Server
 
 	Mu sync.Mutex
@@ -63,6 +63,65 @@ type Server struct {
 	// rateLimitUpdates makes the next n chat.update calls answer 429.
 	RateLimitUpdates int
 	Limited          int
+	// PerMinute, when set for a method, is its budget: Slack's Web API
+	// methods are limited per app and workspace by tier (chat.update is
+	// Tier 3, about 50 calls a minute; chat.postMessage is special, about
+	// one message a second per channel with short bursts;
+	// https://api.slack.com/apis/rate-limits), and a call past it is
+	// answered 429 with Retry-After in seconds (RetryAfter here; Slack's
+	// says when the window frees). Unset: unlimited, as most tests want.
+	PerMinute  map[string]int
+	RetryAfter int
+	// calls are the times each method was called, refused or not.
+	calls map[string][]time.Time
+}
+
+// TB is what the fake needs of a test (testing.TB has it); a benchmark
+// program gives its own.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// limited counts a call of method and answers 429 when it is past the
+// method's budget for the last minute; false when it may go on.
+func (f *Server) limited(w http.ResponseWriter, method string) bool {
+	f.Mu.Lock()
+	now := time.Now()
+	if f.calls == nil {
+		f.calls = map[string][]time.Time{}
+	}
+	f.calls[method] = append(f.calls[method], now)
+	budget := f.PerMinute[method]
+	if budget <= 0 {
+		f.Mu.Unlock()
+		return false
+	}
+	n := 0
+	for _, at := range f.calls[method] {
+		if now.Sub(at) < time.Minute {
+			n++
+		}
+	}
+	retryAfter := max(f.RetryAfter, 1)
+	if n <= budget {
+		f.Mu.Unlock()
+		return false
+	}
+	f.Limited++
+	f.Mu.Unlock()
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	w.WriteHeader(http.StatusTooManyRequests)
+	return true
+}
+
+// Calls returns when each call of method came, refused ones included.
+func (f *Server) Calls(method string) []time.Time {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return append([]time.Time(nil), f.calls[method]...)
 }
 
 type Post struct {
@@ -85,7 +144,7 @@ type responseURL struct {
 	created time.Time
 }
 
-func New(t testing.TB) *Server {
+func New(t TB) *Server {
 	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}, Channels: map[string]Channel{},
 		origins: map[string]origin{}, responses: map[string]*responseURL{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
@@ -229,6 +288,9 @@ func (f *Server) refuse(w http.ResponseWriter, p Post) bool {
 func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
 	p.Via = "chat.postMessage"
+	if f.limited(w, "chat.postMessage") {
+		return
+	}
 	f.Mu.Lock()
 	// A channel may be named (#deploys); Slack answers with its id.
 	if name, ok := strings.CutPrefix(p.Channel, "#"); ok {
@@ -263,7 +325,7 @@ func (f *Server) update(w http.ResponseWriter, r *http.Request) {
 		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
 		return
 	}
-	if f.refuse(w, p) {
+	if f.limited(w, "chat.update") || f.refuse(w, p) {
 		return
 	}
 	f.Mu.Lock()
