@@ -70,13 +70,17 @@ func lookup(name string) (commandSpec, bool) {
 
 func noWords(_ *Command, words []string) error {
 	if len(words) > 0 {
-		return fmt.Errorf("unexpected %q", strings.Join(words, " "))
+		return fmt.Errorf("unexpected %s", quoted(strings.Join(words, " ")))
 	}
 	return nil
 }
 
 func checkVersion(v string) error {
 	if err := releases.ValidateVersion(v); err != nil {
+		// The error quotes the version: at most maxQuoted characters of it.
+		if cerr := releases.ValidateVersion(clip(v)); cerr != nil {
+			err = cerr
+		}
 		return errors.New(releases.ErrorMessage(err))
 	}
 	return nil
@@ -149,7 +153,7 @@ func lockReason(c *Command, words []string) error {
 func dryRun(c *Command, words []string) error {
 	for _, w := range words {
 		if w != "--dry-run" && w != "dry-run" {
-			return fmt.Errorf("unexpected %q", w)
+			return fmt.Errorf("unexpected %s", quoted(w))
 		}
 		c.DryRun = true
 	}

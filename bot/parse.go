@@ -9,7 +9,9 @@ package bot
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/deploybot/deploybot/releases"
 )
@@ -85,7 +87,7 @@ func Parse(text string, sites []string) Command {
 	args := words[1:]
 	spec, ok := lookup(name)
 	if !ok {
-		return Command{Action: Help, Name: "help", Error: fmt.Sprintf("unknown command %q", words[0])}
+		return Command{Action: Help, Name: "help", Error: "unknown command " + quoted(words[0])}
 	}
 	c := Command{Action: Run, Name: name}
 	if name == "help" {
@@ -109,7 +111,7 @@ func Parse(text string, sites []string) Command {
 	default:
 		which := "which site? (one of: " + strings.Join(sites, ", ") + ")"
 		if len(args) > 0 && looksLikeSite(args[0]) && !looksLikeVersion(args[0]) {
-			return bad("unknown site %q; %s", args[0], which)
+			return bad("unknown site %s; %s", quoted(args[0]), which)
 		}
 		return bad("%s", which)
 	}
@@ -117,6 +119,45 @@ func Parse(text string, sites []string) Command {
 		return bad("%s", err.Error())
 	}
 	return c
+}
+
+// maxQuoted is how much of what a person typed an answer quotes back:
+// a parse error that echoes the input says what it could not read, not
+// the whole of a 4,000-character paste. In Slack the answer rides in the
+// socket-mode acknowledgement, which must stay small.
+const maxQuoted = 200
+
+// quoted is s in quotes as an error shows it (%q): at most maxQuoted
+// characters, the input cut with an ellipsis to fit and then saying how
+// long it was.
+func quoted(s string) string {
+	if c := clip(s); c != s {
+		return fmt.Sprintf("%q (%d characters)", c, utf8.RuneCountInString(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// clip is s cut with an ellipsis so that it quotes (%q) in at most
+// maxQuoted characters, escapes included; s itself when it does. It is
+// also for checks of other packages whose errors quote what they were
+// given: a clipped word is refused as the whole one would be (the
+// ellipsis is in no version).
+func clip(s string) string {
+	if utf8.RuneCountInString(strconv.Quote(s)) <= maxQuoted {
+		return s
+	}
+	n := 2 + 1 // the quotes and the ellipsis
+	for i := 0; i < len(s); {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		// Quoted on its own, as %q quotes it in s (a byte that is no
+		// UTF-8 too).
+		n += utf8.RuneCountInString(strconv.Quote(s[i:i+size])) - 2
+		if n > maxQuoted {
+			return s[:i] + "…"
+		}
+		i += size
+	}
+	return s
 }
 
 func looksLikeSite(w string) bool { return siteRE(w) }

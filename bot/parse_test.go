@@ -99,6 +99,35 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	}
 }
 
+// A parse error says what it could not read, quoting at most maxQuoted
+// characters of it: in Slack the answer rides in the socket-mode
+// acknowledgement, which Slack drops at 20 KB, and a 30,000-character
+// paste quoted back whole would leave the person with no answer.
+func TestParseErrorsQuoteLittleOfTheInput(t *testing.T) {
+	long := strings.Repeat("x", 30000)
+	for _, c := range []struct{ text, want string }{
+		{long, "unknown command \"" + strings.Repeat("x", maxQuoted-3) + "…\" (30000 characters)"},
+		{strings.Repeat("\x04", 30000), "unknown command \"\\x04\\x04"},
+		{"status " + strings.Repeat("\u2028", 30000), "unexpected \"\\u2028\\u2028"},
+		{"status " + long, "unexpected \"xxx"},
+		{"status " + strings.Repeat("a ", 15000), "(29999 characters)"},
+		{"status " + strings.Repeat("<&>", 10000), "(30000 characters)"},
+		{"promote " + long, "invalid version \"xxx"},
+		{"diff v1 v" + long, "invalid version \"vxx"},
+		{"freeze " + long + " because", "until when?"},
+		{"prune " + long, "unexpected \"xxx"},
+		{"unpin v1 " + long, "one version is required"},
+	} {
+		got := Parse(c.text, []string{"www"})
+		if got.Action == Run || !strings.Contains(got.Error, c.want) {
+			t.Errorf("%.40q...: got %v %.300q, want an error with %q", c.text, got.Action, got.Error, c.want)
+		}
+		if n := len([]rune(got.Error)); n > maxQuoted+200 {
+			t.Errorf("%.40q...: the error is %d characters: %.300q", c.text, n, got.Error)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"promote www v1 why", "rollback", `lock "a b`, "diff v1 v2", "prune --dry-run", "“x”"} {
 		f.Add(s)
@@ -119,6 +148,10 @@ func FuzzParse(f *testing.F) {
 			if c.Error == "" {
 				t.Fatal("rejected without a message")
 			}
+		}
+		// An error quotes at most maxQuoted characters of the input.
+		if n := len([]rune(c.Error)); n > maxQuoted+200 {
+			t.Fatalf("a %d-character error: %q", n, c.Error)
 		}
 	})
 }
