@@ -74,6 +74,9 @@ type Server struct {
 	RetryAfter int
 	// calls are the times each method was called, refused or not.
 	calls map[string][]time.Time
+	// AcksDropped counts socket-mode responses Slack never took: 20 KB
+	// or more (MaxResponse).
+	AcksDropped int
 }
 
 // TB is what the fake needs of a test (testing.TB has it); a benchmark
@@ -123,6 +126,15 @@ func (f *Server) Calls(method string) []time.Time {
 	defer f.Mu.Unlock()
 	return append([]time.Time(nil), f.calls[method]...)
 }
+
+// MaxResponse is the size from which Slack drops a socket-mode response
+// (an envelope's ack, with its payload) without a word: the envelope
+// stays unacknowledged and the payload is never shown. Slack's socket
+// mode pages do not state the limit; slack-go measured it against Slack
+// and refuses to send such a response
+// (https://github.com/slack-go/slack/issues/1196, socketmode.go's
+// maxResponseSize), and the fake drops it as Slack does.
+const MaxResponse = 20 * 1024
 
 type Post struct {
 	Channel, TS, ThreadTS, Text, User string
@@ -212,7 +224,17 @@ func (f *Server) ws(w http.ResponseWriter, r *http.Request) {
 				Blocks       json.RawMessage `json:"blocks"`
 			} `json:"payload"`
 		}
-		if err := c.ReadJSON(&ack); err != nil {
+		_, raw, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if len(raw) >= MaxResponse {
+			f.Mu.Lock()
+			f.AcksDropped++
+			f.Mu.Unlock()
+			continue
+		}
+		if err := json.Unmarshal(raw, &ack); err != nil {
 			return
 		}
 		f.Mu.Lock()

@@ -1,0 +1,57 @@
+package slackfake
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// dial opens a socket-mode connection to the fake as an app would, and
+// reads its hello.
+func dial(t *testing.T, f *Server) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+strings.TrimSuffix(strings.TrimPrefix(f.APIURL(), "http://"), "/")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var hello map[string]any
+	if err := c.ReadJSON(&hello); err != nil || hello["type"] != "hello" {
+		t.Fatalf("hello %v %v", hello, err)
+	}
+	return c
+}
+
+// A socket-mode response of 20 KB or more never reaches Slack: the
+// envelope stays unacknowledged and its answer is not shown. One just
+// under the limit is taken.
+func TestAckOf20KBIsDropped(t *testing.T) {
+	f := New(t)
+	c := dial(t, f)
+	ack := func(id string, size int) {
+		t.Helper()
+		// {"envelope_id":"..","payload":{"text":"xxx"}}
+		frame := `{"envelope_id":"` + id + `","payload":{"response_type":"ephemeral","text":"`
+		frame += strings.Repeat("x", size-len(frame)-len(`"}}`)) + `"}}`
+		if len(frame) != size {
+			t.Fatalf("frame of %d bytes, want %d", len(frame), size)
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ack("big", MaxResponse)
+	ack("small", MaxResponse-1)
+	f.WaitFor("the small ack", func() bool { _, ok := f.AckDelay("small"); return ok })
+	if _, ok := f.AckDelay("big"); ok {
+		t.Fatal("an ack of 20 KB was taken")
+	}
+	_, _, eph := f.Snapshot()
+	f.Mu.Lock()
+	dropped := f.AcksDropped
+	f.Mu.Unlock()
+	if dropped != 1 || len(eph) != 1 || len(eph[0].Text) != MaxResponse-1-len(`{"envelope_id":"small","payload":{"response_type":"ephemeral","text":""}}`) {
+		t.Fatalf("dropped %d, answers shown %d", dropped, len(eph))
+	}
+}
