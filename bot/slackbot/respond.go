@@ -84,6 +84,17 @@ func retryWebhook(ctx context.Context, fn func() error) error {
 	}
 }
 
+// maxAckText is the longest answer an ack carries. Slack drops a
+// socket-mode response of 20 KB or more without a word, and slack-go
+// refuses to send one (socketmode's SendCtx: "meets or exceeds Slack's
+// 20480-byte WebSocket limit"), leaving the envelope unacknowledged: the
+// person sees Slack's own error. JSON takes at most 6 bytes per character
+// (\u0026 for &, \u2028; an emoji is 4 bytes and counts 2), so 3,000
+// characters are at most 18,000 bytes with room for the envelope. Help
+// and parse errors, which quote little of the input (bot's maxQuoted),
+// are well under it.
+const maxAckText = 3000
+
 // ackAnswer is an answer that goes in the ack itself: help, and a command
 // that does not parse, which need nothing but the text.
 func ackAnswer(b *bot.Bot, cmd bot.Command) (map[string]any, bool) {
@@ -91,5 +102,5 @@ func ackAnswer(b *bot.Bot, cmd bot.Command) (map[string]any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return map[string]any{"response_type": slack.ResponseTypeEphemeral, "text": cutMrkdwn(string(text), maxMessageText)}, true
+	return map[string]any{"response_type": slack.ResponseTypeEphemeral, "text": cutMrkdwn(string(text), maxAckText)}, true
 }

@@ -38,6 +38,11 @@ type SlackAPI interface {
 
 var _ SlackAPI = (*slack.Client)(nil)
 
+// acker acknowledges socket-mode envelopes, with slack-go's signature.
+type acker interface {
+	Ack(req socketmode.Request, payload ...any) error
+}
+
 // Slack is the bot on Slack: socket mode in, Web API out.
 type Slack struct {
 	Bot    *bot.Bot
@@ -57,6 +62,9 @@ type Slack struct {
 	// each envelope to one of them, so every replica must answer any.
 	Connections func(n int)
 
+	// acker acknowledges envelopes; nil: Socket (a test's stand-in may
+	// refuse).
+	acker    acker
 	seen     dedupe
 	channels channelCheck
 	// notices paces notice upkeep (see pace.go); nil: unpaced.
@@ -195,9 +203,17 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 			return
 		}
 		req := bot.Request{Cmd: bot.Parse(cmd.Text, s.Bot.SiteNames()), UserID: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, Door: "slack"}
-		// What needs no lookup is answered in the ack itself.
+		// What needs no lookup is answered in the ack itself. Should
+		// that ack be refused, the envelope is acknowledged without it
+		// and the answer goes through the command's response_url.
 		if answer, ok := ackAnswer(s.Bot, req.Cmd); ok {
-			s.ack(evt, answer)
+			if err := s.acks().Ack(*evt.Request, answer); err != nil {
+				s.Logger.Warn("slack: the ack with the answer failed; answering through the response_url", "err", err)
+				s.ack(evt)
+				if s.fresh(evt) {
+					s.spawn(ctx, req)
+				}
+			}
 			return
 		}
 		s.ack(evt)
@@ -239,14 +255,20 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 }
 
 // ack answers the envelope at once, before any work: Slack redelivers
-// envelopes not acknowledged within 3 seconds. A payload is the answer
-// shown to the person (slash commands only).
-func (s *Slack) ack(evt socketmode.Event, payload ...any) {
+// envelopes not acknowledged within 3 seconds.
+func (s *Slack) ack(evt socketmode.Event) {
 	if evt.Request != nil {
-		if err := s.Socket.Ack(*evt.Request, payload...); err != nil {
+		if err := s.acks().Ack(*evt.Request); err != nil {
 			s.Logger.Warn("slack: ack failed", "err", err)
 		}
 	}
+}
+
+func (s *Slack) acks() acker {
+	if s.acker != nil {
+		return s.acker
+	}
+	return s.Socket
 }
 
 // fresh reports whether an envelope is seen for the first time; Slack

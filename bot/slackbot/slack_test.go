@@ -38,6 +38,8 @@ type world struct {
 	stopApp func()
 	// conns is the num_connections of Slack's last hello.
 	conns atomic.Int64
+	// prepare, when set, changes the app before it runs.
+	prepare func(app *slackbot.Slack)
 }
 
 func newWorld(t *testing.T, propagation time.Duration) *world {
@@ -67,6 +69,9 @@ func (w *world) startApp() {
 	w.Service.Access = &releases.Access{Directory: &slackbot.UserGroups{API: w.app.API}}
 	w.Service.OnApproval = w.app
 	w.app.Connections = func(n int) { w.conns.Store(int64(n)) }
+	if w.prepare != nil {
+		w.prepare(w.app)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.app.Run(ctx) }()
