@@ -15,7 +15,8 @@ import (
 //   - https://api.slack.com/reference/block-kit/block-elements#button
 //     (text 75, value 2,000, action_id 255)
 //   - https://api.slack.com/reference/block-kit/composition-objects#confirm
-//     (title 100, text 300, confirm and deny 30)
+//     (title 100, text 300, confirm and deny 30; each a plain_text text
+//     object, so a mrkdwn one is refused)
 //   - https://api.slack.com/reference/block-kit/composition-objects#text
 //     (3,000)
 //   - https://api.slack.com/methods/chat.postMessage (msg_too_long;
@@ -182,6 +183,9 @@ func checkElement(e element, where string) error {
 		}{{"title", c.Title, MaxConfirmTitle}, {"text", c.Text, MaxConfirmText}, {"confirm", c.Confirm, MaxConfirmButton}, {"deny", c.Deny, MaxConfirmButton}} {
 			if part.t == nil {
 				return fmt.Errorf("%s.confirm.%s: missing", where, part.name)
+			}
+			if part.t.Type != "plain_text" {
+				return fmt.Errorf("%s.confirm.%s: a confirm dialog's texts are plain_text, got %q", where, part.name, part.t.Type)
 			}
 			if err := checkText(part.t, part.max, where+".confirm."+part.name); err != nil {
 				return err

@@ -55,3 +55,19 @@ func TestAckOf20KBIsDropped(t *testing.T) {
 		t.Fatalf("dropped %d, answers shown %d", dropped, len(eph))
 	}
 }
+
+// A confirm dialog's texts are plain_text; Slack refuses the message
+// (invalid_blocks) when one is mrkdwn.
+func TestConfirmTextMustBePlain(t *testing.T) {
+	button := func(textType string) []byte {
+		return []byte(`[{"type":"actions","elements":[{"type":"button","action_id":"a","value":"v","text":{"type":"plain_text","text":"Go"},
+			"confirm":{"title":{"type":"plain_text","text":"Sure?"},"text":{"type":"` + textType + `","text":"Make v2 live?"},
+			"confirm":{"type":"plain_text","text":"Yes"},"deny":{"type":"plain_text","text":"No"}}}]}]`)
+	}
+	if code, err := ValidateMessage("x", button("plain_text")); code != "" {
+		t.Fatalf("plain_text refused: %s %v", code, err)
+	}
+	if code, err := ValidateMessage("x", button("mrkdwn")); code != "invalid_blocks" || !strings.Contains(err.Error(), "confirm.text") {
+		t.Fatalf("mrkdwn: %q %v", code, err)
+	}
+}
