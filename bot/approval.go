@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -117,7 +118,7 @@ func ApprovalMessage(site releases.Site, a releases.ApprovalRequest) Message {
 		value := site.Name + "/" + a.ID
 		blocks = append(blocks, Buttons{Buttons: []Button{
 			{Action: ActionApprove, Value: value, Label: "Approve", Style: Primary,
-				Confirm: &Confirm{Title: "Approve?", Text: Md("Make `%s` live on *%s* now, as %s asked?", a.Version, site.Name, Mention(a.Actor)), OK: "Approve", Cancel: "Cancel"}},
+				Confirm: &Confirm{Title: "Approve?", Text: fmt.Sprintf("Make %s live on %s now, as asked above?", a.Version, site.Name), OK: "Approve", Cancel: "Cancel"}},
 			{Action: ActionReject, Value: value, Label: "Reject", Style: Danger},
 		}})
 	}

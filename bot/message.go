@@ -52,12 +52,14 @@ const (
 	Danger  Style = "danger"
 )
 
-// Confirm is the dialog a button asks before it acts.
+// Confirm is the dialog a button asks before it acts. Every part is plain
+// text, which Slack shows as written: no markup, no mentions
+// (https://api.slack.com/reference/block-kit/composition-objects#confirm).
 type Confirm struct {
-	Title  string // plain text
-	Text   Mrkdwn
-	OK     string // plain text
-	Cancel string // plain text
+	Title  string
+	Text   string
+	OK     string
+	Cancel string
 	Danger bool
 }
 

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/deploybot/deploybot/internal/present"
@@ -137,10 +138,11 @@ func NoticeMessage(site releases.Site, r releases.Release, diff *releases.Diff, 
 	if st.Pruned || st.Live == r.Version {
 		return Message{Text: text, Blocks: blocks}
 	}
-	label, question := "Promote "+r.Version, Md("Make `%s` live on *%s*?", r.Version, site.Name)
+	// The dialog is plain text: Slack shows it as written.
+	label, question := "Promote "+r.Version, fmt.Sprintf("Make %s live on %s?", r.Version, site.Name)
 	if st.Older {
 		label = "Roll back to " + r.Version
-		question = Md("Go *back* to the older `%s` on *%s*?", r.Version, site.Name)
+		question = fmt.Sprintf("Go back to the older %s on %s?", r.Version, site.Name)
 	}
 	btn := Button{Action: ActionPromote, Value: site.Name + "/" + r.Version, Label: label, Style: Primary,
 		Confirm: &Confirm{Title: "Promote?", Text: question, OK: "Promote", Cancel: "Cancel"}}

@@ -263,7 +263,7 @@ func LiveMessage(d releases.Deploy, elapsed time.Duration) Message {
 	// promote, not a rollback, so its reply offers no button.
 	if d.From != "" && d.Kind != releases.KindRollback && releases.SafeID(d.ID) {
 		blocks = append(blocks, Buttons{Buttons: []Button{{Action: ActionRollback, Value: d.Site + "/" + d.From + "/" + d.ID, Label: "Roll back to " + d.From,
-			Confirm: &Confirm{Title: "Roll back?", Text: Md("Make `%s` live on *%s* again?", d.From, d.Site), OK: "Roll back", Cancel: "Cancel", Danger: true}}}})
+			Confirm: &Confirm{Title: "Roll back?", Text: fmt.Sprintf("Make %s live on %s again?", d.From, d.Site), OK: "Roll back", Cancel: "Cancel", Danger: true}}}})
 	}
 	return Message{Text: text, Blocks: blocks}
 }

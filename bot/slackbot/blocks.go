@@ -8,9 +8,9 @@ import (
 
 // blockKit encodes a chat message as Block Kit
 // (https://api.slack.com/reference/block-kit/blocks): a section's text
-// and fields are mrkdwn, a note is a context block, a row of buttons an
-// actions block whose buttons' labels and dialogs' titles are plain_text,
-// which Slack shows literally. The blocks are new on every call, so fit
+// and fields are mrkdwn (verbatim), a note is a context block, a row of
+// buttons an actions block whose buttons' labels and confirm dialogs are
+// plain_text, which Slack shows literally. The blocks are new on every call, so fit
 // may cut them in place.
 func blockKit(m bot.Message) []slack.Block {
 	var out []slack.Block
@@ -48,7 +48,10 @@ func button(b bot.Button) *slack.ButtonBlockElement {
 		btn.Style = slack.StyleDanger
 	}
 	if c := b.Confirm; c != nil {
-		btn.Confirm = slack.NewConfirmationBlockObject(plainText(c.Title), mdText(c.Text), plainText(c.OK), plainText(c.Cancel))
+		// Every part of a confirm dialog is plain_text
+		// (https://api.slack.com/reference/block-kit/composition-objects#confirm):
+		// Slack refuses a mrkdwn text there with invalid_blocks.
+		btn.Confirm = slack.NewConfirmationBlockObject(plainText(c.Title), plainText(c.Text), plainText(c.OK), plainText(c.Cancel))
 		if c.Danger {
 			btn.Confirm.Style = slack.StyleDanger
 		}
@@ -62,8 +65,16 @@ func contextText(text bot.Mrkdwn) *slack.ContextBlock {
 
 // mdText is a mrkdwn text object; plainText a plain_text one, which
 // Slack shows literally (no mentions, no links).
+//
+// Every mrkdwn text object is verbatim: Slack then leaves the text as
+// written, turning no bare URL into a link, no channel name into a channel
+// link and no "@here" into a mention, while still rendering the markup and
+// the mentions and links the bot wrote itself
+// (https://api.slack.com/reference/block-kit/composition-objects#text).
+// Text from outside (commit messages, reasons, names) is in nearly every
+// message, and the bot writes all its own links and mentions explicitly.
 func mdText(text bot.Mrkdwn) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, string(text), false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, string(text), false, true)
 }
 
 func plainText(text string) *slack.TextBlockObject {

@@ -29,8 +29,9 @@ var hostile = []string{
 // unsafe are the openings of Slack's markup that only the bot may write.
 var unsafe = []string{"<!", "<@", "<#", "<http", "<mailto"}
 
-// strs collects every string of a JSON value: the blocks' texts, values
-// and confirm dialogs.
+// strs collects every string of a JSON value that Slack may read as
+// markup: the blocks' mrkdwn texts and the buttons' values. A plain_text
+// object (a label, a confirm dialog) is shown as written, markup and all.
 func strs(v any, out *[]string) {
 	switch x := v.(type) {
 	case string:
@@ -40,6 +41,9 @@ func strs(v any, out *[]string) {
 			strs(e, out)
 		}
 	case map[string]any:
+		if x["type"] == "plain_text" {
+			return
+		}
 		for _, e := range x {
 			strs(e, out)
 		}

@@ -834,7 +834,7 @@ func TestNoticesStayTrue(t *testing.T) {
 		n2, _ := w.noticeOf("v2")
 		return strings.Contains(n3.Text, ":white_check_mark: Live since") && !strings.Contains(string(n3.Blocks), "deploybot_promote") &&
 			strings.Contains(n1.Text, "Older than the live release: promoting it is a rollback.") &&
-			strings.Contains(string(n1.Blocks), "Roll back to v1") && strings.Contains(string(n1.Blocks), "Go *back* to the older") &&
+			strings.Contains(string(n1.Blocks), "Roll back to v1") && strings.Contains(string(n1.Blocks), "Go back to the older v1 on www?") &&
 			strings.Contains(n2.Text, "Older than the live release")
 	})
 	w.Site.Retention = releases.Policy{Keep: 1, KeepDeployed: 1, MinAge: time.Nanosecond}
