@@ -416,11 +416,20 @@ func (f *Server) Send(envelopeID, typ string, payload any) {
 func (f *Server) Slash(envelopeID, user, text string) { f.SlashIn(envelopeID, user, "CCMD", text) }
 
 // SlashIn types a command in a channel (a DM's id is D...), with a
-// response_url of its own.
+// response_url of its own. The text goes as Slack sends it: &, < and >
+// as &amp;, &lt; and &gt;
+// (https://api.slack.com/interactivity/slash-commands,
+// https://api.slack.com/reference/surfaces/formatting#escaping).
 func (f *Server) SlashIn(envelopeID, user, channel, text string) {
-	f.Send(envelopeID, "slash_commands", map[string]any{"command": "/site", "text": text, "user_id": user, "channel_id": channel,
+	f.Send(envelopeID, "slash_commands", map[string]any{"command": "/site", "text": EncodeText(text), "user_id": user, "channel_id": channel,
 		"team_id": "T1", "trigger_id": "tr-" + envelopeID, "response_url": f.ResponseURL(envelopeID, user, channel)})
 }
+
+// EncodeText is text as Slack sends what a person typed: its three
+// control characters as entities, and nothing else.
+func EncodeText(s string) string { return textEntities.Replace(s) }
+
+var textEntities = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // ResponseURL hands out a response_url for answers to user in channel.
 func (f *Server) ResponseURL(id, user, channel string) string {
