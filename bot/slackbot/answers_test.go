@@ -1,6 +1,7 @@
 package slackbot_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,30 @@ func TestRefusedAckAnswersThroughTheResponseURL(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if _, _, eph := w.slack.Snapshot(); len(eph) != 1 {
 		t.Fatalf("answers: %s", slackfake.Dump(eph))
+	}
+}
+
+// Slack sends "R&D fix" as "R&amp;D fix": the reason is kept and shown
+// as typed, and counts as many characters as typed.
+func TestCommandTextIsReadAsTyped(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publish("v1")
+	w.slack.Slash("amp-1", alice, "promote v1 R&D fix <b>ok</b>")
+	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
+	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
+	if len(ds) != 1 || ds[0].Reason != "R&D fix <b>ok</b>" {
+		t.Fatalf("deploy %+v", ds)
+	}
+	posts, _, _ := w.slack.Snapshot()
+	if !strings.Contains(string(posts[0].Blocks), `R\u0026amp;D fix \u0026lt;b\u0026gt;ok\u0026lt;/b\u0026gt;`) || strings.Contains(string(posts[0].Blocks), "amp;amp;") {
+		t.Fatalf("card %s", posts[0].Blocks)
+	}
+	// 500 characters as typed, the most a reason may have, although Slack
+	// sends 625.
+	reason := strings.Repeat("R&D ", releases.MaxReason/4)
+	w.slack.Slash("amp-2", alice, "lock "+reason)
+	w.slack.WaitFor("the lock", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, ":lock:") })
+	if l, _ := w.Store.Lock(context.Background(), "www"); l == nil || l.Reason != strings.TrimSpace(reason) {
+		t.Fatalf("lock %+v", l)
 	}
 }

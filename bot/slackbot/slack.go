@@ -202,7 +202,8 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 			s.ack(evt)
 			return
 		}
-		req := bot.Request{Cmd: bot.Parse(cmd.Text, s.Bot.SiteNames()), UserID: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, Door: "slack"}
+		text := commandText(cmd.Text)
+		req := bot.Request{Cmd: bot.Parse(text, s.Bot.SiteNames()), UserID: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, Door: "slack"}
 		// What needs no lookup is answered in the ack itself. Should
 		// that ack be refused, the envelope is acknowledged without it
 		// and the answer goes through the command's response_url.
@@ -220,7 +221,7 @@ func (s *Slack) event(ctx context.Context, evt socketmode.Event) {
 		if !s.fresh(evt) {
 			return
 		}
-		s.Logger.Info("slack: command", "user", cmd.UserID, "channel", cmd.ChannelID, "text", cmd.Text)
+		s.Logger.Info("slack: command", "user", cmd.UserID, "channel", cmd.ChannelID, "text", text)
 		s.spawn(ctx, req)
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
@@ -270,6 +271,20 @@ func (s *Slack) acks() acker {
 	}
 	return s.Socket
 }
+
+// commandText is a slash command's text as the person typed it. Slack
+// sends &, < and > as &amp;, &lt; and &gt;, as in all text it sends
+// (https://api.slack.com/interactivity/slash-commands,
+// https://api.slack.com/reference/surfaces/formatting#escaping): exactly
+// those three are decoded, once, so "R&D fix" is the reason "R&D fix"
+// (not "R&amp;D fix", 4 characters longer, shown as such once escaped
+// again), and "&amp;lt;" typed as such stays "&lt;". Every answer escapes
+// what it quotes again (bot.Md).
+func commandText(s string) string { return commandEntities.Replace(s) }
+
+// commandEntities decodes in one pass: a replaced entity is not read
+// again.
+var commandEntities = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">")
 
 // fresh reports whether an envelope is seen for the first time; Slack
 // redelivers when an ack is lost, and a click must run exactly once.
