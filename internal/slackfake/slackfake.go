@@ -137,11 +137,16 @@ func (f *Server) Calls(method string) []time.Time {
 const MaxResponse = 20 * 1024
 
 type Post struct {
+	// TS is the message's ts; an ephemeral message has one too, which a
+	// click on it names (the container's message_ts).
 	Channel, TS, ThreadTS, Text, User string
 	Blocks                            json.RawMessage
 	// Via is how it was sent: chat.postMessage, chat.postEphemeral,
-	// chat.update, ack (a socket-mode ack's payload), response_url.
+	// chat.update, ack (a socket-mode ack's payload), response_url;
+	// response_url (replace_original) once a click's response replaced it.
 	Via string
+	// Deleted: a click's response deleted it (delete_original).
+	Deleted bool
 }
 
 // origin is who typed a command and where, for its answers.
@@ -150,10 +155,15 @@ type origin struct{ user, channel string }
 // responseURL is one command's or click's response_url: Slack takes five
 // answers within 30 minutes
 // (https://api.slack.com/interactivity/handling#message_responses).
+// A click's names the message clicked (source), which an answer with
+// replace_original replaces and one with delete_original deletes,
+// ephemeral or not (https://api.slack.com/messaging/modifying, "Updating
+// messages using response_url").
 type responseURL struct {
 	origin
 	uses    int
 	created time.Time
+	source  string // the clicked message's ts; "" for a command's
 }
 
 func New(t TB) *Server {
@@ -242,8 +252,8 @@ func (f *Server) ws(w http.ResponseWriter, r *http.Request) {
 		if p := ack.Payload; p != nil && (p.Text != "" || len(p.Blocks) > 0) {
 			o := f.origins[ack.EnvelopeID]
 			post := Post{Channel: o.channel, User: o.user, Text: p.Text, Blocks: p.Blocks, Via: "ack"}
+			post.TS = f.nextTS()
 			if p.ResponseType == "in_channel" {
-				post.TS = f.nextTS()
 				f.Posts = append(f.Posts, post)
 			} else {
 				f.Ephemeral = append(f.Ephemeral, post)
@@ -491,6 +501,7 @@ func (f *Server) respond(w http.ResponseWriter, r *http.Request) {
 		Text            string          `json:"text"`
 		Blocks          json.RawMessage `json:"blocks"`
 		ReplaceOriginal bool            `json:"replace_original"`
+		DeleteOriginal  bool            `json:"delete_original"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
 		http.Error(w, "invalid_payload", http.StatusBadRequest)
@@ -516,20 +527,129 @@ func (f *Server) respond(w http.ResponseWriter, r *http.Request) {
 	if string(blocks) == "null" {
 		blocks = nil
 	}
-	if code, _ := ValidateMessage(m.Text, blocks); code != "" {
-		http.Error(w, code, http.StatusBadRequest)
+	if !m.DeleteOriginal {
+		if code, _ := ValidateMessage(m.Text, blocks); code != "" {
+			http.Error(w, code, http.StatusBadRequest)
+			return
+		}
+	}
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if ru.source != "" && (m.ReplaceOriginal || m.DeleteOriginal) {
+		orig := f.find(ru.source)
+		if orig == nil || orig.Deleted {
+			http.Error(w, "message_not_found", http.StatusNotFound)
+			return
+		}
+		if m.DeleteOriginal {
+			orig.Deleted = true
+		} else {
+			orig.Text, orig.Blocks, orig.Via = m.Text, blocks, "response_url (replace_original)"
+		}
+		_, _ = w.Write([]byte("ok"))
 		return
 	}
-	post := Post{Channel: ru.channel, User: ru.user, Text: m.Text, Blocks: blocks, Via: "response_url"}
-	f.Mu.Lock()
+	post := Post{Channel: ru.channel, User: ru.user, Text: m.Text, Blocks: blocks, Via: "response_url", TS: f.nextTS()}
 	if m.ResponseType == "in_channel" {
-		post.TS = f.nextTS()
 		f.Posts = append(f.Posts, post)
 	} else {
 		f.Ephemeral = append(f.Ephemeral, post)
 	}
-	f.Mu.Unlock()
 	_, _ = w.Write([]byte("ok"))
+}
+
+// find is the message with ts, posted or ephemeral; nil if none. f.Mu is
+// held.
+func (f *Server) find(ts string) *Post {
+	for _, l := range [][]Post{f.Posts, f.Ephemeral} {
+		for i := range l {
+			if l[i].TS == ts {
+				return &l[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Message is the message with ts as it is now (replaced, or deleted).
+func (f *Server) Message(ts string) (Post, bool) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if p := f.find(ts); p != nil {
+		return *p, true
+	}
+	return Post{}, false
+}
+
+// ClickPayload is the block_actions payload Slack sends when user clicks
+// the button actionID of the message with ts, as the message is now
+// (https://api.slack.com/reference/interaction-payloads/block-actions):
+// the button's value and its block's block_id (one Slack made up when
+// the block has none, https://api.slack.com/reference/block-kit/blocks),
+// the message and its container (is_ephemeral for a message only user
+// sees), and a response_url of its own for the click. false when there is
+// no such button to click: the message was deleted, or replaced by one
+// without it.
+func (f *Server) ClickPayload(envelopeID, user, ts, actionID string) (map[string]any, bool) {
+	f.Mu.Lock()
+	p := f.find(ts)
+	if p == nil || p.Deleted {
+		f.Mu.Unlock()
+		return nil, false
+	}
+	m := *p
+	for _, u := range f.Updates { // chat.update changed it
+		if u.TS == ts && u.Channel == m.Channel {
+			m.Text, m.Blocks = u.Text, u.Blocks
+		}
+	}
+	ephemeral := false
+	for _, e := range f.Ephemeral {
+		ephemeral = ephemeral || e.TS == ts
+	}
+	f.Mu.Unlock()
+	var blocks []struct {
+		BlockID  string `json:"block_id"`
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	_ = json.Unmarshal(m.Blocks, &blocks)
+	for i, b := range blocks {
+		for _, e := range b.Elements {
+			if e.ActionID != actionID {
+				continue
+			}
+			if b.BlockID == "" {
+				b.BlockID = fmt.Sprintf("fake-block-%d", i)
+			}
+			ru := f.ResponseURL(envelopeID, user, m.Channel)
+			f.Mu.Lock()
+			f.responses[envelopeID].source = ts
+			f.Mu.Unlock()
+			return map[string]any{
+				"type": "block_actions", "user": map[string]any{"id": user}, "channel": map[string]any{"id": m.Channel},
+				"container":    map[string]any{"type": "message", "message_ts": ts, "channel_id": m.Channel, "is_ephemeral": ephemeral},
+				"message":      map[string]any{"ts": ts, "thread_ts": m.ThreadTS, "text": m.Text},
+				"response_url": ru,
+				"actions":      []map[string]any{{"action_id": actionID, "block_id": b.BlockID, "value": e.Value, "type": "button"}},
+			}, true
+		}
+	}
+	return nil, false
+}
+
+// Click is user clicking the button actionID of the message with ts, if
+// it is there to click (ClickPayload); false when it is not, and nothing
+// is sent.
+func (f *Server) Click(envelopeID, user, ts, actionID string) bool {
+	f.t.Helper()
+	payload, ok := f.ClickPayload(envelopeID, user, ts, actionID)
+	if ok {
+		f.Send(envelopeID, "interactive", payload)
+	}
+	return ok
 }
 
 // Drop closes the latest socket from the server side, as Slack does on

@@ -1,6 +1,7 @@
 package slackfake
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -69,5 +70,50 @@ func TestConfirmTextMustBePlain(t *testing.T) {
 	}
 	if code, err := ValidateMessage("x", button("mrkdwn")); code != "invalid_blocks" || !strings.Contains(err.Error(), "confirm.text") {
 		t.Fatalf("mrkdwn: %q %v", code, err)
+	}
+}
+
+// A click's response_url replaces or deletes the message clicked,
+// ephemeral or not; a button that is gone cannot be clicked.
+func TestClickResponseReplacesOrDeletesTheMessage(t *testing.T) {
+	f := New(t)
+	post := func(url, body string) {
+		t.Helper()
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s", body, resp.Status)
+		}
+	}
+	buttons := `[{"type":"actions","elements":[{"type":"button","action_id":"yes","value":"v","text":{"type":"plain_text","text":"Yes"}}]}]`
+	for _, c := range []struct{ answer, want string }{
+		{`{"replace_original":true,"text":"done"}`, "done"},
+		{`{"delete_original":true}`, ""},
+	} {
+		cmd := f.ResponseURL("cmd-"+c.want, "U1", "D1")
+		post(cmd, `{"response_type":"ephemeral","text":"sure?","blocks":`+buttons+`}`)
+		_, _, eph := f.Snapshot()
+		q := eph[len(eph)-1]
+		if q.TS == "" || q.Text != "sure?" {
+			t.Fatalf("question %+v", q)
+		}
+		payload, ok := f.ClickPayload("click-"+c.want, "U1", q.TS, "yes")
+		if !ok {
+			t.Fatal("no button")
+		}
+		if cont := payload["container"].(map[string]any); cont["is_ephemeral"] != true || cont["message_ts"] != q.TS {
+			t.Fatalf("container %v", cont)
+		}
+		post(payload["response_url"].(string), c.answer)
+		m, _ := f.Message(q.TS)
+		if m.Deleted != (c.want == "") || (c.want != "" && (m.Text != c.want || len(m.Blocks) != 0)) {
+			t.Fatalf("after %s: %+v", c.answer, m)
+		}
+		if _, ok := f.ClickPayload("again-"+c.want, "U1", q.TS, "yes"); ok {
+			t.Fatalf("after %s the button can still be clicked", c.answer)
+		}
 	}
 }
