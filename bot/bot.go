@@ -104,7 +104,12 @@ func (b *Bot) Handle(ctx context.Context, req Request, out Out) {
 	case Ignore:
 		return
 	case Cancel:
-		out.Private(ctx, req, Md("Cancelled: `%s` was not promoted; nothing changed.", c.Version))
+		text := Md("Cancelled: `%s` was not promoted; nothing changed.", c.Version)
+		if a, ok := out.(Asker); ok {
+			a.Answered(ctx, req, text)
+		} else {
+			out.Private(ctx, req, text)
+		}
 		return
 	}
 	spec, ok := lookup(c.Name)

@@ -199,6 +199,12 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 		}
 		return
 	}
+	if a, ok := out.(Asker); ok && req.Confirmed {
+		// The question goes, buttons and all, before the deploy starts. A
+		// click that was already on its way finds the site busy with this
+		// deploy, or the release live: the service refuses it.
+		a.Answered(ctx, req, Md(":rewind: Going back to `%s` on *%s*, as you confirmed.", c.Version, site.Name))
+	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
 		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason, Override: c.Override,
 			Back: req.Confirmed}, p)

@@ -53,6 +53,10 @@ type Asker interface {
 	// Ask puts question to the person alone, with Confirm and Cancel;
 	// Confirm runs then, marked confirmed.
 	Ask(ctx context.Context, req Request, question Mrkdwn, then Command)
+	// Answered puts text in the place of the question that req (its
+	// Confirm or Cancel) answered, so that its buttons are gone and a
+	// second click cannot run it again.
+	Answered(ctx context.Context, req Request, text Mrkdwn)
 }
 
 // AskMessage is the question with Confirm and Cancel buttons. The reason

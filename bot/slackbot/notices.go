@@ -249,6 +249,21 @@ func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.R
 	}
 }
 
+// Answered implements bot.Asker: the question (an ephemeral message) is
+// replaced through the click's response_url, so its Confirm and Cancel
+// are gone; without one, the answer comes as a new ephemeral message.
+func (o *slackOut) Answered(ctx context.Context, req bot.Request, text bot.Mrkdwn) {
+	if req.ResponseURL == "" {
+		o.Private(ctx, req, text)
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := o.s.replaceOriginal(ctx, req.ResponseURL, bot.Message{Text: text, Blocks: []bot.Block{bot.Section{Text: text}}}); err != nil {
+		o.s.Logger.Error("slack: replacing an answered question failed", "user", req.UserID, "err", err)
+		o.s.lost("ephemeral")
+	}
+}
+
 // Ask implements bot.Asker with an ephemeral message through the
 // request's response URL.
 func (o *slackOut) Ask(ctx context.Context, req bot.Request, question bot.Mrkdwn, then bot.Command) {

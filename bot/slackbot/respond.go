@@ -43,9 +43,6 @@ func (s *Slack) validResponseURL(raw string) bool {
 // respond posts an answer to a response_url: ephemeral (the person alone)
 // unless inChannel.
 func (s *Slack) respond(ctx context.Context, responseURL string, m bot.Message, inChannel bool) error {
-	if !s.validResponseURL(responseURL) {
-		return errBadResponseURL
-	}
 	p := encode(m)
 	msg := &slack.WebhookMessage{Text: p.text, ResponseType: slack.ResponseTypeEphemeral}
 	if inChannel {
@@ -53,6 +50,27 @@ func (s *Slack) respond(ctx context.Context, responseURL string, m bot.Message, 
 	}
 	if len(p.blocks) > 0 {
 		msg.Blocks = &slack.Blocks{BlockSet: p.blocks}
+	}
+	return s.postResponse(ctx, responseURL, msg)
+}
+
+// replaceOriginal puts m in the place of the message a click came from,
+// through the click's response_url (replace_original), ephemeral or not:
+// chat.update cannot change an ephemeral message
+// (https://api.slack.com/interactivity/handling#message_responses,
+// https://api.slack.com/messaging/modifying).
+func (s *Slack) replaceOriginal(ctx context.Context, responseURL string, m bot.Message) error {
+	p := encode(m)
+	msg := &slack.WebhookMessage{Text: p.text, ReplaceOriginal: true}
+	if len(p.blocks) > 0 {
+		msg.Blocks = &slack.Blocks{BlockSet: p.blocks}
+	}
+	return s.postResponse(ctx, responseURL, msg)
+}
+
+func (s *Slack) postResponse(ctx context.Context, responseURL string, msg *slack.WebhookMessage) error {
+	if !s.validResponseURL(responseURL) {
+		return errBadResponseURL
 	}
 	client := s.HTTP
 	if client == nil {

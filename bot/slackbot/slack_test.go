@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -852,7 +853,8 @@ func TestNoticesStayTrue(t *testing.T) {
 
 // Promoting a release older than the live one goes backwards: Slack asks
 // first, privately, with Confirm and Cancel; Cancel changes nothing,
-// Confirm runs it with the reason given; `rollback` does not ask. A stale
+// Confirm runs it with the reason given, and either replaces the question
+// so that it cannot be answered twice; `rollback` does not ask. A stale
 // notice's Promote button asks the same way.
 func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	w := newWorld(t, 10*time.Millisecond)
@@ -861,37 +863,26 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	w.slack.WaitFor("v2 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v2` is live") })
 
 	w.slack.SlashIn("old-1", alice, "D0ALICE", "promote v1 the checkout broke")
-	var ask slackfake.Post
-	w.slack.WaitFor("the question", func() bool {
-		_, _, eph := w.slack.Snapshot()
-		for _, p := range eph {
-			if strings.Contains(p.Text, "`v1` is older than the live `v2`") && p.Via == "response_url" {
-				ask = p
-				return true
-			}
-		}
-		return false
-	})
-	if w.live() != "v2" || !strings.Contains(string(ask.Blocks), "deploybot_confirm") || !strings.Contains(string(ask.Blocks), "deploybot_cancel") {
-		t.Fatalf("asked %s; live %s", ask.Blocks, w.live())
+	ask := w.question()
+	if w.live() != "v2" || ask.Via != "response_url" || ask.Channel != "D0ALICE" {
+		t.Fatalf("asked %+v; live %s", ask, w.live())
 	}
-	var blocks []struct {
-		BlockID string `json:"block_id"`
+	if !w.slack.Click("old-2", alice, ask.TS, "deploybot_cancel") {
+		t.Fatal("the question has no Cancel")
 	}
-	_ = json.Unmarshal(ask.Blocks, &blocks)
-	click := func(envelope, action string) {
-		w.slack.Send(envelope, "interactive", map[string]any{
-			"type": "block_actions", "user": map[string]any{"id": alice}, "channel": map[string]any{"id": "D0ALICE"},
-			"response_url": w.slack.ResponseURL(envelope, alice, "D0ALICE"),
-			"actions":      []map[string]any{{"action_id": action, "block_id": blocks[len(blocks)-1].BlockID, "value": "www/v1", "type": "button"}},
-		})
+	w.waitAnswered(ask, "Cancelled: `v1` was not promoted")
+	if w.slack.Click("old-2b", alice, ask.TS, "deploybot_confirm") {
+		t.Fatal("a cancelled question can still be confirmed")
 	}
-	click("old-2", "deploybot_cancel")
-	w.slack.WaitFor("the cancel", func() bool { _, _, eph := w.slack.Snapshot(); return hasText(eph, "Cancelled: `v1` was not promoted") })
 	if w.live() != "v2" {
 		t.Fatalf("cancel changed live to %s", w.live())
 	}
-	click("old-3", "deploybot_confirm")
+
+	w.slack.SlashIn("old-3", alice, "D0ALICE", "promote v1 the checkout broke")
+	ask = w.question(ask.TS)
+	if !w.slack.Click("old-3b", alice, ask.TS, "deploybot_confirm") {
+		t.Fatal("the question has no Confirm")
+	}
 	w.slack.WaitFor("v1 live after the confirmation", func() bool {
 		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Phase == releases.PhaseDone
@@ -899,6 +890,10 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 	ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 	if ds[0].Reason != "the checkout broke" || ds[0].Actor != alice {
 		t.Fatalf("confirmed deploy %+v", ds[0])
+	}
+	w.waitAnswered(ask, "Going back to `v1` on *www*, as you confirmed.")
+	if w.slack.Click("old-3c", alice, ask.TS, "deploybot_confirm") {
+		t.Fatal("a confirmed question can be confirmed again")
 	}
 
 	// v2 is newer than the live v1: no question. Then the stale notice
@@ -908,27 +903,78 @@ func TestPromoteOfAnOlderReleaseAsksFirst(t *testing.T) {
 		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].To == "v2" && ds[0].Phase == releases.PhaseDone
 	})
-	n1, _ := w.noticeOf("v1")
-	w.slack.Send("old-5", "interactive", map[string]any{
-		"type": "block_actions", "user": map[string]any{"id": alice}, "channel": map[string]any{"id": channel},
-		"response_url": w.slack.ResponseURL("old-5", alice, channel),
-		"message":      map[string]any{"ts": n1.TS},
-		"actions":      []map[string]any{{"action_id": "deploybot_promote", "block_id": "b", "value": "www/v1", "type": "button"}},
+	var n1 slackfake.Post
+	w.slack.WaitFor("v1's notice to offer going back", func() bool {
+		n1, _ = w.noticeOf("v1")
+		return strings.Contains(string(n1.Blocks), "deploybot_promote")
 	})
-	w.slack.WaitFor("the notice click asks", func() bool {
-		_, _, eph := w.slack.Snapshot()
-		n := 0
-		for _, p := range eph {
-			if strings.Contains(p.Text, "`v1` is older than the live `v2`") {
-				n++
-			}
-		}
-		return n == 2
-	})
+	if !w.slack.Click("old-5", alice, n1.TS, "deploybot_promote") {
+		t.Fatalf("v1's notice has no Promote button: %s", n1.Blocks)
+	}
+	w.question(ask.TS)
 	w.slack.Slash("old-6", alice, "rollback v1 on purpose")
 	w.slack.WaitFor("the rollback, unasked", func() bool {
 		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
 		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Kind == releases.KindRollback && ds[0].Phase == releases.PhaseDone
+	})
+}
+
+// Two clicks on the same question that reach the bot before it replaces
+// the question (a double click, or replicas answering one each) start one
+// deploy: the other finds the site busy with it, or the release live.
+func TestTwoConfirmsOfOneQuestionDeployOnce(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publishAt(w.Service.Time().Add(-time.Hour), "v1", "v2")
+	w.slack.Slash("two-0", alice, "promote v2")
+	w.slack.WaitFor("v2 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v2` is live") })
+	w.slack.SlashIn("two-1", alice, "D0ALICE", "promote v1 broke")
+	ask := w.question()
+	first, ok1 := w.slack.ClickPayload("two-2", alice, ask.TS, "deploybot_confirm")
+	second, ok2 := w.slack.ClickPayload("two-3", alice, ask.TS, "deploybot_confirm")
+	if !ok1 || !ok2 {
+		t.Fatal("no Confirm to click")
+	}
+	w.slack.Send("two-2", "interactive", first)
+	w.slack.Send("two-3", "interactive", second)
+	w.slack.WaitFor("v1 live and the second click answered", func() bool {
+		ds, _ := w.Store.Deploys(context.Background(), "www", 1)
+		_, _, eph := w.slack.Snapshot()
+		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Phase == releases.PhaseDone &&
+			(hasText(eph, "v1 is already live on www; nothing to do") || hasText(eph, "site www is busy: deploy"))
+	})
+	time.Sleep(200 * time.Millisecond)
+	ds, _ := w.Store.Deploys(context.Background(), "www", 0)
+	if len(ds) != 2 || ds[1].To != "v2" {
+		t.Fatalf("deploys %+v", ds)
+	}
+}
+
+// question waits for a new question (an ephemeral message with Confirm and
+// Cancel), one whose ts is none of seen.
+func (w *world) question(seen ...string) slackfake.Post {
+	w.t.Helper()
+	var q slackfake.Post
+	w.slack.WaitFor("the question", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		for _, p := range eph {
+			if strings.Contains(p.Text, "`v1` is older than the live `v2`") && strings.Contains(string(p.Blocks), "deploybot_confirm") &&
+				strings.Contains(string(p.Blocks), "deploybot_cancel") && !slices.Contains(seen, p.TS) {
+				q = p
+				return true
+			}
+		}
+		return false
+	})
+	return q
+}
+
+// waitAnswered waits until the question is replaced by its answer, which
+// has no buttons.
+func (w *world) waitAnswered(q slackfake.Post, answer string) {
+	w.t.Helper()
+	w.slack.WaitFor("the question replaced by "+answer, func() bool {
+		m, ok := w.slack.Message(q.TS)
+		return ok && strings.Contains(m.Text, answer) && !strings.Contains(string(m.Blocks), "deploybot_") && m.Via == "response_url (replace_original)"
 	})
 }
 
