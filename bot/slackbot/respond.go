@@ -25,19 +25,31 @@ import (
 // errBadResponseURL: an envelope's response_url is not Slack's.
 var errBadResponseURL = errors.New("the response_url is not an http(s) URL of the Slack the bot talks to")
 
-// validResponseURL accepts Slack's own response URLs (https, a host of
-// slack.com) or, when the bot talks to another Slack API (a test's
-// fake), an http(s) URL on that host.
+// slackDomains are the domains of Slack's own response URLs: slack.com,
+// and slack-gov.com for GovSlack, which "does not run on the slack.com
+// domain" (https://api.slack-gov.com/gov-slack/about).
+var slackDomains = []string{"slack.com", "slack-gov.com"}
+
+// validResponseURL accepts Slack's own response URLs (https, a host of a
+// Slack domain) and, when the bot talks to another Slack API (a test's
+// fake), http(s) URLs on that API's host.
 func (s *Slack) validResponseURL(raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return false
 	}
-	if api, err := url.Parse(s.apiURL); err == nil && s.apiURL != "" && api.Host != "" {
-		return u.Hostname() == api.Hostname()
-	}
 	host := strings.ToLower(u.Hostname())
-	return u.Scheme == "https" && (host == "slack.com" || strings.HasSuffix(host, ".slack.com"))
+	if u.Scheme == "https" {
+		for _, d := range slackDomains {
+			if host == d || strings.HasSuffix(host, "."+d) {
+				return true
+			}
+		}
+	}
+	if api, err := url.Parse(s.apiURL); err == nil && s.apiURL != "" && api.Host != "" {
+		return strings.EqualFold(u.Hostname(), api.Hostname())
+	}
+	return false
 }
 
 // respond posts an answer to a response_url: ephemeral (the person alone)
