@@ -597,6 +597,11 @@ var slackID = regexp.MustCompile(`^[UWS][A-Z0-9]{2,20}$`)
 
 var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// dmChannelRE is the id of a direct message (D...), which Slack's
+// conversations.info reads only with the im:read scope
+// (https://api.slack.com/methods/conversations.info).
+var dmChannelRE = regexp.MustCompile(`^D[A-Z0-9]{2,20}$`)
+
 func (c *Config) validate(d *document) Errors {
 	bad := func(key, format string, args ...any) { d.fail(key, d.line(key), format, args...) }
 	// Keys whose zero means nothing are refused when the file sets them to
@@ -668,6 +673,10 @@ func (c *Config) validate(d *document) Errors {
 		}
 		if s.Bucket == "" {
 			bad(key+".bucket", "required")
+		}
+		if dmChannelRE.MatchString(s.Channel) {
+			bad(key+".channel", "%q is a direct message's id: deploybot checks a site's channel with conversations.info, which for a DM needs the im:read scope, "+
+				"and the Slack app's manifest (bot/slackbot/slack-app-manifest.yaml) does not ask for it; give a channel's id (C...) or name (#deploys)", s.Channel)
 		}
 		if s.DistributionID == "" {
 			bad(key+".distribution_id", "required")

@@ -83,6 +83,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad cron", site + "    retention: {schedule: \"61 * * * *\"}\n", []string{"sites[0].retention.schedule", "line 5", "site www"}},
 		{"duplicate site", site + "  - name: www\n    bucket: c\n    distribution_id: E2\n", []string{"sites[1].name", "duplicate", "line 5"}},
 		{"bad prefix", site + "    prefix: /www\n", []string{"sites[0].prefix", "line 5"}},
+		{"a DM as channel", site + "    channel: D0123ABCD\n", []string{"line 5: sites[0].channel", "\"D0123ABCD\" is a direct message's id", "im:read"}},
 		{"slow poll", "deploy: {poll_interval: 30s}\n" + site, []string{"deploy.poll_interval", "line 1"}},
 		{"bad token", "slack: {app_token: nope, bot_token: xoxb-1}\n" + site, []string{"slack.app_token", "xapp-"}},
 		{"one token", "slack: {bot_token: xoxb-1}\n" + site, []string{"slack.app_token", "both"}},
