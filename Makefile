@@ -11,7 +11,7 @@ export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed bench-memory clean
+.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed bench-memory bench-slack clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench-answers: ## versions (from the store) next to status and a sync, at 1,000 
 
 bench-coordination: ## what sharing locks, freezes, pins and approvals through the bucket adds to a promote, and costs an idle site
 	$(GO) run ./bench/coordination
+
+bench-slack: ## Slack calls at a busy team's scale (fake Slack): a promote with 300 kept notices, a prune of 300, a 429 storm (some 5 minutes)
+	$(GO) run ./bench/slack
 
 bench-flipspeed: ## a rollback on both strategies at CloudFront's pace scaled 1:20: time to every PoP, deploybot's added time per phase, API calls
 	$(GO) run ./bench/flipspeed

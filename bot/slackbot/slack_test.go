@@ -1071,3 +1071,32 @@ func TestADeployUpdatesOnlyTheNoticesWhoseClassChanged(t *testing.T) {
 		t.Fatalf("a promote from v4 to v5 with %d notices updated %d of them, want 2 (v4 and v5)", len(vs), got)
 	}
 }
+
+// A notice Slack will not let the bot update any more (someone deleted
+// it) is marked gone after the first refusal, and later refreshes leave
+// it alone instead of asking again for ever.
+func TestADeletedNoticeIsNotAskedForAgain(t *testing.T) {
+	w := newWorld(t, 10*time.Millisecond)
+	w.publishAt(w.Service.Time().Add(-time.Hour), "v1", "v2", "v3")
+	ctx := releases.WithPrincipal(context.Background(), releases.Principal{Kind: releases.PrincipalSlack, ID: alice})
+	promote := func(v string) {
+		t.Helper()
+		if _, err := w.Service.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: alice, Back: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.app.RefreshNoticesNow(ctx, w.Site)
+	}
+	promote("v2")
+	n3, _ := w.noticeOf("v3")
+	w.slack.Delete(n3.TS)
+	promote("v3") // v3's notice would go live: refused, marked gone
+	links, err := w.Service.ReleaseLinks(ctx, "www")
+	if err != nil || !strings.HasSuffix(links["v3"]["slack"], " gone") {
+		t.Fatalf("v3's notice after Slack refused it: %q %v", links["v3"]["slack"], err)
+	}
+	before := len(w.slack.Calls("chat.update"))
+	promote("v1") // v1 goes live, v2 newer, v3 (gone) left alone
+	if got := len(w.slack.Calls("chat.update")) - before; got != 2 {
+		t.Fatalf("%d chat.update calls, want 2 (v1 and v2; v3's notice is gone)", got)
+	}
+}

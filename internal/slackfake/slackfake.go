@@ -74,6 +74,8 @@ type Server struct {
 	RetryAfter int
 	// calls are the times each method was called, refused or not.
 	calls map[string][]time.Time
+	// deleted are the messages someone deleted (Delete).
+	deleted map[string]bool
 	// AcksDropped counts socket-mode responses Slack never took: 20 KB
 	// or more (MaxResponse).
 	AcksDropped int
@@ -86,6 +88,16 @@ type TB interface {
 	Fatal(args ...any)
 	Fatalf(format string, args ...any)
 	Cleanup(func())
+}
+
+// Delete deletes a message, as a person may in Slack.
+func (f *Server) Delete(ts string) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if f.deleted == nil {
+		f.deleted = map[string]bool{}
+	}
+	f.deleted[ts] = true
 }
 
 // limited counts a call of method and answers 429 when it is past the
@@ -361,6 +373,18 @@ func (f *Server) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Mu.Lock()
+	// Only a message that is there can be updated
+	// (https://api.slack.com/methods/chat.update#errors:
+	// message_not_found).
+	found := false
+	for _, m := range f.Posts {
+		found = found || m.Channel == p.Channel && m.TS == p.TS && !f.deleted[p.TS]
+	}
+	if !found {
+		f.Mu.Unlock()
+		f.json(w, map[string]any{"ok": false, "error": "message_not_found"})
+		return
+	}
 	if f.RateLimitUpdates > 0 {
 		f.RateLimitUpdates--
 		f.Limited++
