@@ -4,12 +4,14 @@
 //
 //   - a promote with 300 kept releases, each with its notice: the
 //     chat.update and chat.postMessage calls it makes, notices included;
+//
 //   - a prune that retires 300 notices: the calls in the busiest minute;
+//
 //   - a 429 storm (Retry-After: 45, budgets far below the deploy's needs)
 //     during a promote: whether any card, thread line or live reply is
 //     lost.
 //
-//	go run ./bench/slack [-kept 300] [-storm=true]
+//     go run ./bench/slack [-kept 300] [-storm=true]
 package main
 
 import (
@@ -22,6 +24,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/slack-go/slack"
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/bot/slackbot"
@@ -130,13 +134,18 @@ func setup(ctx context.Context, t *tb, dir string, kept int) (*world, error) {
 	}
 	w.bot.Lost = func(string) { w.lost.Add(1) }
 	live := b.LiveNow(ctx, site)
-	for i, v := range w.names {
+	poster := slack.New("xoxb-bench", slack.OptionAPIURL(w.fake.APIURL()))
+	for _, v := range w.names {
 		r, err := svc.Release(ctx, site.Name, v)
 		if err != nil {
 			return nil, err
 		}
 		st := bot.NoticeStateOf(r, live)
-		link := fmt.Sprintf("CREL 1600000000.%06d %s", i+1, st.Key(v))
+		_, ts, err := poster.PostMessageContext(ctx, "CREL", slack.MsgOptionText("notice of "+v, false))
+		if err != nil {
+			return nil, err
+		}
+		link := fmt.Sprintf("CREL %s %s", ts, st.Key(v))
 		if err := svc.SetReleaseLink(ctx, site.Name, v, "slack", link); err != nil {
 			return nil, err
 		}
