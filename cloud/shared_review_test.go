@@ -1,0 +1,82 @@
+package cloud_test
+
+// Ways the replicas' shared state (lock, lease, notices, catch-up) could
+// go wrong that a second review found, as an attacker (the bucket is
+// outside input) and as a distributed-systems skeptic (pauses, clocks,
+// lost mirrors). Each test failed when it was written; the comment says
+// how it went.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// takeOverLock rewrites the site's lock as another replica's takeover
+// writes it: same deploy, another runner, a fresh heartbeat.
+func takeOverLock(t *testing.T, ctx context.Context, sh *releases.SharedStore, site releases.Site, id string) {
+	t.Helper()
+	body, etag, err := sh.State.GetState(ctx, site, releases.StateLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	lock := st["lock"].(map[string]any)
+	if lock["deploy_id"] != id {
+		t.Fatalf("the lock names %v, not the running deploy %s", lock["deploy_id"], id)
+	}
+	lock["host"], lock["process"], lock["pid"], lock["heartbeat"] = "host-z", "other-replica", 9, time.Now().UTC().Format(time.RFC3339Nano)
+	delete(st, "write")
+	taken, _ := json.Marshal(st)
+	if _, err := sh.State.PutState(ctx, site, releases.StateLock, taken, etag); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// V1. A runner taken over between two heartbeats (a GC pause, a node cut
+// off for 25 s) that then reaches the end of its steps before its next
+// heartbeat learns of the takeover only at FinishDeploy. SharedStore's
+// FinishDeploy records the end locally first and queues it for the
+// history (create-only: the first record mirrored wins), and only then
+// finds the bucket's lock run by another process. The fenced runner's
+// store says done, its record reaches the bucket's history before the
+// new runner has ended the deploy, and every other store that catches up
+// imports it: the new runner's own outcome (done or failed) is refused
+// by the history, so stores disagree on how the deploy ended.
+func TestReviewAFencedRunnerReachingTheEndRecordsNoEnd(t *testing.T) {
+	e, p := twoProcesses(t, 300*time.Millisecond)
+	ctx := context.Background()
+	shared := p[0].Store.(*releases.SharedStore)
+	var id string
+	out, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, func(ev releases.Event) {
+		// The last step: its phase is recorded, then (while the runner
+		// waits for the invalidation) another replica takes it over.
+		if ev.Type == releases.EventPhaseStarted && ev.Phase == cloud.PhaseInvalidateWait {
+			id = ev.Deploy.ID
+			takeOverLock(t, ctx, shared, e.Site, id)
+		}
+	})
+	if id == "" {
+		t.Fatalf("the deploy never reached its last phase: %+v %v", out, err)
+	}
+	if !errors.Is(err, releases.ErrFenced) {
+		t.Errorf("the fenced runner's promote: want a handed-over refusal, got %v", err)
+	}
+	if d, err := p[0].Store.Deploy(ctx, "www", id); err != nil || d.Phase.Final() {
+		t.Errorf("the fenced runner recorded an end (%s) of a deploy another process runs: %v", d.Phase, err)
+	}
+	if _, err := p[0].PushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := e.Bucket.GetHistory(ctx, e.Site, releases.HistoryDeploys+id+".json"); err == nil {
+		t.Errorf("the fenced runner's end reached the history while the other runner still runs the deploy:\n%s", raw)
+	}
+}
