@@ -80,3 +80,35 @@ func TestReviewAFencedRunnerReachingTheEndRecordsNoEnd(t *testing.T) {
 		t.Errorf("the fenced runner's end reached the history while the other runner still runs the deploy:\n%s", raw)
 	}
 }
+
+// V2. Whether a deploy's runner is gone is judged by comparing the
+// heartbeat the runner wrote (by its clock) with the judge's clock: a
+// runner whose clock is 30 s behind the judge's, beating every 10 s, is
+// taken for dead at the judge's first look (the watch, every 5 s), and
+// its deploy is taken over and run by a second process while the first
+// still runs it, until the first's next heartbeat (up to 10 s). Nothing
+// tells an operator that clocks must agree within 20 s; a judge could
+// instead time how long the heartbeat it sees has not changed.
+func TestReviewAClockBehindHasItsLiveDeployTakenOver(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	behind := func() time.Time { return time.Now().Add(-30 * time.Second) }
+	d := releases.Deploy{ID: releases.NewDeployID(behind()), Site: "www", Kind: releases.KindPromote, Actor: "ci", To: "v1",
+		Strategy: releases.DefaultStrategy, Phase: releases.PhasePending, StartedAt: behind()}
+	runner := releases.Lock{Site: "www", Holder: "ci", Reason: "promote v1", DeployID: d.ID, Since: behind(), Host: "host-a", PID: 100, Process: "proc-a", Heartbeat: behind()}
+	if err := p[0].Store.StartDeploy(ctx, d, runner); err != nil {
+		t.Fatal(err)
+	}
+	for beat := range 3 {
+		// The runner beats, by its clock.
+		runner.Heartbeat = behind()
+		if err := p[0].Store.TouchLock(ctx, runner); err != nil {
+			t.Fatalf("beat %d: %v", beat, err)
+		}
+		recovered, err := p[1].Watch(ctx, "www", nil)
+		l, _ := p[1].Store.Lock(ctx, "www")
+		if len(recovered) > 0 || l == nil || l.Process != "proc-a" {
+			t.Fatalf("beat %d: the other process took over a deploy whose runner beats (its clock 30 s behind): recovered %+v (%v), lock %+v", beat, recovered, err, l)
+		}
+	}
+}
