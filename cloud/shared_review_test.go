@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,5 +111,46 @@ func TestReviewAClockBehindHasItsLiveDeployTakenOver(t *testing.T) {
 		if len(recovered) > 0 || l == nil || l.Process != "proc-a" {
 			t.Fatalf("beat %d: the other process took over a deploy whose runner beats (its clock 30 s behind): recovered %+v (%v), lock %+v", beat, recovered, err, l)
 		}
+	}
+}
+
+// countingBucket counts the history reads of one process.
+type countingBucket struct {
+	releases.Bucket
+	lists, gets atomic.Int32
+}
+
+func (c *countingBucket) ListHistory(ctx context.Context, site releases.Site, dir, after string) ([]string, error) {
+	c.lists.Add(1)
+	return c.Bucket.ListHistory(ctx, site, dir, after)
+}
+
+func (c *countingBucket) GetHistory(ctx context.Context, site releases.Site, key string) ([]byte, error) {
+	c.gets.Add(1)
+	return c.Bucket.GetHistory(ctx, site, key)
+}
+
+// V3. The live pointer names a deploy whose record never reaches the
+// bucket's history (its replica's pod was deleted with it pending, as
+// docs/serve.md says can happen; or the lock object says so): every
+// replica's watch then lists a whole day of the site's deploys and audit
+// entries every 5 seconds, forever (two LISTs, paged per 1,000 keys, per
+// site and replica: 1,440 an hour where an idle site should cost none).
+func TestReviewWatchDoesNotRelistForARecordThatNeverCame(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	if _, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "ci"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// p[0] never pushes its history (its pod is gone).
+	c := &countingBucket{Bucket: p[1].Bucket}
+	p[1].Bucket = c
+	for range 5 {
+		if _, err := p[1].Watch(ctx, "www", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.lists.Load(); n > 2 {
+		t.Fatalf("five watches 5 s apart listed the history %d times for one deploy record that never came", n)
 	}
 }
