@@ -154,3 +154,32 @@ func TestReviewWatchDoesNotRelistForARecordThatNeverCame(t *testing.T) {
 		t.Fatalf("five watches 5 s apart listed the history %d times for one deploy record that never came", n)
 	}
 }
+
+// V4. A mirrored deploy that does not decode, or says what deploybot
+// would not write (anyone who can write the bucket can put one there,
+// keyed inside the window or after it), is skipped and logged, but not
+// remembered: every catch-up (each rollback, history, status, versions;
+// the watch every 5 s) reads it again, one GET per planted object.
+func TestReviewABadMirroredDeployIsReadOnce(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	const planted = 20
+	for i := range planted {
+		id := releases.NewDeployID(time.Now().Add(time.Duration(i) * time.Second))
+		if err := e.Bucket.PutHistory(ctx, e.Site, releases.HistoryDeploys+id+".json", []byte(`{"id":"`+id+`","site":"www","phase":"running?"}`), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &countingBucket{Bucket: p[1].Bucket}
+	p[1].Bucket = c
+	if _, err := p[1].PullHistory(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	first := c.gets.Load()
+	if _, err := p[1].PullHistory(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if again := c.gets.Load() - first; again != 0 {
+		t.Fatalf("the second catch-up read %d objects again (the first read %d); each was skipped as bad before", again, first)
+	}
+}
