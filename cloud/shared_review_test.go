@@ -10,9 +10,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/releases"
@@ -181,5 +186,45 @@ func TestReviewABadMirroredDeployIsReadOnce(t *testing.T) {
 	}
 	if again := c.gets.Load() - first; again != 0 {
 		t.Fatalf("the second catch-up read %d objects again (the first read %d); each was skipped as bad before", again, first)
+	}
+}
+
+// V5. History keys that sort after any window (audit/9999…, planted) are
+// listed by every catch-up, read, imported as audit entries dated in
+// 9999, and kept in the per-process `pulled` set forever (it only drops
+// keys below the window's floor): the set, the listing and each catch-up's
+// marking (a pass over the whole set per key) grow with what an attacker
+// plants, without bound, in every replica (serve is limited to 256 MiB).
+func TestReviewHistoryKeysFromTheFutureAreIgnored(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	const planted = 1100 // more than one LIST page
+	for i := range planted {
+		at := time.Date(9999, 1, 1, 0, 0, 0, i, time.UTC)
+		body := fmt.Sprintf(`{"time":%q,"site":"www","actor":"mallory","action":"promote","result":"ok","detail":"v%d"}`, at.Format(time.RFC3339Nano), i)
+		key := releases.HistoryAudit + at.Format("20060102T150405.000000000Z") + "-000000000000.json"
+		if _, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.HistoryPrefix() + key), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p[1].PullHistory(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	before := e.AWS.Calls()
+	if _, err := p[1].PullHistory(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	after := e.AWS.Calls()
+	if n := after["s3 ListObjectsV2"] - before["s3 ListObjectsV2"]; n > 2 {
+		t.Errorf("a catch-up with nothing new listed %d pages: the planted future keys are listed every time", n)
+	}
+	hist, err := p[1].History(ctx, "www", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hist {
+		if h.Actor == "mallory" {
+			t.Fatalf("an audit entry dated %s, planted in the bucket, is in the history: %+v", h.Time, h)
+		}
 	}
 }
