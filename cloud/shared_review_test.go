@@ -228,3 +228,23 @@ func TestReviewHistoryKeysFromTheFutureAreIgnored(t *testing.T) {
 		}
 	}
 }
+
+// V6. A lease object whose expiry is far in the future (planted, or
+// written by a replica whose clock was wrong by days) is never taken: no
+// replica ever holds the site's lease again, so the release notices
+// reconcile finds, the chat's drift reports and approval expiry stop for
+// good, each replica logging a warning a minute. deploybot never writes
+// an expiry more than one lease ahead.
+func TestReviewALeaseFarInTheFutureIsTaken(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	planted := `{"holder":"mallory","epoch":1,"expires":"9999-01-01T00:00:00Z"}`
+	if _, err := e.Bucket.PutState(ctx, e.Site, releases.StateLease, []byte(planted), ""); err != nil {
+		t.Fatal(err)
+	}
+	a := sharedOf(p, 0)
+	l, err := a.HoldLease(ctx, "www", time.Now(), time.Minute)
+	if err != nil || !l.Mine {
+		t.Fatalf("a lease expiring in 9999 keeps every replica out: %+v %v", l, err)
+	}
+}
