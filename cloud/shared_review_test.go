@@ -248,3 +248,22 @@ func TestReviewALeaseFarInTheFutureIsTaken(t *testing.T) {
 		t.Fatalf("a lease expiring in 9999 keeps every replica out: %+v %v", l, err)
 	}
 }
+
+// V7. A lease object that does not decode as deploybot writes it
+// (planted: a holder that is not an id, a field deploybot does not know)
+// is refused, as the lock is, but the lease guards nothing a refusal
+// protects: every replica's HoldLease fails every minute, nobody holds
+// the lease, and the site's notices, drift reports and approval expiry
+// stop until someone removes the object by hand.
+func TestReviewAStrangeLeaseObjectDoesNotStopTheJobs(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	planted := `{"holder":"../../x","epoch":1,"expires":"2000-01-01T00:00:00Z","extra":true}`
+	if _, err := e.Bucket.PutState(ctx, e.Site, releases.StateLease, []byte(planted), ""); err != nil {
+		t.Fatal(err)
+	}
+	a := sharedOf(p, 0)
+	if l, err := a.HoldLease(ctx, "www", time.Now(), time.Minute); err != nil || !l.Mine {
+		t.Fatalf("a strange lease object keeps every replica out: %+v %v", l, err)
+	}
+}
