@@ -267,3 +267,24 @@ func TestReviewAStrangeLeaseObjectDoesNotStopTheJobs(t *testing.T) {
 		t.Fatalf("a strange lease object keeps every replica out: %+v %v", l, err)
 	}
 }
+
+// V8. A notice claim stamped in the future ("claimed 2999-…", planted, or
+// by a replica whose clock runs ahead that then died before it posted)
+// never ages past claimTTL: the release's notice is never posted by
+// anyone.
+func TestReviewANoticeClaimFromTheFutureExpires(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	for i := range p {
+		if _, err := p[i].Sync(ctx, "www"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	planted := `{"releases":{"v2":{"links":{"slack":"claimed 2999-01-01T00:00:00Z"}}}}`
+	if _, err := e.Bucket.PutState(ctx, e.Site, releases.StateNotices, []byte(planted), ""); err != nil {
+		t.Fatal(err)
+	}
+	if mine, err := p[0].ClaimReleaseLink(ctx, "www", "v2", "slack"); err != nil || !mine {
+		t.Fatalf("a claim dated 2999 holds v2's notice forever: %v %v", mine, err)
+	}
+}
