@@ -288,3 +288,24 @@ func TestReviewANoticeClaimFromTheFutureExpires(t *testing.T) {
 		t.Fatalf("a claim dated 2999 holds v2's notice forever: %v %v", mine, err)
 	}
 }
+
+// V9. notices.json grows by an entry per release and is trimmed only of
+// releases retention pruned; nothing bounds what is written, while a read
+// refuses more than releases.MaxStateBytes (64 KiB). A site that keeps
+// its releases (retention.keep in the hundreds; ~110 bytes an entry) or a
+// few hundred links written by hand passes 64 KiB and from then on every
+// claim and every refresh fails: no release notice is posted or updated
+// again, on any replica.
+func TestReviewNoticesNeverGrowPastWhatAReadAccepts(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	for i := range 1000 {
+		v := fmt.Sprintf("v%d", 1000+i)
+		if err := p[0].SetReleaseLink(ctx, "www", v, "slack", fmt.Sprintf("C0123456789 1733550%03d.123456 superseded-%s", i, v)); err != nil {
+			t.Fatalf("link %d: %v", i, err)
+		}
+	}
+	if _, err := p[1].ClaimReleaseLink(ctx, "www", "v2", "slack"); err != nil {
+		t.Fatalf("after 1000 notices, no notice can be claimed any more: %v", err)
+	}
+}
