@@ -309,3 +309,47 @@ func TestReviewNoticesNeverGrowPastWhatAReadAccepts(t *testing.T) {
 		t.Fatalf("after 1000 notices, no notice can be claimed any more: %v", err)
 	}
 }
+
+// V10. A notices entry that does not know its release's manifest (written
+// by a process whose record of the release predates manifest ETags, or
+// planted) is taken for every release of that name: once the name is
+// pruned and published again, the old notice's link is the new release's
+// (so refresh rewrites the pruned release's message to describe the new
+// build), and the new release's notice is never posted (the link is
+// "there"). The store itself treats a reused name as another release
+// (Release.is: an unknown manifest names a record only if it is not
+// Reused).
+func TestReviewAnOldNoticeDoesNotPassToARepublishedName(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	// The old v2's notice, recorded without its manifest, then pruned.
+	old := `{"releases":{"v2":{"links":{"slack":"C1 1600000000.000100 pruned"}}}}`
+	if _, err := e.Bucket.PutState(ctx, e.Site, releases.StateNotices, []byte(old), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p[1].Sync(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p[1].Store.MarkPruned(ctx, "www", "v2", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Bucket.DeleteFolder(ctx, e.Site, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.Site.Bucket), Key: aws.String(e.Site.ManifestKey("v2"))}); err != nil {
+		t.Fatal(err)
+	}
+	e.Publish("v2", time.Now().UTC().Truncate(time.Second), map[string]string{"index.html": "v2 again"})
+	if _, err := p[1].Sync(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p[1].Store.Release(ctx, "www", "v2"); err != nil || !r.Reused {
+		t.Fatalf("the re-published v2: %+v %v", r, err)
+	}
+	if links, err := p[1].ReleaseLinks(ctx, "www"); err != nil || links["v2"]["slack"] != "" {
+		t.Errorf("the pruned v2's notice is the re-published v2's: %v %v", links["v2"], err)
+	}
+	if mine, err := p[1].ClaimReleaseLink(ctx, "www", "v2", "slack"); err != nil || !mine {
+		t.Errorf("the re-published v2's notice can never be posted: %v %v", mine, err)
+	}
+}
