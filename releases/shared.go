@@ -628,12 +628,23 @@ func (s *SharedStore) LeaveRun(ctx context.Context, siteName, id string) error {
 // FinishDeploy implements Store: recorded locally first (the truth of
 // what happened is never lost to a bucket that does not answer), then the
 // bucket's lock is freed, or handed over to d.LockAfter.
+//
+// A runner another process took over since its last heartbeat must not
+// record an end at all: its record would say done (or failed) while the
+// other still runs the deploy, and, mirrored first, it would be the
+// history's (a record is written once) whatever the other decides. So
+// the bucket's lock is read first, and a fenced runner records nothing;
+// what is left is a takeover landing between that read and the local
+// write (the free after it is still refused, and says so).
 func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) error {
-	if err := s.Store.FinishDeploy(ctx, d, live); err != nil {
-		return err
-	}
 	site, err := s.site(d.Site)
 	if err != nil {
+		return err
+	}
+	if st, _, err := s.readLock(ctx, site); err == nil && st.Lock != nil && st.Lock.DeployID == d.ID && !runsHere(*st.Lock) {
+		return fencedError(*st.Lock)
+	}
+	if err := s.Store.FinishDeploy(ctx, d, live); err != nil {
 		return err
 	}
 	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
