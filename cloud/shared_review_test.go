@@ -353,3 +353,51 @@ func TestReviewAnOldNoticeDoesNotPassToARepublishedName(t *testing.T) {
 		t.Errorf("the re-published v2's notice can never be posted: %v %v", mine, err)
 	}
 }
+
+// V11. V1 once more, when the process that took the deploy over has also
+// ended it (freed the lock) before the first runner, paused between two
+// heartbeats, reaches its own end: the lock no longer names the deploy,
+// so FinishDeploy takes it for nobody's and records the first runner's
+// end (done) beside the other's (failed, here), and mirrors it. Its
+// heartbeat would have said it was fenced ("freed or taken by someone
+// else": whoever freed it took this runner for gone).
+func TestReviewARunnerWhoseDeployAnotherEndedRecordsNoEnd(t *testing.T) {
+	e, p := twoProcesses(t, 300*time.Millisecond)
+	ctx := context.Background()
+	shared := p[0].Store.(*releases.SharedStore)
+	var id string
+	_, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, func(ev releases.Event) {
+		if ev.Type != releases.EventPhaseStarted || ev.Phase != cloud.PhaseInvalidateWait {
+			return
+		}
+		id = ev.Deploy.ID
+		takeOverLock(t, ctx, shared, e.Site, id)
+		// The other process ends the deploy (failed, say) and frees the
+		// lock, recording what is live, as its FinishDeploy writes it.
+		body, etag, err := shared.State.GetState(ctx, e.Site, releases.StateLock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatal(err)
+		}
+		st["lock"] = nil
+		delete(st, "deploy")
+		delete(st, "write")
+		st["live"] = map[string]any{"version": "v2", "deploy_id": id, "since": time.Now().UTC().Format(time.RFC3339Nano)}
+		freed, _ := json.Marshal(st)
+		if _, err := shared.State.PutState(ctx, e.Site, releases.StateLock, freed, etag); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if id == "" {
+		t.Fatalf("the deploy never reached its last phase: %v", err)
+	}
+	if d, err := p[0].Store.Deploy(ctx, "www", id); err != nil || d.Phase.Final() {
+		t.Errorf("the first runner recorded an end (%s) of a deploy another process ended: %v", d.Phase, err)
+	}
+	if !errors.Is(err, releases.ErrFenced) {
+		t.Errorf("the first runner's promote: want a handed-over refusal, got %v", err)
+	}
+}
