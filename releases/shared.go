@@ -633,16 +633,28 @@ func (s *SharedStore) LeaveRun(ctx context.Context, siteName, id string) error {
 // record an end at all: its record would say done (or failed) while the
 // other still runs the deploy, and, mirrored first, it would be the
 // history's (a record is written once) whatever the other decides. So
-// the bucket's lock is read first, and a fenced runner records nothing;
-// what is left is a takeover landing between that read and the local
-// write (the free after it is still refused, and says so).
+// the bucket's lock is read first, and a fenced runner records nothing:
+// one whose lock names another runner, or no longer names d at all
+// (whoever freed it took this runner for gone, as TouchLock says). What
+// is left is a takeover landing between that read and the local write
+// (the free after it is still refused, and says so). A bucket that does
+// not answer the read does not keep the end from being recorded.
 func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) error {
 	site, err := s.site(d.Site)
 	if err != nil {
 		return err
 	}
-	if st, _, err := s.readLock(ctx, site); err == nil && st.Lock != nil && st.Lock.DeployID == d.ID && !runsHere(*st.Lock) {
-		return fencedError(*st.Lock)
+	if st, _, err := s.readLock(ctx, site); err == nil {
+		switch h := st.Lock; {
+		case h == nil || h.DeployID != d.ID:
+			held := "nobody"
+			if h != nil {
+				held = lockWhat(*h)
+			}
+			return Errorf(ECONFLICT, "deploy %s no longer holds the lock of %s (held by %s now); this process records no end of it: %w", d.ID, d.Site, held, ErrFenced)
+		case !runsHere(*h):
+			return fencedError(*h)
+		}
 	}
 	if err := s.Store.FinishDeploy(ctx, d, live); err != nil {
 		return err
