@@ -401,3 +401,22 @@ func TestReviewARunnerWhoseDeployAnotherEndedRecordsNoEnd(t *testing.T) {
 		t.Errorf("the first runner's promote: want a handed-over refusal, got %v", err)
 	}
 }
+
+// V12. The scheduled prune's claim object holds the latest planned time
+// claimed; one planted (or written by a clock years ahead) with a time
+// far in the future makes every replica's claim lose, forever: retention
+// never runs again, on any replica, and nothing says why but a log line
+// per run ("runs elsewhere").
+func TestReviewAScheduledRunClaimedFarAheadStillRuns(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	planted := `{"at":"9999-01-01T00:00:00Z"}`
+	if _, err := e.Bucket.PutState(ctx, e.Site, "runs/prune.json", []byte(planted), ""); err != nil {
+		t.Fatal(err)
+	}
+	slot := time.Now().UTC().Truncate(time.Hour)
+	if mine, err := p[0].Store.(*releases.SharedStore).ClaimRun(ctx, "www", "prune", slot); err != nil || !mine {
+		t.Fatalf("a run claimed for 9999 keeps every planned prune from running: %v %v", mine, err)
+	}
+}
+
