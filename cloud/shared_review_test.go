@@ -420,3 +420,38 @@ func TestReviewAScheduledRunClaimedFarAheadStillRuns(t *testing.T) {
 	}
 }
 
+// V13. A notices object that does not decode as deploybot writes it (a
+// link longer than it writes, a release name it would not take, a field
+// it does not know; or one past 64 KiB, as V9's growth left it) is
+// refused, so every claim and every refresh fails: no release notice is
+// posted or updated again, on any replica, until someone removes it by
+// hand. Like the lease, it guards nothing a refusal would protect (the
+// local store keeps each notice's link too).
+func TestReviewAStrangeNoticesObjectDoesNotStopTheNotices(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	for i := range p {
+		if _, err := p[i].Sync(ctx, "www"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, planted := range []string{
+		`{"releases":{"../etc":{"links":{}}}}`,
+		`{"releases":{},"extra":1}`,
+		`{"releases":{"v9":{"links":{"slack":"` + strings.Repeat("x", 70<<10) + `"}}}}`,
+	} {
+		_, etag, _ := e.Bucket.GetState(ctx, e.Site, releases.StateNotices)
+		if _, err := e.Bucket.PutState(ctx, e.Site, releases.StateNotices, []byte(planted), etag); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p[1].ReleaseLinks(ctx, "www"); err != nil {
+			t.Errorf("%.40s...: the release notices cannot be refreshed: %v", planted, err)
+		}
+		if mine, err := p[1].ClaimReleaseLink(ctx, "www", "v2", "slack"); err != nil || !mine {
+			t.Errorf("%.40s...: v2's notice cannot be claimed: %v %v", planted, mine, err)
+		}
+		if err := p[1].SetReleaseLink(ctx, "www", "v2", "slack", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
