@@ -1044,6 +1044,10 @@ type runState struct {
 	Write string    `json:"write,omitempty"`
 }
 
+// runClaimAhead is how far past the run planned now a scheduled run's
+// claim may be dated and still hold.
+const runClaimAhead = 24 * time.Hour
+
 // ClaimRun claims the run of job (a scheduled prune) that site's schedule
 // planned for at: of all the processes whose timers fire for that time,
 // exactly one gets true, and every other false. A process that is down
@@ -1060,7 +1064,10 @@ func (s *SharedStore) ClaimRun(ctx context.Context, siteName, job string, at tim
 		if err != nil {
 			return false, err
 		}
-		if !st.At.Before(at) {
+		// A claim dated over a day past the run planned now was not
+		// made by a process whose clock agrees (or by deploybot): it
+		// holds nothing, or no planned run would ever run again.
+		if !st.At.Before(at) && !st.At.After(at.Add(runClaimAhead)) {
 			return false, nil
 		}
 		err = s.writeState(ctx, site, key, runState{At: at.UTC()}, etag)
