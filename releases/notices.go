@@ -1,10 +1,10 @@
 package releases
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -41,33 +41,49 @@ type noticeEntry struct {
 	Links    map[string]string `json:"links"`
 }
 
+// readNotices reads the site's notices object. One that does not decode
+// as deploybot writes it, names a release or holds a link deploybot would
+// not write, or is larger than a state object may be, is read as empty,
+// its ETag kept (the next write replaces it, by compare-and-swap), rather
+// than refused: it guards nothing a refusal would protect (each store
+// keeps the links it set), and refused it would stop every notice's
+// claim and refresh on every replica until someone removed it by hand.
 func (s *SharedStore) readNotices(ctx context.Context, site Site) (noticesState, string, error) {
+	empty := noticesState{Releases: map[string]noticeEntry{}}
+	body, etag, err := s.State.GetState(ctx, site, StateNotices)
+	switch {
+	case errors.Is(err, ErrNoState):
+		return empty, "", nil
+	case err != nil && ErrorCode(err) == EINVALID && etag != "":
+		return empty, etag, nil // too large to read
+	case err != nil:
+		return empty, "", err
+	}
 	var st noticesState
-	etag, err := s.readState(ctx, site, StateNotices, &st, func() string {
-		for v, e := range st.Releases {
-			if ValidateVersion(v) != nil || len(e.Manifest) > 256 {
-				return fmt.Sprintf("names a release %q deploybot would not write", bounded(v))
-			}
-			for name, link := range e.Links {
-				if len(name) > 64 || len(link) > 512 {
-					return "holds a link longer than deploybot writes"
-				}
-			}
-		}
-		return ""
-	})
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&st) != nil || !deploybotNotices(st) {
+		return empty, etag, nil
+	}
 	if st.Releases == nil {
 		st.Releases = map[string]noticeEntry{}
 	}
-	return st, etag, err
+	return st, etag, nil
 }
 
-// bounded cuts outside text to a length fit for a message.
-func bounded(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
+// deploybotNotices reports whether st is what deploybot writes.
+func deploybotNotices(st noticesState) bool {
+	for v, e := range st.Releases {
+		if ValidateVersion(v) != nil || len(e.Manifest) > 256 {
+			return false
+		}
+		for name, link := range e.Links {
+			if len(name) > 64 || len(link) > 512 {
+				return false
+			}
+		}
 	}
-	return s
+	return true
 }
 
 // updateNotices applies change to the site's notices object by
