@@ -455,3 +455,34 @@ func TestReviewAStrangeNoticesObjectDoesNotStopTheNotices(t *testing.T) {
 		}
 	}
 }
+
+// V15. Retention keeps the last keep_deployed releases that were live
+// (rollback targets), judged from the deploys in the pruning process's
+// store; prune, unlike rollback, history and status, does not catch up
+// with the deploys other processes ran first. The replica whose claim
+// wins the scheduled prune (or a command line's `deploybot prune`)
+// deletes the release another replica's deploys made a rollback target.
+func TestReviewPruneKeepsWhatOtherProcessesDeployed(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "alice"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p[0].PushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Keep the newest and the last two live ones: v3, v2 (live), v1.
+	p[1].Sites[0].Retention = releases.Policy{Keep: 1, KeepDeployed: 2, Grace: time.Hour}
+	rep, err := p[1].Prune(ctx, releases.PruneRequest{Site: "www", Actor: "schedule"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range rep.Deleted {
+		if d.Version == "v1" {
+			t.Fatalf("the other replica's prune deleted v1, live before v2 (a rollback target): %+v", rep.Deleted)
+		}
+	}
+}
+
