@@ -486,3 +486,45 @@ func TestReviewPruneKeepsWhatOtherProcessesDeployed(t *testing.T) {
 	}
 }
 
+// V16. Catch-up reads the last CatchUpWindow (a day) of the history,
+// whatever the store lacks: a store that fell more than a day behind (a
+// laptop's command line used weekly, a replica down for a weekend with
+// its volume kept; only an empty store is rebuilt) never learns the
+// deploys in between, and its rollback walks back through what it knows:
+// from v3 it goes to v1, skipping v2, the release live before v3.
+func TestReviewAStoreMoreThanADayBehindRollsBackToTheRightRelease(t *testing.T) {
+	_, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	if _, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v1", Actor: "alice"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p[0].PushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// p[1] knows the releases and, caught up, the deploy to v1.
+	if _, err := p[1].Versions(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p[1].History(ctx, "www", 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"v2", "v3"} {
+		if _, err := p[0].Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "alice"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p[0].PushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Two days later, p[1] rolls back.
+	p[1].Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	target, err := func() (string, error) {
+		if _, err := p[1].History(ctx, "www", 10); err != nil {
+			return "", err
+		}
+		return p[1].RollbackTarget(ctx, "www")
+	}()
+	if err != nil || target != "v2" {
+		t.Fatalf("a rollback from v3 in a store two days behind goes to %q (%v), not v2", target, err)
+	}
+}
