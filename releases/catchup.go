@@ -136,8 +136,9 @@ func (s *Service) listWindow(ctx context.Context, site Site, dir, after, before 
 }
 
 // PullHistory reads into this store the deploys and audit entries other
-// processes mirrored to the bucket in the last CatchUpWindow that it
-// lacks, and the final record of deploys it knew only as running. It
+// processes mirrored to the bucket in the last CatchUpWindow (deploys:
+// since a window before the newest this store knows, when that is
+// earlier) that it lacks, and the final record of deploys it knew only as running. It
 // returns how many records it read. A store that shares nothing (no
 // SharedStore) has nothing to catch up on. One bad object is skipped and
 // logged, never trusted.
@@ -150,7 +151,17 @@ func (s *Service) PullHistory(ctx context.Context, siteName string) (int, error)
 		return 0, err
 	}
 	from := s.now().Add(-CatchUpWindow).UTC()
-	n, err := s.pullDeploys(ctx, site, from)
+	// A store that fell further behind (a command line used weekly, a
+	// replica down for a weekend with its volume kept) reads every deploy
+	// since the newest it knows, once: a rollback walks back through
+	// them all, and prune keeps what they made live.
+	deploysFrom := from
+	if ds, err := s.Store.Deploys(ctx, site.Name, 1); err != nil {
+		return 0, err
+	} else if len(ds) > 0 && ds[0].StartedAt.Add(-CatchUpWindow).Before(deploysFrom) {
+		deploysFrom = ds[0].StartedAt.Add(-CatchUpWindow).UTC()
+	}
+	n, err := s.pullDeploys(ctx, site, deploysFrom)
 	if err != nil {
 		return n, err
 	}
