@@ -528,3 +528,39 @@ func TestReviewAStoreMoreThanADayBehindRollsBackToTheRightRelease(t *testing.T) 
 		t.Fatalf("a rollback from v3 in a store two days behind goes to %q (%v), not v2", target, err)
 	}
 }
+
+// V17. Catch-up records the final record of a deploy it knew as running
+// through the SharedStore, whose SaveDeploy also writes the deploy's
+// record into the bucket's lock while the lock is the deploy's: a read
+// (history, status, rollback, the watch) then tries a write to the shared
+// lock, is refused as fenced when another process runs it (its end was
+// recorded but the lock not yet freed: the bucket failed at that write),
+// and the whole catch-up stops there, every time, until the lock is freed:
+// the audit entries after it are never read.
+func TestReviewCatchUpWritesNothingToTheLock(t *testing.T) {
+	e, p := twoProcesses(t, 0)
+	ctx := context.Background()
+	started := time.Now().Add(-time.Minute)
+	d := releases.Deploy{ID: releases.NewDeployID(started), Site: "www", Kind: releases.KindPromote, Actor: "ci", To: "v1",
+		Strategy: releases.DefaultStrategy, Phase: releases.PhasePending, StartedAt: started}
+	runner := releases.Lock{Site: "www", Holder: "ci", Reason: "promote v1", DeployID: d.ID, Since: started, Host: "host-a", PID: 100, Process: "proc-a", Heartbeat: time.Now()}
+	if err := p[0].Store.StartDeploy(ctx, d, runner); err != nil {
+		t.Fatal(err)
+	}
+	if err := p[1].Store.(*releases.SharedStore).ImportRunning(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	// proc-a recorded the end and mirrored it; freeing the lock failed.
+	final := d
+	final.Phase, final.FinishedAt, final.Error = releases.PhaseFailed, time.Now(), "x"
+	body, _ := json.Marshal(final)
+	if err := e.Bucket.PutHistory(ctx, e.Site, releases.HistoryDeploys+d.ID+".json", body, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p[1].PullHistory(ctx, "www"); err != nil {
+		t.Fatalf("catching up failed: %v", err)
+	}
+	if got, err := p[1].Store.Deploy(ctx, "www", d.ID); err != nil || got.Phase != releases.PhaseFailed {
+		t.Fatalf("the final record was not taken: %+v %v", got.Phase, err)
+	}
+}
