@@ -210,8 +210,14 @@ func (s *Service) pullDeploys(ctx context.Context, site Site, from time.Time) (i
 		read++
 		if known {
 			// Known here as running (imported while another process ran
-			// it): its final record replaces it.
-			if err := s.Store.SaveDeploy(ctx, d); err != nil {
+			// it): its final record replaces it, in this store only (the
+			// bucket's lock is its runner's to write, and a read writes
+			// nothing there).
+			local := s.Store
+			if sh, ok := s.Store.(*SharedStore); ok {
+				local = sh.Store
+			}
+			if err := local.SaveDeploy(ctx, d); err != nil {
 				return read, err
 			}
 			continue
