@@ -29,7 +29,7 @@ func (n *notices) ReleaseRecorded(_ context.Context, _ releases.Site, r releases
 	n.versions[r.Version]++
 }
 func (n *notices) PruneFinished(context.Context, releases.Site, *releases.PruneReport, error) {}
-func (n *notices) LiveChanged(context.Context, releases.Site)                                {}
+func (n *notices) LiveChanged(context.Context, releases.Site)                                 {}
 
 func (n *notices) of(v string) int { n.mu.Lock(); defer n.mu.Unlock(); return n.versions[v] }
 
