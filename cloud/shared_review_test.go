@@ -564,3 +564,38 @@ func TestReviewCatchUpWritesNothingToTheLock(t *testing.T) {
 		t.Fatalf("the final record was not taken: %+v %v", got.Phase, err)
 	}
 }
+
+// V18. R3 again, across a restart: a deploy recorded as ended whose lock
+// the bucket did not free then ("deploybot recover frees it") is freed by
+// recovery only in the process that ran it. After a restart (a new
+// process id; the same host and, in a container, the same pid), recovery
+// finds the deploy ended and the lock its own, but FinishDeploy refuses
+// to free a lock that names another process: the site stays locked for
+// every process, for good, with one replica or on the command line.
+func TestReviewALockLeftByAnEndedDeployIsFreedAfterARestart(t *testing.T) {
+	e, _ := twoProcesses(t, 0)
+	ctx := context.Background()
+	var f *flaky
+	p := proc(t, e, "host-x", func(c releases.Coordinator) releases.Coordinator { f = &flaky{Coordinator: c}; return f })
+	old := time.Now().Add(-time.Hour)
+	d := releases.Deploy{ID: releases.NewDeployID(old), Site: "www", Kind: releases.KindPromote, Actor: "ci", To: "v1",
+		Strategy: releases.DefaultStrategy, Phase: releases.PhasePending, StartedAt: old}
+	// The process before the restart: same host and pid, another id.
+	lock := releases.Lock{Site: "www", Holder: "ci", Reason: "promote v1", DeployID: d.ID, Since: old, Host: "host-x", PID: 7, Process: "before-the-restart", Heartbeat: old}
+	if err := p.Store.StartDeploy(ctx, d, lock); err != nil {
+		t.Fatal(err)
+	}
+	d.Phase, d.FinishedAt, d.Error = releases.PhaseFailed, time.Now(), "x"
+	f.down.Store(true)
+	// Its end: recorded locally, the bucket's lock not freed.
+	if err := p.Store.(*releases.SharedStore).Store.FinishDeploy(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.down.Store(false)
+	if _, err := p.RecoverSite(ctx, "www", nil); err != nil {
+		t.Logf("recover: %v", err)
+	}
+	if l, _ := p.Store.Lock(ctx, "www"); l != nil {
+		t.Fatalf("recovery after the restart left the lock of ended deploy %s: %+v", d.ID, l)
+	}
+}
