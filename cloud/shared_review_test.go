@@ -599,3 +599,61 @@ func TestReviewALockLeftByAnEndedDeployIsFreedAfterARestart(t *testing.T) {
 		t.Fatalf("recovery after the restart left the lock of ended deploy %s: %+v", d.ID, l)
 	}
 }
+
+// stuckOnce leaves the first write after it is armed unanswered, as a
+// connection whose peer stopped answering does, until the caller's
+// context ends (or the test does); later writes go through.
+type stuckOnce struct {
+	releases.Coordinator
+	armed atomic.Bool
+	hit   chan struct{}
+	gone  chan struct{}
+}
+
+func (s *stuckOnce) PutState(ctx context.Context, site releases.Site, key string, body []byte, etag string) (string, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.hit)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-s.gone:
+			return "", errors.New("connection reset")
+		}
+	}
+	return s.Coordinator.PutState(ctx, site, key, body, etag)
+}
+
+// V19. The heartbeat's write runs on context.WithoutCancel, with no
+// deadline (the SDK's client has none either): one write that S3 never
+// answers (a stuck connection) stops the heartbeat for good. The other
+// replicas then take the deploy over 20 s later, while the runner, which
+// learns of a takeover between phases from its heartbeat, keeps acting
+// until its current step ends (a propagation wait: up to the deploy's
+// 30-minute timeout), and the beat goroutine is never let go.
+func TestReviewAStuckHeartbeatWriteDoesNotHideATakeover(t *testing.T) {
+	e, _ := twoProcesses(t, 4*time.Second)
+	ctx := context.Background()
+	stuck := &stuckOnce{hit: make(chan struct{}), gone: make(chan struct{})}
+	t.Cleanup(func() { close(stuck.gone) })
+	p := proc(t, e, "host-s", func(c releases.Coordinator) releases.Coordinator { stuck.Coordinator = c; return stuck })
+	p.Heartbeat = 100 * time.Millisecond
+	var takenAt time.Time
+	_, err := p.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "ci"}, func(ev releases.Event) {
+		if ev.Type == releases.EventPhaseStarted && ev.Phase == cloud.PhasePropagate {
+			stuck.armed.Store(true) // the next heartbeat's write gets no answer
+			select {
+			case <-stuck.hit:
+			case <-time.After(3 * time.Second):
+				t.Error("no heartbeat write")
+			}
+			takeOverLock(t, ctx, &releases.SharedStore{State: e.Bucket}, e.Site, ev.Deploy.ID)
+			takenAt = time.Now()
+		}
+	})
+	if !errors.Is(err, releases.ErrFenced) {
+		t.Fatalf("want a handed-over refusal, got %v", err)
+	}
+	if late := time.Since(takenAt); late > 2*time.Second {
+		t.Fatalf("the runner went on for %s after it was taken over (its heartbeat was stuck on one write)", late.Round(100*time.Millisecond))
+	}
+}
