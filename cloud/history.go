@@ -60,6 +60,15 @@ func (b *S3Bucket) PutHistory(ctx context.Context, site releases.Site, key strin
 
 // ListHistory implements releases.Bucket.
 func (b *S3Bucket) ListHistory(ctx context.Context, site releases.Site, dir, after string) ([]string, error) {
+	return b.ListHistoryRange(ctx, site, dir, after, "")
+}
+
+var _ releases.HistoryRanger = (*S3Bucket)(nil)
+
+// ListHistoryRange implements releases.HistoryRanger: ListHistory that
+// stops at the first key not before before ("": none), so that keys
+// sorting after it (planted, dated in 9999) cost no page.
+func (b *S3Bucket) ListHistoryRange(ctx context.Context, site releases.Site, dir, after, before string) ([]string, error) {
 	prefix := site.HistoryPrefix() + dir
 	var out []string
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(site.Bucket), Prefix: aws.String(prefix)}
@@ -75,7 +84,11 @@ func (b *S3Bucket) ListHistory(ctx context.Context, site releases.Site, dir, aft
 			return nil, fmt.Errorf("listing s3://%s/%s: %w", site.Bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			out = append(out, strings.TrimPrefix(aws.ToString(o.Key), site.HistoryPrefix()))
+			k := strings.TrimPrefix(aws.ToString(o.Key), site.HistoryPrefix())
+			if before != "" && k >= before {
+				return out, nil
+			}
+			out = append(out, k)
 		}
 	}
 	return out, nil

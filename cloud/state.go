@@ -27,14 +27,14 @@ func (b *S3Bucket) GetState(ctx context.Context, site releases.Site, key string)
 	}
 	defer out.Body.Close()
 	if n := aws.ToInt64(out.ContentLength); n > releases.MaxStateBytes {
-		return nil, "", releases.Errorf(releases.EINVALID, "s3://%s/%s is %d bytes; a state object is at most %d", site.Bucket, full, n, releases.MaxStateBytes)
+		return nil, aws.ToString(out.ETag), releases.Errorf(releases.EINVALID, "s3://%s/%s is %d bytes; a state object is at most %d", site.Bucket, full, n, releases.MaxStateBytes)
 	}
 	body, err := io.ReadAll(io.LimitReader(out.Body, releases.MaxStateBytes+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, full, err)
 	}
 	if len(body) > releases.MaxStateBytes {
-		return nil, "", releases.Errorf(releases.EINVALID, "s3://%s/%s is larger than %d bytes", site.Bucket, full, releases.MaxStateBytes)
+		return nil, aws.ToString(out.ETag), releases.Errorf(releases.EINVALID, "s3://%s/%s is larger than %d bytes", site.Bucket, full, releases.MaxStateBytes)
 	}
 	return body, aws.ToString(out.ETag), nil
 }

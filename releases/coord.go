@@ -38,7 +38,10 @@ var ErrStateChanged = errors.New("the shared state changed since it was read")
 
 // Coordinator reads and writes a site's shared state objects.
 type Coordinator interface {
-	// GetState reads key; an error wrapping ErrNoState when absent.
+	// GetState reads key; an error wrapping ErrNoState when absent. An
+	// object larger than MaxStateBytes is not read: an EINVALID error,
+	// with the object's ETag (so that it can still be replaced by
+	// compare-and-swap).
 	GetState(ctx context.Context, site Site, key string) (body []byte, etag string, err error)
 	// PutState writes key if it is as read: etag "" creates it only if
 	// absent, else it must still have that ETag. It returns the new

@@ -364,11 +364,13 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		progress(Event{Type: EventPhaseFinished, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started)})
 	}
 
+	prev := *d // what stays recorded if another process runs d now
 	d.Phase = PhaseDone
 	d.FinishedAt = s.now()
 	d.fillLockAfter()
 	live := &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
 	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); errors.Is(err, ErrFenced) {
+		*d = prev
 		return s.handedOver(ctx, d, err, log, progress)
 	} else if err != nil {
 		log.ErrorContext(ctx, "recording finished deploy", "err", err)
@@ -436,6 +438,7 @@ func (s *Service) handedOver(ctx context.Context, d *Deploy, cause error, log *s
 }
 
 func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error, log *slog.Logger, progress Progress) error {
+	prev := *d // what stays recorded if another process runs d now
 	d.Phase = PhaseFailed
 	d.FinishedAt = s.now()
 	d.fillLockAfter()
@@ -447,7 +450,12 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 	if flipped {
 		live = &Live{Version: d.To, Since: d.FinishedAt, DeployID: d.ID}
 	}
-	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); err != nil {
+	if err := s.Store.FinishDeploy(context.WithoutCancel(ctx), *d, live); errors.Is(err, ErrFenced) {
+		// Taken over since the last heartbeat: the other process ends
+		// it, and this one records no failure of its own.
+		*d = prev
+		return s.handedOver(ctx, d, err, log, progress)
+	} else if err != nil {
 		log.ErrorContext(ctx, "recording failed deploy", "err", err)
 		cause = fmt.Errorf("%w (and recording the failure failed: %v)", cause, err)
 	}

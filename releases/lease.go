@@ -1,7 +1,9 @@
 package releases
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -84,15 +86,14 @@ func (s *SharedStore) HoldLease(ctx context.Context, siteName string, now time.T
 			// Renewing what this process wrote: no read. If anyone
 			// wrote since, S3 refuses on the ETag and the loop reads.
 			st, etag = seen.(leaseSeen).st, seen.(leaseSeen).etag
-		} else if etag, err = s.readState(ctx, site, StateLease, &st, func() string {
-			if st.Holder != "" && !SafeID(st.Holder) || len(st.Host) > 255 {
-				return "names a holder deploybot would not write"
-			}
-			return ""
-		}); err != nil {
+		} else if st, etag, err = s.readLease(ctx, site); err != nil {
 			return Lease{}, err
 		}
-		if st.Holder != "" && st.Holder != s.me() && now.Before(st.Expires) {
+		// A lease that expires further ahead than a lease lasts was not
+		// written by a holder whose clock agrees with this one's (or by
+		// deploybot): it holds nothing, or no replica would ever hold
+		// the site's jobs again.
+		if st.Holder != "" && st.Holder != s.me() && now.Before(st.Expires) && !st.Expires.After(now.Add(2*ttl)) {
 			s.leases.Delete(site.Name)
 			return st.lease(site.Name, s.me()), nil
 		}
@@ -118,6 +119,30 @@ func (s *SharedStore) HoldLease(ctx context.Context, siteName string, now time.T
 			return Lease{}, fmt.Errorf("site %s: taking the site lease: %w", site.Name, err)
 		}
 	}
+}
+
+// readLease reads the site's lease. One that does not decode as
+// deploybot writes it, or names a holder deploybot would not, is taken
+// for a lapsed lease (its ETag kept, so that taking it is still a
+// compare-and-swap) rather than refused: the lease guards nothing a
+// refusal would protect (what a holder does is fenced elsewhere), and a
+// refused lease would stop the site's notices, drift reports and approval
+// expiry on every replica until someone removed it by hand.
+func (s *SharedStore) readLease(ctx context.Context, site Site) (leaseState, string, error) {
+	body, etag, err := s.State.GetState(ctx, site, StateLease)
+	if errors.Is(err, ErrNoState) {
+		return leaseState{}, "", nil
+	}
+	if err != nil {
+		return leaseState{}, "", err
+	}
+	var st leaseState
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&st) != nil || st.Holder != "" && !SafeID(st.Holder) || len(st.Host) > 255 {
+		return leaseState{}, etag, nil
+	}
+	return st, etag, nil
 }
 
 // HoldsLease reports whether this process holds the site's lease as of

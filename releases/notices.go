@@ -1,9 +1,11 @@
 package releases
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -39,38 +41,55 @@ type noticeEntry struct {
 	Links    map[string]string `json:"links"`
 }
 
+// readNotices reads the site's notices object. One that does not decode
+// as deploybot writes it, names a release or holds a link deploybot would
+// not write, or is larger than a state object may be, is read as empty,
+// its ETag kept (the next write replaces it, by compare-and-swap), rather
+// than refused: it guards nothing a refusal would protect (each store
+// keeps the links it set), and refused it would stop every notice's
+// claim and refresh on every replica until someone removed it by hand.
 func (s *SharedStore) readNotices(ctx context.Context, site Site) (noticesState, string, error) {
+	empty := noticesState{Releases: map[string]noticeEntry{}}
+	body, etag, err := s.State.GetState(ctx, site, StateNotices)
+	switch {
+	case errors.Is(err, ErrNoState):
+		return empty, "", nil
+	case err != nil && ErrorCode(err) == EINVALID && etag != "":
+		return empty, etag, nil // too large to read
+	case err != nil:
+		return empty, "", err
+	}
 	var st noticesState
-	etag, err := s.readState(ctx, site, StateNotices, &st, func() string {
-		for v, e := range st.Releases {
-			if ValidateVersion(v) != nil || len(e.Manifest) > 256 {
-				return fmt.Sprintf("names a release %q deploybot would not write", bounded(v))
-			}
-			for name, link := range e.Links {
-				if len(name) > 64 || len(link) > 512 {
-					return "holds a link longer than deploybot writes"
-				}
-			}
-		}
-		return ""
-	})
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&st) != nil || !deploybotNotices(st) {
+		return empty, etag, nil
+	}
 	if st.Releases == nil {
 		st.Releases = map[string]noticeEntry{}
 	}
-	return st, etag, err
+	return st, etag, nil
 }
 
-// bounded cuts outside text to a length fit for a message.
-func bounded(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
+// deploybotNotices reports whether st is what deploybot writes.
+func deploybotNotices(st noticesState) bool {
+	for v, e := range st.Releases {
+		if ValidateVersion(v) != nil || len(e.Manifest) > 256 {
+			return false
+		}
+		for name, link := range e.Links {
+			if len(name) > 64 || len(link) > 512 {
+				return false
+			}
+		}
 	}
-	return s
+	return true
 }
 
 // updateNotices applies change to the site's notices object by
-// compare-and-swap; change returns false to write nothing.
-func (s *SharedStore) updateNotices(ctx context.Context, site Site, change func(st *noticesState) bool) error {
+// compare-and-swap; change returns false to write nothing. version is the
+// release change is about, which trimming keeps.
+func (s *SharedStore) updateNotices(ctx context.Context, site Site, version string, change func(st *noticesState) bool) error {
 	for try := 1; ; try++ {
 		st, etag, err := s.readNotices(ctx, site)
 		if err != nil {
@@ -79,7 +98,7 @@ func (s *SharedStore) updateNotices(ctx context.Context, site Site, change func(
 		if !change(&st) {
 			return nil
 		}
-		s.trimNotices(ctx, site, &st)
+		s.trimNotices(ctx, site, &st, version)
 		err = s.writeState(ctx, site, StateNotices, st, etag)
 		if err == nil || !errors.Is(err, ErrStateChanged) || try == casTries {
 			return err
@@ -87,33 +106,81 @@ func (s *SharedStore) updateNotices(ctx context.Context, site Site, change func(
 	}
 }
 
+// noticesBudget is the size notices.json is trimmed to: half of what a
+// read accepts (MaxStateBytes), so that what one write adds never takes
+// it past, and an object too large to read never blocks every notice.
+const noticesBudget = MaxStateBytes / 2
+
 // trimNotices drops the entries of releases retention deleted (their
-// notices are final) while the object is larger than a state object may
-// be.
-func (s *SharedStore) trimNotices(ctx context.Context, site Site, st *noticesState) {
-	if len(st.Releases) < 256 {
-		return
-	}
-	for v := range st.Releases {
-		if r, err := s.Store.Release(ctx, site.Name, v); err == nil && r.Pruned {
-			delete(st.Releases, v)
+// notices are final) once there are many, then, while the object is
+// larger than noticesBudget, the entries of the oldest releases (those
+// this store does not know first) but keep's, the one being changed.
+func (s *SharedStore) trimNotices(ctx context.Context, site Site, st *noticesState, keep string) {
+	if len(st.Releases) >= 256 {
+		for v := range st.Releases {
+			if r, err := s.Store.Release(ctx, site.Name, v); err == nil && r.Pruned {
+				delete(st.Releases, v)
+			}
 		}
 	}
+	size := func(v string) int {
+		b, _ := json.Marshal(st.Releases[v])
+		return len(v) + len(b) + 4 // the name's quotes, its colon and a comma
+	}
+	total := 0
+	for v := range st.Releases {
+		total += size(v)
+	}
+	if total <= noticesBudget {
+		return
+	}
+	oldest := make([]string, 0, len(st.Releases))
+	published := map[string]time.Time{}
+	for v := range st.Releases {
+		oldest = append(oldest, v)
+		if r, err := s.Store.Release(ctx, site.Name, v); err == nil {
+			published[v] = r.PublishedAt
+		}
+	}
+	sort.Slice(oldest, func(i, j int) bool {
+		a, b := published[oldest[i]], published[oldest[j]]
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return oldest[i] < oldest[j]
+	})
+	for _, v := range oldest {
+		if total <= noticesBudget {
+			return
+		}
+		if v == keep {
+			continue
+		}
+		total -= size(v)
+		delete(st.Releases, v)
+	}
 }
 
-// manifestOf is the manifest ETag of the release this store knows as
-// version ("" when it does not know it).
-func (s *SharedStore) manifestOf(ctx context.Context, site, version string) string {
+// knownRelease is the release this store knows as version (zero, with
+// no ManifestETag, when it does not know it).
+func (s *SharedStore) knownRelease(ctx context.Context, site, version string) Release {
 	r, err := s.Store.Release(ctx, site, version)
 	if err != nil {
-		return ""
+		return Release{Version: version}
 	}
-	return r.ManifestETag
+	return r
 }
 
-// sameRelease reports whether an entry recorded for manifest a is about
-// the release of manifest b (either unknown: taken as the same).
-func sameRelease(a, b string) bool { return a == "" || b == "" || a == b }
+// sameRelease reports whether an entry recorded for manifest etag is
+// about release r, as a deploy's record is (Release.is): either manifest
+// unknown is taken as the same, unless r reuses a name an earlier release
+// had (its notice is the earlier one's).
+func sameRelease(etag string, r Release) bool {
+	if etag == "" || r.ManifestETag == "" {
+		return r.ManifestETag == "" || !r.Reused
+	}
+	return etag == r.ManifestETag
+}
 
 // SetReleaseLink implements Store: recorded locally, then shared.
 func (s *SharedStore) SetReleaseLink(ctx context.Context, siteName, version, name, link string) error {
@@ -124,11 +191,11 @@ func (s *SharedStore) SetReleaseLink(ctx context.Context, siteName, version, nam
 	if err != nil {
 		return err
 	}
-	manifest := s.manifestOf(ctx, siteName, version)
-	return s.updateNotices(ctx, site, func(st *noticesState) bool {
+	r := s.knownRelease(ctx, siteName, version)
+	return s.updateNotices(ctx, site, version, func(st *noticesState) bool {
 		e, ok := st.Releases[version]
-		if !ok || !sameRelease(e.Manifest, manifest) {
-			e = noticeEntry{Manifest: manifest, Links: map[string]string{}}
+		if !ok || !sameRelease(e.Manifest, r) {
+			e = noticeEntry{Manifest: r.ManifestETag, Links: map[string]string{}}
 		}
 		if e.Links[name] == link {
 			return false
@@ -159,7 +226,7 @@ func (s *SharedStore) ReleaseLinks(ctx context.Context, siteName string) (map[st
 		return nil, err
 	}
 	for v, e := range st.Releases {
-		if !sameRelease(e.Manifest, s.manifestOf(ctx, siteName, v)) {
+		if !sameRelease(e.Manifest, s.knownRelease(ctx, siteName, v)) {
 			continue
 		}
 		for name, link := range e.Links {
@@ -183,17 +250,20 @@ func (s *SharedStore) ClaimReleaseLink(ctx context.Context, siteName, version, n
 	if err != nil {
 		return false, err
 	}
-	manifest := s.manifestOf(ctx, siteName, version)
+	r := s.knownRelease(ctx, siteName, version)
 	mine := false
-	err = s.updateNotices(ctx, site, func(st *noticesState) bool {
+	err = s.updateNotices(ctx, site, version, func(st *noticesState) bool {
 		mine = false
 		e, ok := st.Releases[version]
-		if !ok || !sameRelease(e.Manifest, manifest) {
-			e = noticeEntry{Manifest: manifest, Links: map[string]string{}}
+		if !ok || !sameRelease(e.Manifest, r) {
+			e = noticeEntry{Manifest: r.ManifestETag, Links: map[string]string{}}
 		}
 		if held, ok := e.Links[name]; ok {
+			// A claim holds for claimTTL after its time; one dated
+			// further ahead than that was not made by a clock that
+			// agrees with this one (or by deploybot), and holds nothing.
 			at, err := time.Parse(time.RFC3339, strings.TrimPrefix(held, claimPrefix))
-			if !strings.HasPrefix(held, claimPrefix) || err != nil || now.Sub(at) < claimTTL {
+			if age := now.Sub(at); !strings.HasPrefix(held, claimPrefix) || err != nil || age < claimTTL && age > -claimTTL {
 				return false
 			}
 		}

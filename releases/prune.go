@@ -141,6 +141,12 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 		}()
 	}
 
+	// What was live (the rollback targets kept) is judged from the
+	// deploys every process ran, not only this store's: a prune that
+	// cannot catch up with them does not run.
+	if _, err := s.PullHistory(ctx, site.Name); err != nil {
+		return nil, err
+	}
 	if _, err := s.Sync(ctx, site.Name); err != nil {
 		return nil, err
 	}

@@ -95,7 +95,18 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 			if isShared && lock != nil && lock.DeployID == d.ID {
 				// Recorded as ended here, but the bucket's lock was
 				// not freed then (the bucket did not answer): free it,
-				// or hand it to the lock the deploy left behind.
+				// or hand it to the lock the deploy left behind. A lock
+				// naming the process before a restart (or another
+				// whose runner is gone) is taken over first, so that
+				// the free is this process's; a live runner's is left.
+				if !runsHere(*lock) {
+					if !s.RunnerGone(*lock) {
+						continue
+					}
+					if _, err := s.claimRun(ctx, &d, lock); err != nil {
+						continue // another process took it over
+					}
+				}
 				if err := s.Store.FinishDeploy(ctx, d, nil); err != nil {
 					errs = append(errs, err)
 				}

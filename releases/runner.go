@@ -149,7 +149,12 @@ func (s *Service) beat(ctx context.Context, l Lock, stop <-chan struct{}, fenced
 			return
 		case <-t.C:
 			l.Heartbeat = s.now()
-			err := s.Store.TouchLock(context.WithoutCancel(ctx), l)
+			// Not cancelled with the deploy, but bounded: a write still
+			// unanswered after a heartbeat (a stuck connection) is given
+			// up, and the next beat tries again, on another.
+			beatCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.heartbeat())
+			err := s.Store.TouchLock(beatCtx, l)
+			cancel()
 			if errors.Is(err, ErrFenced) {
 				select {
 				case <-stop:

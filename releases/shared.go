@@ -628,12 +628,35 @@ func (s *SharedStore) LeaveRun(ctx context.Context, siteName, id string) error {
 // FinishDeploy implements Store: recorded locally first (the truth of
 // what happened is never lost to a bucket that does not answer), then the
 // bucket's lock is freed, or handed over to d.LockAfter.
+//
+// A runner another process took over since its last heartbeat must not
+// record an end at all: its record would say done (or failed) while the
+// other still runs the deploy, and, mirrored first, it would be the
+// history's (a record is written once) whatever the other decides. So
+// the bucket's lock is read first, and a fenced runner records nothing:
+// one whose lock names another runner, or no longer names d at all
+// (whoever freed it took this runner for gone, as TouchLock says). What
+// is left is a takeover landing between that read and the local write
+// (the free after it is still refused, and says so). A bucket that does
+// not answer the read does not keep the end from being recorded.
 func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) error {
-	if err := s.Store.FinishDeploy(ctx, d, live); err != nil {
-		return err
-	}
 	site, err := s.site(d.Site)
 	if err != nil {
+		return err
+	}
+	if st, _, err := s.readLock(ctx, site); err == nil {
+		switch h := st.Lock; {
+		case h == nil || h.DeployID != d.ID:
+			held := "nobody"
+			if h != nil {
+				held = lockWhat(*h)
+			}
+			return Errorf(ECONFLICT, "deploy %s no longer holds the lock of %s (held by %s now); this process records no end of it: %w", d.ID, d.Site, held, ErrFenced)
+		case !runsHere(*h):
+			return fencedError(*h)
+		}
+	}
+	if err := s.Store.FinishDeploy(ctx, d, live); err != nil {
 		return err
 	}
 	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
@@ -1021,6 +1044,10 @@ type runState struct {
 	Write string    `json:"write,omitempty"`
 }
 
+// runClaimAhead is how far past the run planned now a scheduled run's
+// claim may be dated and still hold.
+const runClaimAhead = 24 * time.Hour
+
 // ClaimRun claims the run of job (a scheduled prune) that site's schedule
 // planned for at: of all the processes whose timers fire for that time,
 // exactly one gets true, and every other false. A process that is down
@@ -1037,7 +1064,10 @@ func (s *SharedStore) ClaimRun(ctx context.Context, siteName, job string, at tim
 		if err != nil {
 			return false, err
 		}
-		if !st.At.Before(at) {
+		// A claim dated over a day past the run planned now was not
+		// made by a process whose clock agrees (or by deploybot): it
+		// holds nothing, or no planned run would ever run again.
+		if !st.At.Before(at) && !st.At.After(at.Add(runClaimAhead)) {
 			return false, nil
 		}
 		err = s.writeState(ctx, site, key, runState{At: at.UTC()}, etag)

@@ -146,6 +146,9 @@ type Server struct {
 	// lastLive is what reconcile last saw live per site, to tell the
 	// Notifier of changes made outside serve.
 	lastLive map[string]*string
+	// unannounced are the releases reconcile found while another replica
+	// held the site's lease (see toAnnounce); tick's alone.
+	unannounced map[string][]releases.Release
 }
 
 func (s *Server) watchInterval() time.Duration {
@@ -465,11 +468,17 @@ func (s *Server) tick(ctx context.Context) {
 		// What reconcile finds reaches the chat from one replica: the
 		// holder of the site's lease (the notice itself is claimed per
 		// release, so the replica that took the hook does not post twice).
+		// A release found while another replica held the lease is
+		// announced here once this one holds it (that holder may have
+		// stopped before its own reconcile found it); the claim in the
+		// notices keeps a release announced elsewhere from a second post.
 		leader := s.Service.HoldsLease(site.Name)
 		for _, r := range res.Added {
 			s.Metrics.Releases.WithLabelValues(site.Name, "reconcile").Inc()
 			s.Logger.Info("release found in the bucket", "site", site.Name, "version", r.Version)
-			if s.Notifier != nil && leader {
+		}
+		if s.Notifier != nil {
+			for _, r := range s.toAnnounce(site.Name, res.Added, leader) {
 				s.Notifier.ReleaseRecorded(ctx, site, r, "reconcile")
 			}
 		}
@@ -487,6 +496,39 @@ func (s *Server) tick(ctx context.Context) {
 	s.awsMu.Lock()
 	s.awsErr, s.awsOnce = awsErr, true
 	s.awsMu.Unlock()
+}
+
+// unannouncedMax bounds the releases a replica keeps to announce once it
+// holds the site's lease, and unannouncedAge how old one may be then.
+const (
+	unannouncedMax = 100
+	unannouncedAge = 24 * time.Hour
+)
+
+// toAnnounce is what reconcile's notices are for: the releases it just
+// found and those it found while another replica held the lease (no
+// older than unannouncedAge), when this one holds it; nothing otherwise:
+// they wait, the newest unannouncedMax of them.
+func (s *Server) toAnnounce(site string, added []releases.Release, leader bool) []releases.Release {
+	if !leader {
+		if s.unannounced == nil {
+			s.unannounced = map[string][]releases.Release{}
+		}
+		waiting := append(s.unannounced[site], added...)
+		if len(waiting) > unannouncedMax {
+			waiting = waiting[len(waiting)-unannouncedMax:]
+		}
+		s.unannounced[site] = waiting
+		return nil
+	}
+	var out []releases.Release
+	for _, r := range s.unannounced[site] {
+		if s.now().Sub(r.PublishedAt) < unannouncedAge {
+			out = append(out, r)
+		}
+	}
+	delete(s.unannounced, site)
+	return append(out, added...)
 }
 
 // progress wraps a door's progress sink with metrics.
