@@ -69,10 +69,15 @@ func (s *Service) runner() (host string, pid int) {
 // RunnerGone reports whether the process that runs the deploy holding l is
 // gone, so the deploy will not finish by itself. A lock with no deploy is
 // a person's and never gone. On the runner's own host a dead pid is
-// certain; elsewhere (another pod, another machine) a heartbeat older than
-// three intervals is taken for death. A lock written by a deploybot too
-// old to name its runner is taken for gone: such a process could not have
-// shared the store with this one.
+// certain; a runner that stopped says so (Left). Elsewhere (another pod,
+// another machine) the heartbeat decides, read against this process's
+// own clock, never against the runner's: a heartbeat this process has
+// watched stay the same for two intervals (20 s) is a dead runner's,
+// whatever the two clocks say. One it has not watched (a command line
+// asking once) is judged by its age, with clockSkew to spare, so a
+// runner whose clock is behind is not taken for dead. A lock written by
+// a deploybot too old to name its runner is taken for gone: such a
+// process could not have shared the store with this one.
 func (s *Service) RunnerGone(l Lock) bool {
 	if l.DeployID == "" {
 		return false
@@ -92,7 +97,46 @@ func (s *Service) RunnerGone(l Lock) bool {
 			return true
 		}
 	}
-	return s.now().Sub(l.lastAlive()) > staleAfter*s.heartbeat()
+	now, stale := s.now(), staleAfter*s.heartbeat()
+	if s.unchangedFor(l, now) > stale {
+		return true
+	}
+	return now.Sub(l.lastAlive()) > stale+clockSkew
+}
+
+// clockSkew is how far the clocks of two processes may disagree before
+// one that has not watched the other's heartbeat takes it for dead.
+const clockSkew = 2 * time.Minute
+
+// beatSeen is a runner's heartbeat as this process first saw it.
+type beatSeen struct {
+	heartbeat time.Time // as the runner wrote it
+	process   string
+	since     time.Time // this process's clock when it first saw it
+}
+
+// unchangedFor is how long, by this process's clock, l's heartbeat has
+// been what it is now (zero the first time it is seen).
+func (s *Service) unchangedFor(l Lock, now time.Time) time.Duration {
+	seen := beatSeen{heartbeat: l.Heartbeat, process: l.Process, since: now}
+	v, loaded := s.beats.LoadOrStore(l.DeployID, seen)
+	if !loaded {
+		// A new deploy: forget those not seen for a day (a deploy lasts
+		// minutes), so the map holds today's deploys at most.
+		s.beats.Range(func(k, v any) bool {
+			if now.Sub(v.(beatSeen).since) > 24*time.Hour {
+				s.beats.Delete(k)
+			}
+			return true
+		})
+		return 0
+	}
+	old := v.(beatSeen)
+	if old.heartbeat.Equal(l.Heartbeat) && old.process == l.Process {
+		return now.Sub(old.since)
+	}
+	s.beats.Store(l.DeployID, seen)
+	return 0
 }
 
 // lastAlive is when the lock's runner last said it was alive.

@@ -11,8 +11,9 @@ import (
 )
 
 // A deploy's runner is gone when its process is dead (known at once on its
-// own host) or its heartbeat is older than three intervals (elsewhere); a
-// person's lock never has a runner.
+// own host) or its heartbeat is older than two intervals and the clock
+// skew allowed (elsewhere, seen once); a person's lock never has a
+// runner.
 func TestRunnerGone(t *testing.T) {
 	now := testclock.At(10, 0)
 	alive := map[int]bool{100: true}
@@ -32,7 +33,9 @@ func TestRunnerGone(t *testing.T) {
 		{"this host, dead pid, fresh heartbeat", deploy("here", 101, time.Second), true},
 		{"this host, our own pid in an earlier process", deploy("here", 42, time.Second), true},
 		{"another host, fresh heartbeat", deploy("there", 7, 19*time.Second), false},
-		{"another host, two heartbeats missed", deploy("there", 7, 21*time.Second), true},
+		// Seen once: its clock may be behind this one's.
+		{"another host, two heartbeats missed, not watched", deploy("there", 7, 21*time.Second), false},
+		{"another host, heartbeat older than two intervals and the clock skew", deploy("there", 7, 2*time.Minute+21*time.Second), true},
 		{"this host, live pid, heartbeat long stale (paused, or a reused pid)", deploy("here", 100, time.Hour), true},
 	}
 	for _, c := range cases {
@@ -70,5 +73,33 @@ func TestAStartingDeployIsNeverTakenForAbandoned(t *testing.T) {
 	h.promote(t, "v1")
 	if len(cs.gone) != 1 || cs.gone[0] {
 		t.Fatalf("RunnerGone right after the lock was written: %v", cs.gone)
+	}
+}
+
+// A heartbeat watched by this process is judged on this process's clock:
+// the same heartbeat seen for two intervals is a dead runner's, however
+// fresh it looks by the runner's clock, and a heartbeat that moves on is
+// a live runner's, however old it looks.
+func TestRunnerGoneByAHeartbeatWatched(t *testing.T) {
+	now := testclock.At(10, 0)
+	svc := &releases.Service{Host: "here", PID: 42, Heartbeat: 10 * time.Second, Now: func() time.Time { return now }}
+	// The runner's clock is a minute behind this one.
+	l := releases.Lock{Site: "www", Holder: "alice", DeployID: "d1", Since: now.Add(-time.Hour), Host: "there", PID: 7, Process: "other", Heartbeat: now.Add(-time.Minute)}
+	for range 6 {
+		now = now.Add(10 * time.Second)
+		l.Heartbeat = l.Heartbeat.Add(10 * time.Second)
+		if svc.RunnerGone(l) {
+			t.Fatalf("a runner beating every 10 s (its clock a minute behind) was taken for gone at %s", now)
+		}
+	}
+	// It stops beating: gone once this process has seen the same
+	// heartbeat for two intervals.
+	now = now.Add(19 * time.Second)
+	if svc.RunnerGone(l) {
+		t.Fatal("gone after 19 s of the same heartbeat")
+	}
+	now = now.Add(2 * time.Second)
+	if !svc.RunnerGone(l) {
+		t.Fatal("not gone after 21 s of the same heartbeat")
 	}
 }

@@ -109,6 +109,9 @@ type Service struct {
 	Lease time.Duration
 
 	pulled pulled // see PullHistory
+	// beats remembers the heartbeat of each deploy run elsewhere as this
+	// process first saw it (see RunnerGone).
+	beats sync.Map
 
 	// ManifestBudget bounds the manifest bytes this service's readers
 	// hold at once (see ManifestBudget); nil: the process-wide one.
