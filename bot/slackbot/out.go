@@ -102,6 +102,10 @@ type slackDeploy struct {
 	done      chan struct{}
 	// gone: the channel cannot be posted to; the view posts nothing more.
 	gone bool
+	// threaded: the card itself is a reply in someone else's thread (a
+	// notice's, an approval card's, a deploy's), where the channel does
+	// not see it change.
+	threaded bool
 	// req is who started the deploy and from where, to be told where its
 	// thread is, or why there is none.
 	req  bot.Request
@@ -242,6 +246,7 @@ func (v *slackDeploy) post(e releases.Event) {
 		opts := msgOptions(bot.Card(v.card))
 		if v.thread != "" {
 			opts = append(opts, slack.MsgOptionTS(v.thread))
+			v.threaded = true
 		}
 		var channelID string
 		err := func() (err error) {
@@ -308,6 +313,9 @@ func (v *slackDeploy) post(e releases.Event) {
 		return
 	}
 	opts := append(msgOptions(m), slack.MsgOptionTS(v.thread))
+	if v.broadcast(e) {
+		opts = append(opts, slack.MsgOptionBroadcast())
+	}
 	var ts string
 	if err := func() (err error) {
 		_, ts, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
@@ -324,6 +332,26 @@ func (v *slackDeploy) post(e releases.Event) {
 			log.Warn("recording the deploy's live reply", "err", err)
 		}
 	}
+}
+
+// broadcast reports whether e's thread reply is also shown in the
+// channel (reply_broadcast,
+// https://api.slack.com/methods/chat.postMessage#arg_reply_broadcast):
+// what people must not miss, and only that, never a phase's line. A
+// deploy's failure (its last line, which says what is live now), the
+// start of deploybot's own rollback (saying why), and the end of a deploy
+// whose card is in a thread, where the channel does not see it change; a
+// card in the channel shows its own end.
+func (v *slackDeploy) broadcast(e releases.Event) bool {
+	switch e.Type {
+	case releases.EventDeployFailed:
+		return true
+	case releases.EventDeployStarted:
+		return e.Deploy.Actor == releases.AutoActor && e.Deploy.Kind == releases.KindRollback
+	case releases.EventDeployFinished:
+		return v.threaded
+	}
+	return false
 }
 
 // links are what the card shows under a deploy: the release's commit,
