@@ -153,8 +153,12 @@ func unpostable(err error) bool {
 func (v *slackDeploy) Event(e releases.Event) { v.events.push(e) }
 
 func (v *slackDeploy) Done(*releases.Outcome, error) {
-	// What is live may have changed: the notices say so.
+	// What is live may have changed: the notices say so, and an approved
+	// promote's card says how it ended (its id is the request's).
 	v.s.RefreshNotices(v.ctx, v.site)
+	if v.req.Cmd.Name == "approve" {
+		v.s.approvedDeployEnded(v.ctx, v.site, v.req.Cmd.Version)
+	}
 	v.events.close()
 	select {
 	case <-v.done:
