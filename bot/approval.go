@@ -284,7 +284,7 @@ func (b *Bot) runApprove(ctx context.Context, req Request, site releases.Site, o
 	if req.Thread == "" {
 		// Typed, not clicked: the deploy reports in the card's thread.
 		if ch, ts, ok, err := b.ApprovalCard(ctx, site, id); err == nil && ok {
-			req.Channel, req.Thread = ch, ts
+			req.Channel, req.Thread, req.Elsewhere = ch, ts, true
 		}
 	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {

@@ -79,9 +79,20 @@ func (o *slackOut) Deploy(ctx context.Context, req bot.Request, site releases.Si
 	}
 	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req, site: site,
 		events: newEventQueue(), done: make(chan struct{})}
+	if isDM(channel) {
+		// A site without a channel, its deploy typed in a DM: the bot
+		// is not in that DM (it would need im:write to open one, which
+		// the manifest does not ask for), and chat.postMessage there
+		// answers channel_not_found. The person hears through their
+		// command's response_url how it starts and ends instead.
+		v.gone, v.direct = true, true
+	}
 	go v.loop()
 	return v
 }
+
+// isDM reports whether ch is a direct message's id (D...).
+func isDM(ch string) bool { return strings.HasPrefix(ch, "D") && bot.IsChannelID(ch) }
 
 // slackDeploy posts one deploy's card and thread from its own goroutine,
 // in order, so a slow or rate-limited Slack never holds the flip back.
@@ -102,6 +113,10 @@ type slackDeploy struct {
 	done      chan struct{}
 	// gone: the channel cannot be posted to; the view posts nothing more.
 	gone bool
+	// direct: the deploy was typed in a DM and has nowhere else to
+	// report (gone is set): its start and its end are told to the person
+	// who typed it; told once the start is.
+	direct, told bool
 	// threaded: the card itself is a reply in someone else's thread (a
 	// notice's, an approval card's, a deploy's), where the channel does
 	// not see it change.
@@ -216,6 +231,10 @@ func (v *slackDeploy) flushCard() {
 }
 
 func (v *slackDeploy) post(e releases.Event) {
+	if v.direct {
+		v.postDirect(e)
+		return
+	}
 	if v.gone {
 		return
 	}
@@ -288,9 +307,9 @@ func (v *slackDeploy) post(e releases.Event) {
 		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
 			log.Warn("recording the deploy's thread", "err", err)
 		}
-		// Typed somewhere else (a DM, another channel): say where the
-		// deploy reports.
-		if v.req.Thread == "" && v.req.Channel != v.channel {
+		// Typed somewhere else (a DM, another channel, an approve typed
+		// anywhere but its card's thread): say where the deploy reports.
+		if (v.req.Thread == "" && v.req.Channel != v.channel) || v.req.Elsewhere {
 			v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
 		}
 	} else {
@@ -335,6 +354,25 @@ func (v *slackDeploy) post(e releases.Event) {
 		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, liveReplyLink, v.channel+" "+ts); err != nil {
 			log.Warn("recording the deploy's live reply", "err", err)
 		}
+	}
+}
+
+// postDirect tells the person who typed a deploy in a DM, where nothing
+// can be posted, that it started (once) and how it ended: at most three
+// answers (a promote that fails and deploybot's rollback of it), within
+// the five a response_url takes.
+func (v *slackDeploy) postDirect(e releases.Event) {
+	d := e.Deploy
+	if !v.told {
+		v.told = true
+		v.tell(bot.Md(":information_source: The %s of *%s* runs, with no thread: *%s* has no channel of its own, and I cannot post in this conversation. `%s status %s` follows it; I will tell you here how it ends.",
+			string(d.Kind), d.Site, d.Site, v.s.Bot.Command, d.Site))
+	}
+	switch e.Type {
+	case releases.EventDeployFinished:
+		v.tell(bot.LiveMessage(d, e.Elapsed).Text)
+	case releases.EventDeployFailed:
+		v.tell(bot.ThreadLine(e))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,5 +217,106 @@ func TestApprovalCardsMentionApproversAndTellTheAsker(t *testing.T) {
 		if n := len(repliesWith(posts, c.TS, "<@UALICE>: your promote")); n != 1 {
 			t.Errorf("the card %s told the asker %d times:%s", c.TS, n, slackfake.Dump(thread(posts, c.TS)))
 		}
+	}
+}
+
+// answered reports whether user got an answer holding sub through a
+// response_url in the DM dm.
+func (w *world) answeredIn(dm, user, sub string) bool {
+	_, _, eph := w.slack.Snapshot()
+	for _, p := range eph {
+		if p.Via == "response_url" && p.Channel == dm && p.User == user && strings.Contains(p.Text, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// `/site approve` and `/site reject` typed in a DM (one the bot was not
+// added to, where it cannot post) are answered there, through the
+// command's response_url: the approval says where its deploy reports (the
+// card's thread), the rejection what it rejected; the person who asked is
+// told in the card's thread. Nothing is posted in the DM with the Web API.
+func TestApproveAndRejectTypedInADM(t *testing.T) {
+	w := newWorld(t, 20*time.Millisecond)
+	var mu sync.Mutex
+	lost := map[string]int{}
+	w.app.Lost = func(what string) { mu.Lock(); lost[what]++; mu.Unlock() }
+	w.Service.Sites[0].Approval = releases.Approval{Required: 1, Timeout: 30 * time.Minute}
+	w.publish("v1", "v2")
+	const dm = "D0BOBCAROL"
+	request := func() string {
+		as, _ := w.Service.Approvals(context.Background(), "www", 1)
+		return as[0].ID
+	}
+	w.slack.Slash("dm-1", alice, "promote v1")
+	w.slack.WaitFor("the card", func() bool { p, _, _ := w.slack.Snapshot(); return hasText(p, "`v1` asked by") })
+	card := w.cardOf("`v1` asked by")
+	w.slack.WaitFor("the card recorded", func() bool {
+		_, _, ok, _ := w.app.Bot.ApprovalCard(context.Background(), w.Service.Sites[0], request())
+		return ok
+	})
+	w.slack.SlashIn("dm-2", bob, dm, "approve "+request())
+	w.slack.WaitFor("the answer in the DM, and the deploy", func() bool {
+		return w.answeredIn(dm, bob, "reports in <"+w.slack.APIURL()+"archives/"+channel+"/p"+strings.ReplaceAll(card.TS, ".", "")) && w.live() == "v1"
+	})
+	w.slack.WaitFor("the deploy in the card's thread", func() bool {
+		p, _, _ := w.slack.Snapshot()
+		return len(repliesWith(p, card.TS, "`v1` is live on *www*")) == 1
+	})
+
+	w.slack.Slash("dm-3", alice, "promote v2")
+	w.slack.WaitFor("the second card", func() bool { p, _, _ := w.slack.Snapshot(); return hasText(p, "`v2` asked by") })
+	card2 := w.cardOf("`v2` asked by")
+	id := request()
+	w.slack.SlashIn("dm-4", bob, dm, "reject "+id+" not today")
+	w.slack.WaitFor("the rejection answered in the DM and told in the thread", func() bool {
+		p, _, _ := w.slack.Snapshot()
+		return w.answeredIn(dm, bob, ":no_entry: Rejected `"+id+"`") &&
+			len(repliesWith(p, card2.TS, "<@UALICE>: your promote of `v2` on *www* was rejected by <@UBOB>: not today")) == 1
+	})
+	posts, _, _ := w.slack.Snapshot()
+	for _, p := range posts {
+		if p.Channel == dm && p.Via != "response_url" {
+			t.Fatalf("posted in the DM with the Web API: %+v", p)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lost) != 0 {
+		t.Fatalf("posts lost: %v", lost)
+	}
+}
+
+// A site without a channel reports a deploy where it was started; typed
+// in a DM, where the bot cannot post, the deploy runs without a card or
+// thread, and the person who typed it hears, through the command's
+// response_url, that it started and how it ended. Nothing is posted in
+// the DM with the Web API.
+func TestDeployTypedInADMOnASiteWithoutAChannel(t *testing.T) {
+	w := newWorld(t, 20*time.Millisecond)
+	var mu sync.Mutex
+	lost := map[string]int{}
+	w.app.Lost = func(what string) { mu.Lock(); lost[what]++; mu.Unlock() }
+	w.Service.Sites[0].Channel = ""
+	w.publish("v1")
+	const dm = "D0ALICEBOB"
+	w.slack.SlashIn("nc-1", alice, dm, "promote v1")
+	w.slack.WaitFor("the start and the end, answered in the DM", func() bool {
+		return w.answeredIn(dm, alice, "no thread") && w.answeredIn(dm, alice, "`v1` is live on *www*")
+	})
+	if w.live() != "v1" {
+		t.Fatalf("live %q", w.live())
+	}
+	posts, _, _ := w.slack.Snapshot()
+	for _, p := range posts {
+		if p.Channel == dm && p.Via != "response_url" {
+			t.Fatalf("posted in the DM with the Web API: %+v", p)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lost) != 0 {
+		t.Fatalf("posts tried in the DM and lost: %v", lost)
 	}
 }
