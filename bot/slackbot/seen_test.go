@@ -113,111 +113,130 @@ func repliesWith(posts []slackfake.Post, root, sub string) []slackfake.Post {
 	return out
 }
 
-// An approval card mentions its approvers (users and user groups, never
-// the person who asked) when it is posted; the person who asked is
-// mentioned in its thread when the request is decided, once per
-// decision; once the approved deploy ends the card says how, with what
-// is live: approved through Slack, or through another door (LiveChanged).
-func TestApprovalCardsMentionApproversAndTellTheAsker(t *testing.T) {
+// approvals is a world whose site needs one approval, by the deployers'
+// group, alice, carol and a CI role, on a clock the test may move ahead.
+type approvals struct {
+	*world
+	ahead *atomic.Int64
+}
+
+func newApprovals(t *testing.T, versions ...string) approvals {
 	w := newWorld(t, 20*time.Millisecond)
-	var ahead atomic.Int64
+	ahead := &atomic.Int64{}
 	w.Service.Sites[0].Approval = releases.Approval{Required: 1, Timeout: 30 * time.Minute, Approvers: []string{group, alice, "UCAROL", "arn:aws:iam::1:user/ci"}}
 	w.Service.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-	w.publish("v1", "v2", "v3", "v4")
-	posted := func(sub string) bool { p, _, _ := w.slack.Snapshot(); return hasText(p, sub) }
-	updated := func(ts, sub string) bool {
-		_, us, _ := w.slack.Snapshot()
-		for _, u := range us {
-			if u.TS == ts && strings.Contains(u.Text, sub) {
-				return true
-			}
-		}
-		return false
-	}
-	request := func() string {
-		as, _ := w.Service.Approvals(context.Background(), "www", 1)
-		return as[0].ID
-	}
+	w.publish(versions...)
+	return approvals{w, ahead}
+}
 
-	// Approved in Slack: the deploy runs in the card's thread and the
-	// card ends saying it is live.
-	w.slack.Slash("m-1", alice, "promote v1 first launch")
-	w.slack.WaitFor("the card", func() bool { return posted("`v1` asked by <@UALICE>") })
-	card := w.cardOf("`v1` asked by")
-	if !strings.Contains(card.Text, ":bell: Approvers: <!subteam^"+group+">, <@UCAROL>") || strings.Contains(card.Text, "Approvers: <@UALICE>") || strings.Contains(card.Text, "arn:") {
+// ask promotes version as alice and returns its card, once recorded, and
+// the request's id.
+func (w approvals) ask(envelope, version, reason string) (slackfake.Post, string) {
+	w.t.Helper()
+	w.slack.Slash(envelope, alice, "promote "+version+" "+reason)
+	w.slack.WaitFor("the card of "+reason, func() bool { p, _, _ := w.slack.Snapshot(); return hasText(p, reason) })
+	card := w.cardOf(reason)
+	as, _ := w.Service.Approvals(context.Background(), "www", 1)
+	w.slack.WaitFor("the card recorded", func() bool {
+		_, _, ok, _ := w.app.Bot.ApprovalCard(context.Background(), w.Service.Sites[0], as[0].ID)
+		return ok
+	})
+	return card, as[0].ID
+}
+
+// updated reports whether the message ts was updated to hold sub.
+func (w *world) updated(ts, sub string) bool {
+	_, us, _ := w.slack.Snapshot()
+	for _, u := range us {
+		if u.TS == ts && strings.Contains(u.Text, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// An approval card mentions its approvers while it waits, so Slack tells
+// them: user groups and users, not the person who asked (who cannot
+// approve), not a CI role Slack cannot notify.
+func TestApprovalCardMentionsItsApprovers(t *testing.T) {
+	w := newApprovals(t, "v1")
+	card, _ := w.ask("ma-1", "v1", "first launch")
+	if !strings.Contains(card.Text, ":bell: Approvers: <!subteam^"+group+">, <@UCAROL>\n") || strings.Contains(card.Text, "Approvers: <@UALICE>") || strings.Contains(card.Text, "arn:") {
 		t.Fatalf("the card does not mention its approvers (and only them): %q", card.Text)
 	}
-	if !w.slack.Click("m-2", bob, card.TS, bot.ActionApprove) {
-		t.Fatal("no Approve button")
+}
+
+// The person who asked is mentioned in the card's thread when their
+// request is decided (approved, rejected, expired), once per decision
+// however often the card is refreshed.
+func TestTheAskerIsToldHowTheirRequestWasDecided(t *testing.T) {
+	w := newApprovals(t, "v1", "v2")
+	told := func(card slackfake.Post, sub string) func() bool {
+		return func() bool { p, _, _ := w.slack.Snapshot(); return len(repliesWith(p, card.TS, sub)) == 1 }
 	}
-	w.slack.WaitFor("the card says deployed", func() bool { return updated(card.TS, "Approved by <@UBOB> and deployed: `v1` went live at") })
-	w.slack.WaitFor("the asker told", func() bool {
-		p, _, _ := w.slack.Snapshot()
-		return len(repliesWith(p, card.TS, "<@UALICE>: your promote of `v1` on *www* is approved by <@UBOB>; it runs in this thread")) == 1
-	})
+	card, _ := w.ask("ta-1", "v1", "first launch")
+	w.slack.Click("ta-2", bob, card.TS, bot.ActionApprove)
+	w.slack.WaitFor("the asker told of the approval", told(card, "<@UALICE>: your promote of `v1` on *www* is approved by <@UBOB>; it runs in this thread."))
+	w.slack.WaitFor("v1 live", func() bool { p, _, _ := w.slack.Snapshot(); return hasText(p, "`v1` is live on *www*") })
 
-	// Approved, and the deploy fails: the card says so and what is live.
-	w.slack.Slash("m-3", alice, "promote v2")
-	w.slack.WaitFor("the second card", func() bool { return posted("`v1` → `v2` asked by") })
-	card2 := w.cardOf("`v2` asked by")
-	w.AWS.SetFaults(localaws.Faults{ErrorRate: 1, Only: "cloudfront UpdateDistribution"})
-	w.slack.Click("m-4", bob, card2.TS, bot.ActionApprove)
-	w.slack.WaitFor("the card says failed", func() bool {
-		return updated(card2.TS, ":x: Approved by <@UBOB>, but the deploy failed: ") && updated(card2.TS, "Live now: `v1`.")
-	})
-	w.AWS.SetFaults(localaws.Faults{})
+	card2, _ := w.ask("ta-3", "v2", "second try")
+	w.slack.Click("ta-4", bob, card2.TS, bot.ActionReject)
+	w.slack.WaitFor("the asker told of the rejection", told(card2, "<@UALICE>: your promote of `v2` on *www* was rejected by <@UBOB>: rejected in Slack. Nothing changed."))
 
-	// Rejected.
-	w.slack.Slash("m-5", alice, "promote v3")
-	w.slack.WaitFor("the third card", func() bool { return posted("`v1` → `v3` asked by") })
-	card3 := w.cardOf("`v3` asked by")
-	w.slack.Click("m-6", bob, card3.TS, bot.ActionReject)
-	w.slack.WaitFor("the asker told of the rejection", func() bool {
-		p, _, _ := w.slack.Snapshot()
-		return len(repliesWith(p, card3.TS, "<@UALICE>: your promote of `v3` on *www* was rejected by <@UBOB>: rejected in Slack. Nothing changed.")) == 1
-	})
-
-	// Expired.
-	w.slack.Slash("m-7", alice, "promote v4")
-	w.slack.WaitFor("the fourth card", func() bool { return posted("`v1` → `v4` asked by") })
-	card4 := w.cardOf("`v4` asked by")
-	ahead.Store(int64(time.Hour))
+	card3, _ := w.ask("ta-5", "v2", "third try")
+	w.ahead.Store(int64(time.Hour))
 	if _, err := w.Service.ExpireApprovals(context.Background(), "www"); err != nil {
 		t.Fatal(err)
 	}
-	w.slack.WaitFor("the asker told of the expiry", func() bool {
-		p, _, _ := w.slack.Snapshot()
-		return len(repliesWith(p, card4.TS, "<@UALICE>: your promote of `v4` on *www* expired at")) == 1
-	})
-	ahead.Store(0)
+	w.slack.WaitFor("the asker told of the expiry", told(card3, "<@UALICE>: your promote of `v2` on *www* expired at"))
 
-	// Approved through another door (the API): the card says how the
-	// deploy ended once the server says what is live changed.
-	w.slack.Slash("m-8", alice, "promote v4 second try")
-	w.slack.WaitFor("the fifth card", func() bool { return posted("second try") })
-	card5 := w.cardOf("second try")
-	id := request()
+	// Refreshed again: nothing more is said.
+	as, _ := w.Service.Approvals(context.Background(), "www", 0)
+	for _, a := range as {
+		w.app.ApprovalChanged(context.Background(), w.Service.Sites[0], a)
+	}
+	w.slack.WaitFor("the cards refreshed", func() bool {
+		_, us, _ := w.slack.Snapshot()
+		n := 0
+		for _, u := range us {
+			if u.TS == card.TS || u.TS == card2.TS || u.TS == card3.TS {
+				n++
+			}
+		}
+		return n >= 2*len(as)
+	})
+	posts, _, _ := w.slack.Snapshot()
+	for _, c := range []slackfake.Post{card, card2, card3} {
+		if n := len(repliesWith(posts, c.TS, "<@UALICE>: your promote")); n != 1 {
+			t.Errorf("the card %s told the asker %d times:%s", c.TS, n, slackfake.Dump(thread(posts, c.TS)))
+		}
+	}
+}
+
+// Once an approved deploy ends, its card says how, with what is live:
+// deployed or failed, approved in Slack or through another door (the
+// API, which tells the chat that what is live may have changed).
+func TestApprovalCardSaysHowItsDeployEnded(t *testing.T) {
+	w := newApprovals(t, "v1", "v2", "v3")
+	card, _ := w.ask("de-1", "v1", "first launch")
+	w.slack.Click("de-2", bob, card.TS, bot.ActionApprove)
+	w.slack.WaitFor("the card says deployed", func() bool { return w.updated(card.TS, "Approved by <@UBOB> and deployed: `v1` went live at") })
+
+	card2, _ := w.ask("de-3", "v2", "second try")
+	w.AWS.SetFaults(localaws.Faults{ErrorRate: 1, Only: "cloudfront UpdateDistribution"})
+	w.slack.Click("de-4", bob, card2.TS, bot.ActionApprove)
+	w.slack.WaitFor("the card says failed", func() bool {
+		return w.updated(card2.TS, ":x: Approved by <@UBOB>, but the deploy failed: ") && w.updated(card2.TS, "Live now: `v1`.")
+	})
+	w.AWS.SetFaults(localaws.Faults{})
+
+	card3, id := w.ask("de-5", "v3", "third try")
 	ctx := releases.WithPrincipal(releases.WithDoor(context.Background(), releases.DoorAPI), releases.Principal{Kind: releases.PrincipalSlack, ID: bob})
 	if _, err := w.Service.Approve(ctx, "www", id, bob, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.app.LiveChanged(context.Background(), w.Service.Sites[0])
-	w.slack.WaitFor("the card approved elsewhere says deployed", func() bool { return updated(card5.TS, "and deployed: `v4` went live at") })
-
-	// A refresh changes nothing said already: each decision was told
-	// once, however often the cards were updated.
-	as, _ := w.Service.Approvals(context.Background(), "www", 0)
-	for _, a := range as {
-		w.app.ApprovalChanged(context.Background(), w.Service.Sites[0], a)
-	}
-	w.app.LiveChanged(context.Background(), w.Service.Sites[0])
-	time.Sleep(200 * time.Millisecond)
-	posts, _, _ := w.slack.Snapshot()
-	for _, c := range []slackfake.Post{card, card2, card3, card4, card5} {
-		if n := len(repliesWith(posts, c.TS, "<@UALICE>: your promote")); n != 1 {
-			t.Errorf("the card %s told the asker %d times:%s", c.TS, n, slackfake.Dump(thread(posts, c.TS)))
-		}
-	}
+	w.slack.WaitFor("the card approved through the API says deployed", func() bool { return w.updated(card3.TS, "and deployed: `v3` went live at") })
 }
 
 // answered reports whether user got an answer holding sub through a
