@@ -67,13 +67,17 @@ func (s *Slack) refreshApproval(ctx context.Context, site releases.Site, id stri
 	var cardChannel, cardTS string
 	if f := strings.Fields(links[bot.ApprovalLink]); len(f) == 2 {
 		cardChannel, cardTS = f[0], f[1]
-		if err := func() error {
+		err := func() error {
 			_, _, _, err := s.API.UpdateMessageContext(ctx, cardChannel, cardTS, msgOptions(m)...)
 			return err
-		}(); err != nil {
+		}()
+		if err != nil {
 			log.Warn("slack: updating an approval card failed", "err", err)
 			s.lost("approval_update")
-		} else if view.Deploy != nil && links[approvalEndedLink] == "" {
+		}
+		// Said, or never to be said (the card was deleted, its channel
+		// archived): approvalsEnded leaves the card alone from now on.
+		if (err == nil || neverUpdatable(err)) && view.Deploy != nil && links[approvalEndedLink] == "" {
 			if err := s.Bot.Service.SetDeployLink(ctx, site.Name, id, approvalEndedLink, string(view.Deploy.Phase)); err != nil {
 				log.Warn("slack: recording that an approval card says how its deploy ended", "err", err)
 			}
