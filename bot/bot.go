@@ -16,6 +16,10 @@ type Request struct {
 	// Thread, when set, is the message whose thread a deploy reports in
 	// (a Promote or Rollback button's message).
 	Thread string
+	// Elsewhere: Channel and Thread are not where the command was typed
+	// but where its deploy reports (an approval card's thread, for a
+	// typed approve); the person who typed it is told where.
+	Elsewhere bool
 	// ResponseURL answers the person wherever they typed the command or
 	// clicked (Slack's response_url); empty outside Slack.
 	ResponseURL string

@@ -164,6 +164,20 @@ type Access struct {
 	Directory  Directory
 }
 
+// PersonOf is the person p is, as the people list links them; false when
+// none is configured (or a is nil).
+func (a *Access) PersonOf(p Principal) (Person, bool) {
+	if a == nil {
+		return Person{}, false
+	}
+	for _, pe := range a.People {
+		if pe.has(p) {
+			return pe, true
+		}
+	}
+	return Person{}, false
+}
+
 // person returns the name of the person p is, "" when none is configured.
 func (a *Access) person(p Principal) string {
 	for _, pe := range a.People {

@@ -34,6 +34,16 @@ func (s *Service) Deploys(ctx context.Context, siteName string, limit int) ([]De
 	return s.Store.Deploys(ctx, site.Name, limit)
 }
 
+// Deploy returns one deploy of the site (ENOTFOUND when unknown); an
+// approved promote's id is its request's.
+func (s *Service) Deploy(ctx context.Context, siteName, id string) (Deploy, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return Deploy{}, err
+	}
+	return s.Store.Deploy(ctx, site.Name, id)
+}
+
 // GoesBack reports whether promoting version would go backwards: it was
 // published before the live release (named in live). Unknown and pruned
 // releases do not go back (promoting them is refused, saying why), nor

@@ -87,7 +87,7 @@ func NewMetrics() *Metrics {
 	m.HookReplayFull = prometheus.NewCounter(prometheus.CounterOpts{Name: "deploybot_hook_replay_cache_full_total",
 		Help: "CI notices refused because the replay cache was full."})
 	m.SlackLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_slack_posts_lost_total",
-		Help: "Slack posts given up on after the retries, by what they were (reply, ephemeral, card, card_update, thread, notice, prune_summary)."}, []string{"what"})
+		Help: "Slack posts given up on after the retries, by what they were (reply, ephemeral, card, card_update, thread, notice, prune_summary, approval, approval_update, approval_decided)."}, []string{"what"})
 	m.HistoryPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "deploybot_history_mirror_pending",
 		Help: "History records (deploys, audit entries, release records, pins, locks, freezes) recorded in the store and not yet written to the bucket."})
 	m.HistoryPushes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deploybot_history_mirror_pushes_total",

@@ -110,6 +110,20 @@ func TestHostileTextIsEscapedEverywhere(t *testing.T) {
 			"error":         {Text: bot.ErrorText(errH)},
 			"mention":       {Text: bot.Mention(h)},
 		}
+		req := releases.ApprovalRequest{ID: "r1", Site: "www", Version: "v2", From: "v1", Actor: h, Reason: h, Override: h, Required: 2,
+			State: releases.ApprovalPending, Approvals: []releases.ApprovalVote{{By: h}}, Expires: now, DecidedBy: h + " too", Why: h}
+		msgs["approval pending"] = bot.ApprovalView{Site: site, Request: req, Approvers: []string{h}}.Message()
+		approved := req
+		approved.State = releases.ApprovalApproved
+		for _, phase := range []releases.Phase{releases.PhaseDone, releases.PhaseFailed} {
+			msgs["approval deploy "+string(phase)] = bot.ApprovalView{Site: site, Request: approved,
+				Deploy: &releases.Deploy{ID: "r1", To: "v2", Phase: phase, Error: h, FinishedAt: now}, Live: h}.Message()
+		}
+		for _, state := range []releases.ApprovalState{releases.ApprovalApproved, releases.ApprovalRejected, releases.ApprovalExpired, releases.ApprovalFailed} {
+			decided := req
+			decided.State = state
+			msgs["approval decided "+string(state)] = bot.ApprovalDecidedMessage(site, decided, bot.Mention(h))
+		}
 		for _, typ := range []releases.EventType{releases.EventDeployStarted, releases.EventPhaseStarted, releases.EventPhaseFinished,
 			releases.EventPhaseFailed, releases.EventPhaseNote, releases.EventDeployFailed, releases.EventDeployResumed, releases.EventDeployInterrupted} {
 			auto := d

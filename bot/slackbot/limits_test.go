@@ -2,6 +2,7 @@ package slackbot
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,25 @@ func FuzzMessagesFitSlack(f *testing.F) {
 			bot.DiffMessage(diff),
 			bot.PruneMessage(&releases.PruneReport{Site: "www", Actor: long, Deleted: []releases.PrunedRelease{{Version: version, Error: long}}}, nil),
 			{Text: bot.ThreadLine(releases.Event{Type: releases.EventPhaseFailed, Deploy: d, Title: long, Err: releases.Errorf(releases.EINTERNAL, "%s", long)})},
+		}
+		// An approval card asking many approvers, its deploy failed with a
+		// long error; what the asker is told, for every decision.
+		var approvers []string
+		for i := 0; i < count; i++ {
+			approvers = append(approvers, fmt.Sprintf("U%020d", i), fmt.Sprintf("S%020d", i))
+		}
+		req := releases.ApprovalRequest{ID: "r", Site: "www", Version: version, From: version, Actor: long, Reason: long, Override: long, Required: 5,
+			State: releases.ApprovalPending, Expires: t0, DecidedBy: long + "2", Why: long}
+		for i := 0; i < count%6; i++ {
+			req.Approvals = append(req.Approvals, releases.ApprovalVote{By: long})
+		}
+		msgs = append(msgs, bot.ApprovalView{Site: releases.Site{Name: "www"}, Request: req, Approvers: approvers}.Message())
+		for _, state := range []releases.ApprovalState{releases.ApprovalApproved, releases.ApprovalRejected, releases.ApprovalExpired, releases.ApprovalFailed} {
+			decided := req
+			decided.State = state
+			msgs = append(msgs, bot.ApprovalView{Site: releases.Site{Name: "www"}, Request: decided,
+				Deploy: &releases.Deploy{ID: "r", To: version, Phase: releases.PhaseFailed, Error: long}, Live: version}.Message(),
+				bot.ApprovalDecidedMessage(releases.Site{Name: "www"}, decided, bot.Mention(long)))
 		}
 		var posts []posting
 		for _, m := range msgs {

@@ -210,8 +210,12 @@ func (s *Slack) supersedeLiveReplies(ctx context.Context, site releases.Site, li
 	}
 }
 
-// LiveChanged implements server.Notifier: the notices are refreshed.
-func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) { s.RefreshNotices(ctx, site) }
+// LiveChanged implements server.Notifier: the notices are refreshed, and
+// the cards of approved requests whose deploys ended say so.
+func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) {
+	s.RefreshNotices(ctx, site)
+	s.approvalsEnded(ctx, site)
+}
 
 // postNotice posts a release's notice and remembers where it is.
 func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {

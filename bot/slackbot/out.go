@@ -79,9 +79,20 @@ func (o *slackOut) Deploy(ctx context.Context, req bot.Request, site releases.Si
 	}
 	v := &slackDeploy{s: o.s, ctx: context.WithoutCancel(ctx), channel: channel, thread: thread, req: req, site: site,
 		events: newEventQueue(), done: make(chan struct{})}
+	if isDM(channel) {
+		// A site without a channel, its deploy typed in a DM: the bot
+		// is not in that DM (it would need im:write to open one, which
+		// the manifest does not ask for), and chat.postMessage there
+		// answers channel_not_found. The person hears through their
+		// command's response_url how it starts and ends instead.
+		v.gone, v.direct = true, true
+	}
 	go v.loop()
 	return v
 }
+
+// isDM reports whether ch is a direct message's id (D...).
+func isDM(ch string) bool { return strings.HasPrefix(ch, "D") && bot.IsChannelID(ch) }
 
 // slackDeploy posts one deploy's card and thread from its own goroutine,
 // in order, so a slow or rate-limited Slack never holds the flip back.
@@ -102,6 +113,14 @@ type slackDeploy struct {
 	done      chan struct{}
 	// gone: the channel cannot be posted to; the view posts nothing more.
 	gone bool
+	// direct: the deploy was typed in a DM and has nowhere else to
+	// report (gone is set): its start and its end are told to the person
+	// who typed it; told once the start is.
+	direct, told bool
+	// threaded: the card itself is a reply in someone else's thread (a
+	// notice's, an approval card's, a deploy's), where the channel does
+	// not see it change.
+	threaded bool
 	// req is who started the deploy and from where, to be told where its
 	// thread is, or why there is none.
 	req  bot.Request
@@ -149,8 +168,12 @@ func unpostable(err error) bool {
 func (v *slackDeploy) Event(e releases.Event) { v.events.push(e) }
 
 func (v *slackDeploy) Done(*releases.Outcome, error) {
-	// What is live may have changed: the notices say so.
+	// What is live may have changed: the notices say so, and an approved
+	// promote's card says how it ended (its id is the request's).
 	v.s.RefreshNotices(v.ctx, v.site)
+	if v.req.Cmd.Name == "approve" {
+		v.s.approvedDeployEnded(v.ctx, v.site, v.req.Cmd.Version)
+	}
 	v.events.close()
 	select {
 	case <-v.done:
@@ -208,6 +231,10 @@ func (v *slackDeploy) flushCard() {
 }
 
 func (v *slackDeploy) post(e releases.Event) {
+	if v.direct {
+		v.postDirect(e)
+		return
+	}
 	if v.gone {
 		return
 	}
@@ -242,6 +269,7 @@ func (v *slackDeploy) post(e releases.Event) {
 		opts := msgOptions(bot.Card(v.card))
 		if v.thread != "" {
 			opts = append(opts, slack.MsgOptionTS(v.thread))
+			v.threaded = true
 		}
 		var channelID string
 		err := func() (err error) {
@@ -279,9 +307,9 @@ func (v *slackDeploy) post(e releases.Event) {
 		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
 			log.Warn("recording the deploy's thread", "err", err)
 		}
-		// Typed somewhere else (a DM, another channel): say where the
-		// deploy reports.
-		if v.req.Thread == "" && v.req.Channel != v.channel {
+		// Typed somewhere else (a DM, another channel, an approve typed
+		// anywhere but its card's thread): say where the deploy reports.
+		if (v.req.Thread == "" && v.req.Channel != v.channel) || v.req.Elsewhere {
 			v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
 		}
 	} else {
@@ -308,6 +336,9 @@ func (v *slackDeploy) post(e releases.Event) {
 		return
 	}
 	opts := append(msgOptions(m), slack.MsgOptionTS(v.thread))
+	if v.broadcast(e) {
+		opts = append(opts, slack.MsgOptionBroadcast())
+	}
 	var ts string
 	if err := func() (err error) {
 		_, ts, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
@@ -324,6 +355,45 @@ func (v *slackDeploy) post(e releases.Event) {
 			log.Warn("recording the deploy's live reply", "err", err)
 		}
 	}
+}
+
+// postDirect tells the person who typed a deploy in a DM, where nothing
+// can be posted, that it started (once) and how it ended: at most three
+// answers (a promote that fails and deploybot's rollback of it), within
+// the five a response_url takes.
+func (v *slackDeploy) postDirect(e releases.Event) {
+	d := e.Deploy
+	if !v.told {
+		v.told = true
+		v.tell(bot.Md(":information_source: The %s of *%s* runs, with no thread: *%s* has no channel of its own, and I cannot post in this conversation. `%s status %s` follows it; I will tell you here how it ends.",
+			string(d.Kind), d.Site, d.Site, v.s.Bot.Command, d.Site))
+	}
+	switch e.Type {
+	case releases.EventDeployFinished:
+		v.tell(bot.LiveMessage(d, e.Elapsed).Text)
+	case releases.EventDeployFailed:
+		v.tell(bot.ThreadLine(e))
+	}
+}
+
+// broadcast reports whether e's thread reply is also shown in the
+// channel (reply_broadcast,
+// https://api.slack.com/methods/chat.postMessage#arg_reply_broadcast):
+// what people must not miss, and only that, never a phase's line. A
+// deploy's failure (its last line, which says what is live now), the
+// start of deploybot's own rollback (saying why), and the end of a deploy
+// whose card is in a thread, where the channel does not see it change; a
+// card in the channel shows its own end.
+func (v *slackDeploy) broadcast(e releases.Event) bool {
+	switch e.Type {
+	case releases.EventDeployFailed:
+		return true
+	case releases.EventDeployStarted:
+		return e.Deploy.Actor == releases.AutoActor && e.Deploy.Kind == releases.KindRollback
+	case releases.EventDeployFinished:
+		return v.threaded
+	}
+	return false
 }
 
 // links are what the card shows under a deploy: the release's commit,

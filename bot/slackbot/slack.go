@@ -55,7 +55,8 @@ type Slack struct {
 	apiURL string
 	// Lost, when set, counts a post Slack never took after the retries
 	// (what: reply, ephemeral, card, card_update, thread, notice,
-	// prune_summary), for a metric; each is logged too.
+	// prune_summary, approval, approval_update, approval_decided), for a
+	// metric; each is logged too.
 	Lost func(what string)
 	// Connections, when set, hears the number of socket-mode connections
 	// the app has open, as Slack counts them in each hello: Slack sends

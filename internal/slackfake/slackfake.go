@@ -49,6 +49,18 @@ type Server struct {
 	// not invited to): chat.postMessage answers channel_not_found, as
 	// Slack does (https://api.slack.com/methods/chat.postMessage#errors).
 	NotIn map[string]bool
+	// DMs are the direct messages (D...) the bot is in: a DM is between
+	// its two people, and an app is in one only when it was added to it
+	// (its own DM with a person; https://api.slack.com/scopes/im:read,
+	// "direct messages that your Slack app has been added to"; opening
+	// one takes im:write, https://api.slack.com/scopes/im:write). In any
+	// other DM, such as one between two people where someone typed a
+	// slash command, chat.postMessage and chat.postEphemeral answer
+	// channel_not_found ("Value passed for channel was invalid",
+	// https://api.slack.com/methods/chat.postMessage#errors); the
+	// command's response_url is how an app answers there
+	// (https://api.slack.com/interactivity/handling#message_responses).
+	DMs map[string]bool
 	// Channels are the conversations conversations.info knows.
 	Channels map[string]Channel
 	// GroupCalls counts usergroups.users.list calls.
@@ -153,6 +165,12 @@ type Post struct {
 	// click on it names (the container's message_ts).
 	Channel, TS, ThreadTS, Text, User string
 	Blocks                            json.RawMessage
+	// Broadcast: a thread reply also shown in the channel, posted with
+	// reply_broadcast, which Slack heeds only with thread_ts
+	// (https://api.slack.com/methods/chat.postMessage#arg_reply_broadcast:
+	// "Used in conjunction with thread_ts and indicates whether reply
+	// should be made visible to everyone in the channel or conversation").
+	Broadcast bool
 	// Via is how it was sent: chat.postMessage, chat.postEphemeral,
 	// chat.update, ack (a socket-mode ack's payload), response_url;
 	// response_url (replace_original) once a click's response replaced it.
@@ -179,7 +197,7 @@ type responseURL struct {
 }
 
 func New(t TB) *Server {
-	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}, Channels: map[string]Channel{},
+	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}, DMs: map[string]bool{}, Channels: map[string]Channel{},
 		origins: map[string]origin{}, responses: map[string]*responseURL{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +329,15 @@ func formPost(r *http.Request) Post {
 	if b := r.Form.Get("blocks"); b != "" {
 		p.Blocks = json.RawMessage(b)
 	}
+	p.Broadcast = p.ThreadTS != "" && r.Form.Get("reply_broadcast") == "true"
 	return p
+}
+
+// notIn reports whether the bot cannot post in channel: NotIn names it,
+// or it is a direct message (D...) the bot was not added to (DMs). f.Mu
+// is held.
+func (f *Server) notIn(channel string) bool {
+	return f.NotIn[channel] || strings.HasPrefix(channel, "D") && !f.DMs[channel]
 }
 
 // refuse answers a post that breaks Slack's limits as Slack does, and
@@ -344,7 +370,7 @@ func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	notIn := f.NotIn[p.Channel] || strings.HasPrefix(p.Channel, "#")
+	notIn := f.notIn(p.Channel) || strings.HasPrefix(p.Channel, "#")
 	f.Mu.Unlock()
 	if notIn {
 		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
@@ -402,7 +428,7 @@ func (f *Server) postEphemeral(w http.ResponseWriter, r *http.Request) {
 	p := formPost(r)
 	p.Via = "chat.postEphemeral"
 	f.Mu.Lock()
-	notIn := f.NotIn[p.Channel]
+	notIn := f.notIn(p.Channel)
 	f.Mu.Unlock()
 	if notIn {
 		f.json(w, map[string]any{"ok": false, "error": "channel_not_found"})
@@ -716,7 +742,11 @@ func (f *Server) WaitFor(what string, cond func() bool) {
 func Dump(ps []Post) string {
 	var b strings.Builder
 	for _, p := range ps {
-		fmt.Fprintf(&b, "\n  [%s ts=%s thread=%s via=%s] %s", p.Channel, p.TS, p.ThreadTS, p.Via, p.Text)
+		broadcast := ""
+		if p.Broadcast {
+			broadcast = " broadcast"
+		}
+		fmt.Fprintf(&b, "\n  [%s ts=%s thread=%s via=%s%s] %s", p.Channel, p.TS, p.ThreadTS, p.Via, broadcast, p.Text)
 	}
 	return b.String()
 }

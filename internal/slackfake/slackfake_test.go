@@ -1,11 +1,15 @@
 package slackfake
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/slack-go/slack"
 )
 
 // dial opens a socket-mode connection to the fake as an app would, and
@@ -115,5 +119,50 @@ func TestClickResponseReplacesOrDeletesTheMessage(t *testing.T) {
 		if _, ok := f.ClickPayload("again-"+c.want, "U1", q.TS, "yes"); ok {
 			t.Fatalf("after %s the button can still be clicked", c.answer)
 		}
+	}
+}
+
+// A thread reply posted with reply_broadcast is recorded as shown in the
+// channel too; reply_broadcast without thread_ts means nothing. Posting
+// in a DM the bot was not added to is refused (channel_not_found), in one
+// it is in it is taken.
+func TestBroadcastAndDirectMessages(t *testing.T) {
+	f := New(t)
+	api := slack.New("xoxb-test", slack.OptionAPIURL(f.APIURL()))
+	ctx := context.Background()
+	_, root, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("root", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range [][]slack.MsgOption{
+		{slack.MsgOptionText("quiet", false), slack.MsgOptionTS(root)},
+		{slack.MsgOptionText("loud", false), slack.MsgOptionTS(root), slack.MsgOptionBroadcast()},
+		{slack.MsgOptionText("top", false), slack.MsgOptionBroadcast()},
+	} {
+		if _, _, err := api.PostMessageContext(ctx, "C1", opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	posts, _, _ := f.Snapshot()
+	var got []string
+	for _, p := range posts {
+		got = append(got, fmt.Sprintf("%s:%v", p.Text, p.Broadcast))
+	}
+	if strings.Join(got, " ") != "root:false quiet:false loud:true top:false" {
+		t.Fatalf("posts %s", got)
+	}
+
+	f.Mu.Lock()
+	f.DMs["DBOT"] = true
+	f.Mu.Unlock()
+	var refused slack.SlackErrorResponse
+	if _, _, err := api.PostMessageContext(ctx, "DPEOPLE", slack.MsgOptionText("hi", false)); !errors.As(err, &refused) || refused.Err != "channel_not_found" {
+		t.Fatalf("chat.postMessage in a DM between people: %v", err)
+	}
+	if _, err := api.PostEphemeralContext(ctx, "DPEOPLE", "U1", slack.MsgOptionText("hi", false)); !errors.As(err, &refused) || refused.Err != "channel_not_found" {
+		t.Fatalf("chat.postEphemeral in a DM between people: %v", err)
+	}
+	if _, _, err := api.PostMessageContext(ctx, "DBOT", slack.MsgOptionText("hi", false)); err != nil {
+		t.Fatalf("chat.postMessage in the bot's own DM: %v", err)
 	}
 }
