@@ -192,6 +192,7 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 	// the person says so, or confirms.
 	if live, older := b.Service.GoesBack(ctx, site.Name, c.Version); older && !req.Confirmed {
 		if a, ok := out.(Asker); ok {
+			c.From = live
 			a.Ask(ctx, req, Md(":rewind: `%s` is older than the live `%s` on *%s*: promoting it goes *back*. Go back to `%s`?", c.Version, live, site.Name, c.Version), c)
 		} else {
 			out.Private(ctx, req, Md("`%s` is older than the live `%s` on *%s*: promoting it goes back. Say `%s rollback %s %s` to do that.",
@@ -207,7 +208,7 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
 		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason, Override: c.Override,
-			Back: req.Confirmed}, p)
+			Back: req.Confirmed, BackFrom: c.From}, p)
 	})
 }
 

@@ -63,7 +63,9 @@ type Asker interface {
 // rides in the row's ID, so the confirmation needs no state in the bot;
 // a chat that cuts the ID (Slack: 255 characters) cuts the reason.
 func AskMessage(question Mrkdwn, then Command) Message {
-	value := then.Site + "/" + then.Version
+	// The live release the question was asked against rides along: a
+	// Confirm clicked after another went live is refused, not run.
+	value := then.Site + "/" + then.Version + "/" + then.From
 	return Message{Text: question, Blocks: []Block{section(question), Buttons{ID: "r:" + then.Reason, Buttons: []Button{
 		{Action: ActionConfirm, Value: value, Label: "Confirm", Style: Danger},
 		{Action: ActionCancel, Value: value, Label: "Cancel"},

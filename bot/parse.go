@@ -42,6 +42,9 @@ type Command struct {
 	Version      string
 	MaybeVersion bool
 	Other        string // diff's second version
+	// From is the live release a confirm question was asked against
+	// (a Confirm click carries it), "" otherwise.
+	From string
 	Reason       string
 	DryRun       bool
 	// All: freeze or unfreeze every site (Site is "all").

@@ -29,6 +29,11 @@ type PromoteRequest struct {
 	// still a promote, with every promote rule; Rollback is the way back
 	// to a release that was live before, without them.
 	Back bool
+	// BackFrom, with Back, is the live release the caller saw when it
+	// said to go back (a confirm button asked a while ago): if another
+	// is live now, the promote is refused rather than going back from
+	// somewhere nobody looked at.
+	BackFrom string
 	// lockAfter becomes the deploy's LockAfter.
 	lockAfter *Lock
 	// approved is the request whose approval runs this promote; its id
@@ -251,6 +256,9 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 // the request says it goes back: every door asks, or makes its caller
 // say so, rather than going back silently.
 func (s *Service) checkBack(ctx context.Context, site Site, rel Release, cur Current, req PromoteRequest) error {
+	if req.Back && req.BackFrom != "" && cur.Version != req.BackFrom {
+		return Errorf(ECONFLICT, "%s is live on %s now, not %s as when going back to %s was confirmed; nothing changed: ask again", orNone(cur.Version), site.Name, req.BackFrom, rel.Version)
+	}
 	if req.Kind != KindPromote || req.Back || cur.Version == "" {
 		return nil
 	}

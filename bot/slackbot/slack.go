@@ -344,12 +344,15 @@ func (s *Slack) buttonRequest(cb slack.InteractionCallback, a *slack.BlockAction
 	if thread == "" {
 		thread = cb.Container.MessageTs
 	}
+	cmd := bot.Command{Action: bot.Run, Name: name, Site: site, Version: version, Reason: reason}
 	if confirmed {
 		// Answered from an ephemeral message, which has no thread: the
-		// deploy reports in the site's channel.
+		// deploy reports in the site's channel. The value's third part
+		// is the live release the question was asked against.
 		thread = ""
+		cmd.From, fromDeploy = fromDeploy, ""
 	}
-	return bot.Request{Cmd: bot.Command{Action: bot.Run, Name: name, Site: site, Version: version, Reason: reason}, Confirmed: confirmed, FromDeploy: fromDeploy,
+	return bot.Request{Cmd: cmd, Confirmed: confirmed, FromDeploy: fromDeploy,
 		UserID: cb.User.ID, Channel: cb.Channel.ID, Thread: thread, ResponseURL: cb.ResponseURL, Door: "slack"}, true
 }
 

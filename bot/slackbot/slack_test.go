@@ -1100,3 +1100,29 @@ func TestADeletedNoticeIsNotAskedForAgain(t *testing.T) {
 		t.Fatalf("%d chat.update calls, want 2 (v1 and v2; v3's notice is gone)", got)
 	}
 }
+
+// A Confirm clicked after another release went live is refused: the
+// person agreed to go back from the release live when they were asked,
+// not from whatever is live by the time they click.
+func TestAConfirmAfterTheSiteMovedOnIsRefused(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.publishAt(w.Service.Time().Add(-time.Hour), "v1", "v2", "v3")
+	w.slack.Slash("mv-0", alice, "promote v2")
+	w.slack.WaitFor("v2 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v2` is live") })
+	w.slack.Slash("mv-1", alice, "promote v1 broke")
+	ask := w.question()
+	w.slack.Slash("mv-2", bob, "promote v3")
+	w.slack.WaitFor("v3 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v3` is live") })
+	click, ok := w.slack.ClickPayload("mv-3", alice, ask.TS, "deploybot_confirm")
+	if !ok {
+		t.Fatal("no Confirm to click")
+	}
+	w.slack.Send("mv-3", "interactive", click)
+	w.slack.WaitFor("the refusal", func() bool {
+		_, _, eph := w.slack.Snapshot()
+		return hasText(eph, "v3 is live on www now, not v2 as when going back to v1 was confirmed")
+	})
+	if ds, _ := w.Store.Deploys(context.Background(), "www", 1); len(ds) != 1 || ds[0].To != "v3" {
+		t.Fatalf("newest deploy %+v, want the promote of v3", ds)
+	}
+}
