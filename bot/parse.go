@@ -44,9 +44,9 @@ type Command struct {
 	Other        string // diff's second version
 	// From is the live release a confirm question was asked against
 	// (a Confirm click carries it), "" otherwise.
-	From string
-	Reason       string
-	DryRun       bool
+	From   string
+	Reason string
+	DryRun bool
 	// All: freeze or unfreeze every site (Site is "all").
 	All bool
 	// Until is when a freeze ends, as typed (a duration or a time).
