@@ -4,24 +4,19 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path"
 	"reflect"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	goccyyaml "github.com/goccy/go-yaml"
-	goccyparser "github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml"
 	"github.com/robfig/cron/v3"
-	"gopkg.in/yaml.v3"
 
 	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
@@ -224,18 +219,6 @@ type Retention struct {
 // Duration is a time.Duration written as "72h", "5s".
 type Duration struct{ time.Duration }
 
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return &Error{Line: n.Line, Msg: "expected a duration such as 30s or 72h"}
-	}
-	v, err := parseDuration(n.Value)
-	if err != nil {
-		return &Error{Line: n.Line, Msg: fmt.Sprintf("bad duration %q (use a value such as 30s, 5m or 72h)", n.Value)}
-	}
-	d.Duration = v
-	return nil
-}
-
 // parseDuration reads a non-negative Go duration ("90s", "72h", "0s"; a
 // bare "0" too, as Go reads it).
 func parseDuration(s string) (time.Duration, error) {
@@ -317,26 +300,17 @@ var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // Parse parses and validates a configuration; lookup resolves ${VAR}.
 func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
-		return nil, Errors{{Msg: "the file is empty"}}
-	} else if err != nil {
-		if se := syntaxError(raw); se != nil {
-			return nil, Errors{se}
-		}
-		return nil, yamlError(err)
+	body, err := parseYAML(raw)
+	if err != nil {
+		return nil, err
 	}
-	if len(root.Content) == 0 {
-		return nil, Errors{{Msg: "the file is empty"}}
-	}
-	d := &document{lookup: lookup, lines: map[string]int{}, set: map[string]bool{}, unsetVars: map[string][]string{}, failed: map[string]bool{}}
-	d.walk(root.Content[0], reflect.TypeOf(Config{}), "")
+	d := newDocument(lookup)
+	body = d.walk(body, reflect.TypeOf(Config{}), "")
 	if d.unknown {
 		return nil, d.errs // the decoder would refuse the document as a whole
 	}
 	var cfg Config
-	if err := root.Content[0].Decode(&cfg); err != nil {
+	if err := yaml.NodeToValue(body, &cfg); err != nil {
 		return nil, yamlError(err)
 	}
 	cfg.defaults(d)
@@ -345,186 +319,6 @@ func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
 		return nil, errs
 	}
 	return &cfg, nil
-}
-
-// syntaxError locates a YAML syntax error. yaml.v3 reports many of them
-// ("did not find expected key", "... '-' indicator") at the line before the
-// block that holds the mistake, often far above it; goccy/go-yaml's parser
-// reports the token where parsing failed, which is the line to edit. It is
-// used for this alone: yaml.v3 stays the decoder. Nil when that parser
-// finds no syntax error either (the two disagree on a few corners of YAML),
-// and the caller falls back to yaml.v3's message.
-func syntaxError(raw []byte) *Error {
-	_, err := goccyparser.ParseBytes(raw, 0)
-	var se *goccyyaml.SyntaxError
-	if !errors.As(err, &se) || se.Token == nil || se.Token.Position == nil {
-		return nil
-	}
-	p := se.Token.Position
-	return &Error{Line: p.Line, Msg: fmt.Sprintf("YAML syntax error at column %d: %s", p.Column, se.Message)}
-}
-
-func yamlError(err error) error {
-	var ce *Error
-	if errors.As(err, &ce) {
-		return Errors{ce}
-	}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var errs Errors
-		for _, m := range te.Errors {
-			errs = append(errs, &Error{Msg: m})
-		}
-		return errs
-	}
-	return Errors{{Msg: err.Error()}}
-}
-
-// document is what one walk over the YAML learns before it is decoded:
-// the line of every key path (for messages), which keys carry a value (so
-// "set to zero" and "not set" stay distinct), and the ${VAR}s that were not
-// in the environment (so an empty required key names its variable).
-type document struct {
-	lookup    func(string) (string, bool)
-	lines     map[string]int
-	set       map[string]bool
-	unsetVars map[string][]string
-	errs      Errors
-	failed    map[string]bool // keys with an error already: one message each
-	unknown   bool            // an unknown key was found
-}
-
-var (
-	durationType = reflect.TypeOf(Duration{})
-	intType      = reflect.TypeOf(0)
-)
-
-// walk checks n against the Go type t: keys no field takes, scalars that
-// do not parse as their field's type (named by key path and line, which the
-// YAML decoder's own messages lack), and ${VAR} expansion in values. Values,
-// not the raw text, are expanded, so a secret with YAML-special characters
-// cannot change the document's structure.
-func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && !strings.Contains(n.Value, "${") {
-		return // "key:" with no value is the same as leaving the key out
-	}
-	if path != "" {
-		d.set[path] = true
-	}
-	if n.Kind == yaml.ScalarNode {
-		d.expand(n, path)
-	}
-	// A scalar that does not parse is reported here and then emptied, so
-	// the document still decodes and one run reports every problem.
-	switch {
-	case t == durationType:
-		if n.Kind != yaml.ScalarNode {
-			d.fail(path, n.Line, "expected a duration such as 30s, 5m or 72h")
-			emptyNode(n)
-		} else if _, err := parseDuration(n.Value); err != nil {
-			d.fail(path, n.Line, "bad duration %q (use a value such as 30s, 5m or 72h)", n.Value)
-			emptyNode(n)
-		}
-	case t == intType:
-		if n.Kind != yaml.ScalarNode {
-			d.fail(path, n.Line, "expected a whole number")
-			emptyNode(n)
-		} else if _, err := strconv.Atoi(n.Value); err != nil {
-			d.fail(path, n.Line, "expected a whole number, got %q", n.Value)
-			emptyNode(n)
-		} else {
-			n.Tag = "!!int" // an expanded ${VAR} was marked a string
-		}
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			fields[name] = f.Type
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			key := join(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				d.fail(key, k.Line, "unknown key")
-				d.unknown = true
-				continue
-			}
-			d.lines[key] = k.Line
-			d.walk(v, ft, key)
-		}
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
-		for i, item := range n.Content {
-			key := fmt.Sprintf("%s[%d]", path, i)
-			d.lines[key] = item.Line
-			d.walk(item, t.Elem(), key)
-		}
-	}
-}
-
-// expand replaces ${VAR} in a scalar, remembering variables that are not
-// set: they expand to "" and the key's message names them.
-func (d *document) expand(n *yaml.Node, path string) {
-	if !strings.Contains(n.Value, "${") {
-		return
-	}
-	n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
-		name := m[2 : len(m)-1]
-		v, ok := d.lookup(name)
-		if !ok {
-			d.unsetVars[path] = append(d.unsetVars[path], name)
-		}
-		return v
-	})
-	if n.Tag == "!!null" || n.Tag == "" || n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool" {
-		n.Tag = "!!str"
-	}
-}
-
-// emptyNode turns n into null, which decodes as the field's zero value.
-func emptyNode(n *yaml.Node) {
-	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
-}
-
-func (d *document) fail(key string, line int, format string, args ...any) {
-	if d.failed[key] {
-		return
-	}
-	d.failed[key] = true
-	msg := fmt.Sprintf(format, args...)
-	if vars := d.unsetVars[key]; len(vars) > 0 {
-		msg += fmt.Sprintf(" (${%s} is not set in the environment)", strings.Join(vars, "}, ${"))
-	}
-	d.errs = append(d.errs, &Error{Key: key, Line: line, Msg: msg})
-}
-
-// line is the line of key, or of the nearest enclosing key the file has.
-func (d *document) line(key string) int {
-	for key != "" {
-		if l, ok := d.lines[key]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(key, ".[")
-		if i < 0 {
-			break
-		}
-		key = key[:i]
-	}
-	return 0
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 // defaults fills the keys the file leaves out. A key the file sets keeps

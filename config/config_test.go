@@ -104,7 +104,10 @@ func TestParseErrors(t *testing.T) {
 		{"one session of a role", "people: [{name: alice, aws: [\"arn:aws:sts::123456789012:assumed-role/Deploy/alice\"]}]\n" + site, []string{"people[0].aws[0]", "assumed-role/Deploy/*"}},
 		{"unknown deployer", site + "    deployers: [alice]\n", []string{"sites[0].deployers[0]", "person of people"}},
 		{"not yaml", "sites: [\n", []string{"line 1", "YAML syntax error"}},
-		{"wrong type", "sites: {name: x}\n", []string{"cannot unmarshal"}},
+		{"wrong type", "sites: {name: x}\n", []string{"line 1: sites: expected a list, got keys and values"}},
+		{"a list for a value", site + "    channel: [a, b]\n", []string{"line 5: sites[0].channel: expected a single value, got a list"}},
+		{"not a bool", site + "    release_header: yes\n", []string{"line 5: sites[0].release_header: expected true or false, got \"yes\""}},
+		{"a value for keys", "store: /x\n" + site, []string{"line 1: store: expected keys and values (a mapping), got \"/x\""}},
 		{"duplicate key", "store: {path: a}\nstore: {path: b}\n" + site, []string{"already defined"}},
 		{"empty", "", []string{"empty"}},
 		{"bad timezone", site + "    retention: {timezone: Mars/Base}\n", []string{"timezone"}},
@@ -374,5 +377,48 @@ func TestExcludePatterns(t *testing.T) {
 	}
 	if _, err := Parse([]byte(site+"    exclude: [\"[x\"]\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "line 5: sites[0].exclude[0]: bad pattern") {
 		t.Fatalf("bad pattern: %v", err)
+	}
+}
+
+// Values reach the configuration as written: a number where a string is
+// expected keeps its text, anchors and aliases are read, and a ${VAR} gives
+// a number or a bool where the key takes one.
+func TestValuesAsWritten(t *testing.T) {
+	doc := "x-bucket: &b 1.10\n" +
+		"sites:\n  - name: www\n    bucket: 1.10\n    prefix: 0123/\n    distribution_id: 0x1F\n    exclude: [012, !!str 7]\n" +
+		"    retention: {keep: \"${KEEP}\", min_age: 0}\n    release_header: ${HEADER}\n"
+	if _, err := Parse([]byte(doc), env(nil)); err == nil || !strings.Contains(err.Error(), "line 1: x-bucket: unknown key") {
+		t.Fatalf("unknown key with an anchor: %v", err)
+	}
+	doc = strings.Replace(doc, "x-bucket: &b 1.10\n", "", 1)
+	cfg, err := Parse([]byte(doc), env(map[string]string{"KEEP": "4", "HEADER": "false"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Sites[0]
+	if s.Bucket != "1.10" || s.Prefix != "0123/" || s.DistributionID != "0x1F" || strings.Join(s.Exclude, ",") != "012,7" {
+		t.Fatalf("strings as written: %+v", s)
+	}
+	if *s.Retention.Keep != 4 || s.Retention.MinAge.Duration != 0 || s.ReleaseHeader == nil || *s.ReleaseHeader {
+		t.Fatalf("numbers and bools from the environment: %+v", s)
+	}
+	aliases := "store: {path: &p /tmp/x.db}\n" +
+		"sites:\n  - &www {name: www, bucket: *p, distribution_id: E1, retention: {min_age: &d 5h}}\n" +
+		"  - {name: docs, bucket: b, prefix: docs/, distribution_id: E2, retention: {min_age: *d}}\n"
+	cfg, err = Parse([]byte(aliases), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sites[0].Bucket != "/tmp/x.db" || cfg.Sites[1].Retention.MinAge.Duration != 5*time.Hour {
+		t.Fatalf("aliases: %+v", cfg.Sites)
+	}
+	for _, bad := range []struct{ doc, want string }{
+		{"sites: &s [*s]\n", "line 1: sites[0]: expected keys and values"},
+		{"sites:\n  - {name: www, bucket: *nope, distribution_id: E1}\n", "line 2: sites[0].bucket: *nope: no anchor &nope before it"},
+		{"store: &s {path: *s}\nsites: []\n", "line 1: store.path: expected a single value"},
+	} {
+		if _, err := Parse([]byte(bad.doc), env(nil)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: error %v, want %q", bad.doc, err, bad.want)
+		}
 	}
 }
