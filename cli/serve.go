@@ -94,7 +94,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 			log.Info("no retention schedule; prune runs only when asked", "site", site.Name)
 			continue
 		}
-		sched, err := config.CronParser.Parse(site.Retention.Schedule)
+		sched, err := config.ParseCron(site.Retention.Schedule)
 		if err != nil { // validated at load; kept for safety
 			return &usageError{fmt.Sprintf("site %s: retention.schedule: %v", site.Name, err)}
 		}

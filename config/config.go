@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/robfig/cron/v3"
 
 	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
@@ -552,7 +551,7 @@ func (c *Config) validate(d *document) Errors {
 			}
 		}
 		if r.Schedule != "" {
-			if _, err := CronParser.Parse(r.Schedule); err != nil {
+			if _, err := ParseCron(r.Schedule); err != nil {
 				bad(key+".retention.schedule", "site %s: bad cron expression %q: %v", s.Name, r.Schedule, err)
 			}
 		}
@@ -567,7 +566,7 @@ func (c *Config) validate(d *document) Errors {
 		}
 		for j, w := range s.Windows {
 			wk := fmt.Sprintf("%s.windows[%d]", key, j)
-			if _, err := CronParser.Parse(w.Cron); err != nil || strings.HasPrefix(w.Cron, "CRON_TZ=") || strings.HasPrefix(w.Cron, "TZ=") {
+			if _, err := ParseCron(w.Cron); err != nil {
 				bad(wk+".cron", "when the window opens, five cron fields such as \"0 9 * * 1-5\" (the zone goes in timezone; got %q)", w.Cron)
 			}
 			if w.Duration.Duration <= 0 || w.Duration.Duration > 7*24*time.Hour {
@@ -601,10 +600,6 @@ func (c *Config) validate(d *document) Errors {
 	return d.errs
 }
 
-// CronParser reads retention schedules: five fields, or descriptors such
-// as @daily.
-var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // ReleasesSite turns a configured site into the domain's Site.
 func (s Site) ReleasesSite() releases.Site {
 	return releases.Site{Name: s.Name, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
@@ -623,7 +618,7 @@ func (s Site) ReleasesSite() releases.Site {
 func (s Site) windows() []releases.Window {
 	var out []releases.Window
 	for _, w := range s.Windows {
-		sched, err := CronParser.Parse(w.Cron)
+		sched, err := ParseCron(w.Cron)
 		if err != nil {
 			continue
 		}

@@ -127,6 +127,11 @@ func TestParseErrors(t *testing.T) {
 		{"approval timeout", site + "    approval: {required: 1, timeout: 10s}\n", []string{"sites[0].approval.timeout"}},
 		{"window cron", site + "    windows: [{cron: \"0 25 * * *\", duration: 1h}]\n", []string{"sites[0].windows[0].cron"}},
 		{"window with CRON_TZ", site + "    windows: [{cron: \"CRON_TZ=Europe/Berlin 0 9 * * *\", duration: 1h}]\n", []string{"sites[0].windows[0].cron", "timezone"}},
+		{"schedule with a bare CRON_TZ", site + "    retention: {schedule: \"CRON_TZ=UTC\"}\n", []string{"line 5: sites[0].retention.schedule", "timezone key"}},
+		{"schedule with CRON_TZ", site + "    retention: {schedule: \"CRON_TZ=Europe/Berlin 0 3 * * *\"}\n", []string{"line 5: sites[0].retention.schedule", "timezone key"}},
+		{"schedule with TZ and a tab", site + "    retention: {schedule: \"TZ=UTC\\t0 3 * * *\"}\n", []string{"line 5: sites[0].retention.schedule", "timezone key"}},
+		{"window with a bare TZ", site + "    windows: [{cron: \"TZ=\", duration: 1h}]\n", []string{"line 5: sites[0].windows[0].cron", "timezone"}},
+		{"window with a bare CRON_TZ", site + "    windows: [{cron: \"CRON_TZ=Asia/Tokyo\", duration: 1h}]\n", []string{"line 5: sites[0].windows[0].cron", "timezone"}},
 		{"window duration", site + "    windows: [{cron: \"0 9 * * *\"}]\n", []string{"sites[0].windows[0].duration"}},
 		{"window zone", site + "    windows: [{cron: \"0 9 * * *\", duration: 1h, timezone: Mars/Base}]\n", []string{"sites[0].windows[0].timezone", "Mars/Base"}},
 		{"freeze backwards", site + "    freezes: [{from: 2026-12-24, to: 2026-12-20, reason: x}]\n", []string{"sites[0].freezes[0].to", "after it starts"}},
@@ -188,6 +193,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
+	// robfig/cron v3.0.1 panics on a zone prefix with no field after it.
+	f.Add([]byte("sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n    retention: {schedule: \"CRON_TZ=UTC\"}\n"))
+	f.Add([]byte("sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n    windows: [{cron: \"TZ=\", duration: 1h}]\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		cfg, err := Parse(raw, env(map[string]string{"A": "${A}"}))
 		if err == nil && len(cfg.Sites) == 0 {
@@ -419,6 +427,21 @@ func TestValuesAsWritten(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(bad.doc), env(nil)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: error %v, want %q", bad.doc, err, bad.want)
+		}
+	}
+}
+
+// ParseCron is the one way into robfig/cron: five fields or a descriptor,
+// no zone prefix (the library panics on one with nothing after it).
+func TestParseCron(t *testing.T) {
+	for _, spec := range []string{"0 3 * * *", "0 9 * * 1-5", "@daily", "@every 1h"} {
+		if _, err := ParseCron(spec); err != nil {
+			t.Errorf("%q: %v", spec, err)
+		}
+	}
+	for _, spec := range []string{"", "CRON_TZ=UTC", "TZ=", "CRON_TZ=", "TZ=UTC\t0 3 * * *", "CRON_TZ=Europe/Berlin 0 3 * * *", "61 * * * *", "0 3 * *", "every day", "@every -"} {
+		if _, err := ParseCron(spec); err == nil {
+			t.Errorf("%q accepted", spec)
 		}
 	}
 }

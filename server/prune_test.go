@@ -46,7 +46,7 @@ func TestScheduledPruneRunsAtTheCronTimeInItsTimeZone(t *testing.T) {
 	e.srv.Notifier = rec
 	e.srv.Now = func() time.Time { return now }
 	e.Service.Now = func() time.Time { return now.Add(24 * time.Hour) }
-	sched, err := config.CronParser.Parse("0 3 * * *")
+	sched, err := config.ParseCron("0 3 * * *")
 	if err != nil {
 		t.Fatal(err)
 	}
