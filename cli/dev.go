@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"os"
@@ -310,12 +311,12 @@ func sampleSite(data, version string) (string, error) {
 	return dir, nil
 }
 
+// fingerprint is the 32-bit FNV-1a hash of s, for asset names that
+// change with their content.
 func fingerprint(s string) uint32 {
-	var h uint32 = 2166136261
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
-	}
-	return h
+	h := fnv.New32a()
+	io.WriteString(h, s)
+	return h.Sum32()
 }
 
 // consoleName is who a console line may act as: "as bob /site approve
