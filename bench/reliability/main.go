@@ -44,6 +44,7 @@ var fuzzTargets = []struct{ name, pkg, input string }{
 	{"FuzzParseRepo", "./internal/present", "repo_url values and the links made from them"},
 	{"FuzzReleaseOf", "./probe", "the release header of the site's answers (the visible phase)"},
 	{"FuzzSharedState", "./releases", "the shared state objects read from the bucket (lock, freeze, pins, approval, lease, notices)"},
+	{"FuzzCommandText", "./bot/slackbot", "slash-command text as Slack sends it (entities decoded once)"},
 }
 
 func main() {
