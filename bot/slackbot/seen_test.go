@@ -2,8 +2,6 @@ package slackbot_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +11,6 @@ import (
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/localaws"
-	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -76,17 +73,7 @@ func TestFailuresAndThreadedEndsAreBroadcast(t *testing.T) {
 func TestAutoRollbackIsBroadcast(t *testing.T) {
 	w := newWorld(t, 20*time.Millisecond)
 	w.publish("v1", "v2")
-	health := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if w.live() == "v2" {
-			http.Error(rw, "boom", http.StatusInternalServerError)
-			return
-		}
-		rw.Write([]byte("ok"))
-	}))
-	t.Cleanup(health.Close)
-	w.Site.Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: health.URL}}, Settle: 100 * time.Millisecond, Interval: 10 * time.Millisecond}
-	w.Service.Sites[0] = w.Site
-	w.Service.Prober = &probe.HTTP{}
+	w.failHealthWhileLive("v2")
 	w.promoteInTurn("ar", "v1", "v2")
 	posts, _, _ := w.slack.Snapshot()
 	var texts []string

@@ -492,17 +492,7 @@ func TestSlashDiffAndTheNoticesDiff(t *testing.T) {
 func TestAutoRollbackInTheThread(t *testing.T) {
 	w := newWorld(t, 20*time.Millisecond)
 	w.publish("v1", "v2")
-	health := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if w.live() == "v2" {
-			http.Error(rw, "boom", http.StatusInternalServerError)
-			return
-		}
-		rw.Write([]byte("ok"))
-	}))
-	t.Cleanup(health.Close)
-	w.Site.Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: health.URL}}, Settle: 100 * time.Millisecond, Interval: 10 * time.Millisecond}
-	w.Service.Sites[0] = w.Site
-	w.Service.Prober = &probe.HTTP{}
+	w.failHealthWhileLive("v2")
 	w.slack.Slash("h-0", alice, "promote v1")
 	w.slack.WaitFor("v1 live", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "`v1` is live") })
 	w.slack.Slash("h-1", alice, "promote v2")
@@ -1125,4 +1115,22 @@ func TestAConfirmAfterTheSiteMovedOnIsRefused(t *testing.T) {
 	if ds, _ := w.Store.Deploys(context.Background(), "www", 1); len(ds) != 1 || ds[0].To != "v3" {
 		t.Fatalf("newest deploy %+v, want the promote of v3", ds)
 	}
+}
+
+// failHealthWhileLive gives the site a health check that fails while
+// version is live (so a promote to it is rolled back) and passes
+// otherwise.
+func (w *world) failHealthWhileLive(version string) {
+	w.t.Helper()
+	health := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.live() == version {
+			http.Error(rw, "boom", http.StatusInternalServerError)
+			return
+		}
+		rw.Write([]byte("ok"))
+	}))
+	w.t.Cleanup(health.Close)
+	w.Site.Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: health.URL}}, Settle: 100 * time.Millisecond, Interval: 10 * time.Millisecond}
+	w.Service.Sites[0] = w.Site
+	w.Service.Prober = &probe.HTTP{}
 }
