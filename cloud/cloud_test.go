@@ -551,3 +551,29 @@ func TestWebsiteEndpointOriginIsRefused(t *testing.T) {
 		t.Fatalf("a website endpoint origin: %v", err)
 	}
 }
+
+// A configuration whose bucket is not the one the distribution's origin
+// reads (a typo, say) is refused before anything changes, naming both:
+// the flip would otherwise point the origin at a folder its bucket lacks,
+// and every page would answer 403.
+func TestPromoteRefusesAnOriginReadingAnotherBucket(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	typo := e.Site
+	typo.Bucket = "site-bucket-typo"
+	before, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.CDN.Current(ctx, typo)
+	if releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "reads bucket "+e.Site.Bucket) || !strings.Contains(err.Error(), "bucket is site-bucket-typo") {
+		t.Fatalf("an origin reading another bucket: %v", err)
+	}
+	after, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(before.ETag) != aws.ToString(after.ETag) {
+		t.Fatal("the refused flip changed the distribution")
+	}
+}

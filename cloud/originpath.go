@@ -153,6 +153,12 @@ func findOrigin(site releases.Site, cfg *types.DistributionConfig) (*types.Origi
 		return nil, releases.Errorf(releases.EINVALID, "site %s: origin %s of distribution %s is an S3 website endpoint (%s): it redirects directory paths with the release folder in the Location and cannot use Origin Access Control; point the origin at the bucket's REST endpoint (%s.s3.<region>.amazonaws.com) with OAC",
 			site.Name, aws.ToString(o.Id), site.DistributionID, d, site.Bucket)
 	}
+	// A typo in bucket would otherwise point the origin at a folder its
+	// own bucket lacks: the flip succeeds and every page answers 403.
+	if b := BucketOfOrigin(aws.ToString(o.DomainName)); b != "" && b != site.Bucket {
+		return nil, releases.Errorf(releases.EINVALID, "site %s: origin %s of distribution %s reads bucket %s, but the configuration's bucket is %s: fix sites[].bucket, or point the origin at %s (deploybot check --site %s says what else differs)",
+			site.Name, aws.ToString(o.Id), site.DistributionID, b, site.Bucket, site.Bucket, site.Name)
+	}
 	return o, nil
 }
 
