@@ -102,7 +102,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	site := releases.Site{Name: "demo", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo", SkewReleases: 2,
+	site := releases.Site{Name: "demo", Install: "dev", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo", SkewReleases: 2,
 		URL:     strings.TrimSuffix(siteURL, "/"),
 		Routing: releases.DefaultRouting, Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
 	bucket := &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}
@@ -217,6 +217,7 @@ deploybot dev is running.
   data:      %s
 
 The configuration it amounts to:
+  install: dev
   aws: {endpoint: %q}
   store: {path: %s}
   sites:

@@ -2,8 +2,6 @@ package cloud
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,30 +17,14 @@ import (
 // function, associating it with every cache behaviour that serves the
 // site's origin, and the custom error responses of the site's 404 page.
 
-// maxFunctionName is CloudFront's limit on a function's name
-// (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateFunction.html).
-const maxFunctionName = 64
-
-// functionName is "deploybot-<site><suffix>", shortened with a hash of the
-// whole when it would pass CloudFront's 64 characters.
-func functionName(site, suffix string) string {
-	n := "deploybot-" + site + suffix
-	if len(n) <= maxFunctionName {
-		return n
-	}
-	sum := sha256.Sum256([]byte(n))
-	h := hex.EncodeToString(sum[:4])
-	return n[:maxFunctionName-len(h)-1] + "-" + h
-}
-
 // FunctionName is the name of a kvs site's viewer-request function.
-func FunctionName(site releases.Site) string { return functionName(site.Name, "") }
+func FunctionName(site releases.Site) string { return accountName(site, "") }
 
 // RouterName is the name of an origin-path site's routing function. It
 // differs from FunctionName so that kvs-setup never republishes the code
 // a live origin-path distribution runs: it swaps one function for the
 // other in the same distribution update that clears the origin path.
-func RouterName(site releases.Site) string { return functionName(site.Name, "-router") }
+func RouterName(site releases.Site) string { return accountName(site, "-router") }
 
 // ErrorCachingTTL is the error caching minimum TTL setup gives the
 // site's custom error responses (seconds): CloudFront's default, stated.
@@ -202,7 +184,7 @@ func associate(site releases.Site, dc *types.DistributionConfig, originID, want 
 	refs := siteBehaviors(dc, originID)
 	var foreign []string
 	for _, b := range refs {
-		if cur := b.viewerRequest(); cur != "" && cur != want && !containsString(replaceable, cur) {
+		if cur := b.viewerRequest(); cur != "" && cur != want && !containsString(replaceable, cur) && !legacyFunction(site, cur) {
 			foreign = append(foreign, fmt.Sprintf("%s runs %s", b.name, cur))
 		}
 	}

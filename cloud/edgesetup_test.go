@@ -221,7 +221,7 @@ func TestRouterSwapsWithTheKVSFunction(t *testing.T) {
 		t.Fatalf("kvs-setup over the router: %v", err)
 	}
 	e.deployed(t)
-	if kvsARN := runs(e.dist(t).DefaultCacheBehavior.FunctionAssociations, cftypes.EventTypeViewerRequest); !strings.HasSuffix(kvsARN, "/deploybot-www") {
+	if kvsARN := runs(e.dist(t).DefaultCacheBehavior.FunctionAssociations, cftypes.EventTypeViewerRequest); !strings.HasSuffix(kvsARN, "/"+cloud.FunctionName(e.Site)) {
 		t.Fatalf("after kvs-setup the default behaviour runs %s", kvsARN)
 	}
 	if reverted, live, err := e.setup.Revert(ctx, op); err != nil || !reverted || live != "v1" {
@@ -254,5 +254,65 @@ func TestKVSResumeInTheLivePagePhase(t *testing.T) {
 	steps, flipped, err := kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseLivePage, To: "v2"})
 	if err != nil || !flipped || len(steps) != 1 || steps[0].Phase != cloud.PhaseKeyPropagate {
 		t.Fatalf("resume after the key: %v %v %v", steps, flipped, err)
+	}
+}
+
+// A distribution set up before install names runs "deploybot-<site>"
+// functions, a name every installation with a site of that name shared.
+// Setup takes them as the site's own and replaces them with the
+// install's, rather than refusing them as someone else's; a function of
+// another name is still refused.
+func TestSetupReplacesFunctionsNamedBeforeInstallNames(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	e.put(t, "v1", "index.html", "index of v1")
+	e.setOriginPath(t, "/www/v1")
+	legacyReq := e.publishOther(t, "deploybot-www")
+	legacyResp := e.publishOther(t, "deploybot-www-release")
+	e.changeDist(t, func(dc *cftypes.DistributionConfig) {
+		dc.DefaultCacheBehavior.FunctionAssociations = &cftypes.FunctionAssociations{Quantity: aws.Int32(2), Items: []cftypes.FunctionAssociation{
+			{EventType: cftypes.EventTypeViewerRequest, FunctionARN: aws.String(legacyReq)},
+			{EventType: cftypes.EventTypeViewerResponse, FunctionARN: aws.String(legacyResp)},
+		}}
+	})
+	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
+		t.Fatalf("setup over the functions of an older version: %v", err)
+	}
+	fa := e.dist(t).DefaultCacheBehavior.FunctionAssociations
+	if got := runs(fa, cftypes.EventTypeViewerRequest); !strings.HasSuffix(got, "/"+cloud.FunctionName(e.Site)) || cloud.FunctionName(e.Site) == "deploybot-www" {
+		t.Fatalf("viewer requests run %s, want %s", got, cloud.FunctionName(e.Site))
+	}
+	if got := runs(fa, cftypes.EventTypeViewerResponse); !strings.HasSuffix(got, "/"+cloud.ReleaseHeaderName(e.Site)) {
+		t.Fatalf("viewer responses run %s, want %s", got, cloud.ReleaseHeaderName(e.Site))
+	}
+
+	// Another installation's function (another install name) is not ours.
+	other := e.Site
+	other.Install = "staging"
+	foreign := e.publishOther(t, cloud.FunctionName(other))
+	e.changeDist(t, func(dc *cftypes.DistributionConfig) {
+		dc.DefaultCacheBehavior.FunctionAssociations.Items[0].FunctionARN = aws.String(foreign)
+	})
+	if _, err := e.setup.Apply(ctx, e.Site); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "staging-www") {
+		t.Fatalf("setup over another installation's function: %v", err)
+	}
+}
+
+// A site whose configuration names no distribution yet (setup has not
+// run) is refused by every flip and status read, saying what to run.
+func TestASiteBeforeSetupSaysToRunSetup(t *testing.T) {
+	e := newKVSEnv(t)
+	ctx := context.Background()
+	bare := e.Site
+	bare.DistributionID = ""
+	for name, cdn := range map[string]releases.CDN{"origin-path": e.CDN, "kvs": e.kvs} {
+		if _, err := cdn.Current(ctx, bare); releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "deploybot setup --site www --apply") {
+			t.Fatalf("%s: current of a site without a distribution: %v", name, err)
+		}
+	}
+	noStore := e.Site
+	noStore.KVSARN = ""
+	if err := e.kvs.Preflight(ctx, noStore); releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "kvs.arn is empty") {
+		t.Fatalf("kvs preflight without a store: %v", err)
 	}
 }

@@ -84,8 +84,8 @@ func (k *KVS) wrap(site releases.Site, what string, err error) error {
 // Current reads the site's key. Path is the key's value, which is what
 // the edge serves; a missing key is no release.
 func (k *KVS) Current(ctx context.Context, site releases.Site) (releases.Current, error) {
-	if site.KVSARN == "" {
-		return releases.Current{}, releases.Errorf(releases.EINVALID, "site %s uses strategy kvs but names no key value store (kvs.arn)", site.Name)
+	if err := notSetUp(site); err != nil {
+		return releases.Current{}, err
 	}
 	out, err := k.Client.GetKey(ctx, &cloudfrontkeyvaluestore.GetKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name)})
 	var nf *kvstypes.ResourceNotFoundException
@@ -111,6 +111,9 @@ var _ releases.Preflighter = (*KVS)(nil)
 // origin path cleared (the function adds the release folder itself). It
 // costs three read calls per promote.
 func (k *KVS) Preflight(ctx context.Context, site releases.Site) error {
+	if err := notSetUp(site); err != nil {
+		return err
+	}
 	notReady := func(format string, args ...any) error {
 		return releases.Errorf(releases.ECONFLICT, "site %s is on strategy kvs, but %s: run deploybot kvs-setup --site %s --apply first",
 			site.Name, fmt.Sprintf(format, args...), site.Name)

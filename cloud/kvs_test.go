@@ -127,7 +127,7 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	}
 	// The refused first run had created the function (harmless until a
 	// distribution runs it); this one updates it.
-	if rep.Created || !rep.KeyWritten || rep.Key != "v1" || !rep.Associated || rep.OldPath != "/www/v1" || !strings.HasSuffix(rep.FunctionARN, "/deploybot-www") {
+	if rep.Created || !rep.KeyWritten || rep.Key != "v1" || !rep.Associated || rep.OldPath != "/www/v1" || !strings.HasSuffix(rep.FunctionARN, "/"+cloud.FunctionName(e.Site)) {
 		t.Fatalf("setup %+v", rep)
 	}
 	e.deployed(t)
@@ -271,7 +271,7 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 			t.Fatalf("%s: preflight said %v, want %q and the command to run", step, err, want)
 		}
 	}
-	notReady("before kvs-setup", "function deploybot-www is not published")
+	notReady("before kvs-setup", "function "+cloud.FunctionName(e.Site)+" is not published")
 	rep, err := e.setup.Apply(ctx, e.Site)
 	if err != nil {
 		t.Fatal(err)
@@ -308,12 +308,12 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	e.setOriginPath(t, "")
 	// A function whose published code is not what this deploybot
 	// generates (edited by hand, or made by an older version).
-	fn, err := e.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String("deploybot-www"), Stage: cftypes.FunctionStageDevelopment})
+	fn, err := e.CF.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(cloud.FunctionName(e.Site)), Stage: cftypes.FunctionStageDevelopment})
 	if err != nil {
 		t.Fatal(err)
 	}
 	code, _ := cloud.FunctionCode(e.Site, cloud.KVSID(e.Site.KVSARN))
-	up, err := e.CF.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String("deploybot-www"), IfMatch: fn.ETag,
+	up, err := e.CF.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String(cloud.FunctionName(e.Site)), IfMatch: fn.ETag,
 		FunctionCode: []byte(code + "\n// edited\n"), FunctionConfig: fn.FunctionSummary.FunctionConfig})
 	if err != nil {
 		t.Fatal(err)
@@ -321,10 +321,10 @@ func TestKVSOnABrandNewSite(t *testing.T) {
 	if err := e.kvs.Preflight(ctx, e.Site); err != nil {
 		t.Fatalf("an unpublished edit is not what the edge runs, yet preflight refused: %v", err)
 	}
-	if _, err := e.CF.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String("deploybot-www"), IfMatch: up.ETag}); err != nil {
+	if _, err := e.CF.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(cloud.FunctionName(e.Site)), IfMatch: up.ETag}); err != nil {
 		t.Fatal(err)
 	}
-	notReady("edited function", "published code of function deploybot-www is not what this version of deploybot generates")
+	notReady("edited function", "published code of function "+cloud.FunctionName(e.Site)+" is not what this version of deploybot generates")
 	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatal(err)
 	}

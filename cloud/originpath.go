@@ -111,6 +111,9 @@ func (c *OriginPath) interval() time.Duration {
 
 // Current reads the origin path the distribution is configured with.
 func (c *OriginPath) Current(ctx context.Context, site releases.Site) (releases.Current, error) {
+	if err := notSetUp(site); err != nil {
+		return releases.Current{}, err
+	}
 	out, err := c.Client.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(site.DistributionID)})
 	if err != nil {
 		return releases.Current{}, c.wrap(site, "reading distribution", err)

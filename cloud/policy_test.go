@@ -23,7 +23,7 @@ func TestDocsShowThePolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := releases.Site{Name: "www", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
+	site := releases.Site{Name: "www", Install: "prod", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
 	for _, role := range []cloud.Role{cloud.RoleBot, cloud.RoleCI} {
 		marker := "<!-- iam-policy --role " + string(role) + " -->\n```json\n"
 		_, rest, ok := strings.Cut(string(raw), marker)

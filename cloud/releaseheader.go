@@ -24,7 +24,7 @@ import (
 // that slot for a function of its own sets release_header: false.
 
 // ReleaseHeaderName is the name of a site's viewer-response function.
-func ReleaseHeaderName(site releases.Site) string { return functionName(site.Name, "-release") }
+func ReleaseHeaderName(site releases.Site) string { return accountName(site, "-release") }
 
 // releaseHeader publishes the site's viewer-response function and makes
 // every behaviour of the site's origin in dc run it; with NoReleaseHeader
@@ -115,7 +115,7 @@ func releaseHeaderCheck(ctx context.Context, cf FunctionsAPI, site releases.Site
 func foreignResponse(site releases.Site, dc *types.DistributionConfig, originID, own string) error {
 	var foreign []string
 	for _, b := range siteBehaviors(dc, originID) {
-		if cur := b.fn(types.EventTypeViewerResponse); cur != "" && cur != own {
+		if cur := b.fn(types.EventTypeViewerResponse); cur != "" && cur != own && !legacyFunction(site, cur) {
 			foreign = append(foreign, fmt.Sprintf("%s runs %s", b.name, cur))
 		}
 	}
@@ -137,7 +137,7 @@ func associateResponse(site releases.Site, dc *types.DistributionConfig, originI
 		}
 	}
 	for _, b := range siteBehaviors(dc, originID) {
-		if cur := b.fn(types.EventTypeViewerResponse); want == "" && (cur == "" || cur != own) {
+		if cur := b.fn(types.EventTypeViewerResponse); want == "" && (cur == "" || cur != own && !legacyFunction(site, cur)) {
 			continue
 		}
 		if b.setFn(types.EventTypeViewerResponse, want) {

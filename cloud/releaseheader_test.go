@@ -66,7 +66,7 @@ func TestReleaseHeaderOnBothStrategies(t *testing.T) {
 	rs := &cloud.RoutingSetup{CF: e.CF, PollInterval: 10 * e.CDN.PollInterval}
 
 	p, err := rs.Check(ctx, op)
-	if err != nil || !strings.Contains(strings.Join(p, "\n"), "function deploybot-www-release is not published") ||
+	if err != nil || !strings.Contains(strings.Join(p, "\n"), "function "+cloud.ReleaseHeaderName(e.Site)+" is not published") ||
 		!strings.Contains(strings.Join(p, "\n"), "cache behavior /assets/* runs no function on viewer responses") {
 		t.Fatalf("check before setup: %q %v", p, err)
 	}
@@ -74,7 +74,7 @@ func TestReleaseHeaderOnBothStrategies(t *testing.T) {
 		t.Fatalf("before setup /index.html: %d %q %q, want S3's name only", c, short, meta)
 	}
 	rep, err := rs.Apply(ctx, op)
-	if err != nil || rep.ReleaseHeaderReport.Function != "deploybot-www-release" || !rep.ReleaseHeaderReport.Created || !rep.Updated {
+	if err != nil || rep.ReleaseHeaderReport.Function != cloud.ReleaseHeaderName(e.Site) || !rep.ReleaseHeaderReport.Created || !rep.Updated {
 		t.Fatalf("routing-setup: %+v %v", rep, err)
 	}
 	if p, err := rs.Check(ctx, op); err != nil || len(p) != 0 {
@@ -111,7 +111,7 @@ func TestReleaseHeaderOnBothStrategies(t *testing.T) {
 	e.deployed(t)
 	dc = e.dist(t)
 	if runs(dc.DefaultCacheBehavior.FunctionAssociations, cftypes.EventTypeViewerResponse) != rep.ReleaseHeaderReport.FunctionARN ||
-		!strings.HasSuffix(runs(dc.DefaultCacheBehavior.FunctionAssociations, cftypes.EventTypeViewerRequest), "/deploybot-www") {
+		!strings.HasSuffix(runs(dc.DefaultCacheBehavior.FunctionAssociations, cftypes.EventTypeViewerRequest), "/"+cloud.FunctionName(e.Site)) {
 		t.Fatalf("after kvs-setup: %+v", dc.DefaultCacheBehavior.FunctionAssociations)
 	}
 	if c, short, meta, _ := e.headerAt(t, 1, "/", named); c != 200 || short != "v1" || meta != "" {

@@ -30,6 +30,11 @@ type Config struct {
 	AWS       AWS       `yaml:"aws"`
 	Deploy    Deploy    `yaml:"deploy"`
 	Reconcile Reconcile `yaml:"reconcile"`
+	// Install namespaces the AWS names that are unique per account
+	// (functions, origin access controls, key value stores), so two
+	// configurations sharing an account and site names do not share them;
+	// "": derived per site from its bucket and prefix.
+	Install string `yaml:"install"`
 	// People link one person's identities (see access.go).
 	People []Person `yaml:"people"`
 	Sites  []Site   `yaml:"sites"`
@@ -87,6 +92,8 @@ type Deploy struct {
 }
 
 type Site struct {
+	// install is the configuration's Install, which ReleasesSite passes on.
+	install        string
 	Name           string   `yaml:"name"`
 	Bucket         string   `yaml:"bucket"`
 	Prefix         string   `yaml:"prefix"`
@@ -313,6 +320,9 @@ func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
 		return nil, yamlError(err)
 	}
 	cfg.defaults(d)
+	for i := range cfg.Sites {
+		cfg.Sites[i].install = cfg.Install
+	}
 	if errs := cfg.validate(d); len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 		return nil, errs
@@ -390,6 +400,11 @@ var slackID = regexp.MustCompile(`^[UWS][A-Z0-9]{2,20}$`)
 
 var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// installRE keeps an install name short enough that "<install>-<site>-router"
+// stays readable within CloudFront's 64 characters, and to the characters
+// every account-wide name takes.
+var installRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$`)
+
 // dmChannelRE is the id of a direct message (D...), which Slack's
 // conversations.info reads only with the im:read scope
 // (https://api.slack.com/methods/conversations.info).
@@ -408,6 +423,9 @@ func (c *Config) validate(d *document) Errors {
 		if d.set[key] && v == "" {
 			bad(key, "empty (leave the key out for the default)")
 		}
+	}
+	if d.set["install"] && !installRE.MatchString(c.Install) {
+		bad("install", "%q: an install name is 1 to 24 lower-case letters, digits or '-', such as prod or staging", c.Install)
 	}
 	required("slack.command", c.Slack.Command)
 	required("store.path", c.Store.Path)
@@ -471,9 +489,6 @@ func (c *Config) validate(d *document) Errors {
 			bad(key+".channel", "%q is a direct message's id: deploybot checks a site's channel with conversations.info, which for a DM needs the im:read scope, "+
 				"and the Slack app's manifest (bot/slackbot/slack-app-manifest.yaml) does not ask for it; give a channel's id (C...) or name (#deploys)", s.Channel)
 		}
-		if s.DistributionID == "" {
-			bad(key+".distribution_id", "required")
-		}
 		if p := s.Prefix; p != "" && (strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || strings.Contains(p, "//")) {
 			bad(key+".prefix", "%q: a prefix ends with / and does not start with one, such as www/", p)
 		}
@@ -518,7 +533,8 @@ func (c *Config) validate(d *document) Errors {
 				bad(key+".kvs.arn", "set, but the strategy is %s (kvs.arn is for strategy kvs)", s.Strategy)
 			}
 		case StrategyKVS:
-			if !kvsARN.MatchString(s.KVS.ARN) {
+			// Empty until deploybot setup creates the store and writes it here.
+			if s.KVS.ARN != "" && !kvsARN.MatchString(s.KVS.ARN) {
 				bad(key+".kvs.arn", "strategy kvs needs the key value store's ARN, arn:aws:cloudfront::ACCOUNT:key-value-store/ID (got %q)", s.KVS.ARN)
 			}
 		default:
@@ -602,7 +618,7 @@ func (c *Config) validate(d *document) Errors {
 
 // ReleasesSite turns a configured site into the domain's Site.
 func (s Site) ReleasesSite() releases.Site {
-	return releases.Site{Name: s.Name, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
+	return releases.Site{Name: s.Name, Install: s.install, Bucket: s.Bucket, Prefix: s.Prefix, DistributionID: s.DistributionID,
 		OriginID: s.OriginID, Strategy: s.Strategy, Channel: s.Channel, Deployers: s.Deployers, Previewers: s.Previewers,
 		Retention: releases.Policy{Keep: *s.Retention.Keep, KeepDeployed: *s.Retention.KeepDeployed,
 			MinAge: s.Retention.MinAge.Duration, Grace: s.Retention.Grace.Duration},

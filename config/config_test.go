@@ -69,6 +69,30 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// A site may start with only its name, bucket and prefix: deploybot
+// setup creates the distribution (and for kvs the store) and writes their
+// ids into the file. The install key reaches every site.
+func TestParseSiteBeforeSetup(t *testing.T) {
+	doc := "sites:\n  - {name: www, bucket: b, prefix: www/}\n  - {name: docs, bucket: b, prefix: docs/, strategy: kvs}\n"
+	cfg, err := Parse([]byte(doc), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	www, _ := cfg.Site("www")
+	if rs := www.ReleasesSite(); rs.DistributionID != "" || rs.Install != "" {
+		t.Fatalf("www before setup: %+v", rs)
+	}
+	cfg, err = Parse([]byte("install: prod\n"+doc), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cfg.Sites {
+		if rs := s.ReleasesSite(); rs.Install != "prod" {
+			t.Fatalf("site %s: install %q, want prod", s.Name, rs.Install)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	site := "sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n"
 	cases := []struct {
@@ -111,7 +135,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "store: {path: a}\nstore: {path: b}\n" + site, []string{"already defined"}},
 		{"empty", "", []string{"empty"}},
 		{"bad timezone", site + "    retention: {timezone: Mars/Base}\n", []string{"timezone"}},
-		{"kvs without arn", site + "    strategy: kvs\n", []string{"sites[0].kvs.arn", "strategy kvs needs"}},
+		{"bad install", "install: Prod_1\n" + site, []string{"line 1: install", "lower-case"}},
+		{"long install", "install: " + strings.Repeat("a", 25) + "\n" + site, []string{"install", "1 to 24"}},
 		{"kvs bad arn", site + "    strategy: kvs\n    kvs: {arn: \"arn:aws:s3:::bucket\"}\n", []string{"sites[0].kvs.arn"}},
 		{"arn without kvs", site + "    kvs: {arn: \"arn:aws:cloudfront::123456789012:key-value-store/abc\"}\n", []string{"sites[0].kvs.arn", "origin-path"}},
 		{"unknown strategy", site + "    strategy: lambda\n", []string{"sites[0].strategy", "kvs"}},

@@ -14,7 +14,11 @@ import (
 // Site is one static site: a bucket and prefix holding its releases and the
 // distribution that serves one of them.
 type Site struct {
-	Name           string
+	Name string
+	// Install namespaces the site's account-wide AWS names (functions,
+	// origin access control, key value store); "" lets the adapter derive
+	// one from the bucket and prefix.
+	Install        string
 	Bucket         string
 	Prefix         string // "www/": releases live at <Prefix><version>/
 	DistributionID string

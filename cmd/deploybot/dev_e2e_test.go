@@ -85,7 +85,7 @@ func TestDevWithKVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	d := startDev(t, ctx, "--propagation", "300ms", "--invalidation", "200ms", "--strategy", "kvs", "--kvs-propagation", "200ms")
-	d.wait(regexp.MustCompile(`strategy kvs: function deploybot-demo runs at the edge, key demo not written yet \(the first promote writes it\)`))
+	d.wait(regexp.MustCompile(`strategy kvs: function dev-demo runs at the edge, key demo not written yet \(the first promote writes it\)`))
 	url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
 	d.wait(regexp.MustCompile(`- \{name: demo, bucket: demo-site, prefix: demo/, distribution_id: EDEVDEMO, strategy: kvs, kvs: \{arn: "arn:aws:cloudfront::\d{12}:key-value-store/[^"]+"\}, url: "http://127\.0\.0\.1:\d+"\}`))
 	d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))

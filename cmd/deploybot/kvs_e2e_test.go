@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,12 @@ import (
 // A site moved onto strategy kvs with kvs-setup flips by one key write:
 // promote and rollback from the command line, the stand-in's edge running
 // the shipped function.
+
+// kvsFunctionCreated is kvs-setup's line for the site's function, whose
+// name carries the install name derived from the bucket and prefix (the
+// test configuration sets no install key).
+var kvsFunctionCreated = regexp.MustCompile(`function deploybot-[0-9a-f]{6}-www created`)
+
 func TestKVSFromTheCommandLine(t *testing.T) {
 	w := start(t, "300ms", "100ms", "--kvs", "deploybot", "--kvs-propagation", "200ms", "--pops", "3")
 	if w.kvsARN == "" {
@@ -32,7 +39,7 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 		t.Fatalf("kvs-setup without --apply:\n%s", r.stdout)
 	}
 	r = w.must("kvs-setup", "--apply")
-	if !strings.Contains(r.stdout, "function deploybot-www created") || !strings.Contains(r.stdout, "key www = v1 written") {
+	if !kvsFunctionCreated.MatchString(r.stdout) || !strings.Contains(r.stdout, "key www = v1 written") {
 		t.Fatalf("kvs-setup --apply:\n%s", r.stdout)
 	}
 	w.waitPage("/", "the edge to serve v1 through the function", func(code int, body string) bool {
@@ -160,7 +167,7 @@ func TestKVSFromDayOne(t *testing.T) {
 	}
 
 	r = w.must("kvs-setup", "--apply")
-	if !strings.Contains(r.stdout, "function deploybot-www created") || !strings.Contains(r.stdout, "key www not written: the site has no live release yet") {
+	if !kvsFunctionCreated.MatchString(r.stdout) || !strings.Contains(r.stdout, "key www not written: the site has no live release yet") {
 		t.Fatalf("kvs-setup --apply on a new site:\n%s", r.stdout)
 	}
 	w.waitPage("/", `503 "no live release" before the first promote`, func(code int, body string) bool {

@@ -9,8 +9,8 @@ import (
 )
 
 func TestPolicyAllowsWhatEachRoleDoesAndNoMore(t *testing.T) {
-	www := releases.Site{Name: "www", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
-	docs := releases.Site{Name: "docs", Bucket: "example-site", Prefix: "docs/", DistributionID: "E3EXAMPLE", Strategy: cloud.StrategyKVS,
+	www := releases.Site{Name: "www", Install: "prod", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
+	docs := releases.Site{Name: "docs", Install: "prod", Bucket: "example-site", Prefix: "docs/", DistributionID: "E3EXAMPLE", Strategy: cloud.StrategyKVS,
 		KVSARN: "arn:aws:cloudfront::123456789012:key-value-store/abc"}
 	bot, err := cloud.Policy(cloud.RoleBot, []releases.Site{www, docs}, "")
 	if err != nil {
@@ -47,8 +47,10 @@ func TestPolicyAllowsWhatEachRoleDoesAndNoMore(t *testing.T) {
 		{"bot flips", bot, call("cloudfront", "UpdateDistribution", "Id", "E2EXAMPLE"), true},
 		{"bot waits for its invalidation", bot, call("cloudfront", "GetInvalidation", "DistributionId", "E2EXAMPLE", "Id", "I2J0I21PCUYOIK"), true},
 		{"bot flips another distribution", bot, call("cloudfront", "UpdateDistribution", "Id", "EOTHER"), false},
-		{"bot publishes the kvs function", bot, call("cloudfront", "PublishFunction", "Name", "deploybot-docs"), true},
-		{"bot publishes the router", bot, call("cloudfront", "PublishFunction", "Name", "deploybot-www-router"), true},
+		{"bot publishes the kvs function", bot, call("cloudfront", "PublishFunction", "Name", "prod-docs"), true},
+		{"bot publishes another install's function", bot, call("cloudfront", "PublishFunction", "Name", "staging-docs"), false},
+		{"bot publishes a function named before install names", bot, call("cloudfront", "PublishFunction", "Name", "deploybot-docs"), false},
+		{"bot publishes the router", bot, call("cloudfront", "PublishFunction", "Name", "prod-www-router"), true},
 		{"bot publishes someone's function", bot, call("cloudfront", "PublishFunction", "Name", "auth-check"), false},
 		{"bot writes the key", bot, call("cloudfront-keyvaluestore", "PutKey", "KvsARN", "arn:aws:cloudfront::123456789012:key-value-store/abc"), true},
 		{"bot writes another store", bot, call("cloudfront-keyvaluestore", "PutKey", "KvsARN", "arn:aws:cloudfront::123456789012:key-value-store/xyz"), false},
@@ -155,7 +157,7 @@ func TestConditions(t *testing.T) {
 // the sites' prefixes, and nothing publish or the bot does.
 func TestWriteOnceBucketStatement(t *testing.T) {
 	const bot, ci = "arn:aws:iam::123456789012:role/deploybot", "arn:aws:iam::123456789012:role/ci"
-	www := releases.Site{Name: "www", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
+	www := releases.Site{Name: "www", Install: "prod", Bucket: "example-site", Prefix: "www/", DistributionID: "E2EXAMPLE"}
 	doc := cloud.PolicyDocument{Statement: []cloud.Statement{
 		// What the identity policies allow, here all of it: the bucket
 		// policy's Deny is what is checked.
