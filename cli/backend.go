@@ -152,6 +152,13 @@ func remoteCommand(ctx context.Context, env Env, cfgPath, url, site string, pos 
 // here, never through --server: --config, --site and the flags extra adds,
 // and no positional arguments.
 func localSite(env Env, name string, args []string, extra func(fs *flagSetT)) (*config.Config, releases.Site, error) {
+	_, cfg, s, err := localSiteFile(env, name, args, extra)
+	return cfg, s, err
+}
+
+// localSiteFile is localSite that also returns the configuration file's
+// path, for a command that writes into it (setup).
+func localSiteFile(env Env, name string, args []string, extra func(fs *flagSetT)) (string, *config.Config, releases.Site, error) {
 	fs, cfgPath := flagSet(env, name, "")
 	siteName := fs.String("site", "", "the `SITE` to act on (may be left out when only one is configured)")
 	if extra != nil {
@@ -159,17 +166,17 @@ func localSite(env Env, name string, args []string, extra func(fs *flagSetT)) (*
 	}
 	pos, err := parse(fs, args)
 	if err != nil {
-		return nil, releases.Site{}, err
+		return "", nil, releases.Site{}, err
 	}
 	if len(pos) != 0 {
-		return nil, releases.Site{}, usagef("%s takes no arguments", name)
+		return "", nil, releases.Site{}, usagef("%s takes no arguments", name)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		return nil, releases.Site{}, err
+		return "", nil, releases.Site{}, err
 	}
 	s, err := siteOf(cfg, *siteName)
-	return cfg, s, err
+	return *cfgPath, cfg, s, err
 }
 
 // bucketCommand parses a command that reads only the bucket (verify,

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 
 	"github.com/deploybot/deploybot/cloud"
@@ -67,6 +68,7 @@ func commands() []command {
 		{"diff", "files added, removed and changed between two releases", runDiff},
 		{"preview", "a link that shows a release before it is promoted (strategy kvs)", runPreview},
 		{"kvs-setup", "move a site onto strategy kvs: its CloudFront Functions, key and distribution (--apply)", runKVSSetup},
+		{"setup", "a site's AWS side from an empty account: bucket, origin access control, distribution, bucket policy, functions (plan; --apply does it)", runSetup},
 		{"routing-setup", "directory index, SPA fallback, 404 page and release header of an origin-path site on CloudFront (--apply)", runRoutingSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
@@ -259,6 +261,7 @@ type app struct {
 	svc    *releases.Service
 	bucket *cloud.S3Bucket
 	cf     *cloudfront.Client
+	s3     *s3.Client
 	kvs    *cloudfrontkeyvaluestore.Client
 	store  *store.DB
 	stderr io.Writer
@@ -288,7 +291,7 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, host: env.Getenv("DEPLOYBOT_HOST"), bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}, cf: cfc}
+	a := &app{cfg: cfg, host: env.Getenv("DEPLOYBOT_HOST"), bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}, cf: cfc, s3: s3c}
 	// The key value store client only when a site flips by key: most
 	// configurations never need it.
 	for _, s := range cfg.Sites {

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/config"
+)
+
+// runSetup is deploybot setup: the plan, or with --apply the changes,
+// then the ids it learnt written into the configuration file.
+func runSetup(ctx context.Context, env Env, args []string) error {
+	var apply, asJSON *bool
+	path, cfg, s, err := localSiteFile(env, "setup", args, func(fs *flagSetT) {
+		apply = fs.Bool("apply", false, "make the changes (without it: print the plan and change nothing)")
+		asJSON = fs.Bool("json", false, "print the plan (or what --apply did) as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	setup := &cloud.Setup{S3: a.s3, CF: a.cf, KVS: a.kvs, Pages: a.bucket, Region: cfg.AWS.Region, PollInterval: cfg.Deploy.PollInterval.Duration}
+	if !*apply {
+		rep, err := setup.Plan(ctx, s)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(env.Stdout, rep)
+		}
+		printPlan(env.Stdout, rep)
+		return nil
+	}
+	if !*asJSON {
+		fmt.Fprintf(env.Stdout, "setting up site %s:\n", s.Name)
+		setup.Progress = func(st cloud.SetupStep) { printStep(env.Stdout, st) }
+	}
+	rep, err := setup.Apply(ctx, s)
+	if rec := recordIDs(env, path, s.Name, rep); rec != nil && err == nil {
+		err = rec
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, rep)
+	}
+	if rep.Changes() == 0 {
+		fmt.Fprintf(env.Stdout, "nothing to change: site %s is set up\n", s.Name)
+	}
+	fmt.Fprintf(env.Stdout, "distribution %s serves https://%s/ once a release is live (deploybot publish, then deploybot promote); deploybot check --site %s verifies every assumption\n",
+		rep.DistributionID, rep.Domain, s.Name)
+	return nil
+}
+
+func printPlan(w io.Writer, rep *cloud.SetupReport) {
+	fmt.Fprintf(w, "setup for site %s (bucket region %s):\n", rep.Site, rep.Region)
+	for _, st := range rep.Steps {
+		printStep(w, st)
+	}
+	if n := rep.Changes(); n > 0 {
+		fmt.Fprintf(w, "\n%d to create or change: run again with --apply\n", n)
+	} else {
+		fmt.Fprintf(w, "\nnothing to change\n")
+	}
+}
+
+func printStep(w io.Writer, st cloud.SetupStep) {
+	fmt.Fprintf(w, "  %-6s %s: %s", st.Action, st.Resource, st.What)
+	if st.Why != "" {
+		fmt.Fprintf(w, " (%s)", st.Why)
+	}
+	fmt.Fprintln(w)
+}
+
+// recordIDs writes the ids setup learnt into the configuration file,
+// keeping it as written; where it cannot, it says what to add by hand.
+// Even a failed apply records what it created, so the next run adopts it.
+func recordIDs(env Env, path, site string, rep *cloud.SetupReport) error {
+	if rep == nil || len(rep.Record) == 0 {
+		return nil
+	}
+	var keys []string
+	for k, v := range rep.Record {
+		keys = append(keys, k+": "+v)
+	}
+	sort.Strings(keys)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		var out []byte
+		if out, err = config.RecordSiteKeys(raw, site, rep.Record, os.LookupEnv); err == nil {
+			err = writeFileLike(path, out)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("site %s: could not write %s into %s (%v): add them to the site by hand, or every command will ask for setup again", site, strings.Join(keys, ", "), path, err)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s into %s (site %s)\n", strings.Join(keys, ", "), path, site)
+	return nil
+}
+
+// writeFileLike replaces path with data, keeping its mode, through a
+// temporary file renamed over it, so a crash leaves the old file or the
+// new one, never half of one.
+func writeFileLike(path string, data []byte) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".deploybot-tmp"
+	if err := os.WriteFile(tmp, data, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
