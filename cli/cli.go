@@ -16,8 +16,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
