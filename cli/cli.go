@@ -69,6 +69,7 @@ func commands() []command {
 		{"preview", "a link that shows a release before it is promoted (strategy kvs)", runPreview},
 		{"kvs-setup", "move a site onto strategy kvs: its CloudFront Functions, key and distribution (--apply)", runKVSSetup},
 		{"setup", "a site's AWS side from an empty account: bucket, origin access control, distribution, bucket policy, functions (plan; --apply does it)", runSetup},
+		{"check", "every assumption about a site's AWS side, checked read-only; exit 1 naming the fix", runCheck},
 		{"routing-setup", "directory index, SPA fallback, 404 page and release header of an origin-path site on CloudFront (--apply)", runRoutingSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},

@@ -125,3 +125,53 @@ func writeFileLike(path string, data []byte) error {
 	}
 	return nil
 }
+
+// runCheck is deploybot check: every assumption, read-only; exit 1 when
+// one fails.
+func runCheck(ctx context.Context, env Env, args []string) error {
+	var asJSON *bool
+	cfg, s, err := localSite(env, "check", args, func(fs *flagSetT) {
+		asJSON = fs.Bool("json", false, "print the findings as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, env, cfg, false)
+	if err != nil {
+		return err
+	}
+	findings, err := (&cloud.Checker{S3: a.s3, CF: a.cf}).Check(ctx, s)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := writeJSON(env.Stdout, findings); err != nil {
+			return err
+		}
+	} else {
+		printFindings(env.Stdout, findings)
+	}
+	if cloud.Failed(findings) {
+		return fmt.Errorf("site %s: %d of its checks failed (each names its fix above)", s.Name, countFailed(findings))
+	}
+	return nil
+}
+
+func printFindings(w io.Writer, fs []cloud.Finding) {
+	for _, f := range fs {
+		fmt.Fprintf(w, "%-4s %s: %s\n", strings.ToUpper(f.Level), f.Check, f.What)
+		if f.Fix != "" {
+			fmt.Fprintf(w, "     fix: %s\n", f.Fix)
+		}
+	}
+}
+
+func countFailed(fs []cloud.Finding) int {
+	n := 0
+	for _, f := range fs {
+		if f.Level == cloud.CheckFail {
+			n++
+		}
+	}
+	return n
+}

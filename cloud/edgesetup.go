@@ -182,6 +182,9 @@ func (b behaviorRef) setViewerRequest(arn string) bool {
 // someone else's.
 func associate(site releases.Site, dc *types.DistributionConfig, originID, want string, replaceable ...string) (changed bool, err error) {
 	refs := siteBehaviors(dc, originID)
+	if l := lambdaEdgeConflicts(site, dc, originID); want != "" && len(l) > 0 {
+		return false, lambdaRefusal(site, l)
+	}
 	var foreign []string
 	for _, b := range refs {
 		if cur := b.viewerRequest(); cur != "" && cur != want && !containsString(replaceable, cur) && !legacyFunction(site, cur) {
@@ -313,4 +316,14 @@ func setErrorPages(site releases.Site, dc *types.DistributionConfig) (bool, erro
 	}
 	dc.CustomErrorResponses = &types.CustomErrorResponses{Quantity: aws.Int32(int32(len(items))), Items: items}
 	return true, nil
+}
+
+// lambdaRefusal refuses, before anything changes, to put a CloudFront
+// Function on a cache behaviour that runs Lambda@Edge on a viewer event:
+// CloudFront does not combine the two kinds in viewer events
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-function-restrictions-all.html),
+// and UpdateDistribution would fail with its InvalidFunctionAssociation.
+func lambdaRefusal(site releases.Site, conflicts []string) error {
+	return releases.Errorf(releases.ECONFLICT, "site %s: on distribution %s, %s: move the Lambda@Edge function to an origin event, or turn off what needs a viewer function (strategy origin-path with routing empty and release_header: false)",
+		site.Name, site.DistributionID, strings.Join(conflicts, "; "))
 }

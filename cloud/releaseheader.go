@@ -113,6 +113,9 @@ func releaseHeaderCheck(ctx context.Context, cf FunctionsAPI, site releases.Site
 // behaviour runs one function per event, and deploybot does not remove
 // someone else's.
 func foreignResponse(site releases.Site, dc *types.DistributionConfig, originID, own string) error {
+	if l := lambdaEdgeConflicts(site, dc, originID); len(l) > 0 {
+		return lambdaRefusal(site, l)
+	}
 	var foreign []string
 	for _, b := range siteBehaviors(dc, originID) {
 		if cur := b.fn(types.EventTypeViewerResponse); cur != "" && cur != own && !legacyFunction(site, cur) {
