@@ -21,8 +21,11 @@ COPY --from=build /out/deploybot /usr/local/bin/deploybot
 USER 65532:65532
 VOLUME ["/var/lib/deploybot"]
 ENV DEPLOYBOT_CONFIG=/etc/deploybot/deploybot.yaml
+# serve listens here whatever the config's http.listen says (127.0.0.1
+# inside a container answers no one outside it); -e DEPLOYBOT_LISTEN=...
+# or serve --listen moves it. Kubernetes probes /healthz and /readyz on
+# this port (the Helm chart sets DEPLOYBOT_LISTEN from service.port).
+ENV DEPLOYBOT_LISTEN=0.0.0.0:8088
 EXPOSE 8088
-# Kubernetes probes /healthz and /readyz on the http.listen port; the
-# config must listen on 0.0.0.0:8088 inside the container.
 ENTRYPOINT ["/usr/local/bin/deploybot"]
 CMD ["serve"]

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs, cfgPath := flagSet(env, "serve", "")
+	listenFlag := fs.String("listen", "", "`ADDR` (host:port) to serve HTTP on instead of http.listen, such as 0.0.0.0:8088 in a container (default $DEPLOYBOT_LISTEN, else http.listen)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -27,6 +29,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	listenWhat, listenAddr := listenAddress(fs, *listenFlag, env, cfg)
+	if listenAddr == "" {
+		return usagef("%s is empty: give an address such as 0.0.0.0:8088", listenWhat)
 	}
 	level := slog.LevelInfo
 	if v := env.Getenv("DEPLOYBOT_LOG_LEVEL"); v != "" {
@@ -79,7 +85,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if cfg.Hook.Secret == "" {
 		log.Warn("hook.secret is not set: POST /hooks/release refuses every notice (reconcile still finds releases)")
 	}
-	ln, err := listen("http.listen", cfg.HTTP.Listen)
+	ln, err := listen(listenWhat, listenAddr)
 	if err != nil {
 		return err
 	}
@@ -117,8 +123,24 @@ func runServe(ctx context.Context, env Env, args []string) error {
 			srv.Metrics.Restarts.WithLabelValues("slack").Inc()
 		}))
 	}
-	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String())
+	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String(), "listen_from", listenWhat)
 	return srv.Run(ctx, ln)
+}
+
+// listenAddress is where serve listens, and what names it in a message:
+// --listen, else $DEPLOYBOT_LISTEN (the container image sets it to
+// 0.0.0.0:8088, as a listener on 127.0.0.1 inside a container answers no
+// one outside it), else the configuration's http.listen.
+func listenAddress(fs *flagSetT, flagValue string, env Env, cfg *config.Config) (what, addr string) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "listen" })
+	switch {
+	case set:
+		return "--listen", flagValue
+	case env.Getenv("DEPLOYBOT_LISTEN") != "":
+		return "DEPLOYBOT_LISTEN", env.Getenv("DEPLOYBOT_LISTEN")
+	}
+	return "http.listen", cfg.HTTP.Listen
 }
 
 func runBackup(ctx context.Context, env Env, args []string) error {

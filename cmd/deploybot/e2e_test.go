@@ -619,4 +619,8 @@ func TestBusyPortIsAUsageError(t *testing.T) {
 	w.expect(2, "--listen "+busy+": cannot listen there (address already in use)", "localaws", "--data", t.TempDir(), "--listen", busy, "--edge", "127.0.0.1:0")
 	w.serveConfig(busy)
 	w.expect(2, "http.listen "+busy+": cannot listen there (address already in use)", "serve")
+	w.expect(2, "--listen "+busy+": cannot listen there (address already in use)", "serve", "--listen", busy)
+	w.expect(2, "--listen is empty", "serve", "--listen", "")
+	w.env = append(w.env, "DEPLOYBOT_LISTEN="+busy)
+	w.expect(2, "DEPLOYBOT_LISTEN "+busy+": cannot listen there (address already in use)", "serve")
 }

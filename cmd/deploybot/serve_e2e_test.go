@@ -64,9 +64,10 @@ type serveProc struct {
 	done chan error
 }
 
-func (w *world) serve(addr string) *serveProc {
+// serve starts serve (with args) and waits until addr answers /readyz.
+func (w *world) serve(addr string, args ...string) *serveProc {
 	w.t.Helper()
-	cmd := exec.Command(w.bin, "serve")
+	cmd := exec.Command(w.bin, append([]string{"serve"}, args...)...)
 	cmd.Env = w.env
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -96,6 +97,51 @@ func (w *world) serve(addr string) *serveProc {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stop sends SIGTERM and waits for serve to exit 0.
+func (p *serveProc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM; logs:\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit within 30s of SIGTERM")
+	}
+}
+
+// In a container http.listen must be 0.0.0.0:8088: $DEPLOYBOT_LISTEN
+// (which the image sets) and --listen override the configuration, the
+// flag first, and the log says which one chose the address.
+func TestServeListenOverride(t *testing.T) {
+	w := start(t, "100ms", "100ms")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	w.serveConfig(ln.Addr().String()) // taken: serve fails if it listens there
+
+	fromEnv := freeAddr(t)
+	w.env = append(w.env, "DEPLOYBOT_LISTEN="+fromEnv)
+	p := w.serve(fromEnv)
+	if !strings.Contains(p.logs.String(), `"listen":"`+fromEnv+`","listen_from":"DEPLOYBOT_LISTEN"`) {
+		t.Errorf("the log does not say where serve listens and why:\n%s", p.logs.String())
+	}
+	p.stop(t)
+
+	fromFlag := freeAddr(t)
+	p = w.serve(fromFlag, "--listen", fromFlag)
+	if !strings.Contains(p.logs.String(), `"listen":"`+fromFlag+`","listen_from":"--listen"`) {
+		t.Errorf("the log does not say where serve listens and why:\n%s", p.logs.String())
+	}
+	p.stop(t)
 }
 
 func TestServeWithoutSlack(t *testing.T) {

@@ -34,6 +34,9 @@ func TestDockerfile(t *testing.T) {
 		"CGO_ENABLED=0 go build -trimpath -tags nostandin", "./cmd/deploybot", // the Makefile's build-image
 		"-X github.com/deploybot/deploybot/cli.Version=${VERSION}", // what deploybot version prints
 		"USER 65532:65532", `VOLUME ["/var/lib/deploybot"]`, `ENTRYPOINT ["/usr/local/bin/deploybot"]`, `CMD ["serve"]`,
+		// serve listens outside the container whatever the config says,
+		// on the port the image exposes.
+		"ENV DEPLOYBOT_LISTEN=0.0.0.0:8088", "EXPOSE 8088",
 	} {
 		if !strings.Contains(d, want) {
 			t.Errorf("Dockerfile lacks %q", want)
@@ -242,6 +245,11 @@ func TestHelmChart(t *testing.T) {
 		{"store volume", get(volumeNamed(get(pod, "volumes"), "store"), "emptyDir", "sizeLimit"), "1Gi"},
 		{"store claim", get(volumeNamed(get(pod, "volumes"), "store"), "persistentVolumeClaim"), nil},
 		{"secret env", get(c, "envFrom", 0, "secretRef", "name"), "t-deploybot"},
+		// serve listens where the probes and the Service look, whatever
+		// config.http.listen says.
+		{"listen env", get(c, "env", 0, "name"), "DEPLOYBOT_LISTEN"},
+		{"listen address", get(c, "env", 0, "value"), "0.0.0.0:8088"},
+		{"container port", get(c, "ports", 0, "containerPort"), 8088},
 		{"IRSA", get(docs["ServiceAccount"], "metadata", "annotations", "eks.amazonaws.com/role-arn"), "arn:aws:iam::123456789012:role/deploybot"},
 		{"service port", get(docs["Service"], "spec", "ports", 0, "port"), 8088},
 		{"metrics path", get(docs["ServiceMonitor"], "spec", "endpoints", 0, "path"), "/metrics"},
@@ -355,5 +363,22 @@ func TestHelmChartReplicasAndStorePath(t *testing.T) {
 	}
 	if _, err := template(helm, "--set", "config.store.path=deploybot.db"); err == nil || !strings.Contains(err.Error(), "config.store.path must be a file in a directory of its own") {
 		t.Errorf("a relative store.path: want the chart's refusal, got %v", err)
+	}
+}
+
+// service.port is the one knob: serve listens there (DEPLOYBOT_LISTEN
+// overrides config.http.listen), and the probes and the Service use it.
+func TestHelmChartListensOnServicePort(t *testing.T) {
+	helm := helmPath(t)
+	docs := render(t, helm, "--set", "service.port=9000", "--set", "config.http.listen=127.0.0.1:1234")
+	c := get(docs["Deployment"], "spec", "template", "spec", "containers", 0)
+	if got := get(c, "env", 0, "value"); got != "0.0.0.0:9000" {
+		t.Errorf("DEPLOYBOT_LISTEN %v, want 0.0.0.0:9000", got)
+	}
+	if got := number(get(c, "ports", 0, "containerPort")); got != 9000 {
+		t.Errorf("containerPort %v", got)
+	}
+	if got := number(get(docs["Service"], "spec", "ports", 0, "port")); got != 9000 {
+		t.Errorf("service port %v", got)
 	}
 }
