@@ -202,7 +202,8 @@ func volumeNamed(list any, name string) map[string]any {
 
 func TestHelmChart(t *testing.T) {
 	helm := helmPath(t)
-	for _, set := range [][]string{nil, {"--set", "persistence.enabled=true", "--set", "replicaCount=1"}} {
+	for _, set := range [][]string{nil, {"--set", "persistence.enabled=true", "--set", "replicaCount=1"},
+		{"--set", "hookIngress.enabled=true", "--set", "hookIngress.host=h.example.com", "--set", "hookIngress.tls[0].secretName=s"}} {
 		args := append([]string{"lint", "--strict", filepath.Join("..", "..", "charts", "deploybot")}, set...)
 		if out, err := exec.Command(helm, args...).CombinedOutput(); err != nil {
 			t.Fatalf("helm lint --strict %v: %v\n%s", set, err, out)
@@ -380,5 +381,78 @@ func TestHelmChartListensOnServicePort(t *testing.T) {
 	}
 	if got := number(get(docs["Service"], "spec", "ports", 0, "port")); got != 9000 {
 		t.Errorf("service port %v", got)
+	}
+}
+
+// hookIngress exposes the CI hook alone to CI outside the cluster: off by
+// default; when on, one rule with one path, /hooks/release matched
+// exactly, to the Service's http port, so the API, /metrics and the
+// backup endpoint stay inside the cluster.
+func TestHelmChartHookIngress(t *testing.T) {
+	helm := helmPath(t)
+	if docs := render(t, helm); docs["Ingress"] != nil {
+		t.Fatal("the chart renders an Ingress by default")
+	}
+	docs := render(t, helm, "--set", "hookIngress.enabled=true", "--set", "hookIngress.host=deploybot-hook.example.com",
+		"--set", "hookIngress.className=nginx", "--set", `hookIngress.annotations.cert-manager\.io/cluster-issuer=letsencrypt`)
+	ing := docs["Ingress"]
+	if ing == nil {
+		t.Fatal("hookIngress.enabled=true renders no Ingress")
+	}
+	rules, _ := get(ing, "spec", "rules").([]any)
+	if len(rules) != 1 {
+		t.Fatalf("want exactly one rule, got %v", get(ing, "spec", "rules"))
+	}
+	paths, _ := get(rules[0], "http", "paths").([]any)
+	if len(paths) != 1 {
+		t.Fatalf("want exactly one path, got %v", get(rules[0], "http", "paths"))
+	}
+	checks := []struct {
+		what string
+		got  any
+		want any
+	}{
+		{"path", get(paths[0], "path"), "/hooks/release"},
+		{"pathType", get(paths[0], "pathType"), "Exact"},
+		{"host", get(rules[0], "host"), "deploybot-hook.example.com"},
+		{"backend service", get(paths[0], "backend", "service", "name"), get(docs["Service"], "metadata", "name")},
+		{"backend port", get(paths[0], "backend", "service", "port", "name"), get(docs["Service"], "spec", "ports", 0, "name")},
+		{"class", get(ing, "spec", "ingressClassName"), "nginx"},
+		{"annotation", get(ing, "metadata", "annotations", "cert-manager.io/cluster-issuer"), "letsencrypt"},
+		{"tls", get(ing, "spec", "tls"), nil},
+		{"no default backend", get(ing, "spec", "defaultBackend"), nil},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+
+	// TLS as given, its hosts defaulting to the rule's host.
+	docs = render(t, helm, "--set", "hookIngress.enabled=true", "--set", "hookIngress.host=deploybot-hook.example.com",
+		"--set", "hookIngress.tls[0].secretName=deploybot-hook-tls")
+	tls := get(docs["Ingress"], "spec", "tls")
+	if got := get(tls, 0, "secretName"); got != "deploybot-hook-tls" {
+		t.Errorf("tls secretName %v", got)
+	}
+	if got := get(tls, 0, "hosts"); !reflect.DeepEqual(got, []any{"deploybot-hook.example.com"}) {
+		t.Errorf("tls hosts %v, want [deploybot-hook.example.com]", got)
+	}
+	docs = render(t, helm, "--set", "hookIngress.enabled=true", "--set", "hookIngress.host=a.example.com",
+		"--set", "hookIngress.tls[0].secretName=s", "--set", "hookIngress.tls[0].hosts[0]=b.example.com")
+	if got := get(docs["Ingress"], "spec", "tls", 0, "hosts"); !reflect.DeepEqual(got, []any{"b.example.com"}) {
+		t.Errorf("tls hosts given: %v", got)
+	}
+	if _, err := template(helm, "--set", "hookIngress.enabled=true", "--set", "hookIngress.tls[0].secretName=s"); err == nil ||
+		!strings.Contains(err.Error(), "hookIngress.tls: each entry needs hosts when hookIngress.host is empty") {
+		t.Errorf("TLS without a host: want the chart's refusal, got %v", err)
+	}
+	// Without a host the rule matches any host, still one path.
+	docs = render(t, helm, "--set", "hookIngress.enabled=true")
+	if got := get(docs["Ingress"], "spec", "rules", 0, "host"); got != nil {
+		t.Errorf("host %v without hookIngress.host", got)
+	}
+	if got := get(docs["Ingress"], "spec", "rules", 0, "http", "paths", 0, "path"); got != "/hooks/release" {
+		t.Errorf("path %v", got)
 	}
 }
