@@ -5,16 +5,18 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 VERSITYGW_VERSION := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 HELM_VERSION := v3.22.0
+# The GoReleaser of .github/workflows/release.yml (a packaging test holds them together).
+GORELEASER_VERSION := v2.17.0
 # Tests that need a real S3 server fail (rather than skip) under make.
 export DEPLOYBOT_REQUIRE_VERSITYGW := 1
 export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
 
-.PHONY: help test test-short test-zones lint build build-image fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed bench-memory bench-slack clean
+.PHONY: help test test-short test-zones lint build build-image release-check fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed bench-memory bench-slack clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
@@ -24,6 +26,10 @@ build: ## build ./deploybot (VERSION from git describe, shown by deploybot versi
 build-image: ## build ./deploybot as the container image does: without dev and localaws (-tags nostandin)
 	CGO_ENABLED=0 $(GO) build -trimpath -tags nostandin -ldflags "-s -w -X github.com/deploybot/deploybot/cli.Version=$(VERSION)" -o deploybot ./cmd/deploybot
 
+release-check: $(GOBIN)/goreleaser ## check .goreleaser.yaml (what a tag publishes) and build it for this machine into dist/
+	$(GOBIN)/goreleaser check
+	$(GOBIN)/goreleaser build --snapshot --clean --single-target
+
 tools: $(GOBIN)/versitygw $(GOBIN)/helm ## install what the tests need (versitygw, helm)
 
 $(GOBIN)/versitygw:
@@ -31,6 +37,9 @@ $(GOBIN)/versitygw:
 
 $(GOBIN)/helm:
 	$(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(GOBIN)/goreleaser:
+	$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
 
 $(GOBIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -88,3 +97,4 @@ bench-memory: ## serve's peak RSS while reconcile reads 20 manifests of 46 MB an
 
 clean: ## remove build output
 	rm -f deploybot
+	rm -rf dist

@@ -1,3 +1,3 @@
 // Package packaging holds the tests of what ships around the binary: the
-// Dockerfile and the Helm chart.
+// Dockerfile, the Helm chart and the release (GoReleaser and its workflow).
 package packaging

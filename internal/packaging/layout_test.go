@@ -33,8 +33,16 @@ func TestContributingLayoutMatchesTheTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Build output the .gitignore keeps out of the tree (/bin/, GoReleaser's
+	// /dist/) is not part of the layout.
+	ignored := map[string]bool{}
+	for _, line := range strings.Split(read(t, ".gitignore"), "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "/"); ok && strings.HasSuffix(name, "/") {
+			ignored[strings.TrimSuffix(name, "/")] = true
+		}
+	}
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "internal" && e.Name() != "cmd" {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "internal" && e.Name() != "cmd" && !ignored[e.Name()] {
 			want = append(want, e.Name()+"/")
 		}
 	}
