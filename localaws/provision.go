@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,16 +59,9 @@ func (s *Server) EnsureSite(distributionID, bucket string) error {
 	if distributionID == "" {
 		return fmt.Errorf("localaws: empty distribution id")
 	}
-	s.s3.mu.Lock()
-	if _, ok := s.s3.buckets[bucket]; !ok {
-		dir := filepath.Join(s.s3.root, bucket)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			s.s3.mu.Unlock()
-			return err
-		}
-		s.s3.buckets[bucket] = &s3Bucket{name: bucket, dir: dir, created: s.opts.Now(), objects: map[string]*object{}}
+	if _, err := s.s3.ensureBucket(bucket, DefaultRegion); err != nil {
+		return err
 	}
-	s.s3.mu.Unlock()
 
 	cf := s.cf
 	cf.mu.Lock()

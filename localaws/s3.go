@@ -47,6 +47,9 @@ type s3Bucket struct {
 	created time.Time
 	objects map[string]*object
 	sorted  []string // keys in order; nil when stale
+	// cfg is the bucket's region and settings (s3config.go), under the
+	// service's mu.
+	cfg bucketConfig
 }
 
 type s3Service struct {
@@ -92,7 +95,11 @@ func loadBucket(dir, name string) (*s3Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &s3Bucket{name: name, dir: dir, created: info.ModTime(), objects: map[string]*object{}}
+	cfg, err := loadBucketConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &s3Bucket{name: name, dir: dir, created: info.ModTime(), objects: map[string]*object{}, cfg: cfg}
 	metas, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return nil, err
@@ -144,10 +151,17 @@ type s3Error struct {
 	Code    string
 	Message string
 	Key     string
+	// Endpoint and Bucket are a PermanentRedirect's.
+	Endpoint, Bucket string
+	// BucketRegion, when set, is sent as x-amz-bucket-region.
+	BucketRegion string
 }
 
 func writeS3Error(w http.ResponseWriter, r *http.Request, e s3Error) {
 	w.Header().Set("x-amz-request-id", newRequestID())
+	if e.BucketRegion != "" {
+		w.Header().Set("x-amz-bucket-region", e.BucketRegion)
+	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(e.Status)
 		return
@@ -159,11 +173,13 @@ func writeS3Error(w http.ResponseWriter, r *http.Request, e s3Error) {
 		Code      string
 		Message   string
 		Key       string `xml:",omitempty"`
+		Endpoint  string `xml:",omitempty"`
+		Bucket    string `xml:",omitempty"`
 		Resource  string
 		RequestID string `xml:"RequestId"`
 	}
 	_, _ = io.WriteString(w, xml.Header)
-	_ = xml.NewEncoder(w).Encode(errBody{Code: e.Code, Message: e.Message, Key: e.Key, Resource: r.URL.Path, RequestID: newRequestID()})
+	_ = xml.NewEncoder(w).Encode(errBody{Code: e.Code, Message: e.Message, Key: e.Key, Endpoint: e.Endpoint, Bucket: e.Bucket, Resource: r.URL.Path, RequestID: newRequestID()})
 }
 
 func s3FaultWriter(w http.ResponseWriter, r *http.Request, throttle bool) {
@@ -196,6 +212,9 @@ func s3OpName(r *http.Request) string {
 	case bucket == "":
 		return "ListBuckets"
 	case key == "":
+		if op := bucketSettingOp(r); op != "" {
+			return op
+		}
 		switch {
 		case r.Method == http.MethodPost && q.Has("delete"):
 			return "DeleteObjects"
@@ -234,6 +253,14 @@ func s3OpName(r *http.Request) string {
 func (s *s3Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key := splitPath(r.URL.Path)
 	op := s3OpName(r)
+	if bucket != "" && op != "CreateBucket" && op != "GetBucketLocation" && s.wrongRegion(w, r, bucket) {
+		return
+	}
+	if strings.Contains(op, "PublicAccessBlock") || strings.Contains(op, "BucketOwnershipControls") ||
+		strings.Contains(op, "BucketEncryption") || strings.Contains(op, "BucketPolicy") {
+		s.serveBucketSetting(w, r, op, bucket)
+		return
+	}
 	switch op {
 	case "ListBuckets":
 		s.listBuckets(w, r)
@@ -244,12 +271,21 @@ func (s *s3Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "DeleteBucket":
 		s.deleteBucket(w, r, bucket)
 	case "GetBucketLocation":
-		if s.bucket(w, r, bucket) != nil {
+		// The bucket's location constraint: empty for us-east-1
+		// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html).
+		if b := s.bucket(w, r, bucket); b != nil {
 			type loc struct {
 				XMLName xml.Name `xml:"LocationConstraint"`
 				NS      string   `xml:"xmlns,attr"`
+				Region  string   `xml:",chardata"`
 			}
-			writeXML(w, http.StatusOK, loc{NS: s3NS})
+			s.mu.RLock()
+			region := b.cfg.Region
+			s.mu.RUnlock()
+			if region == DefaultRegion {
+				region = ""
+			}
+			writeXML(w, http.StatusOK, loc{NS: s3NS, Region: region})
 		}
 	case "ListObjectsV2":
 		s.listObjects(w, r, bucket)
@@ -324,9 +360,14 @@ func validBucketName(name string) bool {
 }
 
 func (s *s3Service) createBucket(w http.ResponseWriter, r *http.Request, name string) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	body, _ := io.ReadAll(io.LimitReader(readBody(r), 1<<20))
 	if !validBucketName(name) {
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "InvalidBucketName", Message: "The specified bucket is not valid."})
+		return
+	}
+	region, e := createBucketRegion(r, body)
+	if e != nil {
+		writeS3Error(w, r, *e)
 		return
 	}
 	s.mu.Lock()
@@ -335,19 +376,25 @@ func (s *s3Service) createBucket(w http.ResponseWriter, r *http.Request, name st
 		writeS3Error(w, r, s3Error{Status: http.StatusConflict, Code: "BucketAlreadyOwnedByYou", Message: "Your previous request to create the named bucket succeeded and you already own it."})
 		return
 	}
-	dir := filepath.Join(s.root, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := s.newBucket(name, region); err != nil {
 		writeS3Error(w, r, s3Error{Status: 500, Code: "InternalError", Message: err.Error()})
 		return
 	}
-	s.buckets[name] = &s3Bucket{name: name, dir: dir, created: s.now(), objects: map[string]*object{}}
 	w.Header().Set("Location", "/"+name)
 	w.WriteHeader(http.StatusOK)
 }
 
+// headBucket answers 200 with the bucket's region in
+// x-amz-bucket-region (a request from another region was answered 301
+// with it by wrongRegion), as
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html
+// documents.
 func (s *s3Service) headBucket(w http.ResponseWriter, r *http.Request, name string) {
-	if s.bucket(w, r, name) != nil {
-		w.Header().Set("x-amz-bucket-region", "us-east-1")
+	if b := s.bucket(w, r, name); b != nil {
+		s.mu.RLock()
+		region := b.cfg.Region
+		s.mu.RUnlock()
+		w.Header().Set("x-amz-bucket-region", region)
 		w.WriteHeader(http.StatusOK)
 	}
 }
