@@ -252,8 +252,8 @@ func (s *s3Service) serveBucketSetting(w http.ResponseWriter, r *http.Request, o
 		}
 		p := cfg.PublicAccessBlock
 		type pab struct {
-			XMLName                                                                xml.Name `xml:"PublicAccessBlockConfiguration"`
-			NS                                                                     string   `xml:"xmlns,attr"`
+			XMLName                                                                     xml.Name `xml:"PublicAccessBlockConfiguration"`
+			NS                                                                          string   `xml:"xmlns,attr"`
 			BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets bool
 		}
 		writeXML(w, http.StatusOK, pab{NS: s3NS, BlockPublicAcls: p.BlockPublicAcls, IgnorePublicAcls: p.IgnorePublicAcls,
@@ -261,7 +261,7 @@ func (s *s3Service) serveBucketSetting(w http.ResponseWriter, r *http.Request, o
 		return
 	case "PutPublicAccessBlock":
 		var p struct {
-			XMLName                                                                xml.Name `xml:"PublicAccessBlockConfiguration"`
+			XMLName                                                                     xml.Name `xml:"PublicAccessBlockConfiguration"`
 			BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets bool
 		}
 		if xml.Unmarshal(body, &p) != nil {
