@@ -42,8 +42,10 @@ type distConfig struct {
 		Quantity int               `json:"quantity"`
 		Items    []cfErrorResponse `xml:"Items>CustomErrorResponse" json:"items"`
 	} `json:"custom_error_responses"`
-	Comment string `json:"comment"`
-	Enabled bool   `json:"enabled"`
+	Comment     string `json:"comment"`
+	Enabled     bool   `json:"enabled"`
+	PriceClass  string `json:"price_class,omitempty"`
+	HTTPVersion string `xml:"HttpVersion" json:"http_version,omitempty"`
 }
 
 type cfFunctionAssoc struct {
@@ -60,6 +62,20 @@ type cfBehavior struct {
 		Quantity int               `json:"quantity"`
 		Items    []cfFunctionAssoc `xml:"Items>FunctionAssociation" json:"items"`
 	} `json:"function_associations"`
+	LambdaFunctionAssociations struct {
+		Quantity int             `json:"quantity"`
+		Items    []cfLambdaAssoc `xml:"Items>LambdaFunctionAssociation" json:"items"`
+	} `json:"lambda_function_associations"`
+	ViewerProtocolPolicy string `json:"viewer_protocol_policy,omitempty"`
+	CachePolicyID        string `xml:"CachePolicyId" json:"cache_policy_id,omitempty"`
+}
+
+// cfLambdaAssoc is a Lambda@Edge association of a cache behaviour. The
+// stand-in keeps it (the config round-trips) but runs no Lambda code.
+type cfLambdaAssoc struct {
+	LambdaFunctionARN string `xml:"LambdaFunctionARN" json:"lambda_function_arn"`
+	EventType         string `json:"event_type"`
+	IncludeBody       bool   `json:"include_body,omitempty"`
 }
 
 // viewerRequestFunction is the ARN of the function the behaviour runs on
@@ -86,11 +102,14 @@ func (c distConfig) behaviors() []cfBehavior {
 }
 
 type cfOrigin struct {
-	ID                 string    `xml:"Id" json:"id"`
-	DomainName         string    `json:"domain_name"`
-	OriginPath         string    `json:"origin_path"`
-	S3OriginConfig     *struct{} `json:"s3,omitempty"`
-	CustomOriginConfig *struct{} `json:"custom,omitempty"`
+	ID             string `xml:"Id" json:"id"`
+	DomainName     string `json:"domain_name"`
+	OriginPath     string `json:"origin_path"`
+	S3OriginConfig *struct {
+		OriginAccessIdentity string `json:"oai,omitempty"`
+	} `json:"s3,omitempty"`
+	CustomOriginConfig    *struct{} `json:"custom,omitempty"`
+	OriginAccessControlID string    `xml:"OriginAccessControlId" json:"oac,omitempty"`
 }
 
 type invalidation struct {
@@ -143,6 +162,8 @@ type distribution struct {
 	// the old one). Missing entries serve Config.
 	Pops          []popState      `json:"pops,omitempty"`
 	Invalidations []*invalidation `json:"invalidations"`
+	// Tags are the distribution's resource tags (TagResource).
+	Tags []cfTag `json:"tags,omitempty"`
 }
 
 // popConfig is what PoP pop serves at now.
@@ -162,6 +183,9 @@ type cfService struct {
 	mu           sync.Mutex
 	rng          *mrand.Rand // under mu
 	dists        map[string]*distribution
+	// oacs are the origin access controls by id, kept in oacFile.
+	oacs    map[string]*originAccessControl
+	oacFile string
 	// published reports whether a function ARN names a published
 	// function (the Functions API lives in functions.go).
 	published func(arn string) bool
@@ -200,7 +224,11 @@ func (s *cfService) checkBehaviorAssociations(b cfBehavior) *cfError {
 func newCloudFront(dataDir string, opts Options) (*cfService, error) {
 	s := &cfService{file: filepath.Join(dataDir, "cloudfront.json"), propagation: opts.Propagation,
 		invalidation: opts.Invalidation, pops: opts.Pops, now: opts.Now, dists: map[string]*distribution{},
-		rng: mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
+		rng: mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		oacs: map[string]*originAccessControl{}, oacFile: filepath.Join(dataDir, "origin-access-controls.json")}
+	if err := loadJSON(s.oacFile, &s.oacs); err != nil {
+		return nil, err
+	}
 	return s, loadJSON(s.file, &s.dists)
 }
 
@@ -271,10 +299,15 @@ func (s *cfService) opName(r *http.Request) string {
 	if m := functionPath.FindStringSubmatch(r.URL.Path); m != nil {
 		return functionOpName(r.Method, m[1], m[2])
 	}
+	if op := extraOpName(r); op != "" {
+		return op
+	}
 	id, sub, inv, ok := route(r.URL.Path)
 	switch {
 	case !ok:
 		return "Unknown"
+	case id == "" && r.Method == http.MethodPost && r.URL.Query().Has("WithTags"):
+		return "CreateDistributionWithTags"
 	case id == "" && r.Method == http.MethodPost:
 		return "CreateDistribution"
 	case id == "" && r.Method == http.MethodGet:
@@ -319,9 +352,13 @@ func functionOpName(method, name, sub string) string {
 
 func (s *cfService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, _, invID, _ := route(r.URL.Path)
-	switch s.opName(r) {
-	case "CreateDistribution":
-		s.create(w, r)
+	op := s.opName(r)
+	if s.serveExtra(w, r, op) {
+		return
+	}
+	switch op {
+	case "CreateDistribution", "CreateDistributionWithTags":
+		s.create(w, r, op == "CreateDistributionWithTags")
 	case "ListDistributions":
 		s.list(w)
 	case "GetDistribution":
@@ -378,11 +415,19 @@ func (s *cfService) status(d *distribution) string {
 	return "Deployed"
 }
 
-func (s *cfService) create(w http.ResponseWriter, r *http.Request) {
+func (s *cfService) create(w http.ResponseWriter, r *http.Request, withTags bool) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeCFError(w, cfError{Status: 400, Code: "MalformedXML", Message: err.Error()})
 		return
+	}
+	var tags []cfTag
+	if withTags {
+		var cerr *cfError
+		if raw, tags, cerr = splitConfigWithTags(raw); cerr != nil {
+			writeCFError(w, *cerr)
+			return
+		}
 	}
 	c, cerr := parseConfig(raw)
 	if cerr != nil {
@@ -391,6 +436,10 @@ func (s *cfService) create(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if cerr := s.checkConfig(c); cerr != nil {
+		writeCFError(w, *cerr)
+		return
+	}
 	for _, d := range s.dists {
 		if d.Config.CallerReference == c.CallerReference {
 			writeCFError(w, cfError{Status: 409, Code: "DistributionAlreadyExists", Message: "The caller reference you attempted to create the distribution with is associated with another distribution: " + d.ID})
@@ -399,7 +448,7 @@ func (s *cfService) create(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().UTC()
 	d := &distribution{ID: newID('E'), ETag: newID('E'), Raw: raw, Config: c, LastModified: now,
-		DeployedAt: now.Add(s.propagation)}
+		DeployedAt: now.Add(s.propagation), Tags: tags}
 	d.DomainName = strings.ToLower("d"+d.ID[1:]) + ".cloudfront.net"
 	s.dists[d.ID] = d
 	if err := s.save(); err != nil {
@@ -420,7 +469,7 @@ func (s *cfService) writeDistribution(w http.ResponseWriter, status int, d *dist
 	}
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
-	fmt.Fprintf(&b, `<Distribution xmlns="%s"><Id>%s</Id><ARN>arn:aws:cloudfront::000000000000:distribution/%s</ARN>`, cfNS, d.ID, d.ID)
+	fmt.Fprintf(&b, `<Distribution xmlns="%s"><Id>%s</Id><ARN>%s</ARN>`, cfNS, d.ID, distributionARN(d.ID))
 	fmt.Fprintf(&b, `<Status>%s</Status><LastModifiedTime>%s</LastModifiedTime><InProgressInvalidationBatches>%d</InProgressInvalidationBatches>`,
 		s.status(d), d.LastModified.Format(awsTime), inProgress)
 	fmt.Fprintf(&b, `<DomainName>%s</DomainName><ActiveTrustedSigners><Enabled>false</Enabled><Quantity>0</Quantity></ActiveTrustedSigners>`, d.DomainName)
@@ -457,10 +506,15 @@ func (s *cfService) list(w http.ResponseWriter) {
 		b.WriteString("<Items>")
 		for _, id := range ids {
 			d := s.dists[id]
-			fmt.Fprintf(&b, `<DistributionSummary><Id>%s</Id><ARN>arn:aws:cloudfront::000000000000:distribution/%s</ARN><ETag>%s</ETag><Status>%s</Status><LastModifiedTime>%s</LastModifiedTime><DomainName>%s</DomainName>`,
-				d.ID, d.ID, d.ETag, s.status(d), d.LastModified.Format(awsTime), d.DomainName)
+			fmt.Fprintf(&b, `<DistributionSummary><Id>%s</Id><ARN>%s</ARN><ETag>%s</ETag><Status>%s</Status><LastModifiedTime>%s</LastModifiedTime><DomainName>%s</DomainName>`,
+				d.ID, distributionARN(d.ID), d.ETag, s.status(d), d.LastModified.Format(awsTime), d.DomainName)
 			b.WriteString(innerElement(d.Raw, "Aliases"))
-			b.WriteString(innerElement(d.Raw, "Origins"))
+			// The summary carries the config's settings, as
+			// https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_DistributionSummary.html lists them.
+			for _, name := range []string{"Origins", "OriginGroups", "DefaultCacheBehavior", "CacheBehaviors", "CustomErrorResponses",
+				"PriceClass", "ViewerCertificate", "Restrictions", "WebACLId", "HttpVersion", "IsIPV6Enabled"} {
+				b.WriteString(innerElement(d.Raw, name))
+			}
 			fmt.Fprintf(&b, `<Comment>%s</Comment><Enabled>%t</Enabled></DistributionSummary>`, xmlEscape(d.Config.Comment), d.Config.Enabled)
 		}
 		b.WriteString("</Items>")
@@ -541,7 +595,7 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 		writeCFError(w, *cerr)
 		return
 	}
-	if cerr := s.checkAssociations(c); cerr != nil {
+	if cerr := s.checkConfig(c); cerr != nil {
 		writeCFError(w, *cerr)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,8 +67,27 @@ type functions struct {
 	file string
 	mu   sync.Mutex
 	byN  map[string]*cfFunc
+	// storeExists reports whether a key value store ARN names a store
+	// (kvs.go); nil: every ARN does.
+	storeExists func(arn string) bool
 	// compiled caches runnable code by its text.
 	compiled sync.Map // string -> *jsFunction
+}
+
+// usesStore reports whether a function (either stage) is associated
+// with the key value store arn.
+func (f *functions) usesStore(arn string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fn := range f.byN {
+		cfgs := []*cfFunctionConfig{&fn.Config, fn.LiveConfig}
+		for _, c := range cfgs {
+			if c != nil && slices.Contains(c.KeyValueStoreAssociations.Items, arn) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func newFunctions(dataDir string) (*functions, error) {
@@ -128,7 +148,7 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 	switch {
 	case name == "" && r.Method == http.MethodPost:
 		req, code, ok := decodeFunction(w, r)
-		if !ok {
+		if !ok || !f.storesExist(w, req.FunctionConfig) {
 			return true
 		}
 		// Name: ^[a-zA-Z0-9-_]{1,64}$
@@ -143,7 +163,7 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 			writeCFError(w, cfError{Status: 409, Code: "FunctionAlreadyExists", Message: "A function with the same name already exists."})
 			return true
 		}
-		fn := &cfFunc{Name: req.Name, ARN: "arn:aws:cloudfront::123456789012:function/" + req.Name, ETag: newID('E'),
+		fn := &cfFunc{Name: req.Name, ARN: "arn:aws:cloudfront::" + StandInAccount + ":function/" + req.Name, ETag: newID('E'),
 			Config: req.FunctionConfig, Dev: code, Created: now, Modified: now}
 		f.byN[req.Name] = fn
 		if err := f.save(); err != nil {
@@ -154,7 +174,7 @@ func (f *functions) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		writeFunction(w, http.StatusCreated, fn, "DEVELOPMENT")
 	case name != "" && sub == "" && r.Method == http.MethodPut:
 		req, code, ok := decodeFunction(w, r)
-		if !ok {
+		if !ok || !f.storesExist(w, req.FunctionConfig) {
 			return true
 		}
 		f.mu.Lock()
@@ -255,6 +275,23 @@ func decodeFunction(w http.ResponseWriter, r *http.Request) (functionRequest, []
 		return req, nil, false
 	}
 	return req, code, true
+}
+
+// storesExist answers, and reports false, when a function's config is
+// associated with a key value store that does not exist: an association
+// names a store made with CreateKeyValueStore
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/kvs-with-functions-associate.html;
+// CreateFunction's and UpdateFunction's error for a bad argument is
+// InvalidArgument:
+// https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateFunction.html#API_CreateFunction_Errors).
+func (f *functions) storesExist(w http.ResponseWriter, c cfFunctionConfig) bool {
+	for _, arn := range c.KeyValueStoreAssociations.Items {
+		if f.storeExists != nil && !f.storeExists(arn) {
+			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "The key value store " + arn + " does not exist."})
+			return false
+		}
+	}
+	return true
 }
 
 // match returns the named function if If-Match carries its ETag, or

@@ -20,7 +20,9 @@ import (
 type kvStore struct {
 	ARN      string               `json:"arn"`
 	Name     string               `json:"name"`
+	Comment  string               `json:"comment,omitempty"`
 	ETag     string               `json:"etag"`
+	CtlETag  string               `json:"ctl_etag,omitempty"`
 	Items    map[string]string    `json:"items"`
 	Created  time.Time            `json:"created"`
 	Modified time.Time            `json:"modified"`
@@ -64,11 +66,7 @@ func (k *kvStores) ensure(name string) (string, error) {
 			return s.ARN, nil
 		}
 	}
-	now := k.now().UTC()
-	id := strings.ToLower(newID('k')[1:])
-	s := &kvStore{ARN: "arn:aws:cloudfront::123456789012:key-value-store/" + id, Name: name, ETag: newID('K'),
-		Items: map[string]string{}, Created: now, Modified: now}
-	k.byARN[s.ARN] = s
+	s := k.newStore(name, "")
 	return s.ARN, k.save()
 }
 

@@ -144,6 +144,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.cf.published = s.fns.published
+	s.fns.storeExists = s.kvs.exists
 	return s, nil
 }
 
@@ -212,6 +213,10 @@ func (s *Server) Handler() http.Handler {
 		if isCloudFront(r) {
 			op := s.cf.opName(r)
 			if s.fault(w, r, "cloudfront "+op, cfFaultWriter) {
+				return
+			}
+			if strings.Contains(op, "KeyValueStore") {
+				s.serveKVSControl(w, r, op)
 				return
 			}
 			if s.fns.serve(w, r, s.cf.now().UTC()) {
