@@ -224,7 +224,7 @@ func (s *cfService) checkBehaviorAssociations(b cfBehavior) *cfError {
 func newCloudFront(dataDir string, opts Options) (*cfService, error) {
 	s := &cfService{file: filepath.Join(dataDir, "cloudfront.json"), propagation: opts.Propagation,
 		invalidation: opts.Invalidation, pops: opts.Pops, now: opts.Now, dists: map[string]*distribution{},
-		rng: mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		rng:  mrand.New(mrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		oacs: map[string]*originAccessControl{}, oacFile: filepath.Join(dataDir, "origin-access-controls.json")}
 	if err := loadJSON(s.oacFile, &s.oacs); err != nil {
 		return nil, err
