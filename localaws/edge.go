@@ -271,7 +271,7 @@ func (s *Server) cachedFetch(view edgeView, pop int, b cfBehavior, viewerPath st
 	if !ok {
 		return nil, nil, fmt.Errorf("the cache behavior's origin %q does not exist", b.TargetOriginID)
 	}
-	e, f, err := s.fetch(view.cfg, origin, viewerPath, now)
+	e, f, err := s.fetch(view.id, view.cfg, origin, viewerPath, now)
 	if err != nil || f != nil {
 		return e, f, err
 	}
@@ -342,8 +342,9 @@ func (s *Server) pickPop(r *http.Request) (int, error) {
 // AccessDenied, not 404
 // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
 // A website endpoint origin serves index.html for a path ending in "/"
-// and redirects a folder's path without its slash (see website).
-func (s *Server) fetch(cfg distConfig, origin cfOrigin, viewerPath string, now time.Time) (*cached, *os.File, error) {
+// and redirects a folder's path without its slash (see website). What
+// the bucket lets the edge read is originAccess's to say.
+func (s *Server) fetch(distID string, cfg distConfig, origin cfOrigin, viewerPath string, now time.Time) (*cached, *os.File, error) {
 	p := viewerPath
 	if p == "/" || p == "" {
 		if cfg.DefaultRootObject != "" {
@@ -360,15 +361,27 @@ func (s *Server) fetch(cfg distConfig, origin cfOrigin, viewerPath string, now t
 	// CloudFront passes the path on as the viewer sent it.
 	key := strings.TrimPrefix(origin.OriginPath+p, "/")
 	bucket := bucketOfDomain(origin.DomainName)
+	refused, listable := s.originAccess(distID, origin, bucket, key, website, now)
+	if refused != nil {
+		return refused, nil, nil
+	}
 	o, f, err := s.s3.readObject(bucket, key)
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNoBucket) {
 		if website {
-			return s.websiteMiss(bucket, key, now), nil, nil
+			// A website endpoint too answers a missing key 403 unless the
+			// reader may list the bucket
+			// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/CustomErrorDocSupport.html).
+			if miss := s.websiteMiss(bucket, key, now); miss.status != http.StatusNotFound || listable {
+				return miss, nil, nil
+			}
+			return s.websiteForbidden(now), nil, nil
 		}
-		body := []byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
-		h := http.Header{"Content-Type": {"application/xml"}}
-		return &cached{status: http.StatusForbidden, header: h, body: body, stored: now,
-			expires: now.Add(s.cache.TTL(http.StatusForbidden, ""))}, nil, nil
+		if listable {
+			// With s3:ListBucket, a missing key is 404 NoSuchKey
+			// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+			return s.originError(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.", "", now), nil, nil
+		}
+		return s.originError(http.StatusForbidden, "AccessDenied", "Access Denied", "", now), nil, nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -442,6 +455,105 @@ func (s *Server) writeCached(w http.ResponseWriter, r *http.Request, e *cached, 
 		return
 	}
 	http.ServeContent(w, r, "", e.modTime, bytes.NewReader(e.body))
+}
+
+// originError is an S3 error answer from an origin, as the edge caches
+// it and passes it on.
+func (s *Server) originError(status int, code, msg, extra string, now time.Time) *cached {
+	body := []byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code + "</Code><Message>" + xmlEscape(msg) + "</Message>" + extra + "</Error>")
+	h := http.Header{"Content-Type": {"application/xml"}}
+	return &cached{status: status, header: h, body: body, stored: now, expires: now.Add(s.cache.TTL(status, ""))}
+}
+
+// originAccess is what S3 makes of the edge's read of bucket/key through
+// origin: nil when it may read, else the answer S3 gives, which CloudFront
+// passes to the viewer; listable when a missing key would be 404, not 403
+// (s3:ListBucket allowed).
+//
+// An S3 REST origin with an origin access control that signs reads as
+// CloudFront's service principal, cloudfront.amazonaws.com, with
+// aws:SourceArn the distribution's ARN and aws:SourceAccount its account,
+// which the bucket policy must allow
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html);
+// an origin without one (and a website endpoint, which takes no signed
+// requests: same page) reads anonymously, which only a public policy
+// allows, and only with RestrictPublicBuckets off
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html).
+// A Deny in the policy wins. A signed read through a regional domain name
+// of another region than the bucket's is S3's 400
+// AuthorizationHeaderMalformed
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/http-400-bad-request.html).
+// A domain name naming no bucket is S3's 404 NoSuchBucket, passed on
+// (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList).
+// Origin access identities (legacy) are evaluated as their AWS principal.
+func (s *Server) originAccess(distID string, origin cfOrigin, bucket, key string, website bool, now time.Time) (refused *cached, listable bool) {
+	s.s3.mu.RLock()
+	b := s.s3.buckets[bucket]
+	var cfg bucketConfig
+	if b != nil {
+		cfg = b.cfg
+	}
+	s.s3.mu.RUnlock()
+	if b == nil {
+		if website {
+			return nil, false // the website endpoint's own 404 (websiteMiss)
+		}
+		return s.originError(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist", "<BucketName>"+xmlEscape(bucket)+"</BucketName>", now), false
+	}
+	req := accessRequest{context: map[string]string{}}
+	switch {
+	case !website && s.cf.originSigns(origin):
+		if r := regionOfDomain(origin.DomainName); r != "" && r != cfg.Region {
+			return s.originError(http.StatusBadRequest, "AuthorizationHeaderMalformed",
+				fmt.Sprintf("The authorization header is malformed; the region '%s' is wrong; expecting '%s'", r, cfg.Region),
+				"<Region>"+cfg.Region+"</Region>", now), false
+		}
+		req.principalType, req.principal = "Service", "cloudfront.amazonaws.com"
+		req.context["aws:sourcearn"] = distributionARN(distID)
+		req.context["aws:sourceaccount"] = StandInAccount
+	case !website && origin.S3OriginConfig != nil && origin.S3OriginConfig.OriginAccessIdentity != "":
+		oai := strings.TrimPrefix(origin.S3OriginConfig.OriginAccessIdentity, "origin-access-identity/cloudfront/")
+		req.principalType, req.principal = "AWS", "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity "+oai
+	}
+	var doc *bucketPolicy
+	if cfg.Policy != "" {
+		doc, _ = parseBucketPolicy([]byte(cfg.Policy), bucket)
+	}
+	restricted := req.principalType == "" && cfg.PublicAccessBlock != nil && cfg.PublicAccessBlock.RestrictPublicBuckets && doc != nil && doc.public()
+	allow := func(action, resource string) bool {
+		r := req
+		r.action, r.resource = action, resource
+		return !restricted && doc.decide(r)
+	}
+	if !allow("s3:GetObject", "arn:aws:s3:::"+bucket+"/"+key) {
+		if website {
+			return s.websiteForbidden(now), false
+		}
+		return s.originError(http.StatusForbidden, "AccessDenied", "Access Denied", "", now), false
+	}
+	return nil, allow("s3:ListBucket", "arn:aws:s3:::"+bucket)
+}
+
+// websiteForbidden is a website endpoint's 403.
+func (s *Server) websiteForbidden(now time.Time) *cached {
+	h := http.Header{"Content-Type": {"text/html; charset=utf-8"}}
+	return &cached{status: http.StatusForbidden, header: h, body: []byte("403 Forbidden\nCode: AccessDenied\n"), stored: now,
+		expires: now.Add(s.cache.TTL(http.StatusForbidden, ""))}
+}
+
+// regionOfDomain is the region of a regional S3 domain name
+// ("bucket.s3.eu-west-1.amazonaws.com"), "" for the global one
+// ("bucket.s3.amazonaws.com").
+func regionOfDomain(domain string) string {
+	i := strings.Index(domain, ".s3.")
+	if i < 0 {
+		return ""
+	}
+	rest := strings.TrimSuffix(domain[i+len(".s3."):], ".amazonaws.com")
+	if rest == domain[i+len(".s3."):] || strings.Contains(rest, ".") {
+		return ""
+	}
+	return rest
 }
 
 // bucketOfDomain turns "bucket.s3.us-east-1.amazonaws.com" into "bucket".

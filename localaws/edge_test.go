@@ -105,6 +105,23 @@ func (f *edgeFixture) get(t *testing.T, pop int, path string) (int, string, http
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// grantRead lets distribution EDGE1 read bucket through an origin
+// access control, as its bucket policy would say it.
+func (f *edgeFixture) grantRead(t *testing.T, bucket string) {
+	t.Helper()
+	d, err := f.cf.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String("EDGE1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _, err := localaws.GrantDistributionRead("", bucket, aws.ToString(d.Distribution.ARN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *edgeFixture) flip(t *testing.T, path string) {
 	t.Helper()
 	cfg, err := f.cf.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String("EDGE1")})
@@ -365,10 +382,14 @@ func TestEdgeCacheBehaviorsPickTheOrigin(t *testing.T) {
 	if _, err := f.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String("img/a.png"), Body: strings.NewReader("png")}); err != nil {
 		t.Fatal(err)
 	}
+	// As an operator would: the media origin reads through the site's
+	// origin access control, and the media bucket lets the distribution.
+	f.grantRead(t, "media")
 	f.update(t, func(c *cftypes.DistributionConfig) {
 		c.Origins.Items[0].OriginPath = aws.String("/v1")
 		c.Origins.Items = append(c.Origins.Items, cftypes.Origin{Id: aws.String("media"), DomainName: aws.String("media.s3.us-east-1.amazonaws.com"),
-			OriginPath: aws.String(""), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")}})
+			OriginPath: aws.String(""), S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")},
+			OriginAccessControlId: c.Origins.Items[0].OriginAccessControlId})
 		c.Origins.Quantity = aws.Int32(2)
 		c.CacheBehaviors = &cftypes.CacheBehaviors{Quantity: aws.Int32(1), Items: []cftypes.CacheBehavior{{PathPattern: aws.String("/img/*"),
 			TargetOriginId: aws.String("media"), ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyAllowAll}}}
@@ -387,9 +408,23 @@ func TestEdgeWebsiteEndpointOrigin(t *testing.T) {
 	f := newEdgeFixture(t, 1)
 	f.put(t, "www/v1/index.html", "home", "")
 	f.put(t, "www/v1/docs/index.html", "docs", "")
+	// A website endpoint takes anonymous requests only: as an operator
+	// would, the bucket is made public (reads, and lists, so that a
+	// missing page is 404, not 403).
+	if _, err := f.s3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String("site"),
+		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
+			BlockPublicPolicy: aws.Bool(false), RestrictPublicBuckets: aws.Bool(false)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("site"), Policy: aws.String(`{"Version": "2012-10-17", "Statement": [
+		{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::site/*"},
+		{"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::site"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
 	f.update(t, func(c *cftypes.DistributionConfig) {
 		o := &c.Origins.Items[0]
 		o.DomainName, o.OriginPath, o.S3OriginConfig = aws.String("site.s3-website-us-east-1.amazonaws.com"), aws.String("/www/v1"), nil
+		o.OriginAccessControlId = nil
 		o.CustomOriginConfig = &cftypes.CustomOriginConfig{HTTPPort: aws.Int32(80), HTTPSPort: aws.Int32(443), OriginProtocolPolicy: cftypes.OriginProtocolPolicyHttpOnly}
 	})
 	if c, b, _ := f.get(t, 0, "/docs/"); c != 200 || b != "docs" {
