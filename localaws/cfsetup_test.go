@@ -183,8 +183,12 @@ func TestDistributionSettingsAndTags(t *testing.T) {
 		change func(*cftypes.DistributionConfig)
 		code   string
 	}{
-		{"an unknown cache policy", func(c *cftypes.DistributionConfig) { c.DefaultCacheBehavior.CachePolicyId = aws.String("00000000-0000-0000-0000-000000000000") }, "NoSuchCachePolicy"},
-		{"CachingDisabled", func(c *cftypes.DistributionConfig) { c.DefaultCacheBehavior.CachePolicyId = aws.String(localaws.CachingDisabledID) }, ""},
+		{"an unknown cache policy", func(c *cftypes.DistributionConfig) {
+			c.DefaultCacheBehavior.CachePolicyId = aws.String("00000000-0000-0000-0000-000000000000")
+		}, "NoSuchCachePolicy"},
+		{"CachingDisabled", func(c *cftypes.DistributionConfig) {
+			c.DefaultCacheBehavior.CachePolicyId = aws.String(localaws.CachingDisabledID)
+		}, ""},
 		{"HTTP/4", func(c *cftypes.DistributionConfig) { c.HttpVersion = "http4" }, "MalformedXML"},
 		{"a price class", func(c *cftypes.DistributionConfig) { c.PriceClass = "PriceClass_1" }, "MalformedXML"},
 		{"a viewer protocol policy", func(c *cftypes.DistributionConfig) { c.DefaultCacheBehavior.ViewerProtocolPolicy = "https-please" }, "MalformedXML"},
@@ -345,7 +349,9 @@ func TestEdgeOriginAccess(t *testing.T) {
 			}
 		}, 200},
 		{"a domain name of a bucket that does not exist", func() {
-			f.update(t, func(c *cftypes.DistributionConfig) { c.Origins.Items[0].DomainName = aws.String("gone.s3.us-east-1.amazonaws.com") })
+			f.update(t, func(c *cftypes.DistributionConfig) {
+				c.Origins.Items[0].DomainName = aws.String("gone.s3.us-east-1.amazonaws.com")
+			})
 		}, 404},
 	}
 	for _, st := range steps {
