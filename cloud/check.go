@@ -25,6 +25,7 @@ import (
 // CheckS3API is what check reads of S3.
 type CheckS3API interface {
 	BucketHeader
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	GetBucketPolicy(ctx context.Context, in *s3.GetBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.GetBucketPolicyOutput, error)
 }
 
@@ -113,8 +114,14 @@ func (r *checkRun) bucket(ctx context.Context) bool {
 		r.add("bucket", CheckFail, fmt.Sprintf("bucket %s (sites[].bucket) does not exist", r.site.Bucket), "fix sites[].bucket, or "+r.setupFix+" creates it")
 		return false
 	case st.Forbidden:
-		r.add("bucket", CheckFail, bucketProblem(r.site, st).Error(), "")
-		return false
+		// HeadBucket needs s3:ListBucket on the whole bucket, which the
+		// bot's policy grants only under the sites' prefixes: list the
+		// site's own folder instead, as every command does.
+		_, err := r.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(r.site.Bucket), Prefix: aws.String(r.site.ManifestPrefix()), MaxKeys: aws.Int32(1)}, regionOpt(st.Region)...)
+		if err != nil {
+			r.add("bucket", CheckFail, bucketProblem(r.site, st).Error()+": "+err.Error(), "")
+			return false
+		}
 	}
 	r.region = st.Region
 	r.add("bucket", CheckOK, fmt.Sprintf("bucket %s exists, in %s", r.site.Bucket, orUnknown(st.Region)), "")
