@@ -96,6 +96,8 @@ type Server struct {
 	// matched counts calls that matched the faults' filters since they
 	// were set, for Skip.
 	matched int
+	// iam holds the callers' identity-based policies (identity.go).
+	iam identityPolicies
 }
 
 // New opens (or creates) the stand-in's state under opts.DataDir.
@@ -165,8 +167,8 @@ func (s *Server) SetFaults(f Faults) {
 // If-None-Match or If-Match are refused 403 AccessDenied; the multipart
 // parts are exempt (s3:ObjectCreationOperation false); and CopyObject
 // with the headers is refused 501 Not Implemented (the page's note). The
-// stand-in evaluates no IAM or bucket policies otherwise (internal/iamcheck
-// holds recorded calls against deploybot's identity policies).
+// stand-in evaluates no bucket policies otherwise; identity-based
+// policies only as SetIdentityPolicy sets them (identity.go).
 func (s *Server) EnforceConditionalWrites(bucket string, on bool) {
 	if on {
 		s.s3.enforced.Store(bucket, true)
@@ -227,6 +229,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		op := s3OpName(r)
 		if s.fault(w, r, "s3 "+op, s3FaultWriter) {
+			return
+		}
+		if s.refusedByIdentity(w, r, op) {
 			return
 		}
 		s.s3.ServeHTTP(w, r)

@@ -77,10 +77,7 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := m[1]
-	arn := s.opts.Identities[key]
-	if arn == "" {
-		arn = "arn:aws:iam::" + StandInAccount + ":user/" + key
-	}
+	arn := s.identityARN(key)
 	account := StandInAccount
 	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 {
 		account = parts[4]
