@@ -53,7 +53,7 @@ func conditionalRetry(err error) bool { return isConflict(err) || errors.Is(err,
 // is f's content (read from its start to compare MD5s); srcKey, when
 // set, is the key a copy was made from (its ETag is the content's too).
 func (b *S3Bucket) keepExisting(ctx context.Context, site releases.Site, key, version string, f releases.File, body io.ReadSeeker, srcKey string) error {
-	head, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+	head, err := b.headObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
 	if isNotFound(err) {
 		return errGone
 	}
@@ -235,7 +235,7 @@ var _ releases.FileOpener = (*S3Bucket)(nil)
 // bucket refuses server-side copies).
 func (b *S3Bucket) OpenFile(ctx context.Context, site releases.Site, version, path string) (io.ReadCloser, error) {
 	key := site.ReleasePath(version) + path
-	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	out, err := b.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
 	if isNotFound(err) {
 		return nil, releases.Errorf(releases.ENOTFOUND, "s3://%s/%s is missing: %w", site.Bucket, key, err)
 	}

@@ -40,7 +40,7 @@ func (b *S3Bucket) PutHistory(ctx context.Context, site releases.Site, key strin
 	}
 	err := retryConditional(ctx, lostRace, func() error {
 		put := in()
-		head, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
+		head, err := b.headObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
 		switch {
 		case err == nil:
 			put.IfMatch = head.ETag
@@ -97,7 +97,7 @@ func (b *S3Bucket) ListHistoryRange(ctx context.Context, site releases.Site, dir
 // GetHistory implements releases.Bucket.
 func (b *S3Bucket) GetHistory(ctx context.Context, site releases.Site, key string) ([]byte, error) {
 	full := site.HistoryPrefix() + key
-	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
+	out, err := b.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
 	if isNotFound(err) {
 		return nil, fmt.Errorf("s3://%s/%s: %w", site.Bucket, full, releases.ErrNoHistory)
 	}

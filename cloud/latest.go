@@ -43,7 +43,7 @@ func latestKey(site releases.Site) string { return site.Prefix + ".deploybot/lat
 // none or it is not valid (then etag is still the object's, when there is
 // one, so a writer replaces it).
 func (b *S3Bucket) readLatest(ctx context.Context, site releases.Site) (idx latestIndex, etag string, ok bool, err error) {
-	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(latestKey(site))})
+	out, err := b.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(latestKey(site))})
 	if isNotFound(err) {
 		return latestIndex{}, "", false, nil
 	}

@@ -90,7 +90,7 @@ func (b *S3Bucket) ReadManifest(ctx context.Context, site releases.Site, version
 // read is weighed by in the manifest budget.
 func (b *S3Bucket) StatManifest(ctx context.Context, site releases.Site, version string) (releases.ManifestStat, error) {
 	key := site.ManifestKey(version)
-	out, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	out, err := b.headObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
 	if err != nil {
 		if isNotFound(err) {
 			return releases.ManifestStat{}, releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest at s3://%s/%s: %w",
@@ -115,7 +115,7 @@ func (b *S3Bucket) StreamManifest(ctx context.Context, site releases.Site, versi
 // read, so no read holds more than its weight.
 func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version string, max int64, visit func(releases.ManifestFile, bool) error) (*releases.Manifest, error) {
 	key := site.ManifestKey(version)
-	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	out, err := b.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
 	if err != nil {
 		if isNotFound(err) {
 			return nil, releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest at s3://%s/%s: %w",
@@ -149,18 +149,22 @@ func (b *S3Bucket) readManifest(ctx context.Context, site releases.Site, version
 	return m, nil
 }
 
-// ManifestETag reads the manifest's ETag (HeadObject): what tells whether
-// a manifest refused before has changed since.
+// ManifestETag reads the manifest's ETag: what tells whether a version is
+// published (publish asks before sending anything, and again before the
+// manifest) and whether a manifest refused before has changed since. It
+// lists the key rather than HEAD it, so that a manifest that is not there
+// is told as such to a caller without s3:ListBucket on the key, as CI is
+// (see exists.go); the listing carries the same ETag.
 func (b *S3Bucket) ManifestETag(ctx context.Context, site releases.Site, version string) (string, error) {
 	key := site.ManifestKey(version)
-	out, err := b.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(key)})
+	o, err := b.listKey(ctx, site.Bucket, key)
 	if err != nil {
-		if isNotFound(err) {
-			return "", releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest: %w", site.Name, version, releases.ErrNoManifest)
-		}
-		return "", fmt.Errorf("reading s3://%s/%s: %w", site.Bucket, key, err)
+		return "", err
 	}
-	return aws.ToString(out.ETag), nil
+	if o == nil {
+		return "", releases.Errorf(releases.ENOTFOUND, "site %s: version %s has no manifest: %w", site.Name, version, releases.ErrNoManifest)
+	}
+	return aws.ToString(o.ETag), nil
 }
 
 // ListVersions lists the manifests, a page of 1,000 keys per call.
@@ -372,6 +376,9 @@ func stamp(version string) map[string]string {
 }
 
 func isNotFound(err error) bool {
+	if errors.Is(err, errMissingKey) {
+		return true
+	}
 	var nsk *types.NoSuchKey
 	if errors.As(err, &nsk) {
 		return true
@@ -644,10 +651,19 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 	// A large file already there (an interrupted publish of the same
 	// version) is decided before its parts are sent again; the complete
 	// still carries If-None-Match for a writer that comes meanwhile.
+	// The key is normally not there: it is listed rather than HEADed, so
+	// that a caller without s3:ListBucket on it (CI) is not answered 403
+	// (see exists.go), and read only when it is.
 	if !f.Replace {
-		body := io.NewSectionReader(ra, 0, f.Size)
-		if err := b.keepExisting(ctx, site, key, version, f, body, ""); err == nil || !errors.Is(err, errGone) {
+		there, err := b.listKey(ctx, site.Bucket, key)
+		if err != nil {
 			return err
+		}
+		if there != nil {
+			body := io.NewSectionReader(ra, 0, f.Size)
+			if err := b.keepExisting(ctx, site, key, version, f, body, ""); err == nil || !errors.Is(err, errGone) {
+				return err
+			}
 		}
 	}
 	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), Metadata: stamp(version)}

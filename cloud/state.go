@@ -18,7 +18,7 @@ var _ releases.Coordinator = (*S3Bucket)(nil)
 // up to releases.MaxStateBytes (a larger object is refused, not read).
 func (b *S3Bucket) GetState(ctx context.Context, site releases.Site, key string) ([]byte, string, error) {
 	full := site.StatePrefix() + key
-	out, err := b.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
+	out, err := b.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(full)})
 	if err != nil {
 		if isNotFound(err) {
 			return nil, "", fmt.Errorf("s3://%s/%s: %w", site.Bucket, full, releases.ErrNoState)
