@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +29,7 @@ import (
 	"github.com/deploybot/deploybot/internal/testaws"
 	"github.com/deploybot/deploybot/internal/testenv"
 	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -332,6 +337,37 @@ func TestLargeFilesGoUpInParts(t *testing.T) {
 			}
 			if !strings.HasSuffix(strings.Trim(aws.ToString(out.ETag), `"`), "-3") {
 				t.Fatalf("ETag %s is not a 3-part multipart ETag", aws.ToString(out.ETag))
+			}
+			// The upload declared CRC32 and listed each part's on
+			// Complete (partChecksum): the object keeps the composite
+			// checksum of the parts' CRC32s.
+			head, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v1/big.bin"), ChecksumMode: "ENABLED"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sums []byte
+			for off := 0; off < len(body); off += 5 << 20 {
+				sums = binary.BigEndian.AppendUint32(sums, crc32.ChecksumIEEE(body[off:min(off+5<<20, len(body))]))
+			}
+			want := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(sums))) + "-3"
+			if got := aws.ToString(head.ChecksumCRC32); got != want || head.ChecksumType != "COMPOSITE" {
+				t.Fatalf("the object's checksum: CRC32 %q (%s), want %q COMPOSITE", got, head.ChecksumType, want)
+			}
+			// And through publish: a release with a large file.
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "big.bin"), body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>big</h1>"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res, err := (&publish.Publisher{Bucket: b}).Publish(ctx, publish.Request{Site: site, Version: "v2", Dir: dir})
+			if err != nil || res.Uploaded != 2 {
+				t.Fatalf("publishing a release with a large file: %+v %v", res, err)
+			}
+			head, err = s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("site-bucket"), Key: aws.String("www/v2/big.bin"), ChecksumMode: "ENABLED"})
+			if err != nil || aws.ToString(head.ChecksumCRC32) != want {
+				t.Fatalf("the published large file: %v, CRC32 %q", err, aws.ToString(head.ChecksumCRC32))
 			}
 		})
 	}

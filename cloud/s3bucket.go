@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strings"
@@ -666,7 +667,10 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 			}
 		}
 	}
-	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), Metadata: stamp(version)}
+	// The upload declares its parts' checksum algorithm (CRC32, the
+	// SDK's default): see partChecksum.
+	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), Metadata: stamp(version),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32}
 	in.ContentType, in.CacheControl, in.ContentEncoding = optional(f.ContentType), optional(f.CacheControl), optional(f.ContentEncoding)
 	created, err := mp.CreateMultipartUpload(ctx, in)
 	if err != nil {
@@ -681,12 +685,17 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 		off := int64(i) * partSize
 		size := min(partSize, f.Size-off)
 		g.Go(func() error {
-			out, err := mp.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), UploadId: id,
-				PartNumber: aws.Int32(int32(i + 1)), Body: io.NewSectionReader(ra, off, size), ContentLength: aws.Int64(size)}, unsignedPayload)
+			sum, err := partChecksum(io.NewSectionReader(ra, off, size))
 			if err != nil {
 				return fmt.Errorf("part %d of s3://%s/%s: %w", i+1, site.Bucket, key, err)
 			}
-			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
+			out, err := mp.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(site.Bucket), Key: aws.String(key), UploadId: id,
+				PartNumber: aws.Int32(int32(i + 1)), Body: io.NewSectionReader(ra, off, size), ContentLength: aws.Int64(size),
+				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32, ChecksumCRC32: aws.String(sum)}, unsignedPayload)
+			if err != nil {
+				return fmt.Errorf("part %d of s3://%s/%s: %w", i+1, site.Bucket, key, err)
+			}
+			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC32: aws.String(sum)}
 			return nil
 		})
 	}
@@ -726,11 +735,56 @@ func (b *S3Bucket) putMultipart(ctx context.Context, mp S3Multipart, site releas
 	return err
 }
 
+// partChecksum is the CRC32 (base64, as x-amz-checksum-crc32 carries it)
+// of one part of a multipart upload.
+//
+// aws-sdk-go-v2 computes a CRC32 for every UploadPart on its own since its
+// request checksum calculation became WhenSupported (early 2025); real S3
+// then keeps the part under that checksum, and a CompleteMultipartUpload
+// that lists the part by ETag alone, of an upload created without a
+// checksum algorithm, fails with InvalidPart
+// (https://github.com/aws/aws-sdk-go-v2/issues/3005,
+// https://github.com/aws/aws-sdk-java-v2/issues/6518). So the upload is
+// made consistent, as S3 documents it
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html):
+// CreateMultipartUpload declares the algorithm; each UploadPart carries
+// the part's checksum of that algorithm ("This checksum algorithm must be
+// the same for all parts and it match the checksum value supplied in the
+// CreateMultipartUpload request",
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPart.html),
+// which S3 checks against the bytes it receives (BadDigest otherwise); and
+// CompleteMultipartUpload lists each part's checksum beside its ETag,
+// which S3 requires of an upload created with an algorithm ("The upload
+// was created using a crc32 checksum. The complete request must include
+// the checksum for each part",
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html,
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompletedPart.html).
+//
+// The checksum is computed here, from the part's bytes on disk, rather
+// than left to the SDK and read back from UploadPart's answer: the value
+// Complete lists is then the one of the bytes publish read, not an echo;
+// the SDK, seeing the header, neither wraps the body in aws-chunked
+// framing nor computes one of its own; and it is the same over HTTPS
+// (where the SDK would send a trailer) and plain HTTP (where it would
+// read the part twice too). It costs one more read of each part, from
+// the page cache for the send that follows, at CRC32's speed: far below
+// the part's time on the network. CRC32 is the SDK's default algorithm,
+// and a composite one: S3 keeps the object's checksum as a checksum of
+// the parts' (COMPOSITE), which keepExisting does not use as proof of
+// content (it compares multipart ETags instead).
+func partChecksum(part io.Reader) (string, error) {
+	h := crc32.NewIEEE()
+	if _, err := io.Copy(h, part); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
+}
+
 // unsignedPayload signs uploads with UNSIGNED-PAYLOAD instead of a SHA-256
 // of the body. Over plain HTTP the SDK would otherwise hash every byte
 // once more just to sign it; S3 still checks the body against the
-// checksum sent with it (the manifest's SHA-256 for PutObject, the SDK's
-// own for each part of a multipart upload).
+// checksum sent with it (the manifest's SHA-256 for PutObject, the CRC32
+// partChecksum computes for each part of a multipart upload).
 func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }

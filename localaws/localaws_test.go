@@ -315,7 +315,10 @@ func TestConditionalCopyAndComplete(t *testing.T) {
 		t.Fatalf("conditional copy over an existing key: %v", err)
 	}
 	complete := func(key string) error {
-		up, err := f.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("bkt"), Key: aws.String(key)})
+		// The parts' checksum declared, and listed on Complete (see
+		// partchecksum.go): the SDK adds a CRC32 to every part.
+		up, err := f.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("bkt"), Key: aws.String(key),
+			ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})
 		if err != nil {
 			return err
 		}
@@ -325,7 +328,7 @@ func TestConditionalCopyAndComplete(t *testing.T) {
 			return err
 		}
 		_, err = f.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("bkt"), Key: aws.String(key), UploadId: up.UploadId,
-			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}},
+			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1), ChecksumCRC32: part.ChecksumCRC32}}},
 			IfNoneMatch:     aws.String("*")})
 		return err
 	}

@@ -26,6 +26,9 @@ type upload struct {
 	key    string
 	head   http.Header
 	parts  map[int]part
+	// algo is the checksum algorithm CreateMultipartUpload declared
+	// (x-amz-checksum-algorithm, lower case), "" for none.
+	algo string
 }
 
 type part struct {
@@ -33,6 +36,9 @@ type part struct {
 	size int64
 	etag string // quoted
 	md5  []byte
+	// checksumAlgo and checksum are the checksum the part came with
+	// (lower case; base64), verified against its bytes; "" for none.
+	checksumAlgo, checksum string
 }
 
 type multipart struct {
@@ -67,7 +73,11 @@ func (s *s3Service) serveMultipart(w http.ResponseWriter, r *http.Request, op, b
 		if metaTooLarge(w, r) {
 			return
 		}
-		u := &upload{id: newID('U') + newID('P'), bucket: bucket, key: key, head: r.Header.Clone(), parts: map[int]part{}}
+		u := &upload{id: newID('U') + newID('P'), bucket: bucket, key: key, head: r.Header.Clone(), parts: map[int]part{},
+			algo: strings.ToLower(r.Header.Get("x-amz-checksum-algorithm"))}
+		if u.algo != "" {
+			w.Header().Set("x-amz-checksum-algorithm", strings.ToUpper(u.algo))
+		}
 		mp.mu.Lock()
 		if mp.uploads == nil {
 			mp.uploads = map[string]*upload{}
@@ -89,17 +99,36 @@ func (s *s3Service) serveMultipart(w http.ResponseWriter, r *http.Request, op, b
 			writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchUpload", Message: "The specified upload does not exist."})
 			return
 		}
-		h := md5.New()
-		blob, size, sum, err := storeBlob(b, readBody(r), h)
+		algo, header := requestedChecksum(r)
+		if e := partChecksumRefused(u, algo); e != nil {
+			writeS3Error(w, r, *e)
+			return
+		}
+		h, ck := md5.New(), newChecksummer(algo)
+		body := readBody(r)
+		blob, size, sum, err := storeBlob(b, body, h, ck)
 		if err != nil {
 			writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: err.Error()})
 			return
+		}
+		p := part{blob: blob, size: size, etag: `"` + sum + `"`, md5: h.Sum(nil)}
+		if algo != "" {
+			// S3 checks the part against the checksum it came with, as
+			// it does a PutObject's.
+			computed, ok := ck.verify(sentChecksum(r, body, algo, header))
+			if !ok {
+				os.Remove(filepath.Join(b.dir, blob))
+				writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "BadDigest", Message: fmt.Sprintf("The %s you specified did not match the calculated checksum.", strings.ToUpper(algo))})
+				return
+			}
+			p.checksumAlgo, p.checksum = algo, computed
+			w.Header().Set("x-amz-checksum-"+algo, computed)
 		}
 		mp.mu.Lock()
 		if old, ok := u.parts[n]; ok {
 			os.Remove(filepath.Join(b.dir, old.blob))
 		}
-		u.parts[n] = part{blob: blob, size: size, etag: `"` + sum + `"`, md5: h.Sum(nil)}
+		u.parts[n] = p
 		mp.mu.Unlock()
 		w.Header().Set("ETag", `"`+sum+`"`)
 		w.WriteHeader(http.StatusOK)
@@ -131,10 +160,7 @@ func (m *multipart) get(id, bucket, key string) *upload {
 
 func (s *s3Service) complete(w http.ResponseWriter, r *http.Request, b *s3Bucket, id, bucket, key string) {
 	var req struct {
-		Parts []struct {
-			PartNumber int
-			ETag       string
-		} `xml:"Part"`
+		Parts []completedPart `xml:"Part"`
 	}
 	if err := xml.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&req); err != nil {
 		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: err.Error()})
@@ -169,6 +195,8 @@ func (s *s3Service) complete(w http.ResponseWriter, r *http.Request, b *s3Bucket
 		case bad != nil:
 		case !ok || strings.Trim(got.etag, `"`) != strings.Trim(p.ETag, `"`):
 			bad = &s3Error{Status: http.StatusBadRequest, Code: "InvalidPart", Message: fmt.Sprintf("part %d was not uploaded or its ETag differs", p.PartNumber)}
+		case completeChecksumRefused(u, got, p) != nil:
+			bad = completeChecksumRefused(u, got, p)
 		case i < len(req.Parts)-1 && got.size < minPartSize:
 			bad = &s3Error{Status: http.StatusBadRequest, Code: "EntityTooSmall", Message: "Your proposed upload is smaller than the minimum allowed object size."}
 		}
@@ -214,6 +242,7 @@ func (s *s3Service) complete(w http.ResponseWriter, r *http.Request, b *s3Bucket
 	if o.ContentType == "" {
 		o.ContentType = "binary/octet-stream"
 	}
+	o.ChecksumAlgo, o.Checksum = compositeChecksum(u, parts)
 	if e := s.commit(r, b, o); e != nil {
 		os.Remove(filepath.Join(b.dir, blob))
 		writeS3Error(w, r, *e)

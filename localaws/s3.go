@@ -948,7 +948,7 @@ func (s *s3Service) getObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	// the body against it.
 	if strings.EqualFold(r.Header.Get("x-amz-checksum-mode"), "ENABLED") && oc.Checksum != "" && r.Header.Get("Range") == "" {
 		h.Set("x-amz-checksum-"+oc.ChecksumAlgo, oc.Checksum)
-		h.Set("x-amz-checksum-type", "FULL_OBJECT")
+		h.Set("x-amz-checksum-type", checksumType(oc.Checksum))
 	}
 	// ServeContent answers Range, If-Match, If-None-Match and
 	// If-Modified-Since as S3 does (206, 412, 304).
