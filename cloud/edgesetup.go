@@ -31,10 +31,17 @@ func RouterName(site releases.Site) string { return accountName(site, "-router")
 const ErrorCachingTTL = 10
 
 // LivePagePrefix is where, for strategy kvs, the live release's 404 page
-// is copied at each flip: CloudFront fetches a custom error page without
-// running the viewer-request function, so the page cannot be looked up in
-// the release folder the function picks. It is under the site's
-// .deploybot/ folder, which retention never touches.
+// is copied at each flip. CloudFront fetches a custom error page as a
+// request for its ResponsePagePath through the cache behavior that path
+// matches
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/DownloadDistValuesErrorPages.html),
+// and AWS documents that a viewer-request function does not run "When
+// fetching a custom error page" for Lambda@Edge
+// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-cloudfront-trigger-events.html);
+// the CloudFront Functions pages say nothing either way, and deploybot
+// assumes the same of the site's function rather than depend on it: the
+// page cannot be looked up in the release folder the function picks. It
+// is under the site's .deploybot/ folder, which retention never touches.
 const LivePagePrefix = ".deploybot/live/"
 
 // NotFoundPagePath is the ResponsePagePath of the site's 404 page, or ""

@@ -100,9 +100,12 @@ async function handler(event) {
 // (a single-page app), else to its folder's index document, as AWS's own
 // example function does
 // (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/example_cloudfront_functions_url_rewrite_single_page_apps_section.html).
-// A CloudFront Function cannot ask the origin whether a file exists, so a
-// file without an extension is reachable only with both off; /.well-known/
-// is left alone for that reason (apple-app-site-association and friends).
+// The path decides, not the bucket: a function could ask the origin
+// whether a file exists (cf.fetch, to an origin of the same distribution,
+// https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/helper-functions-network-calls.html),
+// but that is an origin request on every viewer request. So a file
+// without an extension is reachable only with both off; /.well-known/ is
+// left alone for that reason (apple-app-site-association and friends).
 var routeTemplate = template.Must(template.New("route").Parse(`const INDEX = {{.IndexJS}};
 const FALLBACK = {{.FallbackJS}};
 const ROOT = {{.RootJS}};

@@ -68,7 +68,7 @@ func errorPagesStep(site releases.Site) string {
 	case p == "":
 		return "leave the custom error responses for 403 and 404 as they are (routing.not_found is empty), except pages that cannot resolve"
 	case site.Strategy == StrategyKVS:
-		return fmt.Sprintf("answer the origin's 403 (a missing key, under origin access control) and 404 with %s and status 404, a copy of the live release's %s that every flip refreshes (CloudFront fetches error pages without the function)", p, site.Routing.NotFound)
+		return fmt.Sprintf("answer the origin's 403 (a missing key, under origin access control) and 404 with %s and status 404, a copy of the live release's %s that every flip refreshes (CloudFront fetches error pages as requests of their own, which the function is not trusted to route)", p, site.Routing.NotFound)
 	}
 	return fmt.Sprintf("answer the origin's 403 (a missing key, under origin access control) and 404 with %s of the live release and status 404", strings.TrimPrefix(p, "/"))
 }
