@@ -62,7 +62,9 @@ import (
 // ForAnyValue/ForAllValues). And one simplification, stricter than S3:
 // DeleteObjects, which S3 answers key by key (AccessDenied in the
 // result's Errors for a key the caller may not delete), is refused whole
-// when any of its keys is denied.
+// when any of its keys is denied. An S3 operation the model does not map
+// to its action is refused to a caller with a policy, naming it, rather
+// than let through unchecked.
 
 // identityPolicies are the policies set per access key id.
 type identityPolicies struct {
@@ -225,8 +227,20 @@ var s3BucketActions = map[string]string{"CreateBucket": "s3:CreateBucket", "Head
 
 // s3Needs is what an S3 request of op needs; base holds the keys every
 // request brings (aws:PrincipalArn). A request it cannot read needs
-// nothing here: S3 answers it.
-func s3Needs(r *http.Request, op, bucket, key string, base map[string]string) []need {
+// nothing here: S3 answers it. known is false for an operation the model
+// does not know, which refusedByIdentity refuses rather than let through.
+func s3Needs(r *http.Request, op, bucket, key string, base map[string]string) (needs []need, known bool) {
+	needs = s3NeedsOf(r, op, bucket, key, base)
+	_, object := s3ObjectActions[op]
+	_, bucketOp := s3BucketActions[op]
+	switch op {
+	case "ListBuckets", "ListObjectsV2", "DeleteObjects", "CopyObject":
+		return needs, true
+	}
+	return needs, object || bucketOp
+}
+
+func s3NeedsOf(r *http.Request, op, bucket, key string, base map[string]string) []need {
 	bucketARN := "arn:aws:s3:::" + bucket
 	keys := func(extra map[string]string) map[string]string {
 		out := map[string]string{}
@@ -325,7 +339,13 @@ func (s *Server) refusedByIdentity(w http.ResponseWriter, r *http.Request, op st
 			Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: \"%s\" %s", arn, n.action, n.resource, why)})
 		return true
 	}
-	for _, n := range s3Needs(r, op, bucket, key, base) {
+	needs, known := s3Needs(r, op, bucket, key, base)
+	if !known {
+		writeS3Error(w, r, s3Error{Status: http.StatusForbidden, Code: "AccessDenied",
+			Message: fmt.Sprintf("the stand-in does not know which IAM action %s needs, so a caller with an identity-based policy is refused it: add it to s3Needs (localaws/identity.go)", op)})
+		return true
+	}
+	for _, n := range needs {
 		if allowed, explicit := p.allows(n); !allowed {
 			return deny(n, explicit)
 		}
