@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -424,20 +423,4 @@ func (st identityStatement) conditionsHold(n need) bool {
 		}
 	}
 	return true
-}
-
-// anyGlob matches v against IAM patterns: "*" any run of characters
-// ("/" included), "?" one; fold for actions, which are case-blind.
-func anyGlob(patterns []string, v string, fold bool) bool {
-	const sep = "\x00"
-	for _, p := range patterns {
-		if fold {
-			p, v = strings.ToLower(p), strings.ToLower(v)
-		}
-		p = strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(p, `\`, `\\`), "[", `\[`), "/", sep)
-		if ok, err := path.Match(p, strings.ReplaceAll(v, "/", sep)); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }

@@ -1,7 +1,6 @@
 package localaws_test
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,19 +8,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/deploybot/deploybot/cloud"
 )
-
-// status is the HTTP status of an SDK error (a HEAD's error has no code).
-func status(err error) int {
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
 
 // caller is an S3 client signing with access key ak.
 func (f *fixture) caller(t *testing.T, ak string) *s3.Client {
