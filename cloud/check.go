@@ -133,22 +133,18 @@ func (r *checkRun) distribution(ctx context.Context) bool {
 		r.add("distribution", CheckFail, "sites[].distribution_id is empty: the site has no distribution yet", r.setupFix+" creates it and writes its id")
 		return false
 	}
-	dc, err := r.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(r.site.DistributionID)})
+	d, err := r.CF.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(r.site.DistributionID)})
 	var nsd *cftypes.NoSuchDistribution
 	switch {
 	case errors.As(err, &nsd):
 		r.add("distribution", CheckFail, fmt.Sprintf("distribution %s (sites[].distribution_id) does not exist in this account", r.site.DistributionID), "fix sites[].distribution_id, or remove it and "+r.setupFix+" creates one")
 		return false
 	case err != nil:
-		r.add("distribution", CheckFail, awsProblem("reading distribution "+r.site.DistributionID, "cloudfront:GetDistributionConfig", err).Error(), "")
-		return false
-	}
-	d, err := r.CF.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(r.site.DistributionID)})
-	if err != nil {
 		r.add("distribution", CheckFail, awsProblem("reading distribution "+r.site.DistributionID, "cloudfront:GetDistribution", err).Error(), "")
 		return false
 	}
 	r.distARN = aws.ToString(d.Distribution.ARN)
+	dc := d.Distribution
 	o, err := findOrigin(r.site, dc.DistributionConfig)
 	if err != nil {
 		r.add("origin", CheckFail, err.Error(), "fix sites[].bucket or sites[].origin_id, or the distribution's origin")
@@ -246,13 +242,6 @@ func (r *checkRun) bucketPolicy(ctx context.Context) bool {
 	r.add("bucket policy", CheckFail, fmt.Sprintf("the policy of bucket %s does not let distribution %s (cloudfront.amazonaws.com, AWS:SourceArn %s) s3:GetObject on %s*: every page 403", r.site.Bucket, r.site.DistributionID, r.distARN, r.site.Prefix),
 		r.setupFix+" adds statement "+readSid(r.site)+", keeping the others")
 	return true
-}
-
-func regionOpt(region string) []func(*s3.Options) {
-	if region == "" {
-		return nil
-	}
-	return []func(*s3.Options){func(o *s3.Options) { o.Region = region }}
 }
 
 // PolicyLetsDistributionRead reports whether a bucket policy (JSON; ""
@@ -464,10 +453,9 @@ func (r *checkRun) functions(ctx context.Context) bool {
 		}
 		problems = append(problems, p...)
 	}
-	for _, leg := range legacyNames(r.site) {
-		if arn, err := liveARN(ctx, r.CF, leg); err == nil && arn != "" && runsARN(r.dc, aws.ToString(r.origin.Id), arn) {
-			problems = append(problems, fmt.Sprintf("function %s is named as versions before install names named them, shared by every installation with a site %s", leg, r.site.Name))
-		}
+	if leg := legacyOnBehaviors(r.site, r.dc, aws.ToString(r.origin.Id)); leg != "" {
+		name := leg[strings.LastIndex(leg, "/")+1:]
+		problems = append(problems, fmt.Sprintf("function %s is named as versions before install names named them, shared by every installation with a site %s", name, r.site.Name))
 	}
 	if len(problems) == 0 {
 		r.add("functions", CheckOK, "the site's functions are this version's, associated, with the error pages", "")
@@ -479,14 +467,16 @@ func (r *checkRun) functions(ctx context.Context) bool {
 	return true
 }
 
-// runsARN reports whether a behaviour of the origin runs the function.
-func runsARN(dc *cftypes.DistributionConfig, originID, arn string) bool {
+// legacyOnBehaviors is the ARN of a function named before install names
+// that a behaviour of the origin runs, or "".
+func legacyOnBehaviors(site releases.Site, dc *cftypes.DistributionConfig, originID string) string {
 	for _, b := range siteBehaviors(dc, originID) {
 		for _, ev := range []cftypes.EventType{cftypes.EventTypeViewerRequest, cftypes.EventTypeViewerResponse} {
-			if b.fn(ev) == arn {
-				return true
+			arn := b.fn(ev)
+			if own := arn == "" || strings.HasSuffix(arn, "/"+FunctionName(site)) || strings.HasSuffix(arn, "/"+RouterName(site)) || strings.HasSuffix(arn, "/"+ReleaseHeaderName(site)); !own && legacyFunction(site, arn) {
+				return arn
 			}
 		}
 	}
-	return false
+	return ""
 }

@@ -2,6 +2,7 @@ package cloud_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -275,8 +276,15 @@ func TestSetupReplacesFunctionsNamedBeforeInstallNames(t *testing.T) {
 			{EventType: cftypes.EventTypeViewerResponse, FunctionARN: aws.String(legacyResp)},
 		}}
 	})
+	fs, err := (&cloud.Checker{S3: e.S3, CF: e.CF}).Check(ctx, e.Site)
+	if err != nil || !cloud.Failed(fs) || !strings.Contains(fmt.Sprint(fs), "function deploybot-www is named as versions before install names") {
+		t.Fatalf("check before setup replaced the old functions: %v %+v", err, fs)
+	}
 	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatalf("setup over the functions of an older version: %v", err)
+	}
+	if fs, _ := (&cloud.Checker{S3: e.S3, CF: e.CF}).Check(ctx, e.Site); strings.Contains(fmt.Sprint(fs), "named as versions before") {
+		t.Fatalf("check after setup still reports old functions: %+v", fs)
 	}
 	fa := e.dist(t).DefaultCacheBehavior.FunctionAssociations
 	if got := runs(fa, cftypes.EventTypeViewerRequest); !strings.HasSuffix(got, "/"+cloud.FunctionName(e.Site)) || cloud.FunctionName(e.Site) == "deploybot-www" {

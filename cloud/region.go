@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -59,54 +58,12 @@ func HeadBucket(ctx context.Context, c BucketHeader, bucket string) (BucketState
 	return BucketState{}, fmt.Errorf("reading bucket %s: %w", bucket, err)
 }
 
-// Regions finds, once per bucket, the region S3 calls on it must be
-// signed for, so each site's bucket may be in its own region while one
-// aws.region configures the clients. A bucket that cannot be read keeps
-// the client's region: its calls then fail with S3's own error.
-type Regions struct {
-	Client BucketHeader
-	// Default is the clients' region (aws.region).
-	Default string
-
-	mu    sync.Mutex
-	found map[string]string
-}
-
-// Of is the region of bucket (one HeadBucket the first time).
-func (r *Regions) Of(ctx context.Context, bucket string) string {
-	r.mu.Lock()
-	if reg, ok := r.found[bucket]; ok {
-		r.mu.Unlock()
-		return reg
-	}
-	r.mu.Unlock()
-	st, err := HeadBucket(ctx, r.Client, bucket)
-	reg := r.Default
-	if err == nil && st.Region != "" {
-		reg = st.Region
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.found == nil {
-		r.found = map[string]string{}
-	}
-	if err == nil {
-		r.found[bucket] = reg
-	}
-	return reg
-}
-
-// Option is the per-call client option that signs for bucket's region,
-// or nil when it is the client's own.
-func (r *Regions) Option(ctx context.Context, bucket string) func(*s3.Options) {
-	if r == nil {
+// regionOpt signs S3 calls for region ("": the client's own).
+func regionOpt(region string) []func(*s3.Options) {
+	if region == "" {
 		return nil
 	}
-	reg := r.Of(ctx, bucket)
-	if reg == "" || reg == r.Default {
-		return nil
-	}
-	return func(o *s3.Options) { o.Region = reg }
+	return []func(*s3.Options){func(o *s3.Options) { o.Region = region }}
 }
 
 // bucketProblem turns a HeadBucket answer into what a person must do.

@@ -126,14 +126,17 @@ func (r *SetupReport) Changes() int {
 // setupRun is one Plan or Apply: the site as setup learns its ids.
 type setupRun struct {
 	*Setup
-	apply  bool
-	site   releases.Site
-	rep    *SetupReport
-	s3opt  []func(*s3.Options)
-	oacID  string
-	dist   *cftypes.DistributionConfig
-	etag   *string
-	origin string // the site's origin id in dist
+	apply bool
+	site  releases.Site
+	rep   *SetupReport
+	s3opt []func(*s3.Options)
+	// newBucket: this run creates the bucket (a plan that would, an
+	// apply that did), so its settings and policy are S3's defaults.
+	newBucket bool
+	oacID     string
+	dist      *cftypes.DistributionConfig
+	etag      *string
+	origin    string // the site's origin id in dist
 }
 
 // Plan reads everything and says what Apply would do; it changes nothing.
@@ -181,14 +184,13 @@ func (r *setupRun) bucket(ctx context.Context) error {
 	}
 	if st.Exists {
 		r.rep.Region = st.Region
-		if st.Region != "" && st.Region != r.Region {
-			reg := st.Region
-			r.s3opt = []func(*s3.Options){func(o *s3.Options) { o.Region = reg }}
+		if st.Region != r.Region {
+			r.s3opt = regionOpt(st.Region)
 		}
 		r.step(name, SetupAdopt, fmt.Sprintf("exists, in %s", orUnknown(st.Region)), "sites[].bucket names it")
 		return nil
 	}
-	r.rep.Region = r.Region
+	r.rep.Region, r.newBucket = r.Region, true
 	r.step(name, SetupCreate, "create it in "+r.Region, "sites[].bucket names it and it does not exist")
 	if !r.apply {
 		return nil

@@ -21,7 +21,7 @@ import (
 // 2023 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/create-bucket-overview.html);
 // setup states them so an older bucket gets them too.
 func (r *setupRun) bucketSettings(ctx context.Context) error {
-	if r.created("bucket") {
+	if r.newBucket {
 		r.step("bucket settings", SetupCreate, "Block Public Access on, object ownership BucketOwnerEnforced, default encryption SSE-S3", "S3's defaults for new buckets, stated")
 		return r.putBucketSettings(ctx, true, true, true)
 	}
@@ -118,17 +118,6 @@ func (r *setupRun) putBucketSettings(ctx context.Context, pab, own, enc bool) er
 	return nil
 }
 
-// created reports whether this run creates the resource (a plan that
-// would, or an apply that did).
-func (r *setupRun) created(resource string) bool {
-	for _, s := range r.rep.Steps {
-		if strings.HasPrefix(s.Resource, resource) && s.Action == SetupCreate {
-			return true
-		}
-	}
-	return false
-}
-
 // ReadStatement is the bucket policy statement that lets the site's
 // distribution, and no other, read the site's objects through its origin
 // access control
@@ -175,7 +164,7 @@ func (r *setupRun) bucketPolicy(ctx context.Context) error {
 	}
 	want := ReadStatement(r.site, arn)
 	var current string
-	if !r.created("bucket ") {
+	if !r.newBucket {
 		out, err := r.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(r.site.Bucket)}, r.s3opt...)
 		switch {
 		case isCode(err, "NoSuchBucketPolicy"):
@@ -239,17 +228,13 @@ func mergeStatement(current string, want Statement) (string, bool, error) {
 	}
 	found := false
 	for i, s := range stmts {
-		m, ok := s.(map[string]any)
-		if !ok || m["Sid"] != want.Sid {
-			continue
+		if m, ok := s.(map[string]any); ok && m["Sid"] == want.Sid {
+			if reflect.DeepEqual(m, wantAny) {
+				return current, false, nil
+			}
+			stmts[i], found = wantAny, true
+			break
 		}
-		if found || !reflect.DeepEqual(m, wantAny) {
-			stmts[i] = wantAny
-			found = true
-			continue
-		}
-		found = true
-		return current, false, nil
 	}
 	if !found {
 		stmts = append(stmts, wantAny)

@@ -131,19 +131,17 @@ func (r *setupRun) findDistribution(ctx context.Context) error {
 
 func (r *setupRun) readDistribution(ctx context.Context) error {
 	id := r.site.DistributionID
-	dc, err := r.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(id)})
+	// GetDistribution carries the config and its ETag beside the ARN and
+	// domain: one call, not two.
+	d, err := r.CF.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(id)})
 	var nsd *cftypes.NoSuchDistribution
 	if errors.As(err, &nsd) {
 		return releases.Errorf(releases.ENOTFOUND, "distribution %s (sites[].distribution_id of site %s) does not exist in this account: fix the id, or remove the key and setup creates one", id, r.site.Name)
 	}
 	if err != nil {
-		return awsProblem("reading distribution "+id, "cloudfront:GetDistributionConfig", err)
-	}
-	d, err := r.CF.GetDistribution(ctx, &cloudfront.GetDistributionInput{Id: aws.String(id)})
-	if err != nil {
 		return awsProblem("reading distribution "+id, "cloudfront:GetDistribution", err)
 	}
-	r.dist, r.etag = dc.DistributionConfig, dc.ETag
+	r.dist, r.etag = d.Distribution.DistributionConfig, d.ETag
 	r.rep.DistributionID = id
 	r.rep.DistributionARN = aws.ToString(d.Distribution.ARN)
 	r.rep.Domain = aws.ToString(d.Distribution.DomainName)
