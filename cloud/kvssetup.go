@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-	"github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
 
 	"github.com/deploybot/deploybot/releases"
@@ -86,8 +85,7 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		return nil, err
 	}
 	rep := &KVSSetupReport{Function: FunctionName(site)}
-	fcfg := &types.FunctionConfig{Comment: aws.String("deploybot: serves the live release of " + site.Name), Runtime: types.FunctionRuntimeCloudfrontJs20,
-		KeyValueStoreAssociations: &types.KeyValueStoreAssociations{Quantity: aws.Int32(1), Items: []types.KeyValueStoreAssociation{{KeyValueStoreARN: aws.String(site.KVSARN)}}}}
+	fcfg := kvsFunctionConfig(site, site.KVSARN)
 	// The router's ARN, read before anything changes: the association
 	// that replaces it is not someone else's function.
 	router, err := liveARN(ctx, k.CF, RouterName(site))

@@ -51,7 +51,7 @@ func releaseHeader(ctx context.Context, cf FunctionsAPI, site releases.Site, dc 
 	if err := foreignResponse(site, dc, originID, own); err != nil {
 		return rep, false, err
 	}
-	fcfg := &types.FunctionConfig{Comment: aws.String("deploybot: names the release of " + site.Name + "'s answers"), Runtime: types.FunctionRuntimeCloudfrontJs20}
+	fcfg := releaseHeaderFunctionConfig(site)
 	rep.Function = name
 	if rep.FunctionARN, rep.Created, err = publishFunction(ctx, cf, name, code, fcfg); err != nil {
 		return rep, false, err

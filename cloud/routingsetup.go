@@ -122,7 +122,7 @@ func (r *RoutingSetup) Apply(ctx context.Context, site releases.Site) (*RoutingS
 			return nil, err
 		}
 		rep.Function = RouterName(site)
-		fcfg := &types.FunctionConfig{Comment: aws.String("deploybot: routing of " + site.Name), Runtime: types.FunctionRuntimeCloudfrontJs20}
+		fcfg := routerFunctionConfig(site)
 		if want, rep.Created, err = publishFunction(ctx, r.CF, rep.Function, code, fcfg); err != nil {
 			return nil, err
 		}

@@ -97,21 +97,17 @@ func (r *setupRun) putBucketSettings(ctx context.Context, pab, own, enc bool) er
 	}
 	b := aws.String(r.site.Bucket)
 	if pab {
-		t := aws.Bool(true)
-		if _, err := r.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: b, PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
-			BlockPublicAcls: t, IgnorePublicAcls: t, BlockPublicPolicy: t, RestrictPublicBuckets: t}}, r.s3opt...); err != nil {
+		if _, err := r.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: b, PublicAccessBlockConfiguration: bucketPublicAccessBlock()}, r.s3opt...); err != nil {
 			return awsProblem("turning Block Public Access on for bucket "+r.site.Bucket, "s3:PutBucketPublicAccessBlock", err)
 		}
 	}
 	if own {
-		if _, err := r.S3.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: b, OwnershipControls: &s3types.OwnershipControls{
-			Rules: []s3types.OwnershipControlsRule{{ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}}}}, r.s3opt...); err != nil {
+		if _, err := r.S3.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: b, OwnershipControls: bucketOwnership()}, r.s3opt...); err != nil {
 			return awsProblem("setting the object ownership of bucket "+r.site.Bucket, "s3:PutBucketOwnershipControls", err)
 		}
 	}
 	if enc {
-		if _, err := r.S3.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b, ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
-			Rules: []s3types.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}}}}, r.s3opt...); err != nil {
+		if _, err := r.S3.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b, ServerSideEncryptionConfiguration: bucketEncryption()}, r.s3opt...); err != nil {
 			return awsProblem("turning default encryption on for bucket "+r.site.Bucket, "s3:PutEncryptionConfiguration", err)
 		}
 	}

@@ -79,11 +79,7 @@ func (r *setupRun) accessControl(ctx context.Context) error {
 	if !r.apply {
 		return nil
 	}
-	out, err := r.CF.CreateOriginAccessControl(ctx, &cloudfront.CreateOriginAccessControlInput{OriginAccessControlConfig: &cftypes.OriginAccessControlConfig{
-		Name: aws.String(name), Description: aws.String("deploybot: reads the releases of site " + r.site.Name),
-		OriginAccessControlOriginType: cftypes.OriginAccessControlOriginTypesS3,
-		SigningBehavior:               cftypes.OriginAccessControlSigningBehaviorsAlways,
-		SigningProtocol:               cftypes.OriginAccessControlSigningProtocolsSigv4}})
+	out, err := r.CF.CreateOriginAccessControl(ctx, &cloudfront.CreateOriginAccessControlInput{OriginAccessControlConfig: newOACConfig(r.site)})
 	if err != nil {
 		return awsProblem("creating origin access control "+name, "cloudfront:CreateOriginAccessControl", err)
 	}
@@ -197,9 +193,7 @@ func (r *setupRun) distribution(ctx context.Context) error {
 	}
 	out, err := r.CF.CreateDistributionWithTags(ctx, &cloudfront.CreateDistributionWithTagsInput{DistributionConfigWithTags: &cftypes.DistributionConfigWithTags{
 		DistributionConfig: dc,
-		Tags: &cftypes.Tags{Items: []cftypes.Tag{
-			{Key: aws.String(TagInstall), Value: aws.String(InstallName(r.site))},
-			{Key: aws.String(TagSite), Value: aws.String(r.site.Name)}}}}})
+		Tags:               &cftypes.Tags{Items: setupTags(r.site)}}})
 	if err != nil {
 		return awsProblem("creating the distribution of site "+r.site.Name, "cloudfront:CreateDistribution and cloudfront:TagResource", err)
 	}
@@ -307,7 +301,7 @@ func (r *setupRun) keyValueStore(ctx context.Context) error {
 	if !r.apply {
 		return nil
 	}
-	out, err := r.CF.CreateKeyValueStore(ctx, &cloudfront.CreateKeyValueStoreInput{Name: aws.String(name), Comment: aws.String("deploybot: the live release of site " + r.site.Name)})
+	out, err := r.CF.CreateKeyValueStore(ctx, &cloudfront.CreateKeyValueStoreInput{Name: aws.String(name), Comment: aws.String(kvsComment(r.site))})
 	if err != nil {
 		return awsProblem("creating key value store "+name, "cloudfront:CreateKeyValueStore", err)
 	}
