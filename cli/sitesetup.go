@@ -10,18 +10,28 @@ import (
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/releases"
 )
 
 // runSetup is deploybot setup: the plan, or with --apply the changes,
 // then the ids it learnt written into the configuration file.
 func runSetup(ctx context.Context, env Env, args []string) error {
 	var apply, asJSON *bool
+	var output, outFile *string
 	path, cfg, s, err := localSiteFile(env, "setup", args, func(fs *flagSetT) {
 		apply = fs.Bool("apply", false, "make the changes (without it: print the plan and change nothing)")
 		asJSON = fs.Bool("json", false, "print the plan (or what --apply did) as JSON")
+		output = fs.String("output", "", "write the site's AWS side as a `FORMAT` template (cloudformation or terraform) instead, calling no AWS API")
+		outFile = fs.String("out", "", "with --output: write the template to `FILE` rather than stdout")
 	})
 	if err != nil {
 		return err
+	}
+	if *output != "" || *outFile != "" {
+		if *apply || *asJSON {
+			return usagef("setup: --output writes a template; it takes neither --apply nor --json")
+		}
+		return writeTemplate(env, cfg, s, *output, *outFile)
 	}
 	a, err := newApp(ctx, env, cfg, false)
 	if err != nil {
@@ -174,4 +184,40 @@ func countFailed(fs []cloud.Finding) int {
 		}
 	}
 	return n
+}
+
+// writeTemplate is setup --output: the site's AWS side as a template, to
+// stdout or file, without AWS. What it cannot declare well is said on
+// stderr: resources the configuration already names (the template
+// declares new ones) and a bucket other sites share (its policy must
+// hold all their statements).
+func writeTemplate(env Env, cfg *config.Config, s releases.Site, format, file string) error {
+	if format == "" {
+		return usagef("setup: --out needs --output (%s)", strings.Join(cloud.TemplateFormats, " or "))
+	}
+	out, err := cloud.Template(s, format)
+	if err != nil {
+		return err
+	}
+	if s.DistributionID != "" || s.KVSARN != "" {
+		fmt.Fprintf(env.Stderr, "deploybot: note: site %s already names its distribution or key value store; the template declares new ones (import the existing ones into the stack or state instead of creating them)\n", s.Name)
+	}
+	var shared []string
+	for _, o := range cfg.Sites {
+		if o.Name != s.Name && o.Bucket == s.Bucket {
+			shared = append(shared, o.Name)
+		}
+	}
+	if len(shared) > 0 {
+		fmt.Fprintf(env.Stderr, "deploybot: note: bucket %s also holds site(s) %s: declare the bucket once, and one bucket policy with every site's read statement\n", s.Bucket, strings.Join(shared, ", "))
+	}
+	if file == "" {
+		_, err = env.Stdout.Write(out)
+		return err
+	}
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "deploybot: wrote the %s template of site %s to %s\n", format, s.Name, file)
+	return nil
 }
