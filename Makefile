@@ -12,6 +12,10 @@ export DEPLOYBOT_REQUIRE_VERSITYGW := 1
 export VERSITYGW := $(GOBIN)/versitygw
 export DEPLOYBOT_REQUIRE_HELM := 1
 export HELM := $(GOBIN)/helm
+# internal/cfnvalidate validates the CloudFormation template setup --output
+# writes with Node.js (npm ci installs the CloudFormation resource spec);
+# under make a missing node or npm fails that test rather than skipping it.
+export DEPLOYBOT_REQUIRE_NODE := 1
 
 .PHONY: help test test-short test-zones lint build build-image release-check fuzz reliability tools bench-publish bench-prune bench-answers bench-flipspeed bench-memory bench-slack clean
 
