@@ -15,9 +15,10 @@ import (
 // CloudFront's behalf (decide), in the IAM policy language
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements.html,
 // evaluation: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
-// API callers are not evaluated against it: the stand-in has no IAM, and
+// API callers are not evaluated against it; identity-based policies set
+// per caller are (identity.go, in the same language), and
 // internal/iamcheck holds recorded calls against deploybot's identity
-// policies instead.
+// policies too.
 
 // stringList is a policy value that may be one string or an array of them
 // (scalars such as booleans are taken as their text).

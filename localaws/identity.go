@@ -28,14 +28,11 @@ import (
 // Evaluation, as IAM does it for one identity-based policy
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
 // an explicit Deny wins, else an Allow is needed, else the request is
-// implicitly denied; either way 403 AccessDenied. A statement matches
-// when its Action (wildcards, case-blind) and Resource (wildcards) match
-// and every condition holds
-// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-logic-multiple-context-keys-or-values.html):
-// all operators, all keys, any value; a key the request lacks fails every
-// operator but Null and the negated ones. The action and resource of each
-// operation, and the condition keys it brings, are the service
-// authorization reference's
+// implicitly denied; either way 403 AccessDenied. The policy language and
+// the matching of a statement (Action, NotAction, Resource, NotResource,
+// Condition) are bucketpolicy.go's, which evaluates bucket policies for
+// the edge. The action and resource of each operation, and the condition
+// keys it brings, are the service authorization reference's
 // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html):
 // s3:prefix on ListObjectsV2 (when the request has a prefix), the
 // conditional-write keys s3:if-none-match, s3:if-match and
@@ -53,11 +50,10 @@ import (
 // keys: a GET or HEAD has no prefix parameter, so s3:prefix is absent and
 // a ListBucket allowed only under an s3:prefix condition does not count.
 //
-// What the model refuses to take, rather than evaluate wrongly (SetIdentityPolicy
-// fails): NotAction, NotResource, a Principal (which an identity-based
-// policy may not name: IAM answers MalformedPolicyDocument), and any
-// condition operator but StringEquals, StringNotEquals, StringLike,
-// StringNotLike, Bool, Null and the Arn ones (no ...IfExists, no
+// What the model refuses to take, rather than evaluate wrongly
+// (SetIdentityPolicy fails): a Principal (which an identity-based policy
+// may not name: IAM answers MalformedPolicyDocument), and any condition
+// operator but the String, Arn, Bool and Null ones (with IfExists; no
 // ForAnyValue/ForAllValues). And one simplification, stricter than S3:
 // DeleteObjects, which S3 answers key by key (AccessDenied in the
 // result's Errors for a key the caller may not delete), is refused whole
@@ -68,97 +64,45 @@ import (
 // identityPolicies are the policies set per access key id.
 type identityPolicies struct {
 	mu  sync.RWMutex
-	doc map[string]*identityPolicy
+	doc map[string]*bucketPolicy
 }
 
-type identityPolicy struct {
-	Version   string
-	Statement []identityStatement
-}
+// identityOps are the condition operators the model evaluates in an
+// identity-based policy: those conditionHolds (bucketpolicy.go) decides
+// exactly, with IfExists; not the Numeric, Date, IpAddress and Binary
+// ones, which it compares as strings, nor the ForAnyValue:/ForAllValues:
+// qualifiers, which it reads as the plain operator.
+var identityOps = []string{"StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
+	"StringLike", "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Bool", "Null"}
 
-type identityStatement struct {
-	Sid       string
-	Effect    string
-	Action    stringOrList
-	Resource  stringOrList
-	Condition map[string]map[string]stringOrList
-}
-
-// stringOrList is a policy element that may be one string or a list.
-type stringOrList []string
-
-func (s *stringOrList) UnmarshalJSON(raw []byte) error {
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
-		*s = []string{one}
-		return nil
-	}
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return fmt.Errorf("want a string or a list of strings, got %s", raw)
-	}
-	*s = list
-	return nil
-}
-
-// conditionOperators are the operators the model evaluates.
-var conditionOperators = map[string]bool{"StringEquals": true, "StringNotEquals": true, "StringLike": true, "StringNotLike": true,
-	"Bool": true, "Null": true, "ArnEquals": true, "ArnLike": true, "ArnNotEquals": true, "ArnNotLike": true}
-
-// parseIdentityPolicy reads a policy document as IAM would take it, and
-// refuses what the model does not evaluate.
-func parseIdentityPolicy(raw []byte) (*identityPolicy, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil {
+// parseIdentityPolicy reads a policy document as IAM would take it (in
+// the policy language bucketpolicy.go reads), and refuses what the model
+// does not evaluate.
+func parseIdentityPolicy(raw []byte) (*bucketPolicy, error) {
+	var doc bucketPolicy
+	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("MalformedPolicyDocument: %w", err)
 	}
-	var stmts []map[string]json.RawMessage
-	if s, ok := top["Statement"]; ok {
-		if err := json.Unmarshal(s, &stmts); err != nil {
-			var one map[string]json.RawMessage
-			if err := json.Unmarshal(s, &one); err != nil {
-				return nil, fmt.Errorf("MalformedPolicyDocument: Statement: %w", err)
-			}
-			stmts = []map[string]json.RawMessage{one}
-		}
+	if len(doc.Statement) == 0 {
+		return nil, fmt.Errorf("MalformedPolicyDocument: no statements")
 	}
-	p := &identityPolicy{}
-	if v, ok := top["Version"]; ok {
-		_ = json.Unmarshal(v, &p.Version)
-	}
-	for i, m := range stmts {
-		for _, k := range []string{"Principal", "NotPrincipal"} {
-			if _, ok := m[k]; ok {
-				return nil, fmt.Errorf("MalformedPolicyDocument: statement %d: an identity-based policy does not name a %s", i, k)
-			}
-		}
-		for _, k := range []string{"NotAction", "NotResource"} {
-			if _, ok := m[k]; ok {
-				return nil, fmt.Errorf("statement %d: the stand-in does not evaluate %s", i, k)
-			}
-		}
-		raw, _ := json.Marshal(m)
-		var st identityStatement
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, fmt.Errorf("MalformedPolicyDocument: statement %d: %w", i, err)
-		}
-		if st.Effect != "Allow" && st.Effect != "Deny" {
+	for i, st := range doc.Statement {
+		switch {
+		case st.Principal != nil || st.NotPrincipal != nil:
+			return nil, fmt.Errorf("MalformedPolicyDocument: statement %d: an identity-based policy names no Principal", i)
+		case st.Effect != "Allow" && st.Effect != "Deny":
 			return nil, fmt.Errorf("MalformedPolicyDocument: statement %d: Effect is Allow or Deny, not %q", i, st.Effect)
-		}
-		if len(st.Action) == 0 || len(st.Resource) == 0 {
+		case len(st.Action) == 0 && len(st.NotAction) == 0, len(st.Resource) == 0 && len(st.NotResource) == 0:
 			return nil, fmt.Errorf("MalformedPolicyDocument: statement %d needs an Action and a Resource", i)
 		}
 		for op := range st.Condition {
-			if !conditionOperators[op] {
-				return nil, fmt.Errorf("statement %d: the stand-in does not evaluate the condition operator %s", i, op)
+			base, _ := baseOp(op)
+			if !slices.Contains(identityOps, base) || strings.Contains(op, ":") {
+				return nil, fmt.Errorf("statement %d: the stand-in does not evaluate the condition operator %s in an identity-based policy", i, op)
 			}
 		}
-		p.Statement = append(p.Statement, st)
 	}
-	if len(p.Statement) == 0 {
-		return nil, fmt.Errorf("MalformedPolicyDocument: no statements")
-	}
-	return p, nil
+	return &doc, nil
 }
 
 // SetIdentityPolicy makes doc, an IAM identity-based policy document
@@ -177,7 +121,7 @@ func (s *Server) SetIdentityPolicy(accessKey string, doc []byte) error {
 		return err
 	}
 	if s.iam.doc == nil {
-		s.iam.doc = map[string]*identityPolicy{}
+		s.iam.doc = map[string]*bucketPolicy{}
 	}
 	s.iam.doc[accessKey] = p
 	return nil
@@ -220,9 +164,29 @@ var s3ObjectActions = map[string]string{"GetObject": "s3:GetObject", "HeadObject
 	"CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject",
 	"AbortMultipartUpload": "s3:AbortMultipartUpload", "DeleteObject": "s3:DeleteObject"}
 
-// s3BucketActions are the actions S3 operations need on their bucket.
-var s3BucketActions = map[string]string{"CreateBucket": "s3:CreateBucket", "HeadBucket": "s3:ListBucket",
-	"DeleteBucket": "s3:DeleteBucket", "GetBucketLocation": "s3:GetBucketLocation"}
+// s3BucketActions are the actions S3 operations need on their bucket
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html;
+// a setting's Delete needs its Put action, as each Delete page's
+// Permissions say).
+var s3BucketActions = map[string]string{
+	"CreateBucket":                  "s3:CreateBucket",
+	"HeadBucket":                    "s3:ListBucket",
+	"DeleteBucket":                  "s3:DeleteBucket",
+	"GetBucketLocation":             "s3:GetBucketLocation",
+	"PutPublicAccessBlock":          "s3:PutBucketPublicAccessBlock",
+	"GetPublicAccessBlock":          "s3:GetBucketPublicAccessBlock",
+	"DeletePublicAccessBlock":       "s3:PutBucketPublicAccessBlock",
+	"PutBucketOwnershipControls":    "s3:PutBucketOwnershipControls",
+	"GetBucketOwnershipControls":    "s3:GetBucketOwnershipControls",
+	"DeleteBucketOwnershipControls": "s3:PutBucketOwnershipControls",
+	"PutBucketEncryption":           "s3:PutEncryptionConfiguration",
+	"GetBucketEncryption":           "s3:GetEncryptionConfiguration",
+	"DeleteBucketEncryption":        "s3:PutEncryptionConfiguration",
+	"PutBucketPolicy":               "s3:PutBucketPolicy",
+	"GetBucketPolicy":               "s3:GetBucketPolicy",
+	"DeleteBucketPolicy":            "s3:DeleteBucketPolicy",
+	"GetBucketPolicyStatus":         "s3:GetBucketPolicyStatus",
+}
 
 // s3Needs is what an S3 request of op needs; base holds the keys every
 // request brings (aws:PrincipalArn). A request it cannot read needs
@@ -345,7 +309,7 @@ func (s *Server) refusedByIdentity(w http.ResponseWriter, r *http.Request, op st
 		return true
 	}
 	for _, n := range needs {
-		if allowed, explicit := p.allows(n); !allowed {
+		if allowed, explicit := allowsIdentity(p, arn, n); !allowed {
 			return deny(n, explicit)
 		}
 	}
@@ -355,7 +319,7 @@ func (s *Server) refusedByIdentity(w http.ResponseWriter, r *http.Request, op st
 	// A key that is not there: 404 only with s3:ListBucket on the bucket,
 	// evaluated with this request's keys (no s3:prefix).
 	list := need{action: "s3:ListBucket", resource: "arn:aws:s3:::" + bucket, keys: base}
-	if allowed, _ := p.allows(list); allowed || s.s3.hasKey(bucket, key) {
+	if allowed, _ := allowsIdentity(p, arn, list); allowed || s.s3.hasKey(bucket, key) {
 		return false
 	}
 	writeS3Error(w, r, s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: "Access Denied"})
@@ -375,52 +339,18 @@ func (s *s3Service) hasKey(bucket, key string) bool {
 	return ok
 }
 
-// allows evaluates the policy for n: allowed, and whether a refusal is an
-// explicit Deny.
-func (p *identityPolicy) allows(n need) (allowed, explicitDeny bool) {
+// allowsIdentity evaluates an identity-based policy for n, asked by the
+// caller arn: allowed, and whether a refusal is an explicit Deny.
+func allowsIdentity(p *bucketPolicy, arn string, n need) (allowed, explicitDeny bool) {
+	req := accessRequest{principalType: "AWS", principal: arn, action: n.action, resource: n.resource, context: n.keys}
 	for _, st := range p.Statement {
-		if st.Effect == "Deny" && st.matches(n) {
+		if !st.applies(req) {
+			continue
+		}
+		if st.Effect == "Deny" {
 			return false, true
 		}
+		allowed = true
 	}
-	for _, st := range p.Statement {
-		if st.Effect == "Allow" && st.matches(n) {
-			return true, false
-		}
-	}
-	return false, false
-}
-
-func (st identityStatement) matches(n need) bool {
-	return anyGlob(st.Action, n.action, true) && anyGlob(st.Resource, n.resource, false) && st.conditionsHold(n)
-}
-
-// conditionsHold: every operator and every key must hold; a key holds
-// when any of its values matches; a key the request lacks fails every
-// operator but Null and the negated ones.
-func (st identityStatement) conditionsHold(n need) bool {
-	for op, keys := range st.Condition {
-		for k, vals := range keys {
-			v, present := n.keys[strings.ToLower(k)]
-			var ok bool
-			switch op {
-			case "Null":
-				ok = len(vals) == 1 && (vals[0] == "true" && !present || vals[0] == "false" && present)
-			case "StringEquals":
-				ok = present && slices.Contains(vals, v)
-			case "StringNotEquals":
-				ok = !present || !slices.Contains(vals, v)
-			case "StringLike", "ArnEquals", "ArnLike":
-				ok = present && anyGlob(vals, v, false)
-			case "StringNotLike", "ArnNotEquals", "ArnNotLike":
-				ok = !present || !anyGlob(vals, v, false)
-			case "Bool":
-				ok = present && slices.ContainsFunc(vals, func(b string) bool { return strings.EqualFold(b, v) })
-			}
-			if !ok {
-				return false
-			}
-		}
-	}
-	return true
+	return allowed, false
 }

@@ -107,8 +107,8 @@ func TestIdentityPolicyRefused(t *testing.T) {
 		`{`,
 		`{"Statement":[]}`,
 		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}`,
-		`{"Statement":[{"Effect":"Allow","NotAction":"s3:DeleteObject","Resource":"*"}]}`,
-		`{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringLikeIfExists":{"s3:prefix":"a"}}}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"NumericLessThan":{"s3:max-keys":"10"}}}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"ForAnyValue:StringLike":{"s3:prefix":"a"}}}]}`,
 		`{"Statement":[{"Effect":"Maybe","Action":"s3:*","Resource":"*"}]}`,
 	} {
 		if err := f.srv.SetIdentityPolicy("AKIDX", []byte(doc)); err == nil {
