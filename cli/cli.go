@@ -292,7 +292,7 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, host: env.Getenv("DEPLOYBOT_HOST"), bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}, cf: cfc, s3: s3c}
+	a := &app{cfg: cfg, host: env.Getenv("DEPLOYBOT_HOST"), bucket: cloud.NewS3Bucket(s3c, settings.Observe), cf: cfc, s3: s3c}
 	// The key value store client only when a site flips by key: most
 	// configurations never need it.
 	for _, s := range cfg.Sites {

@@ -105,7 +105,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	site := releases.Site{Name: "demo", Install: "dev", Bucket: bucketName, Prefix: "demo/", DistributionID: distID, Channel: "#demo", SkewReleases: 2,
 		URL:     strings.TrimSuffix(siteURL, "/"),
 		Routing: releases.DefaultRouting, Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
-	bucket := &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, settings.Observe)}
+	bucket := cloud.NewS3Bucket(s3c, settings.Observe)
 	svc := &releases.Service{Store: releases.NewSharedStore(db, bucket, []releases.Site{site}), Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
 		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
 		Timeout: 5 * time.Minute, ProcessAlive: aliveCheck, EdgeProber: &probe.HTTP{}, VisibleTimeout: time.Minute,

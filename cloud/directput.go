@@ -71,13 +71,17 @@ var (
 type DirectPut struct {
 	client  *s3.Client
 	opts    s3.Options
+	// regions, when set, is where each bucket is (NewS3Bucket), and
+	// fallback the client that sends what does not go directly.
+	regions  *Regions
+	fallback S3Putter
 	signer  *v4.Signer
 	observe func(Call)
 	// Now is the clock for signing and for the pause after a failure
 	// (time.Now unless set, for tests).
 	Now func() time.Time
 
-	endpoints sync.Map // bucket -> *directEndpoint (nil endpoint: not direct)
+	endpoints sync.Map // bucket and region -> *directEndpoint (nil endpoint: not direct)
 	pausedTil atomic.Int64
 	stats     DirectStats
 }
@@ -172,8 +176,13 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 	// A 412 (the key exists) or 409 (a concurrent conditional write) is
 	// S3 answering the condition, not failing: the SDK sends it again to
 	// decode the answer, and the direct way stays on.
+	// A bucket in another region than the one signed for is not a
+	// failing endpoint either: the SDK's call learns the region, and the
+	// next upload goes directly there.
 	var ds *directStatus
-	if !errors.As(err, &ds) || ds.status != http.StatusPreconditionFailed && ds.status != http.StatusConflict {
+	answered := errors.As(err, &ds) && (ds.status == http.StatusPreconditionFailed || ds.status == http.StatusConflict ||
+		d.regions != nil && ds.region != "" && ds.region != ep.signingRegion)
+	if !answered {
 		d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
 	}
 	if _, serr := body.Seek(start, io.SeekStart); serr != nil {
@@ -186,6 +195,9 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 func (d *DirectPut) viaSDK(ctx context.Context, in *s3.PutObjectInput, optFns []func(*s3.Options)) (*s3.PutObjectOutput, error) {
 	if len(optFns) == 0 && in.ChecksumSHA256 != nil {
 		optFns = []func(*s3.Options){unsignedPayload}
+	}
+	if d.fallback != nil {
+		return d.fallback.PutObject(ctx, in, optFns...)
 	}
 	return d.client.PutObject(ctx, in, optFns...)
 }
@@ -220,20 +232,28 @@ func (d *DirectPut) eligible(in *s3.PutObjectInput, optFns []func(*s3.Options)) 
 
 // endpoint resolves bucket's endpoint with the SDK's rules and the
 // client's options, as the SDK binds them for PutObject, once per
-// bucket. A bucket the rules send elsewhere than a plain SigV4 endpoint
-// (S3 Express, access points, multi-region access points) is not direct.
+// bucket and region (a bucket's region is learnt from the first call the
+// SDK makes to it: the redirect of a direct request to the wrong region
+// is sent again through the SDK, which learns it). A bucket the rules
+// send elsewhere than a plain SigV4 endpoint (S3 Express, access points,
+// multi-region access points) is not direct.
 func (d *DirectPut) endpoint(ctx context.Context, bucket string) (*directEndpoint, bool) {
-	if v, ok := d.endpoints.Load(bucket); ok {
+	region := d.regions.For(bucket)
+	key := bucket + "\x00" + region
+	if v, ok := d.endpoints.Load(key); ok {
 		ep := v.(*directEndpoint)
 		return ep, ep != nil
 	}
-	ep := d.resolve(ctx, bucket)
-	d.endpoints.Store(bucket, ep)
+	ep := d.resolve(ctx, bucket, region)
+	d.endpoints.Store(key, ep)
 	return ep, ep != nil
 }
 
-func (d *DirectPut) resolve(ctx context.Context, bucket string) *directEndpoint {
+func (d *DirectPut) resolve(ctx context.Context, bucket, region string) *directEndpoint {
 	o := d.opts
+	if region != "" {
+		o.Region = region
+	}
 	if o.EndpointResolverV2 == nil || o.Credentials == nil || o.HTTPClient == nil || strings.Contains(o.Region, "fips") {
 		return nil
 	}
@@ -367,7 +387,7 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 	// Drained (PutObject answers with no body) so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return nil, &directStatus{status: resp.StatusCode}
+		return nil, &directStatus{status: resp.StatusCode, region: resp.Header.Get("X-Amz-Bucket-Region")}
 	}
 	out := &s3.PutObjectOutput{ETag: header(resp, "ETag"), ChecksumSHA256: header(resp, "X-Amz-Checksum-Sha256"), VersionId: header(resp, "X-Amz-Version-Id")}
 	return out, nil
@@ -375,7 +395,12 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 
 // directStatus is a direct request's error answer; it never leaves
 // DirectPut (the SDK sends the request again and decodes its own).
-type directStatus struct{ status int }
+// region is x-amz-bucket-region, which a redirect to the bucket's own
+// region carries.
+type directStatus struct {
+	status int
+	region string
+}
 
 func (e *directStatus) Error() string { return fmt.Sprintf("direct PutObject: HTTP %d", e.status) }
 
