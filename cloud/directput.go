@@ -69,14 +69,14 @@ var (
 // DirectMaxSize, with a body that cannot be rewound, or with optFns go
 // through the SDK.
 type DirectPut struct {
-	client  *s3.Client
-	opts    s3.Options
+	client *s3.Client
+	opts   s3.Options
 	// regions, when set, is where each bucket is (NewS3Bucket), and
 	// fallback the client that sends what does not go directly.
 	regions  *Regions
 	fallback S3Putter
-	signer  *v4.Signer
-	observe func(Call)
+	signer   *v4.Signer
+	observe  func(Call)
 	// Now is the clock for signing and for the pause after a failure
 	// (time.Now unless set, for tests).
 	Now func() time.Time
