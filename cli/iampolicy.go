@@ -80,8 +80,13 @@ func callObserver(env Env, command string) func(cloud.Call) {
 		return nil
 	}
 	role := string(cloud.RoleBot)
-	if command == "publish" {
+	switch command {
+	case "publish":
 		role = string(cloud.RoleCI)
+	case "setup":
+		// setup creates what the bot's policy is then scoped to: an
+		// administrator's calls, no role's policy.
+		role = "admin"
 	}
 	var mu sync.Mutex
 	return func(c cloud.Call) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/bot/slackbot"
+	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/server"
@@ -124,7 +125,33 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		}))
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String(), "listen_from", listenWhat)
+	go checkAtStart(ctx, a, cfg, log)
 	return srv.Run(ctx, ln)
+}
+
+// checkAtStart runs deploybot check's read-only checks on every site once,
+// beside serving, and logs what is wrong as warnings: a setting that
+// would fail the first promote shows at start instead. The bot's own
+// permissions are not simulated here (its policy does not grant
+// iam:SimulatePrincipalPolicy); the checks' read calls are the bot's.
+func checkAtStart(ctx context.Context, a *app, cfg *config.Config, log *slog.Logger) {
+	checker := &cloud.Checker{S3: a.s3, CF: a.cf, Region: cfg.AWS.Region}
+	for _, s := range cfg.Sites {
+		findings, err := checker.Check(ctx, s.ReleasesSite())
+		if err != nil {
+			return
+		}
+		bad := 0
+		for _, f := range findings {
+			if f.Level != cloud.CheckOK {
+				bad++
+				log.Warn("check: "+f.What, "site", s.Name, "check", f.Check, "level", f.Level, "fix", f.Fix)
+			}
+		}
+		if bad > 0 {
+			log.Warn("check found problems; `deploybot check --site "+s.Name+"` prints them with their fixes", "site", s.Name, "problems", bad)
+		}
+	}
 }
 
 // listenAddress is where serve listens, and what names it in a message:

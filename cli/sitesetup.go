@@ -54,7 +54,12 @@ func runSetup(ctx context.Context, env Env, args []string) error {
 		setup.Progress = func(st cloud.SetupStep) { printStep(env.Stdout, st) }
 	}
 	rep, err := setup.Apply(ctx, s)
-	if rec := recordIDs(env, path, s.Name, rep); rec != nil && err == nil {
+	// With --json, stdout is the report alone: the note goes to stderr.
+	note := env.Stdout
+	if *asJSON {
+		note = env.Stderr
+	}
+	if rec := recordIDs(note, path, s.Name, rep); rec != nil && err == nil {
 		err = rec
 	}
 	if err != nil {
@@ -94,7 +99,7 @@ func printStep(w io.Writer, st cloud.SetupStep) {
 // recordIDs writes the ids setup learnt into the configuration file,
 // keeping it as written; where it cannot, it says what to add by hand.
 // Even a failed apply records what it created, so the next run adopts it.
-func recordIDs(env Env, path, site string, rep *cloud.SetupReport) error {
+func recordIDs(note io.Writer, path, site string, rep *cloud.SetupReport) error {
 	if rep == nil || len(rep.Record) == 0 {
 		return nil
 	}
@@ -113,7 +118,7 @@ func recordIDs(env Env, path, site string, rep *cloud.SetupReport) error {
 	if err != nil {
 		return fmt.Errorf("site %s: could not write %s into %s (%v): add them to the site by hand, or every command will ask for setup again", site, strings.Join(keys, ", "), path, err)
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s into %s (site %s)\n", strings.Join(keys, ", "), path, site)
+	fmt.Fprintf(note, "wrote %s into %s (site %s)\n", strings.Join(keys, ", "), path, site)
 	return nil
 }
 
@@ -140,17 +145,27 @@ func writeFileLike(path string, data []byte) error {
 // one fails.
 func runCheck(ctx context.Context, env Env, args []string) error {
 	var asJSON *bool
+	var principal, role *string
 	cfg, s, err := localSite(env, "check", args, func(fs *flagSetT) {
 		asJSON = fs.Bool("json", false, "print the findings as JSON")
+		principal = fs.String("principal", "", "the IAM user or role `ARN` whose permissions to simulate (default: the caller)")
+		role = fs.String("role", string(cloud.RoleBot), "the `ROLE` whose policy the principal needs: bot or ci")
 	})
 	if err != nil {
 		return err
+	}
+	if r := cloud.Role(*role); r != cloud.RoleBot && r != cloud.RoleCI {
+		return usagef("check: --role is bot or ci, not %q", *role)
 	}
 	a, err := newApp(ctx, env, cfg, false)
 	if err != nil {
 		return err
 	}
-	findings, err := (&cloud.Checker{S3: a.s3, CF: a.cf}).Check(ctx, s)
+	checker := &cloud.Checker{S3: a.s3, CF: a.cf, Region: cfg.AWS.Region}
+	if checker.Permissions, err = permissionCheck(ctx, cfg, *principal, cloud.Role(*role)); err != nil {
+		return err
+	}
+	findings, err := checker.Check(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -165,6 +180,28 @@ func runCheck(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("site %s: %d of its checks failed (each names its fix above)", s.Name, countFailed(findings))
 	}
 	return nil
+}
+
+// permissionCheck is who check simulates: principal, or the caller
+// (STS), as IAM names it.
+func permissionCheck(ctx context.Context, cfg *config.Config, principal string, role cloud.Role) (*cloud.PermissionCheck, error) {
+	settings := cloud.Settings{Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint}
+	sim, err := cloud.NewIAMClient(ctx, settings)
+	if err != nil {
+		return nil, err
+	}
+	if principal == "" {
+		stsc, err := cloud.NewSTSClient(ctx, settings)
+		if err != nil {
+			return nil, err
+		}
+		p, err := (&cloud.Caller{API: stsc}).Principal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		principal = cloud.PrincipalARN(p.ID)
+	}
+	return &cloud.PermissionCheck{IAM: sim, Principal: principal, Role: role}, nil
 }
 
 func printFindings(w io.Writer, fs []cloud.Finding) {

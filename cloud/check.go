@@ -44,6 +44,20 @@ var (
 type Checker struct {
 	S3 CheckS3API
 	CF CheckCFAPI
+	// Region is what S3's client signs for (aws.region): a bucket that
+	// answers without a redirect is there.
+	Region string
+	// Permissions, when set, simulates a role's policy for a principal
+	// after the other checks.
+	Permissions *PermissionCheck
+}
+
+// PermissionCheck is who is checked for which role's policy.
+type PermissionCheck struct {
+	IAM Simulator
+	// Principal is the IAM user or role (PrincipalARN of a caller).
+	Principal string
+	Role      Role
 }
 
 // Finding levels.
@@ -101,32 +115,56 @@ func (c *Checker) Check(ctx context.Context, site releases.Site) ([]Finding, err
 			return r.out, err
 		}
 	}
-	return r.out, nil
+	if p := c.Permissions; p != nil {
+		account := ""
+		if parts := strings.SplitN(p.Principal, ":", 6); len(parts) == 6 {
+			account = parts[4]
+		}
+		doc, err := Policy(p.Role, []releases.Site{site}, account)
+		if err != nil {
+			return r.out, err
+		}
+		r.out = append(r.out, CheckPermissions(ctx, p.IAM, p.Principal, string(p.Role), doc)...)
+	}
+	return r.out, ctx.Err()
 }
 
 func (r *checkRun) bucket(ctx context.Context) bool {
-	st, err := HeadBucket(ctx, r.S3, r.site.Bucket)
-	switch {
-	case err != nil:
-		r.add("bucket", CheckFail, err.Error(), "")
-		return false
-	case !st.Exists:
-		r.add("bucket", CheckFail, fmt.Sprintf("bucket %s (sites[].bucket) does not exist", r.site.Bucket), "fix sites[].bucket, or "+r.setupFix+" creates it")
-		return false
-	case st.Forbidden:
-		// HeadBucket needs s3:ListBucket on the whole bucket, which the
-		// bot's policy grants only under the sites' prefixes: list the
-		// site's own folder instead, as every command does.
-		_, err := r.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(r.site.Bucket), Prefix: aws.String(r.site.ManifestPrefix()), MaxKeys: aws.Int32(1)}, regionOpt(st.Region)...)
-		if err != nil {
-			r.add("bucket", CheckFail, bucketProblem(r.site, st).Error()+": "+err.Error(), "")
-			return false
-		}
+	region, err := r.listSite(ctx)
+	if err == nil {
+		r.region = region
+		r.add("bucket", CheckOK, fmt.Sprintf("bucket %s exists, in %s", r.site.Bucket, orUnknown(region)), "")
+		return true
 	}
-	r.region = st.Region
-	r.add("bucket", CheckOK, fmt.Sprintf("bucket %s exists, in %s", r.site.Bucket, orUnknown(st.Region)), "")
-	return true
+	// No HeadBucket to tell why: it needs s3:ListBucket on the whole
+	// bucket, which the bot's policy grants only under the sites'
+	// prefixes; S3 answers a bucket that does not exist NoSuchBucket
+	// whoever asks.
+	switch {
+	case isCode(err, "NoSuchBucket"):
+		r.add("bucket", CheckFail, fmt.Sprintf("bucket %s (sites[].bucket) does not exist", r.site.Bucket), "fix sites[].bucket, or "+r.setupFix+" creates it")
+	case isAccessDenied(err):
+		r.add("bucket", CheckFail, bucketProblem(r.site, BucketState{Exists: true, Forbidden: true}).Error()+": "+err.Error(), "")
+	default:
+		r.add("bucket", CheckFail, fmt.Sprintf("listing the site's releases in bucket %s: %v", r.site.Bucket, err), "")
+	}
+	return false
 }
+
+// listSite lists the site's manifests, as every command does, and
+// returns the bucket's region: the one a redirect names (the call is
+// then sent again, signed for it), else the one the call was signed for.
+func (r *checkRun) listSite(ctx context.Context) (string, error) {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(r.site.Bucket), Prefix: aws.String(r.site.ManifestPrefix()), MaxKeys: aws.Int32(1)}
+	_, err := r.S3.ListObjectsV2(ctx, in)
+	moved := movedTo(err)
+	if moved == "" {
+		return r.Region, err
+	}
+	_, err = r.S3.ListObjectsV2(ctx, in, regionOpt(moved)...)
+	return moved, err
+}
+
 
 func (r *checkRun) distribution(ctx context.Context) bool {
 	if r.site.DistributionID == "" {

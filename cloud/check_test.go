@@ -38,7 +38,7 @@ func setUpSite(t *testing.T, region, strategy string) (*account, releases.Site) 
 
 func check(t *testing.T, a *account, site releases.Site) []cloud.Finding {
 	t.Helper()
-	fs, err := (&cloud.Checker{S3: a.s3, CF: a.cf}).Check(context.Background(), site)
+	fs, err := (&cloud.Checker{S3: a.s3, CF: a.cf, Region: a.st.Region}).Check(context.Background(), site)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -89,6 +90,22 @@ func NewKVSClient(ctx context.Context, st Settings) (*cloudfrontkeyvaluestore.Cl
 	return cloudfrontkeyvaluestore.NewFromConfig(cfg, func(o *cloudfrontkeyvaluestore.Options) {
 		if base != nil {
 			o.EndpointResolverV2 = kvsEndpoint{base: base, fallback: cloudfrontkeyvaluestore.NewDefaultEndpointResolverV2()}
+		}
+	}), nil
+}
+
+// NewIAMClient builds the IAM client check simulates permissions with.
+// IAM is global: its calls are signed for us-east-1 whatever aws.region
+// says (aws-cn and aws-us-gov have their own, which the SDK's endpoint
+// rules pick from the region).
+func NewIAMClient(ctx context.Context, st Settings) (*iam.Client, error) {
+	cfg, err := loadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return iam.NewFromConfig(cfg, func(o *iam.Options) {
+		if st.Endpoint != "" {
+			o.BaseEndpoint = aws.String(st.Endpoint)
 		}
 	}), nil
 }

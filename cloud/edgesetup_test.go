@@ -276,14 +276,14 @@ func TestSetupReplacesFunctionsNamedBeforeInstallNames(t *testing.T) {
 			{EventType: cftypes.EventTypeViewerResponse, FunctionARN: aws.String(legacyResp)},
 		}}
 	})
-	fs, err := (&cloud.Checker{S3: e.S3, CF: e.CF}).Check(ctx, e.Site)
+	fs, err := (&cloud.Checker{S3: e.S3, CF: e.CF, Region: "us-east-1"}).Check(ctx, e.Site)
 	if err != nil || !cloud.Failed(fs) || !strings.Contains(fmt.Sprint(fs), "function deploybot-www is named as versions before install names") {
 		t.Fatalf("check before setup replaced the old functions: %v %+v", err, fs)
 	}
 	if _, err := e.setup.Apply(ctx, e.Site); err != nil {
 		t.Fatalf("setup over the functions of an older version: %v", err)
 	}
-	if fs, _ := (&cloud.Checker{S3: e.S3, CF: e.CF}).Check(ctx, e.Site); strings.Contains(fmt.Sprint(fs), "named as versions before") {
+	if fs, _ := (&cloud.Checker{S3: e.S3, CF: e.CF, Region: "us-east-1"}).Check(ctx, e.Site); strings.Contains(fmt.Sprint(fs), "named as versions before") {
 		t.Fatalf("check after setup still reports old functions: %+v", fs)
 	}
 	fa := e.dist(t).DefaultCacheBehavior.FunctionAssociations

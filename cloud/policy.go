@@ -135,6 +135,10 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 			"cloudfront:CreateInvalidation", "cloudfront:GetInvalidation", "cloudfront:ListInvalidations"}},
 		Statement{Sid: "ReadFunctions", Effect: "Allow", Resource: uniq(functions), Action: []string{
 			"cloudfront:DescribeFunction", "cloudfront:GetFunction"}},
+		// deploybot check's reads (serve runs it at start): the bucket
+		// policy and the origin access control of each distribution.
+		Statement{Sid: "CheckSetup", Effect: "Allow", Resource: uniq(checkResources(partition, account, buckets)), Action: []string{
+			"s3:GetBucketPolicy", "cloudfront:GetOriginAccessControl"}},
 		// Only kvs-setup and routing-setup write functions; drop this
 		// statement when an administrator runs them.
 		Statement{Sid: "SetupCommands", Effect: "Allow", Resource: uniq(functions), Action: []string{
@@ -144,6 +148,17 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 			"cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"}})
 	}
 	return doc, nil
+}
+
+// checkResources are what check reads besides the flip's resources: the
+// buckets (their policies) and the account's origin access controls
+// (CloudFront names them by id, which the distribution tells).
+func checkResources(partition, account string, buckets []string) []string {
+	var out []string
+	for _, b := range buckets {
+		out = append(out, fmt.Sprintf("arn:%s:s3:::%s", partition, b))
+	}
+	return append(out, fmt.Sprintf("arn:%s:cloudfront::%s:origin-access-control/*", partition, account))
 }
 
 // Condition keys of S3 writes

@@ -205,6 +205,13 @@ func (s *Server) Handler() http.Handler {
 			s.kvs.ServeHTTP(w, r)
 			return
 		}
+		if isIAM(r) {
+			if s.fault(w, r, "iam SimulatePrincipalPolicy", iamFaultWriter) {
+				return
+			}
+			s.serveIAM(w, r)
+			return
+		}
 		if isSTS(r) {
 			if s.fault(w, r, "sts GetCallerIdentity", stsFaultWriter) {
 				return

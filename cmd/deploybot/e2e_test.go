@@ -190,6 +190,9 @@ func (w *world) checkCallsAgainstPolicy() {
 		if err := json.Unmarshal([]byte(line), &c); err != nil {
 			t.Fatalf("call log line %q: %v", line, err)
 		}
+		if c.Role == "admin" {
+			continue
+		}
 		needs, err := iamcheck.Needs(c.Call, "123456789012")
 		if err != nil {
 			t.Error(err)

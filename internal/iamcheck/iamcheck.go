@@ -90,6 +90,10 @@ var s3Actions = map[string]string{
 	"AbortMultipartUpload": "s3:AbortMultipartUpload", "DeleteObject": "s3:DeleteObject",
 }
 
+// s3BucketActions are the bucket-wide reads check makes (HeadBucket
+// only when listing the site's folder failed, to say why).
+var s3BucketActions = map[string]string{"GetBucketPolicy": "s3:GetBucketPolicy", "HeadBucket": "s3:ListBucket"}
+
 // cloudFrontDistribution and cloudFrontFunction are the CloudFront
 // operations deploybot makes, by the resource they act on; the IAM action
 // is the operation's name
@@ -128,6 +132,9 @@ func Needs(c cloud.Call, account string) ([]Need, error) {
 			}
 			return out, nil
 		}
+		if a, ok := s3BucketActions[c.Operation]; ok {
+			return []Need{{Action: a, Resource: "arn:aws:s3:::" + bucket}}, nil
+		}
 		if a, ok := s3Actions[c.Operation]; ok {
 			n := Need{Action: a, Resource: obj(p["Key"])}
 			if _, write := objectCreation[c.Operation]; write {
@@ -145,6 +152,8 @@ func Needs(c cloud.Call, account string) ([]Need, error) {
 				id = p["Id"]
 			}
 			return []Need{{Action: "cloudfront:" + c.Operation, Resource: fmt.Sprintf("arn:aws:cloudfront::%s:distribution/%s", account, id)}}, nil
+		case c.Operation == "GetOriginAccessControl":
+			return []Need{{Action: "cloudfront:GetOriginAccessControl", Resource: fmt.Sprintf("arn:aws:cloudfront::%s:origin-access-control/%s", account, p["Id"])}}, nil
 		case cloudFrontFunction[c.Operation]:
 			return []Need{{Action: "cloudfront:" + c.Operation, Resource: fmt.Sprintf("arn:aws:cloudfront::%s:function/%s", account, p["Name"])}}, nil
 		}

@@ -1,0 +1,110 @@
+package cloud_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/localaws"
+	"github.com/deploybot/deploybot/releases"
+)
+
+func TestPrincipalARN(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"arn:aws:sts::123456789012:assumed-role/deploybot-bot/i-0abc", "arn:aws:iam::123456789012:role/deploybot-bot"},
+		{"arn:aws-cn:sts::123456789012:assumed-role/bot/session", "arn:aws-cn:iam::123456789012:role/bot"},
+		{"arn:aws:iam::123456789012:user/alice", "arn:aws:iam::123456789012:user/alice"},
+		{"arn:aws:iam::123456789012:role/team/bot", "arn:aws:iam::123456789012:role/team/bot"},
+		{"arn:aws:sts::123456789012:federated-user/bob", "arn:aws:sts::123456789012:federated-user/bob"},
+		{"not an arn", "not an arn"},
+	} {
+		if got := cloud.PrincipalARN(tc.in); got != tc.want {
+			t.Errorf("PrincipalARN(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// check --principal simulates the bot's policy for the bot's role with
+// IAM's simulator (the stand-in's evaluates the identity-based policy the
+// role has): a statement left out is named with the action and the fix;
+// the whole policy passes; a caller that may not simulate, or a principal
+// IAM does not know, is a warning, not a pass or a failure.
+func TestCheckSimulatesTheBotsPermissions(t *testing.T) {
+	const role = "arn:aws:iam::" + localaws.StandInAccount + ":role/deploybot-bot"
+	srv, err := localaws.New(localaws.Options{DataDir: t.TempDir(), Identities: map[string]string{
+		"AKIDBOT": "arn:aws:sts::" + localaws.StandInAccount + ":assumed-role/deploybot-bot/serve-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(api.Close)
+	ctx := context.Background()
+	settings := func(key string) cloud.Settings {
+		return cloud.Settings{Region: "us-east-1", Endpoint: api.URL, Credentials: cloud.StaticCredentials(key, "secret"), MaxAttempts: 1}
+	}
+	admin, err := cloud.NewIAMClient(ctx, settings("AKIDADMIN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := releases.Site{Name: "www", Install: "test", Bucket: "perm-site", Prefix: "www/", DistributionID: "E1PERM"}
+	full, err := cloud.Policy(cloud.RoleBot, []releases.Site{site}, localaws.StandInAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	give := func(doc cloud.PolicyDocument) {
+		raw, _ := json.Marshal(doc)
+		if err := srv.SetIdentityPolicy("AKIDBOT", raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(sim cloud.Simulator, principal string) []cloud.Finding {
+		return cloud.CheckPermissions(ctx, sim, principal, "bot", full)
+	}
+
+	partial := full
+	partial.Statement = nil
+	for _, st := range full.Statement {
+		if st.Sid != "FlipDistributions" {
+			partial.Statement = append(partial.Statement, st)
+		}
+	}
+	give(partial)
+	fs := run(admin, role)
+	got := failed(fs)
+	if !cloud.Failed(fs) || !strings.Contains(got, "may not cloudfront:UpdateDistribution on arn:aws:cloudfront::"+localaws.StandInAccount+":distribution/E1PERM: implicitDeny") ||
+		!strings.Contains(got, "deploybot iam-policy --role bot") || strings.Contains(got, "s3:PutObject") {
+		t.Fatalf("a role without the flip's statement:\n%s", got)
+	}
+
+	give(full)
+	if fs := run(admin, role); cloud.Failed(fs) || len(fs) != 1 || fs[0].Level != cloud.CheckOK {
+		t.Fatalf("a role with the whole policy: %+v", fs)
+	}
+
+	// The ListBucket statement holds only with the prefix deploybot
+	// lists: the simulation passes the value its requests carry.
+	wrong := full
+	wrong.Statement = append([]cloud.Statement(nil), full.Statement...)
+	wrong.Statement[0].Condition = map[string]map[string][]string{"StringLike": {"s3:prefix": {"elsewhere/*"}}}
+	give(wrong)
+	if got := failed(run(admin, role)); !strings.Contains(got, "s3:ListBucket on arn:aws:s3:::perm-site") {
+		t.Fatalf("a role listing another prefix:\n%s", got)
+	}
+
+	give(full)
+	self, err := cloud.NewIAMClient(ctx, settings("AKIDBOT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, fs := range map[string][]cloud.Finding{
+		"a caller without iam:SimulatePrincipalPolicy": run(self, role),
+		"an unknown role": run(admin, "arn:aws:iam::"+localaws.StandInAccount+":role/team/deploybot-bot"),
+	} {
+		if len(fs) != 1 || fs[0].Level != cloud.CheckWarn || !strings.Contains(fs[0].What, "could not simulate") {
+			t.Errorf("%s: %+v", name, fs)
+		}
+	}
+}
