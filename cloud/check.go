@@ -165,7 +165,6 @@ func (r *checkRun) listSite(ctx context.Context) (string, error) {
 	return moved, err
 }
 
-
 func (r *checkRun) distribution(ctx context.Context) bool {
 	if r.site.DistributionID == "" {
 		r.add("distribution", CheckFail, "sites[].distribution_id is empty: the site has no distribution yet", r.setupFix+" creates it and writes its id")

@@ -61,7 +61,9 @@ type iamSimulateResponse struct {
 
 // iamFaultWriter answers an injected fault as IAM does, in the query
 // protocol's error document (STS's).
-func iamFaultWriter(w http.ResponseWriter, r *http.Request, throttle bool) { stsFaultWriter(w, r, throttle) }
+func iamFaultWriter(w http.ResponseWriter, r *http.Request, throttle bool) {
+	stsFaultWriter(w, r, throttle)
+}
 
 func (s *Server) serveIAM(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, code, msg string) { writeSTSError(w, status, "Sender", code, msg) }
