@@ -376,28 +376,37 @@ func TestARunnerTakenOverIsFenced(t *testing.T) {
 	d := <-started
 
 	// The other process's takeover, as its claim writes it: same deploy,
-	// its own runner, a fresh heartbeat.
-	body, etag, err := shared.State.GetState(ctx, e.Site, releases.StateLock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken := strings.Replace(string(body), `"host":"host-a"`, `"host":"host-z"`, 1)
-	var st map[string]any
-	if err := json.Unmarshal([]byte(taken), &st); err != nil {
-		t.Fatal(err)
-	}
-	lock := st["lock"].(map[string]any)
-	if lock["deploy_id"] != d.ID {
-		t.Fatalf("the lock names %v, not the running deploy %s", lock["deploy_id"], d.ID)
-	}
-	lock["process"], lock["pid"], lock["heartbeat"] = "other-replica", 9, time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
-	delete(st, "write")
-	takenBody, _ := json.Marshal(st)
-	newETag, err := shared.State.PutState(ctx, e.Site, releases.StateLock, takenBody, etag)
-	if err != nil {
-		t.Fatal(err)
+	// its own runner, a fresh heartbeat; read again when the runner's
+	// heartbeat wrote in between, as a claim does.
+	var newETag string
+	for attempt := 0; ; attempt++ {
+		body, etag, err := shared.State.GetState(ctx, e.Site, releases.StateLock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken := strings.Replace(string(body), `"host":"host-a"`, `"host":"host-z"`, 1)
+		var st map[string]any
+		if err := json.Unmarshal([]byte(taken), &st); err != nil {
+			t.Fatal(err)
+		}
+		lock := st["lock"].(map[string]any)
+		if lock["deploy_id"] != d.ID {
+			t.Fatalf("the lock names %v, not the running deploy %s", lock["deploy_id"], d.ID)
+		}
+		lock["process"], lock["pid"], lock["heartbeat"] = "other-replica", 9, time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+		delete(st, "write")
+		takenBody, _ := json.Marshal(st)
+		newETag, err = shared.State.PutState(ctx, e.Site, releases.StateLock, takenBody, etag)
+		if errors.Is(err, releases.ErrStateChanged) && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
 	}
 
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(30 * time.Second):
