@@ -5,11 +5,13 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/deploybot/deploybot/releases"
@@ -124,6 +126,9 @@ func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error
 	req.Header.Set("User-Agent", "deploybot-visible-check")
 	resp, err := c.Do(req)
 	if err != nil {
+		if unreachable(err) {
+			return "", 0, fmt.Errorf("GET %s: %w: %w", url, releases.ErrUnreachable, err)
+		}
 		return "", 0, fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
@@ -133,6 +138,17 @@ func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error
 		return "", resp.StatusCode, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return v, resp.StatusCode, nil
+}
+
+// unreachable reports an error that says the address cannot be reached
+// at all: its name does not resolve, or the host refuses the connection
+// or has no route. A timeout is not one: a slow edge is still an edge.
+func unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsTimeout
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
 // ReleaseOf reads the release an answer names from its headers

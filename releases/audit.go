@@ -15,6 +15,24 @@ const (
 	DoorConsole  = "console"
 )
 
+// Results of the audit log: one vocabulary for the log, the API and the
+// command line, which people script against.
+const (
+	// ResultOK: done as asked.
+	ResultOK = "ok"
+	// ResultRefused: not allowed or not possible now (a lock, a freeze, a
+	// bad version, a conflict); nothing changed.
+	ResultRefused = "refused"
+	// ResultFailed: it started, and did not end as asked.
+	ResultFailed = "failed"
+	// ResultInterrupted: a deploy stopped part way, by a shutdown, a
+	// Ctrl-C or a killed process.
+	ResultInterrupted = "interrupted"
+	// ResultResumed: an interrupted deploy is being finished by recovery;
+	// a record of its outcome follows.
+	ResultResumed = "resumed"
+)
+
 type doorKey struct{}
 
 // WithDoor says which door ctx's operation came through; every door sets
@@ -33,15 +51,22 @@ func DoorOf(ctx context.Context) string {
 // the action itself has already happened or been refused. The door is
 // ctx's unless the entry names one.
 func (s *Service) Audit(ctx context.Context, e AuditEntry) {
+	p, _ := s.principal(ctx)
+	if e.Label == "" && p.Label != "" && p.Label != e.Actor {
+		e.Label = shorten(p.Label, maxLabel)
+	}
+	s.appendAudit(ctx, e)
+}
+
+// appendAudit writes e as it is, but for its time and door when unset:
+// no principal of ctx is added to it (a record written for someone
+// else, such as the deploy's actor when recovery ends it).
+func (s *Service) appendAudit(ctx context.Context, e AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
 	if e.Door == "" {
 		e.Door = DoorOf(ctx)
-	}
-	p, _ := s.principal(ctx)
-	if e.Label == "" && p.Label != "" && p.Label != e.Actor {
-		e.Label = shorten(p.Label, maxLabel)
 	}
 	// The record is written whatever became of ctx: a deploy cut short
 	// by a shutdown is recorded too.
@@ -54,6 +79,27 @@ func (s *Service) Audit(ctx context.Context, e AuditEntry) {
 // refused when it was not allowed or not possible (a lock, a bad version,
 // an unknown release, a conflict); failed otherwise.
 func (s *Service) audit(ctx context.Context, site, actor, action, detail string, err error) {
+	s.auditAs(ctx, site, actor, action, resultOf(err), detail, err)
+}
+
+// resultOf is the result of an operation that ended with err, when it
+// changes nothing part way: refused when it was not allowed or not
+// possible, failed otherwise.
+func resultOf(err error) string {
+	var le *LockedError
+	switch {
+	case err == nil:
+		return ResultOK
+	case errors.As(err, &le), ErrorCode(err) == EUNAUTHORIZED, ErrorCode(err) == ECONFLICT,
+		ErrorCode(err) == EINVALID, ErrorCode(err) == ENOTFOUND:
+		return ResultRefused
+	}
+	return ResultFailed
+}
+
+// auditAs is audit with the result decided by the caller; err, when set,
+// is the detail.
+func (s *Service) auditAs(ctx context.Context, site, actor, action, result, detail string, err error) {
 	// Whoever the door verified is the actor, whatever the caller typed
 	// and however early the operation was refused; what it typed is the
 	// label.
@@ -64,17 +110,48 @@ func (s *Service) audit(ctx context.Context, site, actor, action, detail string,
 		}
 		actor = p.String()
 	}
-	e := AuditEntry{Site: site, Actor: actor, Action: action, Result: "ok", Detail: shorten(detail, maxAuditDetail)}
-	var le *LockedError
-	switch {
-	case err == nil:
-	case errors.As(err, &le), ErrorCode(err) == EUNAUTHORIZED, ErrorCode(err) == ECONFLICT,
-		ErrorCode(err) == EINVALID, ErrorCode(err) == ENOTFOUND:
-		e.Result, e.Detail = "refused", ErrorMessage(err)
-	default:
-		e.Result, e.Detail = "failed", ErrorMessage(err)
+	e := AuditEntry{Site: site, Actor: actor, Action: action, Result: result, Detail: shorten(detail, maxAuditDetail)}
+	if err != nil {
+		e.Detail = ErrorMessage(err)
 	}
 	s.Audit(ctx, e)
+}
+
+// runResult is the result of a deploy that started, from how it ended;
+// ok is false when this process records nothing: another one took the
+// deploy over (ErrFenced) and records how it ends.
+func runResult(d *Deploy, err error) (result string, ok bool) {
+	switch {
+	case errors.Is(err, ErrFenced):
+		return "", false
+	case errors.Is(err, ErrShutdown):
+		return ResultInterrupted, true
+	case err != nil || d.Phase == PhaseFailed:
+		return ResultFailed, true
+	}
+	return ResultOK, true
+}
+
+// auditDeploy writes the record of a promote or rollback: as audit does
+// when no deploy started (refused, or failed before it began), else how
+// the deploy ended (ok, failed, interrupted), whatever the code of the
+// error that ended it.
+func (s *Service) auditDeploy(ctx context.Context, site, actor string, kind Kind, detail string, out *Outcome, err error) {
+	if out == nil || out.Deploy == nil {
+		s.audit(ctx, site, actor, string(kind), detail, err)
+		return
+	}
+	if result, ok := runResult(out.Deploy, err); ok {
+		s.auditAs(ctx, site, actor, string(kind), result, detail, err)
+	}
+}
+
+// auditFor writes a record of deploy d for its actor (not for whoever
+// ctx names): how a run that recovery took over was interrupted, and how
+// it ended.
+func (s *Service) auditFor(ctx context.Context, d *Deploy, result, door, detail string) {
+	s.appendAudit(ctx, AuditEntry{Site: d.Site, Actor: d.Actor, Action: string(d.Kind), Result: result, Door: door,
+		Detail: shorten(detail, maxAuditDetail)})
 }
 
 // History is the site's audit log, newest first: every operation from

@@ -72,7 +72,7 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 				Detail: shorten(joinDetail(detail, fmt.Sprintf("(request %s waits for %d approval(s))", out.Approval.ID, out.Approval.Required)), maxAuditDetail)})
 			return
 		}
-		s.audit(ctx, req.Site, req.Actor, string(req.Kind), detail, err)
+		s.auditDeploy(ctx, req.Site, req.Actor, req.Kind, detail, out, err)
 	}()
 	// deploybot's own deploys (an approved promote runs as its asker, an
 	// automatic rollback as deploybot) were decided already; a caller's
@@ -221,7 +221,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	d := Deploy{
 		ID: id, ApprovedBy: approvedBy, Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
 		From: cur.Version, FromPath: cur.Path, To: req.Version, ToManifest: manifest.ETag, FromManifest: fromManifest, Strategy: cdn.Strategy(),
-		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter,
+		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter, Door: DoorOf(ctx),
 	}
 	host, pid := s.runner()
 	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now,
@@ -321,7 +321,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 
 	for _, step := range steps {
 		if errors.Is(context.Cause(ctx), ErrShutdown) {
-			return s.interrupt(ctx, d, flipped, log, progress)
+			return s.stopped(ctx, d, flipped, log, progress)
 		}
 		if cause := context.Cause(runCtx); errors.Is(cause, ErrFenced) {
 			return s.handedOver(ctx, d, cause, log, progress)
@@ -346,7 +346,7 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		ended := s.now()
 		rec := &d.Phases[len(d.Phases)-1]
 		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
-			return s.interrupt(ctx, d, flipped || step.Flips && err == nil, log, progress)
+			return s.stopped(ctx, d, flipped, log, progress)
 		}
 		if cause := context.Cause(runCtx); err != nil && errors.Is(cause, ErrFenced) {
 			return s.handedOver(ctx, d, cause, log, progress)
@@ -400,6 +400,34 @@ func Note(ctx context.Context, text string) {
 	}
 }
 
+// stopped handles a stop (ErrShutdown) of d's run: with EndOnStop, a
+// deploy that has flipped ends there (endStopped); any other is left for
+// recovery (interrupt). One that had not flipped is always left: whether
+// an update in flight reached AWS is known only by asking it again.
+func (s *Service) stopped(ctx context.Context, d *Deploy, flipped bool, log *slog.Logger, progress Progress) error {
+	if flipped && s.EndOnStop {
+		return s.endStopped(ctx, d, log, progress)
+	}
+	return s.interrupt(ctx, d, flipped, log, progress)
+}
+
+// endStopped ends the record of d, stopped after its flip: To is live
+// (the CDN points at it), so the live pointer follows and the lock goes;
+// the deploy is failed, with what it did not do, since the steps after
+// the flip (a propagation wait, an invalidation, the visible phase, the
+// health checks) did not run: visitors may get cached files of From
+// until they expire. The error wraps ErrShutdown: the record is an
+// interruption, not a failure of AWS.
+func (s *Service) endStopped(ctx context.Context, d *Deploy, log *slog.Logger, progress Progress) error {
+	phase := d.Phase
+	if n := len(d.Phases); n > 0 && d.Phases[n-1].Ended.IsZero() {
+		d.Phases[n-1].Error = "stopped"
+	}
+	cause := Errorf(ECONFLICT, "stopped in phase %s after the flip, before the deploy's last steps: visitors may get cached files of %s until they expire: %w",
+		phase, orNone(d.From), ErrShutdown)
+	return s.fail(ctx, d, true, cause, log, progress)
+}
+
 // interrupt leaves d in its phase, lock held, for recovery: by serve when
 // it starts, or by `deploybot recover`. Being stopped is no failure of the
 // deploy, and no internal error either; the message says where it stopped
@@ -408,6 +436,9 @@ func (s *Service) interrupt(ctx context.Context, d *Deploy, flipped bool, log *s
 	if n := len(d.Phases); n > 0 {
 		d.Phases[n-1].Error = "interrupted; resumes on recovery"
 	}
+	// The record of the interruption is written by whoever ran d (the
+	// caller of Promote, or resume); recovery must not write it again.
+	d.InterruptRecorded = true
 	if err := s.Store.SaveDeploy(context.WithoutCancel(ctx), *d); err != nil {
 		log.ErrorContext(ctx, "recording interrupted deploy", "err", err)
 	}

@@ -156,7 +156,12 @@ func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, erro
 		if err == nil {
 			err = s.Store.SetFreeze(ctx, f)
 		}
-		s.audit(ctx, site.Name, actor, "freeze", joinDetail("until "+req.Until, req.Reason), err)
+		// When it ends, not what was typed: "2h" says nothing a day later.
+		end := req.Until
+		if !until.IsZero() {
+			end = until.UTC().Format(time.RFC3339)
+		}
+		s.audit(ctx, site.Name, actor, "freeze", joinDetail("until "+end, req.Reason), err)
 		if err != nil {
 			return out, err
 		}

@@ -137,7 +137,7 @@ type AuditEntry struct {
 	Site   string    `json:"site"`
 	Actor  string    `json:"actor"`
 	Action string    `json:"action"`
-	Result string    `json:"result"` // ok, refused, failed
+	Result string    `json:"result"` // ResultOK, ResultRefused, ResultFailed, ResultInterrupted, ResultResumed
 	Detail string    `json:"detail,omitempty"`
 	Door   string    `json:"door,omitempty"` // slack, cli, api, console
 	// Label is what the caller named itself beside its verified identity

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -58,7 +59,9 @@ const prunePrefix = "prune:"
 // that the next run finds and finishes) and folders that never got a
 // manifest once they are older than the grace period. It holds the site's
 // lock while it deletes, so no deploy can start towards a release being
-// deleted; a run that finds a deploy running skips and says so.
+// deleted; a run that finds a deploy running skips and says so. A dry run
+// is the same plan (planPrune), not carried out: its numbers are the ones
+// the prune after it prints, unless the bucket changes in between.
 func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport, err error) {
 	defer func() {
 		if rep != nil {
@@ -70,18 +73,19 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport
 	return s.prune(ctx, &req)
 }
 
-// auditPrune records a run: who, dry or not, what came of it.
+// auditPrune records a run: who, dry or not, what came of it. A run that
+// found the site busy did nothing: refused.
 func (s *Service) auditPrune(ctx context.Context, req PruneRequest, rep *PruneReport, err error) {
-	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: "prune", Result: "ok", Door: DoorOf(ctx),
+	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: "prune", Result: ResultOK, Door: DoorOf(ctx),
 		Detail: fmt.Sprintf("%d release(s), %d objects, %d bytes", len(rep.Deleted)-rep.Failures, rep.Objects, rep.Bytes)}
 	if req.DryRun {
 		e.Action = "prune --dry-run"
 	}
 	switch {
 	case err != nil:
-		e.Result, e.Detail = "failed", ErrorMessage(err)
+		e.Result, e.Detail = ResultFailed, ErrorMessage(err)
 	case rep.Skipped != "":
-		e.Result, e.Detail = "skipped", rep.Skipped
+		e.Result, e.Detail = ResultRefused, rep.Skipped
 	}
 	s.Audit(ctx, e)
 }
@@ -117,124 +121,162 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 	if !req.DryRun && lock == nil {
 		// No deploy may start while releases are being deleted. A person's
 		// lock (a freeze) already keeps deploys off, so it is left alone.
-		host, pid := s.runner()
-		l := Lock{Site: site.Name, Holder: req.Actor, Reason: "pruning old releases", DeployID: prunePrefix + rep.ID, Since: start,
-			Host: host, PID: pid, Process: processID, Heartbeat: start}
-		running.Store(l.DeployID, true) // before the lock is visible, as a deploy does
-		if err := s.Store.AcquireLock(ctx, l); err != nil {
-			running.Delete(l.DeployID)
-			var le *LockedError
-			if errors.As(err, &le) {
-				rep.Skipped = le.Error()
-				return rep, nil
-			}
-			return nil, err
+		release, err := s.holdPruneLock(ctx, site, rep, stopPrune, log)
+		if err != nil || rep.Skipped != "" {
+			return rep, err
 		}
-		stopBeat := make(chan struct{})
-		go s.beat(ctx, l, stopBeat, stopPrune)
-		defer func() {
-			close(stopBeat)
-			running.Delete(l.DeployID)
-			if err := s.Store.ReleaseLockOf(context.WithoutCancel(ctx), site.Name, l.DeployID); err != nil {
-				log.ErrorContext(ctx, "releasing the prune lock", "err", err)
-			}
-		}()
+		defer release()
 	}
+	if err := s.planPrune(ctx, site, rep, log); err != nil {
+		return nil, err
+	}
+	if req.DryRun {
+		for _, d := range rep.Deleted {
+			rep.Objects += d.Objects
+			rep.Bytes += d.Bytes
+		}
+		log.InfoContext(ctx, "prune dry run", "would_delete", len(rep.Deleted), "objects", rep.Objects, "bytes", rep.Bytes)
+		return rep, nil
+	}
+	return rep, s.deletePlanned(ctx, site, rep, log)
+}
 
-	// What was live (the rollback targets kept) is judged from the
-	// deploys every process ran, not only this store's: a prune that
-	// cannot catch up with them does not run.
+// holdPruneLock takes the site's lock for the prune of rep and keeps its
+// heartbeat until release is called; rep.Skipped says why not when a
+// deploy took the site first.
+func (s *Service) holdPruneLock(ctx context.Context, site Site, rep *PruneReport, fenced func(error), log *slog.Logger) (release func(), err error) {
+	host, pid := s.runner()
+	l := Lock{Site: site.Name, Holder: rep.Actor, Reason: "pruning old releases", DeployID: prunePrefix + rep.ID, Since: rep.Started,
+		Host: host, PID: pid, Process: processID, Heartbeat: rep.Started}
+	running.Store(l.DeployID, true) // before the lock is visible, as a deploy does
+	if err := s.Store.AcquireLock(ctx, l); err != nil {
+		running.Delete(l.DeployID)
+		var le *LockedError
+		if errors.As(err, &le) {
+			rep.Skipped = le.Error()
+			return nil, nil
+		}
+		return nil, err
+	}
+	stopBeat := make(chan struct{})
+	go s.beat(ctx, l, stopBeat, fenced)
+	return func() {
+		close(stopBeat)
+		running.Delete(l.DeployID)
+		if err := s.Store.ReleaseLockOf(context.WithoutCancel(ctx), site.Name, l.DeployID); err != nil {
+			log.ErrorContext(ctx, "releasing the prune lock", "err", err)
+		}
+	}, nil
+}
+
+// pruneInput is what a prune plans from: the records every process made
+// and what the bucket and the CDN hold now.
+type pruneInput struct {
+	all     []Release // every record, pruned ones too
+	rels    []Release // those not pruned
+	deploys []Deploy
+	pins    map[string]Pin
+	cur     Current
+	folders []string
+	running *Deploy
+}
+
+// readPruneInput reads what a prune plans from. What was live (the
+// rollback targets kept) is judged from the deploys every process ran,
+// not only this store's: a prune that cannot catch up with them does not
+// run.
+func (s *Service) readPruneInput(ctx context.Context, site Site) (*pruneInput, error) {
 	if _, err := s.PullHistory(ctx, site.Name); err != nil {
 		return nil, err
 	}
 	if _, err := s.Sync(ctx, site.Name); err != nil {
 		return nil, err
 	}
-	all, err := s.Store.Releases(ctx, site.Name)
-	if err != nil {
+	in := &pruneInput{}
+	var err error
+	if in.all, err = s.Store.Releases(ctx, site.Name); err != nil {
 		return nil, err
 	}
-	var rels []Release
-	known := map[string]bool{}
-	for _, r := range all {
-		known[r.Version] = true
+	for _, r := range in.all {
 		if !r.Pruned {
-			rels = append(rels, r)
+			in.rels = append(in.rels, r)
 		}
 	}
-	deploys, err := s.Store.Deploys(ctx, site.Name, 500)
-	if err != nil {
+	if in.deploys, err = s.Store.Deploys(ctx, site.Name, 500); err != nil {
 		return nil, err
 	}
-	pins, err := s.Store.Pins(ctx, site.Name)
-	if err != nil {
+	if in.pins, err = s.Store.Pins(ctx, site.Name); err != nil {
 		return nil, err
 	}
-	_, cur, err := s.current(ctx, site)
-	if err != nil {
+	if _, in.cur, err = s.current(ctx, site); err != nil {
 		return nil, err
 	}
-	folders, err := s.Bucket.ListFolders(ctx, site)
-	if err != nil {
+	if in.folders, err = s.Bucket.ListFolders(ctx, site); err != nil {
 		return nil, err
 	}
-	var running *Deploy
-	for _, d := range deploys {
+	for _, d := range in.deploys {
 		if !d.Phase.Final() {
-			running = &d
+			in.running = &d
 			break
 		}
 	}
-	protect, err := s.pruneProtected(ctx, site, cur, deploys, rels)
+	return in, nil
+}
+
+// planPrune fills rep with what the prune deletes and keeps, and why. A
+// release to delete is measured by listing its folder (one listing per
+// 1,000 objects): its record counts the files its publish uploaded, not
+// those it carried from an earlier release, and the dry run must say
+// what the prune will delete.
+func (s *Service) planPrune(ctx context.Context, site Site, rep *PruneReport, log *slog.Logger) error {
+	in, err := s.readPruneInput(ctx, site)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if running != nil {
-		protect[running.To], protect[running.From] = KeepDeploying, KeepDeploying
+	protect, err := s.pruneProtected(ctx, site, in.cur, in.deploys, in.rels)
+	if err != nil {
+		return err
 	}
-	protect[cur.Version] = KeepLive
+	if in.running != nil {
+		protect[in.running.To], protect[in.running.From] = KeepDeploying, KeepDeploying
+	}
+	protect[in.cur.Version] = KeepLive
 	delete(protect, "")
 	policy := site.Retention
 	if policy.Grace <= 0 {
 		policy.Grace = DefaultGrace
 	}
-	plan := PlanPrune(PlanInput{Releases: rels, Deploys: deploys, Live: cur.Version, Running: running, Pins: pins, Protect: protect, Now: s.now(), Policy: policy})
-
+	plan := PlanPrune(PlanInput{Releases: in.rels, Deploys: in.deploys, Live: in.cur.Version, Running: in.running, Pins: in.pins, Protect: protect, Now: s.now(), Policy: policy})
 	for v, why := range plan.Kept {
 		rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: why})
 	}
-	// Sizes of releases come from their records (the manifest's files);
-	// folders with no manifest are listed to tell an upload in progress
-	// from an abandoned one.
-	// Defence in depth, whatever the configuration check said: nothing
-	// under another configured site's prefix in this bucket is deleted,
-	// nor a folder that holds a .deploybot/ folder (the root of a site
-	// this deploybot may not know).
-	foreign := func(v string) string {
-		folder := site.ReleasePath(v)
-		for _, o := range s.Sites {
-			if o.Name != site.Name && o.Bucket == site.Bucket && PrefixesOverlap(folder, o.Prefix) {
-				return o.Name
-			}
-		}
-		return ""
-	}
-	keepForeign := func(v, owner string) {
-		rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: KeepOtherSite + " (" + owner + ")"})
-		log.WarnContext(ctx, "prune left a folder that belongs to another site", "folder", site.ReleasePath(v), "site_of_it", owner)
-	}
 	for _, r := range plan.Delete {
-		if o := foreign(r.Version); o != "" {
-			keepForeign(r.Version, "site "+o)
+		if o := s.foreignOwner(site, r.Version); o != "" {
+			rep.keepForeign(ctx, site, r.Version, "site "+o, log)
 			continue
 		}
-		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: r.Files, Bytes: r.Bytes})
+		f, err := s.Bucket.FolderStats(ctx, site, r.Version)
+		if err != nil {
+			return err
+		}
+		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: r.Version, Objects: f.Objects, Bytes: f.Bytes})
 	}
-	pruned := map[string]bool{}
-	for _, r := range all {
-		pruned[r.Version] = r.Pruned
+	if err := s.planFolders(ctx, site, in, protect, policy, rep, log); err != nil {
+		return err
 	}
-	for _, v := range folders {
+	sort.Slice(rep.Kept, func(i, j int) bool { return rep.Kept[i].Version < rep.Kept[j].Version })
+	return nil
+}
+
+// planFolders adds to rep the folders no release record keeps: uploads
+// abandoned longer than the grace period, and releases whose prune was
+// interrupted after their manifest went.
+func (s *Service) planFolders(ctx context.Context, site Site, in *pruneInput, protect map[string]string, policy Policy, rep *PruneReport, log *slog.Logger) error {
+	known, pruned := map[string]bool{}, map[string]bool{}
+	for _, r := range in.all {
+		known[r.Version], pruned[r.Version] = true, r.Pruned
+	}
+	for _, v := range in.folders {
 		if known[v] && !pruned[v] {
 			continue
 		}
@@ -245,19 +287,19 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 			rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: why})
 			continue
 		}
-		if o := foreign(v); o != "" {
-			keepForeign(v, "site "+o)
+		if o := s.foreignOwner(site, v); o != "" {
+			rep.keepForeign(ctx, site, v, "site "+o, log)
 			continue
 		}
 		f, err := s.Bucket.FolderStats(ctx, site, v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if f.Objects == 0 {
 			continue
 		}
 		if f.SiteData {
-			keepForeign(v, "it holds .deploybot/")
+			rep.keepForeign(ctx, site, v, "it holds .deploybot/", log)
 			continue
 		}
 		// A pruned release whose folder remains was interrupted after its
@@ -268,16 +310,33 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 		}
 		rep.Deleted = append(rep.Deleted, PrunedRelease{Version: v, Objects: f.Objects, Bytes: f.Bytes, Abandoned: true})
 	}
-	sort.Slice(rep.Kept, func(i, j int) bool { return rep.Kept[i].Version < rep.Kept[j].Version })
+	return nil
+}
 
-	if req.DryRun {
-		for _, d := range rep.Deleted {
-			rep.Objects += d.Objects
-			rep.Bytes += d.Bytes
+// foreignOwner names the other configured site whose prefix in this
+// bucket holds release folder v of site ("" when none): defence in
+// depth, whatever the configuration check said, nothing of another site
+// is deleted.
+func (s *Service) foreignOwner(site Site, v string) string {
+	folder := site.ReleasePath(v)
+	for _, o := range s.Sites {
+		if o.Name != site.Name && o.Bucket == site.Bucket && PrefixesOverlap(folder, o.Prefix) {
+			return o.Name
 		}
-		log.InfoContext(ctx, "prune dry run", "would_delete", len(rep.Deleted), "objects", rep.Objects, "bytes", rep.Bytes)
-		return rep, nil
 	}
+	return ""
+}
+
+// keepForeign keeps folder v of site, which belongs to owner.
+func (rep *PruneReport) keepForeign(ctx context.Context, site Site, v, owner string, log *slog.Logger) {
+	rep.Kept = append(rep.Kept, KeptRelease{Version: v, Reason: KeepOtherSite + " (" + owner + ")"})
+	log.WarnContext(ctx, "prune left a folder that belongs to another site", "folder", site.ReleasePath(v), "site_of_it", owner)
+}
+
+// deletePlanned carries out the plan in rep: each folder, then its
+// manifest, then its record; what was deleted is counted as the bucket
+// answered. A deletion that fails is reported and tried again next run.
+func (s *Service) deletePlanned(ctx context.Context, site Site, rep *PruneReport, log *slog.Logger) error {
 	for i := range rep.Deleted {
 		d := &rep.Deleted[i]
 		if err := ctx.Err(); err != nil {
@@ -290,7 +349,7 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 		if err == nil && !d.Abandoned {
 			err = s.Bucket.DeleteManifest(ctx, site, d.Version)
 		}
-		if err == nil && known[d.Version] {
+		if err == nil && !d.Abandoned {
 			err = s.Store.MarkPruned(ctx, site.Name, d.Version, s.now())
 		}
 		if err != nil {
@@ -305,9 +364,9 @@ func (s *Service) prune(ctx context.Context, req *PruneRequest) (*PruneReport, e
 	}
 	log.InfoContext(ctx, "prune finished", "deleted", len(rep.Deleted)-rep.Failures, "objects", rep.Objects, "bytes", rep.Bytes, "failures", rep.Failures)
 	if rep.Failures > 0 {
-		return rep, Errorf(EINTERNAL, "prune of %s: %d of %d deletions failed; the next run tries them again", site.Name, rep.Failures, len(rep.Deleted))
+		return Errorf(EINTERNAL, "prune of %s: %d of %d deletions failed; the next run tries them again", site.Name, rep.Failures, len(rep.Deleted))
 	}
-	return rep, nil
+	return nil
 }
 
 // pruneProtected are the releases no prune deletes whatever the policy and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -274,7 +275,7 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 	if err != nil {
 		return nil, err
 	}
-	live, _, err := s.Store.Live(ctx, siteName)
+	live, err := s.liveForVersions(ctx, site)
 	if err != nil {
 		return nil, err
 	}
@@ -284,12 +285,37 @@ func (s *Service) Versions(ctx context.Context, siteName string) ([]VersionInfo,
 	}
 	out := make([]VersionInfo, len(rels))
 	for i, r := range rels {
-		out[i] = VersionInfo{Release: r, Live: r.Version == live.Version}
+		out[i] = VersionInfo{Release: r, Live: r.Version == live}
 		if p, ok := pins[r.Version]; ok {
 			out[i].Pin = &p
 		}
 	}
 	return out, nil
+}
+
+// liveForVersions is the release Versions marks live: the store's live
+// pointer, which moves when a deploy ends; while a deploy holds the site
+// (running, or interrupted and waiting for recovery), what the CDN
+// serves, as Status says: the pointer is behind a deploy that flipped.
+// That costs one CDN read, and only then.
+func (s *Service) liveForVersions(ctx context.Context, site Site) (string, error) {
+	live, _, err := s.Store.Live(ctx, site.Name)
+	if err != nil {
+		return "", err
+	}
+	l, err := s.Store.Lock(ctx, site.Name)
+	if err != nil {
+		return "", err
+	}
+	if l == nil || l.DeployID == "" || strings.HasPrefix(l.DeployID, prunePrefix) {
+		return live.Version, nil
+	}
+	_, cur, err := s.current(ctx, site)
+	if err != nil {
+		s.logger().WarnContext(ctx, "reading what is live during a deploy; answering the recorded live release", "site", site.Name, "err", err)
+		return live.Version, nil
+	}
+	return cur.Version, nil
 }
 
 // SortReleases orders releases newest first: by publish time, then by

@@ -21,6 +21,7 @@ const recoverScan = 50
 // read (AWS unreachable) is left as it is and reported in the error, for
 // the next attempt.
 func (s *Service) Recover(ctx context.Context, progress Progress) (recovered []Deploy, err error) {
+	ctx = ownJob(ctx)
 	var errs []error
 	for _, site := range s.Sites {
 		r, err := s.recoverSite(ctx, site, progress)
@@ -30,6 +31,19 @@ func (s *Service) Recover(ctx context.Context, progress Progress) (recovered []D
 		}
 	}
 	return recovered, errors.Join(errs...)
+}
+
+// ownJob is ctx for deploybot's own background work (serve's recovery and
+// reconcile): its records name door schedule and actor deploybot, unless
+// a door said otherwise.
+func ownJob(ctx context.Context) context.Context {
+	if DoorOf(ctx) == "" {
+		ctx = WithDoor(ctx, DoorSchedule)
+	}
+	if _, ok := PrincipalOf(ctx); !ok {
+		ctx = WithPrincipal(ctx, System)
+	}
+	return ctx
 }
 
 // RecoverSite is Recover for one site: `deploybot recover --site S`, for
@@ -218,6 +232,13 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, p
 		log.InfoContext(ctx, "another process took the interrupted deploy over; left to it", "why", ErrorMessage(err))
 		return nil
 	}
+	// The run that stopped is recorded as interrupted once: by itself
+	// when it saw the stop, else (killed outright) here, for its actor
+	// and door. This run's own interruption, if any, is unrecorded yet.
+	if !d.InterruptRecorded {
+		s.auditFor(ctx, &d, ResultInterrupted, d.Door, fmt.Sprintf("%s: deploy %s stopped in phase %s with its process (found by recovery)", d.To, d.ID, d.Phase))
+	}
+	d.InterruptRecorded = false
 	asCDN := d
 	if d.Phase == PhaseCarry {
 		// The carry runs before the CDN is touched: to the strategy this
@@ -271,14 +292,35 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, p
 		}
 		log.WarnContext(ctx, "interrupted deploy cannot be finished; marking it failed", "phase", d.Phase, "reason", ErrorMessage(err))
 		progress(Event{Type: EventDeployResumed, Deploy: d.clone(), Phase: d.Phase})
-		return &deployFailed{s.fail(ctx, &d, flipped, err, log, progress)}
+		err = s.fail(ctx, &d, flipped, err, log, progress)
+		s.auditResumed(ctx, &d, err)
+		return &deployFailed{err}
 	}
 	log.WarnContext(ctx, "resuming interrupted deploy", "phase", d.Phase, "kind", d.Kind, "from", d.From, "to", d.To, "flipped", flipped)
+	// Who recovers (the door's principal; deploybot for serve's own
+	// recovery) resumed it; the outcome is the deploy's actor's.
+	s.auditAs(ctx, site.Name, AutoActor, string(d.Kind), ResultResumed, fmt.Sprintf("%s: deploy %s of %s, from phase %s", d.To, d.ID, d.Actor, d.Phase), nil)
 	progress(Event{Type: EventDeployResumed, Deploy: d.clone(), Phase: d.Phase})
-	if err := s.afterHealth(ctx, site, &d, s.run(ctx, &d, steps, flipped, log, progress), progress); err != nil {
+	err = s.afterHealth(ctx, site, &d, s.run(ctx, &d, steps, flipped, log, progress), progress)
+	s.auditResumed(ctx, &d, err)
+	if err != nil {
 		return &deployFailed{err}
 	}
 	return nil
+}
+
+// auditResumed records how a deploy that recovery ran ended, for its
+// actor, through the door that recovered it.
+func (s *Service) auditResumed(ctx context.Context, d *Deploy, err error) {
+	result, ok := runResult(d, err)
+	if !ok {
+		return
+	}
+	detail := d.To + " (resumed)"
+	if err != nil {
+		detail = ErrorMessage(err)
+	}
+	s.auditFor(ctx, d, result, DoorOf(ctx), detail)
 }
 
 // ReconcileResult says what a reconcile found for one site.

@@ -310,6 +310,14 @@ type Deploy struct {
 	// rollback leaves the site locked, with no moment in which someone
 	// could promote the bad release again); nil: the site is freed.
 	LockAfter *Lock `json:"lock_after,omitempty"`
+	// Door is the door the deploy came through (see WithDoor), so that
+	// the record of its interruption, written by whichever process
+	// recovers it, names it.
+	Door string `json:"door,omitempty"`
+	// InterruptRecorded says the audit log already has this run's
+	// interruption (a stop the process saw); a runner killed outright
+	// wrote nothing, and its recovery writes it.
+	InterruptRecorded bool `json:"interrupt_recorded,omitempty"`
 }
 
 // fillLockAfter makes LockAfter a lock of this site held by no deploy,

@@ -36,7 +36,9 @@ type RollbackRequest struct {
 // than the live one (see CanRollBack).
 func (s *Service) Rollback(ctx context.Context, req RollbackRequest, progress Progress) (out *Outcome, err error) {
 	target := req.Version
-	defer func() { s.audit(ctx, req.Site, req.Actor, string(KindRollback), joinDetail(target, req.Reason), err) }()
+	defer func() {
+		s.auditDeploy(ctx, req.Site, req.Actor, KindRollback, joinDetail(target, req.Reason), out, err)
+	}()
 	site, err := s.Site(req.Site)
 	if err != nil {
 		return nil, err

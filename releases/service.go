@@ -93,6 +93,9 @@ type Service struct {
 	// VisibleInterval is the pause between rounds of the visible phase
 	// (zero: a second); benchmarks that scale CloudFront down set it.
 	VisibleInterval time.Duration
+	// VisibleUnreachable is how long the visible phase goes on while its
+	// address cannot be reached at all (zero: DefaultVisibleUnreachable).
+	VisibleUnreachable time.Duration
 	// After waits between health checks; nil means time.After.
 	After func(time.Duration) <-chan time.Time
 	// Host and PID name this process in the locks of the deploys it runs
@@ -104,6 +107,12 @@ type Service struct {
 	PID          int
 	Heartbeat    time.Duration
 	ProcessAlive func(pid int) bool
+	// EndOnStop: a deploy stopped (ErrShutdown) after its flip ends its
+	// record there, live pointer moved and lock freed, instead of waiting
+	// in its phase for recovery. The command line sets it: nothing
+	// restarts it, and its user has stopped watching. serve does not: it
+	// resumes the deploy when it starts again, finishing the steps.
+	EndOnStop bool
 	// Lease is how long a site lease holds without renewal (zero:
 	// DefaultLease); see HoldLease.
 	Lease time.Duration

@@ -181,9 +181,20 @@ func (b *fakeBucket) FolderStats(_ context.Context, _ releases.Site, v string) (
 		return f, nil
 	}
 	if m, ok := b.manifests[v]; ok && !b.gone[v] {
-		return releases.Folder{Version: v, Objects: 1, Bytes: 10, Newest: m.PublishedAt}, nil
+		n, size := folderOf(m)
+		return releases.Folder{Version: v, Objects: n, Bytes: size, Newest: m.PublishedAt}, nil
 	}
 	return releases.Folder{Version: v}, nil
+}
+
+// folderOf is what a release's folder holds: the files its publish
+// uploaded and those it carried from an earlier release (copied in).
+func folderOf(m *releases.Manifest) (objects int, bytes int64) {
+	for _, f := range append(slices.Clone(m.Files), m.Carried...) {
+		objects++
+		bytes += f.Size
+	}
+	return objects, bytes
 }
 
 func (b *fakeBucket) DeleteFolder(_ context.Context, _ releases.Site, v string) (int, int64, error) {
@@ -196,8 +207,13 @@ func (b *fakeBucket) DeleteFolder(_ context.Context, _ releases.Site, v string) 
 	if b.gone == nil {
 		b.gone = map[string]bool{}
 	}
+	if m, ok := b.manifests[v]; ok && !b.gone[v] {
+		b.gone[v] = true
+		n, size := folderOf(m)
+		return n, size, nil
+	}
 	b.gone[v] = true
-	return 1, 10, nil
+	return 0, 0, nil
 }
 
 func (b *fakeBucket) DeleteManifest(_ context.Context, _ releases.Site, v string) error {
@@ -209,9 +225,12 @@ func (b *fakeBucket) DeleteManifest(_ context.Context, _ releases.Site, v string
 
 // fakeCDN is a strategy whose steps can be made to fail or block.
 type fakeCDN struct {
-	mu      sync.Mutex
-	path    string
-	failAt  releases.Phase
+	mu     sync.Mutex
+	path   string
+	failAt releases.Phase
+	// failErr, when set, is the error of the step failAt (else a plain
+	// one): a coded error, as AWS's refusals become.
+	failErr error
 	block   chan struct{} // when set, the second step waits on it
 	blocked chan struct{}
 	flips   int
@@ -232,6 +251,9 @@ func (c *fakeCDN) Plan(site releases.Site, cur releases.Current, to, id string) 
 	step := func(p releases.Phase, fn func() error) releases.Step {
 		return releases.Step{Phase: p, Title: string(p), Flips: p == "flip", Run: func(ctx context.Context) error {
 			if c.failAt == p {
+				if c.failErr != nil {
+					return c.failErr
+				}
 				return fmt.Errorf("injected failure in %s", p)
 			}
 			return fn()
@@ -247,6 +269,9 @@ func (c *fakeCDN) Plan(site releases.Site, cur releases.Current, to, id string) 
 		}),
 		{Phase: "wait", Title: "wait", Propagation: c.propagation, Run: func(ctx context.Context) error {
 			if c.failAt == "wait" {
+				if c.failErr != nil {
+					return c.failErr
+				}
 				return fmt.Errorf("injected failure in wait")
 			}
 			if c.block != nil {

@@ -2,6 +2,7 @@ package releases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -59,6 +60,18 @@ const (
 	visibleInterval       = time.Second
 )
 
+// DefaultVisibleUnreachable is how long the visible phase goes on while
+// every answer is that the site's address cannot be reached at all (see
+// ErrUnreachable): half a minute outlasts a resolver's hiccup, and a typo
+// in the url does not hold a deploy for the phase's whole bound.
+const DefaultVisibleUnreachable = 30 * time.Second
+
+// ErrUnreachable is wrapped by an EdgeProber's error when the address
+// could not be reached at all: its name does not resolve, or nothing
+// accepts connections there. Visitors cannot reach it either; more
+// likely, the configured url is wrong.
+var ErrUnreachable = errors.New("cannot be reached")
+
 // EdgeProber asks a site's public address which release answers (an HTTP
 // adapter at the edge).
 type EdgeProber interface {
@@ -75,6 +88,9 @@ type roundTally struct {
 	others map[string]int // other releases named, and how often
 	none   int            // answers naming no release
 	errs   []string
+	// unreachable counts the errors that say the address cannot be
+	// reached at all (ErrUnreachable).
+	unreachable int
 }
 
 func (t roundTally) total() int {
@@ -123,6 +139,9 @@ func (s *Service) probeRound(ctx context.Context, url, want string) roundTally {
 			switch {
 			case err != nil:
 				t.errs = append(t.errs, ErrorMessage(err))
+				if errors.Is(err, ErrUnreachable) {
+					t.unreachable++
+				}
 			case got == want:
 				t.named++
 			case got == "":
@@ -155,18 +174,26 @@ func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Dur
 	if interval <= 0 {
 		interval = visibleInterval
 	}
+	downFor := s.VisibleUnreachable
+	if downFor <= 0 {
+		downFor = DefaultVisibleUnreachable
+	}
 	var seen time.Time
 	return &Step{Phase: PhaseVisible, Title: "Waiting until visitors get " + to + " at " + site.URL,
 		Record: func(d *Deploy) { d.VisibleAt = seen },
 		Run: func(ctx context.Context) error {
 			start := s.now()
 			var last string
+			var down time.Time // since when no probe has reached the address
 			for {
 				t := s.probeRound(ctx, site.URL, to)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				now := s.now()
+				if err := unreachableFor(site, t, &down, now, downFor); err != nil {
+					return err
+				}
 				if t.named == t.total() {
 					if seen.IsZero() {
 						seen = now
@@ -195,6 +222,24 @@ func (s *Service) visibleStep(site Site, to string, stamped bool, floor time.Dur
 				}
 			}
 		}}
+}
+
+// unreachableFor ends the visible phase once every probe since *down
+// (set here, at the first such round) has found site's address cannot be
+// reached, for downFor; any other answer starts the count again.
+func unreachableFor(site Site, t roundTally, down *time.Time, now time.Time, downFor time.Duration) error {
+	if t.total() == 0 || t.unreachable < t.total() {
+		*down = time.Time{}
+		return nil
+	}
+	if down.IsZero() {
+		*down = now
+	}
+	if now.Sub(*down) < downFor {
+		return nil
+	}
+	return Errorf(EINTERNAL, "the address %s of site %s cannot be reached: every probe for %s failed (%s); check sites[].url of %s in the configuration (a typo, or a name not in DNS yet)",
+		site.URL, site.Name, now.Sub(*down).Round(time.Second), shorten(t.errs[0], 200), site.Name)
 }
 
 // watches reports whether the visible phase can watch site: it has a url
