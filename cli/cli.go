@@ -311,6 +311,10 @@ func newApp(ctx context.Context, env Env, cfg *config.Config, withStore bool) (*
 	}
 	a.store, a.stderr = db, env.Stderr
 	a.svc = a.service(db, logger(env))
+	// Nothing restarts a command: a deploy it runs that is stopped after
+	// its flip ends its record there rather than lock the site for
+	// recover (serve builds its service itself and resumes instead).
+	a.svc.EndOnStop = true
 	// The command line is one door with one caller: its AWS identity,
 	// asked of STS the first time an operation needs it.
 	stsc, err := cloud.NewSTSClient(ctx, settings)

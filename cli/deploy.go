@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/releases"
@@ -12,12 +11,10 @@ import (
 
 // printer renders deploy events as lines on stdout.
 func printer(w io.Writer) releases.Progress {
-	var start time.Time
 	return func(e releases.Event) {
 		d := e.Deploy
 		switch e.Type {
 		case releases.EventDeployStarted:
-			start = d.StartedAt
 			fmt.Fprintf(w, "deploy %s: %s %s %s -> %s by %s", d.ID, d.Kind, d.Site, present.OrNone(d.From), d.To, d.Actor)
 			if d.Reason != "" {
 				fmt.Fprintf(w, " (%s)", d.Reason)
@@ -36,7 +33,7 @@ func printer(w io.Writer) releases.Progress {
 		case releases.EventPhaseNote:
 			fmt.Fprintf(w, "  %-16s %s\n", e.Phase, e.Title)
 		case releases.EventDeployFinished:
-			fmt.Fprintf(w, "%s is live on %s (deploy %s, %.1fs)\n", d.To, d.Site, d.ID, d.FinishedAt.Sub(start).Seconds())
+			fmt.Fprintf(w, "%s is live on %s (deploy %s, %.1fs)\n", d.To, d.Site, d.ID, e.Elapsed.Seconds())
 		case releases.EventDeployFailed:
 			fmt.Fprintf(w, "deploy %s failed\n", d.ID)
 		case releases.EventDeployInterrupted:

@@ -81,3 +81,18 @@ func TestTextOutput(t *testing.T) {
 		Deleted: []releases.PrunedRelease{{Version: "v38", Objects: 812, Bytes: 14_200_000}, {Version: "tmp-upload", Objects: 812, Bytes: 14_200_000, Abandoned: true}},
 		Kept:    []releases.KeptRelease{{Version: "v43", Reason: "newest"}, {Version: "v42", Reason: "live"}, {Version: "v40", Reason: "pinned"}}})))
 }
+
+// A recovered deploy's output never saw it start: its duration is the
+// domain's (started to finished), not measured from a zero time.
+func TestPrinterOfAResumedDeploy(t *testing.T) {
+	start := testclock.At(10, 0)
+	d := releases.Deploy{ID: "d1", Site: "www", Kind: releases.KindPromote, From: "v1", To: "v2", Phase: "propagate", StartedAt: start}
+	var out bytes.Buffer
+	p := printer(&out)
+	p(releases.Event{Type: releases.EventDeployResumed, Deploy: d, Phase: d.Phase})
+	d.Phase, d.FinishedAt = releases.PhaseDone, start.Add(75*time.Second)
+	p(releases.Event{Type: releases.EventDeployFinished, Deploy: d, Elapsed: d.FinishedAt.Sub(d.StartedAt)})
+	if want := "v2 is live on www (deploy d1, 75.0s)"; !bytes.Contains(out.Bytes(), []byte(want)) {
+		t.Fatalf("printed:\n%s\nwant %q", out.String(), want)
+	}
+}

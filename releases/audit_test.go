@@ -290,3 +290,50 @@ func TestPruneDryRunAndPruneShareOnePlan(t *testing.T) {
 		}
 	}
 }
+
+// What recovery and reconcile change is recorded: a recover refused
+// because the deploy runs, the lock of a killed prune released, drift
+// found and recorded. A recover with nothing to do records nothing.
+func TestRecoverAndDriftAreRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2")
+	ctx := context.Background()
+	if _, err := h.svc.RecoverSite(ctx, "www", nil); err != nil {
+		t.Fatal(err)
+	}
+	if es, _ := h.svc.History(ctx, "www", 0); len(es) != 0 {
+		t.Fatalf("a recover with nothing to do recorded %+v", es)
+	}
+	done := h.promoteHeld("v1", "alice")
+	other := &releases.Service{Store: h.db, Bucket: h.bucket, CDNs: h.svc.CDNs, Sites: h.svc.Sites, Host: "elsewhere", PID: 7, Now: h.svc.Now}
+	if _, err := other.RecoverSite(ctx, "www", nil); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("recover of a running deploy: %v", err)
+	}
+	if e := lastAudit(t, h); e.Action != "recover" || e.Result != releases.ResultRefused {
+		t.Fatalf("the refused recover is recorded %+v", e)
+	}
+	close(h.cdn.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	if err := h.db.AcquireLock(ctx, releases.Lock{Site: "www", Holder: "bob", Reason: "pruning old releases", DeployID: "prune:p1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.RecoverSite(ctx, "www", nil); err != nil {
+		t.Fatal(err)
+	}
+	if e := lastAudit(t, h); e.Action != "recover" || e.Result != releases.ResultOK || !strings.Contains(e.Detail, "prune:p1") {
+		t.Fatalf("the released prune lock is recorded %+v", e)
+	}
+
+	h.cdn.path = "/www/v2" // flipped by hand
+	if _, err := h.svc.Reconcile(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	e := lastAudit(t, h)
+	if e.Action != "reconcile" || e.Result != releases.ResultOK || e.Actor != releases.AutoActor || e.Door != releases.DoorSchedule ||
+		!strings.Contains(e.Detail, "v2") || !strings.Contains(e.Detail, "v1") {
+		t.Fatalf("the drift is recorded %+v", e)
+	}
+}

@@ -60,8 +60,10 @@ func (s *Service) RecoverSite(ctx context.Context, siteName string, progress Pro
 		return nil, err
 	}
 	if l != nil && l.DeployID != "" && !s.RunnerGone(*l) {
-		return nil, Errorf(ECONFLICT, "deploy %s of site %s is running (%s, alive %s ago); there is nothing to recover",
-			l.DeployID, site.Name, runnerText(*l), s.now().Sub(l.lastAlive()).Round(time.Second))
+		err := Errorf(ECONFLICT, "%s of site %s is running (%s, alive %s ago); there is nothing to recover",
+			lockWhat(*l), site.Name, runnerText(*l), s.now().Sub(l.lastAlive()).Round(time.Second))
+		s.audit(ctx, site.Name, AutoActor, "recover", "", err)
+		return nil, err
 	}
 	return s.recoverSite(ctx, site, progress)
 }
@@ -76,9 +78,12 @@ func (s *Service) recoverSite(ctx context.Context, site Site, progress Progress)
 	if l, err := s.Store.Lock(ctx, site.Name); err == nil && l != nil && strings.HasPrefix(l.DeployID, prunePrefix) {
 		if s.RunnerGone(*l) {
 			s.logger().WarnContext(ctx, "releasing the lock of an interrupted prune", "site", site.Name, "prune", l.DeployID)
-			if err := s.Store.ReleaseLockOf(ctx, site.Name, l.DeployID); err != nil {
+			err := s.Store.ReleaseLockOf(ctx, site.Name, l.DeployID)
+			if err != nil {
 				errs = append(errs, err)
 			}
+			s.audit(ctx, site.Name, AutoActor, "recover", fmt.Sprintf("released the lock of %s (by %s), whose runner %s is gone; its next run does what it left",
+				l.DeployID, l.Holder, runnerText(*l)), err)
 		}
 	}
 	// A deploy another process started, whose record is shared with its
@@ -338,6 +343,7 @@ type ReconcileResult struct {
 // pointer follow the CDN (someone flipped by hand, or a crash). A site with
 // a deploy in progress is not checked for drift: it is expected there.
 func (s *Service) Reconcile(ctx context.Context, siteName string) (*ReconcileResult, error) {
+	ctx = ownJob(ctx)
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
@@ -370,8 +376,8 @@ func (s *Service) Reconcile(ctx context.Context, siteName string) (*ReconcileRes
 	res.Drift = true
 	s.logger().WarnContext(ctx, "DRIFT: the distribution serves something other than the recorded live release; recording what is really live",
 		"site", site.Name, "recorded", live.Version, "origin_path", cur.Path, "live", cur.Version)
-	if err := s.Store.SetLive(ctx, site.Name, Live{Version: cur.Version, Since: s.now()}); err != nil {
-		return res, err
-	}
-	return res, nil
+	err = s.Store.SetLive(ctx, site.Name, Live{Version: cur.Version, Since: s.now()})
+	s.audit(ctx, site.Name, AutoActor, "reconcile", fmt.Sprintf("drift: the distribution serves %s (origin %q), not the recorded %s; recorded %s as live (changed outside deploybot)",
+		orNone(cur.Version), cur.Path, orNone(live.Version), orNone(cur.Version)), err)
+	return res, err
 }
