@@ -3,16 +3,20 @@ package main_test
 import (
 	"encoding/json"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// A command-line promote that is stopped (Ctrl-C) or killed leaves its
-// deploy resumable. With no serve to finish it, the next command says the
+// A command-line promote killed after its flip leaves its deploy
+// resumable. With no serve to finish it, the next command says the
 // deploy's process is gone and how to finish it, and deploybot recover
-// does, from what the distribution serves.
+// does, from what the distribution serves; history shows the deploy
+// interrupted, resumed and how it ended. Stopped with Ctrl-C after the
+// flip instead, the promote ends its record itself: the release is live
+// and the site free, with nothing left to recover.
 func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -49,10 +53,24 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 				}
 				msg := strings.TrimSpace(stderr.String())
 				if strings.Count(msg, "\n") != 0 || strings.Contains(msg, "internal error") || strings.Contains(msg, "level=") ||
-					!strings.Contains(msg, "was interrupted in phase propagate; live now: v2") ||
-					!strings.Contains(msg, "deploybot recover --site www") {
-					t.Fatalf("ctrl-c should print one line saying where it stopped, what is live and how to finish; stderr:\n%s", msg)
+					!strings.Contains(msg, "live now: v2") || !strings.Contains(msg, "stopped in phase propagate after the flip") ||
+					strings.Contains(msg, "recover") {
+					t.Fatalf("ctrl-c after the flip should print one line saying where it stopped and what is live; stderr:\n%s", msg)
 				}
+				if st := w.status(); st["deploy"] != nil || st["lock"] != nil || st["live"] != "v2" {
+					t.Fatalf("status after ctrl-c after the flip: %v", st)
+				}
+				if r := w.must("recover"); !strings.Contains(r.stdout, "nothing to recover") {
+					t.Fatalf("recover after ctrl-c:\n%s", r.stdout)
+				}
+				if got := historyTrail(t, w); got != "promote:ok promote:interrupted" {
+					t.Fatalf("history after ctrl-c after the flip: %s", got)
+				}
+				// What the edge serves now is up to its caches: the
+				// invalidation was never made (the message says so).
+				w.must("rollback", "v1")
+				w.serves("v1")
+				return
 			}
 
 			r := w.expect(1, "whose process (host ", "promote", "v1")
@@ -66,6 +84,15 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 			if st["runner_gone"] != true || st["deploy"] == nil || st["drift"] != false {
 				t.Fatalf("status of a deploy whose process is gone: %v", st)
 			}
+			var vs []map[string]any
+			if err := json.Unmarshal([]byte(w.must("versions", "--json").stdout), &vs); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vs {
+				if (v["version"] == st["live"]) != (v["live"] == true) {
+					t.Fatalf("status says %v is live, versions: %v", st["live"], vs)
+				}
+			}
 			if r := w.must("status"); !strings.Contains(r.stdout, "deploybot recover --site www") {
 				t.Fatalf("status does not offer recover:\n%s", r.stdout)
 			}
@@ -73,6 +100,15 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 			r = w.must("recover")
 			if !strings.Contains(r.stdout, "v1 -> v2 by "+callerARN("e2e")+") recovered: done") {
 				t.Fatalf("recover:\n%s", r.stdout)
+			}
+			if !regexp.MustCompile(`v2 is live on www \(deploy \S+, [0-9]{1,3}\.[0-9]s\)`).MatchString(r.stdout) {
+				t.Fatalf("recover does not say how long the deploy took:\n%s", r.stdout)
+			}
+			// History has the refused promote above, then the deploy
+			// interrupted (as recovery found it), resumed by recover, and
+			// done.
+			if got := historyTrail(t, w); got != "promote:ok promote:refused promote:interrupted promote:resumed promote:ok" {
+				t.Fatalf("history after kill -9 and recover: %s\n%s", got, w.must("history").stdout)
 			}
 			w.serves("v2")
 			if r := w.must("recover"); !strings.Contains(r.stdout, "nothing to recover") {
@@ -82,4 +118,18 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 			w.serves("v1")
 		})
 	}
+}
+
+// historyTrail is the site's history, oldest first, as action:result.
+func historyTrail(t *testing.T, w *world) string {
+	t.Helper()
+	var h []struct{ Action, Result, Door string }
+	if err := json.Unmarshal([]byte(w.must("history", "--json").stdout), &h); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(h) - 1; i >= 0; i-- {
+		out = append(out, h[i].Action+":"+h[i].Result)
+	}
+	return strings.Join(out, " ")
 }
