@@ -1,14 +1,166 @@
 package localaws
 
 import (
-	"bytes"
 	"encoding/xml"
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 )
+
+// distConfig is the part of a DistributionConfig the stand-in acts on. The
+// whole document is kept as sent (Raw) and returned byte for byte, so fields
+// the stand-in does not model survive a read-modify-write.
+type distConfig struct {
+	XMLName         xml.Name `xml:"DistributionConfig" json:"-"`
+	CallerReference string   `json:"caller_reference"`
+	Aliases         struct {
+		Quantity int      `json:"quantity"`
+		Items    []string `xml:"Items>CNAME" json:"items"`
+	} `json:"aliases"`
+	DefaultRootObject string `json:"default_root_object"`
+	Origins           struct {
+		Quantity int        `json:"quantity"`
+		Items    []cfOrigin `xml:"Items>Origin" json:"items"`
+	} `json:"origins"`
+	DefaultCacheBehavior cfBehavior `json:"default_cache_behavior"`
+	CacheBehaviors       struct {
+		Quantity int          `json:"quantity"`
+		Items    []cfBehavior `xml:"Items>CacheBehavior" json:"items"`
+	} `json:"cache_behaviors"`
+	CustomErrorResponses struct {
+		Quantity int               `json:"quantity"`
+		Items    []cfErrorResponse `xml:"Items>CustomErrorResponse" json:"items"`
+	} `json:"custom_error_responses"`
+	Comment     string `json:"comment"`
+	Enabled     bool   `json:"enabled"`
+	PriceClass  string `json:"price_class,omitempty"`
+	HTTPVersion string `xml:"HttpVersion" json:"http_version,omitempty"`
+}
+
+type cfFunctionAssoc struct {
+	FunctionARN string `json:"function_arn"`
+	EventType   string `json:"event_type"`
+}
+
+// cfBehavior is a cache behaviour: the default one (no PathPattern) or
+// one of CacheBehaviors.
+type cfBehavior struct {
+	PathPattern          string `json:"path_pattern,omitempty"`
+	TargetOriginID       string `xml:"TargetOriginId" json:"target_origin_id"`
+	FunctionAssociations struct {
+		Quantity int               `json:"quantity"`
+		Items    []cfFunctionAssoc `xml:"Items>FunctionAssociation" json:"items"`
+	} `json:"function_associations"`
+	LambdaFunctionAssociations struct {
+		Quantity int             `json:"quantity"`
+		Items    []cfLambdaAssoc `xml:"Items>LambdaFunctionAssociation" json:"items"`
+	} `json:"lambda_function_associations"`
+	ViewerProtocolPolicy string `json:"viewer_protocol_policy,omitempty"`
+	CachePolicyID        string `xml:"CachePolicyId" json:"cache_policy_id,omitempty"`
+}
+
+// cfLambdaAssoc is a Lambda@Edge association of a cache behaviour. The
+// stand-in keeps it (the config round-trips) but runs no Lambda code.
+type cfLambdaAssoc struct {
+	LambdaFunctionARN string `xml:"LambdaFunctionARN" json:"lambda_function_arn"`
+	EventType         string `json:"event_type"`
+	IncludeBody       bool   `json:"include_body,omitempty"`
+}
+
+// viewerRequestFunction is the ARN of the function the behaviour runs on
+// viewer requests, or "".
+func (b cfBehavior) viewerRequestFunction() string { return b.function("viewer-request") }
+
+// viewerResponseFunction is the ARN of the function the behaviour runs on
+// viewer responses, or "".
+func (b cfBehavior) viewerResponseFunction() string { return b.function("viewer-response") }
+
+func (b cfBehavior) function(event string) string {
+	for _, fa := range b.FunctionAssociations.Items {
+		if fa.EventType == event {
+			return fa.FunctionARN
+		}
+	}
+	return ""
+}
+
+// behaviors lists the cache behaviours in the order CloudFront matches
+// them: the path-pattern ones as listed, then the default one.
+func (c distConfig) behaviors() []cfBehavior {
+	return append(append([]cfBehavior(nil), c.CacheBehaviors.Items...), c.DefaultCacheBehavior)
+}
+
+type cfOrigin struct {
+	ID             string `xml:"Id" json:"id"`
+	DomainName     string `json:"domain_name"`
+	OriginPath     string `json:"origin_path"`
+	S3OriginConfig *struct {
+		OriginAccessIdentity string `json:"oai,omitempty"`
+	} `json:"s3,omitempty"`
+	CustomOriginConfig    *struct{} `json:"custom,omitempty"`
+	OriginAccessControlID string    `xml:"OriginAccessControlId" json:"oac,omitempty"`
+}
+
+// checkAssociations refuses a config whose function associations name a
+// function that does not exist or was never published, as CloudFront does.
+func (s *cfService) checkAssociations(c distConfig) *cfError {
+	for _, b := range c.behaviors() {
+		if err := s.checkBehaviorAssociations(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *cfService) checkBehaviorAssociations(b cfBehavior) *cfError {
+	events := map[string]bool{}
+	for _, fa := range b.FunctionAssociations.Items {
+		// One function per event type and cache behaviour
+		// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html).
+		if events[fa.EventType] {
+			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "A cache behavior can have only one function association for event type " + fa.EventType + "."}
+		}
+		events[fa.EventType] = true
+		if s.published == nil || !s.published(fa.FunctionARN) {
+			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "The function ARN " + fa.FunctionARN + " does not name a published function."}
+		}
+		if fa.EventType != "viewer-request" && fa.EventType != "viewer-response" {
+			return &cfError{Status: 400, Code: "InvalidFunctionAssociation", Message: "CloudFront Functions run on viewer-request or viewer-response, not " + fa.EventType + "."}
+		}
+	}
+	return nil
+}
+
+// parseConfig checks a DistributionConfig as CloudFront would for the
+// fields the stand-in models.
+func parseConfig(raw []byte) (distConfig, *cfError) {
+	var c distConfig
+	if err := xml.Unmarshal(raw, &c); err != nil {
+		return c, &cfError{Status: 400, Code: "MalformedXML", Message: err.Error()}
+	}
+	if c.CallerReference == "" {
+		return c, &cfError{Status: 400, Code: "InvalidArgument", Message: "CallerReference is required"}
+	}
+	if c.Origins.Quantity != len(c.Origins.Items) || len(c.Origins.Items) == 0 {
+		return c, &cfError{Status: 400, Code: "InvalidArgument", Message: "Origins: Quantity must match the number of items and be at least 1"}
+	}
+	if c.Aliases.Quantity != len(c.Aliases.Items) {
+		return c, &cfError{Status: 400, Code: "InvalidArgument", Message: "Aliases: Quantity must match the number of items"}
+	}
+	for _, o := range c.Origins.Items {
+		if p := o.OriginPath; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/")) {
+			return c, &cfError{Status: 400, Code: "InvalidArgument", Message: fmt.Sprintf("The parameter origin path must begin with / and must not end with /: %q", p)}
+		}
+		if o.ID == "" || o.DomainName == "" {
+			return c, &cfError{Status: 400, Code: "InvalidArgument", Message: "an origin needs an Id and a DomainName"}
+		}
+	}
+	if cerr := checkRouting(c); cerr != nil {
+		return c, cerr
+	}
+	return c, nil
+}
 
 // managedCachePolicies are the ids of CloudFront's managed cache
 // policies
@@ -146,156 +298,4 @@ func checkEdgeFunctions(b cfBehavior) *cfError {
 		}
 	}
 	return nil
-}
-
-// cfTag is a resource tag.
-type cfTag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-type tagsXML struct {
-	Items []struct {
-		Key   string
-		Value string
-	} `xml:"Items>Tag"`
-}
-
-// tagText is what tag keys and values may hold
-// (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_Tag.html).
-var tagText = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
-
-// maxTags is CloudFront's quota of tags per distribution
-// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-general).
-const maxTags = 50
-
-// checkTags refuses tags CloudFront refuses (InvalidTagging): keys of 1
-// to 128 characters and values of up to 256, of the documented
-// characters, not in the reserved aws: prefix
-// (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/tagging.html).
-func checkTags(tags []cfTag) *cfError {
-	for _, t := range tags {
-		n := len([]rune(t.Key))
-		if n == 0 || n > 128 || len([]rune(t.Value)) > 256 || !tagText.MatchString(t.Key) || !tagText.MatchString(t.Value) ||
-			strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
-			return &cfError{Status: 400, Code: "InvalidTagging", Message: fmt.Sprintf("The tagging specified is not valid: %q=%q", t.Key, t.Value)}
-		}
-	}
-	return nil
-}
-
-func (t tagsXML) tags() []cfTag {
-	var out []cfTag
-	for _, it := range t.Items {
-		out = append(out, cfTag{Key: it.Key, Value: it.Value})
-	}
-	return out
-}
-
-// mergeTags sets add's keys on tags, replacing a key's value.
-func mergeTags(tags, add []cfTag) []cfTag {
-	out := append([]cfTag(nil), tags...)
-	for _, a := range add {
-		i := slices.IndexFunc(out, func(t cfTag) bool { return t.Key == a.Key })
-		if i >= 0 {
-			out[i].Value = a.Value
-		} else {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// splitConfigWithTags takes CreateDistributionWithTags's body apart
-// (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateDistributionWithTags.html):
-// the DistributionConfig, kept as sent, and the tags.
-func splitConfigWithTags(raw []byte) ([]byte, []cfTag, *cfError) {
-	var req struct {
-		XMLName xml.Name `xml:"DistributionConfigWithTags"`
-		Config  struct {
-			Inner []byte `xml:",innerxml"`
-		} `xml:"DistributionConfig"`
-		Tags tagsXML
-	}
-	if err := xml.Unmarshal(raw, &req); err != nil {
-		return nil, nil, &cfError{Status: 400, Code: "MalformedXML", Message: err.Error()}
-	}
-	if len(bytes.TrimSpace(req.Config.Inner)) == 0 {
-		return nil, nil, &cfError{Status: 400, Code: "MissingBody", Message: "This operation requires a body: DistributionConfig."}
-	}
-	tags := req.Tags.tags()
-	if cerr := checkTags(tags); cerr != nil {
-		return nil, nil, cerr
-	}
-	if len(tags) > maxTags {
-		return nil, nil, &cfError{Status: 400, Code: "InvalidTagging", Message: fmt.Sprintf("A distribution can have at most %d tags.", maxTags)}
-	}
-	config := []byte(`<DistributionConfig xmlns="` + cfNS + `">` + string(req.Config.Inner) + `</DistributionConfig>`)
-	return config, tags, nil
-}
-
-// serveTags answers TagResource, UntagResource and ListTagsForResource
-// for distributions
-// (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_TagResource.html,
-// API_UntagResource.html, API_ListTagsForResource.html); a resource ARN
-// naming no distribution is NoSuchResource.
-func (s *cfService) serveTags(w http.ResponseWriter, r *http.Request, op string) {
-	arn := r.URL.Query().Get("Resource")
-	var add tagsXML
-	var remove struct {
-		Keys []string `xml:"Items>Key"`
-	}
-	switch op {
-	case "TagResource":
-		if !decodeXML(w, r, &add) {
-			return
-		}
-	case "UntagResource":
-		if !decodeXML(w, r, &remove) {
-			return
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var d *distribution
-	if id, ok := strings.CutPrefix(arn, "arn:aws:cloudfront::"+StandInAccount+":distribution/"); ok {
-		d = s.dists[id]
-	}
-	if d == nil {
-		writeCFError(w, cfError{Status: 404, Code: "NoSuchResource", Message: "A resource that was specified is not valid: " + arn})
-		return
-	}
-	switch op {
-	case "ListTagsForResource":
-		var b bytes.Buffer
-		b.WriteString(xml.Header)
-		fmt.Fprintf(&b, `<Tags xmlns="%s"><Items>`, cfNS)
-		for _, t := range d.Tags {
-			fmt.Fprintf(&b, `<Tag><Key>%s</Key><Value>%s</Value></Tag>`, xmlEscape(t.Key), xmlEscape(t.Value))
-		}
-		b.WriteString(`</Items></Tags>`)
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b.Bytes())
-		return
-	case "TagResource":
-		tags := add.tags()
-		if cerr := checkTags(tags); cerr != nil {
-			writeCFError(w, *cerr)
-			return
-		}
-		merged := mergeTags(d.Tags, tags)
-		if len(merged) > maxTags {
-			writeCFError(w, cfError{Status: 400, Code: "InvalidTagging", Message: fmt.Sprintf("A distribution can have at most %d tags.", maxTags)})
-			return
-		}
-		d.Tags = merged
-	case "UntagResource":
-		d.Tags = slices.DeleteFunc(d.Tags, func(t cfTag) bool { return slices.Contains(remove.Keys, t.Key) })
-	}
-	if err := s.save(); err != nil {
-		writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -117,23 +116,17 @@ func (s *cfService) serveExtra(w http.ResponseWriter, r *http.Request, op string
 // Values outside an enumeration are answered MalformedXML, as CloudFront's
 // request validation answers them.
 func checkOACConfig(c oacConfigXML) *cfError {
-	enum := func(field, v string, ok []string) *cfError {
-		if slices.Contains(ok, v) {
-			return nil
-		}
-		return &cfError{Status: 400, Code: "MalformedXML", Message: fmt.Sprintf("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [%s]", v, field, strings.Join(ok, ", "))}
-	}
 	switch {
 	case c.Name == "" || len([]rune(c.Name)) > 64:
 		return &cfError{Status: 400, Code: "InvalidArgument", Message: "The origin access control name must be 1 to 64 characters."}
 	}
-	if e := enum("originAccessControlConfig.signingProtocol", c.SigningProtocol, []string{"sigv4"}); e != nil {
+	if e := enumError("originAccessControlConfig.signingProtocol", c.SigningProtocol, "sigv4"); e != nil {
 		return e
 	}
-	if e := enum("originAccessControlConfig.signingBehavior", c.SigningBehavior, []string{"never", "always", "no-override"}); e != nil {
+	if e := enumError("originAccessControlConfig.signingBehavior", c.SigningBehavior, "never", "always", "no-override"); e != nil {
 		return e
 	}
-	return enum("originAccessControlConfig.originAccessControlOriginType", c.OriginAccessControlOriginType, []string{"s3", "mediastore", "mediapackagev2", "lambda"})
+	return enumError("originAccessControlConfig.originAccessControlOriginType", c.OriginAccessControlOriginType, "s3", "mediastore", "mediapackagev2", "lambda")
 }
 
 func writeOAC(w http.ResponseWriter, status int, o *originAccessControl, configOnly bool) {
@@ -169,118 +162,142 @@ func (s *cfService) saveOACs() error { return saveJSON(s.oacFile, s.oacs) }
 // If-Match, and one in use by a distribution cannot be deleted
 // (OriginAccessControlInUse).
 func (s *cfService) serveOAC(w http.ResponseWriter, r *http.Request, op, id string) {
-	var cfg oacConfigXML
+	c := oacCall{s: s, w: w, r: r}
 	if op == "CreateOriginAccessControl" || op == "UpdateOriginAccessControl" {
-		if !decodeXML(w, r, &cfg) {
+		if !decodeXML(w, r, &c.cfg) {
 			return
 		}
-		if cerr := checkOACConfig(cfg); cerr != nil {
+		if cerr := checkOACConfig(c.cfg); cerr != nil {
 			writeCFError(w, *cerr)
 			return
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exists := func(except string) bool {
-		for _, o := range s.oacs {
-			if o.Name == cfg.Name && o.ID != except {
-				writeCFError(w, cfError{Status: 409, Code: "OriginAccessControlAlreadyExists", Message: "An origin access control with the specified parameters already exists."})
-				return true
-			}
-		}
-		return false
-	}
-	var o *originAccessControl
 	if id != "" {
-		if o = s.oacs[id]; o == nil {
+		if c.o = s.oacs[id]; c.o == nil {
 			writeCFError(w, cfError{Status: 404, Code: "NoSuchOriginAccessControl", Message: "The origin access control does not exist."})
 			return
 		}
 	}
-	matched := func() bool {
-		switch im := r.Header.Get("If-Match"); {
-		case im == "":
-			writeCFError(w, cfError{Status: 400, Code: "InvalidIfMatchVersion", Message: "The If-Match version is missing or not valid for the resource."})
-		case im != o.ETag:
-			writeCFError(w, cfError{Status: 412, Code: "PreconditionFailed", Message: "The precondition given in one or more of the request-header fields evaluated to false."})
-		default:
-			return true
-		}
-		return false
-	}
-	save := func() bool {
-		if err := s.saveOACs(); err != nil {
-			writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
-			return false
-		}
-		return true
-	}
 	switch op {
 	case "CreateOriginAccessControl":
-		if exists("") {
-			return
-		}
-		o = &originAccessControl{ID: newID('E'), ETag: newID('E'), Name: cfg.Name, Description: cfg.Description,
-			SigningProtocol: cfg.SigningProtocol, SigningBehavior: cfg.SigningBehavior, OriginType: cfg.OriginAccessControlOriginType}
-		s.oacs[o.ID] = o
-		if !save() {
-			delete(s.oacs, o.ID)
-			return
-		}
-		w.Header().Set("Location", "/2020-05-31/origin-access-control/"+o.ID)
-		writeOAC(w, http.StatusCreated, o, false)
+		c.create()
 	case "GetOriginAccessControl", "GetOriginAccessControlConfig":
-		writeOAC(w, http.StatusOK, o, op == "GetOriginAccessControlConfig")
+		writeOAC(w, http.StatusOK, c.o, op == "GetOriginAccessControlConfig")
 	case "UpdateOriginAccessControl":
-		if !matched() || exists(o.ID) {
-			return
-		}
-		o.Name, o.Description, o.SigningProtocol, o.SigningBehavior, o.OriginType, o.ETag =
-			cfg.Name, cfg.Description, cfg.SigningProtocol, cfg.SigningBehavior, cfg.OriginAccessControlOriginType, newID('E')
-		if save() {
-			writeOAC(w, http.StatusOK, o, false)
-		}
+		c.update()
 	case "DeleteOriginAccessControl":
-		if !matched() {
-			return
-		}
-		for _, d := range s.dists {
-			for _, or := range d.Config.Origins.Items {
-				if or.OriginAccessControlID == o.ID {
-					writeCFError(w, cfError{Status: 409, Code: "OriginAccessControlInUse", Message: "Cannot delete the origin access control because it's in use by one or more distributions."})
-					return
-				}
-			}
-		}
-		delete(s.oacs, o.ID)
-		if save() {
-			w.WriteHeader(http.StatusNoContent)
-		}
+		c.delete()
 	case "ListOriginAccessControls":
-		ids := make([]string, 0, len(s.oacs))
-		for id := range s.oacs {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		var b bytes.Buffer
-		b.WriteString(xml.Header)
-		fmt.Fprintf(&b, `<OriginAccessControlList xmlns="%s"><Marker></Marker><MaxItems>100</MaxItems><IsTruncated>false</IsTruncated><Quantity>%d</Quantity>`, cfNS, len(ids))
-		if len(ids) > 0 {
-			b.WriteString("<Items>")
-			for _, id := range ids {
-				o := s.oacs[id]
-				fmt.Fprintf(&b, `<OriginAccessControlSummary><Id>%s</Id><Description>%s</Description><Name>%s</Name><SigningProtocol>%s</SigningProtocol><SigningBehavior>%s</SigningBehavior><OriginAccessControlOriginType>%s</OriginAccessControlOriginType></OriginAccessControlSummary>`,
-					o.ID, xmlEscape(o.Description), xmlEscape(o.Name), o.SigningProtocol, o.SigningBehavior, o.OriginType)
-			}
-			b.WriteString("</Items>")
-		}
-		b.WriteString("</OriginAccessControlList>")
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b.Bytes())
+		s.listOACs(w)
 	default:
 		writeCFError(w, cfError{Status: http.StatusNotImplemented, Code: "NotImplemented", Message: "localaws does not implement " + r.Method + " " + r.URL.Path})
 	}
+}
+
+// oacCall is one origin access control request, served under the
+// service's mu: the config it sends (create, update) and the control its
+// path names (nil for create and list).
+type oacCall struct {
+	s   *cfService
+	w   http.ResponseWriter
+	r   *http.Request
+	cfg oacConfigXML
+	o   *originAccessControl
+}
+
+// nameTaken answers 409 when another control than except has the
+// config's name.
+func (c *oacCall) nameTaken(except string) bool {
+	for _, o := range c.s.oacs {
+		if o.Name == c.cfg.Name && o.ID != except {
+			writeCFError(c.w, cfError{Status: 409, Code: "OriginAccessControlAlreadyExists", Message: "An origin access control with the specified parameters already exists."})
+			return true
+		}
+	}
+	return false
+}
+
+// matched reports whether If-Match names the control's ETag, answering
+// the refusal when not.
+func (c *oacCall) matched() bool {
+	switch im := c.r.Header.Get("If-Match"); {
+	case im == "":
+		writeCFError(c.w, cfError{Status: 400, Code: "InvalidIfMatchVersion", Message: "The If-Match version is missing or not valid for the resource."})
+	case im != c.o.ETag:
+		writeCFError(c.w, cfError{Status: 412, Code: "PreconditionFailed", Message: "The precondition given in one or more of the request-header fields evaluated to false."})
+	default:
+		return true
+	}
+	return false
+}
+
+func (c *oacCall) save() bool {
+	if err := c.s.saveOACs(); err != nil {
+		writeCFError(c.w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
+		return false
+	}
+	return true
+}
+
+func (c *oacCall) create() {
+	if c.nameTaken("") {
+		return
+	}
+	o := &originAccessControl{ID: newID('E'), ETag: newID('E'), Name: c.cfg.Name, Description: c.cfg.Description,
+		SigningProtocol: c.cfg.SigningProtocol, SigningBehavior: c.cfg.SigningBehavior, OriginType: c.cfg.OriginAccessControlOriginType}
+	c.s.oacs[o.ID] = o
+	if !c.save() {
+		delete(c.s.oacs, o.ID)
+		return
+	}
+	c.w.Header().Set("Location", "/2020-05-31/origin-access-control/"+o.ID)
+	writeOAC(c.w, http.StatusCreated, o, false)
+}
+
+func (c *oacCall) update() {
+	if !c.matched() || c.nameTaken(c.o.ID) {
+		return
+	}
+	o, cfg := c.o, c.cfg
+	o.Name, o.Description, o.SigningProtocol, o.SigningBehavior, o.OriginType, o.ETag =
+		cfg.Name, cfg.Description, cfg.SigningProtocol, cfg.SigningBehavior, cfg.OriginAccessControlOriginType, newID('E')
+	if c.save() {
+		writeOAC(c.w, http.StatusOK, o, false)
+	}
+}
+
+func (c *oacCall) delete() {
+	if !c.matched() {
+		return
+	}
+	for _, d := range c.s.dists {
+		for _, or := range d.Config.Origins.Items {
+			if or.OriginAccessControlID == c.o.ID {
+				writeCFError(c.w, cfError{Status: 409, Code: "OriginAccessControlInUse", Message: "Cannot delete the origin access control because it's in use by one or more distributions."})
+				return
+			}
+		}
+	}
+	delete(c.s.oacs, c.o.ID)
+	if c.save() {
+		c.w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// listOACs answers ListOriginAccessControls; callers hold mu.
+func (s *cfService) listOACs(w http.ResponseWriter) {
+	ids := make([]string, 0, len(s.oacs))
+	for id := range s.oacs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	writeCFList(w, "OriginAccessControlList", len(ids), func(b *bytes.Buffer, i int) {
+		o := s.oacs[ids[i]]
+		fmt.Fprintf(b, `<OriginAccessControlSummary><Id>%s</Id><Description>%s</Description><Name>%s</Name><SigningProtocol>%s</SigningProtocol><SigningBehavior>%s</SigningBehavior><OriginAccessControlOriginType>%s</OriginAccessControlOriginType></OriginAccessControlSummary>`,
+			o.ID, xmlEscape(o.Description), xmlEscape(o.Name), o.SigningProtocol, o.SigningBehavior, o.OriginType)
+	})
 }
 
 // ensureOAC returns the id of the origin access control called name,

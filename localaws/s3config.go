@@ -3,7 +3,6 @@ package localaws
 import (
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -176,7 +175,8 @@ func createBucketRegion(r *http.Request, body []byte) (string, *s3Error) {
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		if err := xml.Unmarshal(body, &req); err != nil {
-			return "", &s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "The XML you provided was not well-formed or did not validate against our published schema"}
+			e := malformedXML
+			return "", &e
 		}
 	}
 	lc := req.LocationConstraint
@@ -200,199 +200,6 @@ func createBucketRegion(r *http.Request, body []byte) (string, *s3Error) {
 			Message: fmt.Sprintf("The %s location constraint is incompatible for the region specific endpoint this request was sent to.", name)}
 	}
 	return region, nil
-}
-
-// bucketSettingOp names the bucket subresource calls the stand-in models,
-// routed as S3 routes them, by query parameter
-// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutPublicAccessBlock.html and the
-// others' request syntax); "" for another request.
-func bucketSettingOp(r *http.Request) string {
-	q := r.URL.Query()
-	verb := map[string]string{http.MethodPut: "Put", http.MethodGet: "Get", http.MethodDelete: "Delete"}[r.Method]
-	if verb == "" {
-		return ""
-	}
-	switch {
-	case q.Has("publicAccessBlock"):
-		return verb + "PublicAccessBlock"
-	case q.Has("ownershipControls"):
-		return verb + "BucketOwnershipControls"
-	case q.Has("encryption"):
-		return verb + "BucketEncryption"
-	case q.Has("policyStatus") && verb == "Get":
-		return "GetBucketPolicyStatus"
-	case q.Has("policy"):
-		return verb + "BucketPolicy"
-	}
-	return ""
-}
-
-// serveBucketSetting answers a bucketSettingOp.
-func (s *s3Service) serveBucketSetting(w http.ResponseWriter, r *http.Request, op, name string) {
-	body, err := io.ReadAll(io.LimitReader(readBody(r), 1<<20))
-	if err != nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: err.Error()})
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[name]
-	if b == nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchBucket", Message: "The specified bucket does not exist"})
-		return
-	}
-	malformed := s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "The XML you provided was not well-formed or did not validate against our published schema"}
-	cfg := b.cfg
-	switch op {
-	case "GetPublicAccessBlock":
-		if cfg.PublicAccessBlock == nil {
-			// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetPublicAccessBlock.html
-			writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchPublicAccessBlockConfiguration", Message: "The public access block configuration was not found"})
-			return
-		}
-		p := cfg.PublicAccessBlock
-		type pab struct {
-			XMLName                                                                     xml.Name `xml:"PublicAccessBlockConfiguration"`
-			NS                                                                          string   `xml:"xmlns,attr"`
-			BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets bool
-		}
-		writeXML(w, http.StatusOK, pab{NS: s3NS, BlockPublicAcls: p.BlockPublicAcls, IgnorePublicAcls: p.IgnorePublicAcls,
-			BlockPublicPolicy: p.BlockPublicPolicy, RestrictPublicBuckets: p.RestrictPublicBuckets})
-		return
-	case "PutPublicAccessBlock":
-		var p struct {
-			XMLName                                                                     xml.Name `xml:"PublicAccessBlockConfiguration"`
-			BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets bool
-		}
-		if xml.Unmarshal(body, &p) != nil {
-			writeS3Error(w, r, malformed)
-			return
-		}
-		cfg.PublicAccessBlock = &publicAccessBlock{BlockPublicAcls: p.BlockPublicAcls, IgnorePublicAcls: p.IgnorePublicAcls,
-			BlockPublicPolicy: p.BlockPublicPolicy, RestrictPublicBuckets: p.RestrictPublicBuckets}
-	case "DeletePublicAccessBlock":
-		cfg.PublicAccessBlock = nil
-	case "GetBucketOwnershipControls":
-		if cfg.Ownership == "" {
-			// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketOwnershipControls.html
-			writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "OwnershipControlsNotFoundError", Message: "The bucket ownership controls were not found"})
-			return
-		}
-		type oc struct {
-			XMLName   xml.Name `xml:"OwnershipControls"`
-			NS        string   `xml:"xmlns,attr"`
-			Ownership string   `xml:"Rule>ObjectOwnership"`
-		}
-		writeXML(w, http.StatusOK, oc{NS: s3NS, Ownership: cfg.Ownership})
-		return
-	case "PutBucketOwnershipControls":
-		var oc struct {
-			XMLName xml.Name `xml:"OwnershipControls"`
-			Rules   []string `xml:"Rule>ObjectOwnership"`
-		}
-		// One rule, with one of the three settings
-		// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_OwnershipControlsRule.html).
-		if xml.Unmarshal(body, &oc) != nil || len(oc.Rules) != 1 ||
-			!slices.Contains([]string{"BucketOwnerPreferred", "ObjectWriter", "BucketOwnerEnforced"}, oc.Rules[0]) {
-			writeS3Error(w, r, malformed)
-			return
-		}
-		cfg.Ownership = oc.Rules[0]
-	case "DeleteBucketOwnershipControls":
-		cfg.Ownership = ""
-	case "GetBucketEncryption":
-		type byDefault struct {
-			SSEAlgorithm   string
-			KMSMasterKeyID string `xml:",omitempty"`
-		}
-		type rule struct {
-			ApplyServerSideEncryptionByDefault byDefault
-			BucketKeyEnabled                   bool
-		}
-		type sse struct {
-			XMLName xml.Name `xml:"ServerSideEncryptionConfiguration"`
-			NS      string   `xml:"xmlns,attr"`
-			Rule    rule
-		}
-		e := cfg.Encryption
-		writeXML(w, http.StatusOK, sse{NS: s3NS, Rule: rule{ApplyServerSideEncryptionByDefault: byDefault{SSEAlgorithm: e.Algorithm, KMSMasterKeyID: e.KMSKeyID}, BucketKeyEnabled: e.BucketKey}})
-		return
-	case "PutBucketEncryption":
-		var sse struct {
-			XMLName xml.Name `xml:"ServerSideEncryptionConfiguration"`
-			Rules   []struct {
-				Algorithm        string `xml:"ApplyServerSideEncryptionByDefault>SSEAlgorithm"`
-				KMSKeyID         string `xml:"ApplyServerSideEncryptionByDefault>KMSMasterKeyID"`
-				BucketKeyEnabled bool
-			} `xml:"Rule"`
-		}
-		// SSEAlgorithm: AES256 | aws:kms | aws:kms:dsse; a KMS key only with KMS
-		// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ServerSideEncryptionByDefault.html).
-		if xml.Unmarshal(body, &sse) != nil || len(sse.Rules) != 1 ||
-			!slices.Contains([]string{"AES256", "aws:kms", "aws:kms:dsse"}, sse.Rules[0].Algorithm) {
-			writeS3Error(w, r, malformed)
-			return
-		}
-		rule := sse.Rules[0]
-		if rule.KMSKeyID != "" && rule.Algorithm == "AES256" {
-			writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "a KMSMasterKeyID is allowed only with SSEAlgorithm aws:kms or aws:kms:dsse"})
-			return
-		}
-		cfg.Encryption = bucketEncryption{Algorithm: rule.Algorithm, KMSKeyID: rule.KMSKeyID, BucketKey: rule.BucketKeyEnabled}
-	case "DeleteBucketEncryption":
-		// Deleting resets the default encryption to SSE-S3
-		// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucketEncryption.html).
-		cfg.Encryption = bucketEncryption{Algorithm: "AES256"}
-	case "GetBucketPolicy", "GetBucketPolicyStatus":
-		if cfg.Policy == "" {
-			// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketPolicy.html
-			writeS3Error(w, r, s3Error{Status: http.StatusNotFound, Code: "NoSuchBucketPolicy", Message: "The bucket policy does not exist"})
-			return
-		}
-		if op == "GetBucketPolicy" {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("x-amz-request-id", newRequestID())
-			_, _ = io.WriteString(w, cfg.Policy)
-			return
-		}
-		doc, _ := parseBucketPolicy([]byte(cfg.Policy), name)
-		type status struct {
-			XMLName  xml.Name `xml:"PolicyStatus"`
-			NS       string   `xml:"xmlns,attr"`
-			IsPublic bool
-		}
-		writeXML(w, http.StatusOK, status{NS: s3NS, IsPublic: doc != nil && doc.public()})
-		return
-	case "PutBucketPolicy":
-		doc, e := parseBucketPolicy(body, name)
-		if e != nil {
-			writeS3Error(w, r, *e)
-			return
-		}
-		// With BlockPublicPolicy on, S3 refuses a policy that grants public
-		// access (https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html#access-control-block-public-access-options).
-		if cfg.PublicAccessBlock != nil && cfg.PublicAccessBlock.BlockPublicPolicy && doc.public() {
-			writeS3Error(w, r, s3Error{Status: http.StatusForbidden, Code: "AccessDenied",
-				Message: "User is not authorized to perform: s3:PutBucketPolicy on resource: \"arn:aws:s3:::" + name + "\" because public policies are blocked by the BlockPublicPolicy block public access setting."})
-			return
-		}
-		cfg.Policy = string(body)
-	case "DeleteBucketPolicy":
-		cfg.Policy = ""
-	}
-	old := b.cfg
-	b.cfg = cfg
-	if err := b.saveConfig(); err != nil {
-		b.cfg = old
-		writeS3Error(w, r, s3Error{Status: 500, Code: "InternalError", Message: err.Error()})
-		return
-	}
-	w.Header().Set("x-amz-request-id", newRequestID())
-	if strings.HasPrefix(op, "Delete") || op == "PutBucketPolicy" {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
 }
 
 // EnsureBucketIn creates bucket, if missing, in region, with the settings

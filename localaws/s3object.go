@@ -327,7 +327,7 @@ func (s *s3Service) deleteObjects(w http.ResponseWriter, r *http.Request, bucket
 		Objects []struct{ Key string } `xml:"Object"`
 	}
 	if err := xml.NewDecoder(io.LimitReader(readBody(r), 4<<20)).Decode(&req); err != nil {
-		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "The XML you provided was not well-formed or did not validate against our published schema"})
+		writeS3Error(w, r, malformedXML)
 		return
 	}
 	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
