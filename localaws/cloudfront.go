@@ -392,13 +392,7 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 	if d == nil {
 		return
 	}
-	ifMatch := r.Header.Get("If-Match")
-	if ifMatch == "" {
-		writeCFError(w, cfError{Status: 400, Code: "InvalidIfMatchVersion", Message: "The If-Match version is missing or not valid for the resource."})
-		return
-	}
-	if ifMatch != d.ETag {
-		writeCFError(w, cfError{Status: 412, Code: "PreconditionFailed", Message: "The precondition given in one or more of the request-header fields evaluated to false."})
+	if !ifMatches(w, r, d.ETag) {
 		return
 	}
 	c, cerr := parseConfig(raw)
@@ -430,6 +424,21 @@ func (s *cfService) update(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	w.Header().Set("ETag", d.ETag)
 	s.writeDistribution(w, http.StatusOK, d)
+}
+
+// ifMatches reports whether a change's If-Match names the resource's
+// current ETag, answering CloudFront's refusal when not: 400
+// InvalidIfMatchVersion without one, 412 PreconditionFailed for another.
+func ifMatches(w http.ResponseWriter, r *http.Request, etag string) bool {
+	switch im := r.Header.Get("If-Match"); {
+	case im == "":
+		writeCFError(w, cfError{Status: 400, Code: "InvalidIfMatchVersion", Message: "The If-Match version is missing or not valid for the resource."})
+	case im != etag:
+		writeCFError(w, cfError{Status: 412, Code: "PreconditionFailed", Message: "The precondition given in one or more of the request-header fields evaluated to false."})
+	default:
+		return true
+	}
+	return false
 }
 
 // dist returns a distribution, or answers NoSuchDistribution; callers hold mu.

@@ -88,131 +88,150 @@ func writeKVSControl(w http.ResponseWriter, status int, s *kvStore) {
 // NotImplemented.
 func (srv *Server) serveKVSControl(w http.ResponseWriter, r *http.Request, op string) {
 	k := srv.kvs
-	m := kvsCtlPath.FindStringSubmatch(r.URL.Path)
-	name := m[1]
-	var req struct {
-		Name         string
-		Comment      string
-		ImportSource *struct{}
-	}
+	c := kvsCall{k: k, w: w, r: r}
+	name := kvsCtlPath.FindStringSubmatch(r.URL.Path)[1]
 	if op == "CreateKeyValueStore" || op == "UpdateKeyValueStore" {
-		if !decodeXML(w, r, &req) {
+		if !decodeXML(w, r, &c.req) {
 			return
 		}
-		if len([]rune(req.Comment)) > 50 {
+		if len([]rune(c.req.Comment)) > 50 {
 			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "The comment can be at most 50 characters."})
 			return
 		}
 	}
 	var inUse bool
 	if op == "DeleteKeyValueStore" {
+		// Asked before taking k.mu: the functions take their own lock.
 		k.mu.Lock()
-		var arn string
-		for _, s := range k.byARN {
-			if s.Name == name {
-				arn = s.ARN
-			}
-		}
+		s := k.named(name)
 		k.mu.Unlock()
-		inUse = arn != "" && srv.fns.usesStore(arn)
+		inUse = s != nil && srv.fns.usesStore(s.ARN)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if name != "" {
+		if c.s = k.named(name); c.s == nil {
+			writeCFError(w, cfError{Status: 404, Code: "EntityNotFound", Message: "The key value store " + name + " was not found."})
+			return
+		}
+	}
+	switch op {
+	case "CreateKeyValueStore":
+		c.create()
+	case "DescribeKeyValueStore":
+		writeKVSControl(w, http.StatusOK, c.s)
+	case "UpdateKeyValueStore":
+		c.update()
+	case "DeleteKeyValueStore":
+		c.delete(inUse)
+	case "ListKeyValueStores":
+		k.writeList(w)
+	default:
+		writeCFError(w, cfError{Status: http.StatusNotImplemented, Code: "NotImplemented", Message: "localaws does not implement " + r.Method + " " + r.URL.Path})
+	}
+}
+
+// named returns the store called name, or nil; callers hold mu.
+func (k *kvStores) named(name string) *kvStore {
 	var s *kvStore
 	for _, st := range k.byARN {
 		if st.Name == name && name != "" {
 			s = st
 		}
 	}
-	if name != "" && s == nil {
-		writeCFError(w, cfError{Status: 404, Code: "EntityNotFound", Message: "The key value store " + name + " was not found."})
-		return
+	return s
+}
+
+// kvsCall is one control plane request, served under the stores' mu: the
+// request body (create, update) and the store its path names.
+type kvsCall struct {
+	k   *kvStores
+	w   http.ResponseWriter
+	r   *http.Request
+	req struct {
+		Name         string
+		Comment      string
+		ImportSource *struct{}
 	}
-	matched := func() bool {
-		switch im := r.Header.Get("If-Match"); {
-		case im == "":
-			writeCFError(w, cfError{Status: 400, Code: "InvalidIfMatchVersion", Message: "The If-Match version is missing or not valid for the resource."})
-		case im != s.ctlETag():
-			writeCFError(w, cfError{Status: 412, Code: "PreconditionFailed", Message: "The precondition given in one or more of the request-header fields evaluated to false."})
-		default:
-			return true
-		}
+	s *kvStore
+}
+
+func (c *kvsCall) save() bool {
+	if err := c.k.save(); err != nil {
+		writeCFError(c.w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
 		return false
 	}
-	save := func() bool {
-		if err := k.save(); err != nil {
-			writeCFError(w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
-			return false
-		}
-		return true
+	return true
+}
+
+func (c *kvsCall) create() {
+	switch {
+	case !kvsNameRE.MatchString(c.req.Name):
+		writeCFError(c.w, cfError{Status: 400, Code: "InvalidArgument", Message: "The key value store name must be 1 to 64 letters, digits, - or _."})
+		return
+	case c.req.ImportSource != nil:
+		writeCFError(c.w, cfError{Status: http.StatusNotImplemented, Code: "NotImplemented", Message: "localaws does not import key value stores from S3"})
+		return
 	}
-	switch op {
-	case "CreateKeyValueStore":
-		switch {
-		case !kvsNameRE.MatchString(req.Name):
-			writeCFError(w, cfError{Status: 400, Code: "InvalidArgument", Message: "The key value store name must be 1 to 64 letters, digits, - or _."})
-			return
-		case req.ImportSource != nil:
-			writeCFError(w, cfError{Status: http.StatusNotImplemented, Code: "NotImplemented", Message: "localaws does not import key value stores from S3"})
+	for _, st := range c.k.byARN {
+		if st.Name == c.req.Name {
+			writeCFError(c.w, cfError{Status: 409, Code: "EntityAlreadyExists", Message: "The key value store " + c.req.Name + " already exists."})
 			return
 		}
-		for _, st := range k.byARN {
-			if st.Name == req.Name {
-				writeCFError(w, cfError{Status: 409, Code: "EntityAlreadyExists", Message: "The key value store " + req.Name + " already exists."})
-				return
-			}
-		}
-		s = k.newStore(req.Name, req.Comment)
-		if !save() {
-			delete(k.byARN, s.ARN)
-			return
-		}
-		w.Header().Set("Location", "/2020-05-31/key-value-store/"+s.Name)
-		writeKVSControl(w, http.StatusCreated, s)
-	case "DescribeKeyValueStore":
-		writeKVSControl(w, http.StatusOK, s)
-	case "UpdateKeyValueStore":
-		if !matched() {
-			return
-		}
-		s.Comment, s.CtlETag, s.Modified = req.Comment, newID('E'), k.now().UTC()
-		if save() {
-			writeKVSControl(w, http.StatusOK, s)
-		}
-	case "DeleteKeyValueStore":
-		if !matched() {
-			return
-		}
-		if inUse {
-			writeCFError(w, cfError{Status: 409, Code: "CannotDeleteEntityWhileInUse", Message: "The key value store is associated with a function and cannot be deleted."})
-			return
-		}
-		delete(k.byARN, s.ARN)
-		if save() {
-			w.WriteHeader(http.StatusNoContent)
-		}
-	case "ListKeyValueStores":
-		stores := make([]*kvStore, 0, len(k.byARN))
-		for _, st := range k.byARN {
-			stores = append(stores, st)
-		}
-		sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
-		var b bytes.Buffer
-		b.WriteString(xml.Header)
-		fmt.Fprintf(&b, `<KeyValueStoreList xmlns="%s"><MaxItems>100</MaxItems><Quantity>%d</Quantity>`, cfNS, len(stores))
-		if len(stores) > 0 {
-			b.WriteString("<Items>")
-			for _, st := range stores {
-				fmt.Fprintf(&b, `<KeyValueStore><Name>%s</Name><Id>%s</Id><Comment>%s</Comment><ARN>%s</ARN><Status>READY</Status><LastModifiedTime>%s</LastModifiedTime></KeyValueStore>`,
-					xmlEscape(st.Name), st.id(), xmlEscape(st.Comment), st.ARN, st.Modified.UTC().Format(awsTime))
-			}
-			b.WriteString("</Items>")
-		}
-		b.WriteString("</KeyValueStoreList>")
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b.Bytes())
-	default:
-		writeCFError(w, cfError{Status: http.StatusNotImplemented, Code: "NotImplemented", Message: "localaws does not implement " + r.Method + " " + r.URL.Path})
 	}
+	s := c.k.newStore(c.req.Name, c.req.Comment)
+	if !c.save() {
+		delete(c.k.byARN, s.ARN)
+		return
+	}
+	c.w.Header().Set("Location", "/2020-05-31/key-value-store/"+s.Name)
+	writeKVSControl(c.w, http.StatusCreated, s)
+}
+
+func (c *kvsCall) update() {
+	if !ifMatches(c.w, c.r, c.s.ctlETag()) {
+		return
+	}
+	c.s.Comment, c.s.CtlETag, c.s.Modified = c.req.Comment, newID('E'), c.k.now().UTC()
+	if c.save() {
+		writeKVSControl(c.w, http.StatusOK, c.s)
+	}
+}
+
+func (c *kvsCall) delete(inUse bool) {
+	if !ifMatches(c.w, c.r, c.s.ctlETag()) {
+		return
+	}
+	if inUse {
+		writeCFError(c.w, cfError{Status: 409, Code: "CannotDeleteEntityWhileInUse", Message: "The key value store is associated with a function and cannot be deleted."})
+		return
+	}
+	delete(c.k.byARN, c.s.ARN)
+	if c.save() {
+		c.w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// writeList answers ListKeyValueStores; callers hold mu.
+func (k *kvStores) writeList(w http.ResponseWriter) {
+	stores := make([]*kvStore, 0, len(k.byARN))
+	for _, st := range k.byARN {
+		stores = append(stores, st)
+	}
+	sort.Slice(stores, func(i, j int) bool { return stores[i].Name < stores[j].Name })
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	fmt.Fprintf(&b, `<KeyValueStoreList xmlns="%s"><MaxItems>100</MaxItems><Quantity>%d</Quantity>`, cfNS, len(stores))
+	if len(stores) > 0 {
+		b.WriteString("<Items>")
+		for _, st := range stores {
+			fmt.Fprintf(&b, `<KeyValueStore><Name>%s</Name><Id>%s</Id><Comment>%s</Comment><ARN>%s</ARN><Status>READY</Status><LastModifiedTime>%s</LastModifiedTime></KeyValueStore>`,
+				xmlEscape(st.Name), st.id(), xmlEscape(st.Comment), st.ARN, st.Modified.UTC().Format(awsTime))
+		}
+		b.WriteString("</Items>")
+	}
+	b.WriteString("</KeyValueStoreList>")
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b.Bytes())
 }

@@ -219,20 +219,6 @@ func (c *oacCall) nameTaken(except string) bool {
 	return false
 }
 
-// matched reports whether If-Match names the control's ETag, answering
-// the refusal when not.
-func (c *oacCall) matched() bool {
-	switch im := c.r.Header.Get("If-Match"); {
-	case im == "":
-		writeCFError(c.w, cfError{Status: 400, Code: "InvalidIfMatchVersion", Message: "The If-Match version is missing or not valid for the resource."})
-	case im != c.o.ETag:
-		writeCFError(c.w, cfError{Status: 412, Code: "PreconditionFailed", Message: "The precondition given in one or more of the request-header fields evaluated to false."})
-	default:
-		return true
-	}
-	return false
-}
-
 func (c *oacCall) save() bool {
 	if err := c.s.saveOACs(); err != nil {
 		writeCFError(c.w, cfError{Status: 500, Code: "InternalError", Message: err.Error()})
@@ -257,7 +243,7 @@ func (c *oacCall) create() {
 }
 
 func (c *oacCall) update() {
-	if !c.matched() || c.nameTaken(c.o.ID) {
+	if !ifMatches(c.w, c.r, c.o.ETag) || c.nameTaken(c.o.ID) {
 		return
 	}
 	o, cfg := c.o, c.cfg
@@ -269,7 +255,7 @@ func (c *oacCall) update() {
 }
 
 func (c *oacCall) delete() {
-	if !c.matched() {
+	if !ifMatches(c.w, c.r, c.o.ETag) {
 		return
 	}
 	for _, d := range c.s.dists {
