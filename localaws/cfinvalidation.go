@@ -1,3 +1,6 @@
+// CloudFront invalidations: CreateInvalidation, GetInvalidation,
+// ListInvalidations, and when each PoP purges.
+
 package localaws
 
 import (

@@ -1,3 +1,6 @@
+// What each CloudFront point of presence serves while a change
+// propagates.
+
 package localaws
 
 import (

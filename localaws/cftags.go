@@ -1,3 +1,6 @@
+// CloudFront resource tags: CreateDistributionWithTags, TagResource,
+// UntagResource, ListTagsForResource.
+
 package localaws
 
 import (

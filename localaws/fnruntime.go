@@ -1,3 +1,7 @@
+// The CloudFront Functions runtime: goja runs a function's JavaScript
+// with the cloudfront and crypto modules, on viewer request and response
+// events.
+
 package localaws
 
 import (

@@ -149,52 +149,7 @@ func (k *kvStores) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeKVSJSON(w, "", map[string]any{"Key": key, "Value": v, "ItemCount": n, "TotalSizeInBytes": size})
 	case key != "" && (r.Method == http.MethodPut || r.Method == http.MethodDelete):
-		ifMatch := r.Header.Get("If-Match")
-		if ifMatch == "" {
-			writeKVSError(w, 400, "ValidationException", "If-Match is required")
-			return
-		}
-		if ifMatch != s.ETag {
-			// The store's ETag changes with every write; a writer that
-			// read an older one lost a race and must read again.
-			writeKVSError(w, 409, "ConflictException", "Pre-condition failed: the ETag does not match the key value store's")
-			return
-		}
-		var body struct{ Value *string }
-		if r.Method == http.MethodPut {
-			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil || body.Value == nil {
-				writeKVSError(w, 400, "ValidationException", "a JSON body with Value is required")
-				return
-			}
-			if len(key) > 512 || len(*body.Value) > 1024 {
-				writeKVSError(w, 400, "ValidationException", "keys are at most 512 bytes and values 1 KB")
-				return
-			}
-		} else if _, ok := s.Items[key]; !ok {
-			writeKVSError(w, 404, "ResourceNotFoundException", "Key "+key+" not found")
-			return
-		}
-		pops := make([]kvPopAt, k.pops)
-		for i := range pops {
-			old, had := s.at(key, i, now)
-			pops[i] = kvPopAt{Old: old, Had: had, At: now.Add(k.within())}
-		}
-		if s.Pops == nil {
-			s.Pops = map[string][]kvPopAt{}
-		}
-		s.Pops[key] = pops
-		if body.Value != nil {
-			s.Items[key] = *body.Value
-		} else {
-			delete(s.Items, key)
-		}
-		s.ETag, s.Modified = newID('K'), now
-		if err := k.save(); err != nil {
-			writeKVSError(w, 500, "InternalServerException", err.Error())
-			return
-		}
-		n, size = s.size()
-		writeKVSJSON(w, s.ETag, map[string]any{"ItemCount": n, "TotalSizeInBytes": size})
+		k.writeKey(w, r, s, key, now)
 	case key == "" && r.Method == http.MethodGet:
 		var items []map[string]string
 		for kk, v := range s.Items {
@@ -212,4 +167,56 @@ func (k *kvStores) within() time.Duration {
 		return 0
 	}
 	return time.Duration(k.rng.Int64N(int64(k.propagation) + 1))
+}
+
+// writeKey answers PutKey and DeleteKey: the write takes the store's
+// current ETag in If-Match, and each PoP goes on reading the key's old
+// value until its own moment; callers hold mu.
+func (k *kvStores) writeKey(w http.ResponseWriter, r *http.Request, s *kvStore, key string, now time.Time) {
+	ifMatch := r.Header.Get("If-Match")
+	if ifMatch == "" {
+		writeKVSError(w, 400, "ValidationException", "If-Match is required")
+		return
+	}
+	if ifMatch != s.ETag {
+		// The store's ETag changes with every write; a writer that
+		// read an older one lost a race and must read again.
+		writeKVSError(w, 409, "ConflictException", "Pre-condition failed: the ETag does not match the key value store's")
+		return
+	}
+	var body struct{ Value *string }
+	if r.Method == http.MethodPut {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil || body.Value == nil {
+			writeKVSError(w, 400, "ValidationException", "a JSON body with Value is required")
+			return
+		}
+		if len(key) > 512 || len(*body.Value) > 1024 {
+			writeKVSError(w, 400, "ValidationException", "keys are at most 512 bytes and values 1 KB")
+			return
+		}
+	} else if _, ok := s.Items[key]; !ok {
+		writeKVSError(w, 404, "ResourceNotFoundException", "Key "+key+" not found")
+		return
+	}
+	pops := make([]kvPopAt, k.pops)
+	for i := range pops {
+		old, had := s.at(key, i, now)
+		pops[i] = kvPopAt{Old: old, Had: had, At: now.Add(k.within())}
+	}
+	if s.Pops == nil {
+		s.Pops = map[string][]kvPopAt{}
+	}
+	s.Pops[key] = pops
+	if body.Value != nil {
+		s.Items[key] = *body.Value
+	} else {
+		delete(s.Items, key)
+	}
+	s.ETag, s.Modified = newID('K'), now
+	if err := k.save(); err != nil {
+		writeKVSError(w, 500, "InternalServerException", err.Error())
+		return
+	}
+	n, size := s.size()
+	writeKVSJSON(w, s.ETag, map[string]any{"ItemCount": n, "TotalSizeInBytes": size})
 }

@@ -245,8 +245,8 @@ func copySource(r *http.Request) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
-// replaceMeta sets o's headers and metadata to a copy's
-// (x-amz-metadata-directive REPLACE).
+// replaceMeta sets o's headers and metadata to those of h: a copy's
+// (x-amz-metadata-directive REPLACE) or a multipart upload's.
 func (o *object) replaceMeta(h http.Header) {
 	o.ContentType, o.CacheControl = h.Get("Content-Type"), h.Get("Cache-Control")
 	o.ContentEncoding, o.ContentDisp = h.Get("Content-Encoding"), h.Get("Content-Disposition")
