@@ -83,6 +83,40 @@ var releaseMeta = regexp.MustCompile(`<meta name="release" content="([^"]+)">`)
 
 // Run runs one measurement.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg = cfg.withDefaults()
+	rg, err := newRig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer rg.close()
+	v, err := rg.publishNext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := rg.svc.Promote(ctx, releases.PromoteRequest{Site: rg.site.Name, Version: v, Actor: "atomicity"}, nil); err != nil {
+		return nil, fmt.Errorf("first promote: %w", err)
+	}
+	if cfg.Strategy == cloud.StrategyKVS {
+		if err := moveToKVS(ctx, rg.aws, rg.svc, rg.apiURL, rg.cfc, cfg.Propagation); err != nil {
+			return nil, err
+		}
+	}
+	rep := &Report{Reasons: map[string]int{}, Skew: cfg.SkewReleases, Pops: cfg.Pops, Strategy: rg.svc.Sites[0].Strategy}
+	if rep.Strategy == "" {
+		rep.Strategy = releases.DefaultStrategy
+	}
+	rg.aws.SetFaults(cfg.Faults)
+
+	start := time.Now()
+	b := startBrowsers(ctx, cfg, rg.edgeURL, rep)
+	flipErr := rg.flips(ctx, cfg, rep, &b.loads)
+	b.stop()
+	rep.PageLoads, rep.Requests = int(b.loads.Load()), int(b.requests.Load())
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, flipErr
+}
+
+func (cfg Config) withDefaults() Config {
 	if cfg.Clients <= 0 {
 		cfg.Clients = 8
 	}
@@ -95,114 +129,99 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Invalidation <= 0 {
 		cfg.Invalidation = 200 * time.Millisecond
 	}
-	aws, err := localaws.New(localaws.Options{DataDir: filepath.Join(cfg.Dir, "aws"), Propagation: cfg.Propagation,
+	return cfg
+}
+
+// rig is a run's parts: the stand-in and its two servers, the store, and
+// the release service and publisher deploying one site through them.
+type rig struct {
+	aws             *localaws.Server
+	apiURL, edgeURL string
+	cfc             *cloudfront.Client
+	site            releases.Site
+	svc             *releases.Service
+	pub             *publish.Publisher
+	dir             string
+	skew            int
+	next            int // the last version published
+	closers         []func()
+}
+
+func newRig(ctx context.Context, cfg Config) (_ *rig, err error) {
+	rg := &rig{dir: cfg.Dir, skew: cfg.SkewReleases}
+	defer func() {
+		if err != nil {
+			rg.close()
+		}
+	}()
+	rg.aws, err = localaws.New(localaws.Options{DataDir: filepath.Join(cfg.Dir, "aws"), Propagation: cfg.Propagation,
 		Invalidation: cfg.Invalidation, Pops: cfg.Pops, KVSPropagation: cfg.Invalidation})
 	if err != nil {
 		return nil, err
 	}
-	if err := aws.EnsureSite(distID, bucketName); err != nil {
+	if err := rg.aws.EnsureSite(distID, bucketName); err != nil {
 		return nil, err
 	}
-	apiURL, stopAPI, err := testaws.Serve(aws.Handler())
+	var stop func()
+	if rg.apiURL, stop, err = testaws.Serve(rg.aws.Handler()); err != nil {
+		return nil, err
+	}
+	rg.closers = append(rg.closers, stop)
+	if rg.edgeURL, stop, err = testaws.Serve(rg.aws.Edge()); err != nil {
+		return nil, err
+	}
+	rg.closers = append(rg.closers, stop)
+	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: rg.apiURL, Credentials: cloud.StaticCredentials("atomic", "atomic")})
 	if err != nil {
 		return nil, err
 	}
-	defer stopAPI()
-	edgeURL, stopEdge, err := testaws.Serve(aws.Edge())
-	if err != nil {
-		return nil, err
-	}
-	defer stopEdge()
-	s3c, cfc, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: apiURL, Credentials: cloud.StaticCredentials("atomic", "atomic")})
-	if err != nil {
-		return nil, err
-	}
+	rg.cfc = cfc
 	db, err := store.Open(filepath.Join(cfg.Dir, "deploybot.db"), store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	site := releases.Site{Name: "www", Bucket: bucketName, Prefix: "www/", DistributionID: distID, SkewReleases: cfg.SkewReleases}
+	rg.closers = append(rg.closers, func() { db.Close() })
+	rg.site = releases.Site{Name: "www", Bucket: bucketName, Prefix: "www/", DistributionID: distID, SkewReleases: cfg.SkewReleases}
 	bucket := &cloud.S3Bucket{Client: s3c}
-	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site},
+	rg.svc = &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{rg.site},
 		CDNs: map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 20 * time.Millisecond}}}
-	pub := &publish.Publisher{Bucket: bucket}
+	rg.pub = &publish.Publisher{Bucket: bucket}
+	return rg, nil
+}
 
-	rep := &Report{Reasons: map[string]int{}, Skew: cfg.SkewReleases, Pops: cfg.Pops}
-	next := 0
-	publishNext := func() (string, error) {
-		next++
-		v := fmt.Sprintf("v%d", next)
-		dir := filepath.Join(cfg.Dir, "build", v)
-		if err := writeBuild(dir, v); err != nil {
-			return "", err
-		}
-		_, err := pub.Publish(ctx, publish.Request{Site: site, Version: v, Dir: dir, SkewReleases: cfg.SkewReleases})
-		return v, err
+// close stops what newRig started, last first.
+func (rg *rig) close() {
+	for i := len(rg.closers) - 1; i >= 0; i-- {
+		rg.closers[i]()
 	}
-	v, err := publishNext()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: v, Actor: "atomicity"}, nil); err != nil {
-		return nil, fmt.Errorf("first promote: %w", err)
-	}
-	if cfg.Strategy == cloud.StrategyKVS {
-		if err := moveToKVS(ctx, aws, svc, apiURL, cfc, cfg.Propagation); err != nil {
-			return nil, err
-		}
-	}
-	rep.Strategy = svc.Sites[0].Strategy
-	if rep.Strategy == "" {
-		rep.Strategy = releases.DefaultStrategy
-	}
-	aws.SetFaults(cfg.Faults)
+}
 
-	start := time.Now()
-	stop := make(chan struct{})
-	var loads, requests atomic.Int64
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}}
-	for c := range cfg.Clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				reason, detail, n := loadPage(ctx, client, edgeURL, rng.IntN(cfg.Pops), rng)
-				loads.Add(1)
-				requests.Add(int64(n))
-				if reason != "" {
-					mu.Lock()
-					rep.Broken++
-					rep.Reasons[reason]++
-					if len(rep.Examples) < 5 {
-						rep.Examples = append(rep.Examples, detail)
-					}
-					mu.Unlock()
-				}
-			}
-		}()
+// publishNext builds and publishes the next version.
+func (rg *rig) publishNext(ctx context.Context) (string, error) {
+	rg.next++
+	v := fmt.Sprintf("v%d", rg.next)
+	dir := filepath.Join(rg.dir, "build", v)
+	if err := writeBuild(dir, v); err != nil {
+		return "", err
 	}
-	var flipErr error
+	_, err := rg.pub.Publish(ctx, publish.Request{Site: rg.site, Version: v, Dir: dir, SkewReleases: rg.skew})
+	return v, err
+}
+
+// flips promotes and rolls back (every fourth flip) until cfg's flips and
+// page loads are both reached.
+func (rg *rig) flips(ctx context.Context, cfg Config, rep *Report, loads *atomic.Int64) error {
 	for i := 1; ctx.Err() == nil && (i <= cfg.Flips || loads.Load() < int64(cfg.PageLoads)); i++ {
-		var out *releases.Outcome
 		var err error
 		if i%4 == 0 {
-			out, err = svc.Rollback(ctx, releases.RollbackRequest{Site: site.Name, Actor: "atomicity"}, nil)
+			_, err = rg.svc.Rollback(ctx, releases.RollbackRequest{Site: rg.site.Name, Actor: "atomicity"}, nil)
 			rep.Rollbacks++
 		} else {
-			if v, err = publishNext(); err != nil {
-				flipErr = fmt.Errorf("publish %s: %w", v, err)
-				break
+			var v string
+			if v, err = rg.publishNext(ctx); err != nil {
+				return fmt.Errorf("publish %s: %w", v, err)
 			}
-			out, err = svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: v, Actor: "atomicity"}, nil)
+			_, err = rg.svc.Promote(ctx, releases.PromoteRequest{Site: rg.site.Name, Version: v, Actor: "atomicity"}, nil)
 			rep.Promotes++
 		}
 		rep.Flips++
@@ -211,19 +230,59 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			// fail cleanly (the reliability tests check the record). The
 			// measurement goes on with the next flip.
 			if cfg.Faults == (localaws.Faults{}) {
-				flipErr = fmt.Errorf("flip %d: %w", i, err)
-				break
+				return fmt.Errorf("flip %d: %w", i, err)
 			}
 			rep.Failed++
-			continue
 		}
-		_ = out
 	}
-	close(stop)
-	wg.Wait()
-	rep.PageLoads, rep.Requests = int(loads.Load()), int(requests.Load())
-	rep.Seconds = time.Since(start).Seconds()
-	return rep, flipErr
+	return nil
+}
+
+// browsers are cfg.Clients clients loading pages until stopped, counting
+// into the report (under mu) what they find broken.
+type browsers struct {
+	loads, requests atomic.Int64
+	done            chan struct{}
+	wg              sync.WaitGroup
+	mu              sync.Mutex
+}
+
+func startBrowsers(ctx context.Context, cfg Config, edgeURL string, rep *Report) *browsers {
+	b := &browsers{done: make(chan struct{})}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}}
+	for c := range cfg.Clients {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
+			for {
+				select {
+				case <-b.done:
+					return
+				default:
+				}
+				reason, detail, n := loadPage(ctx, client, edgeURL, rng.IntN(cfg.Pops), rng)
+				b.loads.Add(1)
+				b.requests.Add(int64(n))
+				if reason != "" {
+					b.mu.Lock()
+					rep.Broken++
+					rep.Reasons[reason]++
+					if len(rep.Examples) < 5 {
+						rep.Examples = append(rep.Examples, detail)
+					}
+					b.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return b
+}
+
+// stop ends the page loads and waits for the last.
+func (b *browsers) stop() {
+	close(b.done)
+	b.wg.Wait()
 }
 
 // loadPage is one browser page load at one PoP: "/" and then each asset
