@@ -209,8 +209,7 @@ func TestHelmChart(t *testing.T) {
 			t.Fatalf("helm lint --strict %v: %v\n%s", set, err, out)
 		}
 	}
-	docs := render(t, helm, "--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/deploybot`,
-		"--set", "serviceMonitor.enabled=true")
+	docs := renderDefault(t, helm)
 	for _, kind := range []string{"Deployment", "ConfigMap", "Secret", "Service", "ServiceAccount", "ServiceMonitor", "PodDisruptionBudget"} {
 		if docs[kind] == nil {
 			t.Fatalf("the chart renders no %s", kind)
@@ -272,6 +271,21 @@ func TestHelmChart(t *testing.T) {
 			t.Errorf("%s selects %v, the pods are labelled %v", what, sel, podLabels)
 		}
 	}
+}
+
+// renderDefault renders the chart as TestHelmChart and
+// TestHelmChartConfigAndSecret look at it: the defaults, with an IRSA role
+// and the ServiceMonitor on.
+func renderDefault(t *testing.T, helm string) map[string]map[string]any {
+	t.Helper()
+	return render(t, helm, "--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/deploybot`,
+		"--set", "serviceMonitor.enabled=true")
+}
+
+func TestHelmChartConfigAndSecret(t *testing.T) {
+	helm := helmPath(t)
+	docs := renderDefault(t, helm)
+	c := get(docs["Deployment"], "spec", "template", "spec", "containers", 0)
 	// The ConfigMap's deploybot.yaml is a configuration serve accepts, with
 	// the tokens coming from the Secret's environment variables.
 	raw := get(docs["ConfigMap"], "data", "deploybot.yaml").(string)
