@@ -75,8 +75,7 @@ func run(nRel, nObj, workers int) error {
 		return err
 	}
 	defer stop()
-	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
-		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
+	s3c, err := tools.VersityS3(ctx, endpoint)
 	if err != nil {
 		return err
 	}

@@ -19,16 +19,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,10 +32,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/deploybot/deploybot/bench/internal/tools"
-	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
-	"github.com/deploybot/deploybot/publish"
-	"github.com/deploybot/deploybot/releases"
 )
 
 func main() {
@@ -69,42 +62,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/publish:", err)
 		os.Exit(1)
 	}
-}
-
-// makeSite writes a reproducible site: mostly small files (HTML, JS, CSS,
-// JSON), some images of tens of KB, a few of a few hundred KB; a third of
-// the assets fingerprinted.
-func makeSite(dir string, n int, seed uint64) (int64, error) {
-	r := rand.New(rand.NewPCG(seed, 7))
-	var total int64
-	exts := []string{".html", ".js", ".css", ".json", ".svg", ".png", ".woff2"}
-	for i := 0; i < n; i++ {
-		ext := exts[r.IntN(len(exts))]
-		size := 200 + r.IntN(8_000)
-		switch {
-		case i%100 == 0:
-			size = 200_000 + r.IntN(300_000)
-		case ext == ".png" || ext == ".woff2":
-			size = 10_000 + r.IntN(60_000)
-		}
-		name := fmt.Sprintf("section%02d/page%04d%s", i%40, i, ext)
-		if ext != ".html" && i%3 == 0 {
-			name = fmt.Sprintf("assets/chunk-%04d.%08x%s", i, r.Uint32(), ext)
-		}
-		b := make([]byte, size)
-		for j := range b {
-			b[j] = byte('a' + r.IntN(26))
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return 0, err
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			return 0, err
-		}
-		total += int64(size)
-	}
-	return total, nil
 }
 
 type tool struct {
@@ -164,103 +121,153 @@ func build(dir, pkg string) (string, error) {
 
 func run(nFiles, rounds int) error {
 	ctx := context.Background()
+	rg, cleanup, err := setup(ctx, nFiles, rounds)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	if rssOnly {
+		return peakRSS(rg.work, rg.deploybot, rg.env, rg.config)
+	}
+	if cpuProfile != "" {
+		return profile(ctx, rg.endpoint, rg.site, rounds, rg.bucket)
+	}
+	var contenders []tool
+	for _, t := range rg.contenders() {
+		if selected(t.name) {
+			contenders = append(contenders, t)
+		}
+	}
+	m, err := rg.measure(contenders, rounds)
+	if err != nil {
+		return err
+	}
+	if err := m.print(contenders); err != nil {
+		return err
+	}
+	if err := rg.republish(nFiles); err != nil {
+		return err
+	}
+	return peakRSS(rg.work, rg.deploybot, rg.env, rg.config)
+}
+
+// rig is a run's parts: the tools built or found, versitygw and its
+// client, the site, and the environment the tools run in.
+type rig struct {
+	ctx                                context.Context
+	work, site, endpoint               string
+	serverPID                          int
+	deploybot, putloop, rclone, awscli string
+	s3c                                *s3.Client
+	env                                []string
+}
+
+// setup finds or builds the tools, starts versitygw and writes the site.
+// cleanup is to be called even when it fails.
+func setup(ctx context.Context, nFiles, rounds int) (_ *rig, cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	rg := &rig{ctx: ctx}
 	vgw, err := tools.VersityGW()
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
-	rclone, err := tools.Debian("rclone", "rclone")
-	if err != nil {
-		return err
+	if rg.rclone, err = tools.Debian("rclone", "rclone"); err != nil {
+		return nil, cleanup, err
 	}
-	awscli, err := tools.Debian("aws", "awscli")
-	if err != nil {
-		return err
+	if rg.awscli, err = tools.Debian("aws", "awscli"); err != nil {
+		return nil, cleanup, err
 	}
-	work, err := os.MkdirTemp("", "deploybot-bench-publish-")
-	if err != nil {
-		return err
+	if rg.work, err = os.MkdirTemp("", "deploybot-bench-publish-"); err != nil {
+		return nil, cleanup, err
 	}
-	defer os.RemoveAll(work)
-	deploybot, err := build(work, "./cmd/deploybot")
-	if err != nil {
-		return err
+	undo = append(undo, func() { os.RemoveAll(rg.work) })
+	if rg.deploybot, err = build(rg.work, "./cmd/deploybot"); err != nil {
+		return nil, cleanup, err
 	}
-	putloop, err := build(work, "./bench/putloop")
-	if err != nil {
-		return err
+	if rg.putloop, err = build(rg.work, "./bench/putloop"); err != nil {
+		return nil, cleanup, err
 	}
 	vgwDir, err := os.MkdirTemp(serverDir, "deploybot-bench-versitygw-")
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
-	defer os.RemoveAll(vgwDir)
+	undo = append(undo, func() { os.RemoveAll(vgwDir) })
 	var vgwFlags []string
 	if keepAlive {
 		vgwFlags = append(vgwFlags, "--keep-alive")
 	}
 	endpoint, serverPID, stop, err := testaws.StartPID(vgw, vgwDir, vgwFlags...)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
-	defer stop()
-	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
-		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
-	if err != nil {
-		return err
+	undo = append(undo, stop)
+	rg.endpoint, rg.serverPID = endpoint, serverPID
+	if rg.s3c, err = tools.VersityS3(ctx, endpoint); err != nil {
+		return nil, cleanup, err
 	}
-	site := filepath.Join(work, "site")
-	total, err := makeSite(site, nFiles, 1)
+	rg.site = filepath.Join(rg.work, "site")
+	total, err := makeSite(rg.site, nFiles, 1)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
 	fmt.Printf("site: %d files, %.1f MB; versitygw %s storing in %s%s; %s; %s; %d rounds, medians\n",
 		nFiles, float64(total)/1e6, endpoint, vgwDir, map[bool]string{true: " with --keep-alive"}[keepAlive],
-		version(rclone, "version"), version(awscli, "--version"), rounds)
-
-	env := append(without(os.Environ(), "AWS_CA_BUNDLE"), "AWS_ACCESS_KEY_ID="+testaws.AccessKey, "AWS_SECRET_ACCESS_KEY="+testaws.SecretKey,
+		version(rg.rclone, "version"), version(rg.awscli, "--version"), rounds)
+	rg.env = append(without(os.Environ(), "AWS_CA_BUNDLE"), "AWS_ACCESS_KEY_ID="+testaws.AccessKey, "AWS_SECRET_ACCESS_KEY="+testaws.SecretKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-	// Every run writes into a bucket of its own, so no tool finds the
-	// server's directories fuller than another did.
-	bucket := func(name string) string {
-		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-			var owned *s3types.BucketAlreadyOwnedByYou
-			if !errors.As(err, &owned) {
-				panic(err)
-			}
+	return rg, cleanup, nil
+}
+
+// bucket makes a bucket called name. Every run writes into a bucket of
+// its own, so no tool finds the server's directories fuller than another
+// did.
+func (rg *rig) bucket(name string) string {
+	if _, err := rg.s3c.CreateBucket(rg.ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		var owned *s3types.BucketAlreadyOwnedByYou
+		if !errors.As(err, &owned) {
+			panic(err)
 		}
-		return name
 	}
-	config := func(name string) (string, error) {
-		p := filepath.Join(work, name+".yaml")
-		return p, os.WriteFile(p, []byte(fmt.Sprintf("store: {path: %s/db}\naws: {endpoint: %q}\nsites:\n  - {name: www, bucket: %s, prefix: www/, distribution_id: EBENCH}\n",
-			work, endpoint, bucket(name))), 0o644)
-	}
-	rcloneRemote := func(b string) string {
-		return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:%s/www",
-			endpoint, testaws.AccessKey, testaws.SecretKey, bucket(b))
-	}
-	if rssOnly {
-		return peakRSS(work, deploybot, env, config)
-	}
-	if cpuProfile != "" {
-		return profile(ctx, endpoint, site, rounds, bucket)
-	}
+	return name
+}
+
+// config writes a deploybot configuration publishing to bucket name.
+func (rg *rig) config(name string) (string, error) {
+	p := filepath.Join(rg.work, name+".yaml")
+	return p, os.WriteFile(p, []byte(fmt.Sprintf("store: {path: %s/db}\naws: {endpoint: %q}\nsites:\n  - {name: www, bucket: %s, prefix: www/, distribution_id: EBENCH}\n",
+		rg.work, rg.endpoint, rg.bucket(name))), 0o644)
+}
+
+func (rg *rig) rcloneRemote(b string) string {
+	return fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true,region=us-east-1:%s/www",
+		rg.endpoint, testaws.AccessKey, testaws.SecretKey, rg.bucket(b))
+}
+
+// contenders are every tool of the comparison, -tools filtering them
+// after.
+func (rg *rig) contenders() []tool {
+	deploybot, site, env := rg.deploybot, rg.site, rg.env
 	contenders := []tool{
 		{"deploybot publish", func(r int) *exec.Cmd {
-			cfg, _ := config(fmt.Sprintf("dbt%d", r))
+			cfg, _ := rg.config(fmt.Sprintf("dbt%d", r))
 			return exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
 		}},
 	}
 	for _, c := range concurrencies {
 		contenders = append(contenders, tool{"deploybot publish c" + c, func(r int) *exec.Cmd {
-			cfg, _ := config(fmt.Sprintf("dbt%s-%d", c, r))
+			cfg, _ := rg.config(fmt.Sprintf("dbt%s-%d", c, r))
 			return exec.Command(deploybot, "publish", "--config", cfg, "--concurrency", c, "--version", "v1", site)
 		}})
 	}
 	for _, lb := range otherBuilds {
 		label, bin, _ := strings.Cut(lb, "=")
 		contenders = append(contenders, tool{"deploybot publish @" + label, func(r int) *exec.Cmd {
-			cfg, _ := config(fmt.Sprintf("dbtbin%s-%d", strings.ToLower(label), r))
+			cfg, _ := rg.config(fmt.Sprintf("dbtbin%s-%d", strings.ToLower(label), r))
 			cmd := exec.Command(bin, "publish", "--config", cfg, "--version", "v1", site)
 			cmd.Env = env
 			return cmd
@@ -268,188 +275,99 @@ func run(nFiles, rounds int) error {
 	}
 	for _, kv := range envVariants {
 		contenders = append(contenders, tool{"deploybot publish " + kv, func(r int) *exec.Cmd {
-			cfg, _ := config(fmt.Sprintf("dbt%s-%d", strings.ToLower(strings.NewReplacer("=", "", "_", "").Replace(kv)), r))
+			cfg, _ := rg.config(fmt.Sprintf("dbt%s-%d", strings.ToLower(strings.NewReplacer("=", "", "_", "").Replace(kv)), r))
 			cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v1", site)
 			cmd.Env = append(slices.Clone(env), kv)
 			return cmd
 		}})
 	}
-	contenders = append(contenders, []tool{
+	return append(contenders, []tool{
 		{"PutObject loop x16", func(r int) *exec.Cmd {
-			return exec.Command(putloop, "-endpoint", endpoint, "-bucket", bucket(fmt.Sprintf("loop%d", r)), "-prefix", "www/", site)
+			return exec.Command(rg.putloop, "-endpoint", rg.endpoint, "-bucket", rg.bucket(fmt.Sprintf("loop%d", r)), "-prefix", "www/", site)
 		}},
 		{"rclone sync", func(r int) *exec.Cmd {
-			return exec.Command(rclone, "sync", site, rcloneRemote(fmt.Sprintf("rclone%d", r)))
+			return exec.Command(rg.rclone, "sync", site, rg.rcloneRemote(fmt.Sprintf("rclone%d", r)))
 		}},
 		{"rclone sync x16", func(r int) *exec.Cmd {
-			return exec.Command(rclone, "sync", "--transfers", "16", site, rcloneRemote(fmt.Sprintf("rclone16-%d", r)))
+			return exec.Command(rg.rclone, "sync", "--transfers", "16", site, rg.rcloneRemote(fmt.Sprintf("rclone16-%d", r)))
 		}},
 		{"aws s3 sync", func(r int) *exec.Cmd {
-			return exec.Command(awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint, site, "s3://"+bucket(fmt.Sprintf("aws%d", r))+"/www/")
+			return exec.Command(rg.awscli, "s3", "sync", "--only-show-errors", "--endpoint-url", rg.endpoint, site, "s3://"+rg.bucket(fmt.Sprintf("aws%d", r))+"/www/")
 		}},
 	}...)
-	var picked []tool
-	for _, t := range contenders {
-		if selected(t.name) {
-			picked = append(picked, t)
-		}
-	}
-	contenders = picked
-	times := map[string][]time.Duration{}
-	// CPU seconds each tool used itself and made the server use: on two
-	// cores the server's share bounds everyone's wall time.
-	clientCPU, serverCPU := map[string][]time.Duration{}, map[string][]time.Duration{}
+}
+
+// measurements are each tool's wall times, and the CPU seconds it used
+// itself and made the server use (on two cores the server's share bounds
+// everyone's wall time), one a round.
+type measurements struct {
+	times, clientCPU, serverCPU map[string][]time.Duration
+}
+
+func (rg *rig) measure(contenders []tool, rounds int) (measurements, error) {
+	m := measurements{times: map[string][]time.Duration{}, clientCPU: map[string][]time.Duration{}, serverCPU: map[string][]time.Duration{}}
 	for r := 0; r < rounds; r++ {
 		// A different tool goes first each round.
 		order := append(contenders[r%len(contenders):len(contenders):len(contenders)], contenders[:r%len(contenders)]...)
 		for _, t := range order {
 			cmd := t.cmd(r)
 			if cmd.Env == nil {
-				cmd.Env = env
+				cmd.Env = rg.env
 			}
-			before := procCPU(serverPID)
+			before := procCPU(rg.serverPID)
 			start := time.Now()
 			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: %v\n%s", t.name, err, out)
+				return m, fmt.Errorf("%s: %v\n%s", t.name, err, out)
 			}
-			times[t.name] = append(times[t.name], time.Since(start))
-			serverCPU[t.name] = append(serverCPU[t.name], procCPU(serverPID)-before)
-			clientCPU[t.name] = append(clientCPU[t.name], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+			m.times[t.name] = append(m.times[t.name], time.Since(start))
+			m.serverCPU[t.name] = append(m.serverCPU[t.name], procCPU(rg.serverPID)-before)
+			m.clientCPU[t.name] = append(m.clientCPU[t.name], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 		}
 	}
-	if len(times["deploybot publish"]) == 0 {
+	return m, nil
+}
+
+// print prints the table. Two ratios: of the medians, and the median of
+// each round's own ratio. The second pairs runs made a few seconds apart,
+// so a slow spell of the machine (a 2-core VM's times drift by 10-20%
+// over minutes) weighs on both sides of a ratio alike.
+func (m measurements) print(contenders []tool) error {
+	ours := m.times["deploybot publish"]
+	if len(ours) == 0 {
 		return fmt.Errorf("the deploybot publish run is needed for the ratios")
 	}
-	// Two ratios: of the medians, and the median of each round's own
-	// ratio. The second pairs runs made a few seconds apart, so a slow
-	// spell of the machine (a 2-core VM's times drift by 10-20% over
-	// minutes) weighs on both sides of a ratio alike.
-	ours := times["deploybot publish"]
 	fmt.Printf("%-30s %9s %12s %12s %11s %13s\n", "tool", "median s", "deploybot/", "median of", "tool CPU s", "server CPU s")
 	fmt.Printf("%-30s %9s %12s %12s %11s %13s\n", "", "", "tool", "round ratios", "", "")
 	for _, t := range contenders {
-		m := median(times[t.name])
+		med := median(m.times[t.name])
 		var ratios []float64
-		for r := range times[t.name] {
-			ratios = append(ratios, ours[r].Seconds()/times[t.name][r].Seconds())
+		for r := range m.times[t.name] {
+			ratios = append(ratios, ours[r].Seconds()/m.times[t.name][r].Seconds())
 		}
-		fmt.Printf("%-30s %9.2f %12.2f %12.2f %11.2f %13.2f\n", t.name, m.Seconds(), median(ours).Seconds()/m.Seconds(),
-			median(ratios), median(clientCPU[t.name]).Seconds(), median(serverCPU[t.name]).Seconds())
+		fmt.Printf("%-30s %9.2f %12.2f %12.2f %11.2f %13.2f\n", t.name, med.Seconds(), median(ours).Seconds()/med.Seconds(),
+			median(ratios), median(m.clientCPU[t.name]).Seconds(), median(m.serverCPU[t.name]).Seconds())
 	}
+	return nil
+}
 
-	// Re-publish with 1% of the files changed.
+// republish publishes again with 1% of the files changed.
+func (rg *rig) republish(nFiles int) error {
 	changed := 0
-	_ = filepath.WalkDir(site, func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(rg.site, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && changed < nFiles/100 && strings.HasSuffix(p, ".html") {
 			changed++
 			return os.WriteFile(p, []byte(fmt.Sprintf("<h1>changed %d</h1>", changed)), 0o644)
 		}
 		return nil
 	})
-	cfg, _ := config("dbt0")
-	cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", "v2", "--json", site)
-	cmd.Env = env
+	cfg, _ := rg.config("dbt0")
+	cmd := exec.Command(rg.deploybot, "publish", "--config", cfg, "--version", "v2", "--json", rg.site)
+	cmd.Env = rg.env
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("re-publish: %v", err)
 	}
 	fmt.Printf("re-publish with %d files (1%%) changed: %s", changed, compact(out))
-
-	return peakRSS(work, deploybot, env, config)
-}
-
-// peakRSS publishes sites of each -rss size and prints the peak RSS
-// (getrusage) of deploybot publish. The sites are of small files (0.2-8
-// KB, one page and one fingerprinted asset in three): what publish holds
-// grows, if at all, with the number of files, not with their bytes.
-func peakRSS(work, deploybot string, env []string, config func(string) (string, error)) error {
-	for _, f := range strings.Split(rssSizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("-rss: %q is not a file count", f)
-		}
-		dir := filepath.Join(work, fmt.Sprintf("rss%d", n))
-		if err := makeSmallSite(dir, n); err != nil {
-			return err
-		}
-		cfg, _ := config(fmt.Sprintf("rss%d", n))
-		// v1 is a first publish; v2 and v3 re-publish the same files,
-		// which reads the newest manifests (two, with the default skew
-		// protection, for v3) to copy every file server-side.
-		for _, v := range []string{"v1", "v2", "v3"} {
-			cmd := exec.Command(deploybot, "publish", "--config", cfg, "--version", v, "--json", dir)
-			cmd.Env = env
-			start := time.Now()
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("publish for RSS: %v\n%s", err, out)
-			}
-			took := time.Since(start)
-			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-			what := "publish"
-			if v != "v1" {
-				what = "re-publish " + v
-			}
-			fmt.Printf("peak RSS of %s, %d files: %.1f MiB (%.1f s)\n", what, n, float64(ru.Maxrss)/1024, took.Seconds())
-		}
-		_ = os.RemoveAll(dir)
-	}
-	return nil
-}
-
-// profile publishes site in this process, rounds times into fresh
-// buckets, under the CPU profiler, with the settings the command line
-// uses (its S3 client, 16 workers, GOGC 200).
-func profile(ctx context.Context, endpoint, site string, rounds int, bucket func(string) string) error {
-	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
-		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
-	if err != nil {
-		return err
-	}
-	f, err := os.Create(cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	defer debug.SetGCPercent(debug.SetGCPercent(200))
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	defer pprof.StopCPUProfile()
-	// As `deploybot publish` builds it: uploads go directly (cloud.DirectPut).
-	p := &publish.Publisher{Bucket: &cloud.S3Bucket{Client: s3c, Uploads: cloud.NewDirectPut(s3c, nil)}}
-	for r := range rounds {
-		b := bucket(fmt.Sprintf("prof%d", r))
-		start := time.Now()
-		if _, err := p.Publish(ctx, publish.Request{Site: releases.Site{Name: "www", Bucket: b, Prefix: "www/"}, Version: "v1", Dir: site}); err != nil {
-			return err
-		}
-		fmt.Printf("round %d: %.2f s\n", r+1, time.Since(start).Seconds())
-	}
-	return nil
-}
-
-// makeSmallSite writes n files of 0.2-8 KB in 40 folders.
-func makeSmallSite(dir string, n int) error {
-	r := rand.New(rand.NewPCG(uint64(n), 9))
-	buf := make([]byte, 8200)
-	for i := range n {
-		name := fmt.Sprintf("section%02d/page%06d.html", i%40, i)
-		if i%3 == 0 {
-			name = fmt.Sprintf("assets/chunk-%06d.%08x.js", i, r.Uint32())
-		}
-		b := buf[:200+r.IntN(8000)]
-		for j := range b {
-			b[j] = byte('a' + (i+j*7)%26)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -117,17 +117,46 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	if err := checkFuzzList(); err != nil {
 		return err
 	}
-	var rows []row
-	failed := false
-	add := func(what, figure, result string, ok bool) {
-		if !ok {
-			failed = true
-			result = "FAILED: " + result
-		}
-		rows = append(rows, row{what, figure, result})
-		fmt.Printf("%-45s %-55s %s\n", what, figure, result)
+	t := &table{}
+	if err := t.atomicity(ctx, loads, flips); err != nil {
+		return err
 	}
+	t.coordination()
+	t.attacks()
+	if err := t.memory(ctx); err != nil {
+		return err
+	}
+	t.fuzzing(fuzztime)
+	if err := t.write(out); err != nil {
+		return err
+	}
+	fmt.Println("wrote", out)
+	if t.failed {
+		return fmt.Errorf("some checks failed; see %s", out)
+	}
+	return nil
+}
 
+// table is the figures' rows; failed once a check did not hold.
+type table struct {
+	rows   []row
+	failed bool
+}
+
+// add adds a row, printing it; a result that did not hold (!ok) is marked
+// FAILED.
+func (t *table) add(what, figure, result string, ok bool) {
+	if !ok {
+		t.failed = true
+		result = "FAILED: " + result
+	}
+	t.rows = append(t.rows, row{what, figure, result})
+	fmt.Printf("%-45s %-55s %s\n", what, figure, result)
+}
+
+// atomicity measures page loads across flips, with and without skew
+// protection, under faults, and with both strategies.
+func (t *table) atomicity(ctx context.Context, loads, flips int) error {
 	for _, c := range []struct {
 		name     string
 		skew     int
@@ -160,16 +189,22 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 		}
 		// Without skew protection broken loads are the expected figure:
 		// what the default prevents.
-		add(c.name, figure, result, c.skew == 0 || rep.Broken == 0)
+		t.add(c.name, figure, result, c.skew == 0 || rep.Broken == 0)
 	}
 
+	return nil
+}
+
+// coordination runs the tests of kill -9, faults, many deploys at once,
+// replicas, and prune on a shared bucket, reporting what they logged.
+func (t *table) coordination() {
 	kill, err := goTest("-run", "^TestKillNineInEachPhase$", "./cmd/deploybot")
 	passed := regexp.MustCompile(`--- PASS: TestKillNineInEachPhase/(\S+)`).FindAllStringSubmatch(kill, -1)
 	var points []string
 	for _, p := range passed {
 		points = append(points, strings.ReplaceAll(p[1], "_", " "))
 	}
-	add("kill -9 of `serve` mid-promote, then restart", fmt.Sprintf("%d kill points: %s", len(points), strings.Join(points, "; ")),
+	t.add("kill -9 of `serve` mid-promote, then restart", fmt.Sprintf("%d kill points: %s", len(points), strings.Join(points, "; ")),
 		"each deploy final, live pointer = origin path, lock free, no release lost", err == nil && len(points) >= 4)
 
 	conc, err := goTest("-run", "^TestDeploysUnderFaults$", "./server")
@@ -179,22 +214,22 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	if faultLine != nil {
 		result = faultLine[1] + "; " + result
 	}
-	add("deploys under faults", figure, result, err == nil)
+	t.add("deploys under faults", figure, result, err == nil)
 	doors, err := goTest("-run", "^TestFiftyPromotesThroughEveryDoor$", "./cmd/deploybot")
-	add("50 promotes of one site at once", "17 command lines, 17 API clients, 16 Slack commands against one `serve`", "exactly one runs, the others are refused naming it; no lock left",
+	t.add("50 promotes of one site at once", "17 command lines, 17 API clients, 16 Slack commands against one `serve`", "exactly one runs, the others are refused naming it; no lock left",
 		err == nil && strings.Contains(doors, "--- PASS: TestFiftyPromotesThroughEveryDoor"))
 
 	replicas, err := goTest("-run", "^(TestTwoServesAndTheCommandLineShareOneTruth|TestKillNineOfTheReplicaRunningADeploy|TestTheScheduledPruneRunsOnceWithReplicasAndAfterAKill)$", "./cmd/deploybot")
-	add("two `serve` replicas and the command line on one bucket", "a freeze set through one replica; 50 promotes at once from 16 command lines and 34 API calls spread over both replicas",
+	t.add("two `serve` replicas and the command line on one bucket", "a freeze set through one replica; 50 promotes at once from 16 command lines and 34 API calls spread over both replicas",
 		"the freeze holds the command line and the other replica; exactly one promote runs, every other refused naming it",
 		err == nil && strings.Contains(replicas, "--- PASS: TestTwoServesAndTheCommandLineShareOneTruth"))
 	figure = "kill -9 of the replica running a promote (waiting for CloudFront), the replicas on different machines (judged by heartbeats)"
 	if m := regexp.MustCompile(`finished by the other replica ([0-9.]+)s after the kill`).FindStringSubmatch(replicas); m != nil {
 		figure += "; finished " + m[1] + " s after the kill"
 	}
-	add("a replica killed mid-deploy", figure, "the other replica shows it running, takes it over after the missed heartbeats and finishes it; nothing left locked",
+	t.add("a replica killed mid-deploy", figure, "the other replica shows it running, takes it over after the missed heartbeats and finishes it; nothing left locked",
 		err == nil && strings.Contains(replicas, "--- PASS: TestKillNineOfTheReplicaRunningADeploy"))
-	add("the scheduled prune with replicas", "two replicas on an every-minute schedule, then kill -9 of the site lease's holder",
+	t.add("the scheduled prune with replicas", "two replicas on an every-minute schedule, then kill -9 of the site lease's holder",
 		"each planned run happens exactly once, before and after the kill",
 		err == nil && strings.Contains(replicas, "--- PASS: TestTheScheduledPruneRunsOnceWithReplicasAndAfterAKill"))
 
@@ -206,10 +241,13 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 		figure = propLine[1] + " " + figure
 		result = fmt.Sprintf("%s objects of other sites checked, 0 deleted (%s deleted from the pruned sites); dry run = run", propLine[2], propLine[3])
 	}
-	add("prune with sites sharing a bucket", figure, result, err == nil && propLine != nil)
+	t.add("prune with sites sharing a bucket", figure, result, err == nil && propLine != nil)
+}
 
-	// Attacks from the review of 2026-12-02: each a test that reproduces it,
-	// some run here at a larger scale than in make test.
+// attacks runs the tests of the attacks from the review of 2026-12-02.
+func (t *table) attacks() {
+	// Each a test that reproduces it, some run here at a larger scale than
+	// in make test.
 	for _, a := range []struct {
 		what, figure, result, test, pkg string
 		env                             []string
@@ -239,11 +277,15 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 				figure = m[1]
 			}
 		}
-		add(a.what, figure, a.result, err == nil && strings.Contains(out, "--- PASS"))
+		t.add(a.what, figure, a.result, err == nil && strings.Contains(out, "--- PASS"))
 	}
+}
 
+// memory measures the peak RSS of reading a manifest at the limits, and
+// of serve under memload.
+func (t *table) memory(ctx context.Context) error {
 	mbytes, peak, base, err := manifestRSS(ctx)
-	add("a manifest at the limits, read by deploybot", fmt.Sprintf("%d files, %.1f MB of JSON (the limits: %d files, %d MiB)", releases.MaxManifestFiles, float64(mbytes)/1e6,
+	t.add("a manifest at the limits, read by deploybot", fmt.Sprintf("%d files, %.1f MB of JSON (the limits: %d files, %d MiB)", releases.MaxManifestFiles, float64(mbytes)/1e6,
 		releases.MaxManifestFiles, releases.MaxManifestBytes>>20),
 		fmt.Sprintf("peak RSS %.0f MiB (%.0f MiB with a one-file manifest); the chart's limit is 256 MiB", float64(peak)/(1<<20), float64(base)/(1<<20)), err == nil && peak < 200<<20)
 
@@ -253,16 +295,22 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 	}
 	mem, err := memload.Run(ctx, memload.Options{Root: root})
 	if err != nil {
-		add("serve reading large manifests, diffs at once", "", err.Error(), false)
+		t.add("serve reading large manifests, diffs at once", "", err.Error(), false)
 	} else {
-		add("serve reading large manifests, diffs at once", memoryFigure(mem), memoryResult(mem), mem.Peak < 200<<20)
+		t.add("serve reading large manifests, diffs at once", memoryFigure(mem), memoryResult(mem), mem.Peak < 200<<20)
 	}
+	return nil
+}
 
+func (t *table) fuzzing(fuzztime time.Duration) {
 	for _, f := range fuzzTargets {
 		execs, err := fuzz(f.name, f.pkg, fuzztime)
-		add("fuzz "+f.name+" ("+f.pkg+")", fmt.Sprintf("%s: %d execs in %s", f.input, execs, fuzztime), "no panic; the target's properties held on every input", err == nil)
+		t.add("fuzz "+f.name+" ("+f.pkg+")", fmt.Sprintf("%s: %d execs in %s", f.input, execs, fuzztime), "no panic; the target's properties held on every input", err == nil)
 	}
+}
 
+// write writes the table as the figures' Markdown file.
+func (t *table) write(out string) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Reliability figures\n\nGenerated by `make reliability` (`go run ./bench/reliability`) on %s, %d cores, %s.\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version())
@@ -271,17 +319,10 @@ func run(loads, flips int, fuzztime time.Duration, out string) error {
 		"points of presence, while the real promote/rollback flow flips the site (every fourth flip a rollback).\n" +
 		"A page load is broken when an asset it names is not served with the bytes its fingerprint promises.\n\n")
 	b.WriteString("| what | load / inputs | result |\n|---|---|---|\n")
-	for _, r := range rows {
+	for _, r := range t.rows {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.what, r.figure, r.result)
 	}
-	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Println("wrote", out)
-	if failed {
-		return fmt.Errorf("some checks failed; see %s", out)
-	}
-	return nil
+	return os.WriteFile(out, b.Bytes(), 0o644)
 }
 
 func reasons(m map[string]int) string {

@@ -4,12 +4,16 @@
 package tools
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
 )
 
@@ -70,4 +74,12 @@ func asRoot(args ...string) *exec.Cmd {
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// VersityS3 is an S3 client of versitygw at endpoint, as testaws starts
+// it (its access key).
+func VersityS3(ctx context.Context, endpoint string) (*s3.Client, error) {
+	s3c, _, err := cloud.NewClients(ctx, cloud.Settings{Region: "us-east-1", Endpoint: endpoint,
+		Credentials: cloud.StaticCredentials(testaws.AccessKey, testaws.SecretKey)})
+	return s3c, err
 }
