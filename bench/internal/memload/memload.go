@@ -93,11 +93,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer os.RemoveAll(dir)
 	bin := o.Bin
 	if bin == "" {
-		bin = filepath.Join(dir, "deploybot")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/deploybot")
-		build.Dir = o.Root
-		if out, err := build.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("building deploybot: %v\n%s", err, out)
+		if bin, err = build(ctx, o.Root, dir); err != nil {
+			return nil, err
 		}
 	}
 	aws3, err := localaws.New(localaws.Options{DataDir: filepath.Join(dir, "aws")})
@@ -110,99 +107,166 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sites []releases.Site
-	var cfg strings.Builder
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	const token = "memload-token"
-	fmt.Fprintf(&cfg, "store: {path: %q}\naws: {endpoint: %q}\nhttp: {listen: %q, api_token: %q}\nreconcile: {interval: 1s}\nsites:\n",
-		filepath.Join(dir, "deploybot.db"), api.URL, listen, token)
-	for i := range o.Sites {
-		site := releases.Site{Name: fmt.Sprintf("site%d", i), Bucket: "memload", Prefix: fmt.Sprintf("site%d/", i), DistributionID: fmt.Sprintf("EMEM%d", i)}
-		if err := aws3.EnsureSite(site.DistributionID, site.Bucket); err != nil {
-			return nil, err
-		}
-		sites = append(sites, site)
-		// No scheduled prune: it would delete what the diffs read.
-		fmt.Fprintf(&cfg, "  - {name: %s, bucket: %s, prefix: %s, distribution_id: %s, retention: {schedule: \"\"}}\n", site.Name, site.Bucket, site.Prefix, site.DistributionID)
-	}
-	cfgPath := filepath.Join(dir, "deploybot.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+	cfgPath, sites, err := writeConfig(dir, api.URL, listen, token, aws3, o.Sites)
+	if err != nil {
 		return nil, err
 	}
-
-	serve := exec.Command(bin, "serve", "--config", cfgPath)
-	serve.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=b", "AWS_EC2_METADATA_DISABLED=true")
-	var serveLog bytes.Buffer
-	serve.Stdout, serve.Stderr = &serveLog, &serveLog
-	if err := serve.Start(); err != nil {
+	srv, err := startServe(bin, cfgPath)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	defer func() {
-		_ = serve.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = serve.Process.Kill()
-			<-exited
-		}
-	}()
+	defer srv.stop()
 	c := client{base: "http://" + listen, token: token}
-	if err := c.waitReady(ctx, exited); err != nil {
-		return nil, fmt.Errorf("%v\n%s", err, serveLog.String())
+	if err := c.waitReady(ctx, srv.exited); err != nil {
+		return nil, fmt.Errorf("%v\n%s", err, srv.log.String())
 	}
+	return measure(ctx, o, s3c, c, srv, sites)
+}
+
+// measure publishes the manifests, waits for serve to record them, runs
+// the diffs, and reads serve's memory after each step.
+func measure(ctx context.Context, o Options, s3c *s3.Client, c client, srv *served, sites []releases.Site) (*Result, error) {
 	res := &Result{}
-	pid := serve.Process.Pid
+	var err error
+	pid := srv.cmd.Process.Pid
 	if res.Baseline, err = procStatus(pid, "VmRSS"); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Log, "serve answers, RSS %d MiB; publishing %d manifests of %d files\n", res.Baseline>>20, o.Sites*o.Releases, o.Files)
-
-	for _, site := range sites {
-		for r := range o.Releases {
-			raw := manifest(version(r), r, o.Files)
-			res.ManifestBytes = max(res.ManifestBytes, int64(len(raw)))
-			if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(site.ManifestKey(version(r))),
-				Body: bytes.NewReader(raw), ContentLength: aws.Int64(int64(len(raw)))}); err != nil {
-				return nil, err
-			}
-			res.Manifests++
-		}
+	if err := publishManifests(ctx, s3c, sites, o, res); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(o.Log, "published, %.1f MB each; waiting for reconcile to record them\n", float64(res.ManifestBytes)/1e6)
 	start := time.Now()
-	for _, site := range sites {
-		for {
-			var vs []json.RawMessage
-			if err := c.get(ctx, "/api/v1/sites/"+site.Name+"/releases", &vs); err != nil {
-				return nil, fmt.Errorf("%v\n%s", err, serveLog.String())
-			}
-			if len(vs) == o.Releases {
-				break
-			}
-			select {
-			case err := <-exited:
-				return nil, fmt.Errorf("serve exited: %v\n%s", err, serveLog.String())
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
+	if err := waitRecorded(ctx, c, srv, sites, o.Releases); err != nil {
+		return nil, err
 	}
 	res.SyncTime = time.Since(start)
 	if res.PeakSync, err = procStatus(pid, "VmHWM"); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Log, "recorded in %s, peak RSS %d MiB; %d diffs at once\n", res.SyncTime.Round(time.Second), res.PeakSync>>20, o.Diffs)
-
-	// Diffs at once, round the sites, each of a pair of releases; one
-	// refused because a diff of its site runs asks again, as a person
-	// would, until it answers.
 	start = time.Now()
+	err = runDiffs(ctx, c, sites, o, res)
+	res.DiffTime = time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	if res.Peak, err = procStatus(pid, "VmHWM"); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "%d diffs in %s (%d refusals asked again), peak RSS %d MiB\n", res.Diffs, res.DiffTime.Round(time.Second), res.Refused, res.Peak>>20)
+	return res, nil
+}
+
+// build builds deploybot from the module at root into dir.
+func build(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "deploybot")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/deploybot")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building deploybot: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// writeConfig makes n sites in one bucket of the stand-in and writes the
+// configuration serve runs with.
+func writeConfig(dir, apiURL, listen, token string, aws3 *localaws.Server, n int) (string, []releases.Site, error) {
+	var sites []releases.Site
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "store: {path: %q}\naws: {endpoint: %q}\nhttp: {listen: %q, api_token: %q}\nreconcile: {interval: 1s}\nsites:\n",
+		filepath.Join(dir, "deploybot.db"), apiURL, listen, token)
+	for i := range n {
+		site := releases.Site{Name: fmt.Sprintf("site%d", i), Bucket: "memload", Prefix: fmt.Sprintf("site%d/", i), DistributionID: fmt.Sprintf("EMEM%d", i)}
+		if err := aws3.EnsureSite(site.DistributionID, site.Bucket); err != nil {
+			return "", nil, err
+		}
+		sites = append(sites, site)
+		// No scheduled prune: it would delete what the diffs read.
+		fmt.Fprintf(&cfg, "  - {name: %s, bucket: %s, prefix: %s, distribution_id: %s, retention: {schedule: \"\"}}\n", site.Name, site.Bucket, site.Prefix, site.DistributionID)
+	}
+	cfgPath := filepath.Join(dir, "deploybot.yaml")
+	return cfgPath, sites, os.WriteFile(cfgPath, []byte(cfg.String()), 0o644)
+}
+
+// served is `deploybot serve` running as its own process.
+type served struct {
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	exited chan error
+}
+
+func startServe(bin, cfgPath string) (*served, error) {
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=b", "AWS_EC2_METADATA_DISABLED=true")
+	srv := &served{cmd: cmd, log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = srv.log, srv.log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { srv.exited <- cmd.Wait() }()
+	return srv, nil
+}
+
+// stop interrupts serve, killing it after 10 s.
+func (srv *served) stop() {
+	_ = srv.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-srv.exited:
+	case <-time.After(10 * time.Second):
+		_ = srv.cmd.Process.Kill()
+		<-srv.exited
+	}
+}
+
+func publishManifests(ctx context.Context, s3c *s3.Client, sites []releases.Site, o Options, res *Result) error {
+	for _, site := range sites {
+		for r := range o.Releases {
+			raw := manifest(version(r), r, o.Files)
+			res.ManifestBytes = max(res.ManifestBytes, int64(len(raw)))
+			if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(site.Bucket), Key: aws.String(site.ManifestKey(version(r))),
+				Body: bytes.NewReader(raw), ContentLength: aws.Int64(int64(len(raw)))}); err != nil {
+				return err
+			}
+			res.Manifests++
+		}
+	}
+	return nil
+}
+
+// waitRecorded waits until serve lists n releases of every site.
+func waitRecorded(ctx context.Context, c client, srv *served, sites []releases.Site, n int) error {
+	for _, site := range sites {
+		for {
+			var vs []json.RawMessage
+			if err := c.get(ctx, "/api/v1/sites/"+site.Name+"/releases", &vs); err != nil {
+				return fmt.Errorf("%v\n%s", err, srv.log.String())
+			}
+			if len(vs) == n {
+				break
+			}
+			select {
+			case err := <-srv.exited:
+				return fmt.Errorf("serve exited: %v\n%s", err, srv.log.String())
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// runDiffs runs o.Diffs diffs at once, round the sites, each of a pair of
+// releases; one refused because a diff of its site runs asks again, as a
+// person would, until it answers.
+func runDiffs(ctx context.Context, c client, sites []releases.Site, o Options, res *Result) error {
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
@@ -238,15 +302,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}()
 	}
 	wg.Wait()
-	res.DiffTime = time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if res.Peak, err = procStatus(pid, "VmHWM"); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(o.Log, "%d diffs in %s (%d refusals asked again), peak RSS %d MiB\n", res.Diffs, res.DiffTime.Round(time.Second), res.Refused, res.Peak>>20)
-	return res, nil
+	return errors.Join(errs...)
 }
 
 func version(r int) string { return fmt.Sprintf("v%d", r+1) }
