@@ -26,6 +26,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
+
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/testaws"
@@ -128,114 +131,31 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	policy := localaws.CachingOptimized
-	policy.MinTTL, policy.ErrorTTL = d(time.Second), d(10*time.Second)
-	srv, err := localaws.New(localaws.Options{DataDir: dir, Propagation: d(90 * time.Second), Invalidation: d(30 * time.Second),
-		KVSPropagation: d(5 * time.Second), Pops: pops, Cache: &policy})
+	fr, cleanup, err := newFlipRig(ctx, dir, pops, d)
+	defer cleanup()
 	if err != nil {
 		return result{}, err
 	}
-	if err := srv.EnsureSite("EFLIP", "flip-site"); err != nil {
+	if err := fr.seed(ctx); err != nil {
 		return result{}, err
-	}
-	arn, err := srv.EnsureKVS("flip")
-	if err != nil {
-		return result{}, err
-	}
-	api, stopAPI, err := testaws.Serve(srv.Handler())
-	if err != nil {
-		return result{}, err
-	}
-	defer stopAPI()
-	edge, stopEdge, err := testaws.Serve(srv.Edge())
-	if err != nil {
-		return result{}, err
-	}
-	defer stopEdge()
-	st := cloud.Settings{Region: "us-east-1", Endpoint: api, Credentials: cloud.StaticCredentials("flip", "flip")}
-	s3c, cfc, err := cloud.NewClients(ctx, st)
-	if err != nil {
-		return result{}, err
-	}
-	kvsc, err := cloud.NewKVSClient(ctx, st)
-	if err != nil {
-		return result{}, err
-	}
-	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
-	if err != nil {
-		return result{}, err
-	}
-	defer db.Close()
-	site := releases.Site{Name: "www", Bucket: "flip-site", Prefix: "www/", DistributionID: "EFLIP", KVSARN: arn, URL: edge}
-	bucket := &cloud.S3Bucket{Client: s3c}
-	// deploybot's default pacing, scaled as the stand-in is: status every
-	// second for the first two minutes, then up to every 5 s; the visible
-	// phase asks the site every second.
-	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site}, CDNs: map[string]releases.CDN{
-		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: d(cloud.MaxPollInterval), FastPoll: d(cloud.FastPoll)},
-	}, EdgeProber: &probe.HTTP{}, VisibleInterval: d(time.Second)}
-	for _, v := range []string{"v1", "v2"} {
-		body := "<h1>" + v + "</h1>"
-		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body)),
-			ContentType: "text/html", CacheControl: "no-cache"}); err != nil {
-			return result{}, err
-		}
-		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: time.Now(), Stamped: true,
-			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
-			return result{}, err
-		}
-	}
-	// Both start on origin-path; the kvs round then moves the site over.
-	for _, v := range []string{"v1", "v2"} {
-		if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "bench", NoVerify: true}, nil); err != nil {
-			return result{}, err
-		}
 	}
 	if strategy == cloud.StrategyKVS {
-		if _, err := standin.SwitchToKVS(ctx, &cloud.KVSSetup{CF: cfc, KVS: kvsc, PollInterval: 100 * time.Millisecond}, svc, site.Name, d(5*time.Second)); err != nil {
+		if _, err := standin.SwitchToKVS(ctx, &cloud.KVSSetup{CF: fr.cfc, KVS: fr.kvsc, PollInterval: 100 * time.Millisecond}, fr.svc, fr.site.Name, d(5*time.Second)); err != nil {
 			return result{}, err
 		}
 		time.Sleep(d(90*time.Second) + d(5*time.Second)) // the association and the key reach every PoP
 	}
 	for p := range pops {
-		if b, _ := get(edge, p); b != "<h1>v2</h1>" {
+		if b, _ := get(fr.edge, p); b != "<h1>v2</h1>" {
 			return result{}, fmt.Errorf("before the rollback PoP %d serves %q", p, b)
 		}
 	}
-	before := srv.Calls()
-	start := time.Now()
-	done := make(chan error, 1)
-	var deployTook time.Duration
-	var rb *releases.Outcome
-	go func() {
-		var err error
-		rb, err = svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "bench"}, nil)
-		deployTook = time.Since(start)
-		done <- err
-	}()
-	onV1 := make([]bool, pops)
-	var allPops time.Duration
-	for allPops == 0 {
-		n := 0
-		for p := range pops {
-			if !onV1[p] {
-				b, _ := get(edge, p)
-				onV1[p] = b == "<h1>v1</h1>"
-			}
-			if onV1[p] {
-				n++
-			}
-		}
-		if n == pops {
-			allPops = time.Since(start)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := <-done; err != nil {
+	before := fr.srv.Calls()
+	res, rb, err := fr.rollback(ctx, pops)
+	if err != nil {
 		return result{}, err
 	}
-	res := result{allPops: allPops, deploy: deployTook, calls: map[string]int{}}
-	for op, n := range srv.Calls() {
+	for op, n := range fr.srv.Calls() {
 		if n -= before[op]; n > 0 {
 			res.calls[op] = n
 		}
@@ -253,6 +173,134 @@ func once(strategy string, pops int, d func(time.Duration) time.Duration) (resul
 		res.phases = append(res.phases, phaseTime{phase: p.Phase, took: p.Ended.Sub(p.Started), own: own[p.Phase]})
 	}
 	return res, nil
+}
+
+// flipRig is one measurement's parts: the stand-in with its API and edge
+// servers, the SDK's clients, and the release service deploying the site.
+type flipRig struct {
+	srv       *localaws.Server
+	edge      string
+	cfc       *cloudfront.Client
+	kvsc      *cloudfrontkeyvaluestore.Client
+	bucket    *cloud.S3Bucket
+	site      releases.Site
+	svc       *releases.Service
+	closeDown []func()
+}
+
+// newFlipRig starts the stand-in, its times scaled by d. cleanup is to be
+// called even when it fails.
+func newFlipRig(ctx context.Context, dir string, pops int, d func(time.Duration) time.Duration) (fr *flipRig, cleanup func(), err error) {
+	fr = &flipRig{}
+	cleanup = func() {
+		for i := len(fr.closeDown) - 1; i >= 0; i-- {
+			fr.closeDown[i]()
+		}
+	}
+	policy := localaws.CachingOptimized
+	policy.MinTTL, policy.ErrorTTL = d(time.Second), d(10*time.Second)
+	if fr.srv, err = localaws.New(localaws.Options{DataDir: dir, Propagation: d(90 * time.Second), Invalidation: d(30 * time.Second),
+		KVSPropagation: d(5 * time.Second), Pops: pops, Cache: &policy}); err != nil {
+		return nil, cleanup, err
+	}
+	if err := fr.srv.EnsureSite("EFLIP", "flip-site"); err != nil {
+		return nil, cleanup, err
+	}
+	arn, err := fr.srv.EnsureKVS("flip")
+	if err != nil {
+		return nil, cleanup, err
+	}
+	api, stop, err := testaws.Serve(fr.srv.Handler())
+	if err != nil {
+		return nil, cleanup, err
+	}
+	fr.closeDown = append(fr.closeDown, stop)
+	if fr.edge, stop, err = testaws.Serve(fr.srv.Edge()); err != nil {
+		return nil, cleanup, err
+	}
+	fr.closeDown = append(fr.closeDown, stop)
+	st := cloud.Settings{Region: "us-east-1", Endpoint: api, Credentials: cloud.StaticCredentials("flip", "flip")}
+	s3c, cfc, err := cloud.NewClients(ctx, st)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	if fr.kvsc, err = cloud.NewKVSClient(ctx, st); err != nil {
+		return nil, cleanup, err
+	}
+	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		return nil, cleanup, err
+	}
+	fr.closeDown = append(fr.closeDown, func() { db.Close() })
+	fr.cfc = cfc
+	fr.site = releases.Site{Name: "www", Bucket: "flip-site", Prefix: "www/", DistributionID: "EFLIP", KVSARN: arn, URL: fr.edge}
+	fr.bucket = &cloud.S3Bucket{Client: s3c}
+	// deploybot's default pacing, scaled as the stand-in is: status every
+	// second for the first two minutes, then up to every 5 s; the visible
+	// phase asks the site every second.
+	fr.svc = &releases.Service{Store: db, Bucket: fr.bucket, Sites: []releases.Site{fr.site}, CDNs: map[string]releases.CDN{
+		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: d(cloud.MaxPollInterval), FastPoll: d(cloud.FastPoll)},
+	}, EdgeProber: &probe.HTTP{}, VisibleInterval: d(time.Second)}
+	return fr, cleanup, nil
+}
+
+// seed publishes v1 and v2 and promotes both, on origin-path: the kvs
+// round then moves the site over.
+func (fr *flipRig) seed(ctx context.Context) error {
+	for _, v := range []string{"v1", "v2"} {
+		body := "<h1>" + v + "</h1>"
+		if err := fr.bucket.PutFile(ctx, fr.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body)),
+			ContentType: "text/html", CacheControl: "no-cache"}); err != nil {
+			return err
+		}
+		if err := fr.bucket.WriteManifest(ctx, fr.site, &releases.Manifest{Version: v, PublishedAt: time.Now(), Stamped: true,
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			return err
+		}
+	}
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := fr.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "bench", NoVerify: true}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollback rolls the site back to v1, timing the deploy and the moment
+// every PoP serves v1.
+func (fr *flipRig) rollback(ctx context.Context, pops int) (result, *releases.Outcome, error) {
+	start := time.Now()
+	done := make(chan error, 1)
+	var deployTook time.Duration
+	var rb *releases.Outcome
+	go func() {
+		var err error
+		rb, err = fr.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "bench"}, nil)
+		deployTook = time.Since(start)
+		done <- err
+	}()
+	onV1 := make([]bool, pops)
+	var allPops time.Duration
+	for allPops == 0 {
+		n := 0
+		for p := range pops {
+			if !onV1[p] {
+				b, _ := get(fr.edge, p)
+				onV1[p] = b == "<h1>v1</h1>"
+			}
+			if onV1[p] {
+				n++
+			}
+		}
+		if n == pops {
+			allPops = time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		return result{}, nil, err
+	}
+	return result{allPops: allPops, deploy: deployTook, calls: map[string]int{}}, rb, nil
 }
 
 func get(edge string, pop int) (string, error) {
