@@ -79,51 +79,16 @@ func run(rounds int) error {
 	if err != nil {
 		return err
 	}
-	site := releases.Site{Name: "www", Bucket: "coord-site", Prefix: "www/", DistributionID: "ECOORD"}
-	bucket := &cloud.S3Bucket{Client: s3c}
-	for _, v := range []string{"v1", "v2"} {
-		body := "<h1>" + v + "</h1>"
-		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
-			return err
-		}
-		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: time.Now(),
-			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
-			return err
-		}
+	b := &bench{dir: dir, site: releases.Site{Name: "www", Bucket: "coord-site", Prefix: "www/", DistributionID: "ECOORD"},
+		bucket: &cloud.S3Bucket{Client: s3c}, cdn: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond, FastPoll: 10 * time.Millisecond}}
+	if err := b.seed(ctx); err != nil {
+		return err
 	}
-	cdn := &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond, FastPoll: 10 * time.Millisecond}
-	measure := func(name string, shared bool) (time.Duration, *counting, error) {
-		db, err := store.Open(filepath.Join(dir, name+".db"), store.Options{})
-		if err != nil {
-			return 0, nil, err
-		}
-		defer db.Close()
-		c := &counting{Coordinator: bucket}
-		var st releases.Store = db
-		if shared {
-			st = releases.NewSharedStore(db, c, []releases.Site{site})
-		}
-		svc := &releases.Service{Store: st, Bucket: bucket, Sites: []releases.Site{site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: cdn}}
-		var took []time.Duration
-		c.gets.Store(0)
-		c.puts.Store(0)
-		c.nanos.Store(0)
-		for i := range rounds {
-			v := []string{"v1", "v2"}[i%2]
-			start := time.Now()
-			if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "bench", NoVerify: true, Back: true}, nil); err != nil {
-				return 0, nil, err
-			}
-			took = append(took, time.Since(start))
-		}
-		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
-		return took[len(took)/2], c, nil
-	}
-	local, _, err := measure("local", false)
+	local, _, err := b.promotes(ctx, "local", false, rounds)
 	if err != nil {
 		return err
 	}
-	shared, c, err := measure("shared", true)
+	shared, c, err := b.promotes(ctx, "shared", true, rounds)
 	if err != nil {
 		return err
 	}
@@ -133,27 +98,84 @@ func run(rounds int) error {
 	fmt.Printf("  shared through bucket:   %6.1f ms (+%.1f ms)\n", ms(shared), ms(shared-local))
 	fmt.Printf("  state requests per promote: %.1f reads, %.1f writes, %.1f ms in them\n",
 		float64(c.gets.Load())/float64(n), float64(c.puts.Load())/float64(n), float64(c.nanos.Load())/float64(n)/1e6)
+	return b.idle(ctx)
+}
 
-	// An idle site: what one round of serve's loop (recovery and the
-	// reads it makes) costs, times the rounds of an hour at the default
-	// five-minute interval.
-	db, err := store.Open(filepath.Join(dir, "idle.db"), store.Options{})
+// bench is the site the measurements deploy, in the stand-in's bucket
+// behind its CloudFront.
+type bench struct {
+	dir    string
+	site   releases.Site
+	bucket *cloud.S3Bucket
+	cdn    *cloud.OriginPath
+}
+
+// seed publishes v1 and v2.
+func (b *bench) seed(ctx context.Context) error {
+	for _, v := range []string{"v1", "v2"} {
+		body := "<h1>" + v + "</h1>"
+		if err := b.bucket.PutFile(ctx, b.site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			return err
+		}
+		if err := b.bucket.WriteManifest(ctx, b.site, &releases.Manifest{Version: v, PublishedAt: time.Now(),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// promotes promotes v1 and v2 in turn, rounds times, with a store of its
+// own (name) shared through the bucket or not; the median time, and the
+// state requests counted.
+func (b *bench) promotes(ctx context.Context, name string, shared bool, rounds int) (time.Duration, *counting, error) {
+	db, err := store.Open(filepath.Join(b.dir, name+".db"), store.Options{})
+	if err != nil {
+		return 0, nil, err
+	}
+	defer db.Close()
+	c := &counting{Coordinator: b.bucket}
+	var st releases.Store = db
+	if shared {
+		st = releases.NewSharedStore(db, c, []releases.Site{b.site})
+	}
+	svc := &releases.Service{Store: st, Bucket: b.bucket, Sites: []releases.Site{b.site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: b.cdn}}
+	var took []time.Duration
+	c.gets.Store(0)
+	c.puts.Store(0)
+	c.nanos.Store(0)
+	for i := range rounds {
+		v := []string{"v1", "v2"}[i%2]
+		start := time.Now()
+		if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: v, Actor: "bench", NoVerify: true, Back: true}, nil); err != nil {
+			return 0, nil, err
+		}
+		took = append(took, time.Since(start))
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	return took[len(took)/2], c, nil
+}
+
+// idle prints what an idle site costs: one round of serve's loop
+// (recovery and the reads it makes) times the rounds of an hour at the
+// default five-minute interval, the watch every replica runs every 5 s,
+// and the lease: a renewal by its holder, a look by each other replica.
+func (b *bench) idle(ctx context.Context) error {
+	db, err := store.Open(filepath.Join(b.dir, "idle.db"), store.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	idle := &counting{Coordinator: bucket}
-	svc := &releases.Service{Store: releases.NewSharedStore(db, idle, []releases.Site{site}), Bucket: bucket, Sites: []releases.Site{site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: cdn}}
+	site := b.site
+	idle := &counting{Coordinator: b.bucket}
+	svc := &releases.Service{Store: releases.NewSharedStore(db, idle, []releases.Site{site}), Bucket: b.bucket, Sites: []releases.Site{site},
+		CDNs: map[string]releases.CDN{releases.DefaultStrategy: b.cdn}}
 	if _, err := svc.Recover(ctx, nil); err != nil {
 		return err
 	}
 	perRound := idle.gets.Load() + idle.puts.Load()
 	fmt.Printf("idle site: %d state requests per loop round, %d per hour at reconcile.interval 5m (%d reads, %d writes a round)\n",
 		perRound, perRound*12, idle.gets.Load(), idle.puts.Load())
-
-	// The watch every replica runs every 5 s, and the lease: a renewal by
-	// its holder, a look by each other replica.
 	count := func(f func() error) (gets, puts int64, err error) {
 		g0, p0 := idle.gets.Load(), idle.puts.Load()
 		err = f()
