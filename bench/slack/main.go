@@ -100,18 +100,8 @@ func setup(ctx context.Context, t *tb, dir string, kept int) (*world, error) {
 	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site},
 		CDNs: map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond, FastPoll: 10 * time.Millisecond}}}
 	w := &world{svc: svc, site: site}
-	t0 := time.Now().Add(-time.Duration(kept+1) * time.Minute)
-	for i := range kept {
-		v := fmt.Sprintf("v%03d", i+1)
-		body := "<h1>" + v + "</h1>"
-		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
-			return nil, err
-		}
-		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: t0.Add(time.Duration(i) * time.Minute),
-			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
-			return nil, err
-		}
-		w.names = append(w.names, v)
+	if w.names, err = seedReleases(ctx, bucket, site, kept); err != nil {
+		return nil, err
 	}
 	if _, err := svc.Sync(ctx, site.Name); err != nil {
 		return nil, err
@@ -123,32 +113,48 @@ func setup(ctx context.Context, t *tb, dir string, kept int) (*world, error) {
 	if _, err := svc.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: mid, Actor: "bench", NoVerify: true}, nil); err != nil {
 		return nil, err
 	}
+	if err := w.startBot(ctx, t); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// quiet waits until no call to Slack's Web API came for d.
+// seedReleases publishes kept releases, a minute apart in the past.
+func seedReleases(ctx context.Context, bucket *cloud.S3Bucket, site releases.Site, kept int) ([]string, error) {
+	var names []string
+	t0 := time.Now().Add(-time.Duration(kept+1) * time.Minute)
+	for i := range kept {
+		v := fmt.Sprintf("v%03d", i+1)
+		body := "<h1>" + v + "</h1>"
+		if err := bucket.PutFile(ctx, site, v, releases.File{Path: "index.html", Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {
+			return nil, err
+		}
+		if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: v, PublishedAt: t0.Add(time.Duration(i) * time.Minute),
+			Files: []releases.ManifestFile{{Path: "index.html", Size: int64(len(body))}}}); err != nil {
+			return nil, err
+		}
+		names = append(names, v)
+	}
+	return names, nil
+}
+
+// startBot starts the fake Slack, posts each release's notice, and runs
+// the bot until it is connected.
+func (w *world) startBot(ctx context.Context, t *tb) error {
 	w.fake = slackfake.New(t)
 	w.fake.Mu.Lock()
 	w.fake.Channels["CREL"] = slackfake.Channel{ID: "CREL", Name: "releases"}
 	w.fake.Mu.Unlock()
-	b := &bot.Bot{Service: svc, Command: "/site"}
+	b := &bot.Bot{Service: w.svc, Command: "/site"}
+	var err error
 	w.bot, err = slackbot.New("xapp-1-bench", "xoxb-bench", w.fake.APIURL(), b, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	w.bot.Lost = func(string) { w.lost.Add(1) }
-	live := b.LiveNow(ctx, site)
-	poster := slack.New("xoxb-bench", slack.OptionAPIURL(w.fake.APIURL()))
-	for _, v := range w.names {
-		r, err := svc.Release(ctx, site.Name, v)
-		if err != nil {
-			return nil, err
-		}
-		st := bot.NoticeStateOf(r, live)
-		_, ts, err := poster.PostMessageContext(ctx, "CREL", slack.MsgOptionText("notice of "+v, false))
-		if err != nil {
-			return nil, err
-		}
-		link := fmt.Sprintf("CREL %s %s", ts, st.Key(v))
-		if err := svc.SetReleaseLink(ctx, site.Name, v, "slack", link); err != nil {
-			return nil, err
-		}
+	if err := w.postNotices(ctx, b); err != nil {
+		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -157,14 +163,35 @@ func setup(ctx context.Context, t *tb, dir string, kept int) (*world, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for w.fake.Live() == 0 {
 		if time.Now().After(deadline) {
-			return nil, errors.New("the bot did not connect to the fake Slack")
+			return errors.New("the bot did not connect to the fake Slack")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return w, nil
+	return nil
 }
 
-// quiet waits until no call to Slack's Web API came for d.
+// postNotices posts every kept release's notice, linked to the release.
+func (w *world) postNotices(ctx context.Context, b *bot.Bot) error {
+	live := b.LiveNow(ctx, w.site)
+	poster := slack.New("xoxb-bench", slack.OptionAPIURL(w.fake.APIURL()))
+	for _, v := range w.names {
+		r, err := w.svc.Release(ctx, w.site.Name, v)
+		if err != nil {
+			return err
+		}
+		st := bot.NoticeStateOf(r, live)
+		_, ts, err := poster.PostMessageContext(ctx, "CREL", slack.MsgOptionText("notice of "+v, false))
+		if err != nil {
+			return err
+		}
+		link := fmt.Sprintf("CREL %s %s", ts, st.Key(v))
+		if err := w.svc.SetReleaseLink(ctx, w.site.Name, v, "slack", link); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (w *world) quiet(d time.Duration) {
 	count := func() int { return len(w.fake.Calls("chat.update")) + len(w.fake.Calls("chat.postMessage")) }
 	last, since := count(), time.Now()
