@@ -123,37 +123,9 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 	if rep.ErrorPages, err = setErrorPages(site, dc.DistributionConfig); err != nil {
 		return nil, err
 	}
-	// The key first: once the distribution runs the function, every
-	// request reads it. Until then the origin path is what visitors get,
-	// so it is the truth: a key left from an earlier run of kvs (the site
-	// moved back to origin-path and on since) is overwritten with it.
-	kv := &KVS{Client: k.KVS, CF: k.CF}
-	cur, err := kv.Current(ctx, site)
-	if err != nil {
+	if err := k.liveKey(ctx, site, rep, has); err != nil {
 		return nil, err
 	}
-	rep.Key = cur.Path
-	if rep.OldPath != "" && (!has || cur.Path == "") {
-		// The distribution serves a folder today. If it is not one of
-		// this site's releases, switching would take down whatever it
-		// serves, so that is refused; an empty origin path is a new site,
-		// whose key the first promote writes.
-		live, ok := site.VersionFromOriginPath(rep.OldPath)
-		if !ok || live == "" {
-			return nil, releases.Errorf(releases.ECONFLICT, "site %s: the distribution serves origin path %q, which is not a release of this site; switching to kvs would stop serving it (clear the origin path, or promote a release with strategy origin-path first)", site.Name, rep.OldPath)
-		}
-		if cur.Path != live {
-			desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
-			if err != nil {
-				return nil, kv.wrap(site, "describing the store", err)
-			}
-			if _, err := k.KVS.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name), Value: aws.String(live), IfMatch: desc.ETag}); err != nil {
-				return nil, kv.wrap(site, "writing key "+site.Name, err)
-			}
-			rep.Key, rep.KeyWritten = live, true
-		}
-	}
-
 	if err := k.previewKey(ctx, site, rep); err != nil {
 		return nil, err
 	}
@@ -173,20 +145,64 @@ func (k *KVSSetup) Apply(ctx context.Context, site releases.Site) (*KVSSetupRepo
 		return nil, fmt.Errorf("updating distribution %s: %w", site.DistributionID, err)
 	}
 	rep.Associated = true
-	// As the steps say: done when every edge location runs the function
-	// (minutes on CloudFront), so a promote right after is no race.
-	interval := k.PollInterval
-	if interval <= 0 || interval > MaxPollInterval {
-		interval = MaxPollInterval
-	}
-	if err := waitDeployed(ctx, k.CF, site, pace{fast: FastPoll, fastFor: FastPollFor, slowest: interval}); err != nil {
-		return rep, fmt.Errorf("distribution %s was updated but did not report Deployed: %w", site.DistributionID, err)
+	if err := k.waitDeployed(ctx, site); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
 
 // previewKey writes a random preview signing key if the store has none;
 // an existing key is kept, so links already given out keep working.
+// liveKey makes the store's key the truth before the distribution runs
+// the function: the key first, since once the distribution runs the
+// function, every request reads it. Until then the origin path is what
+// visitors get, so it is the truth: a key left from an earlier run of
+// kvs (the site moved back to origin-path and on since) is overwritten
+// with it. has: every behaviour of the origin already runs the function.
+func (k *KVSSetup) liveKey(ctx context.Context, site releases.Site, rep *KVSSetupReport, has bool) error {
+	kv := &KVS{Client: k.KVS, CF: k.CF}
+	cur, err := kv.Current(ctx, site)
+	if err != nil {
+		return err
+	}
+	rep.Key = cur.Path
+	if rep.OldPath != "" && (!has || cur.Path == "") {
+		// The distribution serves a folder today. If it is not one of
+		// this site's releases, switching would take down whatever it
+		// serves, so that is refused; an empty origin path is a new site,
+		// whose key the first promote writes.
+		live, ok := site.VersionFromOriginPath(rep.OldPath)
+		if !ok || live == "" {
+			return releases.Errorf(releases.ECONFLICT, "site %s: the distribution serves origin path %q, which is not a release of this site; switching to kvs would stop serving it (clear the origin path, or promote a release with strategy origin-path first)", site.Name, rep.OldPath)
+		}
+		if cur.Path != live {
+			desc, err := k.KVS.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
+			if err != nil {
+				return kv.wrap(site, "describing the store", err)
+			}
+			if _, err := k.KVS.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name), Value: aws.String(live), IfMatch: desc.ETag}); err != nil {
+				return kv.wrap(site, "writing key "+site.Name, err)
+			}
+			rep.Key, rep.KeyWritten = live, true
+		}
+	}
+	return nil
+}
+
+// waitDeployed waits until the site's distribution is Deployed. As the
+// steps say: done when every edge location runs the function (minutes on
+// CloudFront), so a promote right after is no race.
+func (k *KVSSetup) waitDeployed(ctx context.Context, site releases.Site) error {
+	interval := k.PollInterval
+	if interval <= 0 || interval > MaxPollInterval {
+		interval = MaxPollInterval
+	}
+	if err := waitDeployed(ctx, k.CF, site, pace{fast: FastPoll, fastFor: FastPollFor, slowest: interval}); err != nil {
+		return fmt.Errorf("distribution %s was updated but did not report Deployed: %w", site.DistributionID, err)
+	}
+	return nil
+}
+
 func (k *KVSSetup) previewKey(ctx context.Context, site releases.Site, rep *KVSSetupReport) error {
 	kv := &KVS{Client: k.KVS}
 	if _, err := kv.PreviewKey(ctx, site); err == nil {

@@ -108,31 +108,7 @@ func cfnValues(v any) (any, error) {
 }
 
 func cloudFormation(m *siteModel) ([]byte, error) {
-	pab, own, enc := bucketPublicAccessBlock(), bucketOwnership(), bucketEncryption()
-	var rules []any
-	for _, r := range own.Rules {
-		rules = append(rules, jsonObject{{"ObjectOwnership", string(r.ObjectOwnership)}})
-	}
-	var sse []any
-	for _, r := range enc.Rules {
-		sse = append(sse, jsonObject{{"ServerSideEncryptionByDefault", jsonObject{{"SSEAlgorithm", string(r.ApplyServerSideEncryptionByDefault.SSEAlgorithm)}}}})
-	}
-	resources := jsonObject{
-		{cfnBucket, jsonObject{
-			{"Type", "AWS::S3::Bucket"},
-			// The bucket holds every release: deleting the stack keeps it.
-			{"DeletionPolicy", "Retain"},
-			{"UpdateReplacePolicy", "Retain"},
-			{"Properties", jsonObject{
-				{"BucketName", m.site.Bucket},
-				{"PublicAccessBlockConfiguration", jsonObject{
-					{"BlockPublicAcls", aws.ToBool(pab.BlockPublicAcls)},
-					{"IgnorePublicAcls", aws.ToBool(pab.IgnorePublicAcls)},
-					{"BlockPublicPolicy", aws.ToBool(pab.BlockPublicPolicy)},
-					{"RestrictPublicBuckets", aws.ToBool(pab.RestrictPublicBuckets)}}},
-				{"OwnershipControls", jsonObject{{"Rules", rules}}},
-				{"BucketEncryption", jsonObject{{"ServerSideEncryptionConfiguration", sse}}}}}}},
-	}
+	resources := jsonObject{cfnBucketResource(m)}
 	policy, err := orderedJSON(m.policy)
 	if err != nil {
 		return nil, err
@@ -156,21 +132,7 @@ func cloudFormation(m *siteModel) ([]byte, error) {
 			{"Properties", jsonObject{{"Name", m.kvsName}, {"Comment", m.kvsComment}}}}})
 	}
 	for _, f := range m.functions {
-		cfg := jsonObject{{"Comment", aws.ToString(f.config.Comment)}, {"Runtime", string(f.config.Runtime)}}
-		if a := f.config.KeyValueStoreAssociations; a != nil {
-			var items []any
-			for _, s := range a.Items {
-				items = append(items, jsonObject{{"KeyValueStoreARN", aws.ToString(s.KeyValueStoreARN)}})
-			}
-			cfg = append(cfg, field{"KeyValueStoreAssociations", items})
-		}
-		resources = append(resources, field{cfnFunctionIDs[f.role], jsonObject{
-			{"Type", "AWS::CloudFront::Function"},
-			{"Properties", jsonObject{
-				{"Name", f.name},
-				{"AutoPublish", true},
-				{"FunctionConfig", cfg},
-				{"FunctionCode", f.code}}}}})
+		resources = append(resources, cfnFunction(f))
 	}
 	dist, err := cfnDistributionConfig(m.dist)
 	if err != nil {
@@ -184,19 +146,6 @@ func cloudFormation(m *siteModel) ([]byte, error) {
 		{"Type", "AWS::CloudFront::Distribution"},
 		{"Properties", jsonObject{{"DistributionConfig", dist}, {"Tags", tags}}}}})
 
-	outputs := jsonObject{
-		{"DistributionId", jsonObject{
-			{"Description", "sites[].distribution_id of site " + m.site.Name + " in deploybot's configuration"},
-			{"Value", jsonObject{{"Ref", cfnDistribution}}}}},
-		{"DistributionDomain", jsonObject{
-			{"Description", "the distribution's domain: the site's address until a CNAME points at it"},
-			{"Value", jsonObject{{"Fn::GetAtt", []any{cfnDistribution, "DomainName"}}}}}},
-	}
-	if m.kvs {
-		outputs = append(outputs, field{"KeyValueStoreArn", jsonObject{
-			{"Description", "sites[].kvs.arn of site " + m.site.Name + " in deploybot's configuration"},
-			{"Value", jsonObject{{"Fn::GetAtt", []any{cfnKVS, "Arn"}}}}}})
-	}
 	resolved, err := cfnValues(resources)
 	if err != nil {
 		return nil, err
@@ -211,7 +160,7 @@ func cloudFormation(m *siteModel) ([]byte, error) {
 			{"after_create", "write the outputs DistributionId and KeyValueStoreArn into the site's distribution_id and kvs.arn; deploybot kvs-setup --site " + m.site.Name + " --apply then writes the preview signing key (data, like the live key); the first promote writes the live key"},
 		}}}},
 		{"Resources", resolved},
-		{"Outputs", outputs},
+		{"Outputs", cfnOutputs(m)},
 	}
 	raw, err := marshalNoEscape(doc)
 	if err != nil {
@@ -227,6 +176,70 @@ func cloudFormation(m *siteModel) ([]byte, error) {
 
 // cfnDistributionConfig is the DistributionConfig property. The origin
 // path is not declared (see Template).
+// cfnBucketResource is the bucket, with its public access block,
+// ownership controls and encryption.
+func cfnBucketResource(m *siteModel) field {
+	pab, own, enc := bucketPublicAccessBlock(), bucketOwnership(), bucketEncryption()
+	var rules []any
+	for _, r := range own.Rules {
+		rules = append(rules, jsonObject{{"ObjectOwnership", string(r.ObjectOwnership)}})
+	}
+	var sse []any
+	for _, r := range enc.Rules {
+		sse = append(sse, jsonObject{{"ServerSideEncryptionByDefault", jsonObject{{"SSEAlgorithm", string(r.ApplyServerSideEncryptionByDefault.SSEAlgorithm)}}}})
+	}
+	return field{cfnBucket, jsonObject{
+		{"Type", "AWS::S3::Bucket"},
+		// The bucket holds every release: deleting the stack keeps it.
+		{"DeletionPolicy", "Retain"},
+		{"UpdateReplacePolicy", "Retain"},
+		{"Properties", jsonObject{
+			{"BucketName", m.site.Bucket},
+			{"PublicAccessBlockConfiguration", jsonObject{
+				{"BlockPublicAcls", aws.ToBool(pab.BlockPublicAcls)},
+				{"IgnorePublicAcls", aws.ToBool(pab.IgnorePublicAcls)},
+				{"BlockPublicPolicy", aws.ToBool(pab.BlockPublicPolicy)},
+				{"RestrictPublicBuckets", aws.ToBool(pab.RestrictPublicBuckets)}}},
+			{"OwnershipControls", jsonObject{{"Rules", rules}}},
+			{"BucketEncryption", jsonObject{{"ServerSideEncryptionConfiguration", sse}}}}}}}
+}
+
+func cfnFunction(f modelFunction) field {
+	cfg := jsonObject{{"Comment", aws.ToString(f.config.Comment)}, {"Runtime", string(f.config.Runtime)}}
+	if a := f.config.KeyValueStoreAssociations; a != nil {
+		var items []any
+		for _, s := range a.Items {
+			items = append(items, jsonObject{{"KeyValueStoreARN", aws.ToString(s.KeyValueStoreARN)}})
+		}
+		cfg = append(cfg, field{"KeyValueStoreAssociations", items})
+	}
+	return field{cfnFunctionIDs[f.role], jsonObject{
+		{"Type", "AWS::CloudFront::Function"},
+		{"Properties", jsonObject{
+			{"Name", f.name},
+			{"AutoPublish", true},
+			{"FunctionConfig", cfg},
+			{"FunctionCode", f.code}}}}}
+}
+
+// cfnOutputs are what deploybot's configuration takes from the stack.
+func cfnOutputs(m *siteModel) jsonObject {
+	outputs := jsonObject{
+		{"DistributionId", jsonObject{
+			{"Description", "sites[].distribution_id of site " + m.site.Name + " in deploybot's configuration"},
+			{"Value", jsonObject{{"Ref", cfnDistribution}}}}},
+		{"DistributionDomain", jsonObject{
+			{"Description", "the distribution's domain: the site's address until a CNAME points at it"},
+			{"Value", jsonObject{{"Fn::GetAtt", []any{cfnDistribution, "DomainName"}}}}}},
+	}
+	if m.kvs {
+		outputs = append(outputs, field{"KeyValueStoreArn", jsonObject{
+			{"Description", "sites[].kvs.arn of site " + m.site.Name + " in deploybot's configuration"},
+			{"Value", jsonObject{{"Fn::GetAtt", []any{cfnKVS, "Arn"}}}}}})
+	}
+	return outputs
+}
+
 func cfnDistributionConfig(d distSpec) (jsonObject, error) {
 	c := jsonObject{{"Comment", d.Comment}, {"Enabled", d.Enabled}}
 	if d.DefaultRootObject != "" {
