@@ -84,69 +84,12 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 		return PolicyDocument{}, fmt.Errorf("unknown role %q (bot or ci)", role)
 	}
 	for i, b := range buckets {
-		list := Statement{Sid: fmt.Sprintf("ListReleases%d", i+1), Effect: "Allow", Action: []string{"s3:ListBucket"},
-			Resource: []string{fmt.Sprintf("arn:%s:s3:::%s", partition, b)}}
-		var prefixes, objects []string
-		whole := false
-		for _, s := range byBucket[b] {
-			if s.Prefix == "" {
-				whole = true
-			}
-			prefixes = append(prefixes, s.Prefix+"*")
-			objects = append(objects, fmt.Sprintf("arn:%s:s3:::%s/%s*", partition, b, s.Prefix))
-		}
-		// A site with the empty prefix lists the whole bucket, with no
-		// prefix parameter, which a s3:prefix condition would refuse.
-		if !whole {
-			list.Condition = map[string]map[string][]string{"StringLike": {"s3:prefix": prefixes}}
-		}
-		doc.Statement = append(doc.Statement, list, Statement{Sid: fmt.Sprintf("ReleaseObjects%d", i+1), Effect: "Allow",
-			Action: objectActions, Resource: objects})
-		if role == RoleCI {
-			doc.Statement = append(doc.Statement, ciWrites(i+1, partition, b, byBucket[b])...)
-		}
-		if role == RoleBot {
-			// The mirrored history is the store's durable copy: nothing
-			// deploybot does deletes it, and the policy says so.
-			var history []string
-			for _, s := range byBucket[b] {
-				history = append(history, fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.HistoryPrefix()+"*"))
-			}
-			doc.Statement = append(doc.Statement, Statement{Sid: fmt.Sprintf("KeepHistory%d", i+1), Effect: "Deny",
-				Action: []string{"s3:DeleteObject"}, Resource: history})
-		}
+		doc.Statement = append(doc.Statement, bucketStatements(role, i+1, partition, b, byBucket[b], objectActions)...)
 	}
 	if role == RoleCI {
 		return doc, nil
 	}
-	var dists, functions, stores []string
-	for _, s := range sites {
-		dists = append(dists, fmt.Sprintf("arn:%s:cloudfront::%s:distribution/%s", partition, account, s.DistributionID))
-		for _, name := range []string{FunctionName(s), RouterName(s), ReleaseHeaderName(s)} {
-			functions = append(functions, fmt.Sprintf("arn:%s:cloudfront::%s:function/%s", partition, account, name))
-		}
-		if s.KVSARN != "" {
-			stores = append(stores, s.KVSARN)
-		}
-	}
-	doc.Statement = append(doc.Statement,
-		Statement{Sid: "FlipDistributions", Effect: "Allow", Resource: uniq(dists), Action: []string{
-			"cloudfront:GetDistribution", "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution",
-			"cloudfront:CreateInvalidation", "cloudfront:GetInvalidation", "cloudfront:ListInvalidations"}},
-		Statement{Sid: "ReadFunctions", Effect: "Allow", Resource: uniq(functions), Action: []string{
-			"cloudfront:DescribeFunction", "cloudfront:GetFunction"}},
-		// deploybot check's reads (serve runs it at start): the bucket
-		// policy and the origin access control of each distribution.
-		Statement{Sid: "CheckSetup", Effect: "Allow", Resource: uniq(checkResources(partition, account, buckets)), Action: []string{
-			"s3:GetBucketPolicy", "cloudfront:GetOriginAccessControl"}},
-		// Only kvs-setup and routing-setup write functions; drop this
-		// statement when an administrator runs them.
-		Statement{Sid: "SetupCommands", Effect: "Allow", Resource: uniq(functions), Action: []string{
-			"cloudfront:CreateFunction", "cloudfront:UpdateFunction", "cloudfront:PublishFunction"}})
-	if len(stores) > 0 {
-		doc.Statement = append(doc.Statement, Statement{Sid: "FlipByKey", Effect: "Allow", Resource: uniq(stores), Action: []string{
-			"cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"}})
-	}
+	doc.Statement = append(doc.Statement, cloudFrontStatements(sites, buckets, partition, account)...)
 	return doc, nil
 }
 
@@ -279,6 +222,82 @@ func uniq(list []string) []string {
 			seen[v] = true
 			out = append(out, v)
 		}
+	}
+	return out
+}
+
+// bucketStatements are the statements of the n-th bucket, b, for sites
+// in it: list its releases, read (and for the bot write and delete) their
+// objects; the CI role's writes; the bot's deny on deleting the history.
+func bucketStatements(role Role, n int, partition, b string, sites []releases.Site, objectActions []string) []Statement {
+	var out []Statement
+	list := Statement{Sid: fmt.Sprintf("ListReleases%d", n), Effect: "Allow", Action: []string{"s3:ListBucket"},
+		Resource: []string{fmt.Sprintf("arn:%s:s3:::%s", partition, b)}}
+	var prefixes, objects []string
+	whole := false
+	for _, s := range sites {
+		if s.Prefix == "" {
+			whole = true
+		}
+		prefixes = append(prefixes, s.Prefix+"*")
+		objects = append(objects, fmt.Sprintf("arn:%s:s3:::%s/%s*", partition, b, s.Prefix))
+	}
+	// A site with the empty prefix lists the whole bucket, with no
+	// prefix parameter, which a s3:prefix condition would refuse.
+	if !whole {
+		list.Condition = map[string]map[string][]string{"StringLike": {"s3:prefix": prefixes}}
+	}
+	out = append(out, list, Statement{Sid: fmt.Sprintf("ReleaseObjects%d", n), Effect: "Allow",
+		Action: objectActions, Resource: objects})
+	if role == RoleCI {
+		out = append(out, ciWrites(n, partition, b, sites)...)
+	}
+	if role == RoleBot {
+		// The mirrored history is the store's durable copy: nothing
+		// deploybot does deletes it, and the policy says so.
+		var history []string
+		for _, s := range sites {
+			history = append(history, fmt.Sprintf("arn:%s:s3:::%s/%s", partition, b, s.HistoryPrefix()+"*"))
+		}
+		out = append(out, Statement{Sid: fmt.Sprintf("KeepHistory%d", n), Effect: "Deny",
+			Action: []string{"s3:DeleteObject"}, Resource: history})
+	}
+	return out
+}
+
+// cloudFrontStatements are the bot's: flip the sites' distributions,
+// read (and, for the setup commands, write) their functions, check's reads
+// of the buckets' policies and the origin access controls, and flip by key
+// in the sites' key value stores.
+func cloudFrontStatements(sites []releases.Site, buckets []string, partition, account string) []Statement {
+	var dists, functions, stores []string
+	for _, s := range sites {
+		dists = append(dists, fmt.Sprintf("arn:%s:cloudfront::%s:distribution/%s", partition, account, s.DistributionID))
+		for _, name := range []string{FunctionName(s), RouterName(s), ReleaseHeaderName(s)} {
+			functions = append(functions, fmt.Sprintf("arn:%s:cloudfront::%s:function/%s", partition, account, name))
+		}
+		if s.KVSARN != "" {
+			stores = append(stores, s.KVSARN)
+		}
+	}
+	out := []Statement{
+		{Sid: "FlipDistributions", Effect: "Allow", Resource: uniq(dists), Action: []string{
+			"cloudfront:GetDistribution", "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution",
+			"cloudfront:CreateInvalidation", "cloudfront:GetInvalidation", "cloudfront:ListInvalidations"}},
+		{Sid: "ReadFunctions", Effect: "Allow", Resource: uniq(functions), Action: []string{
+			"cloudfront:DescribeFunction", "cloudfront:GetFunction"}},
+		// deploybot check's reads (serve runs it at start): the bucket
+		// policy and the origin access control of each distribution.
+		{Sid: "CheckSetup", Effect: "Allow", Resource: uniq(checkResources(partition, account, buckets)), Action: []string{
+			"s3:GetBucketPolicy", "cloudfront:GetOriginAccessControl"}},
+		// Only kvs-setup and routing-setup write functions; drop this
+		// statement when an administrator runs them.
+		{Sid: "SetupCommands", Effect: "Allow", Resource: uniq(functions), Action: []string{
+			"cloudfront:CreateFunction", "cloudfront:UpdateFunction", "cloudfront:PublishFunction"}},
+	}
+	if len(stores) > 0 {
+		out = append(out, Statement{Sid: "FlipByKey", Effect: "Allow", Resource: uniq(stores), Action: []string{
+			"cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"}})
 	}
 	return out
 }
