@@ -125,7 +125,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		}))
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String(), "listen_from", listenWhat)
-	go checkAtStart(ctx, a, cfg, log)
+	// The checks end with serve: cancelled and waited for, so nothing is
+	// logged after it returns.
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	checked := make(chan struct{})
+	go func() { defer close(checked); checkAtStart(checkCtx, a, cfg, log) }()
+	defer func() { stopChecks(); <-checked }()
 	return srv.Run(ctx, ln)
 }
 
@@ -134,6 +139,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 // would fail the first promote shows at start instead. The bot's own
 // permissions are not simulated here (its policy does not grant
 // iam:SimulatePrincipalPolicy); the checks' read calls are the bot's.
+// Cost: about four calls per site, plus two per function checked, per
+// start.
 func checkAtStart(ctx context.Context, a *app, cfg *config.Config, log *slog.Logger) {
 	checker := &cloud.Checker{S3: a.s3, CF: a.cf, Region: cfg.AWS.Region}
 	for _, s := range cfg.Sites {

@@ -162,12 +162,15 @@ func runCheck(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	checker := &cloud.Checker{S3: a.s3, CF: a.cf, Region: cfg.AWS.Region}
-	if checker.Permissions, err = permissionCheck(ctx, cfg, *principal, cloud.Role(*role)); err != nil {
-		return err
+	checker.Permissions, err = permissionCheck(ctx, cfg, *principal, cloud.Role(*role))
+	findings, cerr := checker.Check(ctx, s)
+	if cerr != nil {
+		return cerr
 	}
-	findings, err := checker.Check(ctx, s)
 	if err != nil {
-		return err
+		// Who to simulate could not be learnt: the read checks stand.
+		findings = append(findings, cloud.Finding{Check: "permissions", Level: cloud.CheckWarn,
+			What: "could not simulate permissions: " + err.Error(), Fix: "pass --principal ARN"})
 	}
 	if *asJSON {
 		if err := writeJSON(env.Stdout, findings); err != nil {
@@ -199,7 +202,7 @@ func permissionCheck(ctx context.Context, cfg *config.Config, principal string, 
 		if err != nil {
 			return nil, err
 		}
-		principal = cloud.PrincipalARN(p.ID)
+		return &cloud.PermissionCheck{IAM: sim, Principal: cloud.PrincipalARN(p.ID), Role: role, Caller: true}, nil
 	}
 	return &cloud.PermissionCheck{IAM: sim, Principal: principal, Role: role}, nil
 }

@@ -58,6 +58,10 @@ type PermissionCheck struct {
 	// Principal is the IAM user or role (PrincipalARN of a caller).
 	Principal string
 	Role      Role
+	// Caller says Principal is whoever runs check, not a role named: an
+	// administrator's pass says nothing of the bot's role, and the
+	// finding says so.
+	Caller bool
 }
 
 // Finding levels.
@@ -124,7 +128,11 @@ func (c *Checker) Check(ctx context.Context, site releases.Site) ([]Finding, err
 		if err != nil {
 			return r.out, err
 		}
-		r.out = append(r.out, CheckPermissions(ctx, p.IAM, p.Principal, string(p.Role), doc)...)
+		fs := CheckPermissions(ctx, p.IAM, p.Principal, string(p.Role), doc)
+		if p.Caller && len(fs) == 1 && fs[0].Level == CheckOK {
+			fs[0].What += "; that is the caller: pass --principal with the " + string(p.Role) + "'s role ARN to check the role itself"
+		}
+		r.out = append(r.out, fs...)
 	}
 	return r.out, ctx.Err()
 }
@@ -157,7 +165,10 @@ func (r *checkRun) bucket(ctx context.Context) bool {
 func (r *checkRun) listSite(ctx context.Context) (string, error) {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(r.site.Bucket), Prefix: aws.String(r.site.ManifestPrefix()), MaxKeys: aws.Int32(1)}
 	_, err := r.S3.ListObjectsV2(ctx, in)
-	moved := movedTo(err)
+	moved, elsewhere := movedTo(err)
+	if elsewhere && moved == "" {
+		moved = whereIs(ctx, r.S3, r.site.Bucket)
+	}
 	if moved == "" {
 		return r.Region, err
 	}
@@ -242,6 +253,12 @@ func (r *checkRun) accessControl(ctx context.Context) bool {
 		return true
 	}
 	oac, err := r.CF.GetOriginAccessControl(ctx, &cloudfront.GetOriginAccessControlInput{Id: aws.String(id)})
+	if isAccessDenied(err) {
+		// A bot policy from before check read it: not the site's fault.
+		r.add("origin access control", CheckWarn, awsProblem("reading origin access control "+id, "cloudfront:GetOriginAccessControl", err).Error(),
+			"update the bot's policy from deploybot iam-policy --role bot")
+		return true
+	}
 	if err != nil {
 		r.add("origin access control", CheckFail, awsProblem("reading origin access control "+id, "cloudfront:GetOriginAccessControl", err).Error(), "")
 		return true

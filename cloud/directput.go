@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -175,13 +176,18 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 	}
 	// A 412 (the key exists) or 409 (a concurrent conditional write) is
 	// S3 answering the condition, not failing: the SDK sends it again to
-	// decode the answer, and the direct way stays on.
-	// A bucket in another region than the one signed for is not a
-	// failing endpoint either: the SDK's call learns the region, and the
-	// next upload goes directly there.
+	// decode the answer, and the direct way stays on. So is a 301 or 400
+	// for a bucket in another region than the one signed for: its region,
+	// when the answer names it, is learnt here (else the SDK's call
+	// learns it), and the next upload goes directly there. Any other
+	// error pauses the direct way.
 	var ds *directStatus
+	if errors.As(err, &ds) && d.regions != nil && ds.region != "" && ds.region != ep.signingRegion {
+		d.regions.Learn(aws.ToString(in.Bucket), ds.region)
+	}
 	answered := errors.As(err, &ds) && (ds.status == http.StatusPreconditionFailed || ds.status == http.StatusConflict ||
-		d.regions != nil && ds.region != "" && ds.region != ep.signingRegion)
+		d.regions != nil && (ds.status == http.StatusMovedPermanently ||
+			ds.status == http.StatusBadRequest && (ds.code == "IllegalLocationConstraintException" || ds.code == "AuthorizationHeaderMalformed")))
 	if !answered {
 		d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
 	}
@@ -384,10 +390,13 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 		return nil, err
 	}
 	defer resp.Body.Close()
-	// Drained (PutObject answers with no body) so the connection is reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	// Read (PutObject answers with no body; an error, with a small XML
+	// document) so the connection is reused.
+	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return nil, &directStatus{status: resp.StatusCode, region: resp.Header.Get("X-Amz-Bucket-Region")}
+		var doc struct{ Code string }
+		_ = xml.Unmarshal(errBody, &doc)
+		return nil, &directStatus{status: resp.StatusCode, code: doc.Code, region: resp.Header.Get("X-Amz-Bucket-Region")}
 	}
 	out := &s3.PutObjectOutput{ETag: header(resp, "ETag"), ChecksumSHA256: header(resp, "X-Amz-Checksum-Sha256"), VersionId: header(resp, "X-Amz-Version-Id")}
 	return out, nil
@@ -399,6 +408,7 @@ func (d *DirectPut) send(ctx context.Context, ep *directEndpoint, in *s3.PutObje
 // region carries.
 type directStatus struct {
 	status int
+	code   string
 	region string
 }
 

@@ -55,8 +55,8 @@ func CheckPermissions(ctx context.Context, sim Simulator, principal, role string
 			continue
 		}
 		in := &iam.SimulatePrincipalPolicyInput{PolicySourceArn: aws.String(principal), ActionNames: st.Action,
-			ResourceArns: st.Resource, ContextEntries: contextOf(st.Condition)}
-		denied, err := simulate(ctx, sim, in)
+			ResourceArns: concrete(st.Resource), ContextEntries: contextOf(st.Condition)}
+		denied, undecided, err := simulate(ctx, sim, in)
 		if err != nil {
 			why := awsProblem("simulating", "iam:SimulatePrincipalPolicy", err).Error()
 			if isCode(err, "NoSuchEntity") {
@@ -70,6 +70,11 @@ func CheckPermissions(ctx context.Context, sim Simulator, principal, role string
 		for _, d := range denied {
 			out = append(out, Finding{Check: check, Level: CheckFail, What: fmt.Sprintf("%s may not %s (statement %s)", principal, d, st.Sid), Fix: fix})
 		}
+		for _, u := range undecided {
+			out = append(out, Finding{Check: check, Level: CheckWarn,
+				What: fmt.Sprintf("%s: the simulator could not decide %s (statement %s)", principal, u, st.Sid),
+				Fix:  "check by hand that the condition holds for deploybot's requests, or that " + fix})
+		}
 	}
 	if len(out) == 0 {
 		out = append(out, Finding{Check: check, Level: CheckOK, What: fmt.Sprintf("%s has every permission of the %s policy (%d actions simulated)", principal, role, simulated)})
@@ -77,47 +82,72 @@ func CheckPermissions(ctx context.Context, sim Simulator, principal, role string
 	return out
 }
 
-// simulate runs one simulation and lists what it did not allow, as
-// "action on resource: decision".
-func simulate(ctx context.Context, sim Simulator, in *iam.SimulatePrincipalPolicyInput) ([]string, error) {
-	var denied []string
+// concrete makes a policy's resource patterns into resources a request
+// names: a pattern's final * becomes a name deploybot could write
+// ("deploybot-check"), so the simulator judges a real key of the prefix
+// (a narrower grant that still covers every key deploybot writes passes;
+// a pattern taken literally would only match the same pattern).
+func concrete(resources []string) []string {
+	out := make([]string, len(resources))
+	for i, r := range resources {
+		out[i] = r
+		if strings.HasSuffix(r, "*") && !strings.Contains(strings.TrimSuffix(r, "*"), "*") {
+			out[i] = strings.TrimSuffix(r, "*") + "deploybot-check"
+		}
+	}
+	return out
+}
+
+// simulate runs one simulation and lists, as "action on resource:
+// decision", what it did not allow: denied, or undecided when the
+// principal's policy tests condition keys deploybot's requests do not
+// give the simulator (aws:SourceVpce, aws:SecureTransport, ...), which
+// a real request may well meet.
+func simulate(ctx context.Context, sim Simulator, in *iam.SimulatePrincipalPolicyInput) (denied, undecided []string, err error) {
 	p := iam.NewSimulatePrincipalPolicyPaginator(sim, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range page.EvaluationResults {
-			denied = append(denied, deniedOf(r)...)
+			d, u := deniedOf(r)
+			denied, undecided = append(denied, d...), append(undecided, u...)
 		}
 	}
 	sort.Strings(denied)
-	return denied, nil
+	sort.Strings(undecided)
+	return denied, undecided, nil
 }
 
 // deniedOf reads one action's result per resource
 // (ResourceSpecificResults; the top-level decision is the most
 // restrictive of them, per
 // https://docs.aws.amazon.com/IAM/latest/APIReference/API_EvaluationResult.html).
-func deniedOf(r iamtypes.EvaluationResult) []string {
+// An implicit deny with missing context values is undecided.
+func deniedOf(r iamtypes.EvaluationResult) (denied, undecided []string) {
 	action := aws.ToString(r.EvalActionName)
-	missing := ""
-	if len(r.MissingContextValues) > 0 {
-		missing = " (its condition needs " + strings.Join(r.MissingContextValues, ", ") + ")"
+	one := func(resource string, decision iamtypes.PolicyEvaluationDecisionType, missing []string) {
+		switch {
+		case decision == iamtypes.PolicyEvaluationDecisionTypeAllowed:
+		case decision == iamtypes.PolicyEvaluationDecisionTypeImplicitDeny && len(missing) > 0:
+			undecided = append(undecided, fmt.Sprintf("%s on %s: its condition needs %s", action, resource, strings.Join(missing, ", ")))
+		default:
+			denied = append(denied, fmt.Sprintf("%s on %s: %s", action, resource, decision))
+		}
 	}
 	if len(r.ResourceSpecificResults) == 0 {
-		if r.EvalDecision == iamtypes.PolicyEvaluationDecisionTypeAllowed {
-			return nil
-		}
-		return []string{fmt.Sprintf("%s on %s: %s%s", action, aws.ToString(r.EvalResourceName), r.EvalDecision, missing)}
+		one(aws.ToString(r.EvalResourceName), r.EvalDecision, r.MissingContextValues)
+		return denied, undecided
 	}
-	var out []string
 	for _, rr := range r.ResourceSpecificResults {
-		if rr.EvalResourceDecision != iamtypes.PolicyEvaluationDecisionTypeAllowed {
-			out = append(out, fmt.Sprintf("%s on %s: %s%s", action, aws.ToString(rr.EvalResourceName), rr.EvalResourceDecision, missing))
+		missing := rr.MissingContextValues
+		if len(missing) == 0 {
+			missing = r.MissingContextValues
 		}
+		one(aws.ToString(rr.EvalResourceName), rr.EvalResourceDecision, missing)
 	}
-	return out
+	return denied, undecided
 }
 
 // contextOf is the condition values deploybot's requests carry for a
@@ -126,6 +156,18 @@ func deniedOf(r iamtypes.EvaluationResult) []string {
 func contextOf(cond map[string]map[string][]string) []iamtypes.ContextEntry {
 	var out []iamtypes.ContextEntry
 	for op, keys := range cond {
+		if strings.HasPrefix(op, "Null") {
+			// Null tests whether a key is there, not its value: "true"
+			// means deploybot's request lacks it, so it is not sent;
+			// "false" that it carries one, which for the only such key
+			// of deploybot's policies, s3:if-none-match, is "*".
+			for key, vals := range keys {
+				if len(vals) > 0 && vals[0] == "false" {
+					out = append(out, iamtypes.ContextEntry{ContextKeyName: aws.String(key), ContextKeyType: iamtypes.ContextKeyTypeEnumString, ContextKeyValues: []string{"*"}})
+				}
+			}
+			continue
+		}
 		kind := iamtypes.ContextKeyTypeEnumString
 		if strings.HasPrefix(op, "Bool") {
 			kind = iamtypes.ContextKeyTypeEnumBoolean

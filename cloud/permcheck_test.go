@@ -3,6 +3,7 @@ package cloud_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -92,6 +93,41 @@ func TestCheckSimulatesTheBotsPermissions(t *testing.T) {
 	give(wrong)
 	if got := failed(run(admin, role)); !strings.Contains(got, "s3:ListBucket on arn:aws:s3:::perm-site") {
 		t.Fatalf("a role listing another prefix:\n%s", got)
+	}
+
+	// A policy written by hand, one statement per action and resource,
+	// with object grants narrower than the prefix but covering every key
+	// deploybot writes, passes: the simulator is asked about keys, not
+	// about our patterns.
+	var byHand cloud.PolicyDocument
+	byHand.Version = full.Version
+	for _, st := range full.Statement {
+		for _, a := range st.Action {
+			for _, r := range st.Resource {
+				byHand.Statement = append(byHand.Statement, cloud.Statement{Sid: "H", Effect: st.Effect, Action: []string{a},
+					Resource: []string{strings.Replace(r, "/www/*", "/www/d*", 1)}, Condition: st.Condition})
+			}
+		}
+	}
+	give(byHand)
+	if fs := run(admin, role); cloud.Failed(fs) {
+		t.Fatalf("a policy written by hand, as narrow as the keys: %s", failed(fs))
+	}
+
+	// A condition on a key the simulation is not given (the bot's
+	// requests come through a VPC endpoint) cannot be decided: a
+	// warning, not a failure.
+	vpc := full
+	vpc.Statement = append([]cloud.Statement(nil), full.Statement...)
+	for i := range vpc.Statement {
+		if vpc.Statement[i].Sid == "FlipDistributions" {
+			vpc.Statement[i].Condition = map[string]map[string][]string{"StringEquals": {"aws:SourceVpce": {"vpce-1a2b3c"}}}
+		}
+	}
+	give(vpc)
+	fs = run(admin, role)
+	if cloud.Failed(fs) || !strings.Contains(fmt.Sprint(fs), "could not decide cloudfront:UpdateDistribution") || !strings.Contains(fmt.Sprint(fs), "aws:sourcevpce") {
+		t.Fatalf("a condition on a key deploybot does not send: %+v", fs)
 	}
 
 	give(full)

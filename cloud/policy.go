@@ -93,15 +93,13 @@ func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, e
 	return doc, nil
 }
 
-// checkResources are what check reads besides the flip's resources: the
-// buckets (their policies) and the account's origin access controls
-// (CloudFront names them by id, which the distribution tells).
-func checkResources(partition, account string, buckets []string) []string {
+// bucketARNs are the buckets' own ARNs (check reads their policies).
+func bucketARNs(partition string, buckets []string) []string {
 	var out []string
 	for _, b := range buckets {
 		out = append(out, fmt.Sprintf("arn:%s:s3:::%s", partition, b))
 	}
-	return append(out, fmt.Sprintf("arn:%s:cloudfront::%s:origin-access-control/*", partition, account))
+	return out
 }
 
 // Condition keys of S3 writes
@@ -287,9 +285,14 @@ func cloudFrontStatements(sites []releases.Site, buckets []string, partition, ac
 		{Sid: "ReadFunctions", Effect: "Allow", Resource: uniq(functions), Action: []string{
 			"cloudfront:DescribeFunction", "cloudfront:GetFunction"}},
 		// deploybot check's reads (serve runs it at start): the bucket
-		// policy and the origin access control of each distribution.
-		{Sid: "CheckSetup", Effect: "Allow", Resource: uniq(checkResources(partition, account, buckets)), Action: []string{
-			"s3:GetBucketPolicy", "cloudfront:GetOriginAccessControl"}},
+		// policy, and the origin access control of each distribution
+		// (CloudFront names it by id, which the distribution tells). One
+		// statement per kind of resource: IAM's simulator, like a
+		// reviewer, pairs every action of a statement with every
+		// resource.
+		{Sid: "CheckBucketPolicies", Effect: "Allow", Resource: uniq(bucketARNs(partition, buckets)), Action: []string{"s3:GetBucketPolicy"}},
+		{Sid: "CheckAccessControls", Effect: "Allow", Resource: []string{fmt.Sprintf("arn:%s:cloudfront::%s:origin-access-control/*", partition, account)},
+			Action: []string{"cloudfront:GetOriginAccessControl"}},
 		// Only kvs-setup and routing-setup write functions; drop this
 		// statement when an administrator runs them.
 		{Sid: "SetupCommands", Effect: "Allow", Resource: uniq(functions), Action: []string{

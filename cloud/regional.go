@@ -42,22 +42,43 @@ func (r *Regions) Learn(bucket, region string) {
 	}
 }
 
-// movedTo is the region a refused call says its bucket is in: S3 answers
-// a request sent to (signed for) another region's endpoint with 301
-// PermanentRedirect, or 400 for a bucket in an opt-in region or a
-// mismatched signature, each carrying x-amz-bucket-region
+// movedTo is the region a refused call says its bucket is in, and
+// whether the refusal is S3 saying the bucket is elsewhere at all. S3
+// answers a request sent to (signed for) another region's endpoint with
+// 301 PermanentRedirect, with x-amz-bucket-region (HeadBucket documents
+// the header on every answer); a bucket in a region launched after March
+// 2019 answers 400 IllegalLocationConstraintException, and a signature
+// for the wrong region 400 AuthorizationHeaderMalformed, for which AWS
+// documents no such header
 // (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html,
-// https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingRouting.html).
-func movedTo(err error) string {
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingRouting.html):
+// then the region is "" and elsewhere true, and whereIs asks HeadBucket.
+func movedTo(err error) (region string, elsewhere bool) {
 	var re *smithyhttp.ResponseError
 	if !errors.As(err, &re) || re.Response == nil {
-		return ""
+		return "", false
 	}
 	switch re.HTTPStatusCode() {
-	case http.StatusMovedPermanently, http.StatusBadRequest:
-		return re.Response.Header.Get("X-Amz-Bucket-Region")
+	case http.StatusMovedPermanently:
+		return re.Response.Header.Get("X-Amz-Bucket-Region"), true
+	case http.StatusBadRequest:
+		if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" {
+			return r, true
+		}
+		return "", isCode(err, "IllegalLocationConstraintException", "AuthorizationHeaderMalformed", "PermanentRedirect")
 	}
-	return ""
+	return "", false
+}
+
+// whereIs is the region of a bucket S3 said is elsewhere without naming
+// it: HeadBucket's answer carries x-amz-bucket-region whoever asks, even
+// a caller it refuses (403), and from any region's endpoint (301).
+func whereIs(ctx context.Context, c BucketHeader, bucket string) string {
+	st, err := HeadBucket(ctx, c, bucket)
+	if err != nil {
+		return ""
+	}
+	return st.Region
 }
 
 // RegionalS3 is an S3 client that signs each call for its bucket's
@@ -104,7 +125,13 @@ func regional[I, O any](ctx context.Context, r *RegionalS3, bucket string, body 
 		start = pos
 	}
 	out, err := call(ctx, in, withRegion(opts, known)...)
-	region := movedTo(err)
+	region, elsewhere := movedTo(err)
+	if !elsewhere {
+		return out, err
+	}
+	if region == "" {
+		region = whereIs(ctx, r.Client, bucket)
+	}
 	if region == "" || region == known || region == r.Client.Options().Region && known == "" {
 		return out, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,8 +27,11 @@ import (
 //     iam:SimulatePrincipalPolicy (AccessDenied, 403, without it);
 //   - ActionNames is required; ResourceArns defaults to "*";
 //   - a condition key a statement tests and the request does not give
-//     is listed in MissingContextValues, and the statement does not
-//     apply.
+//     is listed in MissingContextValues, per resource and for the
+//     action, and the statement does not apply;
+//   - a principal with no policy here is an administrator (real IAM
+//     would answer implicitDeny: the stand-in's callers without a policy
+//     are administrators everywhere).
 //
 // Principals are users and roles of the stand-in's account: the ARN of a
 // caller (user/<access key>, or what Options.Identities says, an
@@ -47,8 +51,9 @@ type iamEvalResult struct {
 }
 
 type iamResource struct {
-	Resource string `xml:"EvalResourceName"`
-	Decision string `xml:"EvalResourceDecision"`
+	Resource string   `xml:"EvalResourceName"`
+	Decision string   `xml:"EvalResourceDecision"`
+	Missing  []string `xml:"MissingContextValues>member,omitempty"`
 }
 
 type iamSimulateResponse struct {
@@ -135,6 +140,7 @@ func simulate(p *bucketPolicy, arn, action string, resources []string, keys map[
 	missing := map[string]bool{}
 	for _, resource := range resources {
 		decision := "allowed"
+		var resMissing []string
 		if p != nil {
 			ctx := map[string]string{"aws:principalarn": arn}
 			for k, v := range keys {
@@ -147,16 +153,18 @@ func simulate(p *bucketPolicy, arn, action string, resources []string, keys map[
 			case !allowed:
 				decision = "implicitDeny"
 				for _, k := range p.conditionKeys(action, resource) {
-					if _, given := ctx[k]; !given {
+					if _, given := ctx[k]; !given && !slices.Contains(resMissing, k) {
 						missing[k] = true
+						resMissing = append(resMissing, k)
 					}
 				}
+				sort.Strings(resMissing)
 			}
 		}
 		if rank[decision] > rank[worst] {
 			worst = decision
 		}
-		res.PerRes = append(res.PerRes, iamResource{Resource: resource, Decision: decision})
+		res.PerRes = append(res.PerRes, iamResource{Resource: resource, Decision: decision, Missing: resMissing})
 	}
 	res.Decision = worst
 	if len(resources) == 1 {

@@ -148,7 +148,13 @@ func (s *s3Service) wrongRegion(w http.ResponseWriter, r *http.Request, bucket s
 		return false
 	}
 	if slices.Contains(optInRegions, home) {
-		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IllegalLocationConstraintException", BucketRegion: home,
+		// Only a HEAD request's answer names the region: AWS documents
+		// x-amz-bucket-region on HeadBucket's answers, not on this error.
+		named := ""
+		if r.Method == http.MethodHead {
+			named = home
+		}
+		writeS3Error(w, r, s3Error{Status: http.StatusBadRequest, Code: "IllegalLocationConstraintException", BucketRegion: named,
 			Message: fmt.Sprintf("The %s location constraint is incompatible for the region specific endpoint this request was sent to.", home)})
 		return true
 	}
