@@ -21,7 +21,7 @@ import (
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
-	"github.com/deploybot/deploybot/probe"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 )
@@ -337,23 +337,12 @@ func (a *app) service(db *store.DB, log *slog.Logger) *releases.Service {
 	for _, s := range a.cfg.Sites {
 		sites = append(sites, s.ReleasesSite())
 	}
-	prober := &probe.HTTP{}
-	svc := &releases.Service{
-		Store: releases.NewSharedStore(db, a.bucket, sites), Bucket: a.bucket, Sites: sites, Logger: log, Access: a.cfg.Access(),
-		CDNs: map[string]releases.CDN{
-			releases.DefaultStrategy: &cloud.OriginPath{Client: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration},
-		},
-		Timeout:        a.cfg.Deploy.Timeout.Duration,
-		Prober:         prober,
-		EdgeProber:     prober,
-		VisibleTimeout: a.cfg.Deploy.VisibleTimeout.Duration,
-		ProcessAlive:   aliveCheck,
-		Host:           a.host,
-	}
-	if a.kvs != nil {
-		svc.CDNs[cloud.StrategyKVS] = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: a.cfg.Deploy.KVSPropagation.Duration, Pages: a.bucket}
-	}
-	return svc
+	d := a.cfg.Deploy
+	return wiring.Service(wiring.Config{
+		Sites: sites, Store: db, Bucket: a.bucket, CF: a.cf, KVS: a.kvs, Logger: log, Access: a.cfg.Access(), Host: a.host,
+		Deploy: wiring.Deploy{Timeout: d.Timeout.Duration, PollInterval: d.PollInterval.Duration,
+			VisibleTimeout: d.VisibleTimeout.Duration, KVSPropagation: d.KVSPropagation.Duration},
+	})
 }
 
 // actor names who runs a command-line deploy: $DEPLOYBOT_ACTOR, else the

@@ -21,8 +21,8 @@ import (
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/standin"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
-	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -106,12 +106,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		URL:     strings.TrimSuffix(siteURL, "/"),
 		Routing: releases.DefaultRouting, Retention: releases.Policy{Keep: 10, KeepDeployed: 3, MinAge: 72 * time.Hour, Grace: time.Hour}}
 	bucket := cloud.NewS3Bucket(s3c, settings.Observe)
-	svc := &releases.Service{Store: releases.NewSharedStore(db, bucket, []releases.Site{site}), Bucket: bucket, Sites: []releases.Site{site}, Logger: logger(env),
-		CDNs:    map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 500 * time.Millisecond}},
-		Timeout: 5 * time.Minute, ProcessAlive: aliveCheck, EdgeProber: &probe.HTTP{}, VisibleTimeout: time.Minute,
+	svc := wiring.Service(wiring.Config{Sites: []releases.Site{site}, Store: db, Bucket: bucket, CF: cfc, Logger: logger(env),
+		Deploy: wiring.Deploy{Timeout: 5 * time.Minute, PollInterval: 500 * time.Millisecond, VisibleTimeout: time.Minute},
 		// The console's user owns the machine: every name typed there
 		// holds every role, and four eyes still compare those names.
-		Access: &releases.Access{}}
+		Access: &releases.Access{}})
 	out := &consoleOut{w: env.Stdout}
 	svc.OnApproval = out
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -83,8 +84,7 @@ func one(n, calls int) error {
 		return err
 	}
 	defer db.Close()
-	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc}}}
+	svc := wiring.Service(wiring.Config{Sites: []releases.Site{site}, Store: db, Bucket: bucket, CF: cfc, Unshared: true, NoProbes: true, NoPIDCheck: true})
 	t0 := time.Now()
 	if _, err := svc.Sync(ctx, "www"); err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/server"
@@ -135,11 +136,8 @@ func (b *bench) promotes(ctx context.Context, name string, shared bool, rounds i
 	}
 	defer db.Close()
 	c := &counting{Coordinator: b.bucket}
-	var st releases.Store = db
-	if shared {
-		st = releases.NewSharedStore(db, c, []releases.Site{b.site})
-	}
-	svc := &releases.Service{Store: st, Bucket: b.bucket, Sites: []releases.Site{b.site}, CDNs: map[string]releases.CDN{releases.DefaultStrategy: b.cdn}}
+	svc := wiring.Service(wiring.Config{Sites: []releases.Site{b.site}, Store: db, Bucket: b.bucket, CDN: b.cdn, State: c,
+		Unshared: !shared, NoProbes: true, NoPIDCheck: true})
 	var took []time.Duration
 	c.gets.Store(0)
 	c.puts.Store(0)
@@ -168,8 +166,7 @@ func (b *bench) idle(ctx context.Context) error {
 	defer db.Close()
 	site := b.site
 	idle := &counting{Coordinator: b.bucket}
-	svc := &releases.Service{Store: releases.NewSharedStore(db, idle, []releases.Site{site}), Bucket: b.bucket, Sites: []releases.Site{site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: b.cdn}}
+	svc := wiring.Service(wiring.Config{Sites: []releases.Site{site}, Store: db, Bucket: b.bucket, CDN: b.cdn, State: idle, NoProbes: true, NoPIDCheck: true})
 	if _, err := svc.Recover(ctx, nil); err != nil {
 		return err
 	}

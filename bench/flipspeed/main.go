@@ -32,8 +32,8 @@ import (
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
-	"github.com/deploybot/deploybot/probe"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 )
@@ -238,9 +238,9 @@ func newFlipRig(ctx context.Context, dir string, pops int, d func(time.Duration)
 	// deploybot's default pacing, scaled as the stand-in is: status every
 	// second for the first two minutes, then up to every 5 s; the visible
 	// phase asks the site every second.
-	fr.svc = &releases.Service{Store: db, Bucket: fr.bucket, Sites: []releases.Site{fr.site}, CDNs: map[string]releases.CDN{
-		releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: d(cloud.MaxPollInterval), FastPoll: d(cloud.FastPoll)},
-	}, EdgeProber: &probe.HTTP{}, VisibleInterval: d(time.Second)}
+	fr.svc = wiring.Service(wiring.Config{Sites: []releases.Site{fr.site}, Store: db, Bucket: fr.bucket, CF: cfc,
+		Deploy:   wiring.Deploy{PollInterval: d(cloud.MaxPollInterval), FastPoll: d(cloud.FastPoll), VisibleInterval: d(time.Second)},
+		Unshared: true, NoPIDCheck: true})
 	return fr, cleanup, nil
 }
 

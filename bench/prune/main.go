@@ -27,6 +27,7 @@ import (
 	"github.com/deploybot/deploybot/bench/internal/tools"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
 )
@@ -93,8 +94,8 @@ func run(nRel, nObj, workers int) error {
 		return err
 	}
 	defer db.Close()
-	svc := &releases.Service{Store: db, Bucket: &cloud.S3Bucket{Client: s3c}, Sites: []releases.Site{site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: liveCDN{version: "live"}}}
+	svc := wiring.Service(wiring.Config{Sites: []releases.Site{site}, Store: db, Bucket: &cloud.S3Bucket{Client: s3c},
+		CDN: liveCDN{version: "live"}, Unshared: true, NoProbes: true, NoPIDCheck: true})
 	start := time.Now()
 	rep, err := svc.Prune(ctx, releases.PruneRequest{Site: site.Name, Actor: "bench"})
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -97,8 +98,8 @@ func setup(ctx context.Context, t *tb, dir string, kept int) (*world, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { db.Close() })
-	svc := &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 10 * time.Millisecond, FastPoll: 10 * time.Millisecond}}}
+	svc := wiring.Service(wiring.Config{Sites: []releases.Site{site}, Store: db, Bucket: bucket, CF: cfc,
+		Deploy: wiring.Deploy{PollInterval: 10 * time.Millisecond, FastPoll: 10 * time.Millisecond}, Unshared: true, NoProbes: true, NoPIDCheck: true})
 	w := &world{svc: svc, site: site}
 	if w.names, err = seedReleases(ctx, bucket, site, kept); err != nil {
 		return nil, err

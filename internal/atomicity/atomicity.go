@@ -31,6 +31,7 @@ import (
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/testaws"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
 	"github.com/deploybot/deploybot/releases"
@@ -183,8 +184,8 @@ func newRig(ctx context.Context, cfg Config) (_ *rig, err error) {
 	rg.closers = append(rg.closers, func() { db.Close() })
 	rg.site = releases.Site{Name: "www", Bucket: bucketName, Prefix: "www/", DistributionID: distID, SkewReleases: cfg.SkewReleases}
 	bucket := &cloud.S3Bucket{Client: s3c}
-	rg.svc = &releases.Service{Store: db, Bucket: bucket, Sites: []releases.Site{rg.site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: &cloud.OriginPath{Client: cfc, PollInterval: 20 * time.Millisecond}}}
+	rg.svc = wiring.Service(wiring.Config{Sites: []releases.Site{rg.site}, Store: db, Bucket: bucket, CF: cfc,
+		Deploy: wiring.Deploy{PollInterval: 20 * time.Millisecond}, Unshared: true, NoProbes: true, NoPIDCheck: true})
 	rg.pub = &publish.Publisher{Bucket: bucket}
 	return rg, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/store"
@@ -151,8 +152,10 @@ func (e *Env) OpenStore() {
 	}
 	e.t.Cleanup(func() { db.Close() })
 	e.Store = db
-	e.Service = &releases.Service{Store: db, Bucket: e.Bucket, Sites: []releases.Site{e.Site},
-		CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.CDN}, Timeout: time.Minute, Now: e.opts.Now}
+	// One process's world: the store alone holds locks and freezes, and
+	// no probe runs unless a test adds one.
+	e.Service = wiring.Service(wiring.Config{Sites: []releases.Site{e.Site}, Store: db, Bucket: e.Bucket, CF: e.CF, CDN: e.CDN,
+		Deploy: wiring.Deploy{Timeout: time.Minute}, Now: e.opts.Now, Unshared: true, NoProbes: true, NoPIDCheck: true})
 }
 
 // Publish uploads files (path -> body) as release version of the site and

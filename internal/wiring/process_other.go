@@ -1,6 +1,6 @@
 //go:build !unix
 
-package cli
+package wiring
 
 // Without a cheap liveness check for a pid, a runner is judged by its
 // heartbeat alone.
