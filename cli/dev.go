@@ -21,6 +21,7 @@ import (
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/internal/standin"
+	"github.com/deploybot/deploybot/internal/ticker"
 	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
 	"github.com/deploybot/deploybot/publish"
@@ -196,16 +197,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	defer func() { stopPush(); <-pushed }()
 	go func() {
 		defer close(pushed)
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			_, _ = svc.PushHistory(pushCtx)
-			select {
-			case <-pushCtx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		ticker.Every(pushCtx, nil, 2*time.Second, func(ctx context.Context) { _, _ = svc.PushHistory(ctx) })
 	}()
 
 	fmt.Fprintf(env.Stdout, `

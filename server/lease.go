@@ -22,20 +22,6 @@ import (
 // for a deploy to finish: one GET per site every 5 s (720 an hour).
 const DefaultWatchInterval = 5 * time.Second
 
-// every runs fn now and then every d until ctx ends.
-func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		fn(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // holdLeases takes or renews the lease of every site once.
 func (s *Server) holdLeases(ctx context.Context) {
 	for _, site := range s.Service.Sites {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/deploybot/deploybot/internal/ticker"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -127,6 +128,9 @@ type Server struct {
 	Schedules []Schedule
 	// After waits for d (time.After); tests replace it to fire at once.
 	After func(d time.Duration) <-chan time.Time
+	// Ticker paces the background loops (reconcile, leases, watch,
+	// approval expiry, mirror); nil: the wall clock.
+	Ticker ticker.Clock
 	// Timeouts holds every connection to a bound: zero fields take
 	// DefaultTimeouts.
 	Timeouts Timeouts
@@ -266,13 +270,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if s.begin() {
 		go func() {
 			defer s.deploys.Done()
-			every(s.work, s.Service.LeaseRenewal(), s.holdLeases)
+			ticker.Every(s.work, s.Ticker, s.Service.LeaseRenewal(), s.holdLeases)
 		}()
 	}
 	if s.begin() {
 		go func() {
 			defer s.deploys.Done()
-			every(s.work, s.watchInterval(), s.watch)
+			ticker.Every(s.work, s.Ticker, s.watchInterval(), s.watch)
 		}()
 	}
 	if s.begin() {
@@ -370,16 +374,7 @@ func (s *Server) mirror(ctx context.Context) {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		s.pushHistory(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	ticker.Every(ctx, s.Ticker, every, s.pushHistory)
 }
 
 // pushHistory runs one push and says how it went in the metrics.
@@ -407,9 +402,7 @@ func (s *Server) expireApprovals(ctx context.Context) {
 	if every <= 0 {
 		every = 15 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	ticker.Every(ctx, s.Ticker, every, func(ctx context.Context) {
 		for _, site := range s.Service.Sites {
 			if site.Approval.Required == 0 || ctx.Err() != nil || !s.Service.HoldsLease(site.Name) {
 				continue
@@ -418,27 +411,12 @@ func (s *Server) expireApprovals(ctx context.Context) {
 				s.Logger.Warn("expiring approval requests", "site", site.Name, "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // loop runs recovery and reconcile at start, then every interval.
 func (s *Server) loop(ctx context.Context) {
-	s.tick(ctx)
-	t := time.NewTicker(s.ReconcileInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.tick(ctx)
-		}
-	}
+	ticker.Every(ctx, s.Ticker, s.ReconcileInterval, s.tick)
 }
 
 // tick finishes interrupted deploys and reconciles every site.
