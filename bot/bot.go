@@ -169,7 +169,7 @@ func Mention(actor string) Mrkdwn {
 
 // ErrorText is an error for people, escaped (error texts carry versions,
 // reasons and names from outside).
-func ErrorText(err error) Mrkdwn { return Md("%s", releases.ErrorMessage(err)) }
+func ErrorText(err error) Mrkdwn { return Md("%s", ErrorMessage(err)) }
 
 // slackUserID is a Slack user id: U or W and upper-case letters and digits.
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)

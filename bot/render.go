@@ -298,11 +298,11 @@ func ThreadLine(e releases.Event) Mrkdwn {
 		}
 		return Md("✓ %s: done after %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond))
 	case releases.EventPhaseFailed:
-		return Md(":x: %s failed after %s: %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), releases.ErrorMessage(e.Err))
+		return Md(":x: %s failed after %s: %s", PhaseName(e.Phase, e.Title), e.Elapsed.Round(100*time.Millisecond), ErrorMessage(e.Err))
 	case releases.EventPhaseNote:
 		return Md(":hourglass_flowing_sand: %s", e.Title)
 	case releases.EventDeployFailed:
-		return Md(":x: %s", releases.ErrorMessage(e.Err))
+		return Md(":x: %s", ErrorMessage(e.Err))
 	case releases.EventDeployInterrupted:
 		return Md(":double_vertical_bar: deploybot is restarting; the deploy stopped in phase `%s` and resumes when it is back", string(e.Phase))
 	}
@@ -323,7 +323,7 @@ func PruneMessage(rep *releases.PruneReport, err error) Message {
 		b = append(b, Md(":broom: Pruned *%s*: %d release(s), %d objects, %s freed in %.1fs (by %s)", rep.Site, len(rep.Deleted)-rep.Failures, rep.Objects, present.HumanBytes(rep.Bytes), rep.Seconds, Mention(rep.Actor)))
 	}
 	if err != nil {
-		b = append(b, Md(":warning: %s", releases.ErrorMessage(err)))
+		b = append(b, Md(":warning: %s", ErrorMessage(err)))
 	}
 	var del []Mrkdwn
 	for _, d := range rep.Deleted {

@@ -158,10 +158,10 @@ func report(env Env, err error) int {
 		fmt.Fprintf(env.Stderr, "deploybot: %v\n", err)
 		return ExitUsage
 	case releases.ErrorCode(err) == releases.EINVALID:
-		fmt.Fprintf(env.Stderr, "deploybot: %s\n", releases.ErrorMessage(err))
+		fmt.Fprintf(env.Stderr, "deploybot: %s\n", errorText(err))
 		return ExitUsage
 	}
-	fmt.Fprintf(env.Stderr, "deploybot: %s\n", releases.ErrorMessage(err))
+	fmt.Fprintf(env.Stderr, "deploybot: %s\n", errorText(err))
 	return ExitFailed
 }
 

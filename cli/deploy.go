@@ -29,7 +29,7 @@ func printer(w io.Writer) releases.Progress {
 			}
 			fmt.Fprintln(w, line)
 		case releases.EventPhaseFailed:
-			fmt.Fprintf(w, "  %-16s FAILED after %.1fs: %s\n", e.Phase, e.Elapsed.Seconds(), releases.ErrorMessage(e.Err))
+			fmt.Fprintf(w, "  %-16s FAILED after %.1fs: %s\n", e.Phase, e.Elapsed.Seconds(), errorText(e.Err))
 		case releases.EventPhaseNote:
 			fmt.Fprintf(w, "  %-16s %s\n", e.Phase, e.Title)
 		case releases.EventDeployFinished:

@@ -384,7 +384,7 @@ func (d *consoleDeploy) Event(e releases.Event) {
 		d.c.printf("[%s]   └ %s\n", d.channel, plain(bot.LiveMessage(e.Deploy, e.Elapsed).Text))
 		return
 	case releases.EventDeployFailed:
-		d.c.printf("[%s] card: %s\n", d.channel, plain(bot.Card(bot.CardState{Deploy: e.Deploy, Result: "failed", Error: releases.ErrorMessage(e.Err), Elapsed: e.Elapsed}).Text))
+		d.c.printf("[%s] card: %s\n", d.channel, plain(bot.Card(bot.CardState{Deploy: e.Deploy, Result: "failed", Error: bot.ErrorMessage(e.Err), Elapsed: e.Elapsed}).Text))
 	}
 	if line := bot.ThreadLine(e); line != "" {
 		d.c.printf("[%s]   └ %s\n", d.channel, plain(line))

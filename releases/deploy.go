@@ -175,7 +175,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 			return nil, err
 		}
 		if !rep.OK() {
-			return nil, Errorf(ECONFLICT, "refusing to promote %s of %s: %s (use --no-verify to promote anyway)", req.Version, site.Name, rep.Summary())
+			return nil, Errorf(ECONFLICT, "refusing to promote %s of %s: %s", req.Version, site.Name, rep.Summary()).WithHint(HintNoVerify)
 		}
 	}
 	if pf, ok := cdn.(Preflighter); ok {
@@ -278,8 +278,8 @@ func (s *Service) checkBack(ctx context.Context, site Site, rel Release, cur Cur
 	} else if l != nil {
 		return s.lockError(*l)
 	}
-	return Errorf(ECONFLICT, "%s is older than the live %s on %s (published %s, live %s): promoting it goes back. Roll back to it if it was live before, or say you mean it (promote --rollback on the command line, \"rollback\": true in the API)",
-		rel.Version, live.Version, site.Name, rel.PublishedAt.UTC().Format("2006-01-02 15:04Z"), live.PublishedAt.UTC().Format("2006-01-02 15:04Z"))
+	return Errorf(ECONFLICT, "%s is older than the live %s on %s (published %s, live %s): promoting it goes back. Roll back to it if it was live before, or say you mean it",
+		rel.Version, live.Version, site.Name, rel.PublishedAt.UTC().Format("2006-01-02 15:04Z"), live.PublishedAt.UTC().Format("2006-01-02 15:04Z")).WithHint(HintGoBack)
 }
 
 // afterHealth rolls back a promote whose health checks failed; other

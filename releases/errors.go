@@ -21,6 +21,10 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// Hint, when set, names what the person may do about it (see
+	// hint.go): each door says it in its own words, as a flag, a chat
+	// command or a JSON field.
+	Hint string
 }
 
 func (e *Error) Error() string {

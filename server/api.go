@@ -37,6 +37,7 @@ type WireEvent struct {
 	Deploy  *releases.Deploy   `json:"deploy,omitempty"`
 	Err     string             `json:"error,omitempty"`
 	Code    string             `json:"code,omitempty"`
+	Hint    string             `json:"hint,omitempty"`
 	Result  *releases.Outcome  `json:"result,omitempty"`
 }
 
@@ -65,7 +66,7 @@ func statusOf(err error) int {
 func (s *Server) apiError(w http.ResponseWriter, route string, err error) {
 	st := statusOf(err)
 	s.Metrics.APIRequests.WithLabelValues(route, strconv.Itoa(st)).Inc()
-	writeJSON(w, st, errorBody{Error: releases.ErrorMessage(err), Code: releases.ErrorCode(err)})
+	writeJSON(w, st, errorBody{Error: releases.ErrorMessage(err), Code: releases.ErrorCode(err), Hint: releases.ErrorHint(err)})
 }
 
 func (s *Server) apiOK(w http.ResponseWriter, route string, v any) {
@@ -263,6 +264,9 @@ func (s *Server) routeAPI(mux *routes) {
 		body := map[string]any{"report": rep}
 		if err != nil {
 			body["error"], body["code"] = releases.ErrorMessage(err), releases.ErrorCode(err)
+			if h := releases.ErrorHint(err); h != "" {
+				body["hint"] = h
+			}
 		}
 		return body, nil
 	}))
@@ -482,7 +486,7 @@ func (s *Server) streamDeploy(w http.ResponseWriter, asked context.Context, rout
 		d := e.Deploy
 		we := WireEvent{Type: e.Type, Phase: e.Phase, Title: e.Title, Seconds: e.Elapsed.Seconds(), Deploy: &d}
 		if e.Err != nil {
-			we.Err, we.Code = releases.ErrorMessage(e.Err), releases.ErrorCode(e.Err)
+			we.Err, we.Code, we.Hint = releases.ErrorMessage(e.Err), releases.ErrorCode(e.Err), releases.ErrorHint(e.Err)
 		}
 		return we
 	}
@@ -505,7 +509,7 @@ func (s *Server) streamDeploy(w http.ResponseWriter, asked context.Context, rout
 			}
 			s.Metrics.APIRequests.WithLabelValues(route, "200").Inc()
 			if res.err != nil {
-				send(WireEvent{Err: releases.ErrorMessage(res.err), Code: releases.ErrorCode(res.err)})
+				send(WireEvent{Err: releases.ErrorMessage(res.err), Code: releases.ErrorCode(res.err), Hint: releases.ErrorHint(res.err)})
 				return
 			}
 			send(WireEvent{Result: res.out})

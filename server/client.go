@@ -73,7 +73,13 @@ func decodeError(resp *http.Response) error {
 			code = releases.EUNAUTHORIZED
 		}
 	}
-	return releases.Errorf(code, "%s", eb.Error)
+	return remoteError(code, eb.Error, eb.Hint)
+}
+
+// remoteError is the domain error an answer describes, hint included, so
+// that the command line says the same with and without --server.
+func remoteError(code, msg, hint string) error {
+	return &releases.Error{Code: orInternal(code), Message: msg, Hint: hint}
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
@@ -150,12 +156,12 @@ func (c *Client) readStream(resp *http.Response, progress releases.Progress) (*r
 		case we.Result != nil:
 			return we.Result, nil
 		case we.Type == "" && we.Err != "":
-			return nil, releases.Errorf(orInternal(we.Code), "%s", we.Err)
+			return nil, remoteError(we.Code, we.Err, we.Hint)
 		case progress != nil && we.Deploy != nil:
 			e := releases.Event{Type: we.Type, Phase: we.Phase, Title: we.Title, Deploy: *we.Deploy,
 				Elapsed: time.Duration(we.Seconds * float64(time.Second))}
 			if we.Err != "" {
-				e.Err = releases.Errorf(orInternal(we.Code), "%s", we.Err)
+				e.Err = remoteError(we.Code, we.Err, we.Hint)
 			}
 			progress(e)
 		}
@@ -238,12 +244,13 @@ func (c *Client) Prune(ctx context.Context, req releases.PruneRequest) (*release
 		Report *releases.PruneReport `json:"report"`
 		Error  string                `json:"error"`
 		Code   string                `json:"code"`
+		Hint   string                `json:"hint"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, fmt.Errorf("decoding the prune report: %w", err)
 	}
 	if out.Error != "" {
-		return out.Report, releases.Errorf(orInternal(out.Code), "%s", out.Error)
+		return out.Report, remoteError(out.Code, out.Error, out.Hint)
 	}
 	return out.Report, nil
 }

@@ -14,6 +14,9 @@ import (
 type errorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code,omitempty"`
+	// Hint names what the caller may do about it (releases' Hint codes,
+	// such as "no-verify": send "no_verify": true).
+	Hint string `json:"hint,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

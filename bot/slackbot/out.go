@@ -261,7 +261,7 @@ func (v *slackDeploy) post(e releases.Event) {
 	case releases.EventDeployFinished:
 		v.card.Result = "done"
 	case releases.EventDeployFailed:
-		v.card.Result, v.card.Error = "failed", releases.ErrorMessage(e.Err)
+		v.card.Result, v.card.Error = "failed", bot.ErrorMessage(e.Err)
 	case releases.EventDeployInterrupted:
 		v.card.Result = "interrupted"
 	}
