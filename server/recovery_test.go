@@ -79,10 +79,13 @@ func TestRecoveryFromEveryPhase(t *testing.T) {
 			e := newEnv(t)
 			d := e.interrupted(c.phase, c.flipped, c.invalidated)
 			ctx := context.Background()
+			asked := cloudFrontPolls(e)
 			e.start()
 			if c.want == releases.PhaseDone {
 				// AWS is held InProgress: the resumed deploy must wait.
-				time.Sleep(30 * time.Millisecond)
+				// It has asked CloudFront several times (more than the
+				// start's reconcile does) and still waits.
+				e.eventually("the resumed deploy to poll CloudFront", func() bool { return cloudFrontPolls(e) >= asked+5 })
 				if got, _ := e.Store.Deploy(ctx, "www", d.ID); got.Phase.Final() {
 					t.Fatalf("deploy finished while AWS was still in progress: %+v", got)
 				}
@@ -180,4 +183,11 @@ func TestReconcileTellsTheChatWhenLiveChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.eventually("the reconcile after the flip to tell", func() bool { return rec.liveChanges() == 2 })
+}
+
+// cloudFrontPolls counts the stand-in's answers to what a deploy waiting
+// on CloudFront asks: a distribution's state, an invalidation's.
+func cloudFrontPolls(e *env) int {
+	calls := e.AWS.Calls()
+	return calls["cloudfront GetDistribution"] + calls["cloudfront GetInvalidation"]
 }

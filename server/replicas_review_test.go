@@ -14,10 +14,12 @@ import (
 	"github.com/deploybot/deploybot/store"
 )
 
-// notices counts the release notices a replica's chat was asked to post.
+// notices counts the release notices a replica's chat was asked to post;
+// metrics are the replica's.
 type notices struct {
 	mu       sync.Mutex
 	versions map[string]int
+	metrics  *server.Metrics
 }
 
 func (n *notices) ReleaseRecorded(_ context.Context, _ releases.Site, r releases.Release, _ string) {
@@ -33,6 +35,24 @@ func (n *notices) LiveChanged(context.Context, releases.Site)                   
 
 func (n *notices) of(v string) int { n.mu.Lock(); defer n.mu.Unlock(); return n.versions[v] }
 
+// reconciles is how many reconciles of a site the replica has run.
+func (n *notices) reconciles(t *testing.T) int {
+	t.Helper()
+	fams, err := n.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, f := range fams {
+		if f.GetName() == "deploybot_reconcile_runs_total" {
+			for _, m := range f.GetMetric() {
+				total += int(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return total
+}
+
 // replica starts one serve on e's bucket with a store of its own, sharing
 // the site through the bucket; stop shuts it down as a rolling update does.
 func replica(t *testing.T, e *testenv.Env, name string, reconcile time.Duration, n *notices) (svc *releases.Service, stop func()) {
@@ -45,7 +65,8 @@ func replica(t *testing.T, e *testenv.Env, name string, reconcile time.Duration,
 	sites := []releases.Site{e.Site}
 	svc = &releases.Service{Store: &releases.SharedStore{Store: db, Cache: db, State: e.Bucket, Sites: sites, Process: name}, Bucket: e.Bucket,
 		Sites: sites, CDNs: map[string]releases.CDN{releases.DefaultStrategy: e.CDN}, Timeout: time.Minute, Lease: 600 * time.Millisecond}
-	srv := &server.Server{Service: svc, Store: db, HookSecret: []byte(secret), APIToken: token, ReconcileInterval: reconcile,
+	n.metrics = server.NewMetrics()
+	srv := &server.Server{Service: svc, Store: db, Metrics: n.metrics, HookSecret: []byte(secret), APIToken: token, ReconcileInterval: reconcile,
 		MirrorInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Notifier: n}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,7 +116,8 @@ func TestReviewAReleaseFoundBeforeTheLeaseMovedIsStillAnnounced(t *testing.T) {
 	// a stops (a rolling update) and gives the lease up; b takes it.
 	stopA()
 	within(t, 5*time.Second, "b takes the lease", func() bool { return b.HoldsLease("www") })
-	time.Sleep(time.Second) // b's reconcile comes round five times
+	ran := nb.reconciles(t)
+	within(t, 5*time.Second, "b's reconcile comes round twice while it holds the lease", func() bool { return nb.reconciles(t) >= ran+2 })
 	if na.of("v9")+nb.of("v9") == 0 {
 		t.Fatal("v9's notice was never posted: b found it before it held the lease, and a stopped before its reconcile found it")
 	}

@@ -69,7 +69,10 @@ func TestRefusedAckAnswersThroughTheResponseURL(t *testing.T) {
 		_, _, eph := w.slack.Snapshot()
 		return len(eph) == 1 && eph[0].Via == "response_url" && eph[0].User == mallory && strings.Contains(eph[0].Text, "unknown command")
 	})
-	time.Sleep(100 * time.Millisecond)
+	// Both deliveries read, then every command they started finished:
+	// a second answer would be there now.
+	w.slack.WaitFor("both deliveries acked", func() bool { return w.slack.Acks("refused-1") == 2 })
+	w.stopApp()
 	if _, _, eph := w.slack.Snapshot(); len(eph) != 1 {
 		t.Fatalf("answers: %s", slackfake.Dump(eph))
 	}

@@ -249,7 +249,10 @@ func TestDuplicateEnvelopeRunsOnce(t *testing.T) {
 	w.slack.Slash("same", alice, "promote v1")
 	w.slack.Slash("same", alice, "promote v1")
 	w.slack.WaitFor("the live reply", func() bool { posts, _, _ := w.slack.Snapshot(); return hasText(posts, "is live on") })
-	time.Sleep(200 * time.Millisecond)
+	// Both deliveries read, then every command they started finished: a
+	// second run would have posted by now.
+	w.slack.WaitFor("both deliveries acked", func() bool { return w.slack.Acks("same") == 2 })
+	w.stopApp()
 	posts, _, eph := w.slack.Snapshot()
 	cards := 0
 	for _, p := range posts {
@@ -932,7 +935,8 @@ func TestTwoConfirmsOfOneQuestionDeployOnce(t *testing.T) {
 		return len(ds) == 1 && ds[0].To == "v1" && ds[0].Phase == releases.PhaseDone &&
 			(hasText(eph, "v1 is already live on www; nothing to do") || hasText(eph, "site www is busy: deploy"))
 	})
-	time.Sleep(200 * time.Millisecond)
+	// Every command the clicks started has finished once the app stops.
+	w.stopApp()
 	ds, _ := w.Store.Deploys(context.Background(), "www", 0)
 	if len(ds) != 2 || ds[1].To != "v2" {
 		t.Fatalf("deploys %+v", ds)

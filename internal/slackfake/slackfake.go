@@ -35,6 +35,7 @@ type Server struct {
 	next      int
 	Conns     int
 	acks      map[string]time.Time
+	ackCount  map[string]int
 	sent      map[string]time.Time
 	Posts     []Post
 	Updates   []Post
@@ -134,7 +135,7 @@ type Post struct {
 type origin struct{ user, channel string }
 
 func New(t TB) *Server {
-	f := &Server{t: t, acks: map[string]time.Time{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}, DMs: map[string]bool{}, Channels: map[string]Channel{},
+	f := &Server{t: t, acks: map[string]time.Time{}, ackCount: map[string]int{}, sent: map[string]time.Time{}, Groups: map[string][]string{}, NotIn: map[string]bool{}, DMs: map[string]bool{}, Channels: map[string]Channel{},
 		origins: map[string]origin{}, responses: map[string]*responseURL{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
@@ -199,6 +200,14 @@ func (f *Server) Snapshot() (posts, updates, ephemeral []Post) {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	return append([]Post(nil), f.Posts...), append([]Post(nil), f.Updates...), append([]Post(nil), f.Ephemeral...)
+}
+
+// Acks is how many acks of envelopeID arrived: one per delivery of it
+// that the app read (a redelivered envelope is acked again).
+func (f *Server) Acks(envelopeID string) int {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return f.ackCount[envelopeID]
 }
 
 func (f *Server) WaitFor(what string, cond func() bool) {

@@ -66,6 +66,7 @@ func (f *Server) ws(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Mu.Lock()
 		f.acks[ack.EnvelopeID] = time.Now()
+		f.ackCount[ack.EnvelopeID]++
 		if p := ack.Payload; p != nil && (p.Text != "" || len(p.Blocks) > 0) {
 			o := f.origins[ack.EnvelopeID]
 			post := Post{Channel: o.channel, User: o.user, Text: p.Text, Blocks: p.Blocks, Via: "ack"}
