@@ -21,19 +21,19 @@ func TestKillNineInEachPhase(t *testing.T) {
 		fault       string // held while the deploy is in phase, so the kill lands there
 		propagation string
 		inval       string
-		// settle is how long the test waits between the kill and the
-		// restart, letting CloudFront finish what it was doing.
-		settle time.Duration
+		// settle: between the kill and the restart, the test waits until
+		// CloudFront has finished what it was doing.
+		settle bool
 		want   string // final phase of the deploy after the restart
 		live   any    // what is live after recovery
 	}{
-		{"before the update, copying the live release's assets", "v2", "carry", `{"latency": 3000000000, "only": "s3 CopyObject"}`, "300ms", "200ms", 0, "failed", "v2"},
-		{"during the distribution update", "", "update", `{"latency": 3000000000, "only": "cloudfront UpdateDistribution"}`, "300ms", "200ms", 0, "failed", nil},
-		{"after the update, before Deployed", "", "propagate", `{}`, "4s", "200ms", 0, "done", "v1"},
-		{"while the invalidation runs", "", "invalidate-wait", `{}`, "200ms", "4s", 0, "done", "v1"},
+		{"before the update, copying the live release's assets", "v2", "carry", `{"latency": 3000000000, "only": "s3 CopyObject"}`, "300ms", "200ms", false, "failed", "v2"},
+		{"during the distribution update", "", "update", `{"latency": 3000000000, "only": "cloudfront UpdateDistribution"}`, "300ms", "200ms", false, "failed", nil},
+		{"after the update, before Deployed", "", "propagate", `{}`, "4s", "200ms", false, "done", "v1"},
+		{"while the invalidation runs", "", "invalidate-wait", `{}`, "200ms", "4s", false, "done", "v1"},
 		// The process dies before it records the end of the deploy; by
 		// the restart the invalidation has long Completed.
-		{"after the invalidation Completed, before the store write", "", "invalidate-wait", `{}`, "200ms", "2s", 3 * time.Second, "done", "v1"},
+		{"after the invalidation Completed, before the store write", "", "invalidate-wait", `{}`, "200ms", "2s", true, "done", "v1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -78,7 +78,10 @@ func TestKillNineInEachPhase(t *testing.T) {
 			<-p.done
 			p.done <- nil
 			w.fault(`{}`)
-			time.Sleep(c.settle)
+			if c.settle {
+				w.waitDeployed()
+				w.waitInvalidated()
+			}
 
 			w.serve(addr)
 			deadline = time.Now().Add(30 * time.Second)

@@ -87,12 +87,13 @@ func TestDevWithKVS(t *testing.T) {
 	d := startDev(t, ctx, "--propagation", "300ms", "--invalidation", "200ms", "--strategy", "kvs", "--kvs-propagation", "200ms")
 	d.wait(regexp.MustCompile(`strategy kvs: function dev-demo runs at the edge, key demo not written yet \(the first promote writes it\)`))
 	url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+	api := d.wait(devAPI)[1]
 	d.wait(regexp.MustCompile(`- \{name: demo, bucket: demo-site, prefix: demo/, distribution_id: EDEVDEMO, strategy: kvs, kvs: \{arn: "arn:aws:cloudfront::\d{12}:key-value-store/[^"]+"\}, url: "http://127\.0\.0\.1:\d+"\}`))
 	d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
 	if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>v1</h1>") {
 		t.Fatalf("the sample site on kvs does not show v1: %q", b)
 	}
-	time.Sleep(500 * time.Millisecond) // the function's association reaches the PoP
+	waitDeployed(t, api, "EDEVDEMO") // the function's association reaches every PoP
 	io.WriteString(d.stdin, "/site promote v2\n")
 	d.wait(regexp.MustCompile("writing the live version to the key value store: done"))
 	d.wait(regexp.MustCompile(`visitors get v2 since \d\d:\d\d:\d\d UTC`))
@@ -133,8 +134,9 @@ func TestDevSwitchesStrategyOnTheSameData(t *testing.T) {
 		t.Helper()
 		d := startDevIn(t, ctx, data, "--propagation", "300ms", "--invalidation", "200ms", "--strategy", strategy, "--kvs-propagation", "200ms")
 		url := d.wait(regexp.MustCompile(`site:\s+(http://127\.0\.0\.1:\d+/)`))[1]
+		api := d.wait(devAPI)[1]
 		d.wait(regexp.MustCompile(`Ctrl-D or Ctrl-C quits`))
-		time.Sleep(500 * time.Millisecond) // a distribution change reaches the PoP
+		waitDeployed(t, api, "EDEVDEMO") // a distribution change reaches every PoP
 		io.WriteString(d.stdin, "/site "+promote+"\n")
 		d.wait(regexp.MustCompile("`" + want + "` is live on"))
 		if b := body(t, http.DefaultClient, url); !strings.Contains(b, "<h1>"+want+"</h1>") {
@@ -162,6 +164,9 @@ type devProc struct {
 	stderr *syncBuffer
 	wait   func(re *regexp.Regexp) []string
 }
+
+// devAPI is the line of dev's banner that names the stand-in's API.
+var devAPI = regexp.MustCompile(`S3 \+ CloudFront API \(local stand-in\): (http://127\.0\.0\.1:\d+)`)
 
 func startDev(t *testing.T, ctx context.Context, args ...string) *devProc {
 	t.Helper()

@@ -45,7 +45,7 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	w.waitPage("/", "the edge to serve v1 through the function", func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, "release v1<")
 	})
-	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
+	w.waitDeployed() // the distribution change reaches every PoP
 
 	// A preview link shows v2 to whoever opens it; everyone else gets v1.
 	var p struct{ URL string }
@@ -173,7 +173,7 @@ func TestKVSFromDayOne(t *testing.T) {
 	w.waitPage("/", `503 "no live release" before the first promote`, func(code int, body string) bool {
 		return code == 503 && body == "no live release"
 	})
-	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
+	w.waitDeployed() // the distribution change reaches every PoP
 	r = w.must("promote", "v1")
 	if !strings.Contains(r.stdout, "v1 is live") {
 		t.Fatalf("the first promote:\n%s", r.stdout)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
@@ -56,7 +55,7 @@ func TestRoutingFromTheCommandLine(t *testing.T) {
 					t.Fatalf("routing-setup after --apply:\n%s", r.stdout)
 				}
 			}
-			time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
+			w.waitDeployed() // the distribution change reaches every PoP
 			w.must("promote", "h1")
 			w.routes("h1", map[string]string{
 				"/":                   "200 home h1",
@@ -81,7 +80,7 @@ func TestRoutingFromTheCommandLine(t *testing.T) {
 				w.expect(1, "run deploybot kvs-setup --site www --apply first", "promote", "h1")
 			}
 			w.must(setup, "--apply")
-			time.Sleep(500 * time.Millisecond)
+			w.waitDeployed()
 			w.must("publish", "--version", "s1", w.spaSite("s1"))
 			w.must("promote", "s1")
 			w.routes("s1", map[string]string{

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Every answer of the stand-in's edge names the release it came from, in
@@ -66,7 +65,7 @@ func TestVisibleFromTheCommandLine(t *testing.T) {
 	w.waitPage("/", "the edge to serve v1 through the function", func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, "release v1<")
 	})
-	time.Sleep(500 * time.Millisecond) // the distribution change reaches every PoP
+	w.waitDeployed() // the distribution change reaches every PoP
 	r = w.must("promote", "v2")
 	m := visibleLine.FindStringSubmatch(r.stdout)
 	if m == nil || m[1] != "v2" {
