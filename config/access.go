@@ -50,6 +50,26 @@ const minTokenLength = 16
 // validateAccess checks http.tokens and people, and that each name a site
 // list uses is a Slack id or a person.
 func (c *Config) validateAccess(bad func(key, format string, args ...any)) {
+	tokens := c.validateTokens(bad)
+	people := c.validatePeople(bad, tokens)
+	for i, s := range c.Sites {
+		key := fmt.Sprintf("sites[%d]", i)
+		for _, l := range []struct {
+			name string
+			ids  []string
+		}{{"deployers", s.Deployers}, {"previewers", s.Previewers}, {"approval.approvers", s.Approval.Approvers}} {
+			for j, id := range l.ids {
+				if !slackID.MatchString(id) && !people[id] {
+					bad(fmt.Sprintf("%s.%s[%d]", key, l.name, j), "%q: a Slack user id (U...), user-group id (S...) or a person of people", id)
+				}
+			}
+		}
+	}
+}
+
+// validateTokens checks http.tokens: names and secrets each used once,
+// roles that exist. It returns the token names (name -> key).
+func (c *Config) validateTokens(bad func(key, format string, args ...any)) map[string]string {
 	sites := map[string]bool{}
 	for _, s := range c.Sites {
 		sites[s.Name] = true
@@ -86,6 +106,12 @@ func (c *Config) validateAccess(bad func(key, format string, args ...any)) {
 			}
 		}
 	}
+	return tokens
+}
+
+// validatePeople checks people: unique names, each identity one
+// person's, tokens that exist. It returns the names of the people.
+func (c *Config) validatePeople(bad func(key, format string, args ...any), tokens map[string]string) map[string]bool {
 	people := map[string]bool{}
 	owner := map[string]string{} // an identity -> the person who has it
 	claim := func(key, id, person string) {
@@ -130,19 +156,7 @@ func (c *Config) validateAccess(bad func(key, format string, args ...any)) {
 			claim(k, "aws:"+pat, p.Name)
 		}
 	}
-	for i, s := range c.Sites {
-		key := fmt.Sprintf("sites[%d]", i)
-		for _, l := range []struct {
-			name string
-			ids  []string
-		}{{"deployers", s.Deployers}, {"previewers", s.Previewers}, {"approval.approvers", s.Approval.Approvers}} {
-			for j, id := range l.ids {
-				if !slackID.MatchString(id) && !people[id] {
-					bad(fmt.Sprintf("%s.%s[%d]", key, l.name, j), "%q: a Slack user id (U...), user-group id (S...) or a person of people", id)
-				}
-			}
-		}
-	}
+	return people
 }
 
 // assumedRole splits an STS assumed-role ARN (pattern) into its role and
