@@ -175,6 +175,14 @@ func answerJSON[Req any](s *Server, route string, call func(r *http.Request, req
 }
 
 func (s *Server) routeAPI(mux *routes) {
+	s.routeReads(mux)
+	s.routeDeploys(mux)
+	s.routeRecords(mux)
+	s.routeChanges(mux)
+}
+
+// routeReads: what the sites hold and serve.
+func (s *Server) routeReads(mux *routes) {
 	mux.handle("GET /api/v1/sites", s.answer("sites", func(*http.Request) (any, error) {
 		names := []string{}
 		for _, site := range s.Service.Sites {
@@ -205,6 +213,10 @@ func (s *Server) routeAPI(mux *routes) {
 		q := r.URL.Query()
 		return s.Service.Diff(r.Context(), r.PathValue("site"), q.Get("from"), q.Get("to"))
 	}))
+}
+
+// routeDeploys: promote, rollback, and the approvals that start them.
+func (s *Server) routeDeploys(mux *routes) {
 	for _, kind := range []releases.Kind{releases.KindPromote, releases.KindRollback} {
 		route := string(kind)
 		mux.handle("POST /api/v1/sites/{site}/"+route, func(w http.ResponseWriter, r *http.Request) {
@@ -223,24 +235,32 @@ func (s *Server) routeAPI(mux *routes) {
 	mux.handle("GET /api/v1/sites/{site}/approvals/{id}", s.answer("approval", func(r *http.Request) (any, error) {
 		return s.Service.Approval(r.Context(), r.PathValue("site"), r.PathValue("id"))
 	}))
-	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/approve", func(w http.ResponseWriter, r *http.Request) {
-		r, ok := s.authorized(w, r, "approve")
-		if !ok {
-			return
-		}
-		var req DecisionRequest
-		if err := decodeBody(r, &req); err != nil {
-			s.apiError(w, "approve", err)
-			return
-		}
-		site, id, actor := r.PathValue("site"), r.PathValue("id"), req.Actor
-		s.streamDeploy(w, labelled(r, req.Actor), "approve", site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
-			return s.Service.Approve(work, site, id, actor, progress)
-		})
-	})
+	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/approve", s.handleApprove)
 	mux.handle("POST /api/v1/sites/{site}/approvals/{id}/reject", answerJSON(s, "reject", func(r *http.Request, req DecisionRequest) (any, error) {
 		return s.Service.Reject(labelled(r, req.Actor), r.PathValue("site"), r.PathValue("id"), req.Actor, req.Reason)
 	}))
+}
+
+// handleApprove approves a request; the deploy it starts streams as a
+// promote's does.
+func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
+	r, ok := s.authorized(w, r, "approve")
+	if !ok {
+		return
+	}
+	var req DecisionRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.apiError(w, "approve", err)
+		return
+	}
+	site, id, actor := r.PathValue("site"), r.PathValue("id"), req.Actor
+	s.streamDeploy(w, labelled(r, req.Actor), "approve", site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
+		return s.Service.Approve(work, site, id, actor, progress)
+	})
+}
+
+// routeRecords: the store's backup, prune and the history.
+func (s *Server) routeRecords(mux *routes) {
 	mux.handle("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
 		r, ok := s.authorized(w, r, "backup")
 		if !ok {
@@ -254,22 +274,7 @@ func (s *Server) routeAPI(mux *routes) {
 		}
 		s.handleBackup(w, r)
 	})
-	mux.handle("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", func(r *http.Request, req PruneRequest) (any, error) {
-		rep, err := s.Prune(labelled(r, req.Actor), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: req.Actor})
-		if err != nil && rep == nil {
-			return nil, err
-		}
-		// A run that deleted some releases and then failed answers 200
-		// with what it did and the error, so a script sees both.
-		body := map[string]any{"report": rep}
-		if err != nil {
-			body["error"], body["code"] = releases.ErrorMessage(err), releases.ErrorCode(err)
-			if h := releases.ErrorHint(err); h != "" {
-				body["hint"] = h
-			}
-		}
-		return body, nil
-	}))
+	mux.handle("POST /api/v1/sites/{site}/prune", answerJSON(s, "prune", s.prune))
 	mux.handle("GET /api/v1/sites/{site}/history", s.answer("history", func(r *http.Request) (any, error) {
 		limit := 100
 		if v := r.URL.Query().Get("limit"); v != "" {
@@ -285,6 +290,28 @@ func (s *Server) routeAPI(mux *routes) {
 		}
 		return h, err
 	}))
+}
+
+// prune answers a prune: a run that deleted some releases and then
+// failed answers 200 with what it did and the error, so a script sees
+// both.
+func (s *Server) prune(r *http.Request, req PruneRequest) (any, error) {
+	rep, err := s.Prune(labelled(r, req.Actor), releases.PruneRequest{Site: r.PathValue("site"), DryRun: req.DryRun, Actor: req.Actor})
+	if err != nil && rep == nil {
+		return nil, err
+	}
+	body := map[string]any{"report": rep}
+	if err != nil {
+		body["error"], body["code"] = releases.ErrorMessage(err), releases.ErrorCode(err)
+		if h := releases.ErrorHint(err); h != "" {
+			body["hint"] = h
+		}
+	}
+	return body, nil
+}
+
+// routeChanges: pins, previews, locks and freezes.
+func (s *Server) routeChanges(mux *routes) {
 	mux.handle("POST /api/v1/sites/{site}/pins", answerJSON(s, "pin", func(r *http.Request, req PinRequest) (any, error) {
 		return s.Service.PinRelease(labelled(r, req.Actor), r.PathValue("site"), req.Version, req.Actor, req.Reason)
 	}))
@@ -469,36 +496,18 @@ func (s *Server) streamDeploy(w http.ResponseWriter, asked context.Context, rout
 	// the server's read and write timeouts would cut it off (past the read
 	// deadline net/http takes the connection for dead).
 	liftDeadlines(w)
-	var enc *json.Encoder
-	flusher, _ := w.(http.Flusher)
-	send := func(v WireEvent) {
-		if enc == nil {
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.WriteHeader(http.StatusOK)
-			enc = json.NewEncoder(w)
-		}
-		_ = enc.Encode(v)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	wire := func(e releases.Event) WireEvent {
-		d := e.Deploy
-		we := WireEvent{Type: e.Type, Phase: e.Phase, Title: e.Title, Seconds: e.Elapsed.Seconds(), Deploy: &d}
-		if e.Err != nil {
-			we.Err, we.Code, we.Hint = releases.ErrorMessage(e.Err), releases.ErrorCode(e.Err), releases.ErrorHint(e.Err)
-		}
-		return we
-	}
+	out := &ndjson{w: w}
+	out.flusher, _ = w.(http.Flusher)
+	send := out.send
 	for {
 		select {
 		case e := <-events:
-			send(wire(e))
+			send(wireEvent(e))
 		case res := <-done:
 			for len(events) > 0 {
-				send(wire(<-events))
+				send(wireEvent(<-events))
 			}
-			if enc == nil { // refused before anything started
+			if out.enc == nil { // refused before anything started
 				if res.err != nil {
 					s.apiError(w, route, res.err)
 					return
@@ -516,6 +525,36 @@ func (s *Server) streamDeploy(w http.ResponseWriter, asked context.Context, rout
 			return
 		}
 	}
+}
+
+// ndjson writes a deploy's answer a line at a time, each flushed at once;
+// the status and header go with the first line.
+type ndjson struct {
+	w       http.ResponseWriter
+	enc     *json.Encoder
+	flusher http.Flusher
+}
+
+func (n *ndjson) send(v WireEvent) {
+	if n.enc == nil {
+		n.w.Header().Set("Content-Type", "application/x-ndjson")
+		n.w.WriteHeader(http.StatusOK)
+		n.enc = json.NewEncoder(n.w)
+	}
+	_ = n.enc.Encode(v)
+	if n.flusher != nil {
+		n.flusher.Flush()
+	}
+}
+
+// wireEvent is a deploy's event as its answer's line says it.
+func wireEvent(e releases.Event) WireEvent {
+	d := e.Deploy
+	we := WireEvent{Type: e.Type, Phase: e.Phase, Title: e.Title, Seconds: e.Elapsed.Seconds(), Deploy: &d}
+	if e.Err != nil {
+		we.Err, we.Code, we.Hint = releases.ErrorMessage(e.Err), releases.ErrorCode(e.Err), releases.ErrorHint(e.Err)
+	}
+	return we
 }
 
 // handleBackup streams a consistent snapshot of the store (a bbolt read
