@@ -4,17 +4,11 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -310,26 +304,7 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 		return nil, err
 	}
 	defer mf.remove()
-	var files, copied atomic.Int64
-	var bytesAll, bytesCopied, bytesUploaded atomic.Int64
-	// Once the bucket refuses a conditional copy it refuses them all
-	// (conditional-writes-enforce.html): the rest are sent at once.
-	var copiesRefused atomic.Bool
-	var refused atomic.Int64
-	tryCopy := func(do func() error) error {
-		if copiesRefused.Load() {
-			return releases.ErrCopyRefused
-		}
-		err := do()
-		if errors.Is(err, releases.ErrCopyRefused) {
-			copiesRefused.Store(true)
-		}
-		return err
-	}
-	var carriedMu sync.Mutex
-	var carriedOK []releases.ManifestFile
-	var excluded []Excluded
-
+	st := &sending{p: p, req: req, pl: pl, mf: mf}
 	g, gctx := errgroup.WithContext(ctx)
 	ch := make(chan file, conc)
 	// The carries' own context: the uploads' ends when their group is
@@ -340,72 +315,19 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 	carries.SetLimit(conc)
 	g.Go(func() error {
 		defer close(ch)
-		var err error
-		excluded, err = walkEach(req.Dir, req.Inputs, func(f file) error {
-			pl.carry.remove(f.rel) // this goroutine alone touches pl.carry until the walk ends
-			select {
-			case ch <- f:
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		})
-		if err != nil {
+		if err := st.walk(gctx, ch); err != nil {
 			return err
 		}
 		// The walk is done long before the uploads: the carries run
 		// beside them.
 		for _, c := range pl.carried() {
-			carries.Go(func() error {
-				f := releases.File{Path: c.Path, Size: c.Size, SHA256: c.SHA256, ContentType: c.ContentType, CacheControl: c.CacheControl, ContentEncoding: c.ContentEncoding}
-				err := tryCopy(func() error { return p.Bucket.CopyFile(cctx, req.Site, c.From, c.Path, req.Version, f) })
-				if errors.Is(err, releases.ErrCopyRefused) {
-					refused.Add(1)
-					err = p.relay(cctx, req, c, f, err)
-				}
-				if releases.ErrorCode(err) == releases.ENOTFOUND {
-					return nil // that old release is gone; nothing to carry
-				}
-				if err == nil {
-					carriedMu.Lock()
-					carriedOK = append(carriedOK, c)
-					carriedMu.Unlock()
-				}
-				return err
-			})
+			carries.Go(func() error { return st.carry(cctx, c) })
 		}
 		return nil
 	})
 	g.Go(func() error {
 		return forEachFrom(gctx, chanSource(ch), conc, func(ctx context.Context, buf []byte, _ int, f file) error {
-			e, err := hashFile(req, f, buf)
-			if err != nil {
-				return err
-			}
-			if src, ok := pl.from(e); ok {
-				err := tryCopy(func() error { return p.copy(ctx, req, src, &e) })
-				switch {
-				case err == nil:
-					copied.Add(1)
-					bytesCopied.Add(e.Size)
-					e.from = src
-				case errors.Is(err, releases.ErrCopyRefused):
-					refused.Add(1) // sent below
-				case releases.ErrorCode(err) != releases.ENOTFOUND:
-					return err
-				}
-				// ENOTFOUND: the source went away (pruned meanwhile):
-				// send it after all.
-			}
-			if e.from.version == "" {
-				if err := p.upload(ctx, req, &e); err != nil {
-					return err
-				}
-				bytesUploaded.Add(e.Size)
-			}
-			files.Add(1)
-			bytesAll.Add(e.Size)
-			return mf.add(e.ManifestFile)
+			return st.send(ctx, buf, f)
 		})
 	})
 	err = g.Wait()
@@ -421,186 +343,8 @@ func (p *Publisher) publish(ctx context.Context, req Request, pl *plan, conc int
 	if err != nil {
 		return nil, fmt.Errorf("publish %s of site %s stopped, no manifest written (the release does not exist): %w", req.Version, req.Site.Name, err)
 	}
-	// The first walk counted the files; the directory may have grown
-	// since (the upload walks it again), and a manifest past the limit
-	// would be a release nobody could read.
-	if n := int(files.Load()) + len(carriedOK); n > releases.MaxManifestFiles {
-		return nil, releases.Errorf(releases.EINVALID, "publish %s of site %s: %s grew to %d files during the upload (with carried assets), over the %d a release holds; no manifest written (the release does not exist)",
-			req.Version, req.Site.Name, req.Dir, n, releases.MaxManifestFiles)
-	}
-	sort.Slice(carriedOK, func(i, j int) bool { return carriedOK[i].Path < carriedOK[j].Path })
-	m := &releases.Manifest{Version: req.Version, Commit: req.Commit, Message: req.Message, Build: req.Build, Ancestors: req.Ancestors,
-		PublishedAt: now().UTC(), Carried: carriedOK, Stamped: true}
-	size, err := mf.finish(m)
-	if err != nil {
+	if err := st.writeManifest(ctx, now); err != nil {
 		return nil, err
 	}
-	if size > releases.MaxManifestBytes {
-		return nil, releases.Errorf(releases.EINVALID, "publish %s of site %s: its manifest would be %d bytes, over the %d deploybot reads; no manifest written (the release does not exist)",
-			req.Version, req.Site.Name, size, releases.MaxManifestBytes)
-	}
-	if err := p.Bucket.WriteManifestJSON(ctx, req.Site, req.Version, mf.f, size); err != nil {
-		return nil, err
-	}
-	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Path < excluded[j].Path })
-	n := int(files.Load())
-	return &Result{Version: req.Version, Files: n, Bytes: bytesAll.Load(), Uploaded: n - int(copied.Load()), Copied: int(copied.Load()),
-		Carried: len(carriedOK), BytesUploaded: bytesUploaded.Load(), BytesCopied: bytesCopied.Load(), CopiesRefused: int(refused.Load()),
-		Excluded: excluded, Seconds: now().Sub(start).Seconds()}, nil
-}
-
-// copy copies an unchanged file from an earlier release. Its content goes
-// along (the bytes read while hashing, or the file), read only if an
-// object is already at the destination, to compare.
-func (p *Publisher) copy(ctx context.Context, req Request, src source, e *entry) error {
-	f := e.file()
-	if e.body != nil {
-		f.Body = bytes.NewReader(e.body)
-	} else if fh, err := os.Open(e.abs); err == nil {
-		defer fh.Close()
-		f.Body = fh
-	}
-	return p.Bucket.CopyFile(ctx, req.Site, src.version, src.path, req.Version, f)
-}
-
-// relay carries an asset whose server-side copy the bucket refused: it
-// reads the file from its release and writes it into this one, with the
-// SHA-256 the manifest records, so S3 refuses bytes that are not that
-// file's. A bucket that cannot read files returns refused as it was.
-func (p *Publisher) relay(ctx context.Context, req Request, c releases.ManifestFile, f releases.File, refused error) error {
-	opener, ok := p.Bucket.(releases.FileOpener)
-	if !ok {
-		return refused
-	}
-	rc, err := opener.OpenFile(ctx, req.Site, c.From, c.Path)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if c.Size <= smallFile {
-		body, err := io.ReadAll(io.LimitReader(rc, c.Size+1))
-		if err != nil {
-			return fmt.Errorf("reading %s of %s to carry it: %w", c.Path, c.From, err)
-		}
-		if int64(len(body)) != c.Size {
-			return fmt.Errorf("carrying %s of %s: it is %d bytes, its manifest says %d", c.Path, c.From, len(body), c.Size)
-		}
-		f.Body = bytes.NewReader(body)
-		return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
-	}
-	// A large asset is spooled to disk, not held: PutFile reads it
-	// again for a retry.
-	tmp, err := os.CreateTemp("", "deploybot-carry-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	n, err := io.Copy(tmp, io.LimitReader(rc, c.Size+1))
-	if err != nil {
-		return fmt.Errorf("reading %s of %s to carry it: %w", c.Path, c.From, err)
-	}
-	if n != c.Size {
-		return fmt.Errorf("carrying %s of %s: it is %d bytes, its manifest says %d", c.Path, c.From, n, c.Size)
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	f.Body = tmp
-	return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
-}
-
-type entry struct {
-	releases.ManifestFile
-	abs  string
-	rule string
-	from struct{ version, path string }
-	// body holds a small file read while hashing (in the worker's
-	// buffer), so it is uploaded without opening and reading it again;
-	// nil for larger files and once the worker has moved on.
-	body []byte
-}
-
-// smallFile is the size up to which a file is kept in memory between
-// hashing and uploading: most of a site's files, at most concurrency x
-// 64 KiB held at once.
-const smallFile = 64 << 10
-
-func (e *entry) file() releases.File {
-	return releases.File{Path: e.Path, Size: e.Size, ContentType: e.ContentType, CacheControl: e.CacheControl,
-		ContentEncoding: e.ContentEncoding, SHA256: e.SHA256}
-}
-
-// hashFile reads a file once for its SHA-256 and picks its headers. A
-// small file is read whole into buf (at least smallFile+1 bytes), where
-// the upload finds it; a larger one is streamed, never held in memory.
-func hashFile(req Request, f file, buf []byte) (entry, error) {
-	fh, err := os.Open(f.abs)
-	if err != nil {
-		return entry{}, err
-	}
-	defer fh.Close()
-	e := entry{abs: f.abs, rule: "default"}
-	var head []byte
-	if st, err := fh.Stat(); err == nil && st.Size() <= smallFile {
-		// One read for the hash, the sniffing and the upload, into a
-		// buffer of the right size: io.ReadAll would start small and grow,
-		// reading in pieces and copying as it goes. The extra byte tells a
-		// file that grew since Stat.
-		n, err := io.ReadFull(fh, buf[:st.Size()+1])
-		switch {
-		case err == nil:
-			return entry{}, fmt.Errorf("reading %s: it changed while being published", f.abs)
-		case err != io.EOF && err != io.ErrUnexpectedEOF:
-			return entry{}, fmt.Errorf("reading %s: %w", f.abs, err)
-		}
-		body := buf[:n]
-		sum := sha256.Sum256(body)
-		e.Path, e.Size, e.SHA256, e.body = f.rel, int64(n), hex.EncodeToString(sum[:]), body
-		head = body[:min(n, 512)]
-	} else {
-		h := sha256.New()
-		head = buf[:512]
-		n, _ := io.ReadFull(fh, head)
-		head = head[:n]
-		h.Write(head)
-		rest, err := io.CopyBuffer(h, struct{ io.Reader }{fh}, buf) // the worker's buffer, not a fresh 32 KiB one
-		if err != nil {
-			return entry{}, fmt.Errorf("reading %s: %w", f.abs, err)
-		}
-		e.Path, e.Size, e.SHA256 = f.rel, int64(n)+rest, hex.EncodeToString(h.Sum(nil))
-	}
-	e.ContentType, e.CacheControl = ContentType(f.rel, head), CacheControl(f.rel)
-	for _, r := range req.Rules {
-		if r.matches(f.rel) {
-			e.rule = r.Match
-			if r.CacheControl != "" {
-				e.CacheControl = r.CacheControl
-			}
-			if r.ContentType != "" {
-				e.ContentType = r.ContentType
-			}
-			e.ContentEncoding = r.ContentEncoding
-			break
-		}
-	}
-	return e, nil
-}
-
-// upload sends one file: a small one from the bytes read while hashing,
-// a larger one streamed from disk.
-func (p *Publisher) upload(ctx context.Context, req Request, e *entry) error {
-	if e.body != nil {
-		f := e.file()
-		f.Body = bytes.NewReader(e.body)
-		return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
-	}
-	fh, err := os.Open(e.abs)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	f := e.file()
-	f.Body = fh
-	return p.Bucket.PutFile(ctx, req.Site, req.Version, f)
+	return st.result(start, now), nil
 }
