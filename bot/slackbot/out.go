@@ -3,6 +3,7 @@ package slackbot
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -239,6 +240,24 @@ func (v *slackDeploy) post(e releases.Event) {
 		return
 	}
 	log := v.s.Logger.With("deploy_id", e.Deploy.ID, "site", e.Deploy.Site)
+	v.updateCard(e)
+	if v.cardTS == "" {
+		if !v.postCard(e, log) {
+			return
+		}
+	} else {
+		// Updated by the loop at most every cardEvery; the end at once,
+		// before the thread says it.
+		v.cardDirty = true
+		if final(e.Type) {
+			v.flushCard()
+		}
+	}
+	v.postThreadLine(e, log)
+}
+
+// updateCard brings the card's state up to e.
+func (v *slackDeploy) updateCard(e releases.Event) {
 	if v.started.IsZero() {
 		v.started = e.Deploy.StartedAt
 	}
@@ -265,61 +284,68 @@ func (v *slackDeploy) post(e releases.Event) {
 	case releases.EventDeployInterrupted:
 		v.card.Result = "interrupted"
 	}
-	if v.cardTS == "" {
-		opts := msgOptions(bot.Card(v.card))
-		if v.thread != "" {
-			opts = append(opts, slack.MsgOptionTS(v.thread))
-			v.threaded = true
-		}
-		var channelID string
-		err := func() (err error) {
-			channelID, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
-			return err
-		}()
-		if err != nil {
-			v.s.lost("card")
-			if unpostable(err) {
-				// Every later post would fail the same way: the deploy
-				// goes on, recorded, without a thread, and whoever
-				// started it hears why and what to do.
-				v.gone = true
-				log.Error("slack: the bot cannot post in the site's channel; the deploy runs without a card or thread (invite the bot to the channel)", "channel", v.channel, "err", err)
-				v.tell(bot.Md(":warning: The %s of *%s* runs, but I cannot post in %s (Slack says %s), so there is no thread: invite me there with `/invite @deploybot`. `%s status %s` follows it.",
-					string(e.Deploy.Kind), e.Deploy.Site, bot.ChannelMention(v.channel), slackError(err), v.s.Bot.Command, e.Deploy.Site))
-				return
-			}
-			log.Error("slack: posting the status card failed", "err", err)
-			return
-		}
-		// chat.update takes the channel's id, which chat.postMessage
-		// returns also when it was given a name (#deploys).
-		if channelID != "" {
-			v.channel = channelID
-		}
-		if v.thread == "" {
-			v.thread = v.cardTS
-		}
-		// status links to the thread while the deploy runs.
-		permalink := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
-		if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
-			permalink = p
-		}
-		if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
-			log.Warn("recording the deploy's thread", "err", err)
-		}
-		// Typed somewhere else (a DM, another channel, an approve typed
-		// anywhere but its card's thread): say where the deploy reports.
-		if (v.req.Thread == "" && v.req.Channel != v.channel) || v.req.Elsewhere {
-			v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
-		}
-	} else {
-		// Updated by the loop at most every cardEvery; the end at once,
-		// before the thread says it.
-		v.cardDirty = true
-		if final(e.Type) {
-			v.flushCard()
-		}
+}
+
+// postCard posts the card, in the request's thread when it has one, and
+// makes its thread the deploy's; false when it could not be posted.
+func (v *slackDeploy) postCard(e releases.Event, log *slog.Logger) bool {
+	opts := msgOptions(bot.Card(v.card))
+	if v.thread != "" {
+		opts = append(opts, slack.MsgOptionTS(v.thread))
+		v.threaded = true
 	}
+	var channelID string
+	err := func() (err error) {
+		channelID, v.cardTS, err = v.s.API.PostMessageContext(v.ctx, v.channel, opts...)
+		return err
+	}()
+	if err != nil {
+		v.s.lost("card")
+		if unpostable(err) {
+			// Every later post would fail the same way: the deploy
+			// goes on, recorded, without a thread, and whoever
+			// started it hears why and what to do.
+			v.gone = true
+			log.Error("slack: the bot cannot post in the site's channel; the deploy runs without a card or thread (invite the bot to the channel)", "channel", v.channel, "err", err)
+			v.tell(bot.Md(":warning: The %s of *%s* runs, but I cannot post in %s (Slack says %s), so there is no thread: invite me there with `/invite @deploybot`. `%s status %s` follows it.",
+				string(e.Deploy.Kind), e.Deploy.Site, bot.ChannelMention(v.channel), slackError(err), v.s.Bot.Command, e.Deploy.Site))
+			return false
+		}
+		log.Error("slack: posting the status card failed", "err", err)
+		return false
+	}
+	// chat.update takes the channel's id, which chat.postMessage
+	// returns also when it was given a name (#deploys).
+	if channelID != "" {
+		v.channel = channelID
+	}
+	if v.thread == "" {
+		v.thread = v.cardTS
+	}
+	v.linkThread(e, log)
+	return true
+}
+
+// linkThread records the thread for status and tells the person who
+// typed the command elsewhere where the deploy reports.
+func (v *slackDeploy) linkThread(e releases.Event, log *slog.Logger) {
+	// status links to the thread while the deploy runs.
+	permalink := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
+	if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
+		permalink = p
+	}
+	if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
+		log.Warn("recording the deploy's thread", "err", err)
+	}
+	// Typed somewhere else (a DM, another channel, an approve typed
+	// anywhere but its card's thread): say where the deploy reports.
+	if (v.req.Thread == "" && v.req.Channel != v.channel) || v.req.Elsewhere {
+		v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
+	}
+}
+
+// postThreadLine says e in the deploy's thread, when it says anything.
+func (v *slackDeploy) postThreadLine(e releases.Event, log *slog.Logger) {
 	if e.Type == releases.EventPhaseNote {
 		// On the card at once; in the thread, now and then.
 		if !v.noteAt.IsZero() && time.Since(v.noteAt) < noteEvery {
