@@ -4,10 +4,13 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/deploybot/deploybot/localaws"
@@ -52,6 +55,8 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 	}
 	opts.DataDir, opts.Logger = *data, logger(env)
 	opts.Faults = localaws.Faults{ErrorRate: *errRate, ThrottleRate: *throttle, Latency: *latency}
+	clock := &standInClock{}
+	opts.Now = clock.Now
 	srv, err := localaws.New(opts)
 	if err != nil {
 		return err
@@ -81,7 +86,7 @@ func runLocalAWS(ctx context.Context, env Env, args []string) error {
 		apiLn.Close()
 		return err
 	}
-	api := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	api := &http.Server{Handler: clock.handler(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	edge := &http.Server{Handler: srv.Edge(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- api.Serve(apiLn) }()
@@ -121,4 +126,42 @@ func standInFlags(fs *flag.FlagSet, propagation, invalidation, kvsPropagation ti
 		return localaws.Options{Propagation: *prop, Invalidation: *inval, KVSPropagation: *kvsProp, Pops: *pops,
 			Cache: &localaws.CachePolicy{MinTTL: *minTTL, DefaultTTL: *defTTL, MaxTTL: *maxTTL, ErrorTTL: *errTTL}}, nil
 	}
+}
+
+// standInClock is the stand-in's clock: the wall clock, moved forward by
+// PUT /_localaws/clock {"advance": "2s"}, so that a test sees what time
+// does (a preview link expiring, a propagation window ending) without
+// waiting for it. It only moves forward, as time does.
+type standInClock struct {
+	offset atomic.Int64 // nanoseconds ahead of the wall clock
+}
+
+func (c *standInClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// handler serves the clock's admin endpoint and passes the rest to next.
+func (c *standInClock) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_localaws/clock" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodPut {
+			w.Header().Set("Allow", http.MethodPut)
+			http.Error(w, "PUT {\"advance\": DURATION}", http.StatusMethodNotAllowed)
+			return
+		}
+		var req struct {
+			Advance string `json:"advance"`
+		}
+		d, err := time.Duration(0), json.NewDecoder(io.LimitReader(r.Body, 1<<10)).Decode(&req)
+		if err == nil {
+			d, err = time.ParseDuration(req.Advance)
+		}
+		if err != nil || d < 0 {
+			http.Error(w, "want {\"advance\": DURATION}, such as \"2s\" (forward only)", http.StatusBadRequest)
+			return
+		}
+		c.offset.Add(int64(d))
+		w.WriteHeader(http.StatusNoContent)
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"sync"
 
 	"github.com/dop251/goja"
@@ -31,6 +32,7 @@ import (
 type jsFunction struct {
 	src  string
 	pool sync.Pool // *jsVM
+	now  func() time.Time
 }
 
 type jsVM struct {
@@ -42,9 +44,13 @@ type jsVM struct {
 
 var importLine = regexp.MustCompile(`(?m)^\s*import\s+(\w+)\s+from\s+['"](cloudfront|crypto)['"];?\s*$`)
 
-func compileFunction(code string) (*jsFunction, error) {
+func compileFunction(code string) (*jsFunction, error) { return compileFunctionAt(code, nil) }
+
+// compileFunctionAt is compileFunction on the clock now (nil: the wall
+// clock), which the code reads as Date.now().
+func compileFunctionAt(code string, now func() time.Time) (*jsFunction, error) {
 	imports := importLine.FindAllStringSubmatch(code, -1)
-	f := &jsFunction{src: importLine.ReplaceAllString(code, "")}
+	f := &jsFunction{src: importLine.ReplaceAllString(code, ""), now: now}
 	vm, err := f.newVM(imports)
 	if err != nil {
 		return nil, err
@@ -63,6 +69,9 @@ func compileFunction(code string) (*jsFunction, error) {
 func (f *jsFunction) newVM(imports [][]string) (*jsVM, error) {
 	j := &jsVM{vm: goja.New()}
 	vm := j.vm
+	if f.now != nil {
+		vm.SetTimeSource(goja.Now(f.now))
+	}
 	modules := map[string]goja.Value{"cloudfront": j.cloudfrontModule(), "crypto": cryptoModule(vm)}
 	for _, im := range imports {
 		if err := vm.Set(im[1], modules[im[2]]); err != nil {

@@ -61,6 +61,9 @@ type functions struct {
 	storeExists func(arn string) bool
 	// compiled caches runnable code by its text.
 	compiled sync.Map // string -> *jsFunction
+	// now is the clock the functions read (Date.now()); nil: the wall
+	// clock.
+	now func() time.Time
 }
 
 // usesStore reports whether a function (either stage) is associated
@@ -114,7 +117,7 @@ func (f *functions) liveByARN(arn string) (*jsFunction, error) {
 	if c, ok := f.compiled.Load(string(code)); ok {
 		return c.(*jsFunction), nil
 	}
-	c, err := compileFunction(string(code))
+	c, err := compileFunctionAt(string(code), f.now)
 	if err != nil {
 		return nil, err
 	}

@@ -145,6 +145,7 @@ func New(opts Options) (*Server, error) {
 	if s.fns, err = newFunctions(opts.DataDir); err != nil {
 		return nil, err
 	}
+	s.fns.now = opts.Now
 	s.cf.published = s.fns.published
 	s.fns.storeExists = s.kvs.exists
 	return s, nil

@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,20 @@ func (w *world) waitInvalidated() {
 			w.t.Fatal("the distribution's invalidations never completed")
 		}
 		time.Sleep(50 * time.Millisecond) // a poll: CloudFront has no waiter for all of them
+	}
+}
+
+// advance moves the stand-in's clock forward by d (a Go duration), as
+// that much time passing would, without waiting for it.
+func (w *world) advance(d string) {
+	w.t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, w.api+"/_localaws/clock", strings.NewReader(`{"advance":"`+d+`"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		w.t.Fatalf("advancing the stand-in's clock: %s", resp.Status)
 	}
 }

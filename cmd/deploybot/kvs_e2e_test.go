@@ -108,7 +108,7 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if err := json.Unmarshal([]byte(w.must("preview", "--json", "--ttl", "1s", "v2").stdout), &p); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	w.advance("2100ms") // the stand-in's clock: the link's second is over
 	if resp, err = noFollow.Get(p.URL); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an expired link: %v %v", resp, err)
 	}
