@@ -18,8 +18,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	"github.com/dop251/goja"
 )

@@ -58,6 +58,11 @@ type Config struct {
 	// Strategy is how the site flips: origin-path (default) or kvs, set
 	// up with kvs-setup after the first release, as an operator would.
 	Strategy string
+	// Seed drives the run's chances: which PoP each page load asks, the
+	// stand-in's PoPs and faults. Zero: one from the clock, reported in
+	// Report.Seed, so that a run that failed can be replayed. (The flips'
+	// timing against the page loads still varies from run to run.)
+	Seed uint64
 }
 
 // Report is what a run saw.
@@ -75,6 +80,7 @@ type Report struct {
 	Skew      int            `json:"skew_releases"`
 	Pops      int            `json:"pops"`
 	Strategy  string         `json:"strategy"`
+	Seed      uint64         `json:"seed"`
 }
 
 const distID, bucketName = "EATOMIC", "atomic-site"
@@ -102,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	rep := &Report{Reasons: map[string]int{}, Skew: cfg.SkewReleases, Pops: cfg.Pops, Strategy: rg.svc.Sites[0].Strategy}
+	rep := &Report{Reasons: map[string]int{}, Skew: cfg.SkewReleases, Pops: cfg.Pops, Strategy: rg.svc.Sites[0].Strategy, Seed: cfg.Seed}
 	if rep.Strategy == "" {
 		rep.Strategy = releases.DefaultStrategy
 	}
@@ -130,6 +136,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Invalidation <= 0 {
 		cfg.Invalidation = 200 * time.Millisecond
 	}
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano())
+	}
 	return cfg
 }
 
@@ -156,7 +165,7 @@ func newRig(ctx context.Context, cfg Config) (_ *rig, err error) {
 		}
 	}()
 	rg.aws, err = localaws.New(localaws.Options{DataDir: filepath.Join(cfg.Dir, "aws"), Propagation: cfg.Propagation,
-		Invalidation: cfg.Invalidation, Pops: cfg.Pops, KVSPropagation: cfg.Invalidation})
+		Invalidation: cfg.Invalidation, Pops: cfg.Pops, KVSPropagation: cfg.Invalidation, Seed: cfg.Seed})
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +264,7 @@ func startBrowsers(ctx context.Context, cfg Config, edgeURL string, rep *Report)
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
+			rng := rand.New(rand.NewPCG(uint64(c), cfg.Seed))
 			for {
 				select {
 				case <-b.done:

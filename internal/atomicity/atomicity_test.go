@@ -2,17 +2,47 @@ package atomicity_test
 
 import (
 	"context"
+	"flag"
+	"os"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/deploybot/deploybot/internal/atomicity"
 )
+
+// seedFlag replays a run: go test -run ... -args -seed N, or
+// DEPLOYBOT_ATOMICITY_SEED=N. A failing run prints the seed it ran with.
+var seedFlag = flag.Uint64("seed", 0, "the atomicity runs' seed (0: $DEPLOYBOT_ATOMICITY_SEED, else from the clock)")
+
+// seed is the seed of a run, said when the test fails.
+func seed(t *testing.T) uint64 {
+	t.Helper()
+	s := *seedFlag
+	if v := os.Getenv("DEPLOYBOT_ATOMICITY_SEED"); s == 0 && v != "" {
+		var err error
+		if s, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("DEPLOYBOT_ATOMICITY_SEED=%q: %v", v, err)
+		}
+	}
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replay with DEPLOYBOT_ATOMICITY_SEED=%d (or -args -seed %d)", s, s)
+		}
+	})
+	return s
+}
 
 // The short version of the atomicity load test (the long one is
 // `make reliability`): with publish's default skew protection no page load
 // breaks across promotes and rollbacks; without it, some do.
 func TestNoBrokenPageLoadsAcrossFlips(t *testing.T) {
 	ctx := context.Background()
-	on, err := atomicity.Run(ctx, atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 2})
+	sd := seed(t)
+	on, err := atomicity.Run(ctx, atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 2, Seed: sd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +53,7 @@ func TestNoBrokenPageLoadsAcrossFlips(t *testing.T) {
 	if on.Broken != 0 {
 		t.Fatalf("%d of %d page loads broken with skew protection: %v %v", on.Broken, on.PageLoads, on.Reasons, on.Examples)
 	}
-	off, err := atomicity.Run(ctx, atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 0})
+	off, err := atomicity.Run(ctx, atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 0, Seed: sd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +68,7 @@ func TestNoBrokenPageLoadsAcrossFlips(t *testing.T) {
 // The same with strategy kvs: a flip is a key write that reaches each PoP
 // at its own moment, and the version is part of every cache key.
 func TestNoBrokenPageLoadsAcrossKVSFlips(t *testing.T) {
-	rep, err := atomicity.Run(context.Background(), atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 2, Strategy: "kvs"})
+	rep, err := atomicity.Run(context.Background(), atomicity.Config{Dir: t.TempDir(), Flips: 12, PageLoads: 1500, SkewReleases: 2, Strategy: "kvs", Seed: seed(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

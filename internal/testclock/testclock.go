@@ -14,8 +14,10 @@ package testclock
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -25,9 +27,35 @@ import (
 // number of weeks, so the weekday differs from today's too.
 const Offset = 400*24*time.Hour + 5*time.Hour
 
-// Day is midnight UTC of the fixtures' day.
+// DayEnv names the variable that replays a fixtures' day: with
+// DEPLOYBOT_TEST_DAY=2025-10-28, Day is that date, so a failure seen on
+// one day runs again on any other (Main prints the day a run failed on).
+const DayEnv = "DEPLOYBOT_TEST_DAY"
+
+// Day is midnight UTC of the fixtures' day: $DEPLOYBOT_TEST_DAY when set
+// (a malformed one panics: a replay on the wrong day proves nothing).
 func Day() time.Time {
+	if v := os.Getenv(DayEnv); v != "" {
+		d, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			panic(fmt.Sprintf("testclock: %s=%q: want a date such as 2025-10-28", DayEnv, v))
+		}
+		return d
+	}
 	return time.Now().UTC().Add(-Offset).Truncate(24 * time.Hour)
+}
+
+// Main runs a package's tests and, when they fail, says which fixtures'
+// day they ran on and how to run them on it again. A package's tests
+// call it from TestMain: os.Exit(testclock.Main(m)).
+func Main(m *testing.M) int {
+	day := Day()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "testclock: the fixtures' day was %s; run the tests on it again with %s=%s\n",
+			day.Format("2006-01-02"), DayEnv, day.Format("2006-01-02"))
+	}
+	return code
 }
 
 // At is the fixtures' day at the given UTC hour and minute.

@@ -13,3 +13,20 @@ func TestRelative(t *testing.T) {
 		t.Fatalf("Relative:\n got %q\nwant %q", got, want)
 	}
 }
+
+func TestDayReplays(t *testing.T) {
+	t.Setenv(DayEnv, "2025-10-28")
+	if got, want := Day(), time.Date(2025, 10, 28, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("Day with %s set: %s, want %s", DayEnv, got, want)
+	}
+	if got := At(10, 30); got.Format(time.RFC3339) != "2025-10-28T10:30:00Z" {
+		t.Fatalf("At(10, 30): %s", got)
+	}
+	t.Setenv(DayEnv, "yesterday")
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a malformed day was taken")
+		}
+	}()
+	Day()
+}
