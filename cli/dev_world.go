@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 
 	"github.com/deploybot/deploybot/cloud"
+	"github.com/deploybot/deploybot/internal/present"
 	"github.com/deploybot/deploybot/internal/standin"
 	"github.com/deploybot/deploybot/internal/wiring"
 	"github.com/deploybot/deploybot/localaws"
@@ -160,7 +161,7 @@ func (w *devWorld) originPath(ctx context.Context, env Env, setup *cloud.KVSSetu
 		return fmt.Errorf("moving the demo site back from strategy kvs: %w", err)
 	}
 	if reverted {
-		fmt.Fprintf(env.Stdout, "strategy origin-path: %s was last run with --strategy kvs; the function is detached and the origin path names %s again (the edge switches over as the distribution deploys)\n", data, orNone(live))
+		fmt.Fprintf(env.Stdout, "strategy origin-path: %s was last run with --strategy kvs; the function is detached and the origin path names %s again (the edge switches over as the distribution deploys)\n", data, present.OrNone(live))
 		if err := waitDeployed(ctx, w.cfc, devDistID); err != nil {
 			return err
 		}
@@ -266,13 +267,6 @@ func fingerprint(s string) uint32 {
 	h := fnv.New32a()
 	io.WriteString(h, s)
 	return h.Sum32()
-}
-
-func orNone(v string) string {
-	if v == "" {
-		return "no release"
-	}
-	return v
 }
 
 // waitDeployed waits until the distribution has deployed its last change,

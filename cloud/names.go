@@ -41,10 +41,12 @@ func InstallName(site releases.Site) string {
 // whole when it would pass 64 characters. All three kinds of name take
 // letters, digits, '-' and '_', which install and site names keep to.
 func accountName(site releases.Site, suffix string) string {
-	return shorten(InstallName(site) + "-" + site.Name + suffix)
+	return fitName(InstallName(site) + "-" + site.Name + suffix)
 }
 
-func shorten(n string) string {
+// fitName keeps a name within maxAccountName, ending a long one in a
+// hash of the whole so two long names stay apart.
+func fitName(n string) string {
 	if len(n) <= maxAccountName {
 		return n
 	}
@@ -66,7 +68,7 @@ func KVSName(site releases.Site) string { return accountName(site, "") }
 func legacyNames(site releases.Site) []string {
 	var out []string
 	for _, suffix := range []string{"", "-router", "-release"} {
-		out = append(out, shorten("deploybot-"+site.Name+suffix))
+		out = append(out, fitName("deploybot-"+site.Name+suffix))
 	}
 	return out
 }
