@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/releases"
@@ -23,23 +22,7 @@ func writeJSON(w io.Writer, v any) error {
 // file, or in a running serve through its API (--server). The service and
 // the API client have the same methods, so each is one with Close.
 type backend interface {
-	Versions(ctx context.Context, site string) ([]releases.VersionInfo, error)
-	Sync(ctx context.Context, site string) ([]releases.Release, error)
-	Status(ctx context.Context, site string) (*releases.Status, error)
-	Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error)
-	Rollback(ctx context.Context, req releases.RollbackRequest, p releases.Progress) (*releases.Outcome, error)
-	Prune(ctx context.Context, req releases.PruneRequest) (*releases.PruneReport, error)
-	PinRelease(ctx context.Context, site, version, actor, reason string) (*releases.Pin, error)
-	UnpinRelease(ctx context.Context, site, version, actor string) error
-	History(ctx context.Context, site string, limit int) ([]releases.AuditEntry, error)
-	LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error)
-	Freeze(ctx context.Context, req releases.FreezeRequest) ([]releases.Freeze, error)
-	Approve(ctx context.Context, site, id, actor string, p releases.Progress) (*releases.Outcome, error)
-	Reject(ctx context.Context, site, id, actor, why string) (releases.ApprovalRequest, error)
-	Approval(ctx context.Context, site, id string) (releases.ApprovalRequest, error)
-	Unfreeze(ctx context.Context, site string, all bool, actor string) ([]releases.Freeze, error)
-	UnlockSite(ctx context.Context, site, actor string) (*releases.Lock, error)
-	Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*releases.Preview, error)
+	releases.Operations
 	Close() error
 }
 

@@ -11,6 +11,21 @@ import (
 // bucket and the distribution are the truth for what exists and what is
 // live; the store records who did what, and caches the rest.
 type Store interface {
+	ReleaseStore
+	PinStore
+	LiveStore
+	DeployStore
+	LockStore
+	LinkStore
+	FreezeStore
+	ApprovalStore
+	MirrorStore
+	AuditStore
+}
+
+// ReleaseStore is the store of the site's releases as recorded, and when
+// they were last synced with the bucket.
+type ReleaseStore interface {
 	// PutRelease records r; created is false when that release was already
 	// recorded (the record is then left as it was). A record of the same
 	// version that is pruned, or read from another manifest (Release.SameAs),
@@ -33,18 +48,28 @@ type Store interface {
 	SetSyncedAt(ctx context.Context, site string, at time.Time) error
 	// MarkPruned records that retention deleted a release.
 	MarkPruned(ctx context.Context, site, version string, at time.Time) error
+}
 
+// PinStore is the store of releases kept forever.
+type PinStore interface {
 	// SetPin pins a release; DeletePin releases the pin (false when there
 	// was none); Pins lists a site's pins.
 	SetPin(ctx context.Context, p Pin) error
 	DeletePin(ctx context.Context, site, version string) (bool, error)
 	Pins(ctx context.Context, site string) (map[string]Pin, error)
+}
 
+// LiveStore is the store of the live pointer.
+type LiveStore interface {
 	// Live returns the live pointer; ok is false when none is recorded.
 	Live(ctx context.Context, site string) (live Live, ok bool, err error)
 	// SetLive moves the live pointer outside a deploy (reconcile).
 	SetLive(ctx context.Context, site string, live Live) error
+}
 
+// DeployStore is the store of deploys: started with the site's lock,
+// saved as they go, finished.
+type DeployStore interface {
 	// StartDeploy takes the site's lock for d and records d in one
 	// transaction. A held lock gives a *LockedError naming its holder.
 	StartDeploy(ctx context.Context, d Deploy, lock Lock) error
@@ -59,7 +84,11 @@ type Store interface {
 	// Deploys returns up to limit deploys of the site, newest first
 	// (limit <= 0: all).
 	Deploys(ctx context.Context, site string, limit int) ([]Deploy, error)
+}
 
+// LockStore is the store of site locks: a running deploy's, or a
+// person's.
+type LockStore interface {
 	// TouchLock records that the process l names (Host, PID) runs the deploy
 	// holding the site's lock, as of l.Heartbeat. It changes nothing when
 	// the lock is not held by l.DeployID.
@@ -75,7 +104,11 @@ type Store interface {
 	// ReleaseLockOf frees the lock only if owner (a deploy or prune id)
 	// holds it.
 	ReleaseLockOf(ctx context.Context, site, owner string) error
+}
 
+// LinkStore is the store of where deploys and releases are shown (chat
+// threads and notices).
+type LinkStore interface {
 	// SetDeployLink records where a deploy is shown (a chat thread), under
 	// a name such as "slack"; DeployLinks returns them.
 	SetDeployLink(ctx context.Context, site, deployID, name, link string) error
@@ -85,14 +118,20 @@ type Store interface {
 	// release of the site that has one: version -> name -> link.
 	SetReleaseLink(ctx context.Context, site, version, name, link string) error
 	ReleaseLinks(ctx context.Context, site string) (map[string]map[string]string, error)
+}
 
+// FreezeStore is the store of a site's run-time freeze.
+type FreezeStore interface {
 	// SetFreeze records the site's run-time freeze, replacing an earlier
 	// one; Freeze returns it (nil when none); DeleteFreeze removes it and
 	// returns it (nil when there was none).
 	SetFreeze(ctx context.Context, f Freeze) error
 	Freeze(ctx context.Context, site string) (*Freeze, error)
 	DeleteFreeze(ctx context.Context, site string) (*Freeze, error)
+}
 
+// ApprovalStore is the store of approval requests.
+type ApprovalStore interface {
 	// CreateApproval records a new approval request; while another
 	// request of the site is pending and not past its expiry (at
 	// a.Requested), it refuses with a *PendingError naming that one.
@@ -105,7 +144,11 @@ type Store interface {
 	// newest first (limit <= 0: all).
 	Approval(ctx context.Context, site, id string) (ApprovalRequest, error)
 	Approvals(ctx context.Context, site string, limit int) ([]ApprovalRequest, error)
+}
 
+// MirrorStore is the store of the outbox of records mirrored to the
+// bucket, and what a rebuild imports from there.
+type MirrorStore interface {
 	// MirrorPending returns up to limit records waiting to be mirrored to
 	// the bucket, oldest first; MirrorDone removes one once written
 	// (unless it changed meanwhile, a state written again); MirrorCount
@@ -123,7 +166,10 @@ type Store interface {
 	ImportDeploys(ctx context.Context, ds []Deploy) error
 	ImportAudit(ctx context.Context, es []AuditEntry) error
 	Empty(ctx context.Context) (bool, error)
+}
 
+// AuditStore is the store of the audit log.
+type AuditStore interface {
 	// AppendAudit records who tried what, and what came of it.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns up to limit entries of a site, newest first.
@@ -331,3 +377,29 @@ type ManifestFiles struct {
 	// it was not, what File got of it must be dropped.
 	Done func(version string, ok bool)
 }
+
+// Operations are what every door offers a person: the service in the
+// process (the command line, dev, serve's Slack) and the API's client
+// (the command line with --server) both implement them, checked at
+// compile time on each side, so a command works the same either way.
+type Operations interface {
+	Versions(ctx context.Context, site string) ([]VersionInfo, error)
+	Sync(ctx context.Context, site string) ([]Release, error)
+	Status(ctx context.Context, site string) (*Status, error)
+	Promote(ctx context.Context, req PromoteRequest, p Progress) (*Outcome, error)
+	Rollback(ctx context.Context, req RollbackRequest, p Progress) (*Outcome, error)
+	Prune(ctx context.Context, req PruneRequest) (*PruneReport, error)
+	PinRelease(ctx context.Context, site, version, actor, reason string) (*Pin, error)
+	UnpinRelease(ctx context.Context, site, version, actor string) error
+	History(ctx context.Context, site string, limit int) ([]AuditEntry, error)
+	LockSite(ctx context.Context, site, actor, reason string) (*Lock, error)
+	Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, error)
+	Approve(ctx context.Context, site, id, actor string, p Progress) (*Outcome, error)
+	Reject(ctx context.Context, site, id, actor, why string) (ApprovalRequest, error)
+	Approval(ctx context.Context, site, id string) (ApprovalRequest, error)
+	Unfreeze(ctx context.Context, site string, all bool, actor string) ([]Freeze, error)
+	UnlockSite(ctx context.Context, site, actor string) (*Lock, error)
+	Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*Preview, error)
+}
+
+var _ Operations = (*Service)(nil)

@@ -25,6 +25,9 @@ type Client struct {
 	HTTP  *http.Client // nil: no overall timeout (a deploy streams for minutes)
 }
 
+// The API's client offers every operation the service does.
+var _ releases.Operations = (*Client)(nil)
+
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
