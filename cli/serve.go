@@ -13,33 +13,17 @@ import (
 	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/internal/present"
+	"github.com/deploybot/deploybot/releases"
 	"github.com/deploybot/deploybot/server"
 	"github.com/deploybot/deploybot/store"
 )
 
 func runServe(ctx context.Context, env Env, args []string) error {
-	fs, cfgPath := flagSet(env, "serve", "")
-	listenFlag := fs.String("listen", "", "`ADDR` (host:port) to serve HTTP on instead of http.listen, such as 0.0.0.0:8088 in a container (default $DEPLOYBOT_LISTEN, else http.listen)")
-	pos, err := parse(fs, args)
+	cfg, listenWhat, listenAddr, err := serveArgs(env, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usagef("serve takes no arguments")
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	listenWhat, listenAddr := listenAddress(fs, *listenFlag, env, cfg)
-	if listenAddr == "" {
-		return usagef("%s is empty: give an address such as 0.0.0.0:8088", listenWhat)
-	}
-	level := slog.LevelInfo
-	if v := env.Getenv("DEPLOYBOT_LOG_LEVEL"); v != "" {
-		_ = level.UnmarshalText([]byte(v))
-	}
-	log := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	log := serveLogger(env)
 
 	// serve holds the store for its whole life: bbolt allows one writer
 	// process, and the command line goes through the API meanwhile.
@@ -59,33 +43,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if err := rebuildIfEmpty(ctx, svc, env.Stderr); err != nil {
 		return err
 	}
-
-	var chat *slackbot.Slack
-	if cfg.Slack.AppToken == "" {
-		log.Warn("slack tokens are not set: running without Slack (hook, API, reconcile and schedule only)")
-	} else {
-		b := &bot.Bot{Service: svc, Command: cfg.Slack.Command, Logger: log}
-		chat, err = slackbot.New(cfg.Slack.AppToken, cfg.Slack.BotToken, cfg.Slack.APIURL, b, log)
-		if err != nil {
-			return &usageError{err.Error()}
-		}
-		svc.Access.Directory = &slackbot.UserGroups{API: chat.API, Logger: log}
-		svc.OnApproval = chat
-		if _, err := chat.API.AuthTestContext(ctx); err != nil {
-			return fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
-		}
-		for _, s := range cfg.Sites {
-			if len(s.Deployers) == 0 {
-				log.Warn("site has no deployers: nobody can promote, roll back or lock it from Slack", "site", s.Name)
-			}
-		}
+	chat, err := serveSlack(ctx, cfg, svc, log)
+	if err != nil {
+		return err
 	}
-	if cfg.HTTP.APIToken == "" && len(cfg.HTTP.Tokens) == 0 {
-		log.Warn("neither http.api_token nor http.tokens is set: the /api/v1 endpoints refuse every request")
-	}
-	if cfg.Hook.Secret == "" {
-		log.Warn("hook.secret is not set: POST /hooks/release refuses every notice (reconcile still finds releases)")
-	}
+	warnUnset(cfg, log)
 	ln, err := listen(listenWhat, listenAddr)
 	if err != nil {
 		return err
@@ -95,34 +57,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		HookSecret: []byte(cfg.Hook.Secret), APIToken: cfg.HTTP.APIToken, Tokens: apiTokens(cfg),
 		ReconcileInterval: cfg.Reconcile.Interval.Duration,
 	}
-	for _, site := range cfg.Sites {
-		if site.Retention.Schedule == "" {
-			// schedule: "" in the file: this site is pruned only by hand.
-			log.Info("no retention schedule; prune runs only when asked", "site", site.Name)
-			continue
-		}
-		sched, err := config.ParseCron(site.Retention.Schedule)
-		if err != nil { // validated at load; kept for safety
-			return &usageError{fmt.Sprintf("site %s: retention.schedule: %v", site.Name, err)}
-		}
-		srv.Schedules = append(srv.Schedules, server.Schedule{Site: site.Name, Cron: sched, Location: site.Retention.Location()})
+	if srv.Schedules, err = schedules(cfg, log); err != nil {
+		return err
 	}
 	if chat != nil {
-		srv.Metrics = server.NewMetrics()
-		chat.Lost = func(what string) { srv.Metrics.SlackLost.WithLabelValues(what).Inc() }
-		chat.Connections = func(n int) { srv.Metrics.SlackConnections.Set(float64(n)) }
-		chat.Bot.Pruner = srv
-		srv.Notifier = chat
-		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Degrades: true, Check: func(context.Context) error {
-			if !chat.Connected() {
-				return errors.New("socket mode not connected")
-			}
-			return nil
-		}})
-		srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack_channels", Degrades: true, Check: chat.ChannelsReady})
-		srv.Background = append(srv.Background, server.Restarting("slack", log, chat.Run, nil, func() {
-			srv.Metrics.Restarts.WithLabelValues("slack").Inc()
-		}))
+		attachSlack(srv, chat, log)
 	}
 	log.Info("deploybot serve starting", "pid", os.Getpid(), "store", cfg.Store.Path, "listen", ln.Addr().String(), "listen_from", listenWhat)
 	// The checks end with serve: cancelled and waited for, so nothing is
@@ -132,6 +71,109 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	go func() { defer close(checked); checkAtStart(checkCtx, a, cfg, log) }()
 	defer func() { stopChecks(); <-checked }()
 	return srv.Run(ctx, ln)
+}
+
+// serveArgs parses serve's command line and loads the configuration.
+func serveArgs(env Env, args []string) (cfg *config.Config, listenWhat, listenAddr string, err error) {
+	fs, cfgPath := flagSet(env, "serve", "")
+	listenFlag := fs.String("listen", "", "`ADDR` (host:port) to serve HTTP on instead of http.listen, such as 0.0.0.0:8088 in a container (default $DEPLOYBOT_LISTEN, else http.listen)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if len(pos) != 0 {
+		return nil, "", "", usagef("serve takes no arguments")
+	}
+	if cfg, err = loadConfig(*cfgPath); err != nil {
+		return nil, "", "", err
+	}
+	listenWhat, listenAddr = listenAddress(fs, *listenFlag, env, cfg)
+	if listenAddr == "" {
+		return nil, "", "", usagef("%s is empty: give an address such as 0.0.0.0:8088", listenWhat)
+	}
+	return cfg, listenWhat, listenAddr, nil
+}
+
+// serveLogger logs JSON at $DEPLOYBOT_LOG_LEVEL (default info).
+func serveLogger(env Env) *slog.Logger {
+	level := slog.LevelInfo
+	if v := env.Getenv("DEPLOYBOT_LOG_LEVEL"); v != "" {
+		_ = level.UnmarshalText([]byte(v))
+	}
+	return slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// serveSlack connects the bot to Slack, or returns nil when the tokens
+// are not set (serve runs everything else).
+func serveSlack(ctx context.Context, cfg *config.Config, svc *releases.Service, log *slog.Logger) (*slackbot.Slack, error) {
+	if cfg.Slack.AppToken == "" {
+		log.Warn("slack tokens are not set: running without Slack (hook, API, reconcile and schedule only)")
+		return nil, nil
+	}
+	b := &bot.Bot{Service: svc, Command: cfg.Slack.Command, Logger: log}
+	chat, err := slackbot.New(cfg.Slack.AppToken, cfg.Slack.BotToken, cfg.Slack.APIURL, b, log)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	svc.Access.Directory = &slackbot.UserGroups{API: chat.API, Logger: log}
+	svc.OnApproval = chat
+	if _, err := chat.API.AuthTestContext(ctx); err != nil {
+		return nil, fmt.Errorf("slack: the bot token was refused (auth.test): %w", err)
+	}
+	for _, s := range cfg.Sites {
+		if len(s.Deployers) == 0 {
+			log.Warn("site has no deployers: nobody can promote, roll back or lock it from Slack", "site", s.Name)
+		}
+	}
+	return chat, nil
+}
+
+// warnUnset logs the doors a missing secret leaves shut.
+func warnUnset(cfg *config.Config, log *slog.Logger) {
+	if cfg.HTTP.APIToken == "" && len(cfg.HTTP.Tokens) == 0 {
+		log.Warn("neither http.api_token nor http.tokens is set: the /api/v1 endpoints refuse every request")
+	}
+	if cfg.Hook.Secret == "" {
+		log.Warn("hook.secret is not set: POST /hooks/release refuses every notice (reconcile still finds releases)")
+	}
+}
+
+// schedules are the sites' retention schedules.
+func schedules(cfg *config.Config, log *slog.Logger) ([]server.Schedule, error) {
+	var out []server.Schedule
+	for _, site := range cfg.Sites {
+		if site.Retention.Schedule == "" {
+			// schedule: "" in the file: this site is pruned only by hand.
+			log.Info("no retention schedule; prune runs only when asked", "site", site.Name)
+			continue
+		}
+		sched, err := config.ParseCron(site.Retention.Schedule)
+		if err != nil { // validated at load; kept for safety
+			return nil, &usageError{fmt.Sprintf("site %s: retention.schedule: %v", site.Name, err)}
+		}
+		out = append(out, server.Schedule{Site: site.Name, Cron: sched, Location: site.Retention.Location()})
+	}
+	return out, nil
+}
+
+// attachSlack makes chat serve's notifier, pruner, readiness check and a
+// background loop, with its metrics.
+func attachSlack(srv *server.Server, chat *slackbot.Slack, log *slog.Logger) {
+	srv.Metrics = server.NewMetrics()
+	chat.Lost = func(what string) { srv.Metrics.SlackLost.WithLabelValues(what).Inc() }
+	chat.Connections = func(n int) { srv.Metrics.SlackConnections.Set(float64(n)) }
+	chat.Bot.Pruner = srv
+	srv.Notifier = chat
+	srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack", Degrades: true, Check: func(context.Context) error {
+		if !chat.Connected() {
+			return errors.New("socket mode not connected")
+		}
+		return nil
+	}})
+	srv.Ready = append(srv.Ready, server.ReadyCheck{Name: "slack_channels", Degrades: true, Check: chat.ChannelsReady})
+	srv.Background = append(srv.Background, server.Restarting("slack", log, chat.Run, nil, func() {
+		srv.Metrics.Restarts.WithLabelValues("slack").Inc()
+	}))
 }
 
 // checkAtStart runs deploybot check's read-only checks on every site once,
