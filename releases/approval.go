@@ -394,7 +394,10 @@ func (s *Service) ExpireApprovals(ctx context.Context, siteName string) ([]Appro
 		if err != nil {
 			continue
 		}
-		s.Audit(ctx, AuditEntry{Site: site.Name, Actor: AutoActor, Action: "approval", Result: "expired",
+		// deploybot expiring a request is done as asked: ok. The asker's
+		// promote never ran, which the action says; refused would say
+		// deploybot's own expiry was not allowed.
+		s.Audit(ctx, AuditEntry{Site: site.Name, Actor: AutoActor, Action: ActionApprovalExpired, Result: ResultOK,
 			Detail: fmt.Sprintf("%s: promote of %s by %s, unapproved after %s", a.ID, a.Version, a.Actor, a.Expires.Sub(a.Requested).Round(time.Second)),
 			Door:   DoorSchedule})
 		s.approvalChanged(ctx, site, a)

@@ -46,7 +46,48 @@ func auditTrail(t *testing.T, h *harness) string {
 	for i := len(es) - 1; i >= 0; i-- {
 		out = append(out, es[i].Actor+":"+es[i].Action+":"+es[i].Result)
 	}
+	// As written, not only as History shows them (which reads records of
+	// older versions in today's words): every result is one of the five.
+	raw, err := h.db.Audit(context.Background(), "www", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range raw {
+		if !releases.IsResult(e.Result) {
+			t.Fatalf("recorded result %q outside the five: %+v", e.Result, e)
+		}
+	}
 	return strings.Join(out, " ")
+}
+
+// Records written before the one vocabulary (still in old stores and in
+// the bucket's history, which is immutable) read in today's words.
+func TestOlderRecordsReadInTheFiveResults(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	at := h.now
+	old := []releases.AuditEntry{
+		{Time: at.Add(1 * time.Second), Site: "www", Actor: "alice", Action: "promote", Result: "pending", Detail: "v2 (request r1 waits for 1 approval(s))"},
+		{Time: at.Add(2 * time.Second), Site: "www", Actor: "deploybot", Action: "approval", Result: "expired", Detail: "r1: promote of v2 by alice"},
+		{Time: at.Add(3 * time.Second), Site: "www", Actor: "bob", Action: "prune", Result: "skipped", Detail: "a deploy holds the site"},
+		{Time: at.Add(4 * time.Second), Site: "www", Actor: "bob", Action: "lock", Result: "ok", Detail: "launch"},
+	}
+	if err := h.db.ImportAudit(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	es, err := h.svc.History(ctx, "www", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(es) - 1; i >= 0; i-- {
+		got = append(got, es[i].Actor+":"+es[i].Action+":"+es[i].Result+":"+es[i].Detail)
+	}
+	want := "alice:approval-requested:ok:v2 (request r1 waits for 1 approval(s)) deploybot:approval-expired:ok:r1: promote of v2 by alice " +
+		"bob:prune:refused:a deploy holds the site bob:lock:ok:launch"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("history\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
 }
 
 // The requester cannot approve; another approver's approval runs the
@@ -96,7 +137,7 @@ func TestApprovalByAnotherRunsTheDeploy(t *testing.T) {
 	if out, err := h.svc.Rollback(ctx, releases.RollbackRequest{Site: "www", Actor: "alice", Reason: "incident"}, nil); err != nil || out.Deploy == nil {
 		t.Fatalf("rollback on an approval site: %+v %v", out, err)
 	}
-	want := "alice:promote:ok alice:promote:pending carol:promote:refused alice:approve:refused alice:promote:ok bob:approve:ok carol:approve:refused carol:approve:refused alice:rollback:ok"
+	want := "alice:promote:ok alice:approval-requested:ok carol:promote:refused alice:approve:refused alice:promote:ok bob:approve:ok carol:approve:refused carol:approve:refused alice:rollback:ok"
 	if got := auditTrail(t, h); got != want {
 		t.Fatalf("audit\n%s\nwant\n%s", got, want)
 	}
@@ -167,7 +208,7 @@ func TestRejectAndTimeoutAreRecorded(t *testing.T) {
 	if out, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v3", Actor: "alice"}, nil); err != nil || out.Approval == nil {
 		t.Fatalf("a new request after the expiry: %+v %v", out, err)
 	}
-	want := "alice:promote:ok alice:promote:pending bob:reject:ok carol:approve:refused alice:promote:pending deploybot:approval:expired bob:approve:refused alice:promote:pending"
+	want := "alice:promote:ok alice:approval-requested:ok bob:reject:ok carol:approve:refused alice:approval-requested:ok deploybot:approval-expired:ok bob:approve:refused alice:approval-requested:ok"
 	if got := auditTrail(t, h); got != want {
 		t.Fatalf("audit\n%s\nwant\n%s", got, want)
 	}

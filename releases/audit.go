@@ -33,6 +33,44 @@ const (
 	ResultResumed = "resumed"
 )
 
+// IsResult reports whether result is one of the five of the audit log.
+func IsResult(result string) bool {
+	switch result {
+	case ResultOK, ResultRefused, ResultFailed, ResultInterrupted, ResultResumed:
+		return true
+	}
+	return false
+}
+
+// Actions whose name says what happened where a result once did: the
+// result of each is ok (see Promote and ExpireApprovals).
+const (
+	// ActionApprovalRequested: a promote on an approval site became a
+	// request; the deploy, once approved, is its own promote record.
+	ActionApprovalRequested = "approval-requested"
+	// ActionApprovalExpired: deploybot ended a request nobody approved
+	// in time.
+	ActionApprovalExpired = "approval-expired"
+)
+
+// asRecordedNow reads an entry written before the one vocabulary as one
+// written now: a promote that became a request (result pending), an
+// expiry (action approval, result expired), a prune that found the site
+// busy (result skipped). The mirrored history keeps what was written (its
+// records are immutable and a rebuild brings them back as they are); the
+// doors show the five results alone, which is what scripts match.
+func asRecordedNow(e AuditEntry) AuditEntry {
+	switch {
+	case e.Result == "pending":
+		e.Action, e.Result = ActionApprovalRequested, ResultOK
+	case e.Action == "approval" && e.Result == "expired":
+		e.Action, e.Result = ActionApprovalExpired, ResultOK
+	case e.Result == "skipped":
+		e.Result = ResultRefused
+	}
+	return e
+}
+
 type doorKey struct{}
 
 // WithDoor says which door ctx's operation came through; every door sets
@@ -165,7 +203,11 @@ func (s *Service) History(ctx context.Context, siteName string, limit int) ([]Au
 		return nil, err
 	}
 	s.catchUp(ctx, site.Name)
-	return s.Store.Audit(ctx, site.Name, limit)
+	es, err := s.Store.Audit(ctx, site.Name, limit)
+	for i := range es {
+		es[i] = asRecordedNow(es[i])
+	}
+	return es, err
 }
 
 // principal is who asks for ctx's operation: the door's, or the

@@ -68,7 +68,9 @@ func (s *Service) Promote(ctx context.Context, req PromoteRequest, progress Prog
 			detail = joinDetail(detail, fmt.Sprintf("(request %s, approved by %s)", a.ID, strings.Join(a.Approvers(), ", ")))
 		}
 		if err == nil && out != nil && out.Approval != nil {
-			s.Audit(ctx, AuditEntry{Site: req.Site, Actor: req.Actor, Action: string(req.Kind), Result: "pending",
+			// The promote became a request: that is what was done, as
+			// asked; the deploy, when approved, is a record of its own.
+			s.Audit(ctx, AuditEntry{Site: req.Site, Actor: req.Actor, Action: ActionApprovalRequested, Result: ResultOK,
 				Detail: shorten(joinDetail(detail, fmt.Sprintf("(request %s waits for %d approval(s))", out.Approval.ID, out.Approval.Required)), maxAuditDetail)})
 			return
 		}

@@ -173,8 +173,8 @@ func TestSlackApprovals(t *testing.T) {
 	for i := len(audit) - 1; i >= 0; i-- {
 		got = append(got, audit[i].Actor+":"+audit[i].Action+":"+audit[i].Result)
 	}
-	want := "UALICE:promote:pending UALICE:approve:refused UMALORY:approve:refused UALICE:promote:ok UBOB:approve:ok " +
-		"UALICE:promote:pending UALICE:promote:ok UBOB:approve:ok UALICE:promote:pending UBOB:reject:ok UALICE:promote:pending deploybot:approval:expired"
+	want := "UALICE:approval-requested:ok UALICE:approve:refused UMALORY:approve:refused UALICE:promote:ok UBOB:approve:ok " +
+		"UALICE:approval-requested:ok UALICE:promote:ok UBOB:approve:ok UALICE:approval-requested:ok UBOB:reject:ok UALICE:approval-requested:ok deploybot:approval-expired:ok"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("audit\n%s\nwant\n%s", strings.Join(got, " "), want)
 	}

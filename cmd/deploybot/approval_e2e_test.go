@@ -107,10 +107,16 @@ func TestApprovalFromTheCommandLine(t *testing.T) {
 	// Rollbacks do not wait.
 	w.runAs("alice", "rollback")
 	w.serves("v1")
-	h := w.must("history", "--limit", "20").stdout
-	for _, want := range []string{"reject", "approve", "pending"} {
-		if !strings.Contains(h, want) {
-			t.Fatalf("history lacks %s:\n%s", want, h)
-		}
+	// A request is its own record (approval-requested ok), its deploy
+	// another (promote ok), as are the refused self-approval and the
+	// rejection; every result is one of the five.
+	got := trail(w.history())
+	alice, bob, carol := callerARN("alice"), callerARN("bob"), callerARN("carol")
+	want := alice + ":approval-requested:ok " + carol + ":promote:refused " + alice + ":approve:refused " +
+		alice + ":promote:ok " + bob + ":approve:ok " +
+		alice + ":approval-requested:ok " + alice + ":promote:ok " + bob + ":approve:ok " +
+		alice + ":approval-requested:ok " + bob + ":reject:ok " + alice + ":rollback:ok"
+	if got != want {
+		t.Fatalf("history\n%s\nwant\n%s", got, want)
 	}
 }
