@@ -23,7 +23,7 @@ func rebuildIfEmpty(ctx context.Context, svc *releases.Service, w io.Writer) err
 		return err
 	}
 	for _, site := range svc.Sites {
-		rep, err := svc.Rebuild(ctx, site.Name)
+		rep, err := svc.RebuildLost(ctx, site.Name)
 		if err != nil {
 			fmt.Fprintf(w, "deploybot: the store is empty and %s could not be rebuilt from its bucket now: %s\n", site.Name, releases.ErrorMessage(err))
 			continue

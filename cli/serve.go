@@ -39,8 +39,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	a.store = db
 	svc := a.service(db, log)
 	// An empty store (a lost volume, a new cluster) comes back from the
-	// buckets before anything reads it.
-	if err := rebuildIfEmpty(ctx, svc, env.Stderr); err != nil {
+	// buckets before anything reads it: serve's own job, as recovery is.
+	if err := rebuildIfEmpty(releases.WithDoor(ctx, releases.DoorSchedule), svc, env.Stderr); err != nil {
 		return err
 	}
 	chat, err := serveSlack(ctx, cfg, svc, log)

@@ -148,18 +148,73 @@ func (r *RebuildReport) skip(key, why string) {
 	r.Skipped = append(r.Skipped, SkippedObject{Key: key, Why: shorten(why, 300)})
 }
 
+// ActionRebuild is the audit record of a rebuild of the store from the
+// bucket, written after it, so it is not among what it counts. It is the
+// one record a rebuilt store holds that the lost one cannot have held:
+// comparisons of the two (history field by field) leave it out by this
+// action, and everything else must be identical.
+const ActionRebuild = "rebuild"
+
 // Rebuild fills the store with what the bucket and the distribution know
 // of site: release records (mirrored ones, with what retention pruned, then
 // any manifest not yet among them), finished deploys, the audit log, pins,
 // a person's lock and the run-time freeze from the mirrored history, and
 // the live pointer from the distribution, dated by the deploy that made
 // it live. It adds what the store lacks and changes nothing it has, so it
-// may run on a store that is not empty.
+// may run on a store that is not empty. It is recorded, ok or failed, for
+// whoever asked.
 func (s *Service) Rebuild(ctx context.Context, siteName string) (*RebuildReport, error) {
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
 	}
+	rep, err := s.rebuild(ctx, site)
+	if err != nil {
+		// Part of it may be in: failed, never refused.
+		s.auditAs(ctx, site.Name, "", ActionRebuild, ResultFailed, "", err)
+		return nil, err
+	}
+	s.auditAs(ctx, site.Name, "", ActionRebuild, ResultOK, rebuiltDetail(rep), nil)
+	return rep, nil
+}
+
+// RebuildLost is Rebuild of a store found empty (a lost volume, a new
+// machine), which serve and every command that opens the store run before
+// anything reads it. It is deploybot's, recorded only when it brought
+// back history (deploys or audit records): the first command of a new
+// install indexes the releases the bucket holds, as sync does, and
+// restores nothing; and a failure is not recorded, since a record would
+// make the store not empty and keep the next command from trying again
+// (the door says it failed).
+func (s *Service) RebuildLost(ctx context.Context, siteName string) (*RebuildReport, error) {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := s.rebuild(ctx, site)
+	if err != nil || rep.Deploys+rep.Audit == 0 {
+		return rep, err
+	}
+	s.auditAs(ownJob(ctx), site.Name, AutoActor, ActionRebuild, ResultOK, "the store was empty: "+rebuiltDetail(rep), nil)
+	return rep, nil
+}
+
+// rebuiltDetail is what a rebuild brought back, for its audit record.
+func rebuiltDetail(rep *RebuildReport) string {
+	d := fmt.Sprintf("%d release(s), %d deploy(s), %d audit record(s), %d pin(s), live %s", rep.Releases, rep.Deploys, rep.Audit, rep.Pins, orNone(rep.Live))
+	if rep.Lock != nil {
+		d += ", locked by " + rep.Lock.Holder
+	}
+	if rep.Freeze != nil {
+		d += ", frozen by " + rep.Freeze.By
+	}
+	if n := len(rep.Skipped); n > 0 {
+		d += fmt.Sprintf(", %d object(s) skipped", n)
+	}
+	return d
+}
+
+func (s *Service) rebuild(ctx context.Context, site Site) (*RebuildReport, error) {
 	start := time.Now()
 	rep := &RebuildReport{Site: site.Name, Skipped: []SkippedObject{}}
 	var rels []Release

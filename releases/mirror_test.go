@@ -77,7 +77,7 @@ func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return asJSON(t, vs), asJSON(t, st), asJSON(t, hist)
+		return asJSON(t, vs), asJSON(t, st), asJSON(t, withoutRebuilds(hist))
 	}
 	v0, s0, h0 := before(h.svc)
 
@@ -104,13 +104,39 @@ func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
 			t.Errorf("%s differs after the rebuild:\nwas %s\nnow %s", c.what, c.was, c.now)
 		}
 	}
-	// A second rebuild adds nothing.
+	// A second rebuild adds nothing but its own record; each rebuild is
+	// one, after what it brought back.
 	if _, err := svc2.Rebuild(ctx, "www"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, h2 := before(&svc2); h2 != h1 {
 		t.Fatal("a second rebuild changed the history")
 	}
+	hist, err := svc2.History(ctx, "www", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range hist[:2] {
+		if e.Action != releases.ActionRebuild || e.Result != releases.ResultOK || !strings.Contains(e.Detail, "4 release(s), 4 deploy(s)") {
+			t.Fatalf("record %d of the history is not a rebuild's: %+v", i, e)
+		}
+	}
+	if n := len(hist) - len(withoutRebuilds(hist)); n != 2 {
+		t.Fatalf("%d rebuild records for two rebuilds", n)
+	}
+}
+
+// withoutRebuilds is h without the records of rebuilds: the one record a
+// store rebuilt from the bucket holds that the lost one did not (see
+// releases.ActionRebuild); every other record must be identical.
+func withoutRebuilds(h []releases.AuditEntry) []releases.AuditEntry {
+	var out []releases.AuditEntry
+	for _, e := range h {
+		if e.Action != releases.ActionRebuild {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // A push that fails leaves the records pending, and the next one sends
@@ -199,5 +225,79 @@ func TestRebuildSkipsAHostileMirroredDeploy(t *testing.T) {
 		if rep.Pins != 1 {
 			t.Fatalf("%s: the pins were not rebuilt after the bad object: %+v", name, rep)
 		}
+	}
+}
+
+// unreadableHistory is a bucket whose history cannot be listed (S3 down).
+type unreadableHistory struct{ *fakeBucket }
+
+func (unreadableHistory) ListHistory(context.Context, releases.Site, string, string) ([]string, error) {
+	return nil, releases.Errorf(releases.EINTERNAL, "503 SlowDown")
+}
+
+// A rebuild asked for is one record, ok or failed, for whoever asked; the
+// rebuild of a store found empty is deploybot's, recorded only when it
+// brought history back: not on a new install's first command (nothing to
+// restore), and not when it failed, since a record would make the store
+// not empty and keep the next command from trying again.
+func TestRebuildRecords(t *testing.T) {
+	ctx := releases.WithDoor(context.Background(), releases.DoorCLI)
+	h := newHarness(t)
+	h.publish("v1")
+	h.promote(t, "v1")
+	if _, err := h.svc.PushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh := func(b releases.Bucket) (*releases.Service, *store.DB) {
+		db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return &releases.Service{Store: db, Bucket: b, CDNs: h.svc.CDNs, Sites: h.svc.Sites, Now: h.svc.Now}, db
+	}
+	records := func(db *store.DB) []releases.AuditEntry {
+		es, err := db.Audit(ctx, "www", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	alice := releases.WithPrincipal(ctx, releases.Principal{Kind: releases.PrincipalAWS, ID: "arn:aws:iam::1:user/alice"})
+
+	svc, db := fresh(h.bucket)
+	if _, err := svc.RebuildLost(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if es := records(db); len(es) != 2 || es[0].Action != releases.ActionRebuild || es[0].Actor != releases.AutoActor ||
+		es[0].Door != releases.DoorCLI || es[0].Result != releases.ResultOK || !strings.HasPrefix(es[0].Detail, "the store was empty: 1 release(s), 1 deploy(s), 1 audit record(s)") {
+		t.Fatalf("the rebuild of a lost store: %+v", es)
+	}
+	if _, err := svc.Rebuild(alice, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if e := records(db)[0]; e.Action != releases.ActionRebuild || e.Actor != "arn:aws:iam::1:user/alice" || e.Result != releases.ResultOK {
+		t.Fatalf("a rebuild asked for: %+v", e)
+	}
+
+	// A new install: the bucket holds releases and no history.
+	empty := &fakeBucket{manifests: h.bucket.manifests}
+	svc, db = fresh(empty)
+	if rep, err := svc.RebuildLost(ctx, "www"); err != nil || rep.Releases != 1 || len(records(db)) != 0 {
+		t.Fatalf("a new install's first rebuild: %+v %v, records %+v", rep, err, records(db))
+	}
+
+	svc, db = fresh(unreadableHistory{h.bucket})
+	if _, err := svc.RebuildLost(ctx, "www"); err == nil || len(records(db)) != 0 {
+		t.Fatalf("a failed rebuild of a lost store: %v, records %+v", err, records(db))
+	}
+	if empty, _ := db.Empty(ctx); !empty {
+		t.Fatal("a failed rebuild left the store not empty: the next command would not try again")
+	}
+	if _, err := svc.Rebuild(alice, "www"); err == nil {
+		t.Fatal("a rebuild with the history unreadable did not fail")
+	}
+	if es := records(db); len(es) != 1 || es[0].Action != releases.ActionRebuild || es[0].Result != releases.ResultFailed || !strings.Contains(es[0].Detail, "503 SlowDown") {
+		t.Fatalf("a failed rebuild asked for: %+v", es)
 	}
 }

@@ -86,9 +86,10 @@ func TestHistoryHoldsOnlyTheFiveResults(t *testing.T) {
 	w.must("unlock")
 	w.must("pin", "--reason", "keep", "v1")
 	w.expect(1, "not pinned", "unpin", "v2")
+	w.must("rebuild")
 	h := w.history()
 	want := map[string]string{"approval-requested": "ok", "approve": "refused", "reject": "ok", "promote": "ok", "lock": "ok",
-		"rollback": "refused", "unlock": "ok", "pin": "ok", "unpin": "refused"}
+		"rollback": "refused", "unlock": "ok", "pin": "ok", "unpin": "refused", "rebuild": "ok"}
 	for action, result := range want {
 		found := false
 		for _, e := range h {
@@ -97,5 +98,10 @@ func TestHistoryHoldsOnlyTheFiveResults(t *testing.T) {
 		if !found {
 			t.Errorf("no %s %s in the history: %s", action, result, trail(h))
 		}
+	}
+	// The rebuild asked for is the caller's, after everything it read.
+	if last := h[len(h)-1]; last.Action != "rebuild" || !strings.HasPrefix(last.Actor, "arn:") || last.Door != "cli" ||
+		!strings.Contains(last.Detail, "2 release(s), 1 deploy(s)") {
+		t.Errorf("the rebuild's record: %+v", last)
 	}
 }
