@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/deploybot/deploybot/cloud"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -24,6 +25,11 @@ func rebuildIfEmpty(ctx context.Context, svc *releases.Service, w io.Writer) err
 	}
 	for _, site := range svc.Sites {
 		rep, err := svc.RebuildLost(ctx, site.Name)
+		if cloud.NoSuchBucket(err) {
+			// Not created yet (setup --apply creates it): nothing to
+			// rebuild, nothing to say.
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(w, "deploybot: the store is empty and %s could not be rebuilt from its bucket now: %s\n", site.Name, releases.ErrorMessage(err))
 			continue

@@ -21,10 +21,12 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 	if s.Strategy != cloud.StrategyKVS || s.KVSARN == "" {
 		return usagef("site %s is not set up for strategy kvs: set strategy: kvs and kvs.arn in the configuration first", s.Name)
 	}
-	a, err := newApp(ctx, env, cfg, false)
+	// --apply changes the site: the store records it.
+	a, err := newApp(ctx, env, cfg, *apply)
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	setup := &cloud.KVSSetup{CF: a.cf, KVS: a.kvs, Pages: a.bucket, PollInterval: a.cfg.Deploy.PollInterval.Duration}
 	if !*apply {
 		code, err := cloud.FunctionCode(s, cloud.KVSID(s.KVSARN))
@@ -38,7 +40,14 @@ func runKVSSetup(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "\nThe function %s (%d bytes, %s):\n\n%s", cloud.FunctionName(s), len(code), cloud.FunctionRuntime, code)
 		return printReleaseHeaderCode(env, s)
 	}
-	rep, err := setup.Apply(ctx, s)
+	var rep *cloud.KVSSetupReport
+	err = a.svc.ChangeSite(ctx, releases.SiteChange{Site: s.Name, Action: releases.ActionKVSSetup, Actor: actor(env)}, func(ctx context.Context) (string, error) {
+		var err error
+		if rep, err = setup.Apply(ctx, s); err != nil {
+			return "", err
+		}
+		return kvsSetupSummary(s, rep), nil
+	})
 	if err != nil {
 		return err
 	}
@@ -111,10 +120,12 @@ func runRoutingSetup(ctx context.Context, env Env, args []string) error {
 	if s.Strategy == cloud.StrategyKVS {
 		return usagef("site %s is on strategy kvs, whose function routes too: run deploybot kvs-setup --site %s --apply", s.Name, s.Name)
 	}
-	a, err := newApp(ctx, env, cfg, false)
+	// --apply changes the site: the store records it.
+	a, err := newApp(ctx, env, cfg, *apply)
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	setup := &cloud.RoutingSetup{CF: a.cf, PollInterval: a.cfg.Deploy.PollInterval.Duration}
 	if !*apply {
 		problems, err := setup.Check(ctx, s)
@@ -142,7 +153,14 @@ func runRoutingSetup(ctx context.Context, env Env, args []string) error {
 		}
 		return printReleaseHeaderCode(env, s)
 	}
-	rep, err := setup.Apply(ctx, s)
+	var rep *cloud.RoutingSetupReport
+	err = a.svc.ChangeSite(ctx, releases.SiteChange{Site: s.Name, Action: releases.ActionRoutingSetup, Actor: actor(env)}, func(ctx context.Context) (string, error) {
+		var err error
+		if rep, err = setup.Apply(ctx, s); err != nil {
+			return "", err
+		}
+		return routingSetupSummary(s, rep), nil
+	})
 	if err != nil {
 		return err
 	}
@@ -163,4 +181,45 @@ func runRoutingSetup(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "distribution %s already routes as configured\n", s.DistributionID)
 	}
 	return nil
+}
+
+// kvsSetupSummary is what kvs-setup --apply changed, for its audit record.
+func kvsSetupSummary(s releases.Site, rep *cloud.KVSSetupReport) string {
+	parts := []string{fmt.Sprintf("function %s %s", rep.Function, map[bool]string{true: "created", false: "updated"}[rep.Created])}
+	if rep.KeyWritten {
+		parts = append(parts, fmt.Sprintf("key %s = %s written", s.Name, rep.Key))
+	}
+	if rep.Associated {
+		parts = append(parts, fmt.Sprintf("distribution %s runs it, origin path %q cleared", s.DistributionID, rep.OldPath))
+	}
+	if rep.ErrorPages {
+		parts = append(parts, "error pages set")
+	}
+	return strings.Join(append(parts, releaseHeaderSummary(rep.ReleaseHeaderReport)...), "; ")
+}
+
+// routingSetupSummary is what routing-setup --apply changed, for its
+// audit record.
+func routingSetupSummary(s releases.Site, rep *cloud.RoutingSetupReport) string {
+	var parts []string
+	if rep.Function != "" {
+		parts = append(parts, fmt.Sprintf("function %s %s", rep.Function, map[bool]string{true: "created", false: "updated"}[rep.Created]))
+	}
+	if rep.ErrorPages {
+		parts = append(parts, "error pages set")
+	}
+	parts = append(parts, releaseHeaderSummary(rep.ReleaseHeaderReport)...)
+	if rep.Updated {
+		parts = append(parts, fmt.Sprintf("distribution %s updated", s.DistributionID))
+	} else {
+		parts = append(parts, fmt.Sprintf("distribution %s unchanged", s.DistributionID))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func releaseHeaderSummary(rep cloud.ReleaseHeaderReport) []string {
+	if rep.Function == "" {
+		return nil
+	}
+	return []string{fmt.Sprintf("function %s %s", rep.Function, map[bool]string{true: "created", false: "updated"}[rep.Created])}
 }

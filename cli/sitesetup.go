@@ -33,10 +33,12 @@ func runSetup(ctx context.Context, env Env, args []string) error {
 		}
 		return writeTemplate(env, cfg, s, *output, *outFile)
 	}
-	a, err := newApp(ctx, env, cfg, false)
+	// --apply changes the site: the store records it.
+	a, err := newApp(ctx, env, cfg, *apply)
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	setup := &cloud.Setup{S3: a.s3, CF: a.cf, KVS: a.kvs, Pages: a.bucket, Region: cfg.AWS.Region, PollInterval: cfg.Deploy.PollInterval.Duration}
 	if !*apply {
 		rep, err := setup.Plan(ctx, s)
@@ -53,7 +55,12 @@ func runSetup(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "setting up site %s:\n", s.Name)
 		setup.Progress = func(st cloud.SetupStep) { printStep(env.Stdout, st) }
 	}
-	rep, err := setup.Apply(ctx, s)
+	var rep *cloud.SetupReport
+	err = a.svc.ChangeSite(ctx, releases.SiteChange{Site: s.Name, Action: releases.ActionSetup, Actor: actor(env)}, func(ctx context.Context) (string, error) {
+		var err error
+		rep, err = setup.Apply(ctx, s)
+		return setupSummary(rep), err
+	})
 	// With --json, stdout is the report alone: the note goes to stderr.
 	note := env.Stdout
 	if *asJSON {
@@ -74,6 +81,25 @@ func runSetup(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "distribution %s serves https://%s/ once a release is live (deploybot publish, then deploybot promote); deploybot check --site %s verifies every assumption\n",
 		rep.DistributionID, rep.Domain, s.Name)
 	return nil
+}
+
+// setupSummary is what setup --apply created or changed, for its audit
+// record. Each step is reported as it begins, so a failed apply's summary
+// ends with the step that failed.
+func setupSummary(rep *cloud.SetupReport) string {
+	if rep == nil {
+		return ""
+	}
+	var parts []string
+	for _, st := range rep.Steps {
+		if st.Action == cloud.SetupCreate || st.Action == cloud.SetupChange {
+			parts = append(parts, st.Action+" "+st.Resource)
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing to change"
+	}
+	return strings.Join(parts, "; ")
 }
 
 func printPlan(w io.Writer, rep *cloud.SetupReport) {

@@ -34,6 +34,10 @@ func isAccessDenied(err error) bool {
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
 }
 
+// NoSuchBucket reports whether err is S3 saying the bucket does not exist:
+// a site whose bucket setup has not created yet.
+func NoSuchBucket(err error) bool { return isCode(err, "NoSuchBucket") }
+
 // isCode reports an AWS error with one of codes.
 func isCode(err error, codes ...string) bool {
 	var ae smithy.APIError

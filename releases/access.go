@@ -388,6 +388,8 @@ var permissions = map[string]Role{
 	"approvals": RoleReader,
 	"approve":   RoleApprover, "override-freeze": RoleApprover, "lift-freeze": RoleApprover, "reject": RoleApprover,
 	"preview": RolePreviewer,
+	// Changes to the site's AWS side (command line only).
+	ActionSetup: RoleDeployer, ActionKVSSetup: RoleDeployer, ActionRoutingSetup: RoleDeployer,
 }
 
 // Permission is the role an operation needs on a site.

@@ -42,6 +42,11 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if !kvsFunctionCreated.MatchString(r.stdout) || !strings.Contains(r.stdout, "key www = v1 written") {
 		t.Fatalf("kvs-setup --apply:\n%s", r.stdout)
 	}
+	// The apply is recorded, the plan not.
+	if h := w.history(); len(h) != 3 || h[2].Action != "kvs-setup" || h[2].Result != "ok" || h[2].Actor != callerARN("e2e") || h[2].Door != "cli" ||
+		!kvsFunctionCreated.MatchString(h[2].Detail) || !strings.Contains(h[2].Detail, "key www = v1 written") || !strings.Contains(h[2].Detail, "distribution E2ETEST runs it") {
+		t.Fatalf("kvs-setup's record: %s\n%+v", trail(h), h[len(h)-1])
+	}
 	w.waitPage("/", "the edge to serve v1 through the function", func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, "release v1<")
 	})

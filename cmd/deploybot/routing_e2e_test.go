@@ -50,6 +50,10 @@ func TestRoutingFromTheCommandLine(t *testing.T) {
 			if !strings.Contains(r.stdout, "custom error responses for 403 and 404 now show") {
 				t.Fatalf("%s --apply:\n%s", setup, r.stdout)
 			}
+			// The apply is one record, the plans none.
+			if h := w.history(); len(h) != 1 || h[0].Action != setup || h[0].Result != "ok" || h[0].Actor != callerARN("e2e") || !strings.Contains(h[0].Detail, "error pages set") {
+				t.Fatalf("%s's record: %+v", setup, h)
+			}
 			if strategy == "origin-path" {
 				if r := w.must("routing-setup"); !strings.Contains(r.stdout, "routes as configured") {
 					t.Fatalf("routing-setup after --apply:\n%s", r.stdout)

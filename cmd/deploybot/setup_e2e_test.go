@@ -40,6 +40,15 @@ sites:
 	if !strings.Contains(plan.stdout, "create") || !strings.Contains(plan.stdout, "--apply") {
 		t.Fatalf("setup's plan:\n%s", plan.stdout)
 	}
+	// An apply that fails part way (CloudFront answers 500 to every
+	// attempt at the distribution) is recorded failed, with how far it got.
+	w.fault(`{"error_rate":1,"only":"cloudfront CreateDistribution"}`)
+	// The store is empty and the site's bucket is not there yet: nothing
+	// to rebuild, and nothing said of it.
+	if r := w.expect(1, "distribution", "setup", "--site", "fresh", "--apply"); strings.Contains(r.stderr, "rebuilt") {
+		t.Errorf("setup --apply of a new site speaks of a rebuild:\n%s", r.stderr)
+	}
+	w.fault(`{}`)
 	var rep struct {
 		DistributionID string            `json:"distribution_id"`
 		Domain         string            `json:"domain"`
@@ -58,6 +67,22 @@ sites:
 	}
 	if again := w.must("setup", "--site", "fresh", "--apply"); !strings.Contains(again.stdout, "nothing to change") {
 		t.Fatalf("a second setup --apply:\n%s", again.stdout)
+	}
+	// Each apply is one record, the caller's, through the command line;
+	// the plans are none.
+	h := w.history("--site", "fresh")
+	setup := callerARN("e2e") + ":setup:"
+	if got := trail(h); got != setup+"failed "+setup+"ok "+setup+"ok" {
+		t.Fatalf("history after the setups: %s", got)
+	}
+	if d := h[0].Detail; h[0].Door != "cli" || !strings.Contains(d, "(it got as far as: create bucket fresh-site;") || !strings.HasSuffix(d, "create distribution)") {
+		t.Errorf("the failed apply's record: %+v", h[0])
+	}
+	if d := h[1].Detail; !strings.Contains(d, "create distribution") || strings.Contains(d, "create bucket fresh-site") {
+		t.Errorf("the apply that finished: %+v", h[1])
+	}
+	if h[2].Detail != "nothing to change" {
+		t.Errorf("the apply that changed nothing: %+v", h[2])
 	}
 	chk := w.must("check", "--site", "fresh")
 	if !strings.Contains(chk.stdout, "OK   permissions: "+callerARN("e2e")+" has every permission of the bot policy") {
