@@ -84,6 +84,14 @@ sites:
 	if h[2].Detail != "nothing to change" {
 		t.Errorf("the apply that changed nothing: %+v", h[2])
 	}
+	// The records are in the bucket's history, the failed apply's too: a
+	// lost store comes back with them.
+	if err := os.RemoveAll(filepath.Join(w.dir, "db")); err != nil {
+		t.Fatal(err)
+	}
+	if got := trail(w.history("--site", "fresh")); got != setup+"failed "+setup+"ok "+setup+"ok deploybot:rebuild:ok" {
+		t.Fatalf("history rebuilt from the bucket: %s", got)
+	}
 	chk := w.must("check", "--site", "fresh")
 	if !strings.Contains(chk.stdout, "OK   permissions: "+callerARN("e2e")+" has every permission of the bot policy") {
 		t.Fatalf("check after setup:\n%s", chk.stdout)
