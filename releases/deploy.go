@@ -207,27 +207,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 		return s.ask(ctx, site, cur, req, manifest.ETag)
 	}
 	carry := s.carryStep(ctx, site, cur, manifest)
-	var fromManifest string
-	if cur.Version != "" {
-		if r, err := s.Store.Release(ctx, site.Name, cur.Version); err == nil {
-			fromManifest = r.ManifestETag
-		}
-	}
-
-	now := s.now()
-	id := s.newID()
-	var approvedBy []string
-	if a := req.approved; a != nil {
-		id, approvedBy = a.ID, a.Approvers()
-	}
-	d := Deploy{
-		ID: id, ApprovedBy: approvedBy, Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
-		From: cur.Version, FromPath: cur.Path, To: req.Version, ToManifest: manifest.ETag, FromManifest: fromManifest, Strategy: cdn.Strategy(),
-		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter, Door: DoorOf(ctx),
-	}
-	host, pid := s.runner()
-	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now,
-		Host: host, PID: pid, Process: processID, Heartbeat: now}
+	d, lock := s.newDeploy(ctx, site, cdn, cur, req, manifest)
 	// Known as running before the lock is visible, so that nobody in this
 	// process sees the lock without its runner and takes it for abandoned.
 	running.Store(d.ID, true)
@@ -252,6 +232,32 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	}
 	err = s.run(ctx, &d, steps, false, log, progress)
 	return &Outcome{Deploy: &d, Version: req.Version}, s.afterHealth(ctx, site, &d, err, progress)
+}
+
+// newDeploy is the record of a deploy about to start, and the lock it
+// takes.
+func (s *Service) newDeploy(ctx context.Context, site Site, cdn CDN, cur Current, req PromoteRequest, manifest *Manifest) (Deploy, Lock) {
+	var fromManifest string
+	if cur.Version != "" {
+		if r, err := s.Store.Release(ctx, site.Name, cur.Version); err == nil {
+			fromManifest = r.ManifestETag
+		}
+	}
+	now := s.now()
+	id := s.newID()
+	var approvedBy []string
+	if a := req.approved; a != nil {
+		id, approvedBy = a.ID, a.Approvers()
+	}
+	d := Deploy{
+		ID: id, ApprovedBy: approvedBy, Site: site.Name, Kind: req.Kind, Actor: req.Actor, Reason: req.Reason,
+		From: cur.Version, FromPath: cur.Path, To: req.Version, ToManifest: manifest.ETag, FromManifest: fromManifest, Strategy: cdn.Strategy(),
+		Phase: PhasePending, StartedAt: now, LockAfter: req.lockAfter, Door: DoorOf(ctx),
+	}
+	host, pid := s.runner()
+	lock := Lock{Site: site.Name, Holder: req.Actor, Reason: fmt.Sprintf("%s %s", req.Kind, req.Version), DeployID: d.ID, Since: now,
+		Host: host, PID: pid, Process: processID, Heartbeat: now}
+	return d, lock
 }
 
 // checkBack refuses a promote to a release older than the live one unless
