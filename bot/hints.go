@@ -8,6 +8,9 @@ import "github.com/deploybot/deploybot/releases"
 var hints = map[string]string{
 	releases.HintNoVerify: "promoting without that check is done from the command line or the API, not from Slack",
 	releases.HintGoBack:   "promote it again and confirm going back when asked",
+	// The promote command here takes the override (commands.go).
+	releases.HintOverrideFreeze: "an approver may add --override-freeze and why to the promote command",
+	releases.HintRecover:        "deploybot serve finishes it when it starts again, or an operator runs deploybot recover on the command line",
 }
 
 // ErrorMessage is an error's message for Slack (and the dev console), with

@@ -162,7 +162,8 @@ func runResult(d *Deploy, err error) (result string, ok bool) {
 	switch {
 	case errors.Is(err, ErrFenced):
 		return "", false
-	case errors.Is(err, ErrShutdown):
+	case errors.Is(err, ErrShutdown) && !d.Phase.Final():
+		// Stopped in its phase: a resume, and its outcome, follow.
 		return ResultInterrupted, true
 	case err != nil || d.Phase == PhaseFailed:
 		return ResultFailed, true

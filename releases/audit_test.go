@@ -158,7 +158,9 @@ func TestStopAfterTheFlipEndsTheRecordOnTheCommandLine(t *testing.T) {
 	if !ds[0].Phase.Final() || !strings.Contains(ds[0].Error, "wait") {
 		t.Fatalf("the deploy's record %+v", ds[0])
 	}
-	if e := lastAudit(t, h); e.Result != releases.ResultInterrupted {
+	// Ended here, not left for recovery: failed (its detail says it was
+	// stopped), since "interrupted" promises a resume and its outcome.
+	if e := lastAudit(t, h); e.Result != releases.ResultFailed || !strings.Contains(e.Detail, "stopped") {
 		t.Fatalf("audit %+v", e)
 	}
 	if got, err := h.svc.Recover(bg, nil); err != nil || len(got) != 0 {
@@ -335,5 +337,35 @@ func TestRecoverAndDriftAreRecorded(t *testing.T) {
 	if e.Action != "reconcile" || e.Result != releases.ResultOK || e.Actor != releases.AutoActor || e.Door != releases.DoorSchedule ||
 		!strings.Contains(e.Detail, "v2") || !strings.Contains(e.Detail, "v1") {
 		t.Fatalf("the drift is recorded %+v", e)
+	}
+}
+
+// What changes nothing is not recorded (an unlock of a free site); a
+// prune that could not start is, as refused.
+func TestNoOpsAreNotRecordedSkippedPrunesAre(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.svc.LockSite(ctx, "www", "alice", "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := h.svc.UnlockSite(ctx, "www", "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := h.svc.PruneSkipped(ctx, releases.PruneRequest{Site: "www", Actor: "bob", DryRun: true}, "another prune of this site is running")
+	if rep.Skipped == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	entries, err := h.svc.History(ctx, "www", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Action+":"+e.Result)
+	}
+	if strings.Join(got, " ") != "prune --dry-run:refused unlock:ok lock:ok" {
+		t.Fatalf("history %v", got)
 	}
 }

@@ -463,8 +463,8 @@ func (s *Service) interrupt(ctx context.Context, d *Deploy, flipped bool, log *s
 	if flipped {
 		live = d.To
 	}
-	return Errorf(ECONFLICT, "deploy %s (%s %s) was interrupted in phase %s; live now: %s (the site stays locked); it resumes when deploybot serve starts, or with deploybot recover --site %s: %w",
-		d.ID, d.Kind, d.To, d.Phase, orNone(live), d.Site, ErrShutdown)
+	return Errorf(ECONFLICT, "deploy %s (%s %s) was interrupted in phase %s; live now: %s (the site stays locked); it resumes when deploybot serve starts, or by recovery: %w",
+		d.ID, d.Kind, d.To, d.Phase, orNone(live), ErrShutdown).WithHint(HintRecover)
 }
 
 // handedOver stops running d because another process holds its lock now

@@ -105,11 +105,18 @@ type LockedError struct {
 	RunnerGone bool
 }
 
+func (e *LockedError) hint() string {
+	if e.RunnerGone {
+		return HintRecover
+	}
+	return ""
+}
+
 func (e *LockedError) Error() string {
 	l := e.Lock
 	if l.DeployID != "" && e.RunnerGone {
 		return fmt.Sprintf("site %s is locked by deploy %s by %s (%s), started %s, whose process (%s) is gone; %s",
-			l.Site, l.DeployID, l.Holder, l.Reason, l.Since.UTC().Format("2006-01-02 15:04:05Z"), runnerText(l), recoverHint(l.Site))
+			l.Site, l.DeployID, l.Holder, l.Reason, l.Since.UTC().Format("2006-01-02 15:04:05Z"), runnerText(l), recoverHint())
 	}
 	if l.DeployID != "" {
 		return fmt.Sprintf("site %s is busy: deploy %s by %s (%s) is running since %s",

@@ -202,11 +202,14 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 			return out, err
 		}
 		f, err := s.Store.DeleteFreeze(ctx, site.Name)
-		detail := ""
-		if f != nil {
-			detail = "was frozen by " + f.By + ": " + f.Reason
+		// A site that was not frozen did not change: nothing to record.
+		if f != nil || err != nil {
+			detail := ""
+			if f != nil {
+				detail = "was frozen by " + f.By + ": " + f.Reason
+			}
+			s.audit(ctx, site.Name, who, "unfreeze", detail, err)
 		}
-		s.audit(ctx, site.Name, who, "unfreeze", detail, err)
 		if err != nil {
 			return out, err
 		}
@@ -321,7 +324,7 @@ type GuardError struct {
 }
 
 func (e *GuardError) Error() string {
-	const after = "rollbacks are allowed; an approver may promote anyway with --override-freeze REASON"
+	const after = "rollbacks are allowed; an approver may promote anyway, saying why the freeze is overridden"
 	if f := e.Freeze; f != nil {
 		by := f.By
 		if by == ConfigFreeze {
@@ -336,6 +339,8 @@ func (e *GuardError) Error() string {
 	return fmt.Sprintf("site %s is outside its deploy windows; the next (%s) opens %s; %s", e.Site, w.Window,
 		WindowTime(*w.NextOpen, w.TimeZone), after)
 }
+
+func (e *GuardError) hint() string { return HintOverrideFreeze }
 
 // WindowTime shows a time in a window's zone with the zone's name and
 // offset: "Mon 2026-12-07 09:00 CET (Europe/Berlin)".

@@ -1,6 +1,6 @@
 package releases
 
-import "errors"
+
 
 // Hints: what a person may do about a refusal, named apart from any door.
 // The domain does not know whether the person types flags, clicks in a
@@ -14,7 +14,16 @@ const (
 	// HintGoBack: the promote goes back to an older release; say it is
 	// meant.
 	HintGoBack = "rollback"
+	// HintOverrideFreeze: an approver may promote anyway, saying why.
+	HintOverrideFreeze = "override-freeze"
+	// HintRecover: a deploy whose process is gone (or was stopped) is
+	// finished by recovery, from what AWS serves.
+	HintRecover = "recover"
 )
+
+// hinted is an error type that carries its own hint (GuardError,
+// LockedError).
+type hinted interface{ hint() string }
 
 // WithHint sets the error's hint and returns it.
 func (e *Error) WithHint(hint string) *Error {
@@ -26,14 +35,25 @@ func (e *Error) WithHint(hint string) *Error {
 // one, or "".
 func ErrorHint(err error) string {
 	for err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			return ""
+		if h, ok := err.(hinted); ok && h.hint() != "" {
+			return h.hint()
 		}
-		if e.Hint != "" {
+		if e, ok := err.(*Error); ok && e.Hint != "" {
 			return e.Hint
 		}
-		err = e.Err
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if h := ErrorHint(e); h != "" {
+					return h
+				}
+			}
+			return ""
+		default:
+			return ""
+		}
 	}
 	return ""
 }

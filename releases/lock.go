@@ -31,8 +31,13 @@ func (s *Service) LockSite(ctx context.Context, siteName, actor, reason string) 
 
 // UnlockSite frees a person's lock; it returns the lock freed, nil when
 // the site was not locked.
-func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (_ *Lock, err error) {
-	defer func() { s.audit(ctx, siteName, actor, "unlock", "", err) }()
+func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (l *Lock, err error) {
+	defer func() {
+		// A site that was not locked did not change: nothing to record.
+		if err != nil || l != nil {
+			s.audit(ctx, siteName, actor, "unlock", "", err)
+		}
+	}()
 	site, err := s.Site(siteName)
 	if err != nil {
 		return nil, err
@@ -40,7 +45,7 @@ func (s *Service) UnlockSite(ctx context.Context, siteName, actor string) (_ *Lo
 	if actor, err = s.authorizeActor(ctx, site, "unlock", actor); err != nil {
 		return nil, err
 	}
-	l, err := s.Store.ReleaseLock(ctx, site.Name)
+	l, err = s.Store.ReleaseLock(ctx, site.Name)
 	if err != nil {
 		return nil, err
 	}

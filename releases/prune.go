@@ -67,10 +67,24 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport
 		if rep != nil {
 			s.auditPrune(ctx, req, rep, err)
 		} else if err != nil {
-			s.audit(ctx, req.Site, req.Actor, "prune", "", err)
+			action := "prune"
+			if req.DryRun {
+				action = "prune --dry-run"
+			}
+			s.audit(ctx, req.Site, req.Actor, action, "", err)
 		}
 	}()
 	return s.prune(ctx, &req)
+}
+
+// PruneSkipped is the report of a run that did not start (another run
+// of the site was going on, or the process was stopping), recorded as
+// refused like any run that found the site busy.
+func (s *Service) PruneSkipped(ctx context.Context, req PruneRequest, why string) *PruneReport {
+	rep := &PruneReport{Site: req.Site, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
+		Skipped: why, Deleted: []PrunedRelease{}, Kept: []KeptRelease{}}
+	s.auditPrune(ctx, req, rep, nil)
+	return rep
 }
 
 // auditPrune records a run: who, dry or not, what came of it. A run that

@@ -227,7 +227,8 @@ func runnerText(l Lock) string {
 	return fmt.Sprintf("host %s, pid %d", l.Host, l.PID)
 }
 
-// recoverHint is what to run to finish a deploy whose runner is gone.
-func recoverHint(site string) string {
-	return fmt.Sprintf("run deploybot recover --site %s to finish it from what AWS serves (deploybot serve also does when it starts)", site)
+// recoverHint says what finishes a deploy whose runner is gone; the
+// door names how (HintRecover).
+func recoverHint() string {
+	return "recovery finishes it from what AWS serves (deploybot serve does when it starts)"
 }

@@ -45,15 +45,13 @@ func (s *Server) Prune(ctx context.Context, req releases.PruneRequest) (*release
 		return nil, err
 	}
 	mu := s.prunes.of(site.Name)
+	req.Site = site.Name
 	if !mu.TryLock() {
-		rep := &releases.PruneReport{Site: site.Name, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
-			Skipped: "another prune of this site is running", Deleted: []releases.PrunedRelease{}, Kept: []releases.KeptRelease{}}
-		return rep, nil
+		return s.Service.PruneSkipped(ctx, req, "another prune of this site is running"), nil
 	}
 	defer mu.Unlock()
 	if !s.begin() {
-		return &releases.PruneReport{Site: site.Name, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
-			Skipped: "deploybot is shutting down", Deleted: []releases.PrunedRelease{}, Kept: []releases.KeptRelease{}}, nil
+		return s.Service.PruneSkipped(ctx, req, "deploybot is shutting down"), nil
 	}
 	defer s.deploys.Done()
 	rep, err := s.Service.Prune(ctx, req)

@@ -63,7 +63,9 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 				if r := w.must("recover"); !strings.Contains(r.stdout, "nothing to recover") {
 					t.Fatalf("recover after ctrl-c:\n%s", r.stdout)
 				}
-				if got := historyTrail(t, w); got != "promote:ok promote:interrupted" {
+				// Ended by itself, nothing resumes it: failed, not
+				// interrupted (which promises a resume and its outcome).
+				if got := historyTrail(t, w); got != "promote:ok promote:failed" {
 					t.Fatalf("history after ctrl-c after the flip: %s", got)
 				}
 				// What the edge serves now is up to its caches: the
@@ -74,7 +76,7 @@ func TestCommandLineDeployWhoseProcessIsGone(t *testing.T) {
 			}
 
 			r := w.expect(1, "whose process (host ", "promote", "v1")
-			if !strings.Contains(r.stderr, "is gone; run deploybot recover --site www") {
+			if !strings.Contains(r.stderr, "is gone; recovery finishes it") || !strings.Contains(r.stderr, "(run deploybot recover --site www)") {
 				t.Fatalf("the refusal does not say how to finish the deploy:\n%s", r.stderr)
 			}
 			var st map[string]any
