@@ -1,7 +1,5 @@
 package releases
 
-
-
 // Hints: what a person may do about a refusal, named apart from any door.
 // The domain does not know whether the person types flags, clicks in a
 // chat or sends JSON; each door renders a hint in its own vocabulary (the
