@@ -25,6 +25,7 @@ type KVSAPI interface {
 	DescribeKeyValueStore(ctx context.Context, in *cloudfrontkeyvaluestore.DescribeKeyValueStoreInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.DescribeKeyValueStoreOutput, error)
 	GetKey(ctx context.Context, in *cloudfrontkeyvaluestore.GetKeyInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.GetKeyOutput, error)
 	PutKey(ctx context.Context, in *cloudfrontkeyvaluestore.PutKeyInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.PutKeyOutput, error)
+	DeleteKey(ctx context.Context, in *cloudfrontkeyvaluestore.DeleteKeyInput, optFns ...func(*cloudfrontkeyvaluestore.Options)) (*cloudfrontkeyvaluestore.DeleteKeyOutput, error)
 }
 
 var _ KVSAPI = (*cloudfrontkeyvaluestore.Client)(nil)

@@ -230,7 +230,9 @@ func (k *KVSSetup) previewKey(ctx context.Context, site releases.Site, rep *KVSS
 // distribution update: the site's function is no longer associated (the
 // site's routing function, when published, takes its place), and the
 // origin path names the release the key holds (none when the key is
-// empty). The function and the store are left as they are: without the
+// empty), and the release-header function is republished without the
+// cohort cookie of rolling releases. The function and the store are left
+// as they are: without the
 // association they cost nothing, and kvs-setup reuses them. It reports
 // false, changing nothing, when the distribution does not run the site's
 // function. The distribution then deploys for minutes, during which edge
@@ -277,6 +279,10 @@ func (k *KVSSetup) Revert(ctx context.Context, site releases.Site) (reverted boo
 	back := site
 	back.Strategy = releases.DefaultStrategy
 	if _, err := setErrorPages(back, dc.DistributionConfig); err != nil {
+		return false, "", err
+	}
+	// The viewer-response function without a kvs site's cohort cookie.
+	if _, _, err := releaseHeader(ctx, k.CF, back, dc.DistributionConfig, aws.ToString(o.Id)); err != nil {
 		return false, "", err
 	}
 	if _, err := k.CF.UpdateDistribution(ctx, &cloudfront.UpdateDistributionInput{Id: aws.String(site.DistributionID), IfMatch: dc.ETag,

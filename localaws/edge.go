@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -86,7 +85,7 @@ func (s *Server) Edge() http.Handler {
 			defer f.Close()
 			if e, err = s.viewerResponse(behavior, r, viewerPath, pop, e); err != nil {
 				w.Header().Set("X-Cache", "FunctionExecutionError from cloudfront")
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				http.Error(w, err.Error(), functionErrorStatus(err))
 				return
 			}
 			for k, v := range e.header {
@@ -103,7 +102,7 @@ func (s *Server) Edge() http.Handler {
 		}
 		if e, err = s.viewerResponse(behavior, r, viewerPath, pop, e); err != nil {
 			w.Header().Set("X-Cache", "FunctionExecutionError from cloudfront")
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, err.Error(), functionErrorStatus(err))
 			return
 		}
 		s.writeCached(w, r, e, now, e.hit)
@@ -126,10 +125,7 @@ func (s *Server) viewerResponse(b cfBehavior, r *http.Request, viewerPath string
 	if err != nil {
 		return nil, fmt.Errorf("the distribution's viewer-response function cannot run: %w", err)
 	}
-	in := fnResponse{StatusCode: e.status, StatusDescription: http.StatusText(e.status), Headers: map[string]fnValue{}}
-	for k, v := range e.header {
-		in.Headers[strings.ToLower(k)] = fnValue{Value: v[0]}
-	}
+	in := fnResponseOf(e.status, e.header)
 	req := fnRequestOf(r)
 	req.URI = viewerPath
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
@@ -139,9 +135,8 @@ func (s *Server) viewerResponse(b cfBehavior, r *http.Request, viewerPath string
 	}
 	out := *e
 	out.status = res.StatusCode
-	out.header = http.Header{}
-	for k, v := range res.Headers {
-		out.header.Set(k, v.Value)
+	if out.header, err = headerOfFnResponse(res, in); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }

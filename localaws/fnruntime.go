@@ -176,6 +176,9 @@ type fnRequest struct {
 type fnValue struct {
 	Value      string `json:"value"`
 	Attributes string `json:"attributes,omitempty"`
+	// MultiValue holds every value of a repeated name, the first included
+	// (fncookies.go).
+	MultiValue []fnValue `json:"multiValue,omitempty"`
 }
 
 // fnResult is what a viewer-request handler returns: the request (maybe
