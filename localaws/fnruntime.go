@@ -38,6 +38,9 @@ type jsFunction struct {
 type jsVM struct {
 	vm      *goja.Runtime
 	handler goja.Callable
+	// parse is the VM's JSON.parse: an event built that way costs far
+	// less than compiling it as a script.
+	parse goja.Callable
 	// get reads a key store for the request being run.
 	get func(kvsID, key string) (string, bool)
 }
@@ -77,6 +80,10 @@ func (f *jsFunction) newVM(imports [][]string) (*jsVM, error) {
 		if err := vm.Set(im[1], modules[im[2]]); err != nil {
 			return nil, err
 		}
+	}
+	var ok bool
+	if j.parse, ok = goja.AssertFunction(vm.Get("JSON").ToObject(vm).Get("parse")); !ok {
+		return nil, errors.New("the runtime has no JSON.parse")
 	}
 	if _, err := vm.RunString(f.src); err != nil {
 		return nil, fmt.Errorf("the function does not compile: %w", err)
@@ -252,7 +259,7 @@ func (f *jsFunction) invoke(event map[string]any, get func(kvsID, key string) (s
 	j.get = get
 	defer func() { j.get = nil }()
 	raw, _ := json.Marshal(event)
-	ev, err := j.vm.RunString("(" + string(raw) + ")")
+	ev, err := j.parse(goja.Undefined(), j.vm.ToValue(string(raw)))
 	if err != nil {
 		return nil, err
 	}
