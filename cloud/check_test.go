@@ -122,6 +122,30 @@ func TestCheckNamesTheFix(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []string{"published code of function test-www is not what this version of deploybot generates", "deploybot kvs-setup --site www --apply"}},
+		{"viewer-response function without the cohort cookie", "us-east-1", cloud.StrategyKVS, func(t *testing.T, a *account, site *releases.Site) {
+			// What an origin-path site runs (or a version before rolling
+			// releases): answers name their release, visitors get no
+			// cohort.
+			ctx := context.Background()
+			name := cloud.ReleaseHeaderName(*site)
+			op := *site
+			op.Strategy = releases.DefaultStrategy
+			old, err := cloud.ReleaseHeaderCode(op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn, err := a.cf.DescribeFunction(ctx, &cloudfront.DescribeFunctionInput{Name: aws.String(name), Stage: cftypes.FunctionStageDevelopment})
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := a.cf.UpdateFunction(ctx, &cloudfront.UpdateFunctionInput{Name: aws.String(name), IfMatch: fn.ETag, FunctionCode: []byte(old), FunctionConfig: fn.FunctionSummary.FunctionConfig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.cf.PublishFunction(ctx, &cloudfront.PublishFunctionInput{Name: aws.String(name), IfMatch: up.ETag}); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"published code of function test-www-release is not what this version of deploybot generates", "deploybot kvs-setup --site www --apply"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, site := setUpSite(t, tc.region, tc.strategy)

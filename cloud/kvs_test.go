@@ -248,6 +248,13 @@ func TestFunctionCodeFitsCloudFront(t *testing.T) {
 	if len(code) > cloud.MaxFunctionSize || !strings.Contains(code, `cf.kvs("4b2f0c6e-1a2b-4c3d-9e8f-0123456789ab")`) || !strings.Contains(code, `const PREFIX = "/www/"`) {
 		t.Fatalf("%d bytes:\n%s", len(code), code)
 	}
+	// The viewer-response function of a kvs site sets the cohort cookie
+	// of rolling releases, within the same limit.
+	site := releases.Site{Name: "www", Prefix: "www/", Strategy: cloud.StrategyKVS}
+	rh, err := cloud.ReleaseHeaderCode(site)
+	if err != nil || len(rh) > cloud.MaxFunctionSize || !strings.Contains(rh, `const COHORT = "deploybot-cohort"`) || !strings.Contains(rh, "Secure; SameSite=Lax") {
+		t.Fatalf("viewer-response function, %d bytes (%v):\n%s", len(rh), err, rh)
+	}
 	// A prefix or site name that would break out of a JS string is quoted.
 	code, err = cloud.FunctionCode(releases.Site{Name: "w\"w", Prefix: "a'b\\/"}, "id")
 	if err != nil || !strings.Contains(code, `const SITE = "w\"w"`) || !strings.Contains(code, `const PREFIX = "/a'b\\/"`) {
