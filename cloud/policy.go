@@ -54,7 +54,8 @@ type Statement struct {
 //   - cloudfront function calls: the checks before a kvs flip and
 //     routing-setup's check (Describe/Get), kvs-setup and routing-setup
 //     (Create/Update/Publish);
-//   - cloudfront-keyvaluestore: the kvs flip, previews.
+//   - cloudfront-keyvaluestore: the kvs flip, previews, rolling releases
+//     (DeleteKey ends one).
 func Policy(role Role, sites []releases.Site, account string) (PolicyDocument, error) {
 	if len(sites) == 0 {
 		return PolicyDocument{}, fmt.Errorf("no sites")
@@ -300,7 +301,8 @@ func cloudFrontStatements(sites []releases.Site, buckets []string, partition, ac
 	}
 	if len(stores) > 0 {
 		out = append(out, Statement{Sid: "FlipByKey", Effect: "Allow", Resource: uniq(stores), Action: []string{
-			"cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"}})
+			"cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey",
+			"cloudfront-keyvaluestore:DeleteKey"}})
 	}
 	return out
 }
