@@ -21,11 +21,12 @@ func asJSON(t *testing.T, v any) string {
 	return string(raw)
 }
 
-// Everything only the store knew is in the bucket after a push, and a
-// new, empty store rebuilt from the bucket and the CDN answers versions,
-// status and history as the lost one did.
-func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
-	h := newHarness(t)
+// leaveEverythingToMirror gives www what only the store knows (deploys,
+// a rollback, a pin, a lock, a freeze, a pruned release), then pushes it
+// to the bucket and checks nothing is left pending and a second push
+// writes nothing.
+func leaveEverythingToMirror(t *testing.T, h *harness) {
+	t.Helper()
 	ctx := context.Background()
 	h.publish("v1", "v2", "v3", "v4")
 	h.promote(t, "v1")
@@ -64,22 +65,36 @@ func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
 			t.Fatalf("nothing mirrored under %s", dir)
 		}
 	}
-	before := func(svc *releases.Service) (string, string, string) {
-		vs, err := svc.Versions(ctx, "www")
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := svc.Status(ctx, "www")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hist, err := svc.History(ctx, "www", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return asJSON(t, vs), asJSON(t, st), asJSON(t, withoutRebuilds(hist))
+}
+
+// answers is what svc answers for www's versions, status and history
+// (rebuild records left out), as JSON.
+func answers(t *testing.T, svc *releases.Service) (versions, status, history string) {
+	t.Helper()
+	ctx := context.Background()
+	vs, err := svc.Versions(ctx, "www")
+	if err != nil {
+		t.Fatal(err)
 	}
-	v0, s0, h0 := before(h.svc)
+	st, err := svc.Status(ctx, "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := svc.History(ctx, "www", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asJSON(t, vs), asJSON(t, st), asJSON(t, withoutRebuilds(hist))
+}
+
+// Everything only the store knew is in the bucket after a push, and a
+// new, empty store rebuilt from the bucket and the CDN answers versions,
+// status and history as the lost one did.
+func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	leaveEverythingToMirror(t, h)
+	v0, s0, h0 := answers(t, h.svc)
 
 	// The volume is lost: a new store, the same bucket and CDN.
 	db2, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
@@ -98,7 +113,7 @@ func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
 	if rep.Releases != 4 || rep.Deploys != 4 || rep.Pins != 1 || rep.Lock == nil || rep.Freeze == nil || rep.Live != "v2" || rep.Audit == 0 {
 		t.Fatalf("rebuild report %+v", rep)
 	}
-	v1, s1, h1 := before(&svc2)
+	v1, s1, h1 := answers(t, &svc2)
 	for _, c := range []struct{ what, was, now string }{{"versions", v0, v1}, {"status", s0, s1}, {"history", h0, h1}} {
 		if c.was != c.now {
 			t.Errorf("%s differs after the rebuild:\nwas %s\nnow %s", c.what, c.was, c.now)
@@ -109,7 +124,7 @@ func TestLostStoreIsRebuiltFromTheBucket(t *testing.T) {
 	if _, err := svc2.Rebuild(ctx, "www"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, h2 := before(&svc2); h2 != h1 {
+	if _, _, h2 := answers(t, &svc2); h2 != h1 {
 		t.Fatal("a second rebuild changed the history")
 	}
 	hist, err := svc2.History(ctx, "www", 0)
