@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
@@ -198,81 +197,102 @@ func TestDirectPutCreateOnly(t *testing.T) {
 	}
 }
 
-// TestDirectPutFaults: a request that fails on the way (an error answer,
-// a connection closed without one) is sent again through the SDK, which
-// retries with its own backoff; the object arrives once, whole.
-func TestDirectPutFaults(t *testing.T) {
-	ctx := context.Background()
-	endpoint := testaws.StartVersityGW(t)
-	target, _ := url.Parse(endpoint)
+// faultyFront is a proxy in front of a real S3 server that can break
+// requests on the way: fault decides, per request, whether it answered
+// itself; seen counts the PUTs that reached the proxy.
+type faultyFront struct {
+	s3c   *s3.Client
+	fault atomic.Value // func(w, r) bool: true when it answered
+	seen  atomic.Int64
+}
+
+func newFaultyFront(t *testing.T) *faultyFront {
+	t.Helper()
+	target, _ := url.Parse(testaws.StartVersityGW(t))
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	var fault atomic.Value // func(w, r) bool: true when it answered
-	fault.Store(func(http.ResponseWriter, *http.Request) bool { return false })
-	var seen atomic.Int64
+	f := &faultyFront{}
+	f.pass()
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut {
-			seen.Add(1)
+			f.seen.Add(1)
 		}
-		if fault.Load().(func(http.ResponseWriter, *http.Request) bool)(w, r) {
+		if f.fault.Load().(func(http.ResponseWriter, *http.Request) bool)(w, r) {
 			return
 		}
 		proxy.ServeHTTP(w, r)
 	}))
-	defer front.Close()
-	s3c := versityClient(t, front.URL)
+	t.Cleanup(front.Close)
+	f.s3c = versityClient(t, front.URL)
+	return f
+}
 
-	once := func(f func(http.ResponseWriter, *http.Request)) {
-		var done atomic.Bool
-		fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.Method != http.MethodPut || done.Swap(true) {
-				return false
-			}
-			f(w, r)
-			return true
-		})
-	}
-	// direct closes the connection of every request but the SDK's (which
-	// names its invocation): the transport's own resend on a new
-	// connection fails too.
-	hangUp := func(w http.ResponseWriter, r *http.Request) {
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			conn.Close()
+// pass lets every request through.
+func (f *faultyFront) pass() {
+	f.fault.Store(func(http.ResponseWriter, *http.Request) bool { return false })
+}
+
+// once answers the first PUT with fault.
+func (f *faultyFront) once(fault func(http.ResponseWriter, *http.Request)) {
+	var done atomic.Bool
+	f.fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || done.Swap(true) {
+			return false
 		}
+		fault(w, r)
+		return true
+	})
+}
+
+// direct answers with fault every PUT but the SDK's (which names its
+// invocation): the transport's own resend on a new connection fails too.
+func (f *faultyFront) direct(fault func(http.ResponseWriter, *http.Request)) {
+	f.fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || r.Header.Get("Amz-Sdk-Invocation-Id") != "" {
+			return false
+		}
+		fault(w, r)
+		return true
+	})
+}
+
+// hangUp closes the connection without an answer.
+func hangUp(w http.ResponseWriter, r *http.Request) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
 	}
-	direct := func(f func(http.ResponseWriter, *http.Request)) {
-		fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.Method != http.MethodPut || r.Header.Get("Amz-Sdk-Invocation-Id") != "" {
-				return false
-			}
-			f(w, r)
-			return true
-		})
-	}
+}
+
+func slowDown(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+}
+
+// TestDirectPutFaults: a request that fails on the way (an error answer,
+// a connection closed without one) is sent again through the SDK, which
+// retries with its own backoff; the object arrives once, whole.
+func TestDirectPutFaults(t *testing.T) {
+	f := newFaultyFront(t)
 	cases := []struct {
 		name  string
 		fault func()
 	}{
-		{"503 SlowDown", func() {
-			once(func(w http.ResponseWriter, r *http.Request) {
-				io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
-			})
-		}},
-		{"connection closed", func() { direct(hangUp) }},
+		{"503 SlowDown", func() { f.once(slowDown) }},
+		{"connection closed", func() { f.direct(hangUp) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d := cloud.NewDirectPut(s3c, nil)
+			ctx := context.Background()
+			d := cloud.NewDirectPut(f.s3c, nil)
 			c.fault()
-			seen.Store(0)
+			f.seen.Store(0)
 			key := "www/v1/" + strings.ReplaceAll(c.name, " ", "-") + ".html"
 			body := []byte(strings.Repeat("x", 10_000))
 			if _, err := d.PutObject(ctx, upload("site", key, body)); err != nil {
 				t.Fatal(err)
 			}
-			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String(key)})
+			out, err := f.s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String(key)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,236 +301,91 @@ func TestDirectPutFaults(t *testing.T) {
 			if !bytes.Equal(got, body) {
 				t.Fatalf("stored %d bytes, want %d", len(got), len(body))
 			}
-			if d.Stats().Fallbacks.Load() != 1 || d.Stats().Direct.Load() != 0 || seen.Load() < 2 {
-				t.Fatalf("fallbacks %d, direct %d, PUTs seen %d: want the direct one and the SDK's", d.Stats().Fallbacks.Load(), d.Stats().Direct.Load(), seen.Load())
+			if d.Stats().Fallbacks.Load() != 1 || d.Stats().Direct.Load() != 0 || f.seen.Load() < 2 {
+				t.Fatalf("fallbacks %d, direct %d, PUTs seen %d: want the direct one and the SDK's", d.Stats().Fallbacks.Load(), d.Stats().Direct.Load(), f.seen.Load())
 			}
 		})
 	}
+	t.Run("file body, connection closed", func(t *testing.T) { testFileBodySurvivesTheDirectTry(t, f) })
+	t.Run("idle connection closed", func(t *testing.T) { testIdleConnectionClosed(t, f) })
+	t.Run("cancelled", func(t *testing.T) { testCancelledIsNotSentAgain(t, f) })
+}
 
-	// A file body survives the direct attempt (the transport closes a
-	// request's body; the caller's file must stay open for the SDK).
-	t.Run("file body, connection closed", func(t *testing.T) {
-		d := cloud.NewDirectPut(s3c, nil)
-		direct(hangUp)
-		body := bytes.Repeat([]byte("file "), 5000)
-		p := filepath.Join(t.TempDir(), "page.html")
-		if err := os.WriteFile(p, body, 0o644); err != nil {
-			t.Fatal(err)
+// testFileBodySurvivesTheDirectTry: a file body survives the direct
+// attempt (the transport closes a request's body; the caller's file must
+// stay open for the SDK).
+func testFileBodySurvivesTheDirectTry(t *testing.T, f *faultyFront) {
+	d := cloud.NewDirectPut(f.s3c, nil)
+	f.direct(hangUp)
+	body := bytes.Repeat([]byte("file "), 5000)
+	p := filepath.Join(t.TempDir(), "page.html")
+	if err := os.WriteFile(p, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	in := upload("site", "www/v1/from-file.html", body)
+	in.Body = fh
+	if _, err := d.PutObject(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if d.Stats().Fallbacks.Load() != 1 {
+		t.Fatalf("fallbacks %d", d.Stats().Fallbacks.Load())
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		t.Fatalf("the caller's file was closed: %v", err)
+	}
+}
+
+// testIdleConnectionClosed: a kept-alive connection the server has
+// closed is the transport's to retry (the request is marked idempotent),
+// not a failure: no pause.
+func testIdleConnectionClosed(t *testing.T, f *faultyFront) {
+	d := cloud.NewDirectPut(f.s3c, nil)
+	var mu sync.Mutex
+	served := map[string]int{}
+	var closed atomic.Bool
+	f.fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut {
+			return false
 		}
-		fh, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
+		mu.Lock()
+		served[r.RemoteAddr]++
+		again := served[r.RemoteAddr] > 1
+		mu.Unlock()
+		if !again || closed.Swap(true) {
+			return false
 		}
-		defer fh.Close()
-		in := upload("site", "www/v1/from-file.html", body)
-		in.Body = fh
-		if _, err := d.PutObject(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		if d.Stats().Fallbacks.Load() != 1 {
-			t.Fatalf("fallbacks %d", d.Stats().Fallbacks.Load())
-		}
-		if _, err := fh.Seek(0, io.SeekStart); err != nil {
-			t.Fatalf("the caller's file was closed: %v", err)
-		}
+		hangUp(w, r)
+		return true
 	})
+	for i := range 3 {
+		if _, err := d.PutObject(context.Background(), upload("site", fmt.Sprintf("www/v1/keepalive-%d.html", i), []byte("k"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !closed.Load() {
+		t.Fatal("no request came on a reused connection")
+	}
+	if d.Stats().Direct.Load() != 3 || d.Stats().Fallbacks.Load() != 0 {
+		t.Fatalf("direct %d, fallbacks %d: want the transport's own resend", d.Stats().Direct.Load(), d.Stats().Fallbacks.Load())
+	}
+}
 
-	// A kept-alive connection the server has closed is the transport's to
-	// retry (the request is marked idempotent), not a failure: no pause.
-	t.Run("idle connection closed", func(t *testing.T) {
-		d := cloud.NewDirectPut(s3c, nil)
-		var mu sync.Mutex
-		served := map[string]int{}
-		var closed atomic.Bool
-		fault.Store(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.Method != http.MethodPut {
-				return false
-			}
-			mu.Lock()
-			served[r.RemoteAddr]++
-			again := served[r.RemoteAddr] > 1
-			mu.Unlock()
-			if !again || closed.Swap(true) {
-				return false
-			}
-			hangUp(w, r)
-			return true
-		})
-		for i := range 3 {
-			if _, err := d.PutObject(ctx, upload("site", fmt.Sprintf("www/v1/keepalive-%d.html", i), []byte("k"))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !closed.Load() {
-			t.Fatal("no request came on a reused connection")
-		}
-		if d.Stats().Direct.Load() != 3 || d.Stats().Fallbacks.Load() != 0 {
-			t.Fatalf("direct %d, fallbacks %d: want the transport's own resend", d.Stats().Direct.Load(), d.Stats().Fallbacks.Load())
-		}
-	})
-
-	// A cancelled upload is not sent again.
-	fault.Store(func(w http.ResponseWriter, r *http.Request) bool { return false })
-	d := cloud.NewDirectPut(s3c, nil)
-	cctx, cancel := context.WithCancel(ctx)
+// testCancelledIsNotSentAgain: a cancelled upload is not sent again.
+func testCancelledIsNotSentAgain(t *testing.T, f *faultyFront) {
+	f.pass()
+	d := cloud.NewDirectPut(f.s3c, nil)
+	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	seen.Store(0)
+	f.seen.Store(0)
 	if _, err := d.PutObject(cctx, upload("site", "www/v1/cancelled.html", []byte("x"))); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
-	if seen.Load() != 0 || d.Stats().Fallbacks.Load() != 0 {
-		t.Fatalf("cancelled: %d PUTs seen, %d fallbacks", seen.Load(), d.Stats().Fallbacks.Load())
+	if f.seen.Load() != 0 || d.Stats().Fallbacks.Load() != 0 {
+		t.Fatalf("cancelled: %d PUTs seen, %d fallbacks", f.seen.Load(), d.Stats().Fallbacks.Load())
 	}
 }
-
-// capture answers every request 200 and keeps it, for comparing what
-// DirectPut sends with what the SDK sends, without a network.
-type capture struct {
-	mu   sync.Mutex
-	reqs []*http.Request
-}
-
-func (c *capture) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	c.mu.Lock()
-	c.reqs = append(c.reqs, r)
-	c.mu.Unlock()
-	return &http.Response{StatusCode: 200, Header: http.Header{"Etag": {`"abc"`}}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
-}
-
-func (c *capture) last() *http.Request {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.reqs[len(c.reqs)-1]
-}
-
-// TestDirectPutSendsTheSDKsRequest: for the same input, against AWS's
-// own endpoint rules, the direct request goes to the same URL with the
-// same headers as the SDK's, signed for the same scope; buckets the rules
-// send elsewhere (S3 Express, access points) and inputs that are not a
-// plain upload go through the SDK.
-func TestDirectPutSendsTheSDKsRequest(t *testing.T) {
-	ctx := context.Background()
-	for _, c := range []struct {
-		name, region, bucket string
-		pathStyle            bool
-		token                string
-		direct               bool
-		url                  string
-	}{
-		{"virtual-hosted", "us-west-2", "my-site", false, "", true, "https://my-site.s3.us-west-2.amazonaws.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
-		{"session token", "eu-central-1", "my-site", false, "FQoGZXIvYXdzEJr//token", true, "https://my-site.s3.eu-central-1.amazonaws.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
-		{"dotted bucket, path-style", "us-east-1", "www.example.com", false, "", true, "https://s3.us-east-1.amazonaws.com/www.example.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
-		{"forced path-style", "ap-southeast-2", "my-site", true, "", true, "https://s3.ap-southeast-2.amazonaws.com/my-site/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
-		{"S3 Express", "us-west-2", "my-site--usw2-az1--x-s3", false, "", false, ""},
-		{"access point ARN", "us-west-2", "arn:aws:s3:us-west-2:123456789012:accesspoint/site", false, "", true, "https://site-123456789012.s3-accesspoint.us-west-2.amazonaws.com/www/v1/a%20b/%C3%BC%2B.html?x-id=PutObject"},
-		{"multi-region access point (SigV4A)", "us-west-2", "arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", false, "", false, ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			hc := &capture{}
-			client := s3.New(s3.Options{Region: c.region, UsePathStyle: c.pathStyle, HTTPClient: hc,
-				Credentials: aws.NewCredentialsCache(credentialsFunc(func(context.Context) (aws.Credentials, error) {
-					return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret", SessionToken: c.token}, nil
-				}))})
-			d := cloud.NewDirectPut(client, nil)
-			key := "www/v1/a b/ü+.html"
-			body := []byte("<h1>hello</h1>")
-			if _, err := d.PutObject(ctx, upload(c.bucket, key, body)); err != nil && c.direct {
-				t.Fatal(err)
-			}
-			if got := d.Stats().Direct.Load() == 1; got != c.direct {
-				t.Fatalf("direct: %v, want %v (sdk %d)", got, c.direct, d.Stats().SDK.Load())
-			}
-			if !c.direct {
-				return
-			}
-			mine := hc.last()
-			if _, err := client.PutObject(ctx, upload(c.bucket, key, body), func(o *s3.Options) {
-				o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
-			}); err != nil {
-				t.Fatal(err)
-			}
-			sdk := hc.last()
-			if mine.URL.String() != c.url || sdk.URL.String() != c.url {
-				t.Fatalf("url %s; the SDK's %s; want %s", mine.URL, sdk.URL, c.url)
-			}
-			for _, h := range []string{"Content-Type", "Cache-Control", "Content-Encoding", "Content-Length", "X-Amz-Meta-Deploybot-Release",
-				"X-Amz-Checksum-Sha256", "X-Amz-Content-Sha256", "X-Amz-Security-Token"} {
-				if mine.Header.Get(h) != sdk.Header.Get(h) {
-					t.Errorf("%s: %q; the SDK sends %q", h, mine.Header.Get(h), sdk.Header.Get(h))
-				}
-			}
-			if mine.ContentLength != int64(len(body)) {
-				t.Errorf("content length %d", mine.ContentLength)
-			}
-			scope := func(r *http.Request) string {
-				a := r.Header.Get("Authorization")
-				_, cred, _ := strings.Cut(a, "Credential=")
-				cred, _, _ = strings.Cut(cred, ",")
-				_, s, _ := strings.Cut(cred, "/")
-				_, s, _ = strings.Cut(s, "/") // past the date
-				return s
-			}
-			if scope(mine) != scope(sdk) || scope(mine) != c.region+"/s3/aws4_request" {
-				t.Errorf("signed for %q; the SDK for %q", scope(mine), scope(sdk))
-			}
-			signed := func(r *http.Request) string {
-				_, s, _ := strings.Cut(r.Header.Get("Authorization"), "SignedHeaders=")
-				s, _, _ = strings.Cut(s, ",")
-				return s
-			}
-			for _, h := range []string{"host", "x-amz-checksum-sha256", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-deploybot-release"} {
-				if !strings.Contains(";"+signed(mine)+";", ";"+h+";") {
-					t.Errorf("%s is not signed: %s", h, signed(mine))
-				}
-			}
-			if c.token != "" && !strings.Contains(signed(mine), "x-amz-security-token") {
-				t.Errorf("the session token is not signed: %s", signed(mine))
-			}
-		})
-	}
-
-	// Inputs that are not a plain upload keep the SDK's way.
-	hc := &capture{}
-	client := s3.New(s3.Options{Region: "us-east-1", HTTPClient: hc, Credentials: aws.NewCredentialsCache(credentialsFunc(
-		func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret"}, nil
-		}))})
-	d := cloud.NewDirectPut(client, nil)
-	conditional := upload("b", "k", []byte("x"))
-	conditional.IfMatch = aws.String(`"etag"`)
-	unchecked := upload("b", "k", []byte("x"))
-	unchecked.ChecksumSHA256 = nil
-	large := upload("b", "k", make([]byte, cloud.DirectMaxSize+1))
-	unseekable := upload("b", "k", []byte("x"))
-	unseekable.Body = io.MultiReader(bytes.NewReader([]byte("x")))
-	for name, in := range map[string]*s3.PutObjectInput{"conditional": conditional, "no checksum": unchecked, "large": large, "unseekable": unseekable} {
-		before := d.Stats().SDK.Load()
-		if _, err := d.PutObject(ctx, in); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if d.Stats().SDK.Load() != before+1 || d.Stats().Direct.Load() != 0 {
-			t.Fatalf("%s went directly", name)
-		}
-	}
-	if _, err := d.PutObject(ctx, upload("b", "k", []byte("x")), func(o *s3.Options) {}); err != nil || d.Stats().Direct.Load() != 0 {
-		t.Fatalf("with optFns: %v, direct %d", err, d.Stats().Direct.Load())
-	}
-	if _, err := d.PutObject(ctx, conditional); err != nil || hc.last().Header.Get("If-Match") != `"etag"` {
-		t.Fatalf("the condition was dropped: %v %q", err, hc.last().Header.Get("If-Match"))
-	}
-	// A release file's create-only upload (If-None-Match: *) is a plain
-	// upload: it goes directly, with its condition.
-	createOnly := upload("b", "k", []byte("x"))
-	createOnly.IfNoneMatch = aws.String("*")
-	if _, err := d.PutObject(ctx, createOnly); err != nil || d.Stats().Direct.Load() != 1 || hc.last().Header.Get("If-None-Match") != "*" {
-		t.Fatalf("create-only upload: %v, direct %d, If-None-Match %q", err, d.Stats().Direct.Load(), hc.last().Header.Get("If-None-Match"))
-	}
-}
-
-type credentialsFunc func(context.Context) (aws.Credentials, error)
-
-func (f credentialsFunc) Retrieve(ctx context.Context) (aws.Credentials, error) { return f(ctx) }

@@ -75,6 +75,90 @@ func actions(rep *cloud.SetupReport) string {
 	return strings.Join(out, ", ")
 }
 
+// planAndApply plans site on an empty account (which creates nothing),
+// applies the plan, and returns the report and the site with the ids
+// the apply recorded.
+func (a *account) planAndApply(t *testing.T, su *cloud.Setup, site releases.Site) (*cloud.SetupReport, releases.Site) {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := su.Plan(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(plan); !strings.Contains(got, "create bucket") || !strings.Contains(got, "create origin") || !strings.Contains(got, "create distribution") || !strings.Contains(got, "create functions") {
+		t.Fatalf("plan on an empty account: %s", got)
+	}
+	if _, err := a.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(site.Bucket)}); err == nil {
+		t.Fatal("the plan created the bucket")
+	}
+
+	rep, err := su.Apply(ctx, site)
+	if err != nil {
+		t.Fatalf("apply: %v (steps: %s)", err, actions(rep))
+	}
+	id := rep.Record["distribution_id"]
+	if id == "" || rep.DistributionID != id || !strings.HasPrefix(rep.DistributionARN, "arn:aws:cloudfront::") {
+		t.Fatalf("apply recorded %v, report %+v", rep.Record, rep)
+	}
+	site.DistributionID = id
+	if site.Strategy == cloud.StrategyKVS {
+		if site.KVSARN = rep.Record["kvs.arn"]; site.KVSARN == "" {
+			t.Fatalf("kvs apply recorded no store: %v", rep.Record)
+		}
+	}
+	return rep, site
+}
+
+// checkBucketPolicy checks the bucket's policy is one statement, for the
+// distribution distARN alone.
+func (a *account) checkBucketPolicy(t *testing.T, site releases.Site, distARN string) {
+	t.Helper()
+	pol, err := a.s3.GetBucketPolicy(context.Background(), &s3.GetBucketPolicyInput{Bucket: aws.String(site.Bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Statement []cloud.Statement }
+	if err := json.Unmarshal([]byte(aws.ToString(pol.Policy)), &doc); err != nil || len(doc.Statement) != 1 ||
+		doc.Statement[0].Condition["StringEquals"]["AWS:SourceArn"][0] != distARN {
+		t.Fatalf("bucket policy %s (%v)", aws.ToString(pol.Policy), err)
+	}
+}
+
+// publishAndPromote publishes release v1 of site and promotes it with
+// the site's strategy, after its preflight.
+func (a *account) publishAndPromote(t *testing.T, site releases.Site) {
+	t.Helper()
+	ctx := context.Background()
+	bucket := &cloud.S3Bucket{Client: a.s3}
+	for _, f := range []struct{ path, body string }{{"index.html", "<title>release v1</title>"}, {"404.html", "not here"}} {
+		if err := bucket.PutFile(ctx, site, "v1", releases.File{Path: f.path, Body: strings.NewReader(f.body), Size: int64(len(f.body)), ContentType: "text/html"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: "v1", PublishedAt: time.Now().UTC(),
+		Files: []releases.ManifestFile{{Path: "index.html", Size: 26}, {Path: "404.html", Size: 8}}}); err != nil {
+		t.Fatal(err)
+	}
+	var cdn releases.CDN = &cloud.OriginPath{Client: a.cf, PollInterval: 10 * time.Millisecond}
+	if site.Strategy == cloud.StrategyKVS {
+		cdn = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: time.Millisecond, Pages: bucket}
+	}
+	if pf, ok := cdn.(releases.Preflighter); ok {
+		if err := pf.Preflight(ctx, site); err != nil {
+			t.Fatalf("preflight after setup: %v", err)
+		}
+	}
+	cur, err := cdn.Current(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cdn.Plan(site, cur, "v1", "d1") {
+		if err := s.Run(ctx); err != nil {
+			t.Fatalf("%s: %v", s.Phase, err)
+		}
+	}
+}
+
 // From an empty account to a live site: setup plans, applies, records the
 // ids the configuration lacks; a second apply changes nothing; a release
 // published and promoted is what the edge serves, through the origin
@@ -86,78 +170,15 @@ func TestSetupFromAnEmptyAccount(t *testing.T) {
 			ctx := context.Background()
 			site := releases.Site{Name: "www", Install: "test", Bucket: "fresh-site", Prefix: "www/", Strategy: strategy, Routing: releases.DefaultRouting}
 			su := a.setup()
-
-			plan, err := su.Plan(ctx, site)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := actions(plan); !strings.Contains(got, "create bucket") || !strings.Contains(got, "create origin") || !strings.Contains(got, "create distribution") || !strings.Contains(got, "create functions") {
-				t.Fatalf("plan on an empty account: %s", got)
-			}
-			if _, err := a.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(site.Bucket)}); err == nil {
-				t.Fatal("the plan created the bucket")
-			}
-
-			rep, err := su.Apply(ctx, site)
-			if err != nil {
-				t.Fatalf("apply: %v (steps: %s)", err, actions(rep))
-			}
-			id := rep.Record["distribution_id"]
-			if id == "" || rep.DistributionID != id || !strings.HasPrefix(rep.DistributionARN, "arn:aws:cloudfront::") {
-				t.Fatalf("apply recorded %v, report %+v", rep.Record, rep)
-			}
-			site.DistributionID = id
-			if strategy == cloud.StrategyKVS {
-				if site.KVSARN = rep.Record["kvs.arn"]; site.KVSARN == "" {
-					t.Fatalf("kvs apply recorded no store: %v", rep.Record)
-				}
-			}
+			rep, site := a.planAndApply(t, su, site)
 
 			again, err := su.Apply(ctx, site)
 			if err != nil || again.Changes() != 0 || len(again.Record) != 0 {
 				t.Fatalf("second apply: %v, %d changes (%s), record %v", err, again.Changes(), actions(again), again.Record)
 			}
+			a.checkBucketPolicy(t, site, rep.DistributionARN)
 
-			// What the bucket and the distribution became.
-			pol, err := a.s3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(site.Bucket)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var doc struct{ Statement []cloud.Statement }
-			if err := json.Unmarshal([]byte(aws.ToString(pol.Policy)), &doc); err != nil || len(doc.Statement) != 1 ||
-				doc.Statement[0].Condition["StringEquals"]["AWS:SourceArn"][0] != rep.DistributionARN {
-				t.Fatalf("bucket policy %s (%v)", aws.ToString(pol.Policy), err)
-			}
-
-			// Publish and promote; the edge serves the release.
-			bucket := &cloud.S3Bucket{Client: a.s3}
-			for _, f := range []struct{ path, body string }{{"index.html", "<title>release v1</title>"}, {"404.html", "not here"}} {
-				if err := bucket.PutFile(ctx, site, "v1", releases.File{Path: f.path, Body: strings.NewReader(f.body), Size: int64(len(f.body)), ContentType: "text/html"}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := bucket.WriteManifest(ctx, site, &releases.Manifest{Version: "v1", PublishedAt: time.Now().UTC(),
-				Files: []releases.ManifestFile{{Path: "index.html", Size: 26}, {Path: "404.html", Size: 8}}}); err != nil {
-				t.Fatal(err)
-			}
-			var cdn releases.CDN = &cloud.OriginPath{Client: a.cf, PollInterval: 10 * time.Millisecond}
-			if strategy == cloud.StrategyKVS {
-				cdn = &cloud.KVS{Client: a.kvs, CF: a.cf, Propagation: time.Millisecond, Pages: bucket}
-			}
-			if pf, ok := cdn.(releases.Preflighter); ok {
-				if err := pf.Preflight(ctx, site); err != nil {
-					t.Fatalf("preflight after setup: %v", err)
-				}
-			}
-			cur, err := cdn.Current(ctx, site)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, s := range cdn.Plan(site, cur, "v1", "d1") {
-				if err := s.Run(ctx); err != nil {
-					t.Fatalf("%s: %v", s.Phase, err)
-				}
-			}
+			a.publishAndPromote(t, site)
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				code, body := a.page(t, "/")

@@ -14,6 +14,8 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/deploybot/deploybot/releases"
 )
 
 // tfSchema is what the test is sure the hashicorp/aws provider has: a
@@ -144,208 +146,269 @@ func tfString(t *testing.T, ctx *hcl.EvalContext, a *hclsyntax.Attribute) string
 	return v.AsString()
 }
 
+// tfDoc is one site's Terraform, parsed, with its references resolved
+// to fake ids; checkBlocks indexes the resources the other checks read.
+type tfDoc struct {
+	site     releases.Site
+	raw      []byte
+	body     *hclsyntax.Body
+	ctx      *hcl.EvalContext
+	declared map[string]bool
+	byType   map[string][]*hclsyntax.Block
+}
+
+func parseTF(t *testing.T, site releases.Site) *tfDoc {
+	t.Helper()
+	raw, err := Template(site, FormatTerraform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, diags := hclsyntax.ParseConfig(raw, "site.tf", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatalf("not HCL: %v\n%s", diags, raw)
+	}
+	body := f.Body.(*hclsyntax.Body)
+	return &tfDoc{site: site, raw: raw, body: body, ctx: tfContext(t, body),
+		declared: map[string]bool{}, byType: map[string][]*hclsyntax.Block{}}
+}
+
+func (d *tfDoc) kvs() bool { return d.site.Strategy == StrategyKVS }
+
+func (d *tfDoc) str(t *testing.T, a *hclsyntax.Attribute) string {
+	t.Helper()
+	return tfString(t, d.ctx, a)
+}
+
+// checkBlocks checks every top-level block against what the provider
+// has, and indexes the declared resources and data sources.
+func (d *tfDoc) checkBlocks(t *testing.T) {
+	t.Helper()
+	for _, b := range d.body.Blocks {
+		switch b.Type {
+		case "resource":
+			s, ok := tfProvider[b.Labels[0]]
+			if !ok {
+				t.Errorf("resource type %s is not one the test knows", b.Labels[0])
+				continue
+			}
+			checkTFBody(t, b.Labels[0], b.Body, s)
+			for _, need := range tfRequiredBlocks[b.Labels[0]] {
+				found := false
+				for _, sub := range b.Body.Blocks {
+					found = found || sub.Type == need
+				}
+				if !found {
+					t.Errorf("%s: block %s missing", b.Labels[0], need)
+				}
+			}
+			d.declared[b.Labels[0]+"."+b.Labels[1]] = true
+			d.byType[b.Labels[0]] = append(d.byType[b.Labels[0]], b)
+		case "data":
+			if _, ok := tfData[b.Labels[0]]; !ok {
+				t.Errorf("data source %s is not one the test knows", b.Labels[0])
+			}
+			d.declared["data."+b.Labels[0]+"."+b.Labels[1]] = true
+		case "output":
+		default:
+			t.Errorf("top-level block %s", b.Type)
+		}
+	}
+}
+
+// checkReferences checks that every reference names a declared resource
+// and an attribute it exports.
+func (d *tfDoc) checkReferences(t *testing.T) {
+	t.Helper()
+	hclsyntax.VisitAll(d.body, func(n hclsyntax.Node) hcl.Diagnostics {
+		e, ok := n.(*hclsyntax.ScopeTraversalExpr)
+		if !ok {
+			return nil
+		}
+		tr := e.Traversal
+		names := []string{tr.RootName()}
+		for _, step := range tr[1:] {
+			if a, ok := step.(hcl.TraverseAttr); ok {
+				names = append(names, a.Name)
+			}
+		}
+		if len(names) == 1 && names[0] == "origin" { // lifecycle.ignore_changes
+			return nil
+		}
+		schemas, typ, rest := tfProvider, names[0], names[1:]
+		if names[0] == "data" {
+			schemas, typ, rest = tfData, names[1], names[2:]
+		}
+		if len(rest) != 2 || !d.declared[strings.Join(names[:len(names)-1], ".")] || !containsString(schemas[typ].exported, rest[1]) {
+			t.Errorf("reference %s: not an exported attribute of a declared resource", strings.Join(names, "."))
+		}
+		return nil
+	})
+}
+
+// checkResources checks each resource is declared once, under setup's
+// names, and that the policy, evaluated, is setup's statement for this
+// distribution.
+func (d *tfDoc) checkResources(t *testing.T) {
+	t.Helper()
+	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls",
+		"aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_policy", "aws_cloudfront_origin_access_control", "aws_cloudfront_distribution"} {
+		if len(d.byType[typ]) != 1 {
+			t.Fatalf("%d resources of type %s, want 1", len(d.byType[typ]), typ)
+		}
+	}
+	if got := len(d.byType["aws_cloudfront_key_value_store"]); got != map[bool]int{true: 1}[d.kvs()] {
+		t.Errorf("%d key value stores", got)
+	}
+	if d.kvs() {
+		if n := d.str(t, d.byType["aws_cloudfront_key_value_store"][0].Body.Attributes["name"]); n != KVSName(d.site) {
+			t.Errorf("key value store %s, want %s", n, KVSName(d.site))
+		}
+	}
+	if n := d.str(t, d.byType["aws_cloudfront_origin_access_control"][0].Body.Attributes["name"]); n != OACName(d.site) {
+		t.Errorf("origin access control %s, want %s", n, OACName(d.site))
+	}
+	pol := d.str(t, d.byType["aws_s3_bucket_policy"][0].Body.Attributes["policy"])
+	var doc struct{ Statement []any }
+	if err := json.Unmarshal([]byte(pol), &doc); err != nil || len(doc.Statement) != 1 {
+		t.Fatalf("policy %s: %v", pol, err)
+	}
+	if got, want := statementJSON(t, doc.Statement[0]), statementJSON(t, ReadStatement(d.site, fakeDistARN)); got != want {
+		t.Errorf("bucket policy statement\n got %s\nwant %s", got, want)
+	}
+}
+
+// checkFunctions checks the functions are setup's, with the generator's
+// code, and returns the ARN each event type should be associated with.
+func (d *tfDoc) checkFunctions(t *testing.T) map[string]string {
+	t.Helper()
+	fns := wantFunctions(t, d.site)
+	arns := map[string]string{}
+	for _, b := range d.byType["aws_cloudfront_function"] {
+		name := d.str(t, b.Body.Attributes["name"])
+		w, ok := fns[name]
+		if !ok {
+			t.Errorf("function %s is not one setup makes", name)
+			continue
+		}
+		if code := d.str(t, b.Body.Attributes["code"]); code != w[0] {
+			t.Errorf("function %s: its code is not what the generator makes:\n%s", name, code)
+		}
+		if d.str(t, b.Body.Attributes["runtime"]) != FunctionRuntime {
+			t.Errorf("function %s: runtime", name)
+		}
+		if a, ok := b.Body.Attributes["key_value_store_associations"]; ok != (name == FunctionName(d.site) && d.kvs()) {
+			t.Errorf("function %s: key_value_store_associations present %v", name, ok)
+		} else if ok {
+			v, diags := a.Expr.Value(d.ctx)
+			if diags.HasErrors() || v.LengthInt() != 1 || v.Index(cty.NumberIntVal(0)).AsString() != fakeKVSARN {
+				t.Errorf("function %s reads %#v", name, v)
+			}
+		}
+		arns[w[1]] = fakeFunctionARN(name)
+	}
+	if len(arns) != len(fns) {
+		t.Errorf("functions %v, want %v", arns, fns)
+	}
+	return arns
+}
+
+// checkDistribution checks the distribution's one origin, its function
+// associations (against arns), error responses and lifecycle.
+func (d *tfDoc) checkDistribution(t *testing.T, arns map[string]string) {
+	t.Helper()
+	dist := d.byType["aws_cloudfront_distribution"][0].Body
+	got := map[string]string{}
+	var origins int
+	var gotErrs []errorSpec
+	var ignore string
+	for _, b := range dist.Blocks {
+		switch b.Type {
+		case "origin":
+			origins++
+			if _, ok := b.Body.Attributes["origin_path"]; ok {
+				t.Errorf("the origin declares origin_path")
+			}
+			if d.str(t, b.Body.Attributes["domain_name"]) != fakeDomain || d.str(t, b.Body.Attributes["origin_access_control_id"]) != fakeOAC {
+				t.Errorf("origin: not the bucket through the origin access control")
+			}
+		case "default_cache_behavior":
+			for _, fa := range b.Body.Blocks {
+				got[d.str(t, fa.Body.Attributes["event_type"])] = d.str(t, fa.Body.Attributes["function_arn"])
+			}
+		case "custom_error_response":
+			num := func(name string) int64 {
+				v, diags := b.Body.Attributes[name].Expr.Value(d.ctx)
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				i, _ := v.AsBigFloat().Int64()
+				return i
+			}
+			gotErrs = append(gotErrs, errorSpec{int32(num("error_code")), d.str(t, b.Body.Attributes["response_page_path"]), fmt.Sprint(num("response_code")), num("error_caching_min_ttl")})
+		case "lifecycle":
+			ignore = string(b.Body.Attributes["ignore_changes"].SrcRange.SliceBytes(d.raw))
+		}
+	}
+	if origins != 1 {
+		t.Errorf("%d origins", origins)
+	}
+	if !reflect.DeepEqual(got, arns) {
+		t.Errorf("function associations %v, want %v", got, arns)
+	}
+	if !reflect.DeepEqual(gotErrs, wantErrorResponses(d.site)) {
+		t.Errorf("custom error responses %v, want %v", gotErrs, wantErrorResponses(d.site))
+	}
+	// An origin-path site's live release is the origin path:
+	// Terraform must leave the origin alone.
+	if wantIgnore := !d.kvs(); (ignore != "") != wantIgnore || wantIgnore && !strings.Contains(ignore, "origin") {
+		t.Errorf("lifecycle ignore_changes %q (origin-path: %v)", ignore, wantIgnore)
+	}
+}
+
+// checkLabels checks the distribution's comment and tags, and the
+// outputs.
+func (d *tfDoc) checkLabels(t *testing.T) {
+	t.Helper()
+	dist := d.byType["aws_cloudfront_distribution"][0].Body
+	if d.str(t, dist.Attributes["comment"]) != setupComment(d.site) {
+		t.Errorf("comment")
+	}
+	tags, diags := dist.Attributes["tags"].Expr.Value(d.ctx)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	tj, _ := ctyjson.Marshal(tags, tags.Type())
+	if want := fmt.Sprintf(`{"%s":"%s","%s":"%s"}`, TagInstall, InstallName(d.site), TagSite, d.site.Name); string(tj) != want {
+		t.Errorf("tags %s, want %s", tj, want)
+	}
+	var outs []string
+	for _, b := range d.body.Blocks {
+		if b.Type == "output" {
+			outs = append(outs, b.Labels[0]+"="+d.str(t, b.Body.Attributes["value"]))
+		}
+	}
+	sort.Strings(outs)
+	l := tfLabel(d.site.Name)
+	want := []string{l + "_distribution_id=" + fakeDist, l + "_domain=d111.cloudfront.net"}
+	if d.kvs() {
+		want = append(want, l+"_kvs_arn="+fakeKVSARN)
+	}
+	sort.Strings(want)
+	if !reflect.DeepEqual(outs, want) {
+		t.Errorf("outputs %v, want %v", outs, want)
+	}
+}
+
 func TestTerraformTemplate(t *testing.T) {
 	for _, site := range templateSites() {
 		t.Run(site.Name, func(t *testing.T) {
-			raw, err := Template(site, FormatTerraform)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, diags := hclsyntax.ParseConfig(raw, "site.tf", hcl.InitialPos)
-			if diags.HasErrors() {
-				t.Fatalf("not HCL: %v\n%s", diags, raw)
-			}
-			body := f.Body.(*hclsyntax.Body)
-			ctx := tfContext(t, body)
-			declared := map[string]bool{}
-			byType := map[string][]*hclsyntax.Block{}
-			for _, b := range body.Blocks {
-				switch b.Type {
-				case "resource":
-					s, ok := tfProvider[b.Labels[0]]
-					if !ok {
-						t.Errorf("resource type %s is not one the test knows", b.Labels[0])
-						continue
-					}
-					checkTFBody(t, b.Labels[0], b.Body, s)
-					for _, need := range tfRequiredBlocks[b.Labels[0]] {
-						found := false
-						for _, sub := range b.Body.Blocks {
-							found = found || sub.Type == need
-						}
-						if !found {
-							t.Errorf("%s: block %s missing", b.Labels[0], need)
-						}
-					}
-					declared[b.Labels[0]+"."+b.Labels[1]] = true
-					byType[b.Labels[0]] = append(byType[b.Labels[0]], b)
-				case "data":
-					if _, ok := tfData[b.Labels[0]]; !ok {
-						t.Errorf("data source %s is not one the test knows", b.Labels[0])
-					}
-					declared["data."+b.Labels[0]+"."+b.Labels[1]] = true
-				case "output":
-				default:
-					t.Errorf("top-level block %s", b.Type)
-				}
-			}
-			// Every reference names a declared resource and an attribute
-			// it exports.
-			hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
-				e, ok := n.(*hclsyntax.ScopeTraversalExpr)
-				if !ok {
-					return nil
-				}
-				tr := e.Traversal
-				names := []string{tr.RootName()}
-				for _, step := range tr[1:] {
-					if a, ok := step.(hcl.TraverseAttr); ok {
-						names = append(names, a.Name)
-					}
-				}
-				if len(names) == 1 && names[0] == "origin" { // lifecycle.ignore_changes
-					return nil
-				}
-				schemas, typ, rest := tfProvider, names[0], names[1:]
-				if names[0] == "data" {
-					schemas, typ, rest = tfData, names[1], names[2:]
-				}
-				if len(rest) != 2 || !declared[strings.Join(names[:len(names)-1], ".")] || !containsString(schemas[typ].exported, rest[1]) {
-					t.Errorf("reference %s: not an exported attribute of a declared resource", strings.Join(names, "."))
-				}
-				return nil
-			})
-			for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls",
-				"aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_policy", "aws_cloudfront_origin_access_control", "aws_cloudfront_distribution"} {
-				if len(byType[typ]) != 1 {
-					t.Fatalf("%d resources of type %s, want 1", len(byType[typ]), typ)
-				}
-			}
-			kvs := site.Strategy == StrategyKVS
-			if got := len(byType["aws_cloudfront_key_value_store"]); got != map[bool]int{true: 1}[kvs] {
-				t.Errorf("%d key value stores", got)
-			}
-			if kvs {
-				if n := tfString(t, ctx, byType["aws_cloudfront_key_value_store"][0].Body.Attributes["name"]); n != KVSName(site) {
-					t.Errorf("key value store %s, want %s", n, KVSName(site))
-				}
-			}
-			if n := tfString(t, ctx, byType["aws_cloudfront_origin_access_control"][0].Body.Attributes["name"]); n != OACName(site) {
-				t.Errorf("origin access control %s, want %s", n, OACName(site))
-			}
-			// The policy, evaluated, is setup's statement for this
-			// distribution.
-			pol := tfString(t, ctx, byType["aws_s3_bucket_policy"][0].Body.Attributes["policy"])
-			var doc struct{ Statement []any }
-			if err := json.Unmarshal([]byte(pol), &doc); err != nil || len(doc.Statement) != 1 {
-				t.Fatalf("policy %s: %v", pol, err)
-			}
-			if got, want := statementJSON(t, doc.Statement[0]), statementJSON(t, ReadStatement(site, fakeDistARN)); got != want {
-				t.Errorf("bucket policy statement\n got %s\nwant %s", got, want)
-			}
-			fns := wantFunctions(t, site)
-			arns := map[string]string{}
-			for _, b := range byType["aws_cloudfront_function"] {
-				name := tfString(t, ctx, b.Body.Attributes["name"])
-				w, ok := fns[name]
-				if !ok {
-					t.Errorf("function %s is not one setup makes", name)
-					continue
-				}
-				if code := tfString(t, ctx, b.Body.Attributes["code"]); code != w[0] {
-					t.Errorf("function %s: its code is not what the generator makes:\n%s", name, code)
-				}
-				if tfString(t, ctx, b.Body.Attributes["runtime"]) != FunctionRuntime {
-					t.Errorf("function %s: runtime", name)
-				}
-				if a, ok := b.Body.Attributes["key_value_store_associations"]; ok != (name == FunctionName(site) && kvs) {
-					t.Errorf("function %s: key_value_store_associations present %v", name, ok)
-				} else if ok {
-					v, diags := a.Expr.Value(ctx)
-					if diags.HasErrors() || v.LengthInt() != 1 || v.Index(cty.NumberIntVal(0)).AsString() != fakeKVSARN {
-						t.Errorf("function %s reads %#v", name, v)
-					}
-				}
-				arns[w[1]] = fakeFunctionARN(name)
-			}
-			if len(arns) != len(fns) {
-				t.Errorf("functions %v, want %v", arns, fns)
-			}
-			dist := byType["aws_cloudfront_distribution"][0].Body
-			got := map[string]string{}
-			var origins, errs int
-			var gotErrs []errorSpec
-			var ignore string
-			for _, b := range dist.Blocks {
-				switch b.Type {
-				case "origin":
-					origins++
-					if _, ok := b.Body.Attributes["origin_path"]; ok {
-						t.Errorf("the origin declares origin_path")
-					}
-					if tfString(t, ctx, b.Body.Attributes["domain_name"]) != fakeDomain || tfString(t, ctx, b.Body.Attributes["origin_access_control_id"]) != fakeOAC {
-						t.Errorf("origin: not the bucket through the origin access control")
-					}
-				case "default_cache_behavior":
-					for _, fa := range b.Body.Blocks {
-						got[tfString(t, ctx, fa.Body.Attributes["event_type"])] = tfString(t, ctx, fa.Body.Attributes["function_arn"])
-					}
-				case "custom_error_response":
-					errs++
-					num := func(name string) int64 {
-						v, diags := b.Body.Attributes[name].Expr.Value(ctx)
-						if diags.HasErrors() {
-							t.Fatal(diags)
-						}
-						i, _ := v.AsBigFloat().Int64()
-						return i
-					}
-					gotErrs = append(gotErrs, errorSpec{int32(num("error_code")), tfString(t, ctx, b.Body.Attributes["response_page_path"]), fmt.Sprint(num("response_code")), num("error_caching_min_ttl")})
-				case "lifecycle":
-					ignore = string(b.Body.Attributes["ignore_changes"].SrcRange.SliceBytes(raw))
-				}
-			}
-			if origins != 1 {
-				t.Errorf("%d origins", origins)
-			}
-			if !reflect.DeepEqual(got, arns) {
-				t.Errorf("function associations %v, want %v", got, arns)
-			}
-			if !reflect.DeepEqual(gotErrs, wantErrorResponses(site)) {
-				t.Errorf("custom error responses %v, want %v", gotErrs, wantErrorResponses(site))
-			}
-			// An origin-path site's live release is the origin path:
-			// Terraform must leave the origin alone.
-			if wantIgnore := !kvs; (ignore != "") != wantIgnore || wantIgnore && !strings.Contains(ignore, "origin") {
-				t.Errorf("lifecycle ignore_changes %q (origin-path: %v)", ignore, wantIgnore)
-			}
-			if tfString(t, ctx, dist.Attributes["comment"]) != setupComment(site) {
-				t.Errorf("comment")
-			}
-			tags, diags := dist.Attributes["tags"].Expr.Value(ctx)
-			if diags.HasErrors() {
-				t.Fatal(diags)
-			}
-			tj, _ := ctyjson.Marshal(tags, tags.Type())
-			if want := fmt.Sprintf(`{"%s":"%s","%s":"%s"}`, TagInstall, InstallName(site), TagSite, site.Name); string(tj) != want {
-				t.Errorf("tags %s, want %s", tj, want)
-			}
-			var outs []string
-			for _, b := range body.Blocks {
-				if b.Type == "output" {
-					outs = append(outs, b.Labels[0]+"="+tfString(t, ctx, b.Body.Attributes["value"]))
-				}
-			}
-			sort.Strings(outs)
-			l := tfLabel(site.Name)
-			want := []string{l + "_distribution_id=" + fakeDist, l + "_domain=d111.cloudfront.net"}
-			if kvs {
-				want = append(want, l+"_kvs_arn="+fakeKVSARN)
-			}
-			sort.Strings(want)
-			if !reflect.DeepEqual(outs, want) {
-				t.Errorf("outputs %v, want %v", outs, want)
-			}
+			d := parseTF(t, site)
+			d.checkBlocks(t)
+			d.checkReferences(t)
+			d.checkResources(t)
+			arns := d.checkFunctions(t)
+			d.checkDistribution(t, arns)
+			d.checkLabels(t)
 		})
 	}
 }
