@@ -173,17 +173,7 @@ func TestServeWithoutSlack(t *testing.T) {
 	}
 	w.serves("v1")
 
-	// A release uploaded with no notice (hook down, say) is found by reconcile.
-	w.write("deploybot-nohook.yaml", strings.Replace(readFile(t, w.config), `url: "http://`+addr+`/hooks/release"`, `url: ""`, 1))
-	w.must("publish", "--config", filepath.Join(w.dir, "deploybot-nohook.yaml"), "--version", "v2", w.siteDir("v2"))
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(w.must("versions").stdout, "v2") {
-		if time.Now().After(deadline) {
-			t.Fatal("reconcile did not find v2")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
+	w.publishWithoutNotice(addr, "v2")
 	w.must("backup", "--out", filepath.Join(w.dir, "backup.db"))
 	if st, err := os.Stat(filepath.Join(w.dir, "backup.db")); err != nil || st.Size() == 0 {
 		t.Fatalf("backup: %v", err)
@@ -191,7 +181,32 @@ func TestServeWithoutSlack(t *testing.T) {
 
 	// SIGTERM mid-flip: serve exits 0 in bounded time; the deploy resumes
 	// when serve starts again.
-	flip := exec.Command(w.bin, "promote", "v2")
+	w.sigtermMidPromote(p, "v2")
+	w.waitResumed(w.serve(addr), "v2")
+}
+
+// publishWithoutNotice publishes version with the hook unset (as when
+// it is down) and waits until serve's reconcile finds it.
+func (w *world) publishWithoutNotice(addr, version string) {
+	w.t.Helper()
+	w.write("deploybot-nohook.yaml", strings.Replace(readFile(w.t, w.config), `url: "http://`+addr+`/hooks/release"`, `url: ""`, 1))
+	w.must("publish", "--config", filepath.Join(w.dir, "deploybot-nohook.yaml"), "--version", version, w.siteDir(version))
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(w.must("versions").stdout, version) {
+		if time.Now().After(deadline) {
+			w.t.Fatal("reconcile did not find " + version)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sigtermMidPromote promotes version through serve p and sends p SIGTERM
+// once the deploy propagates: serve must exit 0 within 30s, and the CLI
+// be told the deploy resumes.
+func (w *world) sigtermMidPromote(p *serveProc, version string) {
+	t := w.t
+	t.Helper()
+	flip := exec.Command(w.bin, "promote", version)
 	flip.Env = w.env
 	var out syncBuffer
 	flip.Stdout, flip.Stderr = &out, &out
@@ -202,28 +217,24 @@ func TestServeWithoutSlack(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	began := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM; logs:\n%s", err, p.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not exit within 30s of SIGTERM")
-	}
-	p.done <- nil
+	p.stop(t)
 	t.Logf("serve stopped %s after SIGTERM", time.Since(began).Round(time.Millisecond))
 	_ = flip.Wait()
 	if !strings.Contains(out.String(), "resumes") {
 		t.Fatalf("the CLI was not told the deploy resumes:\n%s", out.String())
 	}
-	p2 := w.serve(addr)
-	deadline = time.Now().Add(15 * time.Second)
+}
+
+// waitResumed waits until serve p2, started after a stop mid-deploy, has
+// finished the interrupted deploy of version: the edge serves it, status
+// shows it live with nothing running or locked, and the log says so.
+func (w *world) waitResumed(p2 *serveProc, version string) {
+	t := w.t
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		code, body := w.page("/")
-		if code == 200 && strings.Contains(body, "release v2<") {
+		if code == 200 && strings.Contains(body, "release "+version+"<") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -235,7 +246,7 @@ func TestServeWithoutSlack(t *testing.T) {
 	for {
 		var st map[string]any
 		_ = json.Unmarshal([]byte(w.must("status", "--json").stdout), &st)
-		if st["live"] == "v2" && st["lock"] == nil && st["deploy"] == nil {
+		if st["live"] == version && st["lock"] == nil && st["deploy"] == nil {
 			break
 		}
 		if time.Now().After(deadline) {
