@@ -46,6 +46,8 @@ type ApprovalRequest struct {
 	Override string `json:"override_freeze,omitempty"`
 	// Back: the promote goes back to an older release, as its asker said.
 	Back bool `json:"back,omitempty"`
+	// Gradual: the promote is a rolling release, as its asker said.
+	Gradual bool `json:"gradual,omitempty"`
 	// Manifest is the ETag of the release's manifest when it was asked
 	// for: what the approvers approve. A name published again since is
 	// other content, and the request fails rather than ship it.
@@ -110,7 +112,7 @@ func (s *Service) ask(ctx context.Context, site Site, cur Current, req PromoteRe
 		timeout = DefaultApprovalTimeout
 	}
 	a := ApprovalRequest{ID: s.newID(), Site: site.Name, Version: req.Version, From: cur.Version, Actor: req.Actor, Reason: req.Reason,
-		Override: req.Override, Back: req.Back, Manifest: manifest, Door: DoorOf(ctx), Required: site.Approval.Required, State: ApprovalPending, Approvals: []ApprovalVote{},
+		Override: req.Override, Back: req.Back, Gradual: req.Gradual, Manifest: manifest, Door: DoorOf(ctx), Required: site.Approval.Required, State: ApprovalPending, Approvals: []ApprovalVote{},
 		Requested: now, Expires: now.Add(timeout)}
 	if err := s.Store.CreateApproval(ctx, a); err != nil {
 		return nil, err
@@ -252,7 +254,7 @@ func (s *Service) Approve(ctx context.Context, siteName, id, actor string, progr
 	s.logger().InfoContext(ctx, "promote approved", "site", site.Name, "request", a.ID, "approvers", a.Approvers())
 	// The deploy is the asker's promote, approved: recorded as theirs.
 	asker := WithPrincipal(ctx, ParsePrincipal(a.Actor))
-	out, err = s.Promote(asker, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, approved: &a}, progress)
+	out, err = s.Promote(asker, PromoteRequest{Site: site.Name, Version: a.Version, Actor: a.Actor, Reason: a.Reason, Override: a.Override, Back: a.Back, Gradual: a.Gradual, approved: &a}, progress)
 	if out == nil && err != nil {
 		// Refused before a deploy started (pruned, locked or busy since
 		// the checks above, its files damaged): the request ends as

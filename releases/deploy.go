@@ -34,6 +34,8 @@ type PromoteRequest struct {
 	// is live now, the promote is refused rather than going back from
 	// somewhere nobody looked at.
 	BackFrom string
+	// Gradual makes the promote a rolling release (see rollout.go).
+	Gradual bool
 	// lockAfter becomes the deploy's LockAfter.
 	lockAfter *Lock
 	// approved is the request whose approval runs this promote; its id
@@ -203,11 +205,27 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	if err := s.checkBack(ctx, site, rel, cur, req); err != nil {
 		return nil, err
 	}
+	var roller Roller
+	if req.Gradual {
+		if roller, err = s.rollerOf(site, cdn); err != nil {
+			return nil, err
+		}
+		if req.Kind != KindPromote {
+			return nil, Errorf(EINVALID, "a %s is never gradual: it goes back for everyone at once", req.Kind)
+		}
+	}
 	if needsApproval(site, req) {
 		return s.ask(ctx, site, cur, req, manifest.ETag)
 	}
 	carry := s.carryStep(ctx, site, cur, manifest)
 	d, lock := s.newDeploy(ctx, site, cdn, cur, req, manifest)
+	if roller != nil {
+		salt, err := roller.NewSalt()
+		if err != nil {
+			return nil, err
+		}
+		d.Rollout = newRollout(site, salt)
+	}
 	// Known as running before the lock is visible, so that nobody in this
 	// process sees the lock without its runner and takes it for abandoned.
 	running.Store(d.ID, true)
@@ -224,6 +242,9 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	progress(Event{Type: EventDeployStarted, Deploy: d})
 
 	steps := s.afterFlip(site, cdn.Plan(site, cur, req.Version, d.ID), req.Version, manifest.Stamped)
+	if roller != nil {
+		steps = s.rolloutSteps(site, roller, &d, 0, steps)
+	}
 	if carry != nil {
 		steps = append([]Step{*carry}, steps...)
 	}
@@ -326,6 +347,12 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 	}
 	flipCtx, cancel := context.WithTimeout(runCtx, timeout)
 	defer cancel()
+	// A rollout holds for people and intervals: no deadline for the whole,
+	// each step that does not wait gets the timeout of its own.
+	perStep := slices.ContainsFunc(steps, func(st Step) bool { return st.Waits })
+	if perStep {
+		flipCtx = runCtx
+	}
 
 	for _, step := range steps {
 		if errors.Is(context.Cause(ctx), ErrShutdown) {
@@ -350,7 +377,12 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		stepCtx := context.WithValue(flipCtx, noteKey{}, func(text string) {
 			progress(Event{Type: EventPhaseNote, Deploy: d.clone(), Phase: phase, Title: text})
 		})
+		stopStep := func() {}
+		if perStep && !step.Waits {
+			stepCtx, stopStep = context.WithTimeout(stepCtx, timeout)
+		}
 		err := step.Run(stepCtx)
+		stopStep()
 		ended := s.now()
 		rec := &d.Phases[len(d.Phases)-1]
 		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
@@ -488,6 +520,12 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 	prev := *d // what stays recorded if another process runs d now
 	d.Phase = PhaseFailed
 	d.FinishedAt = s.now()
+	var abort *RolloutAbortError
+	if errors.As(cause, &abort) && d.LockAfter == nil {
+		// An aborted rollout leaves the site locked with the reason, so
+		// nobody promotes the candidate again by accident.
+		d.LockAfter = &Lock{Holder: abort.By, Reason: fmt.Sprintf("rollout of %s aborted: %s", d.To, abort.Reason)}
+	}
 	d.fillLockAfter()
 	d.Error = ErrorMessage(cause)
 	// Once the CDN points at the new release, that release is what visitors
@@ -525,5 +563,10 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 
 func (d Deploy) clone() Deploy {
 	d.Phases = slices.Clone(d.Phases)
+	if d.Rollout != nil {
+		ro := *d.Rollout
+		ro.Steps = slices.Clone(ro.Steps)
+		d.Rollout = &ro
+	}
 	return d
 }

@@ -360,7 +360,11 @@ type Step struct {
 	// can be watched, the visible phase takes its place and keeps the
 	// wait as its floor.
 	Propagation time.Duration
-	Run         func(ctx context.Context) error
+	// Waits marks a step that waits for people or a set time (a
+	// rollout's hold): it has no deadline, and a deploy with one gives
+	// each other step the deploy timeout of its own.
+	Waits bool
+	Run   func(ctx context.Context) error
 	// Record, when set, writes what the step learned into the deploy
 	// after it succeeds, before the deploy is recorded again.
 	Record func(d *Deploy)

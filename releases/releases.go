@@ -56,6 +56,9 @@ type Site struct {
 	// Freezes the configured times they are not (see guard.go).
 	Windows []Window
 	Freezes []Freeze
+	// Rollout is the site's gradual promote (strategy kvs); unset steps
+	// and interval take the defaults.
+	Rollout RolloutPolicy
 }
 
 // Approval is a site's four-eyes rule: Required approvals by Approvers
@@ -318,6 +321,9 @@ type Deploy struct {
 	// interruption (a stop the process saw); a runner killed outright
 	// wrote nothing, and its recovery writes it.
 	InterruptRecorded bool `json:"interrupt_recorded,omitempty"`
+	// Rollout is a gradual deploy's plan and where it is; nil for a
+	// deploy that flips everyone at once.
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // fillLockAfter makes LockAfter a lock of this site held by no deploy,

@@ -103,10 +103,63 @@ func (s *SharedStore) SaveDeploy(ctx context.Context, d Deploy) error {
 		if !runsHere(*st.Lock) {
 			return false, fencedError(*st.Lock)
 		}
-		st.Deploy = &d
+		st.Deploy = keepControl(d, st.Deploy)
 		return true, nil
 	})
 	return err
+}
+
+// keepControl is d with the rollout control as stored (people write it,
+// from any process; the runner's copy never does), so that the runner's
+// save does not undo a pause or an abort it has not read yet.
+func keepControl(d Deploy, stored *Deploy) *Deploy {
+	if d.Rollout != nil && stored != nil && stored.ID == d.ID && stored.Rollout != nil {
+		ro := *d.Rollout
+		ro.Control = stored.Rollout.Control
+		d.Rollout = &ro
+	}
+	return &d
+}
+
+var _ RolloutStore = (*SharedStore)(nil)
+
+// RunningDeploy implements RolloutStore: the deploy recorded with the
+// site's lock, read from the bucket (one GET).
+func (s *SharedStore) RunningDeploy(ctx context.Context, siteName string) (*Deploy, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := s.readLock(ctx, site)
+	if err != nil || st.Lock == nil || st.Deploy == nil || st.Deploy.ID != st.Lock.DeployID {
+		return nil, err
+	}
+	d := *st.Deploy
+	return &d, nil
+}
+
+// ControlRollout implements RolloutStore, by compare-and-swap of the lock
+// object that holds the running deploy.
+func (s *SharedStore) ControlRollout(ctx context.Context, siteName, deployID string, fn func(*RolloutControl) error) (Deploy, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return Deploy{}, err
+	}
+	var out Deploy
+	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
+		if st.Lock == nil || st.Deploy == nil || st.Lock.DeployID != deployID || st.Deploy.ID != deployID || st.Deploy.Rollout == nil {
+			return false, Errorf(ENOTFOUND, "site %s: the rollout %s no longer runs", site.Name, deployID)
+		}
+		d := *st.Deploy
+		ro := *d.Rollout
+		if err := fn(&ro.Control); err != nil {
+			return false, err
+		}
+		d.Rollout = &ro
+		st.Deploy, out = &d, d
+		return true, nil
+	})
+	return out, err
 }
 
 // runsHere reports whether this process runs the deploy or prune holding

@@ -1,0 +1,455 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A rolling release (a gradual promote) sends a growing share of the
+// site's visitors to the candidate before all of them: at each step of the
+// site's RolloutPolicy the CDN is told the share (a Roller: the kvs
+// strategy's rollout key), the change reaches the edge, the health checks
+// run on the candidate's visitors, and the step holds for the policy's
+// interval (or until someone advances it). After the last step the
+// ordinary flip makes the candidate live for everyone and the share is
+// cleared. It is one deploy, with a phase per step, holding the site's
+// lock throughout; what people change while it runs (pause, resume,
+// advance, abort) is written into the running deploy's record in the
+// shared state (RolloutStore), where the runner reads it, so it works
+// from any door and any process.
+//
+// An abort, by hand or by a failing health check, puts the share back to
+// 0 with one write from whoever decided (the runner need not be alive),
+// then the runner ends the deploy failed and leaves the site locked with
+// the reason. Nothing else changes: the live release never stopped being
+// live for the rest of the visitors.
+
+// RolloutPolicy is a site's gradual promote: the percent of visitors the
+// candidate reaches at each step (1 to 99, increasing; the full flip
+// follows the last) and how long each step holds.
+type RolloutPolicy struct {
+	Steps    []int
+	Interval time.Duration
+}
+
+// The rollout of a site that configures none.
+var (
+	DefaultRolloutSteps = []int{1, 10, 50}
+)
+
+// DefaultRolloutInterval is how long a step holds when the site says not.
+const DefaultRolloutInterval = 10 * time.Minute
+
+// Validate says what is wrong with the steps, "" when nothing.
+func (p RolloutPolicy) Validate() string {
+	if len(p.Steps) == 0 {
+		return "at least one step"
+	}
+	prev := 0
+	for _, s := range p.Steps {
+		if s < 1 || s > 99 {
+			return fmt.Sprintf("steps are percents from 1 to 99 (got %d): the full flip follows the last", s)
+		}
+		if s <= prev {
+			return fmt.Sprintf("steps only grow (%d after %d)", s, prev)
+		}
+		prev = s
+	}
+	if p.Interval < 0 {
+		return "a negative interval"
+	}
+	return ""
+}
+
+func (p RolloutPolicy) withDefaults() RolloutPolicy {
+	if len(p.Steps) == 0 {
+		p.Steps = DefaultRolloutSteps
+	}
+	if p.Interval == 0 {
+		p.Interval = DefaultRolloutInterval
+	}
+	return p
+}
+
+// Share is what a rollout asks of the CDN: Percent of the visitors, by
+// cohort, get Candidate; the rest the live release. Salt varies which
+// visitors come first from one rollout to the next. Percent 0 ends it.
+type Share struct {
+	Candidate string `json:"candidate"`
+	Percent   int    `json:"percent"`
+	Salt      uint32 `json:"salt"`
+}
+
+// Roller is a CDN that can send a share of the visitors to another
+// release than the live one (the kvs strategy).
+type Roller interface {
+	// SetShare writes sh; Percent 0 sends everyone to the live release.
+	SetShare(ctx context.Context, site Site, sh Share) error
+	// CurrentShare reads what the CDN is told now (Percent 0: none).
+	CurrentShare(ctx context.Context, site Site) (Share, error)
+	// ShareDelay is how long a written share takes to reach the edge.
+	ShareDelay() time.Duration
+	// CandidateCookie is a Cookie header that puts a request on
+	// sh.Candidate, for the health checks of a step.
+	CandidateCookie(sh Share) string
+	// NewSalt is a salt for a new rollout.
+	NewSalt() (uint32, error)
+}
+
+// CookieProber is a Prober that can send a Cookie header (probe.HTTP).
+type CookieProber interface {
+	ProbeWithCookie(ctx context.Context, url, cookie string) (status int, body []byte, err error)
+}
+
+// Rollout is a gradual deploy's plan and where it is (Deploy.Rollout).
+type Rollout struct {
+	Steps    []int         `json:"steps"`
+	Interval time.Duration `json:"interval"`
+	Salt     uint32        `json:"salt"`
+	// Percent is the share the CDN was last told.
+	Percent int `json:"percent"`
+	// Control is what people changed while it runs; the runner never
+	// writes it (the shared store keeps it across the runner's saves).
+	Control RolloutControl `json:"control"`
+}
+
+// RolloutControl is what a person asks of a running rollout.
+type RolloutControl struct {
+	Paused   bool   `json:"paused,omitempty"`
+	PausedBy string `json:"paused_by,omitempty"`
+	// Advances counts the advance requests: each cuts one hold short.
+	Advances int `json:"advances,omitempty"`
+	// Aborted, when set, ends the rollout.
+	Aborted *RolloutAbort `json:"aborted,omitempty"`
+}
+
+// RolloutAbort is who stopped a rollout, why and when.
+type RolloutAbort struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// RolloutStore is a store that keeps the running deploy where every
+// process reads it: the shared store.
+type RolloutStore interface {
+	// RunningDeploy is the deploy holding the site's lock, as the shared
+	// state has it now; nil when none.
+	RunningDeploy(ctx context.Context, site string) (*Deploy, error)
+	// ControlRollout changes the control of the running rollout deployID
+	// with fn, by compare-and-swap, and returns the deploy as written.
+	// ENOTFOUND when no such rollout holds the site.
+	ControlRollout(ctx context.Context, site, deployID string, fn func(*RolloutControl) error) (Deploy, error)
+}
+
+// Rollout actions.
+const (
+	RolloutPause   = "pause"
+	RolloutResume  = "resume"
+	RolloutAdvance = "advance"
+	RolloutAbortIt = "abort"
+)
+
+// RolloutRequest is a person asking something of a site's rollout.
+type RolloutRequest struct {
+	Site   string
+	Action string // RolloutPause, RolloutResume, RolloutAdvance, RolloutAbortIt
+	Actor  string
+	Reason string
+}
+
+// ErrRolloutAborted ends a rollout stopped by hand or by a health check.
+var ErrRolloutAborted = errors.New("rollout aborted")
+
+// Phases of a rollout: share-N (the CDN told N percent), hold-N, and
+// share-end (the share cleared after the full flip). Health checks of a
+// step run in check-N.
+func sharePhase(p int) Phase { return Phase("share-" + strconv.Itoa(p)) }
+func holdPhase(p int) Phase  { return Phase("hold-" + strconv.Itoa(p)) }
+func checkPhase(p int) Phase { return Phase("check-" + strconv.Itoa(p)) }
+
+const phaseShareEnd Phase = "share-end"
+
+// rollerOf is the site's CDN as a Roller, or why it cannot roll out.
+func (s *Service) rollerOf(site Site, cdn CDN) (Roller, error) {
+	r, ok := cdn.(Roller)
+	if !ok {
+		return nil, Errorf(EINVALID, "site %s flips by %s, which serves one release to everyone: a gradual promote needs strategy kvs (deploybot kvs-setup)", site.Name, cdn.Strategy())
+	}
+	if _, ok := s.Store.(RolloutStore); !ok {
+		return nil, Errorf(EINVALID, "a gradual promote needs the shared state in the bucket, which this process does not use")
+	}
+	return r, nil
+}
+
+// newRollout is the plan of a gradual deploy of site.
+func newRollout(site Site, salt uint32) *Rollout {
+	p := site.Rollout.withDefaults()
+	return &Rollout{Steps: slices.Clone(p.Steps), Interval: p.Interval, Salt: salt}
+}
+
+// rolloutSteps are a gradual deploy's steps from step index from on: each
+// step's share, its health checks and its hold, then the flip's own steps
+// (flip), then the share cleared.
+func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []Step) []Step {
+	ro := d.Rollout
+	var steps []Step
+	for _, p := range ro.Steps[from:] {
+		sh := Share{Candidate: d.To, Percent: p, Salt: ro.Salt}
+		steps = append(steps, s.shareStep(site, r, sh, d.ID))
+		if h := s.rolloutCheck(site, r, sh, d.ID); h != nil {
+			steps = append(steps, *h)
+		}
+		steps = append(steps, s.holdStep(site, r, sh, d.ID))
+	}
+	steps = append(steps, flip...)
+	end := Share{Candidate: d.To, Salt: ro.Salt}
+	return append(steps, Step{Phase: phaseShareEnd, Title: "Clearing the rollout share",
+		Run:    func(ctx context.Context) error { return r.SetShare(ctx, site, end) },
+		Record: func(d *Deploy) { d.Rollout.Percent = 0 }})
+}
+
+func (s *Service) shareStep(site Site, r Roller, sh Share, id string) Step {
+	return Step{Phase: sharePhase(sh.Percent), Title: fmt.Sprintf("Sending %d%% of visitors to %s", sh.Percent, sh.Candidate),
+		Run: func(ctx context.Context) error {
+			if err := s.abortedErr(ctx, site, id); err != nil {
+				return err
+			}
+			if err := r.SetShare(ctx, site, sh); err != nil {
+				return err
+			}
+			return Wait(ctx, s.After, r.ShareDelay())
+		},
+		Record: func(d *Deploy) { d.Rollout.Percent = sh.Percent }}
+}
+
+// rolloutCheck runs the site's health checks on the candidate's visitors
+// (their cohort cookie) for the step; a failure aborts the rollout.
+func (s *Service) rolloutCheck(site Site, r Roller, sh Share, id string) *Step {
+	cp, ok := s.Prober.(CookieProber)
+	if len(site.Health.Checks) == 0 || !ok {
+		return nil
+	}
+	cookie := r.CandidateCookie(sh)
+	pinned := &Service{Prober: cookieProber{cp, cookie}, After: s.After, Now: s.Now}
+	h := pinned.healthStep(site)
+	if h == nil {
+		return nil
+	}
+	check := h.Run
+	return &Step{Phase: checkPhase(sh.Percent), Title: h.Title + " on the candidate's visitors",
+		Run: func(ctx context.Context) error {
+			err := check(ctx)
+			var herr *HealthError
+			if errors.As(err, &herr) {
+				return s.abortRollout(ctx, site, r, id, AutoActor, fmt.Sprintf("health check failed at %d%%: %v", sh.Percent, herr))
+			}
+			return err
+		}}
+}
+
+// cookieProber probes with a fixed cookie.
+type cookieProber struct {
+	p      CookieProber
+	cookie string
+}
+
+func (c cookieProber) Probe(ctx context.Context, url string) (int, []byte, error) {
+	return c.p.ProbeWithCookie(ctx, url, c.cookie)
+}
+
+// holdStep waits the interval at a step, longer while paused, shorter
+// when someone advances; it ends the rollout when someone aborts it.
+// It reads the control every poll (a read of the shared state).
+func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
+	return Step{Phase: holdPhase(sh.Percent), Waits: true,
+		Title: fmt.Sprintf("Holding at %d%%", sh.Percent),
+		Run: func(ctx context.Context) error {
+			d, err := s.running(ctx, site.Name, id)
+			if err != nil {
+				return err
+			}
+			start, advances := s.now(), d.Rollout.Control.Advances
+			paused := false
+			for {
+				c := d.Rollout.Control
+				switch {
+				case c.Aborted != nil:
+					return s.abortRollout(ctx, site, r, id, c.Aborted.By, c.Aborted.Reason)
+				case c.Advances > advances:
+					Note(ctx, "advanced by hand")
+					return nil
+				case c.Paused && !paused:
+					Note(ctx, "paused by "+c.PausedBy)
+				case !c.Paused && paused:
+					Note(ctx, "resumed")
+				}
+				paused = c.Paused
+				if !paused && !s.now().Before(start.Add(d.Rollout.Interval)) {
+					return nil
+				}
+				if err := Wait(ctx, s.After, rolloutPoll); err != nil {
+					return err
+				}
+				if paused {
+					// A pause stops the clock: the hold's time left is kept.
+					start = start.Add(rolloutPoll)
+				}
+				if d, err = s.running(ctx, site.Name, id); err != nil {
+					return err
+				}
+			}
+		}}
+}
+
+// rolloutPoll is how often a hold reads the rollout's control: what an
+// abort, a pause or an advance waits for at most (one shared-state read
+// each).
+const rolloutPoll = time.Second
+
+// running is the running deploy id of site as the shared state has it.
+func (s *Service) running(ctx context.Context, site, id string) (Deploy, error) {
+	rs := s.Store.(RolloutStore)
+	d, err := rs.RunningDeploy(ctx, site)
+	if err != nil {
+		return Deploy{}, err
+	}
+	if d == nil || d.ID != id || d.Rollout == nil {
+		return Deploy{}, Errorf(ECONFLICT, "the rollout %s no longer holds site %s", id, site)
+	}
+	return *d, nil
+}
+
+// abortedErr is the abort of rollout id, if someone asked for it.
+func (s *Service) abortedErr(ctx context.Context, site Site, id string) error {
+	d, err := s.running(ctx, site.Name, id)
+	if err != nil {
+		return err
+	}
+	if a := d.Rollout.Control.Aborted; a != nil {
+		return &RolloutAbortError{By: a.By, Reason: a.Reason}
+	}
+	return nil
+}
+
+// RolloutAbortError ends a rollout: who stopped it and why. The deploy
+// fails with it, and the site stays locked.
+type RolloutAbortError struct {
+	By, Reason string
+}
+
+func (e *RolloutAbortError) Error() string {
+	return fmt.Sprintf("rollout aborted by %s: %s; every visitor is back on the live release", e.By, e.Reason)
+}
+
+func (e *RolloutAbortError) Unwrap() error { return ErrRolloutAborted }
+
+// abortRollout sends everyone back to live (one share write) and returns
+// the error that ends the deploy.
+func (s *Service) abortRollout(ctx context.Context, site Site, r Roller, id, by, reason string) error {
+	d, err := s.running(ctx, site.Name, id)
+	if err != nil {
+		return err
+	}
+	if err := r.SetShare(context.WithoutCancel(ctx), site, Share{Candidate: d.To, Salt: d.Rollout.Salt}); err != nil {
+		return fmt.Errorf("aborting the rollout (%s): clearing the share: %w", reason, err)
+	}
+	return &RolloutAbortError{By: by, Reason: reason}
+}
+
+// ControlRollout pauses, resumes, advances or aborts the site's running
+// rollout, from any door and any process. An abort also clears the share
+// at once, so visitors are back on live within the propagation even if
+// the runner is gone. Advancing past a freeze that began meanwhile is
+// refused as a promote would be.
+func (s *Service) ControlRollout(ctx context.Context, req RolloutRequest) (d *Deploy, err error) {
+	defer func() { s.audit(ctx, req.Site, req.Actor, "rollout-"+req.Action, req.Reason, err) }()
+	site, err := s.Site(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := s.authorize(ctx, site, "promote", req.Actor); err != nil {
+		return nil, err
+	} else if p.Kind != "" {
+		req.Actor = p.String()
+	}
+	if err := checkReason("the reason", req.Reason); err != nil {
+		return nil, err
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.rollerOf(site, cdn)
+	if err != nil {
+		return nil, err
+	}
+	rs := s.Store.(RolloutStore)
+	cur, err := rs.RunningDeploy(ctx, site.Name)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil || cur.Rollout == nil {
+		return nil, Errorf(ENOTFOUND, "site %s has no rollout running", site.Name)
+	}
+	if req.Action == RolloutAdvance {
+		if err := s.guard(ctx, site, PromoteRequest{Kind: KindPromote}); err != nil {
+			return nil, err
+		}
+	}
+	change, err := rolloutChange(req, s.now())
+	if err != nil {
+		return nil, err
+	}
+	got, err := rs.ControlRollout(ctx, site.Name, cur.ID, change)
+	if err != nil {
+		return nil, err
+	}
+	if req.Action == RolloutAbortIt {
+		if err := r.SetShare(ctx, site, Share{Candidate: got.To, Salt: got.Rollout.Salt}); err != nil {
+			return &got, fmt.Errorf("the abort is recorded; clearing the share failed (the runner clears it at its next poll): %w", err)
+		}
+	}
+	return &got, nil
+}
+
+// rolloutChange is what req does to a rollout's control.
+func rolloutChange(req RolloutRequest, now time.Time) (func(*RolloutControl) error, error) {
+	switch req.Action {
+	case RolloutPause:
+		return func(c *RolloutControl) error {
+			if c.Paused {
+				return Errorf(ECONFLICT, "the rollout is paused already (by %s)", c.PausedBy)
+			}
+			c.Paused, c.PausedBy = true, req.Actor
+			return nil
+		}, nil
+	case RolloutResume:
+		return func(c *RolloutControl) error {
+			if !c.Paused {
+				return Errorf(ECONFLICT, "the rollout is not paused")
+			}
+			c.Paused, c.PausedBy = false, ""
+			return nil
+		}, nil
+	case RolloutAdvance:
+		return func(c *RolloutControl) error { c.Advances++; return nil }, nil
+	case RolloutAbortIt:
+		reason := strings.TrimSpace(req.Reason)
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return func(c *RolloutControl) error {
+			if c.Aborted == nil {
+				c.Aborted = &RolloutAbort{By: req.Actor, Reason: reason, At: now}
+			}
+			return nil
+		}, nil
+	}
+	return nil, Errorf(EINVALID, "a rollout takes pause, resume, advance or abort, not %q", req.Action)
+}

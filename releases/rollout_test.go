@@ -1,0 +1,271 @@
+package releases_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/releases"
+)
+
+// memState is a Coordinator in memory with S3's conditional writes: create
+// only when absent, replace only when the ETag matches.
+type memState struct {
+	mu   sync.Mutex
+	objs map[string][]byte
+	tags map[string]int
+}
+
+func (m *memState) GetState(_ context.Context, site releases.Site, key string) ([]byte, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[site.Name+"/"+key]
+	if !ok {
+		return nil, "", releases.ErrNoState
+	}
+	return bytes.Clone(b), fmt.Sprint(m.tags[site.Name+"/"+key]), nil
+}
+
+func (m *memState) PutState(_ context.Context, site releases.Site, key string, body []byte, etag string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := site.Name + "/" + key
+	if m.objs == nil {
+		m.objs, m.tags = map[string][]byte{}, map[string]int{}
+	}
+	_, ok := m.objs[k]
+	if etag == "" && ok || etag != "" && (!ok || etag != fmt.Sprint(m.tags[k])) {
+		return "", releases.ErrStateChanged
+	}
+	m.objs[k] = bytes.Clone(body)
+	m.tags[k]++
+	return fmt.Sprint(m.tags[k]), nil
+}
+
+// fakeRoller is the fake CDN that can share: it records every share the
+// service writes, and tells on the first write of each percent.
+type fakeRoller struct {
+	*fakeCDN
+	mu     sync.Mutex
+	shares []releases.Share
+	wrote  chan int
+}
+
+func (r *fakeRoller) SetShare(_ context.Context, _ releases.Site, sh releases.Share) error {
+	r.mu.Lock()
+	r.shares = append(r.shares, sh)
+	r.mu.Unlock()
+	select {
+	case r.wrote <- sh.Percent:
+	default:
+	}
+	return nil
+}
+
+func (r *fakeRoller) CurrentShare(context.Context, releases.Site) (releases.Share, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.shares) == 0 {
+		return releases.Share{}, nil
+	}
+	return r.shares[len(r.shares)-1], nil
+}
+
+func (r *fakeRoller) ShareDelay() time.Duration                { return time.Second }
+func (r *fakeRoller) CandidateCookie(sh releases.Share) string { return "cohort=0" }
+func (r *fakeRoller) NewSalt() (uint32, error)                 { return 7, nil }
+
+func (r *fakeRoller) percents() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []int
+	for _, sh := range r.shares {
+		out = append(out, sh.Percent)
+	}
+	return out
+}
+
+// rolloutHarness is the service's harness with a site that rolls out
+// (steps 1, 10, 50), its state shared through memState, and a clock that
+// moves a second per reading, so a hold of interval ends by itself.
+func rolloutHarness(t *testing.T, interval time.Duration) (*harness, *fakeRoller) {
+	h := newHarness(t)
+	r := &fakeRoller{fakeCDN: h.cdn, wrote: make(chan int, 16)}
+	h.svc.CDNs["fake"] = r
+	h.svc.Sites[0].Rollout = releases.RolloutPolicy{Steps: []int{1, 10, 50}, Interval: interval}
+	h.svc.Store = releases.NewSharedStore(h.db, &memState{}, h.svc.Sites)
+	h.svc.After = func(time.Duration) <-chan time.Time {
+		c := make(chan time.Time, 1)
+		c <- time.Time{}
+		return c
+	}
+	h.publish("v1", "v2")
+	h.promote(t, "v1")
+	return h, r
+}
+
+func TestGradualPromoteGoesThroughEachShare(t *testing.T) {
+	h, r := rolloutHarness(t, 30*time.Second)
+	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 10 50 0]" {
+		t.Fatalf("shares written %s, want 1, 10, 50 and then none after the flip", got)
+	}
+	if got := strings.Join(phasesOf(out.Deploy), " "); got != "share-1 hold-1 share-10 hold-10 share-50 hold-50 flip wait share-end" {
+		t.Fatalf("phases %s", got)
+	}
+	if d := out.Deploy; d.Rollout == nil || d.Rollout.Percent != 0 || d.Rollout.Salt != 7 || d.Phase != releases.PhaseDone {
+		t.Fatalf("deploy %+v, rollout %+v", d, d.Rollout)
+	}
+	for _, p := range out.Deploy.Phases {
+		if strings.HasPrefix(string(p.Phase), "hold-") && p.Ended.Sub(p.Started) < 30*time.Second {
+			t.Fatalf("%s held %s, less than the interval", p.Phase, p.Ended.Sub(p.Started))
+		}
+	}
+	if st, err := h.svc.Status(context.Background(), "www"); err != nil || st.Lock != nil {
+		t.Fatalf("after the rollout: %+v, %v", st, err)
+	}
+}
+
+// An abort, from another door while a step holds: everyone back on live
+// with one share write, the deploy failed with who and why, the site
+// locked with the reason, the live release never changed.
+func TestRolloutAbortPutsEveryoneBackAndLocks(t *testing.T) {
+	h, r := rolloutHarness(t, time.Hour)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	if p := <-r.wrote; p != 1 {
+		t.Fatalf("first share %d", p)
+	}
+	if _, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAbortIt, Actor: "bob", Reason: "checkout errors"}); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	var ab *releases.RolloutAbortError
+	if !errors.As(err, &ab) || ab.By != "bob" || !errors.Is(err, releases.ErrRolloutAborted) {
+		t.Fatalf("promote ended with %v", err)
+	}
+	if got := r.percents(); got[len(got)-1] != 0 || len(got) > 4 || got[0] != 1 {
+		t.Fatalf("shares %v: the abort must end on 0 without reaching the next step", got)
+	}
+	if r.flips != 1 {
+		t.Fatalf("the live release flipped %d times (only v1's promote may)", r.flips)
+	}
+	st, err := h.svc.Status(context.Background(), "www")
+	if err != nil || st.Lock == nil || !strings.Contains(st.Lock.Reason, "aborted: checkout errors") || st.Lock.Holder != "bob" {
+		t.Fatalf("after the abort the site is locked with the reason: %+v %v", st.Lock, err)
+	}
+	entries, _ := h.svc.History(context.Background(), "www", 10)
+	var seen []string
+	for _, e := range entries {
+		seen = append(seen, e.Action+" "+e.Result)
+	}
+	if !strings.Contains(strings.Join(seen, ","), "rollout-abort ok") || !strings.Contains(strings.Join(seen, ","), "promote failed") {
+		t.Fatalf("history %v", seen)
+	}
+}
+
+// Pause stops a hold's clock, resume restarts it, advance cuts it short;
+// each is refused when it makes no sense, and the rollout never moves on
+// while paused.
+func TestRolloutPauseResumeAdvance(t *testing.T) {
+	h, r := rolloutHarness(t, time.Hour)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	<-r.wrote
+	control := func(action string) error {
+		_, err := h.svc.ControlRollout(ctx, releases.RolloutRequest{Site: "www", Action: action, Actor: "bob"})
+		return err
+	}
+	if err := control(releases.RolloutResume); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("resume of a running rollout: %v", err)
+	}
+	if err := control(releases.RolloutPause); err != nil {
+		t.Fatal(err)
+	}
+	if err := control(releases.RolloutPause); releases.ErrorCode(err) != releases.ECONFLICT {
+		t.Fatalf("a second pause: %v", err)
+	}
+	if err := control(releases.RolloutAdvance); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-r.wrote; p != 10 {
+		t.Fatalf("after advance the share is %d, want 10", p)
+	}
+	if err := control(releases.RolloutResume); err != nil {
+		t.Fatal(err)
+	}
+	if err := control(releases.RolloutAdvance); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-r.wrote; p != 50 {
+		t.Fatalf("after the second advance the share is %d, want 50", p)
+	}
+	if err := control(releases.RolloutAbortIt); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, releases.ErrRolloutAborted) {
+		t.Fatal(err)
+	}
+	if err := control(releases.RolloutPause); releases.ErrorCode(err) != releases.ENOTFOUND {
+		t.Fatalf("a pause with no rollout running: %v", err)
+	}
+}
+
+func TestGradualNeedsARoller(t *testing.T) {
+	h := newHarness(t)
+	h.publish("v1", "v2")
+	h.promote(t, "v1")
+	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+	if releases.ErrorCode(err) != releases.EINVALID || !strings.Contains(err.Error(), "strategy kvs") {
+		t.Fatalf("a gradual promote of a site that cannot share: %v", err)
+	}
+}
+
+// cohortProber answers 500 to the candidate's visitors (the cohort
+// cookie) and 200 to the others.
+type cohortProber struct{}
+
+func (cohortProber) Probe(context.Context, string) (int, []byte, error) {
+	return 200, []byte("ok"), nil
+}
+func (cohortProber) ProbeWithCookie(_ context.Context, _ string, cookie string) (int, []byte, error) {
+	if cookie != "" {
+		return 500, []byte("boom"), nil
+	}
+	return 200, []byte("ok"), nil
+}
+
+// A health check that fails for the candidate's visitors aborts the
+// rollout at its first step, as deploybot, saying which check.
+func TestRolloutAbortedByAFailingHealthCheck(t *testing.T) {
+	h, r := rolloutHarness(t, time.Minute)
+	h.svc.Prober = cohortProber{}
+	h.svc.Sites[0].Health = releases.HealthPolicy{Checks: []releases.HealthCheck{{URL: "https://www.example.com/"}}, Settle: 5 * time.Second, Interval: time.Second, Failures: 2}
+	_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+	var ab *releases.RolloutAbortError
+	if !errors.As(err, &ab) || ab.By != releases.AutoActor || !strings.Contains(ab.Reason, "health check failed at 1%") {
+		t.Fatalf("promote ended with %v", err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 0]" {
+		t.Fatalf("shares %s, want 1 then 0", got)
+	}
+	st, _ := h.svc.Status(context.Background(), "www")
+	if st.Lock == nil || st.Lock.Holder != releases.AutoActor {
+		t.Fatalf("lock after a health abort: %+v", st.Lock)
+	}
+}
