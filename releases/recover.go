@@ -262,14 +262,20 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, p
 		m, err := s.manifests().read(ctx, site, d.To, nil, func(ManifestFile, bool) error { return nil })
 		return err == nil && m.Stamped
 	}
-	switch d.Phase {
-	case PhaseHealth:
+	rolled, rflipped, isRollout, rerr := s.resumeRollout(ctx, site, cdn, asCDN)
+	switch {
+	case isRollout && d.Phase != PhaseHealth && d.Phase != PhaseVisible:
+		steps, flipped, err = rolled, rflipped, rerr
+		if err == nil {
+			steps = s.afterFlip(site, steps, d.To, stamped())
+		}
+	case d.Phase == PhaseHealth:
 		// Flipped, invalidated, and interrupted while checking: check again.
 		if h := s.healthStep(site); h != nil {
 			steps = []Step{*h}
 		}
 		flipped = true
-	case PhaseVisible:
+	case d.Phase == PhaseVisible:
 		// Flipped and interrupted while watching the site: watch again
 		// (or, if it can no longer be watched, wait as the strategy
 		// would), then check its health as the promote would have.
@@ -280,6 +286,10 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, p
 			}
 		}
 		steps = s.afterFlip(site, waits, d.To, stamped())
+		if isRollout && rerr == nil {
+			// The share is cleared after the flip is seen.
+			steps = append(steps, rolled[len(rolled)-1])
+		}
 		if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
 			steps = append(steps, *h)
 		}

@@ -208,17 +208,25 @@ func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []
 		steps = append(steps, s.holdStep(site, r, sh, d.ID))
 	}
 	steps = append(steps, flip...)
-	end := Share{Candidate: d.To, Salt: ro.Salt}
-	return append(steps, Step{Phase: phaseShareEnd, Title: "Clearing the rollout share",
+	return append(steps, shareEnd(site, r, *d))
+}
+
+// shareEnd clears the share once everyone has the candidate.
+func shareEnd(site Site, r Roller, d Deploy) Step {
+	end := Share{Candidate: d.To, Salt: d.Rollout.Salt}
+	return Step{Phase: phaseShareEnd, Title: "Clearing the rollout share",
 		Run:    func(ctx context.Context) error { return r.SetShare(ctx, site, end) },
-		Record: func(d *Deploy) { d.Rollout.Percent = 0 }})
+		Record: func(d *Deploy) { d.Rollout.Percent = 0 }}
 }
 
 func (s *Service) shareStep(site Site, r Roller, sh Share, id string) Step {
 	return Step{Phase: sharePhase(sh.Percent), Title: fmt.Sprintf("Sending %d%% of visitors to %s", sh.Percent, sh.Candidate),
 		Run: func(ctx context.Context) error {
-			if err := s.abortedErr(ctx, site, id); err != nil {
-				return err
+			if a, err := s.abortAsked(ctx, site, id); err != nil || a != nil {
+				if err != nil {
+					return err
+				}
+				return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
 			}
 			if err := r.SetShare(ctx, site, sh); err != nil {
 				return err
@@ -325,16 +333,13 @@ func (s *Service) running(ctx context.Context, site, id string) (Deploy, error) 
 	return *d, nil
 }
 
-// abortedErr is the abort of rollout id, if someone asked for it.
-func (s *Service) abortedErr(ctx context.Context, site Site, id string) error {
+// abortAsked is the abort of rollout id someone asked for, or nil.
+func (s *Service) abortAsked(ctx context.Context, site Site, id string) (*RolloutAbort, error) {
 	d, err := s.running(ctx, site.Name, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if a := d.Rollout.Control.Aborted; a != nil {
-		return &RolloutAbortError{By: a.By, Reason: a.Reason}
-	}
-	return nil
+	return d.Rollout.Control.Aborted, nil
 }
 
 // RolloutAbortError ends a rollout: who stopped it and why. The deploy
@@ -452,4 +457,58 @@ func rolloutChange(req RolloutRequest, now time.Time) (func(*RolloutControl) err
 		}, nil
 	}
 	return nil, Errorf(EINVALID, "a rollout takes pause, resume, advance or abort, not %q", req.Action)
+}
+
+// resumeRollout is what is left of a gradual deploy interrupted in its
+// phase: from the step it was in (its share written again, its hold
+// started again: a crash gives the candidate's visitors more time, never
+// less), or, once the flip began, the strategy's own resume and the share
+// cleared. handled is false for a deploy that is not a rollout.
+func (s *Service) resumeRollout(ctx context.Context, site Site, cdn CDN, d Deploy) (steps []Step, flipped, handled bool, err error) {
+	if d.Rollout == nil {
+		return nil, false, false, nil
+	}
+	r, err := s.rollerOf(site, cdn)
+	if err != nil {
+		return nil, false, true, err
+	}
+	end := shareEnd(site, r, d)
+	switch d.Phase {
+	case PhaseHealth:
+		return nil, true, true, nil // cleared before the checks began
+	case PhaseVisible:
+		// Flipped; the caller watches again, then the share is cleared.
+		return []Step{end}, true, true, nil
+	case phaseShareEnd:
+		return []Step{end}, true, true, nil
+	}
+	from, inRollout := rolloutIndex(d)
+	if !inRollout {
+		// In the flip: the strategy knows how far it got.
+		rest, flipped, err := cdn.Resume(ctx, site, d)
+		if err != nil {
+			return nil, flipped, true, err
+		}
+		return append(rest, end), flipped, true, nil
+	}
+	flip := cdn.Plan(site, Current{Version: d.From, Path: d.FromPath}, d.To, d.ID)
+	return s.rolloutSteps(site, r, &d, from, flip), false, true, nil
+}
+
+// rolloutIndex is the step a rollout was in (0 before its first share),
+// and whether its phase is one of the rollout's own.
+func rolloutIndex(d Deploy) (int, bool) {
+	if d.Phase == PhasePending || d.Phase == PhaseCarry {
+		return 0, true
+	}
+	name := string(d.Phase)
+	for _, prefix := range []string{"share-", "check-", "hold-"} {
+		if n, ok := strings.CutPrefix(name, prefix); ok {
+			p, err := strconv.Atoi(n)
+			if i := slices.Index(d.Rollout.Steps, p); err == nil && i >= 0 {
+				return i, true
+			}
+		}
+	}
+	return 0, false
 }

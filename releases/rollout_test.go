@@ -269,3 +269,41 @@ func TestRolloutAbortedByAFailingHealthCheck(t *testing.T) {
 		t.Fatalf("lock after a health abort: %+v", st.Lock)
 	}
 }
+
+// A rollout stopped in a hold (serve shutting down) is resumed by the
+// next recovery from that step: its share written again, then on.
+func TestRolloutResumesWhereItWas(t *testing.T) {
+	h, r := rolloutHarness(t, time.Hour)
+	ctx, stop := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	<-r.wrote
+	if _, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAdvance, Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-r.wrote; p != 10 {
+		t.Fatalf("share %d", p)
+	}
+	stop(releases.ErrShutdown)
+	if err := <-done; !errors.Is(err, releases.ErrShutdown) && releases.ErrorCode(err) == "" {
+		t.Logf("stopped: %v", err)
+	}
+	d, err := h.svc.Store.(releases.RolloutStore).RunningDeploy(context.Background(), "www")
+	if err != nil || d == nil || d.Rollout == nil || d.Rollout.Percent != 10 {
+		t.Fatalf("after the stop the rollout holds the site at 10%%: %+v %v", d, err)
+	}
+	h.svc.Sites[0].Rollout.Interval = 3 * time.Second
+	d.Rollout.Interval = 3 * time.Second
+	if _, err := h.svc.Recover(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 10 10 50 0]" {
+		t.Fatalf("shares %s: want the step it was in written again, then on to the flip", got)
+	}
+	if st, _ := h.svc.Status(context.Background(), "www"); st.Lock != nil || st.Live == nil || *st.Live != "v2" {
+		t.Fatalf("after the resumed rollout: %+v", st)
+	}
+}
