@@ -133,6 +133,15 @@ type Site struct {
 	Windows []Window `yaml:"windows"`
 	// Freezes are times promotes are refused.
 	Freezes []Freeze `yaml:"freezes"`
+	// Rollout is the site's gradual promote (strategy kvs).
+	Rollout Rollout `yaml:"rollout"`
+}
+
+// Rollout is a site's gradual promote: the percent of visitors at each
+// step and how long each step holds.
+type Rollout struct {
+	Steps    []int    `yaml:"steps"`
+	Interval Duration `yaml:"interval"`
 }
 
 // Approval is a site's four-eyes rule.
@@ -364,6 +373,10 @@ func (c *Config) defaults(d *document) {
 		dur(key+".retention.grace", &s.Retention.Grace, releases.DefaultGrace)
 		num(key+".skew_protection", &s.SkewProtection, DefaultSkewProtection)
 		dur(key+".approval.timeout", &s.Approval.Timeout, releases.DefaultApprovalTimeout)
+		dur(key+".rollout.interval", &s.Rollout.Interval, releases.DefaultRolloutInterval)
+		if !d.set[key+".rollout.steps"] {
+			s.Rollout.Steps = append([]int(nil), releases.DefaultRolloutSteps...)
+		}
 		str(key+".strategy", &s.Strategy, releases.DefaultStrategy)
 		str(key+".routing.index", &s.Routing.Index, releases.DefaultRouting.Index)
 		str(key+".routing.fallback", &s.Routing.Fallback, releases.DefaultRouting.Fallback)
@@ -397,7 +410,8 @@ func (s Site) ReleasesSite() releases.Site {
 		NoReleaseHeader: s.ReleaseHeader != nil && !*s.ReleaseHeader,
 		Routing:         releases.Routing{Index: s.Routing.Index, Fallback: s.Routing.Fallback, NotFound: s.Routing.NotFound},
 		Windows:         s.windows(), Freezes: s.freezes(), RepoURL: s.RepoURL,
-		Approval: releases.Approval{Required: s.Approval.Required, Approvers: s.Approval.Approvers, Timeout: s.Approval.Timeout.Duration}}
+		Approval: releases.Approval{Required: s.Approval.Required, Approvers: s.Approval.Approvers, Timeout: s.Approval.Timeout.Duration},
+		Rollout:  releases.RolloutPolicy{Steps: s.Rollout.Steps, Interval: s.Rollout.Interval.Duration}}
 }
 
 // windows and freezes are the site's, as the domain takes them; Parse

@@ -93,6 +93,27 @@ func TestParseSiteBeforeSetup(t *testing.T) {
 	}
 }
 
+// A kvs site's rollout: the defaults when left out, a zero interval kept
+// as given (no hold), steps as written.
+func TestParseRollout(t *testing.T) {
+	doc := `sites:
+  - {name: a, bucket: b, prefix: a/, strategy: kvs}
+  - {name: b, bucket: b, prefix: b/, strategy: kvs, rollout: {steps: [5, 25, 75], interval: 0s}}
+`
+	cfg, err := Parse([]byte(doc), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cfg.Site("a")
+	b, _ := cfg.Site("b")
+	if r := a.ReleasesSite().Rollout; fmt.Sprint(r.Steps) != "[1 10 50]" || r.Interval != 10*time.Minute {
+		t.Fatalf("defaults: %+v", r)
+	}
+	if r := b.ReleasesSite().Rollout; fmt.Sprint(r.Steps) != "[5 25 75]" || r.Interval != 0 {
+		t.Fatalf("as written: %+v", r)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	site := "sites:\n  - name: www\n    bucket: b\n    distribution_id: E1\n"
 	cases := []struct {
@@ -150,6 +171,11 @@ func TestParseErrors(t *testing.T) {
 		{"approvals out of range", site + "    approval: {required: 9}\n", []string{"sites[0].approval.required", "line 5"}},
 		{"approver not an id", site + "    approval: {required: 1, approvers: [alice]}\n", []string{"sites[0].approval.approvers[0]", "alice"}},
 		{"approval timeout", site + "    approval: {required: 1, timeout: 10s}\n", []string{"sites[0].approval.timeout"}},
+		{"rollout on origin-path", site + "    rollout: {steps: [5, 50]}\n", []string{"sites[0].rollout", "strategy kvs"}},
+		{"rollout steps that shrink", site + "    strategy: kvs\n    kvs: {arn: \"arn:aws:cloudfront::1:key-value-store/x\"}\n    rollout: {steps: [10, 5]}\n", []string{"sites[0].rollout.steps", "only grow"}},
+		{"rollout step of 100", site + "    strategy: kvs\n    kvs: {arn: \"arn:aws:cloudfront::1:key-value-store/x\"}\n    rollout: {steps: [50, 100]}\n", []string{"sites[0].rollout.steps", "1 to 99"}},
+		{"rollout with no steps", site + "    strategy: kvs\n    kvs: {arn: \"arn:aws:cloudfront::1:key-value-store/x\"}\n    rollout: {steps: []}\n", []string{"sites[0].rollout.steps", "at least one"}},
+		{"rollout interval", site + "    strategy: kvs\n    kvs: {arn: \"arn:aws:cloudfront::1:key-value-store/x\"}\n    rollout: {interval: 48h}\n", []string{"sites[0].rollout.interval"}},
 		{"window cron", site + "    windows: [{cron: \"0 25 * * *\", duration: 1h}]\n", []string{"sites[0].windows[0].cron"}},
 		{"window with CRON_TZ", site + "    windows: [{cron: \"CRON_TZ=Europe/Berlin 0 9 * * *\", duration: 1h}]\n", []string{"sites[0].windows[0].cron", "timezone"}},
 		{"schedule with a bare CRON_TZ", site + "    retention: {schedule: \"CRON_TZ=UTC\"}\n", []string{"line 5: sites[0].retention.schedule", "timezone key"}},

@@ -126,6 +126,7 @@ func (v *validator) sites() {
 		v.siteFlip(key, s)
 		v.siteRetention(key, s)
 		v.siteGuards(key, s)
+		v.siteRollout(key, s)
 	}
 }
 
@@ -251,6 +252,22 @@ func (v *validator) siteRetention(key string, s Site) {
 	}
 	if _, err := present.ParseRepo(s.RepoURL); err != nil {
 		v.bad(key+".repo_url", "%v", err)
+	}
+}
+
+// siteRollout checks the gradual promote: steps that only grow, within
+// 1 to 99 percent, a hold of at most a day, and a strategy that can
+// share (kvs).
+func (v *validator) siteRollout(key string, s Site) {
+	set := v.d.set[key+".rollout.steps"] || v.d.set[key+".rollout.interval"]
+	if set && s.Strategy != releases.StrategyKVS {
+		v.bad(key+".rollout", "a gradual promote sends a share of visitors to the candidate, which strategy %s cannot: it needs strategy kvs", s.Strategy)
+	}
+	if why := (releases.RolloutPolicy{Steps: s.Rollout.Steps}).Validate(); why != "" {
+		v.bad(key+".rollout.steps", "%s (got %v)", why, s.Rollout.Steps)
+	}
+	if i := s.Rollout.Interval.Duration; i < 0 || i > 24*time.Hour {
+		v.bad(key+".rollout.interval", "how long each step holds, 0s to 24h (got %s)", i)
 	}
 }
 

@@ -66,12 +66,11 @@ func (p RolloutPolicy) Validate() string {
 	return ""
 }
 
+// withDefaults fills steps left out; the interval is as given (the
+// configuration sets its default, and 0 there means no hold).
 func (p RolloutPolicy) withDefaults() RolloutPolicy {
 	if len(p.Steps) == 0 {
 		p.Steps = DefaultRolloutSteps
-	}
-	if p.Interval == 0 {
-		p.Interval = DefaultRolloutInterval
 	}
 	return p
 }
@@ -88,8 +87,11 @@ type Share struct {
 // Roller is a CDN that can send a share of the visitors to another
 // release than the live one (the kvs strategy).
 type Roller interface {
-	// SetShare writes sh; Percent 0 sends everyone to the live release.
-	SetShare(ctx context.Context, site Site, sh Share) error
+	// SetShare changes the share from what from says to what to says
+	// (Percent 0: none, everyone on the live release). The CDN holding
+	// neither is ECONFLICT (someone else changed it: an abort); holding
+	// to already is done.
+	SetShare(ctx context.Context, site Site, from, to Share) error
 	// CurrentShare reads what the CDN is told now (Percent 0: none).
 	CurrentShare(ctx context.Context, site Site) (Share, error)
 	// ShareDelay is how long a written share takes to reach the edge.
@@ -199,9 +201,13 @@ func newRollout(site Site, salt uint32) *Rollout {
 func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []Step) []Step {
 	ro := d.Rollout
 	var steps []Step
-	for _, p := range ro.Steps[from:] {
+	for i, p := range ro.Steps[from:] {
+		prev := Share{Candidate: d.To, Salt: ro.Salt}
+		if i+from > 0 {
+			prev.Percent = ro.Steps[i+from-1]
+		}
 		sh := Share{Candidate: d.To, Percent: p, Salt: ro.Salt}
-		steps = append(steps, s.shareStep(site, r, sh, d.ID))
+		steps = append(steps, s.shareStep(site, r, prev, sh, d.ID))
 		if h := s.rolloutCheck(site, r, sh, d.ID); h != nil {
 			steps = append(steps, *h)
 		}
@@ -213,13 +219,27 @@ func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []
 
 // shareEnd clears the share once everyone has the candidate.
 func shareEnd(site Site, r Roller, d Deploy) Step {
-	end := Share{Candidate: d.To, Salt: d.Rollout.Salt}
 	return Step{Phase: phaseShareEnd, Title: "Clearing the rollout share",
-		Run:    func(ctx context.Context) error { return r.SetShare(ctx, site, end) },
+		Run:    func(ctx context.Context) error { return clearShare(ctx, site, r) },
 		Record: func(d *Deploy) { d.Rollout.Percent = 0 }}
 }
 
-func (s *Service) shareStep(site Site, r Roller, sh Share, id string) Step {
+// clearShare sends everyone to the live release, whatever share the CDN
+// holds (read, then changed from it; once more if it changed between).
+func clearShare(ctx context.Context, site Site, r Roller) error {
+	for try := 0; ; try++ {
+		cur, err := r.CurrentShare(ctx, site)
+		if err != nil || cur.Percent == 0 {
+			return err
+		}
+		err = r.SetShare(ctx, site, cur, Share{Candidate: cur.Candidate, Salt: cur.Salt})
+		if ErrorCode(err) != ECONFLICT || try > 0 {
+			return err
+		}
+	}
+}
+
+func (s *Service) shareStep(site Site, r Roller, prev, sh Share, id string) Step {
 	return Step{Phase: sharePhase(sh.Percent), Title: fmt.Sprintf("Sending %d%% of visitors to %s", sh.Percent, sh.Candidate),
 		Run: func(ctx context.Context) error {
 			if a, err := s.abortAsked(ctx, site, id); err != nil || a != nil {
@@ -228,7 +248,11 @@ func (s *Service) shareStep(site Site, r Roller, sh Share, id string) Step {
 				}
 				return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
 			}
-			if err := r.SetShare(ctx, site, sh); err != nil {
+			if err := r.SetShare(ctx, site, prev, sh); err != nil {
+				// Changed under the runner: an abort cleared it.
+				if a, aerr := s.abortAsked(ctx, site, id); aerr == nil && a != nil {
+					return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
+				}
 				return err
 			}
 			return Wait(ctx, s.After, r.ShareDelay())
@@ -361,8 +385,8 @@ func (s *Service) abortRollout(ctx context.Context, site Site, r Roller, id, by,
 	if err != nil {
 		return err
 	}
-	if err := r.SetShare(context.WithoutCancel(ctx), site, Share{Candidate: d.To, Salt: d.Rollout.Salt}); err != nil {
-		return fmt.Errorf("aborting the rollout (%s): clearing the share: %w", reason, err)
+	if err := clearShare(context.WithoutCancel(ctx), site, r); err != nil {
+		return fmt.Errorf("aborting the rollout of %s (%s): clearing the share: %w", d.To, reason, err)
 	}
 	return &RolloutAbortError{By: by, Reason: reason}
 }
@@ -416,7 +440,7 @@ func (s *Service) ControlRollout(ctx context.Context, req RolloutRequest) (d *De
 		return nil, err
 	}
 	if req.Action == RolloutAbortIt {
-		if err := r.SetShare(ctx, site, Share{Candidate: got.To, Salt: got.Rollout.Salt}); err != nil {
+		if err := clearShare(ctx, site, r); err != nil {
 			return &got, fmt.Errorf("the abort is recorded; clearing the share failed (the runner clears it at its next poll): %w", err)
 		}
 	}

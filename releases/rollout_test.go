@@ -56,8 +56,20 @@ type fakeRoller struct {
 	wrote  chan int
 }
 
-func (r *fakeRoller) SetShare(_ context.Context, _ releases.Site, sh releases.Share) error {
+func (r *fakeRoller) SetShare(_ context.Context, _ releases.Site, from, sh releases.Share) error {
 	r.mu.Lock()
+	cur := 0
+	if n := len(r.shares); n > 0 {
+		cur = r.shares[n-1].Percent
+	}
+	if cur == sh.Percent {
+		r.mu.Unlock()
+		return nil
+	}
+	if cur != from.Percent {
+		r.mu.Unlock()
+		return releases.Errorf(releases.ECONFLICT, "share is %d, not %d", cur, from.Percent)
+	}
 	r.shares = append(r.shares, sh)
 	r.mu.Unlock()
 	select {
@@ -300,8 +312,14 @@ func TestRolloutResumesWhereItWas(t *testing.T) {
 	if _, err := h.svc.Recover(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(r.percents()); got != "[1 10 10 50 0]" {
-		t.Fatalf("shares %s: want the step it was in written again, then on to the flip", got)
+	// The step it was in is taken again (its share found written, its
+	// hold held again), then on to the flip.
+	if got := fmt.Sprint(r.percents()); got != "[1 10 50 0]" {
+		t.Fatalf("shares %s", got)
+	}
+	ds, _ := h.db.Deploys(context.Background(), "www", 1)
+	if got := strings.Join(phasesOf(&ds[0]), " "); !strings.Contains(got, "hold-10 share-10 hold-10 share-50 hold-50 flip wait share-end") {
+		t.Fatalf("phases of the resumed rollout: %s", got)
 	}
 	if st, _ := h.svc.Status(context.Background(), "www"); st.Lock != nil || st.Live == nil || *st.Live != "v2" {
 		t.Fatalf("after the resumed rollout: %+v", st)
