@@ -36,7 +36,7 @@ var commandTable []commandSpec
 
 func init() {
 	commandTable = []commandSpec{
-		{name: "promote", usage: "promote [site] <version> [reason...] [--override-freeze <why...>]", args: promoteArgs, run: (*Bot).runPromote},
+		{name: "promote", usage: "promote [site] <version> [reason...] [--gradual] [--override-freeze <why...>]", args: promoteArgs, run: (*Bot).runPromote},
 		{name: "rollback", usage: "rollback [site] [version] [reason...]", args: maybeVersionAndReason, run: (*Bot).runRollback},
 		{name: "versions", usage: "versions [site]", args: noWords, run: (*Bot).runVersions},
 		{name: "status", usage: "status [site]", args: noWords, run: (*Bot).runStatus},
@@ -52,6 +52,7 @@ func init() {
 		{name: "unpin", usage: "unpin [site] <version>", args: oneVersion, run: (*Bot).runUnpin},
 		{name: "diff", usage: "diff [site] <a> <b>", args: twoVersions, run: (*Bot).runDiff},
 		{name: "preview", usage: "preview [site] <version>", args: oneVersion, run: (*Bot).runPreview},
+		{name: "rollout", usage: "rollout [site] <pause|resume|advance|abort> [reason...]", args: rolloutArgs, run: (*Bot).runRollout},
 		{name: "help", usage: "help"},
 	}
 }
@@ -101,7 +102,24 @@ func versionAndReason(c *Command, words []string) error {
 // promote goes ahead in a freeze or outside the deploy windows.
 const overrideFlag = "--override-freeze"
 
+// gradualFlag makes a promote a rolling release, wherever it is typed
+// before --override-freeze.
+const gradualFlag = "--gradual"
+
 func promoteArgs(c *Command, words []string) error {
+	kept := words[:0:0]
+	for i, w := range words {
+		if strings.EqualFold(w, overrideFlag) || w == "—override-freeze" {
+			kept = append(kept, words[i:]...)
+			break
+		}
+		if strings.EqualFold(w, gradualFlag) || w == "—gradual" { // Slack turns "--" into a dash
+			c.Gradual = true
+			continue
+		}
+		kept = append(kept, w)
+	}
+	words = kept
 	for i, w := range words {
 		if strings.EqualFold(w, overrideFlag) || w == "—override-freeze" { // Slack turns "--" into a dash
 			c.Override = strings.TrimSpace(strings.Join(words[i+1:], " "))
@@ -113,6 +131,19 @@ func promoteArgs(c *Command, words []string) error {
 		}
 	}
 	return versionAndReason(c, words)
+}
+
+// rolloutArgs: what to do with the rollout, then why.
+func rolloutArgs(c *Command, words []string) error {
+	if len(words) == 0 {
+		return errors.New("say pause, resume, advance or abort")
+	}
+	switch a := strings.ToLower(words[0]); a {
+	case releases.RolloutPause, releases.RolloutResume, releases.RolloutAdvance, releases.RolloutAbortIt:
+		c.RolloutAction, c.Reason = a, strings.Join(words[1:], " ")
+		return nil
+	}
+	return fmt.Errorf("a rollout takes pause, resume, advance or abort, not %s", quoted(clip(words[0])))
 }
 
 // freezeArgs: how long or until when, then why.
@@ -208,7 +239,7 @@ func (b *Bot) runPromote(ctx context.Context, req Request, site releases.Site, o
 	}
 	b.deploy(ctx, req, site, out, func(p releases.Progress) (*releases.Outcome, error) {
 		return b.Service.Promote(ctx, releases.PromoteRequest{Site: site.Name, Version: c.Version, Actor: actorOf(req), Reason: c.Reason, Override: c.Override,
-			Back: req.Confirmed, BackFrom: c.From}, p)
+			Back: req.Confirmed, BackFrom: c.From, Gradual: c.Gradual}, p)
 	})
 }
 
@@ -276,6 +307,22 @@ func (b *Bot) runUnlock(ctx context.Context, req Request, site releases.Site, ou
 		out.Public(ctx, req, Message{Text: Md(":unlock: %s unlocked *%s* (locked by %s since %s: %s).",
 			Mention(actorOf(req)), site.Name, Mention(l.Holder), l.Since.UTC().Format("2006-01-02 15:04Z"), l.Reason)})
 	}
+}
+
+func (b *Bot) runRollout(ctx context.Context, req Request, site releases.Site, out Out) {
+	c := req.Cmd
+	d, err := b.Service.ControlRollout(ctx, releases.RolloutRequest{Site: site.Name, Action: c.RolloutAction, Actor: actorOf(req), Reason: c.Reason})
+	if err != nil {
+		out.Private(ctx, req, ErrorText(err))
+		return
+	}
+	what := map[string]string{
+		releases.RolloutPause:   ":double_vertical_bar: %s paused the rollout of `%s` on *%s* at %d%%: the step holds until resumed.",
+		releases.RolloutResume:  ":arrow_forward: %s resumed the rollout of `%s` on *%s* at %d%%.",
+		releases.RolloutAdvance: ":fast_forward: %s advanced the rollout of `%s` on *%s* from %d%%.",
+		releases.RolloutAbortIt: ":octagonal_sign: %s aborted the rollout of `%s` on *%s* at %d%%: every visitor is back on the live release, and the site stays locked.",
+	}[c.RolloutAction]
+	out.Public(ctx, req, Message{Text: Md(what, Mention(actorOf(req)), d.To, site.Name, d.Rollout.Percent)})
 }
 
 func (b *Bot) runFreeze(ctx context.Context, req Request, site releases.Site, out Out) {

@@ -54,7 +54,11 @@ type Command struct {
 	// Override is why a promote goes ahead in a freeze or outside the
 	// deploy windows (--override-freeze).
 	Override string
-	Error    string
+	// Gradual: promote as a rolling release (--gradual).
+	Gradual bool
+	// RolloutAction is rollout's pause, resume, advance or abort.
+	RolloutAction string
+	Error         string
 }
 
 // CommandNames are the commands, in the order help lists them.

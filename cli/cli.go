@@ -73,6 +73,7 @@ func commands() []command {
 		{"routing-setup", "directory index, SPA fallback, 404 page and release header of an origin-path site on CloudFront (--apply)", runRoutingSetup},
 		{"lock", "refuse promotes and rollbacks of a site until unlocked, saying why", runLock},
 		{"unlock", "release a site's lock (a manual or auto-rollback lock)", runUnlock},
+		{"rollout", "pause, resume, advance or abort a site's gradual promote (promote --gradual)", runRollout},
 		{"approve", "approve a promote waiting for approval; the last approval needed runs it", runApprove},
 		{"reject", "reject (or withdraw) a promote waiting for approval", runReject},
 		{"rebuild", "fill the store from the sites' buckets and distributions (what serve does when it finds the store empty)", runRebuild},

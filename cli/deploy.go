@@ -46,13 +46,14 @@ func printer(w io.Writer) releases.Progress {
 
 func runPromote(ctx context.Context, env Env, args []string) error {
 	var reason, override *string
-	var noVerify, noWait, back *bool
+	var noVerify, noWait, back, gradual *bool
 	call, err := siteCommand(ctx, env, "promote", "VERSION", args, func(fs *flagSetT) {
 		reason = fs.String("reason", "", "`TEXT` saying why, recorded with the deploy (at most 500 characters)")
 		noVerify = fs.Bool("no-verify", false, "skip checking that every file of the release is in the bucket")
 		override = fs.String("override-freeze", "", "`REASON` to promote anyway in a freeze or outside the deploy windows (recorded)")
 		noWait = fs.Bool("no-wait", false, "on a site that needs approval, print the request's id and return instead of waiting")
 		back = fs.Bool("rollback", false, "promote a release older than the live one (refused without it); still a promote, with its approval and freeze rules")
+		gradual = fs.Bool("gradual", false, "roll the release out: the share of visitors in sites[].rollout first, each step health-checked and held, then everyone (strategy kvs)")
 	})
 	if err != nil {
 		return err
@@ -65,7 +66,7 @@ func runPromote(ctx context.Context, env Env, args []string) error {
 	if err := releases.ValidateVersion(pos[0]); err != nil {
 		return err
 	}
-	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason, NoVerify: *noVerify, Override: *override, Back: *back}, printer(env.Stdout))
+	out, err := b.Promote(ctx, releases.PromoteRequest{Site: site, Version: pos[0], Actor: actor(env), Reason: *reason, NoVerify: *noVerify, Override: *override, Back: *back, Gradual: *gradual}, printer(env.Stdout))
 	if err == nil && out.Approval != nil {
 		a := *out.Approval
 		fmt.Fprintf(env.Stdout, "the promote of %s on %s waits for %d approval(s) by an approver other than you, until %s: request %s\n"+

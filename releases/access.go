@@ -383,7 +383,7 @@ func (a *Access) named(ctx context.Context, ids []string, p Principal) (bool, er
 // list it, and authorize reads it.
 var permissions = map[string]Role{
 	"versions": RoleReader, "status": RoleReader, "history": RoleReader, "diff": RoleReader, "verify": RoleReader,
-	"promote": RoleDeployer, "rollback": RoleDeployer, "lock": RoleDeployer, "unlock": RoleDeployer,
+	"promote": RoleDeployer, "rollback": RoleDeployer, "lock": RoleDeployer, "unlock": RoleDeployer, "rollout": RoleDeployer,
 	"pin": RoleDeployer, "unpin": RoleDeployer, "prune": RoleDeployer, "freeze": RoleDeployer, "unfreeze": RoleDeployer,
 	"approvals": RoleReader,
 	"approve":   RoleApprover, "override-freeze": RoleApprover, "lift-freeze": RoleApprover, "reject": RoleApprover,

@@ -404,6 +404,7 @@ type Operations interface {
 	Unfreeze(ctx context.Context, site string, all bool, actor string) ([]Freeze, error)
 	UnlockSite(ctx context.Context, site, actor string) (*Lock, error)
 	Preview(ctx context.Context, site, version, actor string, ttl time.Duration) (*Preview, error)
+	ControlRollout(ctx context.Context, req RolloutRequest) (*Deploy, error)
 }
 
 var _ Operations = (*Service)(nil)

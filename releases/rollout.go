@@ -402,7 +402,7 @@ func (s *Service) ControlRollout(ctx context.Context, req RolloutRequest) (d *De
 	if err != nil {
 		return nil, err
 	}
-	if p, err := s.authorize(ctx, site, "promote", req.Actor); err != nil {
+	if p, err := s.authorize(ctx, site, "rollout", req.Actor); err != nil {
 		return nil, err
 	} else if p.Kind != "" {
 		req.Actor = p.String()

@@ -25,6 +25,16 @@ type DeployRequest struct {
 	// Rollback, on a promote, says the caller knows the release is older
 	// than the live one: without it such a promote is refused (409).
 	Rollback bool `json:"rollback,omitempty"`
+	// Gradual makes a promote a rolling release (strategy kvs).
+	Gradual bool `json:"gradual,omitempty"`
+}
+
+// RolloutRequest is the body of POST .../rollout: pause, resume,
+// advance or abort the site's running rollout.
+type RolloutRequest struct {
+	Action string `json:"action"`
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // WireEvent is one line of a promote/rollback answer (NDJSON): progress
@@ -318,6 +328,9 @@ func (s *Server) routeChanges(mux *routes) {
 	mux.handle("POST /api/v1/sites/{site}/previews", answerJSON(s, "preview", func(r *http.Request, req PreviewRequest) (any, error) {
 		return s.Service.Preview(labelled(r, req.Actor), r.PathValue("site"), req.Version, req.Actor, time.Duration(req.TTLSeconds)*time.Second)
 	}))
+	mux.handle("POST /api/v1/sites/{site}/rollout", answerJSON(s, "rollout", func(r *http.Request, req RolloutRequest) (any, error) {
+		return s.Service.ControlRollout(labelled(r, req.Actor), releases.RolloutRequest{Site: r.PathValue("site"), Action: req.Action, Actor: req.Actor, Reason: req.Reason})
+	}))
 	mux.handle("PUT /api/v1/sites/{site}/lock", answerJSON(s, "lock", func(r *http.Request, req LockRequest) (any, error) {
 		return s.Service.LockSite(labelled(r, req.Actor), r.PathValue("site"), req.Actor, req.Reason)
 	}))
@@ -450,7 +463,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 			return s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)
 		}
 		return s.Service.Promote(work, releases.PromoteRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason,
-			NoVerify: req.NoVerify, Override: req.OverrideFreeze, Back: req.Rollback}, progress)
+			NoVerify: req.NoVerify, Override: req.OverrideFreeze, Back: req.Rollback, Gradual: req.Gradual}, progress)
 	})
 }
 

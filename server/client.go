@@ -185,7 +185,7 @@ func orInternal(code string) string {
 // Promote makes a release live through the server, as the service's
 // Promote does in process.
 func (c *Client) Promote(ctx context.Context, req releases.PromoteRequest, p releases.Progress) (*releases.Outcome, error) {
-	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, OverrideFreeze: req.Override, Rollback: req.Back}, p)
+	return c.Deploy(ctx, req.Site, releases.KindPromote, DeployRequest{Version: req.Version, Actor: req.Actor, Reason: req.Reason, NoVerify: req.NoVerify, OverrideFreeze: req.Override, Rollback: req.Back, Gradual: req.Gradual}, p)
 }
 
 // Rollback goes back through the server, as the service's Rollback does.
@@ -297,6 +297,20 @@ func (c *Client) UnpinRelease(ctx context.Context, site, version, actor string) 
 }
 
 // LockSite locks a site on the server.
+// ControlRollout pauses, resumes, advances or aborts a site's rollout.
+func (c *Client) ControlRollout(ctx context.Context, req releases.RolloutRequest) (*releases.Deploy, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/sites/"+url.PathEscape(req.Site)+"/rollout", RolloutRequest{Action: req.Action, Actor: req.Actor, Reason: req.Reason})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var d releases.Deploy
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 func (c *Client) LockSite(ctx context.Context, site, actor, reason string) (*releases.Lock, error) {
 	resp, err := c.do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(site)+"/lock", LockRequest{Actor: actor, Reason: reason})
 	if err != nil {

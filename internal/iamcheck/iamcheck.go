@@ -103,7 +103,7 @@ var (
 		"CreateInvalidation": true, "GetInvalidation": true, "ListInvalidations": true}
 	cloudFrontFunction = map[string]bool{"DescribeFunction": true, "GetFunction": true, "CreateFunction": true,
 		"UpdateFunction": true, "PublishFunction": true}
-	keyValueStore = map[string]bool{"DescribeKeyValueStore": true, "GetKey": true, "PutKey": true}
+	keyValueStore = map[string]bool{"DescribeKeyValueStore": true, "GetKey": true, "PutKey": true, "DeleteKey": true}
 )
 
 // Needs is what a call needs, with CloudFront resources in account.

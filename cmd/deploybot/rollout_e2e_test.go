@@ -1,0 +1,144 @@
+package main_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kvsWorld is a world whose site www is on strategy kvs, set up by
+// kvs-setup, serving v1, with v2 published, and rolling out by extra
+// (the site's rollout key).
+func kvsWorld(t *testing.T, rollout string) *world {
+	w := start(t, "300ms", "100ms", "--kvs", "deploybot", "--kvs-propagation", "200ms", "--pops", "3")
+	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	w.must("publish", "--version", "v2", w.siteDir("v2"))
+	w.must("promote", "v1")
+	cfg := readFile(t, w.config)
+	cfg = strings.Replace(cfg, "deploy: {poll_interval: 50ms, timeout: 1m}", "deploy: {poll_interval: 50ms, timeout: 1m, kvs_propagation: 300ms}", 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n    rollout: %s\n", w.kvsARN, rollout), 1)
+	w.write("deploybot.yaml", cfg)
+	w.must("kvs-setup", "--apply")
+	w.waitDeployed()
+	w.waitPage("/", "the edge to serve v1 through the function", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, "release v1<")
+	})
+	return w
+}
+
+// visitor asks the edge for / as one visitor (its user agent; every
+// request comes from 127.0.0.1), with its cookie jar, and says which
+// release answered.
+type visitor struct {
+	agent  string
+	cookie string
+}
+
+func (v *visitor) visit(t *testing.T, edge string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, edge+"/", nil)
+	req.Header.Set("User-Agent", v.agent)
+	if v.cookie != "" {
+		req.Header.Set("Cookie", v.cookie)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, c := range resp.Cookies() {
+		if c.Name == "deploybot-cohort" {
+			v.cookie = c.Name + "=" + c.Value
+		}
+	}
+	for _, r := range []string{"v1", "v2"} {
+		if strings.Contains(string(body), "release "+r+"<") {
+			return r
+		}
+	}
+	t.Fatalf("the edge answered %d %q", resp.StatusCode, body)
+	return ""
+}
+
+// share is how many of the visitors get v2, each visiting once.
+func share(t *testing.T, edge string, vs []*visitor) (on map[*visitor]bool) {
+	on = map[*visitor]bool{}
+	for _, v := range vs {
+		if v.visit(t, edge) == "v2" {
+			on[v] = true
+		}
+	}
+	return on
+}
+
+// A gradual promote through the binary: the edge sends about the step's
+// share of visitors to v2, each keeps its release as the share grows
+// (rollout advance, from another process), and rollout abort from a third
+// puts every visitor back on v1, ends the promote and locks the site,
+// all of it recorded.
+func TestRolloutFromTheCommandLine(t *testing.T) {
+	w := kvsWorld(t, "{steps: [20, 60], interval: 1h}")
+	var visitors []*visitor
+	for i := range 200 {
+		visitors = append(visitors, &visitor{agent: fmt.Sprintf("browser-%03d", i)})
+	}
+	share(t, w.edge, visitors) // everyone gets a cohort cookie on v1
+
+	output, wait := w.startAs("alice", "promote", "--gradual", "--reason", "new checkout", "v2")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(output(), "Holding at 20%") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not reach its first hold:\n%s", output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(700 * time.Millisecond) // the key reaches every PoP (propagation 200ms)
+	first := share(t, w.edge, visitors)
+	if n := len(first); n < 20 || n > 60 {
+		t.Fatalf("at 20%% the edge sent %d of 200 visitors to v2", n)
+	}
+
+	w.runAs("bob", "rollout", "advance")
+	for !strings.Contains(output(), "Holding at 60%") {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("advance did not reach the next hold:\n%s", output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(700 * time.Millisecond)
+	second := share(t, w.edge, visitors)
+	for v := range first {
+		if !second[v] {
+			t.Fatalf("visitor %s went back from v2 to v1 as the share grew", v.agent)
+		}
+	}
+	if n := len(second); n < 90 || n > 150 {
+		t.Fatalf("at 60%% the edge sent %d of 200 visitors to v2", n)
+	}
+
+	if r := w.runAs("carol", "rollout", "abort", "--reason", "checkout errors"); r.code != 0 || !strings.Contains(r.stdout, "aborted") {
+		t.Fatalf("rollout abort: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r := wait()
+	if r.code != 1 || !strings.Contains(r.stderr, "rollout aborted by") || !strings.Contains(r.stderr, "checkout errors") {
+		t.Fatalf("the promote after the abort: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if back := share(t, w.edge, visitors); len(back) != 0 {
+		t.Fatalf("after the abort %d visitors still get v2", len(back))
+	}
+	st := w.status()
+	if lock, _ := st["lock"].(map[string]any); lock == nil || !strings.Contains(fmt.Sprint(lock["reason"]), "aborted: checkout errors") || st["live"] != "v1" {
+		t.Fatalf("status after the abort: %v", st)
+	}
+	got := trail(w.history())
+	for _, want := range []string{"rollout-advance:ok", "rollout-abort:ok", "promote:failed"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("history %s lacks %s", got, want)
+		}
+	}
+}
