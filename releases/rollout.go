@@ -115,6 +115,9 @@ type Rollout struct {
 	Salt     uint32        `json:"salt"`
 	// Percent is the share the CDN was last told.
 	Percent int `json:"percent"`
+	// Advanced is how many of Control.Advances the holds have taken: an
+	// advance asked while a step shares or checks ends that step's hold.
+	Advanced int `json:"advanced,omitempty"`
 	// Control is what people changed while it runs; the runner never
 	// writes it (the shared store keeps it across the runner's saves).
 	Control RolloutControl `json:"control"`
@@ -299,14 +302,20 @@ func (c cookieProber) Probe(ctx context.Context, url string) (int, []byte, error
 // when someone advances; it ends the rollout when someone aborts it.
 // It reads the control every poll (a read of the shared state).
 func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
+	advanced := -1 // the advances taken, once this hold ends on one
 	return Step{Phase: holdPhase(sh.Percent), Waits: true,
 		Title: fmt.Sprintf("Holding at %d%%", sh.Percent),
+		Record: func(d *Deploy) {
+			if advanced >= 0 {
+				d.Rollout.Advanced = advanced
+			}
+		},
 		Run: func(ctx context.Context) error {
 			d, err := s.running(ctx, site.Name, id)
 			if err != nil {
 				return err
 			}
-			start, advances := s.now(), d.Rollout.Control.Advances
+			start, advances := s.now(), d.Rollout.Advanced
 			paused := false
 			for {
 				c := d.Rollout.Control
@@ -315,6 +324,7 @@ func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
 					return s.abortRollout(ctx, site, r, id, c.Aborted.By, c.Aborted.Reason)
 				case c.Advances > advances:
 					Note(ctx, "advanced by hand")
+					advanced = c.Advances
 					return nil
 				case c.Paused && !paused:
 					Note(ctx, "paused by "+c.PausedBy)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ type fakeRoller struct {
 	mu     sync.Mutex
 	shares []releases.Share
 	wrote  chan int
+	// hurry makes each wait of the service move its clock an hour on.
+	hurry atomic.Bool
 }
 
 func (r *fakeRoller) SetShare(_ context.Context, _ releases.Site, from, sh releases.Share) error {
@@ -111,10 +114,16 @@ func rolloutHarness(t *testing.T, interval time.Duration) (*harness, *fakeRoller
 	h.svc.CDNs["fake"] = r
 	h.svc.Sites[0].Rollout = releases.RolloutPolicy{Steps: []int{1, 10, 50}, Interval: interval}
 	h.svc.Store = releases.NewSharedStore(h.db, &memState{}, h.svc.Sites)
+	// Each wait is a millisecond of real time, while the clock moves a
+	// second per reading: a hold of a minute ends by itself within tens
+	// of milliseconds, one of a day not before the test acts.
 	h.svc.After = func(time.Duration) <-chan time.Time {
-		c := make(chan time.Time, 1)
-		c <- time.Time{}
-		return c
+		if r.hurry.Load() {
+			h.clockMu.Lock()
+			h.now = h.now.Add(time.Hour)
+			h.clockMu.Unlock()
+		}
+		return time.After(time.Millisecond)
 	}
 	h.publish("v1", "v2")
 	h.promote(t, "v1")
@@ -150,7 +159,7 @@ func TestGradualPromoteGoesThroughEachShare(t *testing.T) {
 // with one share write, the deploy failed with who and why, the site
 // locked with the reason, the live release never changed.
 func TestRolloutAbortPutsEveryoneBackAndLocks(t *testing.T) {
-	h, r := rolloutHarness(t, time.Hour)
+	h, r := rolloutHarness(t, 24*time.Hour)
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
@@ -191,7 +200,7 @@ func TestRolloutAbortPutsEveryoneBackAndLocks(t *testing.T) {
 // each is refused when it makes no sense, and the rollout never moves on
 // while paused.
 func TestRolloutPauseResumeAdvance(t *testing.T) {
-	h, r := rolloutHarness(t, time.Hour)
+	h, r := rolloutHarness(t, 24*time.Hour)
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() {
@@ -285,7 +294,7 @@ func TestRolloutAbortedByAFailingHealthCheck(t *testing.T) {
 // A rollout stopped in a hold (serve shutting down) is resumed by the
 // next recovery from that step: its share written again, then on.
 func TestRolloutResumesWhereItWas(t *testing.T) {
-	h, r := rolloutHarness(t, time.Hour)
+	h, r := rolloutHarness(t, 24*time.Hour)
 	ctx, stop := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -299,16 +308,26 @@ func TestRolloutResumesWhereItWas(t *testing.T) {
 	if p := <-r.wrote; p != 10 {
 		t.Fatalf("share %d", p)
 	}
+	rs := h.svc.Store.(releases.RolloutStore)
+	for {
+		d, err := rs.RunningDeploy(context.Background(), "www")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Phase == "hold-10" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	stop(releases.ErrShutdown)
 	if err := <-done; !errors.Is(err, releases.ErrShutdown) && releases.ErrorCode(err) == "" {
 		t.Logf("stopped: %v", err)
 	}
-	d, err := h.svc.Store.(releases.RolloutStore).RunningDeploy(context.Background(), "www")
+	d, err := rs.RunningDeploy(context.Background(), "www")
 	if err != nil || d == nil || d.Rollout == nil || d.Rollout.Percent != 10 {
 		t.Fatalf("after the stop the rollout holds the site at 10%%: %+v %v", d, err)
 	}
-	h.svc.Sites[0].Rollout.Interval = 3 * time.Second
-	d.Rollout.Interval = 3 * time.Second
+	r.hurry.Store(true) // the resumed holds end by themselves
 	if _, err := h.svc.Recover(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
