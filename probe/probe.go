@@ -37,6 +37,14 @@ var defaultClient = &http.Client{Timeout: 10 * time.Second}
 
 // Probe GETs url and returns the status and up to 1 MiB of the body.
 func (h *HTTP) Probe(ctx context.Context, url string) (int, []byte, error) {
+	return h.ProbeWithCookie(ctx, url, "")
+}
+
+var _ releases.CookieProber = (*HTTP)(nil)
+
+// ProbeWithCookie is Probe with a Cookie header ("" for none): a rollout's
+// health checks are sent as one of the candidate's visitors.
+func (h *HTTP) ProbeWithCookie(ctx context.Context, url, cookie string) (int, []byte, error) {
 	c := h.Client
 	if c == nil {
 		c = defaultClient
@@ -46,6 +54,9 @@ func (h *HTTP) Probe(ctx context.Context, url string) (int, []byte, error) {
 		return 0, nil, err
 	}
 	req.Header.Set("User-Agent", "deploybot-health-check")
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s: %w", url, err)

@@ -14,7 +14,9 @@ import (
 // (the site's rollout key).
 func kvsWorld(t *testing.T, rollout string) *world {
 	w := start(t, "300ms", "100ms", "--kvs", "deploybot", "--kvs-propagation", "200ms", "--pops", "3")
-	w.must("publish", "--version", "v1", w.siteDir("v1"))
+	v1 := w.siteDir("v1")
+	w.write("v1/health.txt", "ok") // v2 has none: its health check fails
+	w.must("publish", "--version", "v1", v1)
 	w.must("publish", "--version", "v2", w.siteDir("v2"))
 	w.must("promote", "v1")
 	cfg := readFile(t, w.config)
@@ -140,5 +142,30 @@ func TestRolloutFromTheCommandLine(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Fatalf("history %s lacks %s", got, want)
 		}
+	}
+}
+
+// A health check that fails for the candidate's visitors (v2 has no
+// /health.txt) aborts the rollout at its first step, as deploybot: every
+// visitor back on v1, the site locked, the promote failed, recorded.
+func TestRolloutAbortedByItsHealthCheck(t *testing.T) {
+	w := kvsWorld(t, "{steps: [30], interval: 1h}")
+	health := fmt.Sprintf("    health: {checks: [{url: %q, contains: ok}], settle: 2s, interval: 200ms, failures: 2}\n", w.edge+"/health.txt")
+	w.write("deploybot.yaml", strings.Replace(readFile(t, w.config), "    rollout: {steps: [30], interval: 1h}\n", "    rollout: {steps: [30], interval: 1h}\n"+health, 1))
+	r := w.runAs("alice", "promote", "--gradual", "v2")
+	if r.code != 1 || !strings.Contains(r.stderr, "rollout aborted by deploybot: health check failed at 30%") {
+		t.Fatalf("a gradual promote whose candidate fails its check: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	time.Sleep(700 * time.Millisecond)
+	var visitors []*visitor
+	for i := range 50 {
+		visitors = append(visitors, &visitor{agent: fmt.Sprintf("browser-%03d", i)})
+	}
+	if on := share(t, w.edge, visitors); len(on) != 0 {
+		t.Fatalf("after the abort %d visitors get v2", len(on))
+	}
+	st := w.status()
+	if lock, _ := st["lock"].(map[string]any); lock == nil || lock["holder"] != "deploybot" || st["live"] != "v1" {
+		t.Fatalf("status after the health abort: %v", st)
 	}
 }
