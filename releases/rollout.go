@@ -75,6 +75,17 @@ func (p RolloutPolicy) withDefaults() RolloutPolicy {
 	return p
 }
 
+// valid reports whether r (nil: no rollout) is a plan deploybot makes:
+// what a record read from the bucket must be before a runner or a
+// recovery acts on it.
+func (r *Rollout) valid() bool {
+	if r == nil {
+		return true
+	}
+	return (RolloutPolicy{Steps: r.Steps}).Validate() == "" && r.Interval >= 0 && r.Interval <= 24*time.Hour &&
+		r.Percent >= 0 && r.Percent <= 100 && r.Advanced >= 0 && r.Control.Advances >= 0
+}
+
 // Share is what a rollout asks of the CDN: Percent of the visitors, by
 // cohort, get Candidate; the rest the live release. Salt varies which
 // visitors come first from one rollout to the next. Percent 0 ends it.

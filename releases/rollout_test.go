@@ -344,3 +344,24 @@ func TestRolloutResumesWhereItWas(t *testing.T) {
 		t.Fatalf("after the resumed rollout: %+v", st)
 	}
 }
+
+// A rollout read from the bucket is outside input: a plan deploybot does
+// not make (steps out of range, a negative interval) is refused before a
+// runner, a recovery or a control acts on it.
+func TestARolloutFromTheBucketIsChecked(t *testing.T) {
+	h := newHarness(t)
+	mem := &memState{}
+	shared := releases.NewSharedStore(h.db, mem, h.svc.Sites)
+	site := h.svc.Sites[0]
+	for _, plan := range []string{`{"steps":[200],"interval":0}`, `{"steps":[10,5],"interval":0}`, `{"steps":[10],"interval":-1}`, `{"steps":[],"interval":0}`} {
+		mem.objs, mem.tags = nil, nil
+		body := `{"lock":{"site":"www","holder":"x","deploy_id":"d1","since":"2025-01-01T00:00:00Z"},"epoch":1,` +
+			`"deploy":{"id":"d1","site":"www","kind":"promote","actor":"x","from":"v1","from_path":"/www/v1","to":"v2","strategy":"kvs","phase":"hold-10","phases":[],"started_at":"2025-01-01T00:00:00Z","rollout":` + plan + `}}`
+		if _, err := mem.PutState(context.Background(), site, releases.StateLock, []byte(body), ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shared.RunningDeploy(context.Background(), "www"); releases.ErrorCode(err) != releases.EINTERNAL {
+			t.Errorf("plan %s: %v, want it refused", plan, err)
+		}
+	}
+}

@@ -135,6 +135,11 @@ func (s *SharedStore) RunningDeploy(ctx context.Context, siteName string) (*Depl
 		return nil, err
 	}
 	d := *st.Deploy
+	// Outside input (the bucket): a rollout's plan is checked as the
+	// configuration's is before anything acts on it.
+	if !d.Rollout.valid() || ValidateVersion(d.To) != nil {
+		return nil, Errorf(EINTERNAL, "site %s: the rollout recorded with the lock in %s%s is not one deploybot writes; nothing was changed", site.Name, site.StatePrefix(), StateLock)
+	}
 	return &d, nil
 }
 
@@ -188,7 +193,7 @@ func (s *SharedStore) ImportRunning(ctx context.Context, siteName string) error 
 	d := *st.Deploy
 	// The record is outside input (the bucket): recovery acts on its
 	// versions, so they are checked as every door checks them.
-	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil || !SafeID(d.ID) {
+	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil || !SafeID(d.ID) || !d.Rollout.valid() {
 		return Errorf(EINTERNAL, "site %s: the deploy recorded with the lock in %s%s is not one deploybot writes; nothing was recovered: remove the lock object once the site is checked", site.Name, site.StatePrefix(), StateLock)
 	}
 	have, err := s.Store.Deploy(ctx, siteName, d.ID)
