@@ -205,14 +205,9 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	if err := s.checkBack(ctx, site, rel, cur, req); err != nil {
 		return nil, err
 	}
-	var roller Roller
-	if req.Gradual {
-		if roller, err = s.rollerOf(site, cdn); err != nil {
-			return nil, err
-		}
-		if req.Kind != KindPromote {
-			return nil, Errorf(EINVALID, "a %s is never gradual: it goes back for everyone at once", req.Kind)
-		}
+	roller, err := s.gradual(site, cdn, req)
+	if err != nil {
+		return nil, err
 	}
 	if needsApproval(site, req) {
 		return s.ask(ctx, site, cur, req, manifest.ETag)
@@ -241,9 +236,29 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	log.InfoContext(ctx, "deploy started", "kind", d.Kind, "from", d.From, "to", d.To, "actor", d.Actor, "reason", d.Reason)
 	progress(Event{Type: EventDeployStarted, Deploy: d})
 
+	err = s.run(ctx, &d, s.promoteSteps(site, cdn, cur, req, &d, manifest, carry, roller), false, log, progress)
+	return &Outcome{Deploy: &d, Version: req.Version}, s.afterHealth(ctx, site, &d, err, progress)
+}
+
+// gradual is the Roller of a gradual promote (nil for one that is not),
+// or why it cannot be.
+func (s *Service) gradual(site Site, cdn CDN, req PromoteRequest) (Roller, error) {
+	if !req.Gradual {
+		return nil, nil
+	}
+	if req.Kind != KindPromote {
+		return nil, Errorf(EINVALID, "a %s is never gradual: it goes back for everyone at once", req.Kind)
+	}
+	return s.rollerOf(site, cdn)
+}
+
+// promoteSteps are a deploy's steps: the carry of skew protection, the
+// rollout's (when gradual), the strategy's flip with the visible phase,
+// and a promote's health checks.
+func (s *Service) promoteSteps(site Site, cdn CDN, cur Current, req PromoteRequest, d *Deploy, manifest *Manifest, carry *Step, roller Roller) []Step {
 	steps := s.afterFlip(site, cdn.Plan(site, cur, req.Version, d.ID), req.Version, manifest.Stamped)
 	if roller != nil {
-		steps = s.rolloutSteps(site, roller, &d, 0, steps)
+		steps = s.rolloutSteps(site, roller, d, 0, steps)
 	}
 	if carry != nil {
 		steps = append([]Step{*carry}, steps...)
@@ -251,8 +266,7 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	if h := s.healthStep(site); h != nil && req.Kind == KindPromote {
 		steps = append(steps, *h)
 	}
-	err = s.run(ctx, &d, steps, false, log, progress)
-	return &Outcome{Deploy: &d, Version: req.Version}, s.afterHealth(ctx, site, &d, err, progress)
+	return steps
 }
 
 // newDeploy is the record of a deploy about to start, and the lock it
@@ -354,64 +368,89 @@ func (s *Service) run(ctx context.Context, d *Deploy, steps []Step, flipped bool
 		flipCtx = runCtx
 	}
 
+	rc := runContexts{ctx: ctx, run: runCtx, flip: flipCtx, timeout: timeout, perStep: perStep}
 	for _, step := range steps {
-		if errors.Is(context.Cause(ctx), ErrShutdown) {
-			return s.stopped(ctx, d, flipped, log, progress)
+		if flipped, err = s.runStep(rc, d, step, flipped, log, progress); err != nil {
+			return err
 		}
-		if cause := context.Cause(runCtx); errors.Is(cause, ErrFenced) {
-			return s.handedOver(ctx, d, cause, log, progress)
-		}
-		started := s.now()
-		d.Phase = step.Phase
-		d.Phases = append(d.Phases, PhaseRecord{Phase: step.Phase, Started: started})
-		if err := s.Store.SaveDeploy(flipCtx, *d); err != nil {
-			if errors.Is(err, ErrFenced) {
-				return s.handedOver(ctx, d, err, log, progress)
-			}
-			return s.fail(ctx, d, flipped, fmt.Errorf("recording phase %s: %w", step.Phase, err), log, progress)
-		}
-		log.InfoContext(ctx, "phase started", "phase", step.Phase)
-		progress(Event{Type: EventPhaseStarted, Deploy: d.clone(), Phase: step.Phase, Title: step.Title})
-
-		phase := step.Phase
-		stepCtx := context.WithValue(flipCtx, noteKey{}, func(text string) {
-			progress(Event{Type: EventPhaseNote, Deploy: d.clone(), Phase: phase, Title: text})
-		})
-		stopStep := func() {}
-		if perStep && !step.Waits {
-			stepCtx, stopStep = context.WithTimeout(stepCtx, timeout)
-		}
-		err := step.Run(stepCtx)
-		stopStep()
-		ended := s.now()
-		rec := &d.Phases[len(d.Phases)-1]
-		if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
-			return s.stopped(ctx, d, flipped, log, progress)
-		}
-		if cause := context.Cause(runCtx); err != nil && errors.Is(cause, ErrFenced) {
-			return s.handedOver(ctx, d, cause, log, progress)
-		}
-		rec.Ended = ended
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				err = Errorf(EINTERNAL, "deploy timed out after %s in phase %s: %w", timeout, step.Phase, err)
-			}
-			rec.Error = ErrorMessage(err)
-			log.ErrorContext(ctx, "phase failed", "phase", step.Phase, "seconds", ended.Sub(started).Seconds(), "err", err)
-			progress(Event{Type: EventPhaseFailed, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started), Err: err})
-			return s.fail(ctx, d, flipped, err, log, progress)
-		}
-		if step.Flips {
-			flipped = true
-			d.FlippedAt = ended
-		}
-		if step.Record != nil {
-			step.Record(d)
-		}
-		log.InfoContext(ctx, "phase finished", "phase", step.Phase, "seconds", ended.Sub(started).Seconds())
-		progress(Event{Type: EventPhaseFinished, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started)})
 	}
+	return s.finish(ctx, d, log, progress)
+}
 
+// runContexts are a run's contexts: the caller's (a shutdown is its
+// cause), the run's (a takeover cancels it with ErrFenced), and the one
+// its steps run in (the deploy's deadline, unless each step has its own).
+type runContexts struct {
+	ctx, run, flip context.Context
+	timeout        time.Duration
+	perStep        bool
+}
+
+// runStep records step's phase, runs it and records how it went. A
+// non-nil error ends the run (stopped, handed over or failed, as
+// recorded); flipped says whether the CDN points at the release now.
+func (s *Service) runStep(rc runContexts, d *Deploy, step Step, flipped bool, log *slog.Logger, progress Progress) (bool, error) {
+	ctx := rc.ctx
+	if errors.Is(context.Cause(ctx), ErrShutdown) {
+		return flipped, s.stopped(ctx, d, flipped, log, progress)
+	}
+	if cause := context.Cause(rc.run); errors.Is(cause, ErrFenced) {
+		return flipped, s.handedOver(ctx, d, cause, log, progress)
+	}
+	started := s.now()
+	d.Phase = step.Phase
+	d.Phases = append(d.Phases, PhaseRecord{Phase: step.Phase, Started: started})
+	if err := s.Store.SaveDeploy(rc.flip, *d); err != nil {
+		if errors.Is(err, ErrFenced) {
+			return flipped, s.handedOver(ctx, d, err, log, progress)
+		}
+		return flipped, s.fail(ctx, d, flipped, fmt.Errorf("recording phase %s: %w", step.Phase, err), log, progress)
+	}
+	log.InfoContext(ctx, "phase started", "phase", step.Phase)
+	progress(Event{Type: EventPhaseStarted, Deploy: d.clone(), Phase: step.Phase, Title: step.Title})
+
+	phase := step.Phase
+	stepCtx := context.WithValue(rc.flip, noteKey{}, func(text string) {
+		progress(Event{Type: EventPhaseNote, Deploy: d.clone(), Phase: phase, Title: text})
+	})
+	stopStep := func() {}
+	if rc.perStep && !step.Waits {
+		stepCtx, stopStep = context.WithTimeout(stepCtx, rc.timeout)
+	}
+	err := step.Run(stepCtx)
+	stopStep()
+	ended := s.now()
+	rec := &d.Phases[len(d.Phases)-1]
+	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+		return flipped, s.stopped(ctx, d, flipped, log, progress)
+	}
+	if cause := context.Cause(rc.run); err != nil && errors.Is(cause, ErrFenced) {
+		return flipped, s.handedOver(ctx, d, cause, log, progress)
+	}
+	rec.Ended = ended
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = Errorf(EINTERNAL, "deploy timed out after %s in phase %s: %w", rc.timeout, step.Phase, err)
+		}
+		rec.Error = ErrorMessage(err)
+		log.ErrorContext(ctx, "phase failed", "phase", step.Phase, "seconds", ended.Sub(started).Seconds(), "err", err)
+		progress(Event{Type: EventPhaseFailed, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started), Err: err})
+		return flipped, s.fail(ctx, d, flipped, err, log, progress)
+	}
+	if step.Flips {
+		flipped = true
+		d.FlippedAt = ended
+	}
+	if step.Record != nil {
+		step.Record(d)
+	}
+	log.InfoContext(ctx, "phase finished", "phase", step.Phase, "seconds", ended.Sub(started).Seconds())
+	progress(Event{Type: EventPhaseFinished, Deploy: d.clone(), Phase: step.Phase, Title: step.Title, Elapsed: ended.Sub(started)})
+	return flipped, nil
+}
+
+// finish records d done, the live pointer moved and the lock freed.
+func (s *Service) finish(ctx context.Context, d *Deploy, log *slog.Logger, progress Progress) error {
 	prev := *d // what stays recorded if another process runs d now
 	d.Phase = PhaseDone
 	d.FinishedAt = s.now()

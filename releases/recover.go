@@ -244,62 +244,7 @@ func (s *Service) resume(ctx context.Context, site Site, d Deploy, from *Lock, p
 		s.auditFor(ctx, &d, ResultInterrupted, d.Door, fmt.Sprintf("%s: deploy %s stopped in phase %s with its process (found by recovery)", d.To, d.ID, d.Phase))
 	}
 	d.InterruptRecorded = false
-	asCDN := d
-	if d.Phase == PhaseCarry {
-		// The carry runs before the CDN is touched: to the strategy this
-		// deploy is still pending.
-		asCDN.Phase = PhasePending
-	}
-	var steps []Step
-	var flipped bool
-	// Whether the release can be watched: read from its manifest only
-	// where a visible phase may follow, and only when the site is watched.
-	stamped := func() bool {
-		if !s.watches(site) {
-			return false
-		}
-		// Streamed within the manifest budget: only the flag is kept.
-		m, err := s.manifests().read(ctx, site, d.To, nil, func(ManifestFile, bool) error { return nil })
-		return err == nil && m.Stamped
-	}
-	rolled, rflipped, isRollout, rerr := s.resumeRollout(ctx, site, cdn, asCDN)
-	switch {
-	case isRollout && d.Phase != PhaseHealth && d.Phase != PhaseVisible:
-		steps, flipped, err = rolled, rflipped, rerr
-		if err == nil {
-			steps = s.afterFlip(site, steps, d.To, stamped())
-		}
-	case d.Phase == PhaseHealth:
-		// Flipped, invalidated, and interrupted while checking: check again.
-		if h := s.healthStep(site); h != nil {
-			steps = []Step{*h}
-		}
-		flipped = true
-	case d.Phase == PhaseVisible:
-		// Flipped and interrupted while watching the site: watch again
-		// (or, if it can no longer be watched, wait as the strategy
-		// would), then check its health as the promote would have.
-		var waits []Step
-		for _, st := range cdn.Plan(site, Current{Version: d.From, Path: d.FromPath}, d.To, d.ID) {
-			if st.Propagation > 0 {
-				waits = append(waits, st)
-			}
-		}
-		steps = s.afterFlip(site, waits, d.To, stamped())
-		if isRollout && rerr == nil {
-			// The share is cleared after the flip is seen.
-			steps = append(steps, rolled[len(rolled)-1])
-		}
-		if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
-			steps = append(steps, *h)
-		}
-		flipped = true
-	default:
-		steps, flipped, err = cdn.Resume(ctx, site, asCDN)
-		if err == nil {
-			steps = s.afterFlip(site, steps, d.To, stamped())
-		}
-	}
+	steps, flipped, err := s.resumeSteps(ctx, site, cdn, d)
 	if err != nil {
 		if ErrorCode(err) != ECONFLICT {
 			log.WarnContext(ctx, "cannot read the truth to recover an interrupted deploy; will try again", "phase", d.Phase, "err", err)
@@ -390,4 +335,65 @@ func (s *Service) Reconcile(ctx context.Context, siteName string) (*ReconcileRes
 	s.audit(ctx, site.Name, AutoActor, "reconcile", fmt.Sprintf("drift: the distribution serves %s (origin %q), not the recorded %s; recorded %s as live (changed outside deploybot)",
 		orNone(cur.Version), cur.Path, orNone(live.Version), orNone(cur.Version)), err)
 	return res, err
+}
+
+// resumeSteps are what is left of d, interrupted in its phase, read from
+// the truth in AWS: the steps to run and whether the CDN already points
+// at d.To. An ECONFLICT error means it cannot be finished.
+func (s *Service) resumeSteps(ctx context.Context, site Site, cdn CDN, d Deploy) (steps []Step, flipped bool, err error) {
+	asCDN := d
+	if d.Phase == PhaseCarry {
+		// The carry runs before the CDN is touched: to the strategy this
+		// deploy is still pending.
+		asCDN.Phase = PhasePending
+	}
+	// Whether the release can be watched: read from its manifest only
+	// where a visible phase may follow, and only when the site is watched.
+	stamped := func() bool {
+		if !s.watches(site) {
+			return false
+		}
+		// Streamed within the manifest budget: only the flag is kept.
+		m, err := s.manifests().read(ctx, site, d.To, nil, func(ManifestFile, bool) error { return nil })
+		return err == nil && m.Stamped
+	}
+	rolled, rflipped, isRollout, rerr := s.resumeRollout(ctx, site, cdn, asCDN)
+	switch {
+	case isRollout && d.Phase != PhaseHealth && d.Phase != PhaseVisible:
+		steps, flipped, err = rolled, rflipped, rerr
+		if err == nil {
+			steps = s.afterFlip(site, steps, d.To, stamped())
+		}
+	case d.Phase == PhaseHealth:
+		// Flipped, invalidated, and interrupted while checking: check again.
+		if h := s.healthStep(site); h != nil {
+			steps = []Step{*h}
+		}
+		flipped = true
+	case d.Phase == PhaseVisible:
+		// Flipped and interrupted while watching the site: watch again
+		// (or, if it can no longer be watched, wait as the strategy
+		// would), then check its health as the promote would have.
+		var waits []Step
+		for _, st := range cdn.Plan(site, Current{Version: d.From, Path: d.FromPath}, d.To, d.ID) {
+			if st.Propagation > 0 {
+				waits = append(waits, st)
+			}
+		}
+		steps = s.afterFlip(site, waits, d.To, stamped())
+		if isRollout && rerr == nil {
+			// The share is cleared after the flip is seen.
+			steps = append(steps, rolled[len(rolled)-1])
+		}
+		if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
+			steps = append(steps, *h)
+		}
+		flipped = true
+	default:
+		steps, flipped, err = cdn.Resume(ctx, site, asCDN)
+		if err == nil {
+			steps = s.afterFlip(site, steps, d.To, stamped())
+		}
+	}
+	return steps, flipped, err
 }
