@@ -231,6 +231,9 @@ func Card(c CardState) Message {
 	if c.Links != "" {
 		blocks[2] = note(Md("deploy `%s` · ", d.ID) + c.Links)
 	}
+	if ro := d.Rollout; ro != nil && c.Result == "" {
+		blocks = append(blocks, note(ShareBar(*ro, d.To)))
+	}
 	if len(d.ApprovedBy) > 0 {
 		var who []Mrkdwn
 		for _, a := range d.ApprovedBy {
@@ -240,6 +243,26 @@ func Card(c CardState) Message {
 	}
 	text := Md("%s %s: %s -> %s by %s: %s (%s)", verb, d.Site, present.OrNone(d.From), d.To, Mention(d.Actor), state, c.Elapsed.Round(time.Second))
 	return Message{Text: text, Blocks: blocks}
+}
+
+// ShareBar shows a rollout's share of visitors on the candidate, and its
+// steps: "▰▰▰▱▱▱▱▱▱▱ 30% of visitors on `v2` · steps 1% → 10% → 30% → all".
+func ShareBar(ro releases.Rollout, to string) Mrkdwn {
+	const width = 10
+	full := (ro.Percent*width + 50) / 100
+	if ro.Percent > 0 && full == 0 {
+		full = 1
+	}
+	bar := strings.Repeat("▰", full) + strings.Repeat("▱", width-full)
+	var steps []string
+	for _, p := range ro.Steps {
+		steps = append(steps, fmt.Sprintf("%d%%", p))
+	}
+	out := Md("%s %d%% of visitors on `%s` · steps %s → all", Mrkdwn(bar), ro.Percent, to, strings.Join(steps, " → "))
+	if c := ro.Control; c.Paused {
+		out += Md(" · paused by %s", Mention(c.PausedBy))
+	}
+	return out
 }
 
 func orDash(s string) string {
