@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,6 +59,11 @@ type Config struct {
 	// Strategy is how the site flips: origin-path (default) or kvs, set
 	// up with kvs-setup after the first release, as an operator would.
 	Strategy string
+	// Gradual makes every promote a rolling release (strategy kvs): 10%,
+	// then 50% of the visitors, no hold, then everyone. Each browser is
+	// one visitor (its own user agent and cookie jar), so its pages and
+	// their lazy loads meet one release per step.
+	Gradual bool
 	// Seed drives the run's chances: which PoP each page load asks, the
 	// stand-in's PoPs and faults. Zero: one from the clock, reported in
 	// Report.Seed, so that a run that failed can be replayed. (The flips'
@@ -107,6 +113,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := moveToKVS(ctx, rg.aws, rg.svc, rg.apiURL, rg.cfc, cfg.Propagation); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Gradual {
+		if cfg.Strategy != cloud.StrategyKVS {
+			return nil, fmt.Errorf("a gradual run needs strategy kvs")
+		}
+		rg.svc.Sites[0].Rollout = releases.RolloutPolicy{Steps: []int{10, 50}}
 	}
 	rep := &Report{Reasons: map[string]int{}, Skew: cfg.SkewReleases, Pops: cfg.Pops, Strategy: rg.svc.Sites[0].Strategy, Seed: cfg.Seed}
 	if rep.Strategy == "" {
@@ -194,7 +206,7 @@ func newRig(ctx context.Context, cfg Config) (_ *rig, err error) {
 	rg.site = releases.Site{Name: "www", Bucket: bucketName, Prefix: "www/", DistributionID: distID, SkewReleases: cfg.SkewReleases}
 	bucket := &cloud.S3Bucket{Client: s3c}
 	rg.svc = wiring.Service(wiring.Config{Sites: []releases.Site{rg.site}, Store: db, Bucket: bucket, CF: cfc,
-		Deploy: wiring.Deploy{PollInterval: 20 * time.Millisecond}, Unshared: true, NoProbes: true, NoPIDCheck: true})
+		Deploy: wiring.Deploy{PollInterval: 20 * time.Millisecond}, Unshared: !cfg.Gradual, NoProbes: true, NoPIDCheck: true})
 	rg.pub = &publish.Publisher{Bucket: bucket}
 	return rg, nil
 }
@@ -231,7 +243,7 @@ func (rg *rig) flips(ctx context.Context, cfg Config, rep *Report, loads *atomic
 			if v, err = rg.publishNext(ctx); err != nil {
 				return fmt.Errorf("publish %s: %w", v, err)
 			}
-			_, err = rg.svc.Promote(ctx, releases.PromoteRequest{Site: rg.site.Name, Version: v, Actor: "atomicity"}, nil)
+			_, err = rg.svc.Promote(ctx, releases.PromoteRequest{Site: rg.site.Name, Version: v, Actor: "atomicity", Gradual: cfg.Gradual}, nil)
 			rep.Promotes++
 		}
 		rep.Flips++
@@ -259,11 +271,15 @@ type browsers struct {
 
 func startBrowsers(ctx context.Context, cfg Config, edgeURL string, rep *Report) *browsers {
 	b := &browsers{done: make(chan struct{})}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}}
+	transport := &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}
 	for c := range cfg.Clients {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
+			// One visitor: its own cookie jar (the cohort cookie) and
+			// user agent (a first visit's cohort comes from it).
+			jar, _ := cookiejar.New(nil)
+			client := &http.Client{Timeout: 30 * time.Second, Transport: &agent{rt: transport, name: fmt.Sprintf("atomicity-browser-%d", c)}, Jar: jar}
 			rng := rand.New(rand.NewPCG(uint64(c), cfg.Seed))
 			for {
 				select {
@@ -287,6 +303,18 @@ func startBrowsers(ctx context.Context, cfg Config, edgeURL string, rep *Report)
 		}()
 	}
 	return b
+}
+
+// agent sends each request as one browser.
+type agent struct {
+	rt   http.RoundTripper
+	name string
+}
+
+func (a *agent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", a.name)
+	return a.rt.RoundTrip(r)
 }
 
 // stop ends the page loads and waits for the last.

@@ -80,3 +80,21 @@ func TestNoBrokenPageLoadsAcrossKVSFlips(t *testing.T) {
 		t.Fatalf("%d of %d page loads broken: %v %v", rep.Broken, rep.PageLoads, rep.Reasons, rep.Examples)
 	}
 }
+
+// Under rolling releases: every promote sends 10%, then 50% of the
+// browsers to the new release before all of them, while each browser
+// loads pages and their lazy assets as one visitor. Both releases stay
+// complete and each visitor meets one release per step: nothing breaks.
+func TestNoBrokenPageLoadsUnderRollouts(t *testing.T) {
+	rep, err := atomicity.Run(context.Background(), atomicity.Config{Dir: t.TempDir(), Flips: 8, PageLoads: 1200, SkewReleases: 2, Strategy: "kvs", Gradual: true, Seed: seed(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kvs rollouts: %+v", *rep)
+	if rep.Promotes < 6 || rep.PageLoads < 1200 {
+		t.Fatalf("ran %d promotes, %d page loads", rep.Promotes, rep.PageLoads)
+	}
+	if rep.Broken != 0 {
+		t.Fatalf("%d of %d page loads broken: %v %v", rep.Broken, rep.PageLoads, rep.Reasons, rep.Examples)
+	}
+}
