@@ -191,6 +191,9 @@ func (s *Service) promote(ctx context.Context, site Site, cdn CDN, req PromoteRe
 	if err != nil {
 		return nil, err
 	}
+	if err := s.staleShare(ctx, site, cdn, cur); err != nil {
+		return nil, err
+	}
 	if cur.Version == req.Version {
 		// A deploy that started meanwhile may have just flipped to this
 		// very version and still be propagating: that is "busy", not
@@ -559,12 +562,7 @@ func (s *Service) fail(ctx context.Context, d *Deploy, flipped bool, cause error
 	prev := *d // what stays recorded if another process runs d now
 	d.Phase = PhaseFailed
 	d.FinishedAt = s.now()
-	var abort *RolloutAbortError
-	if errors.As(cause, &abort) && d.LockAfter == nil {
-		// An aborted rollout leaves the site locked with the reason, so
-		// nobody promotes the candidate again by accident.
-		d.LockAfter = &Lock{Holder: abort.By, Reason: fmt.Sprintf("rollout of %s aborted: %s", d.To, abort.Reason)}
-	}
+	s.endRollout(ctx, d, flipped, cause)
 	d.fillLockAfter()
 	d.Error = ErrorMessage(cause)
 	// Once the CDN points at the new release, that release is what visitors

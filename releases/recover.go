@@ -363,6 +363,10 @@ func (s *Service) resumeSteps(ctx context.Context, site Site, cdn CDN, d Deploy)
 		steps, flipped, err = rolled, rflipped, rerr
 		if err == nil {
 			steps = s.afterFlip(site, steps, d.To, stamped())
+			// Then the checks a promote runs once everyone has it.
+			if h := s.healthStep(site); h != nil && d.Kind == KindPromote {
+				steps = append(steps, *h)
+			}
 		}
 	case d.Phase == PhaseHealth:
 		// Flipped, invalidated, and interrupted while checking: check again.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A rolling release (a gradual promote) sends a growing share of the
@@ -82,9 +83,16 @@ func (r *Rollout) valid() bool {
 	if r == nil {
 		return true
 	}
+	c := r.Control
+	if len(c.PausedBy) > maxActor || c.Aborted != nil && (len(c.Aborted.By) > maxActor || utf8.RuneCountInString(c.Aborted.Reason) > MaxReason) {
+		return false
+	}
 	return (RolloutPolicy{Steps: r.Steps}).Validate() == "" && r.Interval >= 0 && r.Interval <= 24*time.Hour &&
-		r.Percent >= 0 && r.Percent <= 100 && r.Advanced >= 0 && r.Control.Advances >= 0
+		r.Percent >= 0 && r.Percent <= 100 && r.Advanced >= 0 && c.Advances >= 0
 }
+
+// maxActor bounds who a rollout's control names, read from the bucket.
+const maxActor = 512
 
 // Share is what a rollout asks of the CDN: Percent of the visitors, by
 // cohort, get Candidate; the rest the live release. Salt varies which
@@ -138,7 +146,8 @@ type Rollout struct {
 type RolloutControl struct {
 	Paused   bool   `json:"paused,omitempty"`
 	PausedBy string `json:"paused_by,omitempty"`
-	// Advances counts the advance requests: each cuts one hold short.
+	// Advances counts the advance requests; a hold ends on any it has not
+	// taken (Rollout.Advanced), so several at once end one hold.
 	Advances int `json:"advances,omitempty"`
 	// Aborted, when set, ends the rollout.
 	Aborted *RolloutAbort `json:"aborted,omitempty"`
@@ -200,6 +209,9 @@ func (s *Service) rollerOf(site Site, cdn CDN) (Roller, error) {
 	if _, ok := s.Store.(RolloutStore); !ok {
 		return nil, Errorf(EINVALID, "a gradual promote needs the shared state in the bucket, which this process does not use")
 	}
+	if site.NoReleaseHeader {
+		return nil, Errorf(EINVALID, "site %s has release_header: false, so no viewer-response function sets the cohort cookie that keeps a visitor on one release: a gradual promote needs it", site.Name)
+	}
 	return r, nil
 }
 
@@ -226,6 +238,22 @@ func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []
 			steps = append(steps, *h)
 		}
 		steps = append(steps, s.holdStep(site, r, sh, d.ID))
+	}
+	if len(flip) > 0 {
+		// The last word before everyone gets the candidate: an abort that
+		// came after the last hold ended is honoured, not overtaken.
+		first, id := flip[0], d.ID
+		run := first.Run
+		first.Run = func(ctx context.Context) error {
+			if a, err := s.abortAsked(ctx, site, id); err != nil || a != nil {
+				if err != nil {
+					return err
+				}
+				return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
+			}
+			return run(ctx)
+		}
+		flip = append([]Step{first}, flip[1:]...)
 	}
 	steps = append(steps, flip...)
 	return append(steps, shareEnd(site, r, *d))
@@ -262,11 +290,14 @@ func (s *Service) shareStep(site Site, r Roller, prev, sh Share, id string) Step
 				}
 				return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
 			}
-			if err := r.SetShare(ctx, site, prev, sh); err != nil {
-				// Changed under the runner: an abort cleared it.
-				if a, aerr := s.abortAsked(ctx, site, id); aerr == nil && a != nil {
-					return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
-				}
+			err := r.SetShare(ctx, site, prev, sh)
+			// An abort may have come while the share was written (it
+			// found nothing to clear yet, or cleared what the write then
+			// found changed): it is honoured now, not a hold later.
+			if a, aerr := s.abortAsked(ctx, site, id); aerr == nil && a != nil {
+				return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
+			}
+			if err != nil {
 				return err
 			}
 			return Wait(ctx, s.After, r.ShareDelay())
@@ -293,7 +324,19 @@ func (s *Service) rolloutCheck(site Site, r Roller, sh Share, id string) *Step {
 			err := check(ctx)
 			var herr *HealthError
 			if errors.As(err, &herr) {
-				return s.abortRollout(ctx, site, r, id, AutoActor, fmt.Sprintf("health check failed at %d%%: %v", sh.Percent, herr))
+				reason := shorten(fmt.Sprintf("health check failed at %d%%: %v", sh.Percent, herr), MaxReason-1)
+				// Recorded where a recovery reads it before the share is
+				// cleared: a crash in between never shares the bad
+				// candidate again.
+				if _, cerr := s.Store.(RolloutStore).ControlRollout(context.WithoutCancel(ctx), site.Name, id, func(c *RolloutControl) error {
+					if c.Aborted == nil {
+						c.Aborted = &RolloutAbort{By: AutoActor, Reason: reason, At: s.now()}
+					}
+					return nil
+				}); cerr != nil {
+					return fmt.Errorf("%s; recording the abort failed: %w", reason, cerr)
+				}
+				return s.abortRollout(ctx, site, r, id, AutoActor, reason)
 			}
 			return err
 		}}
@@ -328,6 +371,7 @@ func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
 			}
 			start, advances := s.now(), d.Rollout.Advanced
 			paused := false
+			var pausedAt time.Time
 			for {
 				c := d.Rollout.Control
 				switch {
@@ -339,8 +383,11 @@ func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
 					return nil
 				case c.Paused && !paused:
 					Note(ctx, "paused by "+c.PausedBy)
+					pausedAt = s.now()
 				case !c.Paused && paused:
 					Note(ctx, "resumed")
+					// A pause stops the clock: the hold's time left is kept.
+					start = start.Add(s.now().Sub(pausedAt))
 				}
 				paused = c.Paused
 				if !paused && !s.now().Before(start.Add(d.Rollout.Interval)) {
@@ -348,10 +395,6 @@ func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
 				}
 				if err := Wait(ctx, s.After, rolloutPoll); err != nil {
 					return err
-				}
-				if paused {
-					// A pause stops the clock: the hold's time left is kept.
-					start = start.Add(rolloutPoll)
 				}
 				if d, err = s.running(ctx, site.Name, id); err != nil {
 					return err
@@ -445,6 +488,15 @@ func (s *Service) ControlRollout(ctx context.Context, req RolloutRequest) (d *De
 		return nil, err
 	}
 	if cur == nil || cur.Rollout == nil {
+		if req.Action == RolloutAbortIt {
+			// No rollout runs, but one that failed may have left its share.
+			if sh, err := r.CurrentShare(ctx, site); err == nil && sh.Percent != 0 {
+				if err := clearShare(ctx, site, r); err != nil {
+					return nil, err
+				}
+				return &Deploy{Site: site.Name, To: sh.Candidate, Rollout: &Rollout{Salt: sh.Salt}}, nil
+			}
+		}
 		return nil, Errorf(ENOTFOUND, "site %s has no rollout running", site.Name)
 	}
 	if req.Action == RolloutAdvance {
@@ -556,4 +608,61 @@ func rolloutIndex(d Deploy) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// endRollout is what a failed rollout leaves: every visitor back on the
+// live release (an abort cleared the share already; any other failure
+// clears it here) and the site locked with why, so nobody promotes the
+// candidate again by accident. A rollout that flipped already ended for
+// everyone: nothing to undo.
+func (s *Service) endRollout(ctx context.Context, d *Deploy, flipped bool, cause error) {
+	if d.Rollout == nil || flipped || d.LockAfter != nil {
+		return
+	}
+	var abort *RolloutAbortError
+	if errors.As(cause, &abort) {
+		d.LockAfter = &Lock{Holder: abort.By, Reason: fmt.Sprintf("rollout of %s aborted: %s", d.To, abort.Reason)}
+		return
+	}
+	left := "every visitor is back on the live release"
+	if err := s.clearShareOf(context.WithoutCancel(ctx), d.Site); err != nil {
+		left = "clearing the share failed (" + ErrorMessage(err) + "): deploybot rollout abort clears it"
+	}
+	d.LockAfter = &Lock{Holder: AutoActor, Reason: shorten(fmt.Sprintf("rollout of %s failed: %s; %s", d.To, ErrorMessage(cause), left), maxAuditDetail)}
+}
+
+// clearShareOf clears the share of site's CDN.
+func (s *Service) clearShareOf(ctx context.Context, siteName string) error {
+	site, err := s.Site(siteName)
+	if err != nil {
+		return err
+	}
+	cdn, err := s.cdn(site)
+	if err != nil {
+		return err
+	}
+	r, ok := cdn.(Roller)
+	if !ok {
+		return nil
+	}
+	return clearShare(ctx, site, r)
+}
+
+// staleShare refuses a deploy of a site whose CDN still sends a share of
+// visitors to a release a failed rollout left (nothing rolls out now: the
+// caller checked the lock); a share of the live release itself is
+// harmless and cleared.
+func (s *Service) staleShare(ctx context.Context, site Site, cdn CDN, cur Current) error {
+	r, ok := cdn.(Roller)
+	if !ok {
+		return nil
+	}
+	sh, err := r.CurrentShare(ctx, site)
+	if err != nil || sh.Percent == 0 {
+		return err
+	}
+	if sh.Candidate == cur.Version {
+		return clearShare(ctx, site, r)
+	}
+	return Errorf(ECONFLICT, "site %s still sends %d%% of its visitors to %s, left by a rollout that did not finish: deploybot rollout abort (or /site rollout abort) clears it", site.Name, sh.Percent, sh.Candidate)
 }

@@ -60,18 +60,21 @@ type fakeRoller struct {
 }
 
 func (r *fakeRoller) SetShare(_ context.Context, _ releases.Site, from, sh releases.Share) error {
+	// As the rollout key's compare-and-set: the whole share must be as
+	// expected (no share is one state, whatever its candidate).
 	r.mu.Lock()
-	cur := 0
+	var cur releases.Share
 	if n := len(r.shares); n > 0 {
-		cur = r.shares[n-1].Percent
+		cur = r.shares[n-1]
 	}
-	if cur == sh.Percent {
+	same := func(a, b releases.Share) bool { return a.Percent == 0 && b.Percent == 0 || a == b }
+	if same(cur, sh) {
 		r.mu.Unlock()
 		return nil
 	}
-	if cur != from.Percent {
+	if !same(cur, from) {
 		r.mu.Unlock()
-		return releases.Errorf(releases.ECONFLICT, "share is %d, not %d", cur, from.Percent)
+		return releases.Errorf(releases.ECONFLICT, "share is %+v, not %+v", cur, from)
 	}
 	r.shares = append(r.shares, sh)
 	r.mu.Unlock()
@@ -364,4 +367,68 @@ func TestARolloutFromTheBucketIsChecked(t *testing.T) {
 			t.Errorf("plan %s: %v, want it refused", plan, err)
 		}
 	}
+}
+
+// Once the last hold has ended the rollout is the flip: a control then is
+// refused (it could no longer be honoured), and the deploy ends as asked.
+func TestRolloutControlRefusedAfterItsLastStep(t *testing.T) {
+	h, r := rolloutHarness(t, 3*time.Second)
+	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	<-h.cdn.blocked // the flip has written the live key and waits
+	_, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAbortIt, Actor: "bob", Reason: "too late"})
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "passed its last step") {
+		t.Fatalf("an abort during the flip: %v", err)
+	}
+	close(h.cdn.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 10 50 0]" {
+		t.Fatalf("shares %s", got)
+	}
+}
+
+// A rollout that fails for another reason than an abort (here the flip)
+// puts every visitor back on the live release and locks the site; a share
+// left by one (a process gone before it could clear it) refuses the next
+// deploy until rollout abort clears it.
+func TestAFailedRolloutClearsItsShareAndLocks(t *testing.T) {
+	h, r := rolloutHarness(t, 3*time.Second)
+	h.cdn.failAt = "flip"
+	ctx := context.Background()
+	_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+	if err == nil || errors.Is(err, releases.ErrRolloutAborted) {
+		t.Fatalf("the promote: %v", err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 10 50 0]" {
+		t.Fatalf("shares %s: the failure must clear the share", got)
+	}
+	st, _ := h.svc.Status(ctx, "www")
+	if st.Lock == nil || st.Lock.Holder != releases.AutoActor || !strings.Contains(st.Lock.Reason, "rollout of v2 failed") || !strings.Contains(st.Lock.Reason, "back on the live release") {
+		t.Fatalf("lock after a failed rollout: %+v", st.Lock)
+	}
+	if _, err := h.svc.UnlockSite(ctx, "www", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	h.cdn.failAt = ""
+
+	// A share nobody cleared (written by hand here).
+	if err := r.SetShare(ctx, h.svc.Sites[0], releases.Share{}, releases.Share{Candidate: "v2", Percent: 50, Salt: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice"}, nil); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "rollout abort") {
+		t.Fatalf("a promote with a share left: %v", err)
+	}
+	if _, err := h.svc.ControlRollout(ctx, releases.RolloutRequest{Site: "www", Action: releases.RolloutAbortIt, Actor: "bob"}); err != nil {
+		t.Fatalf("abort of a share left: %v", err)
+	}
+	if sh, _ := r.CurrentShare(ctx, h.svc.Sites[0]); sh.Percent != 0 {
+		t.Fatalf("share after abort: %+v", sh)
+	}
+	h.promote(t, "v2")
 }

@@ -137,7 +137,7 @@ func (s *SharedStore) RunningDeploy(ctx context.Context, siteName string) (*Depl
 	d := *st.Deploy
 	// Outside input (the bucket): a rollout's plan is checked as the
 	// configuration's is before anything acts on it.
-	if !d.Rollout.valid() || ValidateVersion(d.To) != nil {
+	if !d.Rollout.valid() || ValidateVersion(d.To) != nil || !SafeID(d.ID) {
 		return nil, Errorf(EINTERNAL, "site %s: the rollout recorded with the lock in %s%s is not one deploybot writes; nothing was changed", site.Name, site.StatePrefix(), StateLock)
 	}
 	return &d, nil
@@ -154,6 +154,9 @@ func (s *SharedStore) ControlRollout(ctx context.Context, siteName, deployID str
 	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
 		if st.Lock == nil || st.Deploy == nil || st.Lock.DeployID != deployID || st.Deploy.ID != deployID || st.Deploy.Rollout == nil {
 			return false, Errorf(ENOTFOUND, "site %s: the rollout %s no longer runs", site.Name, deployID)
+		}
+		if _, inRollout := rolloutIndex(*st.Deploy); !inRollout {
+			return false, Errorf(ECONFLICT, "site %s: the rollout of %s has passed its last step and is making it live for everyone (phase %s); roll back once it ends", site.Name, st.Deploy.To, st.Deploy.Phase)
 		}
 		d := *st.Deploy
 		ro := *d.Rollout
