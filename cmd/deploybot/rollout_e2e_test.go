@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +176,64 @@ func TestRolloutAbortedByItsHealthCheck(t *testing.T) {
 	st := w.status()
 	if lock, _ := st["lock"].(map[string]any); lock == nil || lock["holder"] != "deploybot" || st["live"] != "v1" {
 		t.Fatalf("status after the health abort: %v", st)
+	}
+}
+
+// A rollout whose process is killed (kill -9) in a hold is resumed by
+// deploybot recover from that step: the share stays where it was, the
+// hold holds again until someone advances it (from a third process), and
+// the release ends live for everyone; history says interrupted, resumed,
+// then ok.
+func TestRolloutKilledInAHoldResumes(t *testing.T) {
+	w := kvsWorld(t, "{steps: [20, 60], interval: 1h}")
+	visitors := make([]*visitor, 0, 100)
+	for i := range 100 {
+		visitors = append(visitors, &visitor{agent: fmt.Sprintf("browser-%03d", i)})
+	}
+	cmd := exec.Command(w.bin, "promote", "--gradual", "v2")
+	cmd.Env = w.env
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Holding at 20%") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout never held at 20%%:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	at20 := shareWhen(t, w.edge, visitors, "about 20% while nobody runs it", func(n int) bool { return n >= 8 && n <= 35 })
+
+	output, wait := w.startAs("e2e", "recover")
+	w.runAs("bob", "rollout", "advance") // ends the resumed hold at 20%
+	deadline = time.Now().Add(20 * time.Second)
+	for !strings.Contains(w.must("status").stdout, "hold-60") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed rollout never held at 60%%:\n%s", output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	at60 := shareWhen(t, w.edge, visitors, "about 60%", func(n int) bool { return n >= 40 && n <= 80 })
+	for v := range at20 {
+		if !at60[v] {
+			t.Fatalf("visitor %s went back to v1 across the resume", v.agent)
+		}
+	}
+	w.runAs("bob", "rollout", "advance")
+	if r := wait(); r.code != 0 {
+		t.Fatalf("recover: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	shareWhen(t, w.edge, visitors, "everyone", func(n int) bool { return n == len(visitors) })
+	got := trail(w.history())
+	for _, want := range []string{"promote:interrupted", "promote:resumed", "promote:ok"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("history %s lacks %s", got, want)
+		}
 	}
 }
