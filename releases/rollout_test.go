@@ -432,3 +432,35 @@ func TestAFailedRolloutClearsItsShareAndLocks(t *testing.T) {
 	}
 	h.promote(t, "v2")
 }
+
+// A freeze that begins during a rollout stops it from advancing by hand
+// (as it would stop a promote); pausing and aborting stay allowed.
+func TestAdvancePastAFreezeIsRefused(t *testing.T) {
+	h, r := rolloutHarness(t, 24*time.Hour)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	<-r.wrote
+	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "2h", Reason: "launch", Actor: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.svc.ControlRollout(ctx, releases.RolloutRequest{Site: "www", Action: releases.RolloutAdvance, Actor: "bob"})
+	var ge *releases.GuardError
+	if !errors.As(err, &ge) {
+		t.Fatalf("advance in a freeze: %v", err)
+	}
+	for _, a := range []string{releases.RolloutPause, releases.RolloutAbortIt} {
+		if _, err := h.svc.ControlRollout(ctx, releases.RolloutRequest{Site: "www", Action: a, Actor: "bob"}); err != nil {
+			t.Fatalf("%s in a freeze: %v", a, err)
+		}
+	}
+	if err := <-done; !errors.Is(err, releases.ErrRolloutAborted) {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 0]" {
+		t.Fatalf("shares %s: the freeze must have held the rollout at its first step", got)
+	}
+}
