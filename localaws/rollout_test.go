@@ -113,6 +113,10 @@ func each(t *testing.T, vs []*visitor, check func(i int, v *visitor) error) {
 	}
 }
 
+// rolloutSalt is the salt of the rollout the visitors go through; the
+// refused keys abortAndRefusedKeysServeLive writes carry it too.
+const rolloutSalt = 0x9e3779b9
+
 // 10,000 visitors (2,000 under the race detector), each with its own address, user agent and cookie jar,
 // through the shipped functions: at each step of a rolling release the
 // candidate's share is the step's within 2 points, no visitor goes back
@@ -146,8 +150,22 @@ func TestRolloutCohortsThroughTheFunctions(t *testing.T) {
 	for i := 0; i < n; i += 7 {
 		vs[i].ip = fmt.Sprintf("203.0.%d.%d", i/250, i%250+1)
 	}
-	salt := uint32(0x9e3779b9)
-	onCandidate := make([]bool, n)
+	onCandidate := growRollout(t, r, vs, rolloutSalt)
+	var were []*visitor
+	for i, v := range vs {
+		if onCandidate[i] {
+			were = append(were, v)
+		}
+	}
+	abortAndRefusedKeysServeLive(t, r, were)
+}
+
+// growRollout takes the rollout through 1, 10 and 50 percent: at each
+// step every visitor gets the release Rollout.Serves gives its base
+// cohort, none goes back to live, and the candidate's share is the
+// step's within 2 points. It returns who ended on the candidate.
+func growRollout(t *testing.T, r *rolloutRig, vs []*visitor, salt uint32) []bool {
+	onCandidate := make([]bool, len(vs))
 	for _, pct := range []int{1, 10, 50} {
 		ro := cloud.Rollout{Candidate: "v2", Percent: pct, Salt: salt}
 		val, err := ro.Encode()
@@ -176,18 +194,17 @@ func TestRolloutCohortsThroughTheFunctions(t *testing.T) {
 			}
 			return nil
 		})
-		if share := 100 * float64(got.Load()) / float64(n); math.Abs(share-float64(pct)) > 2 {
+		if share := 100 * float64(got.Load()) / float64(len(vs)); math.Abs(share-float64(pct)) > 2 {
 			t.Fatalf("%d%%: %.2f%% of visitors on the candidate", pct, share)
 		}
 	}
-	// An abort, then values the function refuses: everyone on live. The
-	// visitors on the candidate are the ones that could stay there.
-	var were []*visitor
-	for i, v := range vs {
-		if onCandidate[i] {
-			were = append(were, v)
-		}
-	}
+	return onCandidate
+}
+
+// abortAndRefusedKeysServeLive writes an abort, then values the function
+// refuses: everyone on live. were are the visitors on the candidate, the
+// ones that could stay there.
+func abortAndRefusedKeysServeLive(t *testing.T, r *rolloutRig, were []*visitor) {
 	for _, bad := range []string{"r1:0:9e3779b9:v2", "r1:50:9e3779b9:", "r1:050:9e3779b9:v2", "r1:50:9E3779B9:v2", "r2:50:9e3779b9:v2",
 		"r1:50:9e3779b9:v2 ", "r1:101:9e3779b9:v2", "r1:50:9e3779b9:../v2", "50"} {
 		r.keys["www"+cloud.RolloutKeySuffix] = bad
@@ -205,7 +222,12 @@ func TestRolloutCohortsThroughTheFunctions(t *testing.T) {
 			return nil
 		})
 	}
-	// A new rollout's salt starts on other visitors.
+}
+
+// A new rollout's salt starts on other visitors: the first 10% of base
+// cohorts under one salt are not those under the next.
+func TestNewSaltStartsOnOtherVisitors(t *testing.T) {
+	salt := uint32(rolloutSalt)
 	first := func(salt uint32) map[int]bool {
 		out := map[int]bool{}
 		for b := range 100 {
