@@ -104,21 +104,36 @@ func (e *kvsEnv) run(t *testing.T, steps []releases.Step) {
 }
 
 // The shipped function, run by the stand-in's edge, serves the version the
-// key value store holds, as each PoP sees it; a flip is one key write.
+// key value store holds, as each PoP sees it; a flip is one key write. The
+// steps run in order on one site, each starting from where the last left it.
 func TestKVSStrategyThroughSDK(t *testing.T) {
 	e := newKVSEnv(t)
-	ctx := context.Background()
 	for _, v := range []string{"v1", "v2"} {
 		e.put(t, v, "index.html", "index of "+v)
 		e.put(t, v, "docs/index.html", "docs of "+v)
 	}
-	// A distribution that serves a folder that is no release of the site
-	// is not switched: that would stop serving it.
+	setupOverAForeignFolderIsRefused(t, e)
+	setupMovesALiveSiteOntoKVS(t, e)
+	unpublishedFunctionIsRefusedAndSetupIsIdempotent(t, e)
+	previewTokenServesItsHolderAlone(t, e)
+	flipReachesThePoPsOneByOne(t, e)
+	handWrittenKeyStopsTheNextFlip(t, e)
+	resumeKnowsWhetherTheKeyWasWritten(t, e)
+}
+
+// A distribution that serves a folder that is no release of the site is
+// not switched: that would stop serving it.
+func setupOverAForeignFolderIsRefused(t *testing.T, e *kvsEnv) {
 	e.setOriginPath(t, "/legacy-site")
-	if _, err := e.setup.Apply(ctx, e.Site); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), `origin path "/legacy-site"`) {
+	if _, err := e.setup.Apply(context.Background(), e.Site); releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), `origin path "/legacy-site"`) {
 		t.Fatalf("setup over a folder that is no release: %v", err)
 	}
-	// Live by origin path first, as a site is before it moves to kvs.
+}
+
+// Live by origin path first, as a site is before it moves to kvs; setup
+// then writes the key and associates the function, and every PoP serves v1.
+func setupMovesALiveSiteOntoKVS(t *testing.T, e *kvsEnv) {
+	ctx := context.Background()
 	cur, _ := e.CDN.Current(ctx, e.Site)
 	e.run(t, e.CDN.Plan(e.Site, cur, "v1", "d1"))
 	rep, err := e.setup.Apply(ctx, e.Site)
@@ -140,8 +155,12 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	if c, b, _ := e.at(t, 0, "/docs/", ""); c != 200 || b != "docs of v1" {
 		t.Fatalf("directory index: %d %q", c, b)
 	}
-	// CloudFront refuses an association with a function that is not
-	// published; so does the stand-in.
+}
+
+// CloudFront refuses an association with a function that is not
+// published; so does the stand-in. A second setup then changes nothing.
+func unpublishedFunctionIsRefusedAndSetupIsIdempotent(t *testing.T, e *kvsEnv) {
+	ctx := context.Background()
 	dc, err := e.CF.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(e.Site.DistributionID)})
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +175,12 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	if err != nil || again.Created || again.KeyWritten || again.Associated {
 		t.Fatalf("second setup: %+v %v", again, err)
 	}
+}
 
-	// A preview token in the header serves v2 to that request alone.
-	key, err := e.kvs.PreviewKey(ctx, e.Site)
+// A preview token in the header serves v2 to that request alone; one
+// signed with another key is not honoured.
+func previewTokenServesItsHolderAlone(t *testing.T, e *kvsEnv) {
+	key, err := e.kvs.PreviewKey(context.Background(), e.Site)
 	if err != nil || len(key) != 64 {
 		t.Fatalf("preview key %q %v", key, err)
 	}
@@ -181,8 +203,13 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	if _, b, _ := e.at(t, 0, "/", "deploybot-preview="+bad); b != "index of v1" {
 		t.Fatalf("a token signed with another key was honoured: %q", b)
 	}
+}
 
-	cur, err = e.kvs.Current(ctx, e.Site)
+// The flip from v1 to v2 is a key write, then a wait while the key
+// reaches the PoPs one by one; after the wait every PoP serves v2.
+func flipReachesThePoPsOneByOne(t *testing.T, e *kvsEnv) {
+	ctx := context.Background()
+	cur, err := e.kvs.Current(ctx, e.Site)
 	if err != nil || cur.Version != "v1" {
 		t.Fatalf("current %+v %v", cur, err)
 	}
@@ -213,8 +240,12 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 			t.Fatalf("pop %d after the flip: %q %v", p, b, h)
 		}
 	}
-	// Someone writes the key by hand: the next flip stops, changing nothing.
-	cur, _ = e.kvs.Current(ctx, e.Site)
+}
+
+// Someone writes the key by hand: the next flip stops, changing nothing.
+func handWrittenKeyStopsTheNextFlip(t *testing.T, e *kvsEnv) {
+	ctx := context.Background()
+	cur, _ := e.kvs.Current(ctx, e.Site)
 	desc, _ := e.kvsc.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(e.Site.KVSARN)})
 	if _, err := e.kvsc.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(e.Site.KVSARN), Key: aws.String("www"), Value: aws.String("v1"), IfMatch: desc.ETag}); err != nil {
 		t.Fatal(err)
@@ -222,15 +253,20 @@ func TestKVSStrategyThroughSDK(t *testing.T) {
 	if _, err := e.kvsc.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(e.Site.KVSARN), Key: aws.String("www"), Value: aws.String("v2"), IfMatch: desc.ETag}); err == nil {
 		t.Fatal("a stale ETag was accepted")
 	}
-	err = e.kvs.Plan(e.Site, cur, "v3", "d3")[0].Run(ctx)
+	err := e.kvs.Plan(e.Site, cur, "v3", "d3")[0].Run(ctx)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "changed by someone else") {
 		t.Fatalf("flip over a hand change: %v", err)
 	}
 	if now, _ := e.kvs.Current(ctx, e.Site); now.Version != "v1" {
 		t.Fatalf("the hand change was overwritten: %+v", now)
 	}
-	// Resume: a deploy stopped before its write changed nothing.
-	_, _, err = e.kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseKeyWrite, From: "v1", FromPath: "v1", To: "v2"})
+}
+
+// Resume: a deploy stopped before its write changed nothing; one stopped
+// after it has flipped and has only the propagation wait left.
+func resumeKnowsWhetherTheKeyWasWritten(t *testing.T, e *kvsEnv) {
+	ctx := context.Background()
+	_, _, err := e.kvs.Resume(ctx, e.Site, releases.Deploy{Phase: cloud.PhaseKeyWrite, From: "v1", FromPath: "v1", To: "v2"})
 	if err == nil || !strings.Contains(err.Error(), "nothing changed") {
 		t.Fatalf("resume before the write: %v", err)
 	}
