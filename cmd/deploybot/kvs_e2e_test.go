@@ -34,6 +34,29 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n    url: %q\n", w.kvsARN, w.edge), 1)
 	w.write("deploybot.yaml", cfg)
 
+	kvsSetupMovesTheLiveSite(t, w)
+	link := previewLinkIsAudited(t, w)
+	previewCookieShowsItsReleaseAlone(t, w, link)
+	badPreviewLinksAreRefused(t, w, link)
+	kvsPromoteAndRollback(t, w)
+}
+
+// noFollow leaves a redirect for the test to look at.
+var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// previewLink asks for a preview link to v2 with the given extra flags.
+func previewLink(t *testing.T, w *world, args ...string) string {
+	var p struct{ URL string }
+	if err := json.Unmarshal([]byte(w.must(append(append([]string{"preview", "--json"}, args...), "v2")...).stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.URL
+}
+
+// kvs-setup shows its plan, then with --apply writes the key for the live
+// release and has the distribution run the function; the apply is
+// recorded, the plan not.
+func kvsSetupMovesTheLiveSite(t *testing.T, w *world) {
 	r := w.must("kvs-setup")
 	if !strings.Contains(r.stdout, "--apply") || !strings.Contains(r.stdout, "cf.kvs(") || !strings.Contains(r.stdout, "import cf from 'cloudfront';") {
 		t.Fatalf("kvs-setup without --apply:\n%s", r.stdout)
@@ -42,7 +65,6 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if !kvsFunctionCreated.MatchString(r.stdout) || !strings.Contains(r.stdout, "key www = v1 written") {
 		t.Fatalf("kvs-setup --apply:\n%s", r.stdout)
 	}
-	// The apply is recorded, the plan not.
 	if h := w.history(); len(h) != 3 || h[2].Action != "kvs-setup" || h[2].Result != "ok" || h[2].Actor != callerARN("e2e") || h[2].Door != "cli" ||
 		!kvsFunctionCreated.MatchString(h[2].Detail) || !strings.Contains(h[2].Detail, "key www = v1 written") || !strings.Contains(h[2].Detail, "distribution E2ETEST runs it") {
 		t.Fatalf("kvs-setup's record: %s\n%+v", trail(h), h[len(h)-1])
@@ -51,22 +73,26 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 		return code == 200 && strings.Contains(body, "release v1<")
 	})
 	w.waitDeployed() // the distribution change reaches every PoP
+}
 
-	// A preview link shows v2 to whoever opens it; everyone else gets v1.
-	var p struct{ URL string }
-	if err := json.Unmarshal([]byte(w.must("preview", "--json", "v2").stdout), &p); err != nil {
-		t.Fatal(err)
+// A preview gives someone a look at an unreleased build: the link is on
+// the site's URL, and it is audited.
+func previewLinkIsAudited(t *testing.T, w *world) string {
+	link := previewLink(t, w)
+	if !strings.HasPrefix(link, w.edge+"/?deploybot-preview=v2.") {
+		t.Fatalf("preview link %q", link)
 	}
-	if !strings.HasPrefix(p.URL, w.edge+"/?deploybot-preview=v2.") {
-		t.Fatalf("preview link %q", p.URL)
-	}
-	// A preview gives someone a look at an unreleased build: it is audited.
 	if h := w.must("history", "--json", "--limit", "1").stdout; !strings.Contains(h, `"action": "preview"`) || !strings.Contains(h, `"actor": "`+callerARN("e2e")+`"`) || !strings.Contains(h, `"label": "e2e"`) ||
 		!strings.Contains(h, `"door": "cli"`) || !strings.Contains(h, `"detail": "v2"`) {
 		t.Fatalf("the preview's audit record: %s", h)
 	}
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(p.URL)
+	return link
+}
+
+// A preview link shows v2 to whoever opens it; everyone else gets v1, and
+// a cookie edited to name another release gets the live one.
+func previewCookieShowsItsReleaseAlone(t *testing.T, w *world, link string) {
+	resp, err := noFollow.Get(link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,32 +123,39 @@ func TestKVSFromTheCommandLine(t *testing.T) {
 	if code, body := get(&forged); code != 200 || !strings.Contains(body, "release v1<") {
 		t.Fatalf("a token for another release is not honoured, the live one is served: %d %q", code, body)
 	}
+}
+
+// A tampered link and an expired one are refused; so are a preview of a
+// release that does not exist and one longer than the limit.
+func badPreviewLinksAreRefused(t *testing.T, w *world, link string) {
 	// Change the signature's last hex digit to a different one: replacing it with a
 	// fixed digit leaves the link intact one time in sixteen.
 	last := "0"
-	if strings.HasSuffix(p.URL, "0") {
+	if strings.HasSuffix(link, "0") {
 		last = "1"
 	}
-	resp, err = noFollow.Get(p.URL[:len(p.URL)-1] + last)
+	resp, err := noFollow.Get(link[:len(link)-1] + last)
 	if err == nil {
 		resp.Body.Close()
 	}
 	if err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a tampered link: %v %v", resp, err)
 	}
-	if err := json.Unmarshal([]byte(w.must("preview", "--json", "--ttl", "1s", "v2").stdout), &p); err != nil {
-		t.Fatal(err)
-	}
+	short := previewLink(t, w, "--ttl", "1s")
 	w.advance("2100ms") // the stand-in's clock: the link's second is over
-	if resp, err = noFollow.Get(p.URL); err != nil || resp.StatusCode != http.StatusForbidden {
+	if resp, err = noFollow.Get(short); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an expired link: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	w.expect(1, "no release v9", "preview", "v9")
 	w.expect(2, "at most", "preview", "--ttl", "48h", "v2")
+}
 
+// A promote on kvs is a key write with no invalidation; status says where
+// the site is served from, and rollback flips the key back.
+func kvsPromoteAndRollback(t *testing.T, w *world) {
 	began := time.Now()
-	r = w.must("promote", "v2")
+	r := w.must("promote", "v2")
 	took := time.Since(began)
 	for _, want := range []string{"key", "v2 is live"} {
 		if !strings.Contains(r.stdout, want) {
