@@ -136,7 +136,19 @@ func (s *Service) resumeRollout(ctx context.Context, site Site, cdn CDN, d Deplo
 	}
 	from, inRollout := rolloutIndex(d)
 	if !inRollout {
-		// In the flip: the strategy knows how far it got.
+		// In the flip, after every step held and passed its checks: the
+		// strategy knows how far it got; one that had not written its
+		// key yet (the live release still the one the rollout started
+		// from) is flipped again, as the rollout meant, rather than
+		// failed after all its steps.
+		cur, err := cdn.Current(ctx, site)
+		if err != nil {
+			return nil, false, true, err
+		}
+		if cur.Version == d.From && cur.Path == d.FromPath {
+			flip := cdn.Plan(site, cur, d.To, d.ID)
+			return append(flip, end), false, true, nil
+		}
 		rest, flipped, err := cdn.Resume(ctx, site, d)
 		if err != nil {
 			return nil, flipped, true, err

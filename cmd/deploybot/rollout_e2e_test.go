@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore"
+	kvstypes "github.com/aws/aws-sdk-go-v2/service/cloudfrontkeyvaluestore/types"
+
+	"github.com/deploybot/deploybot/cloud"
 )
 
 // kvsWorld is a world whose site www is on strategy kvs, set up by
@@ -236,4 +244,68 @@ func TestRolloutKilledInAHoldResumes(t *testing.T) {
 			t.Fatalf("history %s lacks %s", got, want)
 		}
 	}
+}
+
+// A rollout killed (kill -9) in each of its own phases (a share being
+// written, the flip's key write, the share being cleared) is finished by
+// deploybot recover: v2 live for everyone, the rollout key gone, the site
+// free, and history saying interrupted, resumed, ok.
+func TestRolloutKilledInEachPhase(t *testing.T) {
+	for _, c := range []struct{ phase, fault string }{
+		{"share-20", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore PUT"}`},
+		{"key-write", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore PUT"}`},
+		{"share-end", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore DELETE"}`},
+	} {
+		t.Run(c.phase, func(t *testing.T) {
+			w := kvsWorld(t, "{steps: [20], interval: 0s}")
+			w.fault(c.fault)
+			cmd := exec.Command(w.bin, "promote", "--gradual", "v2")
+			cmd.Env = w.env
+			var out syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.waitDeployPhase(c.phase, &out)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			w.fault(`{}`)
+
+			w.must("recover")
+			st := w.status()
+			if st["live"] != "v2" || st["lock"] != nil || st["deploy"] != nil {
+				t.Fatalf("after recover: %v", st)
+			}
+			if r := w.rolloutKey(); r != "" {
+				t.Fatalf("the rollout key still holds %q", r)
+			}
+			got := trail(w.history())
+			for _, want := range []string{"promote:interrupted", "promote:resumed", "promote:ok"} {
+				if !strings.Contains(got, want) {
+					t.Fatalf("history %s lacks %s", got, want)
+				}
+			}
+		})
+	}
+}
+
+// rolloutKey is what the site's rollout key holds, "" when there is none.
+func (w *world) rolloutKey() string {
+	w.t.Helper()
+	ctx := context.Background()
+	c, err := cloud.NewKVSClient(ctx, cloud.Settings{Region: "us-east-1", Endpoint: w.api, Credentials: cloud.StaticCredentials("e2e-reader", "secret")})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := c.GetKey(ctx, &cloudfrontkeyvaluestore.GetKeyInput{KvsARN: aws.String(w.kvsARN), Key: aws.String("www" + cloud.RolloutKeySuffix)})
+	var nf *kvstypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return ""
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return aws.ToString(out.Value)
 }
