@@ -126,6 +126,14 @@ const maxDrain = 64 << 10
 // is there. The answer is outside input: a value that is not a version
 // name is an error, not a release.
 func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error) {
+	return h.ProbeReleaseWithCookie(ctx, url, "")
+}
+
+var _ releases.CookieEdgeProber = (*HTTP)(nil)
+
+// ProbeReleaseWithCookie is ProbeRelease with a Cookie header ("" for
+// none): a rollout step watches the candidate's visitors.
+func (h *HTTP) ProbeReleaseWithCookie(ctx context.Context, url, cookie string) (string, int, error) {
 	c := h.EdgeClient
 	if c == nil {
 		c = edgeClient
@@ -135,6 +143,9 @@ func (h *HTTP) ProbeRelease(ctx context.Context, url string) (string, int, error
 		return "", 0, err
 	}
 	req.Header.Set("User-Agent", "deploybot-visible-check")
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		if unreachable(err) {

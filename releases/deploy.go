@@ -261,7 +261,7 @@ func (s *Service) gradual(site Site, cdn CDN, req PromoteRequest) (Roller, error
 func (s *Service) promoteSteps(site Site, cdn CDN, cur Current, req PromoteRequest, d *Deploy, manifest *Manifest, carry *Step, roller Roller) []Step {
 	steps := s.afterFlip(site, cdn.Plan(site, cur, req.Version, d.ID), req.Version, manifest.Stamped)
 	if roller != nil {
-		steps = s.rolloutSteps(site, roller, d, 0, steps)
+		steps = s.rolloutSteps(site, roller, d, 0, steps, manifest.Stamped)
 	}
 	if carry != nil {
 		steps = append([]Step{*carry}, steps...)

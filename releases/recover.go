@@ -357,7 +357,7 @@ func (s *Service) resumeSteps(ctx context.Context, site Site, cdn CDN, d Deploy)
 		m, err := s.manifests().read(ctx, site, d.To, nil, func(ManifestFile, bool) error { return nil })
 		return err == nil && m.Stamped
 	}
-	rolled, rflipped, isRollout, rerr := s.resumeRollout(ctx, site, cdn, asCDN)
+	rolled, rflipped, isRollout, rerr := s.resumeRollout(ctx, site, cdn, asCDN, stamped)
 	switch {
 	case isRollout && d.Phase != PhaseHealth && d.Phase != PhaseVisible:
 		steps, flipped, err = rolled, rflipped, rerr

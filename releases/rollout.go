@@ -121,6 +121,22 @@ type Roller interface {
 	NewSalt() (uint32, error)
 }
 
+// CookieEdgeProber is an EdgeProber that can send a Cookie header
+// (probe.HTTP): a rollout's step watches its candidate's visitors.
+type CookieEdgeProber interface {
+	ProbeReleaseWithCookie(ctx context.Context, url, cookie string) (release string, status int, err error)
+}
+
+// cookieEdge probes the edge with a fixed cookie.
+type cookieEdge struct {
+	p      CookieEdgeProber
+	cookie string
+}
+
+func (c cookieEdge) ProbeRelease(ctx context.Context, url string) (string, int, error) {
+	return c.p.ProbeReleaseWithCookie(ctx, url, c.cookie)
+}
+
 // CookieProber is a Prober that can send a Cookie header (probe.HTTP).
 type CookieProber interface {
 	ProbeWithCookie(ctx context.Context, url, cookie string) (status int, body []byte, err error)
@@ -223,7 +239,7 @@ func newRollout(site Site, salt uint32) *Rollout {
 // rolloutSteps are a gradual deploy's steps from step index from on: each
 // step's share, its health checks and its hold, then the flip's own steps
 // (flip), then the share cleared.
-func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []Step) []Step {
+func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []Step, stamped bool) []Step {
 	ro := d.Rollout
 	var steps []Step
 	for i, p := range ro.Steps[from:] {
@@ -232,7 +248,7 @@ func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []
 			prev.Percent = ro.Steps[i+from-1]
 		}
 		sh := Share{Candidate: d.To, Percent: p, Salt: ro.Salt}
-		steps = append(steps, s.shareStep(site, r, prev, sh, d.ID))
+		steps = append(steps, s.shareStep(site, r, prev, sh, d.ID, stamped))
 		if h := s.rolloutCheck(site, r, sh, d.ID); h != nil {
 			steps = append(steps, *h)
 		}
@@ -280,7 +296,8 @@ func clearShare(ctx context.Context, site Site, r Roller) error {
 	}
 }
 
-func (s *Service) shareStep(site Site, r Roller, prev, sh Share, id string) Step {
+func (s *Service) shareStep(site Site, r Roller, prev, sh Share, id string, stamped bool) Step {
+	reached := s.shareReached(site, r, sh, stamped)
 	return Step{Phase: sharePhase(sh.Percent), Title: fmt.Sprintf("Sending %d%% of visitors to %s", sh.Percent, sh.Candidate),
 		Run: func(ctx context.Context) error {
 			if a, err := s.abortAsked(ctx, site, id); err != nil || a != nil {
@@ -299,9 +316,28 @@ func (s *Service) shareStep(site Site, r Roller, prev, sh Share, id string) Step
 			if err != nil {
 				return err
 			}
-			return Wait(ctx, s.After, r.ShareDelay())
+			return reached(ctx)
 		},
 		Record: func(d *Deploy) { d.Rollout.Percent = sh.Percent }}
+}
+
+// shareReached waits until a written share has reached the edge: the
+// visible phase, watching the candidate's visitors (their cohort cookie)
+// until every answer names the candidate, with the key's propagation as
+// its floor; where the site cannot be watched, that propagation alone.
+func (s *Service) shareReached(site Site, r Roller, sh Share, stamped bool) func(context.Context) error {
+	wait := func(ctx context.Context) error { return Wait(ctx, s.After, r.ShareDelay()) }
+	ep, ok := s.EdgeProber.(CookieEdgeProber)
+	if !ok {
+		return wait
+	}
+	pinned := &Service{EdgeProber: cookieEdge{ep, r.CandidateCookie(sh)}, After: s.After, Now: s.Now, Logger: s.Logger,
+		VisibleTimeout: s.VisibleTimeout, VisibleInterval: s.VisibleInterval, VisibleUnreachable: s.VisibleUnreachable}
+	v := pinned.visibleStep(site, sh.Candidate, stamped, r.ShareDelay())
+	if v == nil {
+		return wait
+	}
+	return v.Run
 }
 
 // rolloutCheck runs the site's health checks on the candidate's visitors

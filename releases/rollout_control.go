@@ -116,7 +116,7 @@ func rolloutChange(req RolloutRequest, now time.Time) (func(*RolloutControl) err
 // started again: a crash gives the candidate's visitors more time, never
 // less), or, once the flip began, the strategy's own resume and the share
 // cleared. handled is false for a deploy that is not a rollout.
-func (s *Service) resumeRollout(ctx context.Context, site Site, cdn CDN, d Deploy) (steps []Step, flipped, handled bool, err error) {
+func (s *Service) resumeRollout(ctx context.Context, site Site, cdn CDN, d Deploy, stamped func() bool) (steps []Step, flipped, handled bool, err error) {
 	if d.Rollout == nil {
 		return nil, false, false, nil
 	}
@@ -156,7 +156,7 @@ func (s *Service) resumeRollout(ctx context.Context, site Site, cdn CDN, d Deplo
 		return append(rest, end), flipped, true, nil
 	}
 	flip := cdn.Plan(site, Current{Version: d.From, Path: d.FromPath}, d.To, d.ID)
-	return s.rolloutSteps(site, r, &d, from, flip), false, true, nil
+	return s.rolloutSteps(site, r, &d, from, flip, stamped()), false, true, nil
 }
 
 // rolloutIndex is the step a rollout was in (0 before its first share),

@@ -464,3 +464,56 @@ func TestAdvancePastAFreezeIsRefused(t *testing.T) {
 		t.Fatalf("shares %s: the freeze must have held the rollout at its first step", got)
 	}
 }
+
+// edgeOfCohorts answers as an edge during a rollout: a probe carrying the
+// candidate's cohort cookie gets v2 once the share has reached it (after
+// a few probes), any other cookie v1; a probe without one is the flip's
+// visible phase, when everyone has v2.
+type edgeOfCohorts struct {
+	mu      sync.Mutex
+	cookies []string
+	calls   int
+}
+
+func (e *edgeOfCohorts) ProbeRelease(context.Context, string) (string, int, error) { return "v2", 200, nil }
+func (e *edgeOfCohorts) ProbeReleaseWithCookie(_ context.Context, _ string, cookie string) (string, int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	e.cookies = append(e.cookies, cookie)
+	if cookie == "cohort=0" && e.calls > 6 {
+		return "v2", 200, nil
+	}
+	return "v1", 200, nil
+}
+
+// Each step waits until the candidate's visitors (probes with their
+// cohort cookie) get the candidate, not a fixed time.
+func TestEachStepWatchesTheCandidatesVisitors(t *testing.T) {
+	h, r := rolloutHarness(t, time.Second)
+	edge := &edgeOfCohorts{}
+	h.svc.EdgeProber = edge
+	h.svc.Sites[0].URL = "https://www.example.com/"
+	h.bucket.manifests["v2"].Stamped = true
+	out, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true, NoVerify: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(r.percents()); got != "[1 10 50 0]" {
+		t.Fatalf("shares %s", got)
+	}
+	edge.mu.Lock()
+	defer edge.mu.Unlock()
+	pinned := 0
+	for _, c := range edge.cookies {
+		if c == "cohort=0" {
+			pinned++
+		}
+	}
+	if pinned < 7 {
+		t.Fatalf("%d probes carried the candidate's cookie (of %d): the steps did not watch its visitors", pinned, len(edge.cookies))
+	}
+	if out.Deploy.Phase != releases.PhaseDone {
+		t.Fatalf("deploy %+v", out.Deploy)
+	}
+}

@@ -30,7 +30,7 @@ func kvsWorld(t *testing.T, rollout string) *world {
 	w.must("promote", "v1")
 	cfg := readFile(t, w.config)
 	cfg = strings.Replace(cfg, "deploy: {poll_interval: 50ms, timeout: 1m}", "deploy: {poll_interval: 50ms, timeout: 1m, kvs_propagation: 300ms}", 1)
-	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n    rollout: %s\n", w.kvsARN, rollout), 1)
+	cfg = strings.Replace(cfg, "    distribution_id: E2ETEST\n", fmt.Sprintf("    distribution_id: E2ETEST\n    strategy: kvs\n    kvs: {arn: %q}\n    url: %q\n    rollout: %s\n", w.kvsARN, w.edge, rollout), 1)
 	w.write("deploybot.yaml", cfg)
 	w.must("kvs-setup", "--apply")
 	w.waitDeployed()
