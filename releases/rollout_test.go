@@ -475,7 +475,9 @@ type edgeOfCohorts struct {
 	calls   int
 }
 
-func (e *edgeOfCohorts) ProbeRelease(context.Context, string) (string, int, error) { return "v2", 200, nil }
+func (e *edgeOfCohorts) ProbeRelease(context.Context, string) (string, int, error) {
+	return "v2", 200, nil
+}
 func (e *edgeOfCohorts) ProbeReleaseWithCookie(_ context.Context, _ string, cookie string) (string, int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
