@@ -185,6 +185,17 @@ func TestRolloutAbortedByItsHealthCheck(t *testing.T) {
 	if lock, _ := st["lock"].(map[string]any); lock == nil || lock["holder"] != "deploybot" || st["live"] != "v1" {
 		t.Fatalf("status after the health abort: %v", st)
 	}
+	// The audit log says what aborted it and why.
+	h := w.history()
+	last := h[len(h)-1]
+	for _, e := range h {
+		if e.Action == "promote" && e.Result == "failed" {
+			last = e
+		}
+	}
+	if last.Result != "failed" || !strings.Contains(last.Detail, "rollout aborted by deploybot: health check failed at 30%") {
+		t.Fatalf("the audit record of the aborted rollout: %+v", last)
+	}
 }
 
 // A rollout whose process is killed (kill -9) in a hold is resumed by
