@@ -254,24 +254,37 @@ func (s *Service) rolloutSteps(site Site, r Roller, d *Deploy, from int, flip []
 		}
 		steps = append(steps, s.holdStep(site, r, sh, d.ID))
 	}
-	if len(flip) > 0 {
-		// The last word before everyone gets the candidate: an abort that
-		// came after the last hold ended is honoured, not overtaken.
-		first, id := flip[0], d.ID
-		run := first.Run
-		first.Run = func(ctx context.Context) error {
-			if a, err := s.abortAsked(ctx, site, id); err != nil || a != nil {
-				if err != nil {
-					return err
-				}
-				return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
-			}
-			return run(ctx)
-		}
-		flip = append([]Step{first}, flip[1:]...)
-	}
-	steps = append(steps, flip...)
+	steps = append(steps, s.guardFlip(site, r, d.ID, flip)...)
 	return append(steps, shareEnd(site, r, *d))
+}
+
+// guardFlip gives the flip's first step the last word before everyone
+// gets the candidate: an abort that came after the last hold ended (or
+// before a recovery flips again) is honoured, not overtaken. It reads the
+// shared state: a recovery's copy of the deploy may predate the abort.
+func (s *Service) guardFlip(site Site, r Roller, id string, flip []Step) []Step {
+	if len(flip) == 0 {
+		return flip
+	}
+	first := flip[0]
+	run := first.Run
+	first.Run = func(ctx context.Context) error {
+		if err := s.honourAbort(ctx, site, r, id); err != nil {
+			return err
+		}
+		return run(ctx)
+	}
+	return append([]Step{first}, flip[1:]...)
+}
+
+// honourAbort ends the rollout id (clearing its share) when someone asked
+// to abort it; nil when nobody did.
+func (s *Service) honourAbort(ctx context.Context, site Site, r Roller, id string) error {
+	a, err := s.abortAsked(ctx, site, id)
+	if err != nil || a == nil {
+		return err
+	}
+	return s.abortRollout(ctx, site, r, id, a.By, a.Reason)
 }
 
 // shareEnd clears the share once everyone has the candidate.
@@ -316,9 +329,35 @@ func (s *Service) shareStep(site Site, r Roller, prev, sh Share, id string, stam
 			if err != nil {
 				return err
 			}
-			return reached(ctx)
+			return s.untilAborted(ctx, site, r, id, reached)
 		},
 		Record: func(d *Deploy) { d.Rollout.Percent = sh.Percent }}
+}
+
+// untilAborted runs wait (a step's watch of the edge) while reading the
+// rollout's control every poll: an abort ends it at once (the share was
+// cleared by whoever aborted, so the watch would only time out).
+func (s *Service) untilAborted(ctx context.Context, site Site, r Roller, id string, wait func(context.Context) error) error {
+	wctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		for wctx.Err() == nil {
+			if a, err := s.abortAsked(wctx, site, id); err == nil && a != nil {
+				stop(ErrRolloutAborted)
+				return
+			}
+			if Wait(wctx, s.After, rolloutPoll) != nil {
+				return
+			}
+		}
+	}()
+	err := wait(wctx)
+	if errors.Is(context.Cause(wctx), ErrRolloutAborted) || err != nil {
+		if aerr := s.honourAbort(context.WithoutCancel(ctx), site, r, id); aerr != nil {
+			return aerr
+		}
+	}
+	return err
 }
 
 // shareReached waits until a written share has reached the edge: the
@@ -405,7 +444,7 @@ func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
 				return err
 			}
 			start, advances := s.now(), d.Rollout.Advanced
-			paused := false
+			paused, frozen := false, false
 			var pausedAt time.Time
 			for {
 				c := d.Rollout.Control
@@ -426,7 +465,20 @@ func (s *Service) holdStep(site Site, r Roller, sh Share, id string) Step {
 				}
 				paused = c.Paused
 				if !paused && !s.now().Before(start.Add(d.Rollout.Interval)) {
-					return nil
+					// A freeze (or a closed deploy window) that began
+					// meanwhile holds the rollout at this step: it reaches
+					// no more visitors until it ends; abort stays open.
+					var ge *GuardError
+					if err := s.guard(ctx, site, PromoteRequest{Kind: KindPromote}); errors.As(err, &ge) {
+						if !frozen {
+							Note(ctx, "held: "+ErrorMessage(err))
+						}
+						frozen = true
+					} else if err != nil {
+						return err
+					} else {
+						return nil
+					}
 				}
 				if err := Wait(ctx, s.After, rolloutPoll); err != nil {
 					return err

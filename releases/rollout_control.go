@@ -146,7 +146,7 @@ func (s *Service) resumeRollout(ctx context.Context, site Site, cdn CDN, d Deplo
 			return nil, false, true, err
 		}
 		if cur.Version == d.From && cur.Path == d.FromPath {
-			flip := cdn.Plan(site, cur, d.To, d.ID)
+			flip := s.guardFlip(site, r, d.ID, cdn.Plan(site, cur, d.To, d.ID))
 			return append(flip, end), false, true, nil
 		}
 		rest, flipped, err := cdn.Resume(ctx, site, d)
@@ -184,6 +184,12 @@ func rolloutIndex(d Deploy) (int, bool) {
 // everyone: nothing to undo.
 func (s *Service) endRollout(ctx context.Context, d *Deploy, flipped bool, cause error) {
 	if d.Rollout == nil || flipped || d.LockAfter != nil {
+		return
+	}
+	// Only while this process still runs it: a runner taken over (its
+	// heartbeat went stale) must not clear the share of the rollout the
+	// other process now runs.
+	if l, err := s.Store.Lock(context.WithoutCancel(ctx), d.Site); err != nil || l == nil || l.DeployID != d.ID || !runsHere(*l) {
 		return
 	}
 	var abort *RolloutAbortError

@@ -519,3 +519,100 @@ func TestEachStepWatchesTheCandidatesVisitors(t *testing.T) {
 		t.Fatalf("deploy %+v", out.Deploy)
 	}
 }
+
+// abortingState records an abort into the flip phase's save (as keepControl
+// carries an abort CAS'd just before it) and stops the process then.
+type abortingState struct {
+	*memState
+	stop func(error)
+	done bool
+}
+
+func (a *abortingState) PutState(ctx context.Context, site releases.Site, key string, body []byte, etag string) (string, error) {
+	if !a.done && bytes.Contains(body, []byte(`"phase":"flip"`)) && bytes.Contains(body, []byte(`"control":{}`)) {
+		a.done = true
+		body = bytes.Replace(body, []byte(`"control":{}`), []byte(`"control":{"aborted":{"by":"bob","reason":"bad","at":"2025-01-01T00:00:00Z"}}`), 1)
+		a.stop(releases.ErrShutdown)
+	}
+	return a.memState.PutState(ctx, site, key, body, etag)
+}
+
+// An abort recorded as the flip began, then a stop: the recovery must not
+// flip the aborted candidate for everyone (found by an outside review).
+func TestAnAbortedRolloutStoppedInItsFlipIsNotFlippedByRecovery(t *testing.T) {
+	h, r := rolloutHarness(t, time.Second)
+	ctx, stop := context.WithCancelCause(context.Background())
+	h.svc.Store = releases.NewSharedStore(h.db, &abortingState{memState: &memState{}, stop: stop}, h.svc.Sites)
+	_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+	t.Logf("promote: %v; shares %v", err, r.percents())
+	_, err = h.svc.Recover(context.Background(), nil)
+	st, _ := h.svc.Status(context.Background(), "www")
+	t.Logf("recover: %v; live %v lock %+v shares %v", err, *st.Live, st.Lock, r.percents())
+	if *st.Live == "v2" {
+		t.Fatalf("an aborted rollout was flipped for everyone by recovery")
+	}
+}
+
+// An abort while a step watches its candidate's visitors ends the watch
+// at once: the abort, with who and why, is what ends the rollout.
+type neverEdge struct{}
+
+func (neverEdge) ProbeRelease(context.Context, string) (string, int, error) { return "v1", 200, nil }
+func (neverEdge) ProbeReleaseWithCookie(context.Context, string, string) (string, int, error) {
+	return "v1", 200, nil
+}
+
+func TestAnAbortWhileAStepWatchesItsVisitors(t *testing.T) {
+	h, r := rolloutHarness(t, time.Hour)
+	h.svc.EdgeProber = neverEdge{}
+	h.svc.Sites[0].URL = "https://www.example.com/"
+	h.bucket.manifests["v2"].Stamped = true
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true, NoVerify: true}, nil)
+		done <- err
+	}()
+	<-r.wrote
+	if _, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAbortIt, Actor: "bob", Reason: "bad"}); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	t.Logf("promote: %v", err)
+	st, _ := h.svc.Status(context.Background(), "www")
+	if st.Lock != nil {
+		t.Logf("lock: holder %s reason %s", st.Lock.Holder, st.Lock.Reason)
+	}
+	if !errors.Is(err, releases.ErrRolloutAborted) || st.Lock == nil || !strings.Contains(st.Lock.Reason, "bad") {
+		t.Fatalf("the abort is not what ended the rollout")
+	}
+}
+
+// A freeze that begins during a rollout holds it at its step once the
+// hold is over: no more visitors get the candidate until it is lifted.
+func TestAFreezeHoldsARollout(t *testing.T) {
+	h, r := rolloutHarness(t, 3*time.Second)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	<-r.wrote
+	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "3d", Reason: "incident", Actor: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-r.wrote:
+		t.Fatalf("the rollout went on to %d%% in a freeze", p)
+	case <-time.After(300 * time.Millisecond): // hundreds of holds' worth on the harness clock
+	}
+	if _, err := h.svc.Unfreeze(ctx, "www", false, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-r.wrote; p != 10 {
+		t.Fatalf("after the freeze the share is %d", p)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

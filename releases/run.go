@@ -52,7 +52,9 @@ func (s *Service) runStep(rc runContexts, d *Deploy, step Step, flipped bool, lo
 	stopStep()
 	ended := s.now()
 	rec := &d.Phases[len(d.Phases)-1]
-	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+	// A rollout's abort ends it even when a shutdown came meanwhile: the
+	// share is cleared, and resuming would only repeat the abort.
+	if err != nil && !errors.Is(err, ErrRolloutAborted) && errors.Is(context.Cause(ctx), ErrShutdown) {
 		return flipped, s.stopped(ctx, d, flipped, log, progress)
 	}
 	if cause := context.Cause(rc.run); err != nil && errors.Is(cause, ErrFenced) {
