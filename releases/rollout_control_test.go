@@ -62,11 +62,7 @@ func TestAnAbortWhileAStepWatchesItsVisitors(t *testing.T) {
 	h.svc.EdgeProber = neverEdge{}
 	h.svc.Sites[0].URL = "https://www.example.com/"
 	h.bucket.manifests["v2"].Stamped = true
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true, NoVerify: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(context.Background())
 	<-r.wrote
 	if _, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAbortIt, Actor: "bob", Reason: "bad"}); err != nil {
 		t.Fatal(err)
@@ -87,11 +83,7 @@ func TestAnAbortWhileAStepWatchesItsVisitors(t *testing.T) {
 func TestAFreezeHoldsARollout(t *testing.T) {
 	h, r := rolloutHarness(t, 3*time.Second)
 	ctx := context.Background()
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(ctx)
 	<-r.wrote
 	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "3d", Reason: "incident", Actor: "carol"}); err != nil {
 		t.Fatal(err)
@@ -117,11 +109,7 @@ func TestAFreezeHoldsARollout(t *testing.T) {
 func TestAdvancePastAFreezeIsRefused(t *testing.T) {
 	h, r := rolloutHarness(t, 24*time.Hour)
 	ctx := context.Background()
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(ctx)
 	<-r.wrote
 	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "2h", Reason: "launch", Actor: "carol"}); err != nil {
 		t.Fatal(err)
@@ -149,11 +137,7 @@ func TestAdvancePastAFreezeIsRefused(t *testing.T) {
 func TestRolloutControlRefusedAfterItsLastStep(t *testing.T) {
 	h, r := rolloutHarness(t, 3*time.Second)
 	h.cdn.block, h.cdn.blocked = make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(context.Background())
 	<-h.cdn.blocked // the flip has written the live key and waits
 	_, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAbortIt, Actor: "bob", Reason: "too late"})
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "passed its last step") {
@@ -174,11 +158,7 @@ func TestRolloutControlRefusedAfterItsLastStep(t *testing.T) {
 func TestRolloutPauseResumeAdvance(t *testing.T) {
 	h, r := rolloutHarness(t, 24*time.Hour)
 	ctx := context.Background()
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(ctx)
 	<-r.wrote
 	control := func(action string) error {
 		_, err := h.svc.ControlRollout(ctx, releases.RolloutRequest{Site: "www", Action: action, Actor: "bob"})
@@ -224,11 +204,7 @@ func TestRolloutPauseResumeAdvance(t *testing.T) {
 // locked with the reason, the live release never changed.
 func TestRolloutAbortPutsEveryoneBackAndLocks(t *testing.T) {
 	h, r := rolloutHarness(t, 24*time.Hour)
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(context.Background(), releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(context.Background())
 	if p := <-r.wrote; p != 1 {
 		t.Fatalf("first share %d", p)
 	}

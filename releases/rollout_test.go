@@ -108,6 +108,17 @@ func (r *fakeRoller) percents() []int {
 	return out
 }
 
+// startGradual starts a gradual promote of v2 as alice; the channel
+// gives how it ended.
+func (h *harness) startGradual(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
+		done <- err
+	}()
+	return done
+}
+
 // rolloutHarness is the service's harness with a site that rolls out
 // (steps 1, 10, 50), its state shared through memState, and a clock that
 // moves a second per reading, so a hold of interval ends by itself.
@@ -207,11 +218,7 @@ func TestRolloutAbortedByAFailingHealthCheck(t *testing.T) {
 func TestRolloutResumesWhereItWas(t *testing.T) {
 	h, r := rolloutHarness(t, 24*time.Hour)
 	ctx, stop := context.WithCancelCause(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.svc.Promote(ctx, releases.PromoteRequest{Site: "www", Version: "v2", Actor: "alice", Gradual: true}, nil)
-		done <- err
-	}()
+	done := h.startGradual(ctx)
 	<-r.wrote
 	if _, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: releases.RolloutAdvance, Actor: "bob"}); err != nil {
 		t.Fatal(err)
