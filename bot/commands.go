@@ -316,6 +316,10 @@ func (b *Bot) runRollout(ctx context.Context, req Request, site releases.Site, o
 		out.Private(ctx, req, ErrorText(err))
 		return
 	}
+	if d.ID == "" {
+		out.Public(ctx, req, Message{Text: Md(":broom: %s cleared the share of visitors a rollout of `%s` had left on *%s*: everyone gets the live release.", Mention(actorOf(req)), d.To, site.Name)})
+		return
+	}
 	what := map[string]string{
 		releases.RolloutPause:   ":double_vertical_bar: %s paused the rollout of `%s` on *%s* at %d%%: the step holds until resumed.",
 		releases.RolloutResume:  ":arrow_forward: %s resumed the rollout of `%s` on *%s* at %d%%.",

@@ -32,6 +32,10 @@ func runRollout(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if d.ID == "" {
+		fmt.Fprintf(env.Stdout, "%s: no rollout runs; cleared the share of visitors a rollout of %s had left: everyone gets the live release\n", site, d.To)
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "%s: rollout of %s (deploy %s) at %d%%: %s\n", site, d.To, d.ID, d.Rollout.Percent, rolloutDone(pos[0]))
 	return nil
 }

@@ -353,9 +353,9 @@ func TestNoOpsAreNotRecordedSkippedPrunesAre(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep := h.svc.PruneSkipped(ctx, releases.PruneRequest{Site: "www", Actor: "bob", DryRun: true}, "another prune of this site is running")
-	if rep.Skipped == "" {
-		t.Fatalf("report %+v", rep)
+	rep, err := h.svc.PruneSkipped(ctx, releases.PruneRequest{Site: "www", Actor: "bob", DryRun: true}, "another prune of this site is running")
+	if err != nil || rep.Skipped == "" {
+		t.Fatalf("report %+v, %v", rep, err)
 	}
 	entries, err := h.svc.History(ctx, "www", 0)
 	if err != nil {

@@ -67,11 +67,7 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport
 		if rep != nil {
 			s.auditPrune(ctx, req, rep, err)
 		} else if err != nil {
-			action := "prune"
-			if req.DryRun {
-				action = "prune --dry-run"
-			}
-			s.audit(ctx, req.Site, req.Actor, action, "", err)
+			s.audit(ctx, req.Site, req.Actor, pruneAction(req), "", err)
 		}
 	}()
 	return s.prune(ctx, &req)
@@ -80,21 +76,37 @@ func (s *Service) Prune(ctx context.Context, req PruneRequest) (rep *PruneReport
 // PruneSkipped is the report of a run that did not start (another run
 // of the site was going on, or the process was stopping), recorded as
 // refused like any run that found the site busy.
-func (s *Service) PruneSkipped(ctx context.Context, req PruneRequest, why string) *PruneReport {
-	rep := &PruneReport{Site: req.Site, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
+//
+// Who asks is checked as for a run: a caller who may not prune is refused
+// (and recorded so), busy site or not.
+func (s *Service) PruneSkipped(ctx context.Context, req PruneRequest, why string) (*PruneReport, error) {
+	site, err := s.Site(req.Site)
+	if err == nil {
+		req.Actor, err = s.authorizeActor(ctx, site, "prune", req.Actor)
+	}
+	if err != nil {
+		s.audit(ctx, req.Site, req.Actor, pruneAction(req), "", err)
+		return nil, err
+	}
+	rep := &PruneReport{Site: site.Name, DryRun: req.DryRun, Actor: req.Actor, Started: s.now(),
 		Skipped: why, Deleted: []PrunedRelease{}, Kept: []KeptRelease{}}
 	s.auditPrune(ctx, req, rep, nil)
-	return rep
+	return rep, nil
+}
+
+// pruneAction names a prune's record.
+func pruneAction(req PruneRequest) string {
+	if req.DryRun {
+		return "prune --dry-run"
+	}
+	return "prune"
 }
 
 // auditPrune records a run: who, dry or not, what came of it. A run that
 // found the site busy did nothing: refused.
 func (s *Service) auditPrune(ctx context.Context, req PruneRequest, rep *PruneReport, err error) {
-	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: "prune", Result: ResultOK, Door: DoorOf(ctx),
+	e := AuditEntry{Site: rep.Site, Actor: req.Actor, Action: pruneAction(req), Result: ResultOK, Door: DoorOf(ctx),
 		Detail: fmt.Sprintf("%d release(s), %d objects, %d bytes", len(rep.Deleted)-rep.Failures, rep.Objects, rep.Bytes)}
-	if req.DryRun {
-		e.Action = "prune --dry-run"
-	}
 	switch {
 	case err != nil:
 		e.Result, e.Detail = ResultFailed, ErrorMessage(err)

@@ -42,6 +42,9 @@ var (
 	DefaultRolloutSteps = []int{1, 10, 50}
 )
 
+// MaxRolloutInterval bounds a step's hold.
+const MaxRolloutInterval = 24 * time.Hour
+
 // DefaultRolloutInterval is how long a step holds when the site says not.
 const DefaultRolloutInterval = 10 * time.Minute
 
@@ -60,8 +63,8 @@ func (p RolloutPolicy) Validate() string {
 		}
 		prev = s
 	}
-	if p.Interval < 0 {
-		return "a negative interval"
+	if p.Interval < 0 || p.Interval > MaxRolloutInterval {
+		return fmt.Sprintf("a hold of 0s to %s (got %s)", MaxRolloutInterval, p.Interval)
 	}
 	return ""
 }
@@ -86,7 +89,7 @@ func (r *Rollout) valid() bool {
 	if len(c.PausedBy) > maxActor || c.Aborted != nil && (len(c.Aborted.By) > maxActor || utf8.RuneCountInString(c.Aborted.Reason) > MaxReason) {
 		return false
 	}
-	return (RolloutPolicy{Steps: r.Steps}).Validate() == "" && r.Interval >= 0 && r.Interval <= 24*time.Hour &&
+	return (RolloutPolicy{Steps: r.Steps, Interval: r.Interval}).Validate() == "" &&
 		r.Percent >= 0 && r.Percent <= 100 && r.Advanced >= 0 && c.Advances >= 0
 }
 
@@ -532,12 +535,8 @@ func (e *RolloutAbortError) Unwrap() error { return ErrRolloutAborted }
 // abortRollout sends everyone back to live (one share write) and returns
 // the error that ends the deploy.
 func (s *Service) abortRollout(ctx context.Context, site Site, r Roller, id, by, reason string) error {
-	d, err := s.running(ctx, site.Name, id)
-	if err != nil {
-		return err
-	}
 	if err := clearShare(context.WithoutCancel(ctx), site, r); err != nil {
-		return fmt.Errorf("aborting the rollout of %s (%s): clearing the share: %w", d.To, reason, err)
+		return fmt.Errorf("aborting rollout %s (%s): clearing the share: %w", id, reason, err)
 	}
 	return &RolloutAbortError{By: by, Reason: reason}
 }

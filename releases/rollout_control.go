@@ -16,15 +16,22 @@ import (
 // the runner is gone. Advancing past a freeze that began meanwhile is
 // refused as a promote would be.
 func (s *Service) ControlRollout(ctx context.Context, req RolloutRequest) (d *Deploy, err error) {
-	defer func() { s.audit(ctx, req.Site, req.Actor, "rollout-"+req.Action, req.Reason, err) }()
+	// The action is checked first: it names the record, and it comes
+	// from outside (an API body).
+	action := "rollout-" + req.Action
+	if !slices.Contains([]string{RolloutPause, RolloutResume, RolloutAdvance, RolloutAbortIt}, req.Action) {
+		action = "rollout"
+	}
+	defer func() { s.audit(ctx, req.Site, req.Actor, action, req.Reason, err) }()
+	if action == "rollout" {
+		return nil, Errorf(EINVALID, "a rollout takes pause, resume, advance or abort, not %q", shorten(req.Action, 40))
+	}
 	site, err := s.Site(req.Site)
 	if err != nil {
 		return nil, err
 	}
-	if p, err := s.authorize(ctx, site, "rollout", req.Actor); err != nil {
+	if req.Actor, err = s.authorizeActor(ctx, site, "rollout", req.Actor); err != nil {
 		return nil, err
-	} else if p.Kind != "" {
-		req.Actor = p.String()
 	}
 	if err := checkReason("the reason", req.Reason); err != nil {
 		return nil, err
@@ -44,8 +51,13 @@ func (s *Service) ControlRollout(ctx context.Context, req RolloutRequest) (d *De
 	}
 	if cur == nil || cur.Rollout == nil {
 		if req.Action == RolloutAbortIt {
-			// No rollout runs, but one that failed may have left its share.
-			if sh, err := r.CurrentShare(ctx, site); err == nil && sh.Percent != 0 {
+			// No rollout runs, but one that failed may have left its share:
+			// the answer is no deploy's (no ID), the share cleared.
+			sh, err := r.CurrentShare(ctx, site)
+			if err != nil {
+				return nil, err
+			}
+			if sh.Percent != 0 {
 				if err := clearShare(ctx, site, r); err != nil {
 					return nil, err
 				}
@@ -183,7 +195,7 @@ func rolloutIndex(d Deploy) (int, bool) {
 // candidate again by accident. A rollout that flipped already ended for
 // everyone: nothing to undo.
 func (s *Service) endRollout(ctx context.Context, d *Deploy, flipped bool, cause error) {
-	if d.Rollout == nil || flipped || d.LockAfter != nil {
+	if d.Rollout == nil || flipped {
 		return
 	}
 	// Only while this process still runs it: a runner taken over (its

@@ -235,3 +235,17 @@ func TestRolloutAbortPutsEveryoneBackAndLocks(t *testing.T) {
 		t.Fatalf("history %v", seen)
 	}
 }
+
+// An action from outside (an API body) is checked before anything is
+// read, and its text does not become the record's action.
+func TestARolloutActionIsCheckedFirst(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.svc.ControlRollout(context.Background(), releases.RolloutRequest{Site: "www", Action: "sideways\n" + strings.Repeat("x", 5000), Actor: "bob"})
+	if releases.ErrorCode(err) != releases.EINVALID || len(err.Error()) > 200 {
+		t.Fatalf("a bad action: %v", err)
+	}
+	entries, _ := h.svc.History(context.Background(), "www", 1)
+	if len(entries) != 1 || entries[0].Action != "rollout" || entries[0].Result != releases.ResultRefused {
+		t.Fatalf("record of a bad action: %+v", entries)
+	}
+}

@@ -458,6 +458,10 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, kind relea
 		return
 	}
 	site := r.PathValue("site")
+	if kind == releases.KindRollback && req.Gradual {
+		s.apiError(w, route, releases.Errorf(releases.EINVALID, "a rollback is never gradual: it goes back for everyone at once"))
+		return
+	}
 	s.streamDeploy(w, labelled(r, req.Actor), route, site, func(work context.Context, progress releases.Progress) (*releases.Outcome, error) {
 		if kind == releases.KindRollback {
 			return s.Service.Rollback(work, releases.RollbackRequest{Site: site, Version: req.Version, Actor: req.Actor, Reason: req.Reason}, progress)

@@ -47,11 +47,11 @@ func (s *Server) Prune(ctx context.Context, req releases.PruneRequest) (*release
 	mu := s.prunes.of(site.Name)
 	req.Site = site.Name
 	if !mu.TryLock() {
-		return s.Service.PruneSkipped(ctx, req, "another prune of this site is running"), nil
+		return s.Service.PruneSkipped(ctx, req, "another prune of this site is running")
 	}
 	defer mu.Unlock()
 	if !s.begin() {
-		return s.Service.PruneSkipped(ctx, req, "deploybot is shutting down"), nil
+		return s.Service.PruneSkipped(ctx, req, "deploybot is shutting down")
 	}
 	defer s.deploys.Done()
 	rep, err := s.Service.Prune(ctx, req)
