@@ -181,13 +181,14 @@ func (d *DirectPut) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns
 	// when the answer names it, is learnt here (else the SDK's call
 	// learns it), and the next upload goes directly there. Any other
 	// error pauses the direct way.
-	var ds *directStatus
-	if errors.As(err, &ds) && d.regions != nil && ds.region != "" && ds.region != ep.signingRegion {
-		d.regions.Learn(aws.ToString(in.Bucket), ds.region)
+	answered := false
+	if ds := (*directStatus)(nil); errors.As(err, &ds) {
+		region, elsewhere := redirected(ds.status, ds.code, ds.region)
+		if d.regions != nil && region != "" && region != ep.signingRegion {
+			d.regions.Learn(aws.ToString(in.Bucket), region)
+		}
+		answered = ds.status == http.StatusPreconditionFailed || ds.status == http.StatusConflict || d.regions != nil && elsewhere
 	}
-	answered := errors.As(err, &ds) && (ds.status == http.StatusPreconditionFailed || ds.status == http.StatusConflict ||
-		d.regions != nil && (ds.status == http.StatusMovedPermanently ||
-			ds.status == http.StatusBadRequest && (ds.code == "IllegalLocationConstraintException" || ds.code == "AuthorizationHeaderMalformed")))
 	if !answered {
 		d.pausedTil.Store(d.Now().Add(directPause).UnixNano())
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Whether a key exists, without s3:ListBucket on it.
@@ -54,20 +52,6 @@ func (m *missingKey) Error() string { return fmt.Sprintf("%v: %v", errMissingKey
 
 func (m *missingKey) Unwrap() []error { return []error{errMissingKey, m.err} }
 
-// isForbidden: S3 answered 403 (AccessDenied; a HEAD's error has no
-// body, so only its status says so).
-func isForbidden(err error) bool {
-	if err == nil {
-		return false
-	}
-	switch apiCode(err) {
-	case "AccessDenied", "Forbidden":
-		return true
-	}
-	var re *smithyhttp.ResponseError
-	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
-}
-
 // listKey lists key alone: its entry, or nil when there is none.
 func (b *S3Bucket) listKey(ctx context.Context, bucket, key string) (*types.Object, error) {
 	out, err := b.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(key), MaxKeys: aws.Int32(1)})
@@ -99,7 +83,7 @@ func (b *S3Bucket) missingOrDenied(ctx context.Context, bucket, key string, forb
 // headObject is HeadObject with a 403 told apart from a missing key.
 func (b *S3Bucket) headObject(ctx context.Context, in *s3.HeadObjectInput) (*s3.HeadObjectOutput, error) {
 	out, err := b.Client.HeadObject(ctx, in)
-	if isForbidden(err) {
+	if isAccessDenied(err) {
 		return nil, b.missingOrDenied(ctx, aws.ToString(in.Bucket), aws.ToString(in.Key), err)
 	}
 	return out, err
@@ -108,7 +92,7 @@ func (b *S3Bucket) headObject(ctx context.Context, in *s3.HeadObjectInput) (*s3.
 // getObject is GetObject with a 403 told apart from a missing key.
 func (b *S3Bucket) getObject(ctx context.Context, in *s3.GetObjectInput) (*s3.GetObjectOutput, error) {
 	out, err := b.Client.GetObject(ctx, in)
-	if isForbidden(err) {
+	if isAccessDenied(err) {
 		return nil, b.missingOrDenied(ctx, aws.ToString(in.Bucket), aws.ToString(in.Key), err)
 	}
 	return out, err

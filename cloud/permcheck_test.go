@@ -119,6 +119,8 @@ func TestCheckSimulatesTheBotsPermissions(t *testing.T) {
 	for name, fs := range map[string][]cloud.Finding{
 		"a caller without iam:SimulatePrincipalPolicy": r.run(self, permRole),
 		"an unknown role": r.run(r.admin, "arn:aws:iam::"+localaws.StandInAccount+":role/team/deploybot-bot"),
+		// A mistyped user is not an administrator with every permission.
+		"an unknown user": r.run(r.admin, "arn:aws:iam::"+localaws.StandInAccount+":user/AKIDTYPO"),
 	} {
 		if len(fs) != 1 || fs[0].Level != cloud.CheckWarn || !strings.Contains(fs[0].What, "could not simulate") {
 			t.Errorf("%s: %+v", name, fs)

@@ -58,14 +58,24 @@ func movedTo(err error) (region string, elsewhere bool) {
 	if !errors.As(err, &re) || re.Response == nil {
 		return "", false
 	}
-	switch re.HTTPStatusCode() {
+	return redirected(re.HTTPStatusCode(), apiCode(err), re.Response.Header.Get("X-Amz-Bucket-Region"))
+}
+
+// redirected reads an S3 answer (its status, error code and
+// x-amz-bucket-region) as movedTo does, for the SDK's errors and
+// DirectPut's own answers alike.
+func redirected(status int, code, regionHeader string) (region string, elsewhere bool) {
+	switch status {
 	case http.StatusMovedPermanently:
-		return re.Response.Header.Get("X-Amz-Bucket-Region"), true
+		return regionHeader, true
 	case http.StatusBadRequest:
-		if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" {
-			return r, true
+		if regionHeader != "" {
+			return regionHeader, true
 		}
-		return "", isCode(err, "IllegalLocationConstraintException", "AuthorizationHeaderMalformed", "PermanentRedirect")
+		switch code {
+		case "IllegalLocationConstraintException", "AuthorizationHeaderMalformed", "PermanentRedirect":
+			return "", true
+		}
 	}
 	return "", false
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -132,8 +131,7 @@ func Cohort(base int, salt uint32) int {
 // mod 100 (the bias of 2^32 mod 100 is under one in 40 million).
 func BaseCohort(ip, userAgent string) int {
 	sum := sha256.Sum256([]byte(ip + " " + userAgent))
-	n, _ := strconv.ParseUint(hex.EncodeToString(sum[:4]), 16, 32)
-	return int(n % 100)
+	return int(binary.BigEndian.Uint32(sum[:4]) % 100)
 }
 
 // Serves reports whether a visitor of this base cohort gets the candidate.

@@ -223,7 +223,10 @@ func (s *Server) principalKey(arn string) (string, bool) {
 			return key, true
 		}
 	}
-	if name, ok := strings.CutPrefix(arn, prefix); ok && name != "" && !strings.Contains(name, "/") {
+	// A user IAM does not know is NoSuchEntity, as for real IAM
+	// (API_SimulatePrincipalPolicy.html, Errors): the stand-in's users
+	// are those that signed a request or were given a policy.
+	if name, ok := strings.CutPrefix(arn, prefix); ok && name != "" && !strings.Contains(name, "/") && s.iam.exists(name) {
 		return name, true
 	}
 	return "", false

@@ -65,6 +65,33 @@ import (
 type identityPolicies struct {
 	mu  sync.RWMutex
 	doc map[string]*bucketPolicy
+	// seen are the access keys that have signed a request: the users the
+	// stand-in's account has (it creates one at its first request).
+	seen map[string]bool
+}
+
+// remember records that key signed a request.
+func (p *identityPolicies) remember(key string) {
+	p.mu.RLock()
+	known := p.seen[key]
+	p.mu.RUnlock()
+	if known || key == "" {
+		return
+	}
+	p.mu.Lock()
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	p.seen[key] = true
+	p.mu.Unlock()
+}
+
+// exists reports whether the user named key exists: it has signed a
+// request, or been given a policy.
+func (p *identityPolicies) exists(key string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.seen[key] || p.doc[key] != nil
 }
 
 // identityOps are the condition operators the model evaluates in an

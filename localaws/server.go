@@ -195,6 +195,7 @@ func (s *Server) Calls() map[string]int {
 // requests under /2020-05-31/, go to CloudFront; the rest to S3.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.iam.remember(callerKey(r))
 		if strings.HasPrefix(r.URL.Path, "/_localaws/") {
 			s.admin(w, r)
 			return
