@@ -184,7 +184,7 @@ func attachSlack(srv *server.Server, chat *slackbot.Slack, log *slog.Logger) {
 // Cost: about four calls per site, plus two per function checked, per
 // start.
 func checkAtStart(ctx context.Context, a *app, cfg *config.Config, log *slog.Logger) {
-	checker := &cloud.Checker{S3: a.s3, CF: a.cf, Region: cfg.AWS.Region}
+	checker := &cloud.Checker{S3: cloud.NewRegionalS3(a.s3), CF: a.cf, Region: cfg.AWS.Region}
 	for _, s := range cfg.Sites {
 		findings, err := checker.Check(ctx, s.ReleasesSite())
 		if err != nil {

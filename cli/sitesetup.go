@@ -187,7 +187,7 @@ func runCheck(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	checker := &cloud.Checker{S3: a.s3, CF: a.cf, Region: cfg.AWS.Region}
+	checker := &cloud.Checker{S3: cloud.NewRegionalS3(a.s3), CF: a.cf, Region: cfg.AWS.Region}
 	checker.Permissions, err = permissionCheck(ctx, cfg, *principal, cloud.Role(*role))
 	findings, cerr := checker.Check(ctx, s)
 	if cerr != nil {

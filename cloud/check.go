@@ -160,20 +160,18 @@ func (r *checkRun) bucket(ctx context.Context) bool {
 }
 
 // listSite lists the site's manifests, as every command does, and
-// returns the bucket's region: the one a redirect names (the call is
-// then sent again, signed for it), else the one the call was signed for.
+// returns the bucket's region: the one a RegionalS3 learnt from S3's
+// redirect (NewRegionalS3: what the doors pass), else the one the call
+// was signed for.
 func (r *checkRun) listSite(ctx context.Context) (string, error) {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(r.site.Bucket), Prefix: aws.String(r.site.ManifestPrefix()), MaxKeys: aws.Int32(1)}
 	_, err := r.S3.ListObjectsV2(ctx, in)
-	moved, elsewhere := movedTo(err)
-	if elsewhere && moved == "" {
-		moved = whereIs(ctx, r.S3, r.site.Bucket)
+	if rs, ok := r.S3.(*RegionalS3); ok {
+		if region := rs.Regions.For(r.site.Bucket); region != "" {
+			return region, err
+		}
 	}
-	if moved == "" {
-		return r.Region, err
-	}
-	_, err = r.S3.ListObjectsV2(ctx, in, regionOpt(moved)...)
-	return moved, err
+	return r.Region, err
 }
 
 func (r *checkRun) distribution(ctx context.Context) bool {
@@ -276,7 +274,7 @@ func (r *checkRun) accessControl(ctx context.Context) bool {
 }
 
 func (r *checkRun) bucketPolicy(ctx context.Context) bool {
-	out, err := r.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(r.site.Bucket)}, regionOpt(r.region)...)
+	out, err := r.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(r.site.Bucket)})
 	var doc string
 	switch {
 	case isCode(err, "NoSuchBucketPolicy"):

@@ -2,6 +2,7 @@ package cloud_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -176,5 +177,25 @@ func TestSetupRefusesALambdaOnAViewerEvent(t *testing.T) {
 	_, err := a.setup().Apply(context.Background(), site)
 	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "runs Lambda@Edge function arn:aws:lambda:us-east-1:123456789012:function:auth:1 on viewer-request") {
 		t.Fatalf("setup over a Lambda@Edge function on viewer requests: %v", err)
+	}
+}
+
+// check called from aws.region us-east-1 on a bucket in eu-west-1 (as the
+// doors call it, through NewRegionalS3): it follows S3's redirect, names
+// the bucket's region, and passes.
+func TestCheckABucketInAnotherRegionThanTheClient(t *testing.T) {
+	a, site := setUpSite(t, "eu-west-1", releases.DefaultStrategy)
+	east := a.st
+	east.Region = "us-east-1"
+	s3c, _, err := cloud.NewClients(context.Background(), east)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := (&cloud.Checker{S3: cloud.NewRegionalS3(s3c), CF: a.cf, Region: "us-east-1"}).Check(context.Background(), site)
+	if err != nil || cloud.Failed(fs) {
+		t.Fatalf("check from us-east-1: %v\n%s", err, failed(fs))
+	}
+	if !strings.Contains(fmt.Sprint(fs), "exists, in eu-west-1") {
+		t.Fatalf("check does not name the bucket's region: %+v", fs)
 	}
 }

@@ -100,7 +100,11 @@ type RegionalS3 struct {
 	Regions *Regions
 }
 
+// NewRegionalS3 wraps c, learning bucket regions as calls meet them.
+func NewRegionalS3(c *s3.Client) *RegionalS3 { return &RegionalS3{Client: c, Regions: &Regions{}} }
+
 var (
+	_ CheckS3API   = (*RegionalS3)(nil)
 	_ S3API        = (*RegionalS3)(nil)
 	_ S3Multipart  = (*RegionalS3)(nil)
 	_ S3Deleter    = (*RegionalS3)(nil)
@@ -112,7 +116,7 @@ var (
 // bucket region, single-request uploads sent directly (DirectPut) to the
 // same region. observe is Settings.Observe.
 func NewS3Bucket(c *s3.Client, observe func(Call)) *S3Bucket {
-	rc := &RegionalS3{Client: c, Regions: &Regions{}}
+	rc := NewRegionalS3(c)
 	d := NewDirectPut(c, observe)
 	d.regions, d.fallback = rc.Regions, rc
 	return &S3Bucket{Client: rc, Uploads: d}
@@ -184,6 +188,10 @@ func (r *RegionalS3) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o .
 
 func (r *RegionalS3) HeadBucket(ctx context.Context, in *s3.HeadBucketInput, o ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
 	return regional(ctx, r, aws.ToString(in.Bucket), nil, r.Client.HeadBucket, in, o)
+}
+
+func (r *RegionalS3) GetBucketPolicy(ctx context.Context, in *s3.GetBucketPolicyInput, o ...func(*s3.Options)) (*s3.GetBucketPolicyOutput, error) {
+	return regional(ctx, r, aws.ToString(in.Bucket), nil, r.Client.GetBucketPolicy, in, o)
 }
 
 func (r *RegionalS3) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
