@@ -187,33 +187,48 @@ func (k *KVS) Plan(site releases.Site, cur releases.Current, to, _ string) []rel
 // key no longer holds what this deploy started from, someone else flipped
 // and the deploy stops rather than overwrite their change.
 func (k *KVS) write(ctx context.Context, site releases.Site, from, to string) error {
+	return k.swapKey(ctx, site, site.Name, func() (bool, error) {
+		cur, err := k.Current(ctx, site)
+		switch {
+		case err != nil:
+			return false, err
+		case cur.Path == to:
+			return true, nil // already written (a resumed deploy, or a race to the same goal)
+		case cur.Path != from:
+			return false, releases.Errorf(releases.ECONFLICT, "site %s: key %s was changed by someone else while this deploy ran (expected %q, found %q); nothing was changed",
+				site.Name, site.Name, from, cur.Path)
+		}
+		return false, nil
+	}, func(etag *string) error {
+		_, err := k.Client.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name),
+			Value: aws.String(to), IfMatch: etag})
+		return err
+	})
+}
+
+// swapKey changes key by compare-and-set on the store's ETag: check reads
+// the key and says whether the change is done already or refuses it (the
+// key is not as expected); write makes it with If-Match. A conflict (the
+// store changed between) reads again once.
+func (k *KVS) swapKey(ctx context.Context, site releases.Site, key string, check func() (done bool, err error), write func(etag *string) error) error {
 	for attempt := 1; ; attempt++ {
 		desc, err := k.Client.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
 		if err != nil {
 			return k.wrap(site, "describing the store", err)
 		}
-		cur, err := k.Current(ctx, site)
-		if err != nil {
+		if done, err := check(); done || err != nil {
 			return err
 		}
-		if cur.Path == to {
-			return nil // already written (a resumed deploy, or a race to the same goal)
-		}
-		if cur.Path != from {
-			return releases.Errorf(releases.ECONFLICT, "site %s: key %s was changed by someone else while this deploy ran (expected %q, found %q); nothing was changed",
-				site.Name, site.Name, from, cur.Path)
-		}
-		_, err = k.Client.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(site.Name),
-			Value: aws.String(to), IfMatch: desc.ETag})
+		err = write(desc.ETag)
 		var ce *kvstypes.ConflictException
 		if errors.As(err, &ce) && attempt == 1 {
 			continue
 		}
 		if errors.As(err, &ce) {
-			return releases.Errorf(releases.ECONFLICT, "site %s: key value store %s keeps changing under this deploy; nothing was changed: %w", site.Name, site.KVSARN, err)
+			return releases.Errorf(releases.ECONFLICT, "site %s: key value store %s keeps changing; nothing was changed: %w", site.Name, site.KVSARN, err)
 		}
 		if err != nil {
-			return k.wrap(site, "writing key "+site.Name, err)
+			return k.wrap(site, "writing key "+key, err)
 		}
 		return nil
 	}

@@ -255,17 +255,13 @@ func (k *KVS) SetRollout(ctx context.Context, site releases.Site, from, to *Roll
 			return err
 		}
 	}
-	for attempt := 1; ; attempt++ {
-		desc, err := k.Client.DescribeKeyValueStore(ctx, &cloudfrontkeyvaluestore.DescribeKeyValueStoreInput{KvsARN: aws.String(site.KVSARN)})
-		if err != nil {
-			return k.wrap(site, "describing the store", err)
-		}
+	return k.swapKey(ctx, site, key, func() (bool, error) {
 		cur, ok, err := k.Rollout(ctx, site)
 		// A malformed value is no rollout, as at the edge: a change from
 		// no rollout may replace it, and clearing deletes it.
 		malformed := errors.Is(err, ErrNotARollout)
 		if err != nil && !malformed {
-			return err
+			return false, err
 		}
 		var found *Rollout
 		if ok {
@@ -273,30 +269,23 @@ func (k *KVS) SetRollout(ctx context.Context, site releases.Site, from, to *Roll
 		}
 		switch {
 		case to == nil && !ok && !malformed, to != nil && ok && cur == *to:
-			return nil
+			return true, nil
 		case (from == nil) != (found == nil), from != nil && cur != *from:
-			return releases.Errorf(releases.ECONFLICT, "site %s: key %s was changed by someone else (expected %s, found %s); nothing was changed",
+			return false, releases.Errorf(releases.ECONFLICT, "site %s: key %s was changed by someone else (expected %s, found %s); nothing was changed",
 				site.Name, key, describeRollout(from), describeRollout(found))
 		}
+		return false, nil
+	}, func(etag *string) error {
+		var err error
 		if to != nil {
 			_, err = k.Client.PutKey(ctx, &cloudfrontkeyvaluestore.PutKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(key),
-				Value: aws.String(value), IfMatch: desc.ETag})
+				Value: aws.String(value), IfMatch: etag})
 		} else {
 			_, err = k.Client.DeleteKey(ctx, &cloudfrontkeyvaluestore.DeleteKeyInput{KvsARN: aws.String(site.KVSARN), Key: aws.String(key),
-				IfMatch: desc.ETag})
+				IfMatch: etag})
 		}
-		var ce *kvstypes.ConflictException
-		if errors.As(err, &ce) && attempt == 1 {
-			continue
-		}
-		if errors.As(err, &ce) {
-			return releases.Errorf(releases.ECONFLICT, "site %s: key value store %s keeps changing under this rollout; nothing was changed: %w", site.Name, site.KVSARN, err)
-		}
-		if err != nil {
-			return k.wrap(site, "writing key "+key, err)
-		}
-		return nil
-	}
+		return err
+	})
 }
 
 // describeRollout says, for people, what a rollout key holds.
