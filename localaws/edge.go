@@ -248,11 +248,7 @@ func writeFunctionResponse(w http.ResponseWriter, res *fnResult) {
 	for name, v := range res.RespHeaders {
 		w.Header().Set(name, v.Value)
 	}
-	for name, c := range res.Cookies {
-		line := name + "=" + c.Value
-		if c.Attributes != "" {
-			line += "; " + c.Attributes
-		}
+	for _, line := range setCookieLines(res.Cookies) {
 		w.Header().Add("Set-Cookie", line)
 	}
 	w.Header().Set("X-Cache", "FunctionGeneratedResponse from cloudfront")

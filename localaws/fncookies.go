@@ -56,7 +56,18 @@ func headerOfFnResponse(res *fnResponse, in fnResponse) (http.Header, error) {
 		}
 		out.Set(k, v.Value)
 	}
-	for name, c := range res.Cookies {
+	for _, line := range setCookieLines(res.Cookies) {
+		out.Add("Set-Cookie", line)
+	}
+	return out, nil
+}
+
+// setCookieLines are a function's cookies as Set-Cookie values, one per
+// value of a multiValue cookie (CloudFront Functions event structure:
+// cookies in a response).
+func setCookieLines(cookies map[string]fnValue) []string {
+	var out []string
+	for name, c := range cookies {
 		values := c.MultiValue
 		if len(values) == 0 {
 			values = []fnValue{c}
@@ -66,10 +77,10 @@ func headerOfFnResponse(res *fnResponse, in fnResponse) (http.Header, error) {
 			if v.Attributes != "" {
 				line += "; " + v.Attributes
 			}
-			out.Add("Set-Cookie", line)
+			out = append(out, line)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // errDisallowedHeader is a function's answer that fails CloudFront's
