@@ -21,25 +21,29 @@ func (s *DB) StartDeploy(ctx context.Context, d releases.Deploy, lock releases.L
 		if ok {
 			return &releases.LockedError{Lock: held}
 		}
-		return recordStart(tx, d, lock)
+		return recordStart(tx, d, lock, false)
 	})
 }
 
 // RecordStart records a deploy started under a lock taken elsewhere (the
 // shared state in the bucket): the deploy, and the lock as the cache of
-// it, whatever the cache held (a reader may have cached this very lock a
-// moment before).
+// it, whatever the cache held. A reader sharing this store (status,
+// recover) may have imported this very deploy from the bucket between
+// the lock's write and this call; the lock there names this deploy, so
+// the copy can only be its own start, and the runner's record replaces
+// it instead of failing a deploy that holds the site.
 func (s *DB) RecordStart(ctx context.Context, d releases.Deploy, lock releases.Lock) error {
-	return s.with(ctx, true, func(tx *bolt.Tx) error { return recordStart(tx, d, lock) })
+	return s.with(ctx, true, func(tx *bolt.Tx) error { return recordStart(tx, d, lock, true) })
 }
 
-// recordStart puts a new deploy and the lock it holds.
-func recordStart(tx *bolt.Tx, d releases.Deploy, lock releases.Lock) error {
+// recordStart puts a new deploy and the lock it holds; an existing deploy
+// of that id is a conflict unless imported says it is a copy of this one.
+func recordStart(tx *bolt.Tx, d releases.Deploy, lock releases.Lock, imported bool) error {
 	b, err := siteBucket(tx, bucketDeploys, d.Site, true)
 	if err != nil {
 		return err
 	}
-	if b.Get([]byte(d.ID)) != nil {
+	if !imported && b.Get([]byte(d.ID)) != nil {
 		return releases.Errorf(releases.ECONFLICT, "deploy %s exists", d.ID)
 	}
 	if err := putJSON(b, d.ID, d); err != nil {
