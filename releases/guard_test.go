@@ -257,3 +257,72 @@ func TestPromoteOutsideTheWindowIsRefused(t *testing.T) {
 		t.Fatalf("status window %+v", st.Window)
 	}
 }
+
+// A freeze of every site is decided for each site before any is written:
+// one site that refuses it freezes none (and the refusal names that site
+// and why), rather than freezing the sites before it and not those after.
+// Unfreezing every site skips a site with nothing to lift, even where the
+// actor may not act.
+func TestFreezeAllIsDecidedForEverySiteFirst(t *testing.T) {
+	h := newHarness(t)
+	h.svc.Access = testAccess()
+	base := h.svc.Sites[0]
+	h.svc.Sites = nil
+	for _, name := range []string{"blog", "docs", "www"} {
+		site := base
+		site.Name, site.Prefix, site.Deployers = name, name+"/", []string{"SDEPLOY", "UCAROL"}
+		site.Approval = releases.Approval{Approvers: []string{"UALICE"}}
+		h.svc.Sites = append(h.svc.Sites, site)
+	}
+	h.svc.Sites[2].Deployers = []string{"UCAROL"} // bob may not act on www
+	as := func(p releases.Principal) context.Context { return releases.WithPrincipal(context.Background(), p) }
+
+	fs, err := h.svc.Freeze(as(slackBob), releases.FreezeRequest{Site: "all", All: true, Until: "2h", Reason: "incident", Actor: "UBOB"})
+	if releases.ErrorCode(err) != releases.EUNAUTHORIZED || len(fs) != 0 || !strings.Contains(err.Error(), "nothing changed; www: ") {
+		t.Fatalf("freeze all with a site that refuses: %v %v", fs, err)
+	}
+	for _, site := range h.svc.Sites {
+		if f, _ := h.db.Freeze(context.Background(), site.Name); f != nil {
+			t.Fatalf("%s was frozen by a refused freeze of all: %+v", site.Name, f)
+		}
+	}
+	if audit, _ := h.svc.History(context.Background(), "www", 1); len(audit) != 1 || audit[0].Result != releases.ResultRefused {
+		t.Fatalf("the refusal was not recorded on www: %+v", audit)
+	}
+
+	// carol may act everywhere, but bob's freeze of blog, in force, is
+	// not hers to replace (she is no approver): refused again, naming
+	// blog only.
+	if _, err := h.svc.Freeze(as(slackBob), releases.FreezeRequest{Site: "blog", Until: "1h", Reason: "bob's", Actor: "UBOB"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.svc.Freeze(as(slackCarol), releases.FreezeRequest{Site: "all", All: true, Until: "3h", Reason: "incident", Actor: "UCAROL"})
+	if releases.ErrorCode(err) != releases.EUNAUTHORIZED || !strings.Contains(err.Error(), "blog: ") || strings.Contains(err.Error(), "docs: ") {
+		t.Fatalf("freeze all over someone else's freeze: %v", err)
+	}
+	if f, _ := h.db.Freeze(context.Background(), "docs"); f != nil {
+		t.Fatalf("docs was frozen by a refused freeze of all: %+v", f)
+	}
+
+	// bob unfreezes all: blog's freeze (his) is lifted; www, where he
+	// may not act and nothing is frozen, does not stop it.
+	lifted, err := h.svc.Unfreeze(as(slackBob), "all", true, "UBOB")
+	if err != nil || len(lifted) != 1 || lifted[0].Site != "blog" {
+		t.Fatalf("unfreeze all: %v %v", lifted, err)
+	}
+	// With nothing to lift anywhere, one site still says who may act.
+	if _, err := h.svc.Unfreeze(as(slackBob), "www", false, "UBOB"); releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+		t.Fatalf("unfreeze of a site bob may not act on: %v", err)
+	}
+
+	// Every site agrees: all are frozen, one record each.
+	fs, err = h.svc.Freeze(as(slackCarol), releases.FreezeRequest{Site: "all", All: true, Until: "3h", Reason: "incident", Actor: "UCAROL"})
+	if err != nil || len(fs) != 3 {
+		t.Fatalf("freeze all: %v %v", fs, err)
+	}
+	for _, site := range h.svc.Sites {
+		if audit, _ := h.svc.History(context.Background(), site.Name, 1); len(audit) != 1 || audit[0].Action != "freeze" || audit[0].Result != releases.ResultOK {
+			t.Fatalf("%s: %+v", site.Name, audit)
+		}
+	}
+}
