@@ -365,25 +365,25 @@ func (s *s3Service) readObject(bucket, key string) (*object, *os.File, error) {
 	return &o, f, nil
 }
 
-// openObject copies key's record out of the lock and opens its blob, so
-// a concurrent overwrite (a new blob) does not change what is read; an
-// error wrapping os.ErrNotExist when there is no such key.
+// openObject copies key's record and opens its blob under the lock, so a
+// concurrent overwrite (a new blob, the old one removed) does not change
+// what is read: an open file stays readable after its unlink, while one
+// opened after the lock is released may already be gone and read as a
+// missing key, which S3's strong read-after-write consistency never
+// answers for a key that exists. An error wrapping os.ErrNotExist when
+// there is no such key.
 func (s *s3Service) openObject(b *s3Bucket, key string) (object, *os.File, error) {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	o, found := b.objects[key]
-	var oc object
-	if found {
-		oc = *o
-	}
-	s.mu.RUnlock()
 	if !found {
 		return object{}, nil, os.ErrNotExist
 	}
-	f, err := os.Open(filepath.Join(b.dir, oc.Blob))
+	f, err := os.Open(filepath.Join(b.dir, o.Blob))
 	if err != nil {
 		return object{}, nil, err
 	}
-	return oc, f, nil
+	return *o, f, nil
 }
 
 func noSuchKey(key string) s3Error {

@@ -13,10 +13,12 @@
 package localaws
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
@@ -280,6 +282,18 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write 
 		return false
 	}
 	if f.Latency > 0 {
+		// The body is read first: net/http notices a client that went
+		// away only once the request's body has been read, so a killed
+		// client's PUT would otherwise still be applied when the latency
+		// ends, at a time no test controls. Latency models a slow answer
+		// to a request not yet acted on; a client that leaves meanwhile
+		// leaves it unapplied. The cost is the body in memory, for
+		// faulted requests only.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return true
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		select {
 		case <-time.After(f.Latency):
 		case <-r.Context().Done():

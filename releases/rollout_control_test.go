@@ -81,17 +81,22 @@ func TestAnAbortWhileAStepWatchesItsVisitors(t *testing.T) {
 // A freeze that begins during a rollout holds it at its step once the
 // hold is over: no more visitors get the candidate until it is lifted.
 func TestAFreezeHoldsARollout(t *testing.T) {
-	h, r := rolloutHarness(t, 3*time.Second)
+	// The hold lasts a day and ends only once the freeze is in: then
+	// each wait moves the clock an hour, so the hold ends at once, and
+	// the freeze (60 days: over a thousand waits of a millisecond or
+	// more) outlasts the 300ms watched.
+	h, r := rolloutHarness(t, 24*time.Hour)
 	ctx := context.Background()
 	done := h.startGradual(ctx)
 	<-r.wrote
-	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "3d", Reason: "incident", Actor: "carol"}); err != nil {
+	if _, err := h.svc.Freeze(ctx, releases.FreezeRequest{Site: "www", Until: "60d", Reason: "incident", Actor: "carol"}); err != nil {
 		t.Fatal(err)
 	}
+	r.hurry.Store(true)
 	select {
 	case p := <-r.wrote:
 		t.Fatalf("the rollout went on to %d%% in a freeze", p)
-	case <-time.After(300 * time.Millisecond): // hundreds of holds' worth on the harness clock
+	case <-time.After(300 * time.Millisecond):
 	}
 	if _, err := h.svc.Unfreeze(ctx, "www", false, "carol"); err != nil {
 		t.Fatal(err)

@@ -49,8 +49,13 @@ const SchemaVersion = 2
 
 // Options tune Open.
 type Options struct {
-	// Timeout is how long Open waits for the file lock another process
-	// holds. Zero: 2 seconds.
+	// Timeout is how long Open (and, in transient mode, each operation)
+	// waits for the file lock another process holds. Zero: 2 seconds for
+	// a long-running holder; 30 seconds in transient mode, where the
+	// holders are other command lines, each for milliseconds (sixteen
+	// runners on one store queue for more than 2 seconds on a busy
+	// disk). A transient operation does not wait at all while a
+	// long-running process (serve) holds the store: that will not end.
 	Timeout time.Duration
 	// Transient opens the file for each operation and closes it after, so
 	// that several command-line processes can share a store and see each
@@ -63,6 +68,7 @@ type DB struct {
 	path string
 	opts Options
 	db   *bolt.DB // nil in transient mode
+	mark *holder  // nil in transient mode
 }
 
 var _ releases.Store = (*DB)(nil)
@@ -71,6 +77,9 @@ var _ releases.Store = (*DB)(nil)
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
+		if opts.Transient {
+			opts.Timeout = 30 * time.Second
+		}
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -92,20 +101,33 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return s, nil
 	}
+	// Held under the store's own lock, so two long-running processes
+	// never both believe they mark it.
+	if s.mark, err = hold(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: marking %s as held: %w", path, err)
+	}
 	s.db = db
 	return s, nil
 }
 
 func (s *DB) open() (*bolt.DB, error) {
+	if s.opts.Transient && heldLong(s.path) {
+		return nil, s.heldError(bolterrors.ErrTimeout)
+	}
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.opts.Timeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, releases.Errorf(releases.ECONFLICT,
-			"store %s is held by another deploybot process: if `deploybot serve` runs, go through it with --server URL (or DEPLOYBOT_SERVER) and DEPLOYBOT_API_TOKEN: %w", s.path, err)
+		return nil, s.heldError(err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", s.path, err)
 	}
 	return db, nil
+}
+
+func (s *DB) heldError(err error) error {
+	return releases.Errorf(releases.ECONFLICT,
+		"store %s is held by another deploybot process: if `deploybot serve` runs, go through it with --server URL (or DEPLOYBOT_SERVER) and DEPLOYBOT_API_TOKEN: %w", s.path, err)
 }
 
 func initSchema(db *bolt.DB) error {
@@ -139,6 +161,10 @@ func (s *DB) Close() error {
 	if s.db == nil {
 		return nil
 	}
+	// The mark goes first: a command line that then finds no mark waits
+	// the moment it takes the file to come free, instead of giving up.
+	_ = s.mark.release()
+	s.mark = nil
 	return s.db.Close()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,46 @@ func TestReleaseLinks(t *testing.T) {
 	}
 	if none, err := db.ReleaseLinks(ctx, "nosite"); err != nil || len(none) != 0 {
 		t.Fatalf("a site without links: %v %v", none, err)
+	}
+}
+
+// A command line waits for other command lines (each holds the file for
+// moments, but many at once may queue for longer than the wait of old,
+// 2 seconds) and does not wait for serve, which never lets go.
+func TestTransientWaitsForCommandLinesNotForServe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	cli := open(t, path, Options{Transient: true})
+
+	// Another command line holds the file for 2.5 seconds.
+	other, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		close(released)
+		other.Close()
+	}()
+	if err := cli.SetPin(ctx, releases.Pin{Site: "www", Version: "v1", By: "alice"}); err != nil {
+		t.Fatalf("a command line gave up on another: %v", err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Fatal("the operation ran while another command line held the file")
+	}
+
+	// serve holds it: the command line is told at once. (One that
+	// waited would wait here until the test's own timeout fails it.)
+	patient := open(t, path, Options{Transient: true, Timeout: time.Hour})
+	serve := open(t, path, Options{})
+	_, err = patient.Pins(ctx, "www")
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "--server") {
+		t.Fatalf("a command line while serve holds the store: %v", err)
+	}
+	serve.Close()
+	if _, err := patient.Pins(ctx, "www"); err != nil {
+		t.Fatalf("after serve stopped: %v", err)
 	}
 }

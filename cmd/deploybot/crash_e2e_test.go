@@ -37,7 +37,7 @@ func TestKillNineInEachPhase(t *testing.T) {
 		{"while the invalidation runs", "", "invalidate-wait", `{}`, "200ms", "4s", false, "done", "v1"},
 		// The process dies before it records the end of the deploy; by
 		// the restart the invalidation has long Completed.
-		{"after the invalidation Completed, before the store write", "", "invalidate-wait", `{}`, "200ms", "2s", true, "done", "v1"},
+		{"after the invalidation Completed, before the store write", "", "invalidate-wait", `{}`, "200ms", "4s", true, "done", "v1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

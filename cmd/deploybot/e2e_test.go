@@ -430,7 +430,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 func TestConcurrentPromoteRefusedNamingTheRunningOne(t *testing.T) {
-	w := start(t, "2s", "100ms")
+	// Propagation long enough that the second command line, started
+	// once the lock is seen, still finds the first deploy running on a
+	// loaded machine.
+	w := start(t, "6s", "100ms")
 	w.must("publish", "--version", "v1", w.siteDir("v1"))
 	w.must("publish", "--version", "v2", w.siteDir("v2"))
 

@@ -86,16 +86,16 @@ func share(t *testing.T, edge string, vs []*visitor) (on map[*visitor]bool) {
 	return on
 }
 
-// shareWhen is share once ok holds for the count of visitors on v2 in
-// two rounds in a row (a key write reaches each PoP at its own moment),
-// failing after 10 s.
-func shareWhen(t *testing.T, edge string, vs []*visitor, what string, ok func(n int) bool) map[*visitor]bool {
+// shareWhen is share once ok holds for the visitors on v2 in two rounds
+// in a row (a key write reaches each PoP at its own moment), or fails the
+// test after ten seconds.
+func shareWhen(t *testing.T, edge string, vs []*visitor, what string, ok func(on map[*visitor]bool) bool) map[*visitor]bool {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	streak := 0
 	for {
 		on := share(t, edge, vs)
-		if ok(len(on)) {
+		if ok(on) {
 			if streak++; streak == 2 {
 				return on
 			}
@@ -105,6 +105,30 @@ func shareWhen(t *testing.T, edge string, vs []*visitor, what string, ok func(n 
 		if time.Now().After(deadline) {
 			t.Fatalf("the edge sent %d of %d visitors to v2, not %s", len(on), len(vs), what)
 		}
+	}
+}
+
+// count is ok for shareWhen when the number of visitors on v2 is n.
+func count(n int) func(map[*visitor]bool) bool {
+	return func(on map[*visitor]bool) bool { return len(on) == n }
+}
+
+// exactly is ok for shareWhen when the visitors on v2 are exactly those
+// the site's rollout key sends there at pct: the share the key says, and
+// no statistical bound (the salt is random per rollout, and a bound wide
+// enough for every salt would check little).
+func (w *world) exactly(vs []*visitor, pct int) func(map[*visitor]bool) bool {
+	return func(on map[*visitor]bool) bool {
+		r, err := cloud.DecodeRollout(w.rolloutKey())
+		if err != nil || r.Percent != pct {
+			return false
+		}
+		for _, v := range vs {
+			if r.Serves(cloud.BaseCohort("127.0.0.1", v.agent)) != on[v] {
+				return false
+			}
+		}
+		return true
 	}
 }
 
@@ -129,7 +153,7 @@ func TestRolloutFromTheCommandLine(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	first := shareWhen(t, w.edge, visitors, "about 20%", func(n int) bool { return n >= 20 && n <= 60 })
+	first := shareWhen(t, w.edge, visitors, "20%", w.exactly(visitors, 20))
 
 	w.runAs("bob", "rollout", "advance")
 	for !strings.Contains(output(), "Holding at 60%") {
@@ -138,7 +162,7 @@ func TestRolloutFromTheCommandLine(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	second := shareWhen(t, w.edge, visitors, "about 60%", func(n int) bool { return n >= 90 && n <= 150 })
+	second := shareWhen(t, w.edge, visitors, "60%", w.exactly(visitors, 60))
 	for v := range first {
 		if !second[v] {
 			t.Fatalf("visitor %s went back from v2 to v1 as the share grew", v.agent)
@@ -152,7 +176,7 @@ func TestRolloutFromTheCommandLine(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "rollout aborted by") || !strings.Contains(r.stderr, "checkout errors") {
 		t.Fatalf("the promote after the abort: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	shareWhen(t, w.edge, visitors, "none after the abort", func(n int) bool { return n == 0 })
+	shareWhen(t, w.edge, visitors, "none after the abort", count(0))
 	st := w.status()
 	if lock, _ := st["lock"].(map[string]any); lock == nil || !strings.Contains(fmt.Sprint(lock["reason"]), "aborted: checkout errors") || st["live"] != "v1" {
 		t.Fatalf("status after the abort: %v", st)
@@ -180,7 +204,7 @@ func TestRolloutAbortedByItsHealthCheck(t *testing.T) {
 	for i := range 50 {
 		visitors = append(visitors, &visitor{agent: fmt.Sprintf("browser-%03d", i)})
 	}
-	shareWhen(t, w.edge, visitors, "none after the abort", func(n int) bool { return n == 0 })
+	shareWhen(t, w.edge, visitors, "none after the abort", count(0))
 	st := w.status()
 	if lock, _ := st["lock"].(map[string]any); lock == nil || lock["holder"] != "deploybot" || st["live"] != "v1" {
 		t.Fatalf("status after the health abort: %v", st)
@@ -227,7 +251,7 @@ func TestRolloutKilledInAHoldResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	at20 := shareWhen(t, w.edge, visitors, "about 20% while nobody runs it", func(n int) bool { return n >= 8 && n <= 35 })
+	at20 := shareWhen(t, w.edge, visitors, "20% while nobody runs it", w.exactly(visitors, 20))
 
 	output, wait := w.startAs("e2e", "recover")
 	w.runAs("bob", "rollout", "advance") // ends the resumed hold at 20%
@@ -238,7 +262,7 @@ func TestRolloutKilledInAHoldResumes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	at60 := shareWhen(t, w.edge, visitors, "about 60%", func(n int) bool { return n >= 40 && n <= 80 })
+	at60 := shareWhen(t, w.edge, visitors, "60%", w.exactly(visitors, 60))
 	for v := range at20 {
 		if !at60[v] {
 			t.Fatalf("visitor %s went back to v1 across the resume", v.agent)
@@ -248,7 +272,7 @@ func TestRolloutKilledInAHoldResumes(t *testing.T) {
 	if r := wait(); r.code != 0 {
 		t.Fatalf("recover: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	shareWhen(t, w.edge, visitors, "everyone", func(n int) bool { return n == len(visitors) })
+	shareWhen(t, w.edge, visitors, "everyone", count(len(visitors)))
 	got := trail(w.history())
 	for _, want := range []string{"promote:interrupted", "promote:resumed", "promote:ok"} {
 		if !strings.Contains(got, want) {

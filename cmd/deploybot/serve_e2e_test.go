@@ -213,7 +213,11 @@ func (w *world) sigtermMidPromote(p *serveProc, version string) {
 	if err := flip.Start(); err != nil {
 		t.Fatal(err)
 	}
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "propagate") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the promote never reached propagate:\n%s", out.String())
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	began := time.Now()
