@@ -19,11 +19,7 @@ var theFive = map[string]bool{"ok": true, "refused": true, "failed": true, "inte
 // flags (--site, --server).
 func (w *world) history(args ...string) []releases.AuditEntry {
 	w.t.Helper()
-	r := w.must(append([]string{"history", "--json", "--limit", "10000"}, args...)...)
-	var h []releases.AuditEntry
-	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil {
-		w.t.Fatalf("history --json: %v\n%s", err, r.stdout)
-	}
+	h := w.historyJSON(args...)
 	for _, e := range h {
 		if !theFive[e.Result] {
 			w.t.Errorf("history --json holds result %q outside ok, refused, failed, interrupted, resumed: %+v", e.Result, e)
@@ -43,6 +39,19 @@ func (w *world) history(args ...string) []releases.AuditEntry {
 	}
 	for i, j := 0, len(h)-1; i < j; i, j = i+1, j-1 {
 		h[i], h[j] = h[j], h[i]
+	}
+	return h
+}
+
+// historyJSON is the site's whole audit log as `history --json` prints
+// it, newest first, unchecked: for reading a log that is still growing
+// (history compares it with a second read).
+func (w *world) historyJSON(args ...string) []releases.AuditEntry {
+	w.t.Helper()
+	r := w.must(append([]string{"history", "--json", "--limit", "10000"}, args...)...)
+	var h []releases.AuditEntry
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil {
+		w.t.Fatalf("history --json: %v\n%s", err, r.stdout)
 	}
 	return h
 }

@@ -133,7 +133,7 @@ func TestTwoServesAndTheCommandLineShareOneTruth(t *testing.T) {
 	// replica's records reach the bucket's history a moment later).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		h := trail(w.history())
+		h := trail(w.historyJSON())
 		got := strings.Count(h, ":promote:ok")
 		if got > 1 {
 			t.Fatalf("history records %d promotes ok, want 1: %s", got, h)
