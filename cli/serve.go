@@ -156,6 +156,9 @@ func schedules(cfg *config.Config, log *slog.Logger) ([]server.Schedule, error) 
 	return out, nil
 }
 
+// Slack goes on with a resumed deploy in its card and thread.
+var _ server.Resumer = (*slackbot.Slack)(nil)
+
 // attachSlack makes chat serve's notifier, pruner, readiness check and a
 // background loop, with its metrics.
 func attachSlack(srv *server.Server, chat *slackbot.Slack, log *slog.Logger) {

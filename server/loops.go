@@ -63,7 +63,13 @@ func (s *Server) loop(ctx context.Context) {
 
 // tick finishes interrupted deploys and reconciles every site.
 func (s *Server) tick(ctx context.Context) {
-	recovered, err := s.Service.Recover(ctx, s.progress(nil))
+	var chat releases.Progress
+	end := func() {}
+	if r, ok := s.Notifier.(Resumer); ok {
+		chat, end = r.Resumed(ctx)
+	}
+	recovered, err := s.Service.Recover(ctx, s.progress(chat))
+	end()
 	s.recovered(recovered)
 	if err != nil && ctx.Err() == nil {
 		s.Logger.Error("recovering interrupted deploys", "err", err)

@@ -41,6 +41,13 @@ type Notifier interface {
 	LiveChanged(ctx context.Context, site releases.Site)
 }
 
+// Resumer is a Notifier that goes on showing the deploys recovery resumes
+// where they were shown (a chat card and thread); end is called once
+// recovery returns.
+type Resumer interface {
+	Resumed(ctx context.Context) (progress releases.Progress, end func())
+}
+
 // Timeouts bound what one connection may hold. Every request of the API
 // and the hook is small (bodies of at most 64 KiB), so a connection that
 // sends slowly, or sits idle, is closed rather than kept for ever. The

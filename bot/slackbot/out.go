@@ -322,6 +322,11 @@ func (v *slackDeploy) postCard(e releases.Event, log *slog.Logger) bool {
 	if v.thread == "" {
 		v.thread = v.cardTS
 	}
+	// Whichever process finishes the deploy (this one after a restart,
+	// another replica) goes on in this card and thread.
+	if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, releases.DeployLinkCard, v.channel+" "+v.cardTS+" "+v.thread); err != nil {
+		log.Warn("recording the deploy's card", "err", err)
+	}
 	v.linkThread(e, log)
 	return true
 }

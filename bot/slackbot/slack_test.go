@@ -67,11 +67,13 @@ func (w *world) startApp() {
 	if w.prepare != nil {
 		w.prepare(w.app)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// Stopped as serve stops it: its work is cancelled as a shutdown, so
+	// a deploy it runs is interrupted for recovery, not failed.
+	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.app.Run(ctx) }()
 	var once sync.Once
-	w.stopApp = func() { once.Do(func() { cancel(); <-done }) }
+	w.stopApp = func() { once.Do(func() { cancel(releases.ErrShutdown); <-done }) }
 	w.t.Cleanup(w.stopApp)
 	w.slack.WaitFor("the socket to connect", func() bool { return w.app.Connected() })
 }

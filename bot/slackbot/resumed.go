@@ -1,0 +1,70 @@
+package slackbot
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/releases"
+)
+
+// Resumed is the progress of the deploys this process's recovery resumes
+// (an interrupted deploy when serve starts again, or one whose replica
+// died): each goes on in the card and thread it started in, whichever
+// process posted them, found through the card link the deploy shared.
+// A deploy without one (started from the command line, or its card never
+// posted) stays out of the chat, as it was. end closes the views once
+// recovery returns, waiting for their last posts.
+func (s *Slack) Resumed(ctx context.Context) (progress releases.Progress, end func()) {
+	var mu sync.Mutex
+	// Recovery finishes one site's deploys one after the other, and an
+	// automatic rollback it starts has no card of its own: it follows in
+	// the card of the deploy it undoes, as when that runs uninterrupted.
+	views := map[string]*slackDeploy{}
+	progress = func(e releases.Event) {
+		mu.Lock()
+		v, ok := views[e.Deploy.Site]
+		if !ok || e.Type == releases.EventDeployResumed && v == nil {
+			v = s.resumedView(ctx, e.Deploy)
+			views[e.Deploy.Site] = v
+		}
+		mu.Unlock()
+		if v != nil {
+			v.Event(e)
+		}
+	}
+	end = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range views {
+			if v != nil {
+				v.Done(nil, nil)
+			}
+		}
+		clear(views)
+	}
+	return progress, end
+}
+
+// resumedView is the view of a deploy whose card is posted already, nil
+// when its card is not known here.
+func (s *Slack) resumedView(ctx context.Context, d releases.Deploy) *slackDeploy {
+	links, err := s.Bot.Service.DeployLinks(ctx, d.Site, d.ID)
+	if err != nil {
+		s.Logger.Warn("slack: reading a resumed deploy's card", "deploy_id", d.ID, "err", err)
+		return nil
+	}
+	f := strings.Fields(links[releases.DeployLinkCard])
+	if len(f) != 3 {
+		return nil
+	}
+	site, err := s.Bot.Service.Site(d.Site)
+	if err != nil {
+		return nil
+	}
+	v := &slackDeploy{s: s, ctx: context.WithoutCancel(ctx), channel: f[0], cardTS: f[1], thread: f[2], threaded: f[2] != f[1],
+		req: bot.Request{}, site: site, events: newEventQueue(), done: make(chan struct{})}
+	go v.loop()
+	return v
+}
