@@ -55,3 +55,64 @@ func TestAReaderBetweenLockAndRecordDoesNotFailTheDeploy(t *testing.T) {
 		t.Fatalf("the deploy as recorded: %+v, %v", got, err)
 	}
 }
+
+// The card link of a running deploy is shared through the bucket: a
+// replica that imports the running deploy gets it; a link for a deploy
+// that does not hold the lock is not written; the link goes with the
+// lock; and a lock object holding a link deploybot would not write is
+// refused rather than trusted.
+func TestTheCardLinkTravelsWithTheRunningDeploy(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	state := &memState{}
+	runner := releases.NewSharedStore(h.db, state, h.svc.Sites)
+	other := newHarness(t)
+	replica := releases.NewSharedStore(other.db, state, other.svc.Sites)
+	site := h.svc.Sites[0]
+
+	d := releases.Deploy{ID: "20261207T120000Z-aaaa", Site: "www", Kind: releases.KindPromote, To: "v1", Phase: releases.PhasePending}
+	if err := runner.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID}); err != nil {
+		t.Fatal(err)
+	}
+	card := "C0DEPLOYS 1700000000.000001 1700000000.000001"
+	if err := runner.SetDeployLink(ctx, "www", d.ID, releases.DeployLinkCard, card); err != nil {
+		t.Fatal(err)
+	}
+	// Another deploy's link, and a link that is not shared, stay here.
+	if err := runner.SetDeployLink(ctx, "www", "20261207T110000Z-bbbb", releases.DeployLinkCard, card); err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.SetDeployLink(ctx, "www", d.ID, "slack", "https://example.slack.com/archives/C0DEPLOYS/p1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.ImportRunning(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	links, err := other.db.DeployLinks(ctx, "www", d.ID)
+	if err != nil || len(links) != 1 || links[releases.DeployLinkCard] != card {
+		t.Fatalf("the replica's links %v, %v", links, err)
+	}
+
+	d.Phase = releases.PhaseDone
+	if err := runner.FinishDeploy(ctx, d, &releases.Live{Version: "v1", DeployID: d.ID}); err != nil {
+		t.Fatal(err)
+	}
+	body, _, _ := state.GetState(ctx, site, releases.StateLock)
+	if strings.Contains(string(body), "links") {
+		t.Fatalf("the link outlived its deploy: %s", body)
+	}
+
+	// Someone writes a lock object with a link of their own.
+	d2 := releases.Deploy{ID: "20261207T130000Z-cccc", Site: "www", Kind: releases.KindPromote, To: "v1", Phase: releases.PhasePending}
+	if err := runner.StartDeploy(ctx, d2, releases.Lock{Site: "www", Holder: "alice", DeployID: d2.ID}); err != nil {
+		t.Fatal(err)
+	}
+	body, tag, _ := state.GetState(ctx, site, releases.StateLock)
+	forged := strings.Replace(string(body), `"epoch"`, `"links":{"card":"<https://evil|click> 1 2"},"epoch"`, 1)
+	if _, err := state.PutState(ctx, site, releases.StateLock, []byte(forged), tag); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.ImportRunning(ctx, "www"); releases.ErrorCode(err) != releases.EINTERNAL {
+		t.Fatalf("a forged link was read: %v", err)
+	}
+}
