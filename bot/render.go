@@ -312,7 +312,7 @@ func ThreadLine(e releases.Event) Mrkdwn {
 		}
 		return line
 	case releases.EventDeployResumed:
-		return Md(":arrows_counterclockwise: resuming after a restart, from phase `%s`", string(e.Phase))
+		return Md(":arrows_counterclockwise: resuming from phase `%s`: the process that ran it stopped (a restart, or a replica gone)", string(e.Phase))
 	case releases.EventPhaseStarted:
 		return Md("▸ %s…", PhaseName(e.Phase, e.Title))
 	case releases.EventPhaseFinished:

@@ -48,7 +48,7 @@ func TestAResumedDeployGoesOnInItsCardAndThread(t *testing.T) {
 		texts = append(texts, p.Text)
 	}
 	got := strings.Join(texts, "\n")
-	resumed := strings.Index(got, "resuming after a restart")
+	resumed := strings.Index(got, "resuming from phase `propagate`")
 	if resumed < 0 || !strings.Contains(got[resumed:], "`v1` is live on *www*") {
 		t.Fatalf("the thread after the restart:\n%s", got)
 	}
