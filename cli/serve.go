@@ -156,8 +156,12 @@ func schedules(cfg *config.Config, log *slog.Logger) ([]server.Schedule, error) 
 	return out, nil
 }
 
-// Slack goes on with a resumed deploy in its card and thread.
-var _ server.Resumer = (*slackbot.Slack)(nil)
+// Slack goes on with a resumed deploy in its card and thread, and posts
+// again the notices that failed.
+var (
+	_ server.Resumer       = (*slackbot.Slack)(nil)
+	_ server.NoticeRetrier = (*slackbot.Slack)(nil)
+)
 
 // attachSlack makes chat serve's notifier, pruner, readiness check and a
 // background loop, with its metrics.

@@ -108,6 +108,9 @@ func (s *Server) tick(ctx context.Context) {
 				s.Notifier.ReleaseRecorded(ctx, site, r, "reconcile")
 			}
 		}
+		if r, ok := s.Notifier.(NoticeRetrier); ok && leader {
+			r.RetryNotices(ctx, site)
+		}
 		// The first run (what changed while serve was down) and every
 		// change since (a command-line deploy) reach the chat.
 		if prev, ok := s.lastLive[site.Name]; s.Notifier != nil && leader && (!ok || *prev != res.Live) {

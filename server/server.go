@@ -41,6 +41,13 @@ type Notifier interface {
 	LiveChanged(ctx context.Context, site releases.Site)
 }
 
+// NoticeRetrier is a Notifier that posts again the notices of releases
+// whose post failed or whose poster died; called on the holder of the
+// site's lease at each reconcile.
+type NoticeRetrier interface {
+	RetryNotices(ctx context.Context, site releases.Site)
+}
+
 // Resumer is a Notifier that goes on showing the deploys recovery resumes
 // where they were shown (a chat card and thread); end is called once
 // recovery returns.

@@ -217,6 +217,25 @@ func (s *Slack) LiveChanged(ctx context.Context, site releases.Site) {
 	s.approvalsEnded(ctx, site)
 }
 
+// RetryNotices posts again the site's notices whose post failed, or
+// whose poster stopped between its claim and its post (see
+// releases.UnpostedNotices); serve calls it on the holder of the site's
+// lease, at each reconcile. It implements server.NoticeRetrier.
+func (s *Slack) RetryNotices(ctx context.Context, site releases.Site) {
+	if site.Channel == "" {
+		return
+	}
+	rs, err := s.Bot.Service.UnpostedNotices(ctx, site.Name, "slack")
+	if err != nil {
+		s.Logger.Warn("slack: looking for notices to post again", "site", site.Name, "err", err)
+		return
+	}
+	for _, r := range rs {
+		s.Logger.Info("slack: posting a release notice again", "site", site.Name, "version", r.Version)
+		s.ReleaseRecorded(ctx, site, r, "retry")
+	}
+}
+
 // postNotice posts a release's notice and remembers where it is.
 func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.Release) {
 	if s.notices != nil {
@@ -242,6 +261,14 @@ func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.R
 	}(); err != nil {
 		s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
 		s.lost("notice")
+		// Posted by the next look for unposted notices (RetryNotices),
+		// at once; one the channel itself refuses, once the claim has
+		// run out, so a missing invite is not tried every minute.
+		if !unpostable(err) {
+			if err := s.Bot.Service.AbandonReleaseClaim(ctx, site.Name, r.Version, "slack"); err != nil {
+				s.Logger.Warn("slack: giving up the claim on a notice that failed; it is tried again once the claim runs out", "site", site.Name, "version", r.Version, "err", err)
+			}
+		}
 		return
 	}
 	if channel == "" {

@@ -171,3 +171,52 @@ func TestADeletedNoticeIsNotAskedForAgain(t *testing.T) {
 		t.Fatalf("%d chat.update calls, want 2 (v1 and v2; v3's notice is gone)", got)
 	}
 }
+
+// A notice whose post fails is posted by the next look for unposted
+// notices (serve's reconcile, on the holder of the site's lease), once:
+// before, its claim kept every replica from posting it, and nothing
+// posted it again. A notice that went out is not posted again.
+func TestAFailedNoticeIsPostedAgain(t *testing.T) {
+	w := newWorld(t, 50*time.Millisecond)
+	w.restart(func(s *releases.Service) { s.Store = releases.NewSharedStore(w.Store, w.Bucket, s.Sites) })
+	ctx := context.Background()
+	w.slack.Mu.Lock()
+	w.slack.Unavailable = 1
+	w.slack.Mu.Unlock()
+	w.publish("v1")
+	rel, err := w.Service.Release(ctx, "www", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.app.ReleaseRecorded(ctx, w.Site, rel, "hook")
+	w.slack.WaitFor("the failed post to give its claim up", func() bool {
+		rs, err := w.Service.UnpostedNotices(ctx, "www", "slack")
+		return err == nil && len(rs) == 1 && rs[0].Version == "v1"
+	})
+	if posts, _, _ := w.slack.Snapshot(); hasText(posts, "New release of *www*: `v1`") {
+		t.Fatal("the first post went out")
+	}
+
+	w.app.RetryNotices(ctx, w.Site)
+	w.slack.WaitFor("the notice posted again", func() bool {
+		posts, _, _ := w.slack.Snapshot()
+		return hasText(posts, "New release of *www*: `v1`")
+	})
+	w.slack.WaitFor("the notice recorded", func() bool {
+		links, _ := w.Service.ReleaseLinks(ctx, "www")
+		return links["v1"]["slack"] != ""
+	})
+	w.app.RetryNotices(ctx, w.Site)
+	w.app.RetryNotices(ctx, w.Site)
+	w.stopApp() // waits for the posts it started in the background
+	posts, _, _ := w.slack.Snapshot()
+	n := 0
+	for _, p := range posts {
+		if strings.Contains(p.Text, "New release of *www*: `v1`") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the notice was posted %d times", n)
+	}
+}

@@ -49,6 +49,11 @@ type Server struct {
 	// not invited to): chat.postMessage answers channel_not_found, as
 	// Slack does (https://api.slack.com/methods/chat.postMessage#errors).
 	NotIn map[string]bool
+	// Unavailable makes the next n chat.postMessage calls fail as Slack
+	// does when it cannot take a message for a while: ok false, error
+	// service_unavailable
+	// (https://api.slack.com/methods/chat.postMessage#errors).
+	Unavailable int
 	// DMs are the direct messages (D...) the bot is in: a DM is between
 	// its two people, and an app is in one only when it was added to it
 	// (its own DM with a person; https://api.slack.com/scopes/im:read,

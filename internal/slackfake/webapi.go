@@ -96,6 +96,12 @@ func (f *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Mu.Lock()
+	if f.Unavailable > 0 {
+		f.Unavailable--
+		f.Mu.Unlock()
+		f.json(w, map[string]any{"ok": false, "error": "service_unavailable"})
+		return
+	}
 	// A channel may be named (#deploys); Slack answers with its id.
 	if name, ok := strings.CutPrefix(p.Channel, "#"); ok {
 		for id, c := range f.Channels {
