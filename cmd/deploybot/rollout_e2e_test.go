@@ -282,17 +282,26 @@ func TestRolloutKilledInAHoldResumes(t *testing.T) {
 }
 
 // A rollout killed (kill -9) in each of its own phases (a share being
-// written, the flip's key write, the share being cleared) is finished by
-// deploybot recover: v2 live for everyone, the rollout key gone, the site
-// free, and history saying interrupted, resumed, ok.
+// written, its health check on the step's visitors, the flip's key write,
+// the share being cleared) is finished by deploybot recover: v2 live for
+// everyone, the rollout key gone, the site free, and history saying
+// interrupted, resumed, ok.
 func TestRolloutKilledInEachPhase(t *testing.T) {
-	for _, c := range []struct{ phase, fault string }{
-		{"share-20", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore PUT"}`},
-		{"key-write", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore PUT"}`},
-		{"share-end", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore DELETE"}`},
+	// A check that passes for both releases, whose settle holds check-20
+	// for three seconds.
+	slowCheck := "    health: {checks: [{url: %q, contains: release}], settle: 3s, interval: 200ms, failures: 2}\n"
+	for _, c := range []struct{ phase, fault, health string }{
+		{"share-20", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore PUT"}`, ""},
+		{"check-20", `{}`, slowCheck},
+		{"key-write", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore PUT"}`, ""},
+		{"share-end", `{"latency": 3000000000, "only": "cloudfront-keyvaluestore DELETE"}`, ""},
 	} {
 		t.Run(c.phase, func(t *testing.T) {
 			w := kvsWorld(t, "{steps: [20], interval: 0s}")
+			if c.health != "" {
+				w.write("deploybot.yaml", strings.Replace(readFile(t, w.config), "    rollout: {steps: [20], interval: 0s}\n",
+					"    rollout: {steps: [20], interval: 0s}\n"+fmt.Sprintf(c.health, w.edge+"/"), 1))
+			}
 			w.fault(c.fault)
 			cmd := exec.Command(w.bin, "promote", "--gradual", "v2")
 			cmd.Env = w.env
