@@ -288,7 +288,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, op string, write 
 		// ends, at a time no test controls. Latency models a slow answer
 		// to a request not yet acted on; a client that leaves meanwhile
 		// leaves it unapplied. The cost is the body in memory, for
-		// faulted requests only.
+		// requests a latency fault matches.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			return true

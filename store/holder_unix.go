@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
 package store
 
@@ -18,17 +18,22 @@ type holder struct{ f *os.File }
 
 func holderPath(path string) string { return path + ".holder" }
 
-// hold marks path as held by this process for as long as it is open.
-func hold(path string) (*holder, error) {
+// hold marks path as held by this process for as long as it is open. It
+// waits for the lock: the caller holds the store's own lock, so the only
+// other holders are command lines looking at the mark for a moment. A
+// mark that cannot be made (a read-only directory around a mounted store
+// file) is none: command lines then wait their 30 seconds before saying
+// the store is held, as they did before marks.
+func hold(path string) *holder {
 	f, err := os.OpenFile(holderPath(path), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		return nil, err
+		return nil
 	}
-	return &holder{f: f}, nil
+	return &holder{f: f}
 }
 
 func (h *holder) release() error {

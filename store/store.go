@@ -103,19 +103,33 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	// Held under the store's own lock, so two long-running processes
 	// never both believe they mark it.
-	if s.mark, err = hold(path); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: marking %s as held: %w", path, err)
-	}
+	s.mark = hold(path)
 	s.db = db
 	return s, nil
 }
 
+// markCheck is how often a command line waiting for the store looks
+// again whether serve holds it (serve may start meanwhile).
+const markCheck = time.Second
+
 func (s *DB) open() (*bolt.DB, error) {
-	if s.opts.Transient && heldLong(s.path) {
-		return nil, s.heldError(bolterrors.ErrTimeout)
+	deadline := time.Now().Add(s.opts.Timeout)
+	var db *bolt.DB
+	var err error
+	for {
+		if s.opts.Transient && heldLong(s.path) {
+			return nil, releases.Errorf(releases.ECONFLICT,
+				"store %s is held by a running deploybot serve (or dev): go through it with --server URL (or DEPLOYBOT_SERVER) and DEPLOYBOT_API_TOKEN: %w", s.path, bolterrors.ErrTimeout)
+		}
+		wait := time.Until(deadline)
+		if s.opts.Transient {
+			wait = min(wait, markCheck)
+		}
+		db, err = bolt.Open(s.path, 0o600, &bolt.Options{Timeout: max(wait, time.Millisecond)})
+		if !errors.Is(err, bolterrors.ErrTimeout) || time.Now().After(deadline) {
+			break
+		}
 	}
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.opts.Timeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, s.heldError(err)
 	}

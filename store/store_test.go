@@ -340,13 +340,35 @@ func TestTransientWaitsForCommandLinesNotForServe(t *testing.T) {
 		t.Fatal("the operation ran while another command line held the file")
 	}
 
-	// serve holds it: the command line is told at once. (One that
-	// waited would wait here until the test's own timeout fails it.)
-	patient := open(t, path, Options{Transient: true, Timeout: time.Hour})
+	// serve holds it: the command line is told so, without waiting for
+	// the file (which would end in the other error, "held by another
+	// deploybot process").
+	patient := open(t, path, Options{Transient: true, Timeout: 5 * time.Second})
 	serve := open(t, path, Options{})
 	_, err = patient.Pins(ctx, "www")
-	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "--server") {
+	if releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "held by a running deploybot serve") {
 		t.Fatalf("a command line while serve holds the store: %v", err)
+	}
+	serve.Close()
+
+	// serve starts while a command line waits for another: the command
+	// line notices at its next look and says so.
+	other, err = bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		other.Close()
+	}()
+	waiting := make(chan error, 1)
+	go func() { _, err := patient.Pins(ctx, "www"); waiting <- err }()
+	serve = open(t, path, Options{}) // waits for the file itself, then marks it
+	if err := <-waiting; err == nil {
+		// The command line got the file between the two: fine, and
+		// nothing to check.
+	} else if !strings.Contains(err.Error(), "held by a running deploybot serve") {
+		t.Fatalf("a command line waiting when serve started: %v", err)
 	}
 	serve.Close()
 	if _, err := patient.Pins(ctx, "www"); err != nil {
