@@ -53,11 +53,13 @@ func (s *Server) holdLeases(ctx context.Context) {
 // watch finishes, on any replica, deploys whose runner is gone, and
 // catches up with deploys other replicas ended (see releases.Watch).
 func (s *Server) watch(ctx context.Context) {
+	chat, end := s.resumedInChat(ctx)
+	defer end()
 	for _, site := range s.Service.Sites {
 		if ctx.Err() != nil {
 			return
 		}
-		recovered, err := s.Service.Watch(ctx, site.Name, s.progress(nil))
+		recovered, err := s.Service.Watch(ctx, site.Name, s.progress(chat))
 		s.recovered(recovered)
 		if len(recovered) > 0 && s.Notifier != nil {
 			s.Notifier.LiveChanged(ctx, site) // the notices say what is live now
@@ -66,6 +68,15 @@ func (s *Server) watch(ctx context.Context) {
 			s.Logger.Warn("watching the site's shared state", "site", site.Name, "err", err)
 		}
 	}
+}
+
+// resumedInChat is the chat's progress for the deploys a recovery round
+// resumes (nil without a chat that shows them), and what ends the round.
+func (s *Server) resumedInChat(ctx context.Context) (releases.Progress, func()) {
+	if r, ok := s.Notifier.(Resumer); ok {
+		return r.Resumed(ctx)
+	}
+	return nil, func() {}
 }
 
 // recovered reports deploys recovery finished.

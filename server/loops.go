@@ -63,11 +63,7 @@ func (s *Server) loop(ctx context.Context) {
 
 // tick finishes interrupted deploys and reconciles every site.
 func (s *Server) tick(ctx context.Context) {
-	var chat releases.Progress
-	end := func() {}
-	if r, ok := s.Notifier.(Resumer); ok {
-		chat, end = r.Resumed(ctx)
-	}
+	chat, end := s.resumedInChat(ctx)
 	recovered, err := s.Service.Recover(ctx, s.progress(chat))
 	end()
 	s.recovered(recovered)

@@ -18,31 +18,52 @@ import (
 // recovery returns, waiting for their last posts.
 func (s *Slack) Resumed(ctx context.Context) (progress releases.Progress, end func()) {
 	var mu sync.Mutex
+	ended := false
 	// Recovery finishes one site's deploys one after the other, and an
 	// automatic rollback it starts has no card of its own: it follows in
 	// the card of the deploy it undoes, as when that runs uninterrupted.
-	views := map[string]*slackDeploy{}
+	// Another resumed deploy of the site has a card of its own.
+	type shown struct {
+		resumed string // the resumed deploy's id
+		view    *slackDeploy
+	}
+	views := map[string]shown{}
+	var all []*slackDeploy
 	progress = func(e releases.Event) {
 		mu.Lock()
-		v, ok := views[e.Deploy.Site]
-		if !ok || e.Type == releases.EventDeployResumed && v == nil {
-			v = s.resumedView(ctx, e.Deploy)
-			views[e.Deploy.Site] = v
+		if ended {
+			mu.Unlock()
+			return
+		}
+		sh, ok := views[e.Deploy.Site]
+		if !ok || e.Type == releases.EventDeployResumed && sh.resumed != e.Deploy.ID {
+			sh = shown{resumed: e.Deploy.ID, view: s.resumedView(ctx, e.Deploy)}
+			views[e.Deploy.Site] = sh
+			if sh.view != nil {
+				all = append(all, sh.view)
+			}
 		}
 		mu.Unlock()
-		if v != nil {
-			v.Event(e)
+		if sh.view != nil {
+			sh.view.Event(e)
 		}
 	}
 	end = func() {
 		mu.Lock()
-		defer mu.Unlock()
-		for _, v := range views {
-			if v != nil {
+		ended = true
+		closing := all
+		all = nil
+		mu.Unlock()
+		// Each waits for its last posts; together, not one after another.
+		var wg sync.WaitGroup
+		for _, v := range closing {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				v.Done(nil, nil)
-			}
+			}()
 		}
-		clear(views)
+		wg.Wait()
 	}
 	return progress, end
 }
