@@ -92,11 +92,8 @@ type lockState struct {
 	// lock, so every replica's `versions` and notices agree at once, at
 	// no extra request. Nil: none recorded here yet (the local store's,
 	// from before shared state, stands).
-	Live *Live `json:"live,omitempty"`
-	// Links are where the deploy holding the lock is shown that any
-	// process finishing it needs (SharedLinks), cleared with Deploy.
-	Links map[string]string `json:"links,omitempty"`
-	Write string            `json:"write,omitempty"` // see stampWrite
+	Live  *Live  `json:"live,omitempty"`
+	Write string `json:"write,omitempty"` // see stampWrite
 }
 
 // freezeState is the body of a site's freeze object.
@@ -167,7 +164,7 @@ func (s *SharedStore) readLock(ctx context.Context, site Site) (lockState, strin
 		case st.Live != nil && (st.Live.Version != "" && ValidateVersion(st.Live.Version) != nil || st.Live.DeployID != "" && !SafeID(st.Live.DeployID)):
 			return "names a live release or deploy deploybot would not write"
 		}
-		return badLinks(st)
+		return ""
 	})
 	if err == nil && etag == "" && ctx.Value(seedingKey{}) == nil {
 		return seed(ctx, s, site, st, s.readLock)

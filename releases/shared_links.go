@@ -1,8 +1,11 @@
 package releases
 
 import (
+	"bytes"
 	"context"
-	"strings"
+	"encoding/json"
+	"errors"
+	"regexp"
 )
 
 // DeployLinkCard names the link to a deploy's status card in the chat:
@@ -17,72 +20,108 @@ const DeployLinkCard = "card"
 // others (a permalink, a live reply) stay in the process that made them.
 var SharedLinks = map[string]bool{DeployLinkCard: true}
 
-// maxSharedLink bounds a shared link read from the bucket (outside input):
-// a channel id and two timestamps take some 40 bytes.
-const maxSharedLink = 128
+// StateLinks is the object of a site's shared links: those of the deploy
+// that last set one (a later deploy's replace them). It is an object of
+// its own, not a field of the lock object, so that a replica of an older
+// version, which reads the lock object strictly, is not stopped by it.
+const StateLinks = "links.json"
+
+type linksState struct {
+	DeployID string            `json:"deploy_id"`
+	Links    map[string]string `json:"links"`
+	Write    string            `json:"write,omitempty"`
+}
+
+// cardLinkRE is a card link as deploybot writes it: a conversation id and
+// two Slack message timestamps.
+var cardLinkRE = regexp.MustCompile(`^[CDG][A-Z0-9]{2,30} [0-9]{1,12}\.[0-9]{6} [0-9]{1,12}\.[0-9]{6}$`)
+
+// validLink reports whether link is one deploybot shares under name.
+func validLink(name, link string) bool {
+	return name == DeployLinkCard && cardLinkRE.MatchString(link)
+}
 
 // SetDeployLink implements Store: recorded locally and, for a shared link
-// of the deploy holding the site's lock, in the bucket with it (one write,
-// when the card is first posted).
+// of the deploy holding the site's lock, in the bucket (a read of the
+// lock, and one write of the links object when the card is first posted).
 func (s *SharedStore) SetDeployLink(ctx context.Context, siteName, deployID, name, link string) error {
-	if err := s.Store.SetDeployLink(ctx, siteName, deployID, name, link); err != nil || !SharedLinks[name] {
+	if err := s.Store.SetDeployLink(ctx, siteName, deployID, name, link); err != nil || !SharedLinks[name] || !validLink(name, link) {
 		return err
 	}
 	site, err := s.site(siteName)
 	if err != nil {
 		return err
 	}
-	_, err = s.updateLock(ctx, site, func(st *lockState) (bool, error) {
-		if st.Lock == nil || st.Lock.DeployID != deployID || st.Links[name] == link {
-			return false, nil
+	st, _, err := s.readLock(ctx, site)
+	if err != nil || st.Lock == nil || st.Lock.DeployID != deployID || st.Deploy == nil {
+		return err
+	}
+	for try := 1; ; try++ {
+		ls, etag, err := s.readLinks(ctx, site)
+		if err != nil {
+			return err
 		}
-		if st.Links == nil {
-			st.Links = map[string]string{}
+		if ls.DeployID != deployID {
+			ls = linksState{DeployID: deployID, Links: map[string]string{}}
 		}
-		st.Links[name] = link
-		return true, nil
-	})
-	return err
+		if ls.Links[name] == link {
+			return nil
+		}
+		ls.Links[name] = link
+		err = s.writeState(ctx, site, StateLinks, ls, etag)
+		if err == nil || !errors.Is(err, ErrStateChanged) || try == casTries {
+			return err
+		}
+	}
 }
 
-// importLinks records locally the shared links the bucket holds for the
-// running deploy id (readLock has checked them).
-func (s *SharedStore) importLinks(ctx context.Context, site Site, id string, links map[string]string) error {
-	for name, link := range links {
+// readLinks reads the site's links object. One that does not decode as
+// deploybot writes it, or holds a link it would not write, is read as
+// empty, its ETag kept (the next write replaces it): it guards nothing a
+// refusal would protect, and refused it would stop every card link.
+func (s *SharedStore) readLinks(ctx context.Context, site Site) (linksState, string, error) {
+	body, etag, err := s.State.GetState(ctx, site, StateLinks)
+	switch {
+	case errors.Is(err, ErrNoState):
+		return linksState{}, "", nil
+	case err != nil && ErrorCode(err) == EINVALID && etag != "":
+		return linksState{}, etag, nil // too large to read
+	case err != nil:
+		return linksState{}, "", err
+	}
+	var ls linksState
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&ls) != nil || !SafeID(ls.DeployID) {
+		return linksState{}, etag, nil
+	}
+	for name, link := range ls.Links {
+		if !SharedLinks[name] || !validLink(name, link) {
+			return linksState{}, etag, nil
+		}
+	}
+	return ls, etag, nil
+}
+
+// importLinks records locally the shared links of the running deploy id,
+// those this store lacks (a status read while a deploy runs writes
+// nothing new).
+func (s *SharedStore) importLinks(ctx context.Context, site Site, id string) error {
+	ls, _, err := s.readLinks(ctx, site)
+	if err != nil || ls.DeployID != id || len(ls.Links) == 0 {
+		return err
+	}
+	have, err := s.Store.DeployLinks(ctx, site.Name, id)
+	if err != nil {
+		return err
+	}
+	for name, link := range ls.Links {
+		if have[name] == link {
+			continue
+		}
 		if err := s.Store.SetDeployLink(ctx, site.Name, id, name, link); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// badLinks says what is wrong with the links of a lock object read from
-// the bucket (outside input), "" when they are what deploybot writes.
-func badLinks(st lockState) string {
-	if len(st.Links) > 0 && st.Deploy == nil {
-		return "holds links without a deploy"
-	}
-	for name, link := range st.Links {
-		if !SharedLinks[name] || !validCardLink(link) {
-			return "holds a link deploybot would not write"
-		}
-	}
-	return ""
-}
-
-// validCardLink reports whether link is a card link as deploybot writes
-// it: three short fields of letters, digits and dots.
-func validCardLink(link string) bool {
-	f := strings.Fields(link)
-	if len(link) > maxSharedLink || len(f) != 3 || strings.Join(f, " ") != link {
-		return false
-	}
-	for _, x := range f {
-		for _, c := range x {
-			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -79,7 +79,7 @@ func (s *SharedStore) takeFor(ctx context.Context, site Site, l Lock, d *Deploy)
 			}
 			return false, &LockedError{Lock: *st.Lock}
 		}
-		st.Lock, st.Epoch, st.Deploy, st.Links = &l, st.Epoch+1, d, nil
+		st.Lock, st.Epoch, st.Deploy = &l, st.Epoch+1, d
 		return true, nil
 	})
 	return err
@@ -199,7 +199,7 @@ func (s *SharedStore) ImportRunning(ctx context.Context, siteName string) error 
 	if d.Kind != KindPromote && d.Kind != KindRollback || ValidateVersion(d.To) != nil || d.From != "" && ValidateVersion(d.From) != nil || !SafeID(d.ID) || !d.Rollout.valid() {
 		return Errorf(EINTERNAL, "site %s: the deploy recorded with the lock in %s%s is not one deploybot writes; nothing was recovered: remove the lock object once the site is checked", site.Name, site.StatePrefix(), StateLock)
 	}
-	if err := s.importLinks(ctx, site, d.ID, st.Links); err != nil {
+	if err := s.importLinks(ctx, site, d.ID); err != nil {
 		return err
 	}
 	have, err := s.Store.Deploy(ctx, siteName, d.ID)
@@ -224,7 +224,7 @@ func (s *SharedStore) free(ctx context.Context, site Site, owns func(l Lock) (bo
 		if ok, err := owns(*st.Lock); !ok || err != nil {
 			return false, err
 		}
-		st.Lock, st.Deploy, st.Links = after, nil, nil
+		st.Lock, st.Deploy = after, nil
 		return true, nil
 	})
 	return was.Lock, err
@@ -438,7 +438,7 @@ func (s *SharedStore) FinishDeploy(ctx context.Context, d Deploy, live *Live) er
 		if !runsHere(*st.Lock) {
 			return false, fencedError(*st.Lock)
 		}
-		st.Lock, st.Deploy, st.Links = d.LockAfter, nil, nil
+		st.Lock, st.Deploy = d.LockAfter, nil
 		if live != nil {
 			st.Live = live
 		}

@@ -58,9 +58,9 @@ func TestAReaderBetweenLockAndRecordDoesNotFailTheDeploy(t *testing.T) {
 
 // The card link of a running deploy is shared through the bucket: a
 // replica that imports the running deploy gets it; a link for a deploy
-// that does not hold the lock is not written; the link goes with the
-// lock; and a lock object holding a link deploybot would not write is
-// refused rather than trusted.
+// that does not hold the lock is not written; a later deploy does not get
+// an earlier one's; and a links object holding a link deploybot would not
+// write is not imported.
 func TestTheCardLinkTravelsWithTheRunningDeploy(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
@@ -69,17 +69,28 @@ func TestTheCardLinkTravelsWithTheRunningDeploy(t *testing.T) {
 	other := newHarness(t)
 	replica := releases.NewSharedStore(other.db, state, other.svc.Sites)
 	site := h.svc.Sites[0]
-
-	d := releases.Deploy{ID: "20261207T120000Z-aaaa", Site: "www", Kind: releases.KindPromote, To: "v1", Phase: releases.PhasePending}
-	if err := runner.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID}); err != nil {
-		t.Fatal(err)
+	start := func(id string) releases.Deploy {
+		d := releases.Deploy{ID: id, Site: "www", Kind: releases.KindPromote, To: "v1", Phase: releases.PhasePending}
+		if err := runner.StartDeploy(ctx, d, releases.Lock{Site: "www", Holder: "alice", DeployID: d.ID}); err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
-	card := "C0DEPLOYS 1700000000.000001 1700000000.000001"
-	if err := runner.SetDeployLink(ctx, "www", d.ID, releases.DeployLinkCard, card); err != nil {
+	card := func(id string) string {
+		links, err := other.db.DeployLinks(ctx, "www", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return links[releases.DeployLinkCard]
+	}
+
+	d := start("20261207T120000Z-aaaa")
+	link := "C0DEPLOYS 1700000000.000001 1700000000.000001"
+	if err := runner.SetDeployLink(ctx, "www", d.ID, releases.DeployLinkCard, link); err != nil {
 		t.Fatal(err)
 	}
 	// Another deploy's link, and a link that is not shared, stay here.
-	if err := runner.SetDeployLink(ctx, "www", "20261207T110000Z-bbbb", releases.DeployLinkCard, card); err != nil {
+	if err := runner.SetDeployLink(ctx, "www", "20261207T110000Z-bbbb", releases.DeployLinkCard, "C0DEPLOYS 1.000002 1.000002"); err != nil {
 		t.Fatal(err)
 	}
 	if err := runner.SetDeployLink(ctx, "www", d.ID, "slack", "https://example.slack.com/archives/C0DEPLOYS/p1"); err != nil {
@@ -88,31 +99,42 @@ func TestTheCardLinkTravelsWithTheRunningDeploy(t *testing.T) {
 	if err := replica.ImportRunning(ctx, "www"); err != nil {
 		t.Fatal(err)
 	}
-	links, err := other.db.DeployLinks(ctx, "www", d.ID)
-	if err != nil || len(links) != 1 || links[releases.DeployLinkCard] != card {
-		t.Fatalf("the replica's links %v, %v", links, err)
+	if got := card(d.ID); got != link {
+		t.Fatalf("the replica's card link %q", got)
+	}
+	if links, _ := other.db.DeployLinks(ctx, "www", d.ID); len(links) != 1 {
+		t.Fatalf("the replica got links that are not shared: %v", links)
 	}
 
 	d.Phase = releases.PhaseDone
 	if err := runner.FinishDeploy(ctx, d, &releases.Live{Version: "v1", DeployID: d.ID}); err != nil {
 		t.Fatal(err)
 	}
-	body, _, _ := state.GetState(ctx, site, releases.StateLock)
-	if strings.Contains(string(body), "links") {
-		t.Fatalf("the link outlived its deploy: %s", body)
+	d2 := start("20261207T130000Z-cccc")
+	if err := replica.ImportRunning(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if got := card(d2.ID); got != "" {
+		t.Fatalf("a later deploy got the card %q", got)
 	}
 
-	// Someone writes a lock object with a link of their own.
-	d2 := releases.Deploy{ID: "20261207T130000Z-cccc", Site: "www", Kind: releases.KindPromote, To: "v1", Phase: releases.PhasePending}
-	if err := runner.StartDeploy(ctx, d2, releases.Lock{Site: "www", Holder: "alice", DeployID: d2.ID}); err != nil {
-		t.Fatal(err)
-	}
-	body, tag, _ := state.GetState(ctx, site, releases.StateLock)
-	forged := strings.Replace(string(body), `"epoch"`, `"links":{"card":"<https://evil|click> 1 2"},"epoch"`, 1)
-	if _, err := state.PutState(ctx, site, releases.StateLock, []byte(forged), tag); err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.ImportRunning(ctx, "www"); releases.ErrorCode(err) != releases.EINTERNAL {
-		t.Fatalf("a forged link was read: %v", err)
+	// Someone writes a links object of their own for the running deploy:
+	// a link with mrkdwn in it, a link name deploybot does not share, a
+	// field it does not write.
+	for _, forged := range []string{
+		`{"deploy_id":"` + d2.ID + `","links":{"card":"<https://evil|click> 1 2"}}`,
+		`{"deploy_id":"` + d2.ID + `","links":{"card":"C0DEPLOYS 1.000001 1.000001","other":"x"}}`,
+		`{"deploy_id":"` + d2.ID + `","links":{"card":"C0DEPLOYS 1.000001 1.000001"},"extra":1}`,
+	} {
+		_, tag, _ := state.GetState(ctx, site, releases.StateLinks)
+		if _, err := state.PutState(ctx, site, releases.StateLinks, []byte(forged), tag); err != nil {
+			t.Fatal(err)
+		}
+		if err := replica.ImportRunning(ctx, "www"); err != nil {
+			t.Fatalf("a bad links object stopped the import: %v", err)
+		}
+		if got := card(d2.ID); got != "" {
+			t.Fatalf("a forged link was imported from %s: %q", forged, got)
+		}
 	}
 }

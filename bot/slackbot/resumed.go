@@ -84,6 +84,13 @@ func (s *Slack) resumedView(ctx context.Context, d releases.Deploy) *slackDeploy
 	if err != nil {
 		return nil
 	}
+	// The link may come from the bucket: the bot posts only where the
+	// deploy's card can be, the site's channel (when the configuration
+	// names it by id), never a DM.
+	if isDM(f[0]) || bot.IsChannelID(site.Channel) && f[0] != site.Channel {
+		s.Logger.Warn("slack: a resumed deploy's card is not in its site's channel; the deploy goes on without it", "deploy_id", d.ID, "channel", f[0])
+		return nil
+	}
 	v := &slackDeploy{s: s, ctx: context.WithoutCancel(ctx), channel: f[0], cardTS: f[1], thread: f[2], threaded: f[2] != f[1],
 		req: bot.Request{}, site: site, events: newEventQueue(), done: make(chan struct{})}
 	go v.loop()
