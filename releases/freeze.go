@@ -34,8 +34,14 @@ func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, erro
 		end = until.UTC().Format(time.RFC3339)
 	}
 	detail := joinDetail("until "+end, req.Reason)
+	if err != nil {
+		// One mistyped time is one refusal, recorded where the first
+		// site's would be.
+		s.audit(ctx, sites[0].Name, req.Actor, "freeze", detail, err)
+		return nil, err
+	}
 	freezes := make([]Freeze, len(sites))
-	err = s.decideEach(ctx, sites, "freeze", detail, err, func(i int, site Site) (string, error) {
+	err = s.decideEach(ctx, sites, "freeze", detail, func(i int, site Site) (string, error) {
 		actor, err := s.mayFreeze(ctx, site, req.Actor)
 		freezes[i] = Freeze{Site: site.Name, From: now, Until: until, Reason: req.Reason, By: actor, At: now}
 		if err == nil {
@@ -89,9 +95,10 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 	// and this one has none to lift, so that a site where the actor may
 	// not act, with nothing to lift, does not refuse the others.
 	whos := make([]string, len(sites))
-	err = s.decideEach(ctx, sites, "unfreeze", "", nil, func(i int, site Site) (string, error) {
+	now := s.now()
+	err = s.decideEach(ctx, sites, "unfreeze", "", func(i int, site Site) (string, error) {
 		if all {
-			if f, err := s.Store.Freeze(ctx, site.Name); err != nil || f == nil {
+			if f, err := s.Store.Freeze(ctx, site.Name); err != nil || f == nil || !f.Active(now) {
 				return actor, err
 			}
 		}
@@ -128,18 +135,14 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 	return out, failed.err("unfroze", len(out))
 }
 
-// decideEach runs decide for every site (first is an error found before,
-// refusing them all) and, when any refuses, records each refusal and
-// returns one error that names every refusing site: nothing was changed.
-func (s *Service) decideEach(ctx context.Context, sites []Site, action, detail string, first error, decide func(int, Site) (string, error)) error {
+// decideEach runs decide for every site and, when any refuses, records
+// each refusal and returns one error that names every refusing site:
+// nothing was changed.
+func (s *Service) decideEach(ctx context.Context, sites []Site, action, detail string, decide func(int, Site) (string, error)) error {
 	var refused siteErrors
 	whos := make([]string, 0, len(sites))
 	for i, site := range sites {
-		who, err := "", first
-		if err == nil {
-			who, err = decide(i, site)
-		}
-		if err != nil {
+		if who, err := decide(i, site); err != nil {
 			refused.add(site.Name, err)
 			whos = append(whos, who)
 		}
@@ -147,10 +150,7 @@ func (s *Service) decideEach(ctx context.Context, sites []Site, action, detail s
 	for i, site := range refused.sites {
 		s.audit(ctx, site, whos[i], action, detail, refused.errs[i])
 	}
-	switch {
-	case first != nil:
-		return first
-	case len(sites) == 1:
+	if len(sites) == 1 {
 		return refused.err("", 0)
 	}
 	return refused.err("nothing changed", -1)
