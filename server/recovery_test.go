@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,4 +191,56 @@ func TestReconcileTellsTheChatWhenLiveChanges(t *testing.T) {
 func cloudFrontPolls(e *env) int {
 	calls := e.AWS.Calls()
 	return calls["cloudfront GetDistribution"] + calls["cloudfront GetInvalidation"]
+}
+
+// resumer is a chat that shows resumed deploys: it records the events
+// recovery hands it, and how many rounds ended.
+type resumer struct {
+	recorder
+	mu     sync.Mutex
+	events []releases.Event
+	ended  int
+}
+
+func (r *resumer) Resumed(context.Context) (releases.Progress, func()) {
+	return func(e releases.Event) {
+			r.mu.Lock()
+			r.events = append(r.events, e)
+			r.mu.Unlock()
+		}, func() {
+			r.mu.Lock()
+			r.ended++
+			r.mu.Unlock()
+		}
+}
+
+func (r *resumer) saw(id string, t releases.EventType) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.Deploy.ID == id && e.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// A deploy serve resumes at start reaches the chat that shows resumed
+// deploys (Slack goes on in its card and thread), from its resumption to
+// its end, and the round is ended after.
+func TestAResumedDeployReachesTheChat(t *testing.T) {
+	e := newEnv(t)
+	d := e.interrupted(cloud.PhasePropagate, true, false)
+	chat := &resumer{}
+	e.srv.Notifier = chat
+	e.start()
+	e.flow()
+	e.eventually("the resumed deploy to end in the chat", func() bool {
+		return chat.saw(d.ID, releases.EventDeployResumed) && chat.saw(d.ID, releases.EventDeployFinished)
+	})
+	e.eventually("the recovery round to end", func() bool {
+		chat.mu.Lock()
+		defer chat.mu.Unlock()
+		return chat.ended > 0
+	})
 }
