@@ -16,8 +16,15 @@ RUN CGO_ENABLED=0 go build -trimpath -tags nostandin -ldflags="-s -w -X github.c
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/deploybot /usr/local/bin/deploybot
-# 65532 is distroless's nonroot user; the volume must be writable by it
-# (the Helm chart sets fsGroup 65532).
+# 65532 is distroless's nonroot user; the volume must be writable by it.
+# Docker fills a new volume (`docker run` without -v, or a new named
+# volume) from the image's directory, owner included, so the directory is
+# in the image, owned by that user: a copy of the base image's empty home
+# of nonroot (distroless has no shell to mkdir with). Without it the
+# volume would be root's and serve could not create its store. A host
+# directory mounted there keeps its own owner (chown it to 65532); the
+# Helm chart sets fsGroup 65532.
+COPY --from=gcr.io/distroless/static-debian12:nonroot --chown=65532:65532 /home/nonroot /var/lib/deploybot
 USER 65532:65532
 VOLUME ["/var/lib/deploybot"]
 ENV DEPLOYBOT_CONFIG=/etc/deploybot/deploybot.yaml
