@@ -334,19 +334,25 @@ func (v *slackDeploy) postCard(e releases.Event, log *slog.Logger) bool {
 // linkThread records the thread for status and tells the person who
 // typed the command elsewhere where the deploy reports.
 func (v *slackDeploy) linkThread(e releases.Event, log *slog.Logger) {
-	// status links to the thread while the deploy runs.
-	permalink := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
-	if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
-		permalink = p
-	}
-	if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, "slack", permalink); err != nil {
-		log.Warn("recording the deploy's thread", "err", err)
-	}
+	permalink := v.recordPermalink(e.Deploy)
 	// Typed somewhere else (a DM, another channel, an approve typed
 	// anywhere but its card's thread): say where the deploy reports.
 	if (v.req.Thread == "" && v.req.Channel != v.channel) || v.req.Elsewhere {
 		v.tell(bot.Md("Started: the %s of *%s* reports in %s.", string(e.Deploy.Kind), e.Deploy.Site, bot.Link(permalink, "its thread")))
 	}
+}
+
+// recordPermalink records the thread's permalink, which status links to
+// while the deploy runs, and returns it.
+func (v *slackDeploy) recordPermalink(d releases.Deploy) string {
+	permalink := "https://slack.com/archives/" + v.channel + "/p" + strings.ReplaceAll(v.thread, ".", "")
+	if p, err := v.s.API.GetPermalinkContext(v.ctx, &slack.PermalinkParameters{Channel: v.channel, Ts: v.thread}); err == nil && p != "" {
+		permalink = p
+	}
+	if err := v.s.Bot.Service.SetDeployLink(v.ctx, d.Site, d.ID, "slack", permalink); err != nil {
+		v.s.Logger.Warn("slack: recording the deploy's thread", "deploy_id", d.ID, "err", err)
+	}
+	return permalink
 }
 
 // postThreadLine says e in the deploy's thread, when it says anything.

@@ -93,6 +93,11 @@ func (s *Slack) resumedView(ctx context.Context, d releases.Deploy) *slackDeploy
 	}
 	v := &slackDeploy{s: s, ctx: context.WithoutCancel(ctx), channel: f[0], cardTS: f[1], thread: f[2], threaded: f[2] != f[1],
 		req: bot.Request{}, site: site, events: newEventQueue(), done: make(chan struct{})}
-	go v.loop()
+	go func() {
+		// This process's status links to the thread too, as the one
+		// that started the deploy did.
+		v.recordPermalink(d)
+		v.loop()
+	}()
 	return v
 }
