@@ -2,6 +2,7 @@ package releases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -41,8 +42,10 @@ func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, erro
 		return nil, err
 	}
 	freezes := make([]Freeze, len(sites))
+	decided := make([]*Freeze, len(sites))
 	err = s.decideEach(ctx, sites, "freeze", detail, func(i int, site Site) (string, error) {
-		actor, err := s.mayFreeze(ctx, site, req.Actor)
+		actor, cur, err := s.mayFreeze(ctx, site, req.Actor)
+		decided[i] = cur
 		freezes[i] = Freeze{Site: site.Name, From: now, Until: until, Reason: req.Reason, By: actor, At: now}
 		if err == nil {
 			err = s.checkFreeze(freezes[i], now)
@@ -54,8 +57,8 @@ func (s *Service) Freeze(ctx context.Context, req FreezeRequest) ([]Freeze, erro
 	}
 	var out []Freeze
 	var failed siteErrors
-	for _, f := range freezes {
-		err := s.Store.SetFreeze(ctx, f)
+	for i, f := range freezes {
+		_, err := s.Store.SwapFreeze(ctx, f.Site, decided[i], &f)
 		s.audit(ctx, f.Site, f.By, "freeze", detail, err)
 		if err != nil {
 			failed.add(f.Site, err)
@@ -95,6 +98,7 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 	// and this one has none to lift, so that a site where the actor may
 	// not act, with nothing to lift, does not refuse the others.
 	whos := make([]string, len(sites))
+	decided := make([]*Freeze, len(sites))
 	now := s.now()
 	err = s.decideEach(ctx, sites, "unfreeze", "", func(i int, site Site) (string, error) {
 		if all {
@@ -102,8 +106,8 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 				return actor, err
 			}
 		}
-		who, err := s.mayLiftFreeze(ctx, site, actor, "unfreeze")
-		whos[i] = who
+		who, cur, err := s.mayLiftFreeze(ctx, site, actor, "unfreeze")
+		whos[i], decided[i] = who, cur
 		return who, err
 	})
 	if err != nil {
@@ -115,7 +119,10 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 		if whos[i] == "" {
 			continue
 		}
-		f, err := s.Store.DeleteFreeze(ctx, site.Name)
+		if decided[i] == nil {
+			continue // nothing to lift
+		}
+		f, err := s.Store.SwapFreeze(ctx, site.Name, decided[i], nil)
 		// A site that was not frozen did not change: nothing to record.
 		if f != nil || err != nil {
 			detail := ""
@@ -133,6 +140,30 @@ func (s *Service) Unfreeze(ctx context.Context, siteName string, all bool, actor
 		}
 	}
 	return out, failed.err("unfroze", len(out))
+}
+
+// ErrFreezeChanged is wrapped by SwapFreeze's refusal: the site's freeze
+// is no longer the one a permission was decided on.
+var ErrFreezeChanged = errors.New("the freeze changed meanwhile")
+
+// SameFreeze reports whether a and b are the same run-time freeze (both
+// nil, or the same author, reason and times).
+func SameFreeze(a, b *Freeze) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Site == b.Site && a.By == b.By && a.Reason == b.Reason &&
+		a.From.Equal(b.From) && a.Until.Equal(b.Until) && a.At.Equal(b.At)
+}
+
+// FreezeChanged is SwapFreeze's refusal when the site's freeze is now
+// cur: the person is told what holds now, and to ask again.
+func FreezeChanged(site string, cur *Freeze) error {
+	now := "none"
+	if cur != nil {
+		now = "frozen by " + cur.By + " until " + cur.Until.UTC().Format("2006-01-02 15:04Z") + ": " + cur.Reason
+	}
+	return Errorf(ECONFLICT, "the freeze of %s changed while this was decided (now: %s); nothing changed there: ask again: %w", site, now, ErrFreezeChanged)
 }
 
 // decideEach runs decide for every site and, when any refuses, records

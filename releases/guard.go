@@ -132,11 +132,13 @@ type FreezeRequest struct {
 // mayFreeze decides whether actor may freeze site now: a deployer may,
 // unless it would replace someone else's freeze still in force, which is
 // lifting it (it could then be shortened, or lifted as one's own) and
-// needs what overriding it needs. It returns the actor to record.
-func (s *Service) mayFreeze(ctx context.Context, site Site, actor string) (string, error) {
+// needs what overriding it needs. It returns the actor to record and the
+// run-time freeze the decision was made on (nil: none), which the write
+// must still find (SwapFreeze).
+func (s *Service) mayFreeze(ctx context.Context, site Site, actor string) (string, *Freeze, error) {
 	who, err := s.authorizeActor(ctx, site, "freeze", actor)
 	if err != nil {
-		return who, err
+		return who, nil, err
 	}
 	return s.mayLiftFreeze(ctx, site, who, "freeze")
 }
@@ -144,28 +146,29 @@ func (s *Service) mayFreeze(ctx context.Context, site Site, actor string) (strin
 // mayLiftFreeze decides whether actor may lift or replace the site's
 // run-time freeze: its author may as a deployer, anyone else must be an
 // approver (who may promote through it anyway). A freeze no longer in
-// force is anyone's to clear.
-func (s *Service) mayLiftFreeze(ctx context.Context, site Site, actor, action string) (string, error) {
+// force is anyone's to clear. It returns the actor to record and the
+// freeze decided on (nil: none).
+func (s *Service) mayLiftFreeze(ctx context.Context, site Site, actor, action string) (string, *Freeze, error) {
 	who, err := s.authorizeActor(ctx, site, action, actor)
 	if err != nil {
-		return who, err
+		return who, nil, err
 	}
 	f, err := s.Store.Freeze(ctx, site.Name)
 	if err != nil || f == nil || !f.Active(s.now()) {
-		return who, err
+		return who, f, err
 	}
 	if s.Access.SamePerson(ParsePrincipal(f.By), ParsePrincipal(who)) {
-		return who, nil
+		return who, f, nil
 	}
 	if _, err := s.authorize(ctx, site, "lift-freeze", who); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
-			return who, Errorf(EUNAUTHORIZED, "site %s was frozen by %s until %s (%s); only its author or an approver may lift, shorten or replace it, and %s is neither",
+			return who, f, Errorf(EUNAUTHORIZED, "site %s was frozen by %s until %s (%s); only its author or an approver may lift, shorten or replace it, and %s is neither",
 				site.Name, f.By, f.Until.UTC().Format("2006-01-02 15:04Z"), f.Reason, who)
 		}
-		return who, err
+		return who, f, err
 	}
-	return who, nil
+	return who, f, nil
 }
 
 func (s *Service) sitesOf(name string, all bool) ([]Site, error) {

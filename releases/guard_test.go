@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,5 +325,73 @@ func TestFreezeAllIsDecidedForEverySiteFirst(t *testing.T) {
 		if audit, _ := h.svc.History(context.Background(), site.Name, 1); len(audit) != 1 || audit[0].Action != "freeze" || audit[0].Result != releases.ResultOK {
 			t.Fatalf("%s: %+v", site.Name, audit)
 		}
+	}
+}
+
+// swapRace is a store where someone else changes the freeze between the
+// service's decision and its write.
+type swapRace struct {
+	releases.Store
+	once      sync.Once
+	meanwhile func()
+}
+
+func (r *swapRace) SwapFreeze(ctx context.Context, site string, was, f *releases.Freeze) (*releases.Freeze, error) {
+	r.once.Do(r.meanwhile)
+	return r.Store.SwapFreeze(ctx, site, was, f)
+}
+
+// A freeze or unfreeze writes only over the freeze its permission was
+// decided on: one that someone else set meanwhile is neither replaced
+// nor lifted by a person who may not (bob is a deployer, no approver).
+func TestAFreezeSetMeanwhileIsNotReplacedUnchecked(t *testing.T) {
+	t.Run("store", func(t *testing.T) { freezeSetMeanwhile(t, false) })
+	t.Run("shared", func(t *testing.T) { freezeSetMeanwhile(t, true) })
+}
+
+func freezeSetMeanwhile(t *testing.T, shared bool) {
+	h := newHarness(t)
+	var set func(context.Context, releases.Freeze) error = h.db.SetFreeze
+	var get func(context.Context, string) (*releases.Freeze, error) = h.db.Freeze
+	var del func(context.Context, string) (*releases.Freeze, error) = h.db.DeleteFreeze
+	if shared {
+		sh := releases.NewSharedStore(h.db, &memState{}, h.svc.Sites)
+		h.svc.Store, set, get, del = sh, sh.SetFreeze, sh.Freeze, sh.DeleteFreeze
+	}
+	h.svc.Access = testAccess()
+	h.svc.Sites[0].Deployers = []string{"SDEPLOY", "UCAROL"}
+	h.svc.Sites[0].Approval = releases.Approval{Approvers: []string{"UALICE"}}
+	ctx := context.Background()
+	as := func(p releases.Principal) context.Context { return releases.WithPrincipal(ctx, p) }
+	carols := releases.Freeze{Site: "www", By: "UCAROL", Reason: "incident", From: h.svc.Time(), Until: h.svc.Time().Add(3 * time.Hour), At: h.svc.Time()}
+	race := &swapRace{Store: h.svc.Store, meanwhile: func() {
+		if err := set(ctx, carols); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	h.svc.Store = race
+
+	_, err := h.svc.Freeze(as(slackBob), releases.FreezeRequest{Site: "www", Until: "1h", Reason: "launch", Actor: "UBOB"})
+	if !errors.Is(err, releases.ErrFreezeChanged) || releases.ErrorCode(err) != releases.ECONFLICT || !strings.Contains(err.Error(), "frozen by UCAROL") {
+		t.Fatalf("a freeze over one set meanwhile: %v", err)
+	}
+	if f, _ := get(ctx, "www"); f == nil || f.By != "UCAROL" {
+		t.Fatalf("carol's freeze became %+v", f)
+	}
+
+	// bob's own freeze, which carol replaces while bob lifts it.
+	if _, err := del(ctx, "www"); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Store = race.Store
+	if _, err := h.svc.Freeze(as(slackBob), releases.FreezeRequest{Site: "www", Until: "1h", Reason: "launch", Actor: "UBOB"}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Store = &swapRace{Store: race.Store, meanwhile: race.meanwhile}
+	if _, err := h.svc.Unfreeze(as(slackBob), "www", false, "UBOB"); !errors.Is(err, releases.ErrFreezeChanged) {
+		t.Fatalf("an unfreeze of a freeze replaced meanwhile: %v", err)
+	}
+	if f, _ := get(ctx, "www"); f == nil || f.By != "UCAROL" {
+		t.Fatalf("carol's freeze became %+v", f)
 	}
 }

@@ -128,6 +128,11 @@ type FreezeStore interface {
 	SetFreeze(ctx context.Context, f Freeze) error
 	Freeze(ctx context.Context, site string) (*Freeze, error)
 	DeleteFreeze(ctx context.Context, site string) (*Freeze, error)
+	// SwapFreeze replaces the site's run-time freeze with f (nil: none)
+	// only while it is still was (nil: none), the one a permission was
+	// decided on, and returns what it replaced; otherwise it changes
+	// nothing and returns an error wrapping ErrFreezeChanged.
+	SwapFreeze(ctx context.Context, site string, was, f *Freeze) (*Freeze, error)
 }
 
 // ApprovalStore is the store of approval requests.

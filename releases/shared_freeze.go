@@ -53,6 +53,35 @@ func (s *SharedStore) SetFreeze(ctx context.Context, f Freeze) error {
 	return s.Cache.CacheFreeze(ctx, f.Site, &f)
 }
 
+// SwapFreeze implements Store: compared and replaced in one
+// compare-and-swap of the bucket's freeze object.
+func (s *SharedStore) SwapFreeze(ctx context.Context, siteName string, was, f *Freeze) (*Freeze, error) {
+	site, err := s.site(siteName)
+	if err != nil {
+		return nil, err
+	}
+	var changed error
+	before, err := s.updateFreeze(ctx, site, func(st *freezeState) bool {
+		changed = nil
+		if !SameFreeze(st.Freeze, was) {
+			changed = FreezeChanged(siteName, st.Freeze)
+			return false
+		}
+		if SameFreeze(st.Freeze, f) {
+			return false
+		}
+		st.Freeze = f
+		return true
+	})
+	if err == nil {
+		err = changed
+	}
+	if err != nil {
+		return nil, err
+	}
+	return before.Freeze, s.Cache.CacheFreeze(ctx, siteName, f)
+}
+
 // Freeze implements Store: the bucket's, cached locally.
 func (s *SharedStore) Freeze(ctx context.Context, siteName string) (*Freeze, error) {
 	site, err := s.site(siteName)

@@ -25,6 +25,39 @@ func (s *DB) SetFreeze(ctx context.Context, f releases.Freeze) error {
 	})
 }
 
+// SwapFreeze replaces the site's run-time freeze with f (nil: removes it)
+// while it is still was, in one transaction.
+func (s *DB) SwapFreeze(ctx context.Context, site string, was, f *releases.Freeze) (*releases.Freeze, error) {
+	var before *releases.Freeze
+	err := s.with(ctx, true, func(tx *bolt.Tx) error {
+		var cur releases.Freeze
+		ok, err := getJSON(tx.Bucket(bucketFreezes), site, &cur)
+		if err != nil {
+			return err
+		}
+		if ok {
+			before = &cur
+		}
+		if !releases.SameFreeze(before, was) {
+			return releases.FreezeChanged(site, before)
+		}
+		if releases.SameFreeze(before, f) {
+			return nil
+		}
+		if err := enqueue(tx, site, releases.HistoryFreeze, true, releases.FreezeState{Freeze: f}); err != nil {
+			return err
+		}
+		if f == nil {
+			return tx.Bucket(bucketFreezes).Delete([]byte(site))
+		}
+		return putJSON(tx.Bucket(bucketFreezes), site, *f)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return before, nil
+}
+
 // Freeze returns the site's run-time freeze, nil when none.
 func (s *DB) Freeze(ctx context.Context, site string) (*releases.Freeze, error) {
 	var f releases.Freeze
