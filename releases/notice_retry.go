@@ -20,11 +20,12 @@ import (
 // notice is still tried again.
 const NoticeRetryWindow = 24 * time.Hour
 
-// AbandonReleaseClaim gives up this process's claim to show version
-// under name (its post failed): the claim is dated claimTTL back, so the
-// next look for unposted notices (UnpostedNotices) finds it at once.
-// Nothing changes when the link is no claim (the notice was posted).
-func (s *Service) AbandonReleaseClaim(ctx context.Context, siteName, version, name string) error {
+// AbandonReleaseClaim gives up this process's claim (ClaimNotice's) to
+// show version under name, its post refused: the claim is dated claimTTL
+// back, so the next look for unposted notices (UnpostedNotices) finds it
+// at once. Nothing changes when the link is no longer that claim (the
+// notice was posted, or someone claimed it since).
+func (s *Service) AbandonReleaseClaim(ctx context.Context, siteName, version, name, claim string) error {
 	sh, ok := s.Store.(*SharedStore)
 	if !ok {
 		return nil
@@ -33,10 +34,11 @@ func (s *Service) AbandonReleaseClaim(ctx context.Context, siteName, version, na
 	if err != nil {
 		return err
 	}
+	r := sh.knownRelease(ctx, siteName, version)
 	expired := claimPrefix + s.now().Add(-claimTTL).UTC().Format(time.RFC3339)
 	return sh.updateNotices(ctx, site, version, func(st *noticesState) bool {
 		e, ok := st.Releases[version]
-		if !ok || !strings.HasPrefix(e.Links[name], claimPrefix) {
+		if !ok || e.Links[name] != claim || !sameRelease(e.Manifest, r) {
 			return false
 		}
 		e.Links[name] = expired
@@ -63,9 +65,18 @@ func (s *Service) UnpostedNotices(ctx context.Context, siteName, name string) ([
 	if err != nil {
 		return nil, err
 	}
+	// A notice this process posted, whose link it could not share, is
+	// not posted again: its link is here.
+	local, err := sh.Store.ReleaseLinks(ctx, siteName)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	var out []Release
 	for v, e := range st.Releases {
+		if l := local[v][name]; l != "" && !strings.HasPrefix(l, claimPrefix) {
+			continue
+		}
 		link, ok := e.Links[name]
 		if !ok || !strings.HasPrefix(link, claimPrefix) {
 			continue
@@ -75,7 +86,7 @@ func (s *Service) UnpostedNotices(ctx context.Context, siteName, name string) ([
 			continue // a claim still held (or none deploybot wrote)
 		}
 		r, err := s.Store.Release(ctx, siteName, v)
-		if err != nil || !sameRelease(e.Manifest, r) || now.Sub(r.PublishedAt) > NoticeRetryWindow {
+		if err != nil || !sameRelease(e.Manifest, r) || r.Pruned || now.Sub(r.PublishedAt) > NoticeRetryWindow {
 			continue
 		}
 		out = append(out, r)

@@ -19,10 +19,13 @@ func TestUnpostedNotices(t *testing.T) {
 	if _, err := h.svc.Sync(ctx, "www"); err != nil {
 		t.Fatal(err)
 	}
+	claims := map[string]string{}
 	claim := func(v string) {
-		if mine, err := h.svc.ClaimReleaseLink(ctx, "www", v, "slack"); err != nil || !mine {
-			t.Fatalf("claim %s: %v %v", v, mine, err)
+		c, err := h.svc.ClaimNotice(ctx, "www", v, "slack")
+		if err != nil || c == "" {
+			t.Fatalf("claim %s: %q %v", v, c, err)
 		}
+		claims[v] = c
 	}
 	unposted := func() (vs []string) {
 		rs, err := h.svc.UnpostedNotices(ctx, "www", "slack")
@@ -42,11 +45,16 @@ func TestUnpostedNotices(t *testing.T) {
 	if err := h.svc.SetReleaseLink(ctx, "www", "v1", "slack", "C1 1.2 live:v1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.AbandonReleaseClaim(ctx, "www", "v2", "slack"); err != nil {
+	if err := h.svc.AbandonReleaseClaim(ctx, "www", "v2", "slack", claims["v2"]); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.AbandonReleaseClaim(ctx, "www", "v1", "slack"); err != nil {
-		t.Fatal(err) // a posted notice has no claim to give up
+	// A posted notice has no claim to give up, and a claim is given up
+	// only by whoever holds it.
+	if err := h.svc.AbandonReleaseClaim(ctx, "www", "v1", "slack", claims["v1"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.AbandonReleaseClaim(ctx, "www", "v3", "slack", "claimed 2001-01-01T00:00:00Z"); err != nil {
+		t.Fatal(err)
 	}
 	if got := unposted(); len(got) != 1 || got[0] != "v2" {
 		t.Fatalf("unposted right after: %v", got)
@@ -57,12 +65,13 @@ func TestUnpostedNotices(t *testing.T) {
 	if got := unposted(); len(got) != 3 || got[0] != "v2" || got[1] != "v3" || got[2] != "v4" {
 		t.Fatalf("unposted after the claims ran out (oldest first): %v", got)
 	}
-	// A claim taken again holds again.
+	// A claim taken again holds again; a pruned release is not announced.
 	claim("v2")
-	for _, v := range unposted() {
-		if v == "v2" {
-			t.Fatal("a fresh claim was taken for unposted")
-		}
+	if err := h.db.MarkPruned(ctx, "www", "v3", h.svc.Time()); err != nil {
+		t.Fatal(err)
+	}
+	if got := unposted(); len(got) != 1 || got[0] != "v4" {
+		t.Fatalf("unposted with v2 claimed again and v3 pruned: %v", got)
 	}
 	h.clockMu.Lock()
 	h.now = h.now.Add(releases.NoticeRetryWindow)

@@ -246,12 +246,21 @@ func (s *SharedStore) ReleaseLinks(ctx context.Context, siteName string) (map[st
 // its notice): true for exactly one of the processes asking, false when
 // the release is shown already or another process is posting it.
 func (s *SharedStore) ClaimReleaseLink(ctx context.Context, siteName, version, name string, now time.Time) (bool, error) {
+	claim, err := s.claimReleaseLink(ctx, siteName, version, name, now)
+	return claim != "", err
+}
+
+// claimReleaseLink is ClaimReleaseLink that returns the claim it wrote
+// ("" when it is not this process's), so that only that claim is given
+// up after a failed post (AbandonReleaseClaim).
+func (s *SharedStore) claimReleaseLink(ctx context.Context, siteName, version, name string, now time.Time) (string, error) {
 	site, err := s.site(siteName)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	r := s.knownRelease(ctx, siteName, version)
 	mine := false
+	claim := claimPrefix + now.UTC().Format(time.RFC3339)
 	err = s.updateNotices(ctx, site, version, func(st *noticesState) bool {
 		mine = false
 		e, ok := st.Releases[version]
@@ -267,10 +276,13 @@ func (s *SharedStore) ClaimReleaseLink(ctx context.Context, siteName, version, n
 				return false
 			}
 		}
-		e.Links[name] = claimPrefix + now.UTC().Format(time.RFC3339)
+		e.Links[name] = claim
 		st.Releases[version] = e
 		mine = true
 		return true
 	})
-	return mine && err == nil, err
+	if !mine || err != nil {
+		return "", err
+	}
+	return claim, nil
 }

@@ -100,10 +100,18 @@ func (s *Service) SetReleaseLink(ctx context.Context, siteName, version, name, l
 // post its chat notice): of every process and replica sharing the site,
 // one is told true. A store of one process claims everything.
 func (s *Service) ClaimReleaseLink(ctx context.Context, siteName, version, name string) (bool, error) {
+	claim, err := s.ClaimNotice(ctx, siteName, version, name)
+	return claim != "", err
+}
+
+// ClaimNotice is ClaimReleaseLink that returns this process's claim ("":
+// not this process's), which AbandonReleaseClaim gives up after a post
+// that failed.
+func (s *Service) ClaimNotice(ctx context.Context, siteName, version, name string) (string, error) {
 	if sh, ok := s.Store.(*SharedStore); ok {
-		return sh.ClaimReleaseLink(ctx, siteName, version, name, s.now())
+		return sh.claimReleaseLink(ctx, siteName, version, name, s.now())
 	}
-	return true, nil
+	return "unshared", nil
 }
 
 // ReleaseLinks: see SetReleaseLink.

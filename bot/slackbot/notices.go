@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -245,11 +246,13 @@ func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.R
 	}
 	// Every replica that takes the hook or finds the release in the
 	// bucket gets here; one posts.
-	if mine, err := s.Bot.Service.ClaimReleaseLink(ctx, site.Name, r.Version, "slack"); err != nil {
+	claim, err := s.Bot.Service.ClaimNotice(ctx, site.Name, r.Version, "slack")
+	if err != nil {
 		s.Logger.Warn("slack: claiming a release notice; it is not posted", "site", site.Name, "version", r.Version, "err", err)
 		s.lost("notice")
 		return
-	} else if !mine {
+	}
+	if claim == "" {
 		return
 	}
 	st := bot.NoticeStateOf(r, s.Bot.LiveNow(ctx, site))
@@ -261,22 +264,46 @@ func (s *Slack) postNotice(ctx context.Context, site releases.Site, r releases.R
 	}(); err != nil {
 		s.Logger.Error("slack: release notice failed", "site", site.Name, "version", r.Version, "err", err)
 		s.lost("notice")
-		// Posted by the next look for unposted notices (RetryNotices),
-		// at once; one the channel itself refuses, once the claim has
-		// run out, so a missing invite is not tried every minute.
-		if !unpostable(err) {
-			if err := s.Bot.Service.AbandonReleaseClaim(ctx, site.Name, r.Version, "slack"); err != nil {
-				s.Logger.Warn("slack: giving up the claim on a notice that failed; it is tried again once the claim runs out", "site", site.Name, "version", r.Version, "err", err)
-			}
-		}
+		s.noticeRefused(ctx, site, r, claim, err)
 		return
 	}
 	if channel == "" {
 		channel = site.Channel
 	}
 	l := noticeLink{channel: channel, ts: ts, state: st.Key(r.Version)}
-	if err := s.Bot.Service.SetReleaseLink(ctx, site.Name, r.Version, "slack", l.String()); err != nil {
-		s.Logger.Warn("slack: recording a release notice", "site", site.Name, "version", r.Version, "err", err)
+	// Posted: a link not recorded would have it posted again once the
+	// claim runs out, so the record is tried a few times.
+	for try := 1; ; try++ {
+		err := s.Bot.Service.SetReleaseLink(ctx, site.Name, r.Version, "slack", l.String())
+		if err == nil {
+			return
+		}
+		if try == 3 {
+			s.Logger.Warn("slack: recording a release notice; it may be posted again", "site", site.Name, "version", r.Version, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(try) * time.Second):
+		}
+	}
+}
+
+// noticeRefused gives a notice's claim up when Slack said it did not take
+// the post (an error answer, or a rate limit), so the next look for
+// unposted notices (RetryNotices) posts it at once. One the channel
+// itself refuses is tried again once the claim has run out, so a missing
+// invite is not tried every minute; one lost in transit (Slack may have
+// posted it) too, so a notice is not posted twice within minutes.
+func (s *Slack) noticeRefused(ctx context.Context, site releases.Site, r releases.Release, claim string, err error) {
+	var answer slack.SlackErrorResponse
+	var limited *slack.RateLimitedError
+	if unpostable(err) || !errors.As(err, &answer) && !errors.As(err, &limited) {
+		return
+	}
+	if err := s.Bot.Service.AbandonReleaseClaim(ctx, site.Name, r.Version, "slack", claim); err != nil {
+		s.Logger.Warn("slack: giving up the claim on a notice that failed; it is tried again once the claim runs out", "site", site.Name, "version", r.Version, "err", err)
 	}
 }
 
