@@ -61,7 +61,12 @@ func (s *SharedStore) SetDeployLink(ctx context.Context, siteName, deployID, nam
 		if err != nil {
 			return err
 		}
-		if ls.DeployID != deployID {
+		switch {
+		case ls.DeployID > deployID:
+			// A later deploy's links (ids sort by their start): this
+			// one ended between the lock's read and here.
+			return nil
+		case ls.DeployID != deployID:
 			ls = linksState{DeployID: deployID, Links: map[string]string{}}
 		}
 		if ls.Links[name] == link {

@@ -104,6 +104,8 @@ type slackDeploy struct {
 	thread  string // thread root; the card's ts when the deploy has no thread of its own
 	cardTS  string
 	card    bot.CardState
+	// linked is the deploy whose card link was recorded last.
+	linked string
 	// cardDirty: the card changed since it was last posted or updated
 	// (at cardAt); noteAt is when a phase note last went to the thread.
 	cardDirty bool
@@ -246,6 +248,11 @@ func (v *slackDeploy) post(e releases.Event) {
 			return
 		}
 	} else {
+		if e.Deploy.ID != v.linked {
+			// A second deploy in this card (deploybot's automatic
+			// rollback): whoever resumes it goes on here too.
+			v.linkCard(e, log)
+		}
 		// Updated by the loop at most every cardEvery; the end at once,
 		// before the thread says it.
 		v.cardDirty = true
@@ -254,6 +261,16 @@ func (v *slackDeploy) post(e releases.Event) {
 		}
 	}
 	v.postThreadLine(e, log)
+}
+
+// linkCard records where e's deploy is shown (the card and its thread),
+// for whichever process finishes the deploy (this one after a restart,
+// another replica).
+func (v *slackDeploy) linkCard(e releases.Event, log *slog.Logger) {
+	v.linked = e.Deploy.ID
+	if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, releases.DeployLinkCard, v.channel+" "+v.cardTS+" "+v.thread); err != nil {
+		log.Warn("recording the deploy's card", "err", err)
+	}
 }
 
 // updateCard brings the card's state up to e.
@@ -322,11 +339,7 @@ func (v *slackDeploy) postCard(e releases.Event, log *slog.Logger) bool {
 	if v.thread == "" {
 		v.thread = v.cardTS
 	}
-	// Whichever process finishes the deploy (this one after a restart,
-	// another replica) goes on in this card and thread.
-	if err := v.s.Bot.Service.SetDeployLink(v.ctx, e.Deploy.Site, e.Deploy.ID, releases.DeployLinkCard, v.channel+" "+v.cardTS+" "+v.thread); err != nil {
-		log.Warn("recording the deploy's card", "err", err)
-	}
+	v.linkCard(e, log)
 	v.linkThread(e, log)
 	return true
 }

@@ -91,7 +91,7 @@ func (s *Slack) resumedView(ctx context.Context, d releases.Deploy) *slackDeploy
 		s.Logger.Warn("slack: a resumed deploy's card is not in its site's channel; the deploy goes on without it", "deploy_id", d.ID, "channel", f[0])
 		return nil
 	}
-	v := &slackDeploy{s: s, ctx: context.WithoutCancel(ctx), channel: f[0], cardTS: f[1], thread: f[2], threaded: f[2] != f[1],
+	v := &slackDeploy{s: s, ctx: context.WithoutCancel(ctx), channel: f[0], cardTS: f[1], thread: f[2], threaded: f[2] != f[1], linked: d.ID,
 		req: bot.Request{}, site: site, events: newEventQueue(), done: make(chan struct{})}
 	go func() {
 		// This process's status links to the thread too, as the one

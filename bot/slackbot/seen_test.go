@@ -87,6 +87,14 @@ func TestAutoRollbackIsBroadcast(t *testing.T) {
 	if l, _ := w.Store.Lock(context.Background(), "www"); l == nil {
 		t.Fatal("not locked after the automatic rollback")
 	}
+	// The rollback reports in its promote's card, and says so for
+	// whoever would resume it.
+	ds, _ := w.Store.Deploys(context.Background(), "www", 2)
+	rollback, _ := w.Service.DeployLinks(context.Background(), "www", ds[0].ID)
+	promote, _ := w.Service.DeployLinks(context.Background(), "www", ds[1].ID)
+	if ds[0].Actor != releases.AutoActor || rollback[releases.DeployLinkCard] == "" || rollback[releases.DeployLinkCard] != promote[releases.DeployLinkCard] {
+		t.Fatalf("card links: rollback %v, promote %v", rollback, promote)
+	}
 }
 
 // thread replies in the thread of root holding sub.
