@@ -37,6 +37,10 @@ func TestDockerfile(t *testing.T) {
 		// serve listens outside the container whatever the config says,
 		// on the port the image exposes.
 		"ENV DEPLOYBOT_LISTEN=0.0.0.0:8088", "EXPOSE 8088",
+		// The volume's directory is in the image, the nonroot user's, so
+		// a new Docker volume there is writable by serve (Docker fills
+		// it from the image, owner included).
+		"--chown=65532:65532 /home/nonroot /var/lib/deploybot",
 	} {
 		if !strings.Contains(d, want) {
 			t.Errorf("Dockerfile lacks %q", want)
