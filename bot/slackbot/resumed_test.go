@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/slackfake"
 	"github.com/deploybot/deploybot/releases"
 )
 
@@ -61,4 +62,44 @@ func TestAResumedDeployGoesOnInItsCardAndThread(t *testing.T) {
 			t.Fatalf("a second card was posted: %+v", p)
 		}
 	}
+}
+
+// A card link that points outside the site's channel (a DM, another
+// channel: the bucket is outside input) is not followed: the resumed
+// deploy ends without a post there.
+func TestAResumedDeployFollowsOnlyACardInItsChannel(t *testing.T) {
+	for _, elsewhere := range []string{"D0ELSE 1700000000.000001 1700000000.000001", "C0ELSE 1700000000.000001 1700000000.000001"} {
+		t.Run(elsewhere[:6], func(t *testing.T) {
+			w := newWorld(t, 3*time.Second)
+			w.publish("v1")
+			w.slack.Slash("r-1", alice, "promote v1 launch")
+			w.slack.WaitFor("the deploy waiting for CloudFront", func() bool {
+				posts, _, _ := w.slack.Snapshot()
+				return hasText(posts, "waiting for CloudFront to deploy…")
+			})
+			w.restart(nil)
+			ds, _ := w.Store.Deploys(context.Background(), "www", 1)
+			if err := w.Service.SetDeployLink(context.Background(), "www", ds[0].ID, releases.DeployLinkCard, elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			before, updatesBefore, _ := w.slack.Snapshot()
+			progress, end := w.app.Resumed(context.Background())
+			if _, err := w.Service.Recover(context.Background(), progress); err != nil {
+				t.Fatal(err)
+			}
+			end()
+			after, updatesAfter, _ := w.slack.Snapshot()
+			if len(after) != len(before) || len(updatesAfter) != len(updatesBefore) {
+				t.Fatalf("posted for a card elsewhere: %s", strings.Join(texts(after[len(before):]), "\n"))
+			}
+		})
+	}
+}
+
+func texts(ps []slackfake.Post) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Channel+": "+p.Text)
+	}
+	return out
 }
