@@ -68,6 +68,14 @@ func (s *SharedStore) readNotices(ctx context.Context, site Site) (noticesState,
 	if st.Releases == nil {
 		st.Releases = map[string]noticeEntry{}
 	}
+	// An entry written without links ({} or "links": null) reads as one
+	// with none, so that a claim or a link can be put in it.
+	for v, e := range st.Releases {
+		if e.Links == nil {
+			e.Links = map[string]string{}
+			st.Releases[v] = e
+		}
+	}
 	return st, etag, nil
 }
 

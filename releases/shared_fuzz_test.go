@@ -30,7 +30,8 @@ func FuzzSharedState(f *testing.F) {
 		`{"request":{"id":"r","site":"www","version":"v1"}}`, `{"lock":{"site":"docs"}}`, `null`, `[]`, `{"lock":{"site":"www"},"deploy":{"id":"x","site":"www","to":"../x"}}`, ``,
 		`{"lock":null,"epoch":2,"live":{"version":"v1","since":"2026-01-01T00:00:00Z"}}`, `{"live":{"version":"../etc"}}`,
 		`{"holder":"p1","epoch":4,"expires":"2030-01-01T00:00:00Z"}`, `{"holder":"a b"}`,
-		`{"releases":{"v1":{"manifest":"\"e\"","links":{"slack":"C1 1.2 older"}}}}`, `{"releases":{"..":{"links":{}}}}`} {
+		`{"releases":{"v1":{"manifest":"\"e\"","links":{"slack":"C1 1.2 older"}}}}`, `{"releases":{"..":{"links":{}}}}`,
+		`{"releAses":{"v1":{}}}`, `{"deploy_id":"x"}`, `{"deploy_id":"x","links":null}`, `{"deploy_id":"x","links":{"card":"C1 1.000001 1.000001"}}`} {
 		f.Add([]byte(seed))
 	}
 	db, err := store.Open(filepath.Join(f.TempDir(), "db"), store.Options{})
@@ -71,5 +72,7 @@ func FuzzSharedState(f *testing.F) {
 			}
 		}
 		_, _ = s.ClaimReleaseLink(ctx, "www", "v1", "slack", time.Now())
+		_ = s.SetReleaseLink(ctx, "www", "v1", "slack", "C1 1.2 live:v1")
+		_ = s.SetDeployLink(ctx, "www", "x", releases.DeployLinkCard, "C1 1.000001 1.000001")
 	})
 }

@@ -105,6 +105,9 @@ func (s *SharedStore) readLinks(ctx context.Context, site Site) (linksState, str
 			return linksState{}, etag, nil
 		}
 	}
+	if ls.Links == nil {
+		ls.Links = map[string]string{} // written without links: none
+	}
 	return ls, etag, nil
 }
 
