@@ -340,13 +340,13 @@ func (v *slackDeploy) postCard(e releases.Event, log *slog.Logger) bool {
 		v.thread = v.cardTS
 	}
 	v.linkCard(e, log)
-	v.linkThread(e, log)
+	v.linkThread(e)
 	return true
 }
 
 // linkThread records the thread for status and tells the person who
 // typed the command elsewhere where the deploy reports.
-func (v *slackDeploy) linkThread(e releases.Event, log *slog.Logger) {
+func (v *slackDeploy) linkThread(e releases.Event) {
 	permalink := v.recordPermalink(e.Deploy)
 	// Typed somewhere else (a DM, another channel, an approve typed
 	// anywhere but its card's thread): say where the deploy reports.
